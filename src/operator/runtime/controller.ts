@@ -1,0 +1,190 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { KubeObject } from '../../kube/types.js';
+import { logger, type Logger } from '../../util/logger.js';
+import { errorMessage } from '../../util/errors.js';
+import type { Informer } from './informer.js';
+import { objectKey } from './object-key.js';
+import { WorkQueue, type WorkQueueMetrics } from './work-queue.js';
+
+/** What a reconcile asks for next. An empty result means "done until something changes". */
+export interface ReconcileResult {
+  /** Reconcile this key again after this many milliseconds (polling something not watched). */
+  readonly requeueAfterMs?: number;
+}
+
+/**
+ * A level-based reconciler: given a key, read the current state and move the world one step
+ * toward the desired state. It must be idempotent; it is never run twice at once for one key.
+ * Throwing retries the key with exponential backoff; throwing {@link TerminalError} does not.
+ */
+export interface Reconciler {
+  reconcile(key: string, signal: AbortSignal): Promise<ReconcileResult | void>;
+}
+
+/**
+ * An error retrying cannot fix (an invalid spec, say). The key is not retried until it changes;
+ * the reconciler should have reported the problem on the object's status before throwing.
+ */
+export class TerminalError extends Error {
+  override readonly name = 'TerminalError';
+}
+
+/** Maps an object of a watched type to the keys of the objects to reconcile. */
+export type KeyMapper<T extends KubeObject> = (obj: T) => readonly string[];
+
+export interface ControllerOptions {
+  readonly name: string;
+  readonly reconciler: Reconciler;
+  readonly workers?: number;
+  readonly metrics?: ControllerMetrics;
+  readonly queueMetrics?: WorkQueueMetrics;
+  /** Retry backoff of the queue; tests shorten it. */
+  readonly baseDelayMs?: number;
+  readonly maxDelayMs?: number;
+}
+
+/**
+ * Connects informers to a reconciler through a work queue: event handlers only enqueue keys,
+ * `workers` loops take keys and reconcile them, the queue guarantees one reconcile per key at a time.
+ */
+export class Controller {
+  readonly queue: WorkQueue;
+  private readonly log: Logger;
+  private workers: Promise<void>[] = [];
+  private abort?: AbortController;
+
+  constructor(private readonly options: ControllerOptions) {
+    this.log = logger('controller', { controller: options.name });
+    this.queue = new WorkQueue({
+      name: options.name,
+      ...(options.queueMetrics ? { metrics: options.queueMetrics } : {}),
+      ...(options.baseDelayMs !== undefined ? { baseDelayMs: options.baseDelayMs } : {}),
+      ...(options.maxDelayMs !== undefined ? { maxDelayMs: options.maxDelayMs } : {}),
+    });
+  }
+
+  get name(): string {
+    return this.options.name;
+  }
+
+  /** Reconciles each object of the informer's type under its own key. */
+  watchFor<T extends KubeObject>(informer: Informer<T>): this {
+    return this.watch(informer, (obj) => [objectKey(obj)]);
+  }
+
+  /** Reconciles the owner of each object whose controller owner reference has the given kind. */
+  watchOwned<T extends KubeObject>(informer: Informer<T>, ownerKind: string): this {
+    return this.watch(informer, (obj) =>
+      (obj.metadata.ownerReferences ?? []).filter((ref) => ref.kind === ownerKind).map((ref) => ref.name),
+    );
+  }
+
+  /** Reconciles whatever keys `map` derives from each changed object (old and new state both). */
+  watch<T extends KubeObject>(informer: Informer<T>, map: KeyMapper<T>): this {
+    const enqueue = (obj: T): void => {
+      for (const key of map(obj)) this.queue.add(key);
+    };
+    informer.addHandler({
+      added: enqueue,
+      updated: (oldObj, newObj) => {
+        enqueue(newObj);
+        if (oldObj !== newObj) enqueue(oldObj);
+      },
+      deleted: enqueue,
+    });
+    return this;
+  }
+
+  start(): void {
+    if (this.abort) return;
+    this.abort = new AbortController();
+    const count = this.options.workers ?? 2;
+    this.options.metrics?.maxConcurrent.set({ controller: this.name }, count);
+    this.workers = Array.from({ length: count }, () => this.work(this.abort!.signal));
+  }
+
+  /** Stops taking keys and waits for in-flight reconciles to finish. */
+  async stop(): Promise<void> {
+    this.abort?.abort();
+    this.queue.shutDown();
+    await Promise.all(this.workers);
+    this.workers = [];
+  }
+
+  private async work(signal: AbortSignal): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      try {
+        await this.reconcileOne(key, signal);
+      } finally {
+        this.queue.done(key);
+      }
+    }
+  }
+
+  private async reconcileOne(key: string, signal: AbortSignal): Promise<void> {
+    const metrics = this.options.metrics;
+    const labels = { controller: this.name };
+    const started = process.hrtime.bigint();
+    metrics?.activeWorkers.inc(labels);
+    try {
+      const result = (await this.options.reconciler.reconcile(key, signal)) ?? {};
+      this.queue.forget(key);
+      if (result.requeueAfterMs !== undefined && result.requeueAfterMs > 0) {
+        this.queue.addAfter(key, result.requeueAfterMs);
+        metrics?.total.inc({ ...labels, result: 'requeue_after' });
+      } else {
+        metrics?.total.inc({ ...labels, result: 'success' });
+      }
+    } catch (err) {
+      metrics?.total.inc({ ...labels, result: 'error' });
+      metrics?.errors.inc(labels);
+      if (err instanceof TerminalError) {
+        metrics?.terminalErrors.inc(labels);
+        this.queue.forget(key);
+        this.log.error({ key, err: err.message }, 'reconcile failed; not retrying until the object changes');
+      } else if (!signal.aborted) {
+        const delay = this.queue.addRateLimited(key);
+        this.log.warn({ key, err: errorMessage(err), retryInMs: delay }, 'reconcile failed; retrying');
+      }
+    } finally {
+      metrics?.activeWorkers.dec(labels);
+      metrics?.duration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  }
+}
+
+/** Reconcile metrics under controller-runtime's names. */
+export class ControllerMetrics {
+  readonly total: Counter<'controller' | 'result'>;
+  readonly errors: Counter<'controller'>;
+  readonly terminalErrors: Counter<'controller'>;
+  readonly duration: Histogram<'controller'>;
+  readonly activeWorkers: Gauge<'controller'>;
+  readonly maxConcurrent: Gauge<'controller'>;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.total = new Counter({
+      name: 'controller_runtime_reconcile_total', help: 'Total number of reconciliations per controller', labelNames: ['controller', 'result'], registers,
+    });
+    this.errors = new Counter({
+      name: 'controller_runtime_reconcile_errors_total', help: 'Total number of reconciliation errors per controller', labelNames: ['controller'], registers,
+    });
+    this.terminalErrors = new Counter({
+      name: 'controller_runtime_terminal_reconcile_errors_total', help: 'Total number of terminal reconciliation errors per controller',
+      labelNames: ['controller'], registers,
+    });
+    this.duration = new Histogram({
+      name: 'controller_runtime_reconcile_time_seconds', help: 'Length of time per reconciliation per controller', labelNames: ['controller'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers,
+    });
+    this.activeWorkers = new Gauge({
+      name: 'controller_runtime_active_workers', help: 'Number of currently used workers per controller', labelNames: ['controller'], registers,
+    });
+    this.maxConcurrent = new Gauge({
+      name: 'controller_runtime_max_concurrent_reconciles', help: 'Maximum number of concurrent reconciles per controller', labelNames: ['controller'], registers,
+    });
+  }
+}
