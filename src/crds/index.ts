@@ -1,0 +1,8 @@
+/** The Stowage API (group stowage.dev, version v1alpha1): types, schemas, CRDs and validation. */
+export * from './meta.js';
+export * from './schema.js';
+export * from './storagepool.js';
+export * from './nodedisk.js';
+export * from './crd.js';
+export { crossFieldProblems, ruleProblems, schemaForKind } from './rules.js';
+export { STOWAGE_KINDS, isValid, pointerToPath, toAjvSchema, validateObject, withDefaults } from './validation.js';
