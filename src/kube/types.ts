@@ -69,3 +69,18 @@ export interface Status {
   code?: number;
   details?: { name?: string; kind?: string; causes?: { field?: string; message?: string; reason?: string }[] };
 }
+
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+/** `metav1.Condition`, field for field. */
+export interface Condition {
+  type: string;
+  status: ConditionStatus;
+  observedGeneration?: number;
+  /** RFC 3339; changes only when `status` changes. */
+  lastTransitionTime: string;
+  /** CamelCase, machine-readable. */
+  reason: string;
+  /** Human-readable; says what is wrong and what to do. */
+  message: string;
+}

@@ -4,18 +4,9 @@
  * detectable and skippable.
  */
 
-export type ConditionStatus = 'True' | 'False' | 'Unknown';
+import type { Condition } from '../../kube/types.js';
 
-export interface Condition {
-  type: string;
-  status: ConditionStatus;
-  observedGeneration?: number;
-  lastTransitionTime: string;
-  /** CamelCase, machine-readable. */
-  reason: string;
-  /** Human-readable; says what is wrong and what to do. */
-  message: string;
-}
+export type { Condition, ConditionStatus } from '../../kube/types.js';
 
 export type ConditionInput = Omit<Condition, 'lastTransitionTime'>;
 

@@ -1,0 +1,47 @@
+# Stowage — kubebuilder-style targets. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+NODE_MODULES_STAMP := node_modules/.package-lock.json
+# Tests log nothing unless asked (STOWAGE_LOG_LEVEL=debug make test).
+STOWAGE_LOG_LEVEL ?= silent
+MOCHA_ARGS ?=
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+$(NODE_MODULES_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+.PHONY: deps
+deps: $(NODE_MODULES_STAMP) ## Install npm dependencies.
+
+.PHONY: build
+build: deps ## Compile TypeScript (type errors fail the build).
+	npx tsc -p tsconfig.json
+
+.PHONY: manifests
+manifests: build ## Regenerate config/crd/ from the types and schemas in src/crds/.
+	node dist/hack/gen-manifests.js
+
+.PHONY: test-deps
+test-deps: ## Install Debian packages and build (once, cached) the local control plane.
+	bash hack/install-test-deps.sh >/dev/null
+
+.PHONY: test
+test: test-deps build ## Run all tests (unit, and integration against a real local control plane).
+	STOWAGE_LOG_LEVEL=$(STOWAGE_LOG_LEVEL) npx mocha $(MOCHA_ARGS)
+
+.PHONY: run
+run: test-deps build ## Start a local control plane (unless KUBECONFIG points elsewhere), install CRDs, run the operator, apply samples/.
+	node dist/hack/run-local.js
+
+.PHONY: install
+install: build ## Install the CRDs into the cluster your kubeconfig points at (CEL rules only on 1.23+).
+	node dist/hack/install-crds.js
+
+.PHONY: clean
+clean: ## Remove build output.
+	rm -rf dist

@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+import { Command, Option } from 'commander';
+import { VERSION } from '../util/version.js';
+
+/**
+ * `stowage`: one binary, one sub-command per role (DESIGN §2). Sub-commands load their modules
+ * lazily so `stowage validate` does not pay for the operator's dependencies.
+ */
+const program = new Command()
+  .name('stowage')
+  .description('Stowage: turns the disks of Kubernetes nodes into StorageClasses, local PVs and CSI volumes')
+  .version(VERSION, '--version', 'print the version')
+  .showHelpAfterError();
+
+program
+  .command('version')
+  .description('print the version')
+  .action(() => {
+    process.stdout.write(`stowage ${VERSION}\n`);
+  });
+
+program
+  .command('validate')
+  .description('check StoragePool and NodeDisk manifests against the API schema and cross-field rules, offline')
+  .requiredOption('-f, --filename <paths...>', 'files or directories (YAML or JSON, multi-document) to check')
+  .action(async (opts: { filename: string[] }) => {
+    const { validateCommand } = await import('./validate.js');
+    process.exitCode = await validateCommand(opts.filename, process.stdout);
+  });
+
+program
+  .command('operator')
+  .description('run the operator: reconciles StoragePools into StorageClasses, PVs and the driver stack')
+  .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
+  .option('--context <name>', 'kubeconfig context to use')
+  .option('--metrics-bind-address <addr>', 'HOST:PORT for /metrics; "0" turns it off', ':8080')
+  .option('--health-probe-bind-address <addr>', 'HOST:PORT for /healthz and /readyz; "0" turns it off', ':8081')
+  .option('--leader-elect', 'elect one active replica through a Lease (use with more than one replica)', false)
+  .option('--leader-election-namespace <ns>', 'namespace of the leader-election Lease (default: this pod\'s namespace, or stowage-system)')
+  .option('--leader-election-id <name>', 'name of the leader-election Lease', 'stowage-operator')
+  .addOption(new Option('--workers <n>', 'reconciles run at once per controller').default(4).argParser((v) => positiveInt(v, '--workers')))
+  .action(async (opts: OperatorFlags) => {
+    const { runOperator } = await import('../operator/main.js');
+    process.exitCode = await runOperator({
+      kubeconfig: opts.kubeconfig,
+      context: opts.context,
+      metricsAddress: opts.metricsBindAddress,
+      healthAddress: opts.healthProbeBindAddress,
+      leaderElect: opts.leaderElect,
+      leaderElectionNamespace: opts.leaderElectionNamespace,
+      leaderElectionId: opts.leaderElectionId,
+      workers: opts.workers,
+    });
+  });
+
+interface OperatorFlags {
+  kubeconfig?: string;
+  context?: string;
+  metricsBindAddress: string;
+  healthProbeBindAddress: string;
+  leaderElect: boolean;
+  leaderElectionNamespace?: string;
+  leaderElectionId: string;
+  workers: number;
+}
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a whole number of at least 1, not "${value}"`);
+  return n;
+}
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`stowage: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});
