@@ -26,7 +26,8 @@ describe('quantities', () => {
   it('format in the canonical form the API server stores', () => {
     expect(formatBytes(10n * 2n ** 30n)).to.equal('10Gi');
     expect(formatBytes(1536n * 1024n)).to.equal('1536Ki');
-    expect(formatBytes(4_096_000n)).to.equal('4096k');
+    expect(formatBytes(4_096_000n)).to.equal('4000Ki');
+    expect(formatBytes(5_000_000n)).to.equal('5M');
     expect(formatBytes(1500n)).to.equal('1500');
     expect(formatBytes(0n)).to.equal('0');
   });
