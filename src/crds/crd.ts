@@ -4,6 +4,7 @@
  */
 import { GROUP, VERSION } from './meta.js';
 import { NODE_DISK_KIND, NODE_DISK_PLURAL, nodeDiskSchema } from './nodedisk.js';
+import { POOL_VOLUME_KIND, POOL_VOLUME_PLURAL, poolVolumeSchema } from './poolvolume.js';
 import { toKubernetesSchema, type JSONSchema } from './schema.js';
 import {
   STORAGE_POOL_KIND,
@@ -109,7 +110,25 @@ export const NODE_DISK_DEFINITION: ResourceDefinition = {
   ],
 };
 
-export const RESOURCE_DEFINITIONS: readonly ResourceDefinition[] = [STORAGE_POOL_DEFINITION, NODE_DISK_DEFINITION];
+export const POOL_VOLUME_DEFINITION: ResourceDefinition = {
+  kind: POOL_VOLUME_KIND,
+  plural: POOL_VOLUME_PLURAL,
+  singular: 'poolvolume',
+  shortName: 'pvol',
+  schema: poolVolumeSchema,
+  columns: [
+    { name: 'Pool', type: 'string', jsonPath: '.spec.pool', description: 'Dynamic pool the volume is carved from.' },
+    { name: 'Node', type: 'string', jsonPath: '.spec.node', description: 'Node that holds the volume.' },
+    { name: 'Size', type: 'string', jsonPath: '.spec.size', description: 'Reserved size in bytes.' },
+    { name: 'Mode', type: 'string', jsonPath: '.spec.volumeMode', description: 'Filesystem or Block.' },
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Pending, Ready, Failed or Deleting.' },
+    { name: 'Used', type: 'string', jsonPath: '.status.used', description: 'Bytes the volume holds.', priority: 1 },
+    { name: 'Request', type: 'string', jsonPath: '.spec.requestName', description: 'Name given in CreateVolume.', priority: 1 },
+    age,
+  ],
+};
+
+export const RESOURCE_DEFINITIONS: readonly ResourceDefinition[] = [STORAGE_POOL_DEFINITION, NODE_DISK_DEFINITION, POOL_VOLUME_DEFINITION];
 
 export interface BuildOptions {
   /**

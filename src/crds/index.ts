@@ -3,6 +3,7 @@ export * from './meta.js';
 export * from './schema.js';
 export * from './storagepool.js';
 export * from './nodedisk.js';
+export * from './poolvolume.js';
 export * from './crd.js';
 export { crossFieldProblems, ruleProblems, schemaForKind } from './rules.js';
 export { STOWAGE_KINDS, isValid, pointerToPath, toAjvSchema, validateObject, withDefaults } from './validation.js';

@@ -3,7 +3,7 @@
  * (DeepRequired makes the compiler insist), and the schema tests check they also cover every field
  * the schema declares and pass validation: together that keeps types and schemas in step.
  */
-import type { NodeDisk, StoragePool } from '../../src/crds/index.js';
+import type { NodeDisk, PoolVolume, StoragePool } from '../../src/crds/index.js';
 
 type DeepRequired<T> = T extends (infer U)[]
   ? DeepRequired<U>[]
@@ -131,6 +131,32 @@ export const fullNodeDisk: DeepRequired<NodeDisk> = {
     lastWipe: { volumeUID: '9d1c2b3a-0000-4000-8000-000000000000', method: 'quick', result: 'Succeeded', time: '2024-05-01T12:00:00Z', message: 'done' },
     lastSeenTime: '2024-05-01T12:00:00Z',
     conditions: [{ ...condition, type: 'Present', reason: 'Seen' }],
+  },
+};
+
+export const fullPoolVolume: DeepRequired<PoolVolume> = {
+  apiVersion: 'stowage.dev/v1alpha1',
+  kind: 'PoolVolume',
+  metadata: {
+    name: 'pvol-0123456789abcdef0123456789abcdef',
+    uid: 'u',
+    resourceVersion: '9',
+    generation: 2,
+    creationTimestamp: '2024-05-01T12:00:00Z',
+    deletionTimestamp: '2024-05-02T12:00:00Z',
+    labels: { 'stowage.dev/node': 'node-a', 'stowage.dev/pool': 'fast' },
+    annotations: {},
+    finalizers: ['stowage.dev/volume-data'],
+    ownerReferences: [],
+  },
+  spec: { pool: 'fast', node: 'node-a', size: '1073741824', volumeMode: 'Filesystem', requestName: 'pvc-0b8e0f4a-1111-4222-8333-944455556666' },
+  status: {
+    observedGeneration: 2,
+    phase: 'Ready',
+    path: '/var/lib/stowage/pools/fast/volumes/pvol-0123456789abcdef0123456789abcdef',
+    capacity: '1073741824',
+    used: '16384',
+    conditions: [{ ...condition, reason: 'Realized' }],
   },
 };
 

@@ -13,16 +13,17 @@ import {
   type JSONSchema,
   type ResourceDefinition,
 } from '../../src/crds/index.js';
-import { fullNodeDisk, fullStoragePool } from './fixtures.js';
+import { fullNodeDisk, fullPoolVolume, fullStoragePool } from './fixtures.js';
 
 const addFormats = addFormatsModule.default;
 
-const FULL_OBJECTS: Record<string, unknown> = { StoragePool: fullStoragePool, NodeDisk: fullNodeDisk };
+const FULL_OBJECTS: Record<string, unknown> = { StoragePool: fullStoragePool, NodeDisk: fullNodeDisk, PoolVolume: fullPoolVolume };
 
 /** Only label maps may take arbitrary keys. */
 const MAPS_BY_KIND: Record<string, string[]> = {
   StoragePool: ['spec.disks.selector.matchLabels', 'spec.disks.nodeSelector.matchLabels'],
   NodeDisk: [],
+  PoolVolume: [],
 };
 
 /** Schema nodes with `[]`/`{}` path steps for items and map values (see walkSchema). */
@@ -171,6 +172,7 @@ describe('CustomResourceDefinitions', () => {
     expect(summary).to.deep.equal([
       { name: 'storagepools.stowage.dev', scope: 'Cluster', shortNames: ['sp'], categories: ['stowage'], status: [['v1alpha1', true, true, {}]] },
       { name: 'nodedisks.stowage.dev', scope: 'Cluster', shortNames: ['nd'], categories: ['stowage'], status: [['v1alpha1', true, true, {}]] },
+      { name: 'poolvolumes.stowage.dev', scope: 'Cluster', shortNames: ['pvol'], categories: ['stowage'], status: [['v1alpha1', true, true, {}]] },
     ]);
   });
 
@@ -179,6 +181,7 @@ describe('CustomResourceDefinitions', () => {
     expect(columns).to.deep.equal([
       ['Mode', 'Replicas', 'Ready', 'Usable', 'Available', 'Age'],
       ['Node', 'Media', 'Size', 'Eligible', 'Pool', 'Healthy', 'Age'],
+      ['Pool', 'Node', 'Size', 'Mode', 'Phase', 'Age'],
     ]);
     for (const [i, def] of RESOURCE_DEFINITIONS.entries()) {
       for (const column of ALL_CRDS[i]!.spec.versions[0]!.additionalPrinterColumns) {

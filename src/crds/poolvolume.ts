@@ -1,0 +1,131 @@
+/**
+ * PoolVolume: one dynamically provisioned volume of a Dynamic pool (DESIGN §2). The CSI controller
+ * creates it (it cannot touch disks) and the node daemon of `spec.node` realizes it as a btrfs
+ * subvolume (Filesystem) or a no-copy-on-write file (Block) and reports `status`. Deleting it
+ * frees the space: the node daemon removes the data, then the finalizer.
+ */
+import { API_VERSION, DNS_SUBDOMAIN_PATTERN, conditionsSchema, sizeSchema, type Condition, type ObjectMeta } from './meta.js';
+import type { JSONSchema } from './schema.js';
+import type { VolumeMode } from './storagepool.js';
+
+export const POOL_VOLUME_KIND = 'PoolVolume';
+export const POOL_VOLUME_PLURAL = 'poolvolumes';
+
+/** Held by every PoolVolume until its node daemon has removed the data. */
+export const POOL_VOLUME_FINALIZER = 'stowage.dev/volume-data';
+
+/** Labels the CSI controller puts on PoolVolumes, so a node daemon watches only its own. */
+export const POOL_VOLUME_LABELS = {
+  node: 'stowage.dev/node',
+  pool: 'stowage.dev/pool',
+} as const;
+
+export type PoolVolumePhase = 'Pending' | 'Ready' | 'Failed' | 'Deleting';
+
+/** Condition types a PoolVolume reports. */
+export const POOL_VOLUME_CONDITIONS = ['Ready', 'Degraded'] as const;
+
+export interface PoolVolumeSpec {
+  pool: string;
+  node: string;
+  size: string;
+  volumeMode: VolumeMode;
+  requestName: string;
+}
+
+export interface PoolVolumeStatus {
+  observedGeneration?: number;
+  phase?: PoolVolumePhase;
+  path?: string;
+  capacity?: string;
+  used?: string;
+  conditions?: Condition[];
+}
+
+/** A type alias so it is assignable to the client's `KubeObject` (see StoragePool). */
+export type PoolVolume = {
+  apiVersion: typeof API_VERSION;
+  kind: typeof POOL_VOLUME_KIND;
+  metadata: ObjectMeta;
+  spec: PoolVolumeSpec;
+  status?: PoolVolumeStatus;
+};
+
+const specSchema: JSONSchema = {
+  type: 'object',
+  description: 'What the volume is: written by the CSI controller when it creates the volume. Only size changes afterwards (expansion).',
+  required: ['pool', 'node', 'size', 'volumeMode', 'requestName'],
+  properties: {
+    pool: {
+      type: 'string',
+      description: 'The Dynamic StoragePool the volume is carved from.',
+      maxLength: 63,
+      pattern: DNS_SUBDOMAIN_PATTERN,
+    },
+    node: {
+      type: 'string',
+      description: 'The Node whose pool filesystem holds the volume; the volume is only usable there.',
+      maxLength: 253,
+      pattern: DNS_SUBDOMAIN_PATTERN,
+    },
+    size: sizeSchema('Reserved size in bytes, e.g. 10Gi; the volume cannot hold more. Raising it expands the volume; it never shrinks.'),
+    volumeMode: {
+      type: 'string',
+      description: 'Filesystem: a btrfs subvolume with a quota of size. Block: a no-copy-on-write file of size, handed to the pod as a block device.',
+      enum: ['Filesystem', 'Block'],
+      maxLength: 16,
+    },
+    requestName: {
+      type: 'string',
+      description: 'The name the container orchestrator gave in CreateVolume (e.g. pvc-<uid>); repeated requests with this name return this volume.',
+      maxLength: 1024,
+    },
+  },
+};
+
+const statusSchema: JSONSchema = {
+  type: 'object',
+  description: 'What the node daemon observed; written only by the node daemon of spec.node.',
+  properties: {
+    observedGeneration: {
+      type: 'integer',
+      format: 'int64',
+      minimum: 0,
+      description: 'The metadata.generation this status describes; older than the current one means a change (expansion) is still pending.',
+    },
+    phase: {
+      type: 'string',
+      description: 'Pending: not realized yet. Ready: usable at path with capacity. Failed: could not be realized (see the Ready condition). Deleting: the data is being removed.',
+      enum: ['Pending', 'Ready', 'Failed', 'Deleting'],
+      maxLength: 16,
+    },
+    path: {
+      type: 'string',
+      description: 'Where the volume lives on the node: the subvolume directory (Filesystem) or the backing file (Block).',
+      maxLength: 4096,
+    },
+    capacity: sizeSchema('Size the volume has now, in bytes; equals spec.size once an expansion is done.'),
+    used: sizeSchema('Bytes the volume holds now (btrfs qgroup referenced bytes, or allocated bytes of the file).'),
+    conditions: conditionsSchema(
+      'Ready: the volume exists with the requested size. Degraded: the pool filesystem is missing a disk and runs without full redundancy.',
+    ),
+  },
+};
+
+export const poolVolumeSchema: JSONSchema = {
+  type: 'object',
+  description: 'One volume of a Dynamic pool, created by the Stowage CSI driver and realized by the node daemon of spec.node.',
+  required: ['spec'],
+  properties: {
+    apiVersion: { type: 'string', description: `Always ${API_VERSION}.` },
+    kind: { type: 'string', description: `Always ${POOL_VOLUME_KIND}.` },
+    metadata: { type: 'object' },
+    spec: specSchema,
+    status: statusSchema,
+  },
+};
+
+/** Bytes in a quantity the CSI driver writes (a plain integer string); undefined for anything else. */
+export function plainBytes(quantity: string | undefined): bigint | undefined {
+  return quantity !== undefined && /^\d+$/.test(quantity) ? BigInt(quantity) : undefined;
+}
