@@ -39,6 +39,12 @@ program
   .option('--leader-election-namespace <ns>', 'namespace of the leader-election Lease (default: this pod\'s namespace, or stowage-system)')
   .option('--leader-election-id <name>', 'name of the leader-election Lease', 'stowage-operator')
   .addOption(new Option('--workers <n>', 'reconciles run at once per controller').default(4).argParser((v) => positiveInt(v, '--workers')))
+  .option('--namespace <ns>', 'namespace of the driver stack (default: this pod\'s namespace, or stowage-system)')
+  .addOption(
+    new Option('--image <name=ref>', 'use this image for one entry of the driver stack\'s image table (repeatable; names: stowage, csi-provisioner, csi-resizer, csi-snapshotter, csi-node-driver-registrar, livenessprobe)')
+      .default([])
+      .argParser((v: string, previous: string[]) => [...previous, v]),
+  )
   .action(async (opts: OperatorFlags) => {
     const { runOperator } = await import('../operator/main.js');
     process.exitCode = await runOperator({
@@ -50,6 +56,8 @@ program
       leaderElectionNamespace: opts.leaderElectionNamespace,
       leaderElectionId: opts.leaderElectionId,
       workers: opts.workers,
+      namespace: opts.namespace,
+      images: opts.image,
     });
   });
 
@@ -62,6 +70,8 @@ interface OperatorFlags {
   leaderElectionNamespace?: string;
   leaderElectionId: string;
   workers: number;
+  namespace?: string;
+  image: string[];
 }
 
 function positiveInt(value: string, flag: string): number {

@@ -6,6 +6,7 @@ import { logger } from '../util/logger.js';
 import { VERSION } from '../util/version.js';
 import { Manager } from './runtime/manager.js';
 import { setupControllers } from './setup.js';
+import { imageTable } from './driver-stack/images.js';
 
 /** The field manager of everything the operator writes (DESIGN §3). */
 export const OPERATOR_FIELD_MANAGER = 'stowage-operator';
@@ -21,11 +22,16 @@ export interface OperatorOptions {
   readonly leaderElectionNamespace?: string | undefined;
   readonly leaderElectionId: string;
   readonly workers: number;
+  /** `NAME=REF` overrides of the driver stack's image table (`--image`). */
+  readonly images?: readonly string[];
+  /** Namespace of the driver stack (default: this pod's namespace, or stowage-system). */
+  readonly namespace?: string | undefined;
 }
 
 /** Runs the operator until SIGTERM/SIGINT (exit code 0) or until leadership is lost (exit code 1). */
 export async function runOperator(opts: OperatorOptions): Promise<number> {
   const log = logger('operator');
+  const images = imageTable(opts.images);
   const client = await KubeClient.load({ kubeconfig: opts.kubeconfig, context: opts.context, userAgent: `stowage-operator/${VERSION}` });
   const identity = `${hostname()}_${randomUUID().slice(0, 8)}`;
   const manager = new Manager({
@@ -36,7 +42,11 @@ export async function runOperator(opts: OperatorOptions): Promise<number> {
       ? { namespace: opts.leaderElectionNamespace ?? ownNamespace(), name: opts.leaderElectionId, identity }
       : undefined,
   });
-  setupControllers(manager, { workers: opts.workers, fieldManager: OPERATOR_FIELD_MANAGER });
+  setupControllers(manager, {
+    workers: opts.workers,
+    fieldManager: OPERATOR_FIELD_MANAGER,
+    driverStack: { namespace: opts.namespace ?? ownNamespace(), images },
+  });
 
   const abort = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {

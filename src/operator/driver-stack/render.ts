@@ -1,0 +1,263 @@
+/**
+ * The driver stack the operator deploys and keeps (DESIGN §2): the node DaemonSet always, and the
+ * CSIDriver plus the CSI controller Deployment while a Dynamic pool exists. Pure functions of their
+ * input, so `stowage render`, the controller and the tests all see the same objects, byte for byte.
+ */
+import type { StoragePool } from '../../crds/storagepool.js';
+import type { KubeObject } from '../../kube/types.js';
+import type { ImageTable } from './images.js';
+
+export const DRIVER_NAME = 'csi.stowage.dev';
+export const NODE_DAEMONSET = 'stowage-node';
+export const CSI_CONTROLLER_DEPLOYMENT = 'stowage-csi-controller';
+/** ServiceAccounts of the deployed components; created by the install (config/rbac), never by the operator. */
+export const NODE_SERVICE_ACCOUNT = 'stowage-node';
+export const CSI_CONTROLLER_SERVICE_ACCOUNT = 'stowage-csi-controller';
+/** Storage must survive memory pressure: the node plugin is evicted last, as kube-proxy is. */
+export const NODE_PRIORITY_CLASS = 'system-node-critical';
+export const CONTROLLER_PRIORITY_CLASS = 'system-cluster-critical';
+
+export const KUBELET_DIR = '/var/lib/kubelet';
+/** Where the agent mounts prepared disks; local PVs point here, so the host must see these mounts. */
+export const AGENT_ROOT = '/var/lib/stowage';
+const PLUGIN_DIR = `${KUBELET_DIR}/plugins/${DRIVER_NAME}`;
+const REGISTRATION_DIR = `${KUBELET_DIR}/plugins_registry`;
+const SOCKET_DIR = '/csi';
+const CSI_ENDPOINT = `unix://${SOCKET_DIR}/csi.sock`;
+const CSI_ADDRESS = `${SOCKET_DIR}/csi.sock`;
+/** Ports of the health endpoints inside the pods (the node pods share the host's ports only if hostNetwork; they do not). */
+const NODE_LIVENESS_PORT = 9808;
+const REGISTRAR_HEALTH_PORT = 9809;
+const CONTROLLER_LIVENESS_PORT = 9808;
+const PROVISIONER_HEALTH_PORT = 9810;
+const RESIZER_HEALTH_PORT = 9811;
+const SNAPSHOTTER_HEALTH_PORT = 9812;
+/** The non-root user of the image (Dockerfile); sidecars run as the same user so they can use the socket. */
+const NON_ROOT_UID = 65532;
+
+export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'stowage' } as const;
+
+export interface DriverStackInput {
+  /** The number of Dynamic pools, or the pools themselves (the Dynamic ones are counted). */
+  readonly dynamicPools: number | readonly Pick<StoragePool, 'spec'>[];
+  /**
+   * Volumes of the CSI driver that still exist (PersistentVolumes of `csi.stowage.dev`). The CSI
+   * parts stay while any exists, so a volume is never stranded without the driver that deletes it.
+   */
+  readonly volumes?: number;
+  readonly images: ImageTable;
+  /** Namespace of the DaemonSet and the Deployment: the operator's own (stowage-system). */
+  readonly namespace: string;
+}
+
+/** Whether the CSIDriver and the CSI controller belong to the desired stack. */
+export function needsCsiController(input: Pick<DriverStackInput, 'dynamicPools' | 'volumes'>): boolean {
+  const pools = typeof input.dynamicPools === 'number' ? input.dynamicPools : input.dynamicPools.filter((p) => p.spec.mode === 'Dynamic').length;
+  return pools > 0 || (input.volumes ?? 0) > 0;
+}
+
+/**
+ * Every object of the driver stack, in apply order: DaemonSet `stowage-node`, then — while a
+ * Dynamic pool or one of its volumes exists — CSIDriver `csi.stowage.dev` and Deployment
+ * `stowage-csi-controller`.
+ */
+export function desiredDriverStack(input: DriverStackInput): KubeObject[] {
+  const objects: KubeObject[] = [nodeDaemonSet(input)];
+  if (needsCsiController(input)) objects.push(csiDriver(), csiControllerDeployment(input));
+  return objects;
+}
+
+function labels(component: string): Record<string, string> {
+  return { ...selector(component), 'app.kubernetes.io/part-of': 'stowage', ...MANAGED_BY };
+}
+
+/** Selectors are immutable, so they hold only what never changes. */
+function selector(component: string): Record<string, string> {
+  return { 'app.kubernetes.io/name': 'stowage', 'app.kubernetes.io/component': component };
+}
+
+const hostPath = (name: string, path: string, type: 'Directory' | 'DirectoryOrCreate') => ({ name, hostPath: { path, type } });
+const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { fieldPath } } });
+const httpProbe = (port: string, extra: Record<string, number> = {}) => ({
+  httpGet: { path: '/healthz', port },
+  initialDelaySeconds: 10,
+  periodSeconds: 10,
+  timeoutSeconds: 3,
+  failureThreshold: 5,
+  ...extra,
+});
+const sidecarResources = { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '128Mi' } };
+const restricted = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ['ALL'] },
+};
+
+/** The disk agent and CSI node service on every node, with the registrar and liveness sidecars. */
+function nodeDaemonSet({ images, namespace }: DriverStackInput): KubeObject {
+  const component = 'node';
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'DaemonSet',
+    metadata: { name: NODE_DAEMONSET, namespace, labels: labels(component) },
+    spec: {
+      selector: { matchLabels: selector(component) },
+      updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } },
+      template: {
+        metadata: { labels: labels(component) },
+        spec: {
+          serviceAccountName: NODE_SERVICE_ACCOUNT,
+          priorityClassName: NODE_PRIORITY_CLASS,
+          // The agent inventories every node's disks and serves volumes wherever pods land, so it
+          // tolerates every taint, as kube-proxy and CSI node plugins do.
+          tolerations: [{ operator: 'Exists' }],
+          containers: [
+            {
+              name: 'stowage-node',
+              image: images.stowage,
+              args: ['node', `--csi-endpoint=${CSI_ENDPOINT}`, `--mount-root=${AGENT_ROOT}/mounts`],
+              env: [fieldEnv('NODE_NAME', 'spec.nodeName'), fieldEnv('POD_NAMESPACE', 'metadata.namespace')],
+              // Formatting, mounting and loop devices need the host's devices and mount namespace.
+              securityContext: { privileged: true },
+              ports: [{ name: 'healthz', containerPort: NODE_LIVENESS_PORT, protocol: 'TCP' }],
+              livenessProbe: httpProbe('healthz'),
+              resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+              volumeMounts: [
+                { name: 'plugin-dir', mountPath: SOCKET_DIR },
+                // Bidirectional: mounts the agent makes for pods must reach the host's kubelet.
+                { name: 'kubelet-dir', mountPath: KUBELET_DIR, mountPropagation: 'Bidirectional' },
+                { name: 'agent-root', mountPath: AGENT_ROOT, mountPropagation: 'Bidirectional' },
+                { name: 'dev', mountPath: '/dev', mountPropagation: 'HostToContainer' },
+                { name: 'sys', mountPath: '/sys', mountPropagation: 'HostToContainer' },
+                { name: 'udev', mountPath: '/run/udev', readOnly: true },
+              ],
+            },
+            {
+              name: 'node-driver-registrar',
+              image: images['csi-node-driver-registrar'],
+              args: [
+                `--csi-address=${CSI_ADDRESS}`,
+                `--kubelet-registration-path=${PLUGIN_DIR}/csi.sock`,
+                `--http-endpoint=:${REGISTRAR_HEALTH_PORT}`,
+              ],
+              ports: [{ name: 'registrar', containerPort: REGISTRAR_HEALTH_PORT, protocol: 'TCP' }],
+              livenessProbe: httpProbe('registrar'),
+              securityContext: restricted,
+              resources: sidecarResources,
+              volumeMounts: [
+                { name: 'plugin-dir', mountPath: SOCKET_DIR },
+                { name: 'registration-dir', mountPath: '/registration' },
+              ],
+            },
+            {
+              name: 'liveness-probe',
+              image: images.livenessprobe,
+              args: [`--csi-address=${CSI_ADDRESS}`, `--health-port=${NODE_LIVENESS_PORT}`],
+              securityContext: restricted,
+              resources: sidecarResources,
+              volumeMounts: [{ name: 'plugin-dir', mountPath: SOCKET_DIR }],
+            },
+          ],
+          volumes: [
+            hostPath('plugin-dir', PLUGIN_DIR, 'DirectoryOrCreate'),
+            hostPath('registration-dir', REGISTRATION_DIR, 'Directory'),
+            hostPath('kubelet-dir', KUBELET_DIR, 'Directory'),
+            hostPath('agent-root', AGENT_ROOT, 'DirectoryOrCreate'),
+            hostPath('dev', '/dev', 'Directory'),
+            hostPath('sys', '/sys', 'Directory'),
+            hostPath('udev', '/run/udev', 'DirectoryOrCreate'),
+          ],
+        },
+      },
+    },
+  };
+}
+
+/** How kubelet and the scheduler treat the driver; every field here is immutable after creation. */
+function csiDriver(): KubeObject {
+  return {
+    apiVersion: 'storage.k8s.io/v1',
+    kind: 'CSIDriver',
+    metadata: { name: DRIVER_NAME, labels: labels('csi-driver') },
+    spec: {
+      attachRequired: false,
+      podInfoOnMount: true,
+      storageCapacity: true,
+      fsGroupPolicy: 'File',
+      volumeLifecycleModes: ['Persistent'],
+    },
+  };
+}
+
+/** The CSI controller service and the kubernetes-csi controller sidecars, one leader at a time. */
+function csiControllerDeployment({ images, namespace }: DriverStackInput): KubeObject {
+  const component = 'csi-controller';
+  const sidecar = (name: string, image: string, port: number, args: string[]) => ({
+    name,
+    image,
+    args: [`--csi-address=$(ADDRESS)`, '--leader-election', `--leader-election-namespace=$(POD_NAMESPACE)`, `--http-endpoint=:${port}`, ...args],
+    env: [{ name: 'ADDRESS', value: CSI_ADDRESS }, fieldEnv('POD_NAMESPACE', 'metadata.namespace'), fieldEnv('POD_NAME', 'metadata.name')],
+    ports: [{ name: name.replace(/^csi-/, ''), containerPort: port, protocol: 'TCP' }],
+    livenessProbe: httpProbe(name.replace(/^csi-/, ''), { initialDelaySeconds: 10 }),
+    securityContext: restricted,
+    resources: sidecarResources,
+    volumeMounts: [{ name: 'socket-dir', mountPath: SOCKET_DIR }],
+  });
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: CSI_CONTROLLER_DEPLOYMENT, namespace, labels: labels(component) },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: selector(component) },
+      template: {
+        metadata: { labels: labels(component) },
+        spec: {
+          serviceAccountName: CSI_CONTROLLER_SERVICE_ACCOUNT,
+          priorityClassName: CONTROLLER_PRIORITY_CLASS,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: NON_ROOT_UID,
+            runAsGroup: NON_ROOT_UID,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [
+            {
+              name: 'stowage-csi-controller',
+              image: images.stowage,
+              args: ['csi-controller', `--csi-endpoint=${CSI_ENDPOINT}`],
+              env: [fieldEnv('POD_NAMESPACE', 'metadata.namespace')],
+              ports: [{ name: 'healthz', containerPort: CONTROLLER_LIVENESS_PORT, protocol: 'TCP' }],
+              livenessProbe: httpProbe('healthz'),
+              securityContext: restricted,
+              resources: { requests: { cpu: '20m', memory: '96Mi' }, limits: { memory: '384Mi' } },
+              volumeMounts: [{ name: 'socket-dir', mountPath: SOCKET_DIR }],
+            },
+            // Topology: the driver reports topology.stowage.dev/node; strict topology passes only
+            // the selected node to CreateVolume, because a volume lives on one node's disks.
+            // Capacity: CSIStorageCapacity per node from GetCapacity, owned by this Deployment
+            // (ownerref level 2: pod → ReplicaSet → Deployment), so the scheduler sees free space.
+            sidecar('csi-provisioner', images['csi-provisioner'], PROVISIONER_HEALTH_PORT, [
+              '--strict-topology',
+              '--enable-capacity',
+              '--capacity-ownerref-level=2',
+              '--extra-create-metadata',
+              '--timeout=60s',
+            ]),
+            sidecar('csi-resizer', images['csi-resizer'], RESIZER_HEALTH_PORT, ['--timeout=60s']),
+            sidecar('csi-snapshotter', images['csi-snapshotter'], SNAPSHOTTER_HEALTH_PORT, ['--extra-create-metadata', '--timeout=60s']),
+            {
+              name: 'liveness-probe',
+              image: images.livenessprobe,
+              args: [`--csi-address=${CSI_ADDRESS}`, `--health-port=${CONTROLLER_LIVENESS_PORT}`],
+              securityContext: restricted,
+              resources: sidecarResources,
+              volumeMounts: [{ name: 'socket-dir', mountPath: SOCKET_DIR }],
+            },
+          ],
+          volumes: [{ name: 'socket-dir', emptyDir: {} }],
+        },
+      },
+    },
+  };
+}
