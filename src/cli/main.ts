@@ -61,6 +61,18 @@ program
     });
   });
 
+program
+  .command('csi-controller')
+  .description('serve the CSI Identity and Controller services of csi.stowage.dev (Dynamic pools) on a Unix socket')
+  .option('--endpoint <unix-url>', 'CSI endpoint, e.g. unix:///csi/csi.sock', 'unix:///csi/csi.sock')
+  .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
+  .option('--context <name>', 'kubeconfig context to use')
+  .addOption(new Option('--metadata-reserve-percent <n>', 'share of each node\'s pool space kept free for btrfs metadata').default(10).argParser(Number))
+  .action(async (opts: { endpoint: string; kubeconfig?: string; context?: string; metadataReservePercent: number }) => {
+    const { runCsiController } = await import('../csi/controller-main.js');
+    process.exitCode = await runCsiController(opts);
+  });
+
 interface OperatorFlags {
   kubeconfig?: string;
   context?: string;

@@ -1,0 +1,46 @@
+/** `stowage csi-controller`: the Identity and Controller services on a Unix socket, until SIGTERM. */
+import { KubeClient } from '../kube/client.js';
+import { logger } from '../util/logger.js';
+import { VERSION } from '../util/version.js';
+import { CsiController } from './controller-service.js';
+import { serveOnSocket, type SocketServer } from './grpc.js';
+import { identityService } from './identity.js';
+
+export interface CsiControllerServer {
+  readonly controller: CsiController;
+  stop(): Promise<void>;
+}
+
+/** Starts the controller's caches and serves it on `endpoint` (unix:///path). */
+export async function startCsiControllerServer(opts: { client: KubeClient; endpoint: string; metadataReservePercent?: number }): Promise<CsiControllerServer> {
+  const controller = new CsiController({ client: opts.client, ...(opts.metadataReservePercent !== undefined ? { metadataReservePercent: opts.metadataReservePercent } : {}) });
+  await controller.start();
+  let server: SocketServer;
+  try {
+    server = await serveOnSocket(opts.endpoint, [identityService(() => controller.ready()), controller.service()]);
+  } catch (err) {
+    await controller.stop();
+    throw err;
+  }
+  return {
+    controller,
+    async stop() {
+      await server.stop();
+      await controller.stop();
+    },
+  };
+}
+
+export async function runCsiController(opts: { endpoint: string; kubeconfig?: string; context?: string; metadataReservePercent?: number }): Promise<number> {
+  const log = logger('csi-controller');
+  const client = await KubeClient.load({ kubeconfig: opts.kubeconfig, context: opts.context, userAgent: `stowage-csi-controller/${VERSION}` });
+  const running = await startCsiControllerServer({ client, endpoint: opts.endpoint, ...(opts.metadataReservePercent !== undefined ? { metadataReservePercent: opts.metadataReservePercent } : {}) });
+  log.info({ version: VERSION, endpoint: opts.endpoint }, 'CSI controller serving');
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', () => resolve());
+    process.once('SIGINT', () => resolve());
+  });
+  await running.stop();
+  client.close();
+  return 0;
+}

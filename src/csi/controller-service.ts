@@ -1,0 +1,386 @@
+/**
+ * The CSI Controller service (`stowage csi-controller`). It cannot touch disks: CreateVolume picks a
+ * node with room, records the volume as a PoolVolume and waits, within the call's deadline, until
+ * that node's daemon reports it Ready. Capacity is reservation-based (capacity.ts) and every
+ * reservation on a node happens under that node's lock, against the informer cache plus the
+ * reservations this process made that the cache has not seen yet — so parallel calls can never
+ * overcommit a node. One controller runs at a time (leader election of the provisioner sidecar).
+ */
+import { createHash } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import type { KubeClient } from '../kube/client.js';
+import { ApiError } from '../kube/api-error.js';
+import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../crds/resource-types.js';
+import type { NodeDisk } from '../crds/nodedisk.js';
+import type { StoragePool } from '../crds/storagepool.js';
+import { POOL_VOLUME_FINALIZER, POOL_VOLUME_LABELS, type PoolVolume } from '../crds/poolvolume.js';
+import { API_VERSION } from '../crds/meta.js';
+import { Informer } from '../operator/runtime/informer.js';
+import { tryParseBytes } from '../util/quantity.js';
+import { logger } from '../util/logger.js';
+import { DEFAULT_METADATA_RESERVE_PERCENT, nodeCapacity, preparedDisksByNode, type NodeCapacity } from './capacity.js';
+import { requireVolumeMode, unsupportedReason, volumeModeOf, type VolumeCapability } from './capabilities.js';
+import { CsiError, csiV1, invalidArgument, msUntilDeadline, notFound, serviceDefinition, unaryHandlers, type GrpcService } from './grpc.js';
+import { TOPOLOGY_KEY } from './identity.js';
+
+const log = logger('csi-controller');
+
+export const CSI_FIELD_MANAGER = 'stowage-csi';
+const MiB = 1n << 20n;
+/** Size of a volume whose request names none. */
+export const DEFAULT_VOLUME_BYTES = 1n << 30n;
+/** How long a call without a deadline waits for the node daemon. */
+const DEFAULT_WAIT_MS = 120_000;
+
+/** The volume ID (= PoolVolume name) for a CreateVolume name: deterministic, DNS-safe, any input. */
+export function volumeIdFor(name: string): string {
+  return `pvol-${createHash('sha256').update(name).digest('hex').slice(0, 40)}`;
+}
+
+export interface ControllerServiceOptions {
+  readonly client: KubeClient;
+  /** Share of each node's mirrored space kept for btrfs metadata (default 10). */
+  readonly metadataReservePercent?: number;
+}
+
+type Waiter = { check: (pv: PoolVolume | undefined) => boolean; resolve: () => void };
+
+export class CsiController {
+  readonly pools: Informer<StoragePool>;
+  readonly disks: Informer<NodeDisk>;
+  readonly volumes: Informer<PoolVolume>;
+  private readonly reserved = new Map<string, PoolVolume>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly waiters = new Set<Waiter>();
+  private readonly reservePercent: number;
+
+  constructor(private readonly options: ControllerServiceOptions) {
+    const client = options.client;
+    this.pools = new Informer<StoragePool>({ client, resource: STORAGE_POOLS });
+    this.disks = new Informer<NodeDisk>({ client, resource: NODE_DISKS });
+    this.volumes = new Informer<PoolVolume>({ client, resource: POOL_VOLUMES });
+    this.reservePercent = options.metadataReservePercent ?? DEFAULT_METADATA_RESERVE_PERCENT;
+    const notify = (pv: PoolVolume, gone: boolean): void => {
+      if (!gone) this.reserved.delete(pv.metadata.name);
+      for (const w of [...this.waiters]) {
+        if (w.check(gone ? undefined : pv)) {
+          this.waiters.delete(w);
+          w.resolve();
+        }
+      }
+    };
+    this.volumes.addHandler({
+      added: (pv) => notify(pv, false),
+      updated: (_old, pv) => notify(pv, false),
+      deleted: (pv) => {
+        this.reserved.delete(pv.metadata.name);
+        notify(pv, true);
+      },
+    });
+  }
+
+  async start(signal?: AbortSignal): Promise<void> {
+    for (const i of [this.pools, this.disks, this.volumes]) i.start();
+    await Promise.all([this.pools, this.disks, this.volumes].map((i) => i.waitForSync(signal)));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.pools, this.disks, this.volumes].map((i) => i.stop()));
+  }
+
+  ready(): boolean {
+    return this.pools.hasSynced() && this.disks.hasSynced() && this.volumes.hasSynced();
+  }
+
+  service(): GrpcService {
+    return {
+      definition: serviceDefinition(csiV1(), 'Controller'),
+      implementation: unaryHandlers('Controller', {
+        CreateVolume: (req, call) => this.createVolume(req, call),
+        DeleteVolume: (req, call) => this.deleteVolume(req, call),
+        ValidateVolumeCapabilities: (req) => this.validateVolumeCapabilities(req),
+        ListVolumes: (req) => this.listVolumes(req),
+        GetCapacity: (req) => this.getCapacity(req),
+        ControllerGetCapabilities: async () => ({
+          capabilities: ['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'EXPAND_VOLUME'].map((type) => ({ rpc: { type } })),
+        }),
+        ControllerExpandVolume: (req, call) => this.expandVolume(req, call),
+      }),
+    };
+  }
+
+  // ---- capacity --------------------------------------------------------------------------------
+
+  private volumesOn(pool: string, node: string): PoolVolume[] {
+    const byName = new Map<string, PoolVolume>();
+    for (const pv of [...this.volumes.list(), ...this.reserved.values()]) {
+      if (pv.spec.pool === pool && pv.spec.node === node) byName.set(pv.metadata.name, pv);
+    }
+    return [...byName.values()];
+  }
+
+  /** Capacity of `pool` on every node that has prepared disks of it. */
+  capacities(pool: string): NodeCapacity[] {
+    const sp = this.pools.get(pool);
+    if (!sp || sp.spec.mode !== 'Dynamic') return [];
+    const copies = sp.spec.replicated?.size ?? 1;
+    return [...preparedDisksByNode(pool, this.disks.list())].map(([node, disks]) =>
+      nodeCapacity({ node, disks, volumes: this.volumesOn(pool, node), copies, reservePercent: this.reservePercent }),
+    );
+  }
+
+  /** Runs `fn` with node `node` locked: reservations on one node happen one at a time. */
+  private async withNodeLock<T>(node: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(node) ?? Promise.resolve();
+    const current = previous.then(fn, fn);
+    const tail = current.catch(() => undefined);
+    this.locks.set(node, tail);
+    try {
+      return await current;
+    } finally {
+      if (this.locks.get(node) === tail) this.locks.delete(node);
+    }
+  }
+
+  // ---- RPCs ------------------------------------------------------------------------------------
+
+  private async createVolume(req: any, call: grpc.ServerUnaryCall<any, any>): Promise<unknown> {
+    const name: string = req.name ?? '';
+    if (!name) throw invalidArgument('name is required');
+    const mode = requireVolumeMode(req.volume_capabilities);
+    const pool: string | undefined = req.parameters?.pool;
+    if (!pool) throw invalidArgument('parameters.pool is required: the StorageClass of a Dynamic pool sets it');
+    if (req.volume_content_source) throw invalidArgument('volume_content_source is not supported: Stowage does not make snapshots or clones yet');
+    const size = requestedSize(req.capacity_range);
+    const limit = positive(req.capacity_range?.limit_bytes);
+    const required = positive(req.capacity_range?.required_bytes) ?? 0n;
+    const id = volumeIdFor(name);
+
+    let pv = this.volumes.get(id) ?? this.reserved.get(id) ?? (await this.options.client.getIfExists<PoolVolume>(POOL_VOLUMES, id));
+    if (pv) this.checkCompatible(pv, name, pool, mode, required, limit);
+    else pv = await this.reserve(id, name, pool, mode, size, req.accessibility_requirements);
+    const ready = await this.waitReady(pv, BigInt(pv.spec.size), call);
+    return { volume: this.volumeOf(ready) };
+  }
+
+  private checkCompatible(pv: PoolVolume, name: string, pool: string, mode: string, required: bigint, limit: bigint | undefined): void {
+    const size = BigInt(pv.spec.size);
+    const problems = [
+      pv.spec.requestName !== name ? `volume ID ${pv.metadata.name} belongs to request ${pv.spec.requestName}` : '',
+      pv.spec.pool !== pool ? `it is in pool ${pv.spec.pool}, not ${pool}` : '',
+      pv.spec.volumeMode !== mode ? `it is a ${pv.spec.volumeMode} volume, not ${mode}` : '',
+      size < required ? `it has ${size} bytes, less than the required ${required}` : '',
+      limit !== undefined && size > limit ? `it has ${size} bytes, more than the limit ${limit}` : '',
+    ].filter(Boolean);
+    if (problems.length) throw new CsiError(grpc.status.ALREADY_EXISTS, `a volume named ${name} already exists and is incompatible: ${problems.join('; ')}`);
+  }
+
+  private async reserve(id: string, name: string, pool: string, mode: 'Filesystem' | 'Block', size: bigint, topology: any): Promise<PoolVolume> {
+    const sp = this.pools.get(pool);
+    if (!sp) throw invalidArgument(`StoragePool ${pool} does not exist`);
+    if (sp.spec.mode !== 'Dynamic') throw invalidArgument(`StoragePool ${pool} has mode ${sp.spec.mode}; the CSI driver serves Dynamic pools only`);
+    const nodes = this.candidateNodes(pool, topology);
+    if (nodes.length === 0) throw new CsiError(grpc.status.RESOURCE_EXHAUSTED, `no node with prepared disks of pool ${pool} matches the topology requirement`);
+    for (const node of nodes) {
+      const created = await this.withNodeLock(node, async () => {
+        const cap = this.capacities(pool).find((c) => c.node === node);
+        if (!cap || cap.available < size) return undefined;
+        const pv: PoolVolume = {
+          apiVersion: API_VERSION,
+          kind: 'PoolVolume',
+          metadata: {
+            name: id,
+            labels: { [POOL_VOLUME_LABELS.node]: node, [POOL_VOLUME_LABELS.pool]: pool, 'app.kubernetes.io/managed-by': 'stowage' },
+            finalizers: [POOL_VOLUME_FINALIZER],
+          },
+          spec: { pool, node, size: size.toString(), volumeMode: mode, requestName: name },
+        };
+        try {
+          const made = await this.options.client.create<PoolVolume>(POOL_VOLUMES, pv, { fieldManager: CSI_FIELD_MANAGER });
+          this.reserved.set(id, made);
+          log.info({ volume: id, name, pool, node, size: size.toString() }, 'reserved a volume');
+          return made;
+        } catch (err) {
+          // The same name raced in from a retry: the existing object is the answer.
+          if (ApiError.isAlreadyExists(err)) return this.options.client.get<PoolVolume>(POOL_VOLUMES, id);
+          throw err;
+        }
+      });
+      if (created) return created;
+    }
+    throw new CsiError(grpc.status.RESOURCE_EXHAUSTED, `no node has ${size} bytes free in pool ${pool} (checked ${nodes.join(', ')})`);
+  }
+
+  /** Requisite nodes (or all nodes of the pool), preferred ones first, then by most room. */
+  private candidateNodes(pool: string, requirement: any): string[] {
+    const caps = this.capacities(pool);
+    const nodeOf = (t: any): string | undefined => t?.segments?.[TOPOLOGY_KEY];
+    const requisite: string[] = (requirement?.requisite ?? []).map(nodeOf).filter(Boolean);
+    const preferred: string[] = (requirement?.preferred ?? []).map(nodeOf).filter(Boolean);
+    let allowed = caps;
+    if ((requirement?.requisite ?? []).length > 0) allowed = caps.filter((c) => requisite.includes(c.node));
+    else if (preferred.length > 0) allowed = caps;
+    const rank = (node: string): number => {
+      const i = preferred.indexOf(node);
+      return i < 0 ? Number.MAX_SAFE_INTEGER : i;
+    };
+    return [...allowed]
+      .sort((a, b) => rank(a.node) - rank(b.node) || (a.available > b.available ? -1 : a.available < b.available ? 1 : a.node.localeCompare(b.node)))
+      .map((c) => c.node);
+  }
+
+  /** Resolves once `check` holds for the volume (or undefined: it is gone), within the call's deadline. */
+  private async waitFor(id: string, check: (pv: PoolVolume | undefined) => boolean, call: grpc.ServerUnaryCall<any, any>, what: string): Promise<void> {
+    if (check(this.volumes.get(id))) return;
+    const left = msUntilDeadline(call);
+    const budget = left === Infinity ? DEFAULT_WAIT_MS : Math.max(0, left - 250);
+    await new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        check: (pv) => (pv === undefined || pv.metadata.name === id) && check(pv),
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(waiter);
+        reject(new CsiError(grpc.status.DEADLINE_EXCEEDED, `volume ${id} is not ${what} yet; the node daemon may be slow or down — retry`));
+      }, budget);
+      this.waiters.add(waiter);
+      // Re-check after registering: the event may have arrived in between.
+      if (check(this.volumes.get(id))) {
+        this.waiters.delete(waiter);
+        waiter.resolve();
+      }
+    });
+  }
+
+  private async waitReady(pv: PoolVolume, size: bigint, call: grpc.ServerUnaryCall<any, any>): Promise<PoolVolume> {
+    const id = pv.metadata.name;
+    let failed: string | undefined;
+    await this.waitFor(id, (v) => {
+      if (!v) return true;
+      if (v.status?.phase === 'Failed') {
+        failed = v.status.conditions?.find((c) => c.type === 'Ready')?.message ?? 'the node daemon could not realize it';
+        return true;
+      }
+      return v.status?.phase === 'Ready' && (tryParseBytes(v.status.capacity) ?? 0n) >= size;
+    }, call, 'ready');
+    const now = this.volumes.get(id);
+    if (!now) throw new CsiError(grpc.status.ABORTED, `volume ${id} was deleted while it was being created`);
+    if (failed) throw new CsiError(grpc.status.INTERNAL, `volume ${id} failed on node ${now.spec.node}: ${failed}`);
+    return now;
+  }
+
+  private volumeOf(pv: PoolVolume): unknown {
+    return {
+      capacity_bytes: pv.spec.size,
+      volume_id: pv.metadata.name,
+      volume_context: { pool: pv.spec.pool, node: pv.spec.node, volumeMode: pv.spec.volumeMode },
+      accessible_topology: [{ segments: { [TOPOLOGY_KEY]: pv.spec.node } }],
+    };
+  }
+
+  private async deleteVolume(req: any, call: grpc.ServerUnaryCall<any, any>): Promise<unknown> {
+    const id: string = req.volume_id ?? '';
+    if (!id) throw invalidArgument('volume_id is required');
+    if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(id) || id.length > 253) return {}; // never ours: nothing to delete
+    const existed = await this.options.client.delete(POOL_VOLUMES, id);
+    this.reserved.delete(id);
+    if (existed) {
+      log.info({ volume: id }, 'deleting a volume');
+      await this.waitFor(id, (pv) => pv === undefined, call, 'deleted');
+    }
+    return {};
+  }
+
+  private async findVolume(id: string): Promise<PoolVolume> {
+    if (!id) throw invalidArgument('volume_id is required');
+    const pv = this.volumes.get(id) ?? this.reserved.get(id);
+    if (!pv) throw notFound(`volume ${id} does not exist`);
+    return pv;
+  }
+
+  private async validateVolumeCapabilities(req: any): Promise<unknown> {
+    if (!req.volume_id) throw invalidArgument('volume_id is required');
+    const caps: VolumeCapability[] = req.volume_capabilities ?? [];
+    if (caps.length === 0) throw invalidArgument('volume_capabilities is required');
+    const pv = await this.findVolume(req.volume_id);
+    for (const cap of caps) {
+      const reason = unsupportedReason(cap) ?? (volumeModeOf(cap) !== pv.spec.volumeMode ? `the volume is ${pv.spec.volumeMode}, the capability asks for ${volumeModeOf(cap)}` : undefined);
+      if (reason) return { message: reason };
+    }
+    return { confirmed: { volume_context: req.volume_context ?? {}, volume_capabilities: caps, parameters: req.parameters ?? {}, mutable_parameters: {} } };
+  }
+
+  private async listVolumes(req: any): Promise<unknown> {
+    const max = Number(req.max_entries ?? 0);
+    if (max < 0) throw invalidArgument('max_entries must not be negative');
+    const all = this.volumes.list().filter((pv) => !pv.metadata.deletionTimestamp).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    let start = 0;
+    if (req.starting_token) {
+      start = Number(req.starting_token);
+      if (!Number.isInteger(start) || start < 0 || start > all.length) {
+        throw new CsiError(grpc.status.ABORTED, `starting_token ${JSON.stringify(req.starting_token)} is not valid (the list has ${all.length} entries); list again from the start`);
+      }
+    }
+    const end = max > 0 ? Math.min(all.length, start + max) : all.length;
+    return {
+      entries: all.slice(start, end).map((pv) => ({ volume: this.volumeOf(pv) })),
+      next_token: end < all.length ? String(end) : '',
+    };
+  }
+
+  private async getCapacity(req: any): Promise<unknown> {
+    const pool: string | undefined = req.parameters?.pool;
+    const caps: VolumeCapability[] = req.volume_capabilities ?? [];
+    if (!pool || caps.some((c) => unsupportedReason(c))) return { available_capacity: '0' };
+    const node: string | undefined = req.accessible_topology?.segments?.[TOPOLOGY_KEY];
+    const list = this.capacities(pool).filter((c) => node === undefined || c.node === node);
+    const total = list.reduce((s, c) => s + c.available, 0n);
+    const largest = list.reduce((m, c) => (c.available > m ? c.available : m), 0n);
+    return { available_capacity: total.toString(), maximum_volume_size: { value: largest.toString() }, minimum_volume_size: { value: MiB.toString() } };
+  }
+
+  private async expandVolume(req: any, call: grpc.ServerUnaryCall<any, any>): Promise<unknown> {
+    if (!req.volume_id) throw invalidArgument('volume_id is required');
+    if (!req.capacity_range) throw invalidArgument('capacity_range is required');
+    const pv = await this.findVolume(req.volume_id);
+    const wanted = requestedSize(req.capacity_range);
+    const current = BigInt(pv.spec.size);
+    const nodeExpansion = pv.spec.volumeMode === 'Block';
+    if (wanted > current) {
+      await this.withNodeLock(pv.spec.node, async () => {
+        const cap = this.capacities(pv.spec.pool).find((c) => c.node === pv.spec.node);
+        if (!cap || cap.available < wanted - current) {
+          throw new CsiError(grpc.status.RESOURCE_EXHAUSTED, `node ${pv.spec.node} has ${cap?.available ?? 0n} bytes free in pool ${pv.spec.pool}; growing ${pv.metadata.name} by ${wanted - current} does not fit`);
+        }
+        const updated = await this.options.client.mergePatch<PoolVolume>(POOL_VOLUMES, pv.metadata.name, { spec: { size: wanted.toString() } }, { fieldManager: CSI_FIELD_MANAGER });
+        this.reserved.set(pv.metadata.name, updated);
+      });
+    }
+    const size = wanted > current ? wanted : current;
+    await this.waitReady(pv, size, call);
+    return { capacity_bytes: size.toString(), node_expansion_required: nodeExpansion };
+  }
+}
+
+function positive(value: unknown): bigint | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  const n = BigInt(String(value));
+  if (n < 0n) throw invalidArgument('capacity_range bytes must not be negative');
+  return n === 0n ? undefined : n;
+}
+
+/** The size to make: required_bytes rounded up to MiB, within limit_bytes; the default when neither is set. */
+export function requestedSize(range: any): bigint {
+  const required = positive(range?.required_bytes);
+  const limit = positive(range?.limit_bytes);
+  if (required !== undefined && limit !== undefined && limit < required) {
+    throw new CsiError(grpc.status.OUT_OF_RANGE, `limit_bytes ${limit} is smaller than required_bytes ${required}`);
+  }
+  let size = required !== undefined ? ((required + MiB - 1n) / MiB) * MiB : DEFAULT_VOLUME_BYTES;
+  if (limit !== undefined && size > limit) size = required !== undefined && limit >= required ? limit : limit;
+  if (size < MiB) throw new CsiError(grpc.status.OUT_OF_RANGE, `Stowage volumes are at least 1 MiB; limit_bytes ${limit} is smaller`);
+  return size;
+}

@@ -1,0 +1,28 @@
+import { VERSION } from '../util/version.js';
+import { csiV1, serviceDefinition, unaryHandlers, type GrpcService } from './grpc.js';
+
+/** The CSI driver name: StorageClass provisioner, CSIDriver object, kubelet plugin registration. */
+export const DRIVER_NAME = 'csi.stowage.dev';
+/** Topology segment naming the node a volume lives on (volumes of a Dynamic pool are node-local). */
+export const TOPOLOGY_KEY = 'topology.stowage.dev/node';
+
+/**
+ * The Identity service, served by the controller and by every node daemon alike. `ready` backs
+ * Probe: the controller is ready once its caches are synced, a node once its engine is up.
+ */
+export function identityService(ready: () => boolean): GrpcService {
+  return {
+    definition: serviceDefinition(csiV1(), 'Identity'),
+    implementation: unaryHandlers('Identity', {
+      GetPluginInfo: async () => ({ name: DRIVER_NAME, vendor_version: VERSION, manifest: {} }),
+      GetPluginCapabilities: async () => ({
+        capabilities: [
+          { service: { type: 'CONTROLLER_SERVICE' } },
+          { service: { type: 'VOLUME_ACCESSIBILITY_CONSTRAINTS' } },
+          { volume_expansion: { type: 'ONLINE' } },
+        ],
+      }),
+      Probe: async () => ({ ready: { value: ready() } }),
+    }),
+  };
+}

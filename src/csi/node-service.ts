@@ -1,0 +1,248 @@
+/**
+ * The CSI Node service, served by the node daemon (`stowage node`) next to the node agent. Stage
+ * bind-mounts the volume's subvolume (or binds the loop device of a Block volume) to the staging
+ * path; publish binds that into the pod's target path with the requested flags. Every call checks
+ * the kernel's mount table instead of remembering anything, so all of them are idempotent and right
+ * after a restart of the daemon.
+ */
+import { mkdir, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { KubeClient } from '../kube/client.js';
+import { POOL_VOLUMES } from '../crds/resource-types.js';
+import type { PoolVolume } from '../crds/poolvolume.js';
+import type { BtrfsEngine } from '../node/engine/btrfs-engine.js';
+import { run } from '../node/engine/command.js';
+import { mountAt, mountTable } from '../node/engine/mounts.js';
+import { loopDevicesOf } from '../node/engine/volumes.js';
+import { tryParseBytes } from '../util/quantity.js';
+import { logger } from '../util/logger.js';
+import { CsiError, csiV1, invalidArgument, notFound, serveOnSocket, serviceDefinition, unaryHandlers, type GrpcService, type SocketServer } from './grpc.js';
+import { identityService, TOPOLOGY_KEY } from './identity.js';
+import { unsupportedReason, volumeModeOf } from './capabilities.js';
+import { startRegistrationServer } from './registration.js';
+
+const log = logger('csi-node');
+
+/** Name of the device node a staged Block volume gets inside its staging directory. */
+const STAGED_DEVICE = 'device';
+
+export interface NodeServiceOptions {
+  readonly nodeName: string;
+  readonly engine: BtrfsEngine;
+  readonly client: KubeClient;
+}
+
+const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
+
+export class CsiNode {
+  constructor(private readonly options: NodeServiceOptions) {}
+
+  service(): GrpcService {
+    return {
+      definition: serviceDefinition(csiV1(), 'Node'),
+      implementation: unaryHandlers('Node', {
+        NodeStageVolume: (req) => this.stage(req),
+        NodeUnstageVolume: (req) => this.unstage(req),
+        NodePublishVolume: (req) => this.publish(req),
+        NodeUnpublishVolume: (req) => this.unpublish(req),
+        NodeGetVolumeStats: (req) => this.volumeStats(req),
+        NodeExpandVolume: (req) => this.expand(req),
+        NodeGetCapabilities: async () => ({
+          capabilities: ['STAGE_UNSTAGE_VOLUME', 'GET_VOLUME_STATS', 'EXPAND_VOLUME', 'VOLUME_CONDITION'].map((type) => ({ rpc: { type } })),
+        }),
+        NodeGetInfo: async () => ({
+          node_id: this.options.nodeName,
+          max_volumes_per_node: '0',
+          accessible_topology: { segments: { [TOPOLOGY_KEY]: this.options.nodeName } },
+        }),
+      }),
+    };
+  }
+
+  /** The PoolVolume, which must live on this node and be realized. */
+  private async volume(id: string, mustBeReady = true): Promise<PoolVolume> {
+    const pv = await this.options.client.getIfExists<PoolVolume>(POOL_VOLUMES, id);
+    if (!pv || pv.spec.node !== this.options.nodeName) throw notFound(`volume ${id} does not exist on node ${this.options.nodeName}`);
+    if (mustBeReady && (pv.status?.phase !== 'Ready' || !pv.status.path)) {
+      throw new CsiError(grpc.status.UNAVAILABLE, `volume ${id} is not ready on this node yet (phase ${pv.status?.phase ?? 'Pending'})`);
+    }
+    return pv;
+  }
+
+  /** The volume's data path, only while its pool filesystem is really mounted (never a bare directory of the root disk). */
+  private async dataPath(pv: PoolVolume): Promise<string> {
+    const mnt = await this.options.engine.mountedPool(pv.spec.pool);
+    if (!mnt || !pv.status?.path?.startsWith(`${mnt}/`)) {
+      throw new CsiError(grpc.status.UNAVAILABLE, `pool ${pv.spec.pool}'s filesystem is not mounted on this node; the node daemon is still preparing it`);
+    }
+    return pv.status.path;
+  }
+
+  private checkCapability(cap: any, pv?: PoolVolume): void {
+    if (!cap) throw invalidArgument('volume_capability is required');
+    const reason = unsupportedReason(cap);
+    if (reason) throw invalidArgument(reason);
+    if (pv && volumeModeOf(cap) !== pv.spec.volumeMode) throw invalidArgument(`volume ${pv.metadata.name} is ${pv.spec.volumeMode}, the capability asks for ${volumeModeOf(cap)}`);
+  }
+
+  private async stage(req: any): Promise<unknown> {
+    if (!req.volume_id) throw invalidArgument('volume_id is required');
+    if (!req.staging_target_path) throw invalidArgument('staging_target_path is required');
+    this.checkCapability(req.volume_capability);
+    const pv = await this.volume(req.volume_id);
+    this.checkCapability(req.volume_capability, pv);
+    const source = await this.dataPath(pv);
+    const staging: string = req.staging_target_path;
+    await mkdir(staging, { recursive: true });
+    if (pv.spec.volumeMode === 'Filesystem') {
+      const current = await mountAt(staging);
+      if (current) {
+        if (await this.isMountOf(staging, source)) return {};
+        throw new CsiError(grpc.status.ALREADY_EXISTS, `${staging} already has something else mounted (${current.source} ${current.root})`);
+      }
+      await run('mount', ['--bind', source, staging]);
+    } else {
+      const deviceFile = `${staging}/${STAGED_DEVICE}`;
+      if (await mountAt(deviceFile)) return {};
+      const loop = (await loopDevicesOf(source))[0] ?? (await run('losetup', ['--find', '--show', '--direct-io=on', source])).trim();
+      if (!(await exists(deviceFile))) await writeFile(deviceFile, '');
+      await run('mount', ['--bind', loop, deviceFile]);
+    }
+    log.info({ volume: req.volume_id, staging }, 'staged');
+    return {};
+  }
+
+  /** True when `target` shows the same directory as `source` (same filesystem and root). */
+  private async isMountOf(target: string, source: string): Promise<boolean> {
+    const [t, s] = [await mountAt(target), await stat(source)];
+    const ts = await stat(target);
+    return !!t && ts.dev === s.dev && ts.ino === s.ino;
+  }
+
+  private async unstage(req: any): Promise<unknown> {
+    if (!req.volume_id) throw invalidArgument('volume_id is required');
+    if (!req.staging_target_path) throw invalidArgument('staging_target_path is required');
+    const staging: string = req.staging_target_path;
+    const deviceFile = `${staging}/${STAGED_DEVICE}`;
+    const deviceMount = await mountAt(deviceFile);
+    if (deviceMount) {
+      await run('umount', [deviceFile]);
+      if (deviceMount.source.startsWith('/dev/loop')) await run('losetup', ['--detach', deviceMount.source]).catch(() => undefined);
+    }
+    await rm(deviceFile, { force: true });
+    while (await mountAt(staging)) await run('umount', [staging]);
+    log.info({ volume: req.volume_id, staging }, 'unstaged');
+    return {};
+  }
+
+  private async publish(req: any): Promise<unknown> {
+    if (!req.volume_id) throw invalidArgument('volume_id is required');
+    if (!req.target_path) throw invalidArgument('target_path is required');
+    if (!req.staging_target_path) throw invalidArgument('staging_target_path is required: the volume is staged first (STAGE_UNSTAGE_VOLUME)');
+    this.checkCapability(req.volume_capability);
+    const pv = await this.volume(req.volume_id);
+    this.checkCapability(req.volume_capability, pv);
+    const target: string = req.target_path;
+    const staging: string = req.staging_target_path;
+    const readonly = req.readonly === true || req.volume_capability?.access_mode?.mode === 'SINGLE_NODE_READER_ONLY';
+    const flags: string[] = req.volume_capability?.mount?.mount_flags ?? [];
+    if (pv.spec.volumeMode === 'Filesystem') {
+      if (!(await mountAt(staging))) throw new CsiError(grpc.status.FAILED_PRECONDITION, `volume ${pv.metadata.name} is not staged at ${staging}; call NodeStageVolume first`);
+      const current = await mountAt(target);
+      if (current) {
+        const isRo = current.options.includes('ro');
+        if ((await this.isMountOf(target, staging)) && isRo === readonly) return {};
+        throw new CsiError(grpc.status.ALREADY_EXISTS, `${target} is already published with other settings (read-only ${isRo})`);
+      }
+      await mkdir(target, { recursive: true });
+      await run('mount', ['--bind', staging, target]);
+      if (readonly || flags.length > 0) {
+        await run('mount', ['-o', ['remount', 'bind', readonly ? 'ro' : 'rw', ...flags].join(','), target]);
+      }
+    } else {
+      const deviceFile = `${staging}/${STAGED_DEVICE}`;
+      if (!(await mountAt(deviceFile))) throw new CsiError(grpc.status.FAILED_PRECONDITION, `volume ${pv.metadata.name} is not staged at ${staging}; call NodeStageVolume first`);
+      if (await mountAt(target)) return {};
+      await mkdir(dirname(target), { recursive: true });
+      if (!(await exists(target))) await writeFile(target, '');
+      await run('mount', ['--bind', deviceFile, target]);
+      if (readonly) await run('mount', ['-o', 'remount,bind,ro', target]);
+    }
+    log.info({ volume: req.volume_id, target, readonly }, 'published');
+    return {};
+  }
+
+  private async unpublish(req: any): Promise<unknown> {
+    if (!req.volume_id) throw invalidArgument('volume_id is required');
+    if (!req.target_path) throw invalidArgument('target_path is required');
+    const target: string = req.target_path;
+    while (await mountAt(target)) await run('umount', [target]);
+    const s = await stat(target).catch(() => undefined);
+    if (s?.isDirectory()) await rmdir(target).catch(() => undefined);
+    else if (s) await rm(target, { force: true });
+    log.info({ volume: req.volume_id, target }, 'unpublished');
+    return {};
+  }
+
+  private async volumeStats(req: any): Promise<unknown> {
+    if (!req.volume_id) throw invalidArgument('volume_id is required');
+    if (!req.volume_path) throw invalidArgument('volume_path is required');
+    const pv = await this.volume(req.volume_id, false);
+    if (!(await exists(req.volume_path))) throw notFound(`volume path ${req.volume_path} does not exist`);
+    if (!(await mountAt(req.volume_path))) throw notFound(`volume ${req.volume_id} is not published at ${req.volume_path}`);
+    const health = await this.options.engine.health(pv.spec.pool);
+    const condition = { abnormal: health.degraded, message: health.degraded ? health.message : 'volume is healthy' };
+    const total = tryParseBytes(pv.spec.size) ?? 0n;
+    if (pv.spec.volumeMode === 'Block') {
+      return { usage: [{ unit: 'BYTES', total: total.toString(), used: '0', available: '0' }], volume_condition: condition };
+    }
+    const { usedBytes } = await this.options.engine.volumeUsage(pv.spec.pool, pv.metadata.name, 'Filesystem');
+    const fs = await statfs(req.volume_path, { bigint: true });
+    const available = total > usedBytes ? total - usedBytes : 0n;
+    return {
+      usage: [
+        { unit: 'BYTES', total: total.toString(), used: usedBytes.toString(), available: available.toString() },
+        { unit: 'INODES', total: fs.files.toString(), used: (fs.files - fs.ffree).toString(), available: fs.ffree.toString() },
+      ],
+      volume_condition: condition,
+    };
+  }
+
+  private async expand(req: any): Promise<unknown> {
+    if (!req.volume_id) throw invalidArgument('volume_id is required');
+    if (!req.volume_path) throw invalidArgument('volume_path is required');
+    const pv = await this.volume(req.volume_id);
+    if (!(await exists(req.volume_path))) throw notFound(`volume path ${req.volume_path} does not exist`);
+    if (pv.spec.volumeMode === 'Block') {
+      // The file grew on the pool; tell the loop device to pick up its new size.
+      for (const loop of await loopDevicesOf(await this.dataPath(pv))) await run('losetup', ['--set-capacity', loop]);
+    }
+    return { capacity_bytes: (tryParseBytes(pv.status?.capacity) ?? 0n).toString() };
+  }
+}
+
+export interface CsiNodeServer {
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the node daemon's CSI endpoint (Identity + Node) and, when `registrationDir` is given
+ * (kubelet's /var/lib/kubelet/plugins_registry), the kubelet plugin-registration socket there.
+ */
+export async function startCsiNodeServer(opts: NodeServiceOptions & { endpoint: string; registrationDir?: string }): Promise<CsiNodeServer> {
+  const node = new CsiNode(opts);
+  const server: SocketServer = await serveOnSocket(opts.endpoint, [identityService(() => true), node.service()]);
+  const registration = opts.registrationDir ? await startRegistrationServer({ dir: opts.registrationDir, endpoint: server.socketPath }) : undefined;
+  return {
+    async stop() {
+      await registration?.stop();
+      await server.stop();
+    },
+  };
+}
+
+/** Mounts under `dir` (tests use it to prove they left nothing behind). */
+export async function mountsUnder(dir: string): Promise<string[]> {
+  return (await mountTable()).filter((m) => m.target === dir || m.target.startsWith(`${dir}/`)).map((m) => m.target);
+}

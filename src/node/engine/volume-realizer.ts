@@ -1,0 +1,128 @@
+/**
+ * The node daemon's PoolVolume loop: every PoolVolume whose spec.node is this node becomes a
+ * subvolume or NOCOW file in its pool filesystem with the requested size (raised on expansion);
+ * a deleted one has its data removed, then its finalizer. Status is written under `stowage-node`.
+ */
+import type { KubeClient } from '../../kube/client.js';
+import { POOL_VOLUMES } from '../../crds/resource-types.js';
+import { POOL_VOLUME_FINALIZER, POOL_VOLUME_LABELS, type PoolVolume, type PoolVolumeStatus } from '../../crds/poolvolume.js';
+import { API_VERSION } from '../../crds/meta.js';
+import { Applier } from '../../operator/runtime/apply.js';
+import { nowTimestamp, setConditions } from '../../operator/runtime/conditions.js';
+import { Controller, type Reconciler, type ReconcileResult } from '../../operator/runtime/controller.js';
+import { removeFinalizer, hasFinalizer } from '../../operator/runtime/finalizers.js';
+import { Informer } from '../../operator/runtime/informer.js';
+import { parseBytes } from '../../util/quantity.js';
+import { errorMessage } from '../../util/errors.js';
+import { logger } from '../../util/logger.js';
+import type { BtrfsEngine } from './btrfs-engine.js';
+
+const log = logger('volume-realizer');
+
+export const NODE_FIELD_MANAGER = 'stowage-node';
+/** Used bytes and health are refreshed this often. */
+const REFRESH_MS = 30_000;
+/** A volume waiting for its pool filesystem is retried this often. */
+const POOL_WAIT_MS = 1_000;
+
+export class PoolVolumeRealizer implements Reconciler {
+  private readonly applier: Applier;
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly informer: Informer<PoolVolume>,
+    private readonly engine: BtrfsEngine,
+    private readonly nodeName: string,
+  ) {
+    this.applier = new Applier(client, NODE_FIELD_MANAGER);
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult | void> {
+    const pv = this.informer.get(key);
+    if (!pv || pv.spec.node !== this.nodeName) return;
+    const { pool, volumeMode } = pv.spec;
+    if (pv.metadata.deletionTimestamp) {
+      if (!hasFinalizer(pv, POOL_VOLUME_FINALIZER)) return;
+      if (!(await this.engine.mountedPool(pool))) {
+        log.warn({ volume: key, pool }, 'cannot remove the data yet: the pool filesystem is not mounted');
+        return { requeueAfterMs: POOL_WAIT_MS };
+      }
+      const removed = await this.engine.removeVolume(pool, pv.metadata.name, volumeMode);
+      if (removed) log.warn({ volume: key, pool }, 'removed the volume data');
+      await removeFinalizer(this.client, POOL_VOLUMES, pv, POOL_VOLUME_FINALIZER);
+      return;
+    }
+    if (!(await this.engine.mountedPool(pool))) {
+      await this.writeStatus(pv, { phase: 'Pending', ready: ['False', 'PoolNotReady', `pool ${pool}'s filesystem is not mounted on node ${this.nodeName} yet`] });
+      return { requeueAfterMs: POOL_WAIT_MS };
+    }
+    try {
+      const size = parseBytes(pv.spec.size);
+      const realized = await this.engine.ensureVolume(pool, pv.metadata.name, volumeMode, size);
+      const health = await this.engine.health(pool);
+      await this.writeStatus(pv, {
+        phase: 'Ready',
+        path: realized.path,
+        capacity: realized.capacityBytes.toString(),
+        used: realized.usedBytes.toString(),
+        ready: ['True', 'Realized', `${volumeMode === 'Block' ? 'NOCOW file' : 'subvolume'} of ${size} bytes in pool ${pool}`],
+        degraded: health.degraded ? ['True', 'PoolDegraded', health.message] : ['False', 'PoolHealthy', 'the pool filesystem has all its disks'],
+      });
+      return { requeueAfterMs: REFRESH_MS };
+    } catch (err) {
+      await this.writeStatus(pv, { phase: 'Failed', ready: ['False', 'RealizeFailed', errorMessage(err)] });
+      throw err;
+    }
+  }
+
+  private async writeStatus(
+    pv: PoolVolume,
+    s: { phase: PoolVolumeStatus['phase']; path?: string; capacity?: string; used?: string; ready: [string, string, string]; degraded?: [string, string, string] },
+  ): Promise<void> {
+    const generation = pv.metadata.generation;
+    const conds = [
+      { type: 'Ready', status: s.ready[0] as 'True' | 'False', reason: s.ready[1], message: s.ready[2], ...(generation !== undefined ? { observedGeneration: generation } : {}) },
+      ...(s.degraded ? [{ type: 'Degraded', status: s.degraded[0] as 'True' | 'False', reason: s.degraded[1], message: s.degraded[2], ...(generation !== undefined ? { observedGeneration: generation } : {}) }] : []),
+    ];
+    const status: PoolVolumeStatus = {
+      ...(generation !== undefined ? { observedGeneration: generation } : {}),
+      phase: s.phase,
+      ...(s.path ? { path: s.path } : pv.status?.path ? { path: pv.status.path } : {}),
+      ...(s.capacity ? { capacity: s.capacity } : pv.status?.capacity ? { capacity: pv.status.capacity } : {}),
+      ...(s.used ? { used: s.used } : pv.status?.used ? { used: pv.status.used } : {}),
+      conditions: setConditions(pv.status?.conditions, conds, nowTimestamp()),
+    };
+    await this.applier.applyStatus(POOL_VOLUMES, { apiVersion: API_VERSION, kind: 'PoolVolume', metadata: { name: pv.metadata.name }, status }, pv);
+  }
+}
+
+export interface RunningRealizer {
+  readonly informer: Informer<PoolVolume>;
+  stop(): Promise<void>;
+}
+
+/** Watches this node's PoolVolumes (by label) and realizes them; resolves once the cache is synced. */
+export async function startPoolVolumeRealizer(opts: { client: KubeClient; engine: BtrfsEngine; nodeName: string; workers?: number }): Promise<RunningRealizer> {
+  const informer = new Informer<PoolVolume>({
+    client: opts.client,
+    resource: POOL_VOLUMES,
+    labelSelector: `${POOL_VOLUME_LABELS.node}=${opts.nodeName}`,
+  });
+  const controller = new Controller({
+    name: 'poolvolume',
+    reconciler: new PoolVolumeRealizer(opts.client, informer, opts.engine, opts.nodeName),
+    workers: opts.workers ?? 4,
+    baseDelayMs: 200,
+    maxDelayMs: 10_000,
+  }).watchFor(informer);
+  informer.start();
+  await informer.waitForSync();
+  controller.start();
+  return {
+    informer,
+    async stop() {
+      await controller.stop();
+      await informer.stop();
+    },
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * Volumes inside a pool filesystem: a Filesystem volume is a subvolume whose qgroup limit is its
+ * size; a Block volume is a no-copy-on-write file (no btrfs checksumming or CoW fragmentation under
+ * a database's random writes) that the Node service attaches as a loop device.
+ */
+import { mkdir, rm, stat, open } from 'node:fs/promises';
+import * as btrfs from './btrfs.js';
+import { run } from './command.js';
+import type { VolumeMode } from '../../crds/storagepool.js';
+
+/** Volume names are PoolVolume names: DNS-1123, so they are safe as path components. */
+const SAFE_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+export function volumePath(mountPoint: string, name: string, mode: VolumeMode): string {
+  if (!SAFE_NAME.test(name)) throw new Error(`volume name ${JSON.stringify(name)} is not a DNS-1123 name`);
+  return mode === 'Block' ? `${mountPoint}/blocks/${name}.img` : `${mountPoint}/volumes/${name}`;
+}
+
+export interface RealizedVolume {
+  readonly path: string;
+  readonly capacityBytes: bigint;
+  readonly usedBytes: bigint;
+}
+
+const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
+
+/** Creates the volume if missing and sets its size (raising it expands; it never shrinks). Idempotent. */
+export async function ensureVolume(mountPoint: string, name: string, mode: VolumeMode, sizeBytes: bigint): Promise<RealizedVolume> {
+  const path = volumePath(mountPoint, name, mode);
+  if (mode === 'Filesystem') {
+    await mkdir(`${mountPoint}/volumes`, { recursive: true });
+    if (!(await exists(path))) await btrfs.subvolumeCreate(path);
+    await btrfs.qgroupLimit(path, sizeBytes);
+  } else {
+    const dir = `${mountPoint}/blocks`;
+    if (!(await exists(dir))) {
+      await mkdir(dir, { recursive: true });
+      // +C on the directory makes every file created in it NOCOW; it only applies to empty files.
+      await run('chattr', ['+C', dir]);
+    }
+    if (!(await exists(path))) {
+      const handle = await open(path, 'wx');
+      await handle.close();
+      await run('chattr', ['+C', path]);
+    }
+    const current = BigInt((await stat(path)).size);
+    if (current < sizeBytes) await run('fallocate', ['-l', sizeBytes.toString(), path]);
+  }
+  return { path, capacityBytes: sizeBytes, usedBytes: await usedBytes(mountPoint, path, mode) };
+}
+
+/** Bytes the volume holds: qgroup referenced bytes of the subvolume, or allocated bytes of the file. */
+export async function usedBytes(mountPoint: string, path: string, mode: VolumeMode): Promise<bigint> {
+  if (mode === 'Block') return BigInt((await stat(path)).blocks) * 512n;
+  const id = await btrfs.subvolumeId(path);
+  const group = (await btrfs.qgroups(mountPoint)).find((q) => q.id === `0/${id}`);
+  return group?.referenced ?? 0n;
+}
+
+/** Removes the volume's data. Loop devices still attached to a Block volume's file are detached first. */
+export async function removeVolume(mountPoint: string, name: string, mode: VolumeMode): Promise<boolean> {
+  const path = volumePath(mountPoint, name, mode);
+  if (!(await exists(path))) return false;
+  if (mode === 'Filesystem') {
+    await btrfs.subvolumeDelete(path);
+  } else {
+    for (const device of await loopDevicesOf(path)) await run('losetup', ['--detach', device]);
+    await rm(path, { force: true });
+  }
+  return true;
+}
+
+/** Loop devices whose backing file is `file` (`losetup -j`). */
+export async function loopDevicesOf(file: string): Promise<string[]> {
+  // Lines look like `/dev/loop3: [2049]:1234 (/path/to/file)`.
+  const text = await run('losetup', ['--associated', file]).catch(() => '');
+  return text.split('\n').map((l) => l.slice(0, l.indexOf(':')).trim()).filter((l) => l.startsWith('/dev/'));
+}
