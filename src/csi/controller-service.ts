@@ -43,7 +43,9 @@ export interface ControllerServiceOptions {
   readonly metadataReservePercent?: number;
 }
 
-type Waiter = { check: (pv: PoolVolume | undefined) => boolean; resolve: () => void };
+/** Someone waiting for a PoolVolume to reach a state; `deleted` is true for the watch's DELETED event. */
+type Check = (pv: PoolVolume | undefined, deleted: boolean) => boolean;
+type Waiter = { id: string; check: Check; resolve: () => void };
 
 export class CsiController {
   readonly pools: Informer<StoragePool>;
@@ -63,7 +65,7 @@ export class CsiController {
     const notify = (pv: PoolVolume, gone: boolean): void => {
       if (!gone) this.reserved.delete(pv.metadata.name);
       for (const w of [...this.waiters]) {
-        if (w.check(gone ? undefined : pv)) {
+        if (w.id === pv.metadata.name && w.check(gone ? undefined : pv, gone)) {
           this.waiters.delete(w);
           w.resolve();
         }
@@ -230,13 +232,14 @@ export class CsiController {
   }
 
   /** Resolves once `check` holds for the volume (or undefined: it is gone), within the call's deadline. */
-  private async waitFor(id: string, check: (pv: PoolVolume | undefined) => boolean, call: grpc.ServerUnaryCall<any, any>, what: string): Promise<void> {
-    if (check(this.volumes.get(id))) return;
+  private async waitFor(id: string, check: Check, call: grpc.ServerUnaryCall<any, any>, what: string): Promise<void> {
+    if (check(this.volumes.get(id), false)) return;
     const left = msUntilDeadline(call);
     const budget = left === Infinity ? DEFAULT_WAIT_MS : Math.max(0, left - 250);
     await new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
-        check: (pv) => (pv === undefined || pv.metadata.name === id) && check(pv),
+        id,
+        check,
         resolve: () => {
           clearTimeout(timer);
           resolve();
@@ -248,7 +251,7 @@ export class CsiController {
       }, budget);
       this.waiters.add(waiter);
       // Re-check after registering: the event may have arrived in between.
-      if (check(this.volumes.get(id))) {
+      if (check(this.volumes.get(id), false)) {
         this.waiters.delete(waiter);
         waiter.resolve();
       }
@@ -258,8 +261,10 @@ export class CsiController {
   private async waitReady(pv: PoolVolume, size: bigint, call: grpc.ServerUnaryCall<any, any>): Promise<PoolVolume> {
     const id = pv.metadata.name;
     let failed: string | undefined;
-    await this.waitFor(id, (v) => {
-      if (!v) return true;
+    // Not in the cache yet is not "gone": a fresh reservation reaches the informer a moment later.
+    await this.waitFor(id, (v, deleted) => {
+      if (deleted) return true;
+      if (!v) return false;
       if (v.status?.phase === 'Failed') {
         failed = v.status.conditions?.find((c) => c.type === 'Ready')?.message ?? 'the node daemon could not realize it';
         return true;
