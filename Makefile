@@ -23,8 +23,9 @@ build: deps ## Compile TypeScript (type errors fail the build).
 	npx tsc -p tsconfig.json
 
 .PHONY: manifests
-manifests: build ## Regenerate config/crd/ from the types and schemas in src/crds/.
+manifests: build ## Regenerate config/crd/ from src/crds/ and config/prometheus/ from src/metrics/.
 	node dist/hack/gen-manifests.js
+	node dist/hack/gen-observability.js
 
 .PHONY: test-deps
 test-deps: ## Install Debian packages and build (once, cached) the local control plane.

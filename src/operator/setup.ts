@@ -1,4 +1,5 @@
 import { STORAGE_POOLS } from '../crds/resource-types.js';
+import { registerPoolMetrics } from '../metrics/pool-metrics.js';
 import type { StoragePool } from '../crds/storagepool.js';
 import { Applier } from './runtime/apply.js';
 import type { Controller } from './runtime/controller.js';
@@ -17,6 +18,7 @@ export interface SetupOptions {
 export function setupControllers(manager: Manager, opts: SetupOptions): { storagePools: Controller } {
   const applier = new Applier(manager.client, opts.fieldManager);
   const pools = manager.informer<StoragePool & { metadata: { name: string } }>(STORAGE_POOLS);
+  registerPoolMetrics(manager.registry, () => pools.list());
   const storagePools = manager
     .controller({ name: 'storagepool', reconciler: new StoragePoolReconciler(pools, applier), workers: opts.workers })
     .watchFor(pools);

@@ -1,0 +1,86 @@
+/**
+ * Metrics of a node's Dynamic-pool engine (one btrfs filesystem per pool and node), read at
+ * scrape time through `source`, which the node daemon implements over its engine
+ * (`btrfs filesystem usage`, `btrfs device stats`). Device error counters are the kernel's own
+ * counters, exported as counters so `increase()` sees new errors and a reset (`btrfs device stats -z`).
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+/** The error kinds `btrfs device stats` reports. */
+export const DEVICE_ERROR_TYPES = ['write_io', 'read_io', 'flush_io', 'corruption', 'generation'] as const;
+export type DeviceErrorType = (typeof DEVICE_ERROR_TYPES)[number];
+
+export interface EngineDeviceStats {
+  /** Device path as the engine knows it, e.g. /dev/disk/by-id/... or /dev/loop3. */
+  readonly device: string;
+  readonly errors: Partial<Record<DeviceErrorType, number>>;
+}
+
+export interface EnginePoolStats {
+  readonly pool: string;
+  /** Usable bytes of the pool filesystem after its data profile (raid1 halves raw space). */
+  readonly sizeBytes: number;
+  readonly usedBytes: number;
+  readonly availableBytes: number;
+  readonly volumes: number;
+  readonly devices: readonly EngineDeviceStats[];
+}
+
+/** What the metrics need from the engine; may be async (it runs commands). */
+export type EngineSource = () => Promise<readonly EnginePoolStats[]> | readonly EnginePoolStats[];
+
+export function registerEngineMetrics(registry: Registry, node: string, source: EngineSource): void {
+  const registers = [registry];
+  // One read per scrape, shared by the metrics below: each collect() awaits the same promise.
+  let pending: Promise<readonly EnginePoolStats[]> | undefined;
+  const read = (): Promise<readonly EnginePoolStats[]> => {
+    if (!pending) {
+      pending = Promise.resolve(source()).finally(() => setImmediate(() => (pending = undefined)));
+    }
+    return pending;
+  };
+
+  new Gauge({
+    name: 'stowage_engine_pool_bytes',
+    help: 'Space of the pool filesystem on this node in bytes by kind: size (usable after the data profile), used, available',
+    labelNames: ['node', 'pool', 'kind'],
+    registers,
+    async collect() {
+      const pools = await read();
+      this.reset();
+      for (const p of pools) {
+        this.set({ node, pool: p.pool, kind: 'size' }, p.sizeBytes);
+        this.set({ node, pool: p.pool, kind: 'used' }, p.usedBytes);
+        this.set({ node, pool: p.pool, kind: 'available' }, p.availableBytes);
+      }
+    },
+  });
+
+  new Gauge({
+    name: 'stowage_engine_volumes',
+    help: 'Volumes (subvolumes and block files) in the pool filesystem on this node',
+    labelNames: ['node', 'pool'],
+    registers,
+    async collect() {
+      const pools = await read();
+      this.reset();
+      for (const p of pools) this.set({ node, pool: p.pool }, p.volumes);
+    },
+  });
+
+  new Counter({
+    name: 'stowage_engine_device_errors_total',
+    help: 'I/O and integrity errors the filesystem counted per device and type (btrfs device stats: write_io, read_io, flush_io, corruption, generation)',
+    labelNames: ['node', 'pool', 'device', 'type'],
+    registers,
+    async collect() {
+      const pools = await read();
+      this.reset();
+      for (const p of pools) {
+        for (const d of p.devices) {
+          for (const type of DEVICE_ERROR_TYPES) this.inc({ node, pool: p.pool, device: d.device, type }, d.errors[type] ?? 0);
+        }
+      }
+    },
+  });
+}

@@ -1,0 +1,106 @@
+import { expect } from 'chai';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { DEFAULT_PROMETHEUS_DIR, RULES_FILE, renderPrometheusManifests, toYaml } from '../../hack/gen-observability.js';
+import { ALERTS, renderPromtoolTests, renderRuleGroups, runbookUrl, type AlertDefinition } from '../../src/metrics/alerts.js';
+import { promtool, tempDir } from './promtool.js';
+import { REPO, SYNTHETIC_METRICS, metricNamesIn, readReference } from './reference.js';
+
+const RUNBOOK_SECTIONS = ['## Meaning', '## Impact', '## Diagnosis', '## Fix'];
+
+describe('alert rules (config/prometheus)', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  before(async () => {
+    tmp = await tempDir('rules');
+  });
+  after(async () => {
+    await tmp?.cleanup();
+  });
+
+  it('config/prometheus is what `make manifests` generates from src/metrics (not stale)', () => {
+    for (const [name, content] of renderPrometheusManifests()) {
+      const path = join(DEFAULT_PROMETHEUS_DIR, name);
+      expect(existsSync(path), `${path} missing: run make manifests`).to.equal(true);
+      expect(readFileSync(path, 'utf8'), `${path} is stale: run make manifests`).to.equal(content);
+    }
+  });
+
+  it('the PrometheusRule and the plain rules file carry the same groups', () => {
+    const plain = parse(readFileSync(join(DEFAULT_PROMETHEUS_DIR, RULES_FILE), 'utf8'));
+    const crd = parse(readFileSync(join(DEFAULT_PROMETHEUS_DIR, 'prometheus-rule.yaml'), 'utf8'));
+    expect(crd.kind).to.equal('PrometheusRule');
+    expect(crd.spec).to.deep.equal(plain);
+  });
+
+  it('promtool check rules accepts the plain file and the PrometheusRule\'s spec', async () => {
+    const plain = await promtool(['check', 'rules', join(DEFAULT_PROMETHEUS_DIR, RULES_FILE)]);
+    expect(plain.code, plain.output).to.equal(0);
+    expect(plain.output).to.contain(`SUCCESS: ${ALERTS.length} rules found`);
+    const crd = parse(readFileSync(join(DEFAULT_PROMETHEUS_DIR, 'prometheus-rule.yaml'), 'utf8'));
+    const spec = await tmp.write('from-crd.yaml', toYaml(crd.spec));
+    const fromCrd = await promtool(['check', 'rules', spec]);
+    expect(fromCrd.code, fromCrd.output).to.equal(0);
+  });
+
+  it('ships every alert the issue asks for', () => {
+    expect(ALERTS.map((a) => a.alert)).to.include.members([
+      'StowagePoolNotReady', 'StowagePoolDegraded', 'StowagePoolReplicationNotSatisfiable', 'StowagePoolCapacityLow', 'StowagePoolFillingUp',
+      'StowageDiskUnhealthy', 'StowageDiskMissing', 'StowageDiskIOErrors', 'StowageDiskMediaErrors', 'StowageDiskWipeFailing',
+      'StowageReconcileErrors', 'StowageOperatorDown', 'StowageNodeDaemonDown', 'StowageNodeDaemonNotScraped',
+    ]);
+    expect(ALERTS.find((a) => a.alert === 'StowagePoolFillingUp')!.expr).to.contain('predict_linear');
+  });
+
+  it('every alert has a severity, a summary, a description naming the object and a runbook with kubectl diagnosis', () => {
+    for (const a of ALERTS) {
+      expect(a.severity, a.alert).to.be.oneOf(['critical', 'warning']);
+      expect(a.summary.length, a.alert).to.be.greaterThan(10);
+      // Alerts about a missing job name the job (there is no object); all others name theirs.
+      if (!/absent\(/.test(a.expr)) expect(a.description, a.alert).to.match(/\{\{ \$labels\.(pool|disk|node|controller) \}\}/);
+      expect(runbookUrl(a.alert)).to.match(new RegExp(`/docs/runbooks/${a.alert}\\.md$`));
+      const path = join(REPO, 'docs/runbooks', `${a.alert}.md`);
+      expect(existsSync(path), `${path} missing`).to.equal(true);
+      const runbook = readFileSync(path, 'utf8');
+      expect(runbook, path).to.match(new RegExp(`^# ${a.alert}\\n`));
+      for (const section of RUNBOOK_SECTIONS) expect(runbook, `${path} lacks "${section}"`).to.contain(`${section}\n`);
+      expect(runbook, `${path} has no kubectl command`).to.match(/```sh\n(.*\n)*?kubectl /);
+    }
+  });
+
+  it('alerts use only metrics from the reference (docs/metrics.md)', () => {
+    const reference = readReference();
+    const families = new Set(reference.keys());
+    for (const a of ALERTS) {
+      const unknown = [...metricNamesIn(a.expr, families)].filter((n) => !families.has(n) && !SYNTHETIC_METRICS.has(n));
+      expect(unknown, `${a.alert} uses unknown metrics`).to.deep.equal([]);
+    }
+  });
+
+  describe('promtool test rules: one case that fires and one that must not, per alert', () => {
+    for (const alert of ALERTS) {
+      it(alert.alert, async () => {
+        expect(alert.cases.some((c) => c.expect.length > 0), 'a case that fires').to.equal(true);
+        expect(alert.cases.some((c) => c.expect.length === 0), 'a case that must not fire').to.equal(true);
+        const result = await runPromtoolTests(tmp, [alert]);
+        expect(result.code, result.output).to.equal(0);
+        expect(result.output).to.contain('SUCCESS');
+      });
+    }
+  });
+
+  it('promtool test rules can fail: a wrong expectation is reported', async () => {
+    const notReady = ALERTS.find((a) => a.alert === 'StowagePoolNotReady')!;
+    const wrong: AlertDefinition = { ...notReady, cases: [{ ...notReady.cases[1]!, expect: notReady.cases[0]!.expect }] };
+    const result = await runPromtoolTests(tmp, [wrong]);
+    expect(result.code).not.to.equal(0);
+    expect(result.output).to.contain('FAILED');
+  });
+});
+
+async function runPromtoolTests(tmp: Awaited<ReturnType<typeof tempDir>>, alerts: readonly AlertDefinition[]) {
+  await tmp.write('rules.yaml', toYaml(renderRuleGroups()));
+  const name = `tests-${alerts.map((a) => a.alert).join('-')}.yaml`;
+  await tmp.write(name, toYaml(renderPromtoolTests('rules.yaml', alerts)));
+  return promtool(['test', 'rules', name], { cwd: tmp.dir });
+}
