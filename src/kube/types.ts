@@ -84,3 +84,35 @@ export interface Condition {
   /** Human-readable; says what is wrong and what to do. */
   message: string;
 }
+
+/** The parts of core/v1 PersistentVolume Stowage reads and writes. */
+export interface PersistentVolume extends KubeObject {
+  spec: {
+    capacity?: { storage?: string };
+    accessModes?: string[];
+    persistentVolumeReclaimPolicy?: 'Delete' | 'Retain' | 'Recycle';
+    storageClassName?: string;
+    volumeMode?: 'Filesystem' | 'Block';
+    mountOptions?: string[];
+    local?: { path: string; fsType?: string };
+    csi?: { driver: string; volumeHandle: string; fsType?: string; volumeAttributes?: Record<string, string> };
+    claimRef?: { namespace?: string; name?: string; uid?: string };
+    nodeAffinity?: { required?: { nodeSelectorTerms: { matchExpressions?: { key: string; operator: string; values?: string[] }[] }[] } };
+  };
+  status?: { phase?: 'Pending' | 'Available' | 'Bound' | 'Released' | 'Failed'; message?: string; reason?: string };
+}
+
+/** storage.k8s.io/v1 StorageClass. */
+export interface StorageClass extends KubeObject {
+  provisioner: string;
+  parameters?: Record<string, string>;
+  reclaimPolicy?: 'Delete' | 'Retain';
+  volumeBindingMode?: 'WaitForFirstConsumer' | 'Immediate';
+  allowVolumeExpansion?: boolean;
+  mountOptions?: string[];
+}
+
+/** The parts of core/v1 Node Stowage reads. */
+export interface Node extends KubeObject {
+  status?: { conditions?: { type: string; status: string }[] };
+}

@@ -1,11 +1,14 @@
-import { STORAGE_POOLS } from '../crds/resource-types.js';
+import { NODE_DISKS, STORAGE_POOLS } from '../crds/resource-types.js';
+import { NODES, PERSISTENT_VOLUMES, STORAGE_CLASSES } from '../kube/resources.js';
 import { registerPoolMetrics } from '../metrics/pool-metrics.js';
-import type { StoragePool } from '../crds/storagepool.js';
+import type { Node, PersistentVolume, StorageClass } from '../kube/types.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POOL_LABEL } from './labels.js';
 import { Applier } from './runtime/apply.js';
 import type { Controller } from './runtime/controller.js';
+import { EventRecorder } from './runtime/events.js';
 import type { Manager } from './runtime/manager.js';
 import { setupDriverStack, type DriverStackOptions } from './driver-stack/controller.js';
-import { StoragePoolReconciler } from './storagepool/reconciler.js';
+import { StoragePoolReconciler, type Disk, type Pool, type PoolCaches } from './storagepool/reconciler.js';
 
 export interface SetupOptions {
   readonly workers: number;
@@ -15,13 +18,27 @@ export interface SetupOptions {
 }
 
 /** Registers the operator's informers and controllers with `manager`. */
-export function setupControllers(manager: Manager, opts: SetupOptions): { storagePools: Controller } {
+export function setupControllers(manager: Manager, opts: SetupOptions): { storagePools: Controller; caches: PoolCaches } {
   const applier = new Applier(manager.client, opts.fieldManager);
-  const pools = manager.informer<StoragePool & { metadata: { name: string } }>(STORAGE_POOLS);
-  registerPoolMetrics(manager.registry, () => pools.list());
+  const events = new EventRecorder(manager.client, opts.fieldManager);
+  const caches: PoolCaches = {
+    pools: manager.informer<Pool>(STORAGE_POOLS),
+    disks: manager.informer<Disk>(NODE_DISKS),
+    volumes: manager.informer<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}` }),
+    classes: manager.informer<StorageClass>(STORAGE_CLASSES),
+    nodes: manager.informer<Node>(NODES),
+  };
+  registerPoolMetrics(manager.registry, () => caches.pools.list());
+  const allPools = (): string[] => caches.pools.list().map((p) => p.metadata.name!);
   const storagePools = manager
-    .controller({ name: 'storagepool', reconciler: new StoragePoolReconciler(pools, applier), workers: opts.workers })
-    .watchFor(pools);
+    .controller({ name: 'storagepool', reconciler: new StoragePoolReconciler(caches, applier, events), workers: opts.workers })
+    .watchFor(caches.pools)
+    // A claimed disk concerns its pool; an unclaimed one may be wanted by any pool.
+    .watch(caches.disks, (disk) => (disk.spec.claim?.pool ? [disk.spec.claim.pool] : allPools()))
+    .watch(caches.volumes, (pv) => (pv.metadata.labels?.[POOL_LABEL] ? [pv.metadata.labels[POOL_LABEL]] : []))
+    .watch(caches.classes, (sc) => (sc.metadata.labels?.[POOL_LABEL] ? [sc.metadata.labels[POOL_LABEL]] : []))
+    // Node labels feed nodeSelectors, and a deleted node releases its disks.
+    .watch(caches.nodes, () => allPools());
   if (opts.driverStack) setupDriverStack(manager, { ...opts.driverStack, fieldManager: opts.fieldManager });
-  return { storagePools };
+  return { storagePools, caches };
 }

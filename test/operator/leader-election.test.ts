@@ -6,7 +6,7 @@ import { installCrds } from '../../src/crds/install.js';
 import { STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import type { Lease } from '../../src/operator/runtime/leader-election.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
-import { adminClient, createNamespace, uniqueName, waitFor } from '../support/cluster.js';
+import { adminClient, createNamespace, deletePoolForcibly, uniqueName, waitFor } from '../support/cluster.js';
 import { OperatorProcess } from '../support/operator-process.js';
 
 type Pool = KubeObject & { status?: { observedGeneration?: number } };
@@ -26,7 +26,7 @@ describe('two operator processes with leader election (real control plane)', fun
   });
   after(async () => {
     for (const op of operators) await op.stop();
-    for (const name of pools) await client.delete(STORAGE_POOLS, name);
+    for (const name of pools) await deletePoolForcibly(client, name);
     if (namespace) await client.delete(NAMESPACES, namespace);
     client.close();
   });
@@ -36,7 +36,7 @@ describe('two operator processes with leader election (real control plane)', fun
     pools.push(name);
     await client.create(STORAGE_POOLS, {
       apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name },
-      spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/media': 'ssd' } } } },
+      spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/media': 'none' } } } },
     });
     return name;
   }

@@ -5,7 +5,7 @@ import { STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import type { StoragePool } from '../../src/crds/storagepool.js';
 import { Manager } from '../../src/operator/runtime/manager.js';
 import { setupControllers } from '../../src/operator/setup.js';
-import { adminClient, uniqueName, waitFor } from '../support/cluster.js';
+import { adminClient, deletePoolForcibly, uniqueName, waitFor } from '../support/cluster.js';
 
 type LivePool = StoragePool & { metadata: { resourceVersion?: string } };
 
@@ -32,7 +32,7 @@ describe('StoragePool reconciler (real control plane)', function () {
   after(async () => {
     abort.abort();
     await running;
-    for (const name of names) await client.delete(STORAGE_POOLS, name);
+    for (const name of names) await deletePoolForcibly(client, name);
     client.close();
   });
 
@@ -50,7 +50,7 @@ describe('StoragePool reconciler (real control plane)', function () {
   };
 
   it('reports an invalid spec the 1.20 server accepted (no CEL) as Ready=False/InvalidSpec, naming the field', async () => {
-    const name = await create({ mode: 'Local', replicated: { size: 2 }, disks: { selector: {} } });
+    const name = await create({ mode: 'Local', replicated: { size: 2 }, disks: { selector: { matchLabels: { 'stowage.dev/media': 'none' } } } });
     const { ready } = await waitFor('Ready on the invalid pool', () => readyOf(name));
     expect(ready.status).to.equal('False');
     expect(ready.reason).to.equal('InvalidSpec');
@@ -58,8 +58,8 @@ describe('StoragePool reconciler (real control plane)', function () {
     expect(ready.observedGeneration).to.equal(1);
   });
 
-  it('tracks observedGeneration across spec changes, with a valid spec reported as SpecValid', async () => {
-    const name = await create({ mode: 'Local', replicated: { size: 2 }, disks: { selector: {} } });
+  it('tracks observedGeneration across spec changes; a valid pool without disks says NoDisks', async () => {
+    const name = await create({ mode: 'Local', replicated: { size: 2 }, disks: { selector: { matchLabels: { 'stowage.dev/media': 'none' } } } });
     await waitFor('first status', () => readyOf(name));
     await client.mergePatch(STORAGE_POOLS, name, { spec: { replicated: { size: 1 } } });
     const { pool, ready } = await waitFor('status for generation 2', async () => {
@@ -67,12 +67,12 @@ describe('StoragePool reconciler (real control plane)', function () {
       return r && r.pool.metadata.generation === 2 ? r : undefined;
     });
     expect(pool.status?.observedGeneration).to.equal(2);
-    expect(ready.reason).to.equal('SpecValid');
+    expect(ready.reason).to.equal('NoDisks');
     expect(ready.observedGeneration).to.equal(2);
   });
 
   it('sends no writes when nothing changed, across several full resyncs', async () => {
-    const name = await create({ mode: 'Dynamic', replicated: { size: 2 }, disks: { selector: {} } });
+    const name = await create({ mode: 'Dynamic', replicated: { size: 2 }, disks: { selector: { matchLabels: { 'stowage.dev/media': 'none' } } } });
     const { pool } = await waitFor('status', () => readyOf(name));
     await new Promise((r) => setTimeout(r, 1_000));
     writes.length = 0;

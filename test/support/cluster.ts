@@ -39,3 +39,18 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/**
+ * Deletes a StoragePool a test made, also when no operator is running any more to finalize it:
+ * the test's own operator is gone by `after`, so the finalizer is dropped here (the API server's
+ * garbage collector still removes the StorageClass it owned).
+ */
+export async function deletePoolForcibly(client: KubeClient, name: string): Promise<void> {
+  const { STORAGE_POOLS } = await import('../../src/crds/resource-types.js');
+  await client.delete(STORAGE_POOLS, name);
+  try {
+    await client.mergePatch(STORAGE_POOLS, name, { metadata: { finalizers: null } });
+  } catch {
+    // already gone
+  }
+}

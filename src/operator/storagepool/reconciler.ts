@@ -1,30 +1,324 @@
-import { STORAGE_POOLS } from '../../crds/resource-types.js';
+import { API_VERSION } from '../../crds/meta.js';
+import type { DiskClaim, DiskWipe, NodeDisk } from '../../crds/nodedisk.js';
+import { NODE_DISKS, STORAGE_POOLS } from '../../crds/resource-types.js';
 import type { StoragePool } from '../../crds/storagepool.js';
-import { validateObject } from '../../crds/validation.js';
+import { validateObject, withDefaults } from '../../crds/validation.js';
+import type { KubeClient } from '../../kube/client.js';
+import { PERSISTENT_VOLUMES, STORAGE_CLASSES } from '../../kube/resources.js';
+import type { KubeObject, Node, PersistentVolume, StorageClass } from '../../kube/types.js';
+import { forEachLimit } from '../../util/concurrency.js';
+import { logger } from '../../util/logger.js';
+import { HOSTNAME_LABEL, POOL_FINALIZER, POOL_LABEL } from '../labels.js';
 import type { Applier } from '../runtime/apply.js';
+import { jsonEqual } from '../runtime/apply.js';
 import { nowTimestamp } from '../runtime/conditions.js';
 import type { ReconcileResult, Reconciler } from '../runtime/controller.js';
+import type { EventRecorder } from '../runtime/events.js';
+import { addFinalizer, hasFinalizer, removeFinalizer } from '../runtime/finalizers.js';
 import type { Informer } from '../runtime/informer.js';
-import { poolStatus } from './status.js';
+import { claimRefName, desiredClaim, planDisks, sameClaim, type DiskPlan } from './disk-plan.js';
+import { isInUse, isRetained, persistentVolumeName, phaseOf, renderLocalPv } from './persistent-volume.js';
+import { isReadyDisk, poolStatus, type PoolObservation } from './status.js';
+import { immutableDifferences, isOwnedBy, renderStorageClass, storageClassName } from './storage-class.js';
+
+/** Writes one reconcile sends at once (claims, PVs): fast for big pools, gentle on the API server. */
+const WRITE_CONCURRENCY = 16;
+
+export type Pool = StoragePool & KubeObject;
+export type Disk = NodeDisk & KubeObject;
+
+/** The informer caches the reconciler reads; it never lists from the API server itself. */
+export interface PoolCaches {
+  readonly pools: Informer<Pool>;
+  readonly disks: Informer<Disk>;
+  readonly volumes: Informer<PersistentVolume>;
+  readonly classes: Informer<StorageClass>;
+  readonly nodes: Informer<Node>;
+}
 
 /**
- * Reconciles one StoragePool: checks its spec with the same schema and cross-field rules as
- * `stowage validate` (older API servers drop the CRD's CEL rules, so the operator cannot rely on
- * admission) and reports the outcome in status.
+ * Reconciles one StoragePool by the claim protocol (DESIGN §2): validates the spec (older API
+ * servers drop the CRD's CEL rules), keeps the pool's StorageClass, claims and releases disks on
+ * their NodeDisks, publishes one local PV per prepared disk (Local pools), recycles Released PVs
+ * through a wipe tied to the PV's UID, guards deletion with a finalizer, and reports status.
+ * Nothing a workload uses — a Bound PV, or a Released one it asked to retain — is ever modified or
+ * deleted.
  */
 export class StoragePoolReconciler implements Reconciler {
+  private readonly log = logger('storagepool');
+  /** Warnings about standing situations (conflicts) are emitted once per operator run, not per resync. */
+  private readonly warned = new Set<string>();
+
   constructor(
-    private readonly pools: Informer<StoragePool & { metadata: { name: string } }>,
+    private readonly caches: PoolCaches,
     private readonly applier: Applier,
+    private readonly events: EventRecorder,
     private readonly now: () => string = nowTimestamp,
   ) {}
 
+  private get client(): KubeClient {
+    return this.applier.client;
+  }
+
   async reconcile(name: string): Promise<ReconcileResult> {
-    const pool = this.pools.get(name);
-    if (!pool || pool.metadata.deletionTimestamp) return {};
-    const problems = validateObject(pool).filter((p) => !p.path.startsWith('status'));
-    const status = poolStatus(pool, problems, this.now());
-    await this.applier.applyStatus(STORAGE_POOLS, { apiVersion: pool.apiVersion, kind: pool.kind, metadata: { name }, status }, pool);
+    const live = this.caches.pools.get(name);
+    if (!live) return {};
+    const problems = validateObject(live).filter((p) => !p.path.startsWith('status'));
+    const pool = withDefaults(live) as Pool;
+
+    if (live.metadata.deletionTimestamp) return this.finalize(live, pool);
+    if (problems.length > 0) {
+      // An invalid spec changes nothing in the cluster: the last valid state stays until it is fixed.
+      await this.writeStatus(live, { pool, problems, volumes: [], storageClassName: storageClassName(pool) });
+      return {};
+    }
+    await addFinalizer(this.client, STORAGE_POOLS, live, POOL_FINALIZER);
+
+    const classConflict = await this.ensureStorageClass(pool);
+    const volumes = this.volumesOf(name);
+    const plan = planDisks({ pool, disks: this.caches.disks.list(), nodes: this.nodeMap(), volumes });
+    await this.claimDisks(pool, plan);
+    await this.releaseDisks(pool, plan.release, volumes);
+    if (pool.spec.mode === 'Local') await this.reconcileLocalVolumes(pool, plan.keep, volumes);
+    this.warnAboutConflicts(pool, plan);
+
+    await this.writeStatus(live, {
+      pool, problems, plan, volumes: [...this.volumesOf(name).values()], storageClassName: storageClassName(pool),
+      ...(classConflict ? { storageClassConflict: classConflict } : {}),
+    });
     return {};
   }
+
+  // ---- StorageClass -------------------------------------------------------------------------
+
+  /** Applies the pool's class; returns a message when the name belongs to someone else. */
+  private async ensureStorageClass(pool: Pool): Promise<string | undefined> {
+    const desired = renderStorageClass(pool);
+    const name = desired.metadata.name!;
+    // A class renamed in the spec: the old one goes (bound PVs keep working; they hold the name).
+    for (const old of this.caches.classes.list()) {
+      if (old.metadata.name !== name && isOwnedBy(old, pool)) {
+        await this.client.delete(STORAGE_CLASSES, old.metadata.name!, { uid: old.metadata.uid! });
+        await this.events.emit(pool, 'Normal', 'StorageClassDeleted', `deleted StorageClass ${old.metadata.name}: spec.storageClass.name is now ${name}`);
+      }
+    }
+    const live = this.caches.classes.get(name);
+    if (live && !isOwnedBy(live, pool)) {
+      return `StorageClass ${name} already exists and is not this pool's; set spec.storageClass.name to a free name, or delete that class`;
+    }
+    if (live) {
+      const changed = immutableDifferences(desired, live);
+      if (changed.length > 0) {
+        await this.client.delete(STORAGE_CLASSES, name, { uid: live.metadata.uid! });
+        await this.applier.client.apply(STORAGE_CLASSES, desired, { fieldManager: this.applier.fieldManager });
+        await this.events.emit(pool, 'Normal', 'StorageClassRecreated',
+          `recreated StorageClass ${name} because ${changed.join(', ')} cannot be changed in place; volumes already bound are unaffected`);
+        return undefined;
+      }
+    }
+    const created = !live;
+    await this.applier.apply(STORAGE_CLASSES, desired, live);
+    if (created) await this.events.emit(pool, 'Normal', 'StorageClassCreated', `created StorageClass ${name}`);
+    return undefined;
+  }
+
+  // ---- claims -------------------------------------------------------------------------------
+
+  private async claimDisks(pool: Pool, plan: DiskPlan): Promise<void> {
+    const claim = desiredClaim(pool);
+    await forEachLimit(plan.claim, WRITE_CONCURRENCY, async (disk) => {
+      // The resourceVersion makes the claim conditional: if another pool claimed the disk since our
+      // cache saw it, the API server refuses (409) and the next reconcile sees the older claim.
+      await this.applyIntent(disk, { claim }, true);
+      await this.events.emit(pool, 'Normal', 'DiskClaimed', `claimed disk ${disk.metadata.name} on node ${disk.spec.nodeName} (${describeClaim(claim)})`);
+    });
+    // Keep the intent on disks we hold up to date (e.g. allowAdoption changed); a no-op when it matches.
+    await forEachLimit(plan.keep, WRITE_CONCURRENCY, async (disk) => {
+      if (!sameClaim(disk.spec.claim, claim) || Boolean(disk.spec.claim?.allowAdoption) !== Boolean(claim.allowAdoption)) {
+        await this.applyIntent(disk, { claim, ...(disk.spec.wipe ? { wipe: disk.spec.wipe } : {}) }, false);
+      }
+    });
+  }
+
+  /**
+   * Hands disks back: their unbound PV goes first (a Released one with reclaimPolicy Delete is wiped
+   * before, so the next owner never sees its data), then the claim is cleared and the agent removes
+   * the filesystem it made.
+   */
+  private async releaseDisks(pool: Pool, disks: readonly NodeDisk[], volumes: ReadonlyMap<string, PersistentVolume>): Promise<void> {
+    await forEachLimit(disks, WRITE_CONCURRENCY, async (disk) => {
+      const pv = volumes.get(persistentVolumeName(disk.metadata.name));
+      if (pv && !(await this.retireVolume(pool, disk, pv, 'the disk leaves the pool'))) return;
+      await this.applyIntent(disk, {}, false);
+      await this.events.emit(pool, 'Normal', 'DiskReleased', `released disk ${disk.metadata.name} on node ${disk.spec.nodeName}; the agent removes Stowage's filesystem from it`);
+    });
+  }
+
+  /**
+   * The operator's intent on a NodeDisk — claim, wipe request and pool label — under the operator's
+   * field manager. Fields are set with server-side apply; fields given up (a released claim, a
+   * withdrawn wipe) are removed with a JSON merge patch that nulls them, because server-side apply
+   * on older API servers (1.20) leaves a `null` behind when an applier drops a field it owned, and
+   * the schema-defaulted `claim.allowAdoption` belongs to no manager at all.
+   * `conditional` adds the cached resourceVersion as a precondition (409 if the disk changed).
+   */
+  private async applyIntent(disk: NodeDisk, intent: { claim?: DiskClaim; wipe?: DiskWipe }, conditional: boolean): Promise<void> {
+    const name = disk.metadata.name;
+    const precondition = conditional && disk.metadata.resourceVersion ? { resourceVersion: disk.metadata.resourceVersion } : {};
+    const dropClaim = !intent.claim && disk.spec.claim !== undefined;
+    const dropWipe = !intent.wipe && disk.spec.wipe !== undefined;
+    if (dropClaim || dropWipe) {
+      await this.client.mergePatch(NODE_DISKS, name, {
+        metadata: { ...precondition, ...(dropClaim ? { labels: { [POOL_LABEL]: null } } : {}) },
+        spec: { ...(dropClaim ? { claim: null } : {}), ...(dropWipe ? { wipe: null } : {}) },
+      }, { fieldManager: this.applier.fieldManager });
+      if (!intent.claim) return;
+    }
+    await this.client.apply(NODE_DISKS, {
+      apiVersion: API_VERSION,
+      kind: 'NodeDisk',
+      metadata: { name, labels: { [POOL_LABEL]: intent.claim!.pool }, ...(dropClaim || dropWipe ? {} : precondition) },
+      spec: { claim: intent.claim, ...(intent.wipe ? { wipe: intent.wipe } : {}) },
+    }, { fieldManager: this.applier.fieldManager, force: true });
+  }
+
+  // ---- local volumes ------------------------------------------------------------------------
+
+  private async reconcileLocalVolumes(pool: Pool, disks: readonly NodeDisk[], volumes: ReadonlyMap<string, PersistentVolume>): Promise<void> {
+    const nodes = this.nodeMap();
+    await forEachLimit(disks, WRITE_CONCURRENCY, async (disk) => {
+      const pv = volumes.get(persistentVolumeName(disk.metadata.name));
+      const node = nodes.get(disk.spec.nodeName);
+      const desired = isReadyDisk(disk) ? renderLocalPv(pool, disk, node?.metadata.labels?.[HOSTNAME_LABEL] ?? disk.spec.nodeName) : undefined;
+      if (!pv) {
+        if (disk.spec.wipe) await this.applyIntent(disk, { claim: disk.spec.claim! }, false); // the recycled volume is gone
+        if (!desired) return;
+        await this.applier.apply(PERSISTENT_VOLUMES, desired, undefined);
+        await this.events.emit(pool, 'Normal', 'PersistentVolumeCreated',
+          `created PersistentVolume ${desired.metadata.name} (${desired.spec.capacity?.storage}) on node ${disk.spec.nodeName} from disk ${disk.metadata.name}`);
+        return;
+      }
+      const phase = phaseOf(pv);
+      if (isInUse(pv) || isRetained(pv) || phase === 'Failed') return;
+      if (phase === 'Released') {
+        await this.retireVolume(pool, disk, pv, 'its claim was deleted');
+        return;
+      }
+      if (!desired) {
+        await this.deleteVolume(pool, pv, `disk ${disk.metadata.name} is not ready (missing, unhealthy or unprepared); the volume comes back when it is`, 'VolumeWithdrawn');
+        return;
+      }
+      await this.applier.apply(PERSISTENT_VOLUMES, desired, pv);
+    });
+  }
+
+  /**
+   * Takes an unused PV out of service. A Released PV with reclaimPolicy Delete is wiped first: the
+   * wipe request carries the PV's UID and only a wipe result for that UID counts, so a recreated
+   * PV can never skip its wipe. Returns true once the PV is gone.
+   */
+  private async retireVolume(pool: Pool, disk: NodeDisk, pv: PersistentVolume, why: string): Promise<boolean> {
+    if (phaseOf(pv) === 'Released' && pv.spec.persistentVolumeReclaimPolicy === 'Delete') {
+      const uid = pv.metadata.uid!;
+      const last = disk.status?.lastWipe;
+      if (last?.volumeUID !== uid || last.result !== 'Succeeded') {
+        if (disk.spec.wipe?.volumeUID !== uid) {
+          const method = pool.spec.local?.cleanup ?? 'quick';
+          await this.applyIntent(disk, { claim: disk.spec.claim!, wipe: { volumeUID: uid, method } }, false);
+          await this.events.emit(pool, 'Normal', 'WipeRequested',
+            `requested a ${method} wipe of disk ${disk.metadata.name} for PersistentVolume ${pv.metadata.name} (uid ${uid}): ${why}`);
+        } else if (last?.volumeUID === uid && last.result === 'Failed' && !this.warned.has(`wipe/${uid}/${last.time}`)) {
+          this.warned.add(`wipe/${uid}/${last.time}`);
+          await this.events.emit(pool, 'Warning', 'WipeFailed',
+            `the wipe of disk ${disk.metadata.name} for PersistentVolume ${pv.metadata.name} failed: ${last.message ?? 'no details'}; the agent retries and the volume is not reused until it succeeds`);
+        }
+        return false;
+      }
+    }
+    await this.deleteVolume(pool, pv, why, phaseOf(pv) === 'Released' ? 'PersistentVolumeRecycled' : 'PersistentVolumeDeleted');
+    return true;
+  }
+
+  private async deleteVolume(pool: Pool, pv: PersistentVolume, why: string, reason: string): Promise<void> {
+    // uid + resourceVersion: if the PV was bound (or recreated) since our cache saw it, the API server refuses.
+    await this.client.delete(PERSISTENT_VOLUMES, pv.metadata.name!, { uid: pv.metadata.uid!, resourceVersion: pv.metadata.resourceVersion! });
+    await this.events.emit(pool, 'Normal', reason, `deleted PersistentVolume ${pv.metadata.name}: ${why}`);
+  }
+
+  // ---- deletion -----------------------------------------------------------------------------
+
+  /**
+   * A pool being deleted stays while any of its volumes is in use or retained (Ready=False,
+   * DeletionBlocked, naming the claims). Then unbound PVs are retired (wiped where the policy says
+   * Delete), disks released, the StorageClass deleted, and the finalizer removed last.
+   */
+  private async finalize(live: Pool, pool: Pool): Promise<ReconcileResult> {
+    if (!hasFinalizer(live, POOL_FINALIZER)) return {};
+    const volumes = this.volumesOf(pool.metadata.name);
+    const blockers = [...volumes.values()].filter((pv) => isInUse(pv) || isRetained(pv));
+    if (blockers.length > 0) {
+      const by = blockers.map((pv) => (isInUse(pv) ? claimRefName(pv) : `retained PV ${pv.metadata.name}`)).sort();
+      if (!this.warned.has(`deletion/${pool.metadata.uid}/${by.join(',')}`)) {
+        this.warned.add(`deletion/${pool.metadata.uid}/${by.join(',')}`);
+        await this.events.emit(pool, 'Warning', 'DeletionBlocked', `deletion waits for volumes in use by ${by.join(', ')}`);
+      }
+      await this.writeStatus(live, {
+        pool, problems: [], plan: { claim: [], keep: this.disksOf(pool.metadata.name), release: [], held: [], conflicts: [] },
+        volumes: [...volumes.values()], storageClassName: storageClassName(pool), deletionBlockedBy: by,
+      });
+      return {};
+    }
+    const disks = this.disksOf(pool.metadata.name);
+    const byDisk = new Map(disks.map((d) => [persistentVolumeName(d.metadata.name), d]));
+    let pending = false;
+    await forEachLimit([...volumes.values()], WRITE_CONCURRENCY, async (pv) => {
+      const disk = byDisk.get(pv.metadata.name!);
+      if (disk) pending = !(await this.retireVolume(pool, disk, pv, 'the pool is being deleted')) || pending;
+      else await this.deleteVolume(pool, pv, 'the pool is being deleted', 'PersistentVolumeDeleted');
+    });
+    if (pending) return {}; // waiting for wipes; the agent's report wakes us
+    await this.releaseDisks(pool, disks.filter((d) => !volumes.has(persistentVolumeName(d.metadata.name))), new Map());
+    for (const sc of this.caches.classes.list().filter((c) => isOwnedBy(c, pool))) {
+      await this.client.delete(STORAGE_CLASSES, sc.metadata.name!, { uid: sc.metadata.uid! });
+      await this.events.emit(pool, 'Normal', 'StorageClassDeleted', `deleted StorageClass ${sc.metadata.name}: the pool is being deleted`);
+    }
+    if (disks.some((d) => volumes.has(persistentVolumeName(d.metadata.name)))) return {}; // PVs just deleted; release next round
+    await removeFinalizer(this.client, STORAGE_POOLS, live, POOL_FINALIZER);
+    this.log.info({ pool: pool.metadata.name }, 'pool deleted; everything it created is gone or handed back');
+    return {};
+  }
+
+  // ---- status and helpers -------------------------------------------------------------------
+
+  private async writeStatus(live: Pool, obs: PoolObservation): Promise<void> {
+    const status = poolStatus({ ...obs, pool: { ...obs.pool, status: live.status } as Pool }, this.now());
+    if (live.status && jsonEqual(status, live.status)) return;
+    await this.applier.applyStatus(STORAGE_POOLS, { apiVersion: API_VERSION, kind: 'StoragePool', metadata: { name: live.metadata.name }, status }, live);
+  }
+
+  private warnAboutConflicts(pool: Pool, plan: DiskPlan): void {
+    for (const { disk, pool: owner } of plan.conflicts) {
+      const key = `conflict/${pool.metadata.uid}/${disk.metadata.uid}`;
+      if (this.warned.has(key)) continue;
+      this.warned.add(key);
+      void this.events.emit(pool, 'Warning', 'DiskClaimedByOtherPool',
+        `disk ${disk.metadata.name} matches this pool but belongs to pool ${owner}, which claimed it first; narrow one of the selectors`);
+    }
+  }
+
+  private volumesOf(pool: string): Map<string, PersistentVolume> {
+    return new Map(this.caches.volumes.list().filter((pv) => pv.metadata.labels?.[POOL_LABEL] === pool).map((pv) => [pv.metadata.name!, pv]));
+  }
+
+  private disksOf(pool: string): Disk[] {
+    return this.caches.disks.list().filter((d) => d.spec.claim?.pool === pool);
+  }
+
+  private nodeMap(): Map<string, Node> {
+    return new Map(this.caches.nodes.list().map((n) => [n.metadata.name!, n]));
+  }
+}
+
+function describeClaim(claim: NonNullable<NodeDisk['spec']['claim']>): string {
+  return claim.mode === 'Local' ? `Local ${claim.volumeMode}${claim.fsType ? ` ${claim.fsType}` : ''}` : 'Dynamic';
 }

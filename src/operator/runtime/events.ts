@@ -1,0 +1,68 @@
+import { randomBytes } from 'node:crypto';
+import type { KubeClient } from '../../kube/client.js';
+import { EVENTS } from '../../kube/resources.js';
+import type { KubeObject } from '../../kube/types.js';
+import { logger } from '../../util/logger.js';
+import { errorMessage } from '../../util/errors.js';
+import { nowTimestamp } from './conditions.js';
+
+/** Events about cluster-scoped objects live here, as kubectl expects (`kubectl describe` finds them). */
+const CLUSTER_SCOPED_EVENT_NAMESPACE = 'default';
+/** The same event repeated within this window bumps the count of the first instead of adding one. */
+const AGGREGATION_WINDOW_MS = 10 * 60_000;
+const MAX_REMEMBERED = 4096;
+
+export type EventType = 'Normal' | 'Warning';
+
+/**
+ * Records Kubernetes Events (core/v1) about objects, as client-go's recorder does: a repeat of the
+ * same (object, type, reason, message) within ten minutes updates the first event's count and
+ * lastTimestamp. Recording never throws: an event that cannot be written is logged and dropped,
+ * so it never fails a reconcile.
+ */
+export class EventRecorder {
+  private readonly log = logger('events');
+  private readonly recent = new Map<string, { name: string; namespace: string; count: number; at: number; first: string }>();
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly component: string,
+    private readonly instance = process.env.HOSTNAME ?? 'local',
+  ) {}
+
+  async emit(object: KubeObject, type: EventType, reason: string, message: string): Promise<void> {
+    const { name, uid } = object.metadata;
+    const namespace = object.metadata.namespace ?? CLUSTER_SCOPED_EVENT_NAMESPACE;
+    const key = JSON.stringify([uid ?? name, type, reason, message]);
+    const now = nowTimestamp();
+    this.log.info({ object: `${object.kind}/${name}`, type, reason }, message);
+    try {
+      const seen = this.recent.get(key);
+      if (seen && Date.now() - seen.at < AGGREGATION_WINDOW_MS) {
+        seen.count += 1;
+        seen.at = Date.now();
+        await this.client.mergePatch(EVENTS, seen.name, { count: seen.count, lastTimestamp: now }, { namespace: seen.namespace });
+        return;
+      }
+      const eventName = `${name}.${randomBytes(8).toString('hex')}`;
+      await this.client.create(EVENTS, {
+        metadata: { name: eventName, namespace },
+        involvedObject: { apiVersion: object.apiVersion, kind: object.kind, name, uid, ...(object.metadata.namespace ? { namespace } : {}) },
+        type,
+        reason,
+        message,
+        source: { component: this.component },
+        reportingComponent: this.component,
+        reportingInstance: this.instance,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      });
+      if (this.recent.size >= MAX_REMEMBERED) this.recent.delete(this.recent.keys().next().value!);
+      this.recent.set(key, { name: eventName, namespace, count: 1, at: Date.now(), first: now });
+    } catch (err) {
+      this.recent.delete(key);
+      this.log.warn({ err: errorMessage(err), reason }, 'could not record an event');
+    }
+  }
+}
