@@ -73,6 +73,32 @@ program
     process.exitCode = await runCsiController(opts);
   });
 
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+program
+  .command('node')
+  .description('run the node agent on this node: disk inventory (NodeDisks), preparation of claimed disks, wiping, health')
+  .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
+  .option('--context <name>', 'kubeconfig context to use')
+  .option('--node-name <name>', 'this node\'s name (default: $NODE_NAME)')
+  .option('--allow-device <path>', 'only consider this device (a /dev path, or a loop device\'s backing file); repeat it; the only way a loop device is considered', collect, [])
+  .option('--root <dir>', 'where prepared disks are mounted, one directory per NodeDisk', '/var/lib/stowage/disks')
+  .option('--discovery-dir <dir>', 'inventory filesystems mounted directly under this directory (e.g. /mnt/disks); repeat it', collect, [])
+  .option('--include-path <glob>', 'only disks whose /dev path or /dev/disk link matches are eligible; repeat it', collect, [])
+  .option('--exclude-path <glob>', 'disks whose /dev path or /dev/disk link matches are not eligible; repeat it', collect, [])
+  .option('--include-vendor <glob>', 'only disks of a matching vendor are eligible; repeat it', collect, [])
+  .option('--exclude-vendor <glob>', 'disks of a matching vendor are not eligible; repeat it', collect, [])
+  .option('--include-model <glob>', 'only disks of a matching model are eligible; repeat it', collect, [])
+  .option('--exclude-model <glob>', 'disks of a matching model are not eligible; repeat it', collect, [])
+  .option('--min-size <quantity>', 'disks smaller than this are not eligible (default 16Mi)')
+  .addOption(new Option('--discovery-interval <seconds>', 'rediscover disks this often (udev events trigger it sooner)').default(30).argParser((v) => positiveInt(v, '--discovery-interval')))
+  .addOption(new Option('--health-interval <seconds>', 'read SMART health this often').default(300).argParser((v) => positiveInt(v, '--health-interval')))
+  .option('--no-udev', 'do not watch udevadm monitor for block events')
+  .action(async (opts: import('../node/main.js').NodeCommandOptions) => {
+    const { runNodeCommand } = await import('../node/main.js');
+    process.exitCode = await runNodeCommand(opts);
+  });
+
 interface OperatorFlags {
   kubeconfig?: string;
   context?: string;

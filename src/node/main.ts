@@ -1,0 +1,66 @@
+import { KubeClient } from '../kube/client.js';
+import { logger } from '../util/logger.js';
+import { VERSION } from '../util/version.js';
+import { parseBytes } from '../util/quantity.js';
+import { DEFAULT_ROOT, startNodeAgent } from './agent.js';
+import type { DynamicPoolSync } from './dynamic-pools.js';
+
+export interface NodeCommandOptions {
+  readonly kubeconfig?: string | undefined;
+  readonly context?: string | undefined;
+  readonly nodeName?: string | undefined;
+  readonly allowDevice: readonly string[];
+  readonly root: string;
+  readonly discoveryDir: readonly string[];
+  readonly includePath: readonly string[];
+  readonly excludePath: readonly string[];
+  readonly includeVendor: readonly string[];
+  readonly excludeVendor: readonly string[];
+  readonly includeModel: readonly string[];
+  readonly excludeModel: readonly string[];
+  readonly minSize?: string | undefined;
+  readonly discoveryInterval: number;
+  readonly healthInterval: number;
+  readonly udev: boolean;
+}
+
+/**
+ * `stowage node`: runs the node agent until SIGTERM/SIGINT. The node name comes from --node-name or
+ * NODE_NAME (the DaemonSet passes spec.nodeName through the downward API).
+ */
+export async function runNodeCommand(opts: NodeCommandOptions, dynamicPools?: DynamicPoolSync): Promise<number> {
+  const log = logger('node-agent');
+  const nodeName = opts.nodeName ?? process.env.NODE_NAME;
+  if (!nodeName) throw new Error('the node name is unknown: set NODE_NAME (from the downward API, spec.nodeName) or pass --node-name');
+  const client = await KubeClient.load({ kubeconfig: opts.kubeconfig, context: opts.context, userAgent: `stowage-node/${VERSION}` });
+  const filter = (paths: readonly string[], vendors: readonly string[], models: readonly string[]) =>
+    paths.length + vendors.length + models.length > 0 ? { paths, vendors, models } : undefined;
+  const include = filter(opts.includePath, opts.includeVendor, opts.includeModel);
+  const exclude = filter(opts.excludePath, opts.excludeVendor, opts.excludeModel);
+  const agent = await startNodeAgent({
+    client,
+    nodeName,
+    allowDevices: opts.allowDevice,
+    root: opts.root || DEFAULT_ROOT,
+    discoveryDirs: opts.discoveryDir,
+    ...(include ? { include } : {}),
+    ...(exclude ? { exclude } : {}),
+    ...(opts.minSize ? { minSizeBytes: parseBytes(opts.minSize) } : {}),
+    discoveryIntervalMs: opts.discoveryInterval * 1000,
+    healthIntervalMs: opts.healthInterval * 1000,
+    udev: opts.udev,
+    ...(dynamicPools ? { dynamicPools } : {}),
+  });
+  log.info({ version: VERSION, node: nodeName, server: client.server }, 'stowage node agent running');
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      log.info({ signal }, 'shutting down');
+      resolve();
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  });
+  await agent.stop();
+  client.close();
+  return 0;
+}

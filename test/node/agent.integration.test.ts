@@ -1,0 +1,273 @@
+import { expect } from 'chai';
+import { mkdtemp, mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import type { KubeClient } from '../../src/kube/client.js';
+import { EVENTS } from '../../src/kube/resources.js';
+import { installCrds } from '../../src/crds/install.js';
+import { NODE_DISKS } from '../../src/crds/resource-types.js';
+import type { NodeDisk } from '../../src/crds/nodedisk.js';
+import { startNodeAgent, type NodeAgent, type NodeAgentOptions } from '../../src/node/agent.js';
+import { execOk } from '../../src/node/exec.js';
+import { stowageLabel } from '../../src/node/preparation.js';
+import { LoopDevices, unmountAllFrom } from '../support/loop-devices.js';
+import { adminClient, uniqueName, waitFor } from '../support/cluster.js';
+import {
+  blkidUuid, condition, deleteNodeDisks, diskOfFile, localExt4, mbrSector, mountsOfDevice, nodeDisksOf, operatorSets, sha256File,
+} from './support.js';
+
+const MiB = 1024 * 1024;
+
+describe('node agent (real control plane, real loop devices)', function () {
+  this.timeout(180_000);
+  let client: KubeClient;
+  let work: string;
+  const loops = new LoopDevices();
+  const agents: NodeAgent[] = [];
+  const nodes: string[] = [];
+
+  before(async () => {
+    ({ client } = await adminClient());
+    await installCrds(client, 'stowage-tests');
+    work = await mkdtemp(path.join(tmpdir(), 'stowage-agent-test-'));
+  });
+  afterEach(async () => {
+    for (const a of agents.splice(0)) await a.stop();
+  });
+  after(async () => {
+    for (const a of agents.splice(0)) await a.stop();
+    await loops.cleanup();
+    // Anything still mounted under the work dir (agent roots, test mounts) goes before the dir does.
+    const mounts = (await import('node:fs/promises')).readFile('/proc/self/mounts', 'utf8');
+    for (const line of (await mounts).split('\n')) {
+      const target = line.split(' ')[1];
+      if (target && work && target.startsWith(work)) await execOk('umount', ['-l', target]).catch(() => undefined);
+    }
+    if (work) await rm(work, { recursive: true, force: true });
+    for (const n of nodes) await deleteNodeDisks(client, n);
+    client?.close();
+  });
+
+  async function agent(extra: Partial<NodeAgentOptions> & { allowDevices: string[] }): Promise<{ agent: NodeAgent; node: string; root: string }> {
+    const node = extra.nodeName ?? uniqueName('agent-node');
+    if (!nodes.includes(node)) nodes.push(node);
+    const root = extra.root ?? path.join(work, `root-${node}`);
+    const a = await startNodeAgent({ client, nodeName: node, root, udev: false, discoveryIntervalMs: 3_600_000, ...extra });
+    agents.push(a);
+    return { agent: a, node, root };
+  }
+
+  it('reports a blank allow-listed loop device as Present and Eligible, and nothing outside the allow-list', async () => {
+    const disk = await loops.create(64 * MiB);
+    const { node } = await agent({ allowDevices: [disk.device] });
+    const all = await nodeDisksOf(client, node);
+    expect(all).to.have.length(1, 'only the allow-listed device is inventoried');
+    const nd = all[0]!;
+    expect(nd.metadata.name).to.match(new RegExp(`^${node}-[0-9a-f]{10}$`));
+    expect(nd.spec).to.include({ nodeName: node, devicePath: disk.device });
+    expect(nd.metadata.labels).to.include({ 'stowage.dev/node': node, 'stowage.dev/media': 'unknown' });
+    expect(nd.status?.kind).to.equal('Disk');
+    expect(nd.status?.capacity).to.equal('64Mi');
+    expect(nd.status?.transport).to.equal('loop');
+    expect(condition(nd, 'Present')).to.include({ status: 'True', reason: 'Detected' });
+    expect(condition(nd, 'Eligible')).to.include({ status: 'True', reason: 'Blank' });
+    expect(condition(nd, 'Healthy')).to.include({ status: 'Unknown', reason: 'SmartUnavailable' });
+    expect(condition(nd, 'Prepared')).to.include({ status: 'False', reason: 'NotClaimed' });
+    expect(nd.status?.health?.verdict).to.equal('Unknown');
+    expect(nd.status?.lastSeenTime).to.be.a('string');
+  });
+
+  it('sends no write on a second pass when nothing changed', async () => {
+    const a = await loops.create(64 * MiB);
+    const b = await loops.create(64 * MiB);
+    const { agent: ag } = await agent({ allowDevices: [a.device, b.device] });
+    await ag.pass();
+    const second = await ag.pass();
+    expect(second.disks).to.equal(2);
+    expect(second.writes).to.equal(0);
+  });
+
+  it('marks a disk with a filesystem, a partition table or a foreign mount ineligible with the reason, and changes nothing on them when claimed anyway', async () => {
+    // ext4 with a file on it.
+    const fsDisk = await loops.create(64 * MiB);
+    await execOk('mkfs.ext4', ['-q', '-L', 'precious', fsDisk.device]);
+    const tmpMount = path.join(work, 'precious');
+    await mkdir(tmpMount, { recursive: true });
+    await execOk('mount', [fsDisk.device, tmpMount]);
+    await writeFile(path.join(tmpMount, 'data.txt'), 'do not lose me\n');
+    await execOk('umount', [tmpMount]);
+    // A dos partition table.
+    const ptDisk = await loops.create(64 * MiB);
+    const fh = await open(ptDisk.device, 'r+');
+    await fh.write(mbrSector(), 0, 512, 0);
+    await fh.sync();
+    await fh.close();
+    // Mounted elsewhere (read-only, so the bytes on it stay still for the checksum).
+    const mountedDisk = await loops.create(64 * MiB);
+    await execOk('mkfs.ext4', ['-q', mountedDisk.device]);
+    const elsewhere = path.join(work, 'elsewhere');
+    await mkdir(elsewhere, { recursive: true });
+    await execOk('mount', ['-o', 'ro', mountedDisk.device, elsewhere]);
+
+    const disks = [fsDisk, ptDisk, mountedDisk];
+    const { agent: ag, node } = await agent({ allowDevices: disks.map((d) => d.device) });
+    const expected = ['HasFilesystem', 'HasPartitions', 'Mounted'];
+    const names: string[] = [];
+    for (const [i, d] of disks.entries()) {
+      const nd = await diskOfFile(client, node, d.file);
+      expect(condition(nd, 'Eligible'), d.device).to.include({ status: 'False', reason: expected[i] });
+      names.push(nd!.metadata.name!);
+    }
+    expect(condition(await diskOfFile(client, node, fsDisk.file), 'Eligible')!.message).to.contain('precious');
+
+    const before = await Promise.all(disks.map((d) => sha256File(d.file)));
+    for (const name of names) await operatorSets(client, name, { claim: { ...localExt4 } });
+    for (const [i, name] of names.entries()) {
+      const nd = await waitFor(`Prepared=False on ${name}`, async () => {
+        const d = await client.get<NodeDisk>(NODE_DISKS, name);
+        const c = condition(d, 'Prepared');
+        return c?.status === 'False' && c.reason !== 'NotClaimed' && c.observedGeneration === d.metadata.generation ? d : undefined;
+      });
+      expect(condition(nd, 'Prepared')!.reason).to.equal(i === 2 ? 'Mounted' : expected[i]);
+      expect(condition(nd, 'Prepared')!.message).to.contain('nothing was changed');
+    }
+    await ag.pass();
+    await ag.pass();
+    const after = await Promise.all(disks.map((d) => sha256File(d.file)));
+    expect(after).to.deep.equal(before, 'not one byte changed on the claimed non-blank disks');
+    expect(await mountsOfDevice(mountedDisk.device)).to.deep.equal([elsewhere]);
+    await execOk('umount', [elsewhere]);
+  });
+
+  it('keeps one NodeDisk when a loop device is detached and re-attached under another /dev/loopN', async () => {
+    const disk = await loops.create(64 * MiB);
+    // The allow-list names the backing file, so the device is allowed under any loop number.
+    const { agent: ag, node } = await agent({ allowDevices: [disk.file] });
+    const first = await diskOfFile(client, node, disk.file);
+    expect(first?.spec.devicePath).to.equal(disk.device);
+
+    await loops.detach(disk.device);
+    await ag.pass();
+    const gone = await diskOfFile(client, node, disk.file);
+    expect(condition(gone, 'Present')).to.include({ status: 'False', reason: 'NotDetected' });
+    expect(gone?.metadata.uid).to.equal(first?.metadata.uid, 'a vanished disk is reported, never deleted');
+
+    const placeholder = await loops.create(16 * MiB); // takes the old number, so the disk comes back elsewhere
+    const back = await loops.attach(disk.file);
+    expect(back.device).to.not.equal(disk.device);
+    await ag.pass();
+    const again = await diskOfFile(client, node, disk.file);
+    expect(again?.metadata.uid).to.equal(first?.metadata.uid);
+    expect(again?.metadata.name).to.equal(first?.metadata.name);
+    expect(again?.spec.devicePath).to.equal(back.device);
+    expect(again?.status?.kernelName).to.equal(path.basename(back.device));
+    expect(condition(again, 'Present')).to.include({ status: 'True' });
+    expect(await nodeDisksOf(client, node)).to.have.length(1, 'no duplicate, and the placeholder is not on the allow-list');
+    await loops.detach(placeholder.device);
+  });
+
+  it('formats, labels, mounts and reports a claimed blank disk, and releases it when the claim is cleared', async () => {
+    const disk = await loops.create(64 * MiB);
+    const { node, root } = await agent({ allowDevices: [disk.device] });
+    const name = (await diskOfFile(client, node, disk.file))!.metadata.name!;
+    await operatorSets(client, name, { claim: { ...localExt4 } });
+    const nd = await waitFor('Prepared=True', async () => {
+      const d = await client.get<NodeDisk>(NODE_DISKS, name);
+      return condition(d, 'Prepared')?.status === 'True' ? d : undefined;
+    });
+    const target = path.join(root, name);
+    expect(nd.status?.preparation).to.deep.equal({ path: target, filesystem: 'ext4', uuid: await blkidUuid(disk.device) });
+    expect(nd.status?.filesystem?.label).to.equal(stowageLabel(name));
+    expect(nd.status?.claim).to.deep.equal({ pool: 'pool-a' });
+    expect(nd.status?.usage?.size).to.be.a('string');
+    expect(condition(nd, 'Eligible')).to.include({ status: 'False', reason: 'Claimed' });
+    expect(await mountsOfDevice(disk.device)).to.deep.equal([target]);
+    const events = await client.list<{ metadata: { name?: string }; reason?: string; involvedObject?: { name?: string } }>(EVENTS, { namespace: 'default' });
+    const reasons = events.items.filter((e) => e.involvedObject?.name === name).map((e) => e.reason);
+    expect(reasons).to.include.members(['Formatting', 'Formatted', 'Prepared']);
+
+    await operatorSets(client, name, {});
+    const released = await waitFor('released (Eligible again)', async () => {
+      const d = await client.get<NodeDisk>(NODE_DISKS, name);
+      return condition(d, 'Eligible')?.status === 'True' ? d : undefined;
+    });
+    expect(condition(released, 'Prepared')).to.include({ status: 'False', reason: 'NotClaimed' });
+    expect(released.status?.preparation).to.equal(undefined);
+    expect(await mountsOfDevice(disk.device)).to.deep.equal([]);
+    expect(await blkidUuid(disk.device)).to.equal(undefined);
+  });
+
+  it('wipes for the requested volume UID only, and ignores a stale request for an older UID', async () => {
+    const disk = await loops.create(64 * MiB);
+    const { node, root } = await agent({ allowDevices: [disk.device] });
+    const name = (await diskOfFile(client, node, disk.file))!.metadata.name!;
+    await operatorSets(client, name, { claim: { ...localExt4 } });
+    await waitFor('Prepared=True', async () => condition(await client.get<NodeDisk>(NODE_DISKS, name), 'Prepared')?.status === 'True');
+    const target = path.join(root, name);
+    const fill = async (volume: string): Promise<void> => {
+      await mkdir(path.join(target, 'dir'), { recursive: true });
+      await writeFile(path.join(target, 'dir', `${volume}.bin`), Buffer.alloc(256 * 1024, 7));
+      await writeFile(path.join(target, `.${volume}-hidden`), volume);
+    };
+    const wipedFor = (uid: string) => async () => {
+      const d = await client.get<NodeDisk>(NODE_DISKS, name);
+      return d.status?.lastWipe?.volumeUID === uid && d.status.lastWipe.result === 'Succeeded' && condition(d, 'Prepared')?.status === 'True' ? d : undefined;
+    };
+
+    await fill('volume-a');
+    await operatorSets(client, name, { claim: { ...localExt4 }, wipe: { volumeUID: 'uid-a', method: 'quick' } });
+    const afterA = await waitFor('wipe of uid-a', wipedFor('uid-a'));
+    expect((await readdir(target)).filter((f) => f !== 'lost+found')).to.deep.equal([], 'every file of volume A is gone');
+    expect(afterA.status?.lastWipe).to.include({ method: 'quick', result: 'Succeeded' });
+    expect(afterA.status?.preparation?.uuid).to.equal(await blkidUuid(disk.device));
+    expect(await mountsOfDevice(disk.device)).to.deep.equal([target]);
+
+    await fill('volume-b');
+    await operatorSets(client, name, { claim: { ...localExt4 }, wipe: { volumeUID: 'uid-b', method: 'zero' } });
+    await waitFor('wipe of uid-b', wipedFor('uid-b'));
+    expect((await readdir(target)).filter((f) => f !== 'lost+found')).to.deep.equal([]);
+
+    // Volume C lives on the disk now; a late, stale request for volume A must not touch it.
+    await fill('volume-c');
+    await operatorSets(client, name, { claim: { ...localExt4 }, wipe: { volumeUID: 'uid-a', method: 'quick' } });
+    await waitFor('the stale request noticed', async () => {
+      const events = await client.list<{ metadata: { name?: string }; reason?: string; involvedObject?: { name?: string } }>(EVENTS, { namespace: 'default' });
+      return events.items.some((e) => e.involvedObject?.name === name && e.reason === 'StaleWipeIgnored');
+    });
+    const d = await client.get<NodeDisk>(NODE_DISKS, name);
+    expect(d.status?.lastWipe?.volumeUID).to.equal('uid-b');
+    expect(await readdir(path.join(target, 'dir'))).to.deep.equal(['volume-c.bin']);
+    await operatorSets(client, name, {});
+    await waitFor('released', async () => condition(await client.get<NodeDisk>(NODE_DISKS, name), 'Eligible')?.status === 'True');
+  });
+
+  it('inventories a filesystem mounted under a discovery directory as a Mount, uses it as is and wipes only its contents', async () => {
+    const disk = await loops.create(64 * MiB);
+    await execOk('mkfs.ext4', ['-q', disk.device]);
+    const dir = path.join(work, 'discovery');
+    const vol = path.join(dir, 'vol1');
+    await mkdir(vol, { recursive: true });
+    await execOk('mount', [disk.device, vol]);
+    try {
+      // The loop device itself is allow-listed too: it shows up as a Disk that is Mounted.
+      const { node } = await agent({ allowDevices: [disk.device], discoveryDirs: [dir] });
+      const all = await nodeDisksOf(client, node);
+      expect(all).to.have.length(2);
+      expect(condition(all.find((d) => d.status?.kind === 'Disk'), 'Eligible')).to.include({ status: 'False', reason: 'Mounted' });
+      const nd = all.find((d) => d.status?.kind === 'Mount');
+      expect(nd?.spec.devicePath).to.equal(vol);
+      expect(condition(nd, 'Eligible')).to.include({ status: 'True', reason: 'DiscoveredMount' });
+      const uuidBefore = await blkidUuid(disk.device);
+      await operatorSets(client, nd!.metadata.name!, { claim: { ...localExt4 } });
+      await waitFor('Prepared', async () => condition(await client.get<NodeDisk>(NODE_DISKS, nd!.metadata.name!), 'Prepared')?.status === 'True');
+      await writeFile(path.join(vol, 'file'), 'x');
+      await operatorSets(client, nd!.metadata.name!, { claim: { ...localExt4 }, wipe: { volumeUID: 'uid-m', method: 'quick' } });
+      await waitFor('wiped', async () => (await client.get<NodeDisk>(NODE_DISKS, nd!.metadata.name!)).status?.lastWipe?.result === 'Succeeded');
+      expect((await readdir(vol)).filter((f) => f !== 'lost+found')).to.deep.equal([]);
+      expect(await blkidUuid(disk.device)).to.equal(uuidBefore, 'never reformatted');
+      expect(await mountsOfDevice(disk.device)).to.deep.equal([vol], 'never unmounted');
+    } finally {
+      await unmountAllFrom(disk.device);
+    }
+  });
+});
