@@ -64,6 +64,8 @@ export class DynamicPoolFixture {
   nodeIdentity!: CsiClient;
   disks: { loop: LoopDevice; name: string }[] = [];
   private copies = 1;
+  /** Disks taken away: their /dev/loopN may be reused by a new disk, which must not make them present again. */
+  private readonly gone = new Set<string>();
 
   async start(opts: FixtureOptions): Promise<void> {
     this.copies = opts.copies ?? 1;
@@ -114,11 +116,18 @@ export class DynamicPoolFixture {
     return disk;
   }
 
+  /** Takes a disk away from the node (its loop device is detached; its NodeDisk stays, as the agent keeps it). */
+  async detachDisk(index: number): Promise<void> {
+    const disk = this.disks[index]!;
+    await this.loops.detach(disk.loop.device);
+    this.gone.add(disk.name);
+  }
+
   /** The agent's pass: hand the claimed disks to the engine and report each outcome on its NodeDisk. */
   async syncDisks(): Promise<Map<string, { prepared: boolean; reason: string; message: string }>> {
     const claimed: ClaimedDisk[] = [];
     for (const d of this.disks) {
-      const present = await stat(d.loop.device).then(() => this.loops.devices().includes(d.loop.device), () => false);
+      const present = !this.gone.has(d.name) && (await stat(d.loop.device).then(() => this.loops.devices().includes(d.loop.device), () => false));
       claimed.push({
         name: d.name,
         claim: { pool: this.pool, mode: 'Dynamic' },
@@ -133,13 +142,11 @@ export class DynamicPoolFixture {
     for (const d of this.disks) {
       const o = outcomes.get(d.name);
       if (!o) continue;
-      await this.client.apply(NODE_DISKS, {
-        apiVersion: 'stowage.dev/v1alpha1',
-        kind: 'NodeDisk',
-        metadata: { name: d.name },
+      // A merge patch (null removes preparation): a 1.20 server's apply leaves a null behind when a field is dropped.
+      await this.client.mergePatch(NODE_DISKS, d.name, {
         status: {
           capacity: String(d.loop.sizeBytes),
-          ...(o.preparation ? { preparation: o.preparation } : {}),
+          preparation: o.preparation ?? null,
           conditions: [{ type: 'Prepared', status: o.prepared ? 'True' : 'False', reason: o.reason, message: o.message, lastTransitionTime: nowTimestamp() }],
         },
       }, { fieldManager: 'stowage-node', subresource: 'status' });
@@ -148,7 +155,7 @@ export class DynamicPoolFixture {
   }
 
   async startNodeDaemon(): Promise<void> {
-    this.realizer = await startPoolVolumeRealizer({ client: this.client, engine: this.engine, nodeName: this.node });
+    this.realizer = await startPoolVolumeRealizer({ client: this.client, engine: this.engine, nodeName: this.node, refreshMs: 1_000 });
     this.nodeServer = await startCsiNodeServer({ endpoint: `unix://${this.dir}/node.sock`, nodeName: this.node, engine: this.engine, client: this.client });
   }
 

@@ -33,6 +33,7 @@ export class PoolVolumeRealizer implements Reconciler {
     private readonly informer: Informer<PoolVolume>,
     private readonly engine: BtrfsEngine,
     private readonly nodeName: string,
+    private readonly refreshMs = REFRESH_MS,
   ) {
     this.applier = new Applier(client, NODE_FIELD_MANAGER);
   }
@@ -68,7 +69,7 @@ export class PoolVolumeRealizer implements Reconciler {
         ready: ['True', 'Realized', `${volumeMode === 'Block' ? 'NOCOW file' : 'subvolume'} of ${size} bytes in pool ${pool}`],
         degraded: health.degraded ? ['True', 'PoolDegraded', health.message] : ['False', 'PoolHealthy', 'the pool filesystem has all its disks'],
       });
-      return { requeueAfterMs: REFRESH_MS };
+      return { requeueAfterMs: this.refreshMs };
     } catch (err) {
       await this.writeStatus(pv, { phase: 'Failed', ready: ['False', 'RealizeFailed', errorMessage(err)] });
       throw err;
@@ -102,7 +103,7 @@ export interface RunningRealizer {
 }
 
 /** Watches this node's PoolVolumes (by label) and realizes them; resolves once the cache is synced. */
-export async function startPoolVolumeRealizer(opts: { client: KubeClient; engine: BtrfsEngine; nodeName: string; workers?: number }): Promise<RunningRealizer> {
+export async function startPoolVolumeRealizer(opts: { client: KubeClient; engine: BtrfsEngine; nodeName: string; workers?: number; refreshMs?: number }): Promise<RunningRealizer> {
   const informer = new Informer<PoolVolume>({
     client: opts.client,
     resource: POOL_VOLUMES,
@@ -110,7 +111,7 @@ export async function startPoolVolumeRealizer(opts: { client: KubeClient; engine
   });
   const controller = new Controller({
     name: 'poolvolume',
-    reconciler: new PoolVolumeRealizer(opts.client, informer, opts.engine, opts.nodeName),
+    reconciler: new PoolVolumeRealizer(opts.client, informer, opts.engine, opts.nodeName, opts.refreshMs),
     workers: opts.workers ?? 4,
     baseDelayMs: 200,
     maxDelayMs: 10_000,
