@@ -29,6 +29,17 @@ program
   });
 
 program
+  .command('render')
+  .description('print, offline, every object the operator would create for these StoragePool, NodeDisk and Node manifests')
+  .requiredOption('-f, --filename <paths...>', 'files or directories (YAML or JSON, multi-document)')
+  .option('--namespace <ns>', 'namespace of the driver stack', 'stowage-system')
+  .addOption(new Option('--image <name=ref>', 'override one image of the driver stack (repeatable), as the operator\'s --image').default([]).argParser((v: string, previous: string[]) => [...previous, v]))
+  .action(async (opts: { filename: string[]; namespace: string; image: string[] }) => {
+    const { renderCommand } = await import('./render.js');
+    process.exitCode = await renderCommand(opts.filename, { namespace: opts.namespace, images: opts.image }, process.stdout, process.stderr);
+  });
+
+program
   .command('operator')
   .description('run the operator: reconciles StoragePools into StorageClasses, PVs and the driver stack')
   .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')

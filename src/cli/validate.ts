@@ -3,26 +3,10 @@
  * the validator the operator uses, so a GitOps pipeline can reject a bad pool before it reaches a
  * cluster (where an older API server would accept it and only the pool's status would complain).
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { extname, join } from 'node:path';
-import { LineCounter, parseAllDocuments } from 'yaml';
 import { GROUP, STOWAGE_KINDS, validateObject, withDefaults, type Problem } from '../crds/index.js';
 import { errorMessage } from '../util/errors.js';
+import { manifestFiles, parseManifests, readText, type Finding, type FoundObject } from './manifests.js';
 
-const MANIFEST_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
-
-/** One object found in a file, with enough context to name it in output. */
-interface FoundObject {
-  file: string;
-  index: number;
-  object: unknown;
-}
-
-/** A line of output about a file or an object; `failed` lines make the exit code 1. */
-interface Finding {
-  text: string;
-  failed: boolean;
-}
 
 /**
  * Validates every StoragePool and NodeDisk in `paths` (files or directories, searched recursively
@@ -75,64 +59,6 @@ export async function validateCommand(paths: string[], out: NodeJS.WritableStrea
     `${failed ? 'FAILED' : 'PASSED'}: ${checked} Stowage object${checked === 1 ? '' : 's'} in ${files} file${files === 1 ? '' : 's'}, ${invalid} invalid${conflicts.length ? `, ${conflicts.length} conflict${conflicts.length === 1 ? '' : 's'}` : ''}\n`,
   );
   return failed ? 1 : 0;
-}
-
-/** A file as is; a directory as its manifest files, recursively, in a stable (sorted) order. */
-async function manifestFiles(path: string): Promise<string[]> {
-  if (path === '-') return ['-'];
-  const info = await stat(path);
-  if (!info.isDirectory()) return [path];
-  const files: string[] = [];
-  for (const entry of (await readdir(path, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
-    const child = join(path, entry.name);
-    if (entry.isDirectory()) files.push(...(await manifestFiles(child)));
-    else if (MANIFEST_EXTENSIONS.has(extname(entry.name).toLowerCase())) files.push(child);
-  }
-  return files;
-}
-
-async function readText(file: string): Promise<string> {
-  if (file !== '-') return readFile(file, 'utf8');
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(Buffer.from(chunk as Buffer));
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-/**
- * Every object in a multi-document YAML (or JSON) file; `kind: List` / `*List` objects are
- * unpacked as kubectl does. YAML 1.1 on purpose: kubectl and the API server read `yes`/`no` as
- * booleans, and the validator must see what they see.
- */
-function parseManifests(file: string, text: string, findings: Finding[]): FoundObject[] {
-  const lines = new LineCounter();
-  const objects: FoundObject[] = [];
-  const docs = parseAllDocuments(text, { version: '1.1', prettyErrors: false, lineCounter: lines, uniqueKeys: true });
-  docs.forEach((doc, i) => {
-    if (doc.errors.length > 0) {
-      for (const error of doc.errors) {
-        const { line, col } = lines.linePos(error.pos[0]);
-        findings.push({
-          text: `${file}:${line}:${col}: YAML syntax error: ${error.message}; fix the file (document ${i + 1} was not checked)`,
-          failed: true,
-        });
-      }
-      return;
-    }
-    let value: unknown;
-    try {
-      value = doc.toJS({ maxAliasCount: 100 });
-    } catch (err) {
-      findings.push({ text: `${file}: document ${i + 1}: ${errorMessage(err)}`, failed: true });
-      return;
-    }
-    if (value === null || value === undefined) return; // empty document, e.g. after a trailing ---
-    if (isRecord(value) && typeof value.kind === 'string' && value.kind.endsWith('List') && Array.isArray(value.items)) {
-      value.items.forEach((item) => objects.push({ file, index: i + 1, object: item }));
-    } else {
-      objects.push({ file, index: i + 1, object: value });
-    }
-  });
-  return objects;
 }
 
 function checkObject({ file, index, object }: FoundObject): { checked: boolean; findings: Finding[] } {

@@ -7,8 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { DaemonSet, Deployment } from 'kubernetes-models/apps/v1';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1';
 import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
-import { CSIDriver } from 'kubernetes-models/storage.k8s.io/v1';
-import { Namespace, Service, ServiceAccount } from 'kubernetes-models/v1';
+import { CSIDriver, StorageClass } from 'kubernetes-models/storage.k8s.io/v1';
+import { Namespace, PersistentVolume, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
 import type { KubeObject } from '../../src/kube/types.js';
 
@@ -18,6 +18,8 @@ const MODELS: Record<string, ModelClass> = {
   'apps/v1/DaemonSet': DaemonSet as unknown as ModelClass,
   'apps/v1/Deployment': Deployment as unknown as ModelClass,
   'storage.k8s.io/v1/CSIDriver': CSIDriver as unknown as ModelClass,
+  'storage.k8s.io/v1/StorageClass': StorageClass as unknown as ModelClass,
+  'v1/PersistentVolume': PersistentVolume as unknown as ModelClass,
   'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition as unknown as ModelClass,
   'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole as unknown as ModelClass,
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding as unknown as ModelClass,
