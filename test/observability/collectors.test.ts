@@ -7,7 +7,8 @@ import { CsiMetrics } from '../../src/metrics/csi-metrics.js';
 import { registerDiskMetrics } from '../../src/metrics/disk-metrics.js';
 import { registerEngineMetrics } from '../../src/metrics/engine-metrics.js';
 import { registerPoolMetrics } from '../../src/metrics/pool-metrics.js';
-import { FIXTURE_DISK, FIXTURE_POOL } from './full-registry.js';
+import { startNodeMetrics } from '../../src/metrics/node-metrics.js';
+import { FIXTURE_DISK, FIXTURE_POOL, offlineClient } from './full-registry.js';
 
 /** Value of the sample `name{labels}` in a scrape (labels matched exactly), or undefined. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -94,6 +95,30 @@ describe('metric collectors', () => {
       expect(sample(text, 'stowage_disk_last_wipe_status', { ...bad, result: 'Failed' })).to.equal(1);
       expect(sample(text, 'stowage_disk_last_wipe_status', { ...ok, result: 'Failed' })).to.equal(0);
       expect(sample(text, 'stowage_disk_condition', { ...ok, condition: 'Healthy', status: 'True' })).to.equal(1);
+    });
+  });
+
+  describe('node daemon (startNodeMetrics)', () => {
+    it('serves only its own node\'s disks, with the defaults and API metrics, until closed', async () => {
+      const client = await offlineClient();
+      const other: NodeDisk = { ...FIXTURE_DISK, metadata: { name: 'n2-x' }, spec: { ...FIXTURE_DISK.spec, nodeName: 'n2' } };
+      const metrics = await startNodeMetrics({ client, nodeName: 'n1', address: '127.0.0.1:0', disks: () => [FIXTURE_DISK, other] });
+      try {
+        const text = await (await fetch(`${metrics.url}/metrics`)).text();
+        expect(sample(text, 'stowage_disk_present', { node: 'n1', disk: 'n1-0a1b2c' })).to.equal(1);
+        expect(text).not.to.contain('n2-x');
+        expect(text).to.contain('# TYPE stowage_api_requests_total counter');
+        expect(text).to.contain('# TYPE process_cpu_seconds_total counter');
+        expect(text).to.contain('# TYPE stowage_disk_wipes_total counter');
+        expect(text).to.contain('# TYPE stowage_csi_requests_total counter');
+        expect((await fetch(`${metrics.url}/healthz`)).status).to.equal(200);
+      } finally {
+        await metrics.close();
+        client.close();
+      }
+      let refused = false;
+      await fetch(`${metrics.url}/metrics`).catch(() => (refused = true));
+      expect(refused, 'closed').to.equal(true);
     });
   });
 

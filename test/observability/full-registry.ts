@@ -49,8 +49,8 @@ export const FIXTURE_DISK: NodeDisk = {
   },
 };
 
-/** Every collector on one registry, as the operator (Manager + pools), node daemon and CSI driver do. */
-export async function fullRegistry(): Promise<Registry> {
+/** A client for an address nothing listens on: collectors need one, the tests never call it. */
+export async function offlineClient(): Promise<KubeClient> {
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: [{ name: 'none', server: 'https://127.0.0.1:9', skipTLSVerify: true }],
@@ -58,8 +58,12 @@ export async function fullRegistry(): Promise<Registry> {
     contexts: [{ name: 'none', cluster: 'none', user: 'none' }],
     currentContext: 'none',
   });
-  const client = await KubeClient.fromKubeConfig(kc);
-  const manager = new Manager({ client });
+  return KubeClient.fromKubeConfig(kc);
+}
+
+/** Every collector on one registry, as the operator (Manager + pools), node daemon and CSI driver do. */
+export async function fullRegistry(): Promise<Registry> {
+  const manager = new Manager({ client: await offlineClient() });
   const registry = manager.registry;
   new LeaderElectionMetrics(registry).master.set({ name: 'stowage-operator' }, 1);
   registerPoolMetrics(registry, () => [FIXTURE_POOL]);

@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import { Registry } from 'prom-client';
 import { installCrds } from '../../src/crds/install.js';
 import type { NodeDisk } from '../../src/crds/nodedisk.js';
 import { NODE_DISKS, STORAGE_POOLS } from '../../src/crds/resource-types.js';
@@ -8,8 +7,7 @@ import type { KubeClient } from '../../src/kube/client.js';
 import { NAMESPACES, NODES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS } from '../../src/kube/resources.js';
 import type { KubeObject, PersistentVolume } from '../../src/kube/types.js';
 import { NODE_JOB, OPERATOR_JOB, renderRuleGroups } from '../../src/metrics/alerts.js';
-import { registerDiskMetrics } from '../../src/metrics/disk-metrics.js';
-import { HealthServer } from '../../src/operator/runtime/health-server.js';
+import { startNodeMetrics, type NodeMetrics } from '../../src/metrics/node-metrics.js';
 import { Informer } from '../../src/operator/runtime/informer.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { registerReadyNode } from '../cluster/nodes.js';
@@ -39,9 +37,9 @@ type Pool = StoragePool & KubeObject;
  * Prometheus end to end: a real Prometheus on 127.0.0.1 scrapes the real operator process and a
  * node metrics endpoint, loads the shipped rules (with `for:` shortened) and must fire and resolve
  * the capacity and disk alerts as the cluster changes. The node agent's side of the cluster
- * (NodeDisk status, preparation) is played by AgentDouble; the node endpoint serves the real disk
- * collector (src/metrics/disk-metrics.ts) over the components' HealthServer from a NodeDisk
- * informer of its node, as the node daemon does.
+ * (NodeDisk status, preparation) is played by AgentDouble; the node endpoint is startNodeMetrics
+ * (src/metrics/node-metrics.ts, what `stowage node` is to call) over a NodeDisk informer of its
+ * node, because the node daemon does not serve /metrics yet.
  */
 describe('Prometheus end to end: shipped rules against the live operator and node metrics', function () {
   this.timeout(300_000);
@@ -50,7 +48,7 @@ describe('Prometheus end to end: shipped rules against the live operator and nod
   let namespace: string;
   let agent: AgentDouble | undefined;
   let operator: OperatorProcess | undefined;
-  let nodeServer: HealthServer | undefined;
+  let nodeMetrics: NodeMetrics | undefined;
   let nodeInformer: Informer<NodeDisk & KubeObject> | undefined;
   let nodeUrl: string;
   let prometheus: PrometheusProcess | undefined;
@@ -73,10 +71,8 @@ describe('Prometheus end to end: shipped rules against the live operator and nod
     nodeInformer = new Informer<NodeDisk & KubeObject>({ client: admin, resource: NODE_DISKS, labelSelector: `stowage.dev/node=${node}` });
     nodeInformer.start();
     await nodeInformer.waitForSync();
-    const nodeRegistry = new Registry();
-    registerDiskMetrics(nodeRegistry, () => nodeInformer!.list().filter((d) => d.spec.nodeName === node));
-    nodeServer = new HealthServer(nodeRegistry);
-    nodeUrl = (await nodeServer.listen('127.0.0.1:0')).replace(/\/$/, '');
+    nodeMetrics = await startNodeMetrics({ client: admin, nodeName: node, address: '127.0.0.1:0', disks: () => nodeInformer!.list() });
+    nodeUrl = nodeMetrics.url!;
 
     operator = await OperatorProcess.start(cp.kubeconfigPath, ['--namespace', namespace, '--workers', '2']);
     await waitFor('the operator to serve /metrics', async () => (await fetch(`${operator!.url}/metrics`)).ok, 30_000, 200);
@@ -99,7 +95,7 @@ describe('Prometheus end to end: shipped rules against the live operator and nod
   after(async () => {
     await prometheus?.stop();
     await operator?.stop();
-    await nodeServer?.close();
+    await nodeMetrics?.close();
     await nodeInformer?.stop();
     await deletePoolForcibly(admin, poolName).catch(() => undefined);
     await admin.delete(PERSISTENT_VOLUME_CLAIMS, pvc, { namespace }).catch(() => undefined);
@@ -224,6 +220,9 @@ describe('Prometheus end to end: shipped rules against the live operator and nod
   it('the node endpoint\'s live /metrics passes promtool check metrics', async () => {
     const text = await (await fetch(`${nodeUrl}/metrics`)).text();
     expect(text).to.contain(`stowage_disk_info{node="${node}"`);
+    expect(text).to.contain('stowage_api_requests_total{');
+    const reference = readReference();
+    expect([...parseScrape(text).keys()].filter((n) => !reference.has(n))).to.deep.equal([]);
     const result = await promtool(['check', 'metrics'], { stdin: text });
     expect(lintProblems(result.output), result.output).to.deep.equal([]);
   });
