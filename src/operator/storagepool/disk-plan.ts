@@ -59,9 +59,11 @@ export function sameClaim(a: DiskClaim | undefined, b: DiskClaim): boolean {
 
 /**
  * Why `pool` does not select `disk`, or undefined when it does. Claims are ignored here: this is
- * whether the pool's own criteria match, which is what the conflict rule compares.
+ * whether the pool's own criteria match, which is what the conflict rule compares. A claimed disk
+ * (by this pool or another) is not checked for eligibility: once prepared it carries a filesystem
+ * and is in use, which is exactly what a claim means.
  */
-export function selectionProblem(pool: StoragePool, disk: NodeDisk, node: Node | undefined, claimedByPool: boolean): string | undefined {
+export function selectionProblem(pool: StoragePool, disk: NodeDisk, node: Node | undefined, claimed: boolean): string | undefined {
   if (!node) return `its node ${disk.spec.nodeName} is not in the cluster`;
   if (!matchesSelector(pool.spec.disks.selector, disk.metadata.labels)) return 'its labels do not match disks.selector';
   if (pool.spec.disks.nodeSelector && !matchesSelector(pool.spec.disks.nodeSelector, node.metadata.labels)) {
@@ -75,7 +77,7 @@ export function selectionProblem(pool: StoragePool, disk: NodeDisk, node: Node |
   if (isMount && !(pool.spec.mode === 'Local' && (pool.spec.local?.volumeMode ?? 'Filesystem') === 'Filesystem')) {
     return 'it is a mounted directory, which only Local Filesystem pools can use';
   }
-  if (claimedByPool) return undefined; // once prepared, a disk carries our filesystem and is no longer "Eligible"
+  if (claimed) return undefined;
   const eligible = findCondition(disk.status?.conditions, 'Eligible');
   if (eligible?.status === 'True') return undefined;
   if (eligible?.status === 'False' && pool.spec.disks.allowAdoption && ADOPTABLE_REASONS.has(eligible.reason)) return undefined;
@@ -96,7 +98,7 @@ export function planDisks(world: PoolWorld): DiskPlan {
   for (const disk of world.disks) {
     const claim = disk.spec.claim;
     const ours = claim?.pool === name;
-    const problem = selectionProblem(pool, disk, world.nodes.get(disk.spec.nodeName), ours);
+    const problem = selectionProblem(pool, disk, world.nodes.get(disk.spec.nodeName), claim !== undefined);
     if (!ours) {
       if (problem !== undefined) continue;
       if (claim) plan.conflicts.push({ disk, pool: claim.pool });

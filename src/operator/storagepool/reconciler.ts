@@ -199,7 +199,7 @@ export class StoragePoolReconciler implements Reconciler {
         return;
       }
       const phase = phaseOf(pv);
-      if (isInUse(pv) || isRetained(pv) || phase === 'Failed') return;
+      if (pv.metadata.deletionTimestamp || isInUse(pv) || isRetained(pv) || phase === 'Failed') return;
       if (phase === 'Released') {
         await this.retireVolume(pool, disk, pv, 'its claim was deleted');
         return;
@@ -218,6 +218,7 @@ export class StoragePoolReconciler implements Reconciler {
    * PV can never skip its wipe. Returns true once the PV is gone.
    */
   private async retireVolume(pool: Pool, disk: NodeDisk, pv: PersistentVolume, why: string): Promise<boolean> {
+    if (pv.metadata.deletionTimestamp) return false; // going; the deletion event brings us back
     if (phaseOf(pv) === 'Released' && pv.spec.persistentVolumeReclaimPolicy === 'Delete') {
       const uid = pv.metadata.uid!;
       const last = disk.status?.lastWipe;
@@ -240,9 +241,11 @@ export class StoragePoolReconciler implements Reconciler {
   }
 
   private async deleteVolume(pool: Pool, pv: PersistentVolume, why: string, reason: string): Promise<void> {
+    // Already on its way out (held by the pv-protection finalizer for a moment): nothing to do.
+    if (pv.metadata.deletionTimestamp) return;
     // uid + resourceVersion: if the PV was bound (or recreated) since our cache saw it, the API server refuses.
-    await this.client.delete(PERSISTENT_VOLUMES, pv.metadata.name!, { uid: pv.metadata.uid!, resourceVersion: pv.metadata.resourceVersion! });
-    await this.events.emit(pool, 'Normal', reason, `deleted PersistentVolume ${pv.metadata.name}: ${why}`);
+    const deleted = await this.client.delete(PERSISTENT_VOLUMES, pv.metadata.name!, { uid: pv.metadata.uid!, resourceVersion: pv.metadata.resourceVersion! });
+    if (deleted) await this.events.emit(pool, 'Normal', reason, `deleted PersistentVolume ${pv.metadata.name}: ${why}`);
   }
 
   // ---- deletion -----------------------------------------------------------------------------
