@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
+import { PodMonitor, PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { DEFAULT_PROMETHEUS_DIR, RULES_FILE, renderPrometheusManifests, toYaml } from '../../hack/gen-observability.js';
 import { ALERTS, renderPromtoolTests, renderRuleGroups, runbookUrl, type AlertDefinition } from '../../src/metrics/alerts.js';
 import { promtool, tempDir } from './promtool.js';
@@ -24,6 +25,19 @@ describe('alert rules (config/prometheus)', () => {
       expect(existsSync(path), `${path} missing: run make manifests`).to.equal(true);
       expect(readFileSync(path, 'utf8'), `${path} is stale: run make manifests`).to.equal(content);
     }
+  });
+
+  it('the PrometheusRule, ServiceMonitor and PodMonitor pass the Prometheus Operator\'s schemas (kubernetes-models)', () => {
+    const read = (name: string) => parse(readFileSync(join(DEFAULT_PROMETHEUS_DIR, name), 'utf8'));
+    new PrometheusRule(read('prometheus-rule.yaml')).validate();
+    const sm = read('service-monitor-operator.yaml');
+    new ServiceMonitor(sm).validate();
+    const pm = read('pod-monitor-node.yaml');
+    new PodMonitor(pm).validate();
+    // They set the job names the rules use, whatever the Service or monitor is called.
+    expect(sm.spec.endpoints[0].relabelings).to.deep.include({ action: 'replace', targetLabel: 'job', replacement: 'stowage-operator' });
+    expect(pm.spec.podMetricsEndpoints[0].relabelings).to.deep.include({ action: 'replace', targetLabel: 'job', replacement: 'stowage-node' });
+    expect(() => new ServiceMonitor({ ...sm, spec: { ...sm.spec, endpoints: [{ port: 7 }] } }).validate(), 'a wrong type is caught').to.throw();
   });
 
   it('the PrometheusRule and the plain rules file carry the same groups', () => {
