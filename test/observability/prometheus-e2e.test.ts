@@ -217,6 +217,25 @@ describe('Prometheus end to end: shipped rules against the live operator and nod
     expect(resolveMs, `resolved ${resolveMs} ms after the cause was gone from /metrics`).to.be.at.most(BOUND_MS);
   });
 
+  it('a claimed disk that disappears fires StowageDiskMissing with its pool; its return resolves it', async () => {
+    const missing = `${node}-ssd1`;
+    const labels = { disk: missing, node, pool: poolName };
+    agent!.setPresent(missing, false);
+    const fireMs = await timeFromCause(
+      'StowageDiskMissing to fire',
+      () => targetSample(nodeUrl, new RegExp(`^stowage_disk_present\\{node="${node}",disk="${missing}"\\} 0$`, 'm')),
+      () => firing('StowageDiskMissing', labels),
+    );
+    expect((await firing('StowageDiskMissing', labels))!.annotations.description).to.contain(`claimed by StoragePool ${poolName}`);
+    expect(fireMs).to.be.at.most(BOUND_MS);
+    agent!.setPresent(missing, true);
+    await timeFromCause(
+      'StowageDiskMissing to resolve',
+      () => targetSample(nodeUrl, new RegExp(`^stowage_disk_present\\{node="${node}",disk="${missing}"\\} 1$`, 'm')),
+      async () => (await active('StowageDiskMissing', labels)) === undefined,
+    );
+  });
+
   it('the node endpoint\'s live /metrics passes promtool check metrics', async () => {
     const text = await (await fetch(`${nodeUrl}/metrics`)).text();
     expect(text).to.contain(`stowage_disk_info{node="${node}"`);
@@ -225,5 +244,11 @@ describe('Prometheus end to end: shipped rules against the live operator and nod
     expect([...parseScrape(text).keys()].filter((n) => !reference.has(n))).to.deep.equal([]);
     const result = await promtool(['check', 'metrics'], { stdin: text });
     expect(lintProblems(result.output), result.output).to.deep.equal([]);
+  });
+
+  it('stopping the operator fires StowageOperatorDown (its job is scraped under the name the rules expect)', async () => {
+    expect(await active('StowageOperatorDown', {})).to.equal(undefined);
+    await operator!.stop();
+    await waitFor('StowageOperatorDown to fire', () => firing('StowageOperatorDown', {}), BOUND_MS + 30_000, 200);
   });
 });

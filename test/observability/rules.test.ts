@@ -82,6 +82,13 @@ describe('alert rules (config/prometheus)', () => {
     }
   });
 
+  it('ships realistic for: durations (minutes, not the seconds the e2e copy uses)', () => {
+    const seconds = (d: string): number => Number(d.slice(0, -1)) * ({ s: 1, m: 60, h: 3600 } as Record<string, number>)[d.slice(-1)]!;
+    for (const a of ALERTS) if (a.for) expect(seconds(a.for), `${a.alert} for: ${a.for}`).to.be.at.least(300);
+    const shortened = renderRuleGroups({ forOverride: '2s' }).groups as { rules: { for?: string }[] }[];
+    expect(shortened.flatMap((g) => g.rules).filter((r) => r.for).every((r) => r.for === '2s')).to.equal(true);
+  });
+
   it('alerts use only metrics from the reference (docs/metrics.md)', () => {
     const reference = readReference();
     const families = new Set(reference.keys());
