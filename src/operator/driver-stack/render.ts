@@ -115,7 +115,7 @@ function nodeDaemonSet({ images, namespace }: DriverStackInput): KubeObject {
             {
               name: 'stowage-node',
               image: images.stowage,
-              args: ['node', `--csi-endpoint=${CSI_ENDPOINT}`, `--mount-root=${AGENT_ROOT}/mounts`],
+              args: ['node', `--root=${AGENT_ROOT}/disks`],
               env: [fieldEnv('NODE_NAME', 'spec.nodeName'), fieldEnv('POD_NAMESPACE', 'metadata.namespace')],
               // Formatting, mounting and loop devices need the host's devices and mount namespace.
               securityContext: { privileged: true },
@@ -225,7 +225,7 @@ function csiControllerDeployment({ images, namespace }: DriverStackInput): KubeO
             {
               name: 'stowage-csi-controller',
               image: images.stowage,
-              args: ['csi-controller', `--csi-endpoint=${CSI_ENDPOINT}`],
+              args: ['csi-controller', `--endpoint=${CSI_ENDPOINT}`],
               env: [fieldEnv('POD_NAMESPACE', 'metadata.namespace')],
               ports: [{ name: 'healthz', containerPort: CONTROLLER_LIVENESS_PORT, protocol: 'TCP' }],
               livenessProbe: httpProbe('healthz'),
