@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the Stowage tests and the local demo need, idempotently:
 #   - Debian packages: etcd-server (etcd), openssl (test PKI), util-linux (losetup, mount),
-#     e2fsprogs / xfsprogs / btrfs-progs (mkfs.*), prometheus (promtool), smartmontools (smartctl)
+#     e2fsprogs / xfsprogs / btrfs-progs (mkfs.*), fio (bench:datapath), prometheus (promtool), smartmontools (smartctl)
 #   - kube-apiserver, kube-controller-manager, kube-scheduler, kubectl v1.20.2 via
 #     hack/build-control-plane.sh (cached outside the work tree), unless KUBEBUILDER_ASSETS is set.
 #
@@ -13,7 +13,7 @@
 # Prints the directory holding the control-plane binaries on its last line.
 set -euo pipefail
 
-readonly PACKAGES=(etcd-server openssl util-linux e2fsprogs xfsprogs btrfs-progs prometheus smartmontools)
+readonly PACKAGES=(etcd-server openssl util-linux e2fsprogs xfsprogs btrfs-progs fio prometheus smartmontools)
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 log() { printf '[install-test-deps] %s\n' "$*" >&2; }

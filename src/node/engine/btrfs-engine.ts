@@ -249,10 +249,15 @@ export class BtrfsEngine implements DynamicPoolSync {
     return { path, usedBytes: await volumes.usedBytes(mnt, path, mode) };
   }
 
-  /** Whether the pool filesystem runs degraded right now (from the mounted filesystem, not memory). */
+  /**
+   * Whether the pool filesystem runs degraded: from the last sync when this process has synced the
+   * pool (the agent syncs on every pass), else from the mounted filesystem itself.
+   */
   async health(pool: string): Promise<{ degraded: boolean; message: string }> {
     const mnt = await this.mountedPool(pool);
     if (!mnt) return { degraded: true, message: `pool ${pool}'s filesystem is not mounted on this node` };
+    const known = this.states.get(pool);
+    if (known) return { degraded: known.degraded, message: known.message };
     const fs = await btrfs.show(mnt);
     const missing = fs.devices.filter((d) => d.path === undefined).length;
     if (missing > 0) return { degraded: true, message: `${missing} disk(s) of pool ${pool} are missing on this node; the pool runs degraded` };

@@ -19,7 +19,6 @@ export function volumePath(mountPoint: string, name: string, mode: VolumeMode): 
 export interface RealizedVolume {
   readonly path: string;
   readonly capacityBytes: bigint;
-  readonly usedBytes: bigint;
 }
 
 const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
@@ -46,7 +45,7 @@ export async function ensureVolume(mountPoint: string, name: string, mode: Volum
     const current = BigInt((await stat(path)).size);
     if (current < sizeBytes) await run('fallocate', ['-l', sizeBytes.toString(), path]);
   }
-  return { path, capacityBytes: sizeBytes, usedBytes: await usedBytes(mountPoint, path, mode) };
+  return { path, capacityBytes: sizeBytes };
 }
 
 /** Bytes the volume holds: qgroup referenced bytes of the subvolume, or allocated bytes of the file. */
