@@ -43,6 +43,15 @@ run: test-deps build ## Start a local control plane (unless KUBECONFIG points el
 install: build ## Install the CRDs into the cluster your kubeconfig points at (CEL rules only on 1.23+).
 	node dist/hack/install-crds.js
 
+# The image of every role (Dockerfile). Needs a container engine (docker, podman or buildah's
+# `bud`); CONTAINER_TOOL=podman make docker-build IMG=registry.example.com/stowage:0.1.0
+IMG ?= localhost/stowage:$(shell node -p "require('./package.json').version")
+CONTAINER_TOOL ?= docker
+
+.PHONY: docker-build
+docker-build: ## Build the container image $(IMG) with $(CONTAINER_TOOL) (needs a running container engine).
+	$(CONTAINER_TOOL) build -t $(IMG) .
+
 .PHONY: clean
 clean: ## Remove build output.
 	rm -rf dist

@@ -66,7 +66,7 @@ describe('driver stack rendering', () => {
     expect(pod.tolerations).to.deep.equal([{ operator: 'Exists' }]);
     expect(pod.containers.map((c: Any) => c.name)).to.deep.equal(['stowage-node', 'node-driver-registrar', 'liveness-probe']);
     const node = pod.containers[0];
-    expect(node.securityContext).to.deep.equal({ privileged: true });
+    expect(node.securityContext).to.deep.equal({ privileged: true, runAsUser: 0 });
     expect(node.env.map((e: Any) => [e.name, e.valueFrom.fieldRef.fieldPath])).to.deep.include(['NODE_NAME', 'spec.nodeName']);
     const mounts = Object.fromEntries(node.volumeMounts.map((m: Any) => [m.mountPath, m.mountPropagation ?? (m.readOnly ? 'ro' : 'None')]));
     expect(mounts).to.deep.equal({

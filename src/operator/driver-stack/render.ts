@@ -117,8 +117,9 @@ function nodeDaemonSet({ images, namespace }: DriverStackInput): KubeObject {
               image: images.stowage,
               args: ['node', `--root=${AGENT_ROOT}/disks`],
               env: [fieldEnv('NODE_NAME', 'spec.nodeName'), fieldEnv('POD_NAMESPACE', 'metadata.namespace')],
-              // Formatting, mounting and loop devices need the host's devices and mount namespace.
-              securityContext: { privileged: true },
+              // Formatting, mounting and loop devices need root, the host's devices and its mount
+              // namespace; the image's default user is the operator's non-root one.
+              securityContext: { privileged: true, runAsUser: 0 },
               ports: [{ name: 'healthz', containerPort: NODE_LIVENESS_PORT, protocol: 'TCP' }],
               livenessProbe: httpProbe('healthz'),
               resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '512Mi' } },
