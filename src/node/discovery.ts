@@ -32,6 +32,51 @@ export interface Discovery {
 export interface DiscoveryOptions {
   readonly allowDevices: readonly string[];
   readonly discoveryDirs: readonly string[];
+  /** Reuses a device's signatures while nothing was written to it (see {@link ProbeCache}). */
+  readonly cache?: ProbeCache;
+}
+
+/**
+ * Probing signatures costs milliseconds per device (blkid reads many superblock locations), which
+ * adds up on a node with dozens of disks. Content can only change through writes or discards, which
+ * the kernel counts in /sys/block/<dev>/stat (partition I/O included); together with the device's
+ * diskseq (new on every re-attach or media change) and size they form a key, and signatures are
+ * reused while the key is unchanged and the entry younger than `maxAgeMs`.
+ */
+export class ProbeCache {
+  private readonly entries = new Map<string, { key: string; sig: Signatures; at: number }>();
+  constructor(readonly maxAgeMs = 5 * 60_000) {}
+
+  get(path: string, key: string | undefined): Signatures | undefined {
+    const e = this.entries.get(path);
+    if (!e || key === undefined || e.key !== key || Date.now() - e.at > this.maxAgeMs) return undefined;
+    return e.sig;
+  }
+
+  set(path: string, key: string | undefined, sig: Signatures): void {
+    if (key === undefined) this.entries.delete(path);
+    else this.entries.set(path, { key, sig, at: Date.now() });
+  }
+
+  /** Forget a device (after the agent itself changed it). */
+  forget(path: string): void {
+    this.entries.delete(path);
+  }
+}
+
+/** The change key of a device: diskseq, size and the write/discard counters of /sys/block/<dev>/stat. */
+async function contentKey(raw: RawDisk): Promise<string | undefined> {
+  try {
+    const [stat, seq] = await Promise.all([
+      readFile(`/sys/block/${raw.kname}/stat`, 'utf8'),
+      readFile(`/sys/block/${raw.kname}/diskseq`, 'utf8').catch(() => ''),
+    ]);
+    const f = stat.trim().split(/\s+/);
+    // Fields (Documentation/block/stat.rst): 4-7 writes, 11-14 discards.
+    return [seq.trim(), raw.majMin, raw.sizeBytes, f[4], f[6], f[11], f[13]].join('|');
+  } catch {
+    return undefined;
+  }
 }
 
 /** One discovery pass. */
@@ -48,7 +93,7 @@ export async function discover(opts: DiscoveryOptions): Promise<Discovery> {
   const candidates = all.filter((d) => isCandidate(d, backing.get(d.kname), opts.allowDevices));
 
   const [signatures, links, systemMajMins] = await Promise.all([
-    probeSignatures(candidates),
+    probeCached(candidates, opts.cache),
     diskLinks(),
     systemDevices(mountTable),
   ]);
@@ -81,34 +126,56 @@ export async function discover(opts: DiscoveryOptions): Promise<Discovery> {
   return { disks, mounts, mountTable };
 }
 
-/** blkid -p (low-level probe, no cache) and wipefs -n for all candidates in one call each. */
-export async function probeSignatures(disks: readonly RawDisk[]): Promise<Map<string, Signatures>> {
+async function probeCached(disks: readonly RawDisk[], cache: ProbeCache | undefined): Promise<Map<string, Signatures>> {
+  if (!cache) return probeSignatures(disks);
+  const keys = new Map(await Promise.all(disks.map(async (d) => [d.path, await contentKey(d)] as const)));
   const result = new Map<string, Signatures>();
-  if (disks.length === 0) return result;
-  const paths = disks.map((d) => d.path);
-  const [blkid, wipefs] = await Promise.all([exec('blkid', ['-p', '-o', 'export', ...paths]), exec('wipefs', ['-n', '--json', ...paths])]);
-  if (wipefs.code !== 0) throw new Error(`wipefs -n failed (exit ${wipefs.code}): ${wipefs.stderr.trim()}`);
-  const details = parseBlkidExport(blkid.stdout);
-  const types = parseWipefs(wipefs.stdout);
-  // blkid exits 8 when a device carries several signatures it cannot choose between.
-  const ambivalent = new Set<string>();
-  if (blkid.code === 8 || /ambivalent/i.test(blkid.stderr)) {
-    for (const line of blkid.stderr.split('\n')) {
-      const m = /(\/dev\/\S+?):?\s.*ambivalent/i.exec(line);
-      if (m) ambivalent.add(m[1]!);
-    }
-  }
+  const stale: RawDisk[] = [];
   for (const d of disks) {
-    result.set(d.path, { ...(details.get(d.path) ?? {}), types: types.get(d.kname) ?? [], ...(ambivalent.has(d.path) ? { ambivalent: true } : {}) });
+    const hit = cache.get(d.path, keys.get(d.path));
+    if (hit) result.set(d.path, hit);
+    else stale.push(d);
+  }
+  for (const [p, sig] of await probeSignatures(stale)) {
+    result.set(p, sig);
+    cache.set(p, keys.get(p), sig);
   }
   return result;
 }
 
-/** Signatures of one device (after preparation steps, to see what is there now). */
+/**
+ * Signatures of all candidates with ONE blkid process (cache bypassed with `-c /dev/null`). Not
+ * `blkid -p` here: in low-level mode blkid stops at the first device without a signature. The
+ * thorough probe (`blkid -p` + `wipefs -n`, every signature) runs in {@link probeOne}, right before
+ * anything destructive.
+ */
+export async function probeSignatures(disks: readonly RawDisk[]): Promise<Map<string, Signatures>> {
+  const result = new Map<string, Signatures>();
+  if (disks.length === 0) return result;
+  const blkid = await exec('blkid', ['-c', '/dev/null', '-o', 'export', ...disks.map((d) => d.path)]);
+  // Exit 2: no device had a signature.
+  if (blkid.code !== 0 && blkid.code !== 2) throw new Error(`blkid failed (exit ${blkid.code}): ${blkid.stderr.trim()}`);
+  const details = parseBlkidExport(blkid.stdout);
+  for (const d of disks) {
+    const sig = details.get(d.path) ?? {};
+    result.set(d.path, { ...sig, types: [sig.fsType, sig.ptType].filter((t): t is string => t !== undefined) });
+  }
+  return result;
+}
+
+/**
+ * Every signature on one device, the thorough way: `blkid -p` (low-level, no cache) for type, UUID
+ * and label, and `wipefs -n` for every signature it finds anywhere (backup GPT headers, RAID and
+ * LVM metadata, several filesystems). Used right before formatting, wiping or mounting.
+ */
 export async function probeOne(devicePath: string): Promise<Signatures> {
-  const kname = path.basename(devicePath);
-  const sigs = await probeSignatures([{ kname, path: devicePath, majMin: '', type: 'disk', sizeBytes: 0n, readOnly: false, removable: false, rotational: false, partitions: [] }]);
-  return sigs.get(devicePath) ?? { types: [] };
+  const [blkid, wipefs] = await Promise.all([exec('blkid', ['-p', '-o', 'export', devicePath]), exec('wipefs', ['-n', '--json', devicePath])]);
+  if (wipefs.code !== 0) throw new Error(`wipefs -n ${devicePath} failed (exit ${wipefs.code}): ${wipefs.stderr.trim()}`);
+  // blkid -p exits 8 when a device carries several signatures it cannot choose between.
+  const ambivalent = blkid.code === 8 || /ambivalent/i.test(blkid.stderr);
+  const details = parseBlkidExport(blkid.stdout).get(devicePath) ?? {};
+  const types = parseWipefs(wipefs.stdout).get(path.basename(devicePath)) ?? [];
+  return { ...details, types, ...(ambivalent ? { ambivalent: true } : {}) };
 }
 
 export async function loopBackingFile(kname: string): Promise<string | undefined> {

@@ -110,7 +110,9 @@ describe('node agent (real control plane, real loop devices)', function () {
     await execOk('mount', ['-o', 'ro', mountedDisk.device, elsewhere]);
 
     const disks = [fsDisk, ptDisk, mountedDisk];
-    const { agent: ag, node } = await agent({ allowDevices: disks.map((d) => d.device) });
+    // A blank device first: blkid must still report the devices after it (low-level blkid -p stops at the first blank one).
+    const blank = await loops.create(64 * MiB);
+    const { agent: ag, node } = await agent({ allowDevices: [blank.device, ...disks.map((d) => d.device)] });
     const expected = ['HasFilesystem', 'HasPartitions', 'Mounted'];
     const names: string[] = [];
     for (const [i, d] of disks.entries()) {
@@ -118,7 +120,11 @@ describe('node agent (real control plane, real loop devices)', function () {
       expect(condition(nd, 'Eligible'), d.device).to.include({ status: 'False', reason: expected[i] });
       names.push(nd!.metadata.name!);
     }
-    expect(condition(await diskOfFile(client, node, fsDisk.file), 'Eligible')!.message).to.contain('precious');
+    const fsNd = await diskOfFile(client, node, fsDisk.file);
+    expect(condition(fsNd, 'Eligible')!.message).to.contain('precious');
+    expect(fsNd?.status?.filesystem).to.include({ type: 'ext4', label: 'precious' });
+    expect((await diskOfFile(client, node, ptDisk.file))?.status?.partitionTable).to.equal('dos');
+    expect((await diskOfFile(client, node, mountedDisk.file))?.status?.mountPoints).to.deep.equal([elsewhere]);
 
     const before = await Promise.all(disks.map((d) => sha256File(d.file)));
     for (const name of names) await operatorSets(client, name, { claim: { ...localExt4 } });
