@@ -33,7 +33,7 @@ test-deps: ## Install Debian packages and build (once, cached) the local control
 
 .PHONY: test
 test: test-deps build ## Run all tests (unit, and integration against a real local control plane).
-	STOWAGE_LOG_LEVEL=$(STOWAGE_LOG_LEVEL) npx mocha $(MOCHA_ARGS)
+	STOWAGE_TEST_HYGIENE=1 STOWAGE_LOG_LEVEL=$(STOWAGE_LOG_LEVEL) npx mocha $(MOCHA_ARGS)
 
 .PHONY: run
 run: test-deps build ## Start a local control plane (unless KUBECONFIG points elsewhere), install CRDs, run the operator, apply samples/.

@@ -2,7 +2,8 @@
 # Installs what the Stowage tests and the local demo need, idempotently:
 #   - Debian packages: etcd-server (etcd), openssl (test PKI), util-linux (losetup, mount),
 #     e2fsprogs / xfsprogs / btrfs-progs (mkfs.*), fio (bench:datapath), prometheus (promtool), smartmontools (smartctl)
-#   - kube-apiserver, kube-controller-manager, kube-scheduler, kubectl v1.20.2 via
+#     containerd, runc, containernetworking-plugins, busybox-static (the real kubelet node)
+#   - kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet v1.20.2 via
 #     hack/build-control-plane.sh (cached outside the work tree), unless KUBEBUILDER_ASSETS is set.
 #
 # Packages are checked with `dpkg -s` first; `apt-get update` runs only when something is missing.
@@ -13,7 +14,8 @@
 # Prints the directory holding the control-plane binaries on its last line.
 set -euo pipefail
 
-readonly PACKAGES=(etcd-server openssl util-linux e2fsprogs xfsprogs btrfs-progs fio prometheus smartmontools)
+readonly PACKAGES=(etcd-server openssl util-linux e2fsprogs xfsprogs btrfs-progs fio prometheus smartmontools
+  containerd runc containernetworking-plugins busybox-static)
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 log() { printf '[install-test-deps] %s\n' "$*" >&2; }
@@ -73,5 +75,6 @@ if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
   log "using KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
   echo "$KUBEBUILDER_ASSETS"
 else
-  "$here/build-control-plane.sh"
+  # kubelet: the real node of test/cluster/kubelet-node.ts (tests in test/kubelet/).
+  "$here/build-control-plane.sh" kubelet
 fi

@@ -393,6 +393,8 @@ export class ControlPlane {
   /** Directory holding kube-apiserver (and kubectl). */
   readonly binDir: string;
   readonly caCertPath: string;
+  /** The cluster CA's key: test/cluster/kubelet-node.ts signs the real kubelet's client certificate with it. */
+  readonly caKeyPath: string;
   readonly adminCertPath: string;
   readonly adminKeyPath: string;
   /** Cold-start time of start(), milliseconds. */
@@ -418,6 +420,7 @@ export class ControlPlane {
     this.server = `https://127.0.0.1:${init.ports.apiserver}`;
     this.kubeconfigPath = path.join(init.stateDir, 'kubeconfig');
     this.caCertPath = init.pki.caCert;
+    this.caKeyPath = init.pki.caKey;
     this.adminCertPath = init.pki.adminCert;
     this.adminKeyPath = init.pki.adminKey;
     this.agent = this.newAgent();

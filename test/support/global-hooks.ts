@@ -1,12 +1,34 @@
-// Mocha root hook plugin (loaded through .mocharc.json "require"). Stops the shared control plane
-// after all tests, if some test started it; starts nothing itself.
+// Mocha root hook plugin (loaded through .mocharc.json "require"). Stops the shared kubelet node and
+// then the shared control plane after all tests, if some test started them; starts nothing itself.
+// Host hygiene (test/cluster/kubelet-hygiene.ts): a snapshot before the first test, and a failure
+// listing every packet sent off the machine and every interface, sysctl, mount, loop device or
+// component process left behind — in `make test` (STOWAGE_TEST_HYGIENE=1) and whenever the real
+// kubelet node ran.
 
-import { sharedControlPlaneStarted, stopSharedControlPlane } from '../cluster/shared.js';
+import { sharedControlPlane, sharedControlPlaneStarted, stopSharedControlPlane } from '../cluster/shared.js';
+import { sharedKubeletNodeRequested, stopSharedKubeletNode } from '../cluster/kubelet-shared.js';
+import { hostChanges, registerRunDir, takeHostSnapshot, type HostSnapshot } from '../cluster/kubelet-hygiene.js';
+
+let hostBefore: HostSnapshot | undefined;
 
 export const mochaHooks = {
+  beforeAll(): void {
+    hostBefore = takeHostSnapshot();
+  },
   async afterAll(this: Mocha.Context): Promise<void> {
-    if (!sharedControlPlaneStarted()) return;
-    this.timeout(60_000);
-    await stopSharedControlPlane();
+    this.timeout(180_000);
+    const kubeletRan = sharedKubeletNodeRequested();
+    let kubeletStopError: unknown;
+    await stopSharedKubeletNode().catch((e) => (kubeletStopError = e));
+    if (sharedControlPlaneStarted()) {
+      const cp = await sharedControlPlane().catch(() => undefined); // started already: this only awaits it
+      if (cp) registerRunDir(cp.stateDir);
+      await stopSharedControlPlane();
+    }
+    if (kubeletStopError) throw kubeletStopError;
+    if (hostBefore && (process.env.STOWAGE_TEST_HYGIENE === '1' || kubeletRan)) {
+      const changes = hostChanges(hostBefore, undefined, { machineWide: process.env.STOWAGE_TEST_HYGIENE === '1' });
+      if (changes.length > 0) throw new Error(`host hygiene: the test run changed the machine:\n  ${changes.join('\n  ')}`);
+    }
   },
 };
