@@ -4,7 +4,8 @@
  * (`btrfs filesystem usage`, `btrfs device stats`). Device error counters are the kernel's own
  * counters, exported as counters so `increase()` sees new errors and a reset (`btrfs device stats -z`).
  */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { derivedCounter, derivedGauge } from './derived.js';
 
 /** The error kinds `btrfs device stats` reports. */
 export const DEVICE_ERROR_TYPES = ['write_io', 'read_io', 'flush_io', 'corruption', 'generation'] as const;
@@ -30,7 +31,6 @@ export interface EnginePoolStats {
 export type EngineSource = () => Promise<readonly EnginePoolStats[]> | readonly EnginePoolStats[];
 
 export function registerEngineMetrics(registry: Registry, node: string, source: EngineSource): void {
-  const registers = [registry];
   // One read per scrape, shared by the metrics below: each collect() awaits the same promise.
   let pending: Promise<readonly EnginePoolStats[]> | undefined;
   const read = (): Promise<readonly EnginePoolStats[]> => {
@@ -40,47 +40,26 @@ export function registerEngineMetrics(registry: Registry, node: string, source: 
     return pending;
   };
 
-  new Gauge({
+  derivedGauge(registry, {
     name: 'stowage_engine_pool_bytes',
     help: 'Space of the pool filesystem on this node in bytes by kind: size (usable after the data profile), used, available',
     labelNames: ['node', 'pool', 'kind'],
-    registers,
-    async collect() {
-      const pools = await read();
-      this.reset();
-      for (const p of pools) {
-        this.set({ node, pool: p.pool, kind: 'size' }, p.sizeBytes);
-        this.set({ node, pool: p.pool, kind: 'used' }, p.usedBytes);
-        this.set({ node, pool: p.pool, kind: 'available' }, p.availableBytes);
-      }
-    },
-  });
+  }, async () => (await read()).flatMap((p) => [
+    [{ node, pool: p.pool, kind: 'size' }, p.sizeBytes],
+    [{ node, pool: p.pool, kind: 'used' }, p.usedBytes],
+    [{ node, pool: p.pool, kind: 'available' }, p.availableBytes],
+  ] as const));
 
-  new Gauge({
+  derivedGauge(registry, {
     name: 'stowage_engine_volumes',
     help: 'Volumes (subvolumes and block files) in the pool filesystem on this node',
     labelNames: ['node', 'pool'],
-    registers,
-    async collect() {
-      const pools = await read();
-      this.reset();
-      for (const p of pools) this.set({ node, pool: p.pool }, p.volumes);
-    },
-  });
+  }, async () => (await read()).map((p) => [{ node, pool: p.pool }, p.volumes] as const));
 
-  new Counter({
+  derivedCounter(registry, {
     name: 'stowage_engine_device_errors_total',
     help: 'I/O and integrity errors the filesystem counted per device and type (btrfs device stats: write_io, read_io, flush_io, corruption, generation)',
     labelNames: ['node', 'pool', 'device', 'type'],
-    registers,
-    async collect() {
-      const pools = await read();
-      this.reset();
-      for (const p of pools) {
-        for (const d of p.devices) {
-          for (const type of DEVICE_ERROR_TYPES) this.inc({ node, pool: p.pool, device: d.device, type }, d.errors[type] ?? 0);
-        }
-      }
-    },
-  });
+  }, async () => (await read()).flatMap((p) =>
+    p.devices.flatMap((d) => DEVICE_ERROR_TYPES.map((type) => [{ node, pool: p.pool, device: d.device, type }, d.errors[type] ?? 0] as const))));
 }
