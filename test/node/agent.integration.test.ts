@@ -247,6 +247,50 @@ describe('node agent (real control plane, real loop devices)', function () {
     await waitFor('released', async () => condition(await client.get<NodeDisk>(NODE_DISKS, name), 'Eligible')?.status === 'True');
   });
 
+  it('prepares xfs, verifies Block devices without formatting them, and adopts a used disk only when the claim allows it', async () => {
+    const xfsDisk = await loops.create(320 * MiB); // xfsprogs refuses filesystems under 300 MB
+    const blockDisk = await loops.create(64 * MiB);
+    const usedDisk = await loops.create(64 * MiB);
+    await execOk('mkfs.ext4', ['-q', '-L', 'old-data', usedDisk.device]);
+    const { node, root } = await agent({ allowDevices: [xfsDisk.device, blockDisk.device, usedDisk.device] });
+    const nameOf = async (file: string): Promise<string> => (await diskOfFile(client, node, file))!.metadata.name!;
+    const [xfsName, blockName, usedName] = [await nameOf(xfsDisk.file), await nameOf(blockDisk.file), await nameOf(usedDisk.file)];
+    await operatorSets(client, xfsName, { claim: { pool: 'pool-x', mode: 'Local', volumeMode: 'Filesystem', fsType: 'xfs' } });
+    await operatorSets(client, blockName, { claim: { pool: 'pool-b', mode: 'Local', volumeMode: 'Block' } });
+    await operatorSets(client, usedName, { claim: { ...localExt4, allowAdoption: true } });
+    const prepared = (name: string) => waitFor(`Prepared=True on ${name}`, async () => {
+      const d = await client.get<NodeDisk>(NODE_DISKS, name);
+      return condition(d, 'Prepared')?.status === 'True' ? d : undefined;
+    });
+
+    const x = await prepared(xfsName);
+    expect(x.status?.preparation).to.include({ path: path.join(root, xfsName), filesystem: 'xfs' });
+    expect(await blkidUuid(xfsDisk.device)).to.equal(x.status?.preparation?.uuid);
+    expect(await mountsOfDevice(xfsDisk.device)).to.deep.equal([path.join(root, xfsName)]);
+
+    const b = await prepared(blockName);
+    expect(b.status?.preparation).to.deep.equal({ path: blockDisk.device });
+    expect(await blkidUuid(blockDisk.device)).to.equal(undefined, 'a Block volume gets the raw device');
+    expect(await mountsOfDevice(blockDisk.device)).to.deep.equal([]);
+    // The workload writes to its raw device; a quick wipe for its released volume leaves it blank.
+    await execOk('mkfs.ext4', ['-q', blockDisk.device]);
+    await operatorSets(client, blockName, { claim: { pool: 'pool-b', mode: 'Local', volumeMode: 'Block' }, wipe: { volumeUID: 'uid-block', method: 'quick' } });
+    await waitFor('the Block wipe', async () => (await client.get<NodeDisk>(NODE_DISKS, blockName)).status?.lastWipe?.result === 'Succeeded');
+    expect(await blkidUuid(blockDisk.device)).to.equal(undefined);
+    expect(condition(await client.get<NodeDisk>(NODE_DISKS, blockName), 'Prepared')?.status).to.equal('True');
+
+    const u = await prepared(usedName);
+    expect(u.status?.filesystem?.label).to.equal(stowageLabel(usedName), 'the old filesystem was replaced by Stowage\'s');
+    const events = await client.list<{ metadata: { name?: string }; reason?: string; involvedObject?: { name?: string } }>(EVENTS, { namespace: 'default' });
+    expect(events.items.some((e) => e.involvedObject?.name === usedName && e.reason === 'AdoptingDisk')).to.equal(true);
+
+    for (const n of [xfsName, blockName, usedName]) await operatorSets(client, n, {});
+    for (const n of [xfsName, blockName, usedName]) {
+      await waitFor(`released ${n}`, async () => condition(await client.get<NodeDisk>(NODE_DISKS, n), 'Eligible')?.status === 'True');
+    }
+    expect(await mountsOfDevice(xfsDisk.device)).to.deep.equal([]);
+  });
+
   it('inventories a filesystem mounted under a discovery directory as a Mount, uses it as is and wipes only its contents', async () => {
     const disk = await loops.create(64 * MiB);
     await execOk('mkfs.ext4', ['-q', disk.device]);
