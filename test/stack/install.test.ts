@@ -21,6 +21,11 @@ import { deleteNode, registerReadyNode } from '../cluster/nodes.js';
 import { adminClient, uniqueName, waitFor } from '../support/cluster.js';
 import { OperatorProcess } from '../support/operator-process.js';
 import { AgentDouble } from '../support/agent-double.js';
+import { LoopDevices } from '../support/loop-devices.js';
+import { startNodeAgent, type NodeAgent } from '../../src/node/agent.js';
+import { NODE_DISKS } from '../../src/crds/resource-types.js';
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { EVENTS, PERSISTENT_VOLUMES } from '../../src/kube/resources.js';
 import { CONFIG_DIR, validateModel } from './models.js';
 import { grantKey, grantsOf, type Grant } from './rbac.js';
@@ -42,6 +47,8 @@ describe('install and driver stack (real control plane)', function () {
   let inProcess: { abort: AbortController; running: Promise<unknown>; client: KubeClient } | undefined;
   let installed = false;
   let agent: AgentDouble | undefined;
+  let nodeAgent: NodeAgent | undefined;
+  const loops = new LoopDevices();
   const nodes = [uniqueName('stack-node'), uniqueName('stack-node')];
   const pools: string[] = [];
 
@@ -152,6 +159,18 @@ describe('install and driver stack (real control plane)', function () {
     for (const name of pools) {
       await admin.delete(STORAGE_POOLS, name).catch(() => undefined);
       await admin.mergePatch(STORAGE_POOLS, name, { metadata: { finalizers: null } }).catch(() => undefined);
+    }
+    await nodeAgent?.stop();
+    // Anything still mounted under the test's directory (the agent's root) goes before the devices do.
+    for (const line of (await readFile('/proc/self/mounts', 'utf8')).split('\n')) {
+      const target = line.split(' ')[1];
+      if (tmp && target?.startsWith(tmp)) await new Promise((r) => execFile('umount', ['-l', target], r));
+    }
+    await loops.cleanup();
+    for (const node of nodes) {
+      for (const disk of (await admin.list(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` }).catch(() => ({ items: [] }))).items) {
+        await admin.delete(NODE_DISKS, disk.metadata.name!).catch(() => undefined);
+      }
     }
     for (const node of nodes) await deleteNode(cp, node).catch(() => undefined);
     if (installed) await uninstall().catch((err) => console.error(`uninstall after a failure: ${String(err)}`));
@@ -313,6 +332,59 @@ describe('install and driver stack (real control plane)', function () {
 
   it('undoes a hand edit of the managed DaemonSet', async () => {
     await editDaemonSetAndWaitForRepair();
+  });
+
+  it('least privilege: the node agent inventories, prepares and releases a disk with its own token, using every permission its role grants', async () => {
+    const client = await KubeClient.load({ kubeconfig: await serviceAccountKubeconfig('stowage-node'), userAgent: 'stowage-node/least-privilege-test' });
+    const calls: ApiCall[] = [];
+    client.observe((call) => calls.push(call));
+    // The claim side: the real operator, on its own token too.
+    const operatorClient = await KubeClient.load({ kubeconfig, userAgent: 'stowage-operator/least-privilege-test' });
+    const manager = new Manager({ client: operatorClient, informerDefaults: { resyncMs: RESYNC_MS } });
+    setupControllers(manager, { workers: 2, fieldManager: OPERATOR_FIELD_MANAGER });
+    const abort = new AbortController();
+    const running = manager.run(abort.signal);
+    const node = nodes[1]!;
+    try {
+      const disk = await loops.create(256 * 1024 * 1024);
+      nodeAgent = await startNodeAgent({ client, nodeName: node, root: join(tmp, 'agent-root'), allowDevices: [disk.device], udev: false, discoveryIntervalMs: 1_000 });
+      const nodeDisk = () => admin.list<KubeObject & Any>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` }).then((l) => l.items[0]);
+      const condition = (d: Any, type: string) => d?.status?.conditions?.find((c: Any) => c.type === type)?.status;
+      await waitFor('the loop disk as an Eligible NodeDisk', async () => condition(await nodeDisk(), 'Eligible') === 'True', 60_000);
+      const pool = await createLocalPool(node);
+      const select = (n: string) => admin.mergePatch(STORAGE_POOLS, pool, { spec: { disks: { selector: { matchLabels: { 'stowage.dev/node': n } } } } });
+      const released = async () => {
+        const d = await nodeDisk();
+        return d.spec.claim === undefined && condition(d, 'Eligible') === 'True' && !d.status?.preparation;
+      };
+      // Claimed, prepared, released — twice, so the agent's repeated Released event is counted (patched).
+      for (let round = 1; round <= 2; round++) {
+        if (round > 1) await select(node);
+        await waitFor(`round ${round}: the claimed disk prepared by the agent`, async () => condition(await nodeDisk(), 'Prepared') === 'True', 60_000, 250);
+        await select('no-such-node');
+        await waitFor(`round ${round}: the disk released and Eligible again`, released, 90_000, 250);
+      }
+      await waitFor('the repeated Released event', async () => {
+        const events = await admin.list<KubeObject & Any>(EVENTS, { namespace: 'default', fieldSelector: `involvedObject.name=${(await nodeDisk()).metadata.name}` });
+        return events.items.some((e) => e.reason === 'Released' && e.count >= 2);
+      }, 30_000, 250);
+      await admin.delete(STORAGE_POOLS, pool);
+      await waitFor('the pool to be gone', async () => !(await admin.getIfExists(STORAGE_POOLS, pool)), 60_000);
+    } finally {
+      await nodeAgent?.stop();
+      nodeAgent = undefined;
+      abort.abort();
+      await running;
+      operatorClient.close();
+      client.close();
+    }
+    const denied = [...new Set(calls.filter((c) => c.code === 403).map((c) => `${c.verb} ${c.group || 'core'} ${c.resource}${c.subresource ? `/${c.subresource}` : ''}`))];
+    expect(denied, 'calls the install does not permit; add the rule to config/rbac').to.deep.equal([]);
+    const verbsOf = (c: ApiCall): string[] => (c.verb === 'patch' && c.code === 201 ? ['patch', 'create'] : [c.verb]);
+    const used = (g: Grant): boolean =>
+      calls.some((c) => verbsOf(c).includes(g.verb) && c.group === g.group && (c.subresource ? `${c.resource}/${c.subresource}` : c.resource) === g.resource);
+    const grants = await grantsOf('stowage-node', NS);
+    expect(grants.filter((g) => !used(g)).map(grantKey), 'granted but never used: remove from config/rbac').to.deep.equal([]);
   });
 
   it('uninstalls (pools first, then `kubectl delete -k config/default`) leaving no Stowage object', async () => {
