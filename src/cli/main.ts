@@ -105,9 +105,26 @@ program
   .addOption(new Option('--discovery-interval <seconds>', 'rediscover disks this often (udev events trigger it sooner)').default(30).argParser((v) => positiveInt(v, '--discovery-interval')))
   .addOption(new Option('--health-interval <seconds>', 'read SMART health this often').default(300).argParser((v) => positiveInt(v, '--health-interval')))
   .option('--no-udev', 'do not watch udevadm monitor for block events')
-  .action(async (opts: import('../node/main.js').NodeCommandOptions) => {
+  .option('--pool-root <dir>', 'Dynamic pools: their btrfs filesystems are mounted at <dir>/pools/<pool>', '/var/lib/stowage')
+  .option('--csi-endpoint <unix-url>', 'Dynamic pools: serve the CSI Node service here, e.g. unix:///var/lib/kubelet/plugins/csi.stowage.dev/csi.sock; off when omitted', '')
+  .option('--kubelet-registration-dir <dir>', 'Dynamic pools: register the CSI driver with kubelet through a socket in this directory (e.g. /var/lib/kubelet/plugins_registry); off when omitted')
+  .action(async (opts: import('../node/main.js').NodeCommandOptions & { poolRoot: string; csiEndpoint: string; kubeletRegistrationDir?: string }) => {
     const { runNodeCommand } = await import('../node/main.js');
-    process.exitCode = await runNodeCommand(opts);
+    const { startDynamicPools } = await import('../node/engine/node-daemon.js');
+    const { KubeClient } = await import('../kube/client.js');
+    const nodeName = opts.nodeName ?? process.env.NODE_NAME;
+    if (!nodeName) throw new Error('the node name is unknown: set NODE_NAME (from the downward API, spec.nodeName) or pass --node-name');
+    const client = await KubeClient.load({ kubeconfig: opts.kubeconfig, context: opts.context, userAgent: 'stowage-node-csi' });
+    const dynamic = await startDynamicPools({
+      client, nodeName, poolRoot: opts.poolRoot, csiEndpoint: opts.csiEndpoint,
+      ...(opts.kubeletRegistrationDir ? { registrationDir: opts.kubeletRegistrationDir } : {}),
+    });
+    try {
+      process.exitCode = await runNodeCommand(opts, dynamic.engine);
+    } finally {
+      await dynamic.stop();
+      client.close();
+    }
   });
 
 interface OperatorFlags {

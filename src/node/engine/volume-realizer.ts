@@ -106,7 +106,7 @@ export interface RunningRealizer {
 }
 
 /** Watches this node's PoolVolumes (by label) and realizes them; resolves once the cache is synced. */
-export async function startPoolVolumeRealizer(opts: { client: KubeClient; engine: BtrfsEngine; nodeName: string; workers?: number; refreshMs?: number }): Promise<RunningRealizer> {
+export async function startPoolVolumeRealizer(opts: { client: KubeClient; engine: BtrfsEngine; nodeName: string; workers?: number; refreshMs?: number; waitForSync?: boolean }): Promise<RunningRealizer> {
   const informer = new Informer<PoolVolume>({
     client: opts.client,
     resource: POOL_VOLUMES,
@@ -120,7 +120,7 @@ export async function startPoolVolumeRealizer(opts: { client: KubeClient; engine
     maxDelayMs: 10_000,
   }).watchFor(informer);
   informer.start();
-  await informer.waitForSync();
+  if (opts.waitForSync ?? true) await informer.waitForSync();
   controller.start();
   return {
     informer,

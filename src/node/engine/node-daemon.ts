@@ -1,0 +1,75 @@
+/**
+ * The Dynamic-pool half of `stowage node`: the btrfs engine (handed to the node agent as its
+ * DynamicPoolSync), the PoolVolume realizer, the CSI Node + Identity services on --csi-endpoint and,
+ * optionally, kubelet's plugin registration socket. The agent's disk loop drives engine.sync; this
+ * module runs everything else and stops it on shutdown.
+ */
+import type { KubeClient } from '../../kube/client.js';
+import { STORAGE_POOLS } from '../../crds/resource-types.js';
+import type { StoragePool } from '../../crds/storagepool.js';
+import { Informer } from '../../operator/runtime/informer.js';
+import { startCsiNodeServer, type CsiNodeServer } from '../../csi/node-service.js';
+import { logger } from '../../util/logger.js';
+import { BtrfsEngine } from './btrfs-engine.js';
+import { startPoolVolumeRealizer, type RunningRealizer } from './volume-realizer.js';
+
+const log = logger('node-daemon');
+
+/** Pool filesystems are mounted at <DEFAULT_POOL_ROOT>/pools/<pool>. */
+export const DEFAULT_POOL_ROOT = '/var/lib/stowage';
+
+export interface DynamicPoolsOptions {
+  readonly client: KubeClient;
+  readonly nodeName: string;
+  readonly poolRoot?: string;
+  /** The CSI endpoint kubelet calls; empty: no CSI Node service (engine and realizer only). */
+  readonly csiEndpoint?: string;
+  /** kubelet's plugins_registry directory; empty: no registration socket (node-driver-registrar does it). */
+  readonly registrationDir?: string;
+}
+
+export interface RunningDynamicPools {
+  readonly engine: BtrfsEngine;
+  stop(): Promise<void>;
+}
+
+export async function startDynamicPools(opts: DynamicPoolsOptions): Promise<RunningDynamicPools> {
+  const pools = new Informer<StoragePool>({ client: opts.client, resource: STORAGE_POOLS });
+  // Not waiting for the caches: the agent must start even where the CRDs are not installed yet; the
+  // engine reports PoolUnknown and the realizer has nothing to do until they are.
+  pools.start();
+  const engine = new BtrfsEngine({
+    root: opts.poolRoot || DEFAULT_POOL_ROOT,
+    copiesOf: (pool) => {
+      const sp = pools.get(pool);
+      return sp && sp.spec.mode === 'Dynamic' ? sp.spec.replicated?.size ?? 1 : undefined;
+    },
+  });
+  let realizer: RunningRealizer | undefined;
+  let server: CsiNodeServer | undefined;
+  try {
+    realizer = await startPoolVolumeRealizer({ client: opts.client, engine, nodeName: opts.nodeName, waitForSync: false });
+    if (opts.csiEndpoint) {
+      server = await startCsiNodeServer({
+        endpoint: opts.csiEndpoint,
+        nodeName: opts.nodeName,
+        engine,
+        client: opts.client,
+        ...(opts.registrationDir ? { registrationDir: opts.registrationDir } : {}),
+      });
+    }
+  } catch (err) {
+    await realizer?.stop();
+    await pools.stop();
+    throw err;
+  }
+  log.info({ node: opts.nodeName, csiEndpoint: opts.csiEndpoint, registrationDir: opts.registrationDir }, 'Dynamic pools: engine, PoolVolume realizer and CSI Node service running');
+  return {
+    engine,
+    async stop() {
+      await server?.stop();
+      await realizer?.stop();
+      await pools.stop();
+    },
+  };
+}
