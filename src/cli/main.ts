@@ -106,6 +106,7 @@ program
   .addOption(new Option('--health-interval <seconds>', 'read SMART health this often').default(300).argParser((v) => positiveInt(v, '--health-interval')))
   .option('--no-udev', 'do not watch udevadm monitor for block events')
   .option('--pool-root <dir>', 'Dynamic pools: their btrfs filesystems are mounted at <dir>/pools/<pool>', '/var/lib/stowage')
+  .option('--metrics-bind-address <addr>', 'HOST:PORT for /metrics and /healthz of the node daemon; "0" turns it off', '0')
   .option('--csi-endpoint <unix-url>', 'Dynamic pools: serve the CSI Node service here, e.g. unix:///var/lib/kubelet/plugins/csi.stowage.dev/csi.sock; off when omitted', '')
   .option('--kubelet-registration-dir <dir>', 'Dynamic pools: register the CSI driver with kubelet through a socket in this directory (e.g. /var/lib/kubelet/plugins_registry); off when omitted')
   .action(async (opts: import('../node/main.js').NodeCommandOptions & { poolRoot: string; csiEndpoint: string; kubeletRegistrationDir?: string }) => {

@@ -19,6 +19,7 @@ import { EventRecorder } from '../operator/runtime/events.js';
 import { logger } from '../util/logger.js';
 import { errorMessage } from '../util/errors.js';
 import { formatBytes } from '../util/quantity.js';
+import type { AgentMetrics } from '../metrics/agent-metrics.js';
 import { ProbeCache, discover, type Discovery, type MountFacts } from './discovery.js';
 import type { ClaimedDisk, DynamicPoolSync, PreparationOutcome } from './dynamic-pools.js';
 import {
@@ -71,6 +72,8 @@ export interface NodeAgentOptions {
   /** The Dynamic-pool engine; without it, Dynamic claims are reported `Prepared=Unknown`. */
   readonly dynamicPools?: DynamicPoolSync;
   readonly fieldManager?: string;
+  /** Counts and times preparations and wipes (stowage_disk_preparations_total, stowage_disk_wipes_total, …). */
+  readonly metrics?: AgentMetrics;
 }
 
 export interface PassStats {
@@ -89,6 +92,8 @@ export interface NodeAgent {
   stop(): Promise<void>;
   /** Total API writes since start. */
   readonly writes: number;
+  /** This node's NodeDisks as the agent's cache holds them (for the disk metrics). */
+  disks(): readonly NodeDisk[];
 }
 
 interface Observation {
@@ -187,6 +192,10 @@ class Agent implements NodeAgent {
     every(Math.max(1000, Math.min(this.opts.healthIntervalMs ?? DEFAULT_HEALTH_INTERVAL_MS, this.heartbeatMs)));
     if (this.opts.udev ?? true) this.watchUdev();
     this.log.info({ allowDevices: this.allowDevices, root: this.root }, 'node agent started');
+  }
+
+  disks(): readonly NodeDisk[] {
+    return this.informer.list();
   }
 
   async stop(): Promise<void> {
@@ -419,17 +428,20 @@ class Agent implements NodeAgent {
     if (wipe) changed = (await this.maybeWipe(o, target, claim, wipe, emit)) || changed;
     const before = this.preparations.get(o.name);
     try {
+      const kind = claim.volumeMode === 'Block' ? 'Block' : 'Filesystem';
+      // Only a disk not prepared yet is an attempt worth counting; re-checking a prepared one is not.
+      const timed = <T>(step: () => Promise<T>): Promise<T> => (before || !this.opts.metrics ? step() : this.opts.metrics.timePreparation(kind, step));
       let prep: Preparation;
       if (claim.volumeMode === 'Block') {
-        prep = await prepareBlock(target, { stablePath: o.devicePath, allowAdoption: claim.allowAdoption === true, alreadyPrepared: before !== undefined, emit });
+        prep = await timed(() => prepareBlock(target, { stablePath: o.devicePath, allowAdoption: claim.allowAdoption === true, alreadyPrepared: before !== undefined, emit }));
       } else {
-        prep = await prepareFilesystem(target, {
+        prep = await timed(() => prepareFilesystem(target, {
           fsType: claim.fsType ?? 'ext4',
           allowAdoption: claim.allowAdoption === true,
           recordedUuid: before?.uuid,
           epoch: this.lastWipes.get(o.name)?.result === 'Succeeded' ? this.lastWipes.get(o.name)!.volumeUID : '',
           emit,
-        });
+        }));
       }
       if (!before || before.uuid !== prep.uuid || before.path !== prep.path) {
         changed = true;
@@ -477,7 +489,8 @@ class Agent implements NodeAgent {
     emit('Normal', 'Wiping', `wiping ${o.currentPath} (${wipe.method}) for released volume ${wipe.volumeUID}`);
     try {
       if (!prep) throw new Error('the disk was never prepared, so there is no volume of it to wipe');
-      const next = await wipeDisk(target, { method: wipe.method, volumeMode: mode, fsType: claim.fsType, volumeUID: wipe.volumeUID, emit });
+      const run = (): Promise<Preparation | undefined> => wipeDisk(target, { method: wipe.method, volumeMode: mode, fsType: claim.fsType, volumeUID: wipe.volumeUID, emit });
+      const next = await (this.opts.metrics ? this.opts.metrics.timeWipe(wipe.method, run) : run());
       if (next) this.preparations.set(o.name, next);
       this.lastWipes.set(o.name, { volumeUID: wipe.volumeUID, method: wipe.method, result: 'Succeeded', time: stamp(new Date()), message: `wiped with ${wipe.method}` });
       this.wiped.set(o.name, [wipe.volumeUID, ...history].slice(0, MAX_REMEMBERED_WIPES));
@@ -510,7 +523,8 @@ class Agent implements NodeAgent {
     if (wipe && !(last?.volumeUID === wipe.volumeUID && last.result === 'Succeeded') && !history.includes(wipe.volumeUID)) {
       try {
         emit('Normal', 'Wiping', `removing the contents of ${o.devicePath} for released volume ${wipe.volumeUID}`);
-        await removeContents(o.devicePath);
+        const run = (): Promise<void> => removeContents(o.devicePath);
+        await (this.opts.metrics ? this.opts.metrics.timeWipe(wipe.method, run) : run());
         this.lastWipes.set(o.name, { volumeUID: wipe.volumeUID, method: wipe.method, result: 'Succeeded', time: stamp(new Date()), message: 'removed the volume\'s contents (a discovered mount is never reformatted)' });
         this.wiped.set(o.name, [wipe.volumeUID, ...history].slice(0, MAX_REMEMBERED_WIPES));
         emit('Normal', 'Wiped', `removed the contents of ${o.devicePath} for volume ${wipe.volumeUID}`);

@@ -2,7 +2,8 @@ import { KubeClient } from '../kube/client.js';
 import { logger } from '../util/logger.js';
 import { VERSION } from '../util/version.js';
 import { parseBytes } from '../util/quantity.js';
-import { DEFAULT_ROOT, startNodeAgent } from './agent.js';
+import { DEFAULT_ROOT, startNodeAgent, type NodeAgent } from './agent.js';
+import { startNodeMetrics } from '../metrics/node-metrics.js';
 import type { DynamicPoolSync } from './dynamic-pools.js';
 
 export interface NodeCommandOptions {
@@ -22,6 +23,8 @@ export interface NodeCommandOptions {
   readonly discoveryInterval: number;
   readonly healthInterval: number;
   readonly udev: boolean;
+  /** `HOST:PORT` for /metrics and /healthz; "0" or absent: off. */
+  readonly metricsBindAddress?: string | undefined;
 }
 
 /**
@@ -37,7 +40,10 @@ export async function runNodeCommand(opts: NodeCommandOptions, dynamicPools?: Dy
     paths.length + vendors.length + models.length > 0 ? { paths, vendors, models } : undefined;
   const include = filter(opts.includePath, opts.includeVendor, opts.includeModel);
   const exclude = filter(opts.excludePath, opts.excludeVendor, opts.excludeModel);
+  let running: NodeAgent | undefined;
+  const metrics = await startNodeMetrics({ client, nodeName, address: opts.metricsBindAddress, disks: () => running?.disks() ?? [] });
   const agent = await startNodeAgent({
+    metrics: metrics.agent,
     client,
     nodeName,
     allowDevices: opts.allowDevice,
@@ -51,7 +57,8 @@ export async function runNodeCommand(opts: NodeCommandOptions, dynamicPools?: Dy
     udev: opts.udev,
     ...(dynamicPools ? { dynamicPools } : {}),
   });
-  log.info({ version: VERSION, node: nodeName, server: client.server }, 'stowage node agent running');
+  running = agent;
+  log.info({ version: VERSION, node: nodeName, server: client.server, metrics: metrics.url }, 'stowage node agent running');
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
       log.info({ signal }, 'shutting down');
@@ -61,6 +68,7 @@ export async function runNodeCommand(opts: NodeCommandOptions, dynamicPools?: Dy
     process.once('SIGINT', onSignal);
   });
   await agent.stop();
+  await metrics.close();
   client.close();
   return 0;
 }

@@ -10,6 +10,8 @@ import type { NodeDisk } from '../../src/crds/nodedisk.js';
 import { startNodeAgent, type NodeAgent, type NodeAgentOptions } from '../../src/node/agent.js';
 import { execOk } from '../../src/node/exec.js';
 import { stowageLabel } from '../../src/node/preparation.js';
+import { AgentMetrics } from '../../src/metrics/agent-metrics.js';
+import { Registry } from 'prom-client';
 import { LoopDevices, unmountAllFrom } from '../support/loop-devices.js';
 import { adminClient, uniqueName, waitFor } from '../support/cluster.js';
 import {
@@ -174,7 +176,9 @@ describe('node agent (real control plane, real loop devices)', function () {
 
   it('formats, labels, mounts and reports a claimed blank disk, and releases it when the claim is cleared', async () => {
     const disk = await loops.create(64 * MiB);
-    const { node, root } = await agent({ allowDevices: [disk.device] });
+    const registry = new Registry();
+    const nodeName = uniqueName('agent-node');
+    const { node, root } = await agent({ nodeName, allowDevices: [disk.device], metrics: new AgentMetrics(registry, nodeName) });
     const name = (await diskOfFile(client, node, disk.file))!.metadata.name!;
     await operatorSets(client, name, { claim: { ...localExt4 } });
     const nd = await waitFor('Prepared=True', async () => {
@@ -191,6 +195,8 @@ describe('node agent (real control plane, real loop devices)', function () {
     const events = await client.list<{ metadata: { name?: string }; reason?: string; involvedObject?: { name?: string } }>(EVENTS, { namespace: 'default' });
     const reasons = events.items.filter((e) => e.involvedObject?.name === name).map((e) => e.reason);
     expect(reasons).to.include.members(['Formatting', 'Formatted', 'Prepared']);
+    const prepared = (await registry.getSingleMetric('stowage_disk_preparations_total')!.get()).values;
+    expect(prepared).to.deep.equal([{ value: 1, labels: { node, kind: 'Filesystem', result: 'success' } }], 'one preparation, counted once');
 
     await operatorSets(client, name, {});
     const released = await waitFor('released (Eligible again)', async () => {
