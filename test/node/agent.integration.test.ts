@@ -253,6 +253,37 @@ describe('node agent (real control plane, real loop devices)', function () {
     await waitFor('released', async () => condition(await client.get<NodeDisk>(NODE_DISKS, name), 'Eligible')?.status === 'True');
   });
 
+  it('reports a failed wipe (never Succeeded), and retries it until it succeeds', async () => {
+    const disk = await loops.create(64 * MiB);
+    const { node, root } = await agent({ allowDevices: [disk.device], discoveryIntervalMs: 1_000 });
+    const name = (await diskOfFile(client, node, disk.file))!.metadata.name!;
+    await operatorSets(client, name, { claim: { ...localExt4 } });
+    await waitFor('Prepared=True', async () => condition(await client.get<NodeDisk>(NODE_DISKS, name), 'Prepared')?.status === 'True');
+    await writeFile(path.join(root, name, 'volume-data'), 'x');
+    // Someone else holds the filesystem open through a second mount: the agent must not wipe under it.
+    const intruder = path.join(work, 'intruder');
+    await mkdir(intruder, { recursive: true });
+    await execOk('mount', [disk.device, intruder]);
+    try {
+      await operatorSets(client, name, { claim: { ...localExt4 }, wipe: { volumeUID: 'uid-f', method: 'quick' } });
+      const failed = await waitFor('lastWipe Failed', async () => {
+        const d = await client.get<NodeDisk>(NODE_DISKS, name);
+        return d.status?.lastWipe?.result === 'Failed' ? d : undefined;
+      });
+      expect(failed.status?.lastWipe).to.include({ volumeUID: 'uid-f', method: 'quick' });
+      expect(failed.status?.lastWipe?.message).to.contain(intruder);
+      const events = await client.list<{ metadata: { name?: string }; reason?: string; involvedObject?: { name?: string } }>(EVENTS, { namespace: 'default' });
+      expect(events.items.some((e) => e.involvedObject?.name === name && e.reason === 'WipeFailed')).to.equal(true);
+      expect(await readdir(path.join(root, name))).to.include('volume-data', 'nothing was wiped');
+    } finally {
+      await execOk('umount', [intruder]);
+    }
+    await waitFor('the retried wipe succeeds', async () => (await client.get<NodeDisk>(NODE_DISKS, name)).status?.lastWipe?.result === 'Succeeded', 60_000);
+    expect((await readdir(path.join(root, name))).filter((f) => f !== 'lost+found')).to.deep.equal([]);
+    await operatorSets(client, name, {});
+    await waitFor('released', async () => condition(await client.get<NodeDisk>(NODE_DISKS, name), 'Eligible')?.status === 'True');
+  });
+
   it('prepares xfs, verifies Block devices without formatting them, and adopts a used disk only when the claim allows it', async () => {
     const xfsDisk = await loops.create(320 * MiB); // xfsprogs refuses filesystems under 300 MB
     const blockDisk = await loops.create(64 * MiB);
