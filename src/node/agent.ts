@@ -393,6 +393,7 @@ class Agent implements NodeAgent {
   private async act(o: Observation): Promise<boolean> {
     this.seed(o.name);
     const live = this.informer.get(o.name);
+    if (live?.metadata.generation !== undefined) this.actedGeneration.set(o.name, live.metadata.generation);
     const claim = live?.spec.claim;
     const emit = this.emitter(o.name);
     if (o.kind === 'Mount') return this.actOnMount(o, claim, live, emit);
@@ -640,11 +641,13 @@ class Agent implements NodeAgent {
       lastWipe: this.lastWipes.get(o.name),
       claimPool: claim?.pool,
       wipedVolumes: this.wiped.get(o.name) ?? [],
+      observedGeneration: this.actedGeneration.get(o.name),
     };
   }
 
   private readonly usage = new Map<string, DiskView['usage']>();
   private readonly probeCache = new ProbeCache();
+  private readonly actedGeneration = new Map<string, number>();
   /** What our own last write returned: the informer may not have seen it yet when the next pass runs. */
   private readonly written = new Map<string, NodeDisk>();
 

@@ -55,6 +55,8 @@ export interface DiskView {
   readonly lastWipe?: NodeDiskStatus['lastWipe'] | undefined;
   readonly claimPool?: string | undefined;
   readonly wipedVolumes: readonly string[];
+  /** metadata.generation of the spec this view acted on (a spec that changed since is not yet observed). */
+  readonly observedGeneration?: number | undefined;
 }
 
 /** metadata + spec, as applied under `stowage-node` (server-side apply creates it the first time). */
@@ -83,7 +85,7 @@ export function labelValue(value: string): string {
 export function desiredStatus(v: DiskView, live: NodeDisk | undefined, now: Date, heartbeatMs: number): NodeDiskStatus {
   const prev = live?.status;
   const nowStr = stamp(now);
-  const generation = live?.metadata.generation;
+  const generation = v.observedGeneration ?? live?.metadata.generation;
   const fresh = (t: string | undefined): boolean => t !== undefined && now.getTime() - Date.parse(t) < heartbeatMs;
 
   const health: DiskHealth | undefined = v.health
