@@ -14,6 +14,7 @@ import type { KubeObject } from '../../src/kube/types.js';
 import { imageTable } from '../../src/operator/driver-stack/images.js';
 import { CSI_CONTROLLER_DEPLOYMENT, DRIVER_NAME, NODE_DAEMONSET, desiredDriverStack } from '../../src/operator/driver-stack/render.js';
 import { OPERATOR_FIELD_MANAGER } from '../../src/operator/main.js';
+import { isSubset } from '../../src/operator/runtime/apply.js';
 import { Manager } from '../../src/operator/runtime/manager.js';
 import { setupControllers } from '../../src/operator/setup.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
@@ -316,7 +317,7 @@ describe('install and driver stack (real control plane)', function () {
     }
   });
 
-  it('adds the CSIDriver and the CSI controller Deployment with a Dynamic pool, as rendered, and removes them with it', async () => {
+  it('adds the CSIDriver and the CSI controller Deployment with a Dynamic pool, as rendered, keeps them while a volume of the driver exists, and removes them with the last one', async () => {
     const pool = await createDynamicPool();
     const { driver, deployment } = await waitFor('the CSI parts', async () => {
       const parts = await csiParts();
@@ -326,10 +327,34 @@ describe('install and driver stack (real control plane)', function () {
     expect(driver.spec).to.include({ attachRequired: false, podInfoOnMount: true, fsGroupPolicy: 'File' });
     expect(driver.spec.volumeLifecycleModes).to.deep.equal(['Persistent']);
     expect((rendered[2] as Any).spec.template.spec.containers.map((c: Any) => c.image)).to.deep.equal(deployment.spec.template.spec.containers.map((c: Any) => c.image));
-    // What the server stored still validates against the official schema.
-    for (const obj of [driver, deployment, await live(DAEMON_SETS, NODE_DAEMONSET, NS)]) {
+    // What the server stored still validates against the official schema, and holds every field
+    // the renderer (`stowage render`) states — except CSIDriver.spec.storageCapacity, which a 1.20
+    // server without the CSIStorageCapacity feature gate drops.
+    const daemonSet = await live(DAEMON_SETS, NODE_DAEMONSET, NS);
+    for (const obj of [driver, deployment, daemonSet]) {
       const { status: _s, ...spec } = obj;
       expect(() => validateModel({ ...spec, metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace, labels: obj.metadata.labels } }), obj.kind).not.to.throw();
+    }
+    const [dsWanted, driverWanted, deployWanted] = rendered.map(({ apiVersion: _a, kind: _k, ...rest }) => rest) as Any[];
+    expect(isSubset(dsWanted, daemonSet), 'DaemonSet as rendered').to.equal(true);
+    expect(isSubset(deployWanted, deployment), 'Deployment as rendered').to.equal(true);
+    const { storageCapacity: _dropped, ...driverSpec } = driverWanted.spec;
+    expect(isSubset({ ...driverWanted, spec: driverSpec }, driver), 'CSIDriver as rendered').to.equal(true);
+
+    // A volume of the driver keeps the CSI parts after its pool is gone; they go with the last one.
+    const volume = uniqueName('stack-csi-pv');
+    await admin.create(PERSISTENT_VOLUMES, {
+      metadata: { name: volume },
+      spec: { capacity: { storage: '1Gi' }, accessModes: ['ReadWriteOnce'], persistentVolumeReclaimPolicy: 'Retain', csi: { driver: DRIVER_NAME, volumeHandle: volume } },
+    });
+    try {
+      await admin.delete(STORAGE_POOLS, pool);
+      await waitFor(`pool ${pool} to be gone`, async () => !(await admin.getIfExists(STORAGE_POOLS, pool)), 60_000);
+      await new Promise((r) => setTimeout(r, 3_000));
+      const kept = await csiParts();
+      expect(Boolean(kept.driver && kept.deployment), 'CSI parts while a volume of the driver exists').to.equal(true);
+    } finally {
+      await admin.delete(PERSISTENT_VOLUMES, volume);
     }
     await deletePoolAndWaitForCsiRemoval(pool);
   });
