@@ -318,10 +318,13 @@ describe('install and driver stack (real control plane)', function () {
   });
 
   it('adds the CSIDriver and the CSI controller Deployment with a Dynamic pool, as rendered, keeps them while a volume of the driver exists, and removes them with the last one', async () => {
+    // A CSIDriver of the same name left with a different immutable field (say, by an older
+    // install): with no volume depending on it, the operator recreates it.
+    await admin.create(CSI_DRIVERS, { apiVersion: 'storage.k8s.io/v1', kind: 'CSIDriver', metadata: { name: DRIVER_NAME }, spec: { attachRequired: true } });
     const pool = await createDynamicPool();
-    const { driver, deployment } = await waitFor('the CSI parts', async () => {
+    const { driver, deployment } = await waitFor('the CSI parts, with the CSIDriver recreated as rendered', async () => {
       const parts = await csiParts();
-      return parts.driver && parts.deployment ? parts : undefined;
+      return parts.driver && parts.deployment && parts.driver.spec.attachRequired === false ? parts : undefined;
     }, 60_000);
     const rendered = desiredDriverStack({ dynamicPools: 1, images: imageTable(), namespace: NS });
     expect(driver.spec).to.include({ attachRequired: false, podInfoOnMount: true, fsGroupPolicy: 'File' });
