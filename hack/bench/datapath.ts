@@ -7,8 +7,8 @@
  *   ext4        mkfs.ext4 on the device, fio on its root
  *   stowage     a Filesystem volume (btrfs subvolume with its qgroup limit) of a replicated.size 1
  *               pool, created by the engine exactly as the node daemon does
- *   nodatacow   the same, with the volume directory set +C (no copy-on-write, no data checksums):
- *               what a `nodatacow` pool option would give
+ *   nodatacow   the same with StorageClass parameter nodatacow: "true" (PoolVolume spec.noDataCow:
+ *               the subvolume is set +C, so no copy-on-write and no data checksums)
  * Needs root, fio, btrfs-progs. Leaves nothing behind.
  */
 import { execFile } from 'node:child_process';
@@ -75,8 +75,7 @@ async function main(): Promise<void> {
     if (!outcome.get('bench-disk')?.prepared) throw new Error(`the engine did not prepare the disk: ${JSON.stringify(outcome.get('bench-disk'))}`);
     mounts.push(engine.mountPointOf('bench'));
     const cow = await engine.ensureVolume('bench', 'vol-cow', 'Filesystem', 3n * 1024n ** 3n);
-    const nocow = await engine.ensureVolume('bench', 'vol-nocow', 'Filesystem', 3n * 1024n ** 3n);
-    await exec('chattr', ['+C', nocow.path]);
+    const nocow = await engine.ensureVolume('bench', 'vol-nocow', 'Filesystem', 3n * 1024n ** 3n, true);
 
     const targets = [
       { name: 'ext4', dir: ext4Dir },

@@ -31,6 +31,7 @@ export interface PoolVolumeSpec {
   size: string;
   volumeMode: VolumeMode;
   requestName: string;
+  noDataCow?: boolean;
 }
 
 export interface PoolVolumeStatus {
@@ -74,6 +75,12 @@ const specSchema: JSONSchema = {
       description: 'Filesystem: a btrfs subvolume with a quota of size. Block: a no-copy-on-write file of size, handed to the pod as a block device.',
       enum: ['Filesystem', 'Block'],
       maxLength: 16,
+    },
+    noDataCow: {
+      type: 'boolean',
+      description:
+        'Filesystem volumes: turn off copy-on-write and data checksums for the files in the volume (StorageClass parameter nodatacow: "true"). Random and sequential writes get close to a plain filesystem, but btrfs can no longer detect corrupted data or repair it from the mirror copy. Block volumes are always without copy-on-write.',
+      default: false,
     },
     requestName: {
       type: 'string',

@@ -3,7 +3,7 @@ import { KubeClient } from '../kube/client.js';
 import { logger } from '../util/logger.js';
 import { VERSION } from '../util/version.js';
 import { CsiController } from './controller-service.js';
-import { serveOnSocket, type SocketServer } from './grpc.js';
+import { serveOnSocket, type CallObserver, type SocketServer } from './grpc.js';
 import { identityService } from './identity.js';
 
 export interface CsiControllerServer {
@@ -12,12 +12,16 @@ export interface CsiControllerServer {
 }
 
 /** Starts the controller's caches and serves it on `endpoint` (unix:///path). */
-export async function startCsiControllerServer(opts: { client: KubeClient; endpoint: string; metadataReservePercent?: number }): Promise<CsiControllerServer> {
-  const controller = new CsiController({ client: opts.client, ...(opts.metadataReservePercent !== undefined ? { metadataReservePercent: opts.metadataReservePercent } : {}) });
+export async function startCsiControllerServer(opts: { client: KubeClient; endpoint: string; metadataReservePercent?: number; observe?: CallObserver }): Promise<CsiControllerServer> {
+  const controller = new CsiController({
+    client: opts.client,
+    ...(opts.metadataReservePercent !== undefined ? { metadataReservePercent: opts.metadataReservePercent } : {}),
+    ...(opts.observe ? { observe: opts.observe } : {}),
+  });
   await controller.start();
   let server: SocketServer;
   try {
-    server = await serveOnSocket(opts.endpoint, [identityService(() => controller.ready()), controller.service()]);
+    server = await serveOnSocket(opts.endpoint, [identityService(() => controller.ready(), opts.observe), controller.service()]);
   } catch (err) {
     await controller.stop();
     throw err;

@@ -20,7 +20,7 @@ import { tryParseBytes } from '../util/quantity.js';
 import { logger } from '../util/logger.js';
 import { DEFAULT_METADATA_RESERVE_PERCENT, nodeCapacity, preparedDisksByNode, type NodeCapacity } from './capacity.js';
 import { requireVolumeMode, unsupportedReason, volumeModeOf, type VolumeCapability } from './capabilities.js';
-import { CsiError, csiV1, invalidArgument, msUntilDeadline, notFound, serviceDefinition, unaryHandlers, type GrpcService } from './grpc.js';
+import { CsiError, csiV1, invalidArgument, msUntilDeadline, notFound, serviceDefinition, unaryHandlers, type CallObserver, type GrpcService } from './grpc.js';
 import { TOPOLOGY_KEY } from './identity.js';
 
 const log = logger('csi-controller');
@@ -41,6 +41,8 @@ export interface ControllerServiceOptions {
   readonly client: KubeClient;
   /** Share of each node's mirrored space kept for btrfs metadata (default 10). */
   readonly metadataReservePercent?: number;
+  /** Told about every answered call (CsiMetrics.observe). */
+  readonly observe?: CallObserver;
 }
 
 /** Someone waiting for a PoolVolume to reach a state; `deleted` is true for the watch's DELETED event. */
@@ -107,7 +109,7 @@ export class CsiController {
           capabilities: ['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'EXPAND_VOLUME'].map((type) => ({ rpc: { type } })),
         }),
         ControllerExpandVolume: (req, call) => this.expandVolume(req, call),
-      }),
+      }, this.options.observe),
     };
   }
 
@@ -153,19 +155,20 @@ export class CsiController {
     const pool: string | undefined = req.parameters?.pool;
     if (!pool) throw invalidArgument('parameters.pool is required: the StorageClass of a Dynamic pool sets it');
     if (req.volume_content_source) throw invalidArgument('volume_content_source is not supported: Stowage does not make snapshots or clones yet');
+    const noDataCow = booleanParameter(req.parameters?.nodatacow, 'nodatacow');
     const size = requestedSize(req.capacity_range);
     const limit = positive(req.capacity_range?.limit_bytes);
     const required = positive(req.capacity_range?.required_bytes) ?? 0n;
     const id = volumeIdFor(name);
 
     let pv = this.volumes.get(id) ?? this.reserved.get(id) ?? (await this.options.client.getIfExists<PoolVolume>(POOL_VOLUMES, id));
-    if (pv) this.checkCompatible(pv, name, pool, mode, required, limit);
-    else pv = await this.reserve(id, name, pool, mode, size, req.accessibility_requirements);
+    if (pv) this.checkCompatible(pv, name, pool, mode, required, limit, noDataCow);
+    else pv = await this.reserve(id, name, pool, mode, size, req.accessibility_requirements, noDataCow);
     const ready = await this.waitReady(pv, BigInt(pv.spec.size), call);
     return { volume: this.volumeOf(ready) };
   }
 
-  private checkCompatible(pv: PoolVolume, name: string, pool: string, mode: string, required: bigint, limit: bigint | undefined): void {
+  private checkCompatible(pv: PoolVolume, name: string, pool: string, mode: string, required: bigint, limit: bigint | undefined, noDataCow: boolean): void {
     const size = BigInt(pv.spec.size);
     const problems = [
       pv.spec.requestName !== name ? `volume ID ${pv.metadata.name} belongs to request ${pv.spec.requestName}` : '',
@@ -173,11 +176,12 @@ export class CsiController {
       pv.spec.volumeMode !== mode ? `it is a ${pv.spec.volumeMode} volume, not ${mode}` : '',
       size < required ? `it has ${size} bytes, less than the required ${required}` : '',
       limit !== undefined && size > limit ? `it has ${size} bytes, more than the limit ${limit}` : '',
+      (pv.spec.noDataCow === true) !== noDataCow ? `it has nodatacow ${pv.spec.noDataCow === true}, not ${noDataCow}` : '',
     ].filter(Boolean);
     if (problems.length) throw new CsiError(grpc.status.ALREADY_EXISTS, `a volume named ${name} already exists and is incompatible: ${problems.join('; ')}`);
   }
 
-  private async reserve(id: string, name: string, pool: string, mode: 'Filesystem' | 'Block', size: bigint, topology: any): Promise<PoolVolume> {
+  private async reserve(id: string, name: string, pool: string, mode: 'Filesystem' | 'Block', size: bigint, topology: any, noDataCow: boolean): Promise<PoolVolume> {
     const sp = this.pools.get(pool);
     if (!sp) throw invalidArgument(`StoragePool ${pool} does not exist`);
     if (sp.spec.mode !== 'Dynamic') throw invalidArgument(`StoragePool ${pool} has mode ${sp.spec.mode}; the CSI driver serves Dynamic pools only`);
@@ -195,7 +199,7 @@ export class CsiController {
             labels: { [POOL_VOLUME_LABELS.node]: node, [POOL_VOLUME_LABELS.pool]: pool, 'app.kubernetes.io/managed-by': 'stowage' },
             finalizers: [POOL_VOLUME_FINALIZER],
           },
-          spec: { pool, node, size: size.toString(), volumeMode: mode, requestName: name },
+          spec: { pool, node, size: size.toString(), volumeMode: mode, requestName: name, ...(noDataCow ? { noDataCow } : {}) },
         };
         try {
           const made = await this.options.client.create<PoolVolume>(POOL_VOLUMES, pv, { fieldManager: CSI_FIELD_MANAGER });
@@ -281,7 +285,7 @@ export class CsiController {
     return {
       capacity_bytes: pv.spec.size,
       volume_id: pv.metadata.name,
-      volume_context: { pool: pv.spec.pool, node: pv.spec.node, volumeMode: pv.spec.volumeMode },
+      volume_context: { pool: pv.spec.pool, node: pv.spec.node, volumeMode: pv.spec.volumeMode, ...(pv.spec.noDataCow ? { nodatacow: 'true' } : {}) },
       accessible_topology: [{ segments: { [TOPOLOGY_KEY]: pv.spec.node } }],
     };
   }
@@ -368,6 +372,12 @@ export class CsiController {
     await this.waitReady(pv, size, call);
     return { capacity_bytes: size.toString(), node_expansion_required: nodeExpansion };
   }
+}
+
+function booleanParameter(value: string | undefined, name: string): boolean {
+  if (value === undefined || value === '' || value === 'false') return false;
+  if (value === 'true') return true;
+  throw invalidArgument(`parameters.${name} must be "true" or "false", not ${JSON.stringify(value)}`);
 }
 
 function positive(value: unknown): bigint | undefined {

@@ -69,6 +69,12 @@ export class CsiError extends Error {
 export const invalidArgument = (msg: string): CsiError => new CsiError(grpc.status.INVALID_ARGUMENT, msg);
 export const notFound = (msg: string): CsiError => new CsiError(grpc.status.NOT_FOUND, msg);
 
+/**
+ * Told about every answered call: method, gRPC status code (0 = OK) and seconds taken. Matches
+ * `CsiMetrics.observe` (src/metrics/csi-metrics.ts), so the daemons pass that in.
+ */
+export type CallObserver = (method: string, code: number, seconds: number) => void;
+
 /** Any method of a service: receives the request and the call, returns the response. */
 export type UnaryHandler = (request: any, call: grpc.ServerUnaryCall<any, any>) => Promise<unknown>;
 
@@ -76,7 +82,7 @@ export type UnaryHandler = (request: any, call: grpc.ServerUnaryCall<any, any>) 
  * Adapts promise-returning handlers to grpc-js callbacks. A {@link CsiError} keeps its code; anything
  * else becomes INTERNAL with the message (the CO retries; the log has the detail).
  */
-export function unaryHandlers(service: string, handlers: Record<string, UnaryHandler>): grpc.UntypedServiceImplementation {
+export function unaryHandlers(service: string, handlers: Record<string, UnaryHandler>, observe?: CallObserver): grpc.UntypedServiceImplementation {
   const impl: grpc.UntypedServiceImplementation = {};
   for (const [method, handler] of Object.entries(handlers)) {
     impl[method] = (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {
@@ -84,12 +90,14 @@ export function unaryHandlers(service: string, handlers: Record<string, UnaryHan
       handler(call.request, call).then(
         (response) => {
           log.debug({ service, method, ms: Date.now() - started }, 'call ok');
+          observe?.(method, grpc.status.OK, (Date.now() - started) / 1000);
           callback(null, response);
         },
         (err: unknown) => {
           const code = err instanceof CsiError ? err.code : grpc.status.INTERNAL;
           const level = code === grpc.status.INTERNAL ? 'warn' : 'debug';
           log[level]({ service, method, code: grpc.status[code], err: errorMessage(err) }, 'call failed');
+          observe?.(method, code, (Date.now() - started) / 1000);
           callback({ code, details: errorMessage(err), metadata: new grpc.Metadata() } as grpc.ServiceError, null);
         },
       );

@@ -1,5 +1,5 @@
 import { VERSION } from '../util/version.js';
-import { csiV1, serviceDefinition, unaryHandlers, type GrpcService } from './grpc.js';
+import { csiV1, serviceDefinition, unaryHandlers, type CallObserver, type GrpcService } from './grpc.js';
 
 /** The CSI driver name: StorageClass provisioner, CSIDriver object, kubelet plugin registration. */
 export const DRIVER_NAME = 'csi.stowage.dev';
@@ -10,7 +10,7 @@ export const TOPOLOGY_KEY = 'topology.stowage.dev/node';
  * The Identity service, served by the controller and by every node daemon alike. `ready` backs
  * Probe: the controller is ready once its caches are synced, a node once its engine is up.
  */
-export function identityService(ready: () => boolean): GrpcService {
+export function identityService(ready: () => boolean, observe?: CallObserver): GrpcService {
   return {
     definition: serviceDefinition(csiV1(), 'Identity'),
     implementation: unaryHandlers('Identity', {
@@ -23,6 +23,6 @@ export function identityService(ready: () => boolean): GrpcService {
         ],
       }),
       Probe: async () => ({ ready: { value: ready() } }),
-    }),
+    }, observe),
   };
 }

@@ -17,7 +17,7 @@ import { mountAt, mountTable } from '../node/engine/mounts.js';
 import { loopDevicesOf } from '../node/engine/volumes.js';
 import { tryParseBytes } from '../util/quantity.js';
 import { logger } from '../util/logger.js';
-import { CsiError, csiV1, invalidArgument, notFound, serveOnSocket, serviceDefinition, unaryHandlers, type GrpcService, type SocketServer } from './grpc.js';
+import { CsiError, csiV1, invalidArgument, notFound, serveOnSocket, serviceDefinition, unaryHandlers, type CallObserver, type GrpcService, type SocketServer } from './grpc.js';
 import { identityService, TOPOLOGY_KEY } from './identity.js';
 import { unsupportedReason, volumeModeOf } from './capabilities.js';
 import { startRegistrationServer } from './registration.js';
@@ -31,6 +31,8 @@ export interface NodeServiceOptions {
   readonly nodeName: string;
   readonly engine: BtrfsEngine;
   readonly client: KubeClient;
+  /** Told about every answered call (CsiMetrics.observe). */
+  readonly observe?: CallObserver;
 }
 
 const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
@@ -56,7 +58,7 @@ export class CsiNode {
           max_volumes_per_node: '0',
           accessible_topology: { segments: { [TOPOLOGY_KEY]: this.options.nodeName } },
         }),
-      }),
+      }, this.options.observe),
     };
   }
 
@@ -232,7 +234,7 @@ export interface CsiNodeServer {
  */
 export async function startCsiNodeServer(opts: NodeServiceOptions & { endpoint: string; registrationDir?: string }): Promise<CsiNodeServer> {
   const node = new CsiNode(opts);
-  const server: SocketServer = await serveOnSocket(opts.endpoint, [identityService(() => true), node.service()]);
+  const server: SocketServer = await serveOnSocket(opts.endpoint, [identityService(() => true, opts.observe), node.service()]);
   const registration = opts.registrationDir ? await startRegistrationServer({ dir: opts.registrationDir, endpoint: server.socketPath }) : undefined;
   return {
     async stop() {

@@ -149,7 +149,7 @@ export const fullPoolVolume: DeepRequired<PoolVolume> = {
     finalizers: ['stowage.dev/volume-data'],
     ownerReferences: [],
   },
-  spec: { pool: 'fast', node: 'node-a', size: '1073741824', volumeMode: 'Filesystem', requestName: 'pvc-0b8e0f4a-1111-4222-8333-944455556666' },
+  spec: { pool: 'fast', node: 'node-a', size: '1073741824', volumeMode: 'Filesystem', requestName: 'pvc-0b8e0f4a-1111-4222-8333-944455556666', noDataCow: false },
   status: {
     observedGeneration: 2,
     phase: 'Ready',

@@ -81,9 +81,19 @@ describe('CSI conformance (Unix socket, real btrfs on loop devices)', function (
       expect((await stat(pv.status!.path!)).isDirectory()).to.equal(true);
     });
 
-    it('answers ALREADY_EXISTS for the same name with an incompatible size or mode', async () => {
+    it('answers ALREADY_EXISTS for the same name with an incompatible size, mode or nodatacow', async () => {
       expect(await codeOf(create('pvc-conformance-1', 200 * MiB))).to.equal('ALREADY_EXISTS');
       expect(await codeOf(create('pvc-conformance-1', 100 * MiB, blockCap))).to.equal('ALREADY_EXISTS');
+      expect(await codeOf(create('pvc-conformance-1', 100 * MiB, mountCap, { parameters: { ...params(), nodatacow: 'true' } }))).to.equal('ALREADY_EXISTS');
+    });
+
+    it('makes nodatacow volumes when the class asks (parameter nodatacow), and refuses other values', async () => {
+      const v = (await create('pvc-nocow', 8 * MiB, mountCap, { parameters: { ...params(), nodatacow: 'true' } })).volume;
+      expect(v.volume_context.nodatacow).to.equal('true');
+      const pv = (await fx.poolVolumes()).find((x) => x.metadata.name === v.volume_id)!;
+      expect(pv.spec.noDataCow).to.equal(true);
+      expect((await run('lsattr', ['-d', pv.status!.path!])).split(' ')[0]).to.contain('C');
+      expect(await codeOf(create('pvc-nocow-bad', MiB, mountCap, { parameters: { ...params(), nodatacow: 'yes' } }))).to.equal('INVALID_ARGUMENT');
     });
 
     it('answers RESOURCE_EXHAUSTED when no node has room, and for topology it cannot serve', async () => {
@@ -262,6 +272,16 @@ describe('CSI conformance (Unix socket, real btrfs on loop devices)', function (
       await call(fx.controllerClient, 'DeleteVolume', { volume_id: 'pvol-does-not-exist' });
       await call(fx.controllerClient, 'DeleteVolume', { volume_id: 'Not A Valid Name' });
       expect(await codeOf(call(fx.controllerClient, 'DeleteVolume', {}))).to.equal('INVALID_ARGUMENT');
+    });
+  });
+
+  describe('metrics', () => {
+    it('count every answered call by method and status code', async () => {
+      const text = await fx.metrics.metrics();
+      expect(text).to.match(/stowage_csi_requests_total\{method="CreateVolume",code="OK"\} [1-9]/);
+      expect(text).to.match(/stowage_csi_requests_total\{method="CreateVolume",code="AlreadyExists"\} 3/);
+      expect(text).to.match(/stowage_csi_requests_total\{method="DeleteVolume",code="InvalidArgument"\} 1/);
+      expect(text).to.match(/stowage_csi_request_duration_seconds_count\{method="GetPluginInfo"\} [1-9]/);
     });
   });
 });

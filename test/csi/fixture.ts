@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
+import { Registry } from 'prom-client';
+import { CsiMetrics } from '../../src/metrics/csi-metrics.js';
 import { KubeClient } from '../../src/kube/client.js';
 import { installCrds } from '../../src/crds/install.js';
 import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
@@ -63,6 +65,9 @@ export class DynamicPoolFixture {
   nodeClient!: CsiClient;
   nodeIdentity!: CsiClient;
   disks: { loop: LoopDevice; name: string }[] = [];
+  /** The controller's CSI metrics, fed through the servers' call observer. */
+  readonly metrics = new Registry();
+  private readonly csiMetrics = new CsiMetrics(this.metrics);
   private copies = 1;
   /** Disks taken away: their /dev/loopN may be reused by a new disk, which must not make them present again. */
   private readonly gone = new Set<string>();
@@ -85,6 +90,7 @@ export class DynamicPoolFixture {
     this.controller = await startCsiControllerServer({
       client: this.client,
       endpoint: `unix://${this.dir}/controller.sock`,
+      observe: (method, code, seconds) => this.csiMetrics.observe(method, code, seconds),
       ...(opts.reservePercent !== undefined ? { metadataReservePercent: opts.reservePercent } : {}),
     });
     const v1 = csiV1() as any;

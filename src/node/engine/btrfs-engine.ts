@@ -235,8 +235,8 @@ export class BtrfsEngine implements DynamicPoolSync {
     return mnt;
   }
 
-  async ensureVolume(pool: string, name: string, mode: VolumeMode, sizeBytes: bigint): Promise<volumes.RealizedVolume> {
-    return volumes.ensureVolume(await this.requireMounted(pool), name, mode, sizeBytes);
+  async ensureVolume(pool: string, name: string, mode: VolumeMode, sizeBytes: bigint, noDataCow = false): Promise<volumes.RealizedVolume> {
+    return volumes.ensureVolume(await this.requireMounted(pool), name, mode, sizeBytes, noDataCow);
   }
 
   async removeVolume(pool: string, name: string, mode: VolumeMode): Promise<boolean> {

@@ -9,6 +9,7 @@ import { STORAGE_POOLS } from '../../crds/resource-types.js';
 import type { StoragePool } from '../../crds/storagepool.js';
 import { Informer } from '../../operator/runtime/informer.js';
 import { startCsiNodeServer, type CsiNodeServer } from '../../csi/node-service.js';
+import type { CallObserver } from '../../csi/grpc.js';
 import { logger } from '../../util/logger.js';
 import { BtrfsEngine } from './btrfs-engine.js';
 import { startPoolVolumeRealizer, type RunningRealizer } from './volume-realizer.js';
@@ -26,6 +27,8 @@ export interface DynamicPoolsOptions {
   readonly csiEndpoint?: string;
   /** kubelet's plugins_registry directory; empty: no registration socket (node-driver-registrar does it). */
   readonly registrationDir?: string;
+  /** Told about every CSI call answered (CsiMetrics.observe of the daemon's metrics registry). */
+  readonly observe?: CallObserver;
 }
 
 export interface RunningDynamicPools {
@@ -56,6 +59,7 @@ export async function startDynamicPools(opts: DynamicPoolsOptions): Promise<Runn
         engine,
         client: opts.client,
         ...(opts.registrationDir ? { registrationDir: opts.registrationDir } : {}),
+        ...(opts.observe ? { observe: opts.observe } : {}),
       });
     }
   } catch (err) {

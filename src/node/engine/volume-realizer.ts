@@ -59,7 +59,7 @@ export class PoolVolumeRealizer implements Reconciler {
     }
     try {
       const size = parseBytes(pv.spec.size);
-      const realized = await this.engine.ensureVolume(pool, pv.metadata.name, volumeMode, size);
+      const realized = await this.engine.ensureVolume(pool, pv.metadata.name, volumeMode, size, pv.spec.noDataCow === true);
       const health = await this.engine.health(pool);
       // Reading used bytes lists every qgroup: skipped for a brand-new volume (it holds nothing), so
       // CreateVolume is not slowed by the number of volumes; the periodic refresh fills it in.

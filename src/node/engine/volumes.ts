@@ -24,11 +24,15 @@ export interface RealizedVolume {
 const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
 
 /** Creates the volume if missing and sets its size (raising it expands; it never shrinks). Idempotent. */
-export async function ensureVolume(mountPoint: string, name: string, mode: VolumeMode, sizeBytes: bigint): Promise<RealizedVolume> {
+export async function ensureVolume(mountPoint: string, name: string, mode: VolumeMode, sizeBytes: bigint, noDataCow = false): Promise<RealizedVolume> {
   const path = volumePath(mountPoint, name, mode);
   if (mode === 'Filesystem') {
     await mkdir(`${mountPoint}/volumes`, { recursive: true });
-    if (!(await exists(path))) await btrfs.subvolumeCreate(path);
+    if (!(await exists(path))) {
+      await btrfs.subvolumeCreate(path);
+      // +C on the still-empty subvolume root: every file created in it inherits NOCOW.
+      if (noDataCow) await run('chattr', ['+C', path]);
+    }
     await btrfs.qgroupLimit(path, sizeBytes);
   } else {
     const dir = `${mountPoint}/blocks`;
