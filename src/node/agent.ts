@@ -475,6 +475,11 @@ class Agent implements NodeAgent {
     const last = this.lastWipes.get(o.name);
     if (last?.volumeUID === wipe.volumeUID && last.result === 'Succeeded') return false;
     const history = this.wiped.get(o.name) ?? [];
+    if (history[0] === wipe.volumeUID) {
+      // Our newest wipe, done before a restart cut off its report (the history is written first).
+      this.lastWipes.set(o.name, { volumeUID: wipe.volumeUID, method: wipe.method, result: 'Succeeded', time: stamp(new Date()), message: `wiped with ${wipe.method} (reported after an agent restart)` });
+      return true;
+    }
     if (history.includes(wipe.volumeUID)) {
       const key = `${o.name}/${wipe.volumeUID}`;
       if (!this.staleReported.has(key)) {
@@ -521,7 +526,9 @@ class Agent implements NodeAgent {
     const wipe = live?.spec.wipe;
     const last = this.lastWipes.get(o.name);
     const history = this.wiped.get(o.name) ?? [];
-    if (wipe && !(last?.volumeUID === wipe.volumeUID && last.result === 'Succeeded') && !history.includes(wipe.volumeUID)) {
+    if (wipe && history[0] === wipe.volumeUID && last?.volumeUID !== wipe.volumeUID) {
+      this.lastWipes.set(o.name, { volumeUID: wipe.volumeUID, method: wipe.method, result: 'Succeeded', time: stamp(new Date()), message: 'removed the volume\'s contents (reported after an agent restart)' });
+    } else if (wipe && !(last?.volumeUID === wipe.volumeUID && last.result === 'Succeeded') && !history.includes(wipe.volumeUID)) {
       try {
         emit('Normal', 'Wiping', `removing the contents of ${o.devicePath} for released volume ${wipe.volumeUID}`);
         const run = (): Promise<void> => removeContents(o.devicePath);

@@ -253,6 +253,32 @@ describe('node agent (real control plane, real loop devices)', function () {
     await waitFor('released', async () => condition(await client.get<NodeDisk>(NODE_DISKS, name), 'Eligible')?.status === 'True');
   });
 
+  it('reports a wipe it finished but could not report before a restart, without wiping again', async () => {
+    const disk = await loops.create(64 * MiB);
+    const nodeName = uniqueName('agent-node');
+    const root = path.join(work, `root-${nodeName}`);
+    const first = await agent({ nodeName, root, allowDevices: [disk.device] });
+    const name = (await diskOfFile(client, nodeName, disk.file))!.metadata.name!;
+    await operatorSets(client, name, { claim: { ...localExt4 } });
+    await waitFor('Prepared=True', async () => condition(await client.get<NodeDisk>(NODE_DISKS, name), 'Prepared')?.status === 'True');
+    await first.agent.stop();
+    agents.splice(agents.indexOf(first.agent), 1);
+    // The state a crash leaves between the agent's two writes: the wipe is in the history
+    // (written first), status.lastWipe is not. The new volume's data is already on the disk.
+    await client.mergePatch(NODE_DISKS, name, { metadata: { annotations: { 'stowage.dev/wiped-volumes': 'uid-done' } } }, { fieldManager: 'stowage-node' });
+    await writeFile(path.join(root, name, 'next-volume'), 'keep');
+    await operatorSets(client, name, { claim: { ...localExt4 }, wipe: { volumeUID: 'uid-done', method: 'quick' } });
+    await agent({ nodeName, root, allowDevices: [disk.device] });
+    const d = await waitFor('lastWipe reported', async () => {
+      const nd = await client.get<NodeDisk>(NODE_DISKS, name);
+      return nd.status?.lastWipe?.volumeUID === 'uid-done' ? nd : undefined;
+    });
+    expect(d.status?.lastWipe?.result).to.equal('Succeeded');
+    expect(await readdir(path.join(root, name))).to.include('next-volume', 'not wiped a second time');
+    await operatorSets(client, name, {});
+    await waitFor('released', async () => condition(await client.get<NodeDisk>(NODE_DISKS, name), 'Eligible')?.status === 'True');
+  });
+
   it('reports a failed wipe (never Succeeded), and retries it until it succeeds', async () => {
     const disk = await loops.create(64 * MiB);
     const { node, root } = await agent({ allowDevices: [disk.device], discoveryIntervalMs: 1_000 });
