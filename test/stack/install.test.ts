@@ -31,6 +31,9 @@ import * as grpc from '@grpc/grpc-js';
 import { csiV1 } from '../../src/csi/grpc.js';
 import { startCsiControllerServer, type CsiControllerServer } from '../../src/csi/controller-main.js';
 import { DynamicPoolFixture, call, type CsiClient } from '../csi/fixture.js';
+import { startPoolVolumeRealizer, type RunningRealizer } from '../../src/node/engine/volume-realizer.js';
+import { startCsiNodeServer, type CsiNodeServer } from '../../src/csi/node-service.js';
+import { Informer } from '../../src/operator/runtime/informer.js';
 import { EVENTS, PERSISTENT_VOLUMES } from '../../src/kube/resources.js';
 import { CONFIG_DIR, validateModel } from './models.js';
 import { grantKey, grantsOf, type Grant } from './rbac.js';
@@ -54,6 +57,8 @@ describe('install and driver stack (real control plane)', function () {
   let agent: AgentDouble | undefined;
   let nodeAgent: NodeAgent | undefined;
   const loops = new LoopDevices();
+  /** Every call the node daemon's parts made on their own token, across the two tests that run them. */
+  const nodeCallsAll: ApiCall[] = [];
   const nodes = [uniqueName('stack-node'), uniqueName('stack-node')];
   const pools: string[] = [];
 
@@ -373,6 +378,7 @@ describe('install and driver stack (real control plane)', function () {
     const client = await KubeClient.load({ kubeconfig: await serviceAccountKubeconfig('stowage-node'), userAgent: 'stowage-node/least-privilege-test' });
     const calls: ApiCall[] = [];
     client.observe((call) => calls.push(call));
+    client.observe((call) => nodeCallsAll.push(call));
     // The claim side: the real operator, on its own token too.
     const operatorClient = await KubeClient.load({ kubeconfig, userAgent: 'stowage-operator/least-privilege-test' });
     const manager = new Manager({ client: operatorClient, informerDefaults: { resyncMs: RESYNC_MS } });
@@ -418,11 +424,12 @@ describe('install and driver stack (real control plane)', function () {
     const verbsOf = (c: ApiCall): string[] => (c.verb === 'patch' && c.code === 201 ? ['patch', 'create'] : [c.verb]);
     const used = (g: Grant): boolean =>
       calls.some((c) => verbsOf(c).includes(g.verb) && c.group === g.group && (c.subresource ? `${c.resource}/${c.subresource}` : c.resource) === g.resource);
-    const grants = await grantsOf('stowage-node', NS);
+    // The Dynamic-pool rules of the same role are used by the next test (realizer, CSI Node service).
+    const grants = (await grantsOf('stowage-node', NS)).filter((g) => !/^(storagepools|poolvolumes)/.test(g.resource));
     expect(grants.filter((g) => !used(g)).map(grantKey), 'granted but never used: remove from config/rbac').to.deep.equal([]);
   });
 
-  it("least privilege: Stowage's CSI controller creates, expands and deletes a volume with its own token, using every permission its role grants", async () => {
+  it("least privilege: Stowage's CSI controller and the node daemon's Dynamic-pool parts create, realize, stage, expand and delete a volume, each with its own token, using every permission their roles grant", async () => {
     const MiB = 1024 * 1024;
     const mountCap = { mount: { fs_type: '', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
     // A real Dynamic pool on loop devices with the node side running (the CSI tests' fixture).
@@ -430,26 +437,65 @@ describe('install and driver stack (real control plane)', function () {
     const client = await KubeClient.load({ kubeconfig: await serviceAccountKubeconfig('stowage-csi-controller'), userAgent: 'stowage-csi/least-privilege-test' });
     const calls: ApiCall[] = [];
     client.observe((c) => calls.push(c));
+    const nodeClient = await KubeClient.load({ kubeconfig: await serviceAccountKubeconfig('stowage-node'), userAgent: 'stowage-node/least-privilege-test' });
+    const nodeCalls: ApiCall[] = [];
+    nodeClient.observe((c) => nodeCalls.push(c));
+    nodeClient.observe((c) => nodeCallsAll.push(c));
     let controller: CsiControllerServer | undefined;
     let rpc: CsiClient | undefined;
+    let nodeRpc: CsiClient | undefined;
+    let realizer: RunningRealizer | undefined;
+    let nodeServer: CsiNodeServer | undefined;
+    const poolInformer = new Informer({ client: nodeClient, resource: STORAGE_POOLS });
     try {
       await fx.start({ diskSizes: [512 * MiB] });
+      // The node daemon's Dynamic-pool parts as `stowage node` starts them, on the node's token.
+      await fx.stopNodeDaemon();
+      poolInformer.start();
+      await poolInformer.waitForSync();
+      realizer = await startPoolVolumeRealizer({ client: nodeClient, engine: fx.engine, nodeName: fx.node, refreshMs: 1_000 });
+      const nodeEndpoint = `unix://${join(tmp, 'csi-node.sock')}`;
+      nodeServer = await startCsiNodeServer({ endpoint: nodeEndpoint, nodeName: fx.node, engine: fx.engine, client: nodeClient });
+      nodeRpc = new (csiV1() as Any).Node(nodeEndpoint, grpc.credentials.createInsecure()) as CsiClient;
       const endpoint = `unix://${join(tmp, 'csi-controller.sock')}`;
       controller = await startCsiControllerServer({ client, endpoint });
       rpc = new (csiV1() as Any).Controller(endpoint, grpc.credentials.createInsecure()) as CsiClient;
       await waitFor('the controller to see the pool\'s prepared disks', () => controller!.controller.capacities(fx.pool).length > 0, 30_000);
       const created = await call(rpc, 'CreateVolume', { name: uniqueName('pvc'), capacity_range: { required_bytes: String(64 * MiB) }, volume_capabilities: [mountCap], parameters: { pool: fx.pool } });
       const id = created.volume.volume_id as string;
+      const staging = join(tmp, 'staging');
+      await waitFor('the volume realized on the node and staged', async () => {
+        try {
+          await call(nodeRpc!, 'NodeStageVolume', { volume_id: id, staging_target_path: staging, volume_capability: mountCap });
+          return true;
+        } catch {
+          return false; // UNAVAILABLE until the realizer reported it Ready
+        }
+      }, 30_000, 250);
+      await call(nodeRpc, 'NodeUnstageVolume', { volume_id: id, staging_target_path: staging });
       await call(rpc, 'GetCapacity', { volume_capabilities: [mountCap], parameters: { pool: fx.pool } });
       await call(rpc, 'ControllerExpandVolume', { volume_id: id, capacity_range: { required_bytes: String(96 * MiB) }, volume_capability: mountCap });
       await call(rpc, 'DeleteVolume', { volume_id: id });
       await call(rpc, 'DeleteVolume', { volume_id: id }); // idempotent: the volume is looked up, and is gone
+      await waitFor('the PoolVolume finalized by the node and gone', async () => (await fx.poolVolumes()).length === 0, 30_000, 250);
     } finally {
       rpc?.close();
+      nodeRpc?.close();
       await controller?.stop();
+      await nodeServer?.stop();
+      await realizer?.stop();
+      await poolInformer.stop();
       client.close();
+      nodeClient.close();
       await fx.cleanup();
     }
+    const nodeDenied = [...new Set(nodeCalls.filter((c) => c.code === 403).map((c) => `${c.verb} ${c.group || 'core'} ${c.resource}${c.subresource ? `/${c.subresource}` : ''}`))];
+    expect(nodeDenied, 'node daemon calls the install does not permit').to.deep.equal([]);
+    // The whole node role, over both node tests (Local disks above, Dynamic volumes here).
+    const nodeGrantUsed = (g: Grant): boolean =>
+      nodeCallsAll.some((c) => (c.verb === 'patch' && c.code === 201 ? ['patch', 'create'] : [c.verb]).includes(g.verb) && c.group === g.group && (c.subresource ? `${c.resource}/${c.subresource}` : c.resource) === g.resource);
+    const nodeGrants = await grantsOf('stowage-node', NS);
+    expect(nodeGrants.filter((g) => !nodeGrantUsed(g)).map(grantKey), 'node role: granted but never used').to.deep.equal([]);
     const denied = [...new Set(calls.filter((c) => c.code === 403).map((c) => `${c.verb} ${c.group || 'core'} ${c.resource}${c.subresource ? `/${c.subresource}` : ''}`))];
     expect(denied, 'calls the install does not permit; add the rule to config/rbac').to.deep.equal([]);
     const verbsOf = (c: ApiCall): string[] => (c.verb === 'patch' && c.code === 201 ? ['patch', 'create'] : [c.verb]);

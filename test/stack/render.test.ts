@@ -68,6 +68,8 @@ describe('driver stack rendering', () => {
     const node = pod.containers[0];
     expect(node.securityContext).to.deep.equal({ privileged: true, runAsUser: 0 });
     expect(node.env.map((e: Any) => [e.name, e.valueFrom.fieldRef.fieldPath])).to.deep.include(['NODE_NAME', 'spec.nodeName']);
+    expect(node.args).to.deep.equal(['node', '--root=/var/lib/stowage/disks', '--pool-root=/var/lib/stowage', '--csi-endpoint=unix:///csi/csi.sock', '--metrics-bind-address=:8080']);
+    expect(node.ports.map((p: Any) => p.name)).to.include('metrics'); // what config/prometheus's PodMonitor scrapes
     const mounts = Object.fromEntries(node.volumeMounts.map((m: Any) => [m.mountPath, m.mountPropagation ?? (m.readOnly ? 'ro' : 'None')]));
     expect(mounts).to.deep.equal({
       '/csi': 'None',

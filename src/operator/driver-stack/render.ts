@@ -27,6 +27,8 @@ const CSI_ENDPOINT = `unix://${SOCKET_DIR}/csi.sock`;
 const CSI_ADDRESS = `${SOCKET_DIR}/csi.sock`;
 /** Ports of the health endpoints inside the pods (the node pods share the host's ports only if hostNetwork; they do not). */
 const NODE_LIVENESS_PORT = 9808;
+/** The node daemon's /metrics (config/prometheus's PodMonitor scrapes the port named `metrics`). */
+const NODE_METRICS_PORT = 8080;
 const REGISTRAR_HEALTH_PORT = 9809;
 const CONTROLLER_LIVENESS_PORT = 9808;
 const PROVISIONER_HEALTH_PORT = 9810;
@@ -115,12 +117,17 @@ function nodeDaemonSet({ images, namespace }: DriverStackInput): KubeObject {
             {
               name: 'stowage-node',
               image: images.stowage,
-              args: ['node', `--root=${AGENT_ROOT}/disks`],
+              // Local disks under <root>/disks, Dynamic pools' btrfs under <root>/pools, the CSI Node
+              // service on the socket the registrar announces to kubelet, /metrics for the PodMonitor.
+              args: ['node', `--root=${AGENT_ROOT}/disks`, `--pool-root=${AGENT_ROOT}`, `--csi-endpoint=${CSI_ENDPOINT}`, `--metrics-bind-address=:${NODE_METRICS_PORT}`],
               env: [fieldEnv('NODE_NAME', 'spec.nodeName'), fieldEnv('POD_NAMESPACE', 'metadata.namespace')],
               // Formatting, mounting and loop devices need root, the host's devices and its mount
               // namespace; the image's default user is the operator's non-root one.
               securityContext: { privileged: true, runAsUser: 0 },
-              ports: [{ name: 'healthz', containerPort: NODE_LIVENESS_PORT, protocol: 'TCP' }],
+              ports: [
+                { name: 'healthz', containerPort: NODE_LIVENESS_PORT, protocol: 'TCP' },
+                { name: 'metrics', containerPort: NODE_METRICS_PORT, protocol: 'TCP' },
+              ],
               livenessProbe: httpProbe('healthz'),
               resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '512Mi' } },
               volumeMounts: [
