@@ -50,6 +50,7 @@ program
   .option('--leader-election-namespace <ns>', 'namespace of the leader-election Lease (default: this pod\'s namespace, or stowage-system)')
   .option('--leader-election-id <name>', 'name of the leader-election Lease', 'stowage-operator')
   .addOption(new Option('--workers <n>', 'reconciles run at once per controller').default(4).argParser((v) => positiveInt(v, '--workers')))
+  .addOption(new Option('--resync-period <seconds>', 'every object is reconciled again this often, even without a change').default(600).argParser((v) => positiveInt(v, '--resync-period')))
   .option('--namespace <ns>', 'namespace of the driver stack (default: this pod\'s namespace, or stowage-system)')
   .addOption(
     new Option('--image <name=ref>', 'use this image for one entry of the driver stack\'s image table (repeatable; names: stowage, csi-provisioner, csi-resizer, csi-snapshotter, csi-node-driver-registrar, livenessprobe)')
@@ -67,6 +68,7 @@ program
       leaderElectionNamespace: opts.leaderElectionNamespace,
       leaderElectionId: opts.leaderElectionId,
       workers: opts.workers,
+      resyncSeconds: opts.resyncPeriod,
       namespace: opts.namespace,
       images: opts.image,
     });
@@ -104,9 +106,9 @@ program
   .option('--min-size <quantity>', 'disks smaller than this are not eligible (default 16Mi)')
   .addOption(new Option('--discovery-interval <seconds>', 'rediscover disks this often (udev events trigger it sooner)').default(30).argParser((v) => positiveInt(v, '--discovery-interval')))
   .addOption(new Option('--health-interval <seconds>', 'read SMART health this often').default(300).argParser((v) => positiveInt(v, '--health-interval')))
+  .option('--metrics-bind-address <addr>', 'HOST:PORT for /metrics and /healthz of the node daemon; "0" turns it off', '0')
   .option('--no-udev', 'do not watch udevadm monitor for block events')
   .option('--pool-root <dir>', 'Dynamic pools: their btrfs filesystems are mounted at <dir>/pools/<pool>', '/var/lib/stowage')
-  .option('--metrics-bind-address <addr>', 'HOST:PORT for /metrics and /healthz of the node daemon; "0" turns it off', '0')
   .option('--csi-endpoint <unix-url>', 'Dynamic pools: serve the CSI Node service here, e.g. unix:///var/lib/kubelet/plugins/csi.stowage.dev/csi.sock; off when omitted', '')
   .option('--kubelet-registration-dir <dir>', 'Dynamic pools: register the CSI driver with kubelet through a socket in this directory (e.g. /var/lib/kubelet/plugins_registry); off when omitted')
   .action(async (opts: import('../node/main.js').NodeCommandOptions & { poolRoot: string; csiEndpoint: string; kubeletRegistrationDir?: string }) => {
@@ -137,6 +139,7 @@ interface OperatorFlags {
   leaderElectionNamespace?: string;
   leaderElectionId: string;
   workers: number;
+  resyncPeriod: number;
   namespace?: string;
   image: string[];
 }

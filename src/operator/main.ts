@@ -22,6 +22,8 @@ export interface OperatorOptions {
   readonly leaderElectionNamespace?: string | undefined;
   readonly leaderElectionId: string;
   readonly workers: number;
+  /** Full resync period; default 600 s. */
+  readonly resyncSeconds?: number;
   /** `NAME=REF` overrides of the driver stack's image table (`--image`). */
   readonly images?: readonly string[];
   /** Namespace of the driver stack (default: this pod's namespace, or stowage-system). */
@@ -36,6 +38,7 @@ export async function runOperator(opts: OperatorOptions): Promise<number> {
   const identity = `${hostname()}_${randomUUID().slice(0, 8)}`;
   const manager = new Manager({
     client,
+    ...(opts.resyncSeconds ? { informerDefaults: { resyncMs: opts.resyncSeconds * 1000 } } : {}),
     metricsAddress: opts.metricsAddress,
     healthAddress: opts.healthAddress,
     leaderElection: opts.leaderElect

@@ -30,12 +30,17 @@ export class EventRecorder {
     private readonly instance = process.env.HOSTNAME ?? 'local',
   ) {}
 
-  async emit(object: KubeObject, type: EventType, reason: string, message: string): Promise<void> {
+  /** Starts a batch of events about `object` (see {@link EventBatch}). */
+  batch(object: KubeObject): EventBatch {
+    return new EventBatch(this, object);
+  }
+
+  async emit(object: KubeObject, type: EventType, reason: string, message: string, opts: { quiet?: boolean } = {}): Promise<void> {
     const { name, uid } = object.metadata;
     const namespace = object.metadata.namespace ?? CLUSTER_SCOPED_EVENT_NAMESPACE;
     const key = JSON.stringify([uid ?? name, type, reason, message]);
     const now = nowTimestamp();
-    this.log.info({ object: `${object.kind}/${name}`, type, reason }, message);
+    if (!opts.quiet) this.log.info({ object: `${object.kind}/${name}`, type, reason }, message);
     try {
       const seen = this.recent.get(key);
       if (seen && Date.now() - seen.at < AGGREGATION_WINDOW_MS) {
@@ -63,6 +68,44 @@ export class EventRecorder {
     } catch (err) {
       this.recent.delete(key);
       this.log.warn({ err: errorMessage(err), reason }, 'could not record an event');
+    }
+  }
+}
+
+/** How many items an aggregated event names before it says "and N more". */
+const MAX_ITEMS_PER_EVENT = 10;
+
+/**
+ * Collects the events of one reconcile and records them per (type, reason) when flushed: one item
+ * as its own message, several as one event that counts and names them. A pool that claims 200 disks
+ * gets one `DiskClaimed` event, not 200 — readable in `kubectl describe`, and 200 fewer writes.
+ * Every item is still logged on its own.
+ */
+export class EventBatch {
+  private readonly log = logger('events');
+  private readonly groups = new Map<string, { type: EventType; reason: string; messages: string[] }>();
+
+  constructor(
+    private readonly recorder: EventRecorder,
+    private readonly object: KubeObject,
+  ) {}
+
+  add(type: EventType, reason: string, message: string): void {
+    this.log.info({ object: `${this.object.kind}/${this.object.metadata.name}`, type, reason }, message);
+    const key = `${type}/${reason}`;
+    const group = this.groups.get(key) ?? { type, reason, messages: [] };
+    group.messages.push(message);
+    this.groups.set(key, group);
+  }
+
+  async flush(): Promise<void> {
+    const groups = [...this.groups.values()];
+    this.groups.clear();
+    for (const { type, reason, messages } of groups) {
+      const shown = messages.slice(0, MAX_ITEMS_PER_EVENT);
+      const more = messages.length - shown.length;
+      const message = messages.length === 1 ? messages[0]! : `${messages.length} times: ${shown.join('; ')}${more > 0 ? `; and ${more} more` : ''}`;
+      await this.recorder.emit(this.object, type, reason, message, { quiet: true });
     }
   }
 }

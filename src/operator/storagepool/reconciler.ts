@@ -1,4 +1,4 @@
-import { API_VERSION } from '../../crds/meta.js';
+import { API_VERSION, type Problem } from '../../crds/meta.js';
 import type { DiskClaim, DiskWipe, NodeDisk } from '../../crds/nodedisk.js';
 import { NODE_DISKS, STORAGE_POOLS } from '../../crds/resource-types.js';
 import type { StoragePool } from '../../crds/storagepool.js';
@@ -13,7 +13,7 @@ import type { Applier } from '../runtime/apply.js';
 import { jsonEqual } from '../runtime/apply.js';
 import { nowTimestamp } from '../runtime/conditions.js';
 import type { ReconcileResult, Reconciler } from '../runtime/controller.js';
-import type { EventRecorder } from '../runtime/events.js';
+import type { EventBatch, EventRecorder } from '../runtime/events.js';
 import { addFinalizer, hasFinalizer, removeFinalizer } from '../runtime/finalizers.js';
 import type { Informer } from '../runtime/informer.js';
 import { claimRefName, desiredClaim, planDisks, sameClaim, type DiskPlan } from './disk-plan.js';
@@ -66,7 +66,17 @@ export class StoragePoolReconciler implements Reconciler {
     const problems = validateObject(live).filter((p) => !p.path.startsWith('status'));
     const pool = withDefaults(live) as Pool;
 
-    if (live.metadata.deletionTimestamp) return this.finalize(live, pool);
+    const events = this.events.batch(pool);
+    try {
+      return await this.reconcilePool(live, pool, problems, events);
+    } finally {
+      await events.flush();
+    }
+  }
+
+  private async reconcilePool(live: Pool, pool: Pool, problems: Problem[], events: EventBatch): Promise<ReconcileResult> {
+    const name = pool.metadata.name;
+    if (live.metadata.deletionTimestamp) return this.finalize(live, pool, events);
     if (problems.length > 0) {
       // An invalid spec changes nothing in the cluster: the last valid state stays until it is fixed.
       await this.writeStatus(live, { pool, problems, volumes: [], storageClassName: storageClassName(pool) });
@@ -74,13 +84,13 @@ export class StoragePoolReconciler implements Reconciler {
     }
     await addFinalizer(this.client, STORAGE_POOLS, live, POOL_FINALIZER);
 
-    const classConflict = await this.ensureStorageClass(pool);
+    const classConflict = await this.ensureStorageClass(pool, events);
     const volumes = this.volumesOf(name);
     const plan = planDisks({ pool, disks: this.caches.disks.list(), nodes: this.nodeMap(), volumes });
-    await this.claimDisks(pool, plan);
-    await this.releaseDisks(pool, plan.release, volumes);
-    if (pool.spec.mode === 'Local') await this.reconcileLocalVolumes(pool, plan.keep, volumes);
-    this.warnAboutConflicts(pool, plan);
+    await this.claimDisks(pool, plan, events);
+    await this.releaseDisks(pool, plan.release, volumes, events);
+    if (pool.spec.mode === 'Local') await this.reconcileLocalVolumes(pool, plan.keep, volumes, events);
+    this.warnAboutConflicts(pool, plan, events);
 
     await this.writeStatus(live, {
       pool, problems, plan, volumes: [...this.volumesOf(name).values()], storageClassName: storageClassName(pool),
@@ -92,14 +102,14 @@ export class StoragePoolReconciler implements Reconciler {
   // ---- StorageClass -------------------------------------------------------------------------
 
   /** Applies the pool's class; returns a message when the name belongs to someone else. */
-  private async ensureStorageClass(pool: Pool): Promise<string | undefined> {
+  private async ensureStorageClass(pool: Pool, events: EventBatch): Promise<string | undefined> {
     const desired = renderStorageClass(pool);
     const name = desired.metadata.name!;
     // A class renamed in the spec: the old one goes (bound PVs keep working; they hold the name).
     for (const old of this.caches.classes.list()) {
       if (old.metadata.name !== name && isOwnedBy(old, pool)) {
         await this.client.delete(STORAGE_CLASSES, old.metadata.name!, { uid: old.metadata.uid! });
-        await this.events.emit(pool, 'Normal', 'StorageClassDeleted', `deleted StorageClass ${old.metadata.name}: spec.storageClass.name is now ${name}`);
+        events.add('Normal', 'StorageClassDeleted', `deleted StorageClass ${old.metadata.name}: spec.storageClass.name is now ${name}`);
       }
     }
     const live = this.caches.classes.get(name);
@@ -111,26 +121,26 @@ export class StoragePoolReconciler implements Reconciler {
       if (changed.length > 0) {
         await this.client.delete(STORAGE_CLASSES, name, { uid: live.metadata.uid! });
         await this.applier.client.apply(STORAGE_CLASSES, desired, { fieldManager: this.applier.fieldManager });
-        await this.events.emit(pool, 'Normal', 'StorageClassRecreated',
+        events.add('Normal', 'StorageClassRecreated',
           `recreated StorageClass ${name} because ${changed.join(', ')} cannot be changed in place; volumes already bound are unaffected`);
         return undefined;
       }
     }
     const created = !live;
     await this.applier.apply(STORAGE_CLASSES, desired, live);
-    if (created) await this.events.emit(pool, 'Normal', 'StorageClassCreated', `created StorageClass ${name}`);
+    if (created) events.add('Normal', 'StorageClassCreated', `created StorageClass ${name}`);
     return undefined;
   }
 
   // ---- claims -------------------------------------------------------------------------------
 
-  private async claimDisks(pool: Pool, plan: DiskPlan): Promise<void> {
+  private async claimDisks(pool: Pool, plan: DiskPlan, events: EventBatch): Promise<void> {
     const claim = desiredClaim(pool);
     await forEachLimit(plan.claim, WRITE_CONCURRENCY, async (disk) => {
       // The resourceVersion makes the claim conditional: if another pool claimed the disk since our
       // cache saw it, the API server refuses (409) and the next reconcile sees the older claim.
       await this.applyIntent(disk, { claim }, true);
-      await this.events.emit(pool, 'Normal', 'DiskClaimed', `claimed disk ${disk.metadata.name} on node ${disk.spec.nodeName} (${describeClaim(claim)})`);
+      events.add('Normal', 'DiskClaimed', `claimed disk ${disk.metadata.name} on node ${disk.spec.nodeName} (${describeClaim(claim)})`);
     });
     // Keep the intent on disks we hold up to date (e.g. allowAdoption changed); a no-op when it matches.
     await forEachLimit(plan.keep, WRITE_CONCURRENCY, async (disk) => {
@@ -145,12 +155,12 @@ export class StoragePoolReconciler implements Reconciler {
    * before, so the next owner never sees its data), then the claim is cleared and the agent removes
    * the filesystem it made.
    */
-  private async releaseDisks(pool: Pool, disks: readonly NodeDisk[], volumes: ReadonlyMap<string, PersistentVolume>): Promise<void> {
+  private async releaseDisks(pool: Pool, disks: readonly NodeDisk[], volumes: ReadonlyMap<string, PersistentVolume>, events: EventBatch): Promise<void> {
     await forEachLimit(disks, WRITE_CONCURRENCY, async (disk) => {
       const pv = volumes.get(persistentVolumeName(disk.metadata.name));
-      if (pv && !(await this.retireVolume(pool, disk, pv, 'the disk leaves the pool'))) return;
+      if (pv && !(await this.retireVolume(pool, disk, pv, 'the disk leaves the pool', events))) return;
       await this.applyIntent(disk, {}, false);
-      await this.events.emit(pool, 'Normal', 'DiskReleased', `released disk ${disk.metadata.name} on node ${disk.spec.nodeName}; the agent removes Stowage's filesystem from it`);
+      events.add('Normal', 'DiskReleased', `released disk ${disk.metadata.name} on node ${disk.spec.nodeName}; the agent removes Stowage's filesystem from it`);
     });
   }
 
@@ -184,7 +194,7 @@ export class StoragePoolReconciler implements Reconciler {
 
   // ---- local volumes ------------------------------------------------------------------------
 
-  private async reconcileLocalVolumes(pool: Pool, disks: readonly NodeDisk[], volumes: ReadonlyMap<string, PersistentVolume>): Promise<void> {
+  private async reconcileLocalVolumes(pool: Pool, disks: readonly NodeDisk[], volumes: ReadonlyMap<string, PersistentVolume>, events: EventBatch): Promise<void> {
     const nodes = this.nodeMap();
     await forEachLimit(disks, WRITE_CONCURRENCY, async (disk) => {
       const pv = volumes.get(persistentVolumeName(disk.metadata.name));
@@ -194,18 +204,18 @@ export class StoragePoolReconciler implements Reconciler {
         if (disk.spec.wipe) await this.applyIntent(disk, { claim: disk.spec.claim! }, false); // the recycled volume is gone
         if (!desired) return;
         await this.applier.apply(PERSISTENT_VOLUMES, desired, undefined);
-        await this.events.emit(pool, 'Normal', 'PersistentVolumeCreated',
+        events.add('Normal', 'PersistentVolumeCreated',
           `created PersistentVolume ${desired.metadata.name} (${desired.spec.capacity?.storage}) on node ${disk.spec.nodeName} from disk ${disk.metadata.name}`);
         return;
       }
       const phase = phaseOf(pv);
       if (pv.metadata.deletionTimestamp || isInUse(pv) || isRetained(pv) || phase === 'Failed') return;
       if (phase === 'Released') {
-        await this.retireVolume(pool, disk, pv, 'its claim was deleted');
+        await this.retireVolume(pool, disk, pv, 'its claim was deleted', events);
         return;
       }
       if (!desired) {
-        await this.deleteVolume(pool, pv, `disk ${disk.metadata.name} is not ready (missing, unhealthy or unprepared); the volume comes back when it is`, 'VolumeWithdrawn');
+        await this.deleteVolume(pv, `disk ${disk.metadata.name} is not ready (missing, unhealthy or unprepared); the volume comes back when it is`, 'VolumeWithdrawn', events);
         return;
       }
       await this.applier.apply(PERSISTENT_VOLUMES, desired, pv);
@@ -217,7 +227,7 @@ export class StoragePoolReconciler implements Reconciler {
    * wipe request carries the PV's UID and only a wipe result for that UID counts, so a recreated
    * PV can never skip its wipe. Returns true once the PV is gone.
    */
-  private async retireVolume(pool: Pool, disk: NodeDisk, pv: PersistentVolume, why: string): Promise<boolean> {
+  private async retireVolume(pool: Pool, disk: NodeDisk, pv: PersistentVolume, why: string, events: EventBatch): Promise<boolean> {
     if (pv.metadata.deletionTimestamp) return false; // going; the deletion event brings us back
     if (phaseOf(pv) === 'Released' && pv.spec.persistentVolumeReclaimPolicy === 'Delete') {
       const uid = pv.metadata.uid!;
@@ -226,26 +236,26 @@ export class StoragePoolReconciler implements Reconciler {
         if (disk.spec.wipe?.volumeUID !== uid) {
           const method = pool.spec.local?.cleanup ?? 'quick';
           await this.applyIntent(disk, { claim: disk.spec.claim!, wipe: { volumeUID: uid, method } }, false);
-          await this.events.emit(pool, 'Normal', 'WipeRequested',
+          events.add('Normal', 'WipeRequested',
             `requested a ${method} wipe of disk ${disk.metadata.name} for PersistentVolume ${pv.metadata.name} (uid ${uid}): ${why}`);
         } else if (last?.volumeUID === uid && last.result === 'Failed' && !this.warned.has(`wipe/${uid}/${last.time}`)) {
           this.warned.add(`wipe/${uid}/${last.time}`);
-          await this.events.emit(pool, 'Warning', 'WipeFailed',
+          events.add('Warning', 'WipeFailed',
             `the wipe of disk ${disk.metadata.name} for PersistentVolume ${pv.metadata.name} failed: ${last.message ?? 'no details'}; the agent retries and the volume is not reused until it succeeds`);
         }
         return false;
       }
     }
-    await this.deleteVolume(pool, pv, why, phaseOf(pv) === 'Released' ? 'PersistentVolumeRecycled' : 'PersistentVolumeDeleted');
+    await this.deleteVolume(pv, why, phaseOf(pv) === 'Released' ? 'PersistentVolumeRecycled' : 'PersistentVolumeDeleted', events);
     return true;
   }
 
-  private async deleteVolume(pool: Pool, pv: PersistentVolume, why: string, reason: string): Promise<void> {
+  private async deleteVolume(pv: PersistentVolume, why: string, reason: string, events: EventBatch): Promise<void> {
     // Already on its way out (held by the pv-protection finalizer for a moment): nothing to do.
     if (pv.metadata.deletionTimestamp) return;
     // uid + resourceVersion: if the PV was bound (or recreated) since our cache saw it, the API server refuses.
     const deleted = await this.client.delete(PERSISTENT_VOLUMES, pv.metadata.name!, { uid: pv.metadata.uid!, resourceVersion: pv.metadata.resourceVersion! });
-    if (deleted) await this.events.emit(pool, 'Normal', reason, `deleted PersistentVolume ${pv.metadata.name}: ${why}`);
+    if (deleted) events.add('Normal', reason, `deleted PersistentVolume ${pv.metadata.name}: ${why}`);
   }
 
   // ---- deletion -----------------------------------------------------------------------------
@@ -255,7 +265,7 @@ export class StoragePoolReconciler implements Reconciler {
    * DeletionBlocked, naming the claims). Then unbound PVs are retired (wiped where the policy says
    * Delete), disks released, the StorageClass deleted, and the finalizer removed last.
    */
-  private async finalize(live: Pool, pool: Pool): Promise<ReconcileResult> {
+  private async finalize(live: Pool, pool: Pool, events: EventBatch): Promise<ReconcileResult> {
     if (!hasFinalizer(live, POOL_FINALIZER)) return {};
     const volumes = this.volumesOf(pool.metadata.name);
     const blockers = [...volumes.values()].filter((pv) => isInUse(pv) || isRetained(pv));
@@ -263,7 +273,7 @@ export class StoragePoolReconciler implements Reconciler {
       const by = blockers.map((pv) => (isInUse(pv) ? claimRefName(pv) : `retained PV ${pv.metadata.name}`)).sort();
       if (!this.warned.has(`deletion/${pool.metadata.uid}/${by.join(',')}`)) {
         this.warned.add(`deletion/${pool.metadata.uid}/${by.join(',')}`);
-        await this.events.emit(pool, 'Warning', 'DeletionBlocked', `deletion waits for volumes in use by ${by.join(', ')}`);
+        events.add('Warning', 'DeletionBlocked', `deletion waits for volumes in use by ${by.join(', ')}`);
       }
       await this.writeStatus(live, {
         pool, problems: [], plan: { claim: [], keep: this.disksOf(pool.metadata.name), release: [], held: [], conflicts: [] },
@@ -276,14 +286,14 @@ export class StoragePoolReconciler implements Reconciler {
     let pending = false;
     await forEachLimit([...volumes.values()], WRITE_CONCURRENCY, async (pv) => {
       const disk = byDisk.get(pv.metadata.name!);
-      if (disk) pending = !(await this.retireVolume(pool, disk, pv, 'the pool is being deleted')) || pending;
-      else await this.deleteVolume(pool, pv, 'the pool is being deleted', 'PersistentVolumeDeleted');
+      if (disk) pending = !(await this.retireVolume(pool, disk, pv, 'the pool is being deleted', events)) || pending;
+      else await this.deleteVolume(pv, 'the pool is being deleted', 'PersistentVolumeDeleted', events);
     });
     if (pending) return {}; // waiting for wipes; the agent's report wakes us
-    await this.releaseDisks(pool, disks.filter((d) => !volumes.has(persistentVolumeName(d.metadata.name))), new Map());
+    await this.releaseDisks(pool, disks.filter((d) => !volumes.has(persistentVolumeName(d.metadata.name))), new Map(), events);
     for (const sc of this.caches.classes.list().filter((c) => isOwnedBy(c, pool))) {
       await this.client.delete(STORAGE_CLASSES, sc.metadata.name!, { uid: sc.metadata.uid! });
-      await this.events.emit(pool, 'Normal', 'StorageClassDeleted', `deleted StorageClass ${sc.metadata.name}: the pool is being deleted`);
+      events.add('Normal', 'StorageClassDeleted', `deleted StorageClass ${sc.metadata.name}: the pool is being deleted`);
     }
     if (disks.some((d) => volumes.has(persistentVolumeName(d.metadata.name)))) return {}; // PVs just deleted; release next round
     await removeFinalizer(this.client, STORAGE_POOLS, live, POOL_FINALIZER);
@@ -299,12 +309,12 @@ export class StoragePoolReconciler implements Reconciler {
     await this.applier.applyStatus(STORAGE_POOLS, { apiVersion: API_VERSION, kind: 'StoragePool', metadata: { name: live.metadata.name }, status }, live);
   }
 
-  private warnAboutConflicts(pool: Pool, plan: DiskPlan): void {
+  private warnAboutConflicts(pool: Pool, plan: DiskPlan, events: EventBatch): void {
     for (const { disk, pool: owner } of plan.conflicts) {
       const key = `conflict/${pool.metadata.uid}/${disk.metadata.uid}`;
       if (this.warned.has(key)) continue;
       this.warned.add(key);
-      void this.events.emit(pool, 'Warning', 'DiskClaimedByOtherPool',
+      events.add('Warning', 'DiskClaimedByOtherPool',
         `disk ${disk.metadata.name} matches this pool but belongs to pool ${owner}, which claimed it first; narrow one of the selectors`);
     }
   }
