@@ -259,8 +259,8 @@ const specSchema: JSONSchema = {
         },
         allowVolumeExpansion: {
           type: 'boolean',
-          description: 'Lets users grow a volume by editing its PVC. Only mode Dynamic can grow volumes; must stay false for mode Local.',
-          default: false,
+          description:
+            'Lets users grow a volume by editing its PVC. Unset: true for mode Dynamic (volumes grow online), false for mode Local (a local volume is a whole disk and cannot grow; true is refused there).',
         },
         mountOptions: {
           type: 'array',
@@ -403,5 +403,9 @@ export function fillPoolDefaults(pool: any): void {
   const sc = spec.storageClass;
   if (sc && typeof sc === 'object' && sc.name === undefined && typeof pool.metadata?.name === 'string') {
     sc.name = pool.metadata.name;
+  }
+  // Dynamic volumes grow online; a Local volume is a whole disk and cannot.
+  if (sc && typeof sc === 'object' && sc.allowVolumeExpansion === undefined && (spec.mode === 'Dynamic' || spec.mode === 'Local')) {
+    sc.allowVolumeExpansion = spec.mode === 'Dynamic';
   }
 }

@@ -1,7 +1,8 @@
-import { NODE_DISKS, STORAGE_POOLS } from '../crds/resource-types.js';
+import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../crds/resource-types.js';
+import type { PoolVolume } from '../crds/poolvolume.js';
 import { NODES, PERSISTENT_VOLUMES, STORAGE_CLASSES } from '../kube/resources.js';
 import { registerPoolMetrics } from '../metrics/pool-metrics.js';
-import type { Node, PersistentVolume, StorageClass } from '../kube/types.js';
+import type { KubeObject, Node, PersistentVolume, StorageClass } from '../kube/types.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POOL_LABEL } from './labels.js';
 import { Applier } from './runtime/apply.js';
 import type { Controller } from './runtime/controller.js';
@@ -27,6 +28,7 @@ export function setupControllers(manager: Manager, opts: SetupOptions): { storag
     volumes: manager.informer<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}` }),
     classes: manager.informer<StorageClass>(STORAGE_CLASSES),
     nodes: manager.informer<Node>(NODES),
+    poolVolumes: manager.informer<PoolVolume & KubeObject>(POOL_VOLUMES),
   };
   registerPoolMetrics(manager.registry, () => caches.pools.list());
   const allPools = (): string[] => caches.pools.list().map((p) => p.metadata.name!);
@@ -38,7 +40,8 @@ export function setupControllers(manager: Manager, opts: SetupOptions): { storag
     .watch(caches.volumes, (pv) => (pv.metadata.labels?.[POOL_LABEL] ? [pv.metadata.labels[POOL_LABEL]] : []))
     .watch(caches.classes, (sc) => (sc.metadata.labels?.[POOL_LABEL] ? [sc.metadata.labels[POOL_LABEL]] : []))
     // Node labels feed nodeSelectors, and a deleted node releases its disks.
-    .watch(caches.nodes, () => allPools());
+    .watch(caches.nodes, () => allPools())
+    .watch(caches.poolVolumes, (v) => [v.spec.pool]);
   if (opts.driverStack) setupDriverStack(manager, { ...opts.driverStack, fieldManager: opts.fieldManager });
   return { storagePools, caches };
 }

@@ -1,5 +1,6 @@
 import { API_VERSION, type Problem } from '../../crds/meta.js';
 import type { DiskClaim, DiskWipe, NodeDisk } from '../../crds/nodedisk.js';
+import type { PoolVolume } from '../../crds/poolvolume.js';
 import { NODE_DISKS, STORAGE_POOLS } from '../../crds/resource-types.js';
 import type { StoragePool } from '../../crds/storagepool.js';
 import { validateObject, withDefaults } from '../../crds/validation.js';
@@ -18,6 +19,7 @@ import { addFinalizer, hasFinalizer, removeFinalizer } from '../runtime/finalize
 import type { Informer } from '../runtime/informer.js';
 import { claimRefName, desiredClaim, planDisks, sameClaim, type DiskPlan } from './disk-plan.js';
 import { isInUse, isRetained, persistentVolumeName, phaseOf, renderLocalPv } from './persistent-volume.js';
+import { observeDynamicPool } from './dynamic.js';
 import { isReadyDisk, poolStatus, type PoolObservation } from './status.js';
 import { immutableDifferences, isOwnedBy, renderStorageClass, storageClassName } from './storage-class.js';
 
@@ -34,6 +36,8 @@ export interface PoolCaches {
   readonly volumes: Informer<PersistentVolume>;
   readonly classes: Informer<StorageClass>;
   readonly nodes: Informer<Node>;
+  /** Dynamic pools' volumes, as the CSI controller records them. */
+  readonly poolVolumes: Informer<PoolVolume & KubeObject>;
 }
 
 /**
@@ -92,9 +96,11 @@ export class StoragePoolReconciler implements Reconciler {
     if (pool.spec.mode === 'Local') await this.reconcileLocalVolumes(pool, plan.keep, volumes, events);
     this.warnAboutConflicts(pool, plan, events);
 
+    const claimed = [...plan.keep, ...plan.held.map((h) => h.disk)];
     await this.writeStatus(live, {
       pool, problems, plan, volumes: [...this.volumesOf(name).values()], storageClassName: storageClassName(pool),
       ...(classConflict ? { storageClassConflict: classConflict } : {}),
+      ...(pool.spec.mode === 'Dynamic' ? { dynamic: observeDynamicPool(pool, claimed, this.caches.poolVolumes.list()) } : {}),
     });
     return {};
   }
@@ -269,8 +275,12 @@ export class StoragePoolReconciler implements Reconciler {
     if (!hasFinalizer(live, POOL_FINALIZER)) return {};
     const volumes = this.volumesOf(pool.metadata.name);
     const blockers = [...volumes.values()].filter((pv) => isInUse(pv) || isRetained(pv));
-    if (blockers.length > 0) {
-      const by = blockers.map((pv) => (isInUse(pv) ? claimRefName(pv) : `retained PV ${pv.metadata.name}`)).sort();
+    const dynamicVolumes = this.caches.poolVolumes.list().filter((v) => v.spec.pool === pool.metadata.name);
+    if (blockers.length > 0 || dynamicVolumes.length > 0) {
+      const by = [
+        ...blockers.map((pv) => (isInUse(pv) ? claimRefName(pv) : `retained PV ${pv.metadata.name}`)),
+        ...dynamicVolumes.map((v) => `volume ${v.spec.requestName}`),
+      ].sort();
       if (!this.warned.has(`deletion/${pool.metadata.uid}/${by.join(',')}`)) {
         this.warned.add(`deletion/${pool.metadata.uid}/${by.join(',')}`);
         events.add('Warning', 'DeletionBlocked', `deletion waits for volumes in use by ${by.join(', ')}`);
