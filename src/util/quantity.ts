@@ -13,6 +13,8 @@ const DECIMAL: ReadonlyArray<[string, bigint]> = [
   ['E', 10n ** 18n], ['P', 10n ** 15n], ['T', 10n ** 12n], ['G', 10n ** 9n], ['M', 10n ** 6n], ['k', 10n ** 3n],
 ];
 const MULTIPLIERS = new Map<string, bigint>([...BINARY, ...DECIMAL, ['', 1n]]);
+/** Largest decimal exponent accepted (`1e30`). */
+const MAX_EXPONENT = 30n;
 const QUANTITY = /^\+?(\d+(?:\.\d*)?|\.\d+)(?:([KMGTPE]i|[kMGTPE])|[eE]([+-]?\d+))?$/;
 
 /**
@@ -30,6 +32,8 @@ export function parseBytes(quantity: string): bigint {
   let denominator = 10n ** BigInt(fraction.length);
   if (exponent !== undefined) {
     const e = BigInt(exponent);
+    // 10^30 bytes is far past any disk; a larger exponent is a typo or an attempt to exhaust memory.
+    if (e > MAX_EXPONENT || e < -MAX_EXPONENT) throw new Error(`"${quantity}" is out of range; sizes are written like 500Mi, 10Gi or 2T`);
     if (e >= 0n) numerator *= 10n ** e;
     else denominator *= 10n ** -e;
   } else {

@@ -19,6 +19,7 @@ describe('quantities', () => {
   it('refuse what is not a size, saying how to write one', () => {
     expect(() => parseBytes('-1Gi')).to.throw(/not a size.*10Gi/);
     expect(() => parseBytes('10GB')).to.throw(/not a size/);
+    expect(() => parseBytes('1e999999999')).to.throw(/out of range/);
     expect(tryParseBytes('nope')).to.equal(undefined);
     expect(tryParseBytes(undefined)).to.equal(undefined);
   });
