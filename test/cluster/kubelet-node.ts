@@ -25,6 +25,7 @@
 // containerd mounted, removes cgroups, directories, the bridge and the Node, and restores sysctls.
 // Only one such node can run per machine (/var/lib/kubelet is fixed): a lock file under /run
 // serialises runs, and a run that died without stop() is cleaned up by the next start().
+// STOWAGE_TEST_KUBELET_LOG_DIR=DIR keeps kubelet's and containerd's logs there after stop().
 
 import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -821,6 +822,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       const r = await this.cp.request('DELETE', `/api/v1/nodes/${this.nodeName}`).catch(() => undefined);
       if (r && r.status !== 200 && r.status !== 404) throw new Error(`HTTP ${r.status}`);
     });
+    const keep = process.env.STOWAGE_TEST_KUBELET_LOG_DIR;
+    if (keep) await step(`keep logs in ${keep}`, () => fsp.cp(this.path('logs'), path.join(keep, this.nodeName), { recursive: true }));
     await step(`remove ${this.stateDir}`, () => removeTree(this.stateDir));
     const lock = readLock();
     if (lock?.pid === process.pid && lock.stateDir === this.stateDir) await fsp.rm(LOCK_FILE, { force: true });
