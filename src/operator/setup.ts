@@ -35,8 +35,10 @@ export function setupControllers(manager: Manager, opts: SetupOptions): { storag
   const storagePools = manager
     .controller({ name: 'storagepool', reconciler: new StoragePoolReconciler(caches, applier, events), workers: opts.workers })
     .watchFor(caches.pools)
-    // A claimed disk concerns its pool; an unclaimed one may be wanted by any pool.
-    .watch(caches.disks, (disk) => (disk.spec.claim?.pool ? [disk.spec.claim.pool] : allPools()))
+    // A claimed disk concerns its pool; an unclaimed one may be wanted by any pool. A disk's old
+    // state only matters to the pool that held it: a disk that just got claimed wakes no other pool
+    // (without this, every claim would re-plan every pool).
+    .watch(caches.disks, (disk) => (disk.spec.claim?.pool ? [disk.spec.claim.pool] : allPools()), (old) => (old.spec.claim?.pool ? [old.spec.claim.pool] : []))
     .watch(caches.volumes, (pv) => (pv.metadata.labels?.[POOL_LABEL] ? [pv.metadata.labels[POOL_LABEL]] : []))
     .watch(caches.classes, (sc) => (sc.metadata.labels?.[POOL_LABEL] ? [sc.metadata.labels[POOL_LABEL]] : []))
     // Node labels feed nodeSelectors, and a deleted node releases its disks.

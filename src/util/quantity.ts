@@ -42,14 +42,23 @@ export function parseBytes(quantity: string): bigint {
   return (numerator + denominator - 1n) / denominator;
 }
 
+/** Recently parsed quantities: the same few strings ('100Gi', '1Ti') recur across thousands of disks. */
+const parsed = new Map<string, bigint | undefined>();
+const MAX_MEMO = 4096;
+
 /** Like {@link parseBytes}, but `undefined` (not an exception) for a missing or malformed value. */
 export function tryParseBytes(quantity: string | undefined): bigint | undefined {
   if (quantity === undefined) return undefined;
+  if (parsed.has(quantity)) return parsed.get(quantity);
+  let value: bigint | undefined;
   try {
-    return parseBytes(quantity);
+    value = parseBytes(quantity);
   } catch {
-    return undefined;
+    value = undefined;
   }
+  if (parsed.size >= MAX_MEMO) parsed.clear();
+  parsed.set(quantity, value);
+  return value;
 }
 
 /**

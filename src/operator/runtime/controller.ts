@@ -79,18 +79,22 @@ export class Controller {
     );
   }
 
-  /** Reconciles whatever keys `map` derives from each changed object (old and new state both). */
-  watch<T extends KubeObject>(informer: Informer<T>, map: KeyMapper<T>): this {
-    const enqueue = (obj: T): void => {
-      for (const key of map(obj)) this.queue.add(key);
+  /**
+   * Reconciles whatever keys `map` derives from each changed object. On an update the old state is
+   * mapped too (with `mapOld` when given), so an object that moves from one owner to another
+   * wakes both.
+   */
+  watch<T extends KubeObject>(informer: Informer<T>, map: KeyMapper<T>, mapOld: KeyMapper<T> = map): this {
+    const enqueue = (obj: T, mapper: KeyMapper<T>): void => {
+      for (const key of mapper(obj)) this.queue.add(key);
     };
     informer.addHandler({
-      added: enqueue,
+      added: (obj) => enqueue(obj, map),
       updated: (oldObj, newObj) => {
-        enqueue(newObj);
-        if (oldObj !== newObj) enqueue(oldObj);
+        enqueue(newObj, map);
+        if (oldObj !== newObj) enqueue(oldObj, mapOld);
       },
-      deleted: enqueue,
+      deleted: (obj) => enqueue(obj, map),
     });
     return this;
   }

@@ -93,8 +93,12 @@ export class Informer<T extends KubeObject = KubeObject> {
   waitForSync(signal?: AbortSignal): Promise<void> {
     if (this.synced) return Promise.resolve();
     return new Promise((resolve) => {
-      this.syncWaiters.push(resolve);
-      signal?.addEventListener('abort', () => resolve(), { once: true });
+      const onAbort = (): void => resolve();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.syncWaiters.push(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      });
     });
   }
 
@@ -252,8 +256,13 @@ export class Informer<T extends KubeObject = KubeObject> {
   }
 }
 
-/** Lists and watch events omit apiVersion/kind on items; put them back so cached objects are whole. */
+/**
+ * Lists and watch events omit apiVersion/kind on items; put them back so cached objects are whole.
+ * managedFields are dropped, as controller-runtime's cache does by default: nothing here reads
+ * them, and they are often half of an object's size (the operator caches thousands of disks).
+ */
 function withTypeMeta<T extends KubeObject>(obj: T, rt: ResourceType): T {
+  delete obj.metadata.managedFields;
   if (obj.apiVersion && obj.kind) return obj;
   obj.apiVersion = rt.group === '' ? rt.version : `${rt.group}/${rt.version}`;
   obj.kind = rt.kind;

@@ -69,7 +69,7 @@ export function selectionProblem(pool: StoragePool, disk: NodeDisk, node: Node |
   if (pool.spec.disks.nodeSelector && !matchesSelector(pool.spec.disks.nodeSelector, node.metadata.labels)) {
     return `its node ${disk.spec.nodeName} does not match disks.nodeSelector`;
   }
-  const min = tryParseBytes(pool.spec.disks.minSize);
+  const min = tryParseBytes(pool.spec.disks.minSize); // memoized: cheap per disk
   const capacity = tryParseBytes(disk.status?.capacity);
   if (min !== undefined && (capacity === undefined || capacity < min)) return `it is smaller than disks.minSize ${pool.spec.disks.minSize}`;
   if (disk.spec.schedulable === false) return 'an administrator cordoned it (spec.schedulable: false)';
