@@ -43,6 +43,9 @@ import { KUBELET_TUNED_SYSCTLS, readSysctls, registerRunDir, restoreSysctls, res
 const exec = promisify(execFile);
 
 export const KUBELET_ROOT_DIR = '/var/lib/kubelet';
+/** The real node stays up for the rest of a test run; this taint keeps other tests' pods (and
+ *  DaemonSets) off it. Pods meant for it tolerate it (test/kubelet/pods.ts). */
+export const REAL_NODE_TAINT = { key: 'stowage.dev/real-kubelet', value: 'true', effect: 'NoSchedule' } as const;
 /** Directories kubelet 1.20 writes outside its root dir (hard-coded there). */
 const KUBELET_LOG_DIRS = ['/var/log/pods', '/var/log/containers'];
 /** containerd 1.6 keeps shim sockets under /run/containerd/s whatever its state dir is. */
@@ -689,6 +692,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       apiVersion: 'v1',
       kind: 'Node',
       metadata: { name: this.nodeName, labels: { 'kubernetes.io/hostname': this.nodeName, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64' } },
+      spec: { taints: [REAL_NODE_TAINT] },
     };
     const created = await this.cp.request('POST', '/api/v1/nodes', node);
     if (created.status !== 201) throw new Error(`kubelet-node: creating Node ${this.nodeName}: HTTP ${created.status}: ${created.body}`);

@@ -10,7 +10,7 @@ import type { KubeClient } from '../../src/kube/client.js';
 import { NAMESPACES, NODES, PODS } from '../../src/kube/resources.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { BUSYBOX_IMAGE, PAUSE_IMAGE } from '../cluster/kubelet-images.js';
-import type { KubeletNode } from '../cluster/kubelet-node.js';
+import { REAL_NODE_TAINT, type KubeletNode } from '../cluster/kubelet-node.js';
 import { sharedKubeletNode } from '../cluster/kubelet-shared.js';
 import { adminClient, createNamespace, uniqueName } from '../support/cluster.js';
 import { busyboxPod, deletePodAndWait, podLog, podMounts, waitPod, waitPodPhase } from './pods.js';
@@ -37,7 +37,7 @@ describe('kubelet node: a real kubelet with containerd and runc', function () {
     client?.close();
   });
 
-  it('registers the node Ready at 127.0.0.1 with kubelet v1.20.2 and containerd, untainted', async function () {
+  it('registers the node Ready at 127.0.0.1 with kubelet v1.20.2 and containerd, tainted only for other tests\' pods', async function () {
     const n = await client.get<any>(NODES, node.nodeName);
     expect(n.status.nodeInfo.kubeletVersion).to.equal('v1.20.2');
     expect(n.status.nodeInfo.containerRuntimeVersion).to.match(/^containerd:\/\/1\.6\./);
@@ -45,7 +45,8 @@ describe('kubelet node: a real kubelet with containerd and runc', function () {
     expect(n.status.addresses.filter((a: any) => a.type === 'InternalIP').map((a: any) => a.address)).to.deep.equal(['127.0.0.1']);
     expect(n.status.daemonEndpoints.kubeletEndpoint.Port).to.equal(node.kubeletPort);
     expect(n.status.conditions.find((c: any) => c.type === 'Ready')).to.include({ status: 'True', reason: 'KubeletReady' });
-    expect(n.spec.taints ?? []).to.deep.equal([]);
+    // Only the harness's own taint, which keeps other tests' pods off the real node.
+    expect(n.spec.taints).to.deep.equal([REAL_NODE_TAINT]);
     // The locally built images are what containerd has, and nothing else.
     const images = (await node.ctr(['images', 'list', '--quiet'])).stdout.split('\n').filter((l) => l && !l.startsWith('sha256:') && !l.includes('@'));
     expect(images).to.have.members([PAUSE_IMAGE, BUSYBOX_IMAGE]);

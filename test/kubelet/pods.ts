@@ -6,7 +6,7 @@ import type { KubeClient } from '../../src/kube/client.js';
 import { EVENTS, PODS } from '../../src/kube/resources.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { BUSYBOX_IMAGE } from '../cluster/kubelet-images.js';
-import type { KubeletNode } from '../cluster/kubelet-node.js';
+import { REAL_NODE_TAINT, type KubeletNode } from '../cluster/kubelet-node.js';
 import { waitFor } from '../support/cluster.js';
 
 export interface BusyboxPodOptions {
@@ -30,6 +30,7 @@ export function busyboxPod(o: BusyboxPodOptions): any {
     spec: {
       // The scheduler places it; only the real node carries this hostname label.
       nodeSelector: { 'kubernetes.io/hostname': o.node.nodeName },
+      tolerations: [{ key: REAL_NODE_TAINT.key, operator: 'Equal', value: REAL_NODE_TAINT.value, effect: REAL_NODE_TAINT.effect }],
       hostNetwork: true,
       restartPolicy: o.restartPolicy ?? 'Never',
       terminationGracePeriodSeconds: 2,
