@@ -54,6 +54,8 @@ const LOCK_FILE = '/run/stowage-kubelet-node.lock';
 const MARKER = '.stowage-test-harness';
 const STATE_PREFIX = 'stowage-kubelet-';
 const CNI_BRIDGE = 'stowage-cni0';
+/** Where CRI keeps pod network namespaces and libcni its result cache (both fixed in containerd 1.6). */
+const CNI_HOST_DIRS = ['/run/netns', '/var/lib/cni'];
 const CNI_SUBNET = '10.244.250.0/24';
 const SETPRIV = '/usr/bin/setpriv';
 const TOOLS = ['/usr/bin/containerd', '/usr/bin/ctr', '/usr/bin/containerd-shim-runc-v2', '/usr/sbin/runc', '/usr/lib/cni/bridge', '/usr/lib/cni/host-local', '/usr/lib/cni/loopback'];
@@ -417,7 +419,7 @@ export class KubeletNode {
 
   private async recordBaseline(): Promise<void> {
     const createdDirs: string[] = [];
-    for (const d of [KUBELET_ROOT_DIR, ...KUBELET_LOG_DIRS, CONTAINERD_RUN_DIR]) if (!fs.existsSync(d)) createdDirs.push(d);
+    for (const d of [KUBELET_ROOT_DIR, ...KUBELET_LOG_DIRS, CONTAINERD_RUN_DIR, ...CNI_HOST_DIRS]) if (!fs.existsSync(d)) createdDirs.push(d);
     const createdCgroups = cgroupHierarchies()
       .map((h) => path.join(h, 'kubepods'))
       .filter((d) => !fs.existsSync(d));

@@ -106,6 +106,26 @@ describe('kubelet node: a real kubelet with containerd and runc', function () {
     expect(await podMounts(node, uid)).to.deep.equal([]);
   });
 
+  it('gives a pod-network pod an address on the isolated bridge and no route off the machine', async function () {
+    const name = uniqueName('podnet');
+    const pod = busyboxPod({
+      name,
+      namespace: ns,
+      node,
+      script: 'ip -4 addr show eth0 | grep inet; ip route; if wget -q -T 2 -O /dev/null http://192.0.2.1/ 2>/dev/null; then echo reached; else echo unreachable; fi',
+    });
+    pod.spec.hostNetwork = false;
+    await client.create(PODS, pod);
+    const done = await waitPodPhase(client, ns, name, ['Succeeded', 'Failed']);
+    expect(done.status.phase).to.equal('Succeeded');
+    expect(done.status.podIP).to.match(/^10\.244\.250\./);
+    const log = await podLog(cp, ns, name);
+    expect(log).to.include(`inet ${done.status.podIP}/24`);
+    expect(log).not.to.match(/^default/m);
+    expect(log.trim().split('\n').pop()).to.equal('unreachable');
+    await deletePodAndWait(client, ns, name);
+  });
+
   it('cannot pull images: a pull fails locally and no packet leaves the machine', async function () {
     const name = uniqueName('nopull');
     await client.create(PODS, busyboxPod({ name, namespace: ns, node, script: 'true', image: 'stowage.test/not-imported:1', imagePullPolicy: 'IfNotPresent' }));
