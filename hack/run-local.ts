@@ -7,7 +7,7 @@
  * pool (`demo-local`) that selects them — so NodeDisks, a Ready pool and PVs with real capacity
  * appear. Ctrl-C stops everything and removes every loop device, mount, file and demo object.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
@@ -17,12 +17,14 @@ import { parseAllDocuments } from 'yaml';
 import { installCrds } from '../src/crds/install.js';
 import { NODE_DISKS, STORAGE_POOLS } from '../src/crds/resource-types.js';
 import { KubeClient } from '../src/kube/client.js';
-import { NODES } from '../src/kube/resources.js';
+import { NAMESPACES, NODES } from '../src/kube/resources.js';
 import type { KubeObject } from '../src/kube/types.js';
 import { ControlPlane } from '../test/cluster/control-plane.js';
 import { markNodeReady, registerReadyNode } from '../test/cluster/nodes.js';
 import { LoopDevices, type LoopDevice } from '../test/support/loop-devices.js';
 
+/** The operator's namespace, as config/manager creates it. */
+const OPERATOR_NAMESPACE = 'stowage-system';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const STATE_DIR = path.join(ROOT, '.stowage', 'cluster');
 const FIELD_MANAGER = 'stowage-demo';
@@ -107,13 +109,15 @@ async function main(): Promise<void> {
     client = await KubeClient.load({ kubeconfig, userAgent: 'stowage-demo' });
     say('installing the CRDs (server-side apply)');
     await installCrds(client, FIELD_MANAGER);
+    // The operator's namespace, where it keeps the driver stack (the install creates it in a cluster).
+    if (!(await client.getIfExists(NAMESPACES, OPERATOR_NAMESPACE))) await client.create(NAMESPACES, { metadata: { name: OPERATOR_NAMESPACE } });
     mkdirSync(path.join(ROOT, '.stowage'), { recursive: true });
 
     say('starting the operator (logs: .stowage/operator.log)');
     const args = [path.join(ROOT, 'dist/src/cli/main.js'), 'operator', '--metrics-bind-address', '127.0.0.1:8080', '--health-probe-bind-address', '127.0.0.1:8081'];
     if (kubeconfig) args.push('--kubeconfig', kubeconfig);
     const logFd = openSync(path.join(ROOT, '.stowage', 'operator.log'), 'a');
-    const operator = spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd] });
+    const operator = spawnChild(args, { stdio: ['ignore', logFd, logFd] });
     operators.push(operator);
     operator.once('exit', (code) => {
       if (!stopping) {
@@ -133,7 +137,7 @@ async function main(): Promise<void> {
         const agentArgs = [path.join(ROOT, 'dist/src/cli/main.js'), 'node', '--kubeconfig', kubeconfig!, '--root', path.join(demoRoot, node), '--discovery-interval', '10'];
         for (const d of disks) agentArgs.push('--allow-device', d.device);
         const fd = openSync(path.join(ROOT, '.stowage', `agent-${node}.log`), 'a');
-        const agent = spawn(process.execPath, agentArgs, { stdio: ['ignore', fd, fd], env: { ...process.env, NODE_NAME: node } });
+        const agent = spawnChild(agentArgs, { stdio: ['ignore', fd, fd], env: { ...process.env, NODE_NAME: node } });
         agents.push(agent);
         agent.once('exit', (code) => {
           if (!stopping) say(`the agent of ${node} exited (code ${code}); see .stowage/agent-${node}.log`);
@@ -217,3 +221,12 @@ function runQuiet(cmd: string, args: string[]): Promise<void> {
 }
 
 void main();
+
+/**
+ * Starts a Stowage process in its own process group, so that Ctrl-C reaches only this script —
+ * which then deletes the demo pool while the operator and agents still run, and stops them in
+ * order — and with a parent-death signal, so they still end if this script is killed outright.
+ */
+function spawnChild(args: string[], options: SpawnOptions): ChildProcess {
+  return spawn('setpriv', ['--pdeathsig', 'TERM', process.execPath, ...args], { ...options, detached: true });
+}
