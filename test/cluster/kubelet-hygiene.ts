@@ -22,6 +22,7 @@ const VOLATILE_SYSCTLS = [
   /^net\/ipv6\/route\/flush$/,
   /\/stable_secret$/,
   /^kernel\/perf_event_max_sample_rate$/, // the kernel lowers it itself when sampling runs long
+  /^kernel\/tainted$/, // set by the kernel on a WARN; an observation, nothing a test could undo
 ];
 
 /** Process names of the harness's long-running components. */
