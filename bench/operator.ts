@@ -17,7 +17,6 @@
  */
 import { spawn } from 'node:child_process';
 import { openSync, readFileSync } from 'node:fs';
-import * as net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { installCrds } from '../src/crds/install.js';
 import type { NodeDisk } from '../src/crds/nodedisk.js';
@@ -29,6 +28,7 @@ import type { KubeObject, PersistentVolume } from '../src/kube/types.js';
 import { Informer } from '../src/operator/runtime/informer.js';
 import { forEachLimit } from '../src/util/concurrency.js';
 import { ControlPlane } from '../test/cluster/control-plane.js';
+import { freePort } from '../test/support/operator-process.js';
 
 const NODES_N = Number(process.env.BENCH_NODES ?? 500);
 const DISKS_PER_NODE = Number(process.env.BENCH_DISKS_PER_NODE ?? 8);
@@ -250,17 +250,6 @@ async function until(predicate: () => boolean, what: string, timeoutMs: number):
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 main().catch((err) => {

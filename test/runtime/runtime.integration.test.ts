@@ -8,6 +8,7 @@ import { Informer } from '../../src/operator/runtime/informer.js';
 import { Controller, type Reconciler } from '../../src/operator/runtime/controller.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { adminClient, createNamespace, waitFor } from '../support/cluster.js';
+import { freePort } from '../support/operator-process.js';
 
 describe('controller runtime on the real control plane', function () {
   this.timeout(180_000);
@@ -140,15 +141,3 @@ describe('controller runtime on the real control plane', function () {
     expect(metrics).to.match(/process_cpu_seconds_total/);
   });
 });
-
-async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
