@@ -4,11 +4,12 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { logger } from '../util/logger.js';
+import { startGrpcAuthorityRelay } from './authority-relay.js';
 import { errorMessage } from '../util/errors.js';
 
 const log = logger('csi-grpc');
@@ -130,21 +131,28 @@ export interface SocketServer {
  */
 export async function serveOnSocket(endpoint: string, services: readonly GrpcService[]): Promise<SocketServer> {
   const socketPath = socketPathOf(endpoint);
+  // gRPC itself listens on a hidden socket beside the public one (kubelet's plugin watcher ignores
+  // dot-files); the public socket is an HTTP/2 relay that fixes the `:authority` kubelets before 1.26
+  // send, which Node's HTTP/2 server would otherwise refuse (see authority-relay.ts).
+  const grpcPath = join(dirname(socketPath), `.${basename(socketPath)}.grpc`);
   await mkdir(dirname(socketPath), { recursive: true });
-  const existing = await stat(socketPath).catch(() => undefined);
-  if (existing) {
-    if (!existing.isSocket()) throw new Error(`${socketPath} exists and is not a socket; refusing to replace it`);
-    await rm(socketPath);
+  for (const path of [socketPath, grpcPath]) {
+    const existing = await stat(path).catch(() => undefined);
+    if (!existing) continue;
+    if (!existing.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
+    await rm(path);
   }
   const server = new grpc.Server();
   for (const s of services) server.addService(s.definition, s.implementation);
   await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+    server.bindAsync(`unix://${grpcPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
   );
+  const relay = await startGrpcAuthorityRelay(socketPath, grpcPath);
   log.info({ socketPath, services: services.length }, 'serving gRPC');
   return {
     socketPath,
     async stop() {
+      await relay.close();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => server.forceShutdown(), 5_000);
         server.tryShutdown(() => {
@@ -152,7 +160,7 @@ export async function serveOnSocket(endpoint: string, services: readonly GrpcSer
           resolve();
         });
       });
-      await rm(socketPath, { force: true });
+      await rm(grpcPath, { force: true });
     },
   };
 }

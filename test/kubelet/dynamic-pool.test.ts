@@ -13,7 +13,6 @@ import { CSI_DRIVERS, NAMESPACES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, 
 import { DRIVER_NAME, TOPOLOGY_KEY } from '../../src/csi/identity.js';
 import { startCsiNodeServer } from '../../src/csi/node-service.js';
 import { startRegistrationServer } from '../../src/csi/registration.js';
-import { startGrpcAuthorityRelay, type GrpcAuthorityRelay } from '../cluster/kubelet-grpc-relay.js';
 import { POOL_VOLUMES } from '../../src/crds/resource-types.js';
 import { startPoolVolumeRealizer } from '../../src/node/engine/volume-realizer.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
@@ -28,14 +27,13 @@ const CSI_NODES = { group: 'storage.k8s.io', version: 'v1', plural: 'csinodes', 
 const MiB = 1024 * 1024;
 
 /**
- * The fixture's pool on the real kubelet node. The node daemon's CSI endpoint and registration socket
- * are reached by kubelet through kubelet-grpc-relay.ts (kubelet 1.20 sends the socket path as HTTP/2
- * authority, which Node's HTTP/2 server refuses): kubelet dials the relays under /var/lib/kubelet.
+ * The fixture's pool on the real kubelet node: the node daemon's CSI endpoint and registration socket
+ * are where kubelet looks for them under /var/lib/kubelet, served by the product's own sockets (which
+ * accept the socket-path `:authority` kubelet 1.20 sends; see src/csi/authority-relay.ts).
  */
 class KubeletPoolFixture extends DynamicPoolFixture {
   override readonly node: string;
   readonly pluginDir: string;
-  private relays: GrpcAuthorityRelay[] = [];
   private registration?: { stop(): Promise<void> };
 
   constructor(private readonly kubelet: KubeletNode) {
@@ -46,19 +44,14 @@ class KubeletPoolFixture extends DynamicPoolFixture {
 
   override async startNodeDaemon(): Promise<void> {
     await fsp.mkdir(this.pluginDir, { recursive: true });
-    await fsp.mkdir(path.join(this.dir, 'reg'), { recursive: true });
     const kubeletEndpoint = path.join(this.pluginDir, 'csi.sock');
     this.realizer = await startPoolVolumeRealizer({ client: this.client, engine: this.engine, nodeName: this.node });
-    this.nodeServer = await startCsiNodeServer({ endpoint: `unix://${path.join(this.dir, 'node.sock')}`, nodeName: this.node, engine: this.engine, client: this.client });
-    this.relays.push(await startGrpcAuthorityRelay(kubeletEndpoint, path.join(this.dir, 'node.sock')));
-    this.registration = await startRegistrationServer({ dir: path.join(this.dir, 'reg'), endpoint: kubeletEndpoint });
+    this.nodeServer = await startCsiNodeServer({ endpoint: `unix://${kubeletEndpoint}`, nodeName: this.node, engine: this.engine, client: this.client });
     // Last: kubelet's plugin watcher acts as soon as this socket appears.
-    this.relays.push(await startGrpcAuthorityRelay(path.join(this.kubelet.rootDir, 'plugins_registry', `${DRIVER_NAME}-reg.sock`), path.join(this.dir, 'reg', `${DRIVER_NAME}-reg.sock`)));
+    this.registration = await startRegistrationServer({ dir: path.join(this.kubelet.rootDir, 'plugins_registry'), endpoint: kubeletEndpoint });
   }
 
   override async stopNodeDaemon(): Promise<void> {
-    for (const r of this.relays.reverse()) await r.close();
-    this.relays = [];
     await this.registration?.stop();
     this.registration = undefined;
     await super.stopNodeDaemon();

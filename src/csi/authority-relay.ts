@@ -1,9 +1,10 @@
-// kubelet v1.20's gRPC client (grpc-go 1.27) sends the Unix socket's *path* as the HTTP/2 `:authority`
-// of every call it makes over a Unix socket (plugin registration, CSI). Node's HTTP/2 server (nghttp2)
-// rejects an authority containing '/' with RST_STREAM PROTOCOL_ERROR, so kubelet < 1.26 cannot talk to
-// any @grpc/grpc-js server directly (kubernetes/kubernetes#112597 changed kubelet to "localhost";
-// nodejs/node#32326). This relay sits on the socket kubelet dials and forwards bytes to the real server,
-// rewriting only the `:authority` value of each request's header block to "localhost".
+// kubelet before v1.26 (its gRPC client, grpc-go 1.27 in v1.20) sends the Unix socket's *path* as the
+// HTTP/2 `:authority` of every call it makes over a Unix socket (plugin registration, CSI). Node's
+// HTTP/2 server (nghttp2) rejects an authority containing '/' with RST_STREAM PROTOCOL_ERROR, so such a
+// kubelet cannot talk to any @grpc/grpc-js server directly (kubernetes/kubernetes#112597 changed
+// kubelet to "localhost"; nodejs/node#32326). serveOnSocket (grpc.ts) therefore puts this relay on the
+// socket clients dial and forwards bytes to the real server, rewriting only the `:authority` value of
+// each request's header block to "localhost".
 //
 // HPACK state stays consistent: the representation (and whether it enters the dynamic table) is kept,
 // only its value changes, to a string no longer than any socket path, so the server's table can never
