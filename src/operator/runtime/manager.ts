@@ -131,7 +131,14 @@ export class Manager {
 
   private async startWorkers(signal: AbortSignal): Promise<void> {
     for (const informer of this.informers.values()) informer.start();
-    await Promise.all([...this.informers.values()].map((i) => i.waitForSync(signal)));
+    // One abort listener for the whole wait (not one per informer, which trips Node's leak warning).
+    let onAbort = (): void => undefined;
+    const aborted = new Promise<void>((resolve) => {
+      onAbort = () => resolve();
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    await Promise.race([Promise.all([...this.informers.values()].map((i) => i.waitForSync())), aborted]);
+    signal.removeEventListener('abort', onAbort);
     if (signal.aborted) return;
     this.log.info({ informers: this.informers.size, controllers: this.controllers.length }, 'caches synced; starting controllers');
     for (const controller of this.controllers) controller.start();
