@@ -36,7 +36,9 @@ describe('Dynamic pools: operator side (real control plane; agent side played by
   });
 
   it('publishes a CSI StorageClass, claims the disks for Dynamic use, and names the node that cannot hold two copies', async () => {
-    const pool = await world.waitForPool(name, 'ReplicationSatisfiable reported', (p) => condition(p, 'ReplicationSatisfiable')?.status === 'False' && condition(p, 'Ready')?.status === 'True');
+    // Ready comes with the first prepared disk; the mirror's capacity needs both disks of node1.
+    const pool = await world.waitForPool(name, 'both disks of node1 counted', (p) =>
+      condition(p, 'ReplicationSatisfiable')?.status === 'False' && condition(p, 'Ready')?.status === 'True' && p.status?.capacity?.usable === '90Gi');
     const sc = await world.admin.get<StorageClass>(STORAGE_CLASSES, name);
     expect(sc.provisioner).to.equal('csi.stowage.dev');
     expect(sc.parameters).to.deep.equal({ pool: name });
