@@ -81,7 +81,8 @@ program
   .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
   .option('--context <name>', 'kubeconfig context to use')
   .addOption(new Option('--metadata-reserve-percent <n>', 'share of each node\'s pool space kept free for btrfs metadata').default(10).argParser(Number))
-  .action(async (opts: { endpoint: string; kubeconfig?: string; context?: string; metadataReservePercent: number }) => {
+  .option('--metrics-bind-address <addr>', 'HOST:PORT for /metrics (CSI call counts and latencies); "0" turns it off', '0')
+  .action(async (opts: { endpoint: string; kubeconfig?: string; context?: string; metadataReservePercent: number; metricsBindAddress: string }) => {
     const { runCsiController } = await import('../csi/controller-main.js');
     process.exitCode = await runCsiController(opts);
   });
@@ -118,12 +119,15 @@ program
     const nodeName = opts.nodeName ?? process.env.NODE_NAME;
     if (!nodeName) throw new Error('the node name is unknown: set NODE_NAME (from the downward API, spec.nodeName) or pass --node-name');
     const client = await KubeClient.load({ kubeconfig: opts.kubeconfig, context: opts.context, userAgent: 'stowage-node-csi' });
+    // The node's /metrics is set up by runNodeCommand; CSI calls answered before then are not counted.
+    let observeCsi: import('../csi/grpc.js').CallObserver | undefined;
     const dynamic = await startDynamicPools({
       client, nodeName, poolRoot: opts.poolRoot, csiEndpoint: opts.csiEndpoint,
       ...(opts.kubeletRegistrationDir ? { registrationDir: opts.kubeletRegistrationDir } : {}),
+      observe: (...call) => observeCsi?.(...call),
     });
     try {
-      process.exitCode = await runNodeCommand(opts, dynamic.engine);
+      process.exitCode = await runNodeCommand(opts, dynamic.engine, (metrics) => (observeCsi = (method, code, seconds) => metrics.csi.observe(method, code, seconds)));
     } finally {
       await dynamic.stop();
       client.close();

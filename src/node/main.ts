@@ -3,7 +3,9 @@ import { logger } from '../util/logger.js';
 import { VERSION } from '../util/version.js';
 import { parseBytes } from '../util/quantity.js';
 import { DEFAULT_ROOT, startNodeAgent, type NodeAgent } from './agent.js';
-import { startNodeMetrics } from '../metrics/node-metrics.js';
+import { startNodeMetrics, type NodeMetrics } from '../metrics/node-metrics.js';
+import { btrfsEngineSource } from '../metrics/btrfs-engine-source.js';
+import type { BtrfsEngine } from './engine/btrfs-engine.js';
 import type { DynamicPoolSync } from './dynamic-pools.js';
 
 export interface NodeCommandOptions {
@@ -31,7 +33,9 @@ export interface NodeCommandOptions {
  * `stowage node`: runs the node agent until SIGTERM/SIGINT. The node name comes from --node-name or
  * NODE_NAME (the DaemonSet passes spec.nodeName through the downward API).
  */
-export async function runNodeCommand(opts: NodeCommandOptions, dynamicPools?: DynamicPoolSync): Promise<number> {
+export async function runNodeCommand(
+  opts: NodeCommandOptions, dynamicPools?: DynamicPoolSync & Partial<Pick<BtrfsEngine, 'mountedPool'>>, onMetrics?: (metrics: NodeMetrics) => void,
+): Promise<number> {
   const log = logger('node-agent');
   const nodeName = opts.nodeName ?? process.env.NODE_NAME;
   if (!nodeName) throw new Error('the node name is unknown: set NODE_NAME (from the downward API, spec.nodeName) or pass --node-name');
@@ -41,7 +45,14 @@ export async function runNodeCommand(opts: NodeCommandOptions, dynamicPools?: Dy
   const include = filter(opts.includePath, opts.includeVendor, opts.includeModel);
   const exclude = filter(opts.excludePath, opts.excludeVendor, opts.excludeModel);
   let running: NodeAgent | undefined;
-  const metrics = await startNodeMetrics({ client, nodeName, address: opts.metricsBindAddress, disks: () => running?.disks() ?? [] });
+  // The engine's pool filesystems (usage, device errors) for every Dynamic pool with a disk here.
+  const dynamicPoolsHere = (): string[] =>
+    (running?.disks() ?? []).filter((d) => d.spec.claim?.mode === 'Dynamic').map((d) => d.spec.claim!.pool);
+  const engine = dynamicPools?.mountedPool ? btrfsEngineSource(dynamicPools as Pick<BtrfsEngine, 'mountedPool'>, dynamicPoolsHere) : undefined;
+  const metrics = await startNodeMetrics({
+    client, nodeName, address: opts.metricsBindAddress, disks: () => running?.disks() ?? [], ...(engine ? { engine } : {}),
+  });
+  onMetrics?.(metrics);
   const agent = await startNodeAgent({
     metrics: metrics.agent,
     client,

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { installCrds } from '../../src/crds/install.js';
 import { csiV1 } from '../../src/csi/grpc.js';
+import { freePort } from '../support/operator-process.js';
 import { adminClient, waitFor } from '../support/cluster.js';
 import { call } from './fixture.js';
 
@@ -26,7 +27,8 @@ describe('stowage csi-controller (child process)', function () {
     client.close();
     dir = await mkdtemp(path.join(tmpdir(), 'stowage-csi-ctl-'));
     const socket = path.join(dir, 'csi.sock');
-    const child = spawn(process.execPath, [CLI, 'csi-controller', '--kubeconfig', cp.kubeconfigPath, '--endpoint', `unix://${socket}`], {
+    const port = await freePort();
+    const child = spawn(process.execPath, [CLI, 'csi-controller', '--kubeconfig', cp.kubeconfigPath, '--endpoint', `unix://${socket}`, '--metrics-bind-address', `127.0.0.1:${port}`], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, STOWAGE_LOG_LEVEL: 'info' },
     });
@@ -42,6 +44,11 @@ describe('stowage csi-controller (child process)', function () {
         .catch((err) => { throw new Error(`${err}\n${output.join('').slice(-2000)}`); });
       expect((await call(identity, 'GetPluginInfo', {})).name).to.equal('csi.stowage.dev');
       expect((await call(controller, 'ControllerGetCapabilities', {})).capabilities).to.have.length(4);
+      // Every answered call is counted on /metrics by method and gRPC code.
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(metrics).to.match(/stowage_csi_requests_total\{method="GetPluginInfo",code="OK"\} 1\b/);
+      expect(metrics).to.match(/stowage_csi_requests_total\{method="ControllerGetCapabilities",code="OK"\} 1\b/);
+      expect(metrics).to.match(/stowage_csi_request_duration_seconds_count\{method="Probe"\} [1-9]/);
     } finally {
       identity.close();
       controller.close();
