@@ -22,6 +22,7 @@ import { DEFAULT_METADATA_RESERVE_PERCENT, nodeCapacity, preparedDisksByNode, ty
 import { requireVolumeMode, unsupportedReason, volumeModeOf, type VolumeCapability } from './capabilities.js';
 import { CsiError, csiV1, invalidArgument, msUntilDeadline, notFound, serviceDefinition, unaryHandlers, type CallObserver, type GrpcService } from './grpc.js';
 import { TOPOLOGY_KEY } from './identity.js';
+import { MANAGED_BY } from '../labels.js';
 
 const log = logger('csi-controller');
 
@@ -196,7 +197,7 @@ export class CsiController {
           kind: 'PoolVolume',
           metadata: {
             name: id,
-            labels: { [POOL_VOLUME_LABELS.node]: node, [POOL_VOLUME_LABELS.pool]: pool, 'app.kubernetes.io/managed-by': 'stowage' },
+            labels: { [POOL_VOLUME_LABELS.node]: node, [POOL_VOLUME_LABELS.pool]: pool, ...MANAGED_BY },
             finalizers: [POOL_VOLUME_FINALIZER],
           },
           spec: { pool, node, size: size.toString(), volumeMode: mode, requestName: name, ...(noDataCow ? { noDataCow } : {}) },

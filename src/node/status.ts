@@ -14,6 +14,7 @@ import { jsonEqual } from '../operator/runtime/apply.js';
 import type { ConditionStatus } from '../kube/types.js';
 import type { Eligibility } from './inventory.js';
 import { healthCondition } from './smart.js';
+import { MANAGED_BY } from '../labels.js';
 
 export const NODE_FIELD_MANAGER = 'stowage-node';
 /** The identity a NodeDisk's name was derived from (lets a restarted agent match disks whose identity is weak). */
@@ -21,7 +22,6 @@ export const IDENTITY_ANNOTATION = 'stowage.dev/identity';
 /** Volume UIDs this disk was already wiped for, newest first: a wipe request for one of them is stale. */
 export const WIPED_VOLUMES_ANNOTATION = 'stowage.dev/wiped-volumes';
 export const MAX_REMEMBERED_WIPES = 16;
-const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'stowage' };
 
 export type Inventory = Pick<
   NodeDiskStatus,

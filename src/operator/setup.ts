@@ -3,7 +3,7 @@ import type { PoolVolume } from '../crds/poolvolume.js';
 import { NODES, PERSISTENT_VOLUMES, STORAGE_CLASSES } from '../kube/resources.js';
 import { registerPoolMetrics } from '../metrics/pool-metrics.js';
 import type { KubeObject, Node, PersistentVolume, StorageClass } from '../kube/types.js';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POOL_LABEL } from './labels.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POOL_LABEL } from '../labels.js';
 import { Applier } from './runtime/apply.js';
 import type { Controller } from './runtime/controller.js';
 import { EventRecorder } from './runtime/events.js';

@@ -6,6 +6,7 @@
 import type { StoragePool } from '../../crds/storagepool.js';
 import type { KubeObject } from '../../kube/types.js';
 import type { ImageTable } from './images.js';
+import { MANAGED_BY } from '../../labels.js';
 
 export const DRIVER_NAME = 'csi.stowage.dev';
 export const NODE_DAEMONSET = 'stowage-node';
@@ -37,7 +38,6 @@ const SNAPSHOTTER_HEALTH_PORT = 9812;
 /** The non-root user of the image (Dockerfile); sidecars run as the same user so they can use the socket. */
 const NON_ROOT_UID = 65532;
 
-export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'stowage' } as const;
 
 export interface DriverStackInput {
   /** The number of Dynamic pools, or the pools themselves (the Dynamic ones are counted). */

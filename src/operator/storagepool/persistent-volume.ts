@@ -4,7 +4,7 @@ import type { PersistentVolume } from '../../kube/types.js';
 import { formatBytes, tryParseBytes } from '../../util/quantity.js';
 import {
   DISK_LABEL, HOSTNAME_LABEL, LOCAL_PROVISIONER_IDENTITY, MANAGED_BY, NODE_LABEL, POOL_LABEL, PROVISIONED_BY_ANNOTATION,
-} from '../labels.js';
+} from '../../labels.js';
 import { storageClassName } from './storage-class.js';
 
 /** The PV of a disk: one per NodeDisk, so the name follows from the NodeDisk's. */

@@ -9,7 +9,7 @@ import { PERSISTENT_VOLUMES, STORAGE_CLASSES } from '../../kube/resources.js';
 import type { KubeObject, Node, PersistentVolume, StorageClass } from '../../kube/types.js';
 import { forEachLimit } from '../../util/concurrency.js';
 import { logger } from '../../util/logger.js';
-import { HOSTNAME_LABEL, POOL_FINALIZER, POOL_LABEL } from '../labels.js';
+import { HOSTNAME_LABEL, POOL_FINALIZER, POOL_LABEL } from '../../labels.js';
 import type { Applier } from '../runtime/apply.js';
 import { jsonEqual } from '../runtime/apply.js';
 import { nowTimestamp } from '../runtime/conditions.js';

@@ -1,4 +1,4 @@
-/** Labels, annotations and names that every Stowage component agrees on. */
+/** Labels, annotations and names that every Stowage component (operator, node daemon, CSI driver) agrees on. */
 
 /** On everything Stowage generates, so `kubectl get -l app.kubernetes.io/managed-by=stowage` finds it. */
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
