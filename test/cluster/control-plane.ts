@@ -21,6 +21,7 @@ import * as https from 'node:https';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { isAlive, isExecutable, sleep, tail } from './host.js';
 
 export const KUBERNETES_VERSION = 'v1.20.2';
 
@@ -130,30 +131,6 @@ async function freePort(): Promise<number> {
   throw new Error('control-plane: could not find a free port on 127.0.0.1');
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // state is the field after the parenthesised command name
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
-
-async function tail(file: string, lines = 40): Promise<string> {
-  try {
-    const text = await fsp.readFile(file, 'utf8');
-    return text.split('\n').slice(-lines - 1).join('\n').trimEnd();
-  } catch (e) {
-    return `(no log: ${(e as Error).message})`;
-  }
-}
-
 async function run(cmd: string, args: string[], opts: { input?: string; cwd?: string; timeoutMs?: number } = {}): Promise<KubectlResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -198,15 +175,6 @@ async function run(cmd: string, args: string[], opts: { input?: string; cwd?: st
 export function defaultCacheBinDir(): string {
   const cache = process.env.STOWAGE_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'stowage');
   return path.join(cache, `kubernetes-${KUBERNETES_VERSION}`, 'bin');
-}
-
-function isExecutable(file: string): boolean {
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-    return fs.statSync(file).isFile();
-  } catch {
-    return false;
-  }
 }
 
 /** Resolves every binary; throws a message pointing at hack/install-test-deps.sh when one is missing. */
@@ -538,7 +506,7 @@ export class ControlPlane {
     while (Date.now() - t0 < timeoutMs) {
       if (r?.hasExited) {
         const code = r.child.exitCode ?? r.child.signalCode;
-        throw new Error(`control-plane: ${name} exited (${code}) before ${what}. Last lines of ${this.logFile(name)}:\n${await tail(this.logFile(name))}`);
+        throw new Error(`control-plane: ${name} exited (${code}) before ${what}. Last lines of ${this.logFile(name)}:\n${await tail(this.logFile(name), 40)}`);
       }
       try {
         if (await probe()) {
@@ -552,7 +520,7 @@ export class ControlPlane {
     }
     throw new Error(
       `control-plane: ${name} not ${what} within ${timeoutMs / 1000} s${lastError ? ` (last error: ${lastError})` : ''}. ` +
-        `Last lines of ${this.logFile(name)}:\n${await tail(this.logFile(name))}`,
+        `Last lines of ${this.logFile(name)}:\n${await tail(this.logFile(name), 40)}`,
     );
   }
 

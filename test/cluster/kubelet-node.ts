@@ -37,6 +37,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { defaultCacheBinDir, type ControlPlane } from './control-plane.js';
 import { waitNodeSchedulable } from './nodes.js';
+import { isAlive, isExecutable, sleep, tail } from './host.js';
 import { importTestImages, PAUSE_IMAGE } from './kubelet-images.js';
 import { KUBELET_TUNED_SYSCTLS, readSysctls, registerRunDir, restoreSysctls, restoreSysctlsSync } from './kubelet-hygiene.js';
 
@@ -90,37 +91,6 @@ interface HostBaseline {
 
 const live = new Set<KubeletNode>();
 let exitHookInstalled = false;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
-
-function isExecutable(file: string): boolean {
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-    return fs.statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
-
-async function tail(file: string, lines = 30): Promise<string> {
-  try {
-    return (await fsp.readFile(file, 'utf8')).split('\n').slice(-lines - 1).join('\n').trimEnd();
-  } catch (e) {
-    return `(no log: ${(e as Error).message})`;
-  }
-}
 
 /** A loopback port nobody listens on (bound, then released): the proxy that makes pulls fail locally. */
 async function unusedPort(): Promise<number> {
@@ -488,7 +458,7 @@ export class KubeletNode {
     let last = '';
     while (Date.now() - t0 < timeoutMs) {
       const p = this.procs.get(name);
-      if (p?.hasExited) throw new Error(`kubelet-node: ${name} exited before ${what}. Last lines of ${this.logFile(name)}:\n${await tail(this.logFile(name))}`);
+      if (p?.hasExited) throw new Error(`kubelet-node: ${name} exited before ${what}. Last lines of ${this.logFile(name)}:\n${await tail(this.logFile(name), 30)}`);
       try {
         if (await probe()) {
           this.log(`${name}: ${what} after ${Date.now() - t0} ms`);
@@ -499,7 +469,7 @@ export class KubeletNode {
       }
       await sleep(250);
     }
-    throw new Error(`kubelet-node: ${name} not ${what} within ${timeoutMs / 1000} s${last ? ` (${last})` : ''}. Last lines of ${this.logFile(name)}:\n${await tail(this.logFile(name))}`);
+    throw new Error(`kubelet-node: ${name} not ${what} within ${timeoutMs / 1000} s${last ? ` (${last})` : ''}. Last lines of ${this.logFile(name)}:\n${await tail(this.logFile(name), 30)}`);
   }
 
   /** Environment of containerd and kubelet: any outgoing HTTP(S) goes to a closed loopback port. */
