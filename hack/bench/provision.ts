@@ -7,6 +7,7 @@
  */
 import { stopSharedControlPlane } from '../../test/cluster/shared.js';
 import { DynamicPoolFixture, call } from '../../test/csi/fixture.js';
+import { REFRESH_MS } from '../../src/node/engine/volume-realizer.js';
 
 const VOLUMES = Number(process.env.BENCH_VOLUMES ?? 100);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 10);
@@ -35,7 +36,8 @@ async function main(): Promise<void> {
   const fx = new DynamicPoolFixture();
   try {
     process.stdout.write('starting the local control plane and a Dynamic pool on a loop device…\n');
-    await fx.start({ diskSizes: [8 * 1024 ** 3] });
+    // The node daemon's own refresh interval, not the 1 s the tests use to see health changes quickly.
+    await fx.start({ diskSizes: [8 * 1024 ** 3], refreshMs: REFRESH_MS });
     const baseline = await timed(VOLUMES, CONCURRENCY, (i) => fx.engine.ensureVolume(fx.pool, `baseline-${i}`, 'Filesystem', BigInt(SIZE)));
     for (let i = 0; i < VOLUMES; i++) await fx.engine.removeVolume(fx.pool, `baseline-${i}`, 'Filesystem');
     const csi = await timed(VOLUMES, CONCURRENCY, (i) =>

@@ -48,6 +48,11 @@ export interface FixtureOptions {
   readonly diskSizes: readonly number[];
   readonly copies?: number;
   readonly reservePercent?: number;
+  /**
+   * How often the realizer re-checks each volume on disk; tests use 1 s so health changes show
+   * quickly, the provisioning benchmark the daemon's own default.
+   */
+  readonly refreshMs?: number;
 }
 
 export class DynamicPoolFixture {
@@ -69,11 +74,13 @@ export class DynamicPoolFixture {
   readonly metrics = new Registry();
   private readonly csiMetrics = new CsiMetrics(this.metrics);
   private copies = 1;
+  private refreshMs = 1_000;
   /** Disks taken away: their /dev/loopN may be reused by a new disk, which must not make them present again. */
   private readonly gone = new Set<string>();
 
   async start(opts: FixtureOptions): Promise<void> {
     this.copies = opts.copies ?? 1;
+    this.refreshMs = opts.refreshMs ?? 1_000;
     ({ client: this.client } = await adminClient());
     await installCrds(this.client, 'stowage-tests');
     this.dir = await mkdtemp(join(tmpdir(), 'stowage-csi-'));
@@ -161,7 +168,7 @@ export class DynamicPoolFixture {
   }
 
   async startNodeDaemon(): Promise<void> {
-    this.realizer = await startPoolVolumeRealizer({ client: this.client, engine: this.engine, nodeName: this.node, refreshMs: 1_000 });
+    this.realizer = await startPoolVolumeRealizer({ client: this.client, engine: this.engine, nodeName: this.node, refreshMs: this.refreshMs });
     this.nodeServer = await startCsiNodeServer({ endpoint: `unix://${this.dir}/node.sock`, nodeName: this.node, engine: this.engine, client: this.client });
   }
 

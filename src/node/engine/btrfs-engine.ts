@@ -52,6 +52,7 @@ export interface PoolState {
 
 export class BtrfsEngine implements DynamicPoolSync {
   private readonly states = new Map<string, PoolState>();
+  private readonly listings = new Map<string, { at: number; groups: Promise<btrfs.Qgroup[]> }>();
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: BtrfsEngineOptions) {}
@@ -243,10 +244,30 @@ export class BtrfsEngine implements DynamicPoolSync {
     return volumes.removeVolume(await this.requireMounted(pool), name, mode);
   }
 
-  async volumeUsage(pool: string, name: string, mode: VolumeMode): Promise<{ path: string; usedBytes: bigint }> {
+  /**
+   * Bytes a volume holds. `maxAgeMs`: a listing of the pool's qgroups at most this old may answer
+   * (the realizer's periodic refresh shares one; a caller that just wrote data asks for a fresh one).
+   */
+  async volumeUsage(pool: string, name: string, mode: VolumeMode, maxAgeMs = 0): Promise<{ path: string; usedBytes: bigint }> {
     const mnt = await this.requireMounted(pool);
     const path = volumes.volumePath(mnt, name, mode);
-    return { path, usedBytes: await volumes.usedBytes(mnt, path, mode) };
+    return { path, usedBytes: await volumes.usedBytes(mnt, path, mode, mode === 'Filesystem' ? await this.qgroupListing(mnt, maxAgeMs) : undefined) };
+  }
+
+  /**
+   * One `btrfs qgroup show` serves every volume of a pool asking within `maxAgeMs`: each volume's
+   * periodic refresh would otherwise list every qgroup of the pool (n volumes, n² work).
+   */
+  private qgroupListing(mnt: string, maxAgeMs: number): Promise<btrfs.Qgroup[]> {
+    const cached = this.listings.get(mnt);
+    if (cached && Date.now() - cached.at <= maxAgeMs) return cached.groups;
+    const groups = btrfs.qgroups(mnt);
+    const entry = { at: Date.now(), groups };
+    this.listings.set(mnt, entry);
+    groups.catch(() => {
+      if (this.listings.get(mnt) === entry) this.listings.delete(mnt);
+    });
+    return groups;
   }
 
   /**

@@ -20,13 +20,29 @@ import type { BtrfsEngine } from './btrfs-engine.js';
 const log = logger('volume-realizer');
 
 export const NODE_FIELD_MANAGER = 'stowage-node';
-/** Used bytes and health are refreshed this often. */
-const REFRESH_MS = 30_000;
+/** Used bytes and health are refreshed this often (the node daemon's setting). */
+export const REFRESH_MS = 30_000;
+/** The periodic refresh of many volumes shares one qgroup listing of at most this age. */
+const USAGE_LISTING_MAX_AGE_MS = 5_000;
 /** A volume waiting for its pool filesystem is retried this often. */
 const POOL_WAIT_MS = 1_000;
 
+/** What this process last realized for a PoolVolume, so the reconciles its own status writes trigger stay in memory. */
+interface Realized {
+  readonly uid: string;
+  readonly poolUuid: string | undefined;
+  readonly size: bigint;
+  readonly noDataCow: boolean;
+  readonly path: string;
+  readonly capacity: bigint;
+  readonly used: bigint;
+  /** When the volume was last checked on disk (created or limit set, used bytes read). */
+  readonly checkedAt: number;
+}
+
 export class PoolVolumeRealizer implements Reconciler {
   private readonly applier: Applier;
+  private readonly realized = new Map<string, Realized>();
 
   constructor(
     private readonly client: KubeClient,
@@ -40,7 +56,10 @@ export class PoolVolumeRealizer implements Reconciler {
 
   async reconcile(key: string): Promise<ReconcileResult | void> {
     const pv = this.informer.get(key);
-    if (!pv || pv.spec.node !== this.nodeName) return;
+    if (!pv || pv.spec.node !== this.nodeName) {
+      this.realized.delete(key);
+      return;
+    }
     const { pool, volumeMode } = pv.spec;
     if (pv.metadata.deletionTimestamp) {
       if (!hasFinalizer(pv, POOL_VOLUME_FINALIZER)) return;
@@ -49,6 +68,7 @@ export class PoolVolumeRealizer implements Reconciler {
         return { requeueAfterMs: POOL_WAIT_MS };
       }
       const removed = await this.engine.removeVolume(pool, pv.metadata.name, volumeMode);
+      this.realized.delete(key);
       if (removed) log.warn({ volume: key, pool }, 'removed the volume data');
       await removeFinalizer(this.client, POOL_VOLUMES, pv, POOL_VOLUME_FINALIZER);
       return;
@@ -59,21 +79,38 @@ export class PoolVolumeRealizer implements Reconciler {
     }
     try {
       const size = parseBytes(pv.spec.size);
-      const realized = await this.engine.ensureVolume(pool, pv.metadata.name, volumeMode, size, pv.spec.noDataCow === true);
+      const noDataCow = pv.spec.noDataCow === true;
+      const uid = pv.metadata.uid ?? '';
+      const poolUuid = this.engine.state(pool)?.uuid;
+      const last = this.realized.get(key);
+      const now = Date.now();
+      // Every status write of ours comes back as an update event. When this process realized the same
+      // spec on the same filesystem less than a refresh ago, the disk is not asked again (two tool runs
+      // and a listing of every qgroup per event kept new volumes queued behind old ones): the periodic
+      // refresh checks the disk and reads used bytes.
+      let current: Realized;
+      if (last && last.uid === uid && last.poolUuid === poolUuid && last.size === size && last.noDataCow === noDataCow && now - last.checkedAt < this.refreshMs) {
+        current = last;
+      } else {
+        const realized = await this.engine.ensureVolume(pool, pv.metadata.name, volumeMode, size, noDataCow);
+        // Reading used bytes lists every qgroup: skipped for a volume this reconcile just created (it
+        // holds nothing), so CreateVolume is not slowed by the number of volumes.
+        const used = pv.status?.phase === 'Ready' || last ? (await this.engine.volumeUsage(pool, pv.metadata.name, volumeMode, USAGE_LISTING_MAX_AGE_MS)).usedBytes : 0n;
+        current = { uid, poolUuid, size, noDataCow, path: realized.path, capacity: realized.capacityBytes, used, checkedAt: now };
+      }
       const health = await this.engine.health(pool);
-      // Reading used bytes lists every qgroup: skipped for a brand-new volume (it holds nothing), so
-      // CreateVolume is not slowed by the number of volumes; the periodic refresh fills it in.
-      const used = pv.status?.phase === 'Ready' ? (await this.engine.volumeUsage(pool, pv.metadata.name, volumeMode)).usedBytes : 0n;
       await this.writeStatus(pv, {
         phase: 'Ready',
-        path: realized.path,
-        capacity: realized.capacityBytes.toString(),
-        used: used.toString(),
+        path: current.path,
+        capacity: current.capacity.toString(),
+        used: current.used.toString(),
         ready: ['True', 'Realized', `${volumeMode === 'Block' ? 'NOCOW file' : 'subvolume'} of ${size} bytes in pool ${pool}`],
         degraded: health.degraded ? ['True', 'PoolDegraded', health.message] : ['False', 'PoolHealthy', 'the pool filesystem has all its disks'],
       });
-      return { requeueAfterMs: this.refreshMs };
+      this.realized.set(key, current);
+      return { requeueAfterMs: Math.max(1, this.refreshMs - (Date.now() - current.checkedAt)) };
     } catch (err) {
+      this.realized.delete(key);
       await this.writeStatus(pv, { phase: 'Failed', ready: ['False', 'RealizeFailed', errorMessage(err)] });
       throw err;
     }

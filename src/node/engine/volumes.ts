@@ -52,12 +52,19 @@ export async function ensureVolume(mountPoint: string, name: string, mode: Volum
   return { path, capacityBytes: sizeBytes };
 }
 
-/** Bytes the volume holds: qgroup referenced bytes of the subvolume, or allocated bytes of the file. */
-export async function usedBytes(mountPoint: string, path: string, mode: VolumeMode): Promise<bigint> {
+/**
+ * Bytes the volume holds: qgroup referenced bytes of the subvolume, or allocated bytes of the file.
+ * `groups` is a listing of the pool's qgroups (one listing can serve every volume of the pool).
+ */
+export async function usedBytes(mountPoint: string, path: string, mode: VolumeMode, groups?: readonly btrfs.Qgroup[]): Promise<bigint> {
   if (mode === 'Block') return BigInt((await stat(path)).blocks) * 512n;
+  const all = groups ?? (await btrfs.qgroups(mountPoint));
+  // btrfs prints each live subvolume's path relative to the filesystem root; the id is the fallback.
+  const relative = path.slice(mountPoint.length + 1);
+  const byPath = all.filter((q) => q.path === relative);
+  if (byPath.length === 1) return byPath[0]!.referenced;
   const id = await btrfs.subvolumeId(path);
-  const group = (await btrfs.qgroups(mountPoint)).find((q) => q.id === `0/${id}`);
-  return group?.referenced ?? 0n;
+  return all.find((q) => q.id === `0/${id}`)?.referenced ?? 0n;
 }
 
 /** Removes the volume's data. Loop devices still attached to a Block volume's file are detached first. */
