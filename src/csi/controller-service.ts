@@ -162,9 +162,11 @@ export class CsiController {
     const required = positive(req.capacity_range?.required_bytes) ?? 0n;
     const id = volumeIdFor(name);
 
-    let pv = this.volumes.get(id) ?? this.reserved.get(id) ?? (await this.options.client.getIfExists<PoolVolume>(POOL_VOLUMES, id));
-    if (pv) this.checkCompatible(pv, name, pool, mode, required, limit, noDataCow);
-    else pv = await this.reserve(id, name, pool, mode, size, req.accessibility_requirements, noDataCow);
+    // The informer cache is synced before the service answers, so a name it does not know is new: no
+    // GET first. One that raced in anyway (another controller replica) shows as AlreadyExists below.
+    let pv = this.volumes.get(id) ?? this.reserved.get(id);
+    if (!pv) pv = await this.reserve(id, name, pool, mode, size, req.accessibility_requirements, noDataCow);
+    this.checkCompatible(pv, name, pool, mode, required, limit, noDataCow);
     const ready = await this.waitReady(pv, BigInt(pv.spec.size), call);
     return { volume: this.volumeOf(ready) };
   }
@@ -189,7 +191,9 @@ export class CsiController {
     const nodes = this.candidateNodes(pool, topology);
     if (nodes.length === 0) throw new CsiError(grpc.status.RESOURCE_EXHAUSTED, `no node with prepared disks of pool ${pool} matches the topology requirement`);
     for (const node of nodes) {
-      const created = await this.withNodeLock(node, async () => {
+      // Only the capacity check and the in-memory reservation run under the node's lock; the API
+      // create runs outside it, so parallel calls for one node do not queue behind each other's round trips.
+      const draft = await this.withNodeLock(node, async () => {
         const cap = this.capacities(pool).find((c) => c.node === node);
         if (!cap || cap.available < size) return undefined;
         const pv: PoolVolume = {
@@ -202,18 +206,21 @@ export class CsiController {
           },
           spec: { pool, node, size: size.toString(), volumeMode: mode, requestName: name, ...(noDataCow ? { noDataCow } : {}) },
         };
-        try {
-          const made = await this.options.client.create<PoolVolume>(POOL_VOLUMES, pv, { fieldManager: CSI_FIELD_MANAGER });
-          this.reserved.set(id, made);
-          log.info({ volume: id, name, pool, node, size: size.toString() }, 'reserved a volume');
-          return made;
-        } catch (err) {
-          // The same name raced in from a retry: the existing object is the answer.
-          if (ApiError.isAlreadyExists(err)) return this.options.client.get<PoolVolume>(POOL_VOLUMES, id);
-          throw err;
-        }
+        this.reserved.set(id, pv);
+        return pv;
       });
-      if (created) return created;
+      if (!draft) continue;
+      try {
+        const made = await this.options.client.create<PoolVolume>(POOL_VOLUMES, draft, { fieldManager: CSI_FIELD_MANAGER });
+        if (this.reserved.get(id) === draft) this.reserved.set(id, made);
+        log.info({ volume: id, name, pool, node, size: size.toString() }, 'reserved a volume');
+        return made;
+      } catch (err) {
+        if (this.reserved.get(id) === draft) this.reserved.delete(id);
+        // The same name raced in (a retry, another replica): the existing object is the answer, if compatible.
+        if (ApiError.isAlreadyExists(err)) return this.options.client.get<PoolVolume>(POOL_VOLUMES, id);
+        throw err;
+      }
     }
     throw new CsiError(grpc.status.RESOURCE_EXHAUSTED, `no node has ${size} bytes free in pool ${pool} (checked ${nodes.join(', ')})`);
   }
