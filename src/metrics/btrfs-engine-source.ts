@@ -1,7 +1,8 @@
 /**
  * The engine metrics' source for the btrfs engine: for every pool mounted on this node, the
- * filesystem's usage and the kernel's per-device error counters, read at scrape time
- * (`btrfs filesystem usage -b`, `btrfs device stats`; both read counters, neither touches data).
+ * filesystem's usage, the kernel's per-device error counters and the last scrub's result, read at
+ * scrape time (`btrfs filesystem usage -b`, `btrfs device stats`, `btrfs scrub status -R`; all read
+ * counters, none touches data or starts a scrub).
  */
 import { readdir } from 'node:fs/promises';
 import type { BtrfsEngine } from '../node/engine/btrfs-engine.js';
@@ -27,7 +28,10 @@ export function btrfsEngineSource(engine: Pick<BtrfsEngine, 'mountedPool'>, pool
       try {
         const mountPoint = await engine.mountedPool(pool);
         if (!mountPoint) continue;
-        const [usage, devices, volumes] = await Promise.all([btrfs.usage(mountPoint), btrfs.deviceStats(mountPoint), countVolumes(mountPoint)]);
+        const [usage, devices, volumes, scrub] = await Promise.all([
+          btrfs.usage(mountPoint), btrfs.deviceStats(mountPoint), countVolumes(mountPoint), btrfs.scrubStatus(mountPoint).catch(() => undefined),
+        ]);
+        const started = scrub?.started ? Date.parse(scrub.started) : NaN;
         // usage counts raw bytes on all devices; a raid1 pool holds half of that.
         const ratio = usage.dataRatio > 0 ? usage.dataRatio : 1;
         stats.push({
@@ -40,6 +44,12 @@ export function btrfsEngineSource(engine: Pick<BtrfsEngine, 'mountedPool'>, pool
             device: d.device,
             errors: { write_io: d.writeErrors, read_io: d.readErrors, flush_io: d.flushErrors, corruption: d.corruptionErrors, generation: d.generationErrors },
           })),
+          ...(scrub && scrub.state !== 'never' ? {
+            scrub: {
+              errors: { read: scrub.readErrors, csum: scrub.csumErrors, verify: scrub.verifyErrors, super: scrub.superErrors, corrected: scrub.correctedErrors, uncorrectable: scrub.uncorrectableErrors },
+              ...(Number.isFinite(started) ? { lastStartSeconds: Math.floor(started / 1000) } : {}),
+            },
+          } : {}),
         });
       } catch (err) {
         log.warn({ pool, err: errorMessage(err) }, 'cannot read the pool filesystem for metrics; leaving it out of this scrape');

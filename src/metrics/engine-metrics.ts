@@ -1,7 +1,7 @@
 /**
  * Metrics of a node's Dynamic-pool engine (one btrfs filesystem per pool and node), read at
  * scrape time through `source`, which the node daemon implements over its engine
- * (`btrfs filesystem usage`, `btrfs device stats`). Device error counters are the kernel's own
+ * (`btrfs filesystem usage`, `btrfs device stats`, `btrfs scrub status`). Device error counters are the kernel's own
  * counters, exported as counters so `increase()` sees new errors and a reset (`btrfs device stats -z`).
  */
 import type { Registry } from 'prom-client';
@@ -17,6 +17,16 @@ export interface EngineDeviceStats {
   readonly errors: Partial<Record<DeviceErrorType, number>>;
 }
 
+/** What the last scrub of a pool filesystem found, by kind (`btrfs scrub status -R`). */
+export const SCRUB_ERROR_TYPES = ['read', 'csum', 'verify', 'super', 'corrected', 'uncorrectable'] as const;
+export type ScrubErrorType = (typeof SCRUB_ERROR_TYPES)[number];
+
+export interface EngineScrubStats {
+  readonly errors: Partial<Record<ScrubErrorType, number>>;
+  /** Unix time the last scrub started. */
+  readonly lastStartSeconds?: number;
+}
+
 export interface EnginePoolStats {
   readonly pool: string;
   /** Usable bytes of the pool filesystem after its data profile (raid1 halves raw space). */
@@ -25,6 +35,8 @@ export interface EnginePoolStats {
   readonly availableBytes: number;
   readonly volumes: number;
   readonly devices: readonly EngineDeviceStats[];
+  /** The last scrub's result; undefined when no scrub has run on the filesystem (or it cannot be read). */
+  readonly scrub?: EngineScrubStats;
 }
 
 /** What the metrics need from the engine; may be async (it runs commands). */
@@ -62,4 +74,18 @@ export function registerEngineMetrics(registry: Registry, node: string, source: 
     labelNames: ['node', 'pool', 'device', 'type'],
   }, async () => (await read()).flatMap((p) =>
     p.devices.flatMap((d) => DEVICE_ERROR_TYPES.map((type) => [{ node, pool: p.pool, device: d.device, type }, d.errors[type] ?? 0] as const))));
+
+  derivedGauge(registry, {
+    name: 'stowage_engine_scrub_errors',
+    help: 'Errors the last scrub of the pool filesystem found, by type (read, csum, verify, super; corrected: repaired from a good copy; uncorrectable: no good copy left)',
+    labelNames: ['node', 'pool', 'type'],
+  }, async () => (await read()).flatMap((p) =>
+    p.scrub ? SCRUB_ERROR_TYPES.map((type) => [{ node, pool: p.pool, type }, p.scrub!.errors[type] ?? 0] as const) : []));
+
+  derivedGauge(registry, {
+    name: 'stowage_engine_scrub_last_start_timestamp_seconds',
+    help: 'Unix time the last scrub of the pool filesystem started',
+    labelNames: ['node', 'pool'],
+  }, async () => (await read()).flatMap((p) =>
+    p.scrub?.lastStartSeconds !== undefined ? [[{ node, pool: p.pool }, p.scrub.lastStartSeconds] as const] : []));
 }

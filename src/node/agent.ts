@@ -619,6 +619,9 @@ class Agent implements NodeAgent {
     const h = this.health.get(o.name);
     let prepared = this.prepared.get(o.name) ?? { status: 'False', reason: 'NotClaimed', message: 'no pool claims this disk' } as PreparedState;
     let preparation: DiskView['preparation'] = claim?.mode === 'Local' && prepared.status === 'True' ? this.preparations.get(o.name) : undefined;
+    // Released from a Dynamic pool whose filesystem still holds volumes: say why the disk is not free.
+    const held = !claim ? this.opts.dynamicPools?.released?.(o.currentPath) : undefined;
+    if (held) prepared = { status: 'False', reason: held.reason, message: held.message };
     if (claim?.mode === 'Dynamic') {
       const d = dynamic ?? { prepared: false, reason: 'EnginePending', message: 'the pool engine has not reported on this disk yet' };
       prepared = { status: d.prepared ? 'True' : d.reason === 'EnginePending' ? 'Unknown' : 'False', reason: d.reason, message: d.message };

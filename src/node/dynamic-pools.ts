@@ -59,4 +59,11 @@ export interface PreparationOutcome {
 /** Implemented by the Dynamic-pool engine (src/node/engine/), called by the node agent. */
 export interface DynamicPoolSync {
   sync(nodeName: string, disks: readonly ClaimedDisk[]): Promise<ReadonlyMap<string, PreparationOutcome>>;
+  /**
+   * When every disk of a pool on this node has left it, `sync` unmounts the pool filesystem and
+   * removes its signature from the members (disks the engine itself formatted), so they become
+   * Eligible again — unless volumes still live there. This reports such a disk the engine still
+   * holds (by the agent's current device path), with the reason; undefined when it holds none.
+   */
+  released?(devicePath: string): PreparationOutcome | undefined;
 }

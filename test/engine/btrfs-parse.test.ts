@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { parseDeviceStats, parseQgroups, parseShow, parseUsage, profileFor } from '../../src/node/engine/btrfs.js';
+import { parseDeviceStats, parseQgroups, parseScrubStatus, parseShow, parseUsage, profileFor } from '../../src/node/engine/btrfs.js';
+import { scrubNote } from '../../src/node/engine/btrfs-engine.js';
 
 describe('btrfs output parsing (pure)', () => {
   it('reads filesystem show, including a missing member', () => {
@@ -64,5 +65,44 @@ describe('btrfs output parsing (pure)', () => {
     expect(profileFor(1)).to.deep.equal({ data: 'single', metadata: 'dup' });
     expect(profileFor(2)).to.deep.equal({ data: 'raid1', metadata: 'raid1' });
     expect(profileFor(3)).to.deep.equal({ data: 'raid1c3', metadata: 'raid1c3' });
+  });
+  it('reads the last scrub result: never run, and finished with errors', () => {
+    const never = parseScrubStatus(`UUID:             8935eb6f-ffad-4a1f-81fc-d046521fdde1
+\tno stats available
+\tdata_extents_scrubbed: 0
+\tdata_bytes_scrubbed: 0
+\tread_errors: 0
+\tcsum_errors: 0
+\tuncorrectable_errors: 0
+\tcorrected_errors: 0
+`);
+    expect(never).to.deep.include({ state: 'never', uncorrectableErrors: 0 });
+    expect(scrubNote('p', never)).to.equal('');
+    const bad = parseScrubStatus(`UUID:             8935eb6f-ffad-4a1f-81fc-d046521fdde1
+Scrub started:    Sun Nov 29 06:40:27 2026
+Status:           finished
+Duration:         0:00:00
+\tdata_extents_scrubbed: 320
+\ttree_extents_scrubbed: 22
+\tdata_bytes_scrubbed: 20971520
+\ttree_bytes_scrubbed: 360448
+\tread_errors: 0
+\tcsum_errors: 3
+\tverify_errors: 0
+\tno_csum: 0
+\tcsum_discards: 0
+\tsuper_errors: 1
+\tmalloc_errors: 0
+\tuncorrectable_errors: 2
+\tunverified_errors: 0
+\tcorrected_errors: 1
+\tlast_physical: 167116800
+`);
+    expect(bad).to.deep.equal({
+      state: 'finished', started: 'Sun Nov 29 06:40:27 2026', dataBytesScrubbed: 20971520,
+      readErrors: 0, csumErrors: 3, verifyErrors: 0, superErrors: 1, correctedErrors: 1, uncorrectableErrors: 2,
+    });
+    expect(scrubNote('p', bad)).to.match(/2 uncorrectable error\(s\) in pool p/);
+    expect(scrubNote('p', { ...bad, uncorrectableErrors: 0 })).to.match(/repaired 1 bad block/);
   });
 });

@@ -8,13 +8,14 @@
  * blank or explicitly adoptable), recognises its own filesystems by label, and never formats a disk
  * that carries another filesystem unless the claim allows adoption.
  */
-import { mkdir, realpath } from 'node:fs/promises';
+import { mkdir, readdir, realpath, rmdir } from 'node:fs/promises';
 import type { ClaimedDisk, DynamicPoolSync, PreparationOutcome } from '../dynamic-pools.js';
 import type { VolumeMode } from '../../crds/storagepool.js';
 import { logger } from '../../util/logger.js';
 import { errorMessage } from '../../util/errors.js';
 import * as btrfs from './btrfs.js';
-import { mountAt } from './mounts.js';
+import { run } from './command.js';
+import { mountAt, mountTable } from './mounts.js';
 import * as volumes from './volumes.js';
 
 const log = logger('btrfs-engine');
@@ -32,6 +33,11 @@ export interface BtrfsEngineOptions {
    * data may fill after a removal (btrfs needs working room for metadata and balance).
    */
   readonly removalHeadroom?: number;
+  /**
+   * Give new pool filesystems simple quotas where the kernel has them (default true); false: full
+   * qgroup accounting, as on kernels before 6.7. An existing filesystem keeps the mode it has.
+   */
+  readonly simpleQuotas?: boolean;
 }
 
 /** What the engine knows about one pool filesystem after its last sync. */
@@ -48,11 +54,32 @@ export interface PoolState {
   readonly deviceStats: readonly btrfs.DeviceStats[];
   /** Set when a disk left the pool but could not be removed (the rest cannot hold the data). */
   readonly removalRefused?: string;
+  /** How the filesystem keeps the volumes' size limits: simple quotas or full qgroup accounting. */
+  readonly quotas: 'squota' | 'qgroup';
+  /** The last scrub's result (read at most every {@link SCRUB_STATUS_INTERVAL_MS}); undefined if unreadable. */
+  readonly scrub?: btrfs.ScrubStatus;
+}
+
+/** The last scrub's result changes only when a scrub runs; it is read this often per pool. */
+const SCRUB_STATUS_INTERVAL_MS = 5 * 60_000;
+
+/** What a scrub's result means for the pool, or '' when it found nothing. */
+export function scrubNote(pool: string, scrub: btrfs.ScrubStatus | undefined): string {
+  if (!scrub || scrub.state === 'never') return '';
+  const when = scrub.started ? ` (started ${scrub.started})` : '';
+  if (scrub.uncorrectableErrors > 0) {
+    return `the last scrub${when} found ${scrub.uncorrectableErrors} uncorrectable error(s) in pool ${pool}'s filesystem: some data has no good copy left (the kernel log names the files); restore them from backup and check the disks`;
+  }
+  if (scrub.correctedErrors > 0) return `the last scrub${when} repaired ${scrub.correctedErrors} bad block(s) from good copies; watch the disks' error counters`;
+  return '';
 }
 
 export class BtrfsEngine implements DynamicPoolSync {
   private readonly states = new Map<string, PoolState>();
   private readonly listings = new Map<string, { at: number; groups: Promise<btrfs.Qgroup[]> }>();
+  private readonly scrubs = new Map<string, { at: number; status?: btrfs.ScrubStatus }>();
+  /** Disks no pool claims any more that a pool filesystem still holds, by device path, with why. */
+  private readonly held = new Map<string, PreparationOutcome>();
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: BtrfsEngineOptions) {}
@@ -95,7 +122,75 @@ export class BtrfsEngine implements DynamicPoolSync {
         for (const d of poolDisks) outcomes.set(d.name, { prepared: false, reason: 'EngineError', message: errorMessage(err) });
       }
     }
+    // A pool filesystem mounted here whose every disk left (claims cleared): retire it.
+    const held = new Map<string, PreparationOutcome>();
+    for (const pool of await this.mountedPools()) {
+      if (byPool.has(pool)) continue;
+      try {
+        for (const [device, outcome] of await this.retirePool(pool)) held.set(device, outcome);
+      } catch (err) {
+        log.error({ node: nodeName, pool, err: errorMessage(err) }, 'retiring the pool filesystem failed');
+      }
+    }
+    this.held.clear();
+    for (const [device, outcome] of held) this.held.set(device, outcome);
     return outcomes;
+  }
+
+  /**
+   * What the engine still holds of a disk that no pool claims any more: the refusal to let it go
+   * (its pool filesystem still holds volumes), or undefined when the disk is not held.
+   */
+  released(devicePath: string): PreparationOutcome | undefined {
+    return this.held.get(devicePath);
+  }
+
+  /** Pools whose filesystem is mounted under this engine's root right now (from the mount table). */
+  private async mountedPools(): Promise<string[]> {
+    const prefix = `${this.options.root}/pools/`;
+    return (await mountTable())
+      .filter((m) => m.fsType === 'btrfs' && m.target.startsWith(prefix) && !m.target.slice(prefix.length).includes('/'))
+      .map((m) => m.target.slice(prefix.length));
+  }
+
+  /**
+   * The last disk of a pool left this node: unmount the pool filesystem and remove its signature from
+   * every member, so the disks are blank and Eligible again (the claim protocol's release) — unless
+   * volumes still live on it, which is refused (nothing a workload may use is destroyed), reported
+   * on each member disk and in the pool's state, and retried on every pass.
+   */
+  private async retirePool(pool: string): Promise<Map<string, PreparationOutcome>> {
+    const mnt = this.mountPointOf(pool);
+    const fs = await btrfs.show(mnt);
+    const members = fs.devices.filter((d) => d.path).map((d) => d.path!);
+    const volumeNames = [
+      ...(await readdir(`${mnt}/volumes`).catch(() => [] as string[])),
+      ...(await readdir(`${mnt}/blocks`).catch(() => [] as string[])),
+    ];
+    if (volumeNames.length > 0) {
+      const message = `no disk of this node is claimed by pool ${pool} any more, but its filesystem still holds ${volumeNames.length} volume(s) (${volumeNames.slice(0, 5).join(', ')}${volumeNames.length > 5 ? ', …' : ''}); it stays mounted and the disks stay in it until those volumes are deleted`;
+      log.warn({ pool, members }, message);
+      const previous = this.states.get(pool);
+      this.states.set(pool, {
+        pool, mountPoint: mnt, uuid: fs.uuid, copies: previous?.copies ?? 1, degraded: previous?.degraded ?? false,
+        deviceStats: previous?.deviceStats ?? [], quotas: previous?.quotas ?? (await btrfs.quotaMode(fs.uuid) === 'squota' ? 'squota' : 'qgroup'),
+        message, removalRefused: message,
+      });
+      return new Map(members.map((m) => [m, { prepared: false, reason: 'ReleaseRefused', message }]));
+    }
+    const label = labelFor(pool);
+    log.warn({ pool, members }, 'the last disk left the pool on this node: unmounting its filesystem and removing its signature from the disks');
+    await run('umount', [mnt]);
+    await rmdir(mnt).catch(() => undefined);
+    for (const device of members) {
+      // Only a device that still carries this pool's filesystem: never one the kernel gave another role meanwhile.
+      const probe = await btrfs.probe(device);
+      if (probe.type === 'btrfs' && probe.label === label && probe.uuid === fs.uuid) await run('wipefs', ['--all', '--force', device]);
+    }
+    this.states.delete(pool);
+    this.listings.delete(mnt);
+    this.scrubs.delete(pool);
+    return new Map();
   }
 
   private async syncPool(pool: string, disks: readonly ClaimedDisk[]): Promise<Map<string, PreparationOutcome>> {
@@ -143,11 +238,11 @@ export class BtrfsEngine implements DynamicPoolSync {
         log.warn({ pool, err: errorMessage(err) }, 'mounting the pool filesystem degraded');
         await btrfs.mount(members[0]!.devicePath, mnt, true);
       }
-      await btrfs.quotaEnable(mnt);
       mounted = mnt;
     }
 
     let fs = await btrfs.show(mnt);
+    const quotas = await this.ensureQuotas(pool, mnt, fs.uuid);
     const memberPaths = new Set(fs.devices.filter((d) => d.path).map((d) => d.path!));
     blank = blank.filter((d) => !memberPaths.has(real.get(d.name)!));
     let changed = false;
@@ -189,6 +284,7 @@ export class BtrfsEngine implements DynamicPoolSync {
     }
 
     const stats = await btrfs.deviceStats(mnt);
+    const scrub = await this.lastScrub(pool, mnt);
     const errored = stats.filter((s) => s.writeErrors + s.readErrors + s.flushErrors + s.corruptionErrors + s.generationErrors > 0);
     const missingCount = fs.devices.filter((d) => d.path === undefined).length;
     const degraded = missingCount > 0;
@@ -196,11 +292,13 @@ export class BtrfsEngine implements DynamicPoolSync {
       degraded ? `${missingCount} disk(s) of the pool filesystem are missing; running degraded without full redundancy — add a new disk to the pool on this node to heal it` : '',
       removalRefused ?? '',
       errored.length > 0 ? `I/O errors on ${errored.map((s) => s.device).join(', ')} (btrfs device stats)` : '',
+      scrubNote(pool, scrub),
     ].filter(Boolean);
     this.states.set(pool, {
-      pool, mountPoint: mnt, uuid: fs.uuid, copies, degraded, deviceStats: stats,
+      pool, mountPoint: mnt, uuid: fs.uuid, copies, degraded, deviceStats: stats, quotas,
       message: notes.join('; ') || 'healthy',
       ...(removalRefused ? { removalRefused } : {}),
+      ...(scrub ? { scrub } : {}),
     });
 
     const inFs = new Set(fs.devices.filter((d) => d.path).map((d) => d.path!));
@@ -226,6 +324,46 @@ export class BtrfsEngine implements DynamicPoolSync {
       outcomes.set(d.name, { prepared: true, reason, message, preparation });
     }
     return outcomes;
+  }
+
+  /** The last scrub's result, read at most every {@link SCRUB_STATUS_INTERVAL_MS}; a failed read is not fatal. */
+  private async lastScrub(pool: string, mnt: string): Promise<btrfs.ScrubStatus | undefined> {
+    const cached = this.scrubs.get(pool);
+    if (cached && Date.now() - cached.at < SCRUB_STATUS_INTERVAL_MS) return cached.status;
+    let status: btrfs.ScrubStatus | undefined;
+    try {
+      status = await btrfs.scrubStatus(mnt);
+    } catch (err) {
+      log.warn({ pool, err: errorMessage(err) }, 'cannot read the last scrub result');
+    }
+    this.scrubs.set(pool, { at: Date.now(), ...(status ? { status } : {}) });
+    return status;
+  }
+
+  /**
+   * Volume size limits need quotas. A new filesystem gets simple quotas where the kernel has them:
+   * full qgroup accounting resolves the sharing of every extent written at each transaction commit
+   * (about a fifth of the CPU time under 4k random writes, and commit stalls); simple quotas charge
+   * each extent to the subvolume that wrote it, which is exact for volumes without snapshots. Simple
+   * quotas only count extents written after they were enabled, so a filesystem that already holds
+   * volumes (quotas lost to a crash between mount and enable) gets full accounting, which rescans.
+   * Checked on every sync (a sysfs read), so a crash at any point is repaired on the next pass.
+   */
+  private async ensureQuotas(pool: string, mnt: string, uuid: string): Promise<'squota' | 'qgroup'> {
+    const mode = await btrfs.quotaMode(uuid);
+    if (mode !== 'disabled') return mode;
+    const holdsVolumes = (await readdir(`${mnt}/volumes`).catch(() => [])).length > 0 || (await readdir(`${mnt}/blocks`).catch(() => [])).length > 0;
+    if ((this.options.simpleQuotas ?? true) && !holdsVolumes && (await btrfs.kernelHasSimpleQuotas())) {
+      try {
+        await btrfs.quotaEnableSimple(mnt);
+        log.info({ pool }, 'enabled simple quotas on the pool filesystem');
+        return 'squota';
+      } catch (err) {
+        log.warn({ pool, err: errorMessage(err) }, 'simple quotas could not be enabled; using full qgroup accounting');
+      }
+    }
+    await btrfs.quotaEnable(mnt);
+    return 'qgroup';
   }
 
   // ---- volumes ---------------------------------------------------------------------------------
@@ -274,10 +412,12 @@ export class BtrfsEngine implements DynamicPoolSync {
    * Whether the pool filesystem runs degraded: from the last sync when this process has synced the
    * pool (the agent syncs on every pass), else from the mounted filesystem itself.
    */
-  async health(pool: string): Promise<{ degraded: boolean; message: string }> {
+  async health(pool: string): Promise<{ degraded: boolean; message: string; reason?: string }> {
     const mnt = await this.mountedPool(pool);
     if (!mnt) return { degraded: true, message: `pool ${pool}'s filesystem is not mounted on this node` };
     const known = this.states.get(pool);
+    // Data without a good copy is worse than a missing disk: say so first.
+    if (known?.scrub && known.scrub.uncorrectableErrors > 0) return { degraded: true, reason: 'UncorrectableErrors', message: known.message };
     if (known) return { degraded: known.degraded, message: known.message };
     const fs = await btrfs.show(mnt);
     const missing = fs.devices.filter((d) => d.path === undefined).length;

@@ -2,6 +2,7 @@
  * Thin shell over btrfs-progs and the kernel's btrfs: every function runs one tool and parses its
  * answer, nothing more. Decisions live in pool-filesystem.ts and volumes.ts.
  */
+import { readFile, stat } from 'node:fs/promises';
 import { run, runStatus } from './command.js';
 
 /** Data/metadata profiles per `replicated.size` (DESIGN §2): a disk can fail without data loss at 2 and 3. */
@@ -127,6 +128,46 @@ export async function deviceStats(mountPoint: string): Promise<DeviceStats[]> {
   return parseDeviceStats(res.stdout);
 }
 
+/** The last scrub of a filesystem as `btrfs scrub status -R` reports it (progs keeps it per filesystem). */
+export interface ScrubStatus {
+  /** `never` when no scrub has run; else progs' word: `running`, `finished`, `aborted`, `interrupted`. */
+  readonly state: string;
+  /** When the last scrub started, as progs prints it (local time, C locale). */
+  readonly started?: string;
+  readonly dataBytesScrubbed: number;
+  readonly readErrors: number;
+  readonly csumErrors: number;
+  readonly verifyErrors: number;
+  readonly superErrors: number;
+  /** Bad copies rewritten from a good one (raid1/dup): the data is intact. */
+  readonly correctedErrors: number;
+  /** Blocks no good copy was found for: data (or metadata) is lost. */
+  readonly uncorrectableErrors: number;
+}
+
+export function parseScrubStatus(text: string): ScrubStatus {
+  const n = (key: string): number => Number(new RegExp(`^\\s*${key}:\\s*(\\d+)`, 'm').exec(text)?.[1] ?? 0);
+  const never = /no stats available/.test(text);
+  const state = never ? 'never' : (/^Status:\s+(\S+)/m.exec(text)?.[1] ?? 'unknown');
+  const started = /^Scrub started:\s+(.+)$/m.exec(text)?.[1]?.trim();
+  return {
+    state,
+    ...(started ? { started } : {}),
+    dataBytesScrubbed: n('data_bytes_scrubbed'),
+    readErrors: n('read_errors'),
+    csumErrors: n('csum_errors'),
+    verifyErrors: n('verify_errors'),
+    superErrors: n('super_errors'),
+    correctedErrors: n('corrected_errors'),
+    uncorrectableErrors: n('uncorrectable_errors'),
+  };
+}
+
+/** Reads the last scrub's result; runs no scrub (starting one is the administrator's schedule). */
+export async function scrubStatus(mountPoint: string): Promise<ScrubStatus> {
+  return parseScrubStatus(await run('btrfs', ['scrub', 'status', '-R', mountPoint]));
+}
+
 /** `btrfs filesystem usage -b`: the figures Stowage reports. */
 export interface Usage {
   readonly deviceSize: bigint;
@@ -153,8 +194,41 @@ export async function usage(mountPoint: string): Promise<Usage> {
   return parseUsage(await run('btrfs', ['filesystem', 'usage', '-b', mountPoint]));
 }
 
+/** Full qgroup accounting: every extent's sharing is resolved at each transaction commit. */
 export async function quotaEnable(mountPoint: string): Promise<void> {
   await run('btrfs', ['quota', 'enable', mountPoint]);
+}
+
+/** How a mounted filesystem keeps quotas, from sysfs: `squota`, `qgroup` (full accounting) or `disabled`. */
+export async function quotaMode(uuid: string): Promise<'squota' | 'qgroup' | 'disabled'> {
+  const dir = `/sys/fs/btrfs/${uuid}/qgroups`;
+  if (!(await stat(dir).then(() => true, () => false))) return 'disabled';
+  // Kernels before 6.7 have no mode file: quotas there are always full qgroups.
+  const mode = await readFile(`${dir}/mode`, 'utf8').then((m) => m.trim(), () => 'qgroup');
+  return mode === 'squota' ? 'squota' : 'qgroup';
+}
+
+/** Whether the running kernel can keep simple quotas (Linux 6.7 and later list the feature). */
+export async function kernelHasSimpleQuotas(): Promise<boolean> {
+  return stat('/sys/fs/btrfs/features/simple_quota').then(() => true, () => false);
+}
+
+/**
+ * BTRFS_IOC_QUOTA_CTL (_IOWR(0x94, 40, 16 bytes)) with BTRFS_QUOTA_CTL_ENABLE_SIMPLE_QUOTA (4): what
+ * `btrfs quota enable --simple` sends. perl is in perl-base, which every Debian system has.
+ */
+const SIMPLE_QUOTA_IOCTL = 'open(my $f, "<", $ARGV[0]) or die "open $ARGV[0]: $!\n"; my $a = pack("QQ", 4, 0); ioctl($f, 0xC0109428, $a) or die "BTRFS_IOC_QUOTA_CTL(ENABLE_SIMPLE_QUOTA) on $ARGV[0]: $!\n";';
+
+/**
+ * Simple quotas (Linux ≥ 6.7): each extent is charged to the subvolume that wrote it, so nothing is
+ * resolved at commit time. btrfs-progs before 6.7 (Debian 12 ships 6.2) has no `--simple`; the
+ * kernel takes the same request through the ioctl.
+ */
+export async function quotaEnableSimple(mountPoint: string): Promise<void> {
+  const res = await runStatus('btrfs', ['quota', 'enable', '--simple', mountPoint]);
+  if (res.code === 0) return;
+  if (!/usage:|unrecognized option|invalid option/i.test(res.stderr)) throw new Error(`btrfs quota enable --simple ${mountPoint} failed: ${res.stderr.trim()}`);
+  await run('perl', ['-e', SIMPLE_QUOTA_IOCTL, mountPoint]);
 }
 
 export async function subvolumeCreate(path: string): Promise<void> {

@@ -41,6 +41,8 @@ const PACKAGES: Record<string, string> = {
   blkid: 'the Debian package util-linux',
   mount: 'the Debian package mount',
   umount: 'the Debian package mount',
+  wipefs: 'the Debian package util-linux',
   chattr: 'the Debian package e2fsprogs',
   fallocate: 'the Debian package util-linux',
+  perl: 'the Debian package perl-base',
 };

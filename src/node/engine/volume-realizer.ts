@@ -105,7 +105,7 @@ export class PoolVolumeRealizer implements Reconciler {
         capacity: current.capacity.toString(),
         used: current.used.toString(),
         ready: ['True', 'Realized', `${volumeMode === 'Block' ? 'NOCOW file' : 'subvolume'} of ${size} bytes in pool ${pool}`],
-        degraded: health.degraded ? ['True', 'PoolDegraded', health.message] : ['False', 'PoolHealthy', 'the pool filesystem has all its disks'],
+        degraded: health.degraded ? ['True', health.reason ?? 'PoolDegraded', health.message] : ['False', 'PoolHealthy', 'the pool filesystem has all its disks'],
       });
       this.realized.set(key, current);
       return { requeueAfterMs: Math.max(1, this.refreshMs - (Date.now() - current.checkedAt)) };
