@@ -52,6 +52,31 @@ describe('Informer under injected faults (loopback fault server)', () => {
     expect(informer.get('b')).to.equal(undefined);
   });
 
+  it('keeps its indexes in step with the cache through adds, updates, deletes and a relist', async () => {
+    server.put('a', { team: 'red' });
+    server.put('b', { team: 'blue' });
+    server.watchPlan.push({ kind: 'reset' });
+    startInformer();
+    const team = (o: KubeObject): string[] => [String((o.data as Record<string, string>).team)];
+    informer.addIndex('team', team);
+    informer.addIndex('team', () => ['ignored']); // a second index under the same name is a no-op
+    const names = (value: string): string[] => informer.byIndex('team', value).map((o) => o.metadata.name!).sort();
+    await informer.waitForSync();
+    expect(names('red')).to.deep.equal(['a']);
+    // Missed while the watch was down: found by the relist, which rebuilds the index.
+    server.putSilently('b', { team: 'red' });
+    server.putSilently('c', { team: 'green' });
+    await eventually(() => server.openWatches === 1 && informer.get('c') !== undefined, 'relisted after the reset');
+    expect(names('red')).to.deep.equal(['a', 'b']);
+    expect(names('blue')).to.deep.equal([], 'b moved from blue to red');
+    server.put('a', { team: 'green' });
+    server.remove('c');
+    await eventually(() => informer.get('c') === undefined && names('green').length === 1, 'watch events applied');
+    expect(names('green')).to.deep.equal(['a']);
+    expect(names('red')).to.deep.equal(['b']);
+    expect(() => informer.byIndex('colour', 'x')).to.throw(/no index colour; call addIndex first/);
+  });
+
   it('reopens a normally ended watch from the last resourceVersion (bookmarks included) without relisting', async () => {
     startInformer();
     await eventually(() => server.openWatches === 1, 'watch open');

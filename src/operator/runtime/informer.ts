@@ -23,6 +23,9 @@ export interface EventHandler<T extends KubeObject> {
   deleted?(obj: T): void;
 }
 
+/** Derives the values an object is filed under in an index (client-go's IndexFunc). */
+export type IndexFunc<T extends KubeObject> = (obj: T) => readonly string[];
+
 export interface InformerOptions {
   readonly client: KubeClient;
   readonly resource: ResourceType;
@@ -50,6 +53,8 @@ export interface InformerOptions {
  */
 export class Informer<T extends KubeObject = KubeObject> {
   private readonly store = new Map<string, T>();
+  /** index name → value → keys of the objects filed under it; kept in step with `store`. */
+  private readonly indexes = new Map<string, { fn: IndexFunc<T>; byValue: Map<string, Set<string>> }>();
   private readonly handlers: EventHandler<T>[] = [];
   private readonly log: Logger;
   private readonly backoff: Backoff;
@@ -74,6 +79,35 @@ export class Informer<T extends KubeObject = KubeObject> {
 
   addHandler(handler: EventHandler<T>): void {
     this.handlers.push(handler);
+  }
+
+  /**
+   * Files every cached object under the values `fn` gives, so {@link byIndex} finds them without a
+   * scan. Adding an index under a name that exists is a no-op (informers are shared).
+   *
+   * @example
+   *   disks.addIndex('pool', (d) => (d.spec.claim ? [d.spec.claim.pool] : []));
+   *   disks.byIndex('pool', 'fast'); // the disks pool `fast` holds
+   */
+  addIndex(name: string, fn: IndexFunc<T>): void {
+    if (this.indexes.has(name)) return;
+    const index = { fn, byValue: new Map<string, Set<string>>() };
+    this.indexes.set(name, index);
+    for (const [key, obj] of this.store) fileUnder(index.byValue, fn(obj), key);
+  }
+
+  /** The cached objects an index files under `value`. */
+  byIndex(name: string, value: string): T[] {
+    const index = this.indexes.get(name);
+    if (!index) throw new Error(`informer for ${this.options.resource.plural} has no index ${name}; call addIndex first`);
+    const keys = index.byValue.get(value);
+    if (!keys) return [];
+    const found: T[] = [];
+    for (const key of keys) {
+      const obj = this.store.get(key);
+      if (obj) found.push(obj);
+    }
+    return found;
   }
 
   /** The cached object with this key (`name` or `namespace/name`). */
@@ -152,7 +186,8 @@ export class Informer<T extends KubeObject = KubeObject> {
     for (const item of list.items) fresh.set(objectKey(item), withTypeMeta(item, resource));
     const previous = new Map(this.store);
     this.store.clear();
-    for (const [key, obj] of fresh) this.store.set(key, obj);
+    for (const index of this.indexes.values()) index.byValue.clear();
+    for (const [key, obj] of fresh) this.put(key, obj);
     this.resourceVersion = list.metadata.resourceVersion ?? '';
     for (const [key, obj] of fresh) {
       const old = previous.get(key);
@@ -222,15 +257,31 @@ export class Informer<T extends KubeObject = KubeObject> {
     if (event.type === 'BOOKMARK') return 'ok';
     const key = objectKey(obj);
     if (event.type === 'DELETED') {
-      this.store.delete(key);
+      this.remove(key);
       this.emit('deleted', obj);
     } else {
       const old = this.store.get(key);
-      this.store.set(key, obj);
+      this.put(key, obj);
       if (old) this.emit('updated', obj, old);
       else this.emit('added', obj);
     }
     return 'ok';
+  }
+
+  private put(key: string, obj: T): void {
+    const old = this.store.get(key);
+    this.store.set(key, obj);
+    for (const { fn, byValue } of this.indexes.values()) {
+      if (old) unfile(byValue, fn(old), key);
+      fileUnder(byValue, fn(obj), key);
+    }
+  }
+
+  private remove(key: string): void {
+    const old = this.store.get(key);
+    if (!old) return;
+    this.store.delete(key);
+    for (const { fn, byValue } of this.indexes.values()) unfile(byValue, fn(old), key);
   }
 
   private resync(): void {
@@ -253,6 +304,23 @@ export class Informer<T extends KubeObject = KubeObject> {
   private countRestart(reason: 'expired' | 'error'): void {
     this.restarts += 1;
     this.options.metrics?.restarts.inc({ resource: this.options.resource.plural, reason });
+  }
+}
+
+function fileUnder(byValue: Map<string, Set<string>>, values: readonly string[], key: string): void {
+  for (const value of values) {
+    let keys = byValue.get(value);
+    if (!keys) byValue.set(value, (keys = new Set()));
+    keys.add(key);
+  }
+}
+
+function unfile(byValue: Map<string, Set<string>>, values: readonly string[], key: string): void {
+  for (const value of values) {
+    const keys = byValue.get(value);
+    if (!keys) continue;
+    keys.delete(key);
+    if (keys.size === 0) byValue.delete(value);
   }
 }
 
