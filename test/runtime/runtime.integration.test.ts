@@ -5,7 +5,8 @@ import type { KubeObject } from '../../src/kube/types.js';
 import { Backoff } from '../../src/operator/runtime/backoff.js';
 import { Manager } from '../../src/operator/runtime/manager.js';
 import { Informer } from '../../src/operator/runtime/informer.js';
-import { Controller, type Reconciler } from '../../src/operator/runtime/controller.js';
+import { Controller, type Reconciler, type UpdatePredicate } from '../../src/operator/runtime/controller.js';
+import { objectKey } from '../../src/operator/runtime/object-key.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { adminClient, createNamespace, waitFor } from '../support/cluster.js';
 import { freePort } from '../support/operator-process.js';
@@ -30,10 +31,12 @@ describe('controller runtime on the real control plane', function () {
   after(() => client.close());
 
   /** Starts an informer on this test's namespace and a controller with `reconciler` over it. */
-  async function startController(reconciler: Reconciler, opts: { baseDelayMs?: number } = {}): Promise<{ informer: Informer; controller: Controller }> {
+  async function startController(
+    reconciler: Reconciler, opts: { baseDelayMs?: number; debounceMs?: number; relevant?: UpdatePredicate<KubeObject> } = {},
+  ): Promise<{ informer: Informer; controller: Controller }> {
     const informer = new Informer({ client, resource: CONFIG_MAPS, namespace, resyncMs: 0 });
-    const controller = new Controller({ name: 'test', reconciler, workers: 4, baseDelayMs: opts.baseDelayMs ?? 5 });
-    controller.watchFor(informer);
+    const controller = new Controller({ name: 'test', reconciler, workers: 4, baseDelayMs: opts.baseDelayMs ?? 5, debounceMs: opts.debounceMs ?? 0 });
+    controller.watch(informer, (o) => [objectKey(o)], undefined, opts.relevant);
     informer.start();
     await informer.waitForSync();
     controller.start();
@@ -76,6 +79,48 @@ describe('controller runtime on the real control plane', function () {
     await new Promise((r) => setTimeout(r, 2000));
     expect(maxConcurrent).to.equal(1, 'one key is never reconciled twice at once');
     expect(reconciles - 1).to.be.within(1, 2);
+  });
+
+  it('with a debounce, a burst of 200 updates becomes one reconcile of the final state', async () => {
+    const seen: string[] = [];
+    const { informer } = await startController({
+      async reconcile(key) {
+        if (key !== `${namespace}/burst`) return;
+        seen.push((informer.get(key)?.data as Record<string, string>).n!);
+      },
+    }, { debounceMs: 3000 });
+    await client.create(CONFIG_MAPS, { metadata: { name: 'burst', namespace }, data: { n: '0' } });
+    await waitFor('the first reconcile', () => seen.length === 1, 20_000);
+    // The burst: all 200 writes land within one debounce window after the first event (a loaded
+    // machine writes 200 small patches in well under 3 s; the assertion below says so if not).
+    const started = Date.now();
+    for (let i = 1; i <= 200; i++) await client.mergePatch(CONFIG_MAPS, 'burst', { data: { n: String(i) } }, { namespace });
+    const burstMs = Date.now() - started;
+    await waitFor('a reconcile of the final state', () => seen.at(-1) === '200', 20_000);
+    await new Promise((r) => setTimeout(r, 3500));
+    expect(seen.length - 1, `reconciles after a ${burstMs} ms burst: ${seen.join(',')}`).to.be.at.most(Math.ceil(burstMs / 3000) + 1);
+    expect(seen.at(-1)).to.equal('200');
+  });
+
+  it('updates an UpdatePredicate rejects wake nothing; creates, deletes and accepted updates do', async () => {
+    const reconciled: string[] = [];
+    await startController({
+      async reconcile(key) {
+        // Only this object: kube-controller-manager also publishes kube-root-ca.crt into the namespace.
+        if (key === `${namespace}/node-like`) reconciled.push(key.slice(namespace.length + 1));
+      },
+    }, { relevant: (old, cm) => old.metadata.labels?.tier !== cm.metadata.labels?.tier });
+    await client.create(CONFIG_MAPS, { metadata: { name: 'node-like', namespace, labels: { tier: 'a' } }, data: { beat: '0' } });
+    await waitFor('the create reconciled', () => reconciled.length === 1);
+    for (let i = 1; i <= 20; i++) await client.mergePatch(CONFIG_MAPS, 'node-like', { data: { beat: String(i) } }, { namespace });
+    await client.mergePatch(CONFIG_MAPS, 'node-like', { metadata: { labels: { tier: 'b' } } }, { namespace });
+    await waitFor('the label change reconciled', () => reconciled.length >= 2).catch((err) => {
+      throw new Error(`${err.message}; reconciles: ${reconciled.length}`);
+    });
+    await client.delete(CONFIG_MAPS, 'node-like', { namespace });
+    await waitFor('the delete reconciled', () => reconciled.length >= 3);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(reconciled).to.deep.equal(['node-like', 'node-like', 'node-like'], 'the 20 heartbeat-like updates woke nothing');
   });
 
   it('retries a failing reconcile with growing delays, then stops once it succeeds', async () => {

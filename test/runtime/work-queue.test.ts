@@ -48,6 +48,21 @@ describe('WorkQueue', () => {
     q.shutDown();
   });
 
+  it('addAfter of a key already waiting, or being processed and re-added, sets no timer and adds nothing more', async () => {
+    const q = new WorkQueue({ name: 't' });
+    q.add('a');
+    q.addAfter('a', 10);
+    await new Promise((r) => setTimeout(r, 40));
+    expect(q.length).to.equal(1, 'still one entry');
+    expect(await q.get()).to.equal('a');
+    q.add('a'); // changed while processing: goes back once when done
+    q.addAfter('a', 10);
+    q.done('a');
+    await new Promise((r) => setTimeout(r, 40));
+    expect(q.length).to.equal(1);
+    q.shutDown();
+  });
+
   it('backs off exponentially per key up to the cap, and forget resets it', () => {
     const q = new WorkQueue({ name: 't', baseDelayMs: 10, maxDelayMs: 100 });
     const delays = [1, 2, 3, 4, 5, 6].map(() => q.addRateLimited('a'));

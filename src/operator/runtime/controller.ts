@@ -10,6 +10,11 @@ import { WorkQueue, type WorkQueueMetrics } from './work-queue.js';
 export interface ReconcileResult {
   /** Reconcile this key again after this many milliseconds (polling something not watched). */
   readonly requeueAfterMs?: number;
+  /**
+   * Reconcile this key again after the keys already waiting: the reconcile did a bounded share of
+   * its work and yields the worker, so keys take turns. Not a failure: no backoff.
+   */
+  readonly requeue?: boolean;
 }
 
 /**
@@ -32,12 +37,25 @@ export class TerminalError extends Error {
 /** Maps an object of a watched type to the keys of the objects to reconcile. */
 export type KeyMapper<T extends KubeObject> = (obj: T) => readonly string[];
 
+/**
+ * Whether an update matters to the reconciler (controller-runtime's predicates), e.g. only label
+ * changes of Nodes, whose status kubelets rewrite every few seconds.
+ */
+export type UpdatePredicate<T extends KubeObject> = (oldObj: T, newObj: T) => boolean;
+
 export interface ControllerOptions {
   readonly name: string;
   readonly reconciler: Reconciler;
   readonly workers?: number;
   readonly metrics?: ControllerMetrics;
   readonly queueMetrics?: WorkQueueMetrics;
+  /**
+   * Events for a key are collected for this long before it is reconciled (kube-runtime's
+   * `debounce`): a burst — thousands of PVs changing phase, say — becomes one reconcile of the
+   * latest state instead of one per event. The first event's deadline stands; later ones do not
+   * push it back, so a steady stream of events cannot starve a key. 0 (the default) reconciles at once.
+   */
+  readonly debounceMs?: number;
   /** Retry backoff of the queue; tests shorten it. */
   readonly baseDelayMs?: number;
   readonly maxDelayMs?: number;
@@ -82,19 +100,23 @@ export class Controller {
   /**
    * Reconciles whatever keys `map` derives from each changed object. On an update the old state is
    * mapped too (with `mapOld` when given), so an object that moves from one owner to another
-   * wakes both.
+   * wakes both. With `relevant`, updates it rejects wake nothing (adds and deletes always do).
    */
-  watch<T extends KubeObject>(informer: Informer<T>, map: KeyMapper<T>, mapOld: KeyMapper<T> = map): this {
-    const enqueue = (obj: T, mapper: KeyMapper<T>): void => {
-      for (const key of mapper(obj)) this.queue.add(key);
+  watch<T extends KubeObject>(informer: Informer<T>, map: KeyMapper<T>, mapOld: KeyMapper<T> = map, relevant?: UpdatePredicate<T>): this {
+    const debounceMs = this.options.debounceMs ?? 0;
+    const enqueue = (keys: Iterable<string>): void => {
+      for (const key of keys) this.queue.addAfter(key, debounceMs);
     };
     informer.addHandler({
-      added: (obj) => enqueue(obj, map),
+      added: (obj) => enqueue(map(obj)),
       updated: (oldObj, newObj) => {
-        enqueue(newObj, map);
-        if (oldObj !== newObj) enqueue(oldObj, mapOld);
+        // A periodic resync (oldObj === newObj) always passes: it is how a missed event heals.
+        if (relevant && oldObj !== newObj && !relevant(oldObj, newObj)) return;
+        // One set: a key both states map to is added once, not picked up by an idle worker and
+        // then added again while it is being reconciled (a second, pointless reconcile).
+        enqueue(oldObj === newObj ? map(newObj) : new Set([...map(newObj), ...mapOld(oldObj)]));
       },
-      deleted: (obj) => enqueue(obj, map),
+      deleted: (obj) => enqueue(map(obj)),
     });
     return this;
   }
@@ -135,7 +157,10 @@ export class Controller {
     try {
       const result = (await this.options.reconciler.reconcile(key, signal)) ?? {};
       this.queue.forget(key);
-      if (result.requeueAfterMs !== undefined && result.requeueAfterMs > 0) {
+      if (result.requeue) {
+        this.queue.add(key); // still processing: goes to the back of the queue when done
+        metrics?.total.inc({ ...labels, result: 'requeue' });
+      } else if (result.requeueAfterMs !== undefined && result.requeueAfterMs > 0) {
         this.queue.addAfter(key, result.requeueAfterMs);
         metrics?.total.inc({ ...labels, result: 'requeue_after' });
       } else {

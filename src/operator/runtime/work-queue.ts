@@ -64,9 +64,12 @@ export class WorkQueue {
     this.push(key);
   }
 
-  /** Adds `key` after `delayMs`; if it is already scheduled sooner, the sooner time stands. */
+  /**
+   * Adds `key` after `delayMs`; if it is already scheduled sooner, the sooner time stands, and a key
+   * already waiting to be processed needs no timer (it will be processed with the latest state).
+   */
   addAfter(key: string, delayMs: number): void {
-    if (this.shuttingDown) return;
+    if (this.shuttingDown || this.dirty.has(key)) return;
     if (delayMs <= 0) return this.add(key);
     const readyAt = Date.now() + delayMs;
     const existing = this.delayed.get(key);
