@@ -3,17 +3,27 @@ import type { PoolVolume } from '../crds/poolvolume.js';
 import { NODES, PERSISTENT_VOLUMES, STORAGE_CLASSES } from '../kube/resources.js';
 import { registerPoolMetrics } from '../metrics/pool-metrics.js';
 import type { KubeObject, Node, PersistentVolume, StorageClass } from '../kube/types.js';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POOL_LABEL } from '../labels.js';
-import { Applier } from './runtime/apply.js';
+import { POOL_LABEL } from '../labels.js';
+import { Applier, jsonEqual } from './runtime/apply.js';
 import type { Controller } from './runtime/controller.js';
 import { EventRecorder } from './runtime/events.js';
 import type { Manager } from './runtime/manager.js';
 import { setupDriverStack, type DriverStackOptions } from './driver-stack/controller.js';
-import { StoragePoolReconciler, type Disk, type Pool, type PoolCaches } from './storagepool/reconciler.js';
+import type { Disk, Pool, PoolCaches } from './storagepool/pool-caches.js';
+import { StoragePoolReconciler, type PoolTurns } from './storagepool/reconciler.js';
+
+/**
+ * How long the pool controller collects events before reconciling a pool. PV phase changes,
+ * claims and preparation reports arrive in bursts of hundreds for a big pool; each reconcile reads
+ * the latest state anyway, so one reconcile per burst does the same work once.
+ */
+const POOL_DEBOUNCE_MS = 250;
 
 export interface SetupOptions {
   readonly workers: number;
   readonly fieldManager: string;
+  /** Writes per pool turn; tests shrink them. */
+  readonly poolTurns?: PoolTurns;
   /** Deploy and keep the driver stack (node DaemonSet, CSI driver); off in tests that only exercise pools. */
   readonly driverStack?: Omit<DriverStackOptions, 'fieldManager'>;
 }
@@ -25,7 +35,9 @@ export function setupControllers(manager: Manager, opts: SetupOptions): { storag
   const caches: PoolCaches = {
     pools: manager.informer<Pool>(STORAGE_POOLS),
     disks: manager.informer<Disk>(NODE_DISKS),
-    volumes: manager.informer<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}` }),
+    // Unfiltered: the driver-stack controller counts the CSI driver's PVs from the same cache, so
+    // every PV is held (and its watch events parsed) once.
+    volumes: manager.informer<PersistentVolume>(PERSISTENT_VOLUMES),
     classes: manager.informer<StorageClass>(STORAGE_CLASSES),
     nodes: manager.informer<Node>(NODES),
     poolVolumes: manager.informer<PoolVolume & KubeObject>(POOL_VOLUMES),
@@ -33,7 +45,7 @@ export function setupControllers(manager: Manager, opts: SetupOptions): { storag
   registerPoolMetrics(manager.registry, () => caches.pools.list());
   const allPools = (): string[] => caches.pools.list().map((p) => p.metadata.name!);
   const storagePools = manager
-    .controller({ name: 'storagepool', reconciler: new StoragePoolReconciler(caches, applier, events), workers: opts.workers })
+    .controller({ name: 'storagepool', reconciler: new StoragePoolReconciler(caches, applier, events, undefined, opts.poolTurns), workers: opts.workers, debounceMs: POOL_DEBOUNCE_MS })
     .watchFor(caches.pools)
     // A claimed disk concerns its pool; an unclaimed one may be wanted by any pool. A disk's old
     // state only matters to the pool that held it: a disk that just got claimed wakes no other pool
@@ -42,7 +54,8 @@ export function setupControllers(manager: Manager, opts: SetupOptions): { storag
     .watch(caches.volumes, (pv) => (pv.metadata.labels?.[POOL_LABEL] ? [pv.metadata.labels[POOL_LABEL]] : []))
     .watch(caches.classes, (sc) => (sc.metadata.labels?.[POOL_LABEL] ? [sc.metadata.labels[POOL_LABEL]] : []))
     // Node labels feed nodeSelectors, and a deleted node releases its disks.
-    .watch(caches.nodes, () => allPools())
+    // Kubelets rewrite Node status every few seconds; only labels and presence matter here.
+    .watch(caches.nodes, () => allPools(), undefined, (old, node) => !jsonEqual(old.metadata.labels ?? {}, node.metadata.labels ?? {}))
     .watch(caches.poolVolumes, (v) => [v.spec.pool]);
   if (opts.driverStack) setupDriverStack(manager, { ...opts.driverStack, fieldManager: opts.fieldManager });
   return { storagePools, caches };

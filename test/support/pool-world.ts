@@ -7,6 +7,7 @@ import { STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import type { StoragePool } from '../../src/crds/storagepool.js';
 import { Manager } from '../../src/operator/runtime/manager.js';
 import { setupControllers } from '../../src/operator/setup.js';
+import type { PoolTurns } from '../../src/operator/storagepool/reconciler.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { registerReadyNode } from '../cluster/nodes.js';
 import { AgentDouble } from './agent-double.js';
@@ -38,7 +39,8 @@ export class PoolWorld {
     readonly prefix: string,
   ) {}
 
-  static async start(opts: { nodes: number; resyncMs?: number } = { nodes: 3 }): Promise<PoolWorld> {
+  /** `startOperator: false` leaves the operator stopped until {@link startOperator} (a restart over existing state). */
+  static async start(opts: { nodes: number; resyncMs?: number; startOperator?: boolean } = { nodes: 3 }): Promise<PoolWorld> {
     const { cp, client: admin } = await adminClient();
     await installCrds(admin, 'stowage-tests');
     const operatorClient = await Client.load({ kubeconfig: cp.kubeconfigPath, userAgent: 'stowage-operator-test' });
@@ -54,11 +56,20 @@ export class PoolWorld {
     operatorClient.observe((call) => {
       if (!['get', 'list', 'watch'].includes(call.verb)) world.operatorWrites.push(call);
     });
-    const manager = new Manager({ client: operatorClient, informerDefaults: { resyncMs: opts.resyncMs ?? 3_000 } });
-    setupControllers(manager, { workers: 4, fieldManager: 'stowage-operator' });
-    world.abort = new AbortController();
-    world.running = manager.run(world.abort.signal);
+    world.resyncMs = opts.resyncMs ?? 3_000;
+    if (opts.startOperator !== false) world.startOperator();
     return world;
+  }
+
+  private resyncMs = 3_000;
+
+  /** Runs the operator in-process (4 workers, as the CLI's default). */
+  startOperator(opts: { poolTurns?: PoolTurns } = {}): void {
+    if (this.running) throw new Error('the operator already runs');
+    const manager = new Manager({ client: this.operatorClient, informerDefaults: { resyncMs: this.resyncMs } });
+    setupControllers(manager, { workers: 4, fieldManager: 'stowage-operator', ...opts });
+    this.abort = new AbortController();
+    this.running = manager.run(this.abort.signal);
   }
 
   async applyPool(pool: Pool): Promise<string> {

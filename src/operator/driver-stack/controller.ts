@@ -28,6 +28,9 @@ export interface DriverStackOptions {
   readonly resyncMs?: number;
 }
 
+/** Index of PVs by the CSI driver that serves them. */
+const BY_CSI_DRIVER = 'spec.csi.driver';
+
 /** True for a PersistentVolume served by Stowage's CSI driver. */
 export function isDriverVolume(pv: PersistentVolume): boolean {
   return pv.spec?.csi?.driver === DRIVER_NAME;
@@ -62,7 +65,7 @@ export class DriverStackReconciler implements Reconciler {
 
   async reconcile(): Promise<ReconcileResult> {
     const { pools, volumes } = this.informers;
-    const volumeCount = volumes.list().filter(isDriverVolume).length;
+    const volumeCount = volumes.byIndex(BY_CSI_DRIVER, DRIVER_NAME).length;
     const input = { dynamicPools: pools.list(), volumes: volumeCount, images: this.options.images, namespace: this.options.namespace };
     for (const desired of desiredDriverStack(input)) await this.apply(desired, volumeCount);
     if (!needsCsiController(input)) await this.removeCsiParts();
@@ -152,10 +155,14 @@ export function setupDriverStack(manager: Manager, options: DriverStackOptions):
     deployments: manager.informer<Named>(DEPLOYMENTS, { namespace, ...byName(CSI_CONTROLLER_DEPLOYMENT) }),
     csiDrivers: manager.informer<Named>(CSI_DRIVERS, byName(DRIVER_NAME)),
   };
+  // The PV cache is the operator's one cache of every PV; the index makes counting the driver's cheap.
+  informers.volumes.addIndex(BY_CSI_DRIVER, (pv) => (pv.spec?.csi?.driver ? [pv.spec.csi.driver] : []));
   const toKey = (): string[] => [DRIVER_STACK_KEY];
+  // Only Dynamic pools need the CSI parts; a pool leaving Dynamic mode wakes us through its old state.
+  const ifDynamic = (pool: StoragePool): string[] => (pool.spec.mode === 'Dynamic' ? [DRIVER_STACK_KEY] : []);
   const controller = manager
     .controller({ name: 'driver-stack', reconciler: new DriverStackReconciler(manager.client, options, informers), workers: 1 })
-    .watch(informers.pools, toKey)
+    .watch(informers.pools, ifDynamic)
     .watch(informers.volumes, (pv) => (isDriverVolume(pv) ? [DRIVER_STACK_KEY] : []))
     .watch(informers.daemonSets, toKey)
     .watch(informers.deployments, toKey)

@@ -39,9 +39,14 @@ export class Applier {
     readonly fieldManager: string,
   ) {}
 
+  /** True when `live` already says everything `desired` says, so applying it would change nothing. */
+  isCurrent(desired: KubeObject, live: KubeObject): boolean {
+    return isSubset(stripTypeMeta(desired), live);
+  }
+
   /** Applies `desired` unless `live` already matches it; returns the resulting object. */
   async apply<T extends KubeObject>(rt: ResourceType, desired: KubeObject, live: T | undefined): Promise<T> {
-    if (live && isSubset(stripTypeMeta(desired), live)) return live;
+    if (live && this.isCurrent(desired, live)) return live;
     return this.client.apply<T>(rt, desired, { fieldManager: this.fieldManager, force: true });
   }
 

@@ -1,12 +1,10 @@
 import { API_VERSION, type Problem } from '../../crds/meta.js';
 import type { DiskClaim, DiskWipe, NodeDisk } from '../../crds/nodedisk.js';
-import type { PoolVolume } from '../../crds/poolvolume.js';
 import { NODE_DISKS, STORAGE_POOLS } from '../../crds/resource-types.js';
-import type { StoragePool } from '../../crds/storagepool.js';
 import { validateObject, withDefaults } from '../../crds/validation.js';
 import type { KubeClient } from '../../kube/client.js';
 import { PERSISTENT_VOLUMES, STORAGE_CLASSES } from '../../kube/resources.js';
-import type { KubeObject, Node, PersistentVolume, StorageClass } from '../../kube/types.js';
+import type { Node, PersistentVolume } from '../../kube/types.js';
 import { forEachLimit } from '../../util/concurrency.js';
 import { logger } from '../../util/logger.js';
 import { HOSTNAME_LABEL, POOL_FINALIZER, POOL_LABEL } from '../../labels.js';
@@ -16,28 +14,43 @@ import { nowTimestamp } from '../runtime/conditions.js';
 import type { ReconcileResult, Reconciler } from '../runtime/controller.js';
 import type { EventBatch, EventRecorder } from '../runtime/events.js';
 import { addFinalizer, hasFinalizer, removeFinalizer } from '../runtime/finalizers.js';
-import type { Informer } from '../runtime/informer.js';
 import { claimRefName, desiredClaim, planDisks, sameClaim, type DiskPlan } from './disk-plan.js';
 import { isInUse, isRetained, persistentVolumeName, phaseOf, renderLocalPv } from './persistent-volume.js';
 import { observeDynamicPool } from './dynamic.js';
+import { candidateDisks, disksOf, indexPoolCaches, volumesOf, type Pool, type PoolCaches } from './pool-caches.js';
 import { isReadyDisk, poolStatus, type PoolObservation } from './status.js';
 import { immutableDifferences, isOwnedBy, renderStorageClass, storageClassName } from './storage-class.js';
 
 /** Writes one reconcile sends at once (claims, PVs): fast for big pools, gentle on the API server. */
 const WRITE_CONCURRENCY = 16;
+/**
+ * Claims, releases and PV writes one reconcile of a pool sends before it yields its worker and
+ * goes to the back of the queue: pools take turns, so one pool of thousands of disks does not
+ * make every other pool wait.
+ */
+export const WRITES_PER_TURN = 64;
+/**
+ * A pool that holds no disk yet claims only this many in its first turn, and a pool without any
+ * PV creates only this many: after a restart or a fresh install every pool gets its first volumes
+ * within the first few hundred writes, instead of the last pool waiting behind thousands of others'
+ * (the PV controller then marks volumes Available in the order they were created, at its own pace).
+ */
+export const FIRST_TURN_WRITES = 4;
 
-export type Pool = StoragePool & KubeObject;
-export type Disk = NodeDisk & KubeObject;
+/** How much a pool does per turn (tests make turns small to watch pools take them). */
+export interface PoolTurns {
+  readonly writesPerTurn: number;
+  readonly firstTurnWrites: number;
+}
 
-/** The informer caches the reconciler reads; it never lists from the API server itself. */
-export interface PoolCaches {
-  readonly pools: Informer<Pool>;
-  readonly disks: Informer<Disk>;
-  readonly volumes: Informer<PersistentVolume>;
-  readonly classes: Informer<StorageClass>;
-  readonly nodes: Informer<Node>;
-  /** Dynamic pools' volumes, as the CSI controller records them. */
-  readonly poolVolumes: Informer<PoolVolume & KubeObject>;
+export type { Disk, Pool, PoolCaches } from './pool-caches.js';
+
+/** What a PV was last found up to date against; any change to one of these means checking again. */
+interface VerifiedAgainst {
+  readonly disk: NodeDisk;
+  readonly poolUid: string | undefined;
+  readonly poolGeneration: number | undefined;
+  readonly hostname: string;
 }
 
 /**
@@ -52,13 +65,22 @@ export class StoragePoolReconciler implements Reconciler {
   private readonly log = logger('storagepool');
   /** Warnings about standing situations (conflicts) are emitted once per operator run, not per resync. */
   private readonly warned = new Set<string>();
+  /**
+   * PVs found equal to their rendering, keyed by the cached PV object itself: the informer replaces
+   * that object on any change, so an edited PV misses here and is checked (and repaired) again, and
+   * entries go away with the objects. A converged pool's reconcile then renders nothing.
+   */
+  private readonly verified = new WeakMap<PersistentVolume, VerifiedAgainst>();
 
   constructor(
     private readonly caches: PoolCaches,
     private readonly applier: Applier,
     private readonly events: EventRecorder,
     private readonly now: () => string = nowTimestamp,
-  ) {}
+    private readonly turns: PoolTurns = { writesPerTurn: WRITES_PER_TURN, firstTurnWrites: FIRST_TURN_WRITES },
+  ) {
+    indexPoolCaches(caches);
+  }
 
   private get client(): KubeClient {
     return this.applier.client;
@@ -89,20 +111,24 @@ export class StoragePoolReconciler implements Reconciler {
     await addFinalizer(this.client, STORAGE_POOLS, live, POOL_FINALIZER);
 
     const classConflict = await this.ensureStorageClass(pool, events);
-    const volumes = this.volumesOf(name);
-    const plan = planDisks({ pool, disks: this.caches.disks.list(), nodes: this.nodeMap(), volumes });
-    await this.claimDisks(pool, plan, events);
-    await this.releaseDisks(pool, plan.release, volumes, events);
-    if (pool.spec.mode === 'Local') await this.reconcileLocalVolumes(pool, plan.keep, volumes, events);
+    const volumes = volumesOf(this.caches, name);
+    const nodes = this.nodeMap();
+    const plan = planDisks({ pool, disks: candidateDisks(this.caches, pool, nodes), nodes, volumes });
+    const budget = new WriteBudget(this.turns.writesPerTurn);
+    const claimedNow = await this.claimDisks(pool, plan, budget, events);
+    await this.releaseDisks(pool, budget.take(plan.release), volumes, events);
+    if (pool.spec.mode === 'Local') await this.reconcileLocalVolumes(pool, plan.keep, volumes, nodes, budget, events);
     this.warnAboutConflicts(pool, plan, events);
 
     const claimed = [...plan.keep, ...plan.held.map((h) => h.disk)];
     await this.writeStatus(live, {
-      pool, problems, plan, volumes: [...this.volumesOf(name).values()], storageClassName: storageClassName(pool),
+      // Status counts the claims made, not those left for the pool's next turn.
+      pool, problems, plan: { ...plan, claim: claimedNow }, volumes: [...volumesOf(this.caches, name).values()], storageClassName: storageClassName(pool),
       ...(classConflict ? { storageClassConflict: classConflict } : {}),
       ...(pool.spec.mode === 'Dynamic' ? { dynamic: observeDynamicPool(pool, claimed, this.caches.poolVolumes.list()) } : {}),
     });
-    return {};
+    // Work left over: this pool's turn is up; it continues after the pools already waiting.
+    return budget.deferred ? { requeue: true } : {};
   }
 
   // ---- StorageClass -------------------------------------------------------------------------
@@ -140,20 +166,23 @@ export class StoragePoolReconciler implements Reconciler {
 
   // ---- claims -------------------------------------------------------------------------------
 
-  private async claimDisks(pool: Pool, plan: DiskPlan, events: EventBatch): Promise<void> {
+  /** Claims what the plan says, as far as the budget allows; returns the disks claimed now. */
+  private async claimDisks(pool: Pool, plan: DiskPlan, budget: WriteBudget, events: EventBatch): Promise<NodeDisk[]> {
     const claim = desiredClaim(pool);
-    await forEachLimit(plan.claim, WRITE_CONCURRENCY, async (disk) => {
+    const firstTurn = plan.keep.length === 0 && plan.held.length === 0;
+    const now = budget.take(plan.claim, firstTurn ? this.turns.firstTurnWrites : Infinity);
+    await forEachLimit(now, WRITE_CONCURRENCY, async (disk) => {
       // The resourceVersion makes the claim conditional: if another pool claimed the disk since our
       // cache saw it, the API server refuses (409) and the next reconcile sees the older claim.
       await this.applyIntent(disk, { claim }, true);
       events.add('Normal', 'DiskClaimed', `claimed disk ${disk.metadata.name} on node ${disk.spec.nodeName} (${describeClaim(claim)})`);
     });
-    // Keep the intent on disks we hold up to date (e.g. allowAdoption changed); a no-op when it matches.
-    await forEachLimit(plan.keep, WRITE_CONCURRENCY, async (disk) => {
-      if (!sameClaim(disk.spec.claim, claim) || Boolean(disk.spec.claim?.allowAdoption) !== Boolean(claim.allowAdoption)) {
-        await this.applyIntent(disk, { claim, ...(disk.spec.wipe ? { wipe: disk.spec.wipe } : {}) }, false);
-      }
+    // Keep the intent on disks we hold up to date (e.g. allowAdoption changed).
+    const outdated = plan.keep.filter((disk) => !sameClaim(disk.spec.claim, claim) || Boolean(disk.spec.claim?.allowAdoption) !== Boolean(claim.allowAdoption));
+    await forEachLimit(budget.take(outdated), WRITE_CONCURRENCY, async (disk) => {
+      await this.applyIntent(disk, { claim, ...(disk.spec.wipe ? { wipe: disk.spec.wipe } : {}) }, false);
     });
+    return now;
   }
 
   /**
@@ -200,32 +229,64 @@ export class StoragePoolReconciler implements Reconciler {
 
   // ---- local volumes ------------------------------------------------------------------------
 
-  private async reconcileLocalVolumes(pool: Pool, disks: readonly NodeDisk[], volumes: ReadonlyMap<string, PersistentVolume>, events: EventBatch): Promise<void> {
-    const nodes = this.nodeMap();
-    await forEachLimit(disks, WRITE_CONCURRENCY, async (disk) => {
-      const pv = volumes.get(persistentVolumeName(disk.metadata.name));
-      const node = nodes.get(disk.spec.nodeName);
-      const desired = isReadyDisk(disk) ? renderLocalPv(pool, disk, node?.metadata.labels?.[HOSTNAME_LABEL] ?? disk.spec.nodeName) : undefined;
-      if (!pv) {
-        if (disk.spec.wipe) await this.applyIntent(disk, { claim: disk.spec.claim! }, false); // the recycled volume is gone
-        if (!desired) return;
-        await this.applier.apply(PERSISTENT_VOLUMES, desired, undefined);
-        events.add('Normal', 'PersistentVolumeCreated',
-          `created PersistentVolume ${desired.metadata.name} (${desired.spec.capacity?.storage}) on node ${disk.spec.nodeName} from disk ${disk.metadata.name}`);
-        return;
+  /**
+   * One PV per ready disk the pool keeps. Decides first, from the caches alone, what each disk's
+   * volume needs; then sends at most the budget's worth of those writes.
+   */
+  private async reconcileLocalVolumes(
+    pool: Pool, disks: readonly NodeDisk[], volumes: ReadonlyMap<string, PersistentVolume>, nodes: ReadonlyMap<string, Node>,
+    budget: WriteBudget, events: EventBatch,
+  ): Promise<void> {
+    const creates: VolumeWork[] = [];
+    const others: VolumeWork[] = [];
+    for (const disk of disks) {
+      const work = this.volumeWork(pool, disk, volumes.get(persistentVolumeName(disk.metadata.name)), nodes);
+      if (work) (work.kind === 'create' ? creates : others).push(work);
+    }
+    const todo = [...budget.take(others), ...budget.take(creates, volumes.size === 0 ? this.turns.firstTurnWrites : Infinity)];
+    await forEachLimit(todo, WRITE_CONCURRENCY, async (work) => {
+      const { disk } = work;
+      switch (work.kind) {
+        case 'create':
+          if (disk.spec.wipe) await this.applyIntent(disk, { claim: disk.spec.claim! }, false); // the recycled volume is gone
+          await this.applier.client.apply(PERSISTENT_VOLUMES, work.desired, { fieldManager: this.applier.fieldManager, force: true });
+          events.add('Normal', 'PersistentVolumeCreated',
+            `created PersistentVolume ${work.desired.metadata.name} (${work.desired.spec.capacity?.storage}) on node ${disk.spec.nodeName} from disk ${disk.metadata.name}`);
+          return;
+        case 'forget-wipe':
+          await this.applyIntent(disk, { claim: disk.spec.claim! }, false); // the recycled volume is gone
+          return;
+        case 'recycle':
+          await this.retireVolume(pool, disk, work.pv, 'its claim was deleted', events);
+          return;
+        case 'withdraw':
+          await this.deleteVolume(work.pv, `disk ${disk.metadata.name} is not ready (missing, unhealthy or unprepared); the volume comes back when it is`, 'VolumeWithdrawn', events);
+          return;
+        case 'update':
+          await this.applier.client.apply(PERSISTENT_VOLUMES, work.desired, { fieldManager: this.applier.fieldManager, force: true });
       }
-      const phase = phaseOf(pv);
-      if (pv.metadata.deletionTimestamp || isInUse(pv) || isRetained(pv) || phase === 'Failed') return;
-      if (phase === 'Released') {
-        await this.retireVolume(pool, disk, pv, 'its claim was deleted', events);
-        return;
-      }
-      if (!desired) {
-        await this.deleteVolume(pv, `disk ${disk.metadata.name} is not ready (missing, unhealthy or unprepared); the volume comes back when it is`, 'VolumeWithdrawn', events);
-        return;
-      }
-      await this.applier.apply(PERSISTENT_VOLUMES, desired, pv);
     });
+  }
+
+  /** What the PV of one kept disk needs, or undefined when nothing (remembering PVs found up to date). */
+  private volumeWork(pool: Pool, disk: NodeDisk, pv: PersistentVolume | undefined, nodes: ReadonlyMap<string, Node>): VolumeWork | undefined {
+    const hostname = nodes.get(disk.spec.nodeName)?.metadata.labels?.[HOSTNAME_LABEL] ?? disk.spec.nodeName;
+    const against: VerifiedAgainst = { disk, poolUid: pool.metadata.uid, poolGeneration: pool.metadata.generation, hostname };
+    if (pv && isSameVerification(this.verified.get(pv), against)) return undefined;
+    const desired = isReadyDisk(disk) ? renderLocalPv(pool, disk, hostname) : undefined;
+    if (!pv) {
+      if (desired) return { kind: 'create', disk, desired };
+      return disk.spec.wipe ? { kind: 'forget-wipe', disk } : undefined;
+    }
+    const phase = phaseOf(pv);
+    if (pv.metadata.deletionTimestamp || isInUse(pv) || isRetained(pv) || phase === 'Failed') return undefined;
+    if (phase === 'Released') return { kind: 'recycle', disk, pv };
+    if (!desired) return { kind: 'withdraw', disk, pv };
+    if (this.applier.isCurrent(desired, pv)) {
+      this.verified.set(pv, against);
+      return undefined;
+    }
+    return { kind: 'update', disk, desired };
   }
 
   /**
@@ -273,7 +334,7 @@ export class StoragePoolReconciler implements Reconciler {
    */
   private async finalize(live: Pool, pool: Pool, events: EventBatch): Promise<ReconcileResult> {
     if (!hasFinalizer(live, POOL_FINALIZER)) return {};
-    const volumes = this.volumesOf(pool.metadata.name);
+    const volumes = volumesOf(this.caches, pool.metadata.name);
     const blockers = [...volumes.values()].filter((pv) => isInUse(pv) || isRetained(pv));
     const dynamicVolumes = this.caches.poolVolumes.list().filter((v) => v.spec.pool === pool.metadata.name);
     if (blockers.length > 0 || dynamicVolumes.length > 0) {
@@ -286,12 +347,12 @@ export class StoragePoolReconciler implements Reconciler {
         events.add('Warning', 'DeletionBlocked', `deletion waits for volumes in use by ${by.join(', ')}`);
       }
       await this.writeStatus(live, {
-        pool, problems: [], plan: { claim: [], keep: this.disksOf(pool.metadata.name), release: [], held: [], conflicts: [] },
+        pool, problems: [], plan: { claim: [], keep: disksOf(this.caches, pool.metadata.name), release: [], held: [], conflicts: [] },
         volumes: [...volumes.values()], storageClassName: storageClassName(pool), deletionBlockedBy: by,
       });
       return {};
     }
-    const disks = this.disksOf(pool.metadata.name);
+    const disks = disksOf(this.caches, pool.metadata.name);
     const byDisk = new Map(disks.map((d) => [persistentVolumeName(d.metadata.name), d]));
     let pending = false;
     await forEachLimit([...volumes.values()], WRITE_CONCURRENCY, async (pv) => {
@@ -329,17 +390,34 @@ export class StoragePoolReconciler implements Reconciler {
     }
   }
 
-  private volumesOf(pool: string): Map<string, PersistentVolume> {
-    return new Map(this.caches.volumes.list().filter((pv) => pv.metadata.labels?.[POOL_LABEL] === pool).map((pv) => [pv.metadata.name!, pv]));
-  }
-
-  private disksOf(pool: string): Disk[] {
-    return this.caches.disks.list().filter((d) => d.spec.claim?.pool === pool);
-  }
-
   private nodeMap(): Map<string, Node> {
     return new Map(this.caches.nodes.list().map((n) => [n.metadata.name!, n]));
   }
+}
+
+/** The write one kept disk's PV needs. */
+type VolumeWork =
+  | { readonly kind: 'create' | 'update'; readonly disk: NodeDisk; readonly desired: PersistentVolume }
+  | { readonly kind: 'recycle' | 'withdraw'; readonly disk: NodeDisk; readonly pv: PersistentVolume }
+  | { readonly kind: 'forget-wipe'; readonly disk: NodeDisk };
+
+/** How many writes a reconcile may still send; remembers whether it had to leave work for later. */
+class WriteBudget {
+  deferred = false;
+
+  constructor(private left: number) {}
+
+  /** The first items the budget (and `limit`) allows, spending it. */
+  take<T>(items: readonly T[], limit = Infinity): T[] {
+    const n = Math.max(0, Math.min(items.length, this.left, limit));
+    this.left -= n;
+    if (n < items.length) this.deferred = true;
+    return items.slice(0, n);
+  }
+}
+
+function isSameVerification(a: VerifiedAgainst | undefined, b: VerifiedAgainst): boolean {
+  return a !== undefined && a.disk === b.disk && a.poolUid === b.poolUid && a.poolGeneration === b.poolGeneration && a.hostname === b.hostname;
 }
 
 function describeClaim(claim: NonNullable<NodeDisk['spec']['claim']>): string {
