@@ -170,7 +170,9 @@ export class KubeClient {
     let page = await this.list<T>(rt, { limit: 500, ...opts });
     items.push(...page.items);
     while (page.metadata.continue) {
-      page = await this.list<T>(rt, { limit: 500, ...opts, continue: page.metadata.continue });
+      // A continue token carries its own resourceVersion; the server refuses both at once.
+      const { resourceVersion: _rv, ...rest } = opts;
+      page = await this.list<T>(rt, { limit: 500, ...rest, continue: page.metadata.continue });
       items.push(...page.items);
     }
     return { ...page, items, metadata: { resourceVersion: page.metadata.resourceVersion } };

@@ -100,6 +100,8 @@ describe('Informer under injected faults (loopback fault server)', () => {
     await eventually(() => server.openWatches === 1, 'healthy watch after two failures');
     expect(server.watches).to.equal(3);
     expect(server.lists).to.equal(3);
+    // The first list may be served from the API server's watch cache; relists read the latest state.
+    expect(server.listResourceVersions).to.deep.equal(['0', '', '']);
     expect(informer.restarts).to.equal(2);
     expect(informer.get('b')?.data).to.deep.equal({ v: '1' });
     server.put('c', { v: '1' });

@@ -21,6 +21,8 @@ export class FaultServer {
   readonly objects = new Map<string, KubeObject>();
   readonly watchPlan: WatchBehaviour[] = [];
   lists = 0;
+  /** The resourceVersion parameter of each list ('' when absent). */
+  readonly listResourceVersions: string[] = [];
   watches = 0;
   readonly watchResourceVersions: string[] = [];
   private rv = 100;
@@ -101,6 +103,7 @@ export class FaultServer {
     }
     if (url.searchParams.get('watch') !== 'true') {
       this.lists += 1;
+      this.listResourceVersions.push(url.searchParams.get('resourceVersion') ?? '');
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(
         JSON.stringify({ kind: 'ConfigMapList', apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) }, items: [...this.objects.values()] }),
       );
