@@ -3,6 +3,7 @@
  * realizer + CSI Node service), a loop device allow-listed to it. The test plays only the operator
  * (StoragePool, spec.claim). The agent discovers the disk, the engine makes the pool filesystem, the
  * controller provisions, and a published volume's data survives a SIGTERM restart of the daemon.
+ * When the pool's only disk leaves, the disk stays held while the volume lives, then is released.
  */
 import { expect } from 'chai';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -123,7 +124,27 @@ describe('stowage node with Dynamic pools (child process, real agent)', function
     expect(await readFile(join(target, 'kept.txt'), 'utf8')).to.equal('survives restarts');
     await call(nodeClient!, 'NodeUnpublishVolume', { volume_id: v.volume_id, target_path: target });
     await call(nodeClient!, 'NodeUnstageVolume', { volume_id: v.volume_id, staging_target_path: staging });
+
+    // The pool's only disk leaves (the operator clears the claim) while the volume still lives there:
+    // the engine keeps the filesystem and the agent says why the disk is not free.
+    await operatorSets(client, nd.metadata.name!, {});
+    const held = await waitFor('the agent to report the disk held by the pool filesystem', async () => {
+      const d = await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name!);
+      return condition(d, 'Prepared')?.reason === 'ReleaseRefused' ? d : undefined;
+    }, 60_000);
+    expect(condition(held, 'Prepared')?.message).to.contain(v.volume_id);
+    expect(condition(held, 'Eligible')?.status).to.equal('False');
+
+    // Once the volume is gone, the filesystem is unmounted and removed: the disk is Eligible again.
     await call(controllerClient!, 'DeleteVolume', { volume_id: v.volume_id });
     expect(await client.getIfExists(POOL_VOLUMES, v.volume_id)).to.equal(undefined);
+    await waitFor('the released disk to be blank and Eligible', async () => {
+      const d = await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name!);
+      return condition(d, 'Eligible')?.status === 'True';
+    }, 60_000).catch(async (err) => {
+      throw new Error(`${err}\n${JSON.stringify((await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name!)).status?.conditions)}\n${agent?.output.join('').slice(-3000)}`);
+    });
+    expect((await mountsUnder(join(dir, 'state'))).length, 'pool filesystem unmounted').to.equal(0);
+    expect((await run('blkid', ['-p', '-o', 'value', '-s', 'TYPE', disk.device]).catch(() => '')).trim()).to.equal('');
   });
 });
