@@ -2,6 +2,7 @@ import { API_VERSION, type Problem } from '../../crds/meta.js';
 import type { DiskClaim, DiskWipe, NodeDisk } from '../../crds/nodedisk.js';
 import { NODE_DISKS, STORAGE_POOLS } from '../../crds/resource-types.js';
 import { validateObject, withDefaults } from '../../crds/validation.js';
+import { ApiError } from '../../kube/api-error.js';
 import type { KubeClient } from '../../kube/client.js';
 import { PERSISTENT_VOLUMES, STORAGE_CLASSES } from '../../kube/resources.js';
 import type { Node, PersistentVolume } from '../../kube/types.js';
@@ -21,8 +22,11 @@ import { candidateDisks, disksOf, indexPoolCaches, volumesOf, type Pool, type Po
 import { isReadyDisk, poolStatus, type PoolObservation } from './status.js';
 import { immutableDifferences, isOwnedBy, renderStorageClass, storageClassName } from './storage-class.js';
 
-/** Writes one reconcile sends at once (claims, PVs): fast for big pools, gentle on the API server. */
-const WRITE_CONCURRENCY = 16;
+/**
+ * Writes one reconcile sends at once (claims, PVs). The client's connection pool (32 sockets)
+ * bounds what all reconciles send together, so a big pool's turn is a couple of round trips.
+ */
+const WRITE_CONCURRENCY = 32;
 /**
  * Claims, releases and PV writes one reconcile of a pool sends before it yields its worker and
  * goes to the back of the queue: pools take turns, so one pool of thousands of disks does not
@@ -249,7 +253,14 @@ export class StoragePoolReconciler implements Reconciler {
       switch (work.kind) {
         case 'create':
           if (disk.spec.wipe) await this.applyIntent(disk, { claim: disk.spec.claim! }, false); // the recycled volume is gone
-          await this.applier.client.apply(PERSISTENT_VOLUMES, work.desired, { fieldManager: this.applier.fieldManager, force: true });
+          // A plain create under the operator's field manager: the API server does less work for
+          // it than for an apply of a new object, which counts when thousands of disks come up at
+          // once. Later changes are applied (and take these fields over) as for any other PV.
+          await this.client.create(PERSISTENT_VOLUMES, work.desired, { fieldManager: this.applier.fieldManager }).catch(async (err: unknown) => {
+            // Created meanwhile (our cache had not seen it yet): make sure it says what it should.
+            if (!ApiError.isAlreadyExists(err)) throw err;
+            await this.client.apply(PERSISTENT_VOLUMES, work.desired, { fieldManager: this.applier.fieldManager, force: true });
+          });
           events.add('Normal', 'PersistentVolumeCreated',
             `created PersistentVolume ${work.desired.metadata.name} (${work.desired.spec.capacity?.storage}) on node ${disk.spec.nodeName} from disk ${disk.metadata.name}`);
           return;
