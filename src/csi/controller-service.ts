@@ -24,6 +24,8 @@ import { CsiError, csiV1, invalidArgument, msUntilDeadline, notFound, serviceDef
 import { TOPOLOGY_KEY } from './identity.js';
 import { MANAGED_BY } from '../labels.js';
 
+/** How long CreateVolume waits for a volume that raced in to reach the cache before answering ABORTED. */
+const RACED_VOLUME_WAIT_MS = 5_000;
 const log = logger('csi-controller');
 
 export const CSI_FIELD_MANAGER = 'stowage-csi';
@@ -217,12 +219,26 @@ export class CsiController {
         return made;
       } catch (err) {
         if (this.reserved.get(id) === draft) this.reserved.delete(id);
-        // The same name raced in (a retry, another replica): the existing object is the answer, if compatible.
-        if (ApiError.isAlreadyExists(err)) return this.options.client.get<PoolVolume>(POOL_VOLUMES, id);
+        // The same name raced in (a retry, another replica): the existing object is the answer, if
+        // compatible. It reaches the cache a moment later; no GET (the role does not grant one).
+        if (ApiError.isAlreadyExists(err)) return this.waitForCached(id);
         throw err;
       }
     }
     throw new CsiError(grpc.status.RESOURCE_EXHAUSTED, `no node has ${size} bytes free in pool ${pool} (checked ${nodes.join(', ')})`);
+  }
+
+  /** A volume the API server has and the cache will have shortly; ABORTED (retried) if it does not come. */
+  private async waitForCached(id: string): Promise<PoolVolume> {
+    const deadline = Date.now() + RACED_VOLUME_WAIT_MS;
+    for (;;) {
+      const pv = this.volumes.get(id);
+      if (pv) return pv;
+      if (Date.now() > deadline) {
+        throw new CsiError(grpc.status.ABORTED, `volume ${id} was created meanwhile by another caller and has not reached this controller's cache yet; retry`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** Requisite nodes (or all nodes of the pool), preferred ones first, then by most room. */
