@@ -253,7 +253,7 @@ describe('install and driver stack (real control plane)', function () {
       await deletePoolAndWaitForCsiRemoval(pool);
 
       // Local pools: the claim protocol with the agent's side played by the protocol double — claim
-      // (NodeDisk patch), StorageClass and PV (apply-create), release when the selector stops
+      // (NodeDisk patch), StorageClass (apply) and PV (create; a hand edit repaired by apply), release when the selector stops
       // matching (PV delete, NodeDisk patch), the same claim again (the repeated Event is patched).
       agent = new AgentDouble(admin);
       const disk = `${nodes[0]}-lp`;
@@ -262,6 +262,10 @@ describe('install and driver stack (real control plane)', function () {
       const local = await createLocalPool(nodes[0]!);
       const pvCount = async () => (await admin.list<KubeObject>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${local}` })).items.length;
       await waitFor('the local PV', async () => (await pvCount()) === 1, 60_000);
+      // A hand edit of the PV is undone (PV patch).
+      const [localPv] = (await admin.list<KubeObject & Any>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${local}` })).items;
+      await admin.mergePatch(PERSISTENT_VOLUMES, localPv.metadata.name, { spec: { persistentVolumeReclaimPolicy: 'Retain' } });
+      await waitFor('the PV repaired', async () => (await admin.get<KubeObject & Any>(PERSISTENT_VOLUMES, localPv.metadata.name)).spec.persistentVolumeReclaimPolicy === 'Delete', 60_000);
       const select = (node: string) => admin.mergePatch(STORAGE_POOLS, local, { spec: { disks: { selector: { matchLabels: { 'stowage.dev/node': node } } } } });
       await select('no-such-node');
       await waitFor('the disk to be released and its PV deleted', async () => (await pvCount()) === 0 && agent!.live(disk)?.spec.claim === undefined, 60_000);
