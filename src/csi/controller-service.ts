@@ -24,8 +24,6 @@ import { CsiError, csiV1, invalidArgument, msUntilDeadline, notFound, serviceDef
 import { TOPOLOGY_KEY } from './identity.js';
 import { MANAGED_BY } from '../labels.js';
 
-/** How long CreateVolume waits for a volume that raced in to reach the cache before answering ABORTED. */
-const RACED_VOLUME_WAIT_MS = 5_000;
 const log = logger('csi-controller');
 
 export const CSI_FIELD_MANAGER = 'stowage-csi';
@@ -167,7 +165,7 @@ export class CsiController {
     // The informer cache is synced before the service answers, so a name it does not know is new: no
     // GET first. One that raced in anyway (another controller replica) shows as AlreadyExists below.
     let pv = this.volumes.get(id) ?? this.reserved.get(id);
-    if (!pv) pv = await this.reserve(id, name, pool, mode, size, req.accessibility_requirements, noDataCow);
+    if (!pv) pv = await this.reserve(id, name, pool, mode, size, req.accessibility_requirements, noDataCow) ?? (await this.raced(id, call));
     this.checkCompatible(pv, name, pool, mode, required, limit, noDataCow);
     const ready = await this.waitReady(pv, BigInt(pv.spec.size), call);
     return { volume: this.volumeOf(ready) };
@@ -186,7 +184,8 @@ export class CsiController {
     if (problems.length) throw new CsiError(grpc.status.ALREADY_EXISTS, `a volume named ${name} already exists and is incompatible: ${problems.join('; ')}`);
   }
 
-  private async reserve(id: string, name: string, pool: string, mode: 'Filesystem' | 'Block', size: bigint, topology: any, noDataCow: boolean): Promise<PoolVolume> {
+  /** Reserves room on a node and creates the PoolVolume; undefined when another caller created it first. */
+  private async reserve(id: string, name: string, pool: string, mode: 'Filesystem' | 'Block', size: bigint, topology: any, noDataCow: boolean): Promise<PoolVolume | undefined> {
     const sp = this.pools.get(pool);
     if (!sp) throw invalidArgument(`StoragePool ${pool} does not exist`);
     if (sp.spec.mode !== 'Dynamic') throw invalidArgument(`StoragePool ${pool} has mode ${sp.spec.mode}; the CSI driver serves Dynamic pools only`);
@@ -220,25 +219,20 @@ export class CsiController {
       } catch (err) {
         if (this.reserved.get(id) === draft) this.reserved.delete(id);
         // The same name raced in (a retry, another replica): the existing object is the answer, if
-        // compatible. It reaches the cache a moment later; no GET (the role does not grant one).
-        if (ApiError.isAlreadyExists(err)) return this.waitForCached(id);
+        // compatible; the caller takes it from the cache (the role grants no GET).
+        if (ApiError.isAlreadyExists(err)) return undefined;
         throw err;
       }
     }
     throw new CsiError(grpc.status.RESOURCE_EXHAUSTED, `no node has ${size} bytes free in pool ${pool} (checked ${nodes.join(', ')})`);
   }
 
-  /** A volume the API server has and the cache will have shortly; ABORTED (retried) if it does not come. */
-  private async waitForCached(id: string): Promise<PoolVolume> {
-    const deadline = Date.now() + RACED_VOLUME_WAIT_MS;
-    for (;;) {
-      const pv = this.volumes.get(id);
-      if (pv) return pv;
-      if (Date.now() > deadline) {
-        throw new CsiError(grpc.status.ABORTED, `volume ${id} was created meanwhile by another caller and has not reached this controller's cache yet; retry`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  /** A volume another caller created meanwhile: the API server has it, the cache will in a moment. */
+  private async raced(id: string, call: grpc.ServerUnaryCall<any, any>): Promise<PoolVolume> {
+    await this.waitFor(id, (v, deleted) => deleted || v !== undefined, call, 'known');
+    const pv = this.volumes.get(id);
+    if (!pv) throw new CsiError(grpc.status.ABORTED, `volume ${id} was created by another caller and is gone again; retry`);
+    return pv;
   }
 
   /** Requisite nodes (or all nodes of the pool), preferred ones first, then by most room. */
