@@ -6,4 +6,4 @@ export * from './nodedisk.js';
 export * from './poolvolume.js';
 export * from './crd.js';
 export { crossFieldProblems, ruleProblems, schemaForKind } from './rules.js';
-export { STOWAGE_KINDS, isValid, pointerToPath, toAjvSchema, validateObject, withDefaults } from './validation.js';
+export { STOWAGE_KINDS, isValid, pointerToPath, precompileValidator, toAjvSchema, validateObject, withDefaults } from './validation.js';

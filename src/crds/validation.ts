@@ -127,21 +127,36 @@ interface Compiled {
   defaults: ValidateFunction;
 }
 
-let compiled: Map<string, Compiled> | undefined;
+/** One ajv instance per mode, shared by every kind (schemas compile into it one by one). */
+let ajvs: { checker: Ajv; defaulter: Ajv } | undefined;
+const compiled = new Map<string, Compiled>();
 
-/** Compiled lazily: compiling costs tens of milliseconds, and most importers never validate. */
+/**
+ * Compiled lazily, one kind at a time: a kind costs tens of milliseconds to compile, most importers
+ * never validate, and the operator only validates StoragePools.
+ */
 function compiledFor(kind: string): Compiled | undefined {
-  if (!compiled) {
-    const checker = newAjv(false);
-    const defaulter = newAjv(true);
-    compiled = new Map(
-      RESOURCE_DEFINITIONS.map((def) => {
-        const schema = toAjvSchema(def.schema);
-        return [def.kind, { def, check: checker.compile(schema), defaults: defaulter.compile(schema) }];
-      }),
-    );
-  }
-  return compiled.get(kind);
+  let entry = compiled.get(kind);
+  if (entry) return entry;
+  const def = RESOURCE_DEFINITIONS.find((d) => d.kind === kind);
+  if (!def) return undefined;
+  ajvs ??= { checker: newAjv(false), defaulter: newAjv(true) };
+  const schema = toAjvSchema(def.schema);
+  entry = { def, check: ajvs.checker.compile(schema), defaults: ajvs.defaulter.compile(schema) };
+  compiled.set(kind, entry);
+  return entry;
+}
+
+/**
+ * Compiles the validator of `kind` now instead of on first use. A process that knows it will
+ * validate (the operator) calls this while it waits for its caches, so the first reconcile does not
+ * pay for it.
+ *
+ * @example
+ *   precompileValidator('StoragePool');
+ */
+export function precompileValidator(kind: string): void {
+  if (!compiledFor(kind)) throw new Error(`precompileValidator: unknown kind ${JSON.stringify(kind)}; Stowage kinds are ${STOWAGE_KINDS.join(', ')}`);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import { parseAllDocuments } from 'yaml';
 import { validateCommand } from '../../src/cli/validate.js';
 import {
   crossFieldProblems,
+  precompileValidator,
   validateObject,
   withDefaults,
   type NodeDisk,
@@ -200,6 +201,14 @@ describe('cross-field rules (CEL on the CRD, crossFieldProblems in TypeScript)',
     expect(crossFieldProblems({ kind: 'ConfigMap' })).to.deep.equal([]);
     expect(crossFieldProblems(pool((p) => (p.spec.local = 'oops')))).to.be.an('array');
     expect(crossFieldProblems(null)).to.deep.equal([]);
+  });
+});
+
+describe('precompileValidator', () => {
+  it('compiles a kind ahead of use (validation then behaves the same) and names the kinds it knows when given another', () => {
+    precompileValidator('NodeDisk');
+    expect(validateObject(minimalDisk())).to.deep.equal([]);
+    expect(() => precompileValidator('StorgePool')).to.throw(/unknown kind "StorgePool"; Stowage kinds are StoragePool, NodeDisk/);
   });
 });
 

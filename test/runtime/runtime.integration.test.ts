@@ -185,4 +185,27 @@ describe('controller runtime on the real control plane', function () {
     expect(metrics).to.match(/stowage_api_requests_total\{verb="list",resource="configmaps",code="200"\}/);
     expect(metrics).to.match(/process_cpu_seconds_total/);
   });
+
+  it('Manager warm-ups run once while the caches fill, before the first reconcile; a failing one does not stop the manager', async () => {
+    await client.create(CONFIG_MAPS, { metadata: { name: 'present-at-start', namespace }, data: {} });
+    const manager = new Manager({ client });
+    const informer = manager.informer(CONFIG_MAPS, { namespace });
+    const order: string[] = [];
+    manager.controller({ name: 'warm-up-test', reconciler: { reconcile: async (key) => void order.push(`reconcile ${key}`) } }).watchFor(informer);
+    manager.warmUp('broken', () => {
+      order.push('broken warm-up');
+      throw new Error('warm-up failure injected by the test');
+    });
+    manager.warmUp('validator', () => void order.push('warm-up'));
+    const abort = new AbortController();
+    const done = manager.run(abort.signal);
+    running.push(async () => {
+      abort.abort();
+      await done;
+    });
+    await waitFor('the first reconcile', async () => order.includes(`reconcile ${namespace}/present-at-start`));
+    // Each warm-up ran once, both before any reconcile (the namespace's own kube-root-ca.crt is reconciled too).
+    expect(order.slice(0, 2)).to.deep.equal(['broken warm-up', 'warm-up']);
+    expect(order.slice(2).every((entry) => entry.startsWith('reconcile '))).to.equal(true, order.join(', '));
+  });
 });

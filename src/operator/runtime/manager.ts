@@ -10,6 +10,12 @@ import { Informer, InformerMetrics, type InformerOptions } from './informer.js';
 import { LeaderElectionMetrics, LeaderElector, type LeaderElectorOptions } from './leader-election.js';
 import { WorkQueueMetrics } from './work-queue.js';
 
+/**
+ * Warm-ups start this long after the informers: their list requests (connection, TLS handshake)
+ * go out first, and the warm-up's CPU then overlaps the API server's work on the lists.
+ */
+const WARM_UP_DELAY_MS = 20;
+
 export interface ManagerOptions {
   readonly client: KubeClient;
   /** `HOST:PORT` for /metrics (and the probes, when both addresses are equal); undefined: off. */
@@ -40,6 +46,7 @@ export class Manager {
   private readonly log = logger('manager');
   private readonly informers = new Map<string, Informer>();
   private readonly controllers: Controller[] = [];
+  private readonly warmUps: { name: string; run: () => void }[] = [];
   private readonly controllerMetrics: ControllerMetrics;
   private readonly queueMetrics: WorkQueueMetrics;
   private readonly informerMetrics: InformerMetrics;
@@ -76,6 +83,18 @@ export class Manager {
     const controller = new Controller({ ...options, metrics: this.controllerMetrics, queueMetrics: this.queueMetrics });
     this.controllers.push(controller);
     return controller;
+  }
+
+  /**
+   * Registers work to do once while the caches fill, before any controller starts (compiling
+   * validators, say), so the first reconciles do not pay for it. A failing warm-up is logged and
+   * otherwise ignored: the work is then done on first use.
+   *
+   * @example
+   *   mgr.warmUp('StoragePool validator', () => precompileValidator('StoragePool'));
+   */
+  warmUp(name: string, run: () => void): void {
+    this.warmUps.push({ name, run });
   }
 
   /**
@@ -131,6 +150,7 @@ export class Manager {
 
   private async startWorkers(signal: AbortSignal): Promise<void> {
     for (const informer of this.informers.values()) informer.start();
+    const warmedUp = this.runWarmUps();
     // One abort listener for the whole wait (not one per informer, which trips Node's leak warning).
     let onAbort = (): void => undefined;
     const aborted = new Promise<void>((resolve) => {
@@ -139,9 +159,24 @@ export class Manager {
     });
     await Promise.race([Promise.all([...this.informers.values()].map((i) => i.waitForSync())), aborted]);
     signal.removeEventListener('abort', onAbort);
+    await warmedUp;
     if (signal.aborted) return;
     this.log.info({ informers: this.informers.size, controllers: this.controllers.length }, 'caches synced; starting controllers');
     for (const controller of this.controllers) controller.start();
+  }
+
+  private async runWarmUps(): Promise<void> {
+    for (const { name, run } of this.warmUps) {
+      // One per macrotask, so list responses are read in between.
+      await new Promise((resolve) => setTimeout(resolve, WARM_UP_DELAY_MS));
+      const started = performance.now();
+      try {
+        run();
+        this.log.debug({ warmUp: name, ms: Math.round(performance.now() - started) }, 'warmed up');
+      } catch (err) {
+        this.log.warn({ warmUp: name, err }, 'warm-up failed; the work is done on first use instead');
+      }
+    }
   }
 
   private async stopWorkers(): Promise<void> {
