@@ -23,7 +23,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY hack/bundle-client-node.mjs ./hack/
 RUN npx tsc -p tsconfig.build.json \
+ && node hack/bundle-client-node.mjs \
  && npm prune --omit=dev --no-audit --no-fund
 
 FROM ${NODE_IMAGE}

@@ -19,8 +19,9 @@ $(NODE_MODULES_STAMP): package.json package-lock.json
 deps: $(NODE_MODULES_STAMP) ## Install npm dependencies.
 
 .PHONY: build
-build: deps ## Compile TypeScript (type errors fail the build).
+build: deps ## Compile TypeScript (type errors fail the build) and bundle client-node (faster start-up).
 	npx tsc -p tsconfig.json
+	node hack/bundle-client-node.mjs
 
 .PHONY: manifests
 manifests: build ## Regenerate config/crd/ from src/crds/ and config/prometheus/ from src/metrics/.

@@ -1,6 +1,6 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from './client-node.js';
 import { ApiError } from './api-error.js';
 import { parseResourcePath, resourcePath, apiVersionOf, type ResourceType } from './resources.js';
 import type { KubeObject, ObjectList, Status, WatchEvent } from './types.js';

@@ -3,7 +3,7 @@
  * register them, filled with one sample each so every label shows up in a scrape. The metrics
  * reference (docs/metrics.md) must describe exactly this.
  */
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '../../src/kube/client-node.js';
 import type { Registry } from 'prom-client';
 import type { NodeDisk } from '../../src/crds/nodedisk.js';
 import type { StoragePool } from '../../src/crds/storagepool.js';
