@@ -206,6 +206,7 @@ class Agent implements NodeAgent {
     await this.running?.catch(() => undefined);
     await this.queued?.catch(() => undefined);
     await this.informer.stop();
+    await this.events.drain();
   }
 
   private trigger(): void {

@@ -45,7 +45,7 @@ export async function runOperator(opts: OperatorOptions): Promise<number> {
       ? { namespace: opts.leaderElectionNamespace ?? ownNamespace(), name: opts.leaderElectionId, identity }
       : undefined,
   });
-  setupControllers(manager, {
+  const { events } = setupControllers(manager, {
     workers: opts.workers,
     fieldManager: OPERATOR_FIELD_MANAGER,
     driverStack: { namespace: opts.namespace ?? ownNamespace(), images },
@@ -70,6 +70,7 @@ export async function runOperator(opts: OperatorOptions): Promise<number> {
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
+    await events.drain();
     client.close();
   }
 }

@@ -30,7 +30,7 @@ export interface SetupOptions {
 }
 
 /** Registers the operator's informers and controllers with `manager`. */
-export function setupControllers(manager: Manager, opts: SetupOptions): { storagePools: Controller; caches: PoolCaches } {
+export function setupControllers(manager: Manager, opts: SetupOptions): { storagePools: Controller; caches: PoolCaches; events: EventRecorder } {
   const applier = new Applier(manager.client, opts.fieldManager);
   const events = new EventRecorder(manager.client, opts.fieldManager);
   const caches: PoolCaches = {
@@ -61,5 +61,5 @@ export function setupControllers(manager: Manager, opts: SetupOptions): { storag
     .watch(caches.nodes, () => allPools(), undefined, (old, node) => !jsonEqual(old.metadata.labels ?? {}, node.metadata.labels ?? {}))
     .watch(caches.poolVolumes, (v) => [v.spec.pool]);
   if (opts.driverStack) setupDriverStack(manager, { ...opts.driverStack, fieldManager: opts.fieldManager });
-  return { storagePools, caches };
+  return { storagePools, caches, events };
 }

@@ -11,6 +11,10 @@ const CLUSTER_SCOPED_EVENT_NAMESPACE = 'default';
 /** The same event repeated within this window bumps the count of the first instead of adding one. */
 const AGGREGATION_WINDOW_MS = 10 * 60_000;
 const MAX_REMEMBERED = 4096;
+/** Events waiting to be written; beyond this (an API server that does not answer) new ones are dropped, as client-go does. */
+const MAX_PENDING = 1000;
+/** How long a stopping process waits for its last events. */
+const DRAIN_TIMEOUT_MS = 5_000;
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -19,10 +23,17 @@ export type EventType = 'Normal' | 'Warning';
  * same (object, type, reason, message) within ten minutes updates the first event's count and
  * lastTimestamp. Recording never throws: an event that cannot be written is logged and dropped,
  * so it never fails a reconcile.
+ *
+ * Events are written in the background, one at a time in the order recorded (which keeps the
+ * aggregation exact), so a reconcile never waits for its events: callers may await the returned
+ * promise (tests do) but need not.
  */
 export class EventRecorder {
   private readonly log = logger('events');
   private readonly recent = new Map<string, { name: string; namespace: string; count: number; at: number; first: string }>();
+  private queue: Promise<void> = Promise.resolve();
+  private pending = 0;
+  private dropped = 0;
 
   constructor(
     private readonly client: KubeClient,
@@ -35,12 +46,34 @@ export class EventRecorder {
     return new EventBatch(this, object);
   }
 
-  async emit(object: KubeObject, type: EventType, reason: string, message: string, opts: { quiet?: boolean } = {}): Promise<void> {
+  /** Queues one event; the promise settles (never rejects) once it is written or given up. */
+  emit(object: KubeObject, type: EventType, reason: string, message: string, opts: { quiet?: boolean } = {}): Promise<void> {
+    if (!opts.quiet) this.log.info({ object: `${object.kind}/${object.metadata.name}`, type, reason }, message);
+    if (this.pending >= MAX_PENDING) {
+      if (this.dropped++ % 100 === 0) this.log.warn({ pending: this.pending, dropped: this.dropped, reason }, 'too many events waiting to be written; dropping new ones');
+      return Promise.resolve();
+    }
+    this.pending += 1;
+    const written = this.queue.then(() => this.write(object, type, reason, message)).finally(() => void (this.pending -= 1));
+    this.queue = written;
+    return written;
+  }
+
+  /**
+   * Resolves once every event recorded so far is written or given up, or after `timeoutMs`
+   * (shutdown must not hang on an API server that does not answer).
+   */
+  async drain(timeoutMs = DRAIN_TIMEOUT_MS): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.queue, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
+  }
+
+  private async write(object: KubeObject, type: EventType, reason: string, message: string): Promise<void> {
     const { name, uid } = object.metadata;
     const namespace = object.metadata.namespace ?? CLUSTER_SCOPED_EVENT_NAMESPACE;
     const key = JSON.stringify([uid ?? name, type, reason, message]);
     const now = nowTimestamp();
-    if (!opts.quiet) this.log.info({ object: `${object.kind}/${name}`, type, reason }, message);
     try {
       const seen = this.recent.get(key);
       if (seen && Date.now() - seen.at < AGGREGATION_WINDOW_MS) {
@@ -98,14 +131,15 @@ export class EventBatch {
     this.groups.set(key, group);
   }
 
-  async flush(): Promise<void> {
+  /** Hands the collected events to the recorder; the promise settles once they are written. */
+  flush(): Promise<void> {
     const groups = [...this.groups.values()];
     this.groups.clear();
-    for (const { type, reason, messages } of groups) {
+    return Promise.all(groups.map(({ type, reason, messages }) => {
       const shown = messages.slice(0, MAX_ITEMS_PER_EVENT);
       const more = messages.length - shown.length;
       const message = messages.length === 1 ? messages[0]! : `${messages.length} times: ${shown.join('; ')}${more > 0 ? `; and ${more} more` : ''}`;
-      await this.recorder.emit(this.object, type, reason, message, { quiet: true });
-    }
+      return this.recorder.emit(this.object, type, reason, message, { quiet: true });
+    })).then(() => undefined);
   }
 }

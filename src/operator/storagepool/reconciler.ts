@@ -100,7 +100,8 @@ export class StoragePoolReconciler implements Reconciler {
     try {
       return await this.reconcilePool(live, pool, problems, events);
     } finally {
-      await events.flush();
+      // Written in the background: the pool's next turn need not wait for its events.
+      void events.flush();
     }
   }
 
