@@ -9,7 +9,11 @@ import type { KubeObject, ObjectList, Status, WatchEvent } from './types.js';
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** Authorization headers (bearer tokens from files or exec plugins) are re-read this often. */
 const AUTH_REFRESH_MS = 60_000;
-/** Enough parallel connections for a busy operator without flooding a small API server. */
+/**
+ * Requests in flight at once (HTTP/1.1: one connection each): enough for a busy operator without
+ * flooding a small API server. Watches have their own connections, outside this limit: each holds
+ * one for minutes, and they must never take the places requests need.
+ */
 const MAX_SOCKETS = 32;
 
 /** One finished API call, as reported to observers (metrics, the least-privilege audit in tests). */
@@ -84,6 +88,7 @@ export interface KubeClientOptions {
 export class KubeClient {
   readonly server: string;
   private readonly agent: http.Agent;
+  private readonly watchAgent: http.Agent;
   private readonly observers = new Set<ApiCallObserver>();
   private headers: Record<string, string> = {};
   private headersAt = 0;
@@ -96,9 +101,11 @@ export class KubeClient {
     const cluster = kubeConfig.getCurrentCluster();
     if (!cluster) throw new Error('the kubeconfig has no current cluster; set one with `kubectl config use-context NAME`');
     this.server = cluster.server.replace(/\/+$/, '');
-    this.agent = this.server.startsWith('https:')
-      ? new https.Agent({ ...tls, keepAlive: true, maxSockets: MAX_SOCKETS })
-      : new http.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS });
+    const agent = (maxSockets: number): http.Agent => this.server.startsWith('https:')
+      ? new https.Agent({ ...tls, keepAlive: true, maxSockets })
+      : new http.Agent({ keepAlive: true, maxSockets });
+    this.agent = agent(MAX_SOCKETS);
+    this.watchAgent = agent(Infinity);
   }
 
   /**
@@ -132,6 +139,7 @@ export class KubeClient {
   /** Closes idle keep-alive connections; in-flight requests finish. */
   close(): void {
     this.agent.destroy();
+    this.watchAgent.destroy();
   }
 
   // ---- typed verbs -------------------------------------------------------------------------
@@ -286,7 +294,7 @@ export class KubeClient {
     const spec: RequestSpec = { method: 'GET', path, query: { ...query, watch: true }, signal };
     let code = 0;
     try {
-      const res = await this.send(spec, 0);
+      const res = await this.send(spec, 0, this.watchAgent);
       code = res.statusCode ?? 0;
       if (code !== 200) throw ApiError.fromResponse('WATCH', path, code, await readBody(res));
       await new Promise<void>((resolve, reject) => {
@@ -327,7 +335,7 @@ export class KubeClient {
     }
   }
 
-  private async send(spec: RequestSpec, timeoutMs: number): Promise<http.IncomingMessage> {
+  private async send(spec: RequestSpec, timeoutMs: number, agent = this.agent): Promise<http.IncomingMessage> {
     const url = new URL(this.server + spec.path);
     for (const [key, value] of Object.entries(spec.query ?? {})) {
       if (value !== undefined && value !== '') url.searchParams.set(key, String(value));
@@ -344,7 +352,7 @@ export class KubeClient {
     }
     const transport = url.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
-      const req = transport.request(url, { method: spec.method, headers, agent: this.agent }, resolve);
+      const req = transport.request(url, { method: spec.method, headers, agent }, resolve);
       // Destroying without an error (rather than passing the signal to node) keeps an abort from
       // surfacing as an unhandled AbortError on the response stream; callers check signal.aborted.
       const signal = spec.signal;
