@@ -75,6 +75,38 @@ describe('Local pools: lifecycle (real control plane; agent side played by the p
     await world.waitForPool(main, 'back to 6 volumes', (x) => x.status?.counts?.volumes?.available === 6);
   });
 
+  it('options dropped from the pool are dropped from its class and unbound PVs; a bound PV keeps its own', async () => {
+    const selector = { selector: { matchLabels: { 'stowage.dev/media': 'ssd', [`test/${world.prefix}`]: 'yes' } } };
+    await world.applyPool(pool(main, { disks: selector, storageClass: { isDefault: true, mountOptions: ['noatime'] } }));
+    await waitFor('every PV with noatime', async () => {
+      const pvs = await world.volumesOf(main);
+      return pvs.length === 6 && pvs.every((pv) => pv.spec.mountOptions?.[0] === 'noatime');
+    });
+    const withOptions = await world.admin.get<KubeObject & { mountOptions?: string[] }>(STORAGE_CLASSES, main);
+    expect(withOptions.metadata.annotations?.['storageclass.kubernetes.io/is-default-class']).to.equal('true');
+    expect(withOptions.mountOptions).to.deep.equal(['noatime']);
+    const bound = await world.claimVolume('keeps-options', main, [world.nodes[0]!]);
+
+    await world.applyPool(pool(main, { disks: selector }));
+    const sc = await waitFor('the class no longer the default, without mountOptions', async () => {
+      const c = await world.admin.get<KubeObject & { mountOptions?: string[] }>(STORAGE_CLASSES, main);
+      return c.metadata.annotations?.['storageclass.kubernetes.io/is-default-class'] === undefined && c.mountOptions === undefined ? c : undefined;
+    });
+    expect(sc.metadata.uid).to.equal(withOptions.metadata.uid, 'changed in place, not recreated');
+    await waitFor('unbound PVs without mountOptions', async () => {
+      const unbound = (await world.volumesOf(main)).filter((pv) => pv.metadata.name !== bound.metadata.name);
+      return unbound.length === 5 && unbound.every((pv) => pv.spec.mountOptions === undefined);
+    });
+    const stillBound = await world.admin.get<PersistentVolume>(PERSISTENT_VOLUMES, bound.metadata.name!);
+    expect(stillBound.metadata.resourceVersion).to.equal(bound.metadata.resourceVersion, 'a bound PV is never modified');
+    expect(stillBound.spec.mountOptions).to.deep.equal(['noatime']);
+
+    await world.releaseVolume('keeps-options');
+    await world.waitForPool(main, 'back to 6 available volumes', (x) => x.status?.counts?.volumes?.available === 6 && x.status?.counts?.volumes?.released === 0);
+    await waitFor('the recycled PV without mountOptions', async () =>
+      (await world.volumesOf(main)).every((pv) => pv.spec.mountOptions === undefined));
+  });
+
   it('a selector change releases the disks it no longer selects, but holds a disk whose volume is bound', async () => {
     const bound = await world.claimVolume('on-node3', `${main}`, [world.nodes[2]!]);
     const boundDisk = bound.metadata.labels!['stowage.dev/disk']!;
@@ -118,7 +150,8 @@ describe('Local pools: lifecycle (real control plane; agent side played by the p
       });
     });
     expect(condition(p, 'Ready')?.message).to.contain(`${world.namespace}/on-node2`).and.contain(`${world.namespace}/on-node3`);
-    expect((await world.volumesOf(main)).filter((pv) => pv.status?.phase === 'Bound')).to.have.length(2);
+    const boundVolumes = (await world.volumesOf(main)).filter((pv) => pv.status?.phase === 'Bound');
+    expect(boundVolumes).to.have.length(2);
     expect(await world.admin.getIfExists(STORAGE_CLASSES, main)).to.not.equal(undefined);
 
     await world.releaseVolume('on-node2');
@@ -129,8 +162,8 @@ describe('Local pools: lifecycle (real control plane; agent side played by the p
     const disks = (await world.admin.list<Disk>(NODE_DISKS)).items.filter((d) => world.nodes.includes(d.spec.nodeName));
     expect(disks.filter((d) => d.spec.claim !== undefined).map((d) => d.metadata.name)).to.deep.equal([]);
     expect(disks.every((d) => d.metadata.labels?.['stowage.dev/pool'] === undefined)).to.equal(true);
-    // Both released volumes were wiped for their own UIDs before their PVs went.
+    // Both released volumes were wiped for their own UIDs before their PVs went (earlier tests' wipes are there too).
     const wiped = [...world.agent.disks.values()].flatMap((d) => d.wipes);
-    expect(wiped).to.have.length(2);
+    expect(wiped).to.include.members(boundVolumes.map((pv) => pv.metadata.uid!));
   });
 });

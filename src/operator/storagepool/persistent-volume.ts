@@ -7,6 +7,9 @@ import {
 } from '../../labels.js';
 import { storageClassName } from './storage-class.js';
 
+/** Fields of a Local PV that {@link renderLocalPv} sets only sometimes: gone from the pool, gone from its PVs. */
+export const LOCAL_PV_OPTIONAL_FIELDS: readonly (readonly string[])[] = [['spec', 'mountOptions']];
+
 /** The PV of a disk: one per NodeDisk, so the name follows from the NodeDisk's. */
 export function persistentVolumeName(diskName: string): string {
   return `stowage-${diskName}`;

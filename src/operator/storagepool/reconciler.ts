@@ -16,11 +16,11 @@ import type { ReconcileResult, Reconciler } from '../runtime/controller.js';
 import type { EventBatch, EventRecorder } from '../runtime/events.js';
 import { addFinalizer, hasFinalizer, removeFinalizer } from '../runtime/finalizers.js';
 import { claimRefName, desiredClaim, planDisks, sameClaim, type DiskPlan } from './disk-plan.js';
-import { isInUse, isRetained, persistentVolumeName, phaseOf, renderLocalPv } from './persistent-volume.js';
+import { isInUse, isRetained, LOCAL_PV_OPTIONAL_FIELDS, persistentVolumeName, phaseOf, renderLocalPv } from './persistent-volume.js';
 import { observeDynamicPool } from './dynamic.js';
 import { candidateDisks, disksOf, indexPoolCaches, volumesOf, type Pool, type PoolCaches } from './pool-caches.js';
 import { isReadyDisk, poolStatus, type PoolObservation } from './status.js';
-import { immutableDifferences, isOwnedBy, renderStorageClass, storageClassName } from './storage-class.js';
+import { immutableDifferences, isOwnedBy, renderStorageClass, STORAGE_CLASS_OPTIONAL_FIELDS, storageClassName } from './storage-class.js';
 
 /**
  * Writes one reconcile sends at once (claims, PVs). The client's connection pool (32 sockets)
@@ -164,7 +164,7 @@ export class StoragePoolReconciler implements Reconciler {
       }
     }
     const created = !live;
-    await this.applier.apply(STORAGE_CLASSES, desired, live);
+    await this.applier.apply(STORAGE_CLASSES, desired, live, STORAGE_CLASS_OPTIONAL_FIELDS);
     if (created) events.add('Normal', 'StorageClassCreated', `created StorageClass ${name}`);
     return undefined;
   }
@@ -275,7 +275,7 @@ export class StoragePoolReconciler implements Reconciler {
           await this.deleteVolume(work.pv, `disk ${disk.metadata.name} is not ready (missing, unhealthy or unprepared); the volume comes back when it is`, 'VolumeWithdrawn', events);
           return;
         case 'update':
-          await this.applier.client.apply(PERSISTENT_VOLUMES, work.desired, { fieldManager: this.applier.fieldManager, force: true });
+          await this.applier.apply(PERSISTENT_VOLUMES, work.desired, work.pv, LOCAL_PV_OPTIONAL_FIELDS);
       }
     });
   }
@@ -294,11 +294,11 @@ export class StoragePoolReconciler implements Reconciler {
     if (pv.metadata.deletionTimestamp || isInUse(pv) || isRetained(pv) || phase === 'Failed') return undefined;
     if (phase === 'Released') return { kind: 'recycle', disk, pv };
     if (!desired) return { kind: 'withdraw', disk, pv };
-    if (this.applier.isCurrent(desired, pv)) {
+    if (this.applier.isCurrent(desired, pv, LOCAL_PV_OPTIONAL_FIELDS)) {
       this.verified.set(pv, against);
       return undefined;
     }
-    return { kind: 'update', disk, desired };
+    return { kind: 'update', disk, desired, pv };
   }
 
   /**
@@ -409,7 +409,8 @@ export class StoragePoolReconciler implements Reconciler {
 
 /** The write one kept disk's PV needs. */
 type VolumeWork =
-  | { readonly kind: 'create' | 'update'; readonly disk: NodeDisk; readonly desired: PersistentVolume }
+  | { readonly kind: 'create'; readonly disk: NodeDisk; readonly desired: PersistentVolume }
+  | { readonly kind: 'update'; readonly disk: NodeDisk; readonly desired: PersistentVolume; readonly pv: PersistentVolume }
   | { readonly kind: 'recycle' | 'withdraw'; readonly disk: NodeDisk; readonly pv: PersistentVolume }
   | { readonly kind: 'forget-wipe'; readonly disk: NodeDisk };
 

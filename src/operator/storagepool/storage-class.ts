@@ -37,6 +37,12 @@ export function renderStorageClass(pool: StoragePool): StorageClass {
   };
 }
 
+/** Fields {@link renderStorageClass} sets only sometimes: dropped from the pool, dropped from the class. */
+export const STORAGE_CLASS_OPTIONAL_FIELDS: readonly (readonly string[])[] = [
+  ['metadata', 'annotations', DEFAULT_CLASS_ANNOTATION],
+  ['mountOptions'],
+];
+
 /** Fields the API server refuses to change on an existing StorageClass. */
 const IMMUTABLE_FIELDS = ['provisioner', 'parameters', 'reclaimPolicy', 'volumeBindingMode'] as const;
 
