@@ -93,8 +93,8 @@ export class Applier {
     if (dropped.length > 0) {
       // The cached resourceVersion is a precondition: if the object changed since (a PV got bound,
       // say), the API server refuses (409) and the reconcile retries with what it is now.
-      const patch = { ...removalPatch(dropped) } as { metadata?: Record<string, unknown> };
-      patch.metadata = { ...patch.metadata, resourceVersion: live!.metadata.resourceVersion };
+      const patch = removalPatch(dropped);
+      patch.metadata = { ...(patch.metadata as Record<string, unknown> | undefined), resourceVersion: live!.metadata.resourceVersion };
       await this.client.mergePatch(rt, live!.metadata.name!, patch, { namespace: live!.metadata.namespace, fieldManager: this.fieldManager });
     }
     return this.client.apply<T>(rt, desired, { fieldManager: this.fieldManager, force: true });

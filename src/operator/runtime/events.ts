@@ -54,7 +54,8 @@ export class EventRecorder {
       return Promise.resolve();
     }
     this.pending += 1;
-    const written = this.queue.then(() => this.write(object, type, reason, message)).finally(() => void (this.pending -= 1));
+    const at = nowTimestamp(); // when it happened, not when the queue got to it
+    const written = this.queue.then(() => this.write(object, type, reason, message, at)).finally(() => void (this.pending -= 1));
     this.queue = written;
     return written;
   }
@@ -69,11 +70,10 @@ export class EventRecorder {
     clearTimeout(timer);
   }
 
-  private async write(object: KubeObject, type: EventType, reason: string, message: string): Promise<void> {
+  private async write(object: KubeObject, type: EventType, reason: string, message: string, now: string): Promise<void> {
     const { name, uid } = object.metadata;
     const namespace = object.metadata.namespace ?? CLUSTER_SCOPED_EVENT_NAMESPACE;
     const key = JSON.stringify([uid ?? name, type, reason, message]);
-    const now = nowTimestamp();
     try {
       const seen = this.recent.get(key);
       if (seen && Date.now() - seen.at < AGGREGATION_WINDOW_MS) {
