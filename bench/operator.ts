@@ -32,7 +32,7 @@ import { KubeClient } from '../src/kube/client.js';
 import { NAMESPACES, NODES, PERSISTENT_VOLUMES } from '../src/kube/resources.js';
 import type { KubeObject, PersistentVolume } from '../src/kube/types.js';
 import { withDefaults } from '../src/crds/validation.js';
-import { Informer } from '../src/operator/runtime/informer.js';
+import { Informer } from '../src/runtime/informer.js';
 import { renderLocalPv } from '../src/operator/storagepool/persistent-volume.js';
 import { forEachLimit } from '../src/util/concurrency.js';
 import { ControlPlane } from '../test/cluster/control-plane.js';

@@ -17,9 +17,9 @@ import { installCrds } from '../../src/crds/install.js';
 import { NODE_DISKS } from '../../src/crds/resource-types.js';
 import type { NodeDisk } from '../../src/crds/nodedisk.js';
 import { KubeClient } from '../../src/kube/client.js';
-import { startNodeAgent } from '../../src/node/agent.js';
-import { discover } from '../../src/node/discovery.js';
-import { execOk } from '../../src/node/exec.js';
+import { startNodeAgent } from '../../src/node/agent/agent.js';
+import { discover } from '../../src/node/agent/discovery.js';
+import { execOk } from '../../src/host/exec.js';
 import { ControlPlane } from '../../test/cluster/control-plane.js';
 import { LoopDevices } from '../../test/support/loop-devices.js';
 

@@ -40,7 +40,7 @@ import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { loadavg, release, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
-import type { ClaimedDisk } from '../../src/node/dynamic-pools.js';
+import type { ClaimedDisk } from '../../src/node/agent/dynamic-pools.js';
 import { BtrfsEngine } from '../../src/node/engine/btrfs-engine.js';
 
 const exec = promisify(execFile);

@@ -3,17 +3,13 @@
  * (object metadata, conditions, label selectors), and the schema fragments for them, so that each
  * convention is written down once.
  */
-import { joinPath, type CelRule, type JSONSchema } from './schema.js';
+import { joinPath, type CelRule, type JSONSchema, type Problem } from './schema.js';
+
+export type { Problem };
 
 export const GROUP = 'stowage.dev';
 export const VERSION = 'v1alpha1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
-
-/** One thing wrong with an object: a dotted field path (`spec.replicated.size`) and what to do. */
-export interface Problem {
-  path: string;
-  message: string;
-}
 
 /** The part of `metav1.ObjectMeta` Stowage reads or writes. */
 export interface ObjectMeta {

@@ -9,7 +9,11 @@
  * before anything is sent to an API server.
  */
 
-import type { Problem } from './meta.js';
+/** One thing wrong with an object: a dotted field path (`spec.replicated.size`) and what to do. */
+export interface Problem {
+  path: string;
+  message: string;
+}
 
 export type SchemaType = 'object' | 'array' | 'string' | 'integer' | 'number' | 'boolean';
 

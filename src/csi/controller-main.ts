@@ -1,9 +1,9 @@
 /** `stowage csi-controller`: the Identity and Controller services on a Unix socket, until SIGTERM. */
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { KubeClient } from '../kube/client.js';
-import { CsiMetrics } from '../metrics/csi-metrics.js';
-import { instrumentClient } from '../operator/runtime/api-metrics.js';
-import { HealthServer } from '../operator/runtime/health-server.js';
+import { CsiMetrics } from './csi-metrics.js';
+import { instrumentClient } from '../runtime/api-metrics.js';
+import { HealthServer } from '../runtime/health-server.js';
 import { logger } from '../util/logger.js';
 import { VERSION } from '../util/version.js';
 import { CsiController } from './controller-service.js';

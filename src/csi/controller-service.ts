@@ -15,14 +15,14 @@ import type { NodeDisk } from '../crds/nodedisk.js';
 import type { StoragePool } from '../crds/storagepool.js';
 import { POOL_VOLUME_FINALIZER, POOL_VOLUME_LABELS, type PoolVolume } from '../crds/poolvolume.js';
 import { API_VERSION } from '../crds/meta.js';
-import { Informer } from '../operator/runtime/informer.js';
+import { Informer } from '../runtime/informer.js';
 import { tryParseBytes } from '../util/quantity.js';
 import { logger } from '../util/logger.js';
 import { DEFAULT_METADATA_RESERVE_PERCENT, nodeCapacity, preparedDisksByNode, type NodeCapacity } from './capacity.js';
 import { requireVolumeMode, unsupportedReason, volumeModeOf, type VolumeCapability } from './capabilities.js';
 import { CsiError, csiV1, invalidArgument, msUntilDeadline, notFound, serviceDefinition, unaryHandlers, type CallObserver, type GrpcService } from './grpc.js';
 import { TOPOLOGY_KEY } from './identity.js';
-import { MANAGED_BY } from '../labels.js';
+import { MANAGED_BY } from '../crds/labels.js';
 
 const log = logger('csi-controller');
 

@@ -11,10 +11,10 @@ import * as grpc from '@grpc/grpc-js';
 import type { KubeClient } from '../kube/client.js';
 import { POOL_VOLUMES } from '../crds/resource-types.js';
 import type { PoolVolume } from '../crds/poolvolume.js';
-import type { BtrfsEngine } from '../node/engine/btrfs-engine.js';
-import { run } from '../node/engine/command.js';
-import { mountAt, mountTable } from '../node/engine/mounts.js';
-import { loopDevicesOf } from '../node/engine/volumes.js';
+import type { VolumeMode } from '../crds/storagepool.js';
+import { run } from '../host/command.js';
+import { mountAt, mountTable } from '../host/mounts.js';
+import { loopDevicesOf } from '../host/loop-devices.js';
 import { tryParseBytes } from '../util/quantity.js';
 import { logger } from '../util/logger.js';
 import { CsiError, csiV1, invalidArgument, notFound, serveOnSocket, serviceDefinition, unaryHandlers, type CallObserver, type GrpcService, type SocketServer } from './grpc.js';
@@ -27,9 +27,21 @@ const log = logger('csi-node');
 /** Name of the device node a staged Block volume gets inside its staging directory. */
 const STAGED_DEVICE = 'device';
 
+/**
+ * What the Node service needs from the node's volume engine (the btrfs engine in src/node/engine/
+ * implements it). Declared here, not imported, so the CSI services depend on no role: the node
+ * daemon hands its engine in.
+ */
+export interface NodeVolumeEngine {
+  /** Where the pool's filesystem is mounted on this node, if it is. */
+  mountedPool(pool: string): Promise<string | undefined>;
+  health(pool: string): Promise<{ degraded: boolean; message: string; reason?: string }>;
+  volumeUsage(pool: string, name: string, mode: VolumeMode): Promise<{ path: string; usedBytes: bigint }>;
+}
+
 export interface NodeServiceOptions {
   readonly nodeName: string;
-  readonly engine: BtrfsEngine;
+  readonly engine: NodeVolumeEngine;
   readonly client: KubeClient;
   /** Told about every answered call (CsiMetrics.observe). */
   readonly observe?: CallObserver;

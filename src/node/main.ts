@@ -2,11 +2,11 @@ import { KubeClient } from '../kube/client.js';
 import { logger } from '../util/logger.js';
 import { VERSION } from '../util/version.js';
 import { parseBytes } from '../util/quantity.js';
-import { DEFAULT_ROOT, startNodeAgent, type NodeAgent } from './agent.js';
-import { startNodeMetrics, type NodeMetrics } from '../metrics/node-metrics.js';
-import { btrfsEngineSource } from '../metrics/btrfs-engine-source.js';
+import { DEFAULT_ROOT, startNodeAgent, type NodeAgent } from './agent/agent.js';
+import { startNodeMetrics, type NodeMetrics } from './node-metrics.js';
+import { btrfsEngineSource } from './engine/btrfs-engine-source.js';
 import type { BtrfsEngine } from './engine/btrfs-engine.js';
-import type { DynamicPoolSync } from './dynamic-pools.js';
+import type { DynamicPoolSync } from './agent/dynamic-pools.js';
 
 export interface NodeCommandOptions {
   readonly kubeconfig?: string | undefined;

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { KubeClient } from '../kube/client.js';
 import { logger } from '../util/logger.js';
 import { VERSION } from '../util/version.js';
-import { Manager } from './runtime/manager.js';
+import { Manager } from '../runtime/manager.js';
 import { setupControllers } from './setup.js';
 import { imageTable } from './driver-stack/images.js';
 

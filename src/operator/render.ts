@@ -2,7 +2,7 @@ import type { NodeDisk } from '../crds/nodedisk.js';
 import type { StoragePool } from '../crds/storagepool.js';
 import { validateObject, withDefaults } from '../crds/validation.js';
 import type { KubeObject, Node, PersistentVolume } from '../kube/types.js';
-import { HOSTNAME_LABEL } from '../labels.js';
+import { HOSTNAME_LABEL } from '../crds/labels.js';
 import { DEFAULT_IMAGES, type ImageTable } from './driver-stack/images.js';
 import { desiredDriverStack } from './driver-stack/render.js';
 import { desiredClaim, planDisks } from './storagepool/disk-plan.js';

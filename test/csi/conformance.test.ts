@@ -7,8 +7,8 @@ import { expect } from 'chai';
 import { readFile, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DRIVER_NAME, TOPOLOGY_KEY } from '../../src/csi/identity.js';
-import { mountAt } from '../../src/node/engine/mounts.js';
-import { run } from '../../src/node/engine/command.js';
+import { mountAt } from '../../src/host/mounts.js';
+import { run } from '../../src/host/command.js';
 import { VERSION } from '../../src/util/version.js';
 import { DynamicPoolFixture, call, codeOf } from './fixture.js';
 

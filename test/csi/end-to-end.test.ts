@@ -14,8 +14,8 @@ import { NAMESPACES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, PODS, STORAGE
 import { POOL_VOLUMES } from '../../src/crds/resource-types.js';
 import type { PoolVolume } from '../../src/crds/poolvolume.js';
 import { DRIVER_NAME, TOPOLOGY_KEY } from '../../src/csi/identity.js';
-import { run } from '../../src/node/engine/command.js';
-import { mountAt } from '../../src/node/engine/mounts.js';
+import { run } from '../../src/host/command.js';
+import { mountAt } from '../../src/host/mounts.js';
 import { sharedControlPlane } from '../cluster/shared.js';
 import { deleteNode, registerReadyNode } from '../cluster/nodes.js';
 import { waitFor } from '../support/cluster.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
-import { CsiMetrics } from '../../src/metrics/csi-metrics.js';
+import { CsiMetrics } from '../../src/csi/csi-metrics.js';
 import { KubeClient } from '../../src/kube/client.js';
 import { installCrds } from '../../src/crds/install.js';
 import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
@@ -21,9 +21,9 @@ import { startCsiControllerServer, type CsiControllerServer } from '../../src/cs
 import { startCsiNodeServer, mountsUnder, type CsiNodeServer } from '../../src/csi/node-service.js';
 import { BtrfsEngine } from '../../src/node/engine/btrfs-engine.js';
 import { startPoolVolumeRealizer, type RunningRealizer } from '../../src/node/engine/volume-realizer.js';
-import type { ClaimedDisk } from '../../src/node/dynamic-pools.js';
-import { run } from '../../src/node/engine/command.js';
-import { nowTimestamp } from '../../src/operator/runtime/conditions.js';
+import type { ClaimedDisk } from '../../src/node/agent/dynamic-pools.js';
+import { run } from '../../src/host/command.js';
+import { nowTimestamp } from '../../src/runtime/conditions.js';
 import { adminClient, uniqueName } from '../support/cluster.js';
 import { LoopDevices, type LoopDevice } from '../support/loop-devices.js';
 

@@ -17,7 +17,7 @@ import type { NodeDisk } from '../../src/crds/nodedisk.js';
 import { csiV1 } from '../../src/csi/grpc.js';
 import { startCsiControllerServer, type CsiControllerServer } from '../../src/csi/controller-main.js';
 import { mountsUnder } from '../../src/csi/node-service.js';
-import { run } from '../../src/node/engine/command.js';
+import { run } from '../../src/host/command.js';
 import { adminClient, uniqueName, waitFor } from '../support/cluster.js';
 import { LoopDevices } from '../support/loop-devices.js';
 import { AgentProcess, condition, diskOfFile, operatorSets } from '../node/support.js';

@@ -8,11 +8,11 @@ import { expect } from 'chai';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ClaimedDisk } from '../../src/node/dynamic-pools.js';
+import type { ClaimedDisk } from '../../src/node/agent/dynamic-pools.js';
 import { BtrfsEngine } from '../../src/node/engine/btrfs-engine.js';
 import * as btrfs from '../../src/node/engine/btrfs.js';
-import { run } from '../../src/node/engine/command.js';
-import { mountAt } from '../../src/node/engine/mounts.js';
+import { run } from '../../src/host/command.js';
+import { mountAt } from '../../src/host/mounts.js';
 import { mountsUnder } from '../../src/csi/node-service.js';
 import { LoopDevices, type LoopDevice } from '../support/loop-devices.js';
 

@@ -9,12 +9,12 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import type { ClaimedDisk } from '../../src/node/dynamic-pools.js';
+import type { ClaimedDisk } from '../../src/node/agent/dynamic-pools.js';
 import { BtrfsEngine } from '../../src/node/engine/btrfs-engine.js';
 import * as btrfs from '../../src/node/engine/btrfs.js';
-import { run, runStatus } from '../../src/node/engine/command.js';
-import { btrfsEngineSource } from '../../src/metrics/btrfs-engine-source.js';
-import { registerEngineMetrics } from '../../src/metrics/engine-metrics.js';
+import { run, runStatus } from '../../src/host/command.js';
+import { btrfsEngineSource } from '../../src/node/engine/btrfs-engine-source.js';
+import { registerEngineMetrics } from '../../src/node/engine/engine-metrics.js';
 import { mountsUnder } from '../../src/csi/node-service.js';
 import { LoopDevices, type LoopDevice } from '../support/loop-devices.js';
 

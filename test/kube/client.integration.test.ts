@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { KubeClient } from '../../src/kube/client.js';
 import { CONFIG_MAPS, NAMESPACES } from '../../src/kube/resources.js';
 import type { KubeObject } from '../../src/kube/types.js';
-import { Informer } from '../../src/operator/runtime/informer.js';
+import { Informer } from '../../src/runtime/informer.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { adminClient, createNamespace } from '../support/cluster.js';
 

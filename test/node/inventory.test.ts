@@ -1,10 +1,10 @@
 import { expect } from 'chai';
-import { parseBlkidExport, parseLsblk, parseMountinfo, parseWipefs, type RawDisk } from '../../src/node/host-facts.js';
+import { parseBlkidExport, parseLsblk, parseMountinfo, parseWipefs, type RawDisk } from '../../src/node/agent/host-facts.js';
 import {
   diskIdentity, eligibility, isBlank, isCandidate, mediaOf, nodeDiskName, stableDevicePath, type DiskFacts, type InventoryConfig,
-} from '../../src/node/inventory.js';
-import { filesystemUuid, stowageLabel } from '../../src/node/preparation.js';
-import { removedFields } from '../../src/node/agent.js';
+} from '../../src/node/agent/inventory.js';
+import { filesystemUuid, stowageLabel } from '../../src/node/agent/preparation.js';
+import { removedFields } from '../../src/node/agent/agent.js';
 
 const LSBLK = JSON.stringify({
   blockdevices: [

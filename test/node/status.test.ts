@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { NodeDisk } from '../../src/crds/nodedisk.js';
-import { healthCondition, parseSmartctl } from '../../src/node/smart.js';
-import { desiredNodeDisk, desiredStatus, type DiskView } from '../../src/node/status.js';
+import { healthCondition, parseSmartctl } from '../../src/node/agent/smart.js';
+import { desiredNodeDisk, desiredStatus, type DiskView } from '../../src/node/agent/status.js';
 
 const HOUR = 3_600_000;
 

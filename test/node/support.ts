@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url';
 import type { KubeClient } from '../../src/kube/client.js';
 import { NODE_DISKS } from '../../src/crds/resource-types.js';
 import { NODE_DISK_LABELS, type DiskClaim, type DiskWipe, type NodeDisk } from '../../src/crds/nodedisk.js';
-import { IDENTITY_ANNOTATION } from '../../src/node/status.js';
-import { execOk } from '../../src/node/exec.js';
+import { IDENTITY_ANNOTATION } from '../../src/node/agent/status.js';
+import { execOk } from '../../src/host/exec.js';
 
 export const OPERATOR = 'stowage-operator';
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');

@@ -2,12 +2,12 @@ import { expect } from 'chai';
 import { Registry } from 'prom-client';
 import type { NodeDisk } from '../../src/crds/nodedisk.js';
 import type { StoragePool } from '../../src/crds/storagepool.js';
-import { AgentMetrics } from '../../src/metrics/agent-metrics.js';
-import { CsiMetrics } from '../../src/metrics/csi-metrics.js';
-import { registerDiskMetrics } from '../../src/metrics/disk-metrics.js';
-import { registerEngineMetrics } from '../../src/metrics/engine-metrics.js';
-import { registerPoolMetrics } from '../../src/metrics/pool-metrics.js';
-import { startNodeMetrics } from '../../src/metrics/node-metrics.js';
+import { AgentMetrics } from '../../src/node/agent/agent-metrics.js';
+import { CsiMetrics } from '../../src/csi/csi-metrics.js';
+import { registerDiskMetrics } from '../../src/node/agent/disk-metrics.js';
+import { registerEngineMetrics } from '../../src/node/engine/engine-metrics.js';
+import { registerPoolMetrics } from '../../src/operator/storagepool/pool-metrics.js';
+import { startNodeMetrics } from '../../src/node/node-metrics.js';
 import { FIXTURE_DISK, FIXTURE_POOL, offlineClient } from './full-registry.js';
 
 /** Value of the sample `name{labels}` in a scrape (labels matched exactly), or undefined. */

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { HealthServer } from '../../src/operator/runtime/health-server.js';
+import { HealthServer } from '../../src/runtime/health-server.js';
 import { fullRegistry } from './full-registry.js';
 import { promtool } from './promtool.js';
 import { lintProblems, parseScrape, readReference, type ScrapedFamily } from './reference.js';

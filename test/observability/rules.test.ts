@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { PodMonitor, PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { DEFAULT_PROMETHEUS_DIR, RULES_FILE, renderPrometheusManifests, toYaml } from '../../hack/gen-observability.js';
-import { ALERTS, renderPromtoolTests, renderRuleGroups, runbookUrl, type AlertDefinition } from '../../src/metrics/alerts.js';
+import { ALERTS, renderPromtoolTests, renderRuleGroups, runbookUrl, type AlertDefinition } from '../../src/observability/alerts.js';
 import { promtool, tempDir } from './promtool.js';
 import { REPO, SYNTHETIC_METRICS, metricNamesIn, readReference } from './reference.js';
 

@@ -4,7 +4,7 @@ import { LEASES, NAMESPACES } from '../../src/kube/resources.js';
 import type { KubeObject } from '../../src/kube/types.js';
 import { installCrds } from '../../src/crds/install.js';
 import { STORAGE_POOLS } from '../../src/crds/resource-types.js';
-import type { Lease } from '../../src/operator/runtime/leader-election.js';
+import type { Lease } from '../../src/runtime/leader-election.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { adminClient, createNamespace, deletePoolForcibly, uniqueName, waitFor } from '../support/cluster.js';
 import { OperatorProcess } from '../support/operator-process.js';

@@ -5,7 +5,7 @@ import { PERSISTENT_VOLUMES, PODS, STORAGE_CLASSES } from '../../src/kube/resour
 import type { KubeObject, PersistentVolume, StorageClass } from '../../src/kube/types.js';
 import { NODE_DISKS } from '../../src/crds/resource-types.js';
 import type { NodeDisk } from '../../src/crds/nodedisk.js';
-import { isSubset } from '../../src/operator/runtime/apply.js';
+import { isSubset } from '../../src/runtime/apply.js';
 import { renderDesired } from '../../src/operator/render.js';
 import { validateModel } from '../stack/models.js';
 import { waitFor } from '../support/cluster.js';

@@ -3,9 +3,9 @@ import { NODE_DISKS } from '../../src/crds/resource-types.js';
 import { withDefaults } from '../../src/crds/validation.js';
 import { PERSISTENT_VOLUMES } from '../../src/kube/resources.js';
 import type { PersistentVolume } from '../../src/kube/types.js';
-import { POOL_LABEL } from '../../src/labels.js';
+import { POOL_LABEL } from '../../src/crds/labels.js';
 import { desiredClaim } from '../../src/operator/storagepool/disk-plan.js';
-import { Informer } from '../../src/operator/runtime/informer.js';
+import { Informer } from '../../src/runtime/informer.js';
 import { waitFor } from '../support/cluster.js';
 import { PoolWorld, condition, type Pool } from '../support/pool-world.js';
 

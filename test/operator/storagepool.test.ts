@@ -3,7 +3,7 @@ import type { ApiCall, KubeClient } from '../../src/kube/client.js';
 import { installCrds } from '../../src/crds/install.js';
 import { STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import type { StoragePool } from '../../src/crds/storagepool.js';
-import { Manager } from '../../src/operator/runtime/manager.js';
+import { Manager } from '../../src/runtime/manager.js';
 import { setupControllers } from '../../src/operator/setup.js';
 import { adminClient, deletePoolForcibly, uniqueName, waitFor } from '../support/cluster.js';
 

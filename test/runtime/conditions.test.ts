@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { setCondition, setConditions, nowTimestamp } from '../../src/operator/runtime/conditions.js';
-import { isSubset, jsonEqual } from '../../src/operator/runtime/apply.js';
+import { setCondition, setConditions, nowTimestamp } from '../../src/runtime/conditions.js';
+import { isSubset, jsonEqual } from '../../src/runtime/apply.js';
 
 describe('conditions', () => {
   const t0 = '2026-01-01T00:00:00Z';

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
 import { CONFIG_MAPS, EVENTS, NAMESPACES } from '../../src/kube/resources.js';
 import type { KubeObject } from '../../src/kube/types.js';
-import { EventRecorder } from '../../src/operator/runtime/events.js';
+import { EventRecorder } from '../../src/runtime/events.js';
 import { adminClient, createNamespace } from '../support/cluster.js';
 
 interface CoreEvent extends KubeObject {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { Informer } from '../../src/operator/runtime/informer.js';
-import { Backoff } from '../../src/operator/runtime/backoff.js';
+import { Informer } from '../../src/runtime/informer.js';
+import { Backoff } from '../../src/runtime/backoff.js';
 import { CONFIG_MAPS } from '../../src/kube/resources.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import type { KubeObject } from '../../src/kube/types.js';

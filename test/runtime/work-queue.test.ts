@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { WorkQueue } from '../../src/operator/runtime/work-queue.js';
+import { WorkQueue } from '../../src/runtime/work-queue.js';
 
 describe('WorkQueue', () => {
   it('collapses duplicate adds of a waiting key', async () => {

@@ -3,9 +3,9 @@ import type { KubeClient } from '../../src/kube/client.js';
 import { NODE_DISKS } from '../../src/crds/resource-types.js';
 import type { NodeDisk, NodeDiskStatus } from '../../src/crds/nodedisk.js';
 import type { Condition, KubeObject } from '../../src/kube/types.js';
-import { Informer } from '../../src/operator/runtime/informer.js';
-import { jsonEqual } from '../../src/operator/runtime/apply.js';
-import { nowTimestamp, setConditions, type ConditionInput } from '../../src/operator/runtime/conditions.js';
+import { Informer } from '../../src/runtime/informer.js';
+import { jsonEqual } from '../../src/runtime/apply.js';
+import { nowTimestamp, setConditions, type ConditionInput } from '../../src/runtime/conditions.js';
 
 const AGENT_FIELD_MANAGER = 'stowage-node';
 const PASS_MS = 100;

@@ -5,7 +5,7 @@ import type { KubeObject, PersistentVolume } from '../../src/kube/types.js';
 import { installCrds } from '../../src/crds/install.js';
 import { STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import type { StoragePool } from '../../src/crds/storagepool.js';
-import { Manager } from '../../src/operator/runtime/manager.js';
+import { Manager } from '../../src/runtime/manager.js';
 import { setupControllers } from '../../src/operator/setup.js';
 import type { PoolTurns } from '../../src/operator/storagepool/reconciler.js';
 import type { ControlPlane } from '../cluster/control-plane.js';

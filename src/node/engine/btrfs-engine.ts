@@ -9,13 +9,13 @@
  * that carries another filesystem unless the claim allows adoption.
  */
 import { mkdir, readdir, realpath, rmdir } from 'node:fs/promises';
-import type { ClaimedDisk, DynamicPoolSync, PreparationOutcome } from '../dynamic-pools.js';
+import type { ClaimedDisk, DynamicPoolSync, PreparationOutcome } from '../agent/dynamic-pools.js';
 import type { VolumeMode } from '../../crds/storagepool.js';
 import { logger } from '../../util/logger.js';
 import { errorMessage } from '../../util/errors.js';
 import * as btrfs from './btrfs.js';
-import { run } from './command.js';
-import { mountAt, mountTable } from './mounts.js';
+import { run } from '../../host/command.js';
+import { mountAt, mountTable } from '../../host/mounts.js';
 import * as volumes from './volumes.js';
 
 const log = logger('btrfs-engine');

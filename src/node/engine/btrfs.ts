@@ -3,7 +3,7 @@
  * answer, nothing more. Decisions live in pool-filesystem.ts and volumes.ts.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { run, runStatus } from './command.js';
+import { run, runStatus } from '../../host/command.js';
 
 /** Data/metadata profiles per `replicated.size` (DESIGN §2): a disk can fail without data loss at 2 and 3. */
 export function profileFor(copies: number): { data: string; metadata: string } {

@@ -7,7 +7,7 @@
 import type { KubeClient } from '../../kube/client.js';
 import { STORAGE_POOLS } from '../../crds/resource-types.js';
 import type { StoragePool } from '../../crds/storagepool.js';
-import { Informer } from '../../operator/runtime/informer.js';
+import { Informer } from '../../runtime/informer.js';
 import { startCsiNodeServer, type CsiNodeServer } from '../../csi/node-service.js';
 import type { CallObserver } from '../../csi/grpc.js';
 import { logger } from '../../util/logger.js';

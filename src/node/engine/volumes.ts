@@ -5,7 +5,8 @@
  */
 import { mkdir, rm, stat, open } from 'node:fs/promises';
 import * as btrfs from './btrfs.js';
-import { run } from './command.js';
+import { run } from '../../host/command.js';
+import { loopDevicesOf } from '../../host/loop-devices.js';
 import type { VolumeMode } from '../../crds/storagepool.js';
 
 /** Volume names are PoolVolume names: DNS-1123, so they are safe as path components. */
@@ -78,11 +79,4 @@ export async function removeVolume(mountPoint: string, name: string, mode: Volum
     await rm(path, { force: true });
   }
   return true;
-}
-
-/** Loop devices whose backing file is `file` (`losetup -j`). */
-export async function loopDevicesOf(file: string): Promise<string[]> {
-  // Lines look like `/dev/loop3: [2049]:1234 (/path/to/file)`.
-  const text = await run('losetup', ['--associated', file]).catch(() => '');
-  return text.split('\n').map((l) => l.slice(0, l.indexOf(':')).trim()).filter((l) => l.startsWith('/dev/'));
 }

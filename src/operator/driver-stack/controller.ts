@@ -5,10 +5,10 @@ import type { KubeClient } from '../../kube/client.js';
 import { CSI_DRIVERS, DAEMON_SETS, DEPLOYMENTS, PERSISTENT_VOLUMES, type ResourceType } from '../../kube/resources.js';
 import type { KubeObject } from '../../kube/types.js';
 import { logger } from '../../util/logger.js';
-import { isSubset } from '../runtime/apply.js';
-import type { Controller, ReconcileResult, Reconciler } from '../runtime/controller.js';
-import { DEFAULT_RESYNC_MS, type Informer } from '../runtime/informer.js';
-import type { Manager } from '../runtime/manager.js';
+import { isSubset } from '../../runtime/apply.js';
+import type { Controller, ReconcileResult, Reconciler } from '../../runtime/controller.js';
+import { DEFAULT_RESYNC_MS, type Informer } from '../../runtime/informer.js';
+import type { Manager } from '../../runtime/manager.js';
 import type { ImageTable } from './images.js';
 import { CSI_CONTROLLER_DEPLOYMENT, DRIVER_NAME, NODE_DAEMONSET, desiredDriverStack, needsCsiController } from './render.js';
 

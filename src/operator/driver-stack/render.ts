@@ -6,7 +6,7 @@
 import type { StoragePool } from '../../crds/storagepool.js';
 import type { KubeObject } from '../../kube/types.js';
 import type { ImageTable } from './images.js';
-import { MANAGED_BY } from '../../labels.js';
+import { MANAGED_BY } from '../../crds/labels.js';
 
 export const DRIVER_NAME = 'csi.stowage.dev';
 export const NODE_DAEMONSET = 'stowage-node';

@@ -3,7 +3,7 @@ import type { StoragePool } from '../../crds/storagepool.js';
 import { matchesSelector } from '../../kube/label-selector.js';
 import type { Node, PersistentVolume } from '../../kube/types.js';
 import { tryParseBytes } from '../../util/quantity.js';
-import { findCondition } from '../runtime/conditions.js';
+import { findCondition } from '../../runtime/conditions.js';
 import { isInUse, isRetained, persistentVolumeName } from './persistent-volume.js';
 
 /**

@@ -4,7 +4,7 @@ import type { PersistentVolume } from '../../kube/types.js';
 import { formatBytes, tryParseBytes } from '../../util/quantity.js';
 import {
   DISK_LABEL, HOSTNAME_LABEL, LOCAL_PROVISIONER_IDENTITY, MANAGED_BY, NODE_LABEL, POOL_LABEL, PROVISIONED_BY_ANNOTATION,
-} from '../../labels.js';
+} from '../../crds/labels.js';
 import { storageClassName } from './storage-class.js';
 
 /** Fields of a Local PV that {@link renderLocalPv} sets only sometimes: gone from the pool, gone from its PVs. */

@@ -3,8 +3,8 @@ import type { PoolVolume } from '../../crds/poolvolume.js';
 import type { StoragePool } from '../../crds/storagepool.js';
 import { matchesSelector } from '../../kube/label-selector.js';
 import type { KubeObject, Node, PersistentVolume, StorageClass } from '../../kube/types.js';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POOL_LABEL } from '../../labels.js';
-import type { Informer } from '../runtime/informer.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POOL_LABEL } from '../../crds/labels.js';
+import type { Informer } from '../../runtime/informer.js';
 
 export type Pool = StoragePool & KubeObject;
 export type Disk = NodeDisk & KubeObject;

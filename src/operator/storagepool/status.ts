@@ -3,7 +3,7 @@ import type { NodeDisk } from '../../crds/nodedisk.js';
 import type { StoragePool, StoragePoolStatus } from '../../crds/storagepool.js';
 import type { Condition, PersistentVolume } from '../../kube/types.js';
 import { formatBytes, sumBytes, tryParseBytes } from '../../util/quantity.js';
-import { findCondition, setConditions, type ConditionInput } from '../runtime/conditions.js';
+import { findCondition, setConditions, type ConditionInput } from '../../runtime/conditions.js';
 import type { DiskPlan } from './disk-plan.js';
 import { phaseOf } from './persistent-volume.js';
 

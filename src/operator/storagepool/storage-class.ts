@@ -1,8 +1,8 @@
 import { API_VERSION } from '../../crds/meta.js';
 import type { StoragePool } from '../../crds/storagepool.js';
 import type { StorageClass } from '../../kube/types.js';
-import { jsonEqual } from '../runtime/apply.js';
-import { CSI_DRIVER_NAME, DEFAULT_CLASS_ANNOTATION, LOCAL_PROVISIONER, MANAGED_BY, POOL_LABEL } from '../../labels.js';
+import { jsonEqual } from '../../runtime/apply.js';
+import { CSI_DRIVER_NAME, DEFAULT_CLASS_ANNOTATION, LOCAL_PROVISIONER, MANAGED_BY, POOL_LABEL } from '../../crds/labels.js';
 
 /** The StorageClass name of a (defaulted) pool: `spec.storageClass.name`, else the pool's name. */
 export function storageClassName(pool: StoragePool): string {

@@ -1,4 +1,4 @@
-import type { KubeObject } from '../../kube/types.js';
+import type { KubeObject } from '../kube/types.js';
 
 /** The work-queue key of an object: `name` for cluster-scoped objects, `namespace/name` otherwise. */
 export function objectKey(obj: Pick<KubeObject, 'metadata'>): string {

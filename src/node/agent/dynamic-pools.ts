@@ -18,7 +18,7 @@
  *   error); the agent retries on its next pass.
  */
 
-import type { DiskClaim } from '../crds/nodedisk.js';
+import type { DiskClaim } from '../../crds/nodedisk.js';
 
 /** A disk of this node claimed by a Dynamic pool, as the agent sees it right now. */
 export interface ClaimedDisk {

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import type { KubeClient } from '../../kube/client.js';
-import { EVENTS } from '../../kube/resources.js';
-import type { KubeObject } from '../../kube/types.js';
-import { logger } from '../../util/logger.js';
-import { errorMessage } from '../../util/errors.js';
+import type { KubeClient } from '../kube/client.js';
+import { EVENTS } from '../kube/resources.js';
+import type { KubeObject } from '../kube/types.js';
+import { logger } from '../util/logger.js';
+import { errorMessage } from '../util/errors.js';
 import { nowTimestamp } from './conditions.js';
 
 /** Events about cluster-scoped objects live here, as kubectl expects (`kubectl describe` finds them). */

@@ -1,5 +1,5 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
-import type { KubeClient } from '../../kube/client.js';
+import type { KubeClient } from '../kube/client.js';
 
 /** Counts and times every API call a component makes, by verb and resource. */
 export function instrumentClient(client: KubeClient, registry: Registry): void {

@@ -1,7 +1,7 @@
-import { ApiError } from '../../kube/api-error.js';
-import type { JsonPatchOperation, KubeClient } from '../../kube/client.js';
-import type { ResourceType } from '../../kube/resources.js';
-import type { KubeObject } from '../../kube/types.js';
+import { ApiError } from '../kube/api-error.js';
+import type { JsonPatchOperation, KubeClient } from '../kube/client.js';
+import type { ResourceType } from '../kube/resources.js';
+import type { KubeObject } from '../kube/types.js';
 
 /**
  * Finalizer helpers that can never clobber another controller's finalizers: they send JSON patches

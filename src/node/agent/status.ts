@@ -6,15 +6,15 @@
  * health.checkedTime) are refreshed only with a real change or after `heartbeatMs`, so a converged
  * pass sends no writes.
  */
-import type { DiskHealth, DiskKind, DiskMedia, NodeDisk, NodeDiskStatus } from '../crds/nodedisk.js';
-import { NODE_DISK_KIND, NODE_DISK_LABELS } from '../crds/nodedisk.js';
-import { API_VERSION } from '../crds/meta.js';
-import { setConditions, type ConditionInput } from '../operator/runtime/conditions.js';
-import { jsonEqual } from '../operator/runtime/apply.js';
-import type { ConditionStatus } from '../kube/types.js';
+import type { DiskHealth, DiskKind, DiskMedia, NodeDisk, NodeDiskStatus } from '../../crds/nodedisk.js';
+import { NODE_DISK_KIND, NODE_DISK_LABELS } from '../../crds/nodedisk.js';
+import { API_VERSION } from '../../crds/meta.js';
+import { setConditions, type ConditionInput } from '../../runtime/conditions.js';
+import { jsonEqual } from '../../runtime/apply.js';
+import type { ConditionStatus } from '../../kube/types.js';
 import type { Eligibility } from './inventory.js';
 import { healthCondition } from './smart.js';
-import { MANAGED_BY } from '../labels.js';
+import { MANAGED_BY } from '../../crds/labels.js';
 
 export const NODE_FIELD_MANAGER = 'stowage-node';
 /** The identity a NodeDisk's name was derived from (lets a restarted agent match disks whose identity is weak). */

@@ -1,11 +1,11 @@
 import { Counter, type Registry } from 'prom-client';
-import type { KubeClient } from '../../kube/client.js';
-import { ApiError } from '../../kube/api-error.js';
-import { resourcePath, type ResourceType } from '../../kube/resources.js';
-import type { KubeObject, Status, WatchEvent } from '../../kube/types.js';
-import { logger, type Logger } from '../../util/logger.js';
-import { errorMessage } from '../../util/errors.js';
-import { sleep } from '../../util/sleep.js';
+import type { KubeClient } from '../kube/client.js';
+import { ApiError } from '../kube/api-error.js';
+import { resourcePath, type ResourceType } from '../kube/resources.js';
+import type { KubeObject, Status, WatchEvent } from '../kube/types.js';
+import { logger, type Logger } from '../util/logger.js';
+import { errorMessage } from '../util/errors.js';
+import { sleep } from '../util/sleep.js';
 import { Backoff } from './backoff.js';
 import { objectKey } from './object-key.js';
 

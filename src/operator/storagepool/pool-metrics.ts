@@ -4,10 +4,10 @@
  * kept between scrapes, so a deleted pool's series disappear with it.
  */
 import type { Registry } from 'prom-client';
-import { POOL_CONDITIONS, type StoragePool } from '../crds/storagepool.js';
-import { quantityToNumber } from './bytes.js';
-import { conditionIs, conditionSamples } from './conditions.js';
-import { derivedGauge } from './derived.js';
+import { POOL_CONDITIONS, type StoragePool } from '../../crds/storagepool.js';
+import { quantityToNumber } from '../../metrics/bytes.js';
+import { conditionIs, conditionSamples } from '../../metrics/conditions.js';
+import { derivedGauge } from '../../metrics/derived.js';
 
 export const CAPACITY_KINDS = ['raw', 'usable', 'allocated', 'available'] as const;
 export const VOLUME_PHASES = ['available', 'bound', 'released'] as const;

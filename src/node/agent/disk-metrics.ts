@@ -4,10 +4,10 @@
  * a disk's series carry the node that sees it and vanish with the object.
  */
 import type { Registry } from 'prom-client';
-import { NODE_DISK_CONDITIONS, type NodeDisk } from '../crds/nodedisk.js';
-import { conditionIs, conditionOf, conditionSamples } from './conditions.js';
-import { quantityToNumber } from './bytes.js';
-import { derivedCounter, derivedGauge, type Sample } from './derived.js';
+import { NODE_DISK_CONDITIONS, type NodeDisk } from '../../crds/nodedisk.js';
+import { conditionIs, conditionOf, conditionSamples } from '../../metrics/conditions.js';
+import { quantityToNumber } from '../../metrics/bytes.js';
+import { derivedCounter, derivedGauge, type Sample } from '../../metrics/derived.js';
 
 export const HEALTH_VERDICTS = ['Passed', 'Failed', 'Unknown'] as const;
 export const WIPE_RESULTS = ['Succeeded', 'Failed'] as const;

@@ -5,10 +5,10 @@
  * counters, none touches data or starts a scrub).
  */
 import { readdir } from 'node:fs/promises';
-import type { BtrfsEngine } from '../node/engine/btrfs-engine.js';
-import * as btrfs from '../node/engine/btrfs.js';
-import { errorMessage } from '../util/errors.js';
-import { logger } from '../util/logger.js';
+import type { BtrfsEngine } from './btrfs-engine.js';
+import * as btrfs from './btrfs.js';
+import { errorMessage } from '../../util/errors.js';
+import { logger } from '../../util/logger.js';
 import type { EnginePoolStats, EngineSource } from './engine-metrics.js';
 
 const log = logger('engine-metrics');

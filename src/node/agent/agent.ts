@@ -10,16 +10,16 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import type { KubeClient } from '../kube/client.js';
-import { NODE_DISKS } from '../crds/resource-types.js';
-import { NODE_DISK_LABELS, type DiskClaim, type NodeDisk, type NodeDiskStatus } from '../crds/nodedisk.js';
-import { Applier } from '../operator/runtime/apply.js';
-import { Informer } from '../operator/runtime/informer.js';
-import { EventRecorder } from '../operator/runtime/events.js';
-import { logger } from '../util/logger.js';
-import { errorMessage } from '../util/errors.js';
-import { formatBytes } from '../util/quantity.js';
-import type { AgentMetrics } from '../metrics/agent-metrics.js';
+import type { KubeClient } from '../../kube/client.js';
+import { NODE_DISKS } from '../../crds/resource-types.js';
+import { NODE_DISK_LABELS, type DiskClaim, type NodeDisk, type NodeDiskStatus } from '../../crds/nodedisk.js';
+import { Applier } from '../../runtime/apply.js';
+import { Informer } from '../../runtime/informer.js';
+import { EventRecorder } from '../../runtime/events.js';
+import { logger } from '../../util/logger.js';
+import { errorMessage } from '../../util/errors.js';
+import { formatBytes } from '../../util/quantity.js';
+import type { AgentMetrics } from './agent-metrics.js';
 import { ProbeCache, discover, type Discovery, type MountFacts } from './discovery.js';
 import type { ClaimedDisk, DynamicPoolSync, PreparationOutcome } from './dynamic-pools.js';
 import {

@@ -1,8 +1,8 @@
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import type { KubeClient } from '../../kube/client.js';
-import type { ResourceType } from '../../kube/resources.js';
-import type { KubeObject } from '../../kube/types.js';
-import { logger } from '../../util/logger.js';
+import type { KubeClient } from '../kube/client.js';
+import type { ResourceType } from '../kube/resources.js';
+import type { KubeObject } from '../kube/types.js';
+import { logger } from '../util/logger.js';
 import { instrumentClient } from './api-metrics.js';
 import { Controller, ControllerMetrics, type ControllerOptions } from './controller.js';
 import { HealthServer } from './health-server.js';

@@ -11,8 +11,8 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, rm, rmdir, statfs } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { CleanupMethod, FsType } from '../crds/storagepool.js';
-import { exec, execOk } from './exec.js';
+import type { CleanupMethod, FsType } from '../../crds/storagepool.js';
+import { exec, execOk } from '../../host/exec.js';
 import { probeOne } from './discovery.js';
 import { parseMountinfo, type Signatures } from './host-facts.js';
 

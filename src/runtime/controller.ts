@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { KubeObject } from '../../kube/types.js';
-import { logger, type Logger } from '../../util/logger.js';
-import { errorMessage } from '../../util/errors.js';
+import type { KubeObject } from '../kube/types.js';
+import { logger, type Logger } from '../util/logger.js';
+import { errorMessage } from '../util/errors.js';
 import type { Informer } from './informer.js';
 import { objectKey } from './object-key.js';
 import { WorkQueue, type WorkQueueMetrics } from './work-queue.js';

@@ -1,6 +1,6 @@
-import type { KubeClient } from '../../kube/client.js';
-import type { ResourceType } from '../../kube/resources.js';
-import type { KubeObject } from '../../kube/types.js';
+import type { KubeClient } from '../kube/client.js';
+import type { ResourceType } from '../kube/resources.js';
+import type { KubeObject } from '../kube/types.js';
 
 /**
  * True when every field `desired` states has the same value in `live`. Fields the server added

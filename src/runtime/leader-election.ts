@@ -1,11 +1,11 @@
 import { Gauge, type Registry } from 'prom-client';
-import type { KubeClient } from '../../kube/client.js';
-import { ApiError } from '../../kube/api-error.js';
-import { LEASES } from '../../kube/resources.js';
-import type { KubeObject } from '../../kube/types.js';
-import { logger } from '../../util/logger.js';
-import { errorMessage } from '../../util/errors.js';
-import { sleep } from '../../util/sleep.js';
+import type { KubeClient } from '../kube/client.js';
+import { ApiError } from '../kube/api-error.js';
+import { LEASES } from '../kube/resources.js';
+import type { KubeObject } from '../kube/types.js';
+import { logger } from '../util/logger.js';
+import { errorMessage } from '../util/errors.js';
+import { sleep } from '../util/sleep.js';
 
 /** client-go's defaults: a dead leader is replaced within about lease duration + retry period. */
 export const DEFAULT_LEASE_DURATION_MS = 15_000;

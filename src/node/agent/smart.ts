@@ -2,9 +2,9 @@
  * SMART health via `smartctl --json -a`: the overall verdict and the counters an administrator
  * acts on. The parser is pure; `readSmart` is the shell and never throws (no SMART = Unknown).
  */
-import type { DiskHealth } from '../crds/nodedisk.js';
-import { exec, ToolMissingError } from './exec.js';
-import { errorMessage } from '../util/errors.js';
+import type { DiskHealth } from '../../crds/nodedisk.js';
+import { exec, ToolMissingError } from '../../host/exec.js';
+import { errorMessage } from '../../util/errors.js';
 
 /** smartctl exit-status bits (man smartctl): 0-1 the command failed, 3 disk failing, 4 prefail attrs below threshold. */
 const EXIT_COMMAND_FAILED = 0b11;

@@ -1,8 +1,8 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { logger } from '../../util/logger.js';
-import { errorMessage } from '../../util/errors.js';
+import { logger } from '../util/logger.js';
+import { errorMessage } from '../util/errors.js';
 
 /** A named check; returns a reason when it fails. */
 export type Check = () => string | undefined;

@@ -5,7 +5,7 @@
  * counters, exported as counters so `increase()` sees new errors and a reset (`btrfs device stats -z`).
  */
 import type { Registry } from 'prom-client';
-import { derivedCounter, derivedGauge } from './derived.js';
+import { derivedCounter, derivedGauge } from '../../metrics/derived.js';
 
 /** The error kinds `btrfs device stats` reports. */
 export const DEVICE_ERROR_TYPES = ['write_io', 'read_io', 'flush_io', 'corruption', 'generation'] as const;

@@ -4,9 +4,9 @@
  * detectable and skippable.
  */
 
-import type { Condition } from '../../kube/types.js';
+import type { Condition } from '../kube/types.js';
 
-export type { Condition, ConditionStatus } from '../../kube/types.js';
+export type { Condition, ConditionStatus } from '../kube/types.js';
 
 export type ConditionInput = Omit<Condition, 'lastTransitionTime'>;
 

@@ -3,8 +3,8 @@
  * and named, its media type, and whether a pool may claim it (the Eligible condition) and why not.
  */
 import { createHash } from 'node:crypto';
-import type { DiskMedia, DiskPartition } from '../crds/nodedisk.js';
-import { formatBytes } from '../util/quantity.js';
+import type { DiskMedia, DiskPartition } from '../../crds/nodedisk.js';
+import { formatBytes } from '../../util/quantity.js';
 import type { RawDisk, Signatures } from './host-facts.js';
 
 /** Kernel names that are never disks of their own: RAM disks, compressed swap, device mapper, md RAID, optical, floppy. */

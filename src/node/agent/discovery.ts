@@ -5,7 +5,7 @@
  */
 import { readFile, readdir, readlink, realpath, statfs } from 'node:fs/promises';
 import * as path from 'node:path';
-import { exec, execOk } from './exec.js';
+import { exec, execOk } from '../../host/exec.js';
 import { LSBLK_COLUMNS, parseBlkidExport, parseLsblk, parseMountinfo, parseWipefs, type MountEntry, type RawDisk, type Signatures } from './host-facts.js';
 import { isCandidate, type DiskFacts } from './inventory.js';
 

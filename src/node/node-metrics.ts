@@ -11,12 +11,12 @@
  */
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { KubeClient } from '../kube/client.js';
-import { instrumentClient } from '../operator/runtime/api-metrics.js';
-import { HealthServer } from '../operator/runtime/health-server.js';
-import { AgentMetrics } from './agent-metrics.js';
-import { CsiMetrics } from './csi-metrics.js';
-import { registerDiskMetrics, type DiskSource } from './disk-metrics.js';
-import { registerEngineMetrics, type EngineSource } from './engine-metrics.js';
+import { instrumentClient } from '../runtime/api-metrics.js';
+import { HealthServer } from '../runtime/health-server.js';
+import { AgentMetrics } from './agent/agent-metrics.js';
+import { CsiMetrics } from '../csi/csi-metrics.js';
+import { registerDiskMetrics, type DiskSource } from './agent/disk-metrics.js';
+import { registerEngineMetrics, type EngineSource } from './engine/engine-metrics.js';
 
 export interface NodeMetricsOptions {
   readonly client: KubeClient;
