@@ -29,63 +29,83 @@ export interface LedgerRow {
   readonly notes: string[];
 }
 
-const rows = new Map<string, LedgerRow>();
 const MAX_NOTES = 5;
 
-function rowOf(area: string): LedgerRow {
-  let row = rows.get(area);
-  if (!row) {
-    row = { area, injected: 0, survived: 0, leaked: 0, lostBytes: 0, notes: [] };
-    rows.set(area, row);
-  }
-  return row;
-}
+/** The counts of one run; the suite shares {@link ledger}, the ledger's own test makes its own. */
+export class FaultLedger {
+  private readonly rows = new Map<string, LedgerRow>();
 
-/**
- * Injects one fault: counts it, runs `body`, asks every guard, records the outcome, and throws
- * (failing the test) when the body failed or anything leaked or was lost.
- */
-export async function injectFault<T>(area: string, fault: string, body: () => Promise<T>, guards: readonly FaultGuard[] = []): Promise<T> {
-  const row = rowOf(area);
-  row.injected++;
-  let result: T | undefined;
-  let failure: unknown;
-  try {
-    result = await body();
-  } catch (err) {
-    failure = err;
-  }
-  const leaked: string[] = [];
-  let lost = 0;
-  for (const g of guards) {
-    try {
-      if (g.leaks) leaked.push(...(await g.leaks()));
-      if (g.lostBytes) lost += await g.lostBytes();
-    } catch (err) {
-      leaked.push(`guard failed: ${String(err)}`);
+  private rowOf(area: string): LedgerRow {
+    let row = this.rows.get(area);
+    if (!row) {
+      row = { area, injected: 0, survived: 0, leaked: 0, lostBytes: 0, notes: [] };
+      this.rows.set(area, row);
     }
+    return row;
   }
-  row.leaked += leaked.length;
-  row.lostBytes += lost;
-  if (failure === undefined && leaked.length === 0 && lost === 0) {
-    row.survived++;
-    return result as T;
+
+  /**
+   * Injects one fault: counts it, runs `body`, asks every guard, records the outcome, and throws
+   * (failing the test) when the body failed or anything leaked or was lost.
+   */
+  async inject<T>(area: string, fault: string, body: () => Promise<T>, guards: readonly FaultGuard[] = []): Promise<T> {
+    const row = this.rowOf(area);
+    row.injected++;
+    let result: T | undefined;
+    let failure: unknown;
+    try {
+      result = await body();
+    } catch (err) {
+      failure = err;
+    }
+    const leaked: string[] = [];
+    let lost = 0;
+    for (const g of guards) {
+      try {
+        if (g.leaks) leaked.push(...(await g.leaks()));
+        if (g.lostBytes) lost += await g.lostBytes();
+      } catch (err) {
+        leaked.push(`guard failed: ${String(err)}`);
+      }
+    }
+    row.leaked += leaked.length;
+    row.lostBytes += lost;
+    if (failure === undefined && leaked.length === 0 && lost === 0) {
+      row.survived++;
+      return result as T;
+    }
+    const why = [
+      ...(failure !== undefined ? [`not survived: ${failure instanceof Error ? failure.message : String(failure)}`] : []),
+      ...(leaked.length > 0 ? [`leaked: ${leaked.join('; ')}`] : []),
+      ...(lost > 0 ? [`lost ${lost} bytes`] : []),
+    ].join('\n  ');
+    if (row.notes.length < MAX_NOTES) row.notes.push(`${fault}: ${why.split('\n')[0]}`);
+    throw new Error(`fault "${fault}" (${area}):\n  ${why}`);
   }
-  const why = [
-    ...(failure !== undefined ? [`not survived: ${failure instanceof Error ? failure.message : String(failure)}`] : []),
-    ...(leaked.length > 0 ? [`leaked: ${leaked.join('; ')}`] : []),
-    ...(lost > 0 ? [`lost ${lost} bytes`] : []),
-  ].join('\n  ');
-  if (row.notes.length < MAX_NOTES) row.notes.push(`${fault}: ${why.split('\n')[0]}`);
-  throw new Error(`fault "${fault}" (${area}):\n  ${why}`);
+
+  rowList(): LedgerRow[] {
+    return [...this.rows.values()];
+  }
+
+  /** The table and what leaked or was lost, or undefined when no fault ran. */
+  summary(): { table: string; problems: string[] } | undefined {
+    const all = this.rowList();
+    if (all.length === 0) return undefined;
+    const problems = all.filter((r) => r.leaked > 0 || r.lostBytes > 0).map((r) => `${r.area}: ${r.leaked} leaked, ${r.lostBytes} bytes lost (${r.notes.join(' | ')})`);
+    return { table: ledgerTable(all), problems };
+  }
 }
 
-export function ledgerRows(): LedgerRow[] {
-  return [...rows.values()];
+/** The suite's ledger, printed by the root hook. */
+export const ledger = new FaultLedger();
+
+/** {@link FaultLedger.inject} on the suite's ledger. */
+export function injectFault<T>(area: string, fault: string, body: () => Promise<T>, guards: readonly FaultGuard[] = []): Promise<T> {
+  return ledger.inject(area, fault, body, guards);
 }
 
 /** The table the root hook prints (markdown, so it can go into the README as it is). */
-export function ledgerTable(all: readonly LedgerRow[] = ledgerRows()): string {
+export function ledgerTable(all: readonly LedgerRow[]): string {
   const total = all.reduce((t, r) => ({ injected: t.injected + r.injected, survived: t.survived + r.survived, leaked: t.leaked + r.leaked, lostBytes: t.lostBytes + r.lostBytes }), { injected: 0, survived: 0, leaked: 0, lostBytes: 0 });
   const line = (name: string, r: { injected: number; survived: number; leaked: number; lostBytes: number }) =>
     `| ${name} | ${r.injected} | ${r.survived} | ${r.leaked} | ${r.lostBytes} |`;
@@ -97,10 +117,7 @@ export function ledgerTable(all: readonly LedgerRow[] = ledgerRows()): string {
   ].join('\n');
 }
 
-/** Called by the root hook: prints the table when any fault ran; an error when anything leaked or was lost. */
+/** Called by the root hook: the table when any fault ran, and what leaked or was lost. */
 export function ledgerSummary(): { table: string; problems: string[] } | undefined {
-  const all = ledgerRows();
-  if (all.length === 0) return undefined;
-  const problems = all.filter((r) => r.leaked > 0 || r.lostBytes > 0).map((r) => `${r.area}: ${r.leaked} leaked, ${r.lostBytes} bytes lost (${r.notes.join(' | ')})`);
-  return { table: ledgerTable(all), problems };
+  return ledger.summary();
 }
