@@ -12,6 +12,8 @@ import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { POOL_VOLUMES } from '../../src/crds/resource-types.js';
+import type { PoolVolume } from '../../src/crds/poolvolume.js';
+import { startPoolVolumeRealizer } from '../../src/node/engine/volume-realizer.js';
 import { DynamicPoolFixture, call, codeOf } from '../csi/fixture.js';
 import { injectFault, type FaultGuard } from './ledger.js';
 import { SentinelTree, aliveGuard, loopGuard, mountGuard, objectGuard } from './guards.js';
@@ -146,6 +148,22 @@ describe('faults: hostile CSI requests (real controller and node services)', fun
         await expectCode(`NodeGetVolumeStats of ${what}`, 'INVALID_ARGUMENT', () => call(fx.nodeClient, 'NodeGetVolumeStats', { volume_id: volumeId, volume_path: path }));
         await expectCode(`NodeExpandVolume of ${what}`, 'INVALID_ARGUMENT', () => call(fx.nodeClient, 'NodeExpandVolume', { volume_id: volumeId, volume_path: path, capacity_range: { required_bytes: String(16 * MiB) } }));
       }
+    });
+
+    it('refuses to stage a volume whose status.path was hand-edited to lead out of its pool', async () => {
+      const id = (await call(fx.controllerClient, 'CreateVolume', { name: 'pvc-hostile-path', capacity_range: { required_bytes: String(8 * MiB) }, volume_capabilities: [mountCap], parameters: { pool: fx.pool } })).volume.volume_id;
+      const real = (await fx.client.get<PoolVolume>(POOL_VOLUMES, id)).status!.path!;
+      // The realizer would write the true path back; stopped, the hand-edited one stays while we stage.
+      await fx.realizer!.stop();
+      try {
+        const escape = `${real}${'/..'.repeat(real.split('/').length - 1)}${outside}`;
+        await fx.client.mergePatch(POOL_VOLUMES, id, { status: { path: escape } }, { subresource: 'status' });
+        await expectCode('NodeStageVolume of a PoolVolume whose status.path leads out of the pool', ['UNAVAILABLE', 'FAILED_PRECONDITION', 'INVALID_ARGUMENT'],
+          () => call(fx.nodeClient, 'NodeStageVolume', { volume_id: id, staging_target_path: join(kubelet, 'staging', 'hacked'), volume_capability: mountCap }));
+      } finally {
+        fx.realizer = await startPoolVolumeRealizer({ client: fx.client, engine: fx.engine, nodeName: fx.node, refreshMs: 1_000 });
+      }
+      await call(fx.controllerClient, 'DeleteVolume', { volume_id: id });
     });
 
     it('still serves the volume after all of it (stage, publish, unwind)', async () => {
