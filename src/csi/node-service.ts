@@ -52,6 +52,9 @@ export interface NodeServiceOptions {
 
 const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
 const VOLUME_ID = new RegExp(DNS_SUBDOMAIN_PATTERN);
+/** Linux's limits on a path and on one name in it. */
+const PATH_MAX = 4096;
+const NAME_MAX = 255;
 
 /**
  * Why `path` (a staging, target or volume path from kubelet) is not one kubelet could have made, or
@@ -62,6 +65,7 @@ const VOLUME_ID = new RegExp(DNS_SUBDOMAIN_PATTERN);
 export async function unsafePathReason(path: string, kubeletDir?: string): Promise<string | undefined> {
   if (!isAbsolute(path) || path.includes('\0')) return 'is not an absolute path';
   if (path.split('/').some((seg) => seg === '.' || seg === '..')) return "contains '.' or '..' segments";
+  if (path.length >= PATH_MAX || path.split('/').some((seg) => Buffer.byteLength(seg) > NAME_MAX)) return `is longer than Linux allows (${PATH_MAX} bytes, ${NAME_MAX} per name)`;
   if (!kubeletDir) return undefined;
   const base = kubeletDir.replace(/\/+$/, '');
   if (!path.startsWith(`${base}/`)) return `is outside kubelet's directory ${base}`;

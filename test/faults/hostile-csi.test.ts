@@ -87,6 +87,18 @@ describe('faults: hostile CSI requests (real controller and node services)', fun
       await expectCode('ControllerExpandVolume to -5 bytes', ['INVALID_ARGUMENT', 'OUT_OF_RANGE'], () => call(fx.controllerClient, 'ControllerExpandVolume', { volume_id: volumeId, capacity_range: { required_bytes: '-5' } }));
     });
 
+    it('refuses 1 MiB strings and control characters in names, parameters and IDs', async () => {
+      const big = 'x'.repeat(1 << 20);
+      const create = (name: string, pool = fx.pool) => () => call(fx.controllerClient, 'CreateVolume', { name, capacity_range: { required_bytes: String(MiB) }, volume_capabilities: [mountCap], parameters: { pool } });
+      await expectCode('CreateVolume with a 1 MiB name', 'INVALID_ARGUMENT', create(big));
+      await expectCode('CreateVolume with control characters in the name', 'INVALID_ARGUMENT', create('pvc-\u0000\u0007\n\u001b[31m'));
+      await expectCode('CreateVolume in a pool of 1 MiB', 'INVALID_ARGUMENT', create('pvc-bigpool', big));
+      await expectCode('CreateVolume in a pool with control characters', 'INVALID_ARGUMENT', create('pvc-ccpool', `${fx.pool}\n`));
+      await expectCode('ControllerExpandVolume of a 1 MiB volume ID', 'NOT_FOUND', () => call(fx.controllerClient, 'ControllerExpandVolume', { volume_id: big, capacity_range: { required_bytes: String(MiB) } }));
+      await expectCode('NodeStageVolume of a 1 MiB volume ID', 'NOT_FOUND', () => call(fx.nodeClient, 'NodeStageVolume', { volume_id: big, staging_target_path: join(kubelet, 'staging', 'big'), volume_capability: mountCap }));
+      await expectCode('NodeStageVolume to a 1 MiB path', 'INVALID_ARGUMENT', () => call(fx.nodeClient, 'NodeStageVolume', { volume_id: volumeId, staging_target_path: join(kubelet, big), volume_capability: mountCap }));
+    });
+
     it('answers NOT_FOUND for unknown and path-like volume IDs, and deletes nothing for them', async () => {
       for (const id of ['pvol-unknown', '..', '.', '../poolvolumes', `${volumeId}/..`, '%2e%2e', '/etc/passwd']) {
         await expectCode(`ValidateVolumeCapabilities of ${JSON.stringify(id)}`, 'NOT_FOUND', () => call(fx.controllerClient, 'ValidateVolumeCapabilities', { volume_id: id, volume_capabilities: [mountCap] }));
