@@ -116,6 +116,25 @@ describe('faults: hand-edited NodeDisks and PoolVolumes (real node daemon)', fun
     }, await guards());
   });
 
+  it('prepares the disk it found, not the device a hand-edited devicePath names', async () => {
+    const own = (await diskOfFile(client, node, allowed.file))!;
+    await injectFault(AREA, 'a NodeDisk of the agent edited to name a device off the allow-list, and claimed', async () => {
+      await client.mergePatch(NODE_DISKS, own.metadata.name!, {
+        metadata: { labels: { 'stowage.dev/hand': pool } },
+        spec: { devicePath: forbidden.device, claim: { pool, mode: 'Dynamic' } },
+      }, { fieldManager: 'kubectl-edit' });
+      const nd = await waitFor('the agent to prepare the disk it really found', async () => {
+        const d = await client.get<NodeDisk>(NODE_DISKS, own.metadata.name!);
+        return condition(d, 'Prepared')?.status === 'True' ? d : undefined;
+      }, 90_000);
+      expect((await run('blkid', ['-p', '-o', 'value', '-s', 'TYPE', allowed.device])).trim(), 'the allowed disk became the pool filesystem').to.equal('btrfs');
+      expect(nd.status?.preparation?.filesystem).to.equal('btrfs');
+      // Several passes more: none of them may turn to the device the edit named.
+      await new Promise((r) => setTimeout(r, 6_000));
+      // The pool filesystem's mount is expected here; the forbidden device must have none.
+    }, [forbiddenGuard, aliveGuard({ 'node daemon': () => !agent!.exited })]);
+  });
+
   it('makes nothing for PoolVolumes of another node or of a pool it does not serve, and says why for the latter', async () => {
     const mkpv = async (pvName: string, spec: Record<string, unknown>) => {
       await client.create(POOL_VOLUMES, {
@@ -145,5 +164,8 @@ describe('faults: hand-edited NodeDisks and PoolVolumes (real node daemon)', fun
     // Nothing was made under the daemon's pool root for either.
     const state = await readdir(join(dir, 'state')).catch(() => [] as string[]);
     expect(state.filter((n) => n !== 'pools')).to.deep.equal([]);
+    const volumes = await readdir(join(dir, 'state', 'pools', pool, 'volumes')).catch(() => [] as string[]);
+    expect(volumes, 'volumes in the pool filesystem').to.not.include(other);
+    expect(await readdir(join(dir, 'state', 'pools')).catch(() => [] as string[])).to.not.include('not-a-pool-here');
   });
 });
