@@ -7,13 +7,17 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { KubeClient } from '../../src/kube/client.js';
-import { NAMESPACES, SERVICE_ACCOUNTS } from '../../src/kube/resources.js';
+import { NAMESPACES, PERSISTENT_VOLUME_CLAIMS, SERVICE_ACCOUNTS } from '../../src/kube/resources.js';
 import { installCrds } from '../../src/crds/install.js';
 import { NODE_DISKS } from '../../src/crds/resource-types.js';
 import type { KubeObject } from '../../src/kube/types.js';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { adminClient, createNamespace, uniqueName } from '../support/cluster.js';
 import { plugin } from './support.js';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
 /**
  * Errors that say what to do: no cluster, no kubeconfig, Stowage's CRDs missing, and RBAC denied
@@ -26,6 +30,7 @@ describe('kubectl stowage: errors name the problem and the fix', function () {
   let tmp: string;
   let namespace: string;
   const roleName = uniqueName('kp-reader');
+  const docRoleName = uniqueName('kp-doc-role');
   const diskName = uniqueName('kp-rbac-disk');
 
   before(async () => {
@@ -40,6 +45,8 @@ describe('kubectl stowage: errors name the problem and the fix', function () {
     if (admin) {
       await admin.request({ method: 'DELETE', path: `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${roleName}` }).catch(() => undefined);
       await admin.request({ method: 'DELETE', path: `/apis/rbac.authorization.k8s.io/v1/clusterroles/${roleName}` }).catch(() => undefined);
+      await admin.request({ method: 'DELETE', path: `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${docRoleName}` }).catch(() => undefined);
+      await admin.request({ method: 'DELETE', path: `/apis/rbac.authorization.k8s.io/v1/clusterroles/${docRoleName}` }).catch(() => undefined);
       await admin.delete(NODE_DISKS, diskName);
       if (namespace) await admin.delete(NAMESPACES, namespace);
       admin.close();
@@ -151,4 +158,38 @@ describe('kubectl stowage: errors name the problem and the fix', function () {
     expect(cordon.stderr).to.include(`RBAC denied: system:serviceaccount:${namespace}:${sa} may not patch nodedisks.stowage.dev (cluster-wide). Ask a cluster administrator for a ClusterRole granting "patch" on "nodedisks" in apiGroup "stowage.dev"`);
     expect((await admin.get<KubeObject & { spec: { schedulable?: boolean } }>(NODE_DISKS, diskName)).spec.schedulable).to.not.equal(false);
   });
+
+  it('the ClusterRole in docs/kubectl-plugin.md is enough for every command: no denial, no warning', async () => {
+    const doc = readFileSync(path.join(REPO, 'docs/kubectl-plugin.md'), 'utf8');
+    const block = /```yaml\n(kind: ClusterRole[\s\S]*?|apiVersion: rbac[\s\S]*?)```/.exec(doc)?.[1];
+    expect(block, 'a ClusterRole yaml block in docs/kubectl-plugin.md').to.be.a('string');
+    const role = parseYaml(block!) as { kind: string; metadata: { name: string } };
+    expect(role.kind).to.equal('ClusterRole');
+    role.metadata.name = docRoleName;
+    await admin.request({ method: 'POST', path: '/apis/rbac.authorization.k8s.io/v1/clusterroles', body: role });
+    const sa = 'kp-operator-of-disks';
+    await admin.create(SERVICE_ACCOUNTS, { metadata: { name: sa, namespace } });
+    await admin.request({
+      method: 'POST', path: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+      body: { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: docRoleName }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: docRoleName }, subjects: [{ kind: 'ServiceAccount', name: sa, namespace }] },
+    });
+    await admin.create(PERSISTENT_VOLUME_CLAIMS, { metadata: { name: 'orphan', namespace }, spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'kp-no-such-class', resources: { requests: { storage: '1Gi' } } } });
+    if (!(await admin.getIfExists(NODE_DISKS, diskName))) {
+      await admin.create(NODE_DISKS, { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name: diskName }, spec: { nodeName: 'kp-nowhere', devicePath: '/dev/kp-none' } });
+    }
+    const kc = await serviceAccountKubeconfig(sa);
+    const { waitFor } = await import('../support/cluster.js');
+    await waitFor('the role to take effect', async () => (await plugin(kc, ['disks'])).code === 0, 30_000);
+    // The disk was created by a plain create (an Update), whose manager owns the defaulted
+    // spec.schedulable; the agent's server-side apply would not. The plugin does not take it silently.
+    const conflict = await plugin(kc, ['cordon', diskName]);
+    expect(conflict.code).to.equal(1);
+    expect(conflict.stderr).to.match(/spec.schedulable of nodedisk \S+ is owned by another field manager \(.*conflict with "stowage-tests".*\); run again with --force-conflicts to take it over/);
+    for (const args of [['disks', '-o', 'wide'], ['pools'], ['why', diskName], ['why', 'orphan', '-n', namespace], ['cordon', diskName, '--dry-run'], ['cordon', diskName, '--force-conflicts'], ['uncordon', diskName], ['drain', diskName, '--timeout', '5']]) {
+      const r = await plugin(kc, args);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).to.equal(0);
+      expect(r.stderr, args.join(' ')).to.equal('');
+    }
+  });
 });
+

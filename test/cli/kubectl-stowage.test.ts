@@ -261,7 +261,9 @@ describe('kubectl stowage against a real cluster with real node agents', functio
         expect(await world.admin.getIfExists(PERSISTENT_VOLUME_CLAIMS, 'data', ns), 'the claim is untouched').to.not.equal(undefined);
         expect((await world.admin.get<Disk>(NODE_DISKS, bound.metadata.name!)).spec.claim?.pool).to.equal(fast);
         await world.release('data');
-        const code = await Promise.race([exited, new Promise<number>((r) => setTimeout(() => r(-1), 150_000))]);
+        let timer: NodeJS.Timeout | undefined;
+        const code = await Promise.race([exited, new Promise<number>((r) => (timer = setTimeout(() => r(-1), 150_000)))]);
+        clearTimeout(timer);
         expect(code, out).to.equal(0);
       } finally {
         if (child.exitCode === null) child.kill('SIGKILL');

@@ -38,9 +38,9 @@ export interface RunResult {
 }
 
 /** Runs a program to completion with a clean environment plus `env`; never through a shell. */
-export function runProgram(cmd: string, args: readonly string[], env: Record<string, string | undefined>, timeoutMs = 60_000): Promise<RunResult> {
+export function runProgram(cmd: string, args: readonly string[], env: Record<string, string | undefined>, timeoutMs = 60_000, cwd?: string): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { PATH: process.env.PATH, HOME: process.env.HOME, STOWAGE_LOG_LEVEL: 'silent', ...env } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME, STOWAGE_LOG_LEVEL: 'silent', ...env } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -128,6 +128,7 @@ export class PluginWorld {
   namespace = '';
   work = '';
   private agents: NodeAgent[] = [];
+  private agentClients: KubeClient[] = [];
   private childAgents: FaultyHealthAgent[] = [];
   private abort?: AbortController;
   private running?: Promise<unknown>;
@@ -177,8 +178,10 @@ export class PluginWorld {
           kubeconfig: this.kubeconfig, node, devices, failing: devices[0]!, root: path.join(this.work, node), shimDir: path.join(this.work, 'shim'),
         }));
       } else {
+        const client = await KubeClient.load({ kubeconfig: this.kubeconfig, userAgent: `stowage-node/${node}` });
+        this.agentClients.push(client);
         this.agents.push(await startNodeAgent({
-          client: await KubeClient.load({ kubeconfig: this.kubeconfig, userAgent: `stowage-node/${node}` }),
+          client,
           nodeName: node, allowDevices: devices, root: path.join(this.work, node), udev: false, discoveryIntervalMs: 1_000,
         }));
       }
@@ -247,6 +250,7 @@ export class PluginWorld {
     this.abort?.abort();
     await this.running;
     for (const agent of this.agents) await agent.stop();
+    for (const client of this.agentClients) client.close();
     for (const agent of this.childAgents) await agent.stop();
     for (const name of this.pools) await deletePoolForcibly(admin, name);
     for (const node of this.nodes) {
