@@ -218,6 +218,38 @@ describe('kubectl stowage against a real cluster with real node agents', functio
     });
   });
 
+  describe('why: the operator\'s other reasons', () => {
+    it('InvalidSpec, DisksClaimedByOtherPools, StorageClassConflict, and a Dynamic claim whose CSI driver is not running', async () => {
+      const invalid = `${world.prefix}-invalid`;
+      const taken = `${world.prefix}-taken`;
+      const clash = `${world.prefix}-clash`;
+      const dyn = `${world.prefix}-dyn`;
+      const none = { selector: { matchLabels: { 'stowage.dev/test': 'no-disk-has-this' } } };
+      // Servers before 1.23 keep no CEL rules, so the operator is the one to refuse this spec.
+      await world.applyPool(invalid, { mode: 'Local', disks: none, replicated: { size: 2 } });
+      await world.applyPool(taken, { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/node': world.nodes[1] } } }, local: { volumeMode: 'Filesystem', fsType: 'ext4' } });
+      await world.applyPool(clash, { mode: 'Local', disks: none, storageClass: { name: fast } });
+      await world.applyPool(dyn, { mode: 'Dynamic', disks: none, storageClass: { volumeBindingMode: 'Immediate' } });
+      for (const [pool, reason] of [[invalid, 'InvalidSpec'], [taken, 'DisksClaimedByOtherPools'], [clash, 'StorageClassConflict'], [dyn, 'NoDisks']] as const) {
+        await waitFor(`pool ${pool} to report ${reason}`, async () => cond(await world.admin.get<Pool>(STORAGE_POOLS, pool), 'Ready')?.reason === reason, 60_000);
+      }
+      const whyInvalid = ok(await plugin(kc, ['why', invalid]), 'why invalid');
+      expect(whyInvalid).to.include(`${invalid} is not Ready: invalid spec`).and.include('The operator rejected the spec; fix the fields named in the message').and.include('replicated.size');
+      const whyTaken = ok(await plugin(kc, ['why', taken]), 'why taken');
+      expect(whyTaken).to.include('Every disk the pool selects already belongs to another pool').and.match(new RegExp(`2 disk\\(s\\) \\(.+\\) are not used because it belongs to pool ${slow} \\(the older claim wins\\)`));
+      const whyClash = ok(await plugin(kc, ['why', clash]), 'why clash');
+      expect(whyClash).to.include('The StorageClass name the pool wants belongs to something else').and.include('(StorageClassConflict:');
+      await world.admin.create(PERSISTENT_VOLUME_CLAIMS, {
+        metadata: { name: 'fresh', namespace: ns },
+        spec: { accessModes: ['ReadWriteOnce'], storageClassName: dyn, resources: { requests: { storage: '1Gi' } } },
+      });
+      const whyFresh = ok(await plugin(kc, ['why', 'fresh', '-n', ns]), 'why fresh');
+      expect(whyFresh).to.include(`Its pool ${dyn} is not Ready: No eligible disk matches spec.disks`);
+      expect(whyFresh).to.match(/The CSI driver is not running: (CSIDriver csi.stowage.dev is not registered|Deployment \S*stowage-csi-controller)/);
+      expect(whyFresh).to.include(`Capacity: pool ${dyn} has 0B available, the claim asks for 1Gi`);
+    });
+  });
+
   describe('cordon, uncordon, drain', () => {
     it('--dry-run prints the change and sends no write (API server request counts)', async () => {
       await new Promise((r) => setTimeout(r, 2_000)); // let the agents' and operator's own writes settle
@@ -244,6 +276,29 @@ describe('kubectl stowage against a real cluster with real node agents', functio
       expect(ok(await plugin(kc, ['cordon', name('small')]), 'cordon again')).to.include('already cordoned');
       expect(ok(await plugin(kc, ['uncordon', name('small')]), 'uncordon')).to.equal(`nodedisk/${name('small')} uncordoned\n`);
       expect((await world.admin.get<Disk>(NODE_DISKS, name('small'))).spec.schedulable).to.equal(true);
+    });
+
+    it('disks --watch into a pipe prints the view again when a disk changes', async () => {
+      const child = spawn(process.execPath, [PLUGIN, '--kubeconfig', kc, 'disks', '--watch', '--node', world.nodes[0]!], {
+        stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STOWAGE_LOG_LEVEL: 'silent' },
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      try {
+        await waitFor('the first view', () => out.includes(name('small')), 30_000);
+        expect(out.split('\n').filter((l) => l.startsWith('NODE'))).to.have.length(1);
+        ok(await plugin(kc, ['cordon', name('small')]), 'cordon');
+        await waitFor('a second view showing the cordon', () => out.split('\n').filter((l) => l.startsWith('NODE')).length >= 2 && /\n\n/.test(out)
+          && row(out.slice(out.lastIndexOf('NODE')), name('small')).includes('cordoned'), 30_000).catch((err: Error) => {
+          throw new Error(`${err.message}\n--- output ---\n${out}`);
+        });
+        expect(out).to.not.include('\x1b[');
+      } finally {
+        child.kill('SIGINT');
+        await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('close', r)));
+        ok(await plugin(kc, ['uncordon', name('small')]), 'uncordon');
+      }
     });
 
     it('drain on a disk whose volume is bound waits, deleting nothing, and returns once the volume is released and the disk is free', async () => {
