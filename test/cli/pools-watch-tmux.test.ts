@@ -4,10 +4,10 @@ import type { KubeObject } from '../../src/kube/types.js';
 import { STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import type { StoragePool } from '../../src/crds/storagepool.js';
 import { uniqueName, waitFor } from '../support/cluster.js';
-import { PLUGIN, PluginWorld, runProgram } from './support.js';
+import { PLUGIN, PluginWorld, plugin, runProgram } from './support.js';
 
 type Pool = StoragePool & KubeObject;
-const COLUMNS = 160;
+const COLUMNS = 200;
 const ROWS = 20;
 
 /**
@@ -21,9 +21,9 @@ describe('kubectl stowage pools --watch in a terminal (tmux)', function () {
   let world: PluginWorld;
   let pool: string;
   const socket = uniqueName('stowage-kp-tmux');
-  const tmux = (...args: string[]) => runProgram('tmux', ['-L', socket, ...args], { TERM: 'xterm-256color' }, 20_000);
+  const tmux = (...args: string[]) => runProgram('tmux', ['-f', '/dev/null', '-L', socket, ...args], { TERM: 'xterm-256color' }, 20_000);
   const screen = async (escapes = false): Promise<string> => {
-    const r = await tmux('capture-pane', '-p', ...(escapes ? ['-e'] : []), '-t', 'watch');
+    const r = await tmux('capture-pane', '-p', ...(escapes ? ['-e'] : []), '-t', 'watch:main');
     if (r.code !== 0) throw new Error(`tmux capture-pane failed: ${r.stderr}`);
     return r.stdout;
   };
@@ -44,15 +44,15 @@ describe('kubectl stowage pools --watch in a terminal (tmux)', function () {
 
   before(async function () {
     this.timeout(240_000);
-    world = await PluginWorld.start({ nodes: [[1024, 1024]] });
+    world = await PluginWorld.start({ nodes: [[1024, 1024, 256]] });
     pool = `${world.prefix}-fill`;
     await world.applyPool(pool, {
-      mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/node': world.nodes[0] } } }, local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' },
+      mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/node': world.nodes[0] } }, minSize: '512Mi' }, local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' },
       capacity: { lowWatermarkPercent: 40 },
     });
     await waitFor('the pool to offer 2 volumes', async () => (await world.admin.get<Pool>(STORAGE_POOLS, pool)).status?.counts?.volumes?.available === 2, 120_000);
     const command = `STOWAGE_LOG_LEVEL=silent ${process.execPath} ${PLUGIN} --kubeconfig ${world.kubeconfig} pools --watch`;
-    const started = await tmux('new-session', '-d', '-s', 'watch', '-x', String(COLUMNS), '-y', String(ROWS), command);
+    const started = await tmux('new-session', '-d', '-s', 'watch', '-n', 'main', '-x', String(COLUMNS), '-y', String(ROWS), command);
     if (started.code !== 0) throw new Error(`tmux new-session failed: ${started.stderr}`);
   });
 
@@ -97,4 +97,32 @@ describe('kubectl stowage pools --watch in a terminal (tmux)', function () {
     }
     expect(last, last).to.not.match(/\x1b\[[0-9;]*3[0-9]m/);
   });
+
+  it('why, on the full pool: LowCapacity; a Dynamic pool without its engine: Preparing with too few disks; the pool deleted under its claims: DeletionBlocked', async () => {
+    await waitFor('the pool to report LowCapacity', async () => (await world.admin.get<Pool>(STORAGE_POOLS, pool)).status?.conditions?.some((c) => c.reason === 'LowCapacity'), 30_000);
+    const low = await plugin(world.kubeconfig, ['why', pool]);
+    expect(low.stdout, low.stderr).to.include('Available capacity is below the pool\'s low watermark').and.include('(LowCapacity:');
+
+    // The 256Mi disk is below the Local pool's minSize: a Dynamic pool wanting two copies claims it,
+    // and the in-process agent runs without the Dynamic engine, so it stays unprepared.
+    const repl = `${world.prefix}-repl`;
+    await world.applyPool(repl, { mode: 'Dynamic', disks: { selector: { matchLabels: { 'stowage.dev/node': world.nodes[0] } } }, replicated: { size: 2 } });
+    await waitFor('the Dynamic pool to report Preparing and TooFewDisks', async () => {
+      const p = await world.admin.get<Pool>(STORAGE_POOLS, repl);
+      return p.status?.conditions?.some((c) => c.reason === 'Preparing') && p.status.conditions.some((c) => c.reason === 'TooFewDisks');
+    }, 60_000);
+    const preparing = await plugin(world.kubeconfig, ['why', repl]);
+    expect(preparing.stdout, preparing.stderr).to.include(`${repl} is not Ready: preparing`);
+    expect(preparing.stdout).to.include('Disks are claimed and the node agents are preparing them').and.include('(Preparing:');
+    expect(preparing.stdout).to.include('Replication is not satisfiable: some nodes have fewer disks than replicated.size').and.include('(TooFewDisks:');
+    expect(preparing.stdout).to.match(/Disk \S+ on \S+: no Dynamic engine: this agent runs without the Dynamic-pool engine\./);
+
+    await world.admin.delete(STORAGE_POOLS, pool);
+    await waitFor('the pool to report DeletionBlocked', async () => (await world.admin.get<Pool>(STORAGE_POOLS, pool)).status?.conditions?.some((c) => c.reason === 'DeletionBlocked'), 30_000);
+    const blocked = await plugin(world.kubeconfig, ['why', pool]);
+    expect(blocked.stdout, blocked.stderr).to.include(`${pool} is not Ready: deletion blocked`).and.include('The pool is being deleted (since');
+    expect(blocked.stdout).to.include('Stowage deletes nothing a workload uses, so delete those claims to let it go').and.include(`${world.namespace}/one`);
+    await waitForScreen('the watched pool being deleted', (s) => poolRow(s).includes('the pool is being deleted'));
+  });
 });
+
