@@ -6,7 +6,7 @@
  */
 import { Command, Option } from 'commander';
 import { VERSION } from '../util/version.js';
-import type { OutputFormat } from './kubectl/output.js';
+import { parseOutputFormat, type OutputFormat } from './kubectl/output.js';
 
 interface Global {
   kubeconfig?: string;
@@ -24,14 +24,8 @@ const program = new Command()
   .showHelpAfterError();
 
 const outputOption = (): Option =>
-  new Option('-o, --output <format>', 'wide, json or yaml').argParser((v) => parse(v));
-
-function parse(v: string): OutputFormat {
-  // Validated here so a typo fails before any API call.
-  const allowed = ['wide', 'json', 'yaml'];
-  if (!allowed.includes(v)) throw new Error(`-o ${v} is not an output format; use one of: ${allowed.join(', ')} (or leave -o out for the table)`);
-  return v as OutputFormat;
-}
+  // Validated while parsing, so a typo fails before any API call.
+  new Option('-o, --output <format>', 'wide, json or yaml').argParser((v) => parseOutputFormat(v));
 
 const globals = (): Global => program.opts<Global>();
 
@@ -51,8 +45,10 @@ async function run(fn: () => Promise<number>): Promise<void> {
     process.stderr.write(`kubectl-stowage: ${explainError(err)}\n`);
     process.exitCode = 1;
   }
-  // Watches and keep-alive sockets must not keep the process up once the command is done.
-  if (process.exitCode !== undefined) setImmediate(() => process.exit(process.exitCode));
+  // Nothing may keep the process up once the command is done (a watch still closing, say); exit
+  // once stdout has taken everything written to it, so a big -o json is never cut short.
+  const code = process.exitCode;
+  process.stdout.write('', () => process.exit(code));
 }
 
 program

@@ -13,7 +13,8 @@ const BAR_ALLOCATED = '▒';
 const BAR_FREE = '░';
 
 export type OutputFormat = 'table' | 'wide' | 'json' | 'yaml';
-export const OUTPUT_FORMATS: readonly OutputFormat[] = ['table', 'wide', 'json', 'yaml'];
+/** What `-o` accepts; the plain table is what you get without it. */
+export const OUTPUT_FORMATS: readonly OutputFormat[] = ['wide', 'json', 'yaml'];
 
 export type Tone = 'ok' | 'warn' | 'bad' | 'dim' | 'bold' | 'plain';
 
@@ -120,5 +121,5 @@ export function truncate(text: string, max: number): string {
 
 export function parseOutputFormat(value: string): OutputFormat {
   if ((OUTPUT_FORMATS as readonly string[]).includes(value)) return value as OutputFormat;
-  throw new Error(`-o ${value} is not an output format; use one of: wide, json, yaml (or leave -o out for the table)`);
+  throw new Error(`-o ${value} is not an output format; use one of: ${OUTPUT_FORMATS.join(', ')} (or leave -o out for the table)`);
 }
