@@ -298,7 +298,7 @@ function dynamicReasons(pool: Pool, snap: Snapshot, request: bigint | undefined,
     out.push(`Only ${daemon.status?.numberReady ?? 0} of ${daemon.status?.desiredNumberScheduled} stowage-node pods are ready; volumes on the other nodes cannot be created.`);
   }
   const repl = findCondition(pool.status?.conditions, 'ReplicationSatisfiable');
-  if (repl?.status === 'False') out.push(`Replication not satisfiable: ${sentence(reasonText(POOL_REASONS, repl.reason), repl)}`);
+  if (repl?.status === 'False') out.push(sentence(reasonText(POOL_REASONS, repl.reason), repl));
   const nodeDisks = snap.disks.filter((d) => d.spec.claim?.pool === poolName && (!node || d.spec.nodeName === node));
   if (node && nodeDisks.length === 0) out.push(`No eligible disk on node ${node}: pool ${poolName} holds no disk there.`);
   const available = tryParseBytes(pool.status?.capacity?.available);
