@@ -3,7 +3,10 @@ import { PERSISTENT_VOLUME_CLAIMS } from '../../src/kube/resources.js';
 import type { KubeObject } from '../../src/kube/types.js';
 import { STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import type { StoragePool } from '../../src/crds/storagepool.js';
-import { uniqueName, waitFor } from '../support/cluster.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { waitFor } from '../support/cluster.js';
 import { PLUGIN, PluginWorld, plugin, runProgram } from './support.js';
 
 type Pool = StoragePool & KubeObject;
@@ -20,8 +23,9 @@ describe('kubectl stowage pools --watch in a terminal (tmux)', function () {
   this.timeout(300_000);
   let world: PluginWorld;
   let pool: string;
-  const socket = uniqueName('stowage-kp-tmux');
-  const tmux = (...args: string[]) => runProgram('tmux', ['-f', '/dev/null', '-L', socket, ...args], { TERM: 'xterm-256color' }, 20_000);
+  let socketDir = '';
+  // A socket of our own (-S in a temp dir), so the server is ours alone and nothing stays in /tmp/tmux-UID.
+  const tmux = (...args: string[]) => runProgram('tmux', ['-f', '/dev/null', '-S', path.join(socketDir, 'tmux.sock'), ...args], { TERM: 'xterm-256color' }, 20_000);
   const screen = async (escapes = false): Promise<string> => {
     const r = await tmux('capture-pane', '-p', ...(escapes ? ['-e'] : []), '-t', 'watch:main');
     if (r.code !== 0) throw new Error(`tmux capture-pane failed: ${r.stderr}`);
@@ -44,6 +48,7 @@ describe('kubectl stowage pools --watch in a terminal (tmux)', function () {
 
   before(async function () {
     this.timeout(240_000);
+    socketDir = await mkdtemp(path.join(tmpdir(), 'stowage-kp-tmux-'));
     world = await PluginWorld.start({ nodes: [[1024, 1024, 256]] });
     pool = `${world.prefix}-fill`;
     await world.applyPool(pool, {
@@ -58,8 +63,9 @@ describe('kubectl stowage pools --watch in a terminal (tmux)', function () {
 
   after(async function () {
     this.timeout(180_000);
-    await tmux('kill-server'); // our own server only (-L socket): ends the pane and the plugin in it
+    if (socketDir) await tmux('kill-server'); // our own server only: ends the pane and the plugin in it
     await world?.close();
+    if (socketDir) await rm(socketDir, { recursive: true, force: true });
   });
 
   it('the screen updates as the pool fills: volumes, the bar, and the low-capacity warning', async () => {
