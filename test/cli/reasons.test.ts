@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ELIGIBLE_REASONS, HEALTHY_REASONS, POOL_REASONS, PREPARED_REASONS } from '../../src/cli/kubectl/reasons.js';
@@ -8,46 +8,54 @@ import type { Pool, Snapshot } from '../../src/cli/kubectl/snapshot.js';
 import { POOL_CONDITIONS } from '../../src/crds/storagepool.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const source = (file: string): string => readFileSync(path.join(REPO, file), 'utf8');
 
-/** Every `reason: 'X'` literal, `no('X', …)`, `new PreparationRefused('X', …)` and `refusal(err, 'X')` in a source file. */
-function reasonsIn(file: string): string[] {
-  const text = source(file);
+/** Every `.ts` file under a source directory, so a file split off later is still read. */
+function sourcesUnder(dir: string): string[] {
+  return readdirSync(path.join(REPO, dir), { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => path.join(dir, f));
+}
+
+/** Every `reason: 'X'` literal, `no('X', …)`, `new PreparationRefused('X', …)` and `refusal(err, 'X')` in the files. */
+function reasonsIn(files: readonly string[]): string[] {
   const found = new Set<string>();
-  for (const re of [/reason: '([A-Za-z]+)'/g, /\bno\('([A-Za-z]+)'/g, /PreparationRefused\(\s*'([A-Za-z]+)'/g, /refusal\(err, '([A-Za-z]+)'\)/g, /\? '(HasPartitions)' : '(HasFilesystem)'/g]) {
-    for (const m of text.matchAll(re)) for (const g of m.slice(1)) if (g) found.add(g);
+  for (const file of files) {
+    const text = readFileSync(path.join(REPO, file), 'utf8');
+    for (const re of [/reason: '([A-Za-z]+)'/g, /\bno\('([A-Za-z]+)'/g, /PreparationRefused\(\s*'([A-Za-z]+)'/g, /refusal\(err, '([A-Za-z]+)'\)/g, /\? '(HasPartitions)' : '(HasFilesystem)'/g]) {
+      for (const m of text.matchAll(re)) for (const g of m.slice(1)) if (g) found.add(g);
+    }
   }
   return [...found].sort();
 }
+
+/** The Present condition's own reasons: the tables say "not attached" from Present=False directly. */
+const PRESENT_REASONS = ['Detected', 'NotDetected'];
 
 /**
  * `why` and the tables explain reasons in words. These tests read the sources of the node agent,
  * the Dynamic-pool engine and the operator, so a reason added there without words here fails.
  */
 describe('kubectl stowage: every reason the agent and the operator report has words', () => {
-  it('pool conditions (src/operator/storagepool/status.ts)', () => {
-    const reasons = reasonsIn('src/operator/storagepool/status.ts');
-    expect(reasons).to.include.members(['InvalidSpec', 'NoDisks', 'TooFewDisks', 'LowCapacity']);
+  it('pool conditions (src/operator/storagepool/)', () => {
+    const reasons = reasonsIn(sourcesUnder('src/operator/storagepool'));
+    expect(reasons).to.include.members(['InvalidSpec', 'NoDisks', 'TooFewDisks', 'LowCapacity', 'DeletionBlocked']);
     expect(reasons.filter((r) => !POOL_REASONS[r])).to.deep.equal([]);
   });
 
-  it('disk eligibility (inventory.ts, agent.ts)', () => {
-    const reasons = [...reasonsIn('src/node/agent/inventory.ts'), 'Claimed', 'Cordoned', 'NotPresent', 'DiscoveredMount'];
-    expect(reasons).to.include.members(['SystemDisk', 'HasFilesystem', 'Blank']);
-    expect(reasons.filter((r) => !ELIGIBLE_REASONS[r])).to.deep.equal([]);
+  it('disk eligibility (the agent\'s inventory) and health (SMART)', () => {
+    const eligible = reasonsIn(sourcesUnder('src/node/agent').filter((f) => f.endsWith('inventory.ts')));
+    expect(eligible).to.include.members(['SystemDisk', 'HasFilesystem', 'Blank', 'TooSmall']);
+    expect(eligible.filter((r) => !ELIGIBLE_REASONS[r])).to.deep.equal([]);
+    const health = reasonsIn(sourcesUnder('src/node/agent').filter((f) => f.endsWith('smart.ts')));
+    expect(health).to.include.members(['SmartFailed', 'SmartUnavailable']);
+    expect(health.filter((r) => !HEALTHY_REASONS[r])).to.deep.equal([]);
   });
 
-  it('disk health (smart.ts)', () => {
-    const reasons = reasonsIn('src/node/agent/smart.ts');
-    expect(reasons).to.include.members(['SmartFailed', 'SmartUnavailable']);
-    expect(reasons.filter((r) => !HEALTHY_REASONS[r])).to.deep.equal([]);
-  });
-
-  it('disk preparation (agent.ts, preparation.ts, btrfs-engine.ts)', () => {
-    const agent = reasonsIn('src/node/agent/agent.ts').filter((r) => !['Claimed', 'Cordoned', 'Detected', 'NotDetected'].includes(r));
-    const reasons = [...agent, ...reasonsIn('src/node/agent/preparation.ts'), ...reasonsIn('src/node/engine/btrfs-engine.ts')];
-    expect(reasons).to.include.members(['NotClaimed', 'PreparationFailed', 'UUIDMismatch', 'ReleaseRefused']);
-    expect(reasons.filter((r) => !PREPARED_REASONS[r] && !ELIGIBLE_REASONS[r])).to.deep.equal([]);
+  it('everything else the node agent and the Dynamic-pool engine report (src/node/)', () => {
+    const reasons = reasonsIn(sourcesUnder('src/node'));
+    expect(reasons).to.include.members(['NotClaimed', 'PreparationFailed', 'ReleaseFailed', 'UUIDMismatch', 'ReleaseRefused', 'EngineUnavailable', 'Claimed', 'Cordoned']);
+    const words = (r: string): boolean => PRESENT_REASONS.includes(r) || !!(PREPARED_REASONS[r] ?? ELIGIBLE_REASONS[r] ?? HEALTHY_REASONS[r]);
+    expect(reasons.filter((r) => !words(r))).to.deep.equal([]);
   });
 
   it('why POOL turns each pool reason into its sentence, with the operator\'s message', () => {
