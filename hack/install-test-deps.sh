@@ -15,7 +15,7 @@
 set -euo pipefail
 
 readonly PACKAGES=(etcd-server openssl util-linux e2fsprogs xfsprogs btrfs-progs fio prometheus smartmontools
-  containerd runc containernetworking-plugins busybox-static)
+  containerd runc containernetworking-plugins busybox-static tmux)
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 log() { printf '[install-test-deps] %s\n' "$*" >&2; }

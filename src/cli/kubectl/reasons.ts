@@ -1,0 +1,95 @@
+/**
+ * Every condition reason the node agent and the operator report, in words: a short phrase for the
+ * tables and a sentence with what to do for `why`. The condition's own message (which carries the
+ * specifics: paths, sizes, names) is shown beside the sentence; these add the meaning and the fix.
+ *
+ * Kept in step with src/node/agent/{inventory,agent,smart}.ts, src/node/engine/btrfs-engine.ts and
+ * src/operator/storagepool/status.ts: test/cli/reasons.test.ts reads those sources and fails when a
+ * reason they can report is missing here.
+ */
+
+export interface ReasonText {
+  /** A few words for a table cell. */
+  readonly short: string;
+  /** What it means and what to do, for `why`. */
+  readonly sentence: string;
+}
+
+/** NodeDisk `Eligible` reasons (src/node/agent/inventory.ts eligibility(), agent.ts view()). */
+export const ELIGIBLE_REASONS: Record<string, ReasonText> = {
+  Blank: { short: 'free: blank, no pool selects it', sentence: 'the disk is blank and eligible; a pool claims it once its disks.selector (and nodeSelector, minSize) match' },
+  DiscoveredMount: { short: 'free: mounted directory, no pool selects it', sentence: 'the mounted directory is eligible; only a Local Filesystem pool whose selector matches takes it' },
+  SystemDisk: { short: 'system disk', sentence: 'it holds the node\'s root or boot filesystem; Stowage never uses it' },
+  ExcludedByFilter: { short: 'excluded by agent filter', sentence: 'the node agent\'s --include/--exclude filters rule it out; change the agent\'s flags to use it' },
+  ReadOnly: { short: 'read-only', sentence: 'the kernel reports the device read-only; it cannot hold volumes' },
+  Mounted: { short: 'mounted elsewhere', sentence: 'something on the node has it mounted; unmount it (and drop it from /etc/fstab) to make it eligible' },
+  HasPartitions: { short: 'has partitions', sentence: 'it carries a partition table; Stowage only takes blank disks, unless the pool sets disks.allowAdoption (which destroys the data)' },
+  HasFilesystem: { short: 'has a filesystem', sentence: 'it carries a filesystem or other signature; Stowage only takes blank disks, unless the pool sets disks.allowAdoption (which destroys the data); `wipefs -a` erases it' },
+  TooSmall: { short: 'too small', sentence: 'it is smaller than the node agent\'s --min-size' },
+  Claimed: { short: 'claimed', sentence: 'a pool has claimed it' },
+  Cordoned: { short: 'cordoned', sentence: 'an administrator cordoned it (spec.schedulable: false); `kubectl stowage uncordon DISK` lets pools claim it again' },
+  NotPresent: { short: 'not attached', sentence: 'the node agent does not see the disk on the node any more; reattach it, or delete the NodeDisk if it is gone for good' },
+};
+
+/** NodeDisk `Healthy` reasons (src/node/agent/smart.ts healthCondition()). */
+export const HEALTHY_REASONS: Record<string, ReasonText> = {
+  SmartPassed: { short: 'ok', sentence: 'SMART reports the disk healthy' },
+  Passed: { short: 'ok', sentence: 'SMART reports the disk healthy' },
+  NotChecked: { short: 'not checked', sentence: 'the node agent has not read SMART yet' },
+  SmartUnavailable: { short: 'unknown', sentence: 'the disk reports no SMART data (virtual and loop devices do not); health is unknown, not bad' },
+  SmartFailed: { short: 'FAILING', sentence: 'SMART predicts the disk\'s failure: move its data off (drain it) and replace it' },
+  PendingSectors: { short: 'pending sectors', sentence: 'SMART counts sectors waiting to be remapped: the disk is degrading; plan its replacement' },
+  MediaErrors: { short: 'media errors', sentence: 'the NVMe device logs media errors: the disk is degrading; plan its replacement' },
+};
+
+/** NodeDisk `Prepared` reasons (src/node/agent/agent.ts, src/node/engine/btrfs-engine.ts). */
+export const PREPARED_REASONS: Record<string, ReasonText> = {
+  Prepared: { short: 'ready', sentence: 'the node agent prepared it for its pool' },
+  NotClaimed: { short: 'not claimed', sentence: 'no pool claims it' },
+  NotPresent: { short: 'not attached', sentence: 'the disk is not attached to the node, so it cannot be prepared' },
+  NotABlockDevice: { short: 'not a block device', sentence: 'the device path is not a block device any more; check the node' },
+  EngineUnavailable: { short: 'no Dynamic engine', sentence: 'the node agent runs without the Dynamic-pool engine; run `stowage node` with the CSI endpoint (the stowage-node DaemonSet does)' },
+  EnginePending: { short: 'preparing', sentence: 'the Dynamic-pool engine has not reported on the disk yet' },
+  EngineError: { short: 'engine error', sentence: 'the Dynamic-pool engine failed on this node; its message says why, and the node daemon\'s log has the details' },
+  ReleaseRefused: { short: 'release refused', sentence: 'the pool filesystem still holds volumes, so the disk cannot leave it yet; delete those volumes first' },
+  DiskMissing: { short: 'missing', sentence: 'the disk is gone from its pool\'s filesystem on the node' },
+  HasFilesystem: { short: 'foreign filesystem', sentence: 'the disk carries a filesystem that is not the pool\'s; set disks.allowAdoption on the pool to reuse it (destroys its data)' },
+  Pending: { short: 'joining pool', sentence: 'the disk is not yet part of the pool\'s filesystem; the engine adds it' },
+  UncorrectableErrors: { short: 'uncorrectable errors', sentence: 'a scrub found errors it could not repair: data on the disk is damaged' },
+  PreparationFailed: { short: 'preparation failed', sentence: 'the node agent could not prepare the disk and retries on every pass; its message says why' },
+  ReleaseFailed: { short: 'release failed', sentence: 'the node agent could not remove Stowage\'s filesystem from the released disk and retries on every pass; its message says why' },
+  MountedElsewhere: { short: 'mounted elsewhere', sentence: 'something other than Stowage has the disk mounted; unmount it so the agent can prepare it' },
+  UUIDMismatch: { short: 'wrong filesystem', sentence: 'the filesystem on the device is not the one Stowage made for this disk (was the disk swapped?); nothing is mounted or formatted until the right disk is back' },
+  FsTypeMismatch: { short: 'fsType changed', sentence: 'the disk was prepared with another filesystem than the claim now asks for; Stowage never reformats a prepared disk: release it from the pool first' },
+  MountFailed: { short: 'mount failed', sentence: 'the prepared filesystem could not be mounted; check the node\'s kernel log (dmesg)' },
+  HasPartitions: { short: 'has partitions', sentence: 'the disk carries a partition table, so the agent formats nothing; set disks.allowAdoption on the pool to reuse it (destroys its data)' },
+  SystemDisk: ELIGIBLE_REASONS.SystemDisk!,
+  ExcludedByFilter: ELIGIBLE_REASONS.ExcludedByFilter!,
+  ReadOnly: ELIGIBLE_REASONS.ReadOnly!,
+  Mounted: ELIGIBLE_REASONS.Mounted!,
+  TooSmall: ELIGIBLE_REASONS.TooSmall!,
+};
+
+/** StoragePool condition reasons (src/operator/storagepool/status.ts). */
+export const POOL_REASONS: Record<string, ReasonText> = {
+  Ready: { short: 'ready', sentence: 'the pool serves volumes' },
+  InvalidSpec: { short: 'invalid spec', sentence: 'the operator rejected the spec; fix the fields named in the message and apply again (`stowage validate -f FILE` checks offline)' },
+  DeletionBlocked: { short: 'deletion blocked', sentence: 'the pool is being deleted but workloads still use its volumes; Stowage deletes nothing a workload uses, so delete those claims to let it go' },
+  StorageClassConflict: { short: 'StorageClass conflict', sentence: 'the StorageClass name the pool wants belongs to something else; pick another spec.storageClass.name or remove the other class' },
+  DisksClaimedByOtherPools: { short: 'disks taken', sentence: 'every disk the pool selects already belongs to another pool (the older claim wins); narrow the other pool\'s selector or add disks' },
+  NoDisks: { short: 'no disks', sentence: 'no eligible disk matches spec.disks' },
+  Preparing: { short: 'preparing', sentence: 'disks are claimed and the node agents are preparing them; if it lasts, check that a node agent runs on their nodes' },
+  AllHealthy: { short: 'healthy', sentence: 'every disk of the pool is present and healthy' },
+  DisksMissing: { short: 'disks missing', sentence: 'some of the pool\'s disks are no longer seen on their nodes; their unbound volumes are withdrawn, bound ones stay' },
+  DisksUnhealthy: { short: 'disks unhealthy', sentence: 'some of the pool\'s disks report failing health; their unbound volumes are withdrawn, bound ones stay. Drain and replace them' },
+  SingleCopy: { short: 'single copy', sentence: 'a Local pool keeps one copy of each volume' },
+  EnoughDisks: { short: 'satisfiable', sentence: 'every node has enough disks for the requested copies' },
+  TooFewDisks: { short: 'too few disks', sentence: 'replication is not satisfiable: some nodes have fewer disks than replicated.size; add disks there, or lower replicated.size' },
+  NoCapacity: { short: 'no capacity', sentence: 'the pool has no usable capacity yet' },
+  LowCapacity: { short: 'low capacity', sentence: 'available capacity is below the pool\'s low watermark; add disks (widen disks.selector) or free volumes' },
+  Sufficient: { short: 'sufficient', sentence: 'capacity is above the low watermark' },
+};
+
+export function reasonText(table: Record<string, ReasonText>, reason: string | undefined): ReasonText | undefined {
+  return reason === undefined ? undefined : table[reason];
+}
