@@ -22,7 +22,7 @@ const END = '<!-- END GENERATED -->';
 
 /** What each top-level folder of src/ is, for the picture's labels. */
 export const FOLDER_ROLES: Readonly<Record<string, string>> = {
-  cli: 'cli — stowage & its sub-commands',
+  cli: 'cli — stowage, kubectl-stowage',
   operator: 'operator — role',
   node: 'node — role: agent + engine',
   csi: 'csi — CSI services',
