@@ -155,6 +155,35 @@ export const RULE_GROUPS: readonly RuleGroup[] = [
         ],
       },
       {
+        alert: 'StowageDriverNotReady',
+        expr: 'stowage_pool_condition{condition="DriverReady",status="False"} == 1',
+        for: '10m',
+        severity: 'critical',
+        summary: 'The CSI node plugin does not serve some nodes of a Dynamic pool.',
+        description:
+          'StoragePool {{ $labels.pool }} reports DriverReady=False: on some of its nodes the stowage-node pod is not running or not registered with kubelet, so volumes there cannot be mounted. `kubectl describe storagepool {{ $labels.pool }}` names the nodes and why (ImagePullBackOff, CrashLoopBackOff, NotRegistered).',
+        cases: [
+          {
+            name: 'not ready for 12m fires',
+            series: { [pool('stowage_pool_condition', { condition: 'DriverReady', status: 'False' })]: '0x2 1x15' },
+            at: '14m',
+            expect: [
+              {
+                labels: { ...POOL_LABELS, condition: 'DriverReady', status: 'False' },
+                description:
+                  'StoragePool fast reports DriverReady=False: on some of its nodes the stowage-node pod is not running or not registered with kubelet, so volumes there cannot be mounted. `kubectl describe storagepool fast` names the nodes and why (ImagePullBackOff, CrashLoopBackOff, NotRegistered).',
+              },
+            ],
+          },
+          {
+            name: 'a rollout shorter than 10m does not fire',
+            series: { [pool('stowage_pool_condition', { condition: 'DriverReady', status: 'False' })]: '1x5 0x10' },
+            at: '14m',
+            expect: [],
+          },
+        ],
+      },
+      {
         alert: 'StowagePoolCapacityLow',
         expr:
           'stowage_pool_capacity_bytes{kind="available"} / ignoring (kind) (stowage_pool_capacity_bytes{kind="usable"} > 0)\n' +
