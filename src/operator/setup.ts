@@ -28,6 +28,8 @@ export interface SetupOptions {
   readonly poolTurns?: PoolTurns;
   /** Deploy and keep the driver stack (node DaemonSet, CSI driver); off in tests that only exercise pools. */
   readonly driverStack?: Omit<DriverStackOptions, 'fieldManager' | 'serverVersion'>;
+  /** Where the server's version comes from; default: the API server's /version (tests inject an old server). */
+  readonly serverVersion?: ServerVersion;
 }
 
 /** Registers the operator's informers and controllers with `manager`. */
@@ -48,7 +50,7 @@ export function setupControllers(manager: Manager, opts: SetupOptions): { storag
   // Every pool reconcile validates and defaults its pool; compiling that schema takes ~0.2 s.
   manager.warmUp('StoragePool validator', () => precompileValidator('StoragePool'));
   const allPools = (): string[] => caches.pools.list().map((p) => p.metadata.name!);
-  const serverVersion = new ServerVersion(manager.client);
+  const serverVersion = opts.serverVersion ?? new ServerVersion(manager.client);
   const driverStack = opts.driverStack ? setupDriverStack(manager, { ...opts.driverStack, serverVersion, fieldManager: opts.fieldManager }) : undefined;
   const driver = driverStack ? { health: () => driverStack.health(), serverVersion: () => serverVersion.get() } : undefined;
   const reconciler = new StoragePoolReconciler(caches, applier, events, undefined, opts.poolTurns, driver);

@@ -15,6 +15,8 @@ import { driverCondition, driverHealth, type DaemonSetLike, type PodLike } from 
 import { DRIVER_NAME, NODE_DAEMONSET, NODE_POD_SELECTOR } from '../../src/operator/driver-stack/render.js';
 import { poolStatus } from '../../src/operator/storagepool/status.js';
 import { setupControllers } from '../../src/operator/setup.js';
+import { ServerVersion } from '../../src/operator/driver-stack/server-version.js';
+import { STORAGE_CLASSES } from '../../src/kube/resources.js';
 import { Manager } from '../../src/runtime/manager.js';
 import { waitFor } from '../support/cluster.js';
 import { PoolWorld, condition, type Pool } from '../support/pool-world.js';
@@ -264,5 +266,64 @@ describe('DriverReady on a Dynamic pool (real control plane; kubelet\'s pod stat
     const p = await world.waitForPool(local, 'status written', (x) => condition(x, 'Ready') !== undefined);
     expect(driverReady(p)).to.equal(undefined);
     await world.admin.delete(STORAGE_POOLS, local);
+  });
+});
+
+describe('a cluster too old for Stowage (real control plane; only its /version answer is faked as v1.19.16)', function () {
+  this.timeout(120_000);
+  let world: PoolWorld;
+  let abort: AbortController | undefined;
+  let running: Promise<unknown> | undefined;
+
+  before(async () => {
+    world = await PoolWorld.start({ nodes: 1, startOperator: false });
+    const node = world.nodes[0]!;
+    await world.agent.addDisk({ name: `${node}-a`, node, capacity: '100Gi', media: 'nvme' });
+    await world.admin.mergePatch(NODE_DISKS, `${node}-a`, { metadata: { labels: { [`test/${world.prefix}`]: 'yes' } } });
+    const manager = new Manager({ client: world.operatorClient, informerDefaults: { resyncMs: 2_000 } });
+    // The one fault: a server that says it is 1.19 (the test server is 1.20.2). Everything else is real.
+    const serverVersion = new ServerVersion({ request: async <T>() => ({ major: '1', minor: '19', gitVersion: 'v1.19.16' }) as T });
+    setupControllers(manager, { workers: 2, fieldManager: 'stowage-operator', serverVersion, driverStack: { namespace: world.namespace, resyncMs: 2_000 } });
+    abort = new AbortController();
+    running = manager.run(abort.signal);
+  });
+
+  after(async () => {
+    if (!world) return;
+    for (const name of world.pools) await world.admin.delete(STORAGE_POOLS, name).catch(() => undefined);
+    await waitFor('the pools to be finalized', async () => {
+      for (const name of world.pools) if (await world.getPool(name)) return false;
+      return true;
+    }, 60_000).catch(() => undefined);
+    abort?.abort();
+    await running;
+    await world.admin.delete(DAEMON_SETS, NODE_DAEMONSET, { namespace: world.namespace }).catch(() => undefined);
+    await waitFor('the DaemonSet\'s pods to be gone', async () => {
+      const pods = (await world.admin.list(PODS, { namespace: world.namespace, labelSelector: NODE_POD_SELECTOR })).items;
+      for (const p of pods) {
+        await world.admin.request({ method: 'DELETE', path: `/api/v1/namespaces/${world.namespace}/pods/${p.metadata.name}`, body: { gracePeriodSeconds: 0 } }).catch(() => undefined);
+      }
+      return pods.length === 0;
+    }, 60_000, 500).catch(() => undefined);
+    await world.close();
+  });
+
+  it('refuses each pool clearly: Ready=False/UnsupportedKubernetes naming the version, a Warning event, no StorageClass and no claim', async () => {
+    for (const mode of ['Dynamic', 'Local'] as const) {
+      const name = await world.applyPool({
+        apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: `${world.prefix}-${mode.toLowerCase()}` },
+        spec: {
+          mode, disks: { selector: { matchLabels: { [`test/${world.prefix}`]: 'yes' } } },
+          ...(mode === 'Local' ? { local: { volumeMode: 'Filesystem', fsType: 'ext4' } } : { replicated: { size: 1 } }),
+        },
+      } as Pool);
+      const pool = await world.waitForPool(name, 'refused', (p) => condition(p, 'Ready')?.reason === 'UnsupportedKubernetes');
+      expect(condition(pool, 'Ready')!.message).to.contain('v1.19.16').and.contain('1.20 or later').and.contain('upgrade the cluster');
+      expect(condition(pool, 'Ready')!.observedGeneration).to.equal(pool.metadata.generation);
+      await waitFor(`the UnsupportedKubernetes event on ${name}`, async () => (await world.eventsFor(name)).some((e) => e.startsWith('UnsupportedKubernetes:') && e.includes('v1.19.16')), 15_000, 250);
+      expect(await world.admin.getIfExists(STORAGE_CLASSES, name), 'no StorageClass for a refused pool').to.equal(undefined);
+    }
+    const disk = await world.admin.get<KubeObject & Any>(NODE_DISKS, `${world.nodes[0]}-a`);
+    expect(disk.spec.claim, 'no disk claimed for a refused pool').to.equal(undefined);
   });
 });
