@@ -138,7 +138,11 @@ program
       observe: (...call) => observeCsi?.(...call),
     });
     try {
-      process.exitCode = await runNodeCommand(opts, dynamic.engine, (metrics) => (observeCsi = (method, code, seconds) => metrics.csi.observe(method, code, seconds)));
+      // /healthz also fails when the CSI or registration socket is gone: with --node-registration=self
+      // it is the DaemonSet's liveness probe, in place of the livenessprobe sidecar.
+      process.exitCode = await runNodeCommand(opts, dynamic.engine, (metrics) => (observeCsi = (method, code, seconds) => metrics.csi.observe(method, code, seconds)), {
+        'csi-sockets': () => dynamic.socketsCheck(),
+      });
     } finally {
       await dynamic.stop();
       client.close();
