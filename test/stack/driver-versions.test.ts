@@ -101,6 +101,8 @@ describe('sidecars per Kubernetes server version', () => {
     expect(provisioner.args.filter((a: string) => a.startsWith('--capacity'))).to.deep.equal([]);
     expect(tagOf(containerOf(deploy, 'csi-resizer').image)[0]).to.equal(1);
     expect(tagOf(containerOf(deploy, 'csi-snapshotter').image)[0]).to.be.below(8); // 8.0 ships CRD rules that need 1.25
+    // Without CSIStorageCapacity objects the scheduler must not wait for them.
+    expect((objects as Any[]).find((o) => o.kind === 'CSIDriver').spec.storageCapacity).to.equal(false);
   });
 
   it('gives 1.21–1.23 the same releases with capacity tracking (CSIStorageCapacity v1beta1)', () => {

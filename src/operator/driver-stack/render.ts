@@ -83,7 +83,7 @@ export function needsCsiController(input: Pick<DriverStackInput, 'dynamicPools' 
  */
 export function desiredDriverStack(input: DriverStackInput): KubeObject[] {
   const objects: KubeObject[] = [nodeDaemonSet(input)];
-  if (needsCsiController(input)) objects.push(csiDriver(), csiControllerDeployment(input));
+  if (needsCsiController(input)) objects.push(csiDriver(input.sidecars ?? NEWEST_PROFILE), csiControllerDeployment(input));
   return objects;
 }
 
@@ -214,8 +214,12 @@ function nodeDaemonSet({ images, namespace, registration = DEFAULT_NODE_REGISTRA
   };
 }
 
-/** How kubelet and the scheduler treat the driver; every field here is immutable after creation. */
-function csiDriver(): KubeObject {
+/**
+ * How kubelet and the scheduler treat the driver; every field here is immutable after creation
+ * (storageCapacity is mutable from 1.23). The scheduler waits for CSIStorageCapacity objects only
+ * when storageCapacity is true, so it is true only where the provisioner publishes them.
+ */
+function csiDriver(profile: SidecarProfile): KubeObject {
   return {
     apiVersion: 'storage.k8s.io/v1',
     kind: 'CSIDriver',
@@ -223,7 +227,7 @@ function csiDriver(): KubeObject {
     spec: {
       attachRequired: false,
       podInfoOnMount: true,
-      storageCapacity: true,
+      storageCapacity: profile.capacityTracking,
       fsGroupPolicy: 'File',
       volumeLifecycleModes: ['Persistent'],
     },
