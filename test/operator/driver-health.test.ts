@@ -87,6 +87,7 @@ describe('driver health (pure)', () => {
     const mixed = driverHealth({ daemonSet, pods: [pod('n1', waiting('CrashLoopBackOff', 'x')), pod('n2', waiting('ImagePullBackOff', 'y'))], csiNodes: [] });
     expect(driverCondition(mixed, new Set(['n1', 'n2'])).reason).to.equal('PluginsNotRunning');
     expect(driverCondition(undefined, new Set())).to.include({ status: 'Unknown' });
+    expect(driverCondition(health, new Set())).to.include({ status: 'True', reason: 'NoNodesYet', noneServing: false });
   });
 
   it('makes Ready False only when no node of the pool is served, and keeps DriverReady to pools that need the driver', () => {

@@ -148,6 +148,9 @@ export function driverCondition(health: DriverHealth | undefined, nodes: Readonl
   const mine = health.problems.filter((p) => nodes.has(p.node));
   const others = health.problems.length - mine.length;
   const elsewhere = others > 0 ? `; ${others} node(s) outside the pool also lack a working plugin` : '';
+  if (nodes.size === 0) {
+    return { status: 'True', reason: 'NoNodesYet', message: `the pool holds no disk yet, so no node needs the plugin; ${figures}${elsewhere}`, noneServing: false };
+  }
   if (mine.length === 0) {
     return { status: 'True', reason: 'PluginsRunning', message: `the node plugin runs and is registered on all ${nodes.size} node(s) of the pool; ${figures}${elsewhere}`, noneServing: false };
   }
