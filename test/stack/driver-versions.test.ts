@@ -13,6 +13,11 @@ import {
   unsupportedReason,
 } from '../../src/operator/driver-stack/sidecars.js';
 import { renderDesired } from '../../src/operator/render.js';
+import { renderCommand } from '../../src/cli/render.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { validateModel } from './models.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -158,5 +163,41 @@ describe('sidecars per Kubernetes server version', () => {
       expect(unsupportedReason(v('v1.31.0'), mode), mode).to.equal(undefined);
     }
     expect(unsupportedReason(undefined, 'Dynamic')).to.equal(undefined);
+  });
+});
+
+describe('stowage render --kubernetes-version / --node-registration', () => {
+  let dir = '';
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'stowage-render-versions-'));
+    await writeFile(join(dir, 'pool.yaml'), 'apiVersion: stowage.dev/v1alpha1\nkind: StoragePool\nmetadata:\n  name: dyn\nspec:\n  mode: Dynamic\n  disks:\n    selector: {}\n');
+  });
+  after(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const render = async (opts: Parameters<typeof renderCommand>[1]): Promise<{ code: number; out: string; err: string }> => {
+    const out = new PassThrough();
+    const err = new PassThrough();
+    const chunks: string[] = [];
+    const errors: string[] = [];
+    out.on('data', (d: Buffer) => chunks.push(d.toString()));
+    err.on('data', (d: Buffer) => errors.push(d.toString()));
+    const code = await renderCommand([dir], opts, out, err);
+    return { code, out: chunks.join(''), err: errors.join('') };
+  };
+
+  it('prints the sidecars of the server version asked for, says which range, and the registration chosen', async () => {
+    const old = await render({ kubernetesVersion: '1.20', registration: 'node-driver-registrar' });
+    expect(old.code).to.equal(0);
+    expect(old.out).to.contain('# sidecars for Kubernetes 1.20\n').and.contain('csi-provisioner:v3.6.4').and.contain('--feature-gates=Topology=true').and.contain('node-driver-registrar');
+    const current = await render({});
+    expect(current.out).to.contain('csi-provisioner:v6.4.0').and.contain('(pass --kubernetes-version for another server)').and.not.contain('csi-node-driver-registrar:');
+  });
+
+  it('refuses a version Stowage does not support, saying which it does', async () => {
+    const refused = await render({ kubernetesVersion: 'v1.19.4' });
+    expect(refused.code).to.equal(1);
+    expect(refused.err).to.contain('--kubernetes-version v1.19.4: Stowage supports Kubernetes 1.20 and later');
   });
 });
