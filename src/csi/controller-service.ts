@@ -18,7 +18,7 @@ import { API_VERSION } from '../crds/meta.js';
 import { Informer } from '../runtime/informer.js';
 import { tryParseBytes } from '../util/quantity.js';
 import { logger } from '../util/logger.js';
-import { DEFAULT_METADATA_RESERVE_PERCENT, nodeCapacity, preparedDisksByNode, type NodeCapacity } from './capacity.js';
+import { DEFAULT_METADATA_RESERVE_PERCENT, nodeCapacity, preparedDisksByNode, type NodeCapacity } from '../crds/capacity.js';
 import { requireVolumeMode, unsupportedReason, volumeModeOf, type VolumeCapability } from './capabilities.js';
 import { CsiError, csiV1, invalidArgument, msUntilDeadline, notFound, serviceDefinition, unaryHandlers, type CallObserver, type GrpcService } from './grpc.js';
 import { TOPOLOGY_KEY } from './identity.js';

@@ -7,14 +7,9 @@ import { NEWEST_PROFILE, type SidecarImages } from './sidecars.js';
  * table is what one deployment uses. Air-gapped clusters point each entry at a mirror with
  * `stowage operator --image NAME=REF`; an override replaces the image for every server version.
  */
-export interface ImageTable {
+export interface ImageTable extends SidecarImages {
   /** Stowage itself: the node agent, the CSI node and controller services. */
   readonly stowage: string;
-  readonly 'csi-provisioner': string;
-  readonly 'csi-resizer': string;
-  readonly 'csi-snapshotter': string;
-  readonly 'csi-node-driver-registrar': string;
-  readonly livenessprobe: string;
 }
 
 export type ImageName = keyof ImageTable;

@@ -22,8 +22,6 @@
  * profile leaves `--enable-capacity` out. The owner of CSIStorageCapacity objects is found from
  * `NAMESPACE` and `POD_NAME` (CHANGELOG-3.0.md: "Fix env name from POD_NAMESPACE to NAMESPACE").
  */
-import type { ImageTable } from './images.js';
-
 const SIG_STORAGE = 'registry.k8s.io/sig-storage';
 
 export interface KubernetesVersion {
@@ -36,7 +34,14 @@ export interface KubernetesVersion {
 /** The oldest server the operator and Local pools support (CRD v1 with structural schemas, server-side apply, CSIDriver v1). */
 export const MIN_OPERATOR_MINOR = 20;
 
-export type SidecarImages = Omit<ImageTable, 'stowage'>;
+/** The kubernetes-csi images of one profile (images.ts adds Stowage's own to make the full table). */
+export interface SidecarImages {
+  readonly 'csi-provisioner': string;
+  readonly 'csi-resizer': string;
+  readonly 'csi-snapshotter': string;
+  readonly 'csi-node-driver-registrar': string;
+  readonly livenessprobe: string;
+}
 
 export interface SidecarProfile {
   /** A name for messages and docs. */

@@ -3,8 +3,8 @@
  * look at disks): per node, what the pool's prepared disks there can hold after replication, minus a
  * metadata reserve, minus what that node's PoolVolumes already reserve. Pure functions.
  */
-import type { NodeDisk } from '../crds/nodedisk.js';
-import type { PoolVolume } from '../crds/poolvolume.js';
+import type { NodeDisk } from './nodedisk.js';
+import type { PoolVolume } from './poolvolume.js';
 import { tryParseBytes } from '../util/quantity.js';
 
 /** Default share of the usable space kept free for btrfs metadata, global reserve and balance room. */
