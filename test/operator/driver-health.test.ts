@@ -7,7 +7,7 @@
 // node's CSINode (kubelet lists csi.stowage.dev in it once the plugin registered).
 
 import { expect } from 'chai';
-import { NODE_DISKS, STORAGE_POOLS } from '../../src/crds/resource-types.js';
+import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import type { ApiCall } from '../../src/kube/client.js';
 import { CSI_NODES, DAEMON_SETS, NODES, PODS, SERVICE_ACCOUNTS } from '../../src/kube/resources.js';
 import type { KubeObject } from '../../src/kube/types.js';
@@ -257,6 +257,29 @@ describe('DriverReady on a Dynamic pool (real control plane; kubelet\'s pod stat
     await new Promise((r) => setTimeout(r, 6_000));
     const poolWrites = writes.slice(mark).filter((c) => c.resource === 'storagepools');
     expect(poolWrites.map((c) => `${c.verb} ${c.resource}/${c.subresource ?? ''}`), 'writes to a converged pool').to.deep.equal([]);
+  });
+
+  it('keeps reporting DriverReady while the pool\'s deletion waits for a volume (mounted through the driver)', async () => {
+    const volume = `${world.prefix}-vol`;
+    await world.admin.create(POOL_VOLUMES, {
+      apiVersion: 'stowage.dev/v1alpha1', kind: 'PoolVolume',
+      metadata: { name: volume, finalizers: ['stowage.dev/volume-data'] },
+      spec: { pool, node, size: '1Gi', volumeMode: 'Filesystem', requestName: 'pvc-driver-health' },
+    });
+    try {
+      await world.admin.delete(STORAGE_POOLS, pool);
+      await kubeletReports('CrashLoopBackOff');
+      const blocked = await waitFor('DeletionBlocked with DriverReady=False', async () => {
+        const p = await world.getPool(pool);
+        return p && condition(p, 'Ready')?.reason === 'DeletionBlocked' && driverReady(p)?.reason === 'CrashLoopBackOff' ? p : undefined;
+      }, 30_000, 250);
+      expect(driverReady(blocked)!.message).to.contain(`${node}: CrashLoopBackOff`);
+    } finally {
+      // The node daemon would remove the volume's data and its finalizer; here the test does.
+      await world.admin.mergePatch(POOL_VOLUMES, volume, { metadata: { finalizers: null } }).catch(() => undefined);
+      await world.admin.delete(POOL_VOLUMES, volume).catch(() => undefined);
+    }
+    await waitFor('the pool to be gone', async () => !(await world.getPool(pool)), 60_000);
   });
 
   it('does not make Local pools report DriverReady', async () => {

@@ -142,7 +142,7 @@ export class StoragePoolReconciler implements Reconciler {
 
     const claimed = [...plan.keep, ...plan.held.map((h) => h.disk)];
     const dynamic = pool.spec.mode === 'Dynamic';
-    const driver = dynamic && this.driver ? driverCondition(this.driver.health(), new Set([...claimed, ...claimedNow].map((d) => d.spec.nodeName))) : undefined;
+    const driver = this.driverObservation(pool, [...claimed, ...claimedNow]);
     await this.writeStatus(live, {
       // Status counts the claims made, not those left for the pool's next turn.
       pool, problems, plan: { ...plan, claim: claimedNow }, volumes: [...volumesOf(this.caches, name).values()], storageClassName: storageClassName(pool),
@@ -376,9 +376,13 @@ export class StoragePoolReconciler implements Reconciler {
         this.warned.add(`deletion/${pool.metadata.uid}/${by.join(',')}`);
         events.add('Warning', 'DeletionBlocked', `deletion waits for volumes in use by ${by.join(', ')}`);
       }
+      const keep = disksOf(this.caches, pool.metadata.name);
+      // The driver still matters while volumes in use wait: they are mounted through it.
+      const driver = this.driverObservation(pool, keep);
       await this.writeStatus(live, {
-        pool, problems: [], plan: { claim: [], keep: disksOf(this.caches, pool.metadata.name), release: [], held: [], conflicts: [] },
+        pool, problems: [], plan: { claim: [], keep, release: [], held: [], conflicts: [] },
         volumes: [...volumes.values()], storageClassName: storageClassName(pool), deletionBlockedBy: by,
+        ...(driver ? { driver } : {}),
       });
       return {};
     }
@@ -409,6 +413,12 @@ export class StoragePoolReconciler implements Reconciler {
     if (live.status && jsonEqual(status, live.status)) return;
     if (events) announceTransitions(live.status?.conditions, status.conditions, events);
     await this.applier.applyStatus(STORAGE_POOLS, { apiVersion: API_VERSION, kind: 'StoragePool', metadata: { name: live.metadata.name }, status }, live);
+  }
+
+  /** DriverReady of a pool that needs the driver (Dynamic), over the nodes of `disks`; undefined otherwise. */
+  private driverObservation(pool: Pool, disks: readonly NodeDisk[]): ReturnType<typeof driverCondition> | undefined {
+    if (pool.spec.mode !== 'Dynamic' || !this.driver) return undefined;
+    return driverCondition(this.driver.health(), new Set(disks.map((d) => d.spec.nodeName)));
   }
 
   private warnAboutConflicts(pool: Pool, plan: DiskPlan, events: EventBatch): void {
