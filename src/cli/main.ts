@@ -34,9 +34,14 @@ program
   .requiredOption('-f, --filename <paths...>', 'files or directories (YAML or JSON, multi-document)')
   .option('--namespace <ns>', 'namespace of the driver stack', 'stowage-system')
   .addOption(new Option('--image <name=ref>', 'override one image of the driver stack (repeatable), as the operator\'s --image').default([]).argParser((v: string, previous: string[]) => [...previous, v]))
-  .action(async (opts: { filename: string[]; namespace: string; image: string[] }) => {
+  .addOption(new Option('--node-registration <who>', 'who registers the node plugin with kubelet, as the operator\'s --node-registration').choices(['self', 'node-driver-registrar']).default('self'))
+  .option('--kubernetes-version <version>', 'render for this API server version (e.g. 1.22): the sidecars and their flags follow it (default: the newest servers\')')
+  .action(async (opts: { filename: string[]; namespace: string; image: string[]; nodeRegistration: 'self' | 'node-driver-registrar'; kubernetesVersion?: string }) => {
     const { renderCommand } = await import('./render.js');
-    process.exitCode = await renderCommand(opts.filename, { namespace: opts.namespace, images: opts.image }, process.stdout, process.stderr);
+    process.exitCode = await renderCommand(opts.filename, {
+      namespace: opts.namespace, images: opts.image, registration: opts.nodeRegistration,
+      ...(opts.kubernetesVersion ? { kubernetesVersion: opts.kubernetesVersion } : {}),
+    }, process.stdout, process.stderr);
   });
 
 program
@@ -57,6 +62,11 @@ program
       .default([])
       .argParser((v: string, previous: string[]) => [...previous, v]),
   )
+  .addOption(
+    new Option('--node-registration <who>', 'who registers the node plugin with kubelet and serves its liveness: "self" (stowage node itself; the DaemonSet runs Stowage\'s image alone) or "node-driver-registrar" (the upstream node-driver-registrar and livenessprobe sidecars)')
+      .choices(['self', 'node-driver-registrar'])
+      .default('self'),
+  )
   .action(async (opts: OperatorFlags) => {
     const { runOperator } = await import('../operator/main.js');
     process.exitCode = await runOperator({
@@ -71,6 +81,7 @@ program
       resyncSeconds: opts.resyncPeriod,
       namespace: opts.namespace,
       images: opts.image,
+      nodeRegistration: opts.nodeRegistration,
     });
   });
 
@@ -128,7 +139,11 @@ program
       observe: (...call) => observeCsi?.(...call),
     });
     try {
-      process.exitCode = await runNodeCommand(opts, dynamic.engine, (metrics) => (observeCsi = (method, code, seconds) => metrics.csi.observe(method, code, seconds)));
+      // /healthz also fails when the CSI or registration socket is gone: with --node-registration=self
+      // it is the DaemonSet's liveness probe, in place of the livenessprobe sidecar.
+      process.exitCode = await runNodeCommand(opts, dynamic.engine, (metrics) => (observeCsi = (method, code, seconds) => metrics.csi.observe(method, code, seconds)), {
+        'csi-sockets': () => dynamic.socketsCheck(),
+      });
     } finally {
       await dynamic.stop();
       client.close();
@@ -147,6 +162,7 @@ interface OperatorFlags {
   resyncPeriod: number;
   namespace?: string;
   image: string[];
+  nodeRegistration: 'self' | 'node-driver-registrar';
 }
 
 function positiveInt(value: string, flag: string): number {

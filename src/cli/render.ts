@@ -8,6 +8,8 @@ import type { NodeDisk } from '../crds/nodedisk.js';
 import type { StoragePool } from '../crds/storagepool.js';
 import type { Node } from '../kube/types.js';
 import { imageTable } from '../operator/driver-stack/images.js';
+import type { NodeRegistration } from '../operator/driver-stack/render.js';
+import { describeRange, parseServerVersion, sidecarProfile, type SidecarProfile } from '../operator/driver-stack/sidecars.js';
 import { renderDesired } from '../operator/render.js';
 import { errorMessage } from '../util/errors.js';
 import { manifestFiles, parseManifests, readText, type Finding } from './manifests.js';
@@ -16,6 +18,9 @@ export interface RenderOptions {
   readonly namespace?: string | undefined;
   /** `NAME=REF` image overrides, as the operator's `--image`. */
   readonly images?: readonly string[];
+  readonly registration?: NodeRegistration;
+  /** The API server version to render for (`1.22`, `v1.27.3`); default: the newest servers'. */
+  readonly kubernetesVersion?: string;
 }
 
 export async function renderCommand(paths: readonly string[], opts: RenderOptions, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
@@ -43,13 +48,21 @@ export async function renderCommand(paths: readonly string[], opts: RenderOption
   for (const f of findings) err.write(`${f.text}\n`);
   if (findings.some((f) => f.failed)) return 1;
   let images;
+  let sidecars: SidecarProfile | undefined;
   try {
-    images = imageTable(opts.images ?? []);
+    const version = opts.kubernetesVersion ? parseServerVersion({ gitVersion: opts.kubernetesVersion }) : undefined;
+    sidecars = sidecarProfile(version);
+    if (!sidecars) throw new Error(`--kubernetes-version ${opts.kubernetesVersion}: Stowage supports Kubernetes 1.20 and later`);
+    images = imageTable(opts.images ?? [], sidecars.images);
   } catch (e) {
     err.write(`${errorMessage(e)}\n`);
     return 1;
   }
-  const { objects, notes } = renderDesired({ pools, disks, ...(nodes.length > 0 ? { nodes } : {}), ...(opts.namespace ? { namespace: opts.namespace } : {}), images });
+  const { objects, notes } = renderDesired({
+    pools, disks, ...(nodes.length > 0 ? { nodes } : {}), ...(opts.namespace ? { namespace: opts.namespace } : {}), images, sidecars,
+    ...(opts.registration ? { registration: opts.registration } : {}),
+  });
+  notes.unshift(`sidecars for Kubernetes ${describeRange(sidecars)}${opts.kubernetesVersion ? '' : ' (pass --kubernetes-version for another server)'}`);
   const header = [
     '# Rendered by `stowage render`: what the operator would create or keep for these manifests.',
     '# Server-assigned fields (uid, resourceVersion) are absent; owner references get their uid at apply time.',

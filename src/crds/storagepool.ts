@@ -28,7 +28,7 @@ export type ReclaimPolicy = 'Delete' | 'Retain';
 export type VolumeBindingMode = 'WaitForFirstConsumer' | 'Immediate';
 
 /** Condition types a StoragePool reports. */
-export const POOL_CONDITIONS = ['Ready', 'DisksHealthy', 'ReplicationSatisfiable', 'CapacityAvailable'] as const;
+export const POOL_CONDITIONS = ['Ready', 'DisksHealthy', 'ReplicationSatisfiable', 'CapacityAvailable', 'DriverReady'] as const;
 
 export interface PoolDisks {
   selector: LabelSelector;
@@ -303,7 +303,7 @@ const statusSchema: JSONSchema = {
       description: 'The metadata.generation of the spec this status describes; smaller than metadata.generation means the operator has not caught up yet.',
     },
     conditions: conditionsSchema(
-      'Ready: the StorageClass exists and the pool can serve volumes (summary of the others). DisksHealthy: no selected disk is missing or failing. ReplicationSatisfiable: enough disks exist for replicated.size. CapacityAvailable: available capacity is above capacity.lowWatermarkPercent.',
+      'Ready: the StorageClass exists and the pool can serve volumes (summary of the others). DisksHealthy: no selected disk is missing or failing. ReplicationSatisfiable: enough disks exist for replicated.size. CapacityAvailable: available capacity is above capacity.lowWatermarkPercent. DriverReady (Dynamic pools): the CSI node plugin runs and is registered with kubelet on every node of the pool; its message gives the node DaemonSet\'s rollout and names each node that is not served and why (ImagePullBackOff, CrashLoopBackOff, NotRegistered, …).',
     ),
     storageClassName: {
       type: 'string',

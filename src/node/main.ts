@@ -4,6 +4,7 @@ import { VERSION } from '../util/version.js';
 import { parseBytes } from '../util/quantity.js';
 import { DEFAULT_ROOT, startNodeAgent, type NodeAgent } from './agent/agent.js';
 import { startNodeMetrics, type NodeMetrics } from './node-metrics.js';
+import type { Check } from '../runtime/health-server.js';
 import { btrfsEngineSource } from './engine/btrfs-engine-source.js';
 import type { BtrfsEngine } from './engine/btrfs-engine.js';
 import type { DynamicPoolSync } from './agent/dynamic-pools.js';
@@ -35,6 +36,7 @@ export interface NodeCommandOptions {
  */
 export async function runNodeCommand(
   opts: NodeCommandOptions, dynamicPools?: DynamicPoolSync & Partial<Pick<BtrfsEngine, 'mountedPool'>>, onMetrics?: (metrics: NodeMetrics) => void,
+  healthChecks?: Readonly<Record<string, Check>>,
 ): Promise<number> {
   const log = logger('node-agent');
   const nodeName = opts.nodeName ?? process.env.NODE_NAME;
@@ -51,6 +53,7 @@ export async function runNodeCommand(
   const engine = dynamicPools?.mountedPool ? btrfsEngineSource(dynamicPools as Pick<BtrfsEngine, 'mountedPool'>, dynamicPoolsHere) : undefined;
   const metrics = await startNodeMetrics({
     client, nodeName, address: opts.metricsBindAddress, disks: () => running?.disks() ?? [], ...(engine ? { engine } : {}),
+    ...(healthChecks ? { healthChecks } : {}),
   });
   onMetrics?.(metrics);
   const agent = await startNodeAgent({

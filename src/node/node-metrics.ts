@@ -12,7 +12,7 @@
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { KubeClient } from '../kube/client.js';
 import { instrumentClient } from '../runtime/api-metrics.js';
-import { HealthServer } from '../runtime/health-server.js';
+import { HealthServer, type Check } from '../runtime/health-server.js';
 import { AgentMetrics } from './agent/agent-metrics.js';
 import { CsiMetrics } from '../csi/csi-metrics.js';
 import { registerDiskMetrics, type DiskSource } from './agent/disk-metrics.js';
@@ -26,6 +26,8 @@ export interface NodeMetricsOptions {
   /** The NodeDisks to export; only those whose spec.nodeName is this node are used. */
   readonly disks: DiskSource;
   readonly engine?: EngineSource;
+  /** Further liveness checks served on /healthz (e.g. the CSI sockets). */
+  readonly healthChecks?: Readonly<Record<string, Check>>;
 }
 
 export interface NodeMetrics {
@@ -50,6 +52,7 @@ export async function startNodeMetrics(opts: NodeMetricsOptions): Promise<NodeMe
   if (opts.address !== undefined && opts.address !== '0') {
     server = new HealthServer(registry);
     server.addHealthCheck('ping', () => undefined);
+    for (const [name, check] of Object.entries(opts.healthChecks ?? {})) server.addHealthCheck(name, check);
     url = (await server.listen(opts.address)).replace(/\/$/, '');
   }
   return { registry, agent, csi, url, close: async () => server?.close() };

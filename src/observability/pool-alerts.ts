@@ -1,4 +1,4 @@
-/** Pools: readiness, disks, replication, capacity and its trend (the operator's metrics). */
+/** Pools: readiness, disks, replication, the CSI node plugin, capacity and its trend (the operator's metrics). */
 import { POOL_LABELS, pool, type RuleGroup } from './alert-definition.js';
 
 export const POOL_ALERTS: RuleGroup = {
@@ -102,6 +102,35 @@ export const POOL_ALERTS: RuleGroup = {
           name: 'satisfiable does not fire',
           series: { [pool('stowage_pool_condition', { condition: 'ReplicationSatisfiable', status: 'False' })]: '0x10' },
           at: '8m',
+          expect: [],
+        },
+      ],
+    },
+    {
+      alert: 'StowageDriverNotReady',
+      expr: 'stowage_pool_condition{condition="DriverReady",status="False"} == 1',
+      for: '10m',
+      severity: 'critical',
+      summary: 'The CSI node plugin does not serve some nodes of a Dynamic pool.',
+      description:
+        'StoragePool {{ $labels.pool }} reports DriverReady=False: on some of its nodes the stowage-node pod is not running or not registered with kubelet, so volumes there cannot be mounted. `kubectl describe storagepool {{ $labels.pool }}` names the nodes and why (ImagePullBackOff, CrashLoopBackOff, NotRegistered).',
+      cases: [
+        {
+          name: 'not ready for 12m fires',
+          series: { [pool('stowage_pool_condition', { condition: 'DriverReady', status: 'False' })]: '0x2 1x15' },
+          at: '14m',
+          expect: [
+            {
+              labels: { ...POOL_LABELS, condition: 'DriverReady', status: 'False' },
+              description:
+                'StoragePool fast reports DriverReady=False: on some of its nodes the stowage-node pod is not running or not registered with kubelet, so volumes there cannot be mounted. `kubectl describe storagepool fast` names the nodes and why (ImagePullBackOff, CrashLoopBackOff, NotRegistered).',
+            },
+          ],
+        },
+        {
+          name: 'a rollout shorter than 10m does not fire',
+          series: { [pool('stowage_pool_condition', { condition: 'DriverReady', status: 'False' })]: '1x5 0x10' },
+          at: '14m',
           expect: [],
         },
       ],

@@ -7,6 +7,7 @@ import { VERSION } from '../util/version.js';
 import { Manager } from '../runtime/manager.js';
 import { setupControllers } from './setup.js';
 import { imageTable } from './driver-stack/images.js';
+import type { NodeRegistration } from './driver-stack/render.js';
 
 /** The field manager of everything the operator writes (DESIGN §3). */
 export const OPERATOR_FIELD_MANAGER = 'stowage-operator';
@@ -28,12 +29,15 @@ export interface OperatorOptions {
   readonly images?: readonly string[];
   /** Namespace of the driver stack (default: this pod's namespace, or stowage-system). */
   readonly namespace?: string | undefined;
+  /** Who registers the node plugin with kubelet (`--node-registration`). */
+  readonly nodeRegistration?: NodeRegistration | undefined;
 }
 
 /** Runs the operator until SIGTERM/SIGINT (exit code 0) or until leadership is lost (exit code 1). */
 export async function runOperator(opts: OperatorOptions): Promise<number> {
   const log = logger('operator');
-  const images = imageTable(opts.images);
+  // Checked now, so a typo fails at start-up; applied per server version by the driver stack.
+  imageTable(opts.images);
   const client = await KubeClient.load({ kubeconfig: opts.kubeconfig, context: opts.context, userAgent: `stowage-operator/${VERSION}` });
   const identity = `${hostname()}_${randomUUID().slice(0, 8)}`;
   const manager = new Manager({
@@ -48,7 +52,11 @@ export async function runOperator(opts: OperatorOptions): Promise<number> {
   const { events } = setupControllers(manager, {
     workers: opts.workers,
     fieldManager: OPERATOR_FIELD_MANAGER,
-    driverStack: { namespace: opts.namespace ?? ownNamespace(), images },
+    driverStack: {
+      namespace: opts.namespace ?? ownNamespace(),
+      imageOverrides: opts.images ?? [],
+      ...(opts.nodeRegistration ? { registration: opts.nodeRegistration } : {}),
+    },
   });
 
   const abort = new AbortController();

@@ -4,7 +4,8 @@ import { validateObject, withDefaults } from '../crds/validation.js';
 import type { KubeObject, Node, PersistentVolume } from '../kube/types.js';
 import { HOSTNAME_LABEL } from '../crds/labels.js';
 import { DEFAULT_IMAGES, type ImageTable } from './driver-stack/images.js';
-import { desiredDriverStack } from './driver-stack/render.js';
+import { desiredDriverStack, type NodeRegistration } from './driver-stack/render.js';
+import type { SidecarProfile } from './driver-stack/sidecars.js';
 import { desiredClaim, planDisks } from './storagepool/disk-plan.js';
 import { persistentVolumeName, renderLocalPv } from './storagepool/persistent-volume.js';
 import { isReadyDisk } from './storagepool/status.js';
@@ -18,6 +19,9 @@ export interface RenderInput {
   /** The driver stack's namespace and images; omitted: stowage-system and the default images. */
   readonly namespace?: string;
   readonly images?: ImageTable;
+  readonly registration?: NodeRegistration;
+  /** The sidecars' flags for the server version rendered for; default: the newest servers'. */
+  readonly sidecars?: SidecarProfile;
 }
 
 export interface RenderOutput {
@@ -51,7 +55,10 @@ export function renderDesired(input: RenderInput): RenderOutput {
     }
     valid.push(withDefaults(raw) as StoragePool);
   }
-  objects.push(...desiredDriverStack({ dynamicPools: valid, images: input.images ?? DEFAULT_IMAGES, namespace: input.namespace ?? 'stowage-system' }));
+  objects.push(...desiredDriverStack({
+    dynamicPools: valid, images: input.images ?? DEFAULT_IMAGES, namespace: input.namespace ?? 'stowage-system',
+    ...(input.registration ? { registration: input.registration } : {}), ...(input.sidecars ? { sidecars: input.sidecars } : {}),
+  }));
   for (const pool of valid) {
     objects.push(renderStorageClass(pool));
     const plan = planDisks({ pool, disks: [...disks.values()], nodes, volumes: new Map<string, PersistentVolume>() });

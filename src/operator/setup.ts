@@ -10,6 +10,7 @@ import type { Controller } from '../runtime/controller.js';
 import { EventRecorder } from '../runtime/events.js';
 import type { Manager } from '../runtime/manager.js';
 import { setupDriverStack, type DriverStackOptions } from './driver-stack/controller.js';
+import { ServerVersion } from './driver-stack/server-version.js';
 import type { Disk, Pool, PoolCaches } from './storagepool/pool-caches.js';
 import { StoragePoolReconciler, type PoolTurns } from './storagepool/reconciler.js';
 
@@ -26,7 +27,9 @@ export interface SetupOptions {
   /** Writes per pool turn; tests shrink them. */
   readonly poolTurns?: PoolTurns;
   /** Deploy and keep the driver stack (node DaemonSet, CSI driver); off in tests that only exercise pools. */
-  readonly driverStack?: Omit<DriverStackOptions, 'fieldManager'>;
+  readonly driverStack?: Omit<DriverStackOptions, 'fieldManager' | 'serverVersion'>;
+  /** Where the server's version comes from; default: the API server's /version (tests inject an old server). */
+  readonly serverVersion?: ServerVersion;
 }
 
 /** Registers the operator's informers and controllers with `manager`. */
@@ -47,8 +50,12 @@ export function setupControllers(manager: Manager, opts: SetupOptions): { storag
   // Every pool reconcile validates and defaults its pool; compiling that schema takes ~0.2 s.
   manager.warmUp('StoragePool validator', () => precompileValidator('StoragePool'));
   const allPools = (): string[] => caches.pools.list().map((p) => p.metadata.name!);
+  const serverVersion = opts.serverVersion ?? new ServerVersion(manager.client);
+  const driverStack = opts.driverStack ? setupDriverStack(manager, { ...opts.driverStack, serverVersion, fieldManager: opts.fieldManager }) : undefined;
+  const driver = driverStack ? { health: () => driverStack.health(), serverVersion: () => serverVersion.get() } : undefined;
+  const reconciler = new StoragePoolReconciler(caches, applier, events, undefined, opts.poolTurns, driver);
   const storagePools = manager
-    .controller({ name: 'storagepool', reconciler: new StoragePoolReconciler(caches, applier, events, undefined, opts.poolTurns), workers: opts.workers, debounceMs: POOL_DEBOUNCE_MS })
+    .controller({ name: 'storagepool', reconciler, workers: opts.workers, debounceMs: POOL_DEBOUNCE_MS })
     .watchFor(caches.pools)
     // A claimed disk concerns its pool; an unclaimed one may be wanted by any pool. A disk's old
     // state only matters to the pool that held it: a disk that just got claimed wakes no other pool
@@ -60,6 +67,8 @@ export function setupControllers(manager: Manager, opts: SetupOptions): { storag
     // Kubelets rewrite Node status every few seconds; only labels and presence matter here.
     .watch(caches.nodes, () => allPools(), undefined, (old, node) => !jsonEqual(old.metadata.labels ?? {}, node.metadata.labels ?? {}))
     .watch(caches.poolVolumes, (v) => [v.spec.pool]);
-  if (opts.driverStack) setupDriverStack(manager, { ...opts.driverStack, fieldManager: opts.fieldManager });
+  // The node plugin's health concerns the pools that need the driver: a few objects change rarely
+  // (the DaemonSet's status, its pods, CSINodes), and a converged pool's reconcile writes nothing.
+  driverStack?.watchHealth(storagePools, () => caches.pools.list().filter((p) => p.spec.mode === 'Dynamic').map((p) => p.metadata.name!));
   return { storagePools, caches, events };
 }

@@ -12,6 +12,7 @@ import { KubeClient, type ApiCall } from '../../src/kube/client.js';
 import { CSI_DRIVERS, DAEMON_SETS, DEPLOYMENTS, NAMESPACES, PODS } from '../../src/kube/resources.js';
 import type { KubeObject } from '../../src/kube/types.js';
 import { imageTable } from '../../src/operator/driver-stack/images.js';
+import { parseServerVersion, sidecarProfile } from '../../src/operator/driver-stack/sidecars.js';
 import { CSI_CONTROLLER_DEPLOYMENT, DRIVER_NAME, NODE_DAEMONSET, desiredDriverStack } from '../../src/operator/driver-stack/render.js';
 import { OPERATOR_FIELD_MANAGER } from '../../src/operator/main.js';
 import { isSubset } from '../../src/runtime/apply.js';
@@ -131,7 +132,7 @@ describe('install and driver stack (real control plane)', function () {
   async function editDaemonSetAndWaitForRepair(): Promise<void> {
     const before = await live(DAEMON_SETS, NODE_DAEMONSET, NS);
     const containers = before.spec.template.spec.containers.map((c: Any) => ({ name: c.name, image: c.image }));
-    containers[1].image = 'example.invalid/tampered:1';
+    containers[0].image = 'example.invalid/tampered:1';
     // A strategic-merge patch as `kubectl edit` sends it, under kubectl's field manager.
     const edited = await admin.request<Any>({
       method: 'PATCH',
@@ -141,11 +142,11 @@ describe('install and driver stack (real control plane)', function () {
       contentType: 'application/strategic-merge-patch+json',
     });
     // The edit took (the server's answer to it); the operator may undo it within milliseconds.
-    expect(edited.spec.template.spec.containers[1].image).to.equal('example.invalid/tampered:1');
+    expect(edited.spec.template.spec.containers[0].image).to.equal('example.invalid/tampered:1');
     expect(edited.spec.template.spec.priorityClassName).to.equal(undefined);
     await waitFor('the operator to undo the hand edit', async () => {
       const ds = await live(DAEMON_SETS, NODE_DAEMONSET, NS);
-      return ds.spec.template.spec.containers[1].image === imageTable()['csi-node-driver-registrar'] && ds.spec.template.spec.priorityClassName === 'system-node-critical';
+      return ds.spec.template.spec.containers[0].image === imageTable().stowage && ds.spec.template.spec.priorityClassName === 'system-node-critical';
     }, RESYNC_MS * 10);
   }
 
@@ -316,10 +317,13 @@ describe('install and driver stack (real control plane)', function () {
       expect(node.securityContext.privileged, pod.metadata.name).to.equal(true);
       const propagation = Object.fromEntries(node.volumeMounts.map((m: Any) => [m.mountPath, m.mountPropagation]));
       expect(propagation).to.include({ '/var/lib/kubelet': 'Bidirectional', '/var/lib/stowage': 'Bidirectional', '/dev': 'HostToContainer' });
-      expect(node.volumeMounts.map((m: Any) => m.mountPath)).to.include.members(['/sys', '/run/udev', '/csi']);
+      expect(node.volumeMounts.map((m: Any) => m.mountPath)).to.include.members(['/sys', '/run/udev']);
       const hostPaths = spec.volumes.filter((v: Any) => v.hostPath).map((v: Any) => v.hostPath.path);
-      expect(hostPaths).to.include.members(['/dev', '/sys', '/run/udev', '/var/lib/kubelet', '/var/lib/kubelet/plugins/csi.stowage.dev', '/var/lib/kubelet/plugins_registry', '/var/lib/stowage']);
-      expect(spec.containers.map((c: Any) => c.name)).to.deep.equal(['stowage-node', 'node-driver-registrar', 'liveness-probe']);
+      expect(hostPaths).to.include.members(['/dev', '/sys', '/run/udev', '/var/lib/kubelet', '/var/lib/stowage']);
+      // The default registration (self): Stowage's image alone registers with kubelet through the
+      // kubelet directory and serves its own liveness.
+      expect(spec.containers.map((c: Any) => c.name)).to.deep.equal(['stowage-node']);
+      expect(node.args).to.include('--kubelet-registration-dir=/var/lib/kubelet/plugins_registry');
       expect(spec.serviceAccountName).to.equal('stowage-node');
       expect(spec.priorityClassName).to.equal('system-node-critical');
       expect(spec.tolerations).to.deep.include({ operator: 'Exists' });
@@ -335,7 +339,11 @@ describe('install and driver stack (real control plane)', function () {
       const parts = await csiParts();
       return parts.driver && parts.deployment && parts.driver.spec.attachRequired === false ? parts : undefined;
     }, 60_000);
-    const rendered = desiredDriverStack({ dynamicPools: 1, images: imageTable(), namespace: NS });
+    // The sidecars and their flags follow the server's version (a 1.20 server gets the 3.x provisioner line).
+    const version = parseServerVersion(await admin.request<{ gitVersion?: string }>({ method: 'GET', path: '/version' }));
+    const sidecars = sidecarProfile(version)!;
+    expect(sidecars.minMinor, 'the test server is 1.20').to.equal(20);
+    const rendered = desiredDriverStack({ dynamicPools: 1, images: imageTable([], sidecars.images), namespace: NS, sidecars });
     expect(driver.spec).to.include({ attachRequired: false, podInfoOnMount: true, fsGroupPolicy: 'File' });
     expect(driver.spec.volumeLifecycleModes).to.deep.equal(['Persistent']);
     expect((rendered[2] as Any).spec.template.spec.containers.map((c: Any) => c.image)).to.deep.equal(deployment.spec.template.spec.containers.map((c: Any) => c.image));

@@ -57,8 +57,8 @@ describe('driver stack rendering', () => {
     }
   });
 
-  it('gives the node plugin privilege, the host paths and Bidirectional propagation for the kubelet dir and the agent root', () => {
-    const ds = byKind(desiredDriverStack(input), 'DaemonSet');
+  it('with registration by node-driver-registrar: gives the node plugin privilege, the host paths and Bidirectional propagation for the kubelet dir and the agent root, beside the registrar and livenessprobe sidecars', () => {
+    const ds = byKind(desiredDriverStack({ ...input, registration: 'node-driver-registrar' }), 'DaemonSet');
     expect(ds.metadata.namespace).to.equal('stowage-system');
     const pod = ds.spec.template.spec;
     expect(pod.serviceAccountName).to.equal('stowage-node');
@@ -114,10 +114,11 @@ describe('driver stack rendering', () => {
     expect(pod.containers.map((c: Any) => c.name)).to.deep.equal(['stowage-csi-controller', 'csi-provisioner', 'csi-resizer', 'csi-snapshotter', 'liveness-probe']);
     const args = (name: string): string[] => pod.containers.find((c: Any) => c.name === name).args;
     expect(args('csi-provisioner')).to.include.members(['--strict-topology', '--enable-capacity', '--capacity-ownerref-level=2', '--extra-create-metadata', '--leader-election']);
+    expect(args('csi-provisioner'), 'the Topology gate is on by default from external-provisioner v5.0').not.to.include('--feature-gates=Topology=true');
     expect(args('csi-resizer')).to.include('--leader-election');
     expect(args('csi-snapshotter')).to.include('--leader-election');
     const provisionerEnv = pod.containers.find((c: Any) => c.name === 'csi-provisioner').env.map((e: Any) => e.name);
-    expect(provisionerEnv).to.include.members(['POD_NAME', 'POD_NAMESPACE']); // capacity tracking finds its owner through these
+    expect(provisionerEnv).to.include.members(['POD_NAME', 'NAMESPACE']); // capacity tracking finds its owner through these (external-provisioner ≥ v3.0)
     for (const c of pod.containers) {
       expect(c.securityContext, c.name).to.deep.equal({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
       expect(c.resources.limits.memory, c.name).to.be.a('string');
@@ -126,7 +127,7 @@ describe('driver stack rendering', () => {
 
   it('takes every image from the one table, and --image overrides replace exactly the named entry', () => {
     const images = imageTable(['csi-provisioner=mirror.example:5000/sig-storage/csi-provisioner:v6.4.0', 'stowage=mirror.example:5000/stowage@sha256:' + 'a'.repeat(64)]);
-    const used = desiredDriverStack({ ...input, images, dynamicPools: 1 }).flatMap((o: Any) => o.spec.template?.spec.containers.map((c: Any) => c.image) ?? []);
+    const used = desiredDriverStack({ ...input, images, dynamicPools: 1, registration: 'node-driver-registrar' }).flatMap((o: Any) => o.spec.template?.spec.containers.map((c: Any) => c.image) ?? []);
     expect(new Set(used)).to.deep.equal(new Set(Object.values(images)));
     expect(images['csi-provisioner']).to.equal('mirror.example:5000/sig-storage/csi-provisioner:v6.4.0');
     expect(images['csi-resizer']).to.equal(DEFAULT_IMAGES['csi-resizer']);

@@ -9,7 +9,10 @@ import { STORAGE_POOLS } from '../../crds/resource-types.js';
 import type { StoragePool } from '../../crds/storagepool.js';
 import { Informer } from '../../runtime/informer.js';
 import { startCsiNodeServer, type CsiNodeServer } from '../../csi/node-service.js';
-import type { CallObserver } from '../../csi/grpc.js';
+import { socketPathOf, type CallObserver } from '../../csi/grpc.js';
+import { DRIVER_NAME } from '../../csi/identity.js';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { logger } from '../../util/logger.js';
 import { BtrfsEngine } from './btrfs-engine.js';
 import { startPoolVolumeRealizer, type RunningRealizer } from './volume-realizer.js';
@@ -35,6 +38,13 @@ export interface DynamicPoolsOptions {
 
 export interface RunningDynamicPools {
   readonly engine: BtrfsEngine;
+  /**
+   * A liveness check (the health server's form: a problem, or undefined): the CSI socket and the
+   * kubelet registration socket still exist. A socket removed under a running daemon (a cleaned
+   * plugin directory) leaves kubelet unable to reach the plugin until it restarts; the upstream
+   * livenessprobe sidecar catches the same case by failing to connect.
+   */
+  socketsCheck(): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -71,8 +81,22 @@ export async function startDynamicPools(opts: DynamicPoolsOptions): Promise<Runn
     throw err;
   }
   log.info({ node: opts.nodeName, csiEndpoint: opts.csiEndpoint, registrationDir: opts.registrationDir }, 'Dynamic pools: engine, PoolVolume realizer and CSI Node service running');
+  const sockets = [
+    ...(opts.csiEndpoint ? [socketPathOf(opts.csiEndpoint)] : []),
+    ...(opts.csiEndpoint && opts.registrationDir ? [join(opts.registrationDir, `${DRIVER_NAME}-reg.sock`)] : []),
+  ];
   return {
     engine,
+    socketsCheck() {
+      const missing = sockets.filter((path) => {
+        try {
+          return !statSync(path).isSocket();
+        } catch {
+          return true;
+        }
+      });
+      return missing.length > 0 ? `socket(s) gone: ${missing.join(', ')}; restart the daemon to serve them again` : undefined;
+    },
     async stop() {
       await server?.stop();
       await realizer?.stop();

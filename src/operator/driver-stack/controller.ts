@@ -2,15 +2,18 @@ import { STORAGE_POOLS } from '../../crds/resource-types.js';
 import type { StoragePool } from '../../crds/storagepool.js';
 import { ApiError } from '../../kube/api-error.js';
 import type { KubeClient } from '../../kube/client.js';
-import { CSI_DRIVERS, DAEMON_SETS, DEPLOYMENTS, PERSISTENT_VOLUMES, type ResourceType } from '../../kube/resources.js';
+import { CSI_DRIVERS, CSI_NODES, DAEMON_SETS, DEPLOYMENTS, PERSISTENT_VOLUMES, PODS, type ResourceType } from '../../kube/resources.js';
 import type { KubeObject } from '../../kube/types.js';
 import { logger } from '../../util/logger.js';
 import { isSubset } from '../../runtime/apply.js';
 import type { Controller, ReconcileResult, Reconciler } from '../../runtime/controller.js';
 import { DEFAULT_RESYNC_MS, type Informer } from '../../runtime/informer.js';
 import type { Manager } from '../../runtime/manager.js';
-import type { ImageTable } from './images.js';
-import { CSI_CONTROLLER_DEPLOYMENT, DRIVER_NAME, NODE_DAEMONSET, desiredDriverStack, needsCsiController } from './render.js';
+import { imageTable, type ImageTable } from './images.js';
+import { driverHealth, type CsiNodeLike, type DaemonSetLike, type DriverHealth, type PodLike } from './health.js';
+import { CSI_CONTROLLER_DEPLOYMENT, DRIVER_NAME, NODE_DAEMONSET, NODE_POD_SELECTOR, desiredDriverStack, needsCsiController, type NodeRegistration } from './render.js';
+import { SIDECAR_PROFILES, sidecarProfile, type SidecarProfile } from './sidecars.js';
+import type { ServerVersion } from './server-version.js';
 
 /** The stack is one unit: every event maps to this single key, so it is never reconciled twice at once. */
 export const DRIVER_STACK_KEY = 'driver-stack';
@@ -22,7 +25,14 @@ type PersistentVolume = Named & { spec?: { csi?: { driver?: string } } };
 
 export interface DriverStackOptions {
   readonly namespace: string;
-  readonly images: ImageTable;
+  /** A fixed image table, used as is for every server version (tests). */
+  readonly images?: ImageTable;
+  /** `NAME=REF` overrides (`--image`) applied to the defaults for the server's version. */
+  readonly imageOverrides?: readonly string[];
+  /** Who registers the node plugin with kubelet (`--node-registration`). */
+  readonly registration?: NodeRegistration;
+  /** The server's version; the sidecars and their flags follow it. Without it: the newest servers'. */
+  readonly serverVersion?: ServerVersion;
   readonly fieldManager: string;
   /** How often the stack is re-checked even when no event arrived; drift is undone at the latest then. */
   readonly resyncMs?: number;
@@ -66,10 +76,24 @@ export class DriverStackReconciler implements Reconciler {
   async reconcile(): Promise<ReconcileResult> {
     const { pools, volumes } = this.informers;
     const volumeCount = volumes.byIndex(BY_CSI_DRIVER, DRIVER_NAME).length;
-    const input = { dynamicPools: pools.list(), volumes: volumeCount, images: this.options.images, namespace: this.options.namespace };
+    const sidecars = await this.sidecars();
+    const images = this.options.images ?? imageTable(this.options.imageOverrides, sidecars.images);
+    const input = {
+      dynamicPools: pools.list(), volumes: volumeCount, images, namespace: this.options.namespace, sidecars,
+      ...(this.options.registration ? { registration: this.options.registration } : {}),
+    };
     for (const desired of desiredDriverStack(input)) await this.apply(desired, volumeCount);
     if (!needsCsiController(input)) await this.removeCsiParts();
     return { requeueAfterMs: this.options.resyncMs ?? DEFAULT_RESYNC_MS };
+  }
+
+  /**
+   * The sidecar profile for the server. A server older than every profile gets the oldest one for
+   * the DaemonSet's sake (Local pools); its Dynamic pools are refused by the pool controller.
+   */
+  private async sidecars(): Promise<SidecarProfile> {
+    const version = await this.options.serverVersion?.get();
+    return sidecarProfile(version) ?? SIDECAR_PROFILES[SIDECAR_PROFILES.length - 1]!;
   }
 
   private async apply(desired: KubeObject, volumeCount: number): Promise<void> {
@@ -145,13 +169,13 @@ function resourceOf(obj: KubeObject): ResourceType {
  * the operator's namespace, which is all the install's RBAC lets the operator see), all mapped to
  * one key, and a first reconcile at start so the DaemonSet exists before any pool does.
  */
-export function setupDriverStack(manager: Manager, options: DriverStackOptions): Controller {
+export function setupDriverStack(manager: Manager, options: DriverStackOptions): DriverStack {
   const { namespace } = options;
   const byName = (name: string) => ({ fieldSelector: `metadata.name=${name}` });
   const informers = {
     pools: manager.informer<StoragePool & Named>(STORAGE_POOLS),
     volumes: manager.informer<PersistentVolume>(PERSISTENT_VOLUMES),
-    daemonSets: manager.informer<Named>(DAEMON_SETS, { namespace, ...byName(NODE_DAEMONSET) }),
+    daemonSets: manager.informer<Named & DaemonSetLike>(DAEMON_SETS, { namespace, ...byName(NODE_DAEMONSET) }),
     deployments: manager.informer<Named>(DEPLOYMENTS, { namespace, ...byName(CSI_CONTROLLER_DEPLOYMENT) }),
     csiDrivers: manager.informer<Named>(CSI_DRIVERS, byName(DRIVER_NAME)),
   };
@@ -168,5 +192,23 @@ export function setupDriverStack(manager: Manager, options: DriverStackOptions):
     .watch(informers.deployments, toKey)
     .watch(informers.csiDrivers, toKey);
   controller.queue.add(DRIVER_STACK_KEY);
-  return controller;
+  // The plugin's health: only the node DaemonSet's own pods (by label, in the operator's
+  // namespace) and the CSINodes (one small object per node), never every pod of the cluster.
+  const nodePods = manager.informer<PodLike>(PODS, { namespace, labelSelector: NODE_POD_SELECTOR });
+  const csiNodes = manager.informer<CsiNodeLike>(CSI_NODES);
+  return {
+    controller,
+    watchHealth: (target, keys) => {
+      target.watch(informers.daemonSets, keys).watch(nodePods, keys).watch(csiNodes, keys);
+    },
+    health: () => driverHealth({ daemonSet: informers.daemonSets.get(`${namespace}/${NODE_DAEMONSET}`), pods: nodePods.list(), csiNodes: csiNodes.list() }),
+  };
+}
+
+/** The driver-stack controller and what the pool controller reads of the driver's health. */
+export interface DriverStack {
+  readonly controller: Controller;
+  /** Makes every change that can change {@link health} enqueue `keys()` on `target` (the pools needing the driver). */
+  watchHealth(target: Controller, keys: () => string[]): void;
+  health(): DriverHealth;
 }

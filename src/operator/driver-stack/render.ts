@@ -6,6 +6,7 @@
 import type { StoragePool } from '../../crds/storagepool.js';
 import type { KubeObject } from '../../kube/types.js';
 import type { ImageTable } from './images.js';
+import { NEWEST_PROFILE, type SidecarProfile } from './sidecars.js';
 import { MANAGED_BY } from '../../crds/labels.js';
 
 export const DRIVER_NAME = 'csi.stowage.dev';
@@ -23,6 +24,19 @@ export const KUBELET_DIR = '/var/lib/kubelet';
 export const AGENT_ROOT = '/var/lib/stowage';
 const PLUGIN_DIR = `${KUBELET_DIR}/plugins/${DRIVER_NAME}`;
 const REGISTRATION_DIR = `${KUBELET_DIR}/plugins_registry`;
+
+/**
+ * Who registers the node plugin with kubelet and answers its liveness probe:
+ * - `self`: `stowage node` serves kubelet's registration socket itself (src/csi/registration.ts)
+ *   and its liveness on its own /healthz, so the DaemonSet runs Stowage's image alone. Its CSI
+ *   socket then lives at the host's path (under the kubelet directory it already mounts), because
+ *   the endpoint it announces is the path kubelet dials.
+ * - `node-driver-registrar`: the upstream `node-driver-registrar` and `livenessprobe` sidecars do it.
+ */
+export const NODE_REGISTRATIONS = ['self', 'node-driver-registrar'] as const;
+export type NodeRegistration = (typeof NODE_REGISTRATIONS)[number];
+/** The tested path (test/kubelet runs it against a real kubelet) and one image fewer to mirror; see the README. */
+export const DEFAULT_NODE_REGISTRATION: NodeRegistration = 'self';
 const SOCKET_DIR = '/csi';
 const CSI_ENDPOINT = `unix://${SOCKET_DIR}/csi.sock`;
 const CSI_ADDRESS = `${SOCKET_DIR}/csi.sock`;
@@ -50,6 +64,10 @@ export interface DriverStackInput {
   readonly images: ImageTable;
   /** Namespace of the DaemonSet and the Deployment: the operator's own (stowage-system). */
   readonly namespace: string;
+  /** Who registers the node plugin with kubelet; default {@link DEFAULT_NODE_REGISTRATION}. */
+  readonly registration?: NodeRegistration;
+  /** The sidecars' flags for the server's version (sidecars.ts); default: the newest servers'. */
+  readonly sidecars?: SidecarProfile;
 }
 
 /** Whether the CSIDriver and the CSI controller belong to the desired stack. */
@@ -65,13 +83,16 @@ export function needsCsiController(input: Pick<DriverStackInput, 'dynamicPools' 
  */
 export function desiredDriverStack(input: DriverStackInput): KubeObject[] {
   const objects: KubeObject[] = [nodeDaemonSet(input)];
-  if (needsCsiController(input)) objects.push(csiDriver(), csiControllerDeployment(input));
+  if (needsCsiController(input)) objects.push(csiDriver(input.sidecars ?? NEWEST_PROFILE), csiControllerDeployment(input));
   return objects;
 }
 
 function labels(component: string): Record<string, string> {
   return { ...selector(component), 'app.kubernetes.io/part-of': 'stowage', ...MANAGED_BY };
 }
+
+/** Selects the node DaemonSet's pods (the operator watches only those). */
+export const NODE_POD_SELECTOR = 'app.kubernetes.io/name=stowage,app.kubernetes.io/component=node';
 
 /** Selectors are immutable, so they hold only what never changes. */
 function selector(component: string): Record<string, string> {
@@ -95,9 +116,73 @@ const restricted = {
   capabilities: { drop: ['ALL'] },
 };
 
-/** The disk agent and CSI node service on every node, with the registrar and liveness sidecars. */
-function nodeDaemonSet({ images, namespace }: DriverStackInput): KubeObject {
+/**
+ * The disk agent and CSI node service on every node; kubelet registration and liveness either by
+ * `stowage node` itself or by the upstream sidecars (see {@link NodeRegistration}).
+ */
+function nodeDaemonSet({ images, namespace, registration = DEFAULT_NODE_REGISTRATION }: DriverStackInput): KubeObject {
   const component = 'node';
+  const self = registration === 'self';
+  // With `self`, the socket's path in the container is the host's (kubelet dials what is announced).
+  const csiEndpoint = self ? `unix://${PLUGIN_DIR}/csi.sock` : CSI_ENDPOINT;
+  const nodeContainer = {
+    name: 'stowage-node',
+    image: images.stowage,
+    // Local disks under <root>/disks, Dynamic pools' btrfs under <root>/pools, the CSI Node
+    // service on the socket kubelet is told about, /metrics (and /healthz) for the PodMonitor.
+    args: [
+      'node', `--root=${AGENT_ROOT}/disks`, `--pool-root=${AGENT_ROOT}`, `--csi-endpoint=${csiEndpoint}`,
+      ...(self ? [`--kubelet-registration-dir=${REGISTRATION_DIR}`] : []),
+      `--metrics-bind-address=:${NODE_METRICS_PORT}`,
+    ],
+    env: [fieldEnv('NODE_NAME', 'spec.nodeName'), fieldEnv('POD_NAMESPACE', 'metadata.namespace')],
+    // Formatting, mounting and loop devices need root, the host's devices and its mount
+    // namespace; the image's default user is the operator's non-root one.
+    securityContext: { privileged: true, runAsUser: 0 },
+    ports: [
+      ...(self ? [] : [{ name: 'healthz', containerPort: NODE_LIVENESS_PORT, protocol: 'TCP' }]),
+      { name: 'metrics', containerPort: NODE_METRICS_PORT, protocol: 'TCP' },
+    ],
+    // `self`: the daemon's own /healthz; otherwise the livenessprobe sidecar's, which calls Probe.
+    livenessProbe: httpProbe(self ? 'metrics' : 'healthz'),
+    resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+    volumeMounts: [
+      ...(self ? [] : [{ name: 'plugin-dir', mountPath: SOCKET_DIR }]),
+      // Bidirectional: mounts the agent makes for pods must reach the host's kubelet.
+      { name: 'kubelet-dir', mountPath: KUBELET_DIR, mountPropagation: 'Bidirectional' },
+      { name: 'agent-root', mountPath: AGENT_ROOT, mountPropagation: 'Bidirectional' },
+      { name: 'dev', mountPath: '/dev', mountPropagation: 'HostToContainer' },
+      { name: 'sys', mountPath: '/sys', mountPropagation: 'HostToContainer' },
+      { name: 'udev', mountPath: '/run/udev', readOnly: true },
+    ],
+  };
+  const sidecars = self ? [] : [
+    {
+      name: 'node-driver-registrar',
+      image: images['csi-node-driver-registrar'],
+      args: [
+        `--csi-address=${CSI_ADDRESS}`,
+        `--kubelet-registration-path=${PLUGIN_DIR}/csi.sock`,
+        `--http-endpoint=:${REGISTRAR_HEALTH_PORT}`,
+      ],
+      ports: [{ name: 'registrar', containerPort: REGISTRAR_HEALTH_PORT, protocol: 'TCP' }],
+      livenessProbe: httpProbe('registrar'),
+      securityContext: restricted,
+      resources: sidecarResources,
+      volumeMounts: [
+        { name: 'plugin-dir', mountPath: SOCKET_DIR },
+        { name: 'registration-dir', mountPath: '/registration' },
+      ],
+    },
+    {
+      name: 'liveness-probe',
+      image: images.livenessprobe,
+      args: [`--csi-address=${CSI_ADDRESS}`, `--health-port=${NODE_LIVENESS_PORT}`],
+      securityContext: restricted,
+      resources: sidecarResources,
+      volumeMounts: [{ name: 'plugin-dir', mountPath: SOCKET_DIR }],
+    },
+  ];
   return {
     apiVersion: 'apps/v1',
     kind: 'DaemonSet',
@@ -113,62 +198,10 @@ function nodeDaemonSet({ images, namespace }: DriverStackInput): KubeObject {
           // The agent inventories every node's disks and serves volumes wherever pods land, so it
           // tolerates every taint, as kube-proxy and CSI node plugins do.
           tolerations: [{ operator: 'Exists' }],
-          containers: [
-            {
-              name: 'stowage-node',
-              image: images.stowage,
-              // Local disks under <root>/disks, Dynamic pools' btrfs under <root>/pools, the CSI Node
-              // service on the socket the registrar announces to kubelet, /metrics for the PodMonitor.
-              args: ['node', `--root=${AGENT_ROOT}/disks`, `--pool-root=${AGENT_ROOT}`, `--csi-endpoint=${CSI_ENDPOINT}`, `--metrics-bind-address=:${NODE_METRICS_PORT}`],
-              env: [fieldEnv('NODE_NAME', 'spec.nodeName'), fieldEnv('POD_NAMESPACE', 'metadata.namespace')],
-              // Formatting, mounting and loop devices need root, the host's devices and its mount
-              // namespace; the image's default user is the operator's non-root one.
-              securityContext: { privileged: true, runAsUser: 0 },
-              ports: [
-                { name: 'healthz', containerPort: NODE_LIVENESS_PORT, protocol: 'TCP' },
-                { name: 'metrics', containerPort: NODE_METRICS_PORT, protocol: 'TCP' },
-              ],
-              livenessProbe: httpProbe('healthz'),
-              resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '512Mi' } },
-              volumeMounts: [
-                { name: 'plugin-dir', mountPath: SOCKET_DIR },
-                // Bidirectional: mounts the agent makes for pods must reach the host's kubelet.
-                { name: 'kubelet-dir', mountPath: KUBELET_DIR, mountPropagation: 'Bidirectional' },
-                { name: 'agent-root', mountPath: AGENT_ROOT, mountPropagation: 'Bidirectional' },
-                { name: 'dev', mountPath: '/dev', mountPropagation: 'HostToContainer' },
-                { name: 'sys', mountPath: '/sys', mountPropagation: 'HostToContainer' },
-                { name: 'udev', mountPath: '/run/udev', readOnly: true },
-              ],
-            },
-            {
-              name: 'node-driver-registrar',
-              image: images['csi-node-driver-registrar'],
-              args: [
-                `--csi-address=${CSI_ADDRESS}`,
-                `--kubelet-registration-path=${PLUGIN_DIR}/csi.sock`,
-                `--http-endpoint=:${REGISTRAR_HEALTH_PORT}`,
-              ],
-              ports: [{ name: 'registrar', containerPort: REGISTRAR_HEALTH_PORT, protocol: 'TCP' }],
-              livenessProbe: httpProbe('registrar'),
-              securityContext: restricted,
-              resources: sidecarResources,
-              volumeMounts: [
-                { name: 'plugin-dir', mountPath: SOCKET_DIR },
-                { name: 'registration-dir', mountPath: '/registration' },
-              ],
-            },
-            {
-              name: 'liveness-probe',
-              image: images.livenessprobe,
-              args: [`--csi-address=${CSI_ADDRESS}`, `--health-port=${NODE_LIVENESS_PORT}`],
-              securityContext: restricted,
-              resources: sidecarResources,
-              volumeMounts: [{ name: 'plugin-dir', mountPath: SOCKET_DIR }],
-            },
-          ],
+          containers: [nodeContainer, ...sidecars],
           volumes: [
-            hostPath('plugin-dir', PLUGIN_DIR, 'DirectoryOrCreate'),
-            hostPath('registration-dir', REGISTRATION_DIR, 'Directory'),
+            // `self` reaches both directories through the kubelet directory (and creates the plugin's).
+            ...(self ? [] : [hostPath('plugin-dir', PLUGIN_DIR, 'DirectoryOrCreate'), hostPath('registration-dir', REGISTRATION_DIR, 'Directory')]),
             hostPath('kubelet-dir', KUBELET_DIR, 'Directory'),
             hostPath('agent-root', AGENT_ROOT, 'DirectoryOrCreate'),
             hostPath('dev', '/dev', 'Directory'),
@@ -181,8 +214,12 @@ function nodeDaemonSet({ images, namespace }: DriverStackInput): KubeObject {
   };
 }
 
-/** How kubelet and the scheduler treat the driver; every field here is immutable after creation. */
-function csiDriver(): KubeObject {
+/**
+ * How kubelet and the scheduler treat the driver; every field here is immutable after creation
+ * (storageCapacity is mutable from 1.23). The scheduler waits for CSIStorageCapacity objects only
+ * when storageCapacity is true, so it is true only where the provisioner publishes them.
+ */
+function csiDriver(profile: SidecarProfile): KubeObject {
   return {
     apiVersion: 'storage.k8s.io/v1',
     kind: 'CSIDriver',
@@ -190,7 +227,7 @@ function csiDriver(): KubeObject {
     spec: {
       attachRequired: false,
       podInfoOnMount: true,
-      storageCapacity: true,
+      storageCapacity: profile.capacityTracking,
       fsGroupPolicy: 'File',
       volumeLifecycleModes: ['Persistent'],
     },
@@ -198,13 +235,14 @@ function csiDriver(): KubeObject {
 }
 
 /** The CSI controller service and the kubernetes-csi controller sidecars, one leader at a time. */
-function csiControllerDeployment({ images, namespace }: DriverStackInput): KubeObject {
+function csiControllerDeployment({ images, namespace, sidecars: profile = NEWEST_PROFILE }: DriverStackInput): KubeObject {
   const component = 'csi-controller';
   const sidecar = (name: string, image: string, port: number, args: string[]) => ({
     name,
     image,
     args: [`--csi-address=$(ADDRESS)`, '--leader-election', `--leader-election-namespace=$(POD_NAMESPACE)`, `--http-endpoint=:${port}`, ...args],
-    env: [{ name: 'ADDRESS', value: CSI_ADDRESS }, fieldEnv('POD_NAMESPACE', 'metadata.namespace'), fieldEnv('POD_NAME', 'metadata.name')],
+    // NAMESPACE and POD_NAME: csi-provisioner finds the owner of its CSIStorageCapacity objects by them.
+    env: [{ name: 'ADDRESS', value: CSI_ADDRESS }, fieldEnv('POD_NAMESPACE', 'metadata.namespace'), fieldEnv('NAMESPACE', 'metadata.namespace'), fieldEnv('POD_NAME', 'metadata.name')],
     ports: [{ name: name.replace(/^csi-/, ''), containerPort: port, protocol: 'TCP' }],
     livenessProbe: httpProbe(name.replace(/^csi-/, ''), { initialDelaySeconds: 10 }),
     securityContext: restricted,
@@ -243,15 +281,10 @@ function csiControllerDeployment({ images, namespace }: DriverStackInput): KubeO
             },
             // Topology: the driver reports topology.stowage.dev/node; strict topology passes only
             // the selected node to CreateVolume, because a volume lives on one node's disks.
-            // Capacity: CSIStorageCapacity per node from GetCapacity, owned by this Deployment
-            // (ownerref level 2: pod → ReplicaSet → Deployment), so the scheduler sees free space.
-            sidecar('csi-provisioner', images['csi-provisioner'], PROVISIONER_HEALTH_PORT, [
-              '--strict-topology',
-              '--enable-capacity',
-              '--capacity-ownerref-level=2',
-              '--extra-create-metadata',
-              '--timeout=60s',
-            ]),
+            // Capacity (where the server has CSIStorageCapacity): one object per node from
+            // GetCapacity, owned by this Deployment, so the scheduler sees free space. The flags
+            // follow the server's version (sidecars.ts).
+            sidecar('csi-provisioner', images['csi-provisioner'], PROVISIONER_HEALTH_PORT, [...profile.provisionerArgs]),
             sidecar('csi-resizer', images['csi-resizer'], RESIZER_HEALTH_PORT, ['--timeout=60s']),
             sidecar('csi-snapshotter', images['csi-snapshotter'], SNAPSHOTTER_HEALTH_PORT, ['--extra-create-metadata', '--timeout=60s']),
             {

@@ -97,7 +97,7 @@ export function registerPoolMetrics(registry: Registry, source: PoolSource): voi
 
   derivedGauge(registry, {
     name: 'stowage_pool_condition',
-    help: 'One series per pool condition and status: 1 for the status the pool reports, 0 for the others (conditions: Ready, DisksHealthy, ReplicationSatisfiable, CapacityAvailable)',
+    help: 'One series per pool condition and status: 1 for the status the pool reports, 0 for the others (conditions: Ready, DisksHealthy, ReplicationSatisfiable, CapacityAvailable, and DriverReady for Dynamic pools)',
     labelNames: ['pool', 'condition', 'status'],
   }, function* () {
     for (const p of pools()) {

@@ -5,7 +5,7 @@ import { validateObject, withDefaults } from '../../crds/validation.js';
 import { ApiError } from '../../kube/api-error.js';
 import type { KubeClient } from '../../kube/client.js';
 import { PERSISTENT_VOLUMES, STORAGE_CLASSES } from '../../kube/resources.js';
-import type { Node, PersistentVolume } from '../../kube/types.js';
+import type { Condition, Node, PersistentVolume } from '../../kube/types.js';
 import { forEachLimit } from '../../util/concurrency.js';
 import { logger } from '../../util/logger.js';
 import { HOSTNAME_LABEL, POOL_FINALIZER, POOL_LABEL } from '../../crds/labels.js';
@@ -21,6 +21,14 @@ import { observeDynamicPool } from './dynamic.js';
 import { candidateDisks, disksOf, indexPoolCaches, volumesOf, type Pool, type PoolCaches } from './pool-caches.js';
 import { isReadyDisk, poolStatus, type PoolObservation } from './status.js';
 import { immutableDifferences, isOwnedBy, renderStorageClass, STORAGE_CLASS_OPTIONAL_FIELDS, storageClassName } from './storage-class.js';
+import { driverCondition, type DriverHealth } from '../driver-stack/health.js';
+import { unsupportedReason, type KubernetesVersion } from '../driver-stack/sidecars.js';
+
+/** What the pool controller learns of the driver stack and the cluster (absent: it runs without the stack). */
+export interface DriverSource {
+  health(): DriverHealth;
+  serverVersion(): Promise<KubernetesVersion>;
+}
 
 /**
  * Writes one reconcile sends at once (claims, PVs). The client's connection pool (32 sockets)
@@ -82,6 +90,7 @@ export class StoragePoolReconciler implements Reconciler {
     private readonly events: EventRecorder,
     private readonly now: () => string = nowTimestamp,
     private readonly turns: PoolTurns = { writesPerTurn: WRITES_PER_TURN, firstTurnWrites: FIRST_TURN_WRITES },
+    private readonly driver?: DriverSource,
   ) {
     indexPoolCaches(caches);
   }
@@ -113,6 +122,12 @@ export class StoragePoolReconciler implements Reconciler {
       await this.writeStatus(live, { pool, problems, volumes: [], storageClassName: storageClassName(pool) });
       return {};
     }
+    const unsupported = this.driver ? unsupportedReason(await this.driver.serverVersion(), pool.spec.mode) : undefined;
+    if (unsupported) {
+      // Refused before anything is created: nothing of the pool would work on this server.
+      await this.writeStatus(live, { pool, problems, volumes: [], storageClassName: storageClassName(pool), unsupported }, events);
+      return {};
+    }
     await addFinalizer(this.client, STORAGE_POOLS, live, POOL_FINALIZER);
 
     const classConflict = await this.ensureStorageClass(pool, events);
@@ -126,12 +141,15 @@ export class StoragePoolReconciler implements Reconciler {
     this.warnAboutConflicts(pool, plan, events);
 
     const claimed = [...plan.keep, ...plan.held.map((h) => h.disk)];
+    const dynamic = pool.spec.mode === 'Dynamic';
+    const driver = this.driverObservation(pool, [...claimed, ...claimedNow]);
     await this.writeStatus(live, {
       // Status counts the claims made, not those left for the pool's next turn.
       pool, problems, plan: { ...plan, claim: claimedNow }, volumes: [...volumesOf(this.caches, name).values()], storageClassName: storageClassName(pool),
       ...(classConflict ? { storageClassConflict: classConflict } : {}),
-      ...(pool.spec.mode === 'Dynamic' ? { dynamic: observeDynamicPool(pool, claimed, this.caches.poolVolumes.list()) } : {}),
-    });
+      ...(dynamic ? { dynamic: observeDynamicPool(pool, claimed, this.caches.poolVolumes.list()) } : {}),
+      ...(driver ? { driver } : {}),
+    }, events);
     // Work left over: this pool's turn is up; it continues after the pools already waiting.
     return budget.deferred ? { requeue: true } : {};
   }
@@ -358,9 +376,13 @@ export class StoragePoolReconciler implements Reconciler {
         this.warned.add(`deletion/${pool.metadata.uid}/${by.join(',')}`);
         events.add('Warning', 'DeletionBlocked', `deletion waits for volumes in use by ${by.join(', ')}`);
       }
+      const keep = disksOf(this.caches, pool.metadata.name);
+      // The driver still matters while volumes in use wait: they are mounted through it.
+      const driver = this.driverObservation(pool, keep);
       await this.writeStatus(live, {
-        pool, problems: [], plan: { claim: [], keep: disksOf(this.caches, pool.metadata.name), release: [], held: [], conflicts: [] },
+        pool, problems: [], plan: { claim: [], keep, release: [], held: [], conflicts: [] },
         volumes: [...volumes.values()], storageClassName: storageClassName(pool), deletionBlockedBy: by,
+        ...(driver ? { driver } : {}),
       });
       return {};
     }
@@ -386,10 +408,17 @@ export class StoragePoolReconciler implements Reconciler {
 
   // ---- status and helpers -------------------------------------------------------------------
 
-  private async writeStatus(live: Pool, obs: PoolObservation): Promise<void> {
+  private async writeStatus(live: Pool, obs: PoolObservation, events?: EventBatch): Promise<void> {
     const status = poolStatus({ ...obs, pool: { ...obs.pool, status: live.status } as Pool }, this.now());
     if (live.status && jsonEqual(status, live.status)) return;
+    if (events) announceTransitions(live.status?.conditions, status.conditions, events);
     await this.applier.applyStatus(STORAGE_POOLS, { apiVersion: API_VERSION, kind: 'StoragePool', metadata: { name: live.metadata.name }, status }, live);
+  }
+
+  /** DriverReady of a pool that needs the driver (Dynamic), over the nodes of `disks`; undefined otherwise. */
+  private driverObservation(pool: Pool, disks: readonly NodeDisk[]): ReturnType<typeof driverCondition> | undefined {
+    if (pool.spec.mode !== 'Dynamic' || !this.driver) return undefined;
+    return driverCondition(this.driver.health(), new Set(disks.map((d) => d.spec.nodeName)));
   }
 
   private warnAboutConflicts(pool: Pool, plan: DiskPlan, events: EventBatch): void {
@@ -405,6 +434,22 @@ export class StoragePoolReconciler implements Reconciler {
   private nodeMap(): Map<string, Node> {
     return new Map(this.caches.nodes.list().map((n) => [n.metadata.name!, n]));
   }
+}
+
+/**
+ * Events for conditions an administrator must hear about when they change: the driver's health
+ * (every flip, with the nodes and reasons) and a refusal for an unsupported cluster.
+ */
+function announceTransitions(before: readonly Condition[] | undefined, after: readonly Condition[] | undefined, events: EventBatch): void {
+  const was = before?.find((c) => c.type === 'DriverReady');
+  const now = after?.find((c) => c.type === 'DriverReady');
+  if (now && now.status !== 'Unknown' && (was?.status !== now.status || (now.status === 'False' && was.reason !== now.reason))) {
+    if (now.status === 'False') events.add('Warning', 'DriverNotReady', now.message);
+    else if (was) events.add('Normal', 'DriverReady', now.message);
+  }
+  const ready = after?.find((c) => c.type === 'Ready');
+  const wasReady = before?.find((c) => c.type === 'Ready');
+  if (ready?.reason === 'UnsupportedKubernetes' && wasReady?.reason !== 'UnsupportedKubernetes') events.add('Warning', 'UnsupportedKubernetes', ready.message);
 }
 
 /** The write one kept disk's PV needs. */

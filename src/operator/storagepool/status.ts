@@ -27,6 +27,18 @@ export interface PoolObservation {
   readonly deletionBlockedBy?: readonly string[];
   /** Dynamic pools: capacity computed from disks and PoolVolumes (see capacity.ts). */
   readonly dynamic?: DynamicObservation;
+  /** Dynamic pools: whether the node plugin serves the pool's nodes (driver-stack/health.ts). */
+  readonly driver?: DriverObservation;
+  /** Set when the cluster is too old for what the pool needs: nothing is done for it. */
+  readonly unsupported?: string;
+}
+
+export interface DriverObservation {
+  readonly status: 'True' | 'False' | 'Unknown';
+  readonly reason: string;
+  readonly message: string;
+  /** No node of the pool has a serving plugin: nothing can be mounted, so the pool is not Ready. */
+  readonly noneServing: boolean;
 }
 
 export interface DynamicObservation {
@@ -48,6 +60,13 @@ export function poolStatus(obs: PoolObservation, now: string): StoragePoolStatus
     generation !== undefined ? { ...c, observedGeneration: generation } : c;
   const previous = pool.status ?? {};
 
+  if (obs.unsupported) {
+    return {
+      ...previous,
+      ...(generation !== undefined ? { observedGeneration: generation } : {}),
+      conditions: setConditions(previous.conditions, [withGeneration({ type: 'Ready', status: 'False', reason: 'UnsupportedKubernetes', message: obs.unsupported })], now),
+    };
+  }
   if (obs.problems.length > 0 || !obs.plan) {
     return {
       ...previous,
@@ -90,11 +109,14 @@ export function poolStatus(obs: PoolObservation, now: string): StoragePoolStatus
     withGeneration(disksHealthyCondition(claimed.length, missing, unhealthy)),
     withGeneration(replicationCondition(obs)),
     withGeneration(capacityCondition(pool, usable, free)),
+    ...(obs.driver ? [withGeneration({ type: 'DriverReady', status: obs.driver.status, reason: obs.driver.reason, message: obs.driver.message })] : []),
   ];
+  // Only pools that need the driver report DriverReady; a pool that stopped needing it drops it.
+  const kept = obs.driver ? previous.conditions : previous.conditions?.filter((c) => c.type !== 'DriverReady');
   return {
     ...previous,
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
-    conditions: orderConditions(setConditions(previous.conditions, conditions, now)),
+    conditions: orderConditions(setConditions(kept, conditions, now)),
     storageClassName: obs.storageClassName,
     counts: {
       nodes: nodes.size,
@@ -141,6 +163,10 @@ function readyCondition(
       : { type: 'Ready', status: 'False', reason: 'NoDisks', message: 'no eligible disk matches spec.disks; see `kubectl get nodedisks -o wide` for why each disk is or is not eligible' };
   }
   const dynamic = obs.dynamic !== undefined;
+  if (obs.driver?.noneServing && obs.driver.status === 'False') {
+    return { type: 'Ready', status: 'False', reason: 'DriverNotReady', message: `the CSI node plugin serves none of the pool's nodes, so its volumes cannot be mounted: ${obs.driver.message}` };
+  }
+  const driverNote = obs.driver?.status === 'False' ? `; the node plugin is not serving some of its nodes (see DriverReady)` : '';
   const serving = dynamic ? readyDisks : (volumes.available ?? 0) + (volumes.bound ?? 0) + (volumes.released ?? 0);
   if (serving === 0) {
     return {
@@ -151,7 +177,7 @@ function readyCondition(
   const summary = dynamic
     ? `${readyDisks} of ${claimed} disk(s) ready; ${obs.dynamic!.volumes} volume(s)`
     : `${volumes.available ?? 0} volume(s) available, ${volumes.bound ?? 0} bound, ${volumes.released ?? 0} released`;
-  return { type: 'Ready', status: 'True', reason: 'Ready', message: `${summary}${suffix}` };
+  return { type: 'Ready', status: 'True', reason: 'Ready', message: `${summary}${suffix}${driverNote}` };
 }
 
 function disksHealthyCondition(claimed: number, missing: readonly NodeDisk[], unhealthy: readonly NodeDisk[]): Omit<ConditionInput, 'observedGeneration'> {
@@ -197,7 +223,7 @@ function capacityCondition(pool: StoragePool, usable: bigint, free: bigint): Omi
 
 /** Conditions in a fixed order (Ready first), so a status never differs by order alone. */
 function orderConditions(conditions: Condition[]): Condition[] {
-  const order = ['Ready', 'DisksHealthy', 'ReplicationSatisfiable', 'CapacityAvailable'];
+  const order = ['Ready', 'DisksHealthy', 'ReplicationSatisfiable', 'CapacityAvailable', 'DriverReady'];
   const rank = (t: string): number => (order.includes(t) ? order.indexOf(t) : order.length);
   return [...conditions].sort((a, b) => rank(a.type) - rank(b.type) || a.type.localeCompare(b.type));
 }
