@@ -10,10 +10,11 @@ import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { KubeClient } from '../kube/client.js';
 import { ApiError } from '../kube/api-error.js';
-import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../crds/resource-types.js';
+import { NODE_DISKS, POOL_SNAPSHOTS, POOL_VOLUMES, STORAGE_POOLS } from '../crds/resource-types.js';
 import type { NodeDisk } from '../crds/nodedisk.js';
 import type { StoragePool } from '../crds/storagepool.js';
-import { POOL_VOLUME_FINALIZER, POOL_VOLUME_LABELS, type PoolVolume } from '../crds/poolvolume.js';
+import { POOL_VOLUME_FINALIZER, POOL_VOLUME_LABELS, type PoolVolume, type PoolVolumeSource } from '../crds/poolvolume.js';
+import type { PoolSnapshot } from '../crds/poolsnapshot.js';
 import { API_VERSION } from '../crds/meta.js';
 import { Informer } from '../runtime/informer.js';
 import { tryParseBytes } from '../util/quantity.js';
@@ -22,6 +23,7 @@ import { DEFAULT_METADATA_RESERVE_PERCENT, nodeCapacity, preparedDisksByNode, ty
 import { requireVolumeMode, unsupportedReason, volumeModeOf, type VolumeCapability } from './capabilities.js';
 import { CsiError, csiV1, invalidArgument, msUntilDeadline, notFound, serviceDefinition, unaryHandlers, type CallObserver, type GrpcService } from './grpc.js';
 import { TOPOLOGY_KEY } from './identity.js';
+import { SnapshotService } from './snapshot-service.js';
 import { MANAGED_BY } from '../crds/labels.js';
 
 const log = logger('csi-controller');
@@ -50,10 +52,25 @@ export interface ControllerServiceOptions {
 type Check = (pv: PoolVolume | undefined, deleted: boolean) => boolean;
 type Waiter = { id: string; check: Check; resolve: () => void };
 
+/** Where CreateVolume's content comes from, resolved: the source's node, pool, mode and size bind the new volume. */
+interface ResolvedSource {
+  readonly spec: PoolVolumeSource;
+  readonly node: string;
+  readonly pool: string;
+  readonly mode: string;
+  readonly size: bigint;
+  readonly what: string;
+}
+
+/** Capabilities the Controller service advertises; what it leaves out and why is in the README. */
+export const CONTROLLER_CAPABILITIES = ['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'EXPAND_VOLUME', 'CREATE_DELETE_SNAPSHOT', 'LIST_SNAPSHOTS', 'CLONE_VOLUME'] as const;
+
 export class CsiController {
   readonly pools: Informer<StoragePool>;
   readonly disks: Informer<NodeDisk>;
   readonly volumes: Informer<PoolVolume>;
+  readonly snapshots: Informer<PoolSnapshot>;
+  private readonly snapshotService: SnapshotService;
   private readonly reserved = new Map<string, PoolVolume>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly waiters = new Set<Waiter>();
@@ -64,6 +81,15 @@ export class CsiController {
     this.pools = new Informer<StoragePool>({ client, resource: STORAGE_POOLS });
     this.disks = new Informer<NodeDisk>({ client, resource: NODE_DISKS });
     this.volumes = new Informer<PoolVolume>({ client, resource: POOL_VOLUMES });
+    this.snapshots = new Informer<PoolSnapshot>({ client, resource: POOL_SNAPSHOTS });
+    this.snapshotService = new SnapshotService({
+      client,
+      fieldManager: CSI_FIELD_MANAGER,
+      snapshots: this.snapshots,
+      volume: (id) => this.volumes.get(id) ?? this.reserved.get(id),
+      poolUid: (pool) => this.pools.get(pool)?.metadata.uid,
+      waitVolumeReady: (pv, call) => this.waitReady(pv, BigInt(pv.spec.size), call),
+    });
     this.reservePercent = options.metadataReservePercent ?? DEFAULT_METADATA_RESERVE_PERCENT;
     const notify = (pv: PoolVolume, gone: boolean): void => {
       if (!gone) this.reserved.delete(pv.metadata.name);
@@ -85,16 +111,20 @@ export class CsiController {
   }
 
   async start(signal?: AbortSignal): Promise<void> {
-    for (const i of [this.pools, this.disks, this.volumes]) i.start();
-    await Promise.all([this.pools, this.disks, this.volumes].map((i) => i.waitForSync(signal)));
+    for (const i of this.informers()) i.start();
+    await Promise.all(this.informers().map((i) => i.waitForSync(signal)));
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.pools, this.disks, this.volumes].map((i) => i.stop()));
+    await Promise.all(this.informers().map((i) => i.stop()));
   }
 
   ready(): boolean {
-    return this.pools.hasSynced() && this.disks.hasSynced() && this.volumes.hasSynced();
+    return this.informers().every((i) => i.hasSynced());
+  }
+
+  private informers(): Informer<any>[] {
+    return [this.pools, this.disks, this.volumes, this.snapshots];
   }
 
   service(): GrpcService {
@@ -106,9 +136,10 @@ export class CsiController {
         ValidateVolumeCapabilities: (req) => this.validateVolumeCapabilities(req),
         ListVolumes: (req) => this.listVolumes(req),
         GetCapacity: (req) => this.getCapacity(req),
-        ControllerGetCapabilities: async () => ({
-          capabilities: ['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'EXPAND_VOLUME'].map((type) => ({ rpc: { type } })),
-        }),
+        ControllerGetCapabilities: async () => ({ capabilities: CONTROLLER_CAPABILITIES.map((type) => ({ rpc: { type } })) }),
+        CreateSnapshot: (req, call) => this.snapshotService.createSnapshot(req, call),
+        DeleteSnapshot: (req, call) => this.snapshotService.deleteSnapshot(req, call),
+        ListSnapshots: (req) => this.snapshotService.listSnapshots(req),
         ControllerExpandVolume: (req, call) => this.expandVolume(req, call),
       }, this.options.observe),
     };
@@ -129,8 +160,9 @@ export class CsiController {
     const sp = this.pools.get(pool);
     if (!sp || sp.spec.mode !== 'Dynamic') return [];
     const copies = sp.spec.replicated?.size ?? 1;
+    const snapshots = this.snapshots.list().filter((s) => s.spec.pool === pool);
     return [...preparedDisksByNode(pool, this.disks.list())].map(([node, disks]) =>
-      nodeCapacity({ node, disks, volumes: this.volumesOn(pool, node), copies, reservePercent: this.reservePercent }),
+      nodeCapacity({ node, disks, volumes: this.volumesOn(pool, node), snapshots: snapshots.filter((s) => s.spec.node === node), copies, reservePercent: this.reservePercent }),
     );
   }
 
@@ -155,23 +187,49 @@ export class CsiController {
     const mode = requireVolumeMode(req.volume_capabilities);
     const pool: string | undefined = req.parameters?.pool;
     if (!pool) throw invalidArgument('parameters.pool is required: the StorageClass of a Dynamic pool sets it');
-    if (req.volume_content_source) throw invalidArgument('volume_content_source is not supported: Stowage does not make snapshots or clones yet');
     const noDataCow = booleanParameter(req.parameters?.nodatacow, 'nodatacow');
-    const size = requestedSize(req.capacity_range);
     const limit = positive(req.capacity_range?.limit_bytes);
     const required = positive(req.capacity_range?.required_bytes) ?? 0n;
+    const source = req.volume_content_source ? this.resolveSource(req.volume_content_source, pool, mode) : undefined;
+    const size = source ? sizeFromSource(req.capacity_range, source) : requestedSize(req.capacity_range);
     const id = volumeIdFor(name);
 
     // The informer cache is synced before the service answers, so a name it does not know is new: no
     // GET first. One that raced in anyway (another controller replica) shows as AlreadyExists below.
     let pv = this.volumes.get(id) ?? this.reserved.get(id);
-    if (!pv) pv = await this.reserve(id, name, pool, mode, size, req.accessibility_requirements, noDataCow) ?? (await this.raced(id, call));
-    this.checkCompatible(pv, name, pool, mode, required, limit, noDataCow);
+    if (!pv) pv = await this.reserve(id, name, pool, mode, size, req.accessibility_requirements, noDataCow, source) ?? (await this.raced(id, call));
+    this.checkCompatible(pv, name, pool, mode, required, limit, noDataCow, source?.spec);
     const ready = await this.waitReady(pv, BigInt(pv.spec.size), call);
     return { volume: this.volumeOf(ready) };
   }
 
-  private checkCompatible(pv: PoolVolume, name: string, pool: string, mode: string, required: bigint, limit: bigint | undefined, noDataCow: boolean): void {
+  /**
+   * CreateVolume's content source: a Ready snapshot (restore) or a Ready volume (clone) of the same
+   * pool and mode. NOT_FOUND when it does not exist, INVALID_ARGUMENT when it cannot be the source.
+   */
+  private resolveSource(contentSource: any, pool: string, mode: string): ResolvedSource {
+    let resolved: ResolvedSource;
+    if (contentSource.snapshot) {
+      const id: string = contentSource.snapshot.snapshot_id ?? '';
+      if (!id) throw invalidArgument('volume_content_source.snapshot.snapshot_id is required');
+      const ps = this.snapshotService.restorable(id);
+      resolved = { spec: { snapshot: id }, node: ps.spec.node, pool: ps.spec.pool, mode: ps.spec.volumeMode, size: BigInt(ps.spec.size), what: `snapshot ${id}` };
+    } else if (contentSource.volume) {
+      const id: string = contentSource.volume.volume_id ?? '';
+      if (!id) throw invalidArgument('volume_content_source.volume.volume_id is required');
+      const pv = this.volumes.get(id) ?? this.reserved.get(id);
+      if (!pv || pv.metadata.deletionTimestamp) throw notFound(`source volume ${id} does not exist`);
+      if (pv.status?.phase !== 'Ready') throw new CsiError(grpc.status.UNAVAILABLE, `source volume ${id} is not ready yet; retry`);
+      resolved = { spec: { volume: id }, node: pv.spec.node, pool: pv.spec.pool, mode: pv.spec.volumeMode, size: BigInt(pv.spec.size), what: `volume ${id}` };
+    } else {
+      throw invalidArgument('volume_content_source names neither a snapshot nor a volume');
+    }
+    if (resolved.pool !== pool) throw invalidArgument(`${resolved.what} is in pool ${resolved.pool}; a restore or clone stays in its source's pool (use a StorageClass of pool ${resolved.pool})`);
+    if (resolved.mode !== mode) throw invalidArgument(`${resolved.what} is a ${resolved.mode} volume; it cannot be restored or cloned as ${mode}`);
+    return resolved;
+  }
+
+  private checkCompatible(pv: PoolVolume, name: string, pool: string, mode: string, required: bigint, limit: bigint | undefined, noDataCow: boolean, source?: PoolVolumeSource): void {
     const size = BigInt(pv.spec.size);
     const problems = [
       pv.spec.requestName !== name ? `volume ID ${pv.metadata.name} belongs to request ${pv.spec.requestName}` : '',
@@ -180,16 +238,24 @@ export class CsiController {
       size < required ? `it has ${size} bytes, less than the required ${required}` : '',
       limit !== undefined && size > limit ? `it has ${size} bytes, more than the limit ${limit}` : '',
       (pv.spec.noDataCow === true) !== noDataCow ? `it has nodatacow ${pv.spec.noDataCow === true}, not ${noDataCow}` : '',
+      sourceText(pv.spec.source) !== sourceText(source) ? `its content source is ${sourceText(pv.spec.source)}, not ${sourceText(source)}` : '',
     ].filter(Boolean);
     if (problems.length) throw new CsiError(grpc.status.ALREADY_EXISTS, `a volume named ${name} already exists and is incompatible: ${problems.join('; ')}`);
   }
 
   /** Reserves room on a node and creates the PoolVolume; undefined when another caller created it first. */
-  private async reserve(id: string, name: string, pool: string, mode: 'Filesystem' | 'Block', size: bigint, topology: any, noDataCow: boolean): Promise<PoolVolume | undefined> {
+  private async reserve(id: string, name: string, pool: string, mode: 'Filesystem' | 'Block', size: bigint, topology: any, noDataCow: boolean, source?: ResolvedSource): Promise<PoolVolume | undefined> {
     const sp = this.pools.get(pool);
     if (!sp) throw invalidArgument(`StoragePool ${pool} does not exist`);
     if (sp.spec.mode !== 'Dynamic') throw invalidArgument(`StoragePool ${pool} has mode ${sp.spec.mode}; the CSI driver serves Dynamic pools only`);
-    const nodes = this.candidateNodes(pool, topology);
+    let nodes = this.candidateNodes(pool, topology);
+    if (source) {
+      // A restore or clone is made from data on the source's node, so it can only live there.
+      if (!nodes.includes(source.node)) {
+        throw new CsiError(grpc.status.RESOURCE_EXHAUSTED, `${source.what} lives on node ${source.node}, which the topology requirement excludes (or which has no prepared disks of pool ${pool}); a restore or clone can only be placed there`);
+      }
+      nodes = [source.node];
+    }
     if (nodes.length === 0) throw new CsiError(grpc.status.RESOURCE_EXHAUSTED, `no node with prepared disks of pool ${pool} matches the topology requirement`);
     for (const node of nodes) {
       // Only the capacity check and the in-memory reservation run under the node's lock; the API
@@ -205,7 +271,7 @@ export class CsiController {
             labels: { [POOL_VOLUME_LABELS.node]: node, [POOL_VOLUME_LABELS.pool]: pool, ...MANAGED_BY },
             finalizers: [POOL_VOLUME_FINALIZER],
           },
-          spec: { pool, node, size: size.toString(), volumeMode: mode, requestName: name, ...(noDataCow ? { noDataCow } : {}) },
+          spec: { pool, node, size: size.toString(), volumeMode: mode, requestName: name, ...(noDataCow ? { noDataCow } : {}), ...(source ? { source: source.spec } : {}) },
         };
         this.reserved.set(id, pv);
         return pv;
@@ -305,6 +371,8 @@ export class CsiController {
       volume_id: pv.metadata.name,
       volume_context: { pool: pv.spec.pool, node: pv.spec.node, volumeMode: pv.spec.volumeMode, ...(pv.spec.noDataCow ? { nodatacow: 'true' } : {}) },
       accessible_topology: [{ segments: { [TOPOLOGY_KEY]: pv.spec.node } }],
+      ...(pv.spec.source?.snapshot ? { content_source: { snapshot: { snapshot_id: pv.spec.source.snapshot } } } : {}),
+      ...(pv.spec.source?.volume ? { content_source: { volume: { volume_id: pv.spec.source.volume } } } : {}),
     };
   }
 
@@ -390,6 +458,23 @@ export class CsiController {
     await this.waitReady(pv, size, call);
     return { capacity_bytes: size.toString(), node_expansion_required: nodeExpansion };
   }
+}
+
+const sourceText = (source: PoolVolumeSource | undefined): string =>
+  source?.snapshot ? `snapshot ${source.snapshot}` : source?.volume ? `volume ${source.volume}` : 'none';
+
+/**
+ * The size of a restore or clone: at least the source's (its data must fit), more when asked;
+ * OUT_OF_RANGE when limit_bytes is below the source's size.
+ */
+export function sizeFromSource(range: any, source: { size: bigint; what: string }): bigint {
+  const limit = positive(range?.limit_bytes);
+  if (limit !== undefined && limit < source.size) {
+    throw new CsiError(grpc.status.OUT_OF_RANGE, `${source.what} needs a volume of at least ${source.size} bytes; limit_bytes ${limit} is smaller`);
+  }
+  if (positive(range?.required_bytes) === undefined) return source.size;
+  const wanted = requestedSize(range);
+  return wanted > source.size ? wanted : source.size;
 }
 
 function booleanParameter(value: string | undefined, name: string): boolean {

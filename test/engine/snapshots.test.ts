@@ -3,7 +3,7 @@
  * subvolumes and reflinked snapshots of NOCOW files hold the content they were taken with while the
  * source changes; restores and clones are writable, independent and keep their own size; a
  * snapshot's exclusive bytes grow as the source overwrites what it holds and are freed when it is
- * deleted; partial copies a killed daemon leaves are swept; a pool whose disks leave is not wiped
+ * deleted; a copy a killed daemon left half-made is redone or removed; a pool whose disks leave is not wiped
  * while snapshots remain.
  */
 import { expect } from 'chai';
@@ -51,6 +51,7 @@ describe('btrfs engine: snapshots, restores and clones', function () {
   const randomFile = async (file: string, mib: number): Promise<void> => {
     await run('dd', ['if=/dev/urandom', `of=${file}`, 'bs=1M', `count=${mib}`, 'conv=fsync', 'status=none']);
   };
+  const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
   const digest = async (file: string): Promise<string> => (await run('sha256sum', [file])).split(' ')[0]!;
   const commit = (): Promise<string> => run('btrfs', ['filesystem', 'sync', mnt]);
 
@@ -174,18 +175,25 @@ describe('btrfs engine: snapshots, restores and clones', function () {
     expect(() => snapshots.snapshotPath(mnt, '../escape', 'Filesystem')).to.throw(/not a DNS-1123 name/);
   });
 
-  it('sweeps the partial copies a killed daemon left, and a retried snapshot completes', async () => {
+  it('a copy a killed daemon left half-made is started over by the retry, and removed when the snapshot is deleted instead', async () => {
     const src = await engine.ensureVolume(pool, 'blk-c', 'Block', 8n * BigInt(MiB));
     await run('dd', ['if=/dev/urandom', `of=${src.path}`, 'bs=1M', 'count=4', 'conv=notrunc,fsync', 'status=none']);
     // What a daemon killed in the middle of copying leaves: a partial file, and no snapshot.
-    const partial = join(mnt, 'snapshots', '.partial-snap-c.img');
-    const handle = await open(partial, 'w');
-    await handle.write(Buffer.alloc(4096, 1));
-    await handle.close();
-    expect(await snapshots.sweepPartial(mnt)).to.deep.equal([partial]);
+    const leaveHalfMade = async (name: string): Promise<string> => {
+      const partial = join(mnt, 'snapshots', `.partial-${name}.img`);
+      const handle = await open(partial, 'w');
+      await handle.write(Buffer.alloc(4096, 1));
+      await handle.close();
+      return partial;
+    };
+    const partial = await leaveHalfMade('snap-c');
     const snap = await snapshots.ensureSnapshot(mnt, 'snap-c', 'blk-c', 'Block');
     expect(await digest(snap.path)).to.equal(await digest(src.path));
-    expect(await snapshots.sweepPartial(mnt)).to.deep.equal([]);
+    expect(await exists(partial)).to.equal(false);
+
+    const abandoned = await leaveHalfMade('snap-d');
+    expect(await snapshots.removeSnapshot(mnt, 'snap-d', 'Block'), 'no snapshot was ever completed').to.equal(false);
+    expect(await exists(abandoned)).to.equal(false);
     await engine.removeVolume(pool, 'blk-c', 'Block');
     await snapshots.removeSnapshot(mnt, 'snap-c', 'Block');
   });

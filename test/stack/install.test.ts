@@ -32,6 +32,7 @@ import { csiV1 } from '../../src/csi/grpc.js';
 import { startCsiControllerServer, type CsiControllerServer } from '../../src/csi/controller-main.js';
 import { DynamicPoolFixture, call, type CsiClient } from '../csi/fixture.js';
 import { startPoolVolumeRealizer, type RunningRealizer } from '../../src/node/engine/volume-realizer.js';
+import { startPoolSnapshotRealizer, type RunningSnapshotRealizer } from '../../src/node/engine/snapshot-realizer.js';
 import { startCsiNodeServer, type CsiNodeServer } from '../../src/csi/node-service.js';
 import { Informer } from '../../src/runtime/informer.js';
 import { EVENTS, PERSISTENT_VOLUMES } from '../../src/kube/resources.js';
@@ -429,7 +430,7 @@ describe('install and driver stack (real control plane)', function () {
     const used = (g: Grant): boolean =>
       calls.some((c) => verbsOf(c).includes(g.verb) && c.group === g.group && (c.subresource ? `${c.resource}/${c.subresource}` : c.resource) === g.resource);
     // The Dynamic-pool rules of the same role are used by the next test (realizer, CSI Node service).
-    const grants = (await grantsOf('stowage-node', NS)).filter((g) => !/^(storagepools|poolvolumes)/.test(g.resource));
+    const grants = (await grantsOf('stowage-node', NS)).filter((g) => !/^(storagepools|poolvolumes|poolsnapshots)/.test(g.resource));
     expect(grants.filter((g) => !used(g)).map(grantKey), 'granted but never used: remove from config/rbac').to.deep.equal([]);
   });
 
@@ -449,6 +450,7 @@ describe('install and driver stack (real control plane)', function () {
     let rpc: CsiClient | undefined;
     let nodeRpc: CsiClient | undefined;
     let realizer: RunningRealizer | undefined;
+    let snapshotRealizer: RunningSnapshotRealizer | undefined;
     let nodeServer: CsiNodeServer | undefined;
     const poolInformer = new Informer({ client: nodeClient, resource: STORAGE_POOLS });
     try {
@@ -458,6 +460,7 @@ describe('install and driver stack (real control plane)', function () {
       poolInformer.start();
       await poolInformer.waitForSync();
       realizer = await startPoolVolumeRealizer({ client: nodeClient, engine: fx.engine, nodeName: fx.node, refreshMs: 1_000 });
+      snapshotRealizer = await startPoolSnapshotRealizer({ client: nodeClient, engine: fx.engine, nodeName: fx.node, refreshMs: 1_000 });
       const nodeEndpoint = `unix://${join(tmp, 'csi-node.sock')}`;
       nodeServer = await startCsiNodeServer({ endpoint: nodeEndpoint, nodeName: fx.node, engine: fx.engine, client: nodeClient });
       nodeRpc = new (csiV1() as Any).Node(nodeEndpoint, grpc.credentials.createInsecure()) as CsiClient;
@@ -479,6 +482,12 @@ describe('install and driver stack (real control plane)', function () {
       await call(nodeRpc, 'NodeUnstageVolume', { volume_id: id, staging_target_path: staging });
       await call(rpc, 'GetCapacity', { volume_capabilities: [mountCap], parameters: { pool: fx.pool } });
       await call(rpc, 'ControllerExpandVolume', { volume_id: id, capacity_range: { required_bytes: String(96 * MiB) }, volume_capability: mountCap });
+      // Snapshot, restore, and both deleted: the snapshot's data is removed by the node, then its finalizer.
+      const snapshot = (await call(rpc, 'CreateSnapshot', { name: uniqueName('snapshot'), source_volume_id: id })).snapshot;
+      const restored = (await call(rpc, 'CreateVolume', { name: uniqueName('pvc'), volume_capabilities: [mountCap], parameters: { pool: fx.pool }, volume_content_source: { snapshot: { snapshot_id: snapshot.snapshot_id } } })).volume;
+      await call(rpc, 'ListSnapshots', {});
+      await call(rpc, 'DeleteVolume', { volume_id: restored.volume_id });
+      await call(rpc, 'DeleteSnapshot', { snapshot_id: snapshot.snapshot_id });
       await call(rpc, 'DeleteVolume', { volume_id: id });
       await call(rpc, 'DeleteVolume', { volume_id: id }); // idempotent: the volume is looked up, and is gone
       await waitFor('the PoolVolume finalized by the node and gone', async () => (await fx.poolVolumes()).length === 0, 30_000, 250);
@@ -487,6 +496,7 @@ describe('install and driver stack (real control plane)', function () {
       nodeRpc?.close();
       await controller?.stop();
       await nodeServer?.stop();
+      await snapshotRealizer?.stop();
       await realizer?.stop();
       await poolInformer.stop();
       client.close();

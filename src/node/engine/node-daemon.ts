@@ -13,6 +13,7 @@ import type { CallObserver } from '../../csi/grpc.js';
 import { logger } from '../../util/logger.js';
 import { BtrfsEngine } from './btrfs-engine.js';
 import { startPoolVolumeRealizer, type RunningRealizer } from './volume-realizer.js';
+import { startPoolSnapshotRealizer, type RunningSnapshotRealizer } from './snapshot-realizer.js';
 
 const log = logger('node-daemon');
 
@@ -49,9 +50,11 @@ export async function startDynamicPools(opts: DynamicPoolsOptions): Promise<Runn
     },
   });
   let realizer: RunningRealizer | undefined;
+  let snapshotRealizer: RunningSnapshotRealizer | undefined;
   let server: CsiNodeServer | undefined;
   try {
     realizer = await startPoolVolumeRealizer({ client: opts.client, engine, nodeName: opts.nodeName, waitForSync: false });
+    snapshotRealizer = await startPoolSnapshotRealizer({ client: opts.client, engine, nodeName: opts.nodeName, waitForSync: false });
     if (opts.csiEndpoint) {
       server = await startCsiNodeServer({
         endpoint: opts.csiEndpoint,
@@ -63,6 +66,7 @@ export async function startDynamicPools(opts: DynamicPoolsOptions): Promise<Runn
       });
     }
   } catch (err) {
+    await snapshotRealizer?.stop();
     await realizer?.stop();
     await pools.stop();
     throw err;
@@ -72,6 +76,7 @@ export async function startDynamicPools(opts: DynamicPoolsOptions): Promise<Runn
     engine,
     async stop() {
       await server?.stop();
+      await snapshotRealizer?.stop();
       await realizer?.stop();
       await pools.stop();
     },

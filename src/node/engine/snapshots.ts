@@ -12,11 +12,11 @@
  *   limit.
  *
  * Crash safety: a subvolume snapshot appears atomically at its final path or not at all; a file copy
- * is made under a `.partial-` name and renamed into place only when complete, and partial files are
- * swept before the next attempt. So a daemon killed mid-way leaves nothing a restart would not
+ * is made under a `.partial-` name and renamed into place only when complete; the next attempt
+ * starts it over, and deleting the object removes it. So a daemon killed mid-way leaves nothing a restart would not
  * finish or remove.
  */
-import { chmod, mkdir, readdir, rename, rm, stat, open } from 'node:fs/promises';
+import { chmod, mkdir, rename, rm, stat, open } from 'node:fs/promises';
 import type { VolumeMode } from '../../crds/storagepool.js';
 import { run, runStatus } from '../../host/command.js';
 import * as btrfs from './btrfs.js';
@@ -53,8 +53,8 @@ async function ensureDir(dir: string, noCow: boolean): Promise<void> {
  * Made under a partial name and renamed, so `to` exists only complete.
  */
 export async function copyFile(from: string, to: string, opts: { allowReflink?: boolean } = {}): Promise<CopyMethod> {
-  const slash = to.lastIndexOf('/');
-  const partial = `${to.slice(0, slash)}/${PARTIAL_PREFIX}${to.slice(slash + 1)}`;
+  // A partial copy of an earlier, killed attempt is started over.
+  const partial = partialPath(to);
   await rm(partial, { force: true });
   const handle = await open(partial, 'wx');
   await handle.close();
@@ -69,17 +69,20 @@ export async function copyFile(from: string, to: string, opts: { allowReflink?: 
   return method;
 }
 
-/** Removes copies a killed daemon left half-made in the pool's volume and snapshot directories. */
-export async function sweepPartial(mountPoint: string): Promise<string[]> {
-  const removed: string[] = [];
-  for (const dir of [`${mountPoint}/${SNAPSHOTS_DIR}`, `${mountPoint}/blocks`]) {
-    for (const entry of await readdir(dir).catch(() => [] as string[])) {
-      if (!entry.startsWith(PARTIAL_PREFIX)) continue;
-      await rm(`${dir}/${entry}`, { force: true });
-      removed.push(`${dir}/${entry}`);
-    }
-  }
-  return removed;
+/**
+ * Removes what a daemon killed in the middle of copying to `path` left: the partial file. A retried
+ * copy removes it itself; this is for an object deleted before it was ever completed.
+ */
+export async function removePartial(path: string): Promise<boolean> {
+  const partial = partialPath(path);
+  if (!(await exists(partial))) return false;
+  await rm(partial, { force: true });
+  return true;
+}
+
+function partialPath(path: string): string {
+  const slash = path.lastIndexOf('/');
+  return `${path.slice(0, slash)}/${PARTIAL_PREFIX}${path.slice(slash + 1)}`;
 }
 
 export interface RealizedSnapshot {
@@ -108,6 +111,7 @@ export async function ensureSnapshot(mountPoint: string, name: string, source: s
 /** Deletes a snapshot's data; false when there was none. A subvolume snapshot is deleted with a commit, so its space is free on return. */
 export async function removeSnapshot(mountPoint: string, name: string, mode: VolumeMode): Promise<boolean> {
   const path = snapshotPath(mountPoint, name, mode);
+  if (mode === 'Block') await removePartial(path);
   if (!(await exists(path))) return false;
   if (mode === 'Filesystem') await btrfs.subvolumeDelete(path);
   else await rm(path, { force: true });
@@ -116,6 +120,20 @@ export async function removeSnapshot(mountPoint: string, name: string, mode: Vol
 
 /** Where a new volume's content comes from: a snapshot (restore) or a live volume (clone). */
 export type ContentSource = { readonly snapshot: string } | { readonly volume: string };
+
+/** The engine's view of a PoolVolume's spec.source: a snapshot wins if both are (wrongly) set. */
+export function contentSource(source: { snapshot?: string; volume?: string }): ContentSource {
+  if (source.snapshot) return { snapshot: source.snapshot };
+  if (source.volume) return { volume: source.volume };
+  throw new Error('spec.source names neither a snapshot nor a volume');
+}
+
+/** How a status message says where a volume's content came from. */
+export function sourceNote(source: { snapshot?: string; volume?: string } | undefined): string {
+  if (source?.snapshot) return `, restored from snapshot ${source.snapshot}`;
+  if (source?.volume) return `, cloned from volume ${source.volume}`;
+  return '';
+}
 
 export function sourcePath(mountPoint: string, source: ContentSource, mode: VolumeMode): string {
   return 'snapshot' in source ? snapshotPath(mountPoint, source.snapshot, mode) : volumePath(mountPoint, source.volume, mode);
