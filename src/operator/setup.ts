@@ -1,7 +1,9 @@
-import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../crds/resource-types.js';
+import { NODE_DISKS, POOL_SNAPSHOTS, POOL_VOLUMES, STORAGE_POOLS } from '../crds/resource-types.js';
+import type { PoolSnapshot } from '../crds/poolsnapshot.js';
+import { SNAPSHOT_CLASS_CRD } from './storagepool/snapshot-class.js';
 import { precompileValidator } from '../crds/validation.js';
 import type { PoolVolume } from '../crds/poolvolume.js';
-import { NODES, PERSISTENT_VOLUMES, STORAGE_CLASSES } from '../kube/resources.js';
+import { CUSTOM_RESOURCE_DEFINITIONS, NODES, PERSISTENT_VOLUMES, STORAGE_CLASSES } from '../kube/resources.js';
 import { registerPoolMetrics } from './storagepool/pool-metrics.js';
 import type { KubeObject, Node, PersistentVolume, StorageClass } from '../kube/types.js';
 import { POOL_LABEL } from '../crds/labels.js';
@@ -42,6 +44,9 @@ export function setupControllers(manager: Manager, opts: SetupOptions): { storag
     classes: manager.informer<StorageClass>(STORAGE_CLASSES),
     nodes: manager.informer<Node>(NODES),
     poolVolumes: manager.informer<PoolVolume & KubeObject>(POOL_VOLUMES),
+    poolSnapshots: manager.informer<PoolSnapshot & KubeObject>(POOL_SNAPSHOTS),
+    // Only whether the cluster takes snapshots: the one CRD, by name.
+    snapshotCrds: manager.informer<KubeObject>(CUSTOM_RESOURCE_DEFINITIONS, { fieldSelector: `metadata.name=${SNAPSHOT_CLASS_CRD}` }),
   };
   registerPoolMetrics(manager.registry, () => caches.pools.list());
   // Every pool reconcile validates and defaults its pool; compiling that schema takes ~0.2 s.
@@ -59,7 +64,10 @@ export function setupControllers(manager: Manager, opts: SetupOptions): { storag
     // Node labels feed nodeSelectors, and a deleted node releases its disks.
     // Kubelets rewrite Node status every few seconds; only labels and presence matter here.
     .watch(caches.nodes, () => allPools(), undefined, (old, node) => !jsonEqual(old.metadata.labels ?? {}, node.metadata.labels ?? {}))
-    .watch(caches.poolVolumes, (v) => [v.spec.pool]);
+    .watch(caches.poolVolumes, (v) => [v.spec.pool])
+    .watch(caches.poolSnapshots, (s) => [s.spec.pool])
+    // The snapshot CRDs installed or removed: every Dynamic pool's class and status follow.
+    .watch(caches.snapshotCrds, () => caches.pools.list().filter((p) => p.spec.mode === 'Dynamic').map((p) => p.metadata.name!));
   if (opts.driverStack) setupDriverStack(manager, { ...opts.driverStack, fieldManager: opts.fieldManager });
   return { storagePools, caches, events };
 }

@@ -60,6 +60,7 @@ export const fullStoragePool: DeepRequired<StoragePool> = {
       mountOptions: ['noatime'],
     },
     capacity: { lowWatermarkPercent: 20 },
+    snapshots: { deletionPolicy: 'Retain' },
   },
   status: {
     observedGeneration: 3,

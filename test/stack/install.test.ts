@@ -38,6 +38,8 @@ import { Informer } from '../../src/runtime/informer.js';
 import { EVENTS, PERSISTENT_VOLUMES } from '../../src/kube/resources.js';
 import { CONFIG_DIR, validateModel } from './models.js';
 import { grantKey, grantsOf, type Grant } from './rbac.js';
+import { installSnapshotCrds, removeSnapshotCrds } from '../support/snapshot-crds.js';
+import { VOLUME_SNAPSHOT_CLASSES } from '../../src/operator/storagepool/snapshot-class.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Any = any;
@@ -238,11 +240,16 @@ describe('install and driver stack (real control plane)', function () {
       [...new Set(calls.filter((c) => c.code === 403).map((c) => `${c.verb} ${c.group || 'core'} ${c.resource}${c.subresource ? `/${c.subresource}` : ''} in ${c.namespace ?? 'cluster'}`))];
     try {
       await waitFor('DaemonSet stowage-node', () => live(DAEMON_SETS, NODE_DAEMONSET, NS), 60_000);
+      // A cluster that takes snapshots: the Dynamic pool gets a VolumeSnapshotClass (created, then patched).
+      await installSnapshotCrds(admin);
       const pool = await createDynamicPool();
       await waitFor('the CSI parts for the Dynamic pool', async () => {
         const { driver, deployment } = await csiParts();
         return driver && deployment;
       }, 60_000);
+      await waitFor('the pool\'s VolumeSnapshotClass', () => admin.getIfExists(VOLUME_SNAPSHOT_CLASSES, pool), 60_000);
+      await admin.mergePatch(STORAGE_POOLS, pool, { spec: { snapshots: { deletionPolicy: 'Retain' } } });
+      await waitFor('the class to follow the pool', async () => (await admin.getIfExists<KubeObject & Any>(VOLUME_SNAPSHOT_CLASSES, pool))?.deletionPolicy === 'Retain', 60_000);
       // Converged: several resyncs send no write to the stack (a 1.20 server drops the CSIDriver's
       // storageCapacity, so "live contains desired" alone would rewrite it every time).
       await new Promise((r) => setTimeout(r, RESYNC_MS));
@@ -285,6 +292,7 @@ describe('install and driver stack (real control plane)', function () {
       await inProcess.running;
       inProcess = undefined;
       client.close();
+      await removeSnapshotCrds(admin).catch(() => undefined);
     }
 
     expect(deniedCalls(), 'calls the install does not permit; add the rule to config/rbac').to.deep.equal([]);
