@@ -5,6 +5,7 @@ import { precompileValidator } from '../crds/validation.js';
 import type { PoolVolume } from '../crds/poolvolume.js';
 import { CUSTOM_RESOURCE_DEFINITIONS, NODES, PERSISTENT_VOLUMES, STORAGE_CLASSES } from '../kube/resources.js';
 import { registerPoolMetrics } from './storagepool/pool-metrics.js';
+import { registerSnapshotMetrics } from './storagepool/snapshot-metrics.js';
 import type { KubeObject, Node, PersistentVolume, StorageClass } from '../kube/types.js';
 import { POOL_LABEL } from '../crds/labels.js';
 import { Applier, jsonEqual } from '../runtime/apply.js';
@@ -49,6 +50,7 @@ export function setupControllers(manager: Manager, opts: SetupOptions): { storag
     snapshotCrds: manager.informer<KubeObject>(CUSTOM_RESOURCE_DEFINITIONS, { fieldSelector: `metadata.name=${SNAPSHOT_CLASS_CRD}` }),
   };
   registerPoolMetrics(manager.registry, () => caches.pools.list());
+  registerSnapshotMetrics(manager.registry, () => caches.poolSnapshots.list());
   // Every pool reconcile validates and defaults its pool; compiling that schema takes ~0.2 s.
   manager.warmUp('StoragePool validator', () => precompileValidator('StoragePool'));
   const allPools = (): string[] => caches.pools.list().map((p) => p.metadata.name!);
