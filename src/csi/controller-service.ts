@@ -24,6 +24,7 @@ import { requireVolumeMode, unsupportedReason, volumeModeOf, type VolumeCapabili
 import { CsiError, csiV1, invalidArgument, msUntilDeadline, notFound, serviceDefinition, unaryHandlers, type CallObserver, type GrpcService } from './grpc.js';
 import { TOPOLOGY_KEY } from './identity.js';
 import { SnapshotService } from './snapshot-service.js';
+import { resolveSource, sizeFromSource, sourceText, type ResolvedSource } from './content-source.js';
 import { MANAGED_BY } from '../crds/labels.js';
 
 const log = logger('csi-controller');
@@ -51,16 +52,6 @@ export interface ControllerServiceOptions {
 /** Someone waiting for a PoolVolume to reach a state; `deleted` is true for the watch's DELETED event. */
 type Check = (pv: PoolVolume | undefined, deleted: boolean) => boolean;
 type Waiter = { id: string; check: Check; resolve: () => void };
-
-/** Where CreateVolume's content comes from, resolved: the source's node, pool, mode and size bind the new volume. */
-interface ResolvedSource {
-  readonly spec: PoolVolumeSource;
-  readonly node: string;
-  readonly pool: string;
-  readonly mode: string;
-  readonly size: bigint;
-  readonly what: string;
-}
 
 /** Capabilities the Controller service advertises; what it leaves out and why is in the README. */
 export const CONTROLLER_CAPABILITIES = ['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'EXPAND_VOLUME', 'CREATE_DELETE_SNAPSHOT', 'LIST_SNAPSHOTS', 'CLONE_VOLUME'] as const;
@@ -190,8 +181,10 @@ export class CsiController {
     const noDataCow = booleanParameter(req.parameters?.nodatacow, 'nodatacow');
     const limit = positive(req.capacity_range?.limit_bytes);
     const required = positive(req.capacity_range?.required_bytes) ?? 0n;
-    const source = req.volume_content_source ? this.resolveSource(req.volume_content_source, pool, mode) : undefined;
-    const size = source ? sizeFromSource(req.capacity_range, source) : requestedSize(req.capacity_range);
+    const source = req.volume_content_source
+      ? resolveSource(req.volume_content_source, pool, mode, { snapshot: (id) => this.snapshotService.restorable(id), volume: (id) => this.volumes.get(id) ?? this.reserved.get(id) })
+      : undefined;
+    const size = source ? sizeFromSource(limit, positive(req.capacity_range?.required_bytes) !== undefined ? requestedSize(req.capacity_range) : undefined, source) : requestedSize(req.capacity_range);
     const id = volumeIdFor(name);
 
     // The informer cache is synced before the service answers, so a name it does not know is new: no
@@ -201,32 +194,6 @@ export class CsiController {
     this.checkCompatible(pv, name, pool, mode, required, limit, noDataCow, source?.spec);
     const ready = await this.waitReady(pv, BigInt(pv.spec.size), call);
     return { volume: this.volumeOf(ready) };
-  }
-
-  /**
-   * CreateVolume's content source: a Ready snapshot (restore) or a Ready volume (clone) of the same
-   * pool and mode. NOT_FOUND when it does not exist, INVALID_ARGUMENT when it cannot be the source.
-   */
-  private resolveSource(contentSource: any, pool: string, mode: string): ResolvedSource {
-    let resolved: ResolvedSource;
-    if (contentSource.snapshot) {
-      const id: string = contentSource.snapshot.snapshot_id ?? '';
-      if (!id) throw invalidArgument('volume_content_source.snapshot.snapshot_id is required');
-      const ps = this.snapshotService.restorable(id);
-      resolved = { spec: { snapshot: id }, node: ps.spec.node, pool: ps.spec.pool, mode: ps.spec.volumeMode, size: BigInt(ps.spec.size), what: `snapshot ${id}` };
-    } else if (contentSource.volume) {
-      const id: string = contentSource.volume.volume_id ?? '';
-      if (!id) throw invalidArgument('volume_content_source.volume.volume_id is required');
-      const pv = this.volumes.get(id) ?? this.reserved.get(id);
-      if (!pv || pv.metadata.deletionTimestamp) throw notFound(`source volume ${id} does not exist`);
-      if (pv.status?.phase !== 'Ready') throw new CsiError(grpc.status.UNAVAILABLE, `source volume ${id} is not ready yet; retry`);
-      resolved = { spec: { volume: id }, node: pv.spec.node, pool: pv.spec.pool, mode: pv.spec.volumeMode, size: BigInt(pv.spec.size), what: `volume ${id}` };
-    } else {
-      throw invalidArgument('volume_content_source names neither a snapshot nor a volume');
-    }
-    if (resolved.pool !== pool) throw invalidArgument(`${resolved.what} is in pool ${resolved.pool}; a restore or clone stays in its source's pool (use a StorageClass of pool ${resolved.pool})`);
-    if (resolved.mode !== mode) throw invalidArgument(`${resolved.what} is a ${resolved.mode} volume; it cannot be restored or cloned as ${mode}`);
-    return resolved;
   }
 
   private checkCompatible(pv: PoolVolume, name: string, pool: string, mode: string, required: bigint, limit: bigint | undefined, noDataCow: boolean, source?: PoolVolumeSource): void {
@@ -458,23 +425,6 @@ export class CsiController {
     await this.waitReady(pv, size, call);
     return { capacity_bytes: size.toString(), node_expansion_required: nodeExpansion };
   }
-}
-
-const sourceText = (source: PoolVolumeSource | undefined): string =>
-  source?.snapshot ? `snapshot ${source.snapshot}` : source?.volume ? `volume ${source.volume}` : 'none';
-
-/**
- * The size of a restore or clone: at least the source's (its data must fit), more when asked;
- * OUT_OF_RANGE when limit_bytes is below the source's size.
- */
-export function sizeFromSource(range: any, source: { size: bigint; what: string }): bigint {
-  const limit = positive(range?.limit_bytes);
-  if (limit !== undefined && limit < source.size) {
-    throw new CsiError(grpc.status.OUT_OF_RANGE, `${source.what} needs a volume of at least ${source.size} bytes; limit_bytes ${limit} is smaller`);
-  }
-  if (positive(range?.required_bytes) === undefined) return source.size;
-  const wanted = requestedSize(range);
-  return wanted > source.size ? wanted : source.size;
 }
 
 function booleanParameter(value: string | undefined, name: string): boolean {
