@@ -198,6 +198,29 @@ describe('btrfs engine: snapshots, restores and clones', function () {
     await snapshots.removeSnapshot(mnt, 'snap-c', 'Block');
   });
 
+  it('replicated.size applies to snapshots: a raid1 pool keeps them mirrored, and their exclusive bytes are logical bytes, like the pool\'s usable capacity', async () => {
+    const mirror = 'mirror';
+    const mirrored = new BtrfsEngine({ root: join(dir, 'root-mirror'), copiesOf: () => 2 });
+    const disks = [await loops.create(512 * MiB), await loops.create(512 * MiB)];
+    const out = await mirrored.sync('n1', disks.map((d, i) => ({ ...claimed(d), name: `${mirror}-disk-${i}`, claim: { pool: mirror, mode: 'Dynamic' as const } })));
+    expect([...out.values()].every((o) => o.prepared)).to.equal(true);
+    const mmnt = mirrored.mountPointOf(mirror);
+    const v = await mirrored.ensureVolume(mirror, 'vol-m', 'Filesystem', 128n * BigInt(MiB));
+    await randomFile(`${v.path}/blob`, 32);
+    const snap = await snapshots.ensureSnapshot(mmnt, 'snap-m', 'vol-m', 'Filesystem');
+    expect(await mirrored.removeVolume(mirror, 'vol-m', 'Filesystem')).to.equal(true);
+    await run('btrfs', ['filesystem', 'sync', mmnt]);
+    // The snapshot alone holds the 32 MiB, counted once (logical), though the disks hold two copies.
+    expect(Number(await snapshots.exclusiveBytes(snap.path))).to.be.within(31 * MiB, 33 * MiB);
+    const df = await run('btrfs', ['filesystem', 'df', '-b', mmnt]);
+    expect(df).to.match(/^Data, RAID1: total=\d+, used=(\d+)/m);
+    expect(Number(/^Data, RAID1: total=\d+, used=(\d+)/m.exec(df)![1])).to.be.at.least(31 * MiB);
+    expect((await btrfs.usage(mmnt)).dataRatio).to.equal(2);
+    await snapshots.removeSnapshot(mmnt, 'snap-m', 'Filesystem');
+    await mirrored.sync('n1', []);
+    expect(await mirrored.mountedPool(mirror)).to.equal(undefined);
+  });
+
   it('a pool whose last disk leaves stays mounted while snapshots remain, and is released once they are deleted', async () => {
     for (const name of ['vol-a', 'vol-restored', 'vol-clone']) await engine.removeVolume(pool, name, 'Filesystem');
     const held = await engine.sync('n1', []);
