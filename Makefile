@@ -24,16 +24,25 @@ build: deps ## Compile TypeScript (type errors fail the build) and bundle client
 	node hack/bundle-client-node.mjs
 
 .PHONY: manifests
-manifests: build ## Regenerate config/crd/ from src/crds/ and config/prometheus/ from src/metrics/.
+manifests: build ## Regenerate config/crd/ from src/crds/, config/prometheus/ from src/observability/, the graph in docs/architecture.md.
 	node dist/hack/gen-manifests.js
 	node dist/hack/gen-observability.js
+	node dist/hack/architecture.js write
+
+.PHONY: lint-deps
+lint-deps: build ## Check the layering of src/ (.dependency-cruiser.cjs): no import cycles, no import against the layers.
+	node dist/hack/architecture.js check
+
+.PHONY: architecture
+architecture: build ## Regenerate the import graph in docs/architecture.md from the code.
+	node dist/hack/architecture.js write
 
 .PHONY: test-deps
 test-deps: ## Install Debian packages and build (once, cached) the local control plane.
 	bash hack/install-test-deps.sh >/dev/null
 
 .PHONY: test
-test: test-deps build ## Run all tests (unit, and integration against a real local control plane).
+test: test-deps build lint-deps ## Run all tests (the layering check, unit, and integration against a real local control plane).
 	STOWAGE_TEST_HYGIENE=1 STOWAGE_LOG_LEVEL=$(STOWAGE_LOG_LEVEL) npx mocha $(MOCHA_ARGS)
 
 .PHONY: run

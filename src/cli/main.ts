@@ -111,8 +111,9 @@ program
   .option('--no-udev', 'do not watch udevadm monitor for block events')
   .option('--pool-root <dir>', 'Dynamic pools: their btrfs filesystems are mounted at <dir>/pools/<pool>', '/var/lib/stowage')
   .option('--csi-endpoint <unix-url>', 'Dynamic pools: serve the CSI Node service here, e.g. unix:///var/lib/kubelet/plugins/csi.stowage.dev/csi.sock; off when omitted', '')
+  .option('--kubelet-dir <dir>', "Dynamic pools: kubelet's directory; the CSI Node service refuses staging and target paths outside it", '/var/lib/kubelet')
   .option('--kubelet-registration-dir <dir>', 'Dynamic pools: register the CSI driver with kubelet through a socket in this directory (e.g. /var/lib/kubelet/plugins_registry); off when omitted')
-  .action(async (opts: import('../node/main.js').NodeCommandOptions & { poolRoot: string; csiEndpoint: string; kubeletRegistrationDir?: string }) => {
+  .action(async (opts: import('../node/main.js').NodeCommandOptions & { poolRoot: string; csiEndpoint: string; kubeletDir: string; kubeletRegistrationDir?: string }) => {
     const { runNodeCommand } = await import('../node/main.js');
     const { startDynamicPools } = await import('../node/engine/node-daemon.js');
     const { KubeClient } = await import('../kube/client.js');
@@ -122,7 +123,7 @@ program
     // The node's /metrics is set up by runNodeCommand; CSI calls answered before then are not counted.
     let observeCsi: import('../csi/grpc.js').CallObserver | undefined;
     const dynamic = await startDynamicPools({
-      client, nodeName, poolRoot: opts.poolRoot, csiEndpoint: opts.csiEndpoint,
+      client, nodeName, poolRoot: opts.poolRoot, csiEndpoint: opts.csiEndpoint, kubeletDir: opts.kubeletDir,
       ...(opts.kubeletRegistrationDir ? { registrationDir: opts.kubeletRegistrationDir } : {}),
       observe: (...call) => observeCsi?.(...call),
     });

@@ -59,6 +59,12 @@ export interface LabelSelector {
  */
 export const SIZE_PATTERN = '^\\+?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([KMGTPE]i|[kMGTPE]|[eE]\\+?[0-9]+)?$';
 
+/**
+ * Text without control characters. Values the operator copies into other objects need it: the API
+ * server refuses a server-side apply whose body holds them, so the copy would fail on every retry.
+ */
+export const PRINTABLE_PATTERN = '^[^\\x00-\\x1f\\x7f]*$';
+
 /** RFC 1123 subdomain: what Kubernetes requires of most object names (StorageClass, Node, …). */
 export const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
 
@@ -83,6 +89,7 @@ export const DEVICE_PATH_PATTERN = '^/dev/.+$';
 export const PATTERN_HINTS: Record<string, string> = {
   [SIZE_PATTERN]:
     'must be a size such as 100Gi, 500G or 1.5Ti (binary suffixes Ki Mi Gi Ti Pi Ei, decimal k M G T P E, or plain bytes); write it as a string and do not use m, u or n',
+  [PRINTABLE_PATTERN]: 'must not contain control characters (newlines, tabs, escape sequences)',
   [DNS_SUBDOMAIN_PATTERN]:
     'must be lower-case letters, digits, "-" and ".", starting and ending with a letter or digit (a DNS-1123 subdomain, e.g. fast-ssd)',
   [LABEL_KEY_PATTERN]:

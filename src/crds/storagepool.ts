@@ -6,6 +6,7 @@
 import {
   API_VERSION,
   DNS_SUBDOMAIN_PATTERN,
+  PRINTABLE_PATTERN,
   conditionsSchema,
   labelSelectorSchema,
   sizeSchema,
@@ -272,7 +273,7 @@ const specSchema: JSONSchema = {
           description: 'Mount options for Filesystem volumes, e.g. noatime. Not allowed for Block volumes. An unsupported option makes the mount fail when a pod starts.',
           maxItems: 32,
           'x-kubernetes-list-type': 'atomic',
-          items: { type: 'string', description: 'One mount option, as for mount -o.', minLength: 1, maxLength: 256 },
+          items: { type: 'string', description: 'One mount option, as for mount -o.', minLength: 1, maxLength: 256, pattern: PRINTABLE_PATTERN },
         },
       },
     },

@@ -19,7 +19,7 @@ import { API_VERSION } from '../crds/meta.js';
 import { Informer } from '../runtime/informer.js';
 import { tryParseBytes } from '../util/quantity.js';
 import { logger } from '../util/logger.js';
-import { DEFAULT_METADATA_RESERVE_PERCENT, nodeCapacity, preparedDisksByNode, type NodeCapacity } from './capacity.js';
+import { DEFAULT_METADATA_RESERVE_PERCENT, nodeCapacity, preparedDisksByNode, type NodeCapacity } from '../crds/capacity.js';
 import { requireVolumeMode, unsupportedReason, volumeModeOf, type VolumeCapability } from './capabilities.js';
 import { CsiError, csiV1, invalidArgument, msUntilDeadline, notFound, serviceDefinition, unaryHandlers, type CallObserver, type GrpcService } from './grpc.js';
 import { TOPOLOGY_KEY } from './identity.js';
@@ -33,6 +33,8 @@ export const CSI_FIELD_MANAGER = 'stowage-csi';
 const MiB = 1n << 20n;
 /** Size of a volume whose request names none. */
 export const DEFAULT_VOLUME_BYTES = 1n << 30n;
+/** Longest CreateVolume name (PoolVolume spec.requestName's maxLength). */
+const MAX_REQUEST_NAME = 1024;
 /** How long a call without a deadline waits for the node daemon. */
 const DEFAULT_WAIT_MS = 120_000;
 
@@ -175,6 +177,10 @@ export class CsiController {
   private async createVolume(req: any, call: grpc.ServerUnaryCall<any, any>): Promise<unknown> {
     const name: string = req.name ?? '';
     if (!name) throw invalidArgument('name is required');
+    // The name is kept as the PoolVolume's spec.requestName (at most 1024 characters).
+    if (name.length > MAX_REQUEST_NAME || /[\u0000-\u001f\u007f]/.test(name)) {
+      throw invalidArgument(`name must be at most ${MAX_REQUEST_NAME} characters without control characters (got ${name.length} characters)`);
+    }
     const mode = requireVolumeMode(req.volume_capabilities);
     const pool: string | undefined = req.parameters?.pool;
     if (!pool) throw invalidArgument('parameters.pool is required: the StorageClass of a Dynamic pool sets it');

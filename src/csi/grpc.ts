@@ -97,14 +97,27 @@ export function unaryHandlers(service: string, handlers: Record<string, UnaryHan
         (err: unknown) => {
           const code = err instanceof CsiError ? err.code : grpc.status.INTERNAL;
           const level = code === grpc.status.INTERNAL ? 'warn' : 'debug';
-          log[level]({ service, method, code: grpc.status[code], err: errorMessage(err) }, 'call failed');
+          const details = statusMessage(errorMessage(err));
+          log[level]({ service, method, code: grpc.status[code], err: details }, 'call failed');
           observe?.(method, code, (Date.now() - started) / 1000);
-          callback({ code, details: errorMessage(err), metadata: new grpc.Metadata() } as grpc.ServiceError, null);
+          callback({ code, details, metadata: new grpc.Metadata() } as grpc.ServiceError, null);
         },
       );
     };
   }
   return impl;
+}
+
+/**
+ * The status message travels in an HTTP/2 trailer: one echoing a huge request field (a 1 MiB name
+ * the API server quotes back) exceeds the peer's header limit, the call never completes and the
+ * connection breaks for every other call on it. Messages are cut to a size any peer accepts.
+ */
+export const MAX_STATUS_MESSAGE = 2048;
+
+export function statusMessage(message: string): string {
+  if (message.length <= MAX_STATUS_MESSAGE) return message;
+  return `${message.slice(0, MAX_STATUS_MESSAGE)}… (${message.length - MAX_STATUS_MESSAGE} more characters cut)`;
 }
 
 /** `unix:///run/csi/csi.sock` or a plain absolute path → the socket path. */

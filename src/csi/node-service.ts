@@ -5,12 +5,13 @@
  * the kernel's mount table instead of remembering anything, so all of them are idempotent and right
  * after a restart of the daemon.
  */
-import { mkdir, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { lstat, mkdir, realpath, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
+import { dirname, isAbsolute } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { KubeClient } from '../kube/client.js';
 import { POOL_VOLUMES } from '../crds/resource-types.js';
 import type { PoolVolume } from '../crds/poolvolume.js';
+import { DNS_SUBDOMAIN_PATTERN } from '../crds/meta.js';
 import type { VolumeMode } from '../crds/storagepool.js';
 import { run } from '../host/command.js';
 import { mountAt, mountTable } from '../host/mounts.js';
@@ -45,9 +46,37 @@ export interface NodeServiceOptions {
   readonly client: KubeClient;
   /** Told about every answered call (CsiMetrics.observe). */
   readonly observe?: CallObserver;
+  /** kubelet's directory: staging and target paths must lie inside it. */
+  readonly kubeletDir?: string;
 }
 
 const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
+const VOLUME_ID = new RegExp(DNS_SUBDOMAIN_PATTERN);
+/** Linux's limits on a path and on one name in it. */
+const PATH_MAX = 4096;
+const NAME_MAX = 255;
+
+/**
+ * Why `path` (a staging, target or volume path from kubelet) is not one kubelet could have made, or
+ * undefined when it is fine: absolute, without `.` or `..` segments and, when kubelet's directory is
+ * known, inside it, also after following symlinks. Every mkdir, mount, unmount and delete of the
+ * Node service happens at such a path, so a hostile or broken request cannot reach anything else.
+ */
+export async function unsafePathReason(path: string, kubeletDir?: string): Promise<string | undefined> {
+  if (!isAbsolute(path) || path.includes('\0')) return 'is not an absolute path';
+  if (path.split('/').some((seg) => seg === '.' || seg === '..')) return "contains '.' or '..' segments";
+  if (path.length >= PATH_MAX || path.split('/').some((seg) => Buffer.byteLength(seg) > NAME_MAX)) return `is longer than Linux allows (${PATH_MAX} bytes, ${NAME_MAX} per name)`;
+  if (!kubeletDir) return undefined;
+  const base = kubeletDir.replace(/\/+$/, '');
+  if (!path.startsWith(`${base}/`)) return `is outside kubelet's directory ${base}`;
+  // The deepest part that exists must still be inside kubelet's directory once symlinks are followed.
+  let existing = path;
+  while (existing !== base && !(await lstat(existing).then(() => true, () => false))) existing = dirname(existing);
+  const [real, realBase] = [await realpath(existing).catch(() => existing), await realpath(base).catch(() => base)];
+  if (!real.startsWith(`${realBase}/`) && !(existing === base && real === realBase)) return `leads out of kubelet's directory ${base} through a symlink (to ${real})`;
+  if (existing === path && real === realBase) return `is kubelet's directory itself`;
+  return undefined;
+}
 
 export class CsiNode {
   constructor(private readonly options: NodeServiceOptions) {}
@@ -74,8 +103,16 @@ export class CsiNode {
     };
   }
 
+  /** INVALID_ARGUMENT unless `path` is one kubelet could have made (see unsafePathReason). */
+  private async checkPath(field: string, path: string): Promise<void> {
+    const reason = await unsafePathReason(path, this.options.kubeletDir);
+    if (reason) throw invalidArgument(`${field} ${JSON.stringify(path)} ${reason}; kubelet passes absolute paths inside its own directory`);
+  }
+
   /** The PoolVolume, which must live on this node and be realized. */
   private async volume(id: string, mustBeReady = true): Promise<PoolVolume> {
+    // Not a PoolVolume name (e.g. '..', which an API URL would resolve): never a volume of ours.
+    if (id.length > 253 || !VOLUME_ID.test(id)) throw notFound(`volume ${JSON.stringify(id)} does not exist: Stowage volume IDs are PoolVolume names`);
     const pv = await this.options.client.getIfExists<PoolVolume>(POOL_VOLUMES, id);
     if (!pv || pv.spec.node !== this.options.nodeName) throw notFound(`volume ${id} does not exist on node ${this.options.nodeName}`);
     if (mustBeReady && (pv.status?.phase !== 'Ready' || !pv.status.path)) {
@@ -87,7 +124,7 @@ export class CsiNode {
   /** The volume's data path, only while its pool filesystem is really mounted (never a bare directory of the root disk). */
   private async dataPath(pv: PoolVolume): Promise<string> {
     const mnt = await this.options.engine.mountedPool(pv.spec.pool);
-    if (!mnt || !pv.status?.path?.startsWith(`${mnt}/`)) {
+    if (!mnt || !pv.status?.path?.startsWith(`${mnt}/`) || pv.status.path.split('/').includes('..')) {
       throw new CsiError(grpc.status.UNAVAILABLE, `pool ${pv.spec.pool}'s filesystem is not mounted on this node; the node daemon is still preparing it`);
     }
     return pv.status.path;
@@ -103,6 +140,7 @@ export class CsiNode {
   private async stage(req: any): Promise<unknown> {
     if (!req.volume_id) throw invalidArgument('volume_id is required');
     if (!req.staging_target_path) throw invalidArgument('staging_target_path is required');
+    await this.checkPath('staging_target_path', req.staging_target_path);
     this.checkCapability(req.volume_capability);
     const pv = await this.volume(req.volume_id);
     this.checkCapability(req.volume_capability, pv);
@@ -137,6 +175,7 @@ export class CsiNode {
   private async unstage(req: any): Promise<unknown> {
     if (!req.volume_id) throw invalidArgument('volume_id is required');
     if (!req.staging_target_path) throw invalidArgument('staging_target_path is required');
+    await this.checkPath('staging_target_path', req.staging_target_path);
     const staging: string = req.staging_target_path;
     const deviceFile = `${staging}/${STAGED_DEVICE}`;
     const deviceMount = await mountAt(deviceFile);
@@ -154,6 +193,8 @@ export class CsiNode {
     if (!req.volume_id) throw invalidArgument('volume_id is required');
     if (!req.target_path) throw invalidArgument('target_path is required');
     if (!req.staging_target_path) throw invalidArgument('staging_target_path is required: the volume is staged first (STAGE_UNSTAGE_VOLUME)');
+    await this.checkPath('target_path', req.target_path);
+    await this.checkPath('staging_target_path', req.staging_target_path);
     this.checkCapability(req.volume_capability);
     const pv = await this.volume(req.volume_id);
     this.checkCapability(req.volume_capability, pv);
@@ -190,6 +231,7 @@ export class CsiNode {
   private async unpublish(req: any): Promise<unknown> {
     if (!req.volume_id) throw invalidArgument('volume_id is required');
     if (!req.target_path) throw invalidArgument('target_path is required');
+    await this.checkPath('target_path', req.target_path);
     const target: string = req.target_path;
     while (await mountAt(target)) await run('umount', [target]);
     const s = await stat(target).catch(() => undefined);
@@ -202,6 +244,7 @@ export class CsiNode {
   private async volumeStats(req: any): Promise<unknown> {
     if (!req.volume_id) throw invalidArgument('volume_id is required');
     if (!req.volume_path) throw invalidArgument('volume_path is required');
+    await this.checkPath('volume_path', req.volume_path);
     const pv = await this.volume(req.volume_id, false);
     if (!(await exists(req.volume_path))) throw notFound(`volume path ${req.volume_path} does not exist`);
     if (!(await mountAt(req.volume_path))) throw notFound(`volume ${req.volume_id} is not published at ${req.volume_path}`);
@@ -226,6 +269,7 @@ export class CsiNode {
   private async expand(req: any): Promise<unknown> {
     if (!req.volume_id) throw invalidArgument('volume_id is required');
     if (!req.volume_path) throw invalidArgument('volume_path is required');
+    await this.checkPath('volume_path', req.volume_path);
     const pv = await this.volume(req.volume_id);
     if (!(await exists(req.volume_path))) throw notFound(`volume path ${req.volume_path} does not exist`);
     if (pv.spec.volumeMode === 'Block') {

@@ -28,6 +28,8 @@ export function resourcePath(rt: ResourceType, opts: PathOptions = {}): string {
   let path = rt.group === '' ? `/api/${rt.version}` : `/apis/${rt.group}/${rt.version}`;
   if (rt.namespaced && opts.namespace !== undefined) path += `/namespaces/${encodeURIComponent(opts.namespace)}`;
   path += `/${rt.plural}`;
+  // '.' and '..' survive encoding and would be resolved by the URL: a request for another path.
+  if (opts.name === '.' || opts.name === '..') throw new Error(`${JSON.stringify(opts.name)} is not a valid object name`);
   if (opts.name !== undefined) path += `/${encodeURIComponent(opts.name)}`;
   if (opts.subresource !== undefined) path += `/${opts.subresource}`;
   return path;

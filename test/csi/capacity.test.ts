@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { mirroredBytes, nodeCapacity } from '../../src/csi/capacity.js';
+import { mirroredBytes, nodeCapacity } from '../../src/crds/capacity.js';
 import { requestedSize, volumeIdFor } from '../../src/csi/controller-service.js';
 import type { NodeDisk } from '../../src/crds/nodedisk.js';
 import type { PoolVolume } from '../../src/crds/poolvolume.js';

@@ -55,6 +55,8 @@ export interface FixtureOptions {
    * quickly, the provisioning benchmark the daemon's own default.
    */
   readonly refreshMs?: number;
+  /** Confine the Node service's staging and target paths to `<dir>/pods` (as `stowage node --kubelet-dir`). */
+  readonly confinePaths?: boolean;
 }
 
 export class DynamicPoolFixture {
@@ -78,6 +80,7 @@ export class DynamicPoolFixture {
   private readonly csiMetrics = new CsiMetrics(this.metrics);
   private copies = 1;
   private refreshMs = 1_000;
+  private kubeletDir?: string;
   /** Disks taken away: their /dev/loopN may be reused by a new disk, which must not make them present again. */
   private readonly gone = new Set<string>();
 
@@ -87,6 +90,7 @@ export class DynamicPoolFixture {
     ({ client: this.client } = await adminClient());
     await installCrds(this.client, 'stowage-tests');
     this.dir = await mkdtemp(join(tmpdir(), 'stowage-csi-'));
+    if (opts.confinePaths) this.kubeletDir = join(this.dir, 'pods');
     await this.client.create(STORAGE_POOLS, {
       apiVersion: 'stowage.dev/v1alpha1',
       kind: 'StoragePool',
@@ -173,7 +177,10 @@ export class DynamicPoolFixture {
   async startNodeDaemon(): Promise<void> {
     this.realizer = await startPoolVolumeRealizer({ client: this.client, engine: this.engine, nodeName: this.node, refreshMs: this.refreshMs });
     this.snapshotRealizer = await startPoolSnapshotRealizer({ client: this.client, engine: this.engine, nodeName: this.node, refreshMs: this.refreshMs });
-    this.nodeServer = await startCsiNodeServer({ endpoint: `unix://${this.dir}/node.sock`, nodeName: this.node, engine: this.engine, client: this.client });
+    this.nodeServer = await startCsiNodeServer({
+      endpoint: `unix://${this.dir}/node.sock`, nodeName: this.node, engine: this.engine, client: this.client,
+      ...(this.kubeletDir ? { kubeletDir: this.kubeletDir } : {}),
+    });
   }
 
   /** Stops the node daemon's parts; mounts made by the kernel stay, as after a daemon crash. */

@@ -40,7 +40,7 @@ describe('stowage node with Dynamic pools (child process, real agent)', function
   let nodeClient: CsiClient | undefined;
 
   const startAgent = (device: string): AgentProcess =>
-    AgentProcess.start(kubeconfig, node, ['--allow-device', device, '--root', join(dir, 'disks'), '--pool-root', join(dir, 'state'), '--csi-endpoint', `unix://${dir}/node.sock`, '--discovery-interval', '2']);
+    AgentProcess.start(kubeconfig, node, ['--allow-device', device, '--root', join(dir, 'disks'), '--pool-root', join(dir, 'state'), '--csi-endpoint', `unix://${dir}/node.sock`, '--kubelet-dir', join(dir, 'kubelet'), '--discovery-interval', '2']);
 
   before(async () => {
     const admin = await adminClient();

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { parseDeviceStats, parseQgroups, parseScrubStatus, parseShow, parseUsage, profileFor } from '../../src/node/engine/btrfs.js';
-import { scrubNote } from '../../src/node/engine/btrfs-engine.js';
+import { scrubNote } from '../../src/node/engine/pool-outcomes.js';
 
 describe('btrfs output parsing (pure)', () => {
   it('reads filesystem show, including a missing member', () => {

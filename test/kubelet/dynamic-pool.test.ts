@@ -46,7 +46,8 @@ class KubeletPoolFixture extends DynamicPoolFixture {
     await fsp.mkdir(this.pluginDir, { recursive: true });
     const kubeletEndpoint = path.join(this.pluginDir, 'csi.sock');
     this.realizer = await startPoolVolumeRealizer({ client: this.client, engine: this.engine, nodeName: this.node });
-    this.nodeServer = await startCsiNodeServer({ endpoint: `unix://${kubeletEndpoint}`, nodeName: this.node, engine: this.engine, client: this.client });
+    // Confined to kubelet's directory, as `stowage node --kubelet-dir`: real kubelet's paths must pass.
+    this.nodeServer = await startCsiNodeServer({ endpoint: `unix://${kubeletEndpoint}`, nodeName: this.node, engine: this.engine, client: this.client, kubeletDir: this.kubelet.rootDir });
     // Last: kubelet's plugin watcher acts as soon as this socket appears.
     this.registration = await startRegistrationServer({ dir: path.join(this.kubelet.rootDir, 'plugins_registry'), endpoint: kubeletEndpoint });
   }

@@ -4,7 +4,7 @@ import {
   diskIdentity, eligibility, isBlank, isCandidate, mediaOf, nodeDiskName, stableDevicePath, type DiskFacts, type InventoryConfig,
 } from '../../src/node/agent/inventory.js';
 import { filesystemUuid, stowageLabel } from '../../src/node/agent/preparation.js';
-import { removedFields } from '../../src/node/agent/agent.js';
+import { removedFields } from '../../src/node/agent/status-writer.js';
 
 const LSBLK = JSON.stringify({
   blockdevices: [

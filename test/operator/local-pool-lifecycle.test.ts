@@ -124,7 +124,8 @@ describe('Local pools: lifecycle (real control plane; agent side played by the p
     expect((await world.admin.get<PersistentVolume>(PERSISTENT_VOLUMES, bound.metadata.name!)).metadata.uid).to.equal(bound.metadata.uid);
     const p = await world.waitForPool(main, 'the held disk reported', (x) => (condition(x, 'Ready')?.message ?? '').includes('cannot be released yet'));
     expect(condition(p, 'Ready')?.message).to.contain(boundDisk).and.contain(`${world.namespace}/on-node3`);
-    expect((await world.eventsFor(main)).some((e) => e.startsWith('DiskReleased') && e.includes(freeDisk))).to.equal(true);
+    // Events are written in the background, after the status: wait for it rather than race it.
+    await waitFor(`a DiskReleased event naming ${freeDisk}`, async () => (await world.eventsFor(main)).some((e) => e.startsWith('DiskReleased') && e.includes(freeDisk)));
   });
 
   it('a deleted Node: its unbound PVs go and its disks are released; a bound PV there stays and is reported', async () => {

@@ -68,8 +68,12 @@ describe('Local pools: samples/local-ssd end to end (real control plane; agent s
     expect(pool.status?.counts).to.deep.equal({ nodes: 3, disks: { total: 6, ready: 6, unhealthy: 0, missing: 0 }, volumes: { available: 6, bound: 0, released: 0 } });
     for (const type of ['CapacityAvailable', 'DisksHealthy', 'ReplicationSatisfiable']) expect(condition(pool, type)?.status, type).to.equal('True');
     expect(pool.status?.storageClassName).to.equal(className);
-    // Events are aggregated per reconcile and reason; every disk is named in one of them.
-    const events = await world.eventsFor(name);
+    // Events are aggregated per reconcile and reason; every disk is named in one of them. They are
+    // written in the background, after the status: wait for the last one rather than race it.
+    const events = await waitFor('a PersistentVolumeCreated event for every disk', async () => {
+      const seen = await world.eventsFor(name);
+      return world.nodes.every((n) => [`${n}-a`, `${n}-b`].every((d) => seen.some((e) => e.startsWith('PersistentVolumeCreated') && e.includes(`from disk ${d}`)))) && seen;
+    });
     for (const d of world.nodes.flatMap((n) => [`${n}-a`, `${n}-b`])) {
       expect(events.some((e) => e.startsWith('DiskClaimed') && e.includes(`claimed disk ${d} `)), `DiskClaimed ${d}`).to.equal(true);
       expect(events.some((e) => e.startsWith('PersistentVolumeCreated') && e.includes(`from disk ${d}`)), `PersistentVolumeCreated ${d}`).to.equal(true);
@@ -98,7 +102,10 @@ describe('Local pools: samples/local-ssd end to end (real control plane; agent s
     expect(fresh.metadata.name).to.equal(old.metadata.name);
     const nd = await world.admin.get<NodeDisk & KubeObject>(NODE_DISKS, disk);
     expect(nd.spec.wipe).to.equal(undefined, 'the wipe request is withdrawn once its volume is gone');
-    const events = await world.eventsFor(name);
+    const events = await waitFor('the PersistentVolumeRecycled event', async () => {
+      const seen = await world.eventsFor(name);
+      return seen.some((e) => e.startsWith('PersistentVolumeRecycled')) && seen;
+    });
     expect(events.some((e) => e.startsWith('WipeRequested') && e.includes(old.metadata.uid!))).to.equal(true);
     expect(events.some((e) => e.startsWith('PersistentVolumeRecycled'))).to.equal(true);
   });

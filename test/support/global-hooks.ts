@@ -3,11 +3,13 @@
 // Host hygiene (test/cluster/kubelet-hygiene.ts): a snapshot before the first test, and a failure
 // listing every packet sent off the machine and every interface, sysctl, mount, loop device or
 // component process left behind — in `make test` (STOWAGE_TEST_HYGIENE=1) and whenever the real
-// kubelet node ran.
+// kubelet node ran. The fault suite's ledger (test/faults/ledger.ts) is printed as a table at the
+// end, and the run fails if any fault leaked objects or lost bytes.
 
 import { sharedControlPlane, sharedControlPlaneStarted, stopSharedControlPlane } from '../cluster/shared.js';
 import { sharedKubeletNodeRequested, stopSharedKubeletNode } from '../cluster/kubelet-shared.js';
 import { hostChanges, registerRunDir, takeHostSnapshot, type HostSnapshot } from '../cluster/kubelet-hygiene.js';
+import { ledgerSummary } from '../faults/ledger.js';
 
 let hostBefore: HostSnapshot | undefined;
 
@@ -17,6 +19,9 @@ export const mochaHooks = {
   },
   async afterAll(this: Mocha.Context): Promise<void> {
     this.timeout(180_000);
+    // The fault suite's table (test/faults/ledger.ts): printed whenever a fault test ran.
+    const faults = ledgerSummary();
+    if (faults) console.log(`\n  Fault suite:\n\n${faults.table}\n`);
     const kubeletRan = sharedKubeletNodeRequested();
     let kubeletStopError: unknown;
     await stopSharedKubeletNode().catch((e) => (kubeletStopError = e));
@@ -26,6 +31,7 @@ export const mochaHooks = {
       await stopSharedControlPlane();
     }
     if (kubeletStopError) throw kubeletStopError;
+    if (faults && faults.problems.length > 0) throw new Error(`fault suite: objects leaked or bytes lost:\n  ${faults.problems.join('\n  ')}`);
     if (hostBefore && (process.env.STOWAGE_TEST_HYGIENE === '1' || kubeletRan)) {
       const changes = hostChanges(hostBefore, undefined, { machineWide: process.env.STOWAGE_TEST_HYGIENE === '1' });
       if (changes.length > 0) throw new Error(`host hygiene: the test run changed the machine:\n  ${changes.join('\n  ')}`);

@@ -7,6 +7,9 @@
  * Safety: the engine only ever formats or adds devices the agent passed (claimed, allow-listed,
  * blank or explicitly adoptable), recognises its own filesystems by label, and never formats a disk
  * that carries another filesystem unless the claim allows adoption.
+ *
+ * This class observes and acts; what its observations mean for the pool and for each disk (the
+ * summary message, the Prepared outcomes) is computed by the pure functions of pool-outcomes.ts.
  */
 import { mkdir, readdir, realpath, rmdir } from 'node:fs/promises';
 import type { ClaimedDisk, DynamicPoolSync, PreparationOutcome } from '../agent/dynamic-pools.js';
@@ -17,6 +20,7 @@ import * as btrfs from './btrfs.js';
 import { run } from '../../host/command.js';
 import { mountAt, mountTable } from '../../host/mounts.js';
 import * as volumes from './volumes.js';
+import { diskOutcomes, poolNotes, type ObservedPool } from './pool-outcomes.js';
 
 const log = logger('btrfs-engine');
 
@@ -62,17 +66,6 @@ export interface PoolState {
 
 /** The last scrub's result changes only when a scrub runs; it is read this often per pool. */
 const SCRUB_STATUS_INTERVAL_MS = 5 * 60_000;
-
-/** What a scrub's result means for the pool, or '' when it found nothing. */
-export function scrubNote(pool: string, scrub: btrfs.ScrubStatus | undefined): string {
-  if (!scrub || scrub.state === 'never') return '';
-  const when = scrub.started ? ` (started ${scrub.started})` : '';
-  if (scrub.uncorrectableErrors > 0) {
-    return `the last scrub${when} found ${scrub.uncorrectableErrors} uncorrectable error(s) in pool ${pool}'s filesystem: some data has no good copy left (the kernel log names the files); restore them from backup and check the disks`;
-  }
-  if (scrub.correctedErrors > 0) return `the last scrub${when} repaired ${scrub.correctedErrors} bad block(s) from good copies; watch the disks' error counters`;
-  return '';
-}
 
 export class BtrfsEngine implements DynamicPoolSync {
   private readonly states = new Map<string, PoolState>();
@@ -287,45 +280,15 @@ export class BtrfsEngine implements DynamicPoolSync {
 
     const stats = await btrfs.deviceStats(mnt);
     const scrub = await this.lastScrub(pool, mnt);
-    const errored = stats.filter((s) => s.writeErrors + s.readErrors + s.flushErrors + s.corruptionErrors + s.generationErrors > 0);
-    const missingCount = fs.devices.filter((d) => d.path === undefined).length;
-    const degraded = missingCount > 0;
-    const notes = [
-      degraded ? `${missingCount} disk(s) of the pool filesystem are missing; running degraded without full redundancy — add a new disk to the pool on this node to heal it` : '',
-      removalRefused ?? '',
-      errored.length > 0 ? `I/O errors on ${errored.map((s) => s.device).join(', ')} (btrfs device stats)` : '',
-      scrubNote(pool, scrub),
-    ].filter(Boolean);
+    const observed: ObservedPool = { pool, mountPoint: mnt, uuid: fs.uuid, copies, devices: fs.devices, stats, scrub, removalRefused };
+    const { notes, degraded } = poolNotes(observed);
     this.states.set(pool, {
       pool, mountPoint: mnt, uuid: fs.uuid, copies, degraded, deviceStats: stats, quotas,
       message: notes.join('; ') || 'healthy',
       ...(removalRefused ? { removalRefused } : {}),
       ...(scrub ? { scrub } : {}),
     });
-
-    const inFs = new Set(fs.devices.filter((d) => d.path).map((d) => d.path!));
-    const preparation = { path: mnt, filesystem: 'btrfs', uuid: fs.uuid };
-    for (const d of disks) {
-      if (!d.present) {
-        outcomes.set(d.name, { prepared: false, reason: 'DiskMissing', message: `the disk is gone; pool ${pool} ${degraded ? 'runs degraded' : 'is mounted without it'}` });
-        continue;
-      }
-      const path = real.get(d.name)!;
-      if (!inFs.has(path)) {
-        outcomes.set(d.name, foreign.includes(d)
-          ? { prepared: false, reason: 'HasFilesystem', message: `the disk carries a ${probes.get(d.name)?.type} filesystem that is not pool ${pool}'s; set disks.allowAdoption on the pool to let Stowage reuse it (destroys its data)` }
-          : { prepared: false, reason: 'Pending', message: `not yet part of pool ${pool}'s filesystem` });
-        continue;
-      }
-      const stat = stats.find((s) => s.device === path);
-      const errors = stat ? stat.writeErrors + stat.readErrors + stat.flushErrors + stat.corruptionErrors + stat.generationErrors : 0;
-      const reason = errors > 0 ? 'IOErrors' : degraded ? 'PoolDegraded' : 'Prepared';
-      const message = errors > 0
-        ? `member of pool ${pool}'s btrfs, with I/O errors: write ${stat!.writeErrors}, read ${stat!.readErrors}, flush ${stat!.flushErrors}, corruption ${stat!.corruptionErrors}, generation ${stat!.generationErrors}`
-        : `member of pool ${pool}'s btrfs (${btrfs.profileFor(copies).data}) at ${mnt}${notes.length ? `; ${notes.join('; ')}` : ''}`;
-      outcomes.set(d.name, { prepared: true, reason, message, preparation });
-    }
-    return outcomes;
+    return diskOutcomes(observed, disks, { real, probes, foreign });
   }
 
   /** The last scrub's result, read at most every {@link SCRUB_STATUS_INTERVAL_MS}; a failed read is not fatal. */

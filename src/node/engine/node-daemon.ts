@@ -26,6 +26,8 @@ export interface DynamicPoolsOptions {
   readonly poolRoot?: string;
   /** The CSI endpoint kubelet calls; empty: no CSI Node service (engine and realizer only). */
   readonly csiEndpoint?: string;
+  /** kubelet's directory: the CSI Node service works only at staging and target paths inside it. */
+  readonly kubeletDir?: string;
   /** kubelet's plugins_registry directory; empty: no registration socket (node-driver-registrar does it). */
   readonly registrationDir?: string;
   /** Told about every CSI call answered (CsiMetrics.observe of the daemon's metrics registry). */
@@ -61,6 +63,7 @@ export async function startDynamicPools(opts: DynamicPoolsOptions): Promise<Runn
         nodeName: opts.nodeName,
         engine,
         client: opts.client,
+        ...(opts.kubeletDir ? { kubeletDir: opts.kubeletDir } : {}),
         ...(opts.registrationDir ? { registrationDir: opts.registrationDir } : {}),
         ...(opts.observe ? { observe: opts.observe } : {}),
       });

@@ -2,7 +2,7 @@ import type { NodeDisk } from '../../crds/nodedisk.js';
 import type { PoolVolume } from '../../crds/poolvolume.js';
 import type { PoolSnapshot } from '../../crds/poolsnapshot.js';
 import type { StoragePool } from '../../crds/storagepool.js';
-import { DEFAULT_METADATA_RESERVE_PERCENT, nodeCapacity, preparedDisksByNode, snapshotBytes } from '../../csi/capacity.js';
+import { DEFAULT_METADATA_RESERVE_PERCENT, nodeCapacity, preparedDisksByNode, snapshotBytes } from '../../crds/capacity.js';
 import { tryParseBytes } from '../../util/quantity.js';
 import type { DynamicObservation } from './status.js';
 

@@ -5,9 +5,9 @@
  * PoolSnapshots hold alone (a snapshot shares its data with the volume at first; what the volume
  * overwrites afterwards, or all of it once the volume is deleted, is the snapshot's). Pure functions.
  */
-import type { NodeDisk } from '../crds/nodedisk.js';
-import type { PoolVolume } from '../crds/poolvolume.js';
-import type { PoolSnapshot } from '../crds/poolsnapshot.js';
+import type { NodeDisk } from './nodedisk.js';
+import type { PoolVolume } from './poolvolume.js';
+import type { PoolSnapshot } from './poolsnapshot.js';
 import { tryParseBytes } from '../util/quantity.js';
 
 /** Default share of the usable space kept free for btrfs metadata, global reserve and balance room. */

@@ -1,0 +1,153 @@
+/**
+ * Acting on a disk's Local claim (the claim protocol, DESIGN §2): prepare a claimed disk (mkfs +
+ * mount, or verify the raw device), wipe it when the operator asks, and release it — remove
+ * Stowage's filesystem — once its claim is cleared. A discovered mount is used as it is and never
+ * formatted or unmounted. Dynamic claims belong to the pool engine (see dynamic-pool-sync.ts).
+ *
+ * The outcome of every step lands in the agent's memory (`prepared`, `preparations`); the status
+ * is composed from there. Whether a claim may be acted on at all is decided by the pure
+ * `localBlocker`; the destructive steps themselves are in preparation.ts.
+ */
+import type { DiskClaim, NodeDisk } from '../../crds/nodedisk.js';
+import { errorMessage } from '../../util/errors.js';
+import type { AgentMetrics } from './agent-metrics.js';
+import type { DiskMemory } from './disk-memory.js';
+import type { Observation } from './observation.js';
+import {
+  PreparationRefused, mountTarget, prepareBlock, prepareFilesystem, releaseDisk, stowageLabel,
+  type DiskTarget, type Emit, type Preparation,
+} from './preparation.js';
+import type { PreparedState } from './status.js';
+import type { Wiper } from './wiping.js';
+
+/** Prepared condition messages are bounded like every condition message. */
+const MAX_MESSAGE = 1000;
+const NOT_CLAIMED: PreparedState = { status: 'False', reason: 'NotClaimed', message: 'no pool claims this disk' };
+
+/** Why a Local claim must not be prepared on this disk, or undefined when it may. */
+export function localBlocker(o: Pick<Observation, 'eligibility'>, claim: DiskClaim, ours: boolean, prepared: boolean): PreparedState | undefined {
+  const e = o.eligibility;
+  if (e.reason === 'SystemDisk' || e.reason === 'ExcludedByFilter' || e.reason === 'ReadOnly') return { status: 'False', reason: e.reason, message: `not preparing: ${e.message}` };
+  if (ours || prepared || e.eligible) return undefined;
+  if ((e.reason === 'HasFilesystem' || e.reason === 'HasPartitions') && claim.allowAdoption) return undefined;
+  return { status: 'False', reason: e.reason, message: `not preparing, nothing was changed: ${e.message}` };
+}
+
+/** The Prepared state after a failed step: a refusal keeps its reason, anything else is retried. */
+export function refusal(err: unknown, fallbackReason: string): PreparedState {
+  if (err instanceof PreparationRefused) return { status: 'False', reason: err.reason, message: err.message };
+  return { status: 'False', reason: fallbackReason, message: `${errorMessage(err)} (retrying on the next pass)`.slice(0, MAX_MESSAGE) };
+}
+
+export class LocalClaims {
+  constructor(
+    private readonly memory: DiskMemory,
+    private readonly wiper: Wiper,
+    /** Where prepared disks are mounted: `<root>/<nodedisk>`. */
+    private readonly root: string,
+    private readonly metrics: AgentMetrics | undefined,
+  ) {}
+
+  /** Acts on the disk's claim and wipe request. Returns true when something on the host changed. */
+  async act(o: Observation, live: NodeDisk | undefined, emit: Emit): Promise<boolean> {
+    const m = this.memory;
+    const claim = live?.spec.claim;
+    if (o.kind === 'Mount') return this.actOnMount(o, claim, live, emit);
+    const f = o.facts!;
+    const target: DiskTarget = { name: o.name, devicePath: o.currentPath, root: this.root };
+    const ours = f.signatures.label === stowageLabel(o.name) || f.mountPoints.includes(mountTarget(target));
+
+    if (!claim || claim.mode !== 'Local') {
+      if (claim?.mode === 'Dynamic') return false; // the engine's
+      if (!m.preparations.has(o.name) && !ours) {
+        m.prepared.set(o.name, NOT_CLAIMED);
+        return false;
+      }
+      return this.release(o, target, emit);
+    }
+
+    // Local claim. Never touch what we may not.
+    const blocker = localBlocker(o, claim, ours, m.preparations.has(o.name));
+    if (blocker) {
+      m.prepared.set(o.name, blocker);
+      return false;
+    }
+    let changed = false;
+    const wipe = live?.spec.wipe;
+    if (wipe) changed = (await this.wiper.wipeClaimedDisk(o, target, claim, wipe, emit)) || changed;
+    return (await this.prepare(o, target, claim, emit)) || changed;
+  }
+
+  /** The claim was cleared on a disk that carries Stowage's filesystem: remove it. */
+  private async release(o: Observation, target: DiskTarget, emit: Emit): Promise<boolean> {
+    const m = this.memory;
+    try {
+      await releaseDisk(target, emit);
+      m.preparations.delete(o.name);
+      m.prepared.set(o.name, { status: 'False', reason: 'NotClaimed', message: 'released: the claim was cleared, Stowage\'s filesystem was removed' });
+      emit('Normal', 'Released', `${o.currentPath} was released from its pool and is blank again`);
+    } catch (err) {
+      m.prepared.set(o.name, refusal(err, 'ReleaseFailed'));
+    }
+    return true;
+  }
+
+  /** Makes (or re-checks) the disk's filesystem or raw device for its pool. Returns true when it changed. */
+  private async prepare(o: Observation, target: DiskTarget, claim: DiskClaim, emit: Emit): Promise<boolean> {
+    const m = this.memory;
+    const before = m.preparations.get(o.name);
+    let changed = false;
+    try {
+      const kind = claim.volumeMode === 'Block' ? 'Block' : 'Filesystem';
+      // Only a disk not prepared yet is an attempt worth counting; re-checking a prepared one is not.
+      const timed = <T>(step: () => Promise<T>): Promise<T> => (before || !this.metrics ? step() : this.metrics.timePreparation(kind, step));
+      let prep: Preparation;
+      if (claim.volumeMode === 'Block') {
+        prep = await timed(() => prepareBlock(target, { stablePath: o.devicePath, allowAdoption: claim.allowAdoption === true, alreadyPrepared: before !== undefined, emit }));
+      } else {
+        const lastWipe = m.lastWipes.get(o.name);
+        prep = await timed(() => prepareFilesystem(target, {
+          fsType: claim.fsType ?? 'ext4',
+          allowAdoption: claim.allowAdoption === true,
+          recordedUuid: before?.uuid,
+          epoch: lastWipe?.result === 'Succeeded' ? lastWipe.volumeUID : '',
+          emit,
+        }));
+      }
+      if (!before || before.uuid !== prep.uuid || before.path !== prep.path) {
+        changed = true;
+        emit('Normal', 'Prepared', `prepared for pool ${claim.pool}: ${prep.filesystem ? `${prep.filesystem} mounted at ${prep.path}` : `raw device ${prep.path}`}`);
+      }
+      m.preparations.set(o.name, prep);
+      m.prepared.set(o.name, {
+        status: 'True', reason: 'Prepared',
+        message: prep.filesystem ? `${prep.filesystem} filesystem ${prep.uuid} mounted at ${prep.path} for pool ${claim.pool}` : `raw device ${prep.path} verified for pool ${claim.pool}`,
+      });
+    } catch (err) {
+      const state = refusal(err, 'PreparationFailed');
+      const prev = m.prepared.get(o.name);
+      if (prev?.reason !== state.reason || prev.message !== state.message) emit('Warning', state.reason, state.message);
+      m.prepared.set(o.name, state);
+    }
+    return changed;
+  }
+
+  /** Discovery-directory mounts: used as they are; a wipe removes the volume's contents only. */
+  private async actOnMount(o: Observation, claim: DiskClaim | undefined, live: NodeDisk | undefined, emit: Emit): Promise<boolean> {
+    const m = this.memory;
+    if (!claim) {
+      m.preparations.delete(o.name);
+      m.prepared.set(o.name, { status: 'False', reason: 'NotClaimed', message: 'no pool claims this mount' });
+      return false;
+    }
+    if (claim.mode !== 'Local' || claim.volumeMode === 'Block') {
+      m.prepared.set(o.name, { status: 'False', reason: 'NotABlockDevice', message: `${o.devicePath} is a mounted filesystem; only Local Filesystem pools can use it` });
+      return false;
+    }
+    const wipe = live?.spec.wipe;
+    if (wipe) await this.wiper.wipeMountContents(o, wipe, emit);
+    m.preparations.set(o.name, { path: o.devicePath, filesystem: o.mount!.fsType });
+    m.prepared.set(o.name, { status: 'True', reason: 'Prepared', message: `${o.devicePath} is used as is for pool ${claim.pool}` });
+    return false;
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Writes one NodeDisk from its DiskView: metadata + spec, then the whole status, both by
+ * server-side apply under the agent's field manager, so a converged pass sends nothing. What to
+ * write is composed by the pure functions of status.ts; this is the shell around them, plus the
+ * filesystem usage read that goes into the status.
+ */
+import type { KubeClient } from '../../kube/client.js';
+import { NODE_DISKS } from '../../crds/resource-types.js';
+import type { NodeDisk } from '../../crds/nodedisk.js';
+import { Applier } from '../../runtime/apply.js';
+import type { Informer } from '../../runtime/informer.js';
+import type { Logger } from '../../util/logger.js';
+import { errorMessage } from '../../util/errors.js';
+import { formatBytes } from '../../util/quantity.js';
+import type { DiskMemory } from './disk-memory.js';
+import { usageOf } from './preparation.js';
+import { desiredNodeDisk, desiredStatus, type DiskView } from './status.js';
+
+/** A merge patch (nulls) that removes what `live` has and `desired` no longer states, or undefined. */
+export function removedFields(desired: unknown, live: unknown): Record<string, unknown> | undefined {
+  if (!isPlainObject(live)) return undefined;
+  const want = isPlainObject(desired) ? desired : {};
+  const patch: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(live)) {
+    if (!(key in want) || want[key] === undefined) patch[key] = null;
+    else if (isPlainObject(value) && isPlainObject(want[key])) {
+      const inner = removedFields(want[key], value);
+      if (inner) patch[key] = inner;
+    }
+  }
+  return Object.keys(patch).length > 0 ? patch : undefined;
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+export interface NodeDiskWriterOptions {
+  readonly client: KubeClient;
+  readonly fieldManager: string;
+  /** The agent's cache of this node's NodeDisks. */
+  readonly informer: Informer<NodeDisk>;
+  readonly memory: DiskMemory;
+  /** lastSeenTime and health.checkedTime are refreshed at least this often. */
+  readonly heartbeatMs: number;
+  readonly log: Logger;
+}
+
+export class NodeDiskWriter {
+  /** API writes sent since start. */
+  writes = 0;
+  private readonly applier: Applier;
+  /** What our own last write returned: the informer may not have seen it yet when the next pass runs. */
+  private readonly written = new Map<string, NodeDisk>();
+
+  constructor(private readonly opts: NodeDiskWriterOptions) {
+    this.applier = new Applier(opts.client, opts.fieldManager);
+  }
+
+  /** The NodeDisk was deleted: our last write's answer no longer stands. */
+  forget(name: string): void {
+    this.written.delete(name);
+  }
+
+  /** Writes the disk's metadata, spec and status where they differ from the live object; errors are logged and retried on the next pass. */
+  async write(v: DiskView): Promise<void> {
+    if (v.preparation?.path && v.kind === 'Disk' && v.preparation.filesystem) {
+      const u = await usageOf(v.preparation.path);
+      const usage = u ? { size: formatBytes(u.size), used: formatBytes(u.used), available: formatBytes(u.available) } : undefined;
+      this.opts.memory.usage.set(v.name, usage);
+      v = { ...v, usage };
+    } else if (v.kind === 'Mount' && v.present) {
+      const u = await usageOf(v.devicePath);
+      v = { ...v, usage: u ? { size: formatBytes(u.size), used: formatBytes(u.used), available: formatBytes(u.available) } : undefined };
+    }
+    let live = this.newest(v.name);
+    try {
+      const desired = desiredNodeDisk(v);
+      const applied = await this.applier.apply<NodeDisk>(NODE_DISKS, desired as never, live);
+      if (applied !== live) {
+        this.writes += 1;
+        this.written.set(v.name, applied);
+      }
+      live = applied;
+      const status = desiredStatus(v, live, new Date(), this.opts.heartbeatMs);
+      const removed = removedFields(status, live.status);
+      if (removed) {
+        // A v1.20 API server turns an object field dropped from an apply into `null` and then
+        // rejects it; removing it with a merge patch first keeps the apply a plain update.
+        live = await this.opts.client.mergePatch<NodeDisk>(NODE_DISKS, v.name, { status: removed }, { subresource: 'status', fieldManager: this.applier.fieldManager });
+        this.writes += 1;
+        this.written.set(v.name, live);
+      }
+      const result = await this.applier.applyStatus<NodeDisk>(NODE_DISKS, { ...desired, status } as never, live);
+      if (result !== live) {
+        this.writes += 1;
+        if (result) this.written.set(v.name, result);
+      }
+    } catch (err) {
+      this.opts.log.error({ disk: v.name, err: errorMessage(err) }, 'could not write the NodeDisk; retrying on the next pass');
+    }
+  }
+
+  /** The newer of the informer's copy and our last write's answer (etcd revisions are numbers). */
+  private newest(name: string): NodeDisk | undefined {
+    const cached = this.opts.informer.get(name);
+    const mine = this.written.get(name);
+    if (!mine) return cached;
+    if (!cached) return mine; // created by us, not yet seen by the informer (a delete clears `written`)
+    const rv = (o: NodeDisk): number => Number(o.metadata.resourceVersion ?? 0);
+    if (cached.metadata.uid === mine.metadata.uid && rv(mine) > rv(cached)) return mine;
+    this.written.delete(name);
+    return cached;
+  }
+}
