@@ -48,7 +48,7 @@ class KubeletSnapshotFixture extends DynamicPoolFixture {
     const endpoint = path.join(pluginDir, 'csi.sock');
     this.realizer = await startPoolVolumeRealizer({ client: this.client, engine: this.engine, nodeName: this.node });
     this.snapshotRealizer = await startPoolSnapshotRealizer({ client: this.client, engine: this.engine, nodeName: this.node });
-    this.nodeServer = await startCsiNodeServer({ endpoint: `unix://${endpoint}`, nodeName: this.node, engine: this.engine, client: this.client });
+    this.nodeServer = await startCsiNodeServer({ endpoint: `unix://${endpoint}`, nodeName: this.node, engine: this.engine, client: this.client, kubeletDir: this.kubelet.rootDir });
     this.registration = await startRegistrationServer({ dir: path.join(this.kubelet.rootDir, 'plugins_registry'), endpoint });
   }
 
