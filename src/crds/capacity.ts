@@ -1,10 +1,13 @@
 /**
  * Reservation-based capacity of Dynamic pools, computed from API objects only (the controller cannot
  * look at disks): per node, what the pool's prepared disks there can hold after replication, minus a
- * metadata reserve, minus what that node's PoolVolumes already reserve. Pure functions.
+ * metadata reserve, minus what that node's PoolVolumes already reserve and the bytes its
+ * PoolSnapshots hold alone (a snapshot shares its data with the volume at first; what the volume
+ * overwrites afterwards, or all of it once the volume is deleted, is the snapshot's). Pure functions.
  */
 import type { NodeDisk } from './nodedisk.js';
 import type { PoolVolume } from './poolvolume.js';
+import type { PoolSnapshot } from './poolsnapshot.js';
 import { tryParseBytes } from '../util/quantity.js';
 
 /** Default share of the usable space kept free for btrfs metadata, global reserve and balance room. */
@@ -35,8 +38,10 @@ export interface NodeCapacity {
   readonly raw: bigint;
   /** What volumes may reserve in total: mirrored bytes minus the metadata reserve. */
   readonly usable: bigint;
-  /** Sum of the sizes of this node's PoolVolumes of the pool (deleting ones included until gone). */
+  /** Sum of the sizes of this node's PoolVolumes of the pool (deleting ones included until gone), plus {@link snapshots}. */
   readonly allocated: bigint;
+  /** Bytes this node's PoolSnapshots of the pool hold alone (their reported `status.exclusive`). */
+  readonly snapshots: bigint;
   readonly available: bigint;
 }
 
@@ -61,6 +66,7 @@ export function nodeCapacity(opts: {
   node: string;
   disks: readonly NodeDisk[];
   volumes: readonly PoolVolume[];
+  snapshots?: readonly PoolSnapshot[];
   copies: number;
   reservePercent: number;
 }): NodeCapacity {
@@ -68,7 +74,13 @@ export function nodeCapacity(opts: {
   const raw = sizes.reduce((s, v) => s + v, 0n);
   const mirrored = mirroredBytes(sizes, opts.copies);
   const usable = mirrored - (mirrored * BigInt(Math.round(opts.reservePercent * 100))) / 10000n;
-  const allocated = opts.volumes.reduce((s, v) => s + (tryParseBytes(v.spec.size) ?? 0n), 0n);
+  const snapshots = snapshotBytes(opts.snapshots ?? []);
+  const allocated = opts.volumes.reduce((s, v) => s + (tryParseBytes(v.spec.size) ?? 0n), 0n) + snapshots;
   const available = usable > allocated ? usable - allocated : 0n;
-  return { node: opts.node, raw, usable, allocated, available };
+  return { node: opts.node, raw, usable, allocated, snapshots, available };
+}
+
+/** Bytes the snapshots hold alone, as their node daemons last reported (deleting ones count until gone). */
+export function snapshotBytes(snapshots: readonly PoolSnapshot[]): bigint {
+  return snapshots.reduce((s, p) => s + (tryParseBytes(p.status?.exclusive) ?? 0n), 0n);
 }

@@ -5,6 +5,7 @@
 import { GROUP, VERSION } from './meta.js';
 import { NODE_DISK_KIND, NODE_DISK_PLURAL, nodeDiskSchema } from './nodedisk.js';
 import { POOL_VOLUME_KIND, POOL_VOLUME_PLURAL, poolVolumeSchema } from './poolvolume.js';
+import { POOL_SNAPSHOT_KIND, POOL_SNAPSHOT_PLURAL, poolSnapshotSchema } from './poolsnapshot.js';
 import { toKubernetesSchema, type JSONSchema } from './schema.js';
 import {
   STORAGE_POOL_KIND,
@@ -128,7 +129,25 @@ export const POOL_VOLUME_DEFINITION: ResourceDefinition = {
   ],
 };
 
-export const RESOURCE_DEFINITIONS: readonly ResourceDefinition[] = [STORAGE_POOL_DEFINITION, NODE_DISK_DEFINITION, POOL_VOLUME_DEFINITION];
+export const POOL_SNAPSHOT_DEFINITION: ResourceDefinition = {
+  kind: POOL_SNAPSHOT_KIND,
+  plural: POOL_SNAPSHOT_PLURAL,
+  singular: 'poolsnapshot',
+  shortName: 'psnap',
+  schema: poolSnapshotSchema,
+  columns: [
+    { name: 'Pool', type: 'string', jsonPath: '.spec.pool', description: 'Dynamic pool of the source volume.' },
+    { name: 'Node', type: 'string', jsonPath: '.spec.node', description: 'Node that holds the snapshot.' },
+    { name: 'Source', type: 'string', jsonPath: '.spec.sourceVolume', description: 'PoolVolume the snapshot was taken of.' },
+    { name: 'Size', type: 'string', jsonPath: '.spec.size', description: 'Source size in bytes: the smallest restore.' },
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Pending, Ready or Failed.' },
+    { name: 'Exclusive', type: 'string', jsonPath: '.status.exclusive', description: 'Bytes only this snapshot holds.', priority: 1 },
+    { name: 'Request', type: 'string', jsonPath: '.spec.requestName', description: 'Name given in CreateSnapshot.', priority: 1 },
+    age,
+  ],
+};
+
+export const RESOURCE_DEFINITIONS: readonly ResourceDefinition[] = [STORAGE_POOL_DEFINITION, NODE_DISK_DEFINITION, POOL_VOLUME_DEFINITION, POOL_SNAPSHOT_DEFINITION];
 
 export interface BuildOptions {
   /**

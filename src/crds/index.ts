@@ -4,6 +4,7 @@ export * from './schema.js';
 export * from './storagepool.js';
 export * from './nodedisk.js';
 export * from './poolvolume.js';
+export * from './poolsnapshot.js';
 export * from './crd.js';
 export { crossFieldProblems, ruleProblems, schemaForKind } from './rules.js';
 export { STOWAGE_KINDS, isValid, pointerToPath, precompileValidator, toAjvSchema, validateObject, withDefaults } from './validation.js';

@@ -32,6 +32,14 @@ export interface PoolVolumeSpec {
   volumeMode: VolumeMode;
   requestName: string;
   noDataCow?: boolean;
+  /** Where the content comes from (CreateVolume's volume_content_source); absent: an empty volume. */
+  source?: PoolVolumeSource;
+}
+
+/** A restore (from a PoolSnapshot) or a clone (of another PoolVolume), both on the same node. */
+export interface PoolVolumeSource {
+  snapshot?: string;
+  volume?: string;
 }
 
 export interface PoolVolumeStatus {
@@ -86,6 +94,14 @@ const specSchema: JSONSchema = {
       type: 'string',
       description: 'The name the container orchestrator gave in CreateVolume (e.g. pvc-<uid>); repeated requests with this name return this volume.',
       maxLength: 1024,
+    },
+    source: {
+      type: 'object',
+      description: 'Where the volume\'s initial content comes from (CreateVolume\'s volume_content_source); absent for an empty volume. Set once at creation; the new volume is independent of its source afterwards.',
+      properties: {
+        snapshot: { type: 'string', description: 'Restore: the PoolSnapshot (CSI snapshot ID) to copy; it lives on spec.node.', maxLength: 253, pattern: DNS_SUBDOMAIN_PATTERN },
+        volume: { type: 'string', description: 'Clone: the PoolVolume (CSI volume ID) to copy as it is now; it lives on spec.node.', maxLength: 253, pattern: DNS_SUBDOMAIN_PATTERN },
+      },
     },
   },
 };

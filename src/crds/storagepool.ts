@@ -28,7 +28,7 @@ export type ReclaimPolicy = 'Delete' | 'Retain';
 export type VolumeBindingMode = 'WaitForFirstConsumer' | 'Immediate';
 
 /** Condition types a StoragePool reports. */
-export const POOL_CONDITIONS = ['Ready', 'DisksHealthy', 'ReplicationSatisfiable', 'CapacityAvailable', 'DriverReady'] as const;
+export const POOL_CONDITIONS = ['Ready', 'DisksHealthy', 'ReplicationSatisfiable', 'CapacityAvailable', 'DriverReady', 'SnapshotsAvailable'] as const;
 
 export interface PoolDisks {
   selector: LabelSelector;
@@ -61,6 +61,10 @@ export interface PoolCapacityPolicy {
   lowWatermarkPercent?: number;
 }
 
+export interface PoolSnapshots {
+  deletionPolicy?: ReclaimPolicy;
+}
+
 export interface StoragePoolSpec {
   mode: PoolMode;
   disks: PoolDisks;
@@ -68,6 +72,7 @@ export interface StoragePoolSpec {
   local?: PoolLocal;
   storageClass?: PoolStorageClass;
   capacity?: PoolCapacityPolicy;
+  snapshots?: PoolSnapshots;
 }
 
 export interface StoragePoolStatus {
@@ -269,6 +274,18 @@ const specSchema: JSONSchema = {
           maxItems: 32,
           'x-kubernetes-list-type': 'atomic',
           items: { type: 'string', description: 'One mount option, as for mount -o.', minLength: 1, maxLength: 256, pattern: PRINTABLE_PATTERN },
+        },
+      },
+    },
+    snapshots: {
+      type: 'object',
+      description: 'Dynamic pools: the VolumeSnapshotClass the operator publishes for this pool (named like its StorageClass) when the cluster has the snapshot.storage.k8s.io CRDs. Ignored by Local pools.',
+      properties: {
+        deletionPolicy: {
+          type: 'string',
+          description: 'What happens to a snapshot\'s data when its VolumeSnapshot is deleted: Delete removes it (and frees the bytes it holds alone); Retain keeps it until its VolumeSnapshotContent is deleted. Default Delete.',
+          enum: ['Delete', 'Retain'],
+          maxLength: 16,
         },
       },
     },

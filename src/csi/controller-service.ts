@@ -10,10 +10,11 @@ import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { KubeClient } from '../kube/client.js';
 import { ApiError } from '../kube/api-error.js';
-import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../crds/resource-types.js';
+import { NODE_DISKS, POOL_SNAPSHOTS, POOL_VOLUMES, STORAGE_POOLS } from '../crds/resource-types.js';
 import type { NodeDisk } from '../crds/nodedisk.js';
 import type { StoragePool } from '../crds/storagepool.js';
-import { POOL_VOLUME_FINALIZER, POOL_VOLUME_LABELS, type PoolVolume } from '../crds/poolvolume.js';
+import { POOL_VOLUME_FINALIZER, POOL_VOLUME_LABELS, type PoolVolume, type PoolVolumeSource } from '../crds/poolvolume.js';
+import type { PoolSnapshot } from '../crds/poolsnapshot.js';
 import { API_VERSION } from '../crds/meta.js';
 import { Informer } from '../runtime/informer.js';
 import { tryParseBytes } from '../util/quantity.js';
@@ -22,6 +23,8 @@ import { DEFAULT_METADATA_RESERVE_PERCENT, nodeCapacity, preparedDisksByNode, ty
 import { requireVolumeMode, unsupportedReason, volumeModeOf, type VolumeCapability } from './capabilities.js';
 import { CsiError, csiV1, invalidArgument, msUntilDeadline, notFound, serviceDefinition, unaryHandlers, type CallObserver, type GrpcService } from './grpc.js';
 import { TOPOLOGY_KEY } from './identity.js';
+import { SnapshotService } from './snapshot-service.js';
+import { resolveSource, sizeFromSource, sourceText, type ResolvedSource } from './content-source.js';
 import { MANAGED_BY } from '../crds/labels.js';
 
 const log = logger('csi-controller');
@@ -52,10 +55,15 @@ export interface ControllerServiceOptions {
 type Check = (pv: PoolVolume | undefined, deleted: boolean) => boolean;
 type Waiter = { id: string; check: Check; resolve: () => void };
 
+/** Capabilities the Controller service advertises; what it leaves out and why is in the README. */
+export const CONTROLLER_CAPABILITIES = ['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'EXPAND_VOLUME', 'CREATE_DELETE_SNAPSHOT', 'LIST_SNAPSHOTS', 'CLONE_VOLUME'] as const;
+
 export class CsiController {
   readonly pools: Informer<StoragePool>;
   readonly disks: Informer<NodeDisk>;
   readonly volumes: Informer<PoolVolume>;
+  readonly snapshots: Informer<PoolSnapshot>;
+  private readonly snapshotService: SnapshotService;
   private readonly reserved = new Map<string, PoolVolume>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly waiters = new Set<Waiter>();
@@ -66,6 +74,15 @@ export class CsiController {
     this.pools = new Informer<StoragePool>({ client, resource: STORAGE_POOLS });
     this.disks = new Informer<NodeDisk>({ client, resource: NODE_DISKS });
     this.volumes = new Informer<PoolVolume>({ client, resource: POOL_VOLUMES });
+    this.snapshots = new Informer<PoolSnapshot>({ client, resource: POOL_SNAPSHOTS });
+    this.snapshotService = new SnapshotService({
+      client,
+      fieldManager: CSI_FIELD_MANAGER,
+      snapshots: this.snapshots,
+      volume: (id) => this.volumes.get(id) ?? this.reserved.get(id),
+      poolUid: (pool) => this.pools.get(pool)?.metadata.uid,
+      waitVolumeReady: (pv, call) => this.waitReady(pv, BigInt(pv.spec.size), call),
+    });
     this.reservePercent = options.metadataReservePercent ?? DEFAULT_METADATA_RESERVE_PERCENT;
     const notify = (pv: PoolVolume, gone: boolean): void => {
       if (!gone) this.reserved.delete(pv.metadata.name);
@@ -87,16 +104,20 @@ export class CsiController {
   }
 
   async start(signal?: AbortSignal): Promise<void> {
-    for (const i of [this.pools, this.disks, this.volumes]) i.start();
-    await Promise.all([this.pools, this.disks, this.volumes].map((i) => i.waitForSync(signal)));
+    for (const i of this.informers()) i.start();
+    await Promise.all(this.informers().map((i) => i.waitForSync(signal)));
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.pools, this.disks, this.volumes].map((i) => i.stop()));
+    await Promise.all(this.informers().map((i) => i.stop()));
   }
 
   ready(): boolean {
-    return this.pools.hasSynced() && this.disks.hasSynced() && this.volumes.hasSynced();
+    return this.informers().every((i) => i.hasSynced());
+  }
+
+  private informers(): Informer<any>[] {
+    return [this.pools, this.disks, this.volumes, this.snapshots];
   }
 
   service(): GrpcService {
@@ -108,9 +129,10 @@ export class CsiController {
         ValidateVolumeCapabilities: (req) => this.validateVolumeCapabilities(req),
         ListVolumes: (req) => this.listVolumes(req),
         GetCapacity: (req) => this.getCapacity(req),
-        ControllerGetCapabilities: async () => ({
-          capabilities: ['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'EXPAND_VOLUME'].map((type) => ({ rpc: { type } })),
-        }),
+        ControllerGetCapabilities: async () => ({ capabilities: CONTROLLER_CAPABILITIES.map((type) => ({ rpc: { type } })) }),
+        CreateSnapshot: (req, call) => this.snapshotService.createSnapshot(req, call),
+        DeleteSnapshot: (req, call) => this.snapshotService.deleteSnapshot(req, call),
+        ListSnapshots: (req) => this.snapshotService.listSnapshots(req),
         ControllerExpandVolume: (req, call) => this.expandVolume(req, call),
       }, this.options.observe),
     };
@@ -131,8 +153,9 @@ export class CsiController {
     const sp = this.pools.get(pool);
     if (!sp || sp.spec.mode !== 'Dynamic') return [];
     const copies = sp.spec.replicated?.size ?? 1;
+    const snapshots = this.snapshots.list().filter((s) => s.spec.pool === pool);
     return [...preparedDisksByNode(pool, this.disks.list())].map(([node, disks]) =>
-      nodeCapacity({ node, disks, volumes: this.volumesOn(pool, node), copies, reservePercent: this.reservePercent }),
+      nodeCapacity({ node, disks, volumes: this.volumesOn(pool, node), snapshots: snapshots.filter((s) => s.spec.node === node), copies, reservePercent: this.reservePercent }),
     );
   }
 
@@ -161,23 +184,25 @@ export class CsiController {
     const mode = requireVolumeMode(req.volume_capabilities);
     const pool: string | undefined = req.parameters?.pool;
     if (!pool) throw invalidArgument('parameters.pool is required: the StorageClass of a Dynamic pool sets it');
-    if (req.volume_content_source) throw invalidArgument('volume_content_source is not supported: Stowage does not make snapshots or clones yet');
     const noDataCow = booleanParameter(req.parameters?.nodatacow, 'nodatacow');
-    const size = requestedSize(req.capacity_range);
     const limit = positive(req.capacity_range?.limit_bytes);
     const required = positive(req.capacity_range?.required_bytes) ?? 0n;
+    const source = req.volume_content_source
+      ? resolveSource(req.volume_content_source, pool, mode, { snapshot: (id) => this.snapshotService.restorable(id), volume: (id) => this.volumes.get(id) ?? this.reserved.get(id) })
+      : undefined;
+    const size = source ? sizeFromSource(limit, positive(req.capacity_range?.required_bytes) !== undefined ? requestedSize(req.capacity_range) : undefined, source) : requestedSize(req.capacity_range);
     const id = volumeIdFor(name);
 
     // The informer cache is synced before the service answers, so a name it does not know is new: no
     // GET first. One that raced in anyway (another controller replica) shows as AlreadyExists below.
     let pv = this.volumes.get(id) ?? this.reserved.get(id);
-    if (!pv) pv = await this.reserve(id, name, pool, mode, size, req.accessibility_requirements, noDataCow) ?? (await this.raced(id, call));
-    this.checkCompatible(pv, name, pool, mode, required, limit, noDataCow);
+    if (!pv) pv = await this.reserve(id, name, pool, mode, size, req.accessibility_requirements, noDataCow, source) ?? (await this.raced(id, call));
+    this.checkCompatible(pv, name, pool, mode, required, limit, noDataCow, source?.spec);
     const ready = await this.waitReady(pv, BigInt(pv.spec.size), call);
     return { volume: this.volumeOf(ready) };
   }
 
-  private checkCompatible(pv: PoolVolume, name: string, pool: string, mode: string, required: bigint, limit: bigint | undefined, noDataCow: boolean): void {
+  private checkCompatible(pv: PoolVolume, name: string, pool: string, mode: string, required: bigint, limit: bigint | undefined, noDataCow: boolean, source?: PoolVolumeSource): void {
     const size = BigInt(pv.spec.size);
     const problems = [
       pv.spec.requestName !== name ? `volume ID ${pv.metadata.name} belongs to request ${pv.spec.requestName}` : '',
@@ -186,16 +211,24 @@ export class CsiController {
       size < required ? `it has ${size} bytes, less than the required ${required}` : '',
       limit !== undefined && size > limit ? `it has ${size} bytes, more than the limit ${limit}` : '',
       (pv.spec.noDataCow === true) !== noDataCow ? `it has nodatacow ${pv.spec.noDataCow === true}, not ${noDataCow}` : '',
+      sourceText(pv.spec.source) !== sourceText(source) ? `its content source is ${sourceText(pv.spec.source)}, not ${sourceText(source)}` : '',
     ].filter(Boolean);
     if (problems.length) throw new CsiError(grpc.status.ALREADY_EXISTS, `a volume named ${name} already exists and is incompatible: ${problems.join('; ')}`);
   }
 
   /** Reserves room on a node and creates the PoolVolume; undefined when another caller created it first. */
-  private async reserve(id: string, name: string, pool: string, mode: 'Filesystem' | 'Block', size: bigint, topology: any, noDataCow: boolean): Promise<PoolVolume | undefined> {
+  private async reserve(id: string, name: string, pool: string, mode: 'Filesystem' | 'Block', size: bigint, topology: any, noDataCow: boolean, source?: ResolvedSource): Promise<PoolVolume | undefined> {
     const sp = this.pools.get(pool);
     if (!sp) throw invalidArgument(`StoragePool ${pool} does not exist`);
     if (sp.spec.mode !== 'Dynamic') throw invalidArgument(`StoragePool ${pool} has mode ${sp.spec.mode}; the CSI driver serves Dynamic pools only`);
-    const nodes = this.candidateNodes(pool, topology);
+    let nodes = this.candidateNodes(pool, topology);
+    if (source) {
+      // A restore or clone is made from data on the source's node, so it can only live there.
+      if (!nodes.includes(source.node)) {
+        throw new CsiError(grpc.status.RESOURCE_EXHAUSTED, `${source.what} lives on node ${source.node}, which the topology requirement excludes (or which has no prepared disks of pool ${pool}); a restore or clone can only be placed there`);
+      }
+      nodes = [source.node];
+    }
     if (nodes.length === 0) throw new CsiError(grpc.status.RESOURCE_EXHAUSTED, `no node with prepared disks of pool ${pool} matches the topology requirement`);
     for (const node of nodes) {
       // Only the capacity check and the in-memory reservation run under the node's lock; the API
@@ -211,7 +244,7 @@ export class CsiController {
             labels: { [POOL_VOLUME_LABELS.node]: node, [POOL_VOLUME_LABELS.pool]: pool, ...MANAGED_BY },
             finalizers: [POOL_VOLUME_FINALIZER],
           },
-          spec: { pool, node, size: size.toString(), volumeMode: mode, requestName: name, ...(noDataCow ? { noDataCow } : {}) },
+          spec: { pool, node, size: size.toString(), volumeMode: mode, requestName: name, ...(noDataCow ? { noDataCow } : {}), ...(source ? { source: source.spec } : {}) },
         };
         this.reserved.set(id, pv);
         return pv;
@@ -311,6 +344,8 @@ export class CsiController {
       volume_id: pv.metadata.name,
       volume_context: { pool: pv.spec.pool, node: pv.spec.node, volumeMode: pv.spec.volumeMode, ...(pv.spec.noDataCow ? { nodatacow: 'true' } : {}) },
       accessible_topology: [{ segments: { [TOPOLOGY_KEY]: pv.spec.node } }],
+      ...(pv.spec.source?.snapshot ? { content_source: { snapshot: { snapshot_id: pv.spec.source.snapshot } } } : {}),
+      ...(pv.spec.source?.volume ? { content_source: { volume: { volume_id: pv.spec.source.volume } } } : {}),
     };
   }
 

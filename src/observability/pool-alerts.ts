@@ -195,6 +195,54 @@ export const POOL_ALERTS: RuleGroup = {
       ],
     },
     {
+      alert: 'StowagePoolSnapshotsLarge',
+      expr:
+        'sum by (pool) (stowage_pool_snapshot_bytes)\n' +
+        '/ on (pool) group_left () max by (pool) (stowage_pool_capacity_bytes{kind="usable"} > 0)\n' +
+        '> 0.5',
+      for: '30m',
+      severity: 'warning',
+      summary: 'Snapshots hold a large share of a StoragePool.',
+      description:
+        'Snapshots of StoragePool {{ $labels.pool }} hold {{ $value | humanizePercentage }} of its usable capacity alone (data their volumes overwrote or deleted since); that space is not available to volumes. Delete snapshots that are no longer needed, or add disks.',
+      cases: [
+        {
+          name: '60% held by snapshots fires',
+          series: {
+            [pool('stowage_pool_capacity_bytes', { kind: 'usable' })]: '1000x40',
+            [pool('stowage_pool_snapshot_bytes', { node: 'n1' })]: '400x40',
+            [pool('stowage_pool_snapshot_bytes', { node: 'n2' })]: '100x5 200x35',
+          },
+          at: '38m',
+          expect: [
+            {
+              labels: { pool: 'fast' },
+              description:
+                'Snapshots of StoragePool fast hold 60% of its usable capacity alone (data their volumes overwrote or deleted since); that space is not available to volumes. Delete snapshots that are no longer needed, or add disks.',
+            },
+          ],
+        },
+        {
+          name: '30% held does not fire',
+          series: {
+            [pool('stowage_pool_capacity_bytes', { kind: 'usable' })]: '1000x40',
+            [pool('stowage_pool_snapshot_bytes', { node: 'n1' })]: '300x40',
+          },
+          at: '38m',
+          expect: [],
+        },
+        {
+          name: 'an empty pool (usable 0) does not fire',
+          series: {
+            [pool('stowage_pool_capacity_bytes', { kind: 'usable' })]: '0x40',
+            [pool('stowage_pool_snapshot_bytes', { node: 'n1' })]: '0x40',
+          },
+          at: '38m',
+          expect: [],
+        },
+      ],
+    },
+    {
       alert: 'StowagePoolFillingUp',
       expr:
         'predict_linear(stowage_pool_capacity_bytes{kind="available"}[6h], 4 * 24 * 3600) < 0\n' +

@@ -10,6 +10,7 @@ import { desiredClaim, planDisks } from './storagepool/disk-plan.js';
 import { persistentVolumeName, renderLocalPv } from './storagepool/persistent-volume.js';
 import { isReadyDisk } from './storagepool/status.js';
 import { renderStorageClass } from './storagepool/storage-class.js';
+import { renderSnapshotClass } from './storagepool/snapshot-class.js';
 
 export interface RenderInput {
   readonly pools: readonly StoragePool[];
@@ -33,8 +34,8 @@ export interface RenderOutput {
 
 /**
  * What the operator would create for these manifests, offline, through the same pure functions
- * the reconcilers use: the driver stack, each valid pool's StorageClass, and a local PV for every
- * disk a Local pool holds and the agent reported prepared. Pools are considered oldest first (by
+ * the reconcilers use: the driver stack, each valid pool's StorageClass (and, for Dynamic pools, its
+ * VolumeSnapshotClass), and a local PV for every disk a Local pool holds and the agent reported prepared. Pools are considered oldest first (by
  * creationTimestamp, then name), as claims are first come, first served.
  */
 export function renderDesired(input: RenderInput): RenderOutput {
@@ -61,6 +62,10 @@ export function renderDesired(input: RenderInput): RenderOutput {
   }));
   for (const pool of valid) {
     objects.push(renderStorageClass(pool));
+    if (pool.spec.mode === 'Dynamic') {
+      objects.push(renderSnapshotClass(pool));
+      notes.push(`pool ${pool.metadata.name}: VolumeSnapshotClass ${renderSnapshotClass(pool).metadata.name} is created only where the cluster has the snapshot.storage.k8s.io/v1 CRDs`);
+    }
     const plan = planDisks({ pool, disks: [...disks.values()], nodes, volumes: new Map<string, PersistentVolume>() });
     const claim = desiredClaim(pool);
     for (const disk of plan.claim) disks.get(disk.metadata.name)!.spec.claim = claim;

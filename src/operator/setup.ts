@@ -1,8 +1,11 @@
-import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../crds/resource-types.js';
+import { NODE_DISKS, POOL_SNAPSHOTS, POOL_VOLUMES, STORAGE_POOLS } from '../crds/resource-types.js';
+import type { PoolSnapshot } from '../crds/poolsnapshot.js';
+import { SNAPSHOT_CLASS_CRD } from './storagepool/snapshot-class.js';
 import { precompileValidator } from '../crds/validation.js';
 import type { PoolVolume } from '../crds/poolvolume.js';
-import { NODES, PERSISTENT_VOLUMES, STORAGE_CLASSES } from '../kube/resources.js';
+import { CUSTOM_RESOURCE_DEFINITIONS, NODES, PERSISTENT_VOLUMES, STORAGE_CLASSES } from '../kube/resources.js';
 import { registerPoolMetrics } from './storagepool/pool-metrics.js';
+import { registerSnapshotMetrics } from './storagepool/snapshot-metrics.js';
 import type { KubeObject, Node, PersistentVolume, StorageClass } from '../kube/types.js';
 import { POOL_LABEL } from '../crds/labels.js';
 import { Applier, jsonEqual } from '../runtime/apply.js';
@@ -45,8 +48,12 @@ export function setupControllers(manager: Manager, opts: SetupOptions): { storag
     classes: manager.informer<StorageClass>(STORAGE_CLASSES),
     nodes: manager.informer<Node>(NODES),
     poolVolumes: manager.informer<PoolVolume & KubeObject>(POOL_VOLUMES),
+    poolSnapshots: manager.informer<PoolSnapshot & KubeObject>(POOL_SNAPSHOTS),
+    // Only whether the cluster takes snapshots: the one CRD, by name.
+    snapshotCrds: manager.informer<KubeObject>(CUSTOM_RESOURCE_DEFINITIONS, { fieldSelector: `metadata.name=${SNAPSHOT_CLASS_CRD}` }),
   };
   registerPoolMetrics(manager.registry, () => caches.pools.list());
+  registerSnapshotMetrics(manager.registry, () => caches.poolSnapshots.list());
   // Every pool reconcile validates and defaults its pool; compiling that schema takes ~0.2 s.
   manager.warmUp('StoragePool validator', () => precompileValidator('StoragePool'));
   const allPools = (): string[] => caches.pools.list().map((p) => p.metadata.name!);
@@ -66,7 +73,10 @@ export function setupControllers(manager: Manager, opts: SetupOptions): { storag
     // Node labels feed nodeSelectors, and a deleted node releases its disks.
     // Kubelets rewrite Node status every few seconds; only labels and presence matter here.
     .watch(caches.nodes, () => allPools(), undefined, (old, node) => !jsonEqual(old.metadata.labels ?? {}, node.metadata.labels ?? {}))
-    .watch(caches.poolVolumes, (v) => [v.spec.pool]);
+    .watch(caches.poolVolumes, (v) => [v.spec.pool])
+    .watch(caches.poolSnapshots, (s) => [s.spec.pool])
+    // The snapshot CRDs installed or removed: every Dynamic pool's class and status follow.
+    .watch(caches.snapshotCrds, () => caches.pools.list().filter((p) => p.spec.mode === 'Dynamic').map((p) => p.metadata.name!));
   // The node plugin's health concerns the pools that need the driver: a few objects change rarely
   // (the DaemonSet's status, its pods, CSINodes), and a converged pool's reconcile writes nothing.
   driverStack?.watchHealth(storagePools, () => caches.pools.list().filter((p) => p.spec.mode === 'Dynamic').map((p) => p.metadata.name!));

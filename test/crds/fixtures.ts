@@ -3,7 +3,7 @@
  * (DeepRequired makes the compiler insist), and the schema tests check they also cover every field
  * the schema declares and pass validation: together that keeps types and schemas in step.
  */
-import type { NodeDisk, PoolVolume, StoragePool } from '../../src/crds/index.js';
+import type { NodeDisk, PoolSnapshot, PoolVolume, StoragePool } from '../../src/crds/index.js';
 
 type DeepRequired<T> = T extends (infer U)[]
   ? DeepRequired<U>[]
@@ -60,6 +60,7 @@ export const fullStoragePool: DeepRequired<StoragePool> = {
       mountOptions: ['noatime'],
     },
     capacity: { lowWatermarkPercent: 20 },
+    snapshots: { deletionPolicy: 'Retain' },
   },
   status: {
     observedGeneration: 3,
@@ -149,13 +150,40 @@ export const fullPoolVolume: DeepRequired<PoolVolume> = {
     finalizers: ['stowage.dev/volume-data'],
     ownerReferences: [],
   },
-  spec: { pool: 'fast', node: 'node-a', size: '1073741824', volumeMode: 'Filesystem', requestName: 'pvc-0b8e0f4a-1111-4222-8333-944455556666', noDataCow: false },
+  spec: { pool: 'fast', node: 'node-a', size: '1073741824', volumeMode: 'Filesystem', requestName: 'pvc-0b8e0f4a-1111-4222-8333-944455556666', noDataCow: false, source: { snapshot: 'psnap-0123456789abcdef0123456789abcdef', volume: 'pvol-fedcba9876543210fedcba9876543210' } },
   status: {
     observedGeneration: 2,
     phase: 'Ready',
     path: '/var/lib/stowage/pools/fast/volumes/pvol-0123456789abcdef0123456789abcdef',
     capacity: '1073741824',
     used: '16384',
+    conditions: [{ ...condition, reason: 'Realized' }],
+  },
+};
+
+export const fullPoolSnapshot: DeepRequired<PoolSnapshot> = {
+  apiVersion: 'stowage.dev/v1alpha1',
+  kind: 'PoolSnapshot',
+  metadata: {
+    name: 'psnap-0123456789abcdef0123456789abcdef',
+    uid: 'u',
+    resourceVersion: '9',
+    generation: 1,
+    creationTimestamp: '2024-05-01T12:00:00Z',
+    deletionTimestamp: '2024-05-02T12:00:00Z',
+    labels: { 'stowage.dev/node': 'node-a', 'stowage.dev/pool': 'fast', 'stowage.dev/source-volume': 'pvol-0123456789abcdef0123456789abcdef' },
+    annotations: {},
+    finalizers: ['stowage.dev/snapshot-data'],
+    ownerReferences: [],
+  },
+  spec: { pool: 'fast', node: 'node-a', sourceVolume: 'pvol-0123456789abcdef0123456789abcdef', volumeMode: 'Filesystem', size: '1073741824', requestName: 'snapshot-0b8e0f4a-1111-4222-8333-944455556666' },
+  status: {
+    observedGeneration: 1,
+    phase: 'Ready',
+    path: '/var/lib/stowage/pools/fast/snapshots/psnap-0123456789abcdef0123456789abcdef',
+    creationTime: '2024-05-01T12:00:00Z',
+    exclusive: '16384',
+    method: 'subvolume-snapshot',
     conditions: [{ ...condition, reason: 'Realized' }],
   },
 };

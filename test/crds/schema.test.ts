@@ -13,17 +13,18 @@ import {
   type JSONSchema,
   type ResourceDefinition,
 } from '../../src/crds/index.js';
-import { fullNodeDisk, fullPoolVolume, fullStoragePool } from './fixtures.js';
+import { fullNodeDisk, fullPoolSnapshot, fullPoolVolume, fullStoragePool } from './fixtures.js';
 
 const addFormats = addFormatsModule.default;
 
-const FULL_OBJECTS: Record<string, unknown> = { StoragePool: fullStoragePool, NodeDisk: fullNodeDisk, PoolVolume: fullPoolVolume };
+const FULL_OBJECTS: Record<string, unknown> = { StoragePool: fullStoragePool, NodeDisk: fullNodeDisk, PoolVolume: fullPoolVolume, PoolSnapshot: fullPoolSnapshot };
 
 /** Only label maps may take arbitrary keys. */
 const MAPS_BY_KIND: Record<string, string[]> = {
   StoragePool: ['spec.disks.selector.matchLabels', 'spec.disks.nodeSelector.matchLabels'],
   NodeDisk: [],
   PoolVolume: [],
+  PoolSnapshot: [],
 };
 
 /** Schema nodes with `[]`/`{}` path steps for items and map values (see walkSchema). */
@@ -173,6 +174,7 @@ describe('CustomResourceDefinitions', () => {
       { name: 'storagepools.stowage.dev', scope: 'Cluster', shortNames: ['sp'], categories: ['stowage'], status: [['v1alpha1', true, true, {}]] },
       { name: 'nodedisks.stowage.dev', scope: 'Cluster', shortNames: ['nd'], categories: ['stowage'], status: [['v1alpha1', true, true, {}]] },
       { name: 'poolvolumes.stowage.dev', scope: 'Cluster', shortNames: ['pvol'], categories: ['stowage'], status: [['v1alpha1', true, true, {}]] },
+      { name: 'poolsnapshots.stowage.dev', scope: 'Cluster', shortNames: ['psnap'], categories: ['stowage'], status: [['v1alpha1', true, true, {}]] },
     ]);
   });
 
@@ -182,6 +184,7 @@ describe('CustomResourceDefinitions', () => {
       ['Mode', 'Replicas', 'Ready', 'Usable', 'Available', 'Age'],
       ['Node', 'Media', 'Size', 'Eligible', 'Pool', 'Healthy', 'Age'],
       ['Pool', 'Node', 'Size', 'Mode', 'Phase', 'Age'],
+      ['Pool', 'Node', 'Source', 'Size', 'Phase', 'Age'],
     ]);
     for (const [i, def] of RESOURCE_DEFINITIONS.entries()) {
       for (const column of ALL_CRDS[i]!.spec.versions[0]!.additionalPrinterColumns) {

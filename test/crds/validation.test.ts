@@ -126,7 +126,7 @@ describe('validateObject', () => {
   it('checks apiVersion and kind', () => {
     problemAt(validateObject(pool((p) => (p.apiVersion = 'stowage.dev/v1'))), 'apiVersion');
     expect(validateObject({ ...minimalPool(), kind: 'PoolVolumeX' })).to.deep.equal([
-      { path: 'kind', message: 'unknown kind "PoolVolumeX"; Stowage kinds are StoragePool, NodeDisk, PoolVolume' },
+      { path: 'kind', message: 'unknown kind "PoolVolumeX"; Stowage kinds are StoragePool, NodeDisk, PoolVolume, PoolSnapshot' },
     ]);
   });
 

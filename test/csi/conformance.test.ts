@@ -52,7 +52,7 @@ describe('CSI conformance (Unix socket, real btrfs on loop devices)', function (
   describe('Controller', () => {
     it('advertises exactly what it serves', async () => {
       const caps = (await call(fx.controllerClient, 'ControllerGetCapabilities', {})).capabilities.map((c: any) => c.rpc.type);
-      expect(caps).to.have.members(['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'EXPAND_VOLUME']);
+      expect(caps).to.have.members(['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'EXPAND_VOLUME', 'CREATE_DELETE_SNAPSHOT', 'LIST_SNAPSHOTS', 'CLONE_VOLUME']);
     });
 
     it('refuses CreateVolume without name, capabilities or pool with INVALID_ARGUMENT', async () => {

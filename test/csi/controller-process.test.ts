@@ -43,7 +43,7 @@ describe('stowage csi-controller (child process)', function () {
       await waitFor('the controller to answer Probe ready', async () => (await call(identity, 'Probe', {}, 2_000).catch(() => undefined))?.ready?.value === true, 60_000)
         .catch((err) => { throw new Error(`${err}\n${output.join('').slice(-2000)}`); });
       expect((await call(identity, 'GetPluginInfo', {})).name).to.equal('csi.stowage.dev');
-      expect((await call(controller, 'ControllerGetCapabilities', {})).capabilities).to.have.length(4);
+      expect((await call(controller, 'ControllerGetCapabilities', {})).capabilities).to.have.length(7);
       // Every answered call is counted on /metrics by method and gRPC code.
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       expect(metrics).to.match(/stowage_csi_requests_total\{method="GetPluginInfo",code="OK"\} 1\b/);

@@ -14,13 +14,15 @@ import { Registry } from 'prom-client';
 import { CsiMetrics } from '../../src/csi/csi-metrics.js';
 import { KubeClient } from '../../src/kube/client.js';
 import { installCrds } from '../../src/crds/install.js';
-import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
+import { NODE_DISKS, POOL_SNAPSHOTS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
+import { POOL_SNAPSHOT_FINALIZER, type PoolSnapshot } from '../../src/crds/poolsnapshot.js';
 import { POOL_VOLUME_FINALIZER, type PoolVolume } from '../../src/crds/poolvolume.js';
 import { csiV1 } from '../../src/csi/grpc.js';
 import { startCsiControllerServer, type CsiControllerServer } from '../../src/csi/controller-main.js';
 import { startCsiNodeServer, mountsUnder, type CsiNodeServer } from '../../src/csi/node-service.js';
 import { BtrfsEngine } from '../../src/node/engine/btrfs-engine.js';
 import { startPoolVolumeRealizer, type RunningRealizer } from '../../src/node/engine/volume-realizer.js';
+import { startPoolSnapshotRealizer, type RunningSnapshotRealizer } from '../../src/node/engine/snapshot-realizer.js';
 import type { ClaimedDisk } from '../../src/node/agent/dynamic-pools.js';
 import { run } from '../../src/host/command.js';
 import { nowTimestamp } from '../../src/runtime/conditions.js';
@@ -67,6 +69,7 @@ export class DynamicPoolFixture {
   controller?: CsiControllerServer;
   nodeServer?: CsiNodeServer;
   realizer?: RunningRealizer;
+  snapshotRealizer?: RunningSnapshotRealizer;
   identity!: CsiClient;
   controllerClient!: CsiClient;
   nodeClient!: CsiClient;
@@ -173,6 +176,7 @@ export class DynamicPoolFixture {
 
   async startNodeDaemon(): Promise<void> {
     this.realizer = await startPoolVolumeRealizer({ client: this.client, engine: this.engine, nodeName: this.node, refreshMs: this.refreshMs });
+    this.snapshotRealizer = await startPoolSnapshotRealizer({ client: this.client, engine: this.engine, nodeName: this.node, refreshMs: this.refreshMs });
     this.nodeServer = await startCsiNodeServer({
       endpoint: `unix://${this.dir}/node.sock`, nodeName: this.node, engine: this.engine, client: this.client,
       ...(this.kubeletDir ? { kubeletDir: this.kubeletDir } : {}),
@@ -182,9 +186,11 @@ export class DynamicPoolFixture {
   /** Stops the node daemon's parts; mounts made by the kernel stay, as after a daemon crash. */
   async stopNodeDaemon(): Promise<void> {
     await this.nodeServer?.stop();
+    await this.snapshotRealizer?.stop();
     await this.realizer?.stop();
     this.nodeServer = undefined;
     this.realizer = undefined;
+    this.snapshotRealizer = undefined;
   }
 
   /** A fresh engine object, as a restarted daemon would have: nothing remembered. */
@@ -196,6 +202,10 @@ export class DynamicPoolFixture {
     return (await this.client.list<PoolVolume>(POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${this.pool}` })).items;
   }
 
+  async poolSnapshots(): Promise<PoolSnapshot[]> {
+    return (await this.client.list<PoolSnapshot>(POOL_SNAPSHOTS, { labelSelector: `stowage.dev/pool=${this.pool}` })).items;
+  }
+
   async cleanup(): Promise<void> {
     for (const c of [this.identity, this.controllerClient, this.nodeClient, this.nodeIdentity]) c?.close();
     // Unpublish/unstage anything a failed test left, deepest first.
@@ -205,8 +215,15 @@ export class DynamicPoolFixture {
       for (const loop of await loopsUnder(join(this.dir, 'root'))) await run('losetup', ['--detach', loop]).catch(() => undefined);
     }
     await this.controller?.stop().catch(() => undefined);
-    // Delete the volumes while the realizer still runs, so their finalizers are honoured.
+    // Delete the snapshots and volumes while the realizers still run, so their finalizers are honoured.
     if (this.client) {
+      for (const ps of await this.poolSnapshots().catch(() => [] as PoolSnapshot[])) await this.client.delete(POOL_SNAPSHOTS, ps.metadata.name);
+      const until = Date.now() + 30_000;
+      while ((await this.poolSnapshots().catch(() => [])).length > 0 && Date.now() < until && this.snapshotRealizer) await new Promise((r) => setTimeout(r, 200));
+      for (const ps of await this.poolSnapshots().catch(() => [] as PoolSnapshot[])) {
+        const i = ps.metadata.finalizers?.indexOf(POOL_SNAPSHOT_FINALIZER) ?? -1;
+        if (i >= 0) await this.client.jsonPatch(POOL_SNAPSHOTS, ps.metadata.name, [{ op: 'remove', path: `/metadata/finalizers/${i}` }]).catch(() => undefined);
+      }
       for (const pv of await this.poolVolumes().catch(() => [] as PoolVolume[])) await this.client.delete(POOL_VOLUMES, pv.metadata.name);
       const deadline = Date.now() + 30_000;
       while ((await this.poolVolumes().catch(() => [])).length > 0 && Date.now() < deadline && this.realizer) await new Promise((r) => setTimeout(r, 200));

@@ -2,17 +2,21 @@
 // them (issue 6 allows it): the external-provisioner turns a claim the scheduler picked a node for into
 // CreateVolume with that node's topology and a PersistentVolume bound to the claim; the
 // external-resizer turns a bigger request into ControllerExpandVolume and new capacities. kubelet itself
-// does everything on the node: registration, stage, publish, unpublish, unstage.
+// does everything on the node: registration, stage, publish, unpublish, unstage. A claim with a
+// dataSource (restore or clone) gets its content source as external-provisioner resolves it
+// (snapshot-sidecars.ts contentSourceOf), and a Block claim a block capability and a Block PV.
 
 import type { KubeClient } from '../../src/kube/client.js';
 import { PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS } from '../../src/kube/resources.js';
 import { DRIVER_NAME, TOPOLOGY_KEY } from '../../src/csi/identity.js';
 import { waitFor } from '../support/cluster.js';
 import { call, type CsiClient } from '../csi/fixture.js';
+import { contentSourceOf } from './snapshot-sidecars.js';
 
 const SELECTED_NODE = 'volume.kubernetes.io/selected-node';
 
 const MOUNT_CAPABILITY = { mount: { fs_type: '', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
+const BLOCK_CAPABILITY = { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
 
 function bytesOf(quantity: string): bigint {
   const m = /^(\d+)(Ki|Mi|Gi)?$/.exec(quantity);
@@ -36,12 +40,16 @@ export async function provisionClaim(opts: { client: KubeClient; controller: Csi
   const node: string = pvc.metadata.annotations[SELECTED_NODE];
   const name = `pvc-${pvc.metadata.uid}`;
   const topology = [{ segments: { [TOPOLOGY_KEY]: node } }];
+  const required = bytesOf(pvc.spec.resources.requests.storage);
+  const block = pvc.spec.volumeMode === 'Block';
+  const source = await contentSourceOf(client, pvc, required);
   const res = await call(opts.controller, 'CreateVolume', {
     name,
-    capacity_range: { required_bytes: bytesOf(pvc.spec.resources.requests.storage).toString() },
-    volume_capabilities: [MOUNT_CAPABILITY],
+    capacity_range: { required_bytes: required.toString() },
+    volume_capabilities: [block ? BLOCK_CAPABILITY : MOUNT_CAPABILITY],
     parameters: { pool: opts.pool },
     accessibility_requirements: { requisite: topology, preferred: topology },
+    ...(source ? { volume_content_source: source } : {}),
   });
   const v = res.volume;
   await client.create(PERSISTENT_VOLUMES, {
@@ -53,7 +61,7 @@ export async function provisionClaim(opts: { client: KubeClient; controller: Csi
       accessModes: pvc.spec.accessModes,
       persistentVolumeReclaimPolicy: 'Delete',
       storageClassName: pvc.spec.storageClassName,
-      volumeMode: 'Filesystem',
+      volumeMode: block ? 'Block' : 'Filesystem',
       claimRef: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace, name: opts.claim, uid: pvc.metadata.uid },
       csi: { driver: DRIVER_NAME, volumeHandle: v.volume_id, volumeAttributes: v.volume_context },
       nodeAffinity: {

@@ -13,6 +13,7 @@ import { CsiMetrics } from '../../src/csi/csi-metrics.js';
 import { registerDiskMetrics } from '../../src/node/agent/disk-metrics.js';
 import { registerEngineMetrics } from '../../src/node/engine/engine-metrics.js';
 import { registerPoolMetrics } from '../../src/operator/storagepool/pool-metrics.js';
+import { registerSnapshotMetrics } from '../../src/operator/storagepool/snapshot-metrics.js';
 import { LeaderElectionMetrics } from '../../src/runtime/leader-election.js';
 import { Manager } from '../../src/runtime/manager.js';
 
@@ -67,6 +68,11 @@ export async function fullRegistry(): Promise<Registry> {
   const registry = manager.registry;
   new LeaderElectionMetrics(registry).master.set({ name: 'stowage-operator' }, 1);
   registerPoolMetrics(registry, () => [FIXTURE_POOL]);
+  registerSnapshotMetrics(registry, () => [{
+    apiVersion: 'stowage.dev/v1alpha1', kind: 'PoolSnapshot', metadata: { name: 'psnap-1' },
+    spec: { pool: 'dyn', node: 'n1', sourceVolume: 'pvol-1', volumeMode: 'Filesystem', size: '1073741824', requestName: 'snapshot-1' },
+    status: { phase: 'Ready', exclusive: '1048576' },
+  }]);
   registerDiskMetrics(registry, () => [FIXTURE_DISK]);
   const agent = new AgentMetrics(registry, 'n1');
   await agent.timeWipe('quick', async () => undefined);

@@ -33,11 +33,14 @@ import { csiV1 } from '../../src/csi/grpc.js';
 import { startCsiControllerServer, type CsiControllerServer } from '../../src/csi/controller-main.js';
 import { DynamicPoolFixture, call, type CsiClient } from '../csi/fixture.js';
 import { startPoolVolumeRealizer, type RunningRealizer } from '../../src/node/engine/volume-realizer.js';
+import { startPoolSnapshotRealizer, type RunningSnapshotRealizer } from '../../src/node/engine/snapshot-realizer.js';
 import { startCsiNodeServer, type CsiNodeServer } from '../../src/csi/node-service.js';
 import { Informer } from '../../src/runtime/informer.js';
 import { EVENTS, PERSISTENT_VOLUMES } from '../../src/kube/resources.js';
 import { CONFIG_DIR, validateModel } from './models.js';
 import { grantKey, grantsOf, type Grant } from './rbac.js';
+import { installSnapshotCrds, removeSnapshotCrds } from '../support/snapshot-crds.js';
+import { VOLUME_SNAPSHOT_CLASSES } from '../../src/operator/storagepool/snapshot-class.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Any = any;
@@ -238,11 +241,16 @@ describe('install and driver stack (real control plane)', function () {
       [...new Set(calls.filter((c) => c.code === 403).map((c) => `${c.verb} ${c.group || 'core'} ${c.resource}${c.subresource ? `/${c.subresource}` : ''} in ${c.namespace ?? 'cluster'}`))];
     try {
       await waitFor('DaemonSet stowage-node', () => live(DAEMON_SETS, NODE_DAEMONSET, NS), 60_000);
+      // A cluster that takes snapshots: the Dynamic pool gets a VolumeSnapshotClass (created, then patched).
+      await installSnapshotCrds(admin);
       const pool = await createDynamicPool();
       await waitFor('the CSI parts for the Dynamic pool', async () => {
         const { driver, deployment } = await csiParts();
         return driver && deployment;
       }, 60_000);
+      await waitFor('the pool\'s VolumeSnapshotClass', () => admin.getIfExists(VOLUME_SNAPSHOT_CLASSES, pool), 60_000);
+      await admin.mergePatch(STORAGE_POOLS, pool, { spec: { snapshots: { deletionPolicy: 'Retain' } } });
+      await waitFor('the class to follow the pool', async () => (await admin.getIfExists<KubeObject & Any>(VOLUME_SNAPSHOT_CLASSES, pool))?.deletionPolicy === 'Retain', 60_000);
       // Converged: several resyncs send no write to the stack (a 1.20 server drops the CSIDriver's
       // storageCapacity, so "live contains desired" alone would rewrite it every time).
       await new Promise((r) => setTimeout(r, RESYNC_MS));
@@ -285,6 +293,7 @@ describe('install and driver stack (real control plane)', function () {
       await inProcess.running;
       inProcess = undefined;
       client.close();
+      await removeSnapshotCrds(admin).catch(() => undefined);
     }
 
     expect(deniedCalls(), 'calls the install does not permit; add the rule to config/rbac').to.deep.equal([]);
@@ -437,7 +446,7 @@ describe('install and driver stack (real control plane)', function () {
     const used = (g: Grant): boolean =>
       calls.some((c) => verbsOf(c).includes(g.verb) && c.group === g.group && (c.subresource ? `${c.resource}/${c.subresource}` : c.resource) === g.resource);
     // The Dynamic-pool rules of the same role are used by the next test (realizer, CSI Node service).
-    const grants = (await grantsOf('stowage-node', NS)).filter((g) => !/^(storagepools|poolvolumes)/.test(g.resource));
+    const grants = (await grantsOf('stowage-node', NS)).filter((g) => !/^(storagepools|poolvolumes|poolsnapshots)/.test(g.resource));
     expect(grants.filter((g) => !used(g)).map(grantKey), 'granted but never used: remove from config/rbac').to.deep.equal([]);
   });
 
@@ -457,6 +466,7 @@ describe('install and driver stack (real control plane)', function () {
     let rpc: CsiClient | undefined;
     let nodeRpc: CsiClient | undefined;
     let realizer: RunningRealizer | undefined;
+    let snapshotRealizer: RunningSnapshotRealizer | undefined;
     let nodeServer: CsiNodeServer | undefined;
     const poolInformer = new Informer({ client: nodeClient, resource: STORAGE_POOLS });
     try {
@@ -466,6 +476,7 @@ describe('install and driver stack (real control plane)', function () {
       poolInformer.start();
       await poolInformer.waitForSync();
       realizer = await startPoolVolumeRealizer({ client: nodeClient, engine: fx.engine, nodeName: fx.node, refreshMs: 1_000 });
+      snapshotRealizer = await startPoolSnapshotRealizer({ client: nodeClient, engine: fx.engine, nodeName: fx.node, refreshMs: 1_000 });
       const nodeEndpoint = `unix://${join(tmp, 'csi-node.sock')}`;
       nodeServer = await startCsiNodeServer({ endpoint: nodeEndpoint, nodeName: fx.node, engine: fx.engine, client: nodeClient });
       nodeRpc = new (csiV1() as Any).Node(nodeEndpoint, grpc.credentials.createInsecure()) as CsiClient;
@@ -487,6 +498,12 @@ describe('install and driver stack (real control plane)', function () {
       await call(nodeRpc, 'NodeUnstageVolume', { volume_id: id, staging_target_path: staging });
       await call(rpc, 'GetCapacity', { volume_capabilities: [mountCap], parameters: { pool: fx.pool } });
       await call(rpc, 'ControllerExpandVolume', { volume_id: id, capacity_range: { required_bytes: String(96 * MiB) }, volume_capability: mountCap });
+      // Snapshot, restore, and both deleted: the snapshot's data is removed by the node, then its finalizer.
+      const snapshot = (await call(rpc, 'CreateSnapshot', { name: uniqueName('snapshot'), source_volume_id: id })).snapshot;
+      const restored = (await call(rpc, 'CreateVolume', { name: uniqueName('pvc'), volume_capabilities: [mountCap], parameters: { pool: fx.pool }, volume_content_source: { snapshot: { snapshot_id: snapshot.snapshot_id } } })).volume;
+      await call(rpc, 'ListSnapshots', {});
+      await call(rpc, 'DeleteVolume', { volume_id: restored.volume_id });
+      await call(rpc, 'DeleteSnapshot', { snapshot_id: snapshot.snapshot_id });
       await call(rpc, 'DeleteVolume', { volume_id: id });
       await call(rpc, 'DeleteVolume', { volume_id: id }); // idempotent: the volume is looked up, and is gone
       await waitFor('the PoolVolume finalized by the node and gone', async () => (await fx.poolVolumes()).length === 0, 30_000, 250);
@@ -495,6 +512,7 @@ describe('install and driver stack (real control plane)', function () {
       nodeRpc?.close();
       await controller?.stop();
       await nodeServer?.stop();
+      await snapshotRealizer?.stop();
       await realizer?.stop();
       await poolInformer.stop();
       client.close();

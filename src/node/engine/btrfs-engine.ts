@@ -159,6 +159,8 @@ export class BtrfsEngine implements DynamicPoolSync {
     const volumeNames = [
       ...(await readdir(`${mnt}/volumes`).catch(() => [] as string[])),
       ...(await readdir(`${mnt}/blocks`).catch(() => [] as string[])),
+      // Snapshots are data too (restorable after their volume is gone): they hold the filesystem as volumes do.
+      ...(await readdir(`${mnt}/snapshots`).catch(() => [] as string[])),
     ];
     if (volumeNames.length > 0) {
       const message = `no disk of this node is claimed by pool ${pool} any more, but its filesystem still holds ${volumeNames.length} volume(s) (${volumeNames.slice(0, 5).join(', ')}${volumeNames.length > 5 ? ', …' : ''}); it stays mounted and the disks stay in it until those volumes are deleted`;

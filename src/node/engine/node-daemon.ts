@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { logger } from '../../util/logger.js';
 import { BtrfsEngine } from './btrfs-engine.js';
 import { startPoolVolumeRealizer, type RunningRealizer } from './volume-realizer.js';
+import { startPoolSnapshotRealizer, type RunningSnapshotRealizer } from './snapshot-realizer.js';
 
 const log = logger('node-daemon');
 
@@ -61,9 +62,11 @@ export async function startDynamicPools(opts: DynamicPoolsOptions): Promise<Runn
     },
   });
   let realizer: RunningRealizer | undefined;
+  let snapshotRealizer: RunningSnapshotRealizer | undefined;
   let server: CsiNodeServer | undefined;
   try {
     realizer = await startPoolVolumeRealizer({ client: opts.client, engine, nodeName: opts.nodeName, waitForSync: false });
+    snapshotRealizer = await startPoolSnapshotRealizer({ client: opts.client, engine, nodeName: opts.nodeName, waitForSync: false });
     if (opts.csiEndpoint) {
       server = await startCsiNodeServer({
         endpoint: opts.csiEndpoint,
@@ -76,6 +79,7 @@ export async function startDynamicPools(opts: DynamicPoolsOptions): Promise<Runn
       });
     }
   } catch (err) {
+    await snapshotRealizer?.stop();
     await realizer?.stop();
     await pools.stop();
     throw err;
@@ -99,6 +103,7 @@ export async function startDynamicPools(opts: DynamicPoolsOptions): Promise<Runn
     },
     async stop() {
       await server?.stop();
+      await snapshotRealizer?.stop();
       await realizer?.stop();
       await pools.stop();
     },

@@ -16,6 +16,8 @@ import { parseBytes } from '../../util/quantity.js';
 import { errorMessage } from '../../util/errors.js';
 import { logger } from '../../util/logger.js';
 import type { BtrfsEngine } from './btrfs-engine.js';
+import { contentSource, ensureRestoredVolume, removePartial, sourceNote } from './snapshots.js';
+import { volumePath } from './volumes.js';
 
 const log = logger('volume-realizer');
 
@@ -68,6 +70,8 @@ export class PoolVolumeRealizer implements Reconciler {
         return { requeueAfterMs: POOL_WAIT_MS };
       }
       const removed = await this.engine.removeVolume(pool, pv.metadata.name, volumeMode);
+      // A restore or clone killed mid-copy and deleted before it was retried leaves a partial file.
+      if (pv.spec.source && volumeMode === 'Block') await removePartial(volumePath((await this.engine.mountedPool(pool))!, pv.metadata.name, volumeMode));
       this.realized.delete(key);
       if (removed) log.warn({ volume: key, pool }, 'removed the volume data');
       await removeFinalizer(this.client, POOL_VOLUMES, pv, POOL_VOLUME_FINALIZER);
@@ -92,7 +96,9 @@ export class PoolVolumeRealizer implements Reconciler {
       if (last && last.uid === uid && last.poolUuid === poolUuid && last.size === size && last.noDataCow === noDataCow && now - last.checkedAt < this.refreshMs) {
         current = last;
       } else {
-        const realized = await this.engine.ensureVolume(pool, pv.metadata.name, volumeMode, size, noDataCow);
+        const realized = pv.spec.source
+          ? await ensureRestoredVolume((await this.engine.mountedPool(pool))!, pv.metadata.name, volumeMode, contentSource(pv.spec.source), size)
+          : await this.engine.ensureVolume(pool, pv.metadata.name, volumeMode, size, noDataCow);
         // Reading used bytes lists every qgroup: skipped for a volume this reconcile just created (it
         // holds nothing), so CreateVolume is not slowed by the number of volumes.
         const used = pv.status?.phase === 'Ready' || last ? (await this.engine.volumeUsage(pool, pv.metadata.name, volumeMode, USAGE_LISTING_MAX_AGE_MS)).usedBytes : 0n;
@@ -104,7 +110,7 @@ export class PoolVolumeRealizer implements Reconciler {
         path: current.path,
         capacity: current.capacity.toString(),
         used: current.used.toString(),
-        ready: ['True', 'Realized', `${volumeMode === 'Block' ? 'NOCOW file' : 'subvolume'} of ${size} bytes in pool ${pool}`],
+        ready: ['True', 'Realized', `${volumeMode === 'Block' ? 'NOCOW file' : 'subvolume'} of ${size} bytes in pool ${pool}${sourceNote(pv.spec.source)}`],
         degraded: health.degraded ? ['True', health.reason ?? 'PoolDegraded', health.message] : ['False', 'PoolHealthy', 'the pool filesystem has all its disks'],
       });
       this.realized.set(key, current);

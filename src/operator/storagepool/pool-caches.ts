@@ -1,5 +1,6 @@
 import type { NodeDisk } from '../../crds/nodedisk.js';
 import type { PoolVolume } from '../../crds/poolvolume.js';
+import type { PoolSnapshot } from '../../crds/poolsnapshot.js';
 import type { StoragePool } from '../../crds/storagepool.js';
 import { matchesSelector } from '../../kube/label-selector.js';
 import type { KubeObject, Node, PersistentVolume, StorageClass } from '../../kube/types.js';
@@ -19,6 +20,10 @@ export interface PoolCaches {
   readonly nodes: Informer<Node>;
   /** Dynamic pools' volumes, as the CSI controller records them. */
   readonly poolVolumes: Informer<PoolVolume & KubeObject>;
+  /** Dynamic pools' snapshots: the bytes they hold alone, and a pool's deletion waits for them. */
+  readonly poolSnapshots: Informer<PoolSnapshot & KubeObject>;
+  /** The snapshot.storage.k8s.io VolumeSnapshotClass CRD, when the cluster has it (one object or none). */
+  readonly snapshotCrds: Informer<KubeObject>;
 }
 
 /** Index of disks by the pool that claims them, and of Stowage's PVs by the pool that made them. */

@@ -29,6 +29,7 @@ export interface DriverSource {
   health(): DriverHealth;
   serverVersion(): Promise<KubernetesVersion>;
 }
+import { isSnapshotClassOf, renderSnapshotClass, VOLUME_SNAPSHOT_CLASSES, type SnapshotClassObservation, type VolumeSnapshotClass } from './snapshot-class.js';
 
 /**
  * Writes one reconcile sends at once (claims, PVs). The client's connection pool (32 sockets)
@@ -131,6 +132,7 @@ export class StoragePoolReconciler implements Reconciler {
     await addFinalizer(this.client, STORAGE_POOLS, live, POOL_FINALIZER);
 
     const classConflict = await this.ensureStorageClass(pool, events);
+    const snapshotClass = pool.spec.mode === 'Dynamic' ? await this.ensureSnapshotClass(pool, events) : undefined;
     const volumes = volumesOf(this.caches, name);
     const nodes = this.nodeMap();
     const plan = planDisks({ pool, disks: candidateDisks(this.caches, pool, nodes), nodes, volumes });
@@ -147,11 +149,35 @@ export class StoragePoolReconciler implements Reconciler {
       // Status counts the claims made, not those left for the pool's next turn.
       pool, problems, plan: { ...plan, claim: claimedNow }, volumes: [...volumesOf(this.caches, name).values()], storageClassName: storageClassName(pool),
       ...(classConflict ? { storageClassConflict: classConflict } : {}),
-      ...(dynamic ? { dynamic: observeDynamicPool(pool, claimed, this.caches.poolVolumes.list()) } : {}),
+      ...(dynamic ? { dynamic: observeDynamicPool(pool, claimed, this.caches.poolVolumes.list(), this.caches.poolSnapshots.list()) } : {}),
       ...(driver ? { driver } : {}),
+      ...(snapshotClass ? { snapshotClass } : {}),
     }, events);
     // Work left over: this pool's turn is up; it continues after the pools already waiting.
     return budget.deferred ? { requeue: true } : {};
+  }
+
+  // ---- VolumeSnapshotClass ------------------------------------------------------------------
+
+  /**
+   * Applies a Dynamic pool's VolumeSnapshotClass when the cluster has the snapshot CRDs. No cache
+   * watches the classes (their CRD may be missing, and an informer on a missing resource only
+   * retries): one GET per reconcile of a Dynamic pool, and no write when it is up to date.
+   */
+  private async ensureSnapshotClass(pool: Pool, events: EventBatch): Promise<SnapshotClassObservation> {
+    const desired = renderSnapshotClass(pool);
+    const name = desired.metadata.name!;
+    const observed = { name, deletionPolicy: desired.deletionPolicy };
+    if (this.caches.snapshotCrds.list().length === 0) return { ...observed, state: 'CRDsMissing' };
+    const live = await this.client.getIfExists<VolumeSnapshotClass>(VOLUME_SNAPSHOT_CLASSES, name);
+    if (live && !isSnapshotClassOf(live, pool)) return { ...observed, state: 'Conflict' };
+    if (live && live.deletionPolicy !== desired.deletionPolicy) {
+      // deletionPolicy is changeable in place; driver is not, but ours never changes.
+      events.add('Normal', 'SnapshotClassUpdated', `VolumeSnapshotClass ${name}: deletionPolicy is now ${desired.deletionPolicy}`);
+    }
+    await this.applier.apply(VOLUME_SNAPSHOT_CLASSES, desired, live);
+    if (!live) events.add('Normal', 'SnapshotClassCreated', `created VolumeSnapshotClass ${name}`);
+    return { ...observed, state: 'Ready' };
   }
 
   // ---- StorageClass -------------------------------------------------------------------------
@@ -367,10 +393,13 @@ export class StoragePoolReconciler implements Reconciler {
     const volumes = volumesOf(this.caches, pool.metadata.name);
     const blockers = [...volumes.values()].filter((pv) => isInUse(pv) || isRetained(pv));
     const dynamicVolumes = this.caches.poolVolumes.list().filter((v) => v.spec.pool === pool.metadata.name);
-    if (blockers.length > 0 || dynamicVolumes.length > 0) {
+    // Snapshots live in the pool's filesystems: the pool goes only after them.
+    const dynamicSnapshots = (this.caches.poolSnapshots.list() ?? []).filter((s) => s.spec.pool === pool.metadata.name);
+    if (blockers.length > 0 || dynamicVolumes.length > 0 || dynamicSnapshots.length > 0) {
       const by = [
         ...blockers.map((pv) => (isInUse(pv) ? claimRefName(pv) : `retained PV ${pv.metadata.name}`)),
         ...dynamicVolumes.map((v) => `volume ${v.spec.requestName}`),
+        ...dynamicSnapshots.map((s) => `snapshot ${s.spec.requestName}`),
       ].sort();
       if (!this.warned.has(`deletion/${pool.metadata.uid}/${by.join(',')}`)) {
         this.warned.add(`deletion/${pool.metadata.uid}/${by.join(',')}`);
@@ -396,6 +425,13 @@ export class StoragePoolReconciler implements Reconciler {
     });
     if (pending) return {}; // waiting for wipes; the agent's report wakes us
     await this.releaseDisks(pool, disks.filter((d) => !volumes.has(persistentVolumeName(d.metadata.name))), new Map(), events);
+    if (pool.spec.mode === 'Dynamic' && this.caches.snapshotCrds.list().length > 0) {
+      const vsc = await this.client.getIfExists<VolumeSnapshotClass>(VOLUME_SNAPSHOT_CLASSES, renderSnapshotClass(pool).metadata.name!);
+      if (vsc && isSnapshotClassOf(vsc, pool)) {
+        await this.client.delete(VOLUME_SNAPSHOT_CLASSES, vsc.metadata.name!, { uid: vsc.metadata.uid! });
+        events.add('Normal', 'SnapshotClassDeleted', `deleted VolumeSnapshotClass ${vsc.metadata.name}: the pool is being deleted`);
+      }
+    }
     for (const sc of this.caches.classes.list().filter((c) => isOwnedBy(c, pool))) {
       await this.client.delete(STORAGE_CLASSES, sc.metadata.name!, { uid: sc.metadata.uid! });
       events.add('Normal', 'StorageClassDeleted', `deleted StorageClass ${sc.metadata.name}: the pool is being deleted`);

@@ -6,6 +6,7 @@ import { formatBytes, sumBytes, tryParseBytes } from '../../util/quantity.js';
 import { findCondition, setConditions, type ConditionInput } from '../../runtime/conditions.js';
 import type { DiskPlan } from './disk-plan.js';
 import { phaseOf } from './persistent-volume.js';
+import { snapshotsCondition, type SnapshotClassObservation } from './snapshot-class.js';
 
 /** How many names or problems a condition message lists before it says "and N more". */
 const MAX_LISTED = 5;
@@ -31,6 +32,8 @@ export interface PoolObservation {
   readonly driver?: DriverObservation;
   /** Set when the cluster is too old for what the pool needs: nothing is done for it. */
   readonly unsupported?: string;
+  /** Dynamic pools: the pool's VolumeSnapshotClass, or why there is none. */
+  readonly snapshotClass?: SnapshotClassObservation;
 }
 
 export interface DriverObservation {
@@ -47,6 +50,9 @@ export interface DynamicObservation {
   /** Nodes with fewer selected disks than `replicated.size`, with their disk counts. */
   readonly nodesBelowReplication: readonly { node: string; disks: number }[];
   readonly volumes: number;
+  /** PoolSnapshots of the pool, and the bytes they hold alone (included in allocatedBytes). */
+  readonly snapshots?: number;
+  readonly snapshotBytes?: bigint;
 }
 
 /**
@@ -110,6 +116,7 @@ export function poolStatus(obs: PoolObservation, now: string): StoragePoolStatus
     withGeneration(replicationCondition(obs)),
     withGeneration(capacityCondition(pool, usable, free)),
     ...(obs.driver ? [withGeneration({ type: 'DriverReady', status: obs.driver.status, reason: obs.driver.reason, message: obs.driver.message })] : []),
+    ...(obs.snapshotClass ? [withGeneration(snapshotsCondition(obs.snapshotClass))] : []),
   ];
   // Only pools that need the driver report DriverReady; a pool that stopped needing it drops it.
   const kept = obs.driver ? previous.conditions : previous.conditions?.filter((c) => c.type !== 'DriverReady');
@@ -151,7 +158,7 @@ function readyCondition(
   if (obs.deletionBlockedBy && obs.deletionBlockedBy.length > 0) {
     return {
       type: 'Ready', status: 'False', reason: 'DeletionBlocked',
-      message: `the pool is being deleted but volumes are still in use by ${list(obs.deletionBlockedBy)}; delete those claims (or their PVs, for retained volumes) to let it go`,
+      message: `the pool is being deleted but volumes are still in use by ${list(obs.deletionBlockedBy)}; delete those claims (or their PVs, for retained volumes, or the VolumeSnapshots of snapshots) to let it go`,
     };
   }
   if (obs.storageClassConflict) {
@@ -223,7 +230,7 @@ function capacityCondition(pool: StoragePool, usable: bigint, free: bigint): Omi
 
 /** Conditions in a fixed order (Ready first), so a status never differs by order alone. */
 function orderConditions(conditions: Condition[]): Condition[] {
-  const order = ['Ready', 'DisksHealthy', 'ReplicationSatisfiable', 'CapacityAvailable', 'DriverReady'];
+  const order = ['Ready', 'DisksHealthy', 'ReplicationSatisfiable', 'CapacityAvailable', 'DriverReady', 'SnapshotsAvailable'];
   const rank = (t: string): number => (order.includes(t) ? order.indexOf(t) : order.length);
   return [...conditions].sort((a, b) => rank(a.type) - rank(b.type) || a.type.localeCompare(b.type));
 }

@@ -1,0 +1,138 @@
+// The cluster's snapshot-controller and the csi-snapshotter sidecar, played by the test the way they
+// work (neither image can be pulled here), plus the external-provisioner's restore and clone paths.
+// Read from kubernetes-csi/external-snapshotter and external-provisioner with the search tool; each
+// step names what it plays:
+//
+//   external-snapshotter pkg/common-controller/snapshot_controller.go
+//     syncUnreadySnapshot / createSnapshotContent  → takeSnapshot: a VolumeSnapshotContent named
+//       `snapcontent-<VolumeSnapshot UID>` (pkg/utils/util.go GetDynamicSnapshotContentNameForSnapshot)
+//       with spec.volumeSnapshotRef (kind, namespace, name, uid), spec.source.volumeHandle (the PV's
+//       csi.volumeHandle), driver, deletionPolicy and volumeSnapshotClassName from the class
+//     checkandAddSnapshotFinalizers / addContentFinalizer → finalizers
+//       snapshot.storage.kubernetes.io/volumesnapshot-as-source-protection and
+//       …/volumesnapshot-bound-protection on the VolumeSnapshot, …/volumesnapshotcontent-bound-protection
+//       on the content, …/pvc-as-source-protection on the source PVC while the snapshot is being cut
+//     updateSnapshotStatus → VolumeSnapshot status: boundVolumeSnapshotContentName, creationTime,
+//       readyToUse, restoreSize (from the content's status)
+//   external-snapshotter pkg/sidecar-controller/snapshot_controller.go
+//     createSnapshotWrapper → annotation snapshot.storage.kubernetes.io/volumesnapshot-being-created
+//       set before the call; CreateSnapshot named `snapshot-<VolumeSnapshot UID>` (utils.MakeSnapshotName
+//       with the default --snapshot-name-prefix) for the content's volumeHandle, with the class's
+//       parameters; the annotation removed after a success
+//     updateSnapshotContentStatus → content status: snapshotHandle, creationTime (Unix ns),
+//       restoreSize (size_bytes), readyToUse
+//     deleteCSISnapshotOperation (content deleted, deletionPolicy Delete) → DeleteSnapshot, then the
+//       content's finalizer removed
+//   external-provisioner pkg/controller/controller.go
+//     getSnapshotSource → restore: the VolumeSnapshot must be readyToUse and bound; its content's
+//       status.snapshotHandle becomes volume_content_source.snapshot; a request below restoreSize is an error
+//     getPVCSource → clone: the source PVC must be Bound, in the claim's namespace and StorageClass,
+//       no bigger than the request; its PV's volumeHandle becomes volume_content_source.volume
+
+import type { KubeClient } from '../../src/kube/client.js';
+import type { KubeObject } from '../../src/kube/types.js';
+import { PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS } from '../../src/kube/resources.js';
+import type { ResourceType } from '../../src/kube/resources.js';
+import { DRIVER_NAME } from '../../src/csi/identity.js';
+import { VOLUME_SNAPSHOT_CLASSES } from '../../src/operator/storagepool/snapshot-class.js';
+import { call, type CsiClient } from '../csi/fixture.js';
+
+export const VOLUME_SNAPSHOTS: ResourceType = { group: 'snapshot.storage.k8s.io', version: 'v1', plural: 'volumesnapshots', kind: 'VolumeSnapshot', namespaced: true };
+export const VOLUME_SNAPSHOT_CONTENTS: ResourceType = { group: 'snapshot.storage.k8s.io', version: 'v1', plural: 'volumesnapshotcontents', kind: 'VolumeSnapshotContent', namespaced: false };
+
+const FINALIZER = {
+  content: 'snapshot.storage.kubernetes.io/volumesnapshotcontent-bound-protection',
+  bound: 'snapshot.storage.kubernetes.io/volumesnapshot-bound-protection',
+  asSource: 'snapshot.storage.kubernetes.io/volumesnapshot-as-source-protection',
+  pvc: 'snapshot.storage.kubernetes.io/pvc-as-source-protection',
+} as const;
+const BEING_CREATED = 'snapshot.storage.kubernetes.io/volumesnapshot-being-created';
+
+type Any = KubeObject & Record<string, any>;
+
+/** A user's VolumeSnapshot of `pvc`, then the snapshot-controller's and csi-snapshotter's work until it is ready to use. */
+export async function takeSnapshot(opts: { client: KubeClient; controller: CsiClient; namespace: string; name: string; pvc: string; className: string }): Promise<{ content: string; snapshotHandle: string; restoreSize: string }> {
+  const { client, namespace } = opts;
+  // The user.
+  const vs = await client.create<Any>(VOLUME_SNAPSHOTS, {
+    apiVersion: 'snapshot.storage.k8s.io/v1', kind: 'VolumeSnapshot', metadata: { name: opts.name, namespace },
+    spec: { volumeSnapshotClassName: opts.className, source: { persistentVolumeClaimName: opts.pvc } },
+  });
+  // snapshot-controller: finalizers, then the content.
+  await client.mergePatch(VOLUME_SNAPSHOTS, opts.name, { metadata: { finalizers: [FINALIZER.asSource, FINALIZER.bound] } }, { namespace });
+  const pvc = await client.get<Any>(PERSISTENT_VOLUME_CLAIMS, opts.pvc, namespace);
+  await client.mergePatch(PERSISTENT_VOLUME_CLAIMS, opts.pvc, { metadata: { finalizers: [...(pvc.metadata.finalizers ?? []), FINALIZER.pvc] } }, { namespace });
+  const pv = await client.get<Any>(PERSISTENT_VOLUMES, pvc.spec.volumeName);
+  const cls = await client.get<Any>(VOLUME_SNAPSHOT_CLASSES, opts.className);
+  const contentName = `snapcontent-${vs.metadata.uid}`;
+  await client.create(VOLUME_SNAPSHOT_CONTENTS, {
+    apiVersion: 'snapshot.storage.k8s.io/v1', kind: 'VolumeSnapshotContent',
+    metadata: { name: contentName, finalizers: [FINALIZER.content] },
+    spec: {
+      volumeSnapshotRef: { apiVersion: 'snapshot.storage.k8s.io/v1', kind: 'VolumeSnapshot', namespace, name: opts.name, uid: vs.metadata.uid },
+      source: { volumeHandle: pv.spec.csi.volumeHandle },
+      driver: cls.driver, deletionPolicy: cls.deletionPolicy, volumeSnapshotClassName: opts.className,
+    },
+  } as Any);
+  // csi-snapshotter: annotate, call, report.
+  await client.mergePatch(VOLUME_SNAPSHOT_CONTENTS, contentName, { metadata: { annotations: { [BEING_CREATED]: 'yes' } } });
+  const res = await call(opts.controller, 'CreateSnapshot', { name: `snapshot-${vs.metadata.uid}`, source_volume_id: pv.spec.csi.volumeHandle, parameters: cls.parameters ?? {} });
+  const snap = res.snapshot;
+  await client.mergePatch(VOLUME_SNAPSHOT_CONTENTS, contentName, { metadata: { annotations: { [BEING_CREATED]: null } } });
+  const creationNs = (BigInt(snap.creation_time.seconds) * 1_000_000_000n + BigInt(snap.creation_time.nanos)).toString();
+  await client.mergePatch(VOLUME_SNAPSHOT_CONTENTS, contentName, {
+    status: { snapshotHandle: snap.snapshot_id, creationTime: Number(creationNs), restoreSize: Number(snap.size_bytes), readyToUse: snap.ready_to_use },
+  }, { subresource: 'status' });
+  // snapshot-controller: the snapshot is bound and ready; the PVC is no longer a source being cut.
+  await client.mergePatch(VOLUME_SNAPSHOTS, opts.name, {
+    status: {
+      boundVolumeSnapshotContentName: contentName,
+      creationTime: new Date(Number(BigInt(creationNs) / 1_000_000n)).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      readyToUse: snap.ready_to_use, restoreSize: String(snap.size_bytes),
+    },
+  }, { namespace, subresource: 'status' });
+  const after = await client.get<Any>(PERSISTENT_VOLUME_CLAIMS, opts.pvc, namespace);
+  await client.mergePatch(PERSISTENT_VOLUME_CLAIMS, opts.pvc, { metadata: { finalizers: (after.metadata.finalizers ?? []).filter((f: string) => f !== FINALIZER.pvc) } }, { namespace });
+  return { content: contentName, snapshotHandle: snap.snapshot_id, restoreSize: String(snap.size_bytes) };
+}
+
+/** The user deletes the VolumeSnapshot; the controllers delete the content and (deletionPolicy Delete) the snapshot. */
+export async function deleteSnapshot(opts: { client: KubeClient; controller: CsiClient; namespace: string; name: string }): Promise<void> {
+  const { client, namespace } = opts;
+  const vs = await client.get<Any>(VOLUME_SNAPSHOTS, opts.name, namespace);
+  await client.delete(VOLUME_SNAPSHOTS, opts.name, { namespace });
+  const contentName: string = vs.status.boundVolumeSnapshotContentName;
+  const content = await client.get<Any>(VOLUME_SNAPSHOT_CONTENTS, contentName);
+  if (content.spec.deletionPolicy === 'Delete') {
+    await client.delete(VOLUME_SNAPSHOT_CONTENTS, contentName);
+    await call(opts.controller, 'DeleteSnapshot', { snapshot_id: content.status.snapshotHandle });
+    await client.mergePatch(VOLUME_SNAPSHOT_CONTENTS, contentName, { metadata: { finalizers: null } });
+  }
+  await client.mergePatch(VOLUME_SNAPSHOTS, opts.name, { metadata: { finalizers: null } }, { namespace });
+}
+
+/**
+ * external-provisioner's content source for a claim with `spec.dataSource`: a VolumeSnapshot
+ * (restore) or a PersistentVolumeClaim (clone). Returned as CreateVolume's volume_content_source.
+ */
+export async function contentSourceOf(client: KubeClient, claim: Any, requiredBytes: bigint): Promise<Record<string, unknown> | undefined> {
+  const ds = claim.spec.dataSource;
+  if (!ds) return undefined;
+  const namespace = claim.metadata.namespace;
+  if (ds.kind === 'VolumeSnapshot') {
+    const vs = await client.get<Any>(VOLUME_SNAPSHOTS, ds.name, namespace);
+    if (!vs.status?.readyToUse || !vs.status.boundVolumeSnapshotContentName) throw new Error(`snapshot ${ds.name} is not ready to use`);
+    const content = await client.get<Any>(VOLUME_SNAPSHOT_CONTENTS, vs.status.boundVolumeSnapshotContentName);
+    if (content.spec.driver !== DRIVER_NAME) throw new Error(`snapshot ${ds.name} belongs to driver ${content.spec.driver}`);
+    if (requiredBytes < BigInt(content.status.restoreSize)) throw new Error(`requested volume size ${requiredBytes} is less than the size ${content.status.restoreSize} for the source snapshot ${ds.name}`);
+    return { snapshot: { snapshot_id: content.status.snapshotHandle } };
+  }
+  if (ds.kind === 'PersistentVolumeClaim') {
+    const source = await client.get<Any>(PERSISTENT_VOLUME_CLAIMS, ds.name, namespace);
+    if (source.status?.phase !== 'Bound') throw new Error(`the source claim ${ds.name} is not bound`);
+    if (source.spec.storageClassName !== claim.spec.storageClassName) throw new Error(`the source claim ${ds.name} has another StorageClass`);
+    const pv = await client.get<Any>(PERSISTENT_VOLUMES, source.spec.volumeName);
+    return { volume: { volume_id: pv.spec.csi.volumeHandle } };
+  }
+  throw new Error(`dataSource kind ${ds.kind} is not played here`);
+}
