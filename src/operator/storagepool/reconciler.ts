@@ -2,13 +2,12 @@ import { API_VERSION, type Problem } from '../../crds/meta.js';
 import type { DiskClaim, DiskWipe, NodeDisk } from '../../crds/nodedisk.js';
 import { NODE_DISKS, STORAGE_POOLS } from '../../crds/resource-types.js';
 import { validateObject, withDefaults } from '../../crds/validation.js';
-import { ApiError } from '../../kube/api-error.js';
 import type { KubeClient } from '../../kube/client.js';
-import { PERSISTENT_VOLUMES, STORAGE_CLASSES } from '../../kube/resources.js';
+import { STORAGE_CLASSES } from '../../kube/resources.js';
 import type { Condition, Node, PersistentVolume } from '../../kube/types.js';
 import { forEachLimit } from '../../util/concurrency.js';
 import { logger } from '../../util/logger.js';
-import { HOSTNAME_LABEL, POOL_FINALIZER, POOL_LABEL } from '../../crds/labels.js';
+import { POOL_FINALIZER, POOL_LABEL } from '../../crds/labels.js';
 import type { Applier } from '../../runtime/apply.js';
 import { jsonEqual } from '../../runtime/apply.js';
 import { nowTimestamp } from '../../runtime/conditions.js';
@@ -16,10 +15,12 @@ import type { ReconcileResult, Reconciler } from '../../runtime/controller.js';
 import type { EventBatch, EventRecorder } from '../../runtime/events.js';
 import { addFinalizer, hasFinalizer, removeFinalizer } from '../../runtime/finalizers.js';
 import { claimRefName, desiredClaim, planDisks, sameClaim, type DiskPlan } from './disk-plan.js';
-import { isInUse, isRetained, LOCAL_PV_OPTIONAL_FIELDS, persistentVolumeName, phaseOf, renderLocalPv } from './persistent-volume.js';
+import { isInUse, isRetained, persistentVolumeName } from './persistent-volume.js';
 import { observeDynamicPool } from './dynamic.js';
+import { LocalVolumes } from './local-volumes.js';
+import { WRITE_CONCURRENCY, WriteBudget } from './write-budget.js';
 import { candidateDisks, disksOf, indexPoolCaches, volumesOf, type Pool, type PoolCaches } from './pool-caches.js';
-import { isReadyDisk, poolStatus, type PoolObservation } from './status.js';
+import { poolStatus, type PoolObservation } from './status.js';
 import { immutableDifferences, isOwnedBy, renderStorageClass, STORAGE_CLASS_OPTIONAL_FIELDS, storageClassName } from './storage-class.js';
 import { driverCondition, type DriverHealth } from '../driver-stack/health.js';
 import { unsupportedReason, type KubernetesVersion } from '../driver-stack/sidecars.js';
@@ -31,11 +32,6 @@ export interface DriverSource {
 }
 import { isSnapshotClassOf, renderSnapshotClass, VOLUME_SNAPSHOT_CLASSES, type SnapshotClassObservation, type VolumeSnapshotClass } from './snapshot-class.js';
 
-/**
- * Writes one reconcile sends at once (claims, PVs). The client's connection pool (32 sockets)
- * bounds what all reconciles send together, so a big pool's turn is a couple of round trips.
- */
-const WRITE_CONCURRENCY = 32;
 /**
  * Claims, releases and PV writes one reconcile of a pool sends before it yields its worker and
  * goes to the back of the queue: pools take turns, so one pool of thousands of disks does not
@@ -58,14 +54,6 @@ export interface PoolTurns {
 
 export type { Disk, Pool, PoolCaches } from './pool-caches.js';
 
-/** What a PV was last found up to date against; any change to one of these means checking again. */
-interface VerifiedAgainst {
-  readonly disk: NodeDisk;
-  readonly poolUid: string | undefined;
-  readonly poolGeneration: number | undefined;
-  readonly hostname: string;
-}
-
 /**
  * Reconciles one StoragePool by the claim protocol (DESIGN §2): validates the spec (older API
  * servers drop the CRD's CEL rules), keeps the pool's StorageClass, claims and releases disks on
@@ -78,13 +66,7 @@ export class StoragePoolReconciler implements Reconciler {
   private readonly log = logger('storagepool');
   /** Warnings about standing situations (conflicts) are emitted once per operator run, not per resync. */
   private readonly warned = new Set<string>();
-  /**
-   * PVs found equal to their rendering, keyed by the cached PV object itself: the informer replaces
-   * that object on any change, so an edited PV misses here and is checked (and repaired) again, and
-   * entries go away with the objects. A converged pool's reconcile then renders nothing.
-   */
-  private readonly verified = new WeakMap<PersistentVolume, VerifiedAgainst>();
-
+  private readonly localVolumes: LocalVolumes;
   constructor(
     private readonly caches: PoolCaches,
     private readonly applier: Applier,
@@ -94,6 +76,7 @@ export class StoragePoolReconciler implements Reconciler {
     private readonly driver?: DriverSource,
   ) {
     indexPoolCaches(caches);
+    this.localVolumes = new LocalVolumes(applier, (disk, intent, conditional) => this.applyIntent(disk, intent, conditional), this.warned, turns.firstTurnWrites);
   }
 
   private get client(): KubeClient {
@@ -139,7 +122,7 @@ export class StoragePoolReconciler implements Reconciler {
     const budget = new WriteBudget(this.turns.writesPerTurn);
     const claimedNow = await this.claimDisks(pool, plan, budget, events);
     await this.releaseDisks(pool, budget.take(plan.release), volumes, events);
-    if (pool.spec.mode === 'Local') await this.reconcileLocalVolumes(pool, plan.keep, volumes, nodes, budget, events);
+    if (pool.spec.mode === 'Local') await this.localVolumes.reconcile(pool, plan.keep, volumes, nodes, budget, events);
     this.warnAboutConflicts(pool, plan, events);
 
     const claimed = [...plan.keep, ...plan.held.map((h) => h.disk)];
@@ -242,7 +225,7 @@ export class StoragePoolReconciler implements Reconciler {
   private async releaseDisks(pool: Pool, disks: readonly NodeDisk[], volumes: ReadonlyMap<string, PersistentVolume>, events: EventBatch): Promise<void> {
     await forEachLimit(disks, WRITE_CONCURRENCY, async (disk) => {
       const pv = volumes.get(persistentVolumeName(disk.metadata.name));
-      if (pv && !(await this.retireVolume(pool, disk, pv, 'the disk leaves the pool', events))) return;
+      if (pv && !(await this.localVolumes.retire(pool, disk, pv, 'the disk leaves the pool', events))) return;
       await this.applyIntent(disk, {}, false);
       events.add('Normal', 'DiskReleased', `released disk ${disk.metadata.name} on node ${disk.spec.nodeName}; the agent removes Stowage's filesystem from it`);
     });
@@ -277,109 +260,6 @@ export class StoragePoolReconciler implements Reconciler {
   }
 
   // ---- local volumes ------------------------------------------------------------------------
-
-  /**
-   * One PV per ready disk the pool keeps. Decides first, from the caches alone, what each disk's
-   * volume needs; then sends at most the budget's worth of those writes.
-   */
-  private async reconcileLocalVolumes(
-    pool: Pool, disks: readonly NodeDisk[], volumes: ReadonlyMap<string, PersistentVolume>, nodes: ReadonlyMap<string, Node>,
-    budget: WriteBudget, events: EventBatch,
-  ): Promise<void> {
-    const creates: VolumeWork[] = [];
-    const others: VolumeWork[] = [];
-    for (const disk of disks) {
-      const work = this.volumeWork(pool, disk, volumes.get(persistentVolumeName(disk.metadata.name)), nodes);
-      if (work) (work.kind === 'create' ? creates : others).push(work);
-    }
-    const todo = [...budget.take(others), ...budget.take(creates, volumes.size === 0 ? this.turns.firstTurnWrites : Infinity)];
-    await forEachLimit(todo, WRITE_CONCURRENCY, async (work) => {
-      const { disk } = work;
-      switch (work.kind) {
-        case 'create':
-          if (disk.spec.wipe) await this.applyIntent(disk, { claim: disk.spec.claim! }, false); // the recycled volume is gone
-          // A plain create under the operator's field manager: the API server does less work for
-          // it than for an apply of a new object, which counts when thousands of disks come up at
-          // once. Later changes are applied (and take these fields over) as for any other PV.
-          await this.client.create(PERSISTENT_VOLUMES, work.desired, { fieldManager: this.applier.fieldManager }).catch(async (err: unknown) => {
-            // Created meanwhile (our cache had not seen it yet): make sure it says what it should.
-            if (!ApiError.isAlreadyExists(err)) throw err;
-            await this.client.apply(PERSISTENT_VOLUMES, work.desired, { fieldManager: this.applier.fieldManager, force: true });
-          });
-          events.add('Normal', 'PersistentVolumeCreated',
-            `created PersistentVolume ${work.desired.metadata.name} (${work.desired.spec.capacity?.storage}) on node ${disk.spec.nodeName} from disk ${disk.metadata.name}`);
-          return;
-        case 'forget-wipe':
-          await this.applyIntent(disk, { claim: disk.spec.claim! }, false); // the recycled volume is gone
-          return;
-        case 'recycle':
-          await this.retireVolume(pool, disk, work.pv, 'its claim was deleted', events);
-          return;
-        case 'withdraw':
-          await this.deleteVolume(work.pv, `disk ${disk.metadata.name} is not ready (missing, unhealthy or unprepared); the volume comes back when it is`, 'VolumeWithdrawn', events);
-          return;
-        case 'update':
-          await this.applier.apply(PERSISTENT_VOLUMES, work.desired, work.pv, LOCAL_PV_OPTIONAL_FIELDS);
-      }
-    });
-  }
-
-  /** What the PV of one kept disk needs, or undefined when nothing (remembering PVs found up to date). */
-  private volumeWork(pool: Pool, disk: NodeDisk, pv: PersistentVolume | undefined, nodes: ReadonlyMap<string, Node>): VolumeWork | undefined {
-    const hostname = nodes.get(disk.spec.nodeName)?.metadata.labels?.[HOSTNAME_LABEL] ?? disk.spec.nodeName;
-    const against: VerifiedAgainst = { disk, poolUid: pool.metadata.uid, poolGeneration: pool.metadata.generation, hostname };
-    if (pv && isSameVerification(this.verified.get(pv), against)) return undefined;
-    const desired = isReadyDisk(disk) ? renderLocalPv(pool, disk, hostname) : undefined;
-    if (!pv) {
-      if (desired) return { kind: 'create', disk, desired };
-      return disk.spec.wipe ? { kind: 'forget-wipe', disk } : undefined;
-    }
-    const phase = phaseOf(pv);
-    if (pv.metadata.deletionTimestamp || isInUse(pv) || isRetained(pv) || phase === 'Failed') return undefined;
-    if (phase === 'Released') return { kind: 'recycle', disk, pv };
-    if (!desired) return { kind: 'withdraw', disk, pv };
-    if (this.applier.isCurrent(desired, pv, LOCAL_PV_OPTIONAL_FIELDS)) {
-      this.verified.set(pv, against);
-      return undefined;
-    }
-    return { kind: 'update', disk, desired, pv };
-  }
-
-  /**
-   * Takes an unused PV out of service. A Released PV with reclaimPolicy Delete is wiped first: the
-   * wipe request carries the PV's UID and only a wipe result for that UID counts, so a recreated
-   * PV can never skip its wipe. Returns true once the PV is gone.
-   */
-  private async retireVolume(pool: Pool, disk: NodeDisk, pv: PersistentVolume, why: string, events: EventBatch): Promise<boolean> {
-    if (pv.metadata.deletionTimestamp) return false; // going; the deletion event brings us back
-    if (phaseOf(pv) === 'Released' && pv.spec.persistentVolumeReclaimPolicy === 'Delete') {
-      const uid = pv.metadata.uid!;
-      const last = disk.status?.lastWipe;
-      if (last?.volumeUID !== uid || last.result !== 'Succeeded') {
-        if (disk.spec.wipe?.volumeUID !== uid) {
-          const method = pool.spec.local?.cleanup ?? 'quick';
-          await this.applyIntent(disk, { claim: disk.spec.claim!, wipe: { volumeUID: uid, method } }, false);
-          events.add('Normal', 'WipeRequested',
-            `requested a ${method} wipe of disk ${disk.metadata.name} for PersistentVolume ${pv.metadata.name} (uid ${uid}): ${why}`);
-        } else if (last?.volumeUID === uid && last.result === 'Failed' && !this.warned.has(`wipe/${uid}/${last.time}`)) {
-          this.warned.add(`wipe/${uid}/${last.time}`);
-          events.add('Warning', 'WipeFailed',
-            `the wipe of disk ${disk.metadata.name} for PersistentVolume ${pv.metadata.name} failed: ${last.message ?? 'no details'}; the agent retries and the volume is not reused until it succeeds`);
-        }
-        return false;
-      }
-    }
-    await this.deleteVolume(pv, why, phaseOf(pv) === 'Released' ? 'PersistentVolumeRecycled' : 'PersistentVolumeDeleted', events);
-    return true;
-  }
-
-  private async deleteVolume(pv: PersistentVolume, why: string, reason: string, events: EventBatch): Promise<void> {
-    // Already on its way out (held by the pv-protection finalizer for a moment): nothing to do.
-    if (pv.metadata.deletionTimestamp) return;
-    // uid + resourceVersion: if the PV was bound (or recreated) since our cache saw it, the API server refuses.
-    const deleted = await this.client.delete(PERSISTENT_VOLUMES, pv.metadata.name!, { uid: pv.metadata.uid!, resourceVersion: pv.metadata.resourceVersion! });
-    if (deleted) events.add('Normal', reason, `deleted PersistentVolume ${pv.metadata.name}: ${why}`);
-  }
 
   // ---- deletion -----------------------------------------------------------------------------
 
@@ -420,8 +300,8 @@ export class StoragePoolReconciler implements Reconciler {
     let pending = false;
     await forEachLimit([...volumes.values()], WRITE_CONCURRENCY, async (pv) => {
       const disk = byDisk.get(pv.metadata.name!);
-      if (disk) pending = !(await this.retireVolume(pool, disk, pv, 'the pool is being deleted', events)) || pending;
-      else await this.deleteVolume(pv, 'the pool is being deleted', 'PersistentVolumeDeleted', events);
+      if (disk) pending = !(await this.localVolumes.retire(pool, disk, pv, 'the pool is being deleted', events)) || pending;
+      else await this.localVolumes.delete(pv, 'the pool is being deleted', 'PersistentVolumeDeleted', events);
     });
     if (pending) return {}; // waiting for wipes; the agent's report wakes us
     await this.releaseDisks(pool, disks.filter((d) => !volumes.has(persistentVolumeName(d.metadata.name))), new Map(), events);
@@ -486,32 +366,6 @@ function announceTransitions(before: readonly Condition[] | undefined, after: re
   const ready = after?.find((c) => c.type === 'Ready');
   const wasReady = before?.find((c) => c.type === 'Ready');
   if (ready?.reason === 'UnsupportedKubernetes' && wasReady?.reason !== 'UnsupportedKubernetes') events.add('Warning', 'UnsupportedKubernetes', ready.message);
-}
-
-/** The write one kept disk's PV needs. */
-type VolumeWork =
-  | { readonly kind: 'create'; readonly disk: NodeDisk; readonly desired: PersistentVolume }
-  | { readonly kind: 'update'; readonly disk: NodeDisk; readonly desired: PersistentVolume; readonly pv: PersistentVolume }
-  | { readonly kind: 'recycle' | 'withdraw'; readonly disk: NodeDisk; readonly pv: PersistentVolume }
-  | { readonly kind: 'forget-wipe'; readonly disk: NodeDisk };
-
-/** How many writes a reconcile may still send; remembers whether it had to leave work for later. */
-class WriteBudget {
-  deferred = false;
-
-  constructor(private left: number) {}
-
-  /** The first items the budget (and `limit`) allows, spending it. */
-  take<T>(items: readonly T[], limit = Infinity): T[] {
-    const n = Math.max(0, Math.min(items.length, this.left, limit));
-    this.left -= n;
-    if (n < items.length) this.deferred = true;
-    return items.slice(0, n);
-  }
-}
-
-function isSameVerification(a: VerifiedAgainst | undefined, b: VerifiedAgainst): boolean {
-  return a !== undefined && a.disk === b.disk && a.poolUid === b.poolUid && a.poolGeneration === b.poolGeneration && a.hostname === b.hostname;
 }
 
 function describeClaim(claim: NonNullable<NodeDisk['spec']['claim']>): string {
