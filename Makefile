@@ -39,7 +39,7 @@ test-deps: ## Install Debian packages and build (once, cached) the local control
 	bash hack/install-test-deps.sh >/dev/null
 
 .PHONY: test
-test: test-deps build ## Run all tests (unit, and integration against a real local control plane).
+test: test-deps build image ## Run all tests (unit, integration against a real local control plane, the image as pods on a real kubelet).
 	STOWAGE_TEST_HYGIENE=1 STOWAGE_LOG_LEVEL=$(STOWAGE_LOG_LEVEL) $(NODE) node_modules/mocha/bin/mocha.js $(MOCHA_ARGS)
 
 .PHONY: run
