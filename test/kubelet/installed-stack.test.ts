@@ -9,18 +9,24 @@
 
 import { expect } from 'chai';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { mkdtemp, rm, rmdir } from 'node:fs/promises';
+import { mkdtemp, rm, rmdir, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { KubeClient } from '../../src/kube/client.js';
-import { DAEMON_SETS, LEASES, NAMESPACES, PODS } from '../../src/kube/resources.js';
-import { AGENT_ROOT, DRIVER_NAME, KUBELET_DIR, NODE_DAEMONSET } from '../../src/operator/driver-stack/render.js';
+import { DAEMON_SETS, DEPLOYMENTS, LEASES, NAMESPACES, PODS } from '../../src/kube/resources.js';
+import * as grpc from '@grpc/grpc-js';
+import { STORAGE_POOLS } from '../../src/crds/resource-types.js';
+import { csiV1 } from '../../src/csi/grpc.js';
+import { TOPOLOGY_KEY } from '../../src/csi/identity.js';
+import { AGENT_ROOT, CSI_CONTROLLER_DEPLOYMENT, DRIVER_NAME, KUBELET_DIR, NODE_DAEMONSET } from '../../src/operator/driver-stack/render.js';
+import { REAL_NODE_TAINT } from '../cluster/kubelet-node.js';
+import { call, codeOf, type CsiClient } from '../csi/fixture.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { shareHostPaths } from '../cluster/host-propagation.js';
 import { importStowageImage, removeStowageImages, stowageImageArchive } from '../cluster/kubelet-images.js';
 import type { KubeletNode } from '../cluster/kubelet-node.js';
 import { sharedKubeletNode } from '../cluster/kubelet-shared.js';
-import { adminClient, waitFor } from '../support/cluster.js';
+import { adminClient, deletePoolForcibly, uniqueName, waitFor } from '../support/cluster.js';
 import { TEST_NETWORK_FIELD_MANAGER, networkPatch, writeInstalledOverlay } from './installed-overlay.js';
 import { playLivenessProbe, type PlayedLivenessProbe } from './livenessprobe-play.js';
 import { podLog } from './pods.js';
@@ -32,6 +38,9 @@ const LEASE = 'stowage-operator';
 const OPERATOR_SELECTOR = 'app.kubernetes.io/name=stowage,app.kubernetes.io/component=operator';
 const NODE_SELECTOR = 'app.kubernetes.io/name=stowage,app.kubernetes.io/component=node';
 const NODE_CONTAINER = 'stowage-node';
+const CONTROLLER_SELECTOR = 'app.kubernetes.io/name=stowage,app.kubernetes.io/component=csi-controller';
+const CONTROLLER_CONTAINER = 'stowage-csi-controller';
+const MOUNT_CAPABILITY = { mount: { fs_type: '', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
 const CLI = '/opt/stowage/dist/src/cli/main.js';
 const WAIT_MS = 150_000;
 /** The node plugin's CSI socket as the host (and kubelet) sees it: the DaemonSet's plugin-dir hostPath. */
@@ -103,7 +112,12 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
   let createdHostPaths: string[] = [];
   let unshare: (() => Promise<void>) | undefined;
   let liveness: PlayedLivenessProbe | undefined;
+  /** The socket the played livenessprobe probes: the host network has one port 9808 for both pods, which run one after the other here. */
+  let livenessTarget = PLUGIN_SOCKET;
   const podUids = new Set<string>();
+  const dynamicPool = uniqueName('installed-dyn');
+  let poolCreated = false;
+  const csiClients: CsiClient[] = [];
   const ports = { metrics: 0, probe: 0 };
 
   const kubectl = async (...args: string[]): Promise<string> => {
@@ -170,7 +184,7 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     loopsBefore = loopDevices();
     createdHostPaths = HOST_PATHS_CREATED.filter((d) => !existsSync(d));
     unshare = await shareHostPaths(PROPAGATED_HOST_PATHS);
-    liveness = await playLivenessProbe(PLUGIN_SOCKET);
+    liveness = await playLivenessProbe(() => livenessTarget);
     const version = stowageImageArchive().version;
     rollRef = `localhost/stowage:${version}-roll`;
     ({ ref: imageRef, digest } = await importStowageImage(node.containerdSocket, [rollRef]));
@@ -180,6 +194,8 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
   });
 
   after(async function () {
+    for (const c of csiClients) c.close();
+    if (admin && poolCreated) await deletePoolForcibly(admin, dynamicPool).catch(() => undefined);
     if (cp && work && existsSync(path.join(overlay, 'kustomization.yaml'))) {
       await cp.kubectl(['delete', '-k', overlay, '--ignore-not-found', '--wait=true'], { timeoutMs: 240_000 }).catch(() => undefined);
       await waitFor(`namespace ${NS} to be gone`, async () => !(await admin.getIfExists(NAMESPACES, NS)), WAIT_MS, 500).catch(() => undefined);
@@ -215,6 +231,74 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     }, 60_000, 500);
     expect(lease.spec.holderIdentity).to.equal(started.identity);
   });
+
+  it('a Dynamic pool: the operator deploys the CSI controller, and the containerised `stowage csi-controller` answers on the socket in its pod', async function () {
+    try {
+      await dynamicPoolController();
+    } finally {
+      livenessTarget = PLUGIN_SOCKET;
+    }
+  });
+
+  async function dynamicPoolController(): Promise<void> {
+    await admin.create(STORAGE_POOLS, {
+      apiVersion: 'stowage.dev/v1alpha1',
+      kind: 'StoragePool',
+      metadata: { name: dynamicPool },
+      // No disk carries this label: the pool has no capacity anywhere, which the controller must say.
+      spec: { mode: 'Dynamic', disks: { selector: { matchLabels: { 'stowage.dev/test-pool': dynamicPool } } }, replicated: { size: 1 } },
+    } as any);
+    poolCreated = true;
+    await waitFor(`the operator to create Deployment ${NS}/${CSI_CONTROLLER_DEPLOYMENT}`, () => admin.getIfExists(DEPLOYMENTS, CSI_CONTROLLER_DEPLOYMENT, NS), WAIT_MS, 500);
+    // The host network (installed-overlay.ts) and, as for the operator, the real node's taint: the
+    // rendered Deployment has no placement of its own, and the real node is the only one with a kubelet.
+    const patch = networkPatch('Deployment', CSI_CONTROLLER_DEPLOYMENT, NS, [CONTROLLER_CONTAINER], cp.server) as any;
+    patch.spec.template.spec.nodeSelector = { 'kubernetes.io/hostname': node.nodeName };
+    patch.spec.template.spec.tolerations = [{ ...REAL_NODE_TAINT, operator: 'Equal' }];
+    await admin.apply(DEPLOYMENTS, patch, { fieldManager: TEST_NETWORK_FIELD_MANAGER, force: true });
+    const pod = await runningPod(CONTROLLER_SELECTOR, CONTROLLER_CONTAINER, 'the stowage-csi-controller container to run on the real node', (p) => p.spec.hostNetwork === true);
+    expect(pod.spec.containers.find((c: any) => c.name === CONTROLLER_CONTAINER).image).to.equal(imageRef);
+    const [proc] = stowageProcesses('csi-controller');
+    expect(proc, 'the containerised `stowage csi-controller` process on the host').to.not.equal(undefined);
+    expect(readFileSync(`/proc/${proc!.pid}/status`, 'utf8')).to.match(/^Uid:\s+65532\s/m);
+    // Its socket is in the pod's emptyDir, which kubelet keeps under its pod directory on the host:
+    // where the sidecars would reach it, and where this test does.
+    const podSocket = `${node.rootDir}/pods/${pod.metadata.uid}/volumes/kubernetes.io~empty-dir/socket-dir/csi.sock`;
+    await waitFor(`the controller's socket ${podSocket}`, () => existsSync(podSocket), 60_000, 500);
+    // That path is longer than a Unix socket address may be (108 bytes); the sidecars see it as
+    // /csi/csi.sock, the test through a short symlink to the same directory.
+    const socket = path.join(work!, 'ctl', 'csi.sock');
+    await symlink(path.dirname(podSocket), path.join(work!, 'ctl'));
+    livenessTarget = socket;
+    const v1 = csiV1() as any;
+    const creds = grpc.credentials.createInsecure();
+    const identity: CsiClient = new v1.Identity(`unix://${socket}`, creds);
+    const controller: CsiClient = new v1.Controller(`unix://${socket}`, creds);
+    csiClients.push(identity, controller);
+    expect((await call(identity, 'GetPluginInfo', {})).name).to.equal(DRIVER_NAME);
+    // Ready once its caches are synced: it lists and watches through the API with its own token.
+    await waitFor('the controller to be ready', async () => (await call(identity, 'Probe', {})).ready?.value === true, 60_000, 500);
+    expect((await call(controller, 'ControllerGetCapabilities', {})).capabilities).to.have.length(4);
+    // It sees the pool the test created (a pool that does not exist is refused differently).
+    const topology = [{ segments: { [TOPOLOGY_KEY]: node.nodeName } }];
+    const create = (pool: string) =>
+      call(controller, 'CreateVolume', {
+        name: `pvc-${uniqueName('installed')}`,
+        capacity_range: { required_bytes: String(64 << 20) },
+        volume_capabilities: [MOUNT_CAPABILITY],
+        parameters: { pool },
+        accessibility_requirements: { requisite: topology, preferred: topology },
+      });
+    expect(await codeOf(create(dynamicPool))).to.equal('RESOURCE_EXHAUSTED');
+    expect(await codeOf(create(`${dynamicPool}-missing`))).to.equal('INVALID_ARGUMENT');
+    for (const c of csiClients.splice(0)) c.close();
+    // The uninstall starts with the pools (README): the operator then removes the CSI parts.
+    await admin.delete(STORAGE_POOLS, dynamicPool);
+    await waitFor(`pool ${dynamicPool} to be gone`, async () => !(await admin.getIfExists(STORAGE_POOLS, dynamicPool)), WAIT_MS, 500);
+    poolCreated = false;
+    await waitFor('the operator to remove the CSI controller', async () => !(await admin.getIfExists(DEPLOYMENTS, CSI_CONTROLLER_DEPLOYMENT, NS)), WAIT_MS, 500);
+    await waitFor('the CSI controller pod to be gone', async () => (await podsOf(CONTROLLER_SELECTOR)).length === 0, WAIT_MS, 500);
+  }
 
   it('the operator deploys the node DaemonSet; kubelet runs `stowage node` privileged, as root, with /var/lib/kubelet Bidirectional', async function () {
     await patchNodeNetwork();

@@ -23,7 +23,8 @@ export interface PlayedLivenessProbe {
   close(): Promise<void>;
 }
 
-export async function playLivenessProbe(socketPath: string, host = '127.0.0.1', port = LIVENESS_PORT): Promise<PlayedLivenessProbe> {
+/** `socketPath` is read per request: on the host network one port stands for the pod whose plugin is being probed. */
+export async function playLivenessProbe(socketPath: () => string, host = '127.0.0.1', port = LIVENESS_PORT): Promise<PlayedLivenessProbe> {
   const v1 = csiV1() as any;
   const answers: number[] = [];
   const server: Server = createServer((req, res) => {
@@ -31,7 +32,7 @@ export async function playLivenessProbe(socketPath: string, host = '127.0.0.1', 
       res.writeHead(404).end();
       return;
     }
-    const client: CsiClient = new v1.Identity(`unix://${socketPath}`, grpc.credentials.createInsecure());
+    const client: CsiClient = new v1.Identity(`unix://${socketPath()}`, grpc.credentials.createInsecure());
     call(client, 'Probe', {}, PROBE_TIMEOUT_MS)
       .then((r: any) => (r?.ready?.value === false ? [500, 'driver responded but is not ready'] : [200, 'ok']))
       .catch((e: Error) => [500, `probe failed: ${e.message}`])
