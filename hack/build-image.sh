@@ -11,7 +11,8 @@
 #      is written as one archive, build/image/stowage-<version>.oci.tar, tagged <version> and
 #      annotated `localhost/stowage:<version>` (what `ctr images import` and podman read).
 #
-# Reproducible: every timestamp is SOURCE_DATE_EPOCH (default: the last commit's time), files are
+# Reproducible: every timestamp is SOURCE_DATE_EPOCH (default: the time of the last commit that changed
+# an input of the image: src/, package*.json, tsconfig*, images/, this script), files are
 # sorted, owners numeric; the same inputs (this tree and the same Debian package versions; the
 # versions used are listed in build/image/stowage-<version>.packages.txt) give the same digest.
 # `hack/build-image.sh --check` builds twice and fails if the digests differ.
@@ -63,7 +64,9 @@ fi
 version="$(node -p "require('./package.json').version")"
 tag="$version"
 name="${IMAGE_NAME:-localhost/stowage}"
-export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
+# The last commit that changed what goes into the image: commits to tests or docs keep the digest.
+readonly IMAGE_INPUTS=(src package.json package-lock.json tsconfig.json tsconfig.build.json images hack/build-image.sh hack/bundle-client-node.mjs)
+export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct -- "${IMAGE_INPUTS[@]}" 2>/dev/null || echo 0)}"
 created="$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)"
 mapfile -t packages < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$PACKAGE_LIST" | grep -v '^$')
 [ ${#packages[@]} -gt 0 ] || die "$PACKAGE_LIST lists no package"
