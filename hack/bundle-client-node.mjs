@@ -19,7 +19,7 @@ if (!readFileSync(TARGET, 'utf8').startsWith(MARKER)) {
     bundle: true,
     platform: 'node',
     format: 'esm',
-    target: 'node20',
+    target: 'node26',
     // client-node and its dependencies are CommonJS and call require() for Node's built-ins; an
     // ES module has no require of its own.
     banner: { js: `${MARKER}\nimport { createRequire as __bundleCreateRequire } from 'node:module';\nconst require = __bundleCreateRequire(import.meta.url);` },

@@ -15,6 +15,9 @@
 //   test pods use the host network and `imagePullPolicy: Never`; the CNI network (needed only for the
 //   node to report NetworkReady) is a bridge with no gateway, no masquerade and no route out, and its
 //   IPAM state lives in the state dir. kubelet's iptables chains are off (makeIPTablesUtilChains).
+//   The host has no route to the pod subnet, so kubelet's probes of a pod-network pod (its pod IP)
+//   would follow the default route off the machine: an `unreachable` route for the subnet makes
+//   them fail locally, for the node's lifetime.
 // - kubelet sets a few kernel tunables on start (vm.overcommit_memory, kernel.panic, ...): they are
 //   saved before and restored on stop.
 //
@@ -209,6 +212,16 @@ async function deleteLinkIfPresent(name: string): Promise<void> {
   if (fs.existsSync(`/sys/class/net/${name}`)) await exec('ip', ['link', 'delete', name]);
 }
 
+/** The pod subnet's `unreachable` route: packets to pod IPs fail on the host instead of leaving it. */
+async function addPodSubnetRoute(): Promise<void> {
+  await exec('ip', ['route', 'replace', 'unreachable', CNI_SUBNET]);
+}
+
+async function deletePodSubnetRoute(): Promise<void> {
+  const { stdout } = await exec('ip', ['route', 'show', 'type', 'unreachable', CNI_SUBNET]);
+  if (stdout.trim()) await exec('ip', ['route', 'del', 'unreachable', CNI_SUBNET]);
+}
+
 /** Finds kubelet: $KUBEBUILDER_ASSETS, then the build cache. */
 export function findKubelet(binDir?: string): string {
   const dirs = binDir ? [binDir] : [...(process.env.KUBEBUILDER_ASSETS ? [process.env.KUBEBUILDER_ASSETS] : []), defaultCacheBinDir()];
@@ -295,6 +308,7 @@ async function cleanupDeadRun(holder: LockContent | undefined): Promise<void> {
     await restoreSysctls(baseline.sysctls);
   }
   await deleteLinkIfPresent(CNI_BRIDGE).catch(() => undefined);
+  await deletePodSubnetRoute().catch(() => undefined);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -365,6 +379,7 @@ export class KubeletNode {
       const images = await importTestImages(node.containerdSocket, stateDir);
       log(`images imported: ${Object.keys(images).join(', ')} (${Date.now() - t0} ms)`);
       await node.writeKubeletFiles();
+      await addPodSubnetRoute();
       await node.registerNode();
       await node.startKubelet();
       await node.waitReady();
@@ -794,6 +809,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       if (restored.length) this.log(`restored sysctls kubelet changed: ${restored.join(', ')}`);
     });
     await step(`delete ${CNI_BRIDGE}`, () => deleteLinkIfPresent(CNI_BRIDGE));
+    await step(`delete the route to ${CNI_SUBNET}`, deletePodSubnetRoute);
     await step('delete Node', async () => {
       const r = await this.cp.request('DELETE', `/api/v1/nodes/${this.nodeName}`).catch(() => undefined);
       if (r && r.status !== 200 && r.status !== 404) throw new Error(`HTTP ${r.status}`);
@@ -839,6 +855,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     restoreSysctlsSync(this.baseline.sysctls);
     try {
       execFileSync('ip', ['link', 'delete', CNI_BRIDGE], { stdio: 'ignore' });
+    } catch {
+      /* not there */
+    }
+    try {
+      execFileSync('ip', ['route', 'del', 'unreachable', CNI_SUBNET], { stdio: 'ignore' });
     } catch {
       /* not there */
     }

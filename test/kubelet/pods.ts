@@ -95,8 +95,8 @@ export async function deletePodAndWait(client: KubeClient, namespace: string, na
 }
 
 /** The container log, read through the API server, which fetches it from kubelet at 127.0.0.1. */
-export async function podLog(cp: ControlPlane, namespace: string, name: string): Promise<string> {
-  const res = await cp.request('GET', `/api/v1/namespaces/${namespace}/pods/${name}/log`);
+export async function podLog(cp: ControlPlane, namespace: string, name: string, container?: string): Promise<string> {
+  const res = await cp.request('GET', `/api/v1/namespaces/${namespace}/pods/${name}/log${container ? `?container=${encodeURIComponent(container)}` : ''}`);
   if (res.status !== 200) throw new Error(`log of ${namespace}/${name}: HTTP ${res.status}: ${res.body}`);
   return res.body;
 }

@@ -1,0 +1,373 @@
+// Stowage as a user deploys it (issue 16): the image `make image` built, imported into the real
+// node's containerd with ctr (no pull), installed with `kubectl apply -k` of an overlay of
+// config/default (installed-overlay.ts says what it changes and why). The operator runs as its
+// Deployment, in a container, with the in-cluster config and its own ServiceAccount token, leader
+// election on; it deploys the node DaemonSet, and kubelet runs `stowage node` in a container,
+// privileged, as root, with the hostPath mounts and /var/lib/kubelet Bidirectional. The node pod
+// survives deletion and a roll to a new image tag; `kubectl delete -k` leaves no process, mount or
+// loop device behind.
+
+import { expect } from 'chai';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtemp, rm, rmdir, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import type { KubeClient } from '../../src/kube/client.js';
+import { DAEMON_SETS, DEPLOYMENTS, LEASES, NAMESPACES, PODS } from '../../src/kube/resources.js';
+import * as grpc from '@grpc/grpc-js';
+import { STORAGE_POOLS } from '../../src/crds/resource-types.js';
+import { csiV1 } from '../../src/csi/grpc.js';
+import { TOPOLOGY_KEY } from '../../src/csi/identity.js';
+import { AGENT_ROOT, CSI_CONTROLLER_DEPLOYMENT, DRIVER_NAME, KUBELET_DIR, NODE_DAEMONSET } from '../../src/operator/driver-stack/render.js';
+import { REAL_NODE_TAINT } from '../cluster/kubelet-node.js';
+import { call, codeOf, type CsiClient } from '../csi/fixture.js';
+import type { ControlPlane } from '../cluster/control-plane.js';
+import { shareHostPaths } from '../cluster/host-propagation.js';
+import { importStowageImage, removeStowageImages, stowageImageArchive } from '../cluster/kubelet-images.js';
+import type { KubeletNode } from '../cluster/kubelet-node.js';
+import { sharedKubeletNode } from '../cluster/kubelet-shared.js';
+import { adminClient, deletePoolForcibly, uniqueName, waitFor } from '../support/cluster.js';
+import { TEST_NETWORK_FIELD_MANAGER, networkPatch, writeInstalledOverlay } from './installed-overlay.js';
+import { playLivenessProbe, type PlayedLivenessProbe } from './livenessprobe-play.js';
+import { podLog } from './pods.js';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+
+const NS = 'stowage-system';
+const LEASE = 'stowage-operator';
+const OPERATOR_SELECTOR = 'app.kubernetes.io/name=stowage,app.kubernetes.io/component=operator';
+const NODE_SELECTOR = 'app.kubernetes.io/name=stowage,app.kubernetes.io/component=node';
+const NODE_CONTAINER = 'stowage-node';
+const CONTROLLER_SELECTOR = 'app.kubernetes.io/name=stowage,app.kubernetes.io/component=csi-controller';
+const CONTROLLER_CONTAINER = 'stowage-csi-controller';
+const MOUNT_CAPABILITY = { mount: { fs_type: '', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
+const CLI = '/opt/stowage/dist/src/cli/main.js';
+const WAIT_MS = 150_000;
+/** The node plugin's CSI socket as the host (and kubelet) sees it: the DaemonSet's plugin-dir hostPath. */
+const PLUGIN_SOCKET = `${KUBELET_DIR}/plugins/${DRIVER_NAME}/csi.sock`;
+/** Mounted HostToContainer or Bidirectional by the node DaemonSet: shared, as systemd makes them (host-propagation.ts). */
+const PROPAGATED_HOST_PATHS = ['/dev', '/sys', AGENT_ROOT];
+/** Host directories the node DaemonSet's DirectoryOrCreate hostPaths make; removed (empty only) if the test made them. */
+const HOST_PATHS_CREATED = [AGENT_ROOT, '/run/udev'];
+
+/** Host processes started from the image's CLI (a containerised role), by PID. */
+function stowageProcesses(role?: string): Array<{ pid: number; args: string[] }> {
+  const out: Array<{ pid: number; args: string[] }> = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const args = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      if (args.includes(CLI) && (!role || args[args.indexOf(CLI) + 1] === role)) out.push({ pid: Number(e), args });
+    } catch {
+      /* exited */
+    }
+  }
+  return out;
+}
+
+/**
+ * Attached loop devices, less those over the sparse files of test/support/loop-devices.ts: other test
+ * processes on this machine make and remove those while this test runs. Stowage's stack attaches no
+ * loop device of its own, so any other new one would be its leftover.
+ */
+function loopDevices(): string[] {
+  const testDisks = path.join(tmpdir(), 'stowage-loop-');
+  return readdirSync('/sys/block').filter((d) => {
+    if (!d.startsWith('loop')) return false;
+    try {
+      return !readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8').trim().startsWith(testDisks);
+    } catch {
+      return false; // not attached
+    }
+  });
+}
+
+function mountsBelow(prefix: string): string[] {
+  return readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(prefix));
+}
+
+/** JSON log lines of a pod whose `msg` is `msg`. */
+function logLines(log: string, msg: string): any[] {
+  return log.split('\n').flatMap((l) => {
+    try {
+      const j = JSON.parse(l);
+      return j.msg === msg ? [j] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+describe('kubelet node: the stack installed with kubectl apply -k, as pods of the image make image built', function () {
+  this.timeout(600_000);
+  let cp: ControlPlane;
+  let admin: KubeClient;
+  let node: KubeletNode;
+  let work: string | undefined;
+  let overlay: string;
+  let imageRef: string;
+  let rollRef: string;
+  let digest: string;
+  let loopsBefore: string[];
+  let createdHostPaths: string[] = [];
+  let unshare: (() => Promise<void>) | undefined;
+  let liveness: PlayedLivenessProbe | undefined;
+  /** The socket the played livenessprobe probes: the host network has one port 9808 for both pods, which run one after the other here. */
+  let livenessTarget = PLUGIN_SOCKET;
+  const podUids = new Set<string>();
+  const dynamicPool = uniqueName('installed-dyn');
+  let poolCreated = false;
+  const csiClients: CsiClient[] = [];
+  const ports = { metrics: 0, probe: 0 };
+
+  const kubectl = async (...args: string[]): Promise<string> => {
+    const r = await cp.kubectl(args, { timeoutMs: 180_000 });
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+    return r.stdout;
+  };
+
+  const podsOf = async (selector: string): Promise<any[]> => (await admin.list<any>(PODS, { namespace: NS, labelSelector: selector })).items;
+
+  /** The one pod of `selector` on the real node whose `container` runs and is ready, matching `extra`. */
+  const runningPod = (selector: string, container: string, what: string, extra: (pod: any) => boolean = () => true): Promise<any> =>
+    waitFor(
+      what,
+      async () => {
+        for (const pod of await podsOf(selector)) {
+          if (pod.spec.nodeName !== node.nodeName || pod.metadata.deletionTimestamp || !extra(pod)) continue;
+          const status = (pod.status?.containerStatuses ?? []).find((c: any) => c.name === container);
+          if (status?.ready && status.state?.running) {
+            podUids.add(pod.metadata.uid);
+            return pod;
+          }
+        }
+        return undefined;
+      },
+      WAIT_MS,
+      500,
+    ).catch(async (e) => {
+      const pods = await podsOf(selector).catch(() => []);
+      const seen = pods.map((p: any) => `${p.metadata.name} on ${p.spec.nodeName}: ${p.status?.phase} ${JSON.stringify(p.status?.containerStatuses?.map((c: any) => [c.name, c.state]))}`);
+      throw new Error(`${(e as Error).message}\npods:\n  ${seen.join('\n  ')}`);
+    });
+
+  /** Free host ports for the operator's metrics and probes (host network: a rolling update's new
+   *  pod runs beside the old one, so each roll gets ports of its own). */
+  const pickOperatorPorts = async (): Promise<void> => {
+    const { createServer } = await import('node:net');
+    for (const key of ['metrics', 'probe'] as const) {
+      ports[key] = await new Promise<number>((resolve) => {
+        const s = createServer().listen(0, '127.0.0.1', () => {
+          const p = (s.address() as { port: number }).port;
+          s.close(() => resolve(p));
+        });
+      });
+    }
+  };
+
+  const applyOverlay = async (operatorArgs: string[] = []): Promise<void> => {
+    await writeInstalledOverlay({ dir: overlay, server: cp.server, nodeName: node.nodeName, imageDigest: `localhost/stowage@${digest}`, metricsPort: ports.metrics, probePort: ports.probe, operatorArgs });
+    await kubectl('apply', '-k', overlay);
+  };
+
+  /** The node DaemonSet on the host network (installed-overlay.ts says why), under the test's own field manager. */
+  const patchNodeNetwork = async (): Promise<void> => {
+    await waitFor(`the operator to create DaemonSet ${NS}/${NODE_DAEMONSET}`, () => admin.getIfExists(DAEMON_SETS, NODE_DAEMONSET, NS), WAIT_MS, 500);
+    await admin.apply(DAEMON_SETS, networkPatch('DaemonSet', NODE_DAEMONSET, NS, [NODE_CONTAINER], cp.server) as any, { fieldManager: TEST_NETWORK_FIELD_MANAGER, force: true });
+  };
+
+  before(async function () {
+    const { archive } = stowageImageArchive();
+    if (!existsSync(archive)) throw new Error(`${archive} missing: run \`make image\` (make test does) before this test`);
+    ({ cp, client: admin } = await adminClient());
+    node = await sharedKubeletNode();
+    loopsBefore = loopDevices();
+    createdHostPaths = HOST_PATHS_CREATED.filter((d) => !existsSync(d));
+    unshare = await shareHostPaths(PROPAGATED_HOST_PATHS);
+    liveness = await playLivenessProbe(() => livenessTarget);
+    const version = stowageImageArchive().version;
+    rollRef = `localhost/stowage:${version}-roll`;
+    ({ ref: imageRef, digest } = await importStowageImage(node.containerdSocket, [rollRef]));
+    work = await mkdtemp(path.join(tmpdir(), 'stowage-installed-'));
+    overlay = path.join(work, 'overlay');
+    await pickOperatorPorts();
+  });
+
+  after(async function () {
+    for (const c of csiClients) c.close();
+    if (admin && poolCreated) await deletePoolForcibly(admin, dynamicPool).catch(() => undefined);
+    if (cp && work && existsSync(path.join(overlay, 'kustomization.yaml'))) {
+      await cp.kubectl(['delete', '-k', overlay, '--ignore-not-found', '--wait=true'], { timeoutMs: 240_000 }).catch(() => undefined);
+      await waitFor(`namespace ${NS} to be gone`, async () => !(await admin.getIfExists(NAMESPACES, NS)), WAIT_MS, 500).catch(() => undefined);
+    }
+    await liveness?.close();
+    await unshare?.();
+    if (node) await removeStowageImages(node.containerdSocket, [imageRef, rollRef, digest && imageRef ? `${imageRef.slice(0, imageRef.lastIndexOf(':'))}@${digest}` : ''].filter(Boolean));
+    for (const dir of createdHostPaths) await rmdirTree(dir);
+    if (work) await rm(work, { recursive: true, force: true });
+    admin?.close();
+  });
+
+  it('kubectl apply -k: the operator runs as its Deployment on the real node, with the in-cluster config and its own token, and leads', async function () {
+    await applyOverlay();
+    const pod = await runningPod(OPERATOR_SELECTOR, 'operator', 'the operator pod to run on the real node');
+    const status = pod.status.containerStatuses.find((c: any) => c.name === 'operator');
+    // The image kubelet ran is the one make image built (kustomize pinned its digest).
+    expect(pod.spec.containers[0].image).to.equal(`localhost/stowage@${digest}`);
+    expect(status.imageID).to.contain(digest);
+    expect(pod.spec.serviceAccountName).to.equal('stowage-operator');
+    expect(pod.spec.containers[0].args).to.not.include.members(['--kubeconfig']);
+    // The process is the container's: the image's CLI, as the image's non-root user.
+    const procs = stowageProcesses('operator');
+    expect(procs, 'one containerised operator process on the host').to.have.length(1);
+    expect(readFileSync(`/proc/${procs[0]!.pid}/status`, 'utf8')).to.match(/^Uid:\s+65532\s/m);
+    // Its log names the server it found in the pod's environment and the identity it leads with.
+    const started = await waitFor('the operator to log its start', async () => logLines(await podLog(cp, NS, pod.metadata.name), 'stowage operator starting')[0], 60_000, 500);
+    expect(started.server).to.equal(cp.server);
+    expect(started.leaderElect).to.equal(true);
+    const lease = await waitFor('the operator to hold its lease', async () => {
+      const l = await admin.getIfExists<any>(LEASES, LEASE, NS);
+      return l?.spec?.holderIdentity === started.identity ? l : undefined;
+    }, 60_000, 500);
+    expect(lease.spec.holderIdentity).to.equal(started.identity);
+  });
+
+  it('a Dynamic pool: the operator deploys the CSI controller, and the containerised `stowage csi-controller` answers on the socket in its pod', async function () {
+    try {
+      await dynamicPoolController();
+    } finally {
+      livenessTarget = PLUGIN_SOCKET;
+    }
+  });
+
+  async function dynamicPoolController(): Promise<void> {
+    await admin.create(STORAGE_POOLS, {
+      apiVersion: 'stowage.dev/v1alpha1',
+      kind: 'StoragePool',
+      metadata: { name: dynamicPool },
+      // No disk carries this label: the pool has no capacity anywhere, which the controller must say.
+      spec: { mode: 'Dynamic', disks: { selector: { matchLabels: { 'stowage.dev/test-pool': dynamicPool } } }, replicated: { size: 1 } },
+    } as any);
+    poolCreated = true;
+    await waitFor(`the operator to create Deployment ${NS}/${CSI_CONTROLLER_DEPLOYMENT}`, () => admin.getIfExists(DEPLOYMENTS, CSI_CONTROLLER_DEPLOYMENT, NS), WAIT_MS, 500);
+    // The host network (installed-overlay.ts) and, as for the operator, the real node's taint: the
+    // rendered Deployment has no placement of its own, and the real node is the only one with a kubelet.
+    const patch = networkPatch('Deployment', CSI_CONTROLLER_DEPLOYMENT, NS, [CONTROLLER_CONTAINER], cp.server) as any;
+    patch.spec.template.spec.nodeSelector = { 'kubernetes.io/hostname': node.nodeName };
+    patch.spec.template.spec.tolerations = [{ ...REAL_NODE_TAINT, operator: 'Equal' }];
+    await admin.apply(DEPLOYMENTS, patch, { fieldManager: TEST_NETWORK_FIELD_MANAGER, force: true });
+    const pod = await runningPod(CONTROLLER_SELECTOR, CONTROLLER_CONTAINER, 'the stowage-csi-controller container to run on the real node', (p) => p.spec.hostNetwork === true);
+    expect(pod.spec.containers.find((c: any) => c.name === CONTROLLER_CONTAINER).image).to.equal(imageRef);
+    const [proc] = stowageProcesses('csi-controller');
+    expect(proc, 'the containerised `stowage csi-controller` process on the host').to.not.equal(undefined);
+    expect(readFileSync(`/proc/${proc!.pid}/status`, 'utf8')).to.match(/^Uid:\s+65532\s/m);
+    // Its socket is in the pod's emptyDir, which kubelet keeps under its pod directory on the host:
+    // where the sidecars would reach it, and where this test does.
+    const podSocket = `${node.rootDir}/pods/${pod.metadata.uid}/volumes/kubernetes.io~empty-dir/socket-dir/csi.sock`;
+    await waitFor(`the controller's socket ${podSocket}`, () => existsSync(podSocket), 60_000, 500);
+    // That path is longer than a Unix socket address may be (108 bytes); the sidecars see it as
+    // /csi/csi.sock, the test through a short symlink to the same directory.
+    const socket = path.join(work!, 'ctl', 'csi.sock');
+    await symlink(path.dirname(podSocket), path.join(work!, 'ctl'));
+    livenessTarget = socket;
+    const v1 = csiV1() as any;
+    const creds = grpc.credentials.createInsecure();
+    const identity: CsiClient = new v1.Identity(`unix://${socket}`, creds);
+    const controller: CsiClient = new v1.Controller(`unix://${socket}`, creds);
+    csiClients.push(identity, controller);
+    expect((await call(identity, 'GetPluginInfo', {})).name).to.equal(DRIVER_NAME);
+    // Ready once its caches are synced: it lists and watches through the API with its own token.
+    await waitFor('the controller to be ready', async () => (await call(identity, 'Probe', {})).ready?.value === true, 60_000, 500);
+    expect((await call(controller, 'ControllerGetCapabilities', {})).capabilities).to.have.length(4);
+    // It sees the pool the test created (a pool that does not exist is refused differently).
+    const topology = [{ segments: { [TOPOLOGY_KEY]: node.nodeName } }];
+    const create = (pool: string) =>
+      call(controller, 'CreateVolume', {
+        name: `pvc-${uniqueName('installed')}`,
+        capacity_range: { required_bytes: String(64 << 20) },
+        volume_capabilities: [MOUNT_CAPABILITY],
+        parameters: { pool },
+        accessibility_requirements: { requisite: topology, preferred: topology },
+      });
+    expect(await codeOf(create(dynamicPool))).to.equal('RESOURCE_EXHAUSTED');
+    expect(await codeOf(create(`${dynamicPool}-missing`))).to.equal('INVALID_ARGUMENT');
+    for (const c of csiClients.splice(0)) c.close();
+    // The uninstall starts with the pools (README): the operator then removes the CSI parts.
+    await admin.delete(STORAGE_POOLS, dynamicPool);
+    await waitFor(`pool ${dynamicPool} to be gone`, async () => !(await admin.getIfExists(STORAGE_POOLS, dynamicPool)), WAIT_MS, 500);
+    poolCreated = false;
+    await waitFor('the operator to remove the CSI controller', async () => !(await admin.getIfExists(DEPLOYMENTS, CSI_CONTROLLER_DEPLOYMENT, NS)), WAIT_MS, 500);
+    await waitFor('the CSI controller pod to be gone', async () => (await podsOf(CONTROLLER_SELECTOR)).length === 0, WAIT_MS, 500);
+  }
+
+  it('the operator deploys the node DaemonSet; kubelet runs `stowage node` privileged, as root, with /var/lib/kubelet Bidirectional', async function () {
+    await patchNodeNetwork();
+    const pod = await runningPod(NODE_SELECTOR, NODE_CONTAINER, 'the stowage-node container to run on the real node', (p) => p.spec.hostNetwork === true);
+    const c = pod.spec.containers.find((x: any) => x.name === NODE_CONTAINER);
+    expect(c.image).to.equal(imageRef);
+    expect(c.securityContext).to.include({ privileged: true, runAsUser: 0 });
+    const [proc] = stowageProcesses('node');
+    expect(proc, 'the containerised `stowage node` process on the host').to.not.equal(undefined);
+    const status = readFileSync(`/proc/${proc!.pid}/status`, 'utf8');
+    expect(status).to.match(/^Uid:\s+0\s/m);
+    // privileged: every capability the host's root has.
+    const capEff = (text: string) => /^CapEff:\s+(\S+)$/m.exec(text)?.[1];
+    expect(capEff(status)).to.equal(capEff(readFileSync('/proc/self/status', 'utf8')));
+    // Inside the container's mount namespace, /var/lib/kubelet is a shared mount (Bidirectional),
+    // so mounts the plugin makes there reach the host's kubelet.
+    const kubeletMount = readFileSync(`/proc/${proc!.pid}/mountinfo`, 'utf8').split('\n').find((l) => l.split(' ')[4] === '/var/lib/kubelet');
+    expect(kubeletMount, 'a /var/lib/kubelet mount in the container').to.be.a('string');
+    expect(kubeletMount).to.match(/ shared:\d+/);
+    // It reached the API server with its in-cluster config and its own ServiceAccount's token.
+    const running = await waitFor('the node agent to log that it runs', async () => logLines(await podLog(cp, NS, pod.metadata.name, NODE_CONTAINER), 'stowage node agent running')[0], 60_000, 500);
+    expect(running.server).to.equal(cp.server);
+    expect(running.node).to.equal(node.nodeName);
+    expect(pod.spec.serviceAccountName).to.equal('stowage-node');
+    // kubelet's liveness probe of the plugin, through the played livenessprobe, is answered by the
+    // containerised plugin's Identity.Probe on its socket under kubelet's plugin directory.
+    await waitFor('kubelet to probe the plugin and the plugin to answer ready', () => liveness!.answers.includes(200), 60_000, 500);
+  });
+
+  it('a deleted node pod is replaced by the DaemonSet, and the replacement runs', async function () {
+    const [old] = (await podsOf(NODE_SELECTOR)).filter((p) => p.spec.nodeName === node.nodeName);
+    const oldPids = stowageProcesses('node').map((p) => p.pid);
+    await admin.delete(PODS, old.metadata.name, { namespace: NS });
+    const replacement = await runningPod(NODE_SELECTOR, NODE_CONTAINER, 'a replacement node pod to run', (p) => p.metadata.uid !== old.metadata.uid);
+    expect(replacement.metadata.uid).to.not.equal(old.metadata.uid);
+    await waitFor('the old node process to exit', () => stowageProcesses('node').every((p) => !oldPids.includes(p.pid)), 60_000, 500);
+    expect(stowageProcesses('node')).to.have.length(1);
+  });
+
+  it('rolling the node DaemonSet to a new image tag (operator --image) replaces the node pod with one of the new tag', async function () {
+    const before = (await podsOf(NODE_SELECTOR)).find((p) => p.spec.nodeName === node.nodeName && !p.metadata.deletionTimestamp);
+    await pickOperatorPorts();
+    await applyOverlay(['--image', `stowage=${rollRef}`]);
+    await waitFor('the operator to roll the DaemonSet to the new tag', async () => {
+      const ds = await admin.get<any>(DAEMON_SETS, NODE_DAEMONSET, NS);
+      return ds.spec.template.spec.containers.find((x: any) => x.name === NODE_CONTAINER)?.image === rollRef;
+    }, WAIT_MS, 500);
+    const rolled = await runningPod(NODE_SELECTOR, NODE_CONTAINER, 'a node pod of the new tag to run', (p) => p.spec.containers.some((x: any) => x.name === NODE_CONTAINER && x.image === rollRef));
+    expect(rolled.metadata.uid).to.not.equal(before?.metadata.uid);
+    // The roll kept the test's network fields (another field manager owns them).
+    expect(rolled.spec.hostNetwork).to.equal(true);
+  });
+
+  it('kubectl delete -k removes it all: no Stowage process, no mount of its pods, no new loop device', async function () {
+    await kubectl('delete', '-k', overlay, '--wait=true');
+    await waitFor(`namespace ${NS} to be gone`, async () => !(await admin.getIfExists(NAMESPACES, NS)), WAIT_MS, 500);
+    await waitFor('every containerised Stowage process to exit', () => stowageProcesses().length === 0, 60_000, 500);
+    expect(podUids.size).to.be.greaterThan(2);
+    for (const uid of podUids) expect(mountsBelow(`${node.rootDir}/pods/${uid}/`), `mounts of pod ${uid}`).to.deep.equal([]);
+    expect(loopDevices()).to.deep.equal(loopsBefore);
+  });
+});
+
+/** Removes a directory tree the DaemonSet's hostPath created: empty directories only, nothing mounted. */
+async function rmdirTree(dir: string): Promise<void> {
+  if (!existsSync(dir) || mountsBelow(`${dir}/`).length > 0) return;
+  const walk = async (d: string): Promise<void> => {
+    for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) await walk(path.join(d, e.name));
+    await rmdir(d).catch(() => undefined);
+  };
+  await walk(dir);
+}
