@@ -21,9 +21,11 @@ import { tryParseBytes } from '../util/quantity.js';
 import { logger } from '../util/logger.js';
 import { DEFAULT_METADATA_RESERVE_PERCENT, nodeCapacity, preparedDisksByNode, type NodeCapacity } from '../crds/capacity.js';
 import { requireVolumeMode, unsupportedReason, volumeModeOf, type VolumeCapability } from './capabilities.js';
-import { CsiError, csiV1, invalidArgument, msUntilDeadline, notFound, serviceDefinition, unaryHandlers, type CallObserver, type GrpcService } from './grpc.js';
+import { CsiError, csiV1, invalidArgument, notFound, serviceDefinition, unaryHandlers, type CallObserver, type GrpcService } from './grpc.js';
 import { TOPOLOGY_KEY } from './identity.js';
+import { candidateNodes } from './placement.js';
 import { SnapshotService } from './snapshot-service.js';
+import { VolumeWaits } from './volume-waits.js';
 import { resolveSource, sizeFromSource, sourceText, type ResolvedSource } from './content-source.js';
 import { MANAGED_BY } from '../crds/labels.js';
 
@@ -35,8 +37,6 @@ const MiB = 1n << 20n;
 export const DEFAULT_VOLUME_BYTES = 1n << 30n;
 /** Longest CreateVolume name (PoolVolume spec.requestName's maxLength). */
 const MAX_REQUEST_NAME = 1024;
-/** How long a call without a deadline waits for the node daemon. */
-const DEFAULT_WAIT_MS = 120_000;
 
 /** The volume ID (= PoolVolume name) for a CreateVolume name: deterministic, DNS-safe, any input. */
 export function volumeIdFor(name: string): string {
@@ -52,8 +52,6 @@ export interface ControllerServiceOptions {
 }
 
 /** Someone waiting for a PoolVolume to reach a state; `deleted` is true for the watch's DELETED event. */
-type Check = (pv: PoolVolume | undefined, deleted: boolean) => boolean;
-type Waiter = { id: string; check: Check; resolve: () => void };
 
 /** Capabilities the Controller service advertises; what it leaves out and why is in the README. */
 export const CONTROLLER_CAPABILITIES = ['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'EXPAND_VOLUME', 'CREATE_DELETE_SNAPSHOT', 'LIST_SNAPSHOTS', 'CLONE_VOLUME'] as const;
@@ -66,7 +64,7 @@ export class CsiController {
   private readonly snapshotService: SnapshotService;
   private readonly reserved = new Map<string, PoolVolume>();
   private readonly locks = new Map<string, Promise<unknown>>();
-  private readonly waiters = new Set<Waiter>();
+  private readonly waits: VolumeWaits;
   private readonly reservePercent: number;
 
   constructor(private readonly options: ControllerServiceOptions) {
@@ -84,14 +82,10 @@ export class CsiController {
       waitVolumeReady: (pv, call) => this.waitReady(pv, BigInt(pv.spec.size), call),
     });
     this.reservePercent = options.metadataReservePercent ?? DEFAULT_METADATA_RESERVE_PERCENT;
+    this.waits = new VolumeWaits((id) => this.volumes.get(id));
     const notify = (pv: PoolVolume, gone: boolean): void => {
       if (!gone) this.reserved.delete(pv.metadata.name);
-      for (const w of [...this.waiters]) {
-        if (w.id === pv.metadata.name && w.check(gone ? undefined : pv, gone)) {
-          this.waiters.delete(w);
-          w.resolve();
-        }
-      }
+      this.waits.notify(pv, gone);
     };
     this.volumes.addHandler({
       added: (pv) => notify(pv, false),
@@ -221,7 +215,7 @@ export class CsiController {
     const sp = this.pools.get(pool);
     if (!sp) throw invalidArgument(`StoragePool ${pool} does not exist`);
     if (sp.spec.mode !== 'Dynamic') throw invalidArgument(`StoragePool ${pool} has mode ${sp.spec.mode}; the CSI driver serves Dynamic pools only`);
-    let nodes = this.candidateNodes(pool, topology);
+    let nodes = candidateNodes(this.capacities(pool), topology);
     if (source) {
       // A restore or clone is made from data on the source's node, so it can only live there.
       if (!nodes.includes(source.node)) {
@@ -268,62 +262,17 @@ export class CsiController {
 
   /** A volume another caller created meanwhile: the API server has it, the cache will in a moment. */
   private async raced(id: string, call: grpc.ServerUnaryCall<any, any>): Promise<PoolVolume> {
-    await this.waitFor(id, (v, deleted) => deleted || v !== undefined, call, 'known');
+    await this.waits.until(id, (v, deleted) => deleted || v !== undefined, call, 'known');
     const pv = this.volumes.get(id);
     if (!pv) throw new CsiError(grpc.status.ABORTED, `volume ${id} was created by another caller and is gone again; retry`);
     return pv;
-  }
-
-  /** Requisite nodes (or all nodes of the pool), preferred ones first, then by most room. */
-  private candidateNodes(pool: string, requirement: any): string[] {
-    const caps = this.capacities(pool);
-    const nodeOf = (t: any): string | undefined => t?.segments?.[TOPOLOGY_KEY];
-    const requisite: string[] = (requirement?.requisite ?? []).map(nodeOf).filter(Boolean);
-    const preferred: string[] = (requirement?.preferred ?? []).map(nodeOf).filter(Boolean);
-    let allowed = caps;
-    if ((requirement?.requisite ?? []).length > 0) allowed = caps.filter((c) => requisite.includes(c.node));
-    else if (preferred.length > 0) allowed = caps;
-    const rank = (node: string): number => {
-      const i = preferred.indexOf(node);
-      return i < 0 ? Number.MAX_SAFE_INTEGER : i;
-    };
-    return [...allowed]
-      .sort((a, b) => rank(a.node) - rank(b.node) || (a.available > b.available ? -1 : a.available < b.available ? 1 : a.node.localeCompare(b.node)))
-      .map((c) => c.node);
-  }
-
-  /** Resolves once `check` holds for the volume (or undefined: it is gone), within the call's deadline. */
-  private async waitFor(id: string, check: Check, call: grpc.ServerUnaryCall<any, any>, what: string): Promise<void> {
-    if (check(this.volumes.get(id), false)) return;
-    const left = msUntilDeadline(call);
-    const budget = left === Infinity ? DEFAULT_WAIT_MS : Math.max(0, left - 250);
-    await new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = {
-        id,
-        check,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      };
-      const timer = setTimeout(() => {
-        this.waiters.delete(waiter);
-        reject(new CsiError(grpc.status.DEADLINE_EXCEEDED, `volume ${id} is not ${what} yet; the node daemon may be slow or down — retry`));
-      }, budget);
-      this.waiters.add(waiter);
-      // Re-check after registering: the event may have arrived in between.
-      if (check(this.volumes.get(id), false)) {
-        this.waiters.delete(waiter);
-        waiter.resolve();
-      }
-    });
   }
 
   private async waitReady(pv: PoolVolume, size: bigint, call: grpc.ServerUnaryCall<any, any>): Promise<PoolVolume> {
     const id = pv.metadata.name;
     let failed: string | undefined;
     // Not in the cache yet is not "gone": a fresh reservation reaches the informer a moment later.
-    await this.waitFor(id, (v, deleted) => {
+    await this.waits.until(id, (v, deleted) => {
       if (deleted) return true;
       if (!v) return false;
       if (v.status?.phase === 'Failed') {
@@ -357,7 +306,7 @@ export class CsiController {
     this.reserved.delete(id);
     if (existed) {
       log.info({ volume: id }, 'deleting a volume');
-      await this.waitFor(id, (pv) => pv === undefined, call, 'deleted');
+      await this.waits.until(id, (pv) => pv === undefined, call, 'deleted');
     }
     return {};
   }

@@ -4,6 +4,7 @@ import { KubeConfig } from './client-node.js';
 import { ApiError } from './api-error.js';
 import { parseResourcePath, resourcePath, apiVersionOf, type ResourceType } from './resources.js';
 import type { KubeObject, ObjectList, Status, WatchEvent } from './types.js';
+import { readWatchStream } from './watch-stream.js';
 
 /** Ordinary requests give up after this long; watches have their own server-side timeout. */
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
@@ -297,36 +298,7 @@ export class KubeClient {
       const res = await this.send(spec, 0, this.watchAgent);
       code = res.statusCode ?? 0;
       if (code !== 200) throw ApiError.fromResponse('WATCH', path, code, await readBody(res));
-      await new Promise<void>((resolve, reject) => {
-        let buffered = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          buffered += chunk;
-          let newline: number;
-          while ((newline = buffered.indexOf('\n')) >= 0) {
-            const line = buffered.slice(0, newline).trim();
-            buffered = buffered.slice(newline + 1);
-            if (line === '') continue;
-            let event: WatchEvent;
-            try {
-              event = JSON.parse(line) as WatchEvent;
-            } catch {
-              res.destroy(new Error(`watch ${path}: the server sent a line that is not JSON: ${line.slice(0, 200)}`));
-              return;
-            }
-            try {
-              onEvent(event);
-            } catch (err) {
-              res.destroy(err as Error);
-              return;
-            }
-          }
-        });
-        res.on('end', () => resolve());
-        res.on('error', (err) => (signal.aborted ? resolve() : reject(err)));
-        res.on('aborted', () => (signal.aborted ? resolve() : reject(new Error(`watch ${path}: the connection was reset`))));
-        res.on('close', () => (signal.aborted ? resolve() : reject(new Error(`watch ${path}: the connection closed mid-stream`))));
-      });
+      await readWatchStream(res, path, onEvent, signal);
     } catch (err) {
       if (signal.aborted) return;
       throw err;
