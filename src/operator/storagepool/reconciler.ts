@@ -21,6 +21,7 @@ import { observeDynamicPool } from './dynamic.js';
 import { candidateDisks, disksOf, indexPoolCaches, volumesOf, type Pool, type PoolCaches } from './pool-caches.js';
 import { isReadyDisk, poolStatus, type PoolObservation } from './status.js';
 import { immutableDifferences, isOwnedBy, renderStorageClass, STORAGE_CLASS_OPTIONAL_FIELDS, storageClassName } from './storage-class.js';
+import { faultPoint } from '../../util/fault-point.js';
 
 /**
  * Writes one reconcile sends at once (claims, PVs). The client's connection pool (32 sockets)
@@ -180,6 +181,7 @@ export class StoragePoolReconciler implements Reconciler {
       // The resourceVersion makes the claim conditional: if another pool claimed the disk since our
       // cache saw it, the API server refuses (409) and the next reconcile sees the older claim.
       await this.applyIntent(disk, { claim }, true);
+      await faultPoint('local/claim');
       events.add('Normal', 'DiskClaimed', `claimed disk ${disk.metadata.name} on node ${disk.spec.nodeName} (${describeClaim(claim)})`);
     });
     // Keep the intent on disks we hold up to date (e.g. allowAdoption changed).
@@ -262,6 +264,7 @@ export class StoragePoolReconciler implements Reconciler {
             if (!ApiError.isAlreadyExists(err)) throw err;
             await this.client.apply(PERSISTENT_VOLUMES, work.desired, { fieldManager: this.applier.fieldManager, force: true });
           });
+          await faultPoint('local/publish');
           events.add('Normal', 'PersistentVolumeCreated',
             `created PersistentVolume ${work.desired.metadata.name} (${work.desired.spec.capacity?.storage}) on node ${disk.spec.nodeName} from disk ${disk.metadata.name}`);
           return;
@@ -315,6 +318,7 @@ export class StoragePoolReconciler implements Reconciler {
         if (disk.spec.wipe?.volumeUID !== uid) {
           const method = pool.spec.local?.cleanup ?? 'quick';
           await this.applyIntent(disk, { claim: disk.spec.claim!, wipe: { volumeUID: uid, method } }, false);
+          await faultPoint('local/wipe-requested');
           events.add('Normal', 'WipeRequested',
             `requested a ${method} wipe of disk ${disk.metadata.name} for PersistentVolume ${pv.metadata.name} (uid ${uid}): ${why}`);
         } else if (last?.volumeUID === uid && last.result === 'Failed' && !this.warned.has(`wipe/${uid}/${last.time}`)) {
@@ -326,6 +330,7 @@ export class StoragePoolReconciler implements Reconciler {
       }
     }
     await this.deleteVolume(pv, why, phaseOf(pv) === 'Released' ? 'PersistentVolumeRecycled' : 'PersistentVolumeDeleted', events);
+    await faultPoint('local/pv-deleted');
     return true;
   }
 
