@@ -23,6 +23,7 @@ import { requireVolumeMode, unsupportedReason, volumeModeOf, type VolumeCapabili
 import { CsiError, csiV1, invalidArgument, msUntilDeadline, notFound, serviceDefinition, unaryHandlers, type CallObserver, type GrpcService } from './grpc.js';
 import { TOPOLOGY_KEY } from './identity.js';
 import { MANAGED_BY } from '../crds/labels.js';
+import { faultPoint } from '../util/fault-point.js';
 
 const log = logger('csi-controller');
 
@@ -173,6 +174,7 @@ export class CsiController {
     let pv = this.volumes.get(id) ?? this.reserved.get(id);
     if (!pv) pv = await this.reserve(id, name, pool, mode, size, req.accessibility_requirements, noDataCow) ?? (await this.raced(id, call));
     this.checkCompatible(pv, name, pool, mode, required, limit, noDataCow);
+    await faultPoint('dynamic/create-volume'); // the PoolVolume exists, not answered yet
     const ready = await this.waitReady(pv, BigInt(pv.spec.size), call);
     return { volume: this.volumeOf(ready) };
   }
@@ -322,6 +324,7 @@ export class CsiController {
     this.reserved.delete(id);
     if (existed) {
       log.info({ volume: id }, 'deleting a volume');
+      await faultPoint('dynamic/delete'); // deletion requested, not answered yet
       await this.waitFor(id, (pv) => pv === undefined, call, 'deleted');
     }
     return {};
@@ -393,6 +396,7 @@ export class CsiController {
       });
     }
     const size = wanted > current ? wanted : current;
+    await faultPoint('dynamic/expand'); // the new size is asked of the node, not answered yet
     await this.waitReady(pv, size, call);
     return { capacity_bytes: size.toString(), node_expansion_required: nodeExpansion };
   }

@@ -16,6 +16,7 @@ import { parseBytes } from '../../util/quantity.js';
 import { errorMessage } from '../../util/errors.js';
 import { logger } from '../../util/logger.js';
 import type { BtrfsEngine } from './btrfs-engine.js';
+import { faultPoint } from '../../util/fault-point.js';
 
 const log = logger('volume-realizer');
 
@@ -70,6 +71,7 @@ export class PoolVolumeRealizer implements Reconciler {
       const removed = await this.engine.removeVolume(pool, pv.metadata.name, volumeMode);
       this.realized.delete(key);
       if (removed) log.warn({ volume: key, pool }, 'removed the volume data');
+      await faultPoint('dynamic/remove'); // data removed, finalizer still on
       await removeFinalizer(this.client, POOL_VOLUMES, pv, POOL_VOLUME_FINALIZER);
       return;
     }
@@ -93,6 +95,7 @@ export class PoolVolumeRealizer implements Reconciler {
         current = last;
       } else {
         const realized = await this.engine.ensureVolume(pool, pv.metadata.name, volumeMode, size, noDataCow);
+        await faultPoint('dynamic/realize'); // made on disk, not reported yet
         // Reading used bytes lists every qgroup: skipped for a volume this reconcile just created (it
         // holds nothing), so CreateVolume is not slowed by the number of volumes.
         const used = pv.status?.phase === 'Ready' || last ? (await this.engine.volumeUsage(pool, pv.metadata.name, volumeMode, USAGE_LISTING_MAX_AGE_MS)).usedBytes : 0n;
