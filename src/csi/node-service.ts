@@ -209,31 +209,22 @@ export class CsiNode {
       const current = await mountAt(target);
       if (current) {
         const isRo = current.options.includes('ro');
-        const ours = await this.isMountOf(target, staging);
-        if (ours && isRo === readonly) return {};
-        if (ours && readonly && !isRo) {
-          // A publish cut off between its bind mount and the read-only remount (a crash, found by the
-          // fault suite) left this volume read-write; finishing the retried call only narrows access.
-          await run('mount', ['-o', ['remount', 'bind', 'ro', ...flags].join(','), target]);
-          log.info({ volume: req.volume_id, target }, 'published (finished a cut-off read-only publish)');
-          return {};
-        }
+        if ((await this.isMountOf(target, staging)) && isRo === readonly) return {};
         throw new CsiError(grpc.status.ALREADY_EXISTS, `${target} is already published with other settings (read-only ${isRo})`);
       }
       await mkdir(target, { recursive: true });
-      await run('mount', ['--bind', staging, target]);
-      await faultPoint('dynamic/publish'); // bind-mounted, read-only and flags not applied yet
-      if (readonly || flags.length > 0) {
-        await run('mount', ['-o', ['remount', 'bind', readonly ? 'ro' : 'rw', ...flags].join(','), target]);
-      }
+      // One mount(8) run binds and applies read-only and the flags: as two runs, a daemon killed
+      // between them left the target read-write and every retry answered ALREADY_EXISTS (found by
+      // the fault suite, test/faults/crash-dynamic.test.ts).
+      await run('mount', ['--bind', ...(readonly || flags.length > 0 ? ['-o', [readonly ? 'ro' : 'rw', ...flags].join(',')] : []), staging, target]);
+      await faultPoint('dynamic/publish'); // published, not answered yet
     } else {
       const deviceFile = `${staging}/${STAGED_DEVICE}`;
       if (!(await mountAt(deviceFile))) throw new CsiError(grpc.status.FAILED_PRECONDITION, `volume ${pv.metadata.name} is not staged at ${staging}; call NodeStageVolume first`);
       if (await mountAt(target)) return {};
       await mkdir(dirname(target), { recursive: true });
       if (!(await exists(target))) await writeFile(target, '');
-      await run('mount', ['--bind', deviceFile, target]);
-      if (readonly) await run('mount', ['-o', 'remount,bind,ro', target]);
+      await run('mount', ['--bind', ...(readonly ? ['-o', 'ro'] : []), deviceFile, target]);
     }
     log.info({ volume: req.volume_id, target, readonly }, 'published');
     return {};

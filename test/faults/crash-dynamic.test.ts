@@ -245,7 +245,7 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
       await run('sync', ['-f', path.join(staging(), 'kept')]);
       kept.set(path.join(staging(), 'kept'), sha(data));
     }, guards(() => [staging()]));
-    await injectFault(AREA, 'node daemon killed at NodePublishVolume (bind-mounted, read-only not applied yet)', async () => {
+    await injectFault(AREA, 'node daemon killed at NodePublishVolume (published read-only, not answered)', async () => {
       const first = await cutOff(nodeCsi, 'NodePublishVolume', publishReq, 'daemon', 'dynamic/publish');
       await crashAt('daemon', 'dynamic/publish', 'dynamic/remove');
       expect(await first).to.be.oneOf(CUT_OFF);
