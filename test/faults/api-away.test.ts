@@ -18,9 +18,10 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { KubeClient } from '../../src/kube/client.js';
 import { NAMESPACES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS } from '../../src/kube/resources.js';
-import type { PersistentVolume } from '../../src/kube/types.js';
+import type { KubeObject, PersistentVolume } from '../../src/kube/types.js';
+import type { NodeDisk } from '../../src/crds/nodedisk.js';
 import { installCrds } from '../../src/crds/install.js';
-import { STORAGE_POOLS } from '../../src/crds/resource-types.js';
+import { NODE_DISKS, STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import { ControlPlane } from '../cluster/control-plane.js';
 import { registerReadyNode } from '../cluster/nodes.js';
 import { uniqueName, waitFor } from '../support/cluster.js';
@@ -155,6 +156,26 @@ describe('faults: kube-apiserver and etcd away while volumes are in use (own con
       expect(operator!.exited || agent!.exited, 'both processes ride the outage out').to.equal(false);
       await cp!.restartEtcd();
       await recycles('b');
+    }, [alive(), steady, loopsGuard, dataGuard]);
+  });
+
+  it('a node agent started while the API is away keeps running, says it retries, touches no disk, and reports once it returns', async () => {
+    const steady = await hostSteady();
+    await injectFault(AREA, 'node agent started with the API away', async () => {
+      await agent!.stop();
+      await cp!.stopApiServer();
+      agent = AgentProcess.start(cp!.kubeconfigPath, node, [...disks.flatMap((d) => ['--allow-device', d.file]), '--root', path.join(work, 'disks'), '--discovery-interval', '1']);
+      pids[1] = agent.child.pid!;
+      await waitFor('the agent to log that it retries', () => /retry/i.test(agent!.output.join('')) || (agent!.exited ? Promise.reject(new Error(`the agent exited: ${agent!.output.join('').slice(-2000)}`)) : false), 60_000);
+      await cp!.startApiServer();
+      // The restarted agent must act on a spec change made after the API returned: the operator's
+      // intent is nudged (and put back by the operator); the agent reports the new generation.
+      const ds = (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items;
+      for (const d of ds) {
+        const touched = await admin.mergePatch<NodeDisk & KubeObject>(NODE_DISKS, d.metadata.name, { spec: { claim: { allowAdoption: true } } }, { fieldManager: 'stowage-operator' });
+        await waitFor(`the restarted agent to report generation ${touched.metadata.generation} of ${d.metadata.name}`, async () =>
+          ((await admin.get<NodeDisk & KubeObject>(NODE_DISKS, d.metadata.name)).status?.observedGeneration ?? 0) >= touched.metadata.generation!, CONVERGE_MS);
+      }
     }, [alive(), steady, loopsGuard, dataGuard]);
   });
 
