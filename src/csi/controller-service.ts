@@ -28,6 +28,7 @@ import { SnapshotService } from './snapshot-service.js';
 import { VolumeWaits } from './volume-waits.js';
 import { resolveSource, sizeFromSource, sourceText, type ResolvedSource } from './content-source.js';
 import { MANAGED_BY } from '../crds/labels.js';
+import { faultPoint } from '../util/fault-point.js';
 
 const log = logger('csi-controller');
 
@@ -192,6 +193,7 @@ export class CsiController {
     let pv = this.volumes.get(id) ?? this.reserved.get(id);
     if (!pv) pv = await this.reserve(id, name, pool, mode, size, req.accessibility_requirements, noDataCow, source) ?? (await this.raced(id, call));
     this.checkCompatible(pv, name, pool, mode, required, limit, noDataCow, source?.spec);
+    await faultPoint('dynamic/create-volume'); // the PoolVolume exists, not answered yet
     const ready = await this.waitReady(pv, BigInt(pv.spec.size), call);
     return { volume: this.volumeOf(ready) };
   }
@@ -306,6 +308,7 @@ export class CsiController {
     this.reserved.delete(id);
     if (existed) {
       log.info({ volume: id }, 'deleting a volume');
+      await faultPoint('dynamic/delete'); // deletion requested, not answered yet
       await this.waits.until(id, (pv) => pv === undefined, call, 'deleted');
     }
     return {};
@@ -377,6 +380,7 @@ export class CsiController {
       });
     }
     const size = wanted > current ? wanted : current;
+    await faultPoint('dynamic/expand'); // the new size is asked of the node, not answered yet
     await this.waitReady(pv, size, call);
     return { capacity_bytes: size.toString(), node_expansion_required: nodeExpansion };
   }

@@ -22,6 +22,7 @@ import { CsiError, csiV1, invalidArgument, notFound, serveOnSocket, serviceDefin
 import { identityService, TOPOLOGY_KEY } from './identity.js';
 import { unsupportedReason, volumeModeOf } from './capabilities.js';
 import { startRegistrationServer } from './registration.js';
+import { faultPoint } from '../util/fault-point.js';
 
 const log = logger('csi-node');
 
@@ -154,6 +155,7 @@ export class CsiNode {
         throw new CsiError(grpc.status.ALREADY_EXISTS, `${staging} already has something else mounted (${current.source} ${current.root})`);
       }
       await run('mount', ['--bind', source, staging]);
+      await faultPoint('dynamic/stage'); // mounted, not answered yet
     } else {
       const deviceFile = `${staging}/${STAGED_DEVICE}`;
       if (await mountAt(deviceFile)) return {};
@@ -211,18 +213,18 @@ export class CsiNode {
         throw new CsiError(grpc.status.ALREADY_EXISTS, `${target} is already published with other settings (read-only ${isRo})`);
       }
       await mkdir(target, { recursive: true });
-      await run('mount', ['--bind', staging, target]);
-      if (readonly || flags.length > 0) {
-        await run('mount', ['-o', ['remount', 'bind', readonly ? 'ro' : 'rw', ...flags].join(','), target]);
-      }
+      // One mount(8) run binds and applies read-only and the flags: as two runs, a daemon killed
+      // between them left the target read-write and every retry answered ALREADY_EXISTS (found by
+      // the fault suite, test/faults/crash-dynamic.test.ts).
+      await run('mount', ['--bind', ...(readonly || flags.length > 0 ? ['-o', [readonly ? 'ro' : 'rw', ...flags].join(',')] : []), staging, target]);
+      await faultPoint('dynamic/publish'); // published, not answered yet
     } else {
       const deviceFile = `${staging}/${STAGED_DEVICE}`;
       if (!(await mountAt(deviceFile))) throw new CsiError(grpc.status.FAILED_PRECONDITION, `volume ${pv.metadata.name} is not staged at ${staging}; call NodeStageVolume first`);
       if (await mountAt(target)) return {};
       await mkdir(dirname(target), { recursive: true });
       if (!(await exists(target))) await writeFile(target, '');
-      await run('mount', ['--bind', deviceFile, target]);
-      if (readonly) await run('mount', ['-o', 'remount,bind,ro', target]);
+      await run('mount', ['--bind', ...(readonly ? ['-o', 'ro'] : []), deviceFile, target]);
     }
     log.info({ volume: req.volume_id, target, readonly }, 'published');
     return {};

@@ -599,6 +599,17 @@ export class ControlPlane {
     this.agent = this.newAgent();
   }
 
+  /** Stops etcd only (the API server keeps running and answers with errors); restartEtcd() brings it
+   *  back on the same ports with the same data directory. */
+  async stopEtcd(): Promise<void> {
+    await this.stopComponent('etcd');
+  }
+
+  /** Starts etcd again after stopEtcd(): an existing data directory ignores the --initial-cluster flags. */
+  async restartEtcd(): Promise<void> {
+    await this.startEtcd();
+  }
+
   private componentKubeconfig(name: string): string {
     const file = path.join(this.stateDir, `${name}.kubeconfig`);
     fs.writeFileSync(file, kubeconfigYaml(this.server, this.pki, name), { mode: 0o600 });

@@ -91,10 +91,10 @@ export class AgentProcess {
     child.stderr?.on('data', (d: Buffer) => this.output.push(d.toString()));
   }
 
-  static start(kubeconfig: string, nodeName: string, args: string[]): AgentProcess {
+  static start(kubeconfig: string, nodeName: string, args: string[], env: Record<string, string> = {}): AgentProcess {
     const child = spawn(process.execPath, [CLI, 'node', '--kubeconfig', kubeconfig, '--no-udev', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODE_NAME: nodeName, STOWAGE_LOG_LEVEL: 'info' },
+      env: { ...process.env, NODE_NAME: nodeName, STOWAGE_LOG_LEVEL: 'info', ...env },
     });
     return new AgentProcess(child);
   }

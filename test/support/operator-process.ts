@@ -16,13 +16,13 @@ export class OperatorProcess {
     child.stderr?.on('data', (d: Buffer) => this.output.push(d.toString()));
   }
 
-  static async start(kubeconfig: string, extraArgs: string[] = []): Promise<OperatorProcess> {
+  static async start(kubeconfig: string, extraArgs: string[] = [], env: Record<string, string> = {}): Promise<OperatorProcess> {
     const port = await freePort();
     const address = `127.0.0.1:${port}`;
     const child = spawn(
       process.execPath,
       [CLI, 'operator', '--kubeconfig', kubeconfig, '--metrics-bind-address', address, '--health-probe-bind-address', address, ...extraArgs],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STOWAGE_LOG_LEVEL: 'info' } },
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STOWAGE_LOG_LEVEL: 'info', ...env } },
     );
     return new OperatorProcess(child, port);
   }

@@ -15,6 +15,7 @@ import type { CleanupMethod, FsType } from '../../crds/storagepool.js';
 import { exec, execOk } from '../../host/exec.js';
 import { probeOne } from './discovery.js';
 import { parseMountinfo, type Signatures } from './host-facts.js';
+import { faultPoint } from '../../util/fault-point.js';
 
 /** mkfs, blkdiscard and zeroing big disks take long; they must still end. */
 const DESTRUCTIVE_TIMEOUT_MS = 6 * 60 * 60_000;
@@ -125,6 +126,7 @@ export async function prepareFilesystem(
   }
   const uuid = filesystemUuid(t.name, opts.epoch);
   await makeFilesystem(t, opts.fsType, uuid, opts.emit);
+  await faultPoint('local/prepare'); // formatted, not mounted yet
   await mountVerified(t.devicePath, target, opts.fsType, uuid);
   return { path: target, filesystem: opts.fsType, uuid };
 }
@@ -177,6 +179,7 @@ export async function releaseDisk(t: DiskTarget, emit: Emit): Promise<void> {
   const target = mountTarget(t);
   const mounts = await mountsOf(t.devicePath);
   if (mounts.includes(target)) await execOk('umount', [target]);
+  await faultPoint('local/release'); // unmounted, filesystem not erased yet
   await rmdir(target).catch(() => undefined);
   const sig = await probeOne(t.devicePath);
   if (sig.label === stowageLabel(t.name)) {
@@ -222,6 +225,7 @@ export async function wipeDisk(
       await execOk('wipefs', ['--all', '--force', t.devicePath]);
       break;
   }
+  await faultPoint('local/wiping'); // old filesystem erased, the fresh one not made yet
   if (opts.volumeMode === 'Block') return undefined;
   const fsType = opts.fsType ?? 'ext4';
   const uuid = filesystemUuid(t.name, opts.volumeUID);

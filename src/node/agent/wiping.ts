@@ -14,6 +14,7 @@ import type { DiskMemory, LastWipe } from './disk-memory.js';
 import type { Observation } from './observation.js';
 import { removeContents, wipeDisk, type DiskTarget, type Emit, type Preparation } from './preparation.js';
 import { MAX_REMEMBERED_WIPES, stamp } from './status.js';
+import { faultPoint } from '../../util/fault-point.js';
 
 /** A failed wipe is retried no sooner than this (doubling up to the cap). */
 const WIPE_RETRY_BASE_MS = 5_000;
@@ -68,6 +69,7 @@ export class Wiper {
       m.lastWipes.set(o.name, wipeResult(wipe, 'Succeeded', `wiped with ${wipe.method}`));
       m.wiped.set(o.name, [wipe.volumeUID, ...history].slice(0, MAX_REMEMBERED_WIPES));
       m.wipeRetries.delete(o.name);
+      await faultPoint('local/wiped'); // wiped and remembered, not reported yet
       emit('Normal', 'Wiped', `wiped ${o.currentPath} (${wipe.method}) for released volume ${wipe.volumeUID}`);
     } catch (err) {
       const attempts = retry?.uid === wipe.volumeUID ? retry.attempts + 1 : 1;

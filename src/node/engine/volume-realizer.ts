@@ -18,6 +18,7 @@ import { logger } from '../../util/logger.js';
 import type { BtrfsEngine } from './btrfs-engine.js';
 import { contentSource, ensureRestoredVolume, removePartial, sourceNote } from './snapshots.js';
 import { volumePath } from './volumes.js';
+import { faultPoint } from '../../util/fault-point.js';
 
 const log = logger('volume-realizer');
 
@@ -74,6 +75,7 @@ export class PoolVolumeRealizer implements Reconciler {
       if (pv.spec.source && volumeMode === 'Block') await removePartial(volumePath((await this.engine.mountedPool(pool))!, pv.metadata.name, volumeMode));
       this.realized.delete(key);
       if (removed) log.warn({ volume: key, pool }, 'removed the volume data');
+      await faultPoint('dynamic/remove'); // data removed, finalizer still on
       await removeFinalizer(this.client, POOL_VOLUMES, pv, POOL_VOLUME_FINALIZER);
       return;
     }
@@ -99,6 +101,7 @@ export class PoolVolumeRealizer implements Reconciler {
         const realized = pv.spec.source
           ? await ensureRestoredVolume((await this.engine.mountedPool(pool))!, pv.metadata.name, volumeMode, contentSource(pv.spec.source), size)
           : await this.engine.ensureVolume(pool, pv.metadata.name, volumeMode, size, noDataCow);
+        await faultPoint('dynamic/realize'); // made on disk, not reported yet
         // Reading used bytes lists every qgroup: skipped for a volume this reconcile just created (it
         // holds nothing), so CreateVolume is not slowed by the number of volumes.
         const used = pv.status?.phase === 'Ready' || last ? (await this.engine.volumeUsage(pool, pv.metadata.name, volumeMode, USAGE_LISTING_MAX_AGE_MS)).usedBytes : 0n;

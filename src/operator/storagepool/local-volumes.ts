@@ -9,6 +9,7 @@ import { ApiError } from '../../kube/api-error.js';
 import { PERSISTENT_VOLUMES } from '../../kube/resources.js';
 import type { Node, PersistentVolume } from '../../kube/types.js';
 import { forEachLimit } from '../../util/concurrency.js';
+import { faultPoint } from '../../util/fault-point.js';
 import { HOSTNAME_LABEL } from '../../crds/labels.js';
 import type { Applier } from '../../runtime/apply.js';
 import type { EventBatch } from '../../runtime/events.js';
@@ -80,6 +81,7 @@ export class LocalVolumes {
             if (!ApiError.isAlreadyExists(err)) throw err;
             await this.applier.client.apply(PERSISTENT_VOLUMES, work.desired, { fieldManager: this.applier.fieldManager, force: true });
           });
+          await faultPoint('local/publish');
           events.add('Normal', 'PersistentVolumeCreated',
             `created PersistentVolume ${work.desired.metadata.name} (${work.desired.spec.capacity?.storage}) on node ${disk.spec.nodeName} from disk ${disk.metadata.name}`);
           return;
@@ -133,6 +135,7 @@ export class LocalVolumes {
         if (disk.spec.wipe?.volumeUID !== uid) {
           const method = pool.spec.local?.cleanup ?? 'quick';
           await this.writeIntent(disk, { claim: disk.spec.claim!, wipe: { volumeUID: uid, method } }, false);
+          await faultPoint('local/wipe-requested');
           events.add('Normal', 'WipeRequested',
             `requested a ${method} wipe of disk ${disk.metadata.name} for PersistentVolume ${pv.metadata.name} (uid ${uid}): ${why}`);
         } else if (last?.volumeUID === uid && last.result === 'Failed' && !this.warned.has(`wipe/${uid}/${last.time}`)) {
@@ -144,6 +147,7 @@ export class LocalVolumes {
       }
     }
     await this.delete(pv, why, phaseOf(pv) === 'Released' ? 'PersistentVolumeRecycled' : 'PersistentVolumeDeleted', events);
+    await faultPoint('local/pv-deleted');
     return true;
   }
 

@@ -31,6 +31,7 @@ export interface DriverSource {
   serverVersion(): Promise<KubernetesVersion>;
 }
 import { isSnapshotClassOf, renderSnapshotClass, VOLUME_SNAPSHOT_CLASSES, type SnapshotClassObservation, type VolumeSnapshotClass } from './snapshot-class.js';
+import { faultPoint } from '../../util/fault-point.js';
 
 /**
  * Claims, releases and PV writes one reconcile of a pool sends before it yields its worker and
@@ -207,6 +208,7 @@ export class StoragePoolReconciler implements Reconciler {
       // The resourceVersion makes the claim conditional: if another pool claimed the disk since our
       // cache saw it, the API server refuses (409) and the next reconcile sees the older claim.
       await this.applyIntent(disk, { claim }, true);
+      await faultPoint('local/claim');
       events.add('Normal', 'DiskClaimed', `claimed disk ${disk.metadata.name} on node ${disk.spec.nodeName} (${describeClaim(claim)})`);
     });
     // Keep the intent on disks we hold up to date (e.g. allowAdoption changed).
