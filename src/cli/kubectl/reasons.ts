@@ -88,6 +88,23 @@ export const POOL_REASONS: Record<string, ReasonText> = {
   NoCapacity: { short: 'no capacity', sentence: 'the pool has no usable capacity yet' },
   LowCapacity: { short: 'low capacity', sentence: 'available capacity is below the pool\'s low watermark; add disks (widen disks.selector) or free volumes' },
   Sufficient: { short: 'sufficient', sentence: 'capacity is above the low watermark' },
+  UnsupportedKubernetes: { short: 'Kubernetes too old', sentence: 'the cluster\'s Kubernetes version is older than Stowage supports, so nothing is done for the pool; upgrade the control plane (README: Support matrix)' },
+  // DriverReady (Dynamic pools): the CSI node plugin on the pool's nodes.
+  DriverNotReady: { short: 'driver not running', sentence: 'the CSI node plugin serves none of the pool\'s nodes, so no volume can be mounted; look at the stowage-node pods on those nodes (`kubectl -n stowage-system get pods -o wide`)' },
+  PluginsRunning: { short: 'driver running', sentence: 'the CSI node plugin runs and is registered on every node of the pool' },
+  NoNodesYet: { short: 'no nodes yet', sentence: 'the pool holds no disk yet, so no node needs the CSI plugin' },
+  NotObserved: { short: 'driver not watched', sentence: 'the operator was started without the driver stack, so it cannot say whether the CSI node plugin runs' },
+  DaemonSetMissing: { short: 'no node DaemonSet', sentence: 'the node DaemonSet does not exist yet; the operator creates it, so check its log if this lasts' },
+  PluginsNotRunning: { short: 'driver not running on some nodes', sentence: 'the CSI node plugin is not serving on some of the pool\'s nodes (named in the message, each with its reason); volumes there cannot be mounted' },
+  ImagePullBackOff: { short: 'image pull failing', sentence: 'kubelet cannot pull the node plugin\'s image on the named nodes; check the image reference (operator --image) and the registry\'s reachability and credentials' },
+  ErrImagePull: { short: 'image pull failing', sentence: 'kubelet cannot pull the node plugin\'s image on the named nodes; check the image reference (operator --image) and the registry\'s reachability and credentials' },
+  CrashLoopBackOff: { short: 'plugin crashing', sentence: 'the node plugin keeps crashing on the named nodes; its log says why (`kubectl -n stowage-system logs -p <pod>`)' },
+  NotRegistered: { short: 'plugin not registered', sentence: 'the node plugin runs but kubelet has not registered it (its CSINode lacks csi.stowage.dev); check kubelet\'s plugin directory mount and the plugin\'s log' },
+  NoPluginPod: { short: 'no plugin pod', sentence: 'no node plugin pod runs on the named nodes; check the DaemonSet\'s node selector and tolerations against those nodes\' taints' },
+  // SnapshotsAvailable (Dynamic pools): the pool's VolumeSnapshotClass.
+  ClassReady: { short: 'snapshots available', sentence: 'the pool\'s VolumeSnapshotClass exists and takes snapshots of its volumes' },
+  ClassConflict: { short: 'snapshot class conflict', sentence: 'a VolumeSnapshotClass with the pool\'s name exists and is not the pool\'s; delete it or rename the pool\'s StorageClass (spec.storageClass.name)' },
+  SnapshotCRDsMissing: { short: 'no snapshot CRDs', sentence: 'the cluster has no snapshot.storage.k8s.io CRDs, so the pool\'s volumes cannot be snapshotted; install the external-snapshotter CRDs and snapshot-controller (README: Snapshots)' },
 };
 
 export function reasonText(table: Record<string, ReasonText>, reason: string | undefined): ReasonText | undefined {
