@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { NO_CEL_CRD_DIR, renderCrdManifests } from '../../hack/gen-manifests.js';
 import { DEFAULT_IMAGES, IMAGE_NAMES, imageTable } from '../../src/operator/driver-stack/images.js';
@@ -156,6 +158,14 @@ describe('driver stack rendering', () => {
     expect(() => nodeAgentArgs(['--csi-endpoint=unix:///tmp/x.sock'])).to.throw(/--csi-endpoint is not a discovery flag of stowage node.*allow-device/);
     expect(() => nodeAgentArgs(['/dev/sdb'])).to.throw(/"\/dev\/sdb" is not of the form --FLAG=VALUE/);
     expect(() => nodeAgentArgs(['--allow-device'])).to.throw(/not of the form --FLAG=VALUE/);
+  });
+
+  it('`stowage operator --node-agent-arg` reaches the check at start-up: a bad flag stops it with what to pass instead', async () => {
+    const cli = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+    const run = promisify(execFile)(process.execPath, [cli, 'operator', '--node-agent-arg=--csi-endpoint=unix:///x.sock', '--kubeconfig', '/nonexistent/kubeconfig']);
+    const err: Any = await run.then(() => undefined, (e: unknown) => e);
+    expect(err?.code, 'exit code').to.equal(1);
+    expect(err.stderr).to.match(/--node-agent-arg: --csi-endpoint is not a discovery flag of stowage node.*allow-device/);
   });
 
   it('takes every image from the one table, and --image overrides replace exactly the named entry', () => {
