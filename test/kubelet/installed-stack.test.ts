@@ -326,9 +326,15 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     expect(running.server).to.equal(cp.server);
     expect(running.node).to.equal(node.nodeName);
     expect(pod.spec.serviceAccountName).to.equal('stowage-node');
-    // kubelet's liveness probe of the plugin, through the played livenessprobe, is answered by the
-    // containerised plugin's Identity.Probe on its socket under kubelet's plugin directory.
-    await waitFor('kubelet to probe the plugin and the plugin to answer ready', () => liveness!.answers.includes(200), 60_000, 500);
+    // registration self: kubelet's liveness probe is the plugin's own /healthz on its metrics port
+    // (the host's, with hostNetwork), which fails when its CSI or registration socket is gone. (The
+    // played livenessprobe answers only the CSI controller pod's probe now.)
+    expect(c.livenessProbe.httpGet).to.deep.include({ path: '/healthz', port: 'metrics' });
+    const healthz = await waitFor('the plugin\'s own /healthz to answer 200', async () => {
+      const r = await fetch('http://127.0.0.1:8080/healthz').catch(() => undefined);
+      return r?.status === 200 ? r : undefined;
+    }, 60_000, 500);
+    expect(healthz.status).to.equal(200);
   });
 
   it('registration self: the containerised plugin registers with kubelet (CSINode lists csi.stowage.dev)', async function () {
