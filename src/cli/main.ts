@@ -67,6 +67,11 @@ program
       .choices(['self', 'node-driver-registrar'])
       .default('self'),
   )
+  .addOption(
+    new Option('--node-agent-arg <arg>', 'pass this discovery flag to `stowage node` in the node DaemonSet (repeatable; e.g. --node-agent-arg=--include-path=/dev/disk/by-id/nvme-*; flags: allow-device, discovery-dir, include-/exclude-path, -vendor, -model, min-size, discovery-interval, health-interval)')
+      .default([])
+      .argParser((v: string, previous: string[]) => [...previous, v]),
+  )
   .action(async (opts: OperatorFlags) => {
     const { runOperator } = await import('../operator/main.js');
     process.exitCode = await runOperator({
@@ -82,6 +87,7 @@ program
       namespace: opts.namespace,
       images: opts.image,
       nodeRegistration: opts.nodeRegistration,
+      nodeAgentArgs: opts.nodeAgentArg,
     });
   });
 
@@ -163,6 +169,8 @@ interface OperatorFlags {
   namespace?: string;
   image: string[];
   nodeRegistration: 'self' | 'node-driver-registrar';
+  /** commander names a repeatable option's list after the flag: --node-agent-arg. */
+  nodeAgentArg: string[];
 }
 
 function positiveInt(value: string, flag: string): number {

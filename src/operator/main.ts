@@ -7,6 +7,7 @@ import { VERSION } from '../util/version.js';
 import { Manager } from '../runtime/manager.js';
 import { setupControllers } from './setup.js';
 import { imageTable } from './driver-stack/images.js';
+import { nodeAgentArgs } from './driver-stack/node-agent-args.js';
 import type { NodeRegistration } from './driver-stack/render.js';
 
 /** The field manager of everything the operator writes (DESIGN §3). */
@@ -31,6 +32,8 @@ export interface OperatorOptions {
   readonly namespace?: string | undefined;
   /** Who registers the node plugin with kubelet (`--node-registration`). */
   readonly nodeRegistration?: NodeRegistration | undefined;
+  /** Discovery flags for the node agent in the node DaemonSet (`--node-agent-arg`). */
+  readonly nodeAgentArgs?: readonly string[] | undefined;
 }
 
 /** Runs the operator until SIGTERM/SIGINT (exit code 0) or until leadership is lost (exit code 1). */
@@ -38,6 +41,7 @@ export async function runOperator(opts: OperatorOptions): Promise<number> {
   const log = logger('operator');
   // Checked now, so a typo fails at start-up; applied per server version by the driver stack.
   imageTable(opts.images);
+  const agentArgs = nodeAgentArgs(opts.nodeAgentArgs);
   const client = await KubeClient.load({ kubeconfig: opts.kubeconfig, context: opts.context, userAgent: `stowage-operator/${VERSION}` });
   const identity = `${hostname()}_${randomUUID().slice(0, 8)}`;
   const manager = new Manager({
@@ -56,6 +60,7 @@ export async function runOperator(opts: OperatorOptions): Promise<number> {
       namespace: opts.namespace ?? ownNamespace(),
       imageOverrides: opts.images ?? [],
       ...(opts.nodeRegistration ? { registration: opts.nodeRegistration } : {}),
+      ...(agentArgs.length > 0 ? { nodeAgentArgs: agentArgs } : {}),
     },
   });
 

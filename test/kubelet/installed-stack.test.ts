@@ -43,6 +43,7 @@ const CONTROLLER_CONTAINER = 'stowage-csi-controller';
 const MOUNT_CAPABILITY = { mount: { fs_type: '', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
 const CLI = '/opt/stowage/dist/src/cli/main.js';
 const WAIT_MS = 150_000;
+const CSI_NODES = { group: 'storage.k8s.io', version: 'v1', plural: 'csinodes', kind: 'CSINode', namespaced: false } as const;
 /** The node plugin's CSI socket as the host (and kubelet) sees it: the DaemonSet's plugin-dir hostPath. */
 const PLUGIN_SOCKET = `${KUBELET_DIR}/plugins/${DRIVER_NAME}/csi.sock`;
 /** Mounted HostToContainer or Bidirectional by the node DaemonSet: shared, as systemd makes them (host-propagation.ts). */
@@ -278,7 +279,9 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     expect((await call(identity, 'GetPluginInfo', {})).name).to.equal(DRIVER_NAME);
     // Ready once its caches are synced: it lists and watches through the API with its own token.
     await waitFor('the controller to be ready', async () => (await call(identity, 'Probe', {})).ready?.value === true, 60_000, 500);
-    expect((await call(controller, 'ControllerGetCapabilities', {})).capabilities).to.have.length(4);
+    // What the provisioner, resizer and snapshotter each check for before they start.
+    const caps = (await call(controller, 'ControllerGetCapabilities', {})).capabilities.map((c: any) => c.rpc?.type);
+    expect(caps).to.include.members(['CREATE_DELETE_VOLUME', 'GET_CAPACITY', 'EXPAND_VOLUME', 'CREATE_DELETE_SNAPSHOT']);
     // It sees the pool the test created (a pool that does not exist is refused differently).
     const topology = [{ segments: { [TOPOLOGY_KEY]: node.nodeName } }];
     const create = (pool: string) =>
@@ -323,9 +326,25 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     expect(running.server).to.equal(cp.server);
     expect(running.node).to.equal(node.nodeName);
     expect(pod.spec.serviceAccountName).to.equal('stowage-node');
-    // kubelet's liveness probe of the plugin, through the played livenessprobe, is answered by the
-    // containerised plugin's Identity.Probe on its socket under kubelet's plugin directory.
-    await waitFor('kubelet to probe the plugin and the plugin to answer ready', () => liveness!.answers.includes(200), 60_000, 500);
+    // registration self: kubelet's liveness probe is the plugin's own /healthz on its metrics port
+    // (the host's, with hostNetwork), which fails when its CSI or registration socket is gone. (The
+    // played livenessprobe answers only the CSI controller pod's probe now.)
+    expect(c.livenessProbe.httpGet).to.deep.include({ path: '/healthz', port: 'metrics' });
+    const healthz = await waitFor('the plugin\'s own /healthz to answer 200', async () => {
+      const r = await fetch('http://127.0.0.1:8080/healthz').catch(() => undefined);
+      return r?.status === 200 ? r : undefined;
+    }, 60_000, 500);
+    expect(healthz.status).to.equal(200);
+  });
+
+  it('registration self: the containerised plugin registers with kubelet (CSINode lists csi.stowage.dev)', async function () {
+    const ds = await admin.get<any>(DAEMON_SETS, NODE_DAEMONSET, NS);
+    expect(ds.spec.template.spec.containers.map((c: any) => c.name), 'Stowage\'s image alone').to.deep.equal([NODE_CONTAINER]);
+    const csiNode = await waitFor(`CSINode ${node.nodeName} to list ${DRIVER_NAME}`, async () => {
+      const n = await admin.getIfExists<any>(CSI_NODES, node.nodeName);
+      return n?.spec?.drivers?.find((d: any) => d.name === DRIVER_NAME) ? n : undefined;
+    }, 60_000, 500);
+    expect(csiNode.spec.drivers.find((d: any) => d.name === DRIVER_NAME)).to.deep.include({ nodeID: node.nodeName, topologyKeys: [TOPOLOGY_KEY] });
   });
 
   it('a deleted node pod is replaced by the DaemonSet, and the replacement runs', async function () {

@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { NO_CEL_CRD_DIR, renderCrdManifests } from '../../hack/gen-manifests.js';
 import { DEFAULT_IMAGES, IMAGE_NAMES, imageTable } from '../../src/operator/driver-stack/images.js';
@@ -13,6 +15,7 @@ import {
   desiredDriverStack,
   needsCsiController,
 } from '../../src/operator/driver-stack/render.js';
+import { nodeAgentArgs } from '../../src/operator/driver-stack/node-agent-args.js';
 import type { KubeObject } from '../../src/kube/types.js';
 import { CONFIG_DIR, configObjects, validateModel } from './models.js';
 
@@ -68,7 +71,7 @@ describe('driver stack rendering', () => {
     const node = pod.containers[0];
     expect(node.securityContext).to.deep.equal({ privileged: true, runAsUser: 0 });
     expect(node.env.map((e: Any) => [e.name, e.valueFrom.fieldRef.fieldPath])).to.deep.include(['NODE_NAME', 'spec.nodeName']);
-    expect(node.args).to.deep.equal(['node', '--root=/var/lib/stowage/disks', '--pool-root=/var/lib/stowage', '--csi-endpoint=unix:///csi/csi.sock', '--metrics-bind-address=:8080']);
+    expect(node.args).to.deep.equal(['node', '--root=/var/lib/stowage/disks', '--pool-root=/var/lib/stowage', '--csi-endpoint=unix:///csi/csi.sock', '--kubelet-dir=/var/lib/kubelet', '--metrics-bind-address=:8080']);
     expect(node.ports.map((p: Any) => p.name)).to.include('metrics'); // what config/prometheus's PodMonitor scrapes
     const mounts = Object.fromEntries(node.volumeMounts.map((m: Any) => [m.mountPath, m.mountPropagation ?? (m.readOnly ? 'ro' : 'None')]));
     expect(mounts).to.deep.equal({
@@ -123,6 +126,46 @@ describe('driver stack rendering', () => {
       expect(c.securityContext, c.name).to.deep.equal({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
       expect(c.resources.limits.memory, c.name).to.be.a('string');
     }
+  });
+
+  it('with registration self: the node container alone gets what `stowage node` needs to register with a real kubelet', () => {
+    const ds: Any = byKind(desiredDriverStack(input), 'DaemonSet');
+    const spec = ds.spec.template.spec;
+    expect(spec.containers.map((c: Any) => c.name)).to.deep.equal(['stowage-node']);
+    const c = spec.containers[0];
+    // kubelet dials the endpoint the registration socket announces: the host's path, which the
+    // container sees at the same place through the kubelet-dir mount.
+    expect(c.args).to.include.members([
+      `--csi-endpoint=unix://${KUBELET_DIR}/plugins/${DRIVER_NAME}/csi.sock`,
+      `--kubelet-registration-dir=${KUBELET_DIR}/plugins_registry`,
+      `--kubelet-dir=${KUBELET_DIR}`,
+    ]);
+    expect(c.volumeMounts).to.deep.include({ name: 'kubelet-dir', mountPath: KUBELET_DIR, mountPropagation: 'Bidirectional' });
+    expect(spec.volumes).to.deep.include({ name: 'kubelet-dir', hostPath: { path: KUBELET_DIR, type: 'Directory' } });
+    // Its own /healthz (CSI and registration sockets) is the liveness probe; no sidecar port.
+    expect(c.livenessProbe.httpGet).to.deep.equal({ path: '/healthz', port: 'metrics' });
+    expect(c.ports.map((p: Any) => p.name)).to.deep.equal(['metrics']);
+  });
+
+  it('passes the operator\'s --node-agent-arg discovery flags to the node agent, in order, and refuses any other flag', () => {
+    const args = nodeAgentArgs(['--allow-device=/dev/loop7', '--include-path=/dev/disk/by-id/nvme-*', '--allow-device=/dev/loop8']);
+    const ds: Any = byKind(desiredDriverStack({ ...input, nodeAgentArgs: args }), 'DaemonSet');
+    const agentArgs: string[] = ds.spec.template.spec.containers[0].args;
+    expect(agentArgs.slice(-3)).to.deep.equal(args);
+    // Without any, the node container's command line is the plain one.
+    const plain: Any = byKind(desiredDriverStack(input), 'DaemonSet');
+    expect(plain.spec.template.spec.containers[0].args).to.deep.equal(agentArgs.slice(0, -3));
+    expect(() => nodeAgentArgs(['--csi-endpoint=unix:///tmp/x.sock'])).to.throw(/--csi-endpoint is not a discovery flag of stowage node.*allow-device/);
+    expect(() => nodeAgentArgs(['/dev/sdb'])).to.throw(/"\/dev\/sdb" is not of the form --FLAG=VALUE/);
+    expect(() => nodeAgentArgs(['--allow-device'])).to.throw(/not of the form --FLAG=VALUE/);
+  });
+
+  it('`stowage operator --node-agent-arg` reaches the check at start-up: a bad flag stops it with what to pass instead', async () => {
+    const cli = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+    const run = promisify(execFile)(process.execPath, [cli, 'operator', '--node-agent-arg=--csi-endpoint=unix:///x.sock', '--kubeconfig', '/nonexistent/kubeconfig']);
+    const err: Any = await run.then(() => undefined, (e: unknown) => e);
+    expect(err?.code, 'exit code').to.equal(1);
+    expect(err.stderr).to.match(/--node-agent-arg: --csi-endpoint is not a discovery flag of stowage node.*allow-device/);
   });
 
   it('takes every image from the one table, and --image overrides replace exactly the named entry', () => {

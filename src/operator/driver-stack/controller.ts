@@ -31,6 +31,8 @@ export interface DriverStackOptions {
   readonly imageOverrides?: readonly string[];
   /** Who registers the node plugin with kubelet (`--node-registration`). */
   readonly registration?: NodeRegistration;
+  /** Discovery flags for the node agent (`--node-agent-arg`, node-agent-args.ts). */
+  readonly nodeAgentArgs?: readonly string[];
   /** The server's version; the sidecars and their flags follow it. Without it: the newest servers'. */
   readonly serverVersion?: ServerVersion;
   readonly fieldManager: string;
@@ -81,6 +83,7 @@ export class DriverStackReconciler implements Reconciler {
     const input = {
       dynamicPools: pools.list(), volumes: volumeCount, images, namespace: this.options.namespace, sidecars,
       ...(this.options.registration ? { registration: this.options.registration } : {}),
+      ...(this.options.nodeAgentArgs ? { nodeAgentArgs: this.options.nodeAgentArgs } : {}),
     };
     for (const desired of desiredDriverStack(input)) await this.apply(desired, volumeCount);
     if (!needsCsiController(input)) await this.removeCsiParts();

@@ -68,6 +68,8 @@ export interface DriverStackInput {
   readonly registration?: NodeRegistration;
   /** The sidecars' flags for the server's version (sidecars.ts); default: the newest servers'. */
   readonly sidecars?: SidecarProfile;
+  /** Discovery flags for `stowage node` (`--node-agent-arg`, checked by node-agent-args.ts). */
+  readonly nodeAgentArgs?: readonly string[];
 }
 
 /** Whether the CSIDriver and the CSI controller belong to the desired stack. */
@@ -120,7 +122,7 @@ const restricted = {
  * The disk agent and CSI node service on every node; kubelet registration and liveness either by
  * `stowage node` itself or by the upstream sidecars (see {@link NodeRegistration}).
  */
-function nodeDaemonSet({ images, namespace, registration = DEFAULT_NODE_REGISTRATION }: DriverStackInput): KubeObject {
+function nodeDaemonSet({ images, namespace, registration = DEFAULT_NODE_REGISTRATION, nodeAgentArgs = [] }: DriverStackInput): KubeObject {
   const component = 'node';
   const self = registration === 'self';
   // With `self`, the socket's path in the container is the host's (kubelet dials what is announced).
@@ -132,8 +134,12 @@ function nodeDaemonSet({ images, namespace, registration = DEFAULT_NODE_REGISTRA
     // service on the socket kubelet is told about, /metrics (and /healthz) for the PodMonitor.
     args: [
       'node', `--root=${AGENT_ROOT}/disks`, `--pool-root=${AGENT_ROOT}`, `--csi-endpoint=${csiEndpoint}`,
+      // Said, not defaulted: the CSI Node service refuses staging and target paths outside it, and
+      // it must be the directory the kubelet-dir volume mounts.
+      `--kubelet-dir=${KUBELET_DIR}`,
       ...(self ? [`--kubelet-registration-dir=${REGISTRATION_DIR}`] : []),
       `--metrics-bind-address=:${NODE_METRICS_PORT}`,
+      ...nodeAgentArgs,
     ],
     env: [fieldEnv('NODE_NAME', 'spec.nodeName'), fieldEnv('POD_NAMESPACE', 'metadata.namespace')],
     // Formatting, mounting and loop devices need root, the host's devices and its mount
