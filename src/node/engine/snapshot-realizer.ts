@@ -17,9 +17,10 @@ import { POOL_SNAPSHOT_FINALIZER, POOL_SNAPSHOT_LABELS, type PoolSnapshot, type 
 import { API_VERSION } from '../../crds/meta.js';
 import { Applier } from '../../runtime/apply.js';
 import { nowTimestamp, setConditions } from '../../runtime/conditions.js';
-import { Controller, type Reconciler, type ReconcileResult } from '../../runtime/controller.js';
+import { runRealizer, type RunningRealizerOf } from './run-realizer.js';
+import type { Reconciler, ReconcileResult } from '../../runtime/controller.js';
 import { removeFinalizer, hasFinalizer } from '../../runtime/finalizers.js';
-import { Informer } from '../../runtime/informer.js';
+import type { Informer } from '../../runtime/informer.js';
 import { errorMessage } from '../../util/errors.js';
 import { logger } from '../../util/logger.js';
 import type { BtrfsEngine } from './btrfs-engine.js';
@@ -133,33 +134,17 @@ export class PoolSnapshotRealizer implements Reconciler {
   }
 }
 
-export interface RunningSnapshotRealizer {
-  readonly informer: Informer<PoolSnapshot>;
-  stop(): Promise<void>;
-}
+export type RunningSnapshotRealizer = RunningRealizerOf<PoolSnapshot>;
 
 /** Watches this node's PoolSnapshots (by label) and realizes them. */
-export async function startPoolSnapshotRealizer(opts: { client: KubeClient; engine: BtrfsEngine; nodeName: string; workers?: number; refreshMs?: number; waitForSync?: boolean }): Promise<RunningSnapshotRealizer> {
-  const informer = new Informer<PoolSnapshot>({
+export function startPoolSnapshotRealizer(opts: { client: KubeClient; engine: BtrfsEngine; nodeName: string; workers?: number; refreshMs?: number; waitForSync?: boolean }): Promise<RunningSnapshotRealizer> {
+  return runRealizer<PoolSnapshot>({
     client: opts.client,
     resource: POOL_SNAPSHOTS,
     labelSelector: `${POOL_SNAPSHOT_LABELS.node}=${opts.nodeName}`,
-  });
-  const controller = new Controller({
     name: 'poolsnapshot',
-    reconciler: new PoolSnapshotRealizer(opts.client, informer, opts.engine, opts.nodeName, opts.refreshMs),
     workers: opts.workers ?? 4,
-    baseDelayMs: 200,
-    maxDelayMs: 10_000,
-  }).watchFor(informer);
-  informer.start();
-  if (opts.waitForSync ?? true) await informer.waitForSync();
-  controller.start();
-  return {
-    informer,
-    async stop() {
-      await controller.stop();
-      await informer.stop();
-    },
-  };
+    waitForSync: opts.waitForSync,
+    reconciler: (informer) => new PoolSnapshotRealizer(opts.client, informer, opts.engine, opts.nodeName, opts.refreshMs),
+  });
 }

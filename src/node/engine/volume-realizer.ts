@@ -9,9 +9,10 @@ import { POOL_VOLUME_FINALIZER, POOL_VOLUME_LABELS, type PoolVolume, type PoolVo
 import { API_VERSION } from '../../crds/meta.js';
 import { Applier } from '../../runtime/apply.js';
 import { nowTimestamp, setConditions } from '../../runtime/conditions.js';
-import { Controller, type Reconciler, type ReconcileResult } from '../../runtime/controller.js';
+import { runRealizer, type RunningRealizerOf } from './run-realizer.js';
+import type { Reconciler, ReconcileResult } from '../../runtime/controller.js';
 import { removeFinalizer, hasFinalizer } from '../../runtime/finalizers.js';
-import { Informer } from '../../runtime/informer.js';
+import type { Informer } from '../../runtime/informer.js';
 import { parseBytes } from '../../util/quantity.js';
 import { errorMessage } from '../../util/errors.js';
 import { logger } from '../../util/logger.js';
@@ -146,33 +147,17 @@ export class PoolVolumeRealizer implements Reconciler {
   }
 }
 
-export interface RunningRealizer {
-  readonly informer: Informer<PoolVolume>;
-  stop(): Promise<void>;
-}
+export type RunningRealizer = RunningRealizerOf<PoolVolume>;
 
 /** Watches this node's PoolVolumes (by label) and realizes them; resolves once the cache is synced. */
-export async function startPoolVolumeRealizer(opts: { client: KubeClient; engine: BtrfsEngine; nodeName: string; workers?: number; refreshMs?: number; waitForSync?: boolean }): Promise<RunningRealizer> {
-  const informer = new Informer<PoolVolume>({
+export function startPoolVolumeRealizer(opts: { client: KubeClient; engine: BtrfsEngine; nodeName: string; workers?: number; refreshMs?: number; waitForSync?: boolean }): Promise<RunningRealizer> {
+  return runRealizer<PoolVolume>({
     client: opts.client,
     resource: POOL_VOLUMES,
     labelSelector: `${POOL_VOLUME_LABELS.node}=${opts.nodeName}`,
-  });
-  const controller = new Controller({
     name: 'poolvolume',
-    reconciler: new PoolVolumeRealizer(opts.client, informer, opts.engine, opts.nodeName, opts.refreshMs),
     workers: opts.workers ?? 8,
-    baseDelayMs: 200,
-    maxDelayMs: 10_000,
-  }).watchFor(informer);
-  informer.start();
-  if (opts.waitForSync ?? true) await informer.waitForSync();
-  controller.start();
-  return {
-    informer,
-    async stop() {
-      await controller.stop();
-      await informer.stop();
-    },
-  };
+    waitForSync: opts.waitForSync,
+    reconciler: (informer) => new PoolVolumeRealizer(opts.client, informer, opts.engine, opts.nodeName, opts.refreshMs),
+  });
 }
