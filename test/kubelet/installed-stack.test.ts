@@ -13,9 +13,11 @@ import { mkdtemp, rm, rmdir, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { KubeClient } from '../../src/kube/client.js';
-import { DAEMON_SETS, DEPLOYMENTS, LEASES, NAMESPACES, PODS } from '../../src/kube/resources.js';
+import { DAEMON_SETS, DEPLOYMENTS, EVENTS, LEASES, NAMESPACES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, PODS } from '../../src/kube/resources.js';
+import type { KubeObject, PersistentVolume } from '../../src/kube/types.js';
+import type { NodeDisk } from '../../src/crds/nodedisk.js';
 import * as grpc from '@grpc/grpc-js';
-import { STORAGE_POOLS } from '../../src/crds/resource-types.js';
+import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import { csiV1 } from '../../src/csi/grpc.js';
 import { TOPOLOGY_KEY } from '../../src/csi/identity.js';
 import { AGENT_ROOT, CSI_CONTROLLER_DEPLOYMENT, DRIVER_NAME, KUBELET_DIR, NODE_DAEMONSET } from '../../src/operator/driver-stack/render.js';
@@ -26,10 +28,13 @@ import { shareHostPaths } from '../cluster/host-propagation.js';
 import { importStowageImage, removeStowageImages, stowageImageArchive } from '../cluster/kubelet-images.js';
 import type { KubeletNode } from '../cluster/kubelet-node.js';
 import { sharedKubeletNode } from '../cluster/kubelet-shared.js';
-import { adminClient, deletePoolForcibly, uniqueName, waitFor } from '../support/cluster.js';
+import { adminClient, createNamespace, deletePoolForcibly, uniqueName, waitFor } from '../support/cluster.js';
+import { LoopDevices, unmountAllFrom } from '../support/loop-devices.js';
+import { condition, type Pool, type Pvc } from '../support/pool-world.js';
 import { TEST_NETWORK_FIELD_MANAGER, networkPatch, writeInstalledOverlay } from './installed-overlay.js';
 import { playLivenessProbe, type PlayedLivenessProbe } from './livenessprobe-play.js';
-import { podLog } from './pods.js';
+import { provisionClaim } from './csi-sidecars.js';
+import { busyboxPod, deletePodAndWait, podLog, podMounts, waitPodPhase } from './pods.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
@@ -44,6 +49,13 @@ const MOUNT_CAPABILITY = { mount: { fs_type: '', mount_flags: [] }, access_mode:
 const CLI = '/opt/stowage/dist/src/cli/main.js';
 const WAIT_MS = 150_000;
 const CSI_NODES = { group: 'storage.k8s.io', version: 'v1', plural: 'csinodes', kind: 'CSINode', namespaced: false } as const;
+const MiB = 1024 * 1024;
+/** The Local-pool writer: one numbered line every 200 ms, synced, so a gap or a reset shows. */
+const WRITER = 'trap "exit 0" TERM; i=0; while true; do i=$((i+1)); echo $i >> /data/log; echo $i >> /dyn/log; sync; sleep 0.2; done';
+/** Labels on the test's two NodeDisks, so each pool selects its own. */
+const ROLE_LABEL = 'stowage.dev/test-role';
+/** An image reference no registry serves: the broken DaemonSet of the DriverReady test. */
+const BROKEN_REF = 'localhost/stowage:no-such-tag';
 /** The node plugin's CSI socket as the host (and kubelet) sees it: the DaemonSet's plugin-dir hostPath. */
 const PLUGIN_SOCKET = `${KUBELET_DIR}/plugins/${DRIVER_NAME}/csi.sock`;
 /** Mounted HostToContainer or Bidirectional by the node DaemonSet: shared, as systemd makes them (host-propagation.ts). */
@@ -120,6 +132,34 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
   let poolCreated = false;
   const csiClients: CsiClient[] = [];
   const ports = { metrics: 0, probe: 0 };
+  /** The test's one disk, the only device the containerised agent is allowed (operator --node-agent-arg). */
+  const loops = new LoopDevices();
+  let allowArgs: string[] = [];
+  const localPool = uniqueName('installed-local');
+  let localPoolCreated = false;
+  let appNs = '';
+  let writer: { name: string; uid: string; hostLogs: string[]; dynPv: string } | undefined;
+  const dynPool = uniqueName('installed-dynv');
+  let dynPoolCreated = false;
+  let dynVolumeId = '';
+  let ctlLinks = 0;
+
+  /** The writer's log as the host sees it on the prepared disk: must be 1..n, no gap, no reset. */
+  const writerLines = async (): Promise<number> => {
+    let min = Infinity;
+    for (const log of writer!.hostLogs) {
+      // The last line may be half written (busybox's echo writes the number and the newline apart).
+      const lines = readFileSync(log, 'utf8').split('\n').slice(0, -1);
+      lines.forEach((l, i) => expect(l, `line ${i + 1} of ${log}`).to.equal(String(i + 1)));
+      min = Math.min(min, lines.length);
+    }
+    return min;
+  };
+  /** The writer keeps writing: its log grows by a few lines from now on. */
+  const writerKeepsWriting = async (what: string): Promise<void> => {
+    const before = await writerLines();
+    await waitFor(`the writer to keep writing ${what}`, async () => (await writerLines()) >= before + 5, 30_000, 250);
+  };
 
   const kubectl = async (...args: string[]): Promise<string> => {
     const r = await cp.kubectl(args, { timeoutMs: 180_000 });
@@ -170,11 +210,48 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     await writeInstalledOverlay({ dir: overlay, server: cp.server, nodeName: node.nodeName, imageDigest: `localhost/stowage@${digest}`, metricsPort: ports.metrics, probePort: ports.probe, operatorArgs });
     await kubectl('apply', '-k', overlay);
   };
+  const agentArgs = (): string[] => allowArgs;
 
   /** The node DaemonSet on the host network (installed-overlay.ts says why), under the test's own field manager. */
   const patchNodeNetwork = async (): Promise<void> => {
     await waitFor(`the operator to create DaemonSet ${NS}/${NODE_DAEMONSET}`, () => admin.getIfExists(DAEMON_SETS, NODE_DAEMONSET, NS), WAIT_MS, 500);
     await admin.apply(DAEMON_SETS, networkPatch('DaemonSet', NODE_DAEMONSET, NS, [NODE_CONTAINER], cp.server) as any, { fieldManager: TEST_NETWORK_FIELD_MANAGER, force: true });
+  };
+
+  /**
+   * The containerised controller's socket as the sidecars reach it (/csi/csi.sock in the pod's
+   * emptyDir, on the host under kubelet's pod directory), through a short symlink: that path is
+   * longer than a Unix socket address may be. Follows the current pod (a roll replaces it), and
+   * points the played livenessprobe (the controller pod's probe on the host network) at it.
+   */
+  const controllerSocket = async (image = imageRef): Promise<string> => {
+    const pod = await runningPod(CONTROLLER_SELECTOR, CONTROLLER_CONTAINER, `the stowage-csi-controller container (${image}) to run on the real node`,
+      (p) => p.spec.hostNetwork === true && p.spec.containers.some((x: any) => x.name === CONTROLLER_CONTAINER && x.image === image));
+    const podSocket = `${node.rootDir}/pods/${pod.metadata.uid}/volumes/kubernetes.io~empty-dir/socket-dir/csi.sock`;
+    await waitFor(`the controller's socket ${podSocket}`, () => existsSync(podSocket), 60_000, 500);
+    const link = path.join(work!, `ctl${ctlLinks++}`);
+    await symlink(path.dirname(podSocket), link);
+    livenessTarget = path.join(link, 'csi.sock');
+    return livenessTarget;
+  };
+
+  /** The CSI controller Deployment on the host network, pinned to the real node (as the operator's). */
+  const patchControllerNetwork = async (): Promise<void> => {
+    await waitFor(`the operator to create Deployment ${NS}/${CSI_CONTROLLER_DEPLOYMENT}`, () => admin.getIfExists(DEPLOYMENTS, CSI_CONTROLLER_DEPLOYMENT, NS), WAIT_MS, 500);
+    const patch = networkPatch('Deployment', CSI_CONTROLLER_DEPLOYMENT, NS, [CONTROLLER_CONTAINER], cp.server) as any;
+    patch.spec.template.spec.nodeSelector = { 'kubernetes.io/hostname': node.nodeName };
+    patch.spec.template.spec.tolerations = [{ ...REAL_NODE_TAINT, operator: 'Equal' }];
+    // On the host network a new pod cannot start beside the old one on the same node (the same
+    // ports), so a roll replaces the pod first; with a pod network the default surge does.
+    patch.spec.strategy = { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } };
+    await admin.apply(DEPLOYMENTS, patch, { fieldManager: TEST_NETWORK_FIELD_MANAGER, force: true });
+  };
+
+  const controllerClient = async (image?: string): Promise<CsiClient> => {
+    const socket = await controllerSocket(image);
+    const c: CsiClient = new (csiV1() as any).Controller(`unix://${socket}`, grpc.credentials.createInsecure());
+    csiClients.push(c);
+    return c;
   };
 
   before(async function () {
@@ -192,10 +269,26 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     work = await mkdtemp(path.join(tmpdir(), 'stowage-installed-'));
     overlay = path.join(work, 'overlay');
     await pickOperatorPorts();
+    const local = await loops.create(512 * MiB);
+    const dyn = await loops.create(512 * MiB);
+    allowArgs = [`--node-agent-arg=--allow-device=${local.device}`, `--node-agent-arg=--allow-device=${dyn.device}`];
+    appNs = await createNamespace(admin, 'installed-app');
+    await cp.waitForDefaultServiceAccount(appNs);
   });
 
   after(async function () {
     for (const c of csiClients) c.close();
+    if (admin && appNs) {
+      for (const pod of (await admin.list<any>(PODS, { namespace: appNs }).catch(() => ({ items: [] as any[] }))).items) {
+        await deletePodAndWait(admin, appNs, pod.metadata.name).catch(() => undefined);
+      }
+      await admin.delete(PERSISTENT_VOLUME_CLAIMS, 'data', { namespace: appNs }).catch(() => undefined);
+      await admin.delete(PERSISTENT_VOLUME_CLAIMS, 'dyn', { namespace: appNs }).catch(() => undefined);
+    }
+    if (admin && writer?.dynPv) await admin.delete(PERSISTENT_VOLUMES, writer.dynPv).catch(() => undefined);
+    if (admin && dynVolumeId) await admin.delete(POOL_VOLUMES, dynVolumeId).catch(() => undefined);
+    if (admin && dynPoolCreated) await deletePoolForcibly(admin, dynPool).catch(() => undefined);
+    if (admin && localPoolCreated) await deletePoolForcibly(admin, localPool).catch(() => undefined);
     if (admin && poolCreated) await deletePoolForcibly(admin, dynamicPool).catch(() => undefined);
     if (cp && work && existsSync(path.join(overlay, 'kustomization.yaml'))) {
       await cp.kubectl(['delete', '-k', overlay, '--ignore-not-found', '--wait=true'], { timeoutMs: 240_000 }).catch(() => undefined);
@@ -204,13 +297,21 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     await liveness?.close();
     await unshare?.();
     if (node) await removeStowageImages(node.containerdSocket, [imageRef, rollRef, digest && imageRef ? `${imageRef.slice(0, imageRef.lastIndexOf(':'))}@${digest}` : ''].filter(Boolean));
+    if (admin && node) {
+      for (const d of (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` }).catch(() => ({ items: [] as any[] }))).items) {
+        await admin.delete(NODE_DISKS, d.metadata.name!).catch(() => undefined);
+      }
+    }
+    if (admin && appNs) await admin.delete(NAMESPACES, appNs).catch(() => undefined);
+    for (const device of loops.devices()) await unmountAllFrom(device);
+    await loops.cleanup();
     for (const dir of createdHostPaths) await rmdirTree(dir);
     if (work) await rm(work, { recursive: true, force: true });
     admin?.close();
   });
 
   it('kubectl apply -k: the operator runs as its Deployment on the real node, with the in-cluster config and its own token, and leads', async function () {
-    await applyOverlay();
+    await applyOverlay(agentArgs());
     const pod = await runningPod(OPERATOR_SELECTOR, 'operator', 'the operator pod to run on the real node');
     const status = pod.status.containerStatuses.find((c: any) => c.name === 'operator');
     // The image kubelet ran is the one make image built (kustomize pinned its digest).
@@ -347,6 +448,72 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     expect(csiNode.spec.drivers.find((d: any) => d.name === DRIVER_NAME)).to.deep.include({ nodeID: node.nodeName, topologyKeys: [TOPOLOGY_KEY] });
   });
 
+  it('a pod on the node mounts a Local PV (the containerised agent\'s disk) and a Dynamic volume (created through the containerised controller\'s socket, staged and published by the containerised plugin), writes, reads back', async function () {
+    const [localDevice, dynDevice] = loops.devices();
+    // Only the allowed devices became NodeDisks of this node; the administrator sorts them into pools.
+    const disks = await waitFor('the containerised agent to report the two allowed disks', async () => {
+      const items = (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` })).items;
+      return items.length >= 2 ? items : undefined;
+    }, 60_000, 500);
+    expect(disks.map((d) => d.spec.devicePath).sort()).to.deep.equal([localDevice, dynDevice].sort());
+    for (const d of disks) await admin.mergePatch(NODE_DISKS, d.metadata.name!, { metadata: { labels: { [ROLE_LABEL]: d.spec.devicePath === localDevice ? localPool : dynPool } } });
+    await admin.apply(STORAGE_POOLS, {
+      apiVersion: 'stowage.dev/v1alpha1',
+      kind: 'StoragePool',
+      metadata: { name: localPool },
+      spec: { mode: 'Local', disks: { selector: { matchLabels: { [ROLE_LABEL]: localPool } } }, local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' } },
+    } as any, { fieldManager: 'kubectl' });
+    localPoolCreated = true;
+    await admin.apply(STORAGE_POOLS, {
+      apiVersion: 'stowage.dev/v1alpha1',
+      kind: 'StoragePool',
+      metadata: { name: dynPool },
+      spec: { mode: 'Dynamic', disks: { selector: { matchLabels: { [ROLE_LABEL]: dynPool } } }, replicated: { size: 1 } },
+    } as any, { fieldManager: 'kubectl' });
+    dynPoolCreated = true;
+    await waitFor('the Local pool to be Ready with its volume', async () => {
+      const p = await admin.getIfExists<Pool>(STORAGE_POOLS, localPool);
+      return condition(p, 'Ready')?.status === 'True' && p!.status?.counts?.volumes?.available === 1 ? p : undefined;
+    }, WAIT_MS, 500);
+    await patchControllerNetwork();
+    const controller = await controllerClient();
+    await waitFor('the Dynamic pool to be Ready', async () => condition(await admin.getIfExists<Pool>(STORAGE_POOLS, dynPool), 'Ready')?.status === 'True', WAIT_MS, 500);
+    for (const [claim, sc, size] of [['data', localPool, '100Mi'], ['dyn', dynPool, '64Mi']] as const) {
+      await admin.create(PERSISTENT_VOLUME_CLAIMS, {
+        metadata: { name: claim, namespace: appNs },
+        spec: { accessModes: ['ReadWriteOnce'], storageClassName: sc, resources: { requests: { storage: size } } },
+      } as any);
+    }
+    const name = uniqueName('writer');
+    const created = await admin.create<any>(PODS, busyboxPod({
+      name, namespace: appNs, node, restartPolicy: 'Always', script: WRITER,
+      volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }, { name: 'dyn', persistentVolumeClaim: { claimName: 'dyn' } }],
+      volumeMounts: [{ name: 'data', mountPath: '/data' }, { name: 'dyn', mountPath: '/dyn' }],
+    }));
+    // The provisioner, played against the containerised controller's socket (csi-sidecars.ts).
+    const dyn = await provisionClaim({ client: admin, controller, namespace: appNs, claim: 'dyn', pool: dynPool });
+    dynVolumeId = dyn.volumeId;
+    await waitPodPhase(admin, appNs, name, ['Running']);
+    const claim = await admin.get<Pvc>(PERSISTENT_VOLUME_CLAIMS, 'data', appNs);
+    const pv = await admin.get<PersistentVolume>(PERSISTENT_VOLUMES, claim.spec.volumeName!);
+    const poolVolume = await admin.get<any>(POOL_VOLUMES, dyn.volumeId);
+    writer = { name, uid: created.metadata.uid, hostLogs: [path.join(pv.spec.local!.path, 'log'), path.join(poolVolume.status.path, 'log')], dynPv: dyn.pvName };
+    // The agent mounted the Local disk inside its container; Bidirectional propagation put it on
+    // the host, where kubelet bind-mounted it into the pod.
+    const source = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[1] === pv.spec.local!.path)?.[0];
+    expect(source, `the host sees ${pv.spec.local!.path} mounted from the test's disk`).to.equal(localDevice);
+    const mounts = await podMounts(node, created.metadata.uid);
+    expect(mounts).to.include(path.join(node.rootDir, 'pods', created.metadata.uid, 'volumes', 'kubernetes.io~local-volume', pv.metadata.name!));
+    // kubelet's NodeStage/NodePublish, answered by the containerised plugin: on the host's mounts.
+    expect(mounts).to.include(path.join(node.rootDir, 'pods', created.metadata.uid, 'volumes', 'kubernetes.io~csi', dyn.pvName, 'mount'));
+    expect(mountsBelow(`${KUBELET_DIR}/plugins/kubernetes.io/csi/pv/${dyn.pvName}/globalmount`), 'staged').to.have.length.of.at.least(1);
+    await waitFor('the writer to write to both volumes', async () => writer!.hostLogs.every((l) => existsSync(l)) && (await writerLines()) >= 3, 30_000, 250);
+    for (const dir of ['/data', '/dyn']) {
+      const read = await cp.kubectl(['exec', '-n', appNs, name, '--', 'head', '-n', '3', `${dir}/log`]);
+      expect(read.stdout, `the pod reads back what it wrote to ${dir}`).to.equal('1\n2\n3\n');
+    }
+  });
+
   it('a deleted node pod is replaced by the DaemonSet, and the replacement runs', async function () {
     const [old] = (await podsOf(NODE_SELECTOR)).filter((p) => p.spec.nodeName === node.nodeName);
     const oldPids = stowageProcesses('node').map((p) => p.pid);
@@ -355,12 +522,14 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     expect(replacement.metadata.uid).to.not.equal(old.metadata.uid);
     await waitFor('the old node process to exit', () => stowageProcesses('node').every((p) => !oldPids.includes(p.pid)), 60_000, 500);
     expect(stowageProcesses('node')).to.have.length(1);
+    // The published Local volume outlived the plugin: the pod kept writing through the replacement.
+    await writerKeepsWriting('through the node pod\'s replacement');
   });
 
   it('rolling the node DaemonSet to a new image tag (operator --image) replaces the node pod with one of the new tag', async function () {
     const before = (await podsOf(NODE_SELECTOR)).find((p) => p.spec.nodeName === node.nodeName && !p.metadata.deletionTimestamp);
     await pickOperatorPorts();
-    await applyOverlay(['--image', `stowage=${rollRef}`]);
+    await applyOverlay([...agentArgs(), '--image', `stowage=${rollRef}`]);
     await waitFor('the operator to roll the DaemonSet to the new tag', async () => {
       const ds = await admin.get<any>(DAEMON_SETS, NODE_DAEMONSET, NS);
       return ds.spec.template.spec.containers.find((x: any) => x.name === NODE_CONTAINER)?.image === rollRef;
@@ -369,6 +538,86 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     expect(rolled.metadata.uid).to.not.equal(before?.metadata.uid);
     // The roll kept the test's network fields (another field manager owns them).
     expect(rolled.spec.hostNetwork).to.equal(true);
+    await writerKeepsWriting('through the roll to a new image tag');
+    // The roll replaced the controller's pod too (same image table): the sidecars follow its socket.
+    await waitFor('the controller to roll to the new tag', async () => (await podsOf(CONTROLLER_SELECTOR)).some((p) => p.spec.containers.some((x: any) => x.name === CONTROLLER_CONTAINER && x.image === rollRef)), WAIT_MS, 500);
+    await controllerSocket(rollRef);
+    // The new tag's agent still has only the test's disk.
+    expect(rolled.spec.containers.find((x: any) => x.name === NODE_CONTAINER).args).to.include(allowArgs[0]!.replace('--node-agent-arg=', ''));
+  });
+
+  it('a broken image reference on the node DaemonSet: the Dynamic pool says DriverReady=False naming the node and kubelet\'s reason within a minute, the writer keeps writing, and fixing it turns it True', async function () {
+    const driverReady = async () => condition(await admin.getIfExists<Pool>(STORAGE_POOLS, dynPool), 'DriverReady');
+    expect((await driverReady())?.status).to.equal('True');
+    // A tag no registry serves (this node reaches none): kubelet's pull fails on the real node.
+    const brokenAt = Date.now();
+    await pickOperatorPorts();
+    await applyOverlay([...agentArgs(), '--image', `stowage=${BROKEN_REF}`]);
+    await waitFor('the operator to roll the DaemonSet to the broken tag', async () => {
+      const ds = await admin.get<any>(DAEMON_SETS, NODE_DAEMONSET, NS);
+      return ds.spec.template.spec.containers.find((x: any) => x.name === NODE_CONTAINER)?.image === BROKEN_REF;
+    }, WAIT_MS, 500);
+    // The minute starts when kubelet reports the failed pull on the pod (what the operator watches).
+    await waitFor('kubelet to report the failed pull on the new node pod', async () => (await podsOf(NODE_SELECTOR)).some((p) =>
+      p.spec.nodeName === node.nodeName && (p.status?.containerStatuses ?? []).some((c: any) => /ErrImagePull|ImagePullBackOff/.test(c.state?.waiting?.reason ?? ''))), WAIT_MS, 500);
+    const broken = await waitFor('DriverReady=False naming the node and the pull failure', async () => {
+      const c = await driverReady();
+      return c?.status === 'False' && c.message.includes(node.nodeName) && /ErrImagePull|ImagePullBackOff/.test(`${c.reason} ${c.message}`) ? c : undefined;
+    }, 60_000, 500);
+    expect(broken.reason).to.match(/ErrImagePull|ImagePullBackOff|PluginsNotRunning/);
+    // Events of the pool with `reason` last seen since `since` (event times have whole seconds).
+    const poolEvents = async (reason: string, since: number) =>
+      (await admin.list<any>(EVENTS, { namespace: 'default' })).items.filter((e) =>
+        e.involvedObject.name === dynPool && e.reason === reason && Date.parse(e.lastTimestamp ?? e.eventTime) >= since - 1000);
+    const warning = await waitFor('a DriverNotReady event on the pool', async () => (await poolEvents('DriverNotReady', brokenAt))[0], 30_000, 500);
+    expect(warning.type).to.equal('Warning');
+    expect(warning.message).to.include(node.nodeName);
+    // The published volumes do not need the plugin process: the pod keeps writing while none runs.
+    await writerKeepsWriting('while no node plugin runs');
+    const fixedAt = Date.now();
+    await pickOperatorPorts();
+    await applyOverlay([...agentArgs(), '--image', `stowage=${rollRef}`]);
+    await runningPod(NODE_SELECTOR, NODE_CONTAINER, 'the node pod of the good tag to run again', (p) => p.spec.containers.some((x: any) => x.name === NODE_CONTAINER && x.image === rollRef));
+    const fixed = await waitFor('DriverReady=True again', async () => {
+      const c = await driverReady();
+      return c?.status === 'True' ? c : undefined;
+    }, 60_000, 500);
+    expect(fixed.reason).to.equal('PluginsRunning');
+    expect((await waitFor('a DriverReady event on the pool', async () => (await poolEvents('DriverReady', fixedAt))[0], 30_000, 500)).type).to.equal('Normal');
+    await waitFor('the controller to run the good tag again', async () => (await podsOf(CONTROLLER_SELECTOR)).some((p) => !p.metadata.deletionTimestamp && p.spec.containers.some((x: any) => x.name === CONTROLLER_CONTAINER && x.image === rollRef)), WAIT_MS, 500);
+    await writerKeepsWriting('after the plugin is back');
+  });
+
+  it('after the replacements, deleting the writer unpublishes and unstages (no stale mount); released claims wipe the Local disk and delete the Dynamic volume', async function () {
+    const lines = await writerLines();
+    await deletePodAndWait(admin, appNs, writer!.name);
+    expect(await podMounts(node, writer!.uid), 'kubelet unmounted the volume').to.deep.equal([]);
+    expect(mountsBelow(`${node.rootDir}/pods/${writer!.uid}/`)).to.deep.equal([]);
+    expect(await writerLines()).to.be.at.least(lines);
+    const pvName = (await admin.get<Pvc>(PERSISTENT_VOLUME_CLAIMS, 'data', appNs)).spec.volumeName!;
+    const old = await admin.get<PersistentVolume>(PERSISTENT_VOLUMES, pvName);
+    await admin.delete(PERSISTENT_VOLUME_CLAIMS, 'data', { namespace: appNs });
+    await waitFor('the containerised agent to wipe the released disk (a fresh PV)', async () => {
+      const p = await admin.getIfExists<PersistentVolume>(PERSISTENT_VOLUMES, pvName);
+      return p && p.metadata.uid !== old.metadata.uid && p.status?.phase === 'Available' ? p : undefined;
+    }, WAIT_MS, 500);
+    expect(existsSync(writer!.hostLogs[0]!), 'the released volume\'s data is gone').to.equal(false);
+    // kubelet unstaged the Dynamic volume through the rolled plugin; the provisioner (played against
+    // the rolled controller's socket) deletes it when its claim goes.
+    expect(mountsBelow(`${KUBELET_DIR}/plugins/kubernetes.io/csi/pv/${writer!.dynPv}/`), 'no stale staging mount').to.deep.equal([]);
+    await admin.delete(PERSISTENT_VOLUME_CLAIMS, 'dyn', { namespace: appNs });
+    const controller = await controllerClient(rollRef);
+    await call(controller, 'DeleteVolume', { volume_id: dynVolumeId });
+    await admin.delete(PERSISTENT_VOLUMES, writer!.dynPv);
+    await waitFor(`PoolVolume ${dynVolumeId} to be gone`, async () => !(await admin.getIfExists(POOL_VOLUMES, dynVolumeId)), WAIT_MS, 500);
+    dynVolumeId = '';
+    await admin.delete(STORAGE_POOLS, dynPool);
+    await waitFor(`pool ${dynPool} to be gone`, async () => !(await admin.getIfExists(STORAGE_POOLS, dynPool)), WAIT_MS, 500);
+    dynPoolCreated = false;
+    // The uninstall starts with the pools (README).
+    await admin.delete(STORAGE_POOLS, localPool);
+    await waitFor(`pool ${localPool} to be gone`, async () => !(await admin.getIfExists(STORAGE_POOLS, localPool)), WAIT_MS, 500);
+    localPoolCreated = false;
   });
 
   it('kubectl delete -k removes it all: no Stowage process, no mount of its pods, no new loop device', async function () {
