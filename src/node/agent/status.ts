@@ -16,7 +16,6 @@ import type { Eligibility } from './inventory.js';
 import { healthCondition } from './smart.js';
 import { MANAGED_BY } from '../../crds/labels.js';
 
-export const NODE_FIELD_MANAGER = 'stowage-node';
 /** The identity a NodeDisk's name was derived from (lets a restarted agent match disks whose identity is weak). */
 export const IDENTITY_ANNOTATION = 'stowage.dev/identity';
 /** Volume UIDs this disk was already wiped for, newest first: a wipe request for one of them is stale. */

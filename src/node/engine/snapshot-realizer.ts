@@ -24,7 +24,8 @@ import type { Informer } from '../../runtime/informer.js';
 import { errorMessage } from '../../util/errors.js';
 import { logger } from '../../util/logger.js';
 import type { BtrfsEngine } from './btrfs-engine.js';
-import { NODE_FIELD_MANAGER, REFRESH_MS } from './volume-realizer.js';
+import { REFRESH_MS } from './volume-realizer.js';
+import { NODE_FIELD_MANAGER } from '../field-manager.js';
 import * as snapshots from './snapshots.js';
 
 const log = logger('snapshot-realizer');

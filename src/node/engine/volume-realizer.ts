@@ -20,10 +20,10 @@ import type { BtrfsEngine } from './btrfs-engine.js';
 import { contentSource, ensureRestoredVolume, removePartial, sourceNote } from './snapshots.js';
 import { volumePath } from './volumes.js';
 import { faultPoint } from '../../util/fault-point.js';
+import { NODE_FIELD_MANAGER } from '../field-manager.js';
 
 const log = logger('volume-realizer');
 
-export const NODE_FIELD_MANAGER = 'stowage-node';
 /** Used bytes and health are refreshed this often (the node daemon's setting). */
 export const REFRESH_MS = 30_000;
 /** The periodic refresh of many volumes shares one qgroup listing of at most this age. */
