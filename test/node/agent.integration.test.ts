@@ -354,6 +354,26 @@ describe('node agent (real control plane, real loop devices)', function () {
     expect(await mountsOfDevice(xfsDisk.device)).to.deep.equal([]);
   });
 
+  it('refuses a hand-edited claim that breaks the CRD\'s cross-field rules (a CEL-less API server stored it), naming the field and changing nothing', async () => {
+    const disk = await loops.create(64 * MiB);
+    const { node } = await agent({ allowDevices: [disk.device] });
+    const name = (await diskOfFile(client, node, disk.file))!.metadata.name!;
+    // Block with an fsType: was a raw device or a filesystem meant? The agent must not guess.
+    await operatorSets(client, name, { claim: { pool: 'pool-bad', mode: 'Local', volumeMode: 'Block', fsType: 'ext4' } });
+    const refused = await waitFor('Prepared=False/InvalidClaim', async () => {
+      const c = condition(await client.get<NodeDisk>(NODE_DISKS, name), 'Prepared');
+      return c?.reason === 'InvalidClaim' ? c : undefined;
+    });
+    expect(refused.status).to.equal('False');
+    expect(refused.message).to.match(/spec\.claim.*fsType/);
+    expect(await blkidUuid(disk.device)).to.equal(undefined, 'nothing was formatted');
+    expect(await mountsOfDevice(disk.device)).to.deep.equal([]);
+    // Corrected, the same claim is prepared as the Block device it now says.
+    await operatorSets(client, name, { claim: { pool: 'pool-bad', mode: 'Local', volumeMode: 'Block' } });
+    await waitFor('Prepared=True once corrected', async () => condition(await client.get<NodeDisk>(NODE_DISKS, name), 'Prepared')?.status === 'True');
+    await operatorSets(client, name, {});
+  });
+
   it('inventories a filesystem mounted under a discovery directory as a Mount, uses it as is and wipes only its contents', async () => {
     const disk = await loops.create(64 * MiB);
     await execOk('mkfs.ext4', ['-q', disk.device]);

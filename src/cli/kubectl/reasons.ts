@@ -61,6 +61,7 @@ export const PREPARED_REASONS: Record<string, ReasonText> = {
   MountedElsewhere: { short: 'mounted elsewhere', sentence: 'something other than Stowage has the disk mounted; unmount it so the agent can prepare it' },
   UUIDMismatch: { short: 'wrong filesystem', sentence: 'the filesystem on the device is not the one Stowage made for this disk (was the disk swapped?); nothing is mounted or formatted until the right disk is back' },
   FsTypeMismatch: { short: 'fsType changed', sentence: 'the disk was prepared with another filesystem than the claim now asks for; Stowage never reformats a prepared disk: release it from the pool first' },
+  InvalidClaim: { short: 'invalid claim', sentence: 'the disk\'s claim contradicts itself (e.g. a Block claim with an fsType; an API server before 1.25 does not enforce the CRD\'s rules), so the agent changes nothing; its message names the field: correct or remove the claim' },
   MountFailed: { short: 'mount failed', sentence: 'the prepared filesystem could not be mounted; check the node\'s kernel log (dmesg)' },
   HasPartitions: { short: 'has partitions', sentence: 'the disk carries a partition table, so the agent formats nothing; set disks.allowAdoption on the pool to reuse it (destroys its data)' },
   SystemDisk: ELIGIBLE_REASONS.SystemDisk!,

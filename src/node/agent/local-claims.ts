@@ -9,6 +9,7 @@
  * `localBlocker`; the destructive steps themselves are in preparation.ts.
  */
 import type { DiskClaim, NodeDisk } from '../../crds/nodedisk.js';
+import { ruleProblems, schemaForKind } from '../../crds/rules.js';
 import { errorMessage } from '../../util/errors.js';
 import type { AgentMetrics } from './agent-metrics.js';
 import type { DiskMemory } from './disk-memory.js';
@@ -31,6 +32,20 @@ export function localBlocker(o: Pick<Observation, 'eligibility'>, claim: DiskCla
   if (ours || prepared || e.eligible) return undefined;
   if ((e.reason === 'HasFilesystem' || e.reason === 'HasPartitions') && claim.allowAdoption) return undefined;
   return { status: 'False', reason: e.reason, message: `not preparing, nothing was changed: ${e.message}` };
+}
+
+/**
+ * Why a claim breaks the NodeDisk's cross-field rules (e.g. a Block claim that names an fsType), or
+ * undefined when it keeps them. The CRD states these rules in CEL, which API servers before 1.25
+ * drop without a word, so a hand-edited claim may reach the agent unchecked: it refuses to act on
+ * one rather than guess which of the conflicting fields was meant.
+ */
+export function invalidClaim(disk: Pick<NodeDisk, 'spec'>): PreparedState | undefined {
+  const schema = schemaForKind('NodeDisk')!;
+  const problems = ruleProblems(schema, { spec: disk.spec }).filter((p) => p.path.startsWith('spec.claim'));
+  if (problems.length === 0) return undefined;
+  const what = problems.map((p) => `${p.path}: ${p.message}`).join('; ');
+  return { status: 'False', reason: 'InvalidClaim', message: `not preparing, nothing was changed: ${what}; correct or remove the claim`.slice(0, MAX_MESSAGE) };
 }
 
 /** The Prepared state after a failed step: a refusal keeps its reason, anything else is retried. */
@@ -66,8 +81,8 @@ export class LocalClaims {
       return this.release(o, target, emit);
     }
 
-    // Local claim. Never touch what we may not.
-    const blocker = localBlocker(o, claim, ours, m.preparations.has(o.name));
+    // Local claim. Never touch what we may not, nor act on a claim that contradicts itself.
+    const blocker = invalidClaim(live!) ?? localBlocker(o, claim, ours, m.preparations.has(o.name));
     if (blocker) {
       m.prepared.set(o.name, blocker);
       return false;
