@@ -205,6 +205,8 @@ describe('node agent (real control plane, real loop devices)', function () {
     });
     expect(condition(released, 'Prepared')).to.include({ status: 'False', reason: 'NotClaimed' });
     expect(released.status?.preparation).to.equal(undefined);
+    // The usage of a filesystem that no longer exists is not reported (it once lingered from memory).
+    expect(released.status?.usage).to.equal(undefined);
     expect(await mountsOfDevice(disk.device)).to.deep.equal([]);
     expect(await blkidUuid(disk.device)).to.equal(undefined);
   });

@@ -70,6 +70,11 @@ export class NodeDiskWriter {
     } else if (v.kind === 'Mount' && v.present) {
       const u = await usageOf(v.devicePath);
       v = { ...v, usage: u ? { size: formatBytes(u.size), used: formatBytes(u.used), available: formatBytes(u.available) } : undefined };
+    } else if (v.kind === 'Disk') {
+      // No prepared filesystem (released, Block, never claimed): the usage remembered from one
+      // that was there would describe a filesystem that no longer exists.
+      this.opts.memory.usage.delete(v.name);
+      v = { ...v, usage: undefined };
     }
     let live = this.newest(v.name);
     try {
