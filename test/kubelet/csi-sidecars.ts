@@ -61,13 +61,15 @@
 //       cloning-protection finalizer once no claim cloning from it is still Pending
 //
 // Deliberate differences: one instance, no leader election, no informers (reads go to the API
-// server), one CreateVolume/DeleteVolume attempt instead of the work queue's retries (a failure
-// throws after the event is recorded), no capacity tracking (CSIStorageCapacity), no secrets, no
+// server); the lookups before CreateVolume are retried with backoff as the work queue would, but
+// CreateVolume and DeleteVolume are tried once (a failure throws after its event is recorded), no capacity tracking (CSIStorageCapacity), no secrets, no
 // in-tree migration. The resizer's play is resizer-play.ts (re-exported here).
 
 import { randomInt } from 'node:crypto';
 import type { KubeClient } from '../../src/kube/client.js';
 import type { KubeObject } from '../../src/kube/types.js';
+import type { ResourceType } from '../../src/kube/resources.js';
+import { ApiError } from '../../src/kube/api-error.js';
 import { CSI_NODES, NODES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, STORAGE_CLASSES } from '../../src/kube/resources.js';
 import { DRIVER_NAME } from '../../src/csi/identity.js';
 import { EventRecorder } from '../../src/runtime/events.js';
@@ -211,8 +213,14 @@ export async function provisionClaim(opts: { client: KubeClient; controller: Csi
     const block = claim.spec.volumeMode === 'Block';
     const fsType = fsTypeOf(sc.parameters);
     const parameters = createVolumeParameters(sc.parameters, { name: opts.claim, namespace }, pvName, flavour.extraCreateMetadata);
-    const source = await contentSourceOf(client, claim, required);
-    if (claim.spec.dataSource?.kind === 'PersistentVolumeClaim') await addCloneFinalizer(client, namespace, claim.spec.dataSource.name);
+    // prepareProvision's lookups fail until their objects are ready (a CSINode without the driver's
+    // keys yet, a snapshot not ready to use): upstream requeues the claim with backoff and records
+    // ProvisioningFailed each time, and so does the play, until the claim's deadline.
+    const { source, topology } = await retrying(rec, claim, async () => {
+      const found = await contentSourceOf(client, claim, required);
+      if (claim.spec.dataSource?.kind === 'PersistentVolumeClaim') await addCloneFinalizer(client, namespace, claim.spec.dataSource.name);
+      return { source: found, topology: await accessibilityRequirements(client, node) };
+    });
     const capabilities = (claim.spec.accessModes as string[]).map((mode) => {
       if (!ACCESS_MODES[mode]) throw new Error(`access mode ${mode} has no CSI equivalent here`);
       return { ...(block ? { block: {} } : { mount: { fs_type: fsType, mount_flags: sc.mountOptions ?? [] } }), access_mode: { mode: ACCESS_MODES[mode] } };
@@ -223,7 +231,7 @@ export async function provisionClaim(opts: { client: KubeClient; controller: Csi
       volume_capabilities: capabilities,
       capacity_range: { required_bytes: required.toString() },
       ...(source ? { volume_content_source: source } : {}),
-      accessibility_requirements: await accessibilityRequirements(client, node),
+      accessibility_requirements: topology,
     }, CSI_TIMEOUT_MS);
     const v = res.volume;
     const capacity = BigInt(v.capacity_bytes ?? 0) === 0n ? required : BigInt(v.capacity_bytes);
@@ -243,6 +251,20 @@ export async function provisionClaim(opts: { client: KubeClient; controller: Csi
       await client.replace(PERSISTENT_VOLUME_CLAIMS, { ...claim, metadata: { ...claim.metadata, annotations: rest } }).catch(() => undefined);
     }
     throw err;
+  }
+}
+
+/** Runs `attempt` until it succeeds, as the provisioner's rate-limited requeue (1 s doubling, capped here at 8 s). */
+async function retrying<T>(rec: EventRecorder, claim: Any, attempt: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + CLAIM_WAIT_MS;
+  for (let delay = 1_000; ; delay = Math.min(delay * 2, 8_000)) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (Date.now() + delay > deadline) throw err;
+      await rec.emit(claim, 'Warning', 'ProvisioningFailed', err instanceof Error ? err.message : String(err), { quiet: true });
+      await new Promise((r) => setTimeout(r, delay));
+    }
   }
 }
 
@@ -279,9 +301,26 @@ export function provisionedVolume(p: { claim: Any; sc: Any; pvName: string; capa
 }
 
 async function addCloneFinalizer(client: KubeClient, namespace: string, source: string): Promise<void> {
-  const src = await client.get<Any>(PERSISTENT_VOLUME_CLAIMS, source, namespace);
-  const finalizers: string[] = src.metadata.finalizers ?? [];
-  if (!finalizers.includes(CLONE_FINALIZER)) await client.replace(PERSISTENT_VOLUME_CLAIMS, { ...src, metadata: { ...src.metadata, finalizers: [...finalizers, CLONE_FINALIZER] } });
+  await updateFinalizers(client, PERSISTENT_VOLUME_CLAIMS, source, namespace, (f) => (f.includes(CLONE_FINALIZER) ? undefined : [...f, CLONE_FINALIZER]));
+}
+
+/**
+ * Read-modify-write of an object's finalizers (the sidecars' Update/Patch); a conflict (someone
+ * else wrote in between) is tried again on the fresh object, as the work queue's requeue would.
+ * `change` returns undefined when there is nothing to change.
+ */
+async function updateFinalizers(client: KubeClient, rt: ResourceType, name: string, namespace: string | undefined, change: (finalizers: string[]) => string[] | undefined): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const obj = await client.getIfExists<Any>(rt, name, namespace);
+    const next = obj && change(obj.metadata.finalizers ?? []);
+    if (!obj || !next) return;
+    try {
+      await client.replace(rt, { ...obj, metadata: { ...obj.metadata, finalizers: next } });
+      return;
+    } catch (err) {
+      if (!ApiError.isConflict(err) || attempt >= 10) throw err;
+    }
+  }
 }
 
 /** CloningProtection's syncClaim for a deleted claim: drop the finalizer once no clone of it is Pending. */
@@ -292,8 +331,7 @@ async function releaseCloneFinalizer(client: KubeClient, namespace: string, name
     const claims = await client.list<Any>(PERSISTENT_VOLUME_CLAIMS, { namespace });
     return !claims.items.some((c) => c.spec.dataSource?.kind === 'PersistentVolumeClaim' && c.spec.dataSource.name === name && c.status?.phase === 'Pending');
   }, CLAIM_WAIT_MS, 250);
-  const now = await client.get<Any>(PERSISTENT_VOLUME_CLAIMS, name, namespace);
-  await client.replace(PERSISTENT_VOLUME_CLAIMS, { ...now, metadata: { ...now.metadata, finalizers: (now.metadata.finalizers ?? []).filter((f: string) => f !== CLONE_FINALIZER) } });
+  await updateFinalizers(client, PERSISTENT_VOLUME_CLAIMS, name, namespace, (f) => (f.includes(CLONE_FINALIZER) ? f.filter((x) => x !== CLONE_FINALIZER) : undefined));
 }
 
 /**
@@ -332,10 +370,7 @@ export async function deleteReleasedVolume(opts: { client: KubeClient; controlle
   }
   await client.delete(PERSISTENT_VOLUMES, pvName);
   if (flavour.addFinalizer) {
-    const now = await client.getIfExists<Any>(PERSISTENT_VOLUMES, pvName);
-    if (now?.metadata.finalizers?.includes(PV_FINALIZER)) {
-      await client.replace(PERSISTENT_VOLUMES, { ...now, metadata: { ...now.metadata, finalizers: now.metadata.finalizers.filter((f: string) => f !== PV_FINALIZER) } });
-    }
+    await updateFinalizers(client, PERSISTENT_VOLUMES, pvName, undefined, (f) => (f.includes(PV_FINALIZER) ? f.filter((x) => x !== PV_FINALIZER) : undefined));
   }
   // kubernetes.io/pv-protection lets go of a Released PV at once.
   await waitFor(`PV ${pvName} to be gone`, async () => !(await client.getIfExists(PERSISTENT_VOLUMES, pvName)), timeout, 250);
