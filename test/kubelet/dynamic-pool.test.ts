@@ -3,13 +3,14 @@
 // pod using a Dynamic-pool claim gets its volume from kubelet's own NodeStage/NodePublish calls —
 // surviving a node-daemon restart and a pod restart, growing when the claim grows, and unpublished and
 // unstaged when the pod goes. The pool side (real loop devices, real btrfs, the real CSI controller and
-// node service) is test/csi/fixture.ts; the sidecar parts no Debian package ships are csi-sidecars.ts.
+// node service) is test/csi/fixture.ts; the sidecars whose images cannot be pulled here (csi-provisioner,
+// csi-resizer) are played from their source in csi-sidecars.ts and resizer-play.ts.
 
 import { expect } from 'chai';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { KubeClient } from '../../src/kube/client.js';
-import { CSI_DRIVERS, NAMESPACES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, PODS, STORAGE_CLASSES } from '../../src/kube/resources.js';
+import { CSI_DRIVERS, EVENTS, NAMESPACES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, PODS, STORAGE_CLASSES } from '../../src/kube/resources.js';
 import { DRIVER_NAME, TOPOLOGY_KEY } from '../../src/csi/identity.js';
 import { startCsiNodeServer } from '../../src/csi/node-service.js';
 import { startRegistrationServer } from '../../src/csi/registration.js';
@@ -19,8 +20,8 @@ import type { ControlPlane } from '../cluster/control-plane.js';
 import type { KubeletNode } from '../cluster/kubelet-node.js';
 import { sharedKubeletNode } from '../cluster/kubelet-shared.js';
 import { adminClient, createNamespace, uniqueName, waitFor } from '../support/cluster.js';
-import { call, DynamicPoolFixture } from '../csi/fixture.js';
-import { expandClaim, provisionClaim } from './csi-sidecars.js';
+import { DynamicPoolFixture } from '../csi/fixture.js';
+import { deleteClaimVolume, deleteReleasedVolume, expandClaim, provisionClaim } from './csi-sidecars.js';
 import { busyboxPod, deletePodAndWait, podLog, podMounts, waitPodPhase } from './pods.js';
 
 const CSI_NODES = { group: 'storage.k8s.io', version: 'v1', plural: 'csinodes', kind: 'CSINode', namespaced: false } as const;
@@ -134,8 +135,10 @@ describe('kubelet node: a Dynamic-pool volume mounted by the real kubelet', func
       await client.delete(PERSISTENT_VOLUME_CLAIMS, claim, { namespace: ns }).catch(() => undefined);
       await client.delete(NAMESPACES, ns).catch(() => undefined);
     }
+    // A test that failed before the claim's deletion: the namespace's deletion releases the PV and the
+    // played provisioner deletes it; the fixture's cleanup removes any PoolVolume left.
+    if (pvName && fx?.controllerClient) await deleteReleasedVolume({ client, controller: fx.controllerClient, pvName, timeoutMs: 60_000 }).catch(() => undefined);
     if (pvName) await client.delete(PERSISTENT_VOLUMES, pvName).catch(() => undefined);
-    if (volumeId && fx?.controllerClient) await call(fx.controllerClient, 'DeleteVolume', { volume_id: volumeId }).catch(() => undefined);
     await fx?.cleanup();
     if (storageClass) await client.delete(STORAGE_CLASSES, storageClass).catch(() => undefined);
     if (createdDriver) await client.delete(CSI_DRIVERS, DRIVER_NAME).catch(() => undefined);
@@ -166,6 +169,14 @@ describe('kubelet node: a Dynamic-pool volume mounted by the real kubelet', func
     await startPod('trap "exit 0" TERM; echo first-pod > /data/file; sync; while true; do sleep 1; done');
     ({ pvName, volumeId } = await provisionClaim({ client, controller: fx.controllerClient, namespace: ns, claim, pool: fx.pool }));
     await waitPodPhase(client, ns, podName, ['Running']);
+    // The PV as external-provisioner writes it, bound by the PV controller.
+    const pvObj = await client.get<any>(PERSISTENT_VOLUMES, pvName);
+    expect(pvObj.metadata.annotations['pv.kubernetes.io/provisioned-by']).to.equal(DRIVER_NAME);
+    expect(pvObj.spec.csi).to.deep.include({ driver: DRIVER_NAME, volumeHandle: volumeId });
+    expect(pvObj.spec.capacity.storage).to.equal('64Mi');
+    expect(pvObj.status.phase).to.equal('Bound');
+    const evts = (await client.list<any>(EVENTS, { namespace: ns, fieldSelector: `involvedObject.name=${claim}` })).items.map((e: any) => e.reason);
+    expect(evts).to.include.members(['Provisioning', 'ProvisioningSucceeded']);
     expect(await mounted(stagingPath()), `staged at ${stagingPath()}`).to.equal(true);
     expect(await podMounts(node, podUid)).to.include(publishPath(podUid));
     // The bytes are in the volume's subvolume in the pool's btrfs filesystem on the host.
@@ -193,9 +204,11 @@ describe('kubelet node: a Dynamic-pool volume mounted by the real kubelet', func
     const before = await write(96);
     expect(before.code, `writing 96 MiB into a 64 MiB volume must fail: ${before.stdout}${before.stderr}`).to.not.equal(0);
     expect(before.stdout + before.stderr).to.match(/quota|space/i);
-    await expandClaim({ client, controller: fx.controllerClient, namespace: ns, claim, size: '192Mi' });
+    expect(await expandClaim({ client, controller: fx.controllerClient, namespace: ns, claim, size: '192Mi' })).to.deep.equal({ capacity: '192Mi', nodeExpansionRequired: false });
     const pvc = await client.get<any>(PERSISTENT_VOLUME_CLAIMS, claim, ns);
-    expect(pvc.status.capacity.storage).to.equal(String(192 * MiB));
+    expect(pvc.status.capacity.storage).to.equal('192Mi');
+    expect(pvc.status.conditions ?? []).to.deep.equal([]);
+    expect((await client.get<any>(PERSISTENT_VOLUMES, pvName)).spec.capacity.storage).to.equal('192Mi');
     const after = await write(96);
     expect(after.code, `after growing to 192 MiB, 96 MiB fit: ${after.stdout}${after.stderr}`).to.equal(0);
   });
@@ -209,5 +222,17 @@ describe('kubelet node: a Dynamic-pool volume mounted by the real kubelet', func
     expect(await fsp.readFile(path.join(pv.status.path, 'file'), 'utf8')).to.equal('first-pod\nsecond-pod\n');
     const kubeletMounts = (await fsp.readFile('/proc/self/mounts', 'utf8')).split('\n').filter((l) => l.includes(pvName));
     expect(kubeletMounts).to.deep.equal([]);
+  });
+
+  it('deleting the claim deletes the volume: the PV is released, DeleteVolume removes the data, the PV goes', async function () {
+    const pv = await client.get<any>(POOL_VOLUMES, volumeId);
+    const dataPath: string = pv.status.path;
+    expect(await deleteClaimVolume({ client, controller: fx.controllerClient, namespace: ns, claim })).to.deep.equal({ pvName, volumeId });
+    expect(await client.getIfExists(PERSISTENT_VOLUME_CLAIMS, claim, ns)).to.equal(undefined);
+    expect(await client.getIfExists(PERSISTENT_VOLUMES, pvName)).to.equal(undefined);
+    expect(await client.getIfExists(POOL_VOLUMES, volumeId)).to.equal(undefined);
+    expect(await fsp.stat(dataPath).then(() => 'still there', (e: NodeJS.ErrnoException) => e.code), `the volume's data at ${dataPath}`).to.equal('ENOENT');
+    pvName = '';
+    volumeId = '';
   });
 });

@@ -23,17 +23,21 @@
 //       restoreSize (size_bytes), readyToUse
 //     deleteCSISnapshotOperation (content deleted, deletionPolicy Delete) → DeleteSnapshot, then the
 //       content's finalizer removed
-//   external-provisioner pkg/controller/controller.go
-//     getSnapshotSource → restore: the VolumeSnapshot must be readyToUse and bound; its content's
-//       status.snapshotHandle becomes volume_content_source.snapshot; a request below restoreSize is an error
-//     getPVCSource → clone: the source PVC must be Bound, in the claim's namespace and StorageClass,
-//       no bigger than the request; its PV's volumeHandle becomes volume_content_source.volume
+//   external-provisioner pkg/controller/controller.go (the rest of its play is csi-sidecars.ts)
+//     getSnapshotSource → restore: the VolumeSnapshot must not be being deleted, must be bound to a
+//       content that points back at it and belongs to the class's driver, readyToUse, with a
+//       snapshotHandle, which becomes volume_content_source.snapshot; a request below the
+//       snapshot's restoreSize is an error
+//     getPVCSource → clone: the source PVC (the claim's namespace) must be Bound, not being deleted,
+//       have a class, request no more than the new claim; its PV must be the class's driver's, bound
+//       to it, and of the same volume mode; the PV's volumeHandle becomes volume_content_source.volume
+//       (the cloning-protection finalizer is set in csi-sidecars.ts)
 
 import type { KubeClient } from '../../src/kube/client.js';
 import type { KubeObject } from '../../src/kube/types.js';
-import { PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS } from '../../src/kube/resources.js';
+import { PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, STORAGE_CLASSES } from '../../src/kube/resources.js';
+import { parseBytes } from '../../src/util/quantity.js';
 import type { ResourceType } from '../../src/kube/resources.js';
-import { DRIVER_NAME } from '../../src/csi/identity.js';
 import { VOLUME_SNAPSHOT_CLASSES } from '../../src/operator/storagepool/snapshot-class.js';
 import { call, type CsiClient } from '../csi/fixture.js';
 
@@ -113,26 +117,42 @@ export async function deleteSnapshot(opts: { client: KubeClient; controller: Csi
 
 /**
  * external-provisioner's content source for a claim with `spec.dataSource`: a VolumeSnapshot
- * (restore) or a PersistentVolumeClaim (clone). Returned as CreateVolume's volume_content_source.
+ * (restore, getSnapshotSource) or a PersistentVolumeClaim (clone, getPVCSource), with the checks
+ * those functions make. Returned as CreateVolume's volume_content_source.
  */
 export async function contentSourceOf(client: KubeClient, claim: Any, requiredBytes: bigint): Promise<Record<string, unknown> | undefined> {
   const ds = claim.spec.dataSource;
   if (!ds) return undefined;
   const namespace = claim.metadata.namespace;
+  const sc = await client.get<Any>(STORAGE_CLASSES, claim.spec.storageClassName);
   if (ds.kind === 'VolumeSnapshot') {
+    if (ds.apiGroup !== 'snapshot.storage.k8s.io') throw new Error(`the PVC source does not belong to the right APIGroup. Expected snapshot.storage.k8s.io, Got ${ds.apiGroup}`);
     const vs = await client.get<Any>(VOLUME_SNAPSHOTS, ds.name, namespace);
-    if (!vs.status?.readyToUse || !vs.status.boundVolumeSnapshotContentName) throw new Error(`snapshot ${ds.name} is not ready to use`);
+    if (vs.metadata.deletionTimestamp) throw new Error(`snapshot ${ds.name} is currently being deleted`);
+    if (!vs.status?.boundVolumeSnapshotContentName) throw new Error(`snapshot ${ds.name} not bound`);
     const content = await client.get<Any>(VOLUME_SNAPSHOT_CONTENTS, vs.status.boundVolumeSnapshotContentName);
-    if (content.spec.driver !== DRIVER_NAME) throw new Error(`snapshot ${ds.name} belongs to driver ${content.spec.driver}`);
-    if (requiredBytes < BigInt(content.status.restoreSize)) throw new Error(`requested volume size ${requiredBytes} is less than the size ${content.status.restoreSize} for the source snapshot ${ds.name}`);
+    const ref = content.spec.volumeSnapshotRef ?? {};
+    if (ref.uid !== vs.metadata.uid || ref.namespace !== namespace || ref.name !== ds.name) throw new Error(`snapshot ${ds.name} not bound`);
+    if (content.spec.driver !== sc.provisioner) throw new Error(`snapshot ${ds.name} not bound`);
+    if (!vs.status.readyToUse) throw new Error(`snapshot ${ds.name} is not Ready`);
+    if (!content.status?.snapshotHandle) throw new Error(`snapshot handle ${ds.name} is not available`);
+    const restoreSize = vs.status.restoreSize === undefined ? undefined : parseBytes(String(vs.status.restoreSize));
+    if (restoreSize !== undefined && requiredBytes < restoreSize) throw new Error(`requested volume size ${requiredBytes} is less than the size ${restoreSize} for the source snapshot ${ds.name}`);
     return { snapshot: { snapshot_id: content.status.snapshotHandle } };
   }
   if (ds.kind === 'PersistentVolumeClaim') {
     const source = await client.get<Any>(PERSISTENT_VOLUME_CLAIMS, ds.name, namespace);
-    if (source.status?.phase !== 'Bound') throw new Error(`the source claim ${ds.name} is not bound`);
-    if (source.spec.storageClassName !== claim.spec.storageClassName) throw new Error(`the source claim ${ds.name} has another StorageClass`);
+    if (source.status?.phase !== 'Bound') throw new Error(`the PVC DataSource ${ds.name} must have a status of Bound`);
+    if (source.metadata.deletionTimestamp) throw new Error(`the PVC DataSource ${ds.name} is currently being deleted`);
+    if (!source.spec.storageClassName) throw new Error(`the source PVC (${ds.name}) storageclass cannot be empty`);
+    const sourceSize = parseBytes(source.spec.resources.requests.storage);
+    if (requiredBytes < sourceSize) throw new Error(`error, new PVC request must be greater than or equal in size to the specified PVC data source, requested ${requiredBytes} but source is ${sourceSize}`);
     const pv = await client.get<Any>(PERSISTENT_VOLUMES, source.spec.volumeName);
+    const bound = pv.spec.csi?.driver === sc.provisioner && pv.spec.claimRef?.uid === source.metadata.uid && pv.spec.claimRef?.namespace === namespace && pv.status?.phase === 'Bound';
+    if (!bound) throw new Error('claim in dataSource not bound or invalid');
+    const wanted = claim.spec.volumeMode ?? 'Filesystem';
+    if ((pv.spec.volumeMode ?? 'Filesystem') !== wanted) throw new Error(`the source PVC and destination PVCs must have the same volume mode for cloning. Source is ${pv.spec.volumeMode ?? 'Filesystem'}, but new PVC requested ${wanted}`);
     return { volume: { volume_id: pv.spec.csi.volumeHandle } };
   }
-  throw new Error(`dataSource kind ${ds.kind} is not played here`);
+  throw new Error(`dataSource kind ${ds.kind} is not played here (external-provisioner leaves it to an external populator)`);
 }

@@ -24,8 +24,8 @@ import type { KubeletNode } from '../cluster/kubelet-node.js';
 import { sharedKubeletNode } from '../cluster/kubelet-shared.js';
 import { adminClient, createNamespace, uniqueName, waitFor } from '../support/cluster.js';
 import { installSnapshotCrds, removeSnapshotCrds } from '../support/snapshot-crds.js';
-import { call, DynamicPoolFixture } from '../csi/fixture.js';
-import { provisionClaim } from './csi-sidecars.js';
+import { DynamicPoolFixture } from '../csi/fixture.js';
+import { deleteClaimVolume, provisionClaim } from './csi-sidecars.js';
 import { deleteSnapshot, takeSnapshot, VOLUME_SNAPSHOT_CONTENTS, VOLUME_SNAPSHOTS } from './snapshot-sidecars.js';
 import { busyboxPod, deletePodAndWait, waitPodPhase } from './pods.js';
 
@@ -149,16 +149,18 @@ describe('kubelet node: snapshots, restores and clones of Dynamic-pool volumes',
         await deletePodAndWait(client, ns, p.metadata.name).catch(() => undefined);
       }
       for (const s of snapshots) await deleteSnapshot({ client, controller: fx.controllerClient, namespace: ns, name: s }).catch(() => undefined);
+      // The played provisioner deletes what the last test left (a failed test leaves more) ...
+      for (const c of (await client.list<any>(PERSISTENT_VOLUME_CLAIMS, { namespace: ns }).catch(() => ({ items: [] as any[] }))).items) {
+        await deleteClaimVolume({ client, controller: fx.controllerClient, namespace: ns, claim: c.metadata.name, timeoutMs: 60_000 }).catch(() => undefined);
+      }
+      // ... and whatever it could not is forced away; the fixture's cleanup removes the PoolVolumes.
       for (const c of (await client.list<any>(PERSISTENT_VOLUME_CLAIMS, { namespace: ns }).catch(() => ({ items: [] as any[] }))).items) {
         await client.mergePatch(PERSISTENT_VOLUME_CLAIMS, c.metadata.name, { metadata: { finalizers: null } }, { namespace: ns }).catch(() => undefined);
         await client.delete(PERSISTENT_VOLUME_CLAIMS, c.metadata.name, { namespace: ns }).catch(() => undefined);
       }
       await client.delete(NAMESPACES, ns).catch(() => undefined);
     }
-    for (const { pv, volumeId } of pvs) {
-      await client.delete(PERSISTENT_VOLUMES, pv).catch(() => undefined);
-      if (fx?.controllerClient) await call(fx.controllerClient, 'DeleteVolume', { volume_id: volumeId }).catch(() => undefined);
-    }
+    for (const { pv } of pvs) await client.delete(PERSISTENT_VOLUMES, pv).catch(() => undefined);
     await fx?.cleanup();
     if (snapshotClass) await client.delete(VOLUME_SNAPSHOT_CLASSES, snapshotClass).catch(() => undefined);
     if (storageClass) await client.delete(STORAGE_CLASSES, storageClass).catch(() => undefined);
@@ -179,6 +181,8 @@ describe('kubelet node: snapshots, restores and clones of Dynamic-pool volumes',
     restoredFsPod = restored;
     const clone = await claimWithPod('clone', '64Mi', 'trap "exit 0" TERM; while true; do sleep 1; done', { dataSource: claimSource('src') });
     expect(await exec(clone, 'cat /data/file')).to.equal('changed\n');
+    // external-provisioner protects a clone's source claim until the clone is no longer Pending.
+    expect((await client.get<any>(PERSISTENT_VOLUME_CLAIMS, 'src', ns)).metadata.finalizers).to.include('provisioner.storage.kubernetes.io/cloning-protection');
 
     await exec(restored, 'echo restore-wrote > /data/file; sync');
     await exec(clone, 'echo clone-wrote > /data/file; sync');
@@ -216,5 +220,20 @@ describe('kubelet node: snapshots, restores and clones of Dynamic-pool volumes',
     expect((await fx.poolSnapshots()).map((p) => p.metadata.name)).to.not.include(content.status.snapshotHandle);
     expect(await client.getIfExists(VOLUME_SNAPSHOT_CONTENTS, handle)).to.equal(undefined);
     expect(await exec(restoredFsPod, 'cat /data/file')).to.equal('restore-wrote\n');
+  });
+
+  it('deleting the claims deletes their volumes through DeleteVolume: sources, clones and restores alike', async function () {
+    for (const p of (await client.list<any>(PODS, { namespace: ns })).items) await deletePodAndWait(client, ns, p.metadata.name);
+    for (const s of [...snapshots]) {
+      await deleteSnapshot({ client, controller: fx.controllerClient, namespace: ns, name: s });
+      snapshots.splice(snapshots.indexOf(s), 1);
+    }
+    // Sources first: the source of the clones lets go once its clones are Bound.
+    for (const claim of ['src', 'blk-src', 'restored', 'clone', 'blk-restored', 'blk-clone']) {
+      const { pvName } = await deleteClaimVolume({ client, controller: fx.controllerClient, namespace: ns, claim });
+      expect(await client.getIfExists(PERSISTENT_VOLUMES, pvName), `PV ${pvName} of ${claim}`).to.equal(undefined);
+    }
+    expect((await client.list<any>(PERSISTENT_VOLUME_CLAIMS, { namespace: ns })).items).to.deep.equal([]);
+    expect(await fx.poolVolumes()).to.deep.equal([]);
   });
 });
