@@ -74,6 +74,8 @@ interface Running {
   hasExited: boolean;
 }
 
+/** gRPC's reconnect backoff tops out at 120 s; a little more for the API server's own checks. */
+const ETCD_RECONNECT_TIMEOUT_MS = 180_000;
 const READY_TIMEOUT_MS = 90_000;
 const STOP_GRACE_MS = 10_000;
 const SETPRIV = '/usr/bin/setpriv';
@@ -608,6 +610,12 @@ export class ControlPlane {
   /** Starts etcd again after stopEtcd(): an existing data directory ignores the --initial-cluster flags. */
   async restartEtcd(): Promise<void> {
     await this.startEtcd();
+    // The API server is back only when it serves again: its etcd client reconnects with gRPC's
+    // backoff, which grows to two minutes over a long outage, and until then requests hang.
+    await this.waitFor('kube-apiserver', 'ready again on etcd (/readyz)', async () => {
+      const res = await this.request('GET', '/readyz', undefined, { timeoutMs: 3000 }).catch(() => undefined);
+      return res?.status === 200;
+    }, ETCD_RECONNECT_TIMEOUT_MS);
   }
 
   private componentKubeconfig(name: string): string {
