@@ -61,8 +61,9 @@
 //       cloning-protection finalizer once no claim cloning from it is still Pending
 //
 // Deliberate differences: one instance, no leader election, no informers (reads go to the API
-// server); the lookups before CreateVolume are retried with backoff as the work queue would, but
-// CreateVolume and DeleteVolume are tried once (a failure throws after its event is recorded), no capacity tracking (CSIStorageCapacity), no secrets, no
+// server); the lookups before CreateVolume, and CreateVolume after a non-final error (isFinalError),
+// are retried with backoff as the work queue would, until the claim's 120 s; a final CreateVolume
+// error and any DeleteVolume error throw after the event is recorded; no capacity tracking (CSIStorageCapacity), no secrets, no
 // in-tree migration. The resizer's play is resizer-play.ts (re-exported here).
 
 import { randomInt } from 'node:crypto';
@@ -225,14 +226,19 @@ export async function provisionClaim(opts: { client: KubeClient; controller: Csi
       if (!ACCESS_MODES[mode]) throw new Error(`access mode ${mode} has no CSI equivalent here`);
       return { ...(block ? { block: {} } : { mount: { fs_type: fsType, mount_flags: sc.mountOptions ?? [] } }), access_mode: { mode: ACCESS_MODES[mode] } };
     });
-    res = await call(opts.controller, 'CreateVolume', {
+    const request = {
       name: pvName,
       parameters,
       volume_capabilities: capabilities,
       capacity_range: { required_bytes: required.toString() },
       ...(source ? { volume_content_source: source } : {}),
       accessibility_requirements: topology,
-    }, CSI_TIMEOUT_MS);
+    };
+    // A non-final error (controller.go isFinalError: CANCELLED, DEADLINE_EXCEEDED, UNAVAILABLE,
+    // ABORTED, RESOURCE_EXHAUSTED) leaves the volume "in background": the claim is requeued and
+    // CreateVolume is called again with the same name, which the driver must answer idempotently.
+    // RESOURCE_EXHAUSTED with a selected node is the reschedule below instead; any other code is final.
+    res = await retrying(rec, claim, () => call(opts.controller, 'CreateVolume', request, CSI_TIMEOUT_MS), isNonFinal);
     const v = res.volume;
     const capacity = BigInt(v.capacity_bytes ?? 0) === 0n ? required : BigInt(v.capacity_bytes);
     const problem = capacity < required ? `created volume capacity ${capacity} less than requested capacity ${required}`
@@ -255,13 +261,17 @@ export async function provisionClaim(opts: { client: KubeClient; controller: Csi
 }
 
 /** Runs `attempt` until it succeeds, as the provisioner's rate-limited requeue (1 s doubling, capped here at 8 s). */
-async function retrying<T>(rec: EventRecorder, claim: Any, attempt: () => Promise<T>): Promise<T> {
+/** gRPC codes external-provisioner's isFinalError treats as "still in progress": retried. */
+const NON_FINAL_CODES = new Set([1 /* CANCELLED */, 4 /* DEADLINE_EXCEEDED */, 10 /* ABORTED */, 14 /* UNAVAILABLE */]);
+const isNonFinal = (err: unknown): boolean => NON_FINAL_CODES.has((err as { code?: number }).code ?? -1);
+
+async function retrying<T>(rec: EventRecorder, claim: Any, attempt: () => Promise<T>, retryable: (err: unknown) => boolean = () => true): Promise<T> {
   const deadline = Date.now() + CLAIM_WAIT_MS;
   for (let delay = 1_000; ; delay = Math.min(delay * 2, 8_000)) {
     try {
       return await attempt();
     } catch (err) {
-      if (Date.now() + delay > deadline) throw err;
+      if (!retryable(err) || Date.now() + delay > deadline) throw err;
       await rec.emit(claim, 'Warning', 'ProvisioningFailed', err instanceof Error ? err.message : String(err), { quiet: true });
       await new Promise((r) => setTimeout(r, delay));
     }

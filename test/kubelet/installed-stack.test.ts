@@ -33,7 +33,7 @@ import { LoopDevices, unmountAllFrom } from '../support/loop-devices.js';
 import { condition, type Pool, type Pvc } from '../support/pool-world.js';
 import { TEST_NETWORK_FIELD_MANAGER, networkPatch, writeInstalledOverlay } from './installed-overlay.js';
 import { playLivenessProbe, type PlayedLivenessProbe } from './livenessprobe-play.js';
-import { provisionClaim } from './csi-sidecars.js';
+import { deleteClaimVolume, provisionClaim } from './csi-sidecars.js';
 import { busyboxPod, deletePodAndWait, podLog, podMounts, waitPodPhase } from './pods.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -606,10 +606,9 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     // kubelet unstaged the Dynamic volume through the rolled plugin; the provisioner (played against
     // the rolled controller's socket) deletes it when its claim goes.
     expect(mountsBelow(`${KUBELET_DIR}/plugins/kubernetes.io/csi/pv/${writer!.dynPv}/`), 'no stale staging mount').to.deep.equal([]);
-    await admin.delete(PERSISTENT_VOLUME_CLAIMS, 'dyn', { namespace: appNs });
     const controller = await controllerClient(rollRef);
-    await call(controller, 'DeleteVolume', { volume_id: dynVolumeId });
-    await admin.delete(PERSISTENT_VOLUMES, writer!.dynPv);
+    const deleted = await deleteClaimVolume({ client: admin, controller, namespace: appNs, claim: 'dyn' });
+    expect(deleted).to.deep.equal({ pvName: writer!.dynPv, volumeId: dynVolumeId });
     await waitFor(`PoolVolume ${dynVolumeId} to be gone`, async () => !(await admin.getIfExists(POOL_VOLUMES, dynVolumeId)), WAIT_MS, 500);
     dynVolumeId = '';
     await admin.delete(STORAGE_POOLS, dynPool);
