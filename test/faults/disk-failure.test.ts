@@ -22,7 +22,7 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { KubeClient } from '../../src/kube/client.js';
@@ -44,6 +44,7 @@ import { AgentProcess, blkidUuid, mountsOfDevice, nodeDisksOf } from '../node/su
 import { injectFault, type FaultGuard } from './ledger.js';
 import { aliveGuard } from './guards.js';
 import { expectAlerts, scrapedSeries } from './alert-check.js';
+import { pullDisk } from './pull-disk.js';
 
 const AREA = 'disks that fail';
 const MiB = 1024 ** 2;
@@ -205,9 +206,7 @@ describe('faults: disks that fail under a Local pool (real operator and agent pr
 
     await injectFault(AREA, 'Local PV disk pulled under writes', async () => {
       const t0 = Date.now();
-      await loops.detach(a.device); // lazy: the kernel keeps the busy device until its last unmount
-      await truncate(a.file, 0);
-      await run('losetup', ['--set-capacity', a.device]);
+      await pullDisk(loops, a);
       const code = await Promise.race([writerExit, new Promise<'running'>((r) => setTimeout(() => r('running'), NOTICE_MS))]);
       expect(code, 'the writer in the volume gets an I/O error (what a pulled disk does)').to.equal(3);
       expect(writerErr).to.match(/error|read-only/i);
@@ -232,6 +231,11 @@ describe('faults: disks that fail under a Local pool (real operator and agent pr
         return es.length > 0 ? es : undefined;
       }, NOTICE_MS);
       expect(events[0]!.message).to.contain(a.device);
+      const poolEvents = await waitFor('a Warning event on the pool', async () => {
+        const es = (await eventsOf(pool)).filter((e) => e.type === 'Warning' && e.reason === 'DisksUnhealthy');
+        return es.length > 0 ? es : undefined;
+      }, NOTICE_MS);
+      expect(poolEvents[0]!.message).to.contain(diskA);
 
       // The alert rules, over exactly the series the two processes export now.
       const nodeSeries = scrapedSeries(await agentMetrics(), ['stowage_disk_health_status', 'stowage_disk_condition', 'stowage_disk_present', 'stowage_disk_claimed'], { job: NODE_JOB, instance: 'node:8080' });
