@@ -124,7 +124,7 @@ program
   .option('--min-size <quantity>', 'disks smaller than this are not eligible (default 16Mi)')
   .addOption(new Option('--discovery-interval <seconds>', 'rediscover disks this often (udev events trigger it sooner)').default(30).argParser((v) => positiveInt(v, '--discovery-interval')))
   .addOption(new Option('--health-interval <seconds>', 'read SMART health this often').default(300).argParser((v) => positiveInt(v, '--health-interval')))
-  .option('--metrics-bind-address <addr>', 'HOST:PORT for /metrics and /healthz of the node daemon; "0" turns it off', '0')
+  .option('--metrics-bind-address <addr>', 'HOST:PORT for /metrics, /healthz and /readyz of the node daemon; "0" turns it off', '0')
   .option('--no-udev', 'do not watch udevadm monitor for block events')
   .option('--pool-root <dir>', 'Dynamic pools: their btrfs filesystems are mounted at <dir>/pools/<pool>', '/var/lib/stowage')
   .option('--csi-endpoint <unix-url>', 'Dynamic pools: serve the CSI Node service here, e.g. unix:///var/lib/kubelet/plugins/csi.stowage.dev/csi.sock; off when omitted', '')
@@ -149,7 +149,7 @@ program
       // it is the DaemonSet's liveness probe, in place of the livenessprobe sidecar.
       process.exitCode = await runNodeCommand(opts, dynamic.engine, (metrics) => (observeCsi = (method, code, seconds) => metrics.csi.observe(method, code, seconds)), {
         'csi-sockets': () => dynamic.socketsCheck(),
-      });
+      }, { 'storagepool-cache': () => dynamic.notReady() });
     } finally {
       await dynamic.stop();
       client.close();

@@ -2,7 +2,7 @@ import { KubeClient } from '../kube/client.js';
 import { logger } from '../util/logger.js';
 import { VERSION } from '../util/version.js';
 import { parseBytes } from '../util/quantity.js';
-import { DEFAULT_ROOT, startNodeAgent, type NodeAgent } from './agent/agent.js';
+import { DEFAULT_ROOT, createNodeAgent, type NodeAgent } from './agent/agent.js';
 import { startNodeMetrics, type NodeMetrics } from './node-metrics.js';
 import type { Check } from '../runtime/health-server.js';
 import { btrfsEngineSource } from './engine/btrfs-engine-source.js';
@@ -37,6 +37,7 @@ export interface NodeCommandOptions {
 export async function runNodeCommand(
   opts: NodeCommandOptions, dynamicPools?: DynamicPoolSync & Partial<Pick<BtrfsEngine, 'mountedPool'>>, onMetrics?: (metrics: NodeMetrics) => void,
   healthChecks?: Readonly<Record<string, Check>>,
+  readyChecks?: Readonly<Record<string, Check>>,
 ): Promise<number> {
   const log = logger('node-agent');
   const nodeName = opts.nodeName ?? process.env.NODE_NAME;
@@ -51,12 +52,16 @@ export async function runNodeCommand(
   const dynamicPoolsHere = (): string[] =>
     (running?.disks() ?? []).filter((d) => d.spec.claim?.mode === 'Dynamic').map((d) => d.spec.claim!.pool);
   const engine = dynamicPools?.mountedPool ? btrfsEngineSource(dynamicPools as Pick<BtrfsEngine, 'mountedPool'>, dynamicPoolsHere) : undefined;
+  // /readyz: not ready until the agent's cache synced and its first pass is done (while the API is
+  // away it says so and why), nor while a CSI socket is gone; /healthz stays the liveness.
+  let starting: { notReady(): string | undefined } | undefined;
   const metrics = await startNodeMetrics({
     client, nodeName, address: opts.metricsBindAddress, disks: () => running?.disks() ?? [], ...(engine ? { engine } : {}),
     ...(healthChecks ? { healthChecks } : {}),
+    readyChecks: { 'node-agent': () => (starting ? starting.notReady() : 'the node agent has not started yet'), ...healthChecks, ...readyChecks },
   });
   onMetrics?.(metrics);
-  const agent = await startNodeAgent({
+  const agent = createNodeAgent({
     metrics: metrics.agent,
     client,
     nodeName,
@@ -71,6 +76,8 @@ export async function runNodeCommand(
     udev: opts.udev,
     ...(dynamicPools ? { dynamicPools } : {}),
   });
+  starting = agent;
+  await agent.start();
   running = agent;
   log.info({ version: VERSION, node: nodeName, server: client.server, metrics: metrics.url }, 'stowage node agent running');
   await new Promise<void>((resolve) => {

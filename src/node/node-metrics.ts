@@ -28,6 +28,8 @@ export interface NodeMetricsOptions {
   readonly engine?: EngineSource;
   /** Further liveness checks served on /healthz (e.g. the CSI sockets). */
   readonly healthChecks?: Readonly<Record<string, Check>>;
+  /** Checks served on /readyz (caches synced, sockets served). */
+  readonly readyChecks?: Readonly<Record<string, Check>>;
 }
 
 export interface NodeMetrics {
@@ -53,6 +55,7 @@ export async function startNodeMetrics(opts: NodeMetricsOptions): Promise<NodeMe
     server = new HealthServer(registry);
     server.addHealthCheck('ping', () => undefined);
     for (const [name, check] of Object.entries(opts.healthChecks ?? {})) server.addHealthCheck(name, check);
+    for (const [name, check] of Object.entries(opts.readyChecks ?? {})) server.addReadyCheck(name, check);
     url = (await server.listen(opts.address)).replace(/\/$/, '');
   }
   return { registry, agent, csi, url, close: async () => server?.close() };

@@ -26,7 +26,7 @@ import { ControlPlane } from '../cluster/control-plane.js';
 import { registerReadyNode } from '../cluster/nodes.js';
 import { uniqueName, waitFor } from '../support/cluster.js';
 import { LoopDevices, unmountAllFrom, type LoopDevice } from '../support/loop-devices.js';
-import { OperatorProcess } from '../support/operator-process.js';
+import { OperatorProcess, freePort } from '../support/operator-process.js';
 import type { Pvc } from '../support/pool-world.js';
 import { AgentProcess, mountsOfDevice } from '../node/support.js';
 import { injectFault, type FaultGuard } from './ledger.js';
@@ -159,15 +159,34 @@ describe('faults: kube-apiserver and etcd away while volumes are in use (own con
     }, [alive(), steady, loopsGuard, dataGuard]);
   });
 
-  it('a node agent started while the API is away keeps running, says it retries, touches no disk, and reports once it returns', async () => {
+  it('a node agent started while the API is away keeps running, says it retries in its log and /readyz, touches no disk, and reports once it returns', async () => {
     const steady = await hostSteady();
     await injectFault(AREA, 'node agent started with the API away', async () => {
       await agent!.stop();
       await cp!.stopApiServer();
-      agent = AgentProcess.start(cp!.kubeconfigPath, node, [...disks.flatMap((d) => ['--allow-device', d.file]), '--root', path.join(work, 'disks'), '--discovery-interval', '1']);
+      const port = await freePort();
+      const readyz = () => fetch(`http://127.0.0.1:${port}/readyz`).then(async (r) => ({ status: r.status, body: await r.text() }), () => undefined);
+      agent = AgentProcess.start(cp!.kubeconfigPath, node, [
+        ...disks.flatMap((d) => ['--allow-device', d.file]), '--root', path.join(work, 'disks'), '--discovery-interval', '1', '--metrics-bind-address', `127.0.0.1:${port}`,
+      ]);
       pids[1] = agent.child.pid!;
       await waitFor('the agent to log that it retries', () => /retry/i.test(agent!.output.join('')) || (agent!.exited ? Promise.reject(new Error(`the agent exited: ${agent!.output.join('').slice(-2000)}`)) : false), 60_000);
+      // /readyz answers, and says not ready and why, while the API is away; /healthz says alive.
+      const notReady = await waitFor('/readyz to answer not ready', async () => {
+        const r = await readyz();
+        return r && r.status === 503 && /API server/.test(r.body) ? r.body : undefined;
+      }, 60_000);
+      expect(notReady).to.match(/node-agent failed: waiting for the API server.*retrying with backoff/);
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 'alive while not ready').to.equal(200);
       await cp!.startApiServer();
+      let last = '';
+      await waitFor('/readyz to answer ready once the API is back', async () => {
+        const r = await readyz();
+        last = r?.body ?? '(no answer)';
+        return r?.status === 200;
+      }, CONVERGE_MS).catch((err: Error) => {
+        throw new Error(`${err.message}; /readyz said: ${last}`);
+      });
       // The restarted agent must act on a spec change made after the API returned: the operator's
       // intent is nudged (and put back by the operator); the agent reports the new generation.
       const ds = (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items;

@@ -73,6 +73,8 @@ describe('driver stack rendering', () => {
     expect(node.env.map((e: Any) => [e.name, e.valueFrom.fieldRef.fieldPath])).to.deep.include(['NODE_NAME', 'spec.nodeName']);
     expect(node.args).to.deep.equal(['node', '--root=/var/lib/stowage/disks', '--pool-root=/var/lib/stowage', '--csi-endpoint=unix:///csi/csi.sock', '--kubelet-dir=/var/lib/kubelet', '--metrics-bind-address=:8080']);
     expect(node.ports.map((p: Any) => p.name)).to.include('metrics'); // what config/prometheus's PodMonitor scrapes
+    // Liveness stays the livenessprobe sidecar's; readiness is the daemon's own /readyz in both modes.
+    expect([node.livenessProbe.httpGet, node.readinessProbe.httpGet]).to.deep.equal([{ path: '/healthz', port: 'healthz' }, { path: '/readyz', port: 'metrics' }]);
     const mounts = Object.fromEntries(node.volumeMounts.map((m: Any) => [m.mountPath, m.mountPropagation ?? (m.readOnly ? 'ro' : 'None')]));
     expect(mounts).to.deep.equal({
       '/csi': 'None',
@@ -144,6 +146,8 @@ describe('driver stack rendering', () => {
     expect(spec.volumes).to.deep.include({ name: 'kubelet-dir', hostPath: { path: KUBELET_DIR, type: 'Directory' } });
     // Its own /healthz (CSI and registration sockets) is the liveness probe; no sidecar port.
     expect(c.livenessProbe.httpGet).to.deep.equal({ path: '/healthz', port: 'metrics' });
+    // Readiness is its /readyz (caches synced, sockets served) on the same port, liveness unchanged.
+    expect(c.readinessProbe.httpGet).to.deep.equal({ path: '/readyz', port: 'metrics' });
     expect(c.ports.map((p: Any) => p.name)).to.deep.equal(['metrics']);
   });
 

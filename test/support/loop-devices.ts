@@ -48,15 +48,37 @@ export class LoopDevices {
     return loop;
   }
 
+  /** A new sparse file of `sizeBytes` in this helper's directory, not attached. */
+  async file(sizeBytes: number): Promise<string> {
+    this.dir ??= await mkdtemp(path.join(tmpdir(), PREFIX));
+    const file = path.join(this.dir, `disk-file-${Date.now()}-${Math.random().toString(36).slice(2, 8)}.img`);
+    const handle = await open(file, 'wx');
+    await handle.truncate(sizeBytes);
+    await handle.close();
+    return file;
+  }
+
+  /**
+   * Creates a sparse file at `file`, a path this helper handed out before (inside its directory,
+   * e.g. a replacement disk already on an agent's allow-list), and attaches it.
+   */
+  async createAt(file: string, sizeBytes: number): Promise<LoopDevice> {
+    if (!this.dir || path.dirname(file) !== this.dir) throw new Error(`${file} is not in this helper's directory ${this.dir ?? '(none yet)'}`);
+    const handle = await open(file, 'wx');
+    await handle.truncate(sizeBytes);
+    await handle.close();
+    return this.attach(file);
+  }
+
   /** Detaches `device` (keeping its file), e.g. to simulate a disk that disappears. */
   async detach(device: string): Promise<void> {
     await run('losetup', ['--detach', device]).catch(() => undefined);
     this.attached.delete(device);
   }
 
-  /** Re-attaches an existing backing file, usually under a different /dev/loopN. */
-  async attach(file: string): Promise<LoopDevice> {
-    const { stdout } = await run('losetup', ['--find', '--show', file]);
+  /** Re-attaches an existing backing file, usually under a different /dev/loopN (or at `device`, when free). */
+  async attach(file: string, device?: string): Promise<LoopDevice> {
+    const { stdout } = await run('losetup', device ? ['--show', device, file] : ['--find', '--show', file]);
     const { size } = await stat(file);
     const loop: LoopDevice = { device: stdout.trim(), file, sizeBytes: size };
     this.attached.set(loop.device, loop);

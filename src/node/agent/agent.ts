@@ -36,6 +36,7 @@ import { LocalClaims } from './local-claims.js';
 import { observe, type Observation } from './observation.js';
 import type { Emit } from './preparation.js';
 import { readSmart } from './smart.js';
+import { ioProblem, readFsErrors } from './io-health.js';
 import { labelValue, stamp } from './status.js';
 import { NODE_FIELD_MANAGER } from '../field-manager.js';
 import { NodeDiskWriter } from './status-writer.js';
@@ -97,6 +98,19 @@ export interface NodeAgent {
   disks(): readonly NodeDisk[];
 }
 
+/** An agent made but not started: `notReady()` answers /readyz while `start()` waits for the API. */
+export interface StartableNodeAgent extends NodeAgent {
+  /** Resolves once the NodeDisk cache synced and the first pass is done (retrying the API with backoff until then). */
+  start(): Promise<void>;
+  /** Why the agent is not ready yet (cache not synced, first pass not done), or undefined when it is. */
+  notReady(): string | undefined;
+}
+
+/** Makes an agent without starting it (the daemon serves /readyz from it while it starts). */
+export function createNodeAgent(opts: NodeAgentOptions): StartableNodeAgent {
+  return new Agent(opts);
+}
+
 /** Starts an agent in this process (the CLI and tests use this). Resolves once the first pass is done. */
 export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent> {
   const agent = new Agent(opts);
@@ -104,7 +118,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
   return agent;
 }
 
-class Agent implements NodeAgent {
+class Agent implements StartableNodeAgent {
   readonly nodeName: string;
   private readonly log;
   private readonly events: EventRecorder;
@@ -117,6 +131,7 @@ class Agent implements NodeAgent {
   private udev?: UdevWatch;
   private running?: Promise<PassStats>;
   private queued?: Promise<PassStats>;
+  private firstPassDone = false;
 
   /** In-memory state, seeded from the live objects on start. */
   private readonly memory = new DiskMemory();
@@ -163,6 +178,7 @@ class Agent implements NodeAgent {
     this.informer.start();
     await this.informer.waitForSync(this.abort.signal);
     await this.pass();
+    this.firstPassDone = true;
     const every = (ms: number): void => {
       const t = setInterval(() => this.trigger(), ms);
       t.unref();
@@ -176,6 +192,14 @@ class Agent implements NodeAgent {
 
   disks(): readonly NodeDisk[] {
     return this.informer.list();
+  }
+
+  notReady(): string | undefined {
+    if (!this.informer.hasSynced()) {
+      const why = this.informer.lastError ? `: ${this.informer.lastError}` : '';
+      return `waiting for the API server, the NodeDisk cache has not synced yet (retrying with backoff)${why}`;
+    }
+    return this.firstPassDone ? undefined : 'the first disk inventory pass has not finished';
   }
 
   async stop(): Promise<void> {
@@ -215,6 +239,7 @@ class Agent implements NodeAgent {
     const started = process.hrtime.bigint();
     const writesBefore = this.writes;
     let observations = await this.observe();
+    await this.readIo(observations);
 
     const acted = await Promise.all(observations.map((o) => this.act(o).catch((err) => {
       this.log.error({ disk: o.name, err: errorMessage(err) }, 'unexpected error acting on a disk');
@@ -274,6 +299,26 @@ class Agent implements NodeAgent {
         ? { status: 'False', reason: 'NotPresent', message: 'the disk is not attached to the node; it is prepared again when it returns' }
         : { status: 'False', reason: 'NotClaimed', message: 'no pool claims this disk' });
     }
+  }
+
+  /**
+   * What the kernel shows about each disk, every pass (sysfs reads, cheap): a medium gone, errors on
+   * its filesystem. A change is an event on the disk; the Healthy condition says it until it clears.
+   */
+  private async readIo(observations: readonly Observation[]): Promise<void> {
+    await Promise.all(observations.filter((o) => o.kind === 'Disk').map(async (o) => {
+      const f = o.facts!;
+      const mountPoint = f.mountPoints.find((m) => m !== '[SWAP]');
+      const problem = ioProblem({
+        device: o.currentPath, sizeBytes: f.raw.sizeBytes, mountPoint,
+        fsErrors: mountPoint ? await readFsErrors(f.raw.kname) : undefined,
+      });
+      const before = this.memory.io.get(o.name);
+      if (problem) this.memory.io.set(o.name, problem);
+      else this.memory.io.delete(o.name);
+      if (problem && (before?.reason !== problem.reason)) this.emitter(o.name)('Warning', problem.reason, problem.message);
+      else if (!problem && before) this.emitter(o.name)('Normal', 'IOHealthy', `${o.currentPath} answers I/O again and its filesystem reports no errors`);
+    }));
   }
 
   /** SMART health of every disk whose last reading is older than the health interval. */

@@ -8,6 +8,7 @@
  * status writing) read and write it, one pass at a time.
  */
 import type { NodeDisk, NodeDiskStatus } from '../../crds/nodedisk.js';
+import type { IoProblem } from './io-health.js';
 import type { Preparation } from './preparation.js';
 import { WIPED_VOLUMES_ANNOTATION, stamp, type DiskView, type PreparedState } from './status.js';
 
@@ -33,6 +34,8 @@ export class DiskMemory {
   /** The Prepared condition each disk's last handling concluded. */
   readonly prepared = new Map<string, PreparedState>();
   readonly health = new Map<string, HealthReading>();
+  /** What the kernel showed wrong with the device in the last pass (absent: nothing). */
+  readonly io = new Map<string, IoProblem>();
   readonly lastWipes = new Map<string, LastWipe>();
   /** Volume UIDs each disk was wiped for, newest first (the wiped-volumes annotation). */
   readonly wiped = new Map<string, string[]>();

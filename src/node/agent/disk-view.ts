@@ -48,6 +48,7 @@ export function presentView(
     eligibility: e,
     health: h?.health,
     healthCheckedAt: h?.checkedAt,
+    ioProblem: memory.io.get(o.name),
     prepared,
     preparation,
     usage: memory.usage.get(o.name),

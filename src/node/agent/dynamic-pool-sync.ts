@@ -39,7 +39,10 @@ export function dynamicHandoff(live: readonly NodeDisk[], observations: readonly
       refused.set(o.name, { prepared: false, reason: o.eligibility.reason, message: `not handing the disk to the pool engine: ${o.eligibility.message}` });
       continue;
     }
-    const filesystem = o?.facts ? filesystemOf(o.facts) : undefined;
+    // A device that reports a size of 0 has lost its medium (pulled, dead, its backing gone): for
+    // the engine it is a missing member, never a blank disk to format, add or rebuild onto.
+    const noMedium = o?.facts?.raw.sizeBytes === 0n;
+    const filesystem = o?.facts && !noMedium ? filesystemOf(o.facts) : undefined;
     claimed.push({
       name: nd.metadata.name!,
       claim,
@@ -48,7 +51,8 @@ export function dynamicHandoff(live: readonly NodeDisk[], observations: readonly
       sizeBytes: Number(o?.facts?.raw.sizeBytes ?? 0n),
       blank: o?.blank ?? false,
       ...(filesystem ? { filesystem } : {}),
-      present: o !== undefined,
+      present: o !== undefined && !noMedium,
+      ...(noMedium ? { failed: true } : {}),
     });
   }
   return { claimed, refused };

@@ -42,6 +42,12 @@ export interface ClaimedDisk {
   readonly filesystem?: { readonly type?: string; readonly uuid?: string; readonly label?: string };
   /** False when the disk has vanished from the node (the engine decides what that means for its pool). */
   readonly present: boolean;
+  /**
+   * The device is still there but has lost its medium (it reports a size of 0 and fails every
+   * I/O, e.g. pulled while its filesystem held it open); `present` is false too. A pool filesystem
+   * still holding it as a member counts it as missing.
+   */
+  readonly failed?: boolean;
 }
 
 /** What the engine made of one disk. */

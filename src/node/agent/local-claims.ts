@@ -69,6 +69,13 @@ export class LocalClaims {
     const claim = live?.spec.claim;
     if (o.kind === 'Mount') return this.actOnMount(o, claim, live, emit);
     const f = o.facts!;
+    // A device that answers every I/O with an error is neither prepared, wiped nor released: each
+    // would fail, and a blank-looking dead device must never be mistaken for a disk to format.
+    const dead = m.io.get(o.name);
+    if (dead?.reason === 'NoMedium') {
+      m.prepared.set(o.name, { status: 'False', reason: 'NoMedium', message: `nothing is done on the disk until it works again: ${dead.message}` });
+      return false;
+    }
     const target: DiskTarget = { name: o.name, devicePath: o.currentPath, root: this.root };
     const ours = f.signatures.label === stowageLabel(o.name) || f.mountPoints.includes(mountTarget(target));
 

@@ -14,6 +14,7 @@ import { jsonEqual } from '../../runtime/apply.js';
 import type { ConditionStatus } from '../../kube/types.js';
 import type { Eligibility } from './inventory.js';
 import { healthCondition } from './smart.js';
+import type { IoProblem } from './io-health.js';
 import { MANAGED_BY } from '../../crds/labels.js';
 
 /** The identity a NodeDisk's name was derived from (lets a restarted agent match disks whose identity is weak). */
@@ -48,6 +49,8 @@ export interface DiskView {
   readonly eligibility: Eligibility;
   readonly health?: Omit<DiskHealth, 'checkedTime'> | undefined;
   readonly healthCheckedAt?: string | undefined;
+  /** What the kernel shows is wrong with the device (medium gone, filesystem errors): outranks SMART. */
+  readonly ioProblem?: IoProblem | undefined;
   readonly prepared: PreparedState;
   readonly preparation?: NodeDiskStatus['preparation'] | undefined;
   readonly usage?: NodeDiskStatus['usage'] | undefined;
@@ -96,7 +99,8 @@ export function desiredStatus(v: DiskView, live: NodeDisk | undefined, now: Date
     : undefined;
 
   const gen = generation !== undefined ? { observedGeneration: generation } : {};
-  const hc = healthCondition(health);
+  // A device the kernel cannot read or write is unhealthy whatever SMART said (often: nothing).
+  const hc = v.ioProblem ? { status: 'False' as const, ...v.ioProblem } : healthCondition(health);
   const conditions: ConditionInput[] = [
     v.present
       ? { type: 'Present', status: 'True', reason: 'Detected', message: `the node agent on ${v.nodeName} sees this ${v.kind === 'Mount' ? 'mount' : 'disk'}`, ...gen }

@@ -241,12 +241,21 @@ export class BtrfsEngine implements DynamicPoolSync {
     const memberPaths = new Set(fs.devices.filter((d) => d.path).map((d) => d.path!));
     blank = blank.filter((d) => !memberPaths.has(real.get(d.name)!));
     let changed = false;
-    // Heal first: rebuild each missing member's copies onto a new blank disk.
-    for (const gone of fs.devices.filter((d) => d.path === undefined)) {
+    // Members whose disk lost its medium (btrfs still holds the dead device open): gone for redundancy.
+    const failed = await failedMembers(disks);
+    // Heal first: rebuild each missing or failed member's copies onto a new blank disk.
+    for (const gone of fs.devices.filter((d) => d.path === undefined || failed.has(d.path))) {
       const spare = blank.shift();
       if (!spare) break;
       log.warn({ pool, devid: gone.devid, device: spare.devicePath }, 'replacing a missing disk of the pool filesystem');
-      await btrfs.replace(gone.devid, spare.devicePath, mnt);
+      await btrfs.replace(gone.devid, spare.devicePath, mnt).catch(async (err: unknown) => {
+        // Every byte of the devices allocated to chunks (rewrites leave many nearly empty): free
+        // those first, then rebuild. Anything else is reported as it is.
+        if (!/No space left on device/i.test(errorMessage(err))) throw err;
+        log.warn({ pool, devid: gone.devid }, 'no unallocated space for the rebuild; compacting nearly empty chunks first');
+        await btrfs.compactChunks(mnt);
+        await btrfs.replace(gone.devid, spare.devicePath, mnt);
+      });
       await btrfs.resize(gone.devid, mnt);
       changed = true;
     }
@@ -263,7 +272,8 @@ export class BtrfsEngine implements DynamicPoolSync {
     // Disks that left the pool (claim cleared): migrate their data away, unless the rest cannot hold it.
     const claimedPaths = new Set([...real.values()]);
     let removalRefused: string | undefined;
-    for (const member of fs.devices.filter((d) => d.path && !claimedPaths.has(d.path))) {
+    // (A failed member has not left: its claim stands; it is rebuilt onto a new disk above.)
+    for (const member of fs.devices.filter((d) => d.path && !claimedPaths.has(d.path) && !failed.has(d.path))) {
       const rest = fs.devices.filter((d) => d !== member && d.path);
       const usage = await btrfs.usage(mnt);
       const restRaw = rest.reduce((sum, d) => sum + d.sizeBytes, 0n);
@@ -280,7 +290,7 @@ export class BtrfsEngine implements DynamicPoolSync {
 
     const stats = await btrfs.deviceStats(mnt);
     const scrub = await this.lastScrub(pool, mnt);
-    const observed: ObservedPool = { pool, mountPoint: mnt, uuid: fs.uuid, copies, devices: fs.devices, stats, scrub, removalRefused };
+    const observed: ObservedPool = { pool, mountPoint: mnt, uuid: fs.uuid, copies, devices: fs.devices, stats, scrub, removalRefused, failed: [...failed] };
     const { notes, degraded } = poolNotes(observed);
     this.states.set(pool, {
       pool, mountPoint: mnt, uuid: fs.uuid, copies, degraded, deviceStats: stats, quotas,
@@ -389,4 +399,15 @@ export class BtrfsEngine implements DynamicPoolSync {
     if (missing > 0) return { degraded: true, message: `${missing} disk(s) of pool ${pool} are missing on this node; the pool runs degraded` };
     return { degraded: false, message: this.states.get(pool)?.message ?? 'healthy' };
   }
+}
+
+/** Resolved device paths of the disks the agent reports as failed (present, but every I/O fails). */
+async function failedMembers(disks: readonly ClaimedDisk[]): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const d of disks) {
+    if (!d.failed) continue;
+    const path = await realpath(d.devicePath).catch(() => undefined);
+    if (path) out.add(path);
+  }
+  return out;
 }

@@ -78,7 +78,8 @@ export async function deviceRemove(target: string, mountPoint: string): Promise<
 
 /** Rebuilds the copies of device `devid` (usually a missing one) onto `newDevice`, waiting until done. */
 export async function replace(devid: number, newDevice: string, mountPoint: string): Promise<void> {
-  await run('btrfs', ['replace', 'start', '-B', '-f', String(devid), newDevice, mountPoint]);
+  // -r: read from the old device only where no other good copy exists (it may be failing or dead).
+  await run('btrfs', ['replace', 'start', '-B', '-f', '-r', String(devid), newDevice, mountPoint]);
 }
 
 /**
@@ -89,6 +90,16 @@ export async function balance(mountPoint: string, copies: number): Promise<void>
   const { data, metadata } = profileFor(copies);
   await run('btrfs', ['balance', 'start', `-dconvert=${data},soft`, `-mconvert=${metadata},soft`, mountPoint]);
 }
+
+/**
+ * Gives nearly empty chunks back to the unallocated pool (relocating what little they hold): a
+ * filesystem whose devices are fully allocated — as after heavy rewriting — has no room for the
+ * chunks `btrfs replace` needs and fails it with ENOSPC although it holds little data.
+ */
+export async function compactChunks(mountPoint: string): Promise<void> {
+  await run('btrfs', ['balance', 'start', `-dusage=${COMPACT_USAGE_PERCENT}`, `-musage=${COMPACT_USAGE_PERCENT}`, mountPoint]);
+}
+const COMPACT_USAGE_PERCENT = 30;
 
 export async function resize(devid: number, mountPoint: string): Promise<void> {
   await run('btrfs', ['filesystem', 'resize', `${devid}:max`, mountPoint]);

@@ -46,6 +46,8 @@ export interface RunningDynamicPools {
    * livenessprobe sidecar catches the same case by failing to connect.
    */
   socketsCheck(): string | undefined;
+  /** Why the Dynamic-pool side is not ready yet (its StoragePool cache not synced), or undefined. */
+  notReady(): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -100,6 +102,10 @@ export async function startDynamicPools(opts: DynamicPoolsOptions): Promise<Runn
         }
       });
       return missing.length > 0 ? `socket(s) gone: ${missing.join(', ')}; restart the daemon to serve them again` : undefined;
+    },
+    notReady() {
+      if (pools.hasSynced()) return undefined;
+      return `waiting for the API server, the StoragePool cache has not synced yet (retrying with backoff)${pools.lastError ? `: ${pools.lastError}` : ''}`;
     },
     async stop() {
       await server?.stop();

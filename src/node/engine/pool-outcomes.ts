@@ -34,15 +34,19 @@ export interface ObservedPool {
   readonly scrub: ScrubStatus | undefined;
   /** Why a disk that left the pool was not removed, if one was not. */
   readonly removalRefused: string | undefined;
+  /** Member device paths whose disk lost its medium: btrfs still lists them, but they hold no good copy. */
+  readonly failed?: readonly string[];
 }
 
 /** What is wrong with the pool filesystem, one note each (empty when healthy), and whether it runs degraded. */
 export function poolNotes(p: ObservedPool): { notes: string[]; degraded: boolean } {
   const errored = p.stats.filter((s) => errorCount(s) > 0);
   const missingCount = p.devices.filter((d) => d.path === undefined).length;
-  const degraded = missingCount > 0;
+  const failed = p.devices.filter((d) => d.path !== undefined && (p.failed ?? []).includes(d.path)).map((d) => d.path!);
+  const degraded = missingCount > 0 || failed.length > 0;
   const notes = [
-    degraded ? `${missingCount} disk(s) of the pool filesystem are missing; running degraded without full redundancy — add a new disk to the pool on this node to heal it` : '',
+    missingCount > 0 ? `${missingCount} disk(s) of the pool filesystem are missing; running degraded without full redundancy — add a new disk to the pool on this node to heal it` : '',
+    failed.length > 0 ? `${failed.join(', ')} lost its medium (every I/O fails); running degraded without full redundancy — add a new disk to the pool on this node to rebuild onto it` : '',
     p.removalRefused ?? '',
     errored.length > 0 ? `I/O errors on ${errored.map((s) => s.device).join(', ')} (btrfs device stats)` : '',
     scrubNote(p.pool, p.scrub),
@@ -67,7 +71,10 @@ export function diskOutcomes(p: ObservedPool, disks: readonly ClaimedDisk[], pro
   const preparation = { path: p.mountPoint, filesystem: 'btrfs', uuid: p.uuid };
   for (const d of disks) {
     if (!d.present) {
-      outcomes.set(d.name, { prepared: false, reason: 'DiskMissing', message: `the disk is gone; pool ${p.pool} ${degraded ? 'runs degraded' : 'is mounted without it'}` });
+      outcomes.set(d.name, {
+        prepared: false, reason: 'DiskMissing',
+        message: `${d.failed ? 'the disk fails every I/O (no medium)' : 'the disk is gone'}; pool ${p.pool} ${degraded ? 'runs degraded' : 'is mounted without it'}`,
+      });
       continue;
     }
     const path = probed.real.get(d.name)!;

@@ -151,6 +151,9 @@ function nodeDaemonSet({ images, namespace, registration = DEFAULT_NODE_REGISTRA
     ],
     // `self`: the daemon's own /healthz; otherwise the livenessprobe sidecar's, which calls Probe.
     livenessProbe: httpProbe(self ? 'metrics' : 'healthz'),
+    // Ready once its caches synced (the API answered) and its CSI sockets are served: a rolling
+    // update waits for it, and an agent that cannot reach the API shows as not ready, not dead.
+    readinessProbe: { ...httpProbe('metrics', { initialDelaySeconds: 2, failureThreshold: 3 }), httpGet: { path: '/readyz', port: 'metrics' } },
     resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '512Mi' } },
     volumeMounts: [
       ...(self ? [] : [{ name: 'plugin-dir', mountPath: SOCKET_DIR }]),

@@ -365,6 +365,11 @@ function announceTransitions(before: readonly Condition[] | undefined, after: re
     if (now.status === 'False') events.add('Warning', 'DriverNotReady', now.message);
     else if (was) events.add('Normal', 'DriverReady', now.message);
   }
+  // A disk of the pool failing or vanishing is news worth an event, once per change (and its end).
+  const disks = after?.find((c) => c.type === 'DisksHealthy');
+  const wereDisks = before?.find((c) => c.type === 'DisksHealthy');
+  if (disks?.status === 'False' && (wereDisks?.status !== 'False' || wereDisks.reason !== disks.reason)) events.add('Warning', disks.reason, disks.message);
+  else if (disks?.status === 'True' && wereDisks?.status === 'False') events.add('Normal', 'DisksHealthy', disks.message);
   const ready = after?.find((c) => c.type === 'Ready');
   const wasReady = before?.find((c) => c.type === 'Ready');
   if (ready?.reason === 'UnsupportedKubernetes' && wasReady?.reason !== 'UnsupportedKubernetes') events.add('Warning', 'UnsupportedKubernetes', ready.message);
