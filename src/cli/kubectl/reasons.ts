@@ -40,6 +40,8 @@ export const HEALTHY_REASONS: Record<string, ReasonText> = {
   SmartFailed: { short: 'FAILING', sentence: 'SMART predicts the disk\'s failure: move its data off (drain it) and replace it' },
   PendingSectors: { short: 'pending sectors', sentence: 'SMART counts sectors waiting to be remapped: the disk is degrading; plan its replacement' },
   MediaErrors: { short: 'media errors', sentence: 'the NVMe device logs media errors: the disk is degrading; plan its replacement' },
+  NoMedium: { short: 'NO MEDIUM', sentence: 'the device reports a size of 0: it was pulled or detached while in use and every read or write fails; follow the StowageDiskUnhealthy runbook (unmount, replace the disk)' },
+  FilesystemErrors: { short: 'fs errors', sentence: 'the kernel counted errors on the disk\'s filesystem (I/O errors or an aborted journal): writes may fail or be lost; follow the StowageDiskUnhealthy runbook' },
 };
 
 /** NodeDisk `Prepared` reasons (src/node/agent/agent.ts, src/node/engine/btrfs-engine.ts). */
