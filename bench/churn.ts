@@ -26,7 +26,7 @@ import { PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, PODS } from '../src/kube/
 import type { KubeObject, PersistentVolume } from '../src/kube/types.js';
 import { Informer } from '../src/runtime/informer.js';
 import { waitFor } from '../test/support/cluster.js';
-import { mib, opsTable, seededRandom, type OpFigures } from './churn-figures.js';
+import { mib, opsTable, percentile, seededRandom, type OpFigures } from './churn-figures.js';
 import { rssBytes } from './churn-processes.js';
 import { ProvisionerPlay } from './churn-provisioner.js';
 import { ChurnWorld, DYNAMIC_POOL, LOCAL_POOL, NAMESPACE, type Picture } from './churn-world.js';
@@ -48,6 +48,9 @@ const OP_TIMEOUT_MS = 180_000;
 const CONVERGE_MS = 300_000;
 const WARM_UP_CLAIMS = { local: 3, dynamic: 6 };
 const POLL_MS = 100;
+const CLAIM_UID = 'claimUid';
+const SELECTED_NODE = 'volume.kubernetes.io/selected-node';
+const secs = (ms: number): string => (Number.isNaN(ms) ? '—' : `${(ms / 1000).toFixed(2)}`);
 
 const QUIET_CLAIMS = { local: 3, dynamic: 5 };
 
@@ -89,6 +92,7 @@ async function churn(world: ChurnWorld): Promise<number> {
   const { admin } = world;
   const claims = new Informer<Claim>({ client: admin, resource: PERSISTENT_VOLUME_CLAIMS, namespace: NAMESPACE, resyncMs: 0 });
   const volumes = new Informer<PersistentVolume>({ client: admin, resource: PERSISTENT_VOLUMES, resyncMs: 0 });
+  volumes.addIndex(CLAIM_UID, (pv) => (pv.spec.claimRef?.uid ? [pv.spec.claimRef.uid] : []));
   claims.start();
   volumes.start();
   await Promise.all([claims.waitForSync(), volumes.waitForSync()]);
@@ -99,6 +103,17 @@ async function churn(world: ChurnWorld): Promise<number> {
   let figures = emptyFigures();
   const live: Record<Kind, number> = { local: 0, dynamic: 0 };
   let serial = 0;
+  /** kind/op → phase → durations (ms) of the measured operations under churn. */
+  let phases = new Map<string, Map<string, number[]>>();
+  const phase = (kind: Kind, op: string, names: string[], times: (number | undefined)[]): void => {
+    const byPhase = phases.get(`${kind} ${op}`) ?? new Map<string, number[]>();
+    phases.set(`${kind} ${op}`, byPhase);
+    for (let i = 0; i < names.length; i++) {
+      const [from, to] = [times[i], times[i + 1]];
+      if (from === undefined || to === undefined) continue;
+      byPhase.set(names[i]!, [...(byPhase.get(names[i]!) ?? []), to - from]);
+    }
+  };
 
   /** One claim's life: PVC and pod created → Bound → held → pod and PVC deleted → its PV gone. */
   const cycle = async (kind: Kind, measured: boolean, hold = rngClaims() * HOLD_MS): Promise<void> => {
@@ -113,19 +128,34 @@ async function churn(world: ChurnWorld): Promise<number> {
       await admin.create(PODS, { metadata: { name, namespace: NAMESPACE }, spec: {
         containers: [{ name: 'app', image: 'busybox', command: ['sleep', '3600'], volumeMounts: [{ name: 'data', mountPath: '/data' }] }],
         volumes: [{ name: 'data', persistentVolumeClaim: { claimName: name } }] } });
+      // Phases: the scheduler's choice (selected-node, or a Local PV it pre-bound) → a PV for the claim → Bound.
+      const marks: Record<string, number> = {};
       const bound = await until(() => {
         const c = claims.get(`${NAMESPACE}/${name}`);
+        const pv = c?.metadata.uid ? volumes.byIndex(CLAIM_UID, c.metadata.uid)[0] : undefined;
+        if (c?.metadata.annotations?.[SELECTED_NODE] || pv) marks.scheduled ??= Date.now();
+        if (pv) marks.pv ??= Date.now();
         return c?.status?.phase === 'Bound' ? c.spec.volumeName : undefined;
       }, OP_TIMEOUT_MS);
       if (measured) bound ? f.bind.push(Date.now() - t0) : f.bindTimeouts++;
+      if (measured && bound) phase(kind, 'create', ['scheduled', 'PV exists', 'Bound'], [t0, marks.scheduled, marks.pv, Date.now()]);
       if (bound) await sleep(hold);
       const t1 = Date.now();
       await admin.request({ method: 'DELETE', path: `/api/v1/namespaces/${NAMESPACE}/pods/${name}`, body: { gracePeriodSeconds: 0 } }).catch(() => undefined);
       await admin.delete(PERSISTENT_VOLUME_CLAIMS, name, { namespace: NAMESPACE });
       // The PV it was bound to must go (Local: wiped and replaced by a fresh one; Dynamic: deleted).
       const volumeName = bound ?? claims.get(`${NAMESPACE}/${name}`)?.spec.volumeName;
-      const gone = await until(() => (!claims.get(`${NAMESPACE}/${name}`) && (!volumeName || !volumes.get(volumeName)) ? true : undefined), OP_TIMEOUT_MS);
+      // Phases: the claim gone (pvc-protection) → its PV Released → the PV gone (wiped and replaced, or DeleteVolume).
+      const marks2: Record<string, number> = {};
+      const gone = await until(() => {
+        const claimGone = !claims.get(`${NAMESPACE}/${name}`);
+        const pv = volumeName ? volumes.get(volumeName) : undefined;
+        if (claimGone) marks2.claim ??= Date.now();
+        if (claimGone && (!pv || pv.status?.phase === 'Released')) marks2.released ??= Date.now();
+        return claimGone && !pv ? true : undefined;
+      }, OP_TIMEOUT_MS);
       if (measured && bound) gone ? f.gone.push(Date.now() - t1) : f.goneTimeouts++;
+      if (measured && bound && gone) phase(kind, 'delete', ['claim gone', 'PV Released', 'PV gone'], [t1, marks2.claim, marks2.released, Date.now()]);
     } finally {
       live[kind]--;
     }
@@ -142,6 +172,8 @@ async function churn(world: ChurnWorld): Promise<number> {
   const quiet = figures;
   for (const kind of ['local', 'dynamic'] as const) for (let i = 0; i < QUIET_CLAIMS[kind]; i++) await cycle(kind, true, 0);
   figures = emptyFigures();
+  const quietPhases = phases;
+  phases = new Map();
   const before = await settledPicture(world);
   const baselinePid = world.operator.pid;
   const baselineRss = await idleRss(world);
@@ -221,6 +253,12 @@ async function churn(world: ChurnWorld): Promise<number> {
   say('');
   say(`bench:churn figures (seed ${SEED}, ${(churnMs / 1000).toFixed(0)} s of churn, ${started} claims)`);
   for (const line of opsTable(ops, minutes)) say(`  ${line}`);
+  say('');
+  say('  where the time went (p50 / p99 of each phase; quiet baseline p50 in brackets):');
+  for (const [op, byPhase] of phases) {
+    const parts = [...byPhase].map(([name, ms]) => `${name} ${secs(percentile(ms, 50))} / ${secs(percentile(ms, 99))} [${secs(percentile(quietPhases.get(op)?.get(name) ?? [], 50))}]`);
+    say(`    ${op.padEnd(15)} ${parts.join('  →  ')}`);
+  }
   say('');
   say(`  restarts injected (kill -9): ${world.processes.map((p) => `${p.name} ${p.kills}`).join(', ')}`);
   for (const k of kills) say(`    ${k}`);
