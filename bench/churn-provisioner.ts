@@ -46,8 +46,9 @@ export class ProvisionerPlay {
   private readonly backoff = new Map<string, { failures: number; notBefore: number }>();
   /** Failed calls (retried), by gRPC/API message prefix: shows the restarts the play rode over. */
   readonly retries = new Map<string, number>();
-  provisioned = 0;
-  deleted = 0;
+  /** Claim UIDs provisioned and PV UIDs deleted (sets: a retry racing the cache is not counted twice). */
+  readonly provisioned = new Set<string>();
+  readonly deleted = new Set<string>();
 
   constructor(
     private readonly opts: {
@@ -80,7 +81,7 @@ export class ProvisionerPlay {
       if (c.metadata.namespace !== namespace || c.spec.storageClassName !== storageClass) continue;
       if (c.spec.volumeName || c.metadata.deletionTimestamp || !c.metadata.annotations?.[SELECTED_NODE]) continue;
       if (pvNames.has(`pvc-${c.metadata.uid}`)) continue; // provisioned; the PV controller binds it
-      this.launch(`provision/${c.metadata.uid}`, () => this.provision(c.metadata.name!));
+      this.launch(`provision/${c.metadata.uid}`, () => this.provision(c.metadata.name!, c.metadata.uid!));
     }
     for (const pv of volumes.list()) {
       if (pv.metadata.annotations?.[PROVISIONED_BY] !== DRIVER_NAME || pv.status?.phase !== 'Released') continue;
@@ -105,7 +106,7 @@ export class ProvisionerPlay {
     ).finally(() => this.inFlight.delete(key));
   }
 
-  private async provision(claim: string): Promise<void> {
+  private async provision(claim: string, uid: string): Promise<void> {
     const { client, controller, namespace, pool } = this.opts;
     try {
       await provisionClaim({ client, controller, namespace, claim, pool });
@@ -113,13 +114,13 @@ export class ProvisionerPlay {
       // A retry after CreateVolume answered but before the bench saw the PV: the PV is there already.
       if (!ApiError.isAlreadyExists(err)) throw err;
     }
-    this.provisioned++;
+    this.provisioned.add(uid);
   }
 
   private async remove(pv: PersistentVolume): Promise<void> {
     const { client, controller } = this.opts;
     await call(controller, 'DeleteVolume', { volume_id: pv.spec.csi!.volumeHandle }, 60_000);
     await client.delete(PERSISTENT_VOLUMES, pv.metadata.name!, { uid: pv.metadata.uid });
-    this.deleted++;
+    this.deleted.add(pv.metadata.uid!);
   }
 }

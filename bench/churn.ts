@@ -262,7 +262,7 @@ async function churn(world: ChurnWorld): Promise<number> {
   say('');
   say(`  restarts injected (kill -9): ${world.processes.map((p) => `${p.name} ${p.kills}`).join(', ')}`);
   for (const k of kills) say(`    ${k}`);
-  say(`  provisioner play: ${play.provisioned} provisioned, ${play.deleted} deleted; retried calls: ${[...play.retries].map(([w, n]) => `${w} ×${n}`).join('; ') || 'none'}`);
+  say(`  provisioner play: ${play.provisioned.size} provisioned, ${play.deleted.size} deleted; retried calls: ${[...play.retries].map(([w, n]) => `${w} ×${n}`).join('; ') || 'none'}`);
   say('');
   say(`  operator RSS   baseline ${mib(baselineRss)} (pid ${baselinePid}, idle after warm-up)   peak ${mib(peakRss)}   end ${mib(endRss)} (pid ${world.operator.pid}, idle after convergence)`);
   say(`  RSS end / baseline = ${ratio.toFixed(2)}× (tolerance ${RSS_TOLERANCE}×; peak / baseline ${(peakRss / baselineRss).toFixed(2)}×)`);
