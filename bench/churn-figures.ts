@@ -1,6 +1,7 @@
 /**
  * Pure helpers of `npm run bench:churn`: the seeded RNG (so a run's kill schedule and claim mix can
- * be replayed from the printed seed), latency percentiles, and the figures table.
+ * be replayed from the printed seed), latency percentiles, the figures table, and the comparison of
+ * the cluster's and hosts' picture before and after the churn (what counts as a leak).
  */
 
 /** mulberry32: a tiny, well-distributed 32-bit PRNG; deterministic for a seed. */
@@ -54,3 +55,37 @@ export function opsTable(ops: readonly OpFigures[], minutes: number): string[] {
 }
 
 export const mib = (bytes: number): string => `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+
+/** What must be the same after the churn as before it. */
+export interface Picture {
+  localPvsByDisk: Record<string, string>;
+  dynamicPvs: string[];
+  poolVolumes: string[];
+  poolSnapshots: string[];
+  subvolumes: string[];
+  mounts: string[];
+  loops: string[];
+  pools: Record<string, unknown>;
+}
+
+/** What differs between two pictures, as leak descriptions. */
+export function diff(before: Picture, after: Picture): string[] {
+  const out: string[] = [];
+  const list = (what: string, a: readonly string[], b: readonly string[]) => {
+    for (const x of b) if (!a.includes(x)) out.push(`${what} left behind: ${x}`);
+    for (const x of a) if (!b.includes(x)) out.push(`${what} gone: ${x}`);
+  };
+  const disks = [...new Set([...Object.keys(before.localPvsByDisk), ...Object.keys(after.localPvsByDisk)])];
+  for (const d of disks) if (before.localPvsByDisk[d] !== after.localPvsByDisk[d]) out.push(`Local PVs of disk ${d}: ${after.localPvsByDisk[d] ?? 'none'} (was ${before.localPvsByDisk[d] ?? 'none'})`);
+  list('Dynamic PV', before.dynamicPvs, after.dynamicPvs);
+  list('PoolVolume', before.poolVolumes, after.poolVolumes);
+  list('PoolSnapshot', before.poolSnapshots, after.poolSnapshots);
+  list('subvolume', before.subvolumes, after.subvolumes);
+  list('mount', before.mounts, after.mounts);
+  list('loop device', before.loops, after.loops);
+  for (const pool of Object.keys(before.pools)) {
+    const [a, b] = [JSON.stringify(before.pools[pool]), JSON.stringify(after.pools[pool])];
+    if (a !== b) out.push(`pool ${pool} figures ${b} (were ${a})`);
+  }
+  return out;
+}

@@ -26,6 +26,7 @@ import { waitFor } from '../test/support/cluster.js';
 import { LoopDevices, type LoopDevice } from '../test/support/loop-devices.js';
 import { freePort } from '../test/support/operator-process.js';
 import { condition, diskOfFile } from '../test/node/support.js';
+import type { Picture } from './churn-figures.js';
 import { entries, loopsOver, mountsOf, StowageProcess } from './churn-processes.js';
 
 export const NAMESPACE = 'churn';
@@ -47,18 +48,6 @@ interface NodeSetup {
   readonly local: LoopDevice[];
   readonly dynamic: LoopDevice;
   readonly daemon: StowageProcess;
-}
-
-/** What must be the same after the churn as before it. */
-export interface Picture {
-  localPvsByDisk: Record<string, string>;
-  dynamicPvs: string[];
-  poolVolumes: string[];
-  poolSnapshots: string[];
-  subvolumes: string[];
-  mounts: string[];
-  loops: string[];
-  pools: Record<string, unknown>;
 }
 
 export class ChurnWorld {

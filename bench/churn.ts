@@ -26,10 +26,10 @@ import { PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, PODS } from '../src/kube/
 import type { KubeObject, PersistentVolume } from '../src/kube/types.js';
 import { Informer } from '../src/runtime/informer.js';
 import { waitFor } from '../test/support/cluster.js';
-import { mib, opsTable, percentile, seededRandom, type OpFigures } from './churn-figures.js';
+import { diff, mib, opsTable, percentile, seededRandom, type OpFigures, type Picture } from './churn-figures.js';
 import { rssBytes } from './churn-processes.js';
 import { ProvisionerPlay } from './churn-provisioner.js';
-import { ChurnWorld, DYNAMIC_POOL, LOCAL_POOL, NAMESPACE, type Picture } from './churn-world.js';
+import { ChurnWorld, DYNAMIC_POOL, LOCAL_POOL, NAMESPACE } from './churn-world.js';
 
 const { values: flags } = parseArgs({ options: { seconds: { type: 'string' }, seed: { type: 'string' } } });
 const num = (v: string | undefined, d: number): number => (v === undefined || v === '' ? d : Number(v));
@@ -302,28 +302,6 @@ async function settledPicture(world: ChurnWorld, baseline?: Picture): Promise<Pi
     if (!quiet || !same) throw new Error(`pods ${pods}, claims ${pvcs}; ${baseline ? diff(baseline, p).join('; ') : now}`);
     return p;
   }, CONVERGE_MS, 3_000);
-}
-
-/** What differs between two pictures, as leak descriptions. */
-function diff(before: Picture, after: Picture): string[] {
-  const out: string[] = [];
-  const list = (what: string, a: readonly string[], b: readonly string[]) => {
-    for (const x of b) if (!a.includes(x)) out.push(`${what} left behind: ${x}`);
-    for (const x of a) if (!b.includes(x)) out.push(`${what} gone: ${x}`);
-  };
-  const disks = [...new Set([...Object.keys(before.localPvsByDisk), ...Object.keys(after.localPvsByDisk)])];
-  for (const d of disks) if (before.localPvsByDisk[d] !== after.localPvsByDisk[d]) out.push(`Local PVs of disk ${d}: ${after.localPvsByDisk[d] ?? 'none'} (was ${before.localPvsByDisk[d] ?? 'none'})`);
-  list('Dynamic PV', before.dynamicPvs, after.dynamicPvs);
-  list('PoolVolume', before.poolVolumes, after.poolVolumes);
-  list('PoolSnapshot', before.poolSnapshots, after.poolSnapshots);
-  list('subvolume', before.subvolumes, after.subvolumes);
-  list('mount', before.mounts, after.mounts);
-  list('loop device', before.loops, after.loops);
-  for (const pool of Object.keys(before.pools)) {
-    const [a, b] = [JSON.stringify(before.pools[pool]), JSON.stringify(after.pools[pool])];
-    if (a !== b) out.push(`pool ${pool} figures ${b} (were ${a})`);
-  }
-  return out;
 }
 
 /** The operator's RSS once idle: after SETTLE_MS, the lowest of five readings a second apart (V8 frees lazily). */
