@@ -58,6 +58,8 @@ export class ChurnWorld {
   admin!: KubeClient;
   csi!: CsiClient;
   localDisks: string[] = [];
+  /** The operator's /metrics (prom-client's default process and Node.js metrics among them). */
+  operatorMetrics = '';
   private cp?: ControlPlane;
 
   private constructor(readonly work: string) {}
@@ -95,6 +97,7 @@ export class ChurnWorld {
     await run('mkdir', ['-p', ...this.nodes.map((n) => n.dir)]);
     for (const n of this.nodes) n.daemon.start();
     const port = await freePort();
+    this.operatorMetrics = `http://127.0.0.1:${port}/metrics`;
     this.operator = new StowageProcess('operator', ['operator', '--kubeconfig', kubeconfig, '--metrics-bind-address', `127.0.0.1:${port}`,
       '--health-probe-bind-address', `127.0.0.1:${port}`], { STOWAGE_LOG_LEVEL: LOG_LEVEL }, path.join(this.work, 'operator.log'));
     const socket = path.join(this.work, 'controller.sock');

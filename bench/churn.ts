@@ -176,7 +176,7 @@ async function churn(world: ChurnWorld): Promise<number> {
   phases = new Map();
   const before = await settledPicture(world);
   const baselinePid = world.operator.pid;
-  const baselineRss = await idleRss(world);
+  const { rss: baselineRss, heap: baselineHeap } = await idleMemory(world);
   say(`baseline: operator RSS ${mib(baselineRss)} (idle, after warm-up); ${Object.keys(before.localPvsByDisk).length} Local PVs, pools ${JSON.stringify(before.pools)}`);
 
   // ---- churn ------------------------------------------------------------------------------------
@@ -236,7 +236,7 @@ async function churn(world: ChurnWorld): Promise<number> {
     return world.picture();
   });
   say(`converged ${((Date.now() - convergeStart) / 1000).toFixed(1)} s after the last claim went`);
-  const endRss = await idleRss(world);
+  const { rss: endRss, heap: endHeap } = await idleMemory(world);
   peakRss = Math.max(peakRss, endRss);
   play.stop();
   await Promise.all([claims.stop(), volumes.stop()]);
@@ -266,6 +266,7 @@ async function churn(world: ChurnWorld): Promise<number> {
   say('');
   say(`  operator RSS   baseline ${mib(baselineRss)} (pid ${baselinePid}, idle after warm-up)   peak ${mib(peakRss)}   end ${mib(endRss)} (pid ${world.operator.pid}, idle after convergence)`);
   say(`  RSS end / baseline = ${ratio.toFixed(2)}× (tolerance ${RSS_TOLERANCE}×; peak / baseline ${(peakRss / baselineRss).toFixed(2)}×)`);
+  say(`  operator V8 heap in use (idle): baseline ${mib(baselineHeap)}, end ${mib(endHeap)} = ${(endHeap / baselineHeap).toFixed(2)}× (for reading the RSS ratio; not a verdict)`);
   say(`  leaks: ${leaks.length === 0 ? 'none — cluster and hosts back to the baseline' : ''}`);
   for (const l of leaks) say(`    LEAK ${l}`);
   for (const e of errors) say(`    ERROR ${e}`);
@@ -304,15 +305,25 @@ async function settledPicture(world: ChurnWorld, baseline?: Picture): Promise<Pi
   }, CONVERGE_MS, 3_000);
 }
 
-/** The operator's RSS once idle: after SETTLE_MS, the lowest of five readings a second apart (V8 frees lazily). */
-async function idleRss(world: ChurnWorld): Promise<number> {
+/**
+ * The operator's memory once idle: after SETTLE_MS, the lowest of five readings a second apart (V8
+ * frees lazily) of its RSS (/proc) and of its V8 heap in use (its own nodejs_heap_size_used_bytes).
+ */
+async function idleMemory(world: ChurnWorld): Promise<{ rss: number; heap: number }> {
   await sleep(SETTLE_MS);
-  let low = Infinity;
+  let [rss, heap] = [Infinity, Infinity];
   for (let i = 0; i < 5; i++) {
-    low = Math.min(low, await rssBytes(world.operator.pid));
+    rss = Math.min(rss, await rssBytes(world.operator.pid));
+    heap = Math.min(heap, await heapUsed(world.operatorMetrics));
     await sleep(1_000);
   }
-  return low;
+  return { rss, heap };
+}
+
+async function heapUsed(url: string): Promise<number> {
+  const text = await fetch(url).then((r) => r.text(), () => '');
+  const m = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
+  return m ? Number(m[1]) : NaN;
 }
 
 main().then(
