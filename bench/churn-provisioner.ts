@@ -1,34 +1,32 @@
 /**
  * The kubernetes-csi external-provisioner, played by `npm run bench:churn` against the real CSI
- * controller's socket (no sidecar image can run here: there is no kubelet/container runtime in the
- * churn). It keeps the upstream mapping (kubernetes-csi/external-provisioner v2, on
- * sig-storage-lib-external-provisioner v6 controller/controller.go):
+ * controller's socket (no sidecar image can run here: there is no container runtime in the churn).
+ * Each claim's and each PV's step is the shared play of test/kubelet/csi-sidecars.ts, which keeps
+ * the line-by-line mapping to the deployed release (`provisionClaim`: shouldProvision →
+ * provisionClaimOperation → CreateVolume → the PV; `deleteReleasedVolume`: shouldDelete →
+ * deleteVolumeOperation → DeleteVolume → the PV deleted). This file plays what runs those steps
+ * upstream (sig-storage-lib-external-provisioner controller/controller.go `ProvisionController`):
  *
- *  - `ProvisionController.shouldProvision`: a claim of our StorageClass with no `spec.volumeName`, not
- *    being deleted, and (WaitForFirstConsumer) the scheduler's `volume.kubernetes.io/selected-node`
- *    annotation → `provisionClaimOperation`: CreateVolume named `pvc-<claim UID>` with that node's
- *    topology, then a PV pre-bound to the claim (both done by test/kubelet/csi-sidecars.ts
- *    `provisionClaim`, the play the kubelet tests use). A failed call is requeued with exponential
- *    backoff (the controller's rate-limited queue), which is what carries it over a CSI controller
- *    restart (UNAVAILABLE while the socket is gone).
- *  - `shouldDelete`: a PV with `pv.kubernetes.io/provisioned-by: csi.stowage.dev`, phase Released and
- *    reclaim policy Delete → `deleteVolumeOperation`: DeleteVolume(volumeHandle), then delete the PV
- *    (pv-protection lets it go once kube-controller-manager sees it unused).
- *  - Worker threads: upstream defaults to 100; the play keeps at most WORKERS calls in flight, as the
- *    machine has 2 cores shared with the control plane and the Stowage processes.
+ *  - the claim and volume informers' event handlers → a scan of the bench's informer caches every
+ *    SCAN_MS: an unbound claim of our class, not being deleted, with the scheduler's
+ *    `volume.kubernetes.io/selected-node` and no PV `pvc-<uid>` yet; a PV provisioned by
+ *    csi.stowage.dev in phase Released with reclaim policy Delete and no deletion timestamp;
+ *  - the rate-limited work queues (`claimQueue`, `volumeQueue`, exponential failure backoff) →
+ *    one key in flight at a time, a failed key retried after 0.5 s doubling to 10 s: what carries a
+ *    claim over a CSI controller restart (UNAVAILABLE while its socket is gone);
+ *  - `--worker-threads` (upstream default 100) → at most WORKERS steps in flight, as the machine has
+ *    2 cores shared with the control plane and the Stowage processes.
  *
- * Not played: the `external-provisioner.volume.kubernetes.io/finalizer` on PVs (v3+), capacity
- * tracking (CSIStorageCapacity), and retrying a claim whose PV creation failed other than with
- * AlreadyExists (the API server is up throughout the churn).
+ * A retry that finds the PV already created (CreateVolume answered, the cache not yet updated) ends
+ * there, as upstream's `volume_store` treats AlreadyExists.
  */
 import type { KubeClient } from '../src/kube/client.js';
 import { ApiError } from '../src/kube/api-error.js';
-import { PERSISTENT_VOLUMES } from '../src/kube/resources.js';
 import type { PersistentVolume } from '../src/kube/types.js';
 import type { Informer } from '../src/runtime/informer.js';
 import { DRIVER_NAME } from '../src/csi/identity.js';
-import { call, type CsiClient } from '../test/csi/fixture.js';
-import { provisionClaim } from '../test/kubelet/csi-sidecars.js';
+import type { CsiClient } from '../test/csi/fixture.js';
+import { deleteReleasedVolume, provisionClaim } from '../test/kubelet/csi-sidecars.js';
 
 const SELECTED_NODE = 'volume.kubernetes.io/selected-node';
 const PROVISIONED_BY = 'pv.kubernetes.io/provisioned-by';
@@ -36,6 +34,8 @@ const WORKERS = 16;
 const SCAN_MS = 200;
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
+/** A PV seen Released that the play then finds gone (a retry racing the cache) frees its worker after this. */
+const DELETE_WAIT_MS = 30_000;
 
 type Claim = PersistentVolume & { spec: { storageClassName?: string; volumeName?: string } };
 
@@ -119,8 +119,7 @@ export class ProvisionerPlay {
 
   private async remove(pv: PersistentVolume): Promise<void> {
     const { client, controller } = this.opts;
-    await call(controller, 'DeleteVolume', { volume_id: pv.spec.csi!.volumeHandle }, 60_000);
-    await client.delete(PERSISTENT_VOLUMES, pv.metadata.name!, { uid: pv.metadata.uid });
+    await deleteReleasedVolume({ client, controller, pvName: pv.metadata.name!, timeoutMs: DELETE_WAIT_MS });
     this.deleted.add(pv.metadata.uid!);
   }
 }

@@ -15,13 +15,14 @@ import { installCrds } from '../src/crds/install.js';
 import { NODE_DISKS, POOL_SNAPSHOTS, POOL_VOLUMES, STORAGE_POOLS } from '../src/crds/resource-types.js';
 import type { StoragePool } from '../src/crds/storagepool.js';
 import { csiV1 } from '../src/csi/grpc.js';
+import { DRIVER_NAME } from '../src/csi/identity.js';
 import { KubeClient } from '../src/kube/client.js';
-import { NAMESPACES, PERSISTENT_VOLUMES } from '../src/kube/resources.js';
+import { CSI_NODES, NAMESPACES, NODES, PERSISTENT_VOLUMES } from '../src/kube/resources.js';
 import type { KubeObject, PersistentVolume } from '../src/kube/types.js';
 import { run } from '../src/host/command.js';
 import { ControlPlane } from '../test/cluster/control-plane.js';
 import { registerReadyNode } from '../test/cluster/nodes.js';
-import type { CsiClient } from '../test/csi/fixture.js';
+import { call, type CsiClient } from '../test/csi/fixture.js';
 import { waitFor } from '../test/support/cluster.js';
 import { LoopDevices, type LoopDevice } from '../test/support/loop-devices.js';
 import { freePort } from '../test/support/operator-process.js';
@@ -131,6 +132,32 @@ export class ChurnWorld {
       for (const n of this.nodes) if (condition(await diskOfFile(this.admin, n.name, n.dynamic.file), 'Prepared')?.status !== 'True') return false;
       return true;
     }, SETUP_MS, 500);
+    for (const n of this.nodes) await this.registerDriver(n);
+  }
+
+  /**
+   * kubelet's registration of the driver, played (no kubelet runs in the churn): kubelet's
+   * pkg/volume/csi/nodeinfomanager InstallCSIDriver after NodeGetInfo on the plugin's socket —
+   * updateNodeIDInNode (the `csi.volume.kubernetes.io/nodeid` annotation), updateTopologyLabels (the
+   * accessible_topology segments as Node labels) and installDriverToCSINode (the driver with its
+   * nodeID and topologyKeys in CSINode, owned by the Node). The provisioner play reads them.
+   */
+  private async registerDriver(n: NodeSetup): Promise<void> {
+    const v1 = csiV1() as any;
+    const client: CsiClient = new v1.Node(`unix://${path.join(n.dir, 'csi.sock')}`, grpc.credentials.createInsecure());
+    try {
+      const info = await waitFor(`${n.name}'s CSI Node service to answer NodeGetInfo`, () => call(client, 'NodeGetInfo', {}, 5_000).catch(() => undefined), SETUP_MS, 500);
+      const segments: Record<string, string> = info.accessible_topology?.segments ?? {};
+      await this.admin.mergePatch(NODES, n.name, { metadata: { labels: segments, annotations: { 'csi.volume.kubernetes.io/nodeid': JSON.stringify({ [DRIVER_NAME]: info.node_id }) } } });
+      const node = await this.admin.get(NODES, n.name);
+      await this.admin.create(CSI_NODES, {
+        apiVersion: 'storage.k8s.io/v1', kind: 'CSINode',
+        metadata: { name: n.name, ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: n.name, uid: node.metadata.uid! }] },
+        spec: { drivers: [{ name: DRIVER_NAME, nodeID: info.node_id, topologyKeys: Object.keys(segments) }] },
+      } as KubeObject);
+    } finally {
+      client.close();
+    }
   }
 
   localPvs(): Promise<PersistentVolume[]> {

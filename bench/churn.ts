@@ -50,6 +50,8 @@ const WARM_UP_CLAIMS = { local: 3, dynamic: 6 };
 const POLL_MS = 100;
 const CLAIM_UID = 'claimUid';
 const SELECTED_NODE = 'volume.kubernetes.io/selected-node';
+/** Written by the 1.20 PV controller on a claim of an external provisioner's class (the play waits for it). */
+const STORAGE_PROVISIONER = 'volume.beta.kubernetes.io/storage-provisioner';
 const secs = (ms: number): string => (Number.isNaN(ms) ? '—' : `${(ms / 1000).toFixed(2)}`);
 
 const QUIET_CLAIMS = { local: 3, dynamic: 5 };
@@ -108,11 +110,9 @@ async function churn(world: ChurnWorld): Promise<number> {
   const phase = (kind: Kind, op: string, names: string[], times: (number | undefined)[]): void => {
     const byPhase = phases.get(`${kind} ${op}`) ?? new Map<string, number[]>();
     phases.set(`${kind} ${op}`, byPhase);
-    for (let i = 0; i < names.length; i++) {
-      const [from, to] = [times[i], times[i + 1]];
-      if (from === undefined || to === undefined) continue;
-      byPhase.set(names[i]!, [...(byPhase.get(names[i]!) ?? []), to - from]);
-    }
+    // A mark never seen (a Local claim is never handed to a provisioner) takes the one before it: 0 s.
+    const at = times.map((t, i) => t ?? times.slice(0, i).reverse().find((x) => x !== undefined)!);
+    for (let i = 0; i < names.length; i++) byPhase.set(names[i]!, [...(byPhase.get(names[i]!) ?? []), at[i + 1]! - at[i]!]);
   };
 
   /** One claim's life: PVC and pod created → Bound → held → pod and PVC deleted → its PV gone. */
@@ -134,11 +134,12 @@ async function churn(world: ChurnWorld): Promise<number> {
         const c = claims.get(`${NAMESPACE}/${name}`);
         const pv = c?.metadata.uid ? volumes.byIndex(CLAIM_UID, c.metadata.uid)[0] : undefined;
         if (c?.metadata.annotations?.[SELECTED_NODE] || pv) marks.scheduled ??= Date.now();
+        if (c?.metadata.annotations?.[STORAGE_PROVISIONER] || pv) marks.handed ??= Date.now();
         if (pv) marks.pv ??= Date.now();
         return c?.status?.phase === 'Bound' ? c.spec.volumeName : undefined;
       }, OP_TIMEOUT_MS);
       if (measured) bound ? f.bind.push(Date.now() - t0) : f.bindTimeouts++;
-      if (measured && bound) phase(kind, 'create', ['scheduled', 'PV exists', 'Bound'], [t0, marks.scheduled, marks.pv, Date.now()]);
+      if (measured && bound) phase(kind, 'create', ['scheduled', 'handed over', 'PV exists', 'Bound'], [t0, marks.scheduled, marks.handed, marks.pv, Date.now()]);
       if (bound) await sleep(hold);
       const t1 = Date.now();
       await admin.request({ method: 'DELETE', path: `/api/v1/namespaces/${NAMESPACE}/pods/${name}`, body: { gracePeriodSeconds: 0 } }).catch(() => undefined);
