@@ -1,7 +1,7 @@
 /**
  * `npm run bench:churn` (issue 18): hundreds of PVCs created and deleted over a Local and a Dynamic
  * pool for STOWAGE_CHURN_SECONDS (default 600), while the node daemons and the CSI controller are
- * killed with SIGKILL and restarted at random moments (and the operator once), all real processes
+ * killed with SIGKILL and restarted at random moments (the operator too, once, when asked), all real processes
  * over loop devices (churn-world.ts). The external-provisioner is played against the CSI
  * controller's socket (churn-provisioner.ts); kube-scheduler and kube-controller-manager's PV
  * controller bind the claims. Pods are scheduled but never run (no kubelet here), so node-side
@@ -12,7 +12,9 @@
  * mounts and loop devices, the pools' counts and capacity figures as at the start. Anything else is
  * a leak and the run fails (exit 1). The operator's RSS is sampled throughout; its end value (idle,
  * after convergence and a settle) against the baseline (idle, after the warm-up, before the churn,
- * same run) must stay within STOWAGE_CHURN_RSS_TOLERANCE.
+ * same run) must stay within STOWAGE_CHURN_RSS_TOLERANCE. By default the operator is not killed, so both
+ * readings are of the same process and the ratio is its growth over the churn; with
+ * STOWAGE_CHURN_KILL_OPERATOR=1 it is killed once too, and the ratio compares two processes.
  *
  * Environment (or flags --seconds N, --seed N): STOWAGE_CHURN_SECONDS (600), STOWAGE_CHURN_SEED
  * (random, printed), STOWAGE_CHURN_MAX_LIVE (120 claims at once), STOWAGE_CHURN_MAX_CLAIMS (3000 in
@@ -40,6 +42,8 @@ const MAX_CLAIMS = num(process.env.STOWAGE_CHURN_MAX_CLAIMS, 3000);
 const RESTART_EVERY_MS = num(process.env.STOWAGE_CHURN_RESTART_EVERY, 30) * 1000;
 const HOLD_MS = num(process.env.STOWAGE_CHURN_HOLD_SECONDS, 20) * 1000;
 const RSS_TOLERANCE = num(process.env.STOWAGE_CHURN_RSS_TOLERANCE, 1.5);
+/** Kill -9 the operator once as well (its restart then splits the RSS figure over two processes). */
+const KILL_OPERATOR = process.env.STOWAGE_CHURN_KILL_OPERATOR === '1';
 const SETTLE_MS = num(process.env.STOWAGE_CHURN_SETTLE_SECONDS, 30) * 1000;
 /** A new claim at most this often (the machine has 2 shared cores). */
 const SPAWN_GAP_MS = 150;
@@ -188,7 +192,7 @@ async function churn(world: ChurnWorld): Promise<number> {
   const kills: string[] = [];
   const killer = (async () => {
     const operatorAt = start + DURATION_MS * (0.1 + 0.2 * rngKills());
-    let operatorKilled = false;
+    let operatorKilled = !KILL_OPERATOR;
     let next = start + RESTART_EVERY_MS * (0.5 + rngKills());
     // A shuffled bag: every node daemon and the CSI controller is hit once before any is hit again.
     const victims = [...world.nodes.map((n) => n.daemon), world.controller];
