@@ -22,6 +22,7 @@ import { logger } from '../util/logger.js';
 import { DEFAULT_METADATA_RESERVE_PERCENT, nodeCapacity, preparedDisksByNode, type NodeCapacity } from '../crds/capacity.js';
 import { requireVolumeMode, unsupportedReason, volumeModeOf, type VolumeCapability } from './capabilities.js';
 import { CsiError, csiV1, invalidArgument, notFound, serviceDefinition, unaryHandlers, type CallObserver, type GrpcService } from './grpc.js';
+import { pageOf } from './pagination.js';
 import { TOPOLOGY_KEY } from './identity.js';
 import { candidateNodes } from './placement.js';
 import { SnapshotService } from './snapshot-service.js';
@@ -334,21 +335,9 @@ export class CsiController {
   }
 
   private async listVolumes(req: any): Promise<unknown> {
-    const max = Number(req.max_entries ?? 0);
-    if (max < 0) throw invalidArgument('max_entries must not be negative');
     const all = this.volumes.list().filter((pv) => !pv.metadata.deletionTimestamp).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
-    let start = 0;
-    if (req.starting_token) {
-      start = Number(req.starting_token);
-      if (!Number.isInteger(start) || start < 0 || start > all.length) {
-        throw new CsiError(grpc.status.ABORTED, `starting_token ${JSON.stringify(req.starting_token)} is not valid (the list has ${all.length} entries); list again from the start`);
-      }
-    }
-    const end = max > 0 ? Math.min(all.length, start + max) : all.length;
-    return {
-      entries: all.slice(start, end).map((pv) => ({ volume: this.volumeOf(pv) })),
-      next_token: end < all.length ? String(end) : '',
-    };
+    const page = pageOf(all, req);
+    return { entries: page.entries.map((pv) => ({ volume: this.volumeOf(pv) })), next_token: page.nextToken };
   }
 
   private async getCapacity(req: any): Promise<unknown> {

@@ -17,6 +17,7 @@ import { MANAGED_BY } from '../crds/labels.js';
 import type { Informer } from '../runtime/informer.js';
 import { logger } from '../util/logger.js';
 import { CsiError, invalidArgument, msUntilDeadline, notFound } from './grpc.js';
+import { pageOf } from './pagination.js';
 
 const log = logger('csi-snapshots');
 
@@ -142,22 +143,13 @@ export class SnapshotService {
   }
 
   async listSnapshots(req: any): Promise<unknown> {
-    const max = Number(req.max_entries ?? 0);
-    if (max < 0) throw invalidArgument('max_entries must not be negative');
     // The spec: a snapshot being taken but not cut yet is not listed; nor is one being deleted.
     let all = this.host.snapshots.list().filter((ps) => !ps.metadata.deletionTimestamp && ps.status?.phase === 'Ready');
     if (req.snapshot_id) all = all.filter((ps) => ps.metadata.name === req.snapshot_id);
     if (req.source_volume_id) all = all.filter((ps) => ps.spec.sourceVolume === req.source_volume_id);
     all.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
-    let start = 0;
-    if (req.starting_token) {
-      start = Number(req.starting_token);
-      if (!Number.isInteger(start) || start < 0 || start > all.length) {
-        throw new CsiError(grpc.status.ABORTED, `starting_token ${JSON.stringify(req.starting_token)} is not valid (the list has ${all.length} entries); list again from the start`);
-      }
-    }
-    const end = max > 0 ? Math.min(all.length, start + max) : all.length;
-    return { entries: all.slice(start, end).map((ps) => ({ snapshot: snapshotOf(ps) })), next_token: end < all.length ? String(end) : '' };
+    const page = pageOf(all, req);
+    return { entries: page.entries.map((ps) => ({ snapshot: snapshotOf(ps) })), next_token: page.nextToken };
   }
 
   /** A Ready snapshot for CreateVolume's content source; NOT_FOUND when there is none. */
