@@ -4,6 +4,7 @@
 #     e2fsprogs / xfsprogs / btrfs-progs (mkfs.*), fio (bench:datapath), prometheus (promtool), smartmontools (smartctl)
 #     containerd, runc, containernetworking-plugins, busybox-static (the real kubelet node)
 #     libatomic1 (the pinned official Node.js binary links it)
+#     nodejs (the machine's own Node.js, which test/cli/krew-package.test.ts runs the krew package on)
 #   - kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet v1.20.2 via
 #     hack/build-control-plane.sh (cached outside the work tree), unless KUBEBUILDER_ASSETS is set.
 #
@@ -16,7 +17,7 @@
 set -euo pipefail
 
 readonly PACKAGES=(etcd-server openssl util-linux e2fsprogs xfsprogs btrfs-progs fio prometheus smartmontools
-  containerd runc containernetworking-plugins busybox-static tmux libatomic1)
+  containerd runc containernetworking-plugins busybox-static tmux libatomic1 nodejs)
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 log() { printf '[install-test-deps] %s\n' "$*" >&2; }
