@@ -91,7 +91,7 @@ export const POOL_REASONS: Record<string, ReasonText> = {
   NoCapacity: { short: 'no capacity', sentence: 'the pool has no usable capacity yet' },
   LowCapacity: { short: 'low capacity', sentence: 'available capacity is below the pool\'s low watermark; add disks (widen disks.selector) or free volumes' },
   Sufficient: { short: 'sufficient', sentence: 'capacity is above the low watermark' },
-  UnsupportedKubernetes: { short: 'Kubernetes too old', sentence: 'the cluster\'s Kubernetes version is older than Stowage supports, so nothing is done for the pool; upgrade the control plane (README: Support matrix)' },
+  UnsupportedKubernetes: { short: 'Kubernetes too old', sentence: 'the cluster\'s Kubernetes version is older than Stowage supports, so nothing is done for the pool; upgrade the control plane (docs/install.md: Support matrix)' },
   // DriverReady (Dynamic pools): the CSI node plugin on the pool's nodes.
   DriverNotReady: { short: 'driver not running', sentence: 'the CSI node plugin serves none of the pool\'s nodes, so no volume can be mounted; look at the stowage-node pods on those nodes (`kubectl -n stowage-system get pods -o wide`)' },
   PluginsRunning: { short: 'driver running', sentence: 'the CSI node plugin runs and is registered on every node of the pool' },
@@ -107,7 +107,7 @@ export const POOL_REASONS: Record<string, ReasonText> = {
   // SnapshotsAvailable (Dynamic pools): the pool's VolumeSnapshotClass.
   ClassReady: { short: 'snapshots available', sentence: 'the pool\'s VolumeSnapshotClass exists and takes snapshots of its volumes' },
   ClassConflict: { short: 'snapshot class conflict', sentence: 'a VolumeSnapshotClass with the pool\'s name exists and is not the pool\'s; delete it or rename the pool\'s StorageClass (spec.storageClass.name)' },
-  SnapshotCRDsMissing: { short: 'no snapshot CRDs', sentence: 'the cluster has no snapshot.storage.k8s.io CRDs, so the pool\'s volumes cannot be snapshotted; install the external-snapshotter CRDs and snapshot-controller (README: Snapshots)' },
+  SnapshotCRDsMissing: { short: 'no snapshot CRDs', sentence: 'the cluster has no snapshot.storage.k8s.io CRDs, so the pool\'s volumes cannot be snapshotted; install the external-snapshotter CRDs and snapshot-controller (docs/snapshots.md)' },
 };
 
 export function reasonText(table: Record<string, ReasonText>, reason: string | undefined): ReasonText | undefined {

@@ -35,7 +35,7 @@ const REGISTRATION_DIR = `${KUBELET_DIR}/plugins_registry`;
  */
 export const NODE_REGISTRATIONS = ['self', 'node-driver-registrar'] as const;
 export type NodeRegistration = (typeof NODE_REGISTRATIONS)[number];
-/** The tested path (test/kubelet runs it against a real kubelet) and one image fewer to mirror; see the README. */
+/** The tested path (test/kubelet runs it against a real kubelet) and one image fewer to mirror; see docs/install.md (Node plugin registration). */
 export const DEFAULT_NODE_REGISTRATION: NodeRegistration = 'self';
 const SOCKET_DIR = '/csi';
 const CSI_ENDPOINT = `unix://${SOCKET_DIR}/csi.sock`;
