@@ -26,7 +26,7 @@ function tooOldMessage(version, execPath) {
     }
   }
   return (
-    'kubectl-stowage needs Node.js ' + need + ' or later (any current LTS line: 20, 22, 24 or 26); ' +
+    'kubectl-stowage needs Node.js ' + need + ' or later; ' +
     'this is Node.js ' + version + (execPath ? ' (' + execPath + ')' : '') + '. ' +
     'Install a current Node.js and put it first on PATH, then run the command again.'
   );

@@ -130,7 +130,7 @@ describe('kubectl stowage: the krew package', function () {
     const need = `${MINIMUM.major}.${MINIMUM.minor}.${MINIMUM.patch}`;
     for (const old of ['v18.20.4', 'v20.11.1', 'v16.0.0', 'v0.10.48', 'not a version']) {
       expect(tooOldMessage(old, '/usr/bin/node'), old).to.equal(
-        `kubectl-stowage needs Node.js ${need} or later (any current LTS line: 20, 22, 24 or 26); this is Node.js ${old} (/usr/bin/node). ` +
+        `kubectl-stowage needs Node.js ${need} or later; this is Node.js ${old} (/usr/bin/node). ` +
           'Install a current Node.js and put it first on PATH, then run the command again.',
       );
     }
