@@ -18,6 +18,14 @@ describe('docs check: the checker', function () {
     expect([...anchorsOf('# A\n\n## Faults\n\n```sh\n# not a heading\n```\n\n## Faults\n')]).to.deep.equal(['a', 'faults', 'faults-1']);
   });
 
+  it('reads only the prompted lines of a console transcript as commands', () => {
+    const md = '```console\n$ kubectl stowage pools\nNAME  MODE\nfast  Local\n$ make build\n```\n';
+    expect(shellCommandsOf(md)).to.deep.equal([
+      { line: 2, words: ['kubectl', 'stowage', 'pools'] },
+      { line: 5, words: ['make', 'build'] },
+    ]);
+  });
+
   it('finds links outside code, and commands in shell blocks only', () => {
     const md = 'See [a](docs/a.md#x) and `[b](not-a-link.md)`.\n\n```sh\nmake build && FOO=1 npm run bench:churn -- --seconds 5  # comment\nkubectl stowage \\\n  drain d1 --timeout 5\n```\n\n```yaml\nmake: not-a-command\n```\n';
     expect(linksOf(md)).to.deep.equal([{ line: 1, target: 'docs/a.md#x' }]);

@@ -27,7 +27,9 @@ export interface RepoFacts {
 
 export type Cli = 'stowage' | 'kubectl-stowage';
 
-const SHELL_FENCES = new Set(['sh', 'shell', 'bash', 'console-sh']);
+const SHELL_FENCES = new Set(['sh', 'shell', 'bash']);
+/** Transcripts: only the lines after a `$ ` prompt are commands; the rest is their output. */
+const CONSOLE_FENCES = new Set(['console', 'shell-session']);
 /** Repository folders whose paths, named in a command, must exist. */
 const CHECKED_PATH = /^(?:\.\/)?(hack|config|samples|plugins|images|bench|test|docs|src)\/[^\s'"`]*$/;
 
@@ -94,11 +96,15 @@ export function linksOf(markdown: string): { line: number; target: string }[] {
 export function shellCommandsOf(markdown: string): { line: number; words: string[] }[] {
   const commands: { line: number; words: string[] }[] = [];
   for (const block of scan(markdown).blocks) {
-    if (!SHELL_FENCES.has(block.lang)) continue;
+    const transcript = CONSOLE_FENCES.has(block.lang);
+    if (!SHELL_FENCES.has(block.lang) && !transcript) continue;
     let pending = '';
     let pendingLine = block.startLine;
     block.lines.forEach((raw, i) => {
-      if (pending === '') pendingLine = block.startLine + i;
+      if (pending === '') {
+        pendingLine = block.startLine + i;
+        if (transcript && !/^\s*\$\s/.test(raw)) return; // output
+      }
       const text = raw.replace(/^\s*\$\s+/, '');
       if (/\\\s*$/.test(text)) {
         pending += text.replace(/\\\s*$/, ' ');
