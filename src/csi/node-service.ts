@@ -110,6 +110,17 @@ export class CsiNode {
     if (reason) throw invalidArgument(`${field} ${JSON.stringify(path)} ${reason}; kubelet passes absolute paths inside its own directory`);
   }
 
+  /**
+   * For the calls that only look a volume up by where it is published (NodeGetVolumeStats,
+   * NodeExpandVolume): NOT_FOUND unless `path` is one kubelet could have made. Nothing of ours is
+   * published at any other path, and that is the answer the CSI spec and csi-sanity expect
+   * ("volume does not exist on the specified path"); the path is never looked at.
+   */
+  private async checkPublishedPath(field: string, path: string): Promise<void> {
+    const reason = await unsafePathReason(path, this.options.kubeletDir);
+    if (reason) throw notFound(`no volume is published at ${field} ${JSON.stringify(path)}: it ${reason}; kubelet passes absolute paths inside its own directory`);
+  }
+
   /** The PoolVolume, which must live on this node and be realized. */
   private async volume(id: string, mustBeReady = true): Promise<PoolVolume> {
     // Not a PoolVolume name (e.g. '..', which an API URL would resolve): never a volume of ours.
@@ -246,7 +257,7 @@ export class CsiNode {
   private async volumeStats(req: any): Promise<unknown> {
     if (!req.volume_id) throw invalidArgument('volume_id is required');
     if (!req.volume_path) throw invalidArgument('volume_path is required');
-    await this.checkPath('volume_path', req.volume_path);
+    await this.checkPublishedPath('volume_path', req.volume_path);
     const pv = await this.volume(req.volume_id, false);
     if (!(await exists(req.volume_path))) throw notFound(`volume path ${req.volume_path} does not exist`);
     if (!(await mountAt(req.volume_path))) throw notFound(`volume ${req.volume_id} is not published at ${req.volume_path}`);
@@ -271,7 +282,7 @@ export class CsiNode {
   private async expand(req: any): Promise<unknown> {
     if (!req.volume_id) throw invalidArgument('volume_id is required');
     if (!req.volume_path) throw invalidArgument('volume_path is required');
-    await this.checkPath('volume_path', req.volume_path);
+    await this.checkPublishedPath('volume_path', req.volume_path);
     const pv = await this.volume(req.volume_id);
     if (!(await exists(req.volume_path))) throw notFound(`volume path ${req.volume_path} does not exist`);
     if (pv.spec.volumeMode === 'Block') {

@@ -260,6 +260,85 @@ describe('CSI conformance (Unix socket, real btrfs on loop devices)', function (
     });
   });
 
+  // pkg/sanity/node.go of kubernetes-csi/csi-test (v5.3.1), spec by spec: the requests it sends and
+  // the codes it asserts. A relative volume_path such as "some/path" is how the suite asks about a
+  // path where nothing is published, and it expects NOT_FOUND there, not INVALID_ARGUMENT.
+  describe('Node service as csi-sanity checks it (pkg/sanity/node.go)', () => {
+    const unknownId = 'pvol-sanity-unknown';
+    const stagingPath = () => join(fx.dir, 'pods', 'sanity', 'staging');
+    const targetPath = () => join(fx.dir, 'pods', 'sanity', 'target');
+    let volumeId = '';
+
+    before(async () => {
+      volumeId = (await create('sanity-node-1', 16 * MiB)).volume.volume_id;
+    });
+
+    it('NodeGetCapabilities: only capabilities the suite knows', async () => {
+      const known = ['UNKNOWN', 'STAGE_UNSTAGE_VOLUME', 'GET_VOLUME_STATS', 'EXPAND_VOLUME', 'VOLUME_CONDITION', 'SINGLE_NODE_MULTI_WRITER', 'VOLUME_MOUNT_GROUP'];
+      for (const c of (await call(fx.nodeClient, 'NodeGetCapabilities', {})).capabilities) expect(known).to.include(c.rpc.type);
+    });
+
+    it('NodeGetInfo: a node ID, max_volumes_per_node >= 0, a topology (VOLUME_ACCESSIBILITY_CONSTRAINTS)', async () => {
+      const info = await call(fx.nodeClient, 'NodeGetInfo', {});
+      expect(info.node_id).to.not.equal('');
+      expect(Number(info.max_volumes_per_node)).to.be.at.least(0);
+      expect(info.accessible_topology).to.not.equal(null);
+    });
+
+    it('NodePublishVolume: INVALID_ARGUMENT without volume ID, target path or capability', async () => {
+      expect(await codeOf(call(fx.nodeClient, 'NodePublishVolume', {}))).to.equal('INVALID_ARGUMENT');
+      expect(await codeOf(call(fx.nodeClient, 'NodePublishVolume', { volume_id: unknownId }))).to.equal('INVALID_ARGUMENT');
+      expect(await codeOf(call(fx.nodeClient, 'NodePublishVolume', { volume_id: unknownId, target_path: targetPath() }))).to.equal('INVALID_ARGUMENT');
+    });
+
+    it('NodeUnpublishVolume: INVALID_ARGUMENT without volume ID or target path', async () => {
+      expect(await codeOf(call(fx.nodeClient, 'NodeUnpublishVolume', {}))).to.equal('INVALID_ARGUMENT');
+      expect(await codeOf(call(fx.nodeClient, 'NodeUnpublishVolume', { volume_id: unknownId }))).to.equal('INVALID_ARGUMENT');
+    });
+
+    it('NodeStageVolume: INVALID_ARGUMENT without volume ID, staging path or capability', async () => {
+      const publishContext = { device: '/dev/mock' };
+      expect(await codeOf(call(fx.nodeClient, 'NodeStageVolume', { staging_target_path: stagingPath(), volume_capability: mountCap, publish_context: publishContext }))).to.equal('INVALID_ARGUMENT');
+      expect(await codeOf(call(fx.nodeClient, 'NodeStageVolume', { volume_id: unknownId, volume_capability: mountCap, publish_context: publishContext }))).to.equal('INVALID_ARGUMENT');
+      expect(await codeOf(call(fx.nodeClient, 'NodeStageVolume', { volume_id: volumeId, staging_target_path: stagingPath(), publish_context: publishContext }))).to.equal('INVALID_ARGUMENT');
+      expect(await mountAt(stagingPath())).to.equal(undefined);
+    });
+
+    it('NodeUnstageVolume: INVALID_ARGUMENT without volume ID or staging path', async () => {
+      expect(await codeOf(call(fx.nodeClient, 'NodeUnstageVolume', { staging_target_path: stagingPath() }))).to.equal('INVALID_ARGUMENT');
+      expect(await codeOf(call(fx.nodeClient, 'NodeUnstageVolume', { volume_id: unknownId }))).to.equal('INVALID_ARGUMENT');
+    });
+
+    it('NodeGetVolumeStats: INVALID_ARGUMENT without volume ID or path, NOT_FOUND for an unknown volume at "some/path"', async () => {
+      expect(await codeOf(call(fx.nodeClient, 'NodeGetVolumeStats', { volume_path: 'some/path' }))).to.equal('INVALID_ARGUMENT');
+      expect(await codeOf(call(fx.nodeClient, 'NodeGetVolumeStats', { volume_id: unknownId }))).to.equal('INVALID_ARGUMENT');
+      expect(await codeOf(call(fx.nodeClient, 'NodeGetVolumeStats', { volume_id: unknownId, volume_path: 'some/path' }))).to.equal('NOT_FOUND');
+    });
+
+    it('NodeExpandVolume: INVALID_ARGUMENT without volume ID or path, NOT_FOUND for an unknown volume at "some/path"', async () => {
+      expect(await codeOf(call(fx.nodeClient, 'NodeExpandVolume', { volume_path: join(fx.dir, 'pods', 'sanity'), volume_capability: mountCap }))).to.equal('INVALID_ARGUMENT');
+      expect(await codeOf(call(fx.nodeClient, 'NodeExpandVolume', { volume_id: volumeId, volume_capability: mountCap }))).to.equal('INVALID_ARGUMENT');
+      expect(await codeOf(call(fx.nodeClient, 'NodeExpandVolume', { volume_id: unknownId, volume_path: 'some/path' }))).to.equal('NOT_FOUND');
+    });
+
+    it('stages and publishes; NOT_FOUND for stats at "some/path"; stats and expansion at the target; unpublish removes the target', async () => {
+      const [staging, target] = [stagingPath(), targetPath()];
+      await call(fx.nodeClient, 'NodeStageVolume', { volume_id: volumeId, staging_target_path: staging, volume_capability: mountCap });
+      await call(fx.nodeClient, 'NodePublishVolume', { volume_id: volumeId, staging_target_path: staging, target_path: target, volume_capability: mountCap });
+      try {
+        expect(await codeOf(call(fx.nodeClient, 'NodeGetVolumeStats', { volume_id: volumeId, volume_path: 'some/path' }))).to.equal('NOT_FOUND');
+        expect((await call(fx.nodeClient, 'NodeGetVolumeStats', { volume_id: volumeId, volume_path: target })).usage).to.not.have.length(0);
+        await call(fx.controllerClient, 'ControllerExpandVolume', { volume_id: volumeId, capacity_range: { required_bytes: String(24 * MiB) } });
+        await call(fx.nodeClient, 'NodeExpandVolume', { volume_id: volumeId, volume_path: target, capacity_range: { required_bytes: String(24 * MiB) } });
+      } finally {
+        await call(fx.nodeClient, 'NodeUnpublishVolume', { volume_id: volumeId, target_path: target });
+        await call(fx.nodeClient, 'NodeUnstageVolume', { volume_id: volumeId, staging_target_path: staging });
+      }
+      expect(await stat(target).then(() => 'exists', () => 'gone'), 'the SP must delete what it created at the target path').to.equal('gone');
+      expect(await mountAt(staging)).to.equal(undefined);
+    });
+  });
+
   describe('DeleteVolume', () => {
     it('deletes (repeatably), frees the space, and succeeds for unknown IDs', async () => {
       const v = (await create('pvc-delete-1', 128 * MiB)).volume;
