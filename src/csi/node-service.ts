@@ -49,6 +49,11 @@ export interface NodeServiceOptions {
   readonly observe?: CallObserver;
   /** kubelet's directory: staging and target paths must lie inside it. */
   readonly kubeletDir?: string;
+  /**
+   * Why the node daemon is not ready (the facts its /readyz serves: caches synced, first disk pass
+   * done, sockets served), or undefined when it is; Probe answers `ready` from it. Absent: ready.
+   */
+  readonly notReady?: () => string | undefined;
 }
 
 const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
@@ -303,7 +308,14 @@ export interface CsiNodeServer {
  */
 export async function startCsiNodeServer(opts: NodeServiceOptions & { endpoint: string; registrationDir?: string }): Promise<CsiNodeServer> {
   const node = new CsiNode(opts);
-  const server: SocketServer = await serveOnSocket(opts.endpoint, [identityService(() => true, opts.observe), node.service()]);
+  let lastReason: string | undefined;
+  const ready = (): boolean => {
+    const reason = opts.notReady?.();
+    if (reason !== lastReason) log.info({ ready: reason === undefined, reason }, 'Probe answers a new readiness');
+    lastReason = reason;
+    return reason === undefined;
+  };
+  const server: SocketServer = await serveOnSocket(opts.endpoint, [identityService(ready, opts.observe), node.service()]);
   const registration = opts.registrationDir ? await startRegistrationServer({ dir: opts.registrationDir, endpoint: server.socketPath }) : undefined;
   return {
     async stop() {
