@@ -224,9 +224,8 @@ export class CsiNode {
       if (!(await mountAt(staging))) throw new CsiError(grpc.status.FAILED_PRECONDITION, `volume ${pv.metadata.name} is not staged at ${staging}; call NodeStageVolume first`);
       const current = await mountAt(target);
       if (current) {
-        const isRo = current.options.includes('ro');
-        if ((await this.isMountOf(target, staging)) && isRo === readonly) return {};
-        throw new CsiError(grpc.status.ALREADY_EXISTS, `${target} is already published with other settings (read-only ${isRo})`);
+        if (!(await this.isMountOf(target, staging))) throw new CsiError(grpc.status.ALREADY_EXISTS, `${target} already has something else mounted (${current.source} ${current.root})`);
+        return this.convergeReadOnly(pv.metadata.name, target, current.options.includes('ro'), readonly, flags);
       }
       await mkdir(target, { recursive: true });
       // One mount(8) run binds and applies read-only and the flags: as two runs, a daemon killed
@@ -237,13 +236,41 @@ export class CsiNode {
     } else {
       const deviceFile = `${staging}/${STAGED_DEVICE}`;
       if (!(await mountAt(deviceFile))) throw new CsiError(grpc.status.FAILED_PRECONDITION, `volume ${pv.metadata.name} is not staged at ${staging}; call NodeStageVolume first`);
-      if (await mountAt(target)) return {};
+      const current = await mountAt(target);
+      if (current) {
+        if (!(await this.isDeviceOf(target, deviceFile))) throw new CsiError(grpc.status.ALREADY_EXISTS, `${target} already has something else mounted (${current.source} ${current.root})`);
+        return this.convergeReadOnly(pv.metadata.name, target, current.options.includes('ro'), readonly, []);
+      }
       await mkdir(dirname(target), { recursive: true });
       if (!(await exists(target))) await writeFile(target, '');
       await run('mount', ['--bind', ...(readonly ? ['-o', 'ro'] : []), deviceFile, target]);
     }
     log.info({ volume: req.volume_id, target, readonly }, 'published');
     return {};
+  }
+
+  /**
+   * A retry of NodePublishVolume at a target that already shows this volume. Read-only asked and
+   * the bind is writable: a publish cut off between mount(8)'s bind and its read-only remount (a
+   * killed daemon, a killed mount) left it so, and answering ALREADY_EXISTS would leave a read-only
+   * volume writable for ever; remounting read-only only takes rights away, so it converges. The
+   * other way round (writable asked, read-only there) would hand out rights nobody granted this
+   * target: ALREADY_EXISTS, as the CSI spec says for an incompatible publish.
+   */
+  private async convergeReadOnly(volume: string, target: string, isRo: boolean, readonly: boolean, flags: readonly string[]): Promise<unknown> {
+    if (isRo === readonly) return {};
+    if (!readonly) throw new CsiError(grpc.status.ALREADY_EXISTS, `${target} is already published read-only; unpublish it before publishing it writable`);
+    log.warn({ volume, target }, 'target found writable where read-only was asked (a publish cut off before its read-only remount); remounting it read-only');
+    await run('mount', ['-o', ['remount', 'bind', 'ro', ...flags].join(','), target]);
+    if (!(await mountAt(target))?.options.includes('ro')) throw new CsiError(grpc.status.INTERNAL, `${target} stays writable after a read-only remount; unpublish it (NodeUnpublishVolume) before using volume ${volume}`);
+    log.info({ volume, target, readonly }, 'published');
+    return {};
+  }
+
+  /** True when `target` is a bind of the device node at `deviceFile` (same device number). */
+  private async isDeviceOf(target: string, deviceFile: string): Promise<boolean> {
+    const [t, d] = [await stat(target).catch(() => undefined), await stat(deviceFile).catch(() => undefined)];
+    return !!t && !!d && t.isBlockDevice() && d.isBlockDevice() && t.rdev === d.rdev;
   }
 
   private async unpublish(req: any): Promise<unknown> {
