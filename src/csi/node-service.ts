@@ -23,6 +23,7 @@ import { identityService, TOPOLOGY_KEY } from './identity.js';
 import { unsupportedReason, volumeModeOf } from './capabilities.js';
 import { startRegistrationServer } from './registration.js';
 import { faultPoint } from '../util/fault-point.js';
+import { errorMessage } from '../util/errors.js';
 
 const log = logger('csi-node');
 
@@ -39,6 +40,11 @@ export interface NodeVolumeEngine {
   mountedPool(pool: string): Promise<string | undefined>;
   health(pool: string): Promise<{ degraded: boolean; message: string; reason?: string }>;
   volumeUsage(pool: string, name: string, mode: VolumeMode): Promise<{ path: string; usedBytes: bigint }>;
+  /**
+   * The volume's own subvolume (Filesystem) or file (Block) in the pool's mounted filesystem,
+   * verified on disk by what it is, not by its name; throws saying what is wrong.
+   */
+  ownVolume(pool: string, name: string, mode: VolumeMode): Promise<{ path: string; identity: string }>;
 }
 
 export interface NodeServiceOptions {
@@ -138,13 +144,33 @@ export class CsiNode {
     return pv;
   }
 
-  /** The volume's data path, only while its pool filesystem is really mounted (never a bare directory of the root disk). */
+  /**
+   * The volume's data path: its own subvolume or file, only while its pool filesystem is really
+   * mounted (never a bare directory of the root disk), and only when the recorded status.path
+   * resolves to exactly that. The verified path is what gets mounted, never status.path itself.
+   * FAILED_PRECONDITION when the record and the disk disagree: the request is fine, the volume's
+   * state is not, and no retry of the same request can succeed until it is put right.
+   */
   private async dataPath(pv: PoolVolume): Promise<string> {
-    const mnt = await this.options.engine.mountedPool(pv.spec.pool);
-    if (!mnt || !pv.status?.path?.startsWith(`${mnt}/`) || pv.status.path.split('/').includes('..')) {
-      throw new CsiError(grpc.status.UNAVAILABLE, `pool ${pv.spec.pool}'s filesystem is not mounted on this node; the node daemon is still preparing it`);
+    const { pool } = pv.spec;
+    const name = pv.metadata.name;
+    const mnt = await this.options.engine.mountedPool(pool);
+    if (!mnt) throw new CsiError(grpc.status.UNAVAILABLE, `pool ${pool}'s filesystem is not mounted on this node; the node daemon is still preparing it`);
+    const own = await this.options.engine.ownVolume(pool, name, pv.spec.volumeMode).catch((err: unknown) => {
+      throw new CsiError(grpc.status.FAILED_PRECONDITION, `volume ${name} in pool ${pool}: ${errorMessage(err)}; refusing to mount anything for it`);
+    });
+    const recorded = pv.status?.path ?? '';
+    const resolved = await realpath(recorded).catch(() => undefined);
+    if (resolved !== own.path) {
+      const realMnt = await realpath(mnt).catch(() => mnt);
+      const where = resolved === undefined ? 'does not exist'
+        : resolved !== realMnt && !resolved.startsWith(`${realMnt}/`) ? `resolves to ${resolved}, outside pool ${pool}'s filesystem (${mnt})`
+          : `resolves to ${resolved}, which is not the volume's own ${own.identity}`;
+      log.warn({ volume: name, pool, recorded, resolved, own: own.path }, 'refused: status.path is not the volume\'s own data');
+      throw new CsiError(grpc.status.FAILED_PRECONDITION, `volume ${name}: its status.path ${JSON.stringify(recorded)} ${where}; refusing to mount it. `
+        + `The node daemon records the path there and writes the true one back on its next refresh of the volume; if this persists, something else edits PoolVolume status`);
     }
-    return pv.status.path;
+    return own.path;
   }
 
   private checkCapability(cap: any, pv?: PoolVolume): void {
