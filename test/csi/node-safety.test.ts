@@ -3,7 +3,7 @@
  * 25): two Dynamic pools on real btrfs over loop devices, the real controller, realizer and node
  * service over Unix sockets. A PoolVolume whose status.path was turned into a symlink into the other
  * pool, or out of its pool, is refused before anything is mounted; a read-only publish found half
- * done (a writable bind at the target) is made read-only by the retry.
+ * done (a writable bind at the target) is made read-only by the retry; a clone across pools says so.
  */
 import { expect } from 'chai';
 import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { POOL_VOLUMES } from '../../src/crds/resource-types.js';
-import type { PoolVolume } from '../../src/crds/poolvolume.js';
+import { POOL_VOLUME_FINALIZER, POOL_VOLUME_LABELS, type PoolVolume } from '../../src/crds/poolvolume.js';
 import { mountsUnder } from '../../src/csi/node-service.js';
 import { mountAt } from '../../src/host/mounts.js';
 import { run } from '../../src/host/command.js';
@@ -130,6 +130,34 @@ describe('CSI node safety: own subvolume only, read-only stays read-only (two po
       await call(a.nodeClient, 'NodeUnstageVolume', { volume_id: id, staging_target_path: staging });
     }
     expect(await mountAt(target)).to.equal(undefined);
+  });
+
+  it('refuses a clone across pools saying the source is in another pool, not that it was deleted', async () => {
+    const source = (await create(b, 'pvc-clone-source')).volume.volume_id;
+    const refused = await failure(create(a, 'pvc-clone-across', { volume_content_source: { volume: { volume_id: source } } }));
+    expect(refused.code).to.equal('INVALID_ARGUMENT');
+    expect(refused.message).to.contain(source).and.contain(`in pool ${b.pool}`).and.not.match(/deleted/);
+    expect((await a.poolVolumes()).map((v) => v.spec.requestName)).to.not.include('pvc-clone-across');
+  });
+
+  it('fails a hand-made PoolVolume cloned from another pool saying the source is in that pool, not that it was deleted', async () => {
+    const source = (await create(b, 'pvc-clone-source-2')).volume.volume_id;
+    const name = `pvol-handmade-${a.pool}`;
+    await a.client.create<PoolVolume>(POOL_VOLUMES, {
+      apiVersion: 'stowage.dev/v1alpha1',
+      kind: 'PoolVolume',
+      metadata: { name, labels: { [POOL_VOLUME_LABELS.node]: a.node, [POOL_VOLUME_LABELS.pool]: a.pool }, finalizers: [POOL_VOLUME_FINALIZER] },
+      spec: { pool: a.pool, node: a.node, size: String(16 * MiB), volumeMode: 'Filesystem', requestName: 'handmade', source: { volume: source } },
+    });
+    const deadline = Date.now() + 30_000;
+    let pv = await a.client.get<PoolVolume>(POOL_VOLUMES, name);
+    while (pv.status?.phase !== 'Failed') {
+      if (Date.now() > deadline) throw new Error(`the realizer never failed ${name}: ${JSON.stringify(pv.status)}`);
+      await new Promise((r) => setTimeout(r, 200));
+      pv = await a.client.get<PoolVolume>(POOL_VOLUMES, name);
+    }
+    const ready = pv.status!.conditions!.find((c) => c.type === 'Ready')!;
+    expect(ready.message).to.contain(`volume ${source} is in pool ${b.pool}`).and.contain(`stays in its source's pool`).and.not.match(/deleted/);
   });
 });
 
