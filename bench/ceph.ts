@@ -42,13 +42,8 @@ async function main(): Promise<void> {
   const cluster = new TestCephCluster();
   const baseline = new LoopDevices();
   try {
-    const t0 = Date.now();
-    await cluster.start();
-    for (const node of ['n1', 'n2', 'n3']) await cluster.addOsd(node, 3 * GiB);
-    for (const o of cluster.osds) await cluster.cli.waitForOsdUp(o.record.id, 120_000);
-    await cluster.cli.applyReplicatedPool({ name: POOL.pool, size: 3, minSize: 2, failureDomain: 'host', pgNum: 8, application: 'rados' });
-    await cluster.waitForHealth(POOL, 'HEALTH_OK', 180_000, (h) => h.redundant && h.health === 'HEALTH_OK');
-    console.log(`cluster to HEALTH_OK: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const startMs = await cluster.startThreeNodePool(POOL, 3 * GiB);
+    console.log(`cluster to HEALTH_OK: ${(startMs / 1000).toFixed(1)} s`);
 
     // 1. Throughput, RADOS first so the raw baseline runs on the same warm machine right after.
     const write = radosBandwidth(await cluster.rados(['bench', '-p', POOL.pool, String(SECONDS), 'write', '-b', String(4 * 1024 ** 2), '-t', '4', '--no-cleanup']));

@@ -55,15 +55,10 @@ describe('Ceph engine: a size-3 host-domain pool on real daemons survives a node
 
   before(async function () {
     this.timeout(240_000);
-    const start = Date.now();
-    await cluster.start();
-    for (const node of ['n1', 'n2', 'n3']) await cluster.addOsd(node, 3 * GiB);
-    for (const o of cluster.osds) await cluster.cli.waitForOsdUp(o.record.id, 120_000);
-    await cluster.cli.applyReplicatedPool({ name: POOL.pool, size: 3, minSize: 2, failureDomain: 'host', pgNum: 8, application: 'rados' });
-    await cluster.waitForHealth(POOL, 'HEALTH_OK with pool p1 active+clean', 180_000, (h) => h.redundant && h.health === 'HEALTH_OK');
+    const startMs = await cluster.startThreeNodePool(POOL, 3 * GiB);
     objectDir = path.join(cluster.dataRoot!, 'objects');
     await mkdir(objectDir);
-    console.log(`      cluster of 1 mon, 1 mgr, 3 OSDs to HEALTH_OK in ${((Date.now() - start) / 1000).toFixed(1)} s; RSS: ${await daemonRss()}`);
+    console.log(`      cluster of 1 mon, 1 mgr, 3 OSDs to HEALTH_OK in ${(startMs / 1000).toFixed(1)} s; RSS: ${await daemonRss()}`);
   });
 
   after(async function () {

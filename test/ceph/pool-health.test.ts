@@ -13,7 +13,7 @@ describe('Ceph pool health from Ceph 16.2.15 JSON (pure, fixtures from a real te
     expect(h.monitors).to.deep.equal({ total: 1, inQuorum: ['a'], outOfQuorum: [], quorum: true });
     expect(h.domains.map((d) => [d.name, d.osds, d.holdsCopies])).to.deep.equal([['n1', [0], true], ['n2', [1], true], ['n3', [2], true]]);
     expect(h.domainsDown).to.deep.equal([]);
-    expect(h.pgs).to.deep.equal({ total: 8, activeClean: 8, inactive: 0, byState: { 'active+clean': 8 } });
+    expect(h.pgs).to.deep.equal({ total: 8, activeClean: 8, inactive: 0, onDownOsds: 0, byState: { 'active+clean': 8 } });
     expect(h.objects).to.deep.equal({ count: 200, copies: 600, degraded: 0, misplaced: 0, unfound: 0, degradedRatio: 0 });
     expect(h.capacity).to.deep.include({ storedBytes: 209715200, usedBytes: 629145600, maxAvailBytes: 2545600000, nearFull: false, full: false });
     expect(h.recovery).to.deep.equal({ bytesPerSecond: 0, objectsPerSecond: 0 });
@@ -46,6 +46,17 @@ describe('Ceph pool health from Ceph 16.2.15 JSON (pure, fixtures from a real te
     expect(h.objects.degraded).to.equal(20);
     expect(h.recovery).to.deep.equal({ bytesPerSecond: 7288003, objectsPerSecond: 6, etaSeconds: 4 });
     expect(describePoolHealth(h)).to.include('recovering at 7.0 MiB/s (6 objects/s), about 4 s left');
+  });
+
+  it('a node lost a moment ago: the OSD map says so before the PG statistics do', () => {
+    // The healthy observation with osd.2 down in the OSD map; the PG states still say active+clean.
+    const obs = fixtureObservation('healthy');
+    const tree = obs.osdTree as { nodes: Array<{ id: number; status?: string }> };
+    const osdTree = { ...tree, nodes: tree.nodes.map((n) => (n.id === 2 ? { ...n, status: 'down' } : n)) };
+    const h = poolHealth({ ...obs, osdTree }, P1);
+    expect(h.pgs).to.deep.include({ activeClean: 8, onDownOsds: 8 });
+    expect(h).to.deep.include({ redundant: false, writable: true, reason: 'Undersized' });
+    expect(h.domainsDown).to.deep.equal(['n3']);
   });
 
   it('recovered: redundant again', () => {

@@ -71,6 +71,21 @@ export class TestCephCluster {
     this.mgr = this.track(await startManager(this.dataRoot, 'x'));
   }
 
+  /**
+   * The cluster every Ceph test and bench uses: started, played nodes n1..n3 with one OSD of
+   * `osdBytes` each, and a replicated pool of size 3, min_size 2 over `pool.failureDomain`, waited
+   * until HEALTH_OK with every PG active+clean. Returns the milliseconds it took.
+   */
+  async startThreeNodePool(pool: PoolHealthInput, osdBytes: number): Promise<number> {
+    const start = Date.now();
+    await this.start();
+    for (const node of ['n1', 'n2', 'n3']) await this.addOsd(node, osdBytes);
+    for (const o of this.osds) await this.cli.waitForOsdUp(o.record.id, 120_000);
+    await this.cli.applyReplicatedPool({ name: pool.pool, size: 3, minSize: 2, failureDomain: pool.failureDomain, pgNum: 8, application: 'rados' });
+    await this.waitForHealth(pool, `HEALTH_OK with pool ${pool.pool} active+clean`, 180_000, (h) => h.redundant && h.health === 'HEALTH_OK');
+    return Date.now() - start;
+  }
+
   /** A new OSD on a fresh sparse loop device of `sizeBytes`, placed at CRUSH host `node`, started. */
   async addOsd(node: string, sizeBytes: number): Promise<PlayedOsd> {
     const loop = await this.loops.create(sizeBytes);

@@ -60,6 +60,12 @@ export interface CephPoolHealth {
     readonly activeClean: number;
     /** PGs that serve no I/O (not active): writes to them block. */
     readonly inactive: number;
+    /**
+     * PGs whose acting set still names an OSD the OSD map says is down. PG states come from the
+     * manager's statistics, several seconds behind; the OSD map is current, so a node lost a moment
+     * ago shows here first.
+     */
+    readonly onDownOsds: number;
     readonly byState: Readonly<Record<string, number>>;
   };
   readonly objects: {
@@ -140,7 +146,9 @@ export function poolHealth(obs: CephObservation, input: PoolHealthInput): CephPo
   for (const pg of pgs) byState[pg.states.join('+')] = (byState[pg.states.join('+')] ?? 0) + 1;
   const activeClean = pgs.filter((pg) => pg.states.includes('active') && pg.states.includes('clean')).length;
   const inactive = pgs.filter((pg) => !pg.states.includes('active')).length;
-  const undersized = pgs.some((pg) => pg.states.includes('undersized'));
+  const downOsds = new Set(tree.filter((o) => !o.up).map((o) => o.id));
+  const onDownOsds = pgs.filter((pg) => pg.acting.some((id) => downOsds.has(id))).length;
+  const undersized = onDownOsds > 0 || pgs.some((pg) => pg.states.includes('undersized'));
   const sum = (f: (pg: (typeof pgs)[number]) => number): number => pgs.reduce((s, pg) => s + f(pg), 0);
   const size = pool?.size ?? 0;
   const count = usage?.objects ?? sum((pg) => pg.objects);
@@ -177,7 +185,7 @@ export function poolHealth(obs: CephObservation, input: PoolHealthInput): CephPo
     osds: { total: tree.length, up: tree.filter((o) => o.up).length, in: tree.filter((o) => o.in).length },
     domains,
     domainsDown: domains.filter((d) => !d.holdsCopies).map((d) => d.name),
-    pgs: { total: pgs.length, activeClean, inactive, byState },
+    pgs: { total: pgs.length, activeClean, inactive, onDownOsds, byState },
     objects: { count, copies, degraded, misplaced, unfound, degradedRatio: copies > 0 ? degraded / copies : 0 },
     recovery: { bytesPerSecond: rec?.bytesPerSecond ?? 0, objectsPerSecond: rec?.objectsPerSecond ?? 0, ...(etaSeconds !== undefined ? { etaSeconds } : {}) },
     capacity: {
