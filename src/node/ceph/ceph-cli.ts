@@ -43,7 +43,7 @@ export class CephCli {
     return parseCephJson(await this.run([...args, '-f', 'json'], opts), args.join(' '));
   }
 
-  /** One observation of the cluster for `pool` (seven read-only commands, run together). */
+  /** One observation of the cluster for `pool`: six read-only commands at once, then the pool's PGs. */
   async observe(pool: string): Promise<CephObservation> {
     const [status, healthDetail, osdTree, osdDump, df, poolStats] = await Promise.all([
       this.json(['status']), this.json(['health', 'detail']), this.json(['osd', 'tree']), this.json(['osd', 'dump']),

@@ -9,7 +9,7 @@ import {
   type CephHealthCheck, type HealthStatus,
 } from './status-json.js';
 
-/** The raw answers of one observation (`ceph … -f json`, parsed), gathered by observeCluster(). */
+/** The raw answers of one observation (`ceph … -f json`, parsed), gathered by CephCli.observe(). */
 export interface CephObservation {
   readonly status: unknown;
   readonly healthDetail: unknown;
