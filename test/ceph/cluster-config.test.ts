@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { cephPaths, clusterConfigProblems, renderCephConf, type CephClusterConfig } from '../../src/node/ceph/cluster-config.js';
 import { crushLocation, crushRuleName, minSizeOf, replicatedPoolCommands } from '../../src/node/ceph/crush.js';
+import { mgrDaemonArgs, monDaemonArgs, osdDaemonArgs } from '../../src/node/ceph/daemons.js';
+import { ADMIN_CAPS, renderKeyring } from '../../src/node/ceph/keyrings.js';
 
 const CLUSTER: CephClusterConfig = {
   fsid: '6c9a1e69-d082-4c09-8cd4-e8a4461c7d16',
@@ -67,6 +69,24 @@ describe('Ceph cluster configuration (pure)', () => {
     expect([1, 2, 3].map((size) => minSizeOf({ size }))).to.deep.equal([1, 1, 2]);
     expect(() => replicatedPoolCommands({ name: '.mgr', size: 3, minSize: 4, failureDomain: 'rack' as never, pgNum: 6, application: 'RBD' })).to.throw(
       /invalid pool \.mgr: pool name "\.mgr": .*; failure domain "rack": use one of host, zone, osd; minSize 4: from 1 to size \(3\); pgNum 6: a power of two; application "RBD"/,
+    );
+  });
+
+  it('renders keyrings in ceph-authtool\'s own layout, refusing what is not a key or an entity', () => {
+    const key = 'AQARLRZrlFMPHBAA5+fEYpb8sSoDvHGYc6tfwA==';
+    expect(renderKeyring([{ entity: 'client.admin', key, caps: ADMIN_CAPS }, { entity: 'osd.3', key }])).to.equal(
+      `[client.admin]\n\tkey = ${key}\n\tcaps mds = "allow *"\n\tcaps mgr = "allow *"\n\tcaps mon = "allow *"\n\tcaps osd = "allow *"\n`
+      + `[osd.3]\n\tkey = ${key}\n`,
+    );
+    expect(() => renderKeyring([{ entity: 'osd.x', key }])).to.throw(/"osd.x" is not a Ceph entity name/);
+    expect(() => renderKeyring([{ entity: 'mon.', key: 'secret' }])).to.throw(/the key for mon\. is not a CephX key; make one with ceph-authtool --gen-print-key/);
+  });
+
+  it('runs every daemon in the foreground on the cluster\'s conf, OSDs at their CRUSH place', () => {
+    expect(monDaemonArgs('/d', 'a')).to.deep.equal(['ceph-mon', '-f', '-c', '/d/ceph.conf', '-i', 'a']);
+    expect(mgrDaemonArgs('/d', 'x')).to.deep.equal(['ceph-mgr', '-f', '-c', '/d/ceph.conf', '-i', 'x']);
+    expect(osdDaemonArgs('/d', 2, { node: 'n3', zone: 'z1' })).to.deep.equal(
+      ['ceph-osd', '-f', '-c', '/d/ceph.conf', '-i', '2', '--crush-location', 'root=default zone=z1 host=n3'],
     );
   });
 });
