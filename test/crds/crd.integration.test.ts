@@ -61,6 +61,25 @@ describe('CRDs on the real control plane', function () {
     for (const path of ours) expect(error, path).to.contain(`${path}:`);
   });
 
+  it('store host and zone pools with their defaults, and refuse unknown failure domains and minSize out of range at our paths', async () => {
+    for (const failureDomain of ['host', 'zone']) {
+      const across = minimalPool() as any;
+      across.spec.replicated = { size: 3, failureDomain };
+      const { stored, error } = await dryRun(across);
+      expect(error, failureDomain).to.equal(undefined);
+      expect(stored.spec.replicated, failureDomain).to.deep.equal({ size: 3, failureDomain });
+      // minSize has no schema default (it depends on size): withDefaults gives Ceph's size - 1.
+      expect(withDefaults(stored).spec.replicated.minSize, failureDomain).to.equal(2);
+      expect(validateObject(stored), failureDomain).to.deep.equal([]);
+    }
+    const bad = minimalPool() as any;
+    bad.spec.replicated = { size: 2, failureDomain: 'rack', minSize: 0 };
+    const { error } = await dryRun(bad);
+    const ours = validateObject(bad).map((p) => p.path);
+    expect(ours).to.have.members(['spec.replicated.failureDomain', 'spec.replicated.minSize']);
+    for (const path of ours) expect(error, path).to.contain(`${path}:`);
+  });
+
   it('leave cross-field rules to the operator where the server has no CEL', async function () {
     const version = JSON.parse((await cp.kubectl(['version', '-o', 'json'])).stdout).serverVersion;
     if (parseInt(version.minor, 10) >= 25) this.skip();
@@ -69,6 +88,11 @@ describe('CRDs on the real control plane', function () {
     local.spec.replicated = { size: 2 };
     expect((await dryRun(local)).error).to.equal(undefined);
     expect(validateObject(local).map((p) => p.path)).to.deep.equal(['spec.replicated.size']);
+    // The same for the failure-domain rules: stored by a 1.20 server, refused by the operator's own check.
+    const single = minimalPool() as any;
+    single.spec.replicated = { size: 1, failureDomain: 'host' };
+    expect((await dryRun(single)).error).to.equal(undefined);
+    expect(validateObject(single).map((p) => p.path)).to.deep.equal(['spec.replicated.size']);
   });
 
   it('are documented field by field for kubectl explain', async () => {
@@ -78,7 +102,15 @@ describe('CRDs on the real control plane', function () {
       expect(explained.stdout, field).to.match(new RegExp(`\\b${field}\\b`));
     }
     // Every field has a description: explain of a leaf prints it, never "<empty>".
-    for (const leaf of ['storagepool.spec.replicated.size', 'storagepool.spec.local.cleanup', 'nodedisk.spec.schedulable', 'nodedisk.status.health']) {
+    const domain = await waitFor('explain storagepool.spec.replicated.failureDomain', async () => {
+      const r = await cp.kubectl(['explain', 'storagepool.spec.replicated.failureDomain']);
+      return r.code === 0 ? r : undefined;
+    });
+    const text = domain.stdout.replace(/\s+/g, ' ');
+    for (const phrase of ['disk (default): on different disks of the same node', 'host: on different nodes', 'topology.kubernetes.io/zone', 'ReplicationSatisfiable=False', 'CephEngineNotDeployed']) {
+      expect(text, phrase).to.contain(phrase);
+    }
+    for (const leaf of ['storagepool.spec.replicated.size', 'storagepool.spec.replicated.minSize', 'storagepool.spec.local.cleanup', 'nodedisk.spec.schedulable', 'nodedisk.status.health']) {
       // The API server publishes a new CRD's OpenAPI a moment after it is established.
       const one = await waitFor(`explain ${leaf}`, async () => {
         const r = await cp.kubectl(['explain', leaf]);
