@@ -75,7 +75,8 @@ describe('CRDs on the real control plane', function () {
     const bad = minimalPool() as any;
     bad.spec.replicated = { size: 2, failureDomain: 'rack', minSize: 0 };
     const { error } = await dryRun(bad);
-    const ours = validateObject(bad).map((p) => p.path);
+    // minSize 0 is out of bounds and, for an unknown domain, not the disk pools' 1 either: one path, two problems.
+    const ours = [...new Set(validateObject(bad).map((p) => p.path))];
     expect(ours).to.have.members(['spec.replicated.failureDomain', 'spec.replicated.minSize']);
     for (const path of ours) expect(error, path).to.contain(`${path}:`);
   });

@@ -23,6 +23,8 @@ describe('host and zone pools: placement up front, nothing created (real control
   const creations = (): string[] => world.operatorWrites.filter((w) => CREATION.has(w.resource)).map((w) => `${w.verb} ${w.resource}`);
 
   async function assertNothingCreatedFor(name: string): Promise<void> {
+    // The recorder sees the operator's writes (its status writes are there), and none of them creates anything.
+    expect(world.operatorWrites.some((w) => w.resource === 'storagepools' && w.subresource === 'status'), 'status writes recorded').to.equal(true);
     expect(creations(), 'operator writes to classes, disks, PVs or the CSI stack').to.deep.equal([]);
     const classes = await world.admin.list<StorageClass>(STORAGE_CLASSES, { labelSelector: `stowage.dev/pool=${name}` });
     expect(classes.items.map((c) => c.metadata.name)).to.deep.equal([]);
@@ -103,5 +105,47 @@ describe('host and zone pools: placement up front, nothing created (real control
     const error = await world.admin.create(STORAGE_POOLS, bad).then(() => undefined, (e: Error) => e.message);
     expect(error).to.contain('spec.replicated.failureDomain').and.contain('spec.replicated.minSize');
     expect(await world.getPool(bad.metadata.name)).to.equal(undefined);
+  });
+});
+
+describe('a disk pool switched to failureDomain host (real control plane, real operator)', function () {
+  this.timeout(180_000);
+  let world: PoolWorld;
+
+  before(async () => {
+    world = await PoolWorld.start({ nodes: 2 });
+    for (const node of world.nodes) {
+      await world.agent.addDisk({ name: `${node}-a`, node, capacity: '100Gi', media: 'ssd' });
+      await world.admin.mergePatch(NODE_DISKS, `${node}-a`, { metadata: { labels: { [`test/${world.prefix}`]: 'yes' } } });
+    }
+  });
+  after(async () => {
+    await world?.close();
+  });
+
+  it('keeps its disks and StorageClass untouched and says so (FailureDomainChanged); back to disk, it is Ready again', async () => {
+    const pool = {
+      apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: `${world.prefix}-switch` },
+      spec: { mode: 'Dynamic', replicated: { size: 1 }, disks: { selector: { matchLabels: { [`test/${world.prefix}`]: 'yes' } } } },
+    } as Pool;
+    const name = await world.applyPool(pool);
+    await world.waitForPool(name, 'Ready as a disk pool', (p) => condition(p, 'Ready')?.status === 'True' && p.status?.counts?.disks?.total === 2);
+    const claimedBefore = (await world.admin.list<NodeDisk & KubeObject>(NODE_DISKS)).items.filter((d) => d.spec.claim?.pool === name).map((d) => d.metadata.name).sort();
+    expect(claimedBefore).to.have.length(2);
+
+    await world.applyPool({ ...pool, spec: { ...pool.spec, replicated: { size: 2, failureDomain: 'host' } } });
+    const switched = await world.waitForPool(name, 'FailureDomainChanged', (p) => condition(p, 'Ready')?.reason === 'FailureDomainChanged');
+    expect(condition(switched, 'Ready')?.message).to.contain(`2 disk(s) (${claimedBefore.join(', ')}) and StorageClass ${name}`);
+    expect(condition(switched, 'ReplicationSatisfiable')?.reason).to.equal('EnoughFailureDomains');
+    const writesAfterSwitch = world.operatorWrites.length;
+    // The claims and the class are still there, unchanged.
+    const claimedAfter = (await world.admin.list<NodeDisk & KubeObject>(NODE_DISKS)).items.filter((d) => d.spec.claim?.pool === name).map((d) => d.metadata.name).sort();
+    expect(claimedAfter).to.deep.equal(claimedBefore);
+    expect(await world.admin.getIfExists(STORAGE_CLASSES, name)).to.not.equal(undefined);
+
+    await world.applyPool(pool);
+    await world.waitForPool(name, 'Ready again as a disk pool', (p) => condition(p, 'Ready')?.status === 'True');
+    expect(world.operatorWrites.slice(writesAfterSwitch).filter((w) => w.resource === 'nodedisks' || w.resource === 'storageclasses').map((w) => `${w.verb} ${w.resource}`),
+      'nothing was re-created: the disks and the class stayed').to.deep.equal([]);
   });
 });
