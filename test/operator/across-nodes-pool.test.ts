@@ -3,6 +3,7 @@ import { NODE_DISKS, STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import type { NodeDisk } from '../../src/crds/nodedisk.js';
 import { NODES, STORAGE_CLASSES } from '../../src/kube/resources.js';
 import type { KubeObject, StorageClass } from '../../src/kube/types.js';
+import { waitFor } from '../support/cluster.js';
 import { PoolWorld, condition, type Pool } from '../support/pool-world.js';
 
 /** Resources the operator would write if it created anything for a pool (a class, claims, PVs, the CSI stack). */
@@ -24,7 +25,8 @@ describe('host and zone pools: placement up front, nothing created (real control
 
   async function assertNothingCreatedFor(name: string): Promise<void> {
     // The recorder sees the operator's writes (its status writes are there), and none of them creates anything.
-    expect(world.operatorWrites.some((w) => w.resource === 'storagepools' && w.subresource === 'status'), 'status writes recorded').to.equal(true);
+    // (The observer hears of a call once its response is read, which may be just after the status is visible.)
+    await waitFor('the operator\'s status write to be recorded', async () => world.operatorWrites.some((w) => w.resource === 'storagepools' && w.subresource === 'status'));
     expect(creations(), 'operator writes to classes, disks, PVs or the CSI stack').to.deep.equal([]);
     const classes = await world.admin.list<StorageClass>(STORAGE_CLASSES, { labelSelector: `stowage.dev/pool=${name}` });
     expect(classes.items.map((c) => c.metadata.name)).to.deep.equal([]);
