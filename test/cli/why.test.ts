@@ -93,7 +93,7 @@ describe('kubectl stowage why (pure)', () => {
       status: {
         observedGeneration: 1,
         conditions: [
-          { type: 'Ready', status: 'False', reason: 'ReplicationNotSatisfiable', message: 'nothing is created for the pool (no StorageClass, no disk claims): 2 of the 3 hosts size 3 needs hold eligible disks: n1, n2', lastTransitionTime: T },
+          { type: 'Ready', status: 'False', reason: 'ReplicationNotSatisfiable', message: 'nothing is created for the pool (no StorageClass, no disk claims) while fewer than 3 nodes hold eligible disks; ReplicationSatisfiable says which do', lastTransitionTime: T },
           { type: 'ReplicationSatisfiable', status: 'False', reason: 'TooFewFailureDomains', message, lastTransitionTime: T },
         ],
       },
@@ -119,7 +119,7 @@ describe('kubectl stowage why (pure)', () => {
     } as Claim;
     const claim = explainClaim(pvc, { ...empty, pools: [pool] }, [], [], {});
     expect(claim.summary).to.equal('ns/c is Pending: its pool publishes no StorageClass');
-    expect(claim.reasons[0]).to.contain('StorageClass safe does not exist: pool safe would publish it but is not Ready: Fewer nodes');
+    expect(claim.reasons[0]).to.contain('StorageClass safe does not exist: pool safe would publish it but is not Ready: The pool cannot keep its copies on different nodes');
   });
 
   it('a host pool whose placement is satisfiable: it says the Ceph engine is not deployed yet', () => {

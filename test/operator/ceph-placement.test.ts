@@ -95,7 +95,9 @@ describe('the status of a host or zone pool (pure)', () => {
     expect(status.conditions![1]!.message).to.equal(
       '2 of the 3 hosts size 3 needs hold eligible disks: n1, n2; add eligible disks on other nodes (and make them match spec.disks), or lower replicated.size; nothing is created for the pool until then',
     );
-    expect(status.conditions![0]!.message).to.contain('nothing is created for the pool (no StorageClass, no disk claims)');
+    expect(status.conditions![0]!.message).to.equal(
+      'nothing is created for the pool (no StorageClass, no disk claims) while fewer than 3 nodes hold eligible disks; ReplicationSatisfiable says which do',
+    );
     expect(status.storageClassName, 'no class is published').to.equal(undefined);
   });
 

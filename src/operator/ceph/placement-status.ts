@@ -60,7 +60,7 @@ function readyCondition(obs: AcrossNodesObservation): Omit<ConditionInput, 'obse
   if (!isSatisfiable(obs.placement)) {
     return {
       type: 'Ready', status: 'False', reason: 'ReplicationNotSatisfiable',
-      message: `nothing is created for the pool (no StorageClass, no disk claims): ${describePlacement(obs.placement)}`,
+      message: `nothing is created for the pool (no StorageClass, no disk claims) while fewer than ${obs.placement.size} ${obs.placement.failureDomain === 'host' ? 'nodes' : 'zones'} hold eligible disks; ReplicationSatisfiable says which do`,
     };
   }
   return {
