@@ -57,9 +57,10 @@ export function renderNodePodMonitor(namespace = MONITOR_NAMESPACE): Record<stri
   };
 }
 
-/** ceph-mgr's Prometheus module listens here (its registered default port). */
-export const CEPH_MGR_METRICS_PORT = 9283;
-/** The name of that port on the ceph-mgr Service the ServiceMonitor selects (Rook's name for it). */
+/**
+ * The name of the port on the ceph-mgr Service the ServiceMonitor selects (Rook's name for it); the
+ * Service maps it to 9283, where ceph-mgr's Prometheus module listens (its registered default port).
+ */
 export const CEPH_MGR_METRICS_PORT_NAME = 'http-metrics';
 /** The labels of that Service: it belongs to the Ceph cluster the operator keeps for host and zone pools. */
 export const CEPH_MGR_SERVICE_LABELS = { 'app.kubernetes.io/name': 'stowage', 'app.kubernetes.io/component': 'ceph-mgr' };
