@@ -8,6 +8,7 @@ import type { KubeObject } from '../../kube/types.js';
 import type { ImageTable } from './images.js';
 import { NEWEST_PROFILE, type SidecarProfile } from './sidecars.js';
 import { MANAGED_BY } from '../../crds/labels.js';
+import { spansNodes } from '../../crds/replication.js';
 
 export const DRIVER_NAME = 'csi.stowage.dev';
 export const NODE_DAEMONSET = 'stowage-node';
@@ -74,7 +75,10 @@ export interface DriverStackInput {
 
 /** Whether the CSIDriver and the CSI controller belong to the desired stack. */
 export function needsCsiController(input: Pick<DriverStackInput, 'dynamicPools' | 'volumes'>): boolean {
-  const pools = typeof input.dynamicPools === 'number' ? input.dynamicPools : input.dynamicPools.filter((p) => p.spec.mode === 'Dynamic').length;
+  // Pools whose copies go to other nodes are Ceph's, not the CSI driver's: they need none of it yet.
+  const pools = typeof input.dynamicPools === 'number'
+    ? input.dynamicPools
+    : input.dynamicPools.filter((p) => p.spec.mode === 'Dynamic' && !spansNodes(p.spec.replicated)).length;
   return pools > 0 || (input.volumes ?? 0) > 0;
 }
 
