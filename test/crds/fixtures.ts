@@ -96,6 +96,7 @@ export const fullNodeDisk: DeepRequired<NodeDisk> = {
     schedulable: true,
     claim: { pool: 'fast', mode: 'Local', volumeMode: 'Filesystem', fsType: 'ext4', allowAdoption: false },
     wipe: { volumeUID: '9d1c2b3a-0000-4000-8000-000000000001', method: 'quick' },
+    erasePreviousData: false,
   },
   status: {
     observedGeneration: 2,
