@@ -154,6 +154,7 @@ export const fullPoolVolume: DeepRequired<PoolVolume> = {
   spec: { pool: 'fast', node: 'node-a', size: '1073741824', volumeMode: 'Filesystem', requestName: 'pvc-0b8e0f4a-1111-4222-8333-944455556666', noDataCow: false, source: { snapshot: 'psnap-0123456789abcdef0123456789abcdef', volume: 'pvol-fedcba9876543210fedcba9876543210' } },
   status: {
     observedGeneration: 2,
+    location: { pool: 'fast', node: 'node-a' },
     phase: 'Ready',
     path: '/var/lib/stowage/pools/fast/volumes/pvol-0123456789abcdef0123456789abcdef',
     capacity: '1073741824',
@@ -180,6 +181,7 @@ export const fullPoolSnapshot: DeepRequired<PoolSnapshot> = {
   spec: { pool: 'fast', node: 'node-a', sourceVolume: 'pvol-0123456789abcdef0123456789abcdef', volumeMode: 'Filesystem', size: '1073741824', requestName: 'snapshot-0b8e0f4a-1111-4222-8333-944455556666' },
   status: {
     observedGeneration: 1,
+    location: { pool: 'fast', node: 'node-a' },
     phase: 'Ready',
     path: '/var/lib/stowage/pools/fast/snapshots/psnap-0123456789abcdef0123456789abcdef',
     creationTime: '2024-05-01T12:00:00Z',
