@@ -17,7 +17,7 @@
  */
 import { expect } from 'chai';
 import { randomBytes, createHash } from 'node:crypto';
-import { copyFile, mkdtemp, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { KubeClient } from '../../src/kube/client.js';
@@ -154,7 +154,10 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
     pvWatch.start();
     await pvWatch.waitForSync(new AbortController().signal);
     operator = await OperatorProcess.start(kubeconfig);
-    agent = AgentProcess.start(kubeconfig, node, [...[b.file, f.file].flatMap((x) => ['--allow-device', x]), '--root', root(), '--discovery-interval', '1']);
+    await mkdir(path.join(work, 'discovery', 'vol1'), { recursive: true });
+    agent = AgentProcess.start(kubeconfig, node, [
+      ...[b.file, f.file].flatMap((x) => ['--allow-device', x]), '--root', root(), '--discovery-dir', path.join(work, 'discovery'), '--discovery-interval', '1',
+    ]);
     await pool(fsPool, 'fs', { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' });
     await pool(blockPool, 'block', { volumeMode: 'Block', cleanup: 'zero' });
     const db = await waitFor('disk B inventoried', () => diskOf(b.file), CONVERGE_MS);
@@ -168,7 +171,7 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
     await agent?.stop();
     await operator?.stop();
     if (admin) {
-      for (const c of ['b1', 'b2', 'f1', 'f2']) await admin.delete(PERSISTENT_VOLUME_CLAIMS, c, { namespace }).catch(() => undefined);
+      for (const c of ['b1', 'b2', 'f1', 'f2', 'm1', 'm2']) await admin.delete(PERSISTENT_VOLUME_CLAIMS, c, { namespace }).catch(() => undefined);
       for (const p of [fsPool, blockPool]) await deletePoolForcibly(admin, p).catch(() => undefined);
       for (const d of await nodeDisksOf(admin, node).catch(() => [])) {
         for (const pv of await pvsOf(d.metadata.name!).catch(() => [])) {
@@ -275,6 +278,42 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
 
     const next = await eraseAndRebind(name, 'f2');
     expect(await count(next.device), 'blocks of the previous tenant\'s files the next tenant can read').to.equal(0);
+  });
+
+  it('a discovered mount\'s files: held when the mount returns after its NodeDisk was deleted; after the erase the next tenant finds it empty', async () => {
+    const dir = path.join(work, 'discovery', 'vol1');
+    const disk = await loops.create(32 * MiB);
+    await run('mkfs.ext4', ['-q', '-F', disk.device]);
+    await run('mount', [disk.device, dir]);
+    const mountDisk = async (): Promise<NodeDisk | undefined> =>
+      (await nodeDisksOf(admin, node)).find((d) => d.metadata.annotations?.[IDENTITY_ANNOTATION] === `mount:${dir}`);
+    const name = (await waitFor('the mount inventoried', mountDisk, CONVERGE_MS)).metadata.name!;
+    await label(name, 'fs');
+    const pv = await bind('m1', name, 'Filesystem', fsPool);
+    await writeFile(path.join(pv.spec.local!.path, 'tenant'), randomBytes(64 * 1024));
+    // The administrator takes the filesystem away and clears up as the runbook says, then mounts it again.
+    await run('umount', [dir]);
+    await waitFor('the mount not present', async () => condition(await mountDisk(), 'Present')?.status === 'False', CONVERGE_MS);
+    await runbook('m1', name, pv);
+    const before = pvsSeen.get(name)?.size ?? 0;
+    await run('mount', [disk.device, dir]);
+    const held = await waitFor('the returned mount held as PreviouslyUsed', async () => {
+      const d = await mountDisk();
+      return condition(d, 'Eligible')?.reason === 'PreviouslyUsed' ? d : undefined;
+    }, CONVERGE_MS);
+    await label(name, 'fs');
+    expect(condition(held, 'Eligible')!.message).to.contain('everything in it is removed');
+    expect((await admin.get<NodeDisk>(NODE_DISKS, name)).spec.claim, 'no pool claimed the held mount').to.equal(undefined);
+    expect(pvsSeen.get(name)?.size ?? 0, 'no PV offered on the held mount').to.equal(before);
+    expect(await readdir(dir)).to.include('tenant');
+
+    await admin.mergePatch(NODE_DISKS, name, { spec: { erasePreviousData: true } });
+    const next = await bind('m2', name, 'Filesystem', fsPool);
+    expect(await readdir(next.spec.local!.path), 'what the next tenant finds').to.deep.equal([]);
+    await admin.delete(PERSISTENT_VOLUME_CLAIMS, 'm2', { namespace });
+    await admin.delete(STORAGE_POOLS, fsPool);
+    await waitFor('the Filesystem pool gone (its mount released)', async () => (await admin.getIfExists(STORAGE_POOLS, fsPool)) === undefined, CONVERGE_MS);
+    await run('umount', [dir]);
   });
 
   it('leaves no hand-out record of a disk released through the claim protocol', async () => {

@@ -17,7 +17,7 @@ import type { HandoutRecord, HandoutRecords } from './handout-records.js';
 import { HELD_REASON, heldMessage, heldRecord } from './returning-disks.js';
 import type { Observation } from './observation.js';
 import {
-  PreparationRefused, eraseDisk, mountTarget, prepareBlock, prepareFilesystem, releaseDisk, stowageLabel,
+  PreparationRefused, eraseDisk, mountTarget, prepareBlock, removeContents, prepareFilesystem, releaseDisk, stowageLabel,
   type DiskTarget, type Emit, type Preparation,
 } from './preparation.js';
 import { stamp, type PreparedState } from './status.js';
@@ -84,7 +84,7 @@ export class LocalClaims {
     // A disk that held a tenant's data and lost its NodeDisk: held until an administrator asks for its erase.
     const record = await this.records.get(o.identity);
     const held = heldRecord({ name: o.name, identity: o.identity, label: f.signatures.label }, live, record, stamp(new Date()));
-    if (held) return this.hold(o, target, held, record, live, emit);
+    if (held) return this.hold(o, held, record, live, emit, (why) => eraseDisk(target, why, emit));
     m.held.delete(o.name);
     const ours = f.signatures.label === stowageLabel(o.name) || f.mountPoints.includes(mountTarget(target));
 
@@ -115,9 +115,9 @@ export class LocalClaims {
    * Holds a disk that came back without its NodeDisk (returning-disks.ts): nothing on it is changed,
    * it is never prepared; `spec.erasePreviousData` on its new NodeDisk zeroes it, and then it is blank.
    */
-  private async hold(o: Observation, target: DiskTarget, held: HandoutRecord, record: HandoutRecord | undefined, live: NodeDisk | undefined, emit: Emit): Promise<boolean> {
+  private async hold(o: Observation, held: HandoutRecord, record: HandoutRecord | undefined, live: NodeDisk | undefined, emit: Emit, erase: (why: string) => Promise<void>): Promise<boolean> {
     const m = this.memory;
-    const message = heldMessage(held, o.devicePath).slice(0, MAX_MESSAGE);
+    const message = heldMessage(held, o.devicePath, o.kind).slice(0, MAX_MESSAGE);
     if (held !== record) {
       await this.records.put(held);
       emit('Warning', HELD_REASON, message);
@@ -131,11 +131,14 @@ export class LocalClaims {
       const why = held.pool
         ? `an administrator asked for it (spec.erasePreviousData); it held data of pool ${held.pool} handed out on ${held.since}`
         : 'an administrator asked for it (spec.erasePreviousData); it carried a filesystem Stowage made';
-      await eraseDisk(target, why, emit);
+      await erase(why);
       await this.records.remove(o.identity);
       m.preparations.delete(o.name);
       m.held.delete(o.name);
-      m.prepared.set(o.name, { status: 'False', reason: 'NotClaimed', message: 'erased on request (every byte zeroed); no pool claims this disk yet' });
+      m.prepared.set(o.name, {
+        status: 'False', reason: 'NotClaimed',
+        message: `erased on request (${o.kind === 'Mount' ? 'its contents removed' : 'every byte zeroed'}); no pool claims this ${o.kind === 'Mount' ? 'mount' : 'disk'} yet`,
+      });
     } catch (err) {
       const state = refusal(err, 'EraseFailed');
       const prev = m.prepared.get(o.name);
@@ -213,13 +216,31 @@ export class LocalClaims {
   /** Discovery-directory mounts: used as they are; a wipe removes the volume's contents only. */
   private async actOnMount(o: Observation, claim: DiskClaim | undefined, live: NodeDisk | undefined, emit: Emit): Promise<boolean> {
     const m = this.memory;
+    // A mount whose NodeDisk was deleted still holds its tenant's files: held like a disk (returning-disks.ts).
+    const record = await this.records.get(o.identity);
+    const held = heldRecord({ name: o.name, identity: o.identity }, live, record, stamp(new Date()));
+    if (held) {
+      return this.hold(o, held, record, live, emit, async (why) => {
+        emit('Warning', 'Erasing', `removing everything in ${o.devicePath}: ${why}`);
+        await removeContents(o.devicePath);
+        emit('Normal', 'Erased', `${o.devicePath} is empty`);
+      });
+    }
+    m.held.delete(o.name);
     if (!claim) {
+      if (record) await this.records.remove(o.identity); // released through the claim protocol
       m.preparations.delete(o.name);
       m.prepared.set(o.name, { status: 'False', reason: 'NotClaimed', message: 'no pool claims this mount' });
       return false;
     }
     if (claim.mode !== 'Local' || claim.volumeMode === 'Block') {
       m.prepared.set(o.name, { status: 'False', reason: 'NotABlockDevice', message: `${o.devicePath} is a mounted filesystem; only Local Filesystem pools can use it` });
+      return false;
+    }
+    try {
+      await this.recordHandout(o, live!, claim, 'Filesystem');
+    } catch (err) {
+      m.prepared.set(o.name, refusal(err, 'PreparationFailed'));
       return false;
     }
     const wipe = live?.spec.wipe;

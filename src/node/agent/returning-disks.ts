@@ -45,11 +45,11 @@ export function heldRecord(disk: DiskSeen, live: Pick<NodeDisk, 'metadata'> | un
 }
 
 /** Why the disk is held and what to do, for its Eligible and Prepared conditions. */
-export function heldMessage(r: HandoutRecord, devicePath: string): string {
+export function heldMessage(r: HandoutRecord, devicePath: string, kind: 'Disk' | 'Mount' = 'Disk'): string {
   const what = r.pool
     ? `Stowage handed it to pool ${r.pool} (${r.volumeMode}) on ${r.since} under a NodeDisk that was deleted since`
     : 'it carries a filesystem Stowage made, and no NodeDisk records it';
   return `${devicePath} may hold a previous tenant's data: ${what}. It is not offered to any pool and nothing on it is changed. ` +
-    'To reuse it, erase it: kubectl patch nodedisk <name> --type merge -p \'{"spec":{"erasePreviousData":true}}\' (every byte is zeroed); ' +
+    `To reuse it, erase it: kubectl patch nodedisk <name> --type merge -p '{"spec":{"erasePreviousData":true}}' (${kind === 'Mount' ? 'everything in it is removed' : 'every byte is zeroed'}); ` +
     'to recover its data instead, take it off the agent\'s allow-list first';
 }
