@@ -71,20 +71,21 @@ describe('disk safety rules (pure)', () => {
         disk('done', { label: 'p', prepared: { reason: 'NotClaimed', observedGeneration: 3 } }),
         disk('stale', { label: 'p', prepared: { reason: 'NotClaimed', observedGeneration: 2 } }),
         disk('failing', { label: 'p', prepared: { reason: 'ReleaseFailed', observedGeneration: 3 } }),
-        disk('silent', { label: 'p' }),
+        disk('silent', { label: 'p', prepared: { reason: 'Prepared', observedGeneration: 2 } }),
       ], nodes);
       expect(r.done.map((d) => d.metadata.name)).to.deep.equal(['done']);
       expect(r.waiting.map((w) => w.disk.metadata.name)).to.deep.equal(['stale', 'failing', 'silent']);
       expect(r.waiting[1]!.why).to.contain('failing on node n1').and.contain('ReleaseFailed');
       expect(r.waiting[2]!.why).to.contain('has not reported');
     });
-    it('does not wait for a node that is gone, for other pools\' disks, or for disks still claimed', () => {
+    it('does not wait for a node that is gone, a disk no agent ever reported on, other pools\' disks, or disks still claimed', () => {
       const r = releaseProgress('p', [
-        disk('gone', { label: 'p', node: 'n9' }),
+        disk('gone', { label: 'p', node: 'n9', prepared: { reason: 'Prepared', observedGeneration: 2 } }),
+        disk('never-reported', { label: 'p' }),
         disk('other', { label: 'q' }),
         disk('claimed', { label: 'p', claim: true }),
       ], nodes);
-      expect(r.done.map((d) => d.metadata.name)).to.deep.equal(['gone']);
+      expect(r.done.map((d) => d.metadata.name)).to.deep.equal(['gone', 'never-reported']);
       expect(r.waiting).to.deep.equal([]);
     });
   });

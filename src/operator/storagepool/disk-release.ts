@@ -4,7 +4,8 @@
  * disks are still mounted with Stowage's filesystem. On deletion the operator clears each disk's
  * claim but keeps the pool label `stowage.dev/pool` on it as the mark "released by this pool, not
  * yet confirmed"; the agent confirms with Prepared=False, reason NotClaimed, for the disk's current
- * generation; then the label goes. A disk whose node is gone has no agent to wait for. Pure.
+ * generation; then the label goes. A disk whose node is gone, or that no agent ever reported on
+ * (no Prepared condition), has no agent to wait for. Pure.
  */
 import type { NodeDisk } from '../../crds/nodedisk.js';
 import { POOL_LABEL } from '../../crds/labels.js';
@@ -26,11 +27,12 @@ export function releaseProgress(pool: string, disks: readonly NodeDisk[], nodeEx
     const prepared = findCondition(d.status?.conditions, 'Prepared');
     // An agent that states the generation it acted on must have acted on the cleared claim.
     const current = prepared !== undefined && (prepared.observedGeneration === undefined || prepared.observedGeneration >= (d.metadata.generation ?? 0));
-    if (!nodeExists(d.spec.nodeName) || (current && prepared?.reason === 'NotClaimed')) {
+    // No Prepared condition at all: no agent ever reported on this disk, so none will release it.
+    if (!nodeExists(d.spec.nodeName) || !prepared || (current && prepared.reason === 'NotClaimed')) {
       done.push(d);
       continue;
     }
-    const now = prepared && current ? `${prepared.reason}: ${prepared.message}` : 'the node agent has not reported on the released claim yet';
+    const now = current ? `${prepared.reason}: ${prepared.message}` : 'the node agent has not reported on the released claim yet';
     waiting.push({ disk: d, why: `${d.metadata.name} on node ${d.spec.nodeName} (${now})` });
   }
   return { done, waiting };
