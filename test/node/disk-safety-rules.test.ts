@@ -78,15 +78,19 @@ describe('disk safety rules (pure)', () => {
       expect(r.waiting[1]!.why).to.contain('failing on node n1').and.contain('ReleaseFailed');
       expect(r.waiting[2]!.why).to.contain('has not reported');
     });
-    it('does not wait for a node that is gone, a disk no agent ever reported on, other pools\' disks, or disks still claimed', () => {
+    it('does not wait for a node that is gone, a disk no agent ever reported on, or other pools\' disks', () => {
       const r = releaseProgress('p', [
         disk('gone', { label: 'p', node: 'n9', prepared: { reason: 'Prepared', observedGeneration: 2 } }),
         disk('never-reported', { label: 'p' }),
         disk('other', { label: 'q' }),
-        disk('claimed', { label: 'p', claim: true }),
       ], nodes);
       expect(r.done.map((d) => d.metadata.name)).to.deep.equal(['gone', 'never-reported']);
       expect(r.waiting).to.deep.equal([]);
+    });
+    it('waits for a disk whose claim is not cleared yet (the write budget clears claims over several rounds), naming it', () => {
+      const r = releaseProgress('p', [disk('claimed', { label: 'p', claim: true }), disk('done', { label: 'p', prepared: { reason: 'NotClaimed', observedGeneration: 3 } })], nodes);
+      expect(r.done.map((d) => d.metadata.name)).to.deep.equal(['done']);
+      expect(r.waiting.map((w) => w.why)).to.deep.equal(['claimed on node n1 (its claim is being cleared)']);
     });
   });
 });

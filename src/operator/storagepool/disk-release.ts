@@ -23,7 +23,13 @@ export function releaseProgress(pool: string, disks: readonly NodeDisk[], nodeEx
   const done: NodeDisk[] = [];
   const waiting: { disk: NodeDisk; why: string }[] = [];
   for (const d of disks) {
-    if (d.metadata.labels?.[POOL_LABEL] !== pool || d.spec.claim) continue;
+    if (d.metadata.labels?.[POOL_LABEL] !== pool) continue;
+    if (d.spec.claim) {
+      // Still claimed (the write budget may clear claims over several rounds): not released yet,
+      // and the pool must not go before it is.
+      if (d.spec.claim.pool === pool) waiting.push({ disk: d, why: `${d.metadata.name} on node ${d.spec.nodeName} (its claim is being cleared)` });
+      continue;
+    }
     const prepared = findCondition(d.status?.conditions, 'Prepared');
     // An agent that states the generation it acted on must have acted on the cleared claim.
     const current = prepared !== undefined && (prepared.observedGeneration === undefined || prepared.observedGeneration >= (d.metadata.generation ?? 0));
