@@ -12,7 +12,7 @@ const PATH = '/api/v1/configmaps';
 describe('Informer under injected faults (loopback fault server)', () => {
   let server: FaultServer;
   let client: KubeClient;
-  let informer: Informer<KubeObject>;
+  let informer: Informer;
   let events: string[];
 
   beforeEach(async () => {
