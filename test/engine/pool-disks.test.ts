@@ -3,10 +3,10 @@
  * leaves the pool is removed with its data migrated — unless the rest cannot hold the data, which
  * is refused and reported; a newly claimed disk is added and balanced in.
  */
-import { expect } from 'chai';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import type { ClaimedDisk } from '../../src/node/agent/dynamic-pools.js';
 import { BtrfsEngine } from '../../src/node/engine/btrfs-engine.js';
 import * as btrfs from '../../src/node/engine/btrfs.js';

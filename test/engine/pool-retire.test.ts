@@ -4,10 +4,10 @@
  * gone the filesystem is unmounted and its signature removed from every member, so the disks are
  * blank (Eligible) again, as the claim protocol's release asks.
  */
-import { expect } from 'chai';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import type { ClaimedDisk } from '../../src/node/agent/dynamic-pools.js';
 import { BtrfsEngine } from '../../src/node/engine/btrfs-engine.js';
 import * as btrfs from '../../src/node/engine/btrfs.js';

@@ -1,8 +1,8 @@
-import { expect } from 'chai';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
 import { installCrds } from '../../src/crds/install.js';
 import { NODE_DISKS } from '../../src/crds/resource-types.js';

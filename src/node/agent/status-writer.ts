@@ -79,7 +79,7 @@ export class NodeDiskWriter {
     let live = this.newest(v.name);
     try {
       const desired = desiredNodeDisk(v);
-      const applied = await this.applier.apply<NodeDisk>(NODE_DISKS, desired as never, live);
+      const applied = await this.applier.apply<NodeDisk>(NODE_DISKS, desired, live);
       if (applied !== live) {
         this.writes += 1;
         this.written.set(v.name, applied);
@@ -94,7 +94,7 @@ export class NodeDiskWriter {
         this.writes += 1;
         this.written.set(v.name, live);
       }
-      const result = await this.applier.applyStatus<NodeDisk>(NODE_DISKS, { ...desired, status } as never, live);
+      const result = await this.applier.applyStatus<NodeDisk>(NODE_DISKS, { ...desired, status }, live);
       if (result !== live) {
         this.writes += 1;
         if (result) this.written.set(v.name, result);
