@@ -3,9 +3,9 @@
  * call the driver: every RPC, the spec's required error codes, and each call repeated (idempotency),
  * against real loop devices, a real btrfs pool filesystem and the real control plane.
  */
-import { expect } from 'chai';
 import { readFile, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import { DRIVER_NAME, TOPOLOGY_KEY } from '../../src/csi/identity.js';
 import { mountAt } from '../../src/host/mounts.js';
 import { run } from '../../src/host/command.js';

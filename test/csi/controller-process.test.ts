@@ -1,10 +1,10 @@
 /** `stowage csi-controller` as a child process: serves Identity and Controller on --endpoint, exits cleanly on SIGTERM. */
-import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { installCrds } from '../../src/crds/install.js';
 import { csiV1 } from '../../src/csi/grpc.js';

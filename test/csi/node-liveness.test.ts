@@ -5,10 +5,10 @@
  * naming the socket, once one is gone (kubelet could no longer reach the plugin; a restart serves
  * it again).
  */
-import { expect } from 'chai';
 import { mkdtemp, rm, stat, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
 import { installCrds } from '../../src/crds/install.js';
 import { NODE_DISKS } from '../../src/crds/resource-types.js';

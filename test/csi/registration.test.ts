@@ -1,8 +1,8 @@
 /** kubelet's plugin registration v1, called over the socket exactly as kubelet's plugin watcher does. */
-import { expect } from 'chai';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { pluginRegistration } from '../../src/csi/grpc.js';
 import { startRegistrationServer } from '../../src/csi/registration.js';

@@ -6,8 +6,8 @@
  * itself, sizes, topology, capacity, nodatacow, Block volumes, and a node daemon restarted in the
  * middle of CreateSnapshot.
  */
-import { expect } from 'chai';
 import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { expect } from 'chai';
 import { TOPOLOGY_KEY } from '../../src/csi/identity.js';
 import { run } from '../../src/host/command.js';
 import { snapshotIdFor } from '../../src/csi/snapshot-service.js';
