@@ -1,6 +1,6 @@
-import { expect } from 'chai';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import { parse } from 'yaml';
 import { DEFAULT_CRD_DIR, renderCrdManifests } from '../../hack/gen-manifests.js';
 import { ALL_CRDS } from '../../src/crds/index.js';
