@@ -1,9 +1,9 @@
-import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
 import { parse as parseYaml } from 'yaml';
 import { runProgram } from './support.js';
 

@@ -1,11 +1,11 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { expect } from 'chai';
 import { PERSISTENT_VOLUME_CLAIMS } from '../../src/kube/resources.js';
 import type { KubeObject } from '../../src/kube/types.js';
 import { STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import type { StoragePool } from '../../src/crds/storagepool.js';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
 import { waitFor } from '../support/cluster.js';
 import { PLUGIN, PluginWorld, plugin, runProgram } from './support.js';
 
@@ -74,12 +74,12 @@ describe('kubectl stowage pools --watch in a terminal (tmux)', function () {
     expect(first).to.match(/NAME\s+MODE\s+REPLICAS\s+NODES\s+DISKS\s+VOLUMES\s+USED\/ALLOC\/AVAIL\s+CAPACITY\s+READY\s+MESSAGE/);
     expect(filledCells(first)).to.equal(0);
 
-    await world.claim('one', pool, '100Mi', world.nodes[0]!);
+    await world.claim('one', pool, '100Mi', world.nodes[0]);
     const half = await waitForScreen('1 of 2 volumes bound', (s) => /\s1\/2\s/.test(poolRow(s)));
     const halfCells = filledCells(half);
     expect(halfCells, half).to.be.greaterThan(0);
 
-    await world.claim('two', pool, '100Mi', world.nodes[0]!);
+    await world.claim('two', pool, '100Mi', world.nodes[0]);
     const full = await waitForScreen('2 of 2 volumes bound and the low-capacity warning', (s) => /\s2\/2\s/.test(poolRow(s)) && poolRow(s).includes('CapacityAvailable'));
     expect(filledCells(full), full).to.be.greaterThan(halfCells);
     expect(poolRow(full), full).to.match(/\/0B\s+\[[█▒]+\]/, 'nothing available: the bar is full');

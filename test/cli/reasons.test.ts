@@ -1,7 +1,7 @@
-import { expect } from 'chai';
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
 import { ELIGIBLE_REASONS, HEALTHY_REASONS, POOL_REASONS, PREPARED_REASONS } from '../../src/cli/kubectl/reasons.js';
 import { explainPool } from '../../src/cli/kubectl/why.js';
 import type { Pool, Snapshot } from '../../src/cli/kubectl/snapshot.js';
