@@ -4,8 +4,9 @@
 //   - `.catch(handler)` and `.then(onFulfilled, handler)` whose handler neither uses the error, nor
 //     calls anything (a logger, a recorder), nor throws: `.catch(() => undefined)`, `.catch(() => {})`,
 //     `.catch(() => false)`;
-//   - `void expression` where the expression is a promise (type-checked files only): the promise
-//     floats on purpose, and its rejection, if nobody handles it, ends the process;
+//   - `void expression` where the expression is a promise (type-checked files only) with no
+//     rejection handler of its own (`void p.catch(log)` is handled): the promise floats on purpose,
+//     and its rejection, if nobody handles it, ends the process;
 // unless a comment explains it: a comment on the lines of the expression, or the comment right
 // above the statement that holds it (an eslint-disable comment is no explanation). With the option
 // `{ cleanup: true }` (tests), clean-up explains itself: a swallow inside a `finally` block or in a
@@ -76,6 +77,13 @@ function inCleanup(node) {
   return false;
 }
 
+/** `p.catch(handler)` or `p.then(onFulfilled, handler)`: its rejection is handled (whether the handler swallows is checked on its own). @param {Node} node */
+function handled(node) {
+  if (node.type !== 'CallExpression' || node.callee.type !== 'MemberExpression' || node.callee.property.type !== 'Identifier') return false;
+  const method = node.callee.property.name;
+  return (method === 'catch' && node.arguments.length > 0) || (method === 'then' && node.arguments.length > 1);
+}
+
 /** @param {import('eslint').Rule.RuleContext} context @param {Node} node */
 function isPromise(context, node) {
   const services = context.sourceCode.parserServices;
@@ -108,7 +116,7 @@ const explainedSwallow = {
         if (!explained(context, node, node.callee.property.loc.start.line, handler.loc.end.line)) context.report({ node: handler, messageId: 'catch' });
       },
       UnaryExpression(node) {
-        if (node.operator !== 'void' || !isPromise(context, node.argument)) return;
+        if (node.operator !== 'void' || handled(node.argument) || !isPromise(context, node.argument)) return;
         if (!explained(context, node, node.loc.start.line, node.loc.start.line)) context.report({ node, messageId: 'void' });
       },
     };
