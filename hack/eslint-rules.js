@@ -9,9 +9,10 @@
 //     and its rejection, if nobody handles it, ends the process;
 // unless a comment explains it: a comment on the lines of the expression, or the comment right
 // above the statement that holds it (an eslint-disable comment is no explanation). With the option
-// `{ cleanup: true }` (tests), clean-up explains itself: a swallow inside a `finally` block or in a
-// mocha `after`/`afterEach` hook removes what the test may already have removed, and a leak is
-// caught by the test hygiene check (STOWAGE_TEST_HYGIENE), not by the clean-up's error. So the number of
+// `{ cleanup: true }` (tests, benchmarks, dev scripts), clean-up explains itself: a swallow inside a
+// `finally` block, a mocha `after`/`afterEach` hook or a function named for clean-up (teardown,
+// stop, cleanup, …) removes what may already be gone, and a leak is caught by the test hygiene
+// check (STOWAGE_TEST_HYGIENE), not by the clean-up's error. src/ gets no such leave. So the number of
 // unexplained swallows in a tree is the number of findings of this rule, and `make lint` keeps it
 // at zero.
 
@@ -67,10 +68,26 @@ function explained(context, node, first, last) {
 
 const HOOKS = new Set(['after', 'afterEach']);
 
-/** Whether `node` runs as clean-up: in a `finally` block or in a mocha after/afterEach hook. @param {Node} node */
+/** Names of functions and methods whose whole job is clean-up (teardown(), stop(), cleanup()). */
+const CLEANUP_NAME = /^(teardown|tearDown|cleanup|cleanUp|stop|close|dispose|destroy|release|remove|unmount|detach)/;
+
+/** The name of a function node, from its declaration, method or variable. @param {Node} fn */
+function functionName(fn) {
+  if (fn.type === 'FunctionDeclaration' && fn.id) return fn.id.name;
+  const parent = fn.parent;
+  if (parent?.type === 'MethodDefinition' || parent?.type === 'Property') return parent.key.type === 'Identifier' ? parent.key.name : undefined;
+  if (parent?.type === 'VariableDeclarator' && parent.id.type === 'Identifier') return parent.id.name;
+  return undefined;
+}
+
+/**
+ * Whether `node` runs as clean-up: in a `finally` block, in a mocha after/afterEach hook, or in a
+ * function named for clean-up. @param {Node} node
+ */
 function inCleanup(node) {
   for (let n = node; n.parent; n = n.parent) {
     const parent = n.parent;
+    if (/Function/.test(n.type) && CLEANUP_NAME.test(functionName(n) ?? '')) return true;
     if (parent.type === 'TryStatement' && parent.finalizer === n) return true;
     if (parent.type === 'CallExpression' && parent.callee.type === 'Identifier' && HOOKS.has(parent.callee.name) && parent.arguments.includes(n)) return true;
   }
