@@ -11,11 +11,11 @@
  * The outage lasts STOWAGE_FAULT_OUTAGE_MS (default 20 s in `make test`; the issue's full figure is
  * 2 minutes: STOWAGE_FAULT_OUTAGE_MS=120000).
  */
-import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { expect } from 'chai';
 import { KubeClient } from '../../src/kube/client.js';
 import { NAMESPACES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS } from '../../src/kube/resources.js';
 import type { KubeObject, PersistentVolume } from '../../src/kube/types.js';
@@ -105,7 +105,7 @@ describe('faults: kube-apiserver and etcd away while volumes are in use (own con
     work = await mkdtemp(path.join(tmpdir(), 'stowage-away-'));
     await registerReadyNode(cp, node);
     for (let i = 0; i < 2; i++) disks.push(await loops.create(256 * MiB));
-    loopsGuard = await loopGuard([path.dirname(disks[0]!.file)]);
+    loopsGuard = await loopGuard([path.dirname(disks[0].file)]);
     operator = await OperatorProcess.start(cp.kubeconfigPath);
     agent = AgentProcess.start(cp.kubeconfigPath, node, [...disks.flatMap((d) => ['--allow-device', d.file]), '--root', path.join(work, 'disks'), '--discovery-interval', '1']);
     pids.push(operator.child.pid!, agent.child.pid!);
@@ -114,7 +114,7 @@ describe('faults: kube-apiserver and etcd away while volumes are in use (own con
       spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/node': node } } }, local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' } },
     }, { fieldManager: 'kubectl' });
     await waitFor('two Available PVs', async () => (await poolPvs()).filter((pv) => pv.status?.phase === 'Available').length === 2, CONVERGE_MS);
-    for (const [name, pv] of (await poolPvs()).map((p, i) => [['a', 'b'][i]!, p] as const)) {
+    for (const [name, pv] of (await poolPvs()).map((p, i) => [['a', 'b'][i], p] as const)) {
       await admin.create(PERSISTENT_VOLUME_CLAIMS, {
         metadata: { name, namespace },
         spec: { accessModes: ['ReadWriteOnce'], storageClassName: pool, volumeName: pv.metadata.name, resources: { requests: { storage: '10Mi' } } },

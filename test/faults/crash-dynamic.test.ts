@@ -9,13 +9,13 @@
  * the state must converge: one PoolVolume per request name, one subvolume per PoolVolume, mounts
  * only where the calls put them, the loop device untouched, the volume's data intact.
  */
-import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { installCrds } from '../../src/crds/install.js';
@@ -145,7 +145,7 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
       const pvs = await poolVolumes();
       const names = pvs.map((p) => p.spec.requestName);
       if (new Set(names).size !== names.length) out.push(`duplicate PoolVolumes: ${names.join(', ')}`);
-      const live = pvs.filter((p) => !p.metadata.deletionTimestamp).map((p) => p.metadata.name!).sort();
+      const live = pvs.filter((p) => !p.metadata.deletionTimestamp).map((p) => p.metadata.name).sort();
       const subs = await subvolumes();
       for (const s of subs) if (!live.includes(s) && !pvs.some((p) => p.metadata.name === s)) out.push(`orphan subvolume ${s}`);
       for (const l of live) if (!subs.includes(l)) out.push(`PoolVolume ${l} has no subvolume`);
@@ -181,8 +181,8 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
     });
     startDaemon('dynamic/realize');
     const nd = await waitFor('the agent to report the loop device', () => diskOfFile(admin, node, disk.file), 60_000);
-    await operatorSets(admin, nd.metadata.name!, { claim: { pool, mode: 'Dynamic' } });
-    await waitFor('the engine to prepare the disk', async () => condition(await admin.get<NodeDisk>(NODE_DISKS, nd.metadata.name!), 'Prepared')?.status === 'True', 90_000);
+    await operatorSets(admin, nd.metadata.name, { claim: { pool, mode: 'Dynamic' } });
+    await waitFor('the engine to prepare the disk', async () => condition(await admin.get<NodeDisk>(NODE_DISKS, nd.metadata.name), 'Prepared')?.status === 'True', 90_000);
     const v1 = csiV1() as any;
     ctl = new v1.Controller(`unix://${dir}/controller.sock`, grpc.credentials.createInsecure());
     nodeCsi = new v1.Node(`unix://${dir}/node.sock`, grpc.credentials.createInsecure());
@@ -193,16 +193,16 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
     nodeCsi?.close();
     await controller?.kill('SIGKILL');
     if (admin) {
-      for (const pv of await poolVolumes().catch(() => [])) await admin.delete(POOL_VOLUMES, pv.metadata.name!).catch(() => undefined);
+      for (const pv of await poolVolumes().catch(() => [])) await admin.delete(POOL_VOLUMES, pv.metadata.name).catch(() => undefined);
       if (daemon && !daemon.exited) await waitFor('the daemon to remove the volumes', async () => (await poolVolumes()).length === 0, 30_000).catch(() => undefined);
     }
     await daemon?.stop();
     if (dir) for (const m of (await mountsUnder(dir)).sort((a, b) => b.length - a.length)) await run('umount', [m]).catch(() => undefined);
     await loops.cleanup();
     if (admin) {
-      for (const d of (await admin.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await admin.delete(NODE_DISKS, d.metadata.name!);
+      for (const d of (await admin.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await admin.delete(NODE_DISKS, d.metadata.name);
       for (const pv of await poolVolumes().catch(() => [])) {
-        await admin.jsonPatch(POOL_VOLUMES, pv.metadata.name!, [{ op: 'remove', path: '/metadata/finalizers' }]).catch(() => undefined);
+        await admin.jsonPatch(POOL_VOLUMES, pv.metadata.name, [{ op: 'remove', path: '/metadata/finalizers' }]).catch(() => undefined);
       }
       await admin.delete(STORAGE_POOLS, pool).catch(() => undefined);
       admin.close();
@@ -264,7 +264,7 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
       expect(await first).to.be.oneOf(CUT_OFF);
       const res = await retried(ctl, 'ControllerExpandVolume', req);
       expect(BigInt(res.capacity_bytes)).to.equal(BigInt(128 * MiB));
-      const pv = (await poolVolumes())[0]!;
+      const pv = (await poolVolumes())[0];
       expect(BigInt(pv.status?.capacity ?? '0')).to.equal(BigInt(128 * MiB));
     }, guards(() => [staging(), target()]));
   });

@@ -82,8 +82,8 @@ async function scopedMounts(dirs: readonly string[], devices: readonly string[])
   const out: string[] = [];
   for (const line of await mountLines()) {
     const [left, right] = line.split(' - ');
-    const target = left!.split(' ')[4]!.replace(/\\040/g, ' ');
-    const source = right!.split(' ')[1]!;
+    const target = left.split(' ')[4].replace(/\\040/g, ' ');
+    const source = right.split(' ')[1];
     if (dirs.some((d) => target === d || target.startsWith(`${d}/`)) || devices.includes(source)) out.push(`${source} ${target}`);
   }
   return out.sort();

@@ -5,9 +5,9 @@
 // of the live claim reads the new content; writes do not leak between any of them. The same for Block
 // claims, read and written as raw devices by the pods. kubelet stages and publishes everything itself.
 
-import { expect } from 'chai';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
 import { CSI_DRIVERS, NAMESPACES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, PODS, STORAGE_CLASSES } from '../../src/kube/resources.js';
 import { DRIVER_NAME } from '../../src/csi/identity.js';

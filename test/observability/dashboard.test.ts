@@ -1,5 +1,5 @@
-import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
+import { expect } from 'chai';
 import { stringify } from 'yaml';
 import { promtool, tempDir } from './promtool.js';
 import { REPO, SYNTHETIC_METRICS, metricNamesIn, readReference } from './reference.js';

@@ -3,13 +3,15 @@
 // the DaemonSet and its pods, the CSI parts following Dynamic pools, drift undone, least privilege
 // proven call by call, and an uninstall that leaves nothing.
 
-import { expect } from 'chai';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { STORAGE_POOLS } from '../../src/crds/resource-types.js';
+import { execFile } from 'node:child_process';
+import { expect } from 'chai';
+import * as grpc from '@grpc/grpc-js';
+import { STORAGE_POOLS, NODE_DISKS } from '../../src/crds/resource-types.js';
 import { KubeClient, type ApiCall } from '../../src/kube/client.js';
-import { CSI_DRIVERS, DAEMON_SETS, DEPLOYMENTS, NAMESPACES, PODS } from '../../src/kube/resources.js';
+import { CSI_DRIVERS, DAEMON_SETS, DEPLOYMENTS, NAMESPACES, PODS, EVENTS, PERSISTENT_VOLUMES } from '../../src/kube/resources.js';
 import type { KubeObject } from '../../src/kube/types.js';
 import { imageTable } from '../../src/operator/driver-stack/images.js';
 import { parseServerVersion, sidecarProfile } from '../../src/operator/driver-stack/sidecars.js';
@@ -25,10 +27,6 @@ import { OperatorProcess } from '../support/operator-process.js';
 import { AgentDouble } from '../support/agent-double.js';
 import { LoopDevices } from '../support/loop-devices.js';
 import { startNodeAgent, type NodeAgent } from '../../src/node/agent/agent.js';
-import { NODE_DISKS } from '../../src/crds/resource-types.js';
-import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import * as grpc from '@grpc/grpc-js';
 import { csiV1 } from '../../src/csi/grpc.js';
 import { startCsiControllerServer, type CsiControllerServer } from '../../src/csi/controller-main.js';
 import { DynamicPoolFixture, call, type CsiClient } from '../csi/fixture.js';
@@ -36,13 +34,12 @@ import { startPoolVolumeRealizer, type RunningRealizer } from '../../src/node/en
 import { startPoolSnapshotRealizer, type RunningSnapshotRealizer } from '../../src/node/engine/snapshot-realizer.js';
 import { startCsiNodeServer, type CsiNodeServer } from '../../src/csi/node-service.js';
 import { Informer } from '../../src/runtime/informer.js';
-import { EVENTS, PERSISTENT_VOLUMES } from '../../src/kube/resources.js';
 import { CONFIG_DIR, validateModel } from './models.js';
 import { grantKey, grantsOf, type Grant } from './rbac.js';
 import { installSnapshotCrds, removeSnapshotCrds } from '../support/snapshot-crds.js';
 import { VOLUME_SNAPSHOT_CLASSES } from '../../src/operator/storagepool/snapshot-class.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+ 
 type Any = any;
 
 const NS = 'stowage-system';
@@ -266,9 +263,9 @@ describe('install and driver stack (real control plane)', function () {
       // matching (PV delete, NodeDisk patch), the same claim again (the repeated Event is patched).
       agent = new AgentDouble(admin);
       const disk = `${nodes[0]}-lp`;
-      await agent.addDisk({ name: disk, node: nodes[0]!, capacity: '100Gi', media: 'ssd' });
+      await agent.addDisk({ name: disk, node: nodes[0], capacity: '100Gi', media: 'ssd' });
       await agent.start();
-      const local = await createLocalPool(nodes[0]!);
+      const local = await createLocalPool(nodes[0]);
       const pvCount = async () => (await admin.list<KubeObject>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${local}` })).items.length;
       await waitFor('the local PV', async () => (await pvCount()) === 1, 60_000);
       // A hand edit of the PV is undone (PV patch).
@@ -278,7 +275,7 @@ describe('install and driver stack (real control plane)', function () {
       const select = (node: string) => admin.mergePatch(STORAGE_POOLS, local, { spec: { disks: { selector: { matchLabels: { 'stowage.dev/node': node } } } } });
       await select('no-such-node');
       await waitFor('the disk to be released and its PV deleted', async () => (await pvCount()) === 0 && agent!.live(disk)?.spec.claim === undefined, 60_000);
-      await select(nodes[0]!);
+      await select(nodes[0]);
       await waitFor('the disk claimed again, with the repeated DiskClaimed event counted', async () => {
         const events = await admin.list<KubeObject & Any>(EVENTS, { namespace: 'default', fieldSelector: `involvedObject.name=${local}` });
         return (await pvCount()) === 1 && events.items.some((e) => e.reason === 'DiskClaimed' && e.count >= 2);
@@ -406,7 +403,7 @@ describe('install and driver stack (real control plane)', function () {
     setupControllers(manager, { workers: 2, fieldManager: OPERATOR_FIELD_MANAGER });
     const abort = new AbortController();
     const running = manager.run(abort.signal);
-    const node = nodes[1]!;
+    const node = nodes[1];
     try {
       const disk = await loops.create(256 * 1024 * 1024);
       nodeAgent = await startNodeAgent({ client, nodeName: node, root: join(tmp, 'agent-root'), allowDevices: [disk.device], udev: false, discoveryIntervalMs: 1_000 });

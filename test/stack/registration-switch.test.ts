@@ -14,7 +14,7 @@ import { Manager } from '../../src/runtime/manager.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { adminClient, createNamespace, waitFor } from '../support/cluster.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+ 
 type Any = any;
 
 describe('switching the node plugin registration on a live DaemonSet (real control plane)', function () {
