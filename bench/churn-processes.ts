@@ -108,8 +108,8 @@ export async function mountsOf(dir: string, devices: readonly string[]): Promise
   for (const line of (await readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
     if (!line) continue;
     const [left, right] = line.split(' - ');
-    const target = left!.split(' ')[4]!.replace(/\\040/g, ' ');
-    const source = right!.split(' ')[1]!;
+    const target = left.split(' ')[4].replace(/\\040/g, ' ');
+    const source = right.split(' ')[1];
     if (target === dir || target.startsWith(`${dir}/`) || devices.includes(source)) out.push(`${source} ${target}`);
   }
   return out.sort();

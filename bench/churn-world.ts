@@ -114,8 +114,8 @@ export class ChurnWorld {
       for (const d of [...n.local, n.dynamic]) {
         const nd = await waitFor(`${n.name}'s daemon to report ${d.file}`, () => diskOfFile(this.admin, n.name, d.file), SETUP_MS, 500);
         const role = d === n.dynamic ? 'dynamic' : 'local';
-        if (role === 'local') this.localDisks.push(nd.metadata.name!);
-        await this.admin.mergePatch(NODE_DISKS, nd.metadata.name!, { metadata: { labels: { [ROLE_LABEL]: role } } });
+        if (role === 'local') this.localDisks.push(nd.metadata.name);
+        await this.admin.mergePatch(NODE_DISKS, nd.metadata.name, { metadata: { labels: { [ROLE_LABEL]: role } } });
       }
     }
     const pool = (name: string, role: string, spec: Record<string, unknown>) => ({
@@ -154,7 +154,7 @@ export class ChurnWorld {
         apiVersion: 'storage.k8s.io/v1', kind: 'CSINode',
         metadata: { name: n.name, ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: n.name, uid: node.metadata.uid! }] },
         spec: { drivers: [{ name: DRIVER_NAME, nodeID: info.node_id, topologyKeys: Object.keys(segments) }] },
-      } as KubeObject);
+      });
     } finally {
       client.close();
     }
@@ -197,7 +197,7 @@ export class ChurnWorld {
   }
 
   get loopDir(): string {
-    return path.dirname(this.nodes[0]!.dynamic.file);
+    return path.dirname(this.nodes[0].dynamic.file);
   }
 
   /** Everything the run made goes: processes, mounts, loop devices, files, the control plane. */

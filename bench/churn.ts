@@ -56,7 +56,7 @@ const CLAIM_UID = 'claimUid';
 const SELECTED_NODE = 'volume.kubernetes.io/selected-node';
 /** Written by the 1.20 PV controller on a claim of an external provisioner's class (the play waits for it). */
 const STORAGE_PROVISIONER = 'volume.beta.kubernetes.io/storage-provisioner';
-const secs = (ms: number): string => (Number.isNaN(ms) ? '—' : `${(ms / 1000).toFixed(2)}`);
+const secs = (ms: number): string => (Number.isNaN(ms) ? '—' : (ms / 1000).toFixed(2));
 
 const QUIET_CLAIMS = { local: 3, dynamic: 5 };
 
@@ -116,7 +116,7 @@ async function churn(world: ChurnWorld): Promise<number> {
     phases.set(`${kind} ${op}`, byPhase);
     // A mark never seen (a Local claim is never handed to a provisioner) takes the one before it: 0 s.
     const at = times.map((t, i) => t ?? times.slice(0, i).reverse().find((x) => x !== undefined)!);
-    for (let i = 0; i < names.length; i++) byPhase.set(names[i]!, [...(byPhase.get(names[i]!) ?? []), at[i + 1]! - at[i]!]);
+    for (let i = 0; i < names.length; i++) byPhase.set(names[i], [...(byPhase.get(names[i]) ?? []), at[i + 1] - at[i]]);
   };
 
   /** One claim's life: PVC and pod created → Bound → held → pod and PVC deleted → its PV gone. */
