@@ -62,7 +62,7 @@ export function parseResourcePath(path: string): ParsedPath | undefined {
     namespace = rest[1];
     rest = rest.slice(2);
   }
-  const [resource, name, subresource]: (string | undefined)[] = rest;
+  const [resource, name, subresource] = rest as (string | undefined)[];
   if (resource === undefined) return undefined;
   return {
     group,
