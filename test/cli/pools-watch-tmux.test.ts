@@ -40,7 +40,7 @@ describe('kubectl stowage pools --watch in a terminal (tmux)', function () {
         return predicate(last) ? last : undefined;
       }, timeoutMs, 250);
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n--- captured tmux pane ---\n${last}\n--- end of pane ---`);
+      throw new Error(`${(err as Error).message}\n--- captured tmux pane ---\n${last}\n--- end of pane ---`, { cause: err });
     }
   };
   const poolRow = (s: string): string => s.split('\n').find((l) => l.startsWith(pool)) ?? '';
@@ -84,7 +84,7 @@ describe('kubectl stowage pools --watch in a terminal (tmux)', function () {
     expect(filledCells(full), full).to.be.greaterThan(halfCells);
     expect(poolRow(full), full).to.match(/\/0B\s+\[[█▒]+\]/, 'nothing available: the bar is full');
     // Colour on a terminal: the pane's cells carry SGR colour codes.
-    expect(await screen(true)).to.match(/\x1b\[[0-9;]*3[1-3]m/);
+    expect(await screen(true)).to.match(/\x1b\[[0-9;]*3[1-3]m/); // eslint-disable-line no-control-regex -- the ANSI colour escape is what is checked
     expect(await world.admin.getIfExists(PERSISTENT_VOLUME_CLAIMS, 'two', world.namespace)).to.not.equal(undefined);
   });
 
@@ -92,16 +92,16 @@ describe('kubectl stowage pools --watch in a terminal (tmux)', function () {
     const r = await tmux('new-window', '-t', 'watch', '-n', 'plain',
       `NO_COLOR=1 STOWAGE_LOG_LEVEL=silent ${process.execPath} ${PLUGIN} --kubeconfig ${world.kubeconfig} pools; sleep 120`);
     expect(r.code, r.stderr).to.equal(0);
-    let last = '';
+    let last: string;
     try {
       last = await waitFor('the pools table in the NO_COLOR window', async () => {
         const s = await tmux('capture-pane', '-p', '-e', '-t', 'watch:plain');
         return s.stdout.includes(pool) ? s.stdout : undefined;
       }, 30_000, 250);
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n--- captured tmux pane ---\n${(await tmux('capture-pane', '-p', '-t', 'watch:plain')).stdout}`);
+      throw new Error(`${(err as Error).message}\n--- captured tmux pane ---\n${(await tmux('capture-pane', '-p', '-t', 'watch:plain')).stdout}`, { cause: err });
     }
-    expect(last, last).to.not.match(/\x1b\[[0-9;]*3[0-9]m/);
+    expect(last, last).to.not.match(/\x1b\[[0-9;]*3[0-9]m/); // eslint-disable-line no-control-regex -- the ANSI colour escape is what is checked
   });
 
   it('why, on the full pool: LowCapacity; a Dynamic pool without its engine: Preparing with too few disks; the pool deleted under its claims: DeletionBlocked', async () => {

@@ -41,7 +41,9 @@ export async function shareHostPaths(paths: string[]): Promise<() => Promise<voi
       if (own.length > 0) {
         if (own[own.length - 1].shared) continue;
         await exec('mount', ['--make-shared', p]);
-        undo.push(async () => void (await exec('mount', ['--make-private', p])));
+        undo.push(async () => {
+          await exec('mount', ['--make-private', p]);
+        });
       } else {
         await exec('mount', ['--bind', p, p]);
         await exec('mount', ['--make-shared', p]);
@@ -53,6 +55,7 @@ export async function shareHostPaths(paths: string[]): Promise<() => Promise<voi
       }
     }
   } catch (e) {
+    // Undo what was done as far as it goes: the error rethrown below is the one to report.
     for (const u of undo.reverse()) await u().catch(() => undefined);
     throw e;
   }

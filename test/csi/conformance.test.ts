@@ -268,6 +268,7 @@ describe('CSI conformance (Unix socket, real btrfs on loop devices)', function (
       const before = await ask();
       for (let i = 0; i < 2; i++) await call(fx.controllerClient, 'DeleteVolume', { volume_id: v.volume_id });
       expect(await ask()).to.equal(before + BigInt(128 * MiB));
+      // Any failure to stat reads as absent, which is what the assertion checks.
       expect(await stat(pv.status!.path!).then(() => 'exists', () => 'gone')).to.equal('gone');
       await call(fx.controllerClient, 'DeleteVolume', { volume_id: 'pvol-does-not-exist' });
       await call(fx.controllerClient, 'DeleteVolume', { volume_id: 'Not A Valid Name' });

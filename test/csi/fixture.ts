@@ -147,6 +147,7 @@ export class DynamicPoolFixture {
   async syncDisks(): Promise<Map<string, { prepared: boolean; reason: string; message: string }>> {
     const claimed: ClaimedDisk[] = [];
     for (const d of this.disks) {
+      // Any failure to stat reads as absent, which is what the assertion checks.
       const present = !this.gone.has(d.name) && (await stat(d.loop.device).then(() => this.loops.devices().includes(d.loop.device), () => false));
       claimed.push({
         name: d.name,
@@ -249,6 +250,7 @@ export class DynamicPoolFixture {
 
 /** Loop devices whose backing file lies under `dir` (Block volumes a failed test left attached). */
 async function loopsUnder(dir: string): Promise<string[]> {
+  // No output (the tool failed: nothing attached or no signature) reads as nothing found.
   const text = await run('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE']).catch(() => '');
   return text.split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f[1]?.startsWith(dir)).map((f) => f[0]);
 }

@@ -56,6 +56,7 @@ describe('stowage node liveness: /healthz covers the CSI and registration socket
       throw new Error(`${err}\n${agent?.output.join('').slice(-3000)}`);
     });
     const registration = join(dir, 'registry', 'csi.stowage.dev-reg.sock');
+    // A poll: a failed try means 'not yet'; waitFor reports the last state if it never comes.
     await waitFor('both sockets', async () => (await stat(registration).catch(() => undefined))?.isSocket() && (await stat(join(dir, 'plugin', 'csi.sock')).catch(() => undefined))?.isSocket(), 30_000);
     expect((await fetch(`${url}/healthz`)).status).to.equal(200);
     await unlink(registration);

@@ -113,6 +113,7 @@ describe('stowage node with Dynamic pools (child process, real agent)', function
     // SIGTERM and start again: nothing but the kernel's mounts and the API remember the volume.
     await agent.stop();
     agent = startAgent(disk.device);
+    // A poll: a failed try means 'not yet'; waitFor reports the last state if it never comes.
     await waitFor('the restarted daemon to serve CSI', () => call(nodeClient!, 'NodeGetInfo', {}, 2_000).then(() => true, () => false), 60_000);
     await stage();
     await publish();
@@ -145,6 +146,7 @@ describe('stowage node with Dynamic pools (child process, real agent)', function
       throw new Error(`${err}\n${JSON.stringify((await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name)).status?.conditions)}\n${agent?.output.join('').slice(-3000)}`);
     });
     expect((await mountsUnder(join(dir, 'state'))).length, 'pool filesystem unmounted').to.equal(0);
+    // No output (the tool failed: nothing attached or no signature) reads as nothing found.
     expect((await run('blkid', ['-p', '-o', 'value', '-s', 'TYPE', disk.device]).catch(() => '')).trim()).to.equal('');
   });
 });

@@ -34,6 +34,7 @@ describe('kubelet plugin registration (pluginregistration v1)', () => {
       client.close();
       await server.stop();
     }
+    // Any failure to stat reads as absent, which is what the assertion checks.
     expect(await stat(join(dir, 'csi.stowage.dev-reg.sock')).then(() => 'left', () => 'removed')).to.equal('removed');
   });
 });

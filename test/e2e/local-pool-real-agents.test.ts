@@ -59,7 +59,9 @@ describe('Local pools end to end with real node agents and loop devices', functi
       }));
     }
     operatorClient = await Client.load({ kubeconfig: cp.kubeconfigPath, userAgent: 'stowage-operator-test' });
-    operatorClient.observe((call) => void (['get', 'list', 'watch'].includes(call.verb) || operatorWrites.push(call)));
+    operatorClient.observe((call) => {
+      if (!['get', 'list', 'watch'].includes(call.verb)) operatorWrites.push(call);
+    });
     const manager = new Manager({ client: operatorClient, informerDefaults: { resyncMs: 3_000 } });
     setupControllers(manager, { workers: 4, fieldManager: 'stowage-operator' });
     abort = new AbortController();

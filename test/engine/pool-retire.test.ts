@@ -65,6 +65,7 @@ describe('btrfs engine: the last disk of a pool leaves the node', function () {
     await engine.removeVolume('mirror', 'keep-me', 'Filesystem');
     out = await engine.sync('n1', [claimed('other', 'c', c)]);
     expect(await mountAt(mnt), 'unmounted').to.equal(undefined);
+    // Any failure to stat reads as absent, which is what the assertion checks.
     expect(await stat(mnt).then(() => true, () => false), 'mount point removed').to.equal(false);
     for (const loop of [a, b]) {
       expect(await btrfs.probe(loop.device), `${loop.device} blank again`).to.deep.equal({});

@@ -118,6 +118,7 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
     async lostBytes() {
       let lost = 0;
       for (const [file, digest] of kept) {
+        // An unreadable file counts as lost data: that is what this guard measures.
         const now = await readFile(file).catch(() => undefined);
         if (!now || sha(now) !== digest) lost += now?.length ?? 1;
       }
@@ -151,6 +152,7 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
           const last = d.status?.lastWipe;
           if (last?.volumeUID !== wipe.volumeUID || last.result !== 'Succeeded') earlyOffers.push(`PV ${pv.metadata.name} (uid ${pv.metadata.uid}) offered before the wipe for ${wipe.volumeUID} succeeded`);
         }
+      // One watcher tick: a failed read (API busy) is retried on the next tick in 250 ms.
       })().catch(() => undefined);
     }, 250);
   });

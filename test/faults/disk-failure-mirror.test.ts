@@ -117,6 +117,7 @@ describe('faults: a mirror of a replicated.size 2 Dynamic pool pulled under writ
     async lostBytes() {
       let lost = 0;
       for (const [file, digest] of kept) {
+        // An unreadable file counts as lost data: that is what this guard measures.
         const now = await readDirect(file).catch(() => undefined);
         if (!now || sha(now) !== digest) lost += now?.length ?? 1;
       }
@@ -216,7 +217,9 @@ describe('faults: a mirror of a replicated.size 2 Dynamic pool pulled under writ
       // without filling the volume's quota.
       const writer = (async () => {
         while (writing) {
-          await writeOne(`during-${written % 32}.bin`, 256 * 1024).then(() => void written++, (err: Error) => {
+          await writeOne(`during-${written % 32}.bin`, 256 * 1024).then(() => {
+            written++;
+          }, (err: Error) => {
             writeError = err.message;
             writing = false;
           });

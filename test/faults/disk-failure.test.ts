@@ -104,9 +104,11 @@ describe('faults: disks that fail under a Local pool (real operator and agent pr
     async lostBytes() {
       let lost = 0;
       for (const [file, digest] of kept) {
+        // An unreadable file counts as lost data: that is what this guard measures.
         const now = await readFile(file).catch(() => undefined);
         if (!now || sha(now) !== digest) lost += now?.length ?? 1;
       }
+      // An unreadable sentinel counts as lost data: that is what this guard measures.
       const s = await readFile(sentinel.device).catch(() => undefined);
       if (!s || sha(s) !== sentinelDigest) lost += sentinel.sizeBytes;
       return lost;

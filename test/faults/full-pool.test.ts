@@ -47,6 +47,7 @@ describe('faults: a full Dynamic pool (real CSI services, real operator, promtoo
     async lostBytes() {
       let lost = 0;
       for (const [file, digest] of written) {
+        // An unreadable file counts as lost data: that is what this guard measures.
         const now = await readFile(file).catch(() => undefined);
         if (!now || sha(now) !== digest) lost += now?.length ?? 1;
       }

@@ -47,6 +47,7 @@ describe('faults: hand-edited NodeDisks and PoolVolumes (real node daemon)', fun
     },
     async leaks() {
       const out: string[] = [];
+      // No output (the tool failed: nothing attached or no signature) reads as nothing found.
       const sig = (await run('blkid', ['-p', '-o', 'value', '-s', 'TYPE', forbidden.device]).catch(() => '')).trim();
       if (sig) out.push(`a ${sig} signature appeared on the forbidden ${forbidden.device}`);
       for (const m of await mountsOfDevice(forbidden.device)) out.push(`the forbidden ${forbidden.device} is mounted at ${m}`);
@@ -164,8 +165,10 @@ describe('faults: hand-edited NodeDisks and PoolVolumes (real node daemon)', fun
     // Nothing was made under the daemon's pool root for either.
     const state = await readdir(join(dir, 'state')).catch(() => [] as string[]);
     expect(state.filter((n) => n !== 'pools')).to.deep.equal([]);
+    // A directory that is not there (yet, or any more) holds nothing, which is what this reads.
     const volumes = await readdir(join(dir, 'state', 'pools', pool, 'volumes')).catch(() => [] as string[]);
     expect(volumes, 'volumes in the pool filesystem').to.not.include(other);
+    // A directory that is not there (yet, or any more) holds nothing, which is what this reads.
     expect(await readdir(join(dir, 'state', 'pools')).catch(() => [] as string[])).to.not.include('not-a-pool-here');
   });
 });

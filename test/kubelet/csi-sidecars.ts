@@ -253,6 +253,7 @@ export async function provisionClaim(opts: { client: KubeClient; controller: Csi
     await rec.emit(claim, 'Warning', 'ProvisioningFailed', err instanceof Error ? err.message : String(err), { quiet: true });
     if ((err as { code?: number }).code === 8 /* RESOURCE_EXHAUSTED */) {
       const { [ANN.selectedNode]: _dropped, ...rest } = claim.metadata.annotations ?? {};
+      // Best effort, as external-provisioner's reschedule: the claim changed meanwhile is retried on the next error.
       await client.replace(PERSISTENT_VOLUME_CLAIMS, { ...claim, metadata: { ...claim.metadata, annotations: rest } }).catch(() => undefined);
     }
     throw err;

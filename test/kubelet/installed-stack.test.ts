@@ -186,6 +186,7 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
       WAIT_MS,
       500,
     ).catch(async (e) => {
+      // Only adds detail to the timeout error thrown below.
       const pods = await podsOf(selector).catch(() => []);
       const seen = pods.map((p: any) => `${p.metadata.name} on ${p.spec.nodeName}: ${p.status?.phase} ${JSON.stringify(p.status?.containerStatuses?.map((c: any) => [c.name, c.state]))}`);
       throw new Error(`${(e as Error).message}\npods:\n  ${seen.join('\n  ')}`);
@@ -431,6 +432,7 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     // played livenessprobe answers only the CSI controller pod's probe now.)
     expect(c.livenessProbe.httpGet).to.deep.include({ path: '/healthz', port: 'metrics' });
     const healthz = await waitFor('the plugin\'s own /healthz to answer 200', async () => {
+      // A poll: no answer means not listening yet.
       const r = await fetch('http://127.0.0.1:8080/healthz').catch(() => undefined);
       return r?.status === 200 ? r : undefined;
     }, 60_000, 500);
@@ -634,6 +636,7 @@ async function rmdirTree(dir: string): Promise<void> {
   if (!existsSync(dir) || mountsBelow(`${dir}/`).length > 0) return;
   const walk = async (d: string): Promise<void> => {
     for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) await walk(path.join(d, e.name));
+    // Removes only empty directories: one that is not empty is left, on purpose.
     await rmdir(d).catch(() => undefined);
   };
   await walk(dir);

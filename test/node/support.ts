@@ -55,6 +55,7 @@ export async function sha256File(file: string): Promise<string> {
 
 /** Mount targets whose source is `device` right now. */
 export async function mountsOfDevice(device: string): Promise<string[]> {
+  // No such sysfs entry (the device went away): match by path alone.
   const dev = (await readFile(`/sys/class/block/${path.basename(device)}/dev`, 'utf8').catch(() => '')).trim();
   return (await readFile('/proc/self/mountinfo', 'utf8'))
     .split('\n')
@@ -67,6 +68,7 @@ export async function mountsOfDevice(device: string): Promise<string[]> {
 }
 
 export async function blkidUuid(device: string): Promise<string | undefined> {
+  // No output (the tool failed: nothing attached or no signature) reads as nothing found.
   const out = await execOk('blkid', ['-p', '-o', 'value', '-s', 'UUID', device]).catch(() => '');
   return out.trim() || undefined;
 }

@@ -55,7 +55,7 @@ describe('Grafana dashboard (config/grafana)', () => {
       ...exprs,
       ...dashboard.templating.list
         .filter((v) => v.type === 'query')
-        .map((v) => ({ panel: `variable ${v.name}`, expr: String((v.query as { query: string }).query).replace(/^label_values\((.*),\s*\w+\)$/, '$1') })),
+        .map((v) => ({ panel: `variable ${v.name}`, expr: String((v.query as { query?: string }).query).replace(/^label_values\((.*),\s*\w+\)$/, '$1') })),
     ];
     const unknown: string[] = [];
     for (const { panel, expr } of queries) {

@@ -176,7 +176,7 @@ describe('DriverReady on a Dynamic pool (real control plane; kubelet\'s pod stat
 
   /** The DaemonSet's pod on the test's node, once kube-controller-manager created and the scheduler bound it. */
   const pluginPod = () => waitFor(`the ${NODE_DAEMONSET} pod on ${node}`, async () => {
-    const pods = await world.admin.list<KubeObject & Any>(PODS, { namespace: world.namespace, labelSelector: NODE_POD_SELECTOR });
+    const pods = await world.admin.list<Any>(PODS, { namespace: world.namespace, labelSelector: NODE_POD_SELECTOR });
     return pods.items.find((p) => p.spec.nodeName === node && !p.metadata.deletionTimestamp);
   }, 60_000, 250);
 
@@ -346,7 +346,7 @@ describe('a cluster too old for Stowage (real control plane; only its /version a
       await waitFor(`the UnsupportedKubernetes event on ${name}`, async () => (await world.eventsFor(name)).some((e) => e.startsWith('UnsupportedKubernetes:') && e.includes('v1.19.16')), 15_000, 250);
       expect(await world.admin.getIfExists(STORAGE_CLASSES, name), 'no StorageClass for a refused pool').to.equal(undefined);
     }
-    const disk = await world.admin.get<KubeObject & Any>(NODE_DISKS, `${world.nodes[0]}-a`);
+    const disk = await world.admin.get<Any>(NODE_DISKS, `${world.nodes[0]}-a`);
     expect(disk.spec.claim, 'no disk claimed for a refused pool').to.equal(undefined);
   });
 });

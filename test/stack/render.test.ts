@@ -231,6 +231,7 @@ describe('install manifests (config/)', () => {
   it('ship config/crd-no-cel exactly as `make manifests` generates it, without any CEL rule', async () => {
     const expected = renderCrdManifests({ cel: false });
     for (const [name, content] of expected) {
+      // A file not written yet reads as missing, which the assertion below reports by name.
       const onDisk = await readFile(join(NO_CEL_CRD_DIR, name), 'utf8').catch(() => undefined);
       expect(onDisk, `config/crd-no-cel/${name} is stale or missing; run \`make manifests\``).to.equal(content);
       expect(content).not.to.contain('x-kubernetes-validations');

@@ -51,6 +51,7 @@ export class AgentDouble {
   async start(): Promise<void> {
     this.informer.start();
     await this.informer.waitForSync();
+    // pass() catches and records its own errors, as the real agent's trigger does.
     this.timer = setInterval(() => void this.pass(), PASS_MS);
   }
 
