@@ -146,6 +146,7 @@ export class ChurnWorld {
     const v1 = csiV1() as any;
     const client: CsiClient = new v1.Node(`unix://${path.join(n.dir, 'csi.sock')}`, grpc.credentials.createInsecure());
     try {
+      // A poll: a failed try means 'not yet'; waitFor reports the last state if it never comes.
       const info = await waitFor(`${n.name}'s CSI Node service to answer NodeGetInfo`, () => call(client, 'NodeGetInfo', {}, 5_000).catch(() => undefined), SETUP_MS, 500);
       const segments: Record<string, string> = info.accessible_topology?.segments ?? {};
       await this.admin.mergePatch(NODES, n.name, { metadata: { labels: segments, annotations: { 'csi.volume.kubernetes.io/nodeid': JSON.stringify({ [DRIVER_NAME]: info.node_id }) } } });
@@ -169,7 +170,7 @@ export class ChurnWorld {
     const pvs = (await this.admin.list<PersistentVolume>(PERSISTENT_VOLUMES)).items;
     for (const pv of pvs) {
       if (pv.metadata.labels?.['stowage.dev/pool'] !== LOCAL_POOL) continue;
-      const disk = pv.metadata.labels?.['stowage.dev/disk'] ?? '?';
+      const disk = (pv.metadata.labels as Partial<Record<string, string>>)['stowage.dev/disk'] ?? '?';
       localPvsByDisk[disk] = localPvsByDisk[disk] ? `${localPvsByDisk[disk]} + ${pv.status?.phase}` : (pv.status?.phase ?? '?');
     }
     const subvolumes: string[] = [];
@@ -202,10 +203,10 @@ export class ChurnWorld {
 
   /** Everything the run made goes: processes, mounts, loop devices, files, the control plane. */
   async teardown(keepLogs: (p: StowageProcess) => void): Promise<void> {
-    this.csi?.close();
+    this.csi.close();
     for (const p of this.processes) await p.stop().catch(() => undefined);
     for (const p of this.processes) keepLogs(p);
-    this.admin?.close();
+    this.admin.close();
     const mounts = (await mountsOf(this.work, this.loops.devices()).catch(() => [] as string[]))
       .map((m) => m.slice(m.indexOf(' ') + 1)).sort((a, b) => b.length - a.length);
     for (const target of mounts) await run('umount', [target]).catch(() => run('umount', ['--lazy', target]).catch(() => undefined));

@@ -128,7 +128,9 @@ async function main(): Promise<void> {
     if (QUICK) {
       say('BENCH_QUICK: writing the claimed, prepared state directly instead of the full flow');
       agent.stop();
-      await forEachLimit(Array.from({ length: POOLS_N }, (_, i) => i), 8, async (i) => void (await admin.apply(STORAGE_POOLS, pool(i), { fieldManager: 'bench' })));
+      await forEachLimit(Array.from({ length: POOLS_N }, (_, i) => i), 8, async (i) => {
+        await admin.apply(STORAGE_POOLS, pool(i), { fieldManager: 'bench' });
+      });
       await forEachLimit(disks, 32, async ({ node, name }) => {
         const claim = { pool: `bench-pool-${nodes.indexOf(node) % POOLS_N}`, mode: 'Local', volumeMode: 'Filesystem', fsType: 'ext4' };
         await admin.apply(NODE_DISKS, { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name, labels: { 'stowage.dev/pool': claim.pool } }, spec: { claim } },
@@ -301,6 +303,7 @@ function simulateAgents(client: KubeClient, disks: Informer<Disk>) {
     while (running < 32 && queue.length > 0) {
       const name = queue.shift()!;
       running += 1;
+      // Up to 32 writes in flight; each one's own then/catch below counts it and starts the next.
       void client.apply(NODE_DISKS, { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name }, status: agentStatus(true, name) },
         { fieldManager: 'stowage-node', subresource: 'status' })
         .catch(() => done.delete(name))
