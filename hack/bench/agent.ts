@@ -129,7 +129,7 @@ async function main(): Promise<void> {
     await loops.cleanup();
     for (const l of (await readFile('/proc/self/mounts', 'utf8')).split('\n')) {
       const target = l.split(' ')[1];
-      if (target?.startsWith(work)) await execOk('umount', ['-l', target]).catch(() => undefined);
+      if ((target as string | undefined)?.startsWith(work)) await execOk('umount', ['-l', target]).catch(() => undefined);
     }
     await rm(work, { recursive: true, force: true });
     const left = await client.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${NODE}` }).catch(() => ({ items: [] as NodeDisk[] }));

@@ -118,6 +118,7 @@ async function locked<T>(fn: () => Promise<T>): Promise<T> {
   await new Promise<void>((resolve, reject) => {
     child.stdout.once('data', () => resolve());
     child.once('error', reject);
+    // exited never rejects (it resolves on the child's exit); after resolve(), reject is a no-op.
     void exited.then(() => reject(new Error(`flock ${LOCK} exited before taking the lock`)));
   });
   try {
