@@ -64,10 +64,10 @@ describe('node agent process: SIGKILL during preparation (real control plane, re
     let interrupted = 0;
     for (let i = 0; i < KILLS; i++) {
       const current = proc;
+      // No step within the random delay (the catch): the kill lands between steps, which is a case too.
       const step = await waitFor('a preparation step', () => {
         const out = current.output.join('');
         return ['"reason":"Prepared"', '"reason":"Formatted"', '"reason":"Formatting"'].find((r) => out.includes(r));
-      // No step within the random delay: the kill lands between steps, which is a case too.
       }, 2_000 + Math.floor(Math.random() * 2_000), 5).catch(() => 'none');
       // The first kill lands as soon as formatting is seen, so at least one kill interrupts a
       // preparation in progress however fast this machine is; later ones land at random points.

@@ -54,8 +54,10 @@ export function registerPoolMetrics(registry: Registry, source: PoolSource): voi
     help: 'spec.capacity.lowWatermarkPercent as a ratio: below this share of usable capacity available, the pool reports low capacity (0: warning disabled)',
     labelNames: ['pool'],
   }, function* () {
-// eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a scrape reads whatever the API server stored (old servers skip the CRD rules): a half-formed object must not fail it
-    for (const p of pools()) yield [{ pool: p.metadata.name }, (p.spec?.capacity?.lowWatermarkPercent ?? DEFAULT_LOW_WATERMARK_PERCENT) / 100];
+    for (const p of pools()) {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a scrape reads whatever the API server stored (old servers skip the CRD rules): a half-formed object must not fail it
+      yield [{ pool: p.metadata.name }, (p.spec?.capacity?.lowWatermarkPercent ?? DEFAULT_LOW_WATERMARK_PERCENT) / 100];
+    }
   });
 
   derivedGauge(registry, {
