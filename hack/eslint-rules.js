@@ -58,12 +58,17 @@ const mentions = (node, name) => contains(node, (n) => n.type === 'Identifier' &
 function explained(context, node, first, last) {
   const source = context.sourceCode;
   if (source.getAllComments().some((c) => isExplanation(c) && c.loc.end.line >= first - 1 && c.loc.start.line <= last)) return true;
-  // The comment right above the statement (or class member) that holds the expression.
+  // The comment right above the statement (or class member) that holds the expression, or above
+  // the loop or `if` whose unbraced body that statement is.
   let holder = node;
   while (holder.parent && !/Statement$|Declaration$|^PropertyDefinition$/.test(holder.type)) holder = holder.parent;
-  const before = source.getCommentsBefore(holder).filter(isExplanation);
-  const lastBefore = before.at(-1);
-  return lastBefore !== undefined && lastBefore.loc.end.line >= holder.loc.start.line - 1;
+  for (;;) {
+    const lastBefore = source.getCommentsBefore(holder).filter(isExplanation).at(-1);
+    if (lastBefore !== undefined && lastBefore.loc.end.line >= holder.loc.start.line - 1) return true;
+    const parent = holder.parent;
+    if (!parent || !/^(If|For|ForOf|ForIn|While|DoWhile|Labeled)Statement$/.test(parent.type)) return false;
+    holder = parent;
+  }
 }
 
 const HOOKS = new Set(['after', 'afterEach']);
