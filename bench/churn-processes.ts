@@ -97,6 +97,7 @@ export class StowageProcess {
 /** VmRSS of a process in bytes (0 when it is gone). */
 export async function rssBytes(pid: number | undefined): Promise<number> {
   if (!pid) return 0;
+  // A process that exited meanwhile has no status: its RSS is 0, as for no pid.
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
   const m = /^VmRSS:\s+(\d+) kB/m.exec(status);
   return m ? Number(m[1]) * 1024 : 0;
@@ -108,8 +109,8 @@ export async function mountsOf(dir: string, devices: readonly string[]): Promise
   for (const line of (await readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
     if (!line) continue;
     const [left, right] = line.split(' - ');
-    const target = left!.split(' ')[4]!.replace(/\\040/g, ' ');
-    const source = right!.split(' ')[1]!;
+    const target = left.split(' ')[4].replace(/\\040/g, ' ');
+    const source = right.split(' ')[1];
     if (target === dir || target.startsWith(`${dir}/`) || devices.includes(source)) out.push(`${source} ${target}`);
   }
   return out.sort();
@@ -120,6 +121,7 @@ export async function loopsOver(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const name of await readdir('/sys/block')) {
     if (!name.startsWith('loop')) continue;
+    // A loop device detached meanwhile has no backing file: it is then not one of ours.
     const backing = (await readFile(`/sys/block/${name}/loop/backing_file`, 'utf8').catch(() => '')).trim();
     if (backing.startsWith(`${dir}/`)) out.push(`/dev/${name} ${backing}`);
   }
@@ -128,6 +130,7 @@ export async function loopsOver(dir: string): Promise<string[]> {
 
 /** Entries of a directory (none when it does not exist). */
 export async function entries(dir: string): Promise<string[]> {
+  // A directory that is not there (yet, or any more) holds nothing, which is what this reads.
   return (await readdir(dir).catch(() => [] as string[])).sort();
 }
 

@@ -100,7 +100,8 @@ export class ProvisionerPlay {
       (err: Error) => {
         const failures = (b?.failures ?? 0) + 1;
         this.backoff.set(key, { failures, notBefore: Date.now() + Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (failures - 1)) });
-        const what = `${key.split('/')[0]}: ${String(err.message ?? err).split(/[:\n]/)[0]!.slice(0, 60)}`;
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition, @typescript-eslint/no-unnecessary-type-conversion -- a rejection may carry a non-Error despite the annotation
+        const what = `${key.split('/')[0]}: ${String(err.message ?? err).split(/[:\n]/)[0].slice(0, 60)}`;
         this.retries.set(what, (this.retries.get(what) ?? 0) + 1);
       },
     ).finally(() => this.inFlight.delete(key));

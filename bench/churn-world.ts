@@ -114,8 +114,8 @@ export class ChurnWorld {
       for (const d of [...n.local, n.dynamic]) {
         const nd = await waitFor(`${n.name}'s daemon to report ${d.file}`, () => diskOfFile(this.admin, n.name, d.file), SETUP_MS, 500);
         const role = d === n.dynamic ? 'dynamic' : 'local';
-        if (role === 'local') this.localDisks.push(nd.metadata.name!);
-        await this.admin.mergePatch(NODE_DISKS, nd.metadata.name!, { metadata: { labels: { [ROLE_LABEL]: role } } });
+        if (role === 'local') this.localDisks.push(nd.metadata.name);
+        await this.admin.mergePatch(NODE_DISKS, nd.metadata.name, { metadata: { labels: { [ROLE_LABEL]: role } } });
       }
     }
     const pool = (name: string, role: string, spec: Record<string, unknown>) => ({
@@ -146,6 +146,7 @@ export class ChurnWorld {
     const v1 = csiV1() as any;
     const client: CsiClient = new v1.Node(`unix://${path.join(n.dir, 'csi.sock')}`, grpc.credentials.createInsecure());
     try {
+      // A poll: a failed try means 'not yet'; waitFor reports the last state if it never comes.
       const info = await waitFor(`${n.name}'s CSI Node service to answer NodeGetInfo`, () => call(client, 'NodeGetInfo', {}, 5_000).catch(() => undefined), SETUP_MS, 500);
       const segments: Record<string, string> = info.accessible_topology?.segments ?? {};
       await this.admin.mergePatch(NODES, n.name, { metadata: { labels: segments, annotations: { 'csi.volume.kubernetes.io/nodeid': JSON.stringify({ [DRIVER_NAME]: info.node_id }) } } });
@@ -154,7 +155,7 @@ export class ChurnWorld {
         apiVersion: 'storage.k8s.io/v1', kind: 'CSINode',
         metadata: { name: n.name, ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: n.name, uid: node.metadata.uid! }] },
         spec: { drivers: [{ name: DRIVER_NAME, nodeID: info.node_id, topologyKeys: Object.keys(segments) }] },
-      } as KubeObject);
+      });
     } finally {
       client.close();
     }
@@ -169,7 +170,7 @@ export class ChurnWorld {
     const pvs = (await this.admin.list<PersistentVolume>(PERSISTENT_VOLUMES)).items;
     for (const pv of pvs) {
       if (pv.metadata.labels?.['stowage.dev/pool'] !== LOCAL_POOL) continue;
-      const disk = pv.metadata.labels?.['stowage.dev/disk'] ?? '?';
+      const disk = (pv.metadata.labels as Partial<Record<string, string>>)['stowage.dev/disk'] ?? '?';
       localPvsByDisk[disk] = localPvsByDisk[disk] ? `${localPvsByDisk[disk]} + ${pv.status?.phase}` : (pv.status?.phase ?? '?');
     }
     const subvolumes: string[] = [];
@@ -197,15 +198,15 @@ export class ChurnWorld {
   }
 
   get loopDir(): string {
-    return path.dirname(this.nodes[0]!.dynamic.file);
+    return path.dirname(this.nodes[0].dynamic.file);
   }
 
   /** Everything the run made goes: processes, mounts, loop devices, files, the control plane. */
   async teardown(keepLogs: (p: StowageProcess) => void): Promise<void> {
-    this.csi?.close();
+    this.csi.close();
     for (const p of this.processes) await p.stop().catch(() => undefined);
     for (const p of this.processes) keepLogs(p);
-    this.admin?.close();
+    this.admin.close();
     const mounts = (await mountsOf(this.work, this.loops.devices()).catch(() => [] as string[]))
       .map((m) => m.slice(m.indexOf(' ') + 1)).sort((a, b) => b.length - a.length);
     for (const target of mounts) await run('umount', [target]).catch(() => run('umount', ['--lazy', target]).catch(() => undefined));

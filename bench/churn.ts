@@ -56,7 +56,7 @@ const CLAIM_UID = 'claimUid';
 const SELECTED_NODE = 'volume.kubernetes.io/selected-node';
 /** Written by the 1.20 PV controller on a claim of an external provisioner's class (the play waits for it). */
 const STORAGE_PROVISIONER = 'volume.beta.kubernetes.io/storage-provisioner';
-const secs = (ms: number): string => (Number.isNaN(ms) ? '—' : `${(ms / 1000).toFixed(2)}`);
+const secs = (ms: number): string => (Number.isNaN(ms) ? '—' : (ms / 1000).toFixed(2));
 
 const QUIET_CLAIMS = { local: 3, dynamic: 5 };
 
@@ -76,6 +76,7 @@ async function main(): Promise<number> {
   let failed = true;
   const onSignal = (sig: string): void => {
     say(`\n${sig}: tearing down`);
+    // On a signal: tear down as far as it goes, then exit whatever happened; teardown logs through say.
     void world.teardown(() => undefined).finally(() => process.exit(130));
   };
   process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
@@ -116,7 +117,7 @@ async function churn(world: ChurnWorld): Promise<number> {
     phases.set(`${kind} ${op}`, byPhase);
     // A mark never seen (a Local claim is never handed to a provisioner) takes the one before it: 0 s.
     const at = times.map((t, i) => t ?? times.slice(0, i).reverse().find((x) => x !== undefined)!);
-    for (let i = 0; i < names.length; i++) byPhase.set(names[i]!, [...(byPhase.get(names[i]!) ?? []), at[i + 1]! - at[i]!]);
+    for (let i = 0; i < names.length; i++) byPhase.set(names[i], [...(byPhase.get(names[i]) ?? []), at[i + 1] - at[i]]);
   };
 
   /** One claim's life: PVC and pod created → Bound → held → pod and PVC deleted → its PV gone. */
@@ -133,7 +134,7 @@ async function churn(world: ChurnWorld): Promise<number> {
         containers: [{ name: 'app', image: 'busybox', command: ['sleep', '3600'], volumeMounts: [{ name: 'data', mountPath: '/data' }] }],
         volumes: [{ name: 'data', persistentVolumeClaim: { claimName: name } }] } });
       // Phases: the scheduler's choice (selected-node, or a Local PV it pre-bound) → a PV for the claim → Bound.
-      const marks: Record<string, number> = {};
+      const marks: Partial<Record<string, number>> = {};
       const bound = await until(() => {
         const c = claims.get(`${NAMESPACE}/${name}`);
         const pv = c?.metadata.uid ? volumes.byIndex(CLAIM_UID, c.metadata.uid)[0] : undefined;
@@ -142,16 +143,20 @@ async function churn(world: ChurnWorld): Promise<number> {
         if (pv) marks.pv ??= Date.now();
         return c?.status?.phase === 'Bound' ? c.spec.volumeName : undefined;
       }, OP_TIMEOUT_MS);
-      if (measured) bound ? f.bind.push(Date.now() - t0) : f.bindTimeouts++;
+      if (measured) {
+        if (bound) f.bind.push(Date.now() - t0);
+        else f.bindTimeouts++;
+      }
       if (measured && bound) phase(kind, 'create', ['scheduled', 'handed over', 'PV exists', 'Bound'], [t0, marks.scheduled, marks.handed, marks.pv, Date.now()]);
       if (bound) await sleep(hold);
       const t1 = Date.now();
+      // The pod may be gone already (never scheduled, or evicted); the claim's deletion below is what is measured.
       await admin.request({ method: 'DELETE', path: `/api/v1/namespaces/${NAMESPACE}/pods/${name}`, body: { gracePeriodSeconds: 0 } }).catch(() => undefined);
       await admin.delete(PERSISTENT_VOLUME_CLAIMS, name, { namespace: NAMESPACE });
       // The PV it was bound to must go (Local: wiped and replaced by a fresh one; Dynamic: deleted).
       const volumeName = bound ?? claims.get(`${NAMESPACE}/${name}`)?.spec.volumeName;
       // Phases: the claim gone (pvc-protection) → its PV Released → the PV gone (wiped and replaced, or DeleteVolume).
-      const marks2: Record<string, number> = {};
+      const marks2: Partial<Record<string, number>> = {};
       const gone = await until(() => {
         const claimGone = !claims.get(`${NAMESPACE}/${name}`);
         const pv = volumeName ? volumes.get(volumeName) : undefined;
@@ -159,7 +164,10 @@ async function churn(world: ChurnWorld): Promise<number> {
         if (claimGone && (!pv || pv.status?.phase === 'Released')) marks2.released ??= Date.now();
         return claimGone && !pv ? true : undefined;
       }, OP_TIMEOUT_MS);
-      if (measured && bound) gone ? f.gone.push(Date.now() - t1) : f.goneTimeouts++;
+      if (measured && bound) {
+        if (gone) f.gone.push(Date.now() - t1);
+        else f.goneTimeouts++;
+      }
       if (measured && bound && gone) phase(kind, 'delete', ['claim gone', 'PV Released', 'PV gone'], [t1, marks2.claim, marks2.released, Date.now()]);
     } finally {
       live[kind]--;
@@ -188,6 +196,7 @@ async function churn(world: ChurnWorld): Promise<number> {
   const start = Date.now();
   const deadline = start + DURATION_MS;
   let peakRss = baselineRss;
+  // rssBytes never rejects (0 for a process that is gone).
   const sampler = setInterval(() => void rssBytes(world.operator.pid).then((r) => (peakRss = Math.max(peakRss, r))), 2_000);
   const kills: string[] = [];
   const killer = (async () => {
@@ -224,6 +233,7 @@ async function churn(world: ChurnWorld): Promise<number> {
       started++;
       const t = cycle(kind, true).catch((err: Error) => void errors.push(`${kind}: ${err.message}`));
       tasks.add(t);
+      // t never rejects (its catch above records the error); this only forgets it once done.
       void t.finally(() => tasks.delete(t));
     }
     await sleep(SPAWN_GAP_MS);
@@ -326,6 +336,7 @@ async function idleMemory(world: ChurnWorld): Promise<{ rss: number; heap: numbe
 }
 
 async function heapUsed(url: string): Promise<number> {
+  // An operator that does not answer (restarting) has no figure this time: 0, as for no match.
   const text = await fetch(url).then((r) => r.text(), () => '');
   const m = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
   return m ? Number(m[1]) : NaN;

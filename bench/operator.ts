@@ -128,7 +128,9 @@ async function main(): Promise<void> {
     if (QUICK) {
       say('BENCH_QUICK: writing the claimed, prepared state directly instead of the full flow');
       agent.stop();
-      await forEachLimit(Array.from({ length: POOLS_N }, (_, i) => i), 8, async (i) => void (await admin.apply(STORAGE_POOLS, pool(i), { fieldManager: 'bench' })));
+      await forEachLimit(Array.from({ length: POOLS_N }, (_, i) => i), 8, async (i) => {
+        await admin.apply(STORAGE_POOLS, pool(i), { fieldManager: 'bench' });
+      });
       await forEachLimit(disks, 32, async ({ node, name }) => {
         const claim = { pool: `bench-pool-${nodes.indexOf(node) % POOLS_N}`, mode: 'Local', volumeMode: 'Filesystem', fsType: 'ext4' };
         await admin.apply(NODE_DISKS, { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name, labels: { 'stowage.dev/pool': claim.pool } }, spec: { claim } },
@@ -183,7 +185,7 @@ async function main(): Promise<void> {
       }
       if (round < ROUNDS) await stopOperator();
     }
-    const median = [...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)]!;
+    const median = [...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)];
     say(`  HEADLINE ratio to baseline, median of ${ROUNDS} rounds: ${median.toFixed(2)} (target ≤ 1.5; rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})`);
     say(`  the operator's API requests in the last round: ${describeCalls(restartCalls)}`);
 
@@ -221,7 +223,7 @@ function pool(i: number): Pool {
   return {
     apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: `bench-pool-${i}` },
     spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/media': 'ssd' } }, nodeSelector: { matchLabels: { [GROUP_LABEL]: `g${i}` } } } },
-  } as Pool;
+  };
 }
 
 function agentStatus(prepared: boolean, name = ''): NodeDisk['status'] {
@@ -271,7 +273,7 @@ function rateRecorder(informer: Informer<PersistentVolume>) {
     added: () => {
       const second = Math.floor((Date.now() - since) / 1000);
       while (perSecond.length <= second) perSecond.push(0);
-      perSecond[second]! += 1;
+      perSecond[second] += 1;
     },
   });
   return {
@@ -301,6 +303,7 @@ function simulateAgents(client: KubeClient, disks: Informer<Disk>) {
     while (running < 32 && queue.length > 0) {
       const name = queue.shift()!;
       running += 1;
+      // Up to 32 writes in flight; each one's own then/catch below counts it and starts the next.
       void client.apply(NODE_DISKS, { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name }, status: agentStatus(true, name) },
         { fieldManager: 'stowage-node', subresource: 'status' })
         .catch(() => done.delete(name))
@@ -341,7 +344,7 @@ function describeCalls(calls: Map<string, number>): string {
 function processUsage(pid: number): { rssMb: number; cpuSeconds: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]);
   return { rssMb: hwm / 1024, cpuSeconds: ticks / CLK_TCK };
 }

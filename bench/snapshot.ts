@@ -20,7 +20,7 @@ const GiB = 1024 ** 3;
 const DATA_MIB = Number(process.env.BENCH_DATA_MIB ?? 900);
 
 function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
 async function timed(count: number, one: (i: number) => Promise<unknown>): Promise<number[]> {

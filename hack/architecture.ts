@@ -11,7 +11,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { cruise, type ICruiseResult, type IViolation } from 'dependency-cruiser';
+import { cruise, type ICruiseResult } from 'dependency-cruiser';
 import extractDepcruiseOptions from 'dependency-cruiser/config-utl/extract-depcruise-options';
 import extractTSConfig from 'dependency-cruiser/config-utl/extract-ts-config';
 
@@ -46,7 +46,7 @@ export async function cruiseProject(baseDir = REPO, dirs: readonly string[] = ['
 
 /** One line per broken rule: `rule: from → to (why)`. */
 export function describeViolations(result: ICruiseResult): string[] {
-  return (result.summary.violations as IViolation[]).map((v) => {
+  return (result.summary.violations).map((v) => {
     const path = v.cycle?.length ? v.cycle.map((c) => (typeof c === 'string' ? c : c.name)).join(' → ') : `${v.from} → ${v.to}`;
     return `${v.rule.name}: ${path}`;
   });

@@ -84,7 +84,7 @@ async function main(): Promise<void> {
       if (demoRoot) {
         for (const line of (await readFile('/proc/self/mounts', 'utf8')).split('\n')) {
           const target = line.split(' ')[1];
-          if (target?.startsWith(demoRoot)) await runQuiet('umount', ['-l', target]);
+          if ((target as string | undefined)?.startsWith(demoRoot)) await runQuiet('umount', ['-l', target]);
         }
         await rm(demoRoot, { recursive: true, force: true });
       }
@@ -102,7 +102,9 @@ async function main(): Promise<void> {
       process.exit(code);
     }
   };
+  // stop() ends the process itself (process.exit) and logs as it goes.
   process.once('SIGINT', () => void stop(0));
+  // Likewise.
   process.once('SIGTERM', () => void stop(0));
 
   try {
@@ -122,6 +124,7 @@ async function main(): Promise<void> {
     operator.once('exit', (code) => {
       if (!stopping) {
         say(`the operator exited (code ${code}); see .stowage/operator.log`);
+        // stop() ends the process itself (process.exit) and logs as it goes.
         void stop(1);
       }
     });
@@ -206,6 +209,7 @@ function loadSamples(dir: string): KubeObject[] {
 
 async function waitUntil(what: string, probe: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  // A probe that fails means not there yet; the deadline below says what never came.
   while (!(await probe().catch(() => false))) {
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((r) => setTimeout(r, 250));
@@ -220,6 +224,7 @@ function runQuiet(cmd: string, args: string[]): Promise<void> {
   return new Promise((resolve) => spawn(cmd, args, { stdio: 'ignore' }).once('exit', () => resolve()).once('error', () => resolve()));
 }
 
+// main() catches, prints and exits on its own failure.
 void main();
 
 /**

@@ -30,7 +30,7 @@ const UNCHANGED_PASSES = 7;
 const NODE = 'bench-agent-node';
 
 const ms = (n: number): string => `${n.toFixed(1)} ms`;
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const line = (s = ''): void => void process.stdout.write(`${s}\n`);
 
 async function main(): Promise<void> {
@@ -88,12 +88,12 @@ async function main(): Promise<void> {
     const tClaim = performance.now();
     for (const d of disks) {
       await client.apply(NODE_DISKS, { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name: d.metadata.name }, spec: { claim: { pool: 'bench', mode: 'Local', volumeMode: 'Filesystem', fsType: 'ext4' } } }, { fieldManager: 'stowage-operator' });
-      claimedAt.set(d.metadata.name!, performance.now());
+      claimedAt.set(d.metadata.name, performance.now());
     }
     const deadline = Date.now() + 300_000;
     while (preparedAt.size < disks.length && Date.now() < deadline) {
       for (const d of (await client.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${NODE}` })).items) {
-        const name = d.metadata.name!;
+        const name = d.metadata.name;
         if (claimedAt.has(name) && !preparedAt.has(name) && d.status?.conditions?.some((c) => c.type === 'Prepared' && c.status === 'True')) preparedAt.set(name, performance.now());
       }
       await new Promise((r) => setTimeout(r, 20));
@@ -129,11 +129,11 @@ async function main(): Promise<void> {
     await loops.cleanup();
     for (const l of (await readFile('/proc/self/mounts', 'utf8')).split('\n')) {
       const target = l.split(' ')[1];
-      if (target?.startsWith(work)) await execOk('umount', ['-l', target]).catch(() => undefined);
+      if ((target as string | undefined)?.startsWith(work)) await execOk('umount', ['-l', target]).catch(() => undefined);
     }
     await rm(work, { recursive: true, force: true });
     const left = await client.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${NODE}` }).catch(() => ({ items: [] as NodeDisk[] }));
-    for (const d of left.items) await client.delete(NODE_DISKS, d.metadata.name!).catch(() => undefined);
+    for (const d of left.items) await client.delete(NODE_DISKS, d.metadata.name).catch(() => undefined);
     client.close();
     await cp?.stop();
   }

@@ -73,7 +73,7 @@ interface Sample { value: number; requestKiB: number; inFlight: number; extents:
 /** /sys/block/<dev>/stat: reads, read sectors, writes, write sectors, time in queue (ms). */
 async function devStat(device: string): Promise<number[]> {
   const f = (await readFile(`/sys/block/${basename(device)}/stat`, 'utf8')).trim().split(/\s+/).map(Number);
-  return [f[0]!, f[2]!, f[4]!, f[6]!, f[10]!];
+  return [f[0], f[2], f[4], f[6], f[10]];
 }
 
 async function fio(t: Target, w: Workload): Promise<Sample> {
@@ -87,8 +87,8 @@ async function fio(t: Target, w: Workload): Promise<Sample> {
   ], { maxBuffer: 64 * 1024 * 1024 });
   const elapsedMs = Date.now() - started;
   const after = await Promise.all(t.devices.map(devStat));
-  const d = after.map((a, i) => a.map((v, j) => v - before[i]![j]!));
-  const sum = (j: number): number => d.reduce((s, x) => s + x[j]!, 0);
+  const d = after.map((a, i) => a.map((v, j) => v - before[i][j]));
+  const sum = (j: number): number => d.reduce((s, x) => s + x[j], 0);
   const [ios, sectors] = read ? [sum(0), sum(1)] : [sum(2), sum(3)];
   const extents = Number(/(\d+) extents? found/.exec((await exec('filefrag', [join(t.dir, 'fio.dat')])).stdout)?.[1] ?? NaN);
   const job = JSON.parse(stdout).jobs[0];
@@ -118,6 +118,7 @@ async function locked<T>(fn: () => Promise<T>): Promise<T> {
   await new Promise<void>((resolve, reject) => {
     child.stdout.once('data', () => resolve());
     child.once('error', reject);
+    // exited never rejects (it resolves on the child's exit); after resolve(), reject is a no-op.
     void exited.then(() => reject(new Error(`flock ${LOCK} exited before taking the lock`)));
   });
   try {
@@ -131,7 +132,7 @@ async function locked<T>(fn: () => Promise<T>): Promise<T> {
 const load = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
 async function runSet(mode: string): Promise<void> {
@@ -214,8 +215,8 @@ async function runSet(mode: string): Promise<void> {
       const ext4 = samples.get('ext4')!;
       const fmt = (v: number): string => (w.kind === 'random' ? `${Math.round(v)} IOPS` : `${v.toFixed(1)} MiB/s`);
       const ratioCell = (name: string): string => {
-        const ratios = samples.get(name)!.map((s, i) => s.value / ext4[i]!.value);
-        return ROUNDS > 1 ? `${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})` : ratios[0]!.toFixed(2);
+        const ratios = samples.get(name)!.map((s, i) => s.value / ext4[i].value);
+        return ROUNDS > 1 ? `${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})` : ratios[0].toFixed(2);
       };
       rows.push([
         w.name,
@@ -229,8 +230,8 @@ async function runSet(mode: string): Promise<void> {
       })]);
     }
     const print = (table: string[][]): void => {
-      const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
-      for (const r of table) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`);
+      const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
+      for (const r of table) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i])).join('  ')}\n`);
     };
     process.stdout.write(`medians of ${ROUNDS} round(s)${ROTATE ? ', each round starting with another target' : ', fixed order'}; ratio: median of the rounds' target ÷ ext4 (min–max)\n`);
     print(rows);

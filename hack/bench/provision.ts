@@ -14,7 +14,7 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 10);
 const SIZE = 16 * 1024 ** 2;
 
 function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
 async function timed(count: number, concurrency: number, one: (i: number) => Promise<unknown>): Promise<{ latencies: number[]; wallMs: number }> {

@@ -29,7 +29,7 @@ const outputOption = (): Option =>
 
 const globals = (): Global => program.opts<Global>();
 
-async function io() {
+function io() {
   const abort = new AbortController();
   const stop = (): void => abort.abort();
   process.once('SIGINT', stop);
@@ -61,7 +61,7 @@ program
   .action((opts: { node?: string; pool?: string; output?: OutputFormat; watch?: boolean }) =>
     run(async () => {
       const { disksCommand } = await import('./kubectl/commands.js');
-      return disksCommand({ ...globals(), ...opts, output: opts.output ?? 'table' }, await io());
+      return disksCommand({ ...globals(), ...opts, output: opts.output ?? 'table' }, io());
     }));
 
 program
@@ -72,7 +72,7 @@ program
   .action((opts: { output?: OutputFormat; watch?: boolean }) =>
     run(async () => {
       const { poolsCommand } = await import('./kubectl/commands.js');
-      return poolsCommand({ ...globals(), ...opts, output: opts.output ?? 'table' }, await io());
+      return poolsCommand({ ...globals(), ...opts, output: opts.output ?? 'table' }, io());
     }));
 
 program
@@ -83,7 +83,7 @@ program
   .action((target: string, opts: { output?: OutputFormat }) =>
     run(async () => {
       const { whyCommand } = await import('./kubectl/commands.js');
-      return whyCommand(target, { ...globals(), output: opts.output ?? 'table' }, await io());
+      return whyCommand(target, { ...globals(), output: opts.output ?? 'table' }, io());
     }));
 
 for (const [verb, schedulable, what] of [['cordon', false, 'stop pools from claiming the disk (spec.schedulable: false); a disk in a pool is handed back once no workload uses it'], ['uncordon', true, 'let pools claim the disk again (spec.schedulable: true)']] as const) {
@@ -96,7 +96,7 @@ for (const [verb, schedulable, what] of [['cordon', false, 'stop pools from clai
     .action((disk: string, opts: { dryRun?: boolean; forceConflicts?: boolean }) =>
       run(async () => {
         const { cordonCommand } = await import('./kubectl/commands.js');
-        return cordonCommand(disk, schedulable, { ...globals(), ...opts }, await io());
+        return cordonCommand(disk, schedulable, { ...globals(), ...opts }, io());
       }));
 }
 
@@ -114,7 +114,7 @@ program
   .action((disk: string, opts: { dryRun?: boolean; forceConflicts?: boolean; timeout: number }) =>
     run(async () => {
       const { drainCommand } = await import('./kubectl/commands.js');
-      return drainCommand(disk, { ...globals(), ...opts, timeoutSeconds: opts.timeout }, await io());
+      return drainCommand(disk, { ...globals(), ...opts, timeoutSeconds: opts.timeout }, io());
     }));
 
 program.parseAsync(process.argv).catch((err: unknown) => {

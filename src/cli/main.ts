@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { VERSION } from '../util/version.js';
+import type { CallObserver } from '../csi/grpc.js';
+import type { NodeCommandOptions } from '../node/main.js';
 
 /**
  * `stowage`: one binary, one sub-command per role (DESIGN §2). Sub-commands load their modules
@@ -130,7 +132,7 @@ program
   .option('--csi-endpoint <unix-url>', 'Dynamic pools: serve the CSI Node service here, e.g. unix:///var/lib/kubelet/plugins/csi.stowage.dev/csi.sock; off when omitted', '')
   .option('--kubelet-dir <dir>', "Dynamic pools: kubelet's directory; the CSI Node service refuses staging and target paths outside it", '/var/lib/kubelet')
   .option('--kubelet-registration-dir <dir>', 'Dynamic pools: register the CSI driver with kubelet through a socket in this directory (e.g. /var/lib/kubelet/plugins_registry); off when omitted')
-  .action(async (opts: import('../node/main.js').NodeCommandOptions & { poolRoot: string; csiEndpoint: string; kubeletDir: string; kubeletRegistrationDir?: string }) => {
+  .action(async (opts: NodeCommandOptions & { poolRoot: string; csiEndpoint: string; kubeletDir: string; kubeletRegistrationDir?: string }) => {
     const { runNodeCommand } = await import('../node/main.js');
     const { startDynamicPools } = await import('../node/engine/node-daemon.js');
     const { KubeClient } = await import('../kube/client.js');
@@ -138,7 +140,7 @@ program
     if (!nodeName) throw new Error('the node name is unknown: set NODE_NAME (from the downward API, spec.nodeName) or pass --node-name');
     const client = await KubeClient.load({ kubeconfig: opts.kubeconfig, context: opts.context, userAgent: 'stowage-node-csi' });
     // The node's /metrics is set up by runNodeCommand; CSI calls answered before then are not counted.
-    let observeCsi: import('../csi/grpc.js').CallObserver | undefined;
+    let observeCsi: CallObserver | undefined;
     // Probe answers from /readyz's checks, which runNodeCommand assembles; until then it is not ready.
     let notReady: () => string | undefined = () => 'the node daemon is starting';
     const dynamic = await startDynamicPools({

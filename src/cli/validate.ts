@@ -126,7 +126,7 @@ function describe(object: unknown, index: number): string {
  * problem); a StoragePool of some other project's API group is none of our business.
  */
 function isStowageDocument(object: Record<string, unknown>): boolean {
-  const group = typeof object.apiVersion === 'string' && object.apiVersion.includes('/') ? object.apiVersion.split('/')[0]! : '';
+  const group = typeof object.apiVersion === 'string' && object.apiVersion.includes('/') ? object.apiVersion.split('/')[0] : '';
   return group === GROUP || (STOWAGE_KINDS.includes(String(object.kind)) && (group === '' || group.includes('stowage')));
 }
 

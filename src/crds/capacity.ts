@@ -25,7 +25,7 @@ export function mirroredBytes(diskSizes: readonly bigint[], copies: number): big
   let best = total / BigInt(copies);
   let without = total;
   for (let k = 1; k < copies; k++) {
-    without -= sorted[k - 1]!;
+    without -= sorted[k - 1];
     const bound = without / BigInt(copies - k);
     if (bound < best) best = bound;
   }

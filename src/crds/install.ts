@@ -13,7 +13,7 @@ type LiveCrd = KubeObject & { status?: { conditions?: { type: string; status: st
  */
 export async function installCrds(client: KubeClient, fieldManager: string, timeoutMs = 60_000): Promise<void> {
   const crds = crdsForServer(await client.request<{ major: string; minor: string }>({ method: 'GET', path: '/version' }));
-  for (const crd of crds) await client.apply(CUSTOM_RESOURCE_DEFINITIONS, crd as unknown as KubeObject, { fieldManager });
+  for (const crd of crds) await client.apply(CUSTOM_RESOURCE_DEFINITIONS, crd, { fieldManager });
   const deadline = Date.now() + timeoutMs;
   for (const crd of crds) {
     for (;;) {

@@ -86,7 +86,7 @@ export const CONDITION_REASON_PATTERN = '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?
 export const DEVICE_PATH_PATTERN = '^/dev/.+$';
 
 /** Human wording for each pattern, used by the validator instead of printing the regex. */
-export const PATTERN_HINTS: Record<string, string> = {
+export const PATTERN_HINTS: Partial<Record<string, string>> = {
   [SIZE_PATTERN]:
     'must be a size such as 100Gi, 500G or 1.5Ti (binary suffixes Ki Mi Gi Ti Pi Ei, decimal k M G T P E, or plain bytes); write it as a string and do not use m, u or n',
   [PRINTABLE_PATTERN]: 'must not contain control characters (newlines, tabs, escape sequences)',

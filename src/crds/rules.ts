@@ -5,9 +5,7 @@
  */
 import { RESOURCE_DEFINITIONS } from './crd.js';
 import type { Problem } from './meta.js';
-import type { NodeDisk } from './nodedisk.js';
 import { joinPath, type JSONSchema } from './schema.js';
-import type { StoragePool } from './storagepool.js';
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -60,7 +58,7 @@ export function schemaForKind(kind: unknown): JSONSchema | undefined {
  * on the CRD (e.g. mode Local requires replicated.size 1). Accepts objects with or without schema
  * defaults applied. Objects of other kinds have no rules and yield no problems.
  */
-export function crossFieldProblems(obj: StoragePool | NodeDisk | unknown): Problem[] {
+export function crossFieldProblems(obj: unknown /* a StoragePool or a NodeDisk, unchecked */): Problem[] {
   const schema = isPlainObject(obj) ? schemaForKind(obj.kind) : undefined;
   return schema ? ruleProblems(schema, obj) : [];
 }

@@ -233,7 +233,7 @@ export function isValid(obj: unknown): boolean {
 
 function describeError(error: ErrorObject, root: unknown, def: ResourceDefinition): Problem {
   const path = pointerToPath(error.instancePath, root);
-  const p = error.params as Record<string, any>;
+  const p = error.params;
   const got = error.data;
   switch (error.keyword) {
     case 'required': {
@@ -339,16 +339,16 @@ function closest(word: string, candidates: string[]): string | undefined {
 /** Optimal-string-alignment distance: Levenshtein plus swapped neighbours (szie → size is 1). */
 function editDistance(a: string, b: string): number {
   const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
-      d[i]![j] = best;
+      let best = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2][j - 2] + 1);
+      d[i][j] = best;
     }
   }
-  return d[a.length]![b.length]!;
+  return d[a.length][b.length];
 }
 
 function dedupe(problems: Problem[]): Problem[] {

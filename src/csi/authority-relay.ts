@@ -26,12 +26,12 @@ const NEW_AUTHORITY = Buffer.from('localhost');
 /** Decodes an HPACK integer with an N-bit prefix at `pos`; returns [value, next position]. */
 function readInt(buf: Buffer, pos: number, prefixBits: number): [number, number] {
   const max = (1 << prefixBits) - 1;
-  let value = buf[pos]! & max;
+  let value = buf[pos] & max;
   pos++;
   if (value < max) return [value, pos];
   let shift = 0;
   for (;;) {
-    const b = buf[pos++]!;
+    const b = buf[pos++];
     value += (b & 0x7f) * 2 ** shift;
     shift += 7;
     if ((b & 0x80) === 0) return [value, pos];
@@ -50,7 +50,7 @@ export function rewriteAuthority(block: Buffer): Buffer {
   let pos = 0;
   while (pos < block.length) {
     const start = pos;
-    const b = block[pos]!;
+    const b = block[pos];
     if (b & 0x80) {
       pos = readInt(block, pos, 7)[1]; // indexed field
     } else if ((b & 0xe0) === 0x20) {
@@ -97,8 +97,8 @@ class RequestRewriter {
     while (this.buf.length >= 9) {
       const len = this.buf.readUIntBE(0, 3);
       if (this.buf.length < 9 + len) break;
-      const type = this.buf[3]!;
-      const flags = this.buf[4]!;
+      const type = this.buf[3];
+      const flags = this.buf[4];
       const streamId = this.buf.readUInt32BE(5) & 0x7fffffff;
       const payload = this.buf.subarray(9, 9 + len);
       const whole = this.buf.subarray(0, 9 + len);
@@ -107,7 +107,7 @@ class RequestRewriter {
         let p = 0;
         let end = payload.length;
         if (flags & PADDED) {
-          end -= payload[0]!;
+          end -= payload[0];
           p = 1;
         }
         const priority = flags & PRIORITY ? payload.subarray(p, p + 5) : Buffer.alloc(0);
@@ -119,7 +119,7 @@ class RequestRewriter {
         out.push(Buffer.from(whole));
         continue;
       }
-      if (flags & END_HEADERS && this.pending) {
+      if (flags & END_HEADERS) {
         const block = rewriteAuthority(Buffer.concat(this.pending.fragments));
         const first = Buffer.concat([this.pending.priority, block]);
         const { streamId: id, flags: f } = this.pending;

@@ -38,5 +38,5 @@ export function requireVolumeMode(caps: readonly VolumeCapability[] | undefined)
   }
   const modes = new Set(caps.map(volumeModeOf));
   if (modes.size > 1) throw new CsiError(status.INVALID_ARGUMENT, 'a volume is either Block or Filesystem; the capabilities ask for both');
-  return [...modes][0]!;
+  return [...modes][0];
 }

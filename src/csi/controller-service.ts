@@ -125,7 +125,7 @@ export class CsiController {
         ValidateVolumeCapabilities: (req) => this.validateVolumeCapabilities(req),
         ListVolumes: (req) => this.listVolumes(req),
         GetCapacity: (req) => this.getCapacity(req),
-        ControllerGetCapabilities: async () => ({ capabilities: CONTROLLER_CAPABILITIES.map((type) => ({ rpc: { type } })) }),
+        ControllerGetCapabilities: () => Promise.resolve({ capabilities: CONTROLLER_CAPABILITIES.map((type) => ({ rpc: { type } })) }),
         CreateSnapshot: (req, call) => this.snapshotService.createSnapshot(req, call),
         DeleteSnapshot: (req, call) => this.snapshotService.deleteSnapshot(req, call),
         ListSnapshots: (req) => this.snapshotService.listSnapshots(req),
@@ -159,6 +159,7 @@ export class CsiController {
   private async withNodeLock<T>(node: string, fn: () => Promise<T>): Promise<T> {
     const previous = this.locks.get(node) ?? Promise.resolve();
     const current = previous.then(fn, fn);
+    // The next holder waits for this one to end, not to succeed; this caller gets the rejection from `current`.
     const tail = current.catch(() => undefined);
     this.locks.set(node, tail);
     try {
@@ -174,7 +175,7 @@ export class CsiController {
     const name: string = req.name ?? '';
     if (!name) throw invalidArgument('name is required');
     // The name is kept as the PoolVolume's spec.requestName (at most 1024 characters).
-    if (name.length > MAX_REQUEST_NAME || /[\u0000-\u001f\u007f]/.test(name)) {
+    if (name.length > MAX_REQUEST_NAME || /[\u0000-\u001f\u007f]/.test(name) /* eslint-disable-line no-control-regex -- control characters are what this refuses */) {
       throw invalidArgument(`name must be at most ${MAX_REQUEST_NAME} characters without control characters (got ${name.length} characters)`);
     }
     const mode = requireVolumeMode(req.volume_capabilities);
@@ -230,6 +231,7 @@ export class CsiController {
     for (const node of nodes) {
       // Only the capacity check and the in-memory reservation run under the node's lock; the API
       // create runs outside it, so parallel calls for one node do not queue behind each other's round trips.
+      // eslint-disable-next-line @typescript-eslint/require-await -- withNodeLock takes a promise; the body is synchronous on purpose (no await while holding the lock)
       const draft = await this.withNodeLock(node, async () => {
         const cap = this.capacities(pool).find((c) => c.node === node);
         if (!cap || cap.available < size) return undefined;
@@ -315,6 +317,7 @@ export class CsiController {
     return {};
   }
 
+  // eslint-disable-next-line @typescript-eslint/require-await -- async: its throws become rejections the gRPC handler answers
   private async findVolume(id: string): Promise<PoolVolume> {
     if (!id) throw invalidArgument('volume_id is required');
     const pv = this.volumes.get(id) ?? this.reserved.get(id);
@@ -334,12 +337,14 @@ export class CsiController {
     return { confirmed: { volume_context: req.volume_context ?? {}, volume_capabilities: caps, parameters: req.parameters ?? {}, mutable_parameters: {} } };
   }
 
+  // eslint-disable-next-line @typescript-eslint/require-await -- async: its throws become rejections the gRPC handler answers
   private async listVolumes(req: any): Promise<unknown> {
     const all = this.volumes.list().filter((pv) => !pv.metadata.deletionTimestamp).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
     const page = pageOf(all, req);
     return { entries: page.entries.map((pv) => ({ volume: this.volumeOf(pv) })), next_token: page.nextToken };
   }
 
+  // eslint-disable-next-line @typescript-eslint/require-await -- async: its throws become rejections the gRPC handler answers
   private async getCapacity(req: any): Promise<unknown> {
     const pool: string | undefined = req.parameters?.pool;
     const caps: VolumeCapability[] = req.volume_capabilities ?? [];
@@ -383,6 +388,7 @@ function booleanParameter(value: string | undefined, name: string): boolean {
 
 function positive(value: unknown): bigint | undefined {
   if (value === undefined || value === null || value === '') return undefined;
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- proto-loader gives int64 as a string or a number; BigInt rejects anything else with a clear error
   const n = BigInt(String(value));
   if (n < 0n) throw invalidArgument('capacity_range bytes must not be negative');
   return n === 0n ? undefined : n;

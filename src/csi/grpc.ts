@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { logger } from '../util/logger.js';
 import { startGrpcAuthorityRelay } from './authority-relay.js';
-import { errorMessage } from '../util/errors.js';
+import { errorMessage, ifNotFound } from '../util/errors.js';
 
 const log = logger('csi-grpc');
 
@@ -100,7 +100,7 @@ export function unaryHandlers(service: string, handlers: Record<string, UnaryHan
           const details = statusMessage(errorMessage(err));
           log[level]({ service, method, code: grpc.status[code], err: details }, 'call failed');
           observe?.(method, code, (Date.now() - started) / 1000);
-          callback({ code, details, metadata: new grpc.Metadata() } as grpc.ServiceError, null);
+          callback({ code, details, metadata: new grpc.Metadata() }, null);
         },
       );
     };
@@ -150,7 +150,7 @@ export async function serveOnSocket(endpoint: string, services: readonly GrpcSer
   const grpcPath = join(dirname(socketPath), `.${basename(socketPath)}.grpc`);
   await mkdir(dirname(socketPath), { recursive: true });
   for (const path of [socketPath, grpcPath]) {
-    const existing = await stat(path).catch(() => undefined);
+    const existing = await stat(path).catch(ifNotFound(undefined));
     if (!existing) continue;
     if (!existing.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
     await rm(path);
@@ -182,6 +182,6 @@ export async function serveOnSocket(endpoint: string, services: readonly GrpcSer
 export function msUntilDeadline(call: grpc.ServerUnaryCall<any, any>): number {
   const deadline = call.getDeadline();
   if (deadline === Infinity) return Infinity;
-  const at = deadline instanceof Date ? deadline.getTime() : Number(deadline);
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
   return at - Date.now();
 }

@@ -18,12 +18,12 @@ import { mountAt, mountTable } from '../host/mounts.js';
 import { loopDevicesOf } from '../host/loop-devices.js';
 import { tryParseBytes } from '../util/quantity.js';
 import { logger } from '../util/logger.js';
+import { errorMessage, ifNotFound } from '../util/errors.js';
 import { CsiError, csiV1, invalidArgument, notFound, serveOnSocket, serviceDefinition, unaryHandlers, type CallObserver, type GrpcService, type SocketServer } from './grpc.js';
 import { identityService, TOPOLOGY_KEY } from './identity.js';
 import { unsupportedReason, volumeModeOf } from './capabilities.js';
 import { startRegistrationServer } from './registration.js';
 import { faultPoint } from '../util/fault-point.js';
-import { errorMessage } from '../util/errors.js';
 
 const log = logger('csi-node');
 
@@ -62,6 +62,7 @@ export interface NodeServiceOptions {
   readonly notReady?: () => string | undefined;
 }
 
+// Any failure to stat reads as "not there": the callers then create the path, and that step reports a real error.
 const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
 const VOLUME_ID = new RegExp(DNS_SUBDOMAIN_PATTERN);
 /** Linux's limits on a path and on one name in it. */
@@ -83,7 +84,9 @@ export async function unsafePathReason(path: string, kubeletDir?: string): Promi
   if (!path.startsWith(`${base}/`)) return `is outside kubelet's directory ${base}`;
   // The deepest part that exists must still be inside kubelet's directory once symlinks are followed.
   let existing = path;
+  // Any failure to lstat reads as "not there": the walk goes up to the deepest part that is.
   while (existing !== base && !(await lstat(existing).then(() => true, () => false))) existing = dirname(existing);
+  // A part that vanished between lstat and realpath: compare the path as written.
   const [real, realBase] = [await realpath(existing).catch(() => existing), await realpath(base).catch(() => base)];
   if (!real.startsWith(`${realBase}/`) && !(existing === base && real === realBase)) return `leads out of kubelet's directory ${base} through a symlink (to ${real})`;
   if (existing === path && real === realBase) return `is kubelet's directory itself`;
@@ -103,14 +106,16 @@ export class CsiNode {
         NodeUnpublishVolume: (req) => this.unpublish(req),
         NodeGetVolumeStats: (req) => this.volumeStats(req),
         NodeExpandVolume: (req) => this.expand(req),
-        NodeGetCapabilities: async () => ({
-          capabilities: ['STAGE_UNSTAGE_VOLUME', 'GET_VOLUME_STATS', 'EXPAND_VOLUME', 'VOLUME_CONDITION'].map((type) => ({ rpc: { type } })),
-        }),
-        NodeGetInfo: async () => ({
-          node_id: this.options.nodeName,
-          max_volumes_per_node: '0',
-          accessible_topology: { segments: { [TOPOLOGY_KEY]: this.options.nodeName } },
-        }),
+        NodeGetCapabilities: () =>
+          Promise.resolve({
+            capabilities: ['STAGE_UNSTAGE_VOLUME', 'GET_VOLUME_STATS', 'EXPAND_VOLUME', 'VOLUME_CONDITION'].map((type) => ({ rpc: { type } })),
+          }),
+        NodeGetInfo: () =>
+          Promise.resolve({
+            node_id: this.options.nodeName,
+            max_volumes_per_node: '0',
+            accessible_topology: { segments: { [TOPOLOGY_KEY]: this.options.nodeName } },
+          }),
       }, this.options.observe),
     };
   }
@@ -225,7 +230,12 @@ export class CsiNode {
     const deviceMount = await mountAt(deviceFile);
     if (deviceMount) {
       await run('umount', [deviceFile]);
-      if (deviceMount.source.startsWith('/dev/loop')) await run('losetup', ['--detach', deviceMount.source]).catch(() => undefined);
+      if (deviceMount.source.startsWith('/dev/loop')) {
+        await run('losetup', ['--detach', deviceMount.source]).catch((err: unknown) => {
+          // Autoclear may have detached it at the umount already; a loop device left attached holds no mount.
+          log.warn({ volume: req.volume_id, device: deviceMount.source, err: errorMessage(err) }, 'could not detach the loop device; unstaging goes on');
+        });
+      }
     }
     await rm(deviceFile, { force: true });
     while (await mountAt(staging)) await run('umount', [staging]);
@@ -305,8 +315,10 @@ export class CsiNode {
     await this.checkPath('target_path', req.target_path);
     const target: string = req.target_path;
     while (await mountAt(target)) await run('umount', [target]);
-    const s = await stat(target).catch(() => undefined);
-    if (s?.isDirectory()) await rmdir(target).catch(() => undefined);
+    // CSI: NodeUnpublishVolume removes the target path. Only a path that is gone already is no error;
+    // any other failure goes back to kubelet, which retries, instead of reporting a path left behind as done.
+    const s = await stat(target).catch(ifNotFound(undefined));
+    if (s?.isDirectory()) await rmdir(target).catch(ifNotFound(undefined));
     else if (s) await rm(target, { force: true });
     log.info({ volume: req.volume_id, target }, 'unpublished');
     return {};

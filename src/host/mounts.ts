@@ -31,12 +31,12 @@ export async function mountTable(): Promise<MountInfo[]> {
     const f = left.split(' ');
     const r = right.split(' ');
     out.push({
-      device: f[2]!,
-      root: unescape(f[3]!),
-      target: unescape(f[4]!),
-      options: f[5]!.split(','),
-      fsType: r[0]!,
-      source: unescape(r[1]!),
+      device: f[2],
+      root: unescape(f[3]),
+      target: unescape(f[4]),
+      options: f[5].split(','),
+      fsType: r[0],
+      source: unescape(r[1]),
       superOptions: (r[2] ?? '').split(','),
     });
   }

@@ -19,8 +19,8 @@ export class ApiError extends Error {
   static fromResponse(method: string, path: string, code: number, body: string): ApiError {
     let status: Status | undefined;
     try {
-      const parsed = JSON.parse(body) as Status;
-      if (parsed && parsed.kind === 'Status') status = parsed;
+      const parsed = JSON.parse(body) as Partial<Status> | null;
+      if (parsed?.kind === 'Status') status = parsed as Status;
     } catch {
       // Not JSON (a proxy's error page, say): keep the text.
     }

@@ -13,10 +13,10 @@ export function matchesSelector(selector: LabelSelectorLike | undefined, labels:
     const present = Object.prototype.hasOwnProperty.call(have, key);
     switch (operator) {
       case 'In':
-        if (!present || !values.includes(have[key]!)) return false;
+        if (!present || !values.includes(have[key])) return false;
         break;
       case 'NotIn':
-        if (present && values.includes(have[key]!)) return false;
+        if (present && values.includes(have[key])) return false;
         break;
       case 'Exists':
         if (!present) return false;

@@ -45,7 +45,7 @@ export interface ParsedPath {
 }
 
 export function parseResourcePath(path: string): ParsedPath | undefined {
-  const parts = path.split('?')[0]!.split('/').filter((p) => p !== '').map(decodeURIComponent);
+  const parts = path.split('?')[0].split('/').filter((p) => p !== '').map(decodeURIComponent);
   let rest: string[];
   let group: string;
   if (parts[0] === 'api' && parts.length >= 3) {
@@ -62,7 +62,7 @@ export function parseResourcePath(path: string): ParsedPath | undefined {
     namespace = rest[1];
     rest = rest.slice(2);
   }
-  const [resource, name, subresource] = rest;
+  const [resource, name, subresource] = rest as (string | undefined)[];
   if (resource === undefined) return undefined;
   return {
     group,

@@ -56,7 +56,7 @@ export function renderDesired(input: RenderInput): RenderOutput {
       notes.push(`pool ${raw.metadata.name}: invalid, nothing is created for it (${problems.map((p) => `${p.path}: ${p.message}`).join('; ')})`);
       continue;
     }
-    valid.push(withDefaults(raw) as StoragePool);
+    valid.push(withDefaults(raw));
   }
   objects.push(...desiredDriverStack({
     dynamicPools: valid, images: input.images ?? DEFAULT_IMAGES, namespace: input.namespace ?? 'stowage-system',

@@ -56,7 +56,7 @@ export function setupControllers(manager: Manager, opts: SetupOptions): { storag
   registerSnapshotMetrics(manager.registry, () => caches.poolSnapshots.list());
   // Every pool reconcile validates and defaults its pool; compiling that schema takes ~0.2 s.
   manager.warmUp('StoragePool validator', () => precompileValidator('StoragePool'));
-  const allPools = (): string[] => caches.pools.list().map((p) => p.metadata.name!);
+  const allPools = (): string[] => caches.pools.list().map((p) => p.metadata.name);
   const serverVersion = opts.serverVersion ?? new ServerVersion(manager.client);
   const driverStack = opts.driverStack ? setupDriverStack(manager, { ...opts.driverStack, serverVersion, fieldManager: opts.fieldManager }) : undefined;
   const driver = driverStack ? { health: () => driverStack.health(), serverVersion: () => serverVersion.get() } : undefined;
@@ -76,9 +76,9 @@ export function setupControllers(manager: Manager, opts: SetupOptions): { storag
     .watch(caches.poolVolumes, (v) => [v.spec.pool])
     .watch(caches.poolSnapshots, (s) => [s.spec.pool])
     // The snapshot CRDs installed or removed: every Dynamic pool's class and status follow.
-    .watch(caches.snapshotCrds, () => caches.pools.list().filter((p) => p.spec.mode === 'Dynamic').map((p) => p.metadata.name!));
+    .watch(caches.snapshotCrds, () => caches.pools.list().filter((p) => p.spec.mode === 'Dynamic').map((p) => p.metadata.name));
   // The node plugin's health concerns the pools that need the driver: a few objects change rarely
   // (the DaemonSet's status, its pods, CSINodes), and a converged pool's reconcile writes nothing.
-  driverStack?.watchHealth(storagePools, () => caches.pools.list().filter((p) => p.spec.mode === 'Dynamic').map((p) => p.metadata.name!));
+  driverStack?.watchHealth(storagePools, () => caches.pools.list().filter((p) => p.spec.mode === 'Dynamic').map((p) => p.metadata.name));
   return { storagePools, caches, events };
 }

@@ -138,7 +138,7 @@ export class EventBatch {
     return Promise.all(groups.map(({ type, reason, messages }) => {
       const shown = messages.slice(0, MAX_ITEMS_PER_EVENT);
       const more = messages.length - shown.length;
-      const message = messages.length === 1 ? messages[0]! : `${messages.length} times: ${shown.join('; ')}${more > 0 ? `; and ${more} more` : ''}`;
+      const message = messages.length === 1 ? messages[0] : `${messages.length} times: ${shown.join('; ')}${more > 0 ? `; and ${more} more` : ''}`;
       return this.recorder.emit(this.object, type, reason, message, { quiet: true });
     })).then(() => undefined);
   }

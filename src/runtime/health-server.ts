@@ -30,6 +30,7 @@ export class HealthServer {
   private readonly readiness = new Map<string, Check>();
 
   constructor(private readonly registry: Registry) {
+    // handle() answers every failure with a 500 itself: nothing is left to reject.
     this.server = http.createServer((req, res) => void this.handle(req, res));
   }
 

@@ -160,9 +160,12 @@ export class Informer<T extends KubeObject = KubeObject> {
         await this.listAndReplace(signal);
         this.backoff.reset();
         // Watch until the server says our resourceVersion is too old (410) — then relist — or fails.
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the signal may abort during the await
         while (!signal.aborted && (await this.watchOnce(signal)) === 'ended');
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the signal may abort during the await above
         if (!signal.aborted) this.countRestart('expired');
       } catch (err) {
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the signal may abort during the await above
         if (signal.aborted) break;
         this.lastError = errorMessage(err);
         this.countRestart(ApiError.isGone(err) ? 'expired' : 'error');
@@ -186,6 +189,7 @@ export class Informer<T extends KubeObject = KubeObject> {
       ...(labelSelector !== undefined ? { labelSelector } : {}),
       ...(fieldSelector !== undefined ? { fieldSelector } : {}),
     });
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the signal may abort during the await above
     if (signal.aborted) return;
     const fresh = new Map<string, T>();
     for (const item of list.items) fresh.set(objectKey(item), withTypeMeta(item, resource));
@@ -247,7 +251,9 @@ export class Informer<T extends KubeObject = KubeObject> {
       signal.removeEventListener('abort', onStop);
     }
     if (streamError) throw streamError;
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by the watchdog timer during the await
     if (hung && !signal.aborted) throw new Error(`watch of ${resource.plural} was silent for ${watchdogMs} ms; reopening`);
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by the event callback during the await
     return expired ? 'expired' : 'ended';
   }
 

@@ -82,6 +82,7 @@ export class LeaderElector {
     let lastRenew = Date.now();
     while (!signal.aborted) {
       await sleep(retry, signal);
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the signal may abort during the await above
       if (signal.aborted) break;
       if (await this.tryAcquireOrRenew()) {
         lastRenew = Date.now();

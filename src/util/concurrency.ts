@@ -8,7 +8,7 @@ export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (i
   let firstError: unknown;
   const worker = async (): Promise<void> => {
     while (next < items.length) {
-      const item = items[next++]!;
+      const item = items[next++];
       try {
         await fn(item);
       } catch (err) {
@@ -17,5 +17,6 @@ export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (i
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows what fn threw, as it was
   if (firstError !== undefined) throw firstError;
 }

@@ -26,8 +26,8 @@ export function parseBytes(quantity: string): bigint {
   if (!match) {
     throw new Error(`"${quantity}" is not a size; write a whole number of bytes or a quantity such as 500Mi, 10Gi or 2T`);
   }
-  const [, number, suffix = '', exponent] = match;
-  const [whole = '0', fraction = ''] = number!.split('.');
+  const [, number = '', suffix = '', exponent] = match as (string | undefined)[];
+  const [whole = '0', fraction = ''] = number.split('.');
   let numerator = BigInt(`${whole}${fraction}` || '0');
   let denominator = 10n ** BigInt(fraction.length);
   if (exponent !== undefined) {

@@ -1,7 +1,7 @@
-import { expect } from 'chai';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { expect } from 'chai';
 import { ARCHITECTURE_DOC, cruiseProject, describeViolations, renderGeneratedBlock, withGeneratedBlock } from '../../hack/architecture.js';
 
 /** A throw-away tree shaped like src/, cruised with the project's own rules. */

@@ -1,5 +1,4 @@
 import { parse as parseJs } from 'acorn';
-import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -7,6 +6,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
 import { parse as parseYaml } from 'yaml';
 import { installCrds } from '../../src/crds/install.js';
 import { STORAGE_POOLS } from '../../src/crds/resource-types.js';

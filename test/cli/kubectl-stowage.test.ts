@@ -1,6 +1,6 @@
-import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
+import { expect } from 'chai';
 import { parse as parseYaml } from 'yaml';
 import { PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, PODS } from '../../src/kube/resources.js';
 import type { KubeObject, PersistentVolume } from '../../src/kube/types.js';
@@ -66,12 +66,12 @@ describe('kubectl stowage against a real cluster with real node agents', functio
       return cond(p, 'Ready')?.status === 'True' && p.status?.counts?.volumes?.available === 2;
     }, 120_000);
     await waitFor('pool slow to see the failing disk', async () => cond(await world.admin.get<Pool>(STORAGE_POOLS, slow), 'DisksHealthy')?.reason === 'DisksUnhealthy', 120_000);
-    await world.claim('data', fast, '100Mi', world.nodes[0]!);
+    await world.claim('data', fast, '100Mi', world.nodes[0]);
     const pvName = (await world.admin.get<KubeObject & { spec: { volumeName: string } }>(PERSISTENT_VOLUME_CLAIMS, 'data', ns)).spec.volumeName;
     const pv = await world.admin.get<PersistentVolume>(PERSISTENT_VOLUMES, pvName);
-    bound = pv.metadata.labels!['stowage.dev/disk'] === disk.a!.metadata.name ? disk.a! : disk.b!;
-    spare = bound === disk.a ? disk.b! : disk.a!;
-    await world.claim('big', fast, '5Gi', world.nodes[0]!, false);
+    bound = pv.metadata.labels!['stowage.dev/disk'] === disk.a.metadata.name ? disk.a : disk.b;
+    spare = bound === disk.a ? disk.b : disk.a;
+    await world.claim('big', fast, '5Gi', world.nodes[0], false);
     await world.admin.create(PERSISTENT_VOLUME_CLAIMS, {
       metadata: { name: 'later', namespace: ns },
       spec: { accessModes: ['ReadWriteOnce'], storageClassName: fast, resources: { requests: { storage: '100Mi' } } },
@@ -88,7 +88,7 @@ describe('kubectl stowage against a real cluster with real node agents', functio
     await world?.close();
   });
 
-  const name = (key: string): string => disk[key]!.metadata.name!;
+  const name = (key: string): string => disk[key].metadata.name;
 
   describe('disks', () => {
     it('one row per disk grouped by node: size, media, health, pool, PV → PVC → pod, and why unused disks are unused', async () => {
@@ -99,40 +99,40 @@ describe('kubectl stowage against a real cluster with real node agents', functio
       expectRow(out, name('small')).to.include('256Mi').and.include('free: blank, no pool selects it');
       expectRow(out, name('failing')).to.include('FAILING').and.include(slow);
       expectRow(out, name('healthy')).to.include('unknown').and.include(slow);
-      expectRow(out, bound.metadata.name!).to.include(`stowage-${bound.metadata.name} → ${ns}/data → app-data`).and.include('in use').and.include(fast);
-      expectRow(out, spare.metadata.name!).to.include('ready, no volume bound');
+      expectRow(out, bound.metadata.name).to.include(`stowage-${bound.metadata.name} → ${ns}/data → app-data`).and.include('in use').and.include(fast);
+      expectRow(out, spare.metadata.name).to.include('ready, no volume bound');
       const lines = out.split('\n').filter((l) => l.startsWith(world.prefix));
-      const firstNode2 = lines.findIndex((l) => l.startsWith(world.nodes[1]!));
-      expect(lines.slice(0, 4).every((l) => l.startsWith(world.nodes[0]!)) && firstNode2 === 4, out).to.equal(true);
+      const firstNode2 = lines.findIndex((l) => l.startsWith(world.nodes[1]));
+      expect(lines.slice(0, 4).every((l) => l.startsWith(world.nodes[0])) && firstNode2 === 4, out).to.equal(true);
     });
 
     it('--node and --pool filter; -o wide adds device, serial, schedulable and the raw reasons', async () => {
-      const node2 = ok(await plugin(kc, ['disks', '--node', world.nodes[1]!]), 'disks --node');
+      const node2 = ok(await plugin(kc, ['disks', '--node', world.nodes[1]]), 'disks --node');
       expect(node2.trim().split('\n')).to.have.length(3);
       const inFast = ok(await plugin(kc, ['disks', '--pool', fast]), 'disks --pool');
       expect(inFast.trim().split('\n').slice(1).map((l) => l.split(/\s+/)[1]).sort()).to.deep.equal([name('a'), name('b')].sort());
-      const wide = ok(await plugin(kc, ['disks', '--node', world.nodes[0]!, '-o', 'wide']), 'disks -o wide');
+      const wide = ok(await plugin(kc, ['disks', '--node', world.nodes[0], '-o', 'wide']), 'disks -o wide');
       expect(wide.split('\n')[0]).to.match(/DEVICE.*SERIAL.*SCHEDULABLE.*ELIGIBLE\s+PREPARED\s+STATUS/);
       expectRow(wide, name('old')).to.match(/\/dev\/loop\d+.*HasFilesystem\s+NotClaimed/);
-      expectRow(wide, bound.metadata.name!).to.match(/Claimed\s+Prepared/);
+      expectRow(wide, bound.metadata.name).to.match(/Claimed\s+Prepared/);
     });
 
     it('-o json and -o yaml carry the same rows for scripts', async () => {
-      const json = JSON.parse(ok(await plugin(kc, ['disks', '--node', world.nodes[1]!, '-o', 'json']), 'disks -o json'));
+      const json = JSON.parse(ok(await plugin(kc, ['disks', '--node', world.nodes[1], '-o', 'json']), 'disks -o json'));
       expect(json.kind).to.equal('DiskList');
       const failing = json.items.find((i: { name: string }) => i.name === name('failing'));
       expect(failing).to.deep.include({ node: world.nodes[1], pool: slow });
       expect(failing.health).to.deep.equal({ status: 'False', reason: 'SmartFailed', words: 'FAILING' });
-      const yaml = parseYaml(ok(await plugin(kc, ['disks', '--node', world.nodes[1]!, '-o', 'yaml']), 'disks -o yaml'));
+      const yaml = parseYaml(ok(await plugin(kc, ['disks', '--node', world.nodes[1], '-o', 'yaml']), 'disks -o yaml'));
       expect(yaml).to.deep.equal(json);
     });
 
     it('runs as `kubectl stowage` through kubectl\'s plugin discovery, with KUBECONFIG from the environment', async () => {
       const bin = await pluginOnPath(world.work);
       const kubectl = path.join(world.cp.binDir, 'kubectl');
-      const r = await runProgram(kubectl, ['stowage', 'disks', '--node', world.nodes[1]!], { PATH: `${bin}:${process.env.PATH}`, KUBECONFIG: kc });
+      const r = await runProgram(kubectl, ['stowage', 'disks', '--node', world.nodes[1]], { PATH: `${bin}:${process.env.PATH}`, KUBECONFIG: kc });
       expect(ok(r, 'kubectl stowage disks')).to.include(name('failing'));
-      expect(r.stdout).to.equal(ok(await plugin(kc, ['disks', '--node', world.nodes[1]!]), 'disks'));
+      expect(r.stdout).to.equal(ok(await plugin(kc, ['disks', '--node', world.nodes[1]]), 'disks'));
     });
   });
 
@@ -145,7 +145,7 @@ describe('kubectl stowage against a real cluster with real node agents', functio
       expectRow(out, slow).to.include(name('failing'));
       expectRow(out, nvme).to.match(/0\/0\s+0\/0\s+0\/0\s.*False\s+Ready: no eligible disk matches spec.disks/);
       // Half of fast's capacity is allocated to the bound claim: the bar is half filled.
-      const bar = /\[([█▒░]+)\]/.exec(row(out, fast))![1]!;
+      const bar = /\[([█▒░]+)\]/.exec(row(out, fast))![1];
       const filled = [...bar].filter((c) => c !== '░').length;
       expect(filled / [...bar].length).to.be.within(0.4, 0.6);
     });
@@ -178,7 +178,7 @@ describe('kubectl stowage against a real cluster with real node agents', functio
     it('a failing disk in a pool, and a disk whose volume is in use', async () => {
       const failing = ok(await plugin(kc, ['why', name('failing')]), 'why failing');
       expect(failing).to.include(`belongs to pool ${slow}`).and.include('SMART predicts the disk\'s failure: move its data off (drain it) and replace it (SmartFailed:');
-      const used = ok(await plugin(kc, ['why', bound.metadata.name!]), 'why bound');
+      const used = ok(await plugin(kc, ['why', bound.metadata.name]), 'why bound');
       expect(used).to.include(`Its volume stowage-${bound.metadata.name} is bound to claim ${ns}/data, used by pod(s) ${ns}/app-data.`);
       expect(used).to.include('Recent events:').and.match(/Normal\s+Prepared: prepared for pool/);
     });
@@ -256,7 +256,7 @@ describe('kubectl stowage against a real cluster with real node agents', functio
       const before = await writeRequests(world.cp, 'nodedisks');
       const cordon = ok(await plugin(kc, ['cordon', name('small'), '--dry-run']), 'cordon --dry-run');
       expect(cordon).to.equal(`nodedisk/${name('small')} would be cordoned: spec.schedulable true → false (server-side apply, field manager kubectl-stowage) (dry run: nothing was written)\n`);
-      const drain = ok(await plugin(kc, ['drain', bound.metadata.name!, '--dry-run']), 'drain --dry-run');
+      const drain = ok(await plugin(kc, ['drain', bound.metadata.name, '--dry-run']), 'drain --dry-run');
       expect(drain).to.include('would be cordoned').and.include(`then drain would wait: waiting for volume stowage-${bound.metadata.name} to be released: it is bound to ${ns}/data`);
       ok(await plugin(kc, ['uncordon', name('small'), '--dry-run']), 'uncordon --dry-run');
       expect(await writeRequests(world.cp, 'nodedisks')).to.equal(before, 'no write to nodedisks');
@@ -272,14 +272,14 @@ describe('kubectl stowage against a real cluster with real node agents', functio
       const mine = d.metadata.managedFields!.filter((m) => m.manager === 'kubectl-stowage');
       expect(mine.map((m) => [m.operation, m.fieldsV1])).to.deep.equal([['Apply', { 'f:spec': { 'f:schedulable': {} } }]]);
       await waitFor('the agent to report the disk Cordoned', async () => cond(await world.admin.get<Disk>(NODE_DISKS, name('small')), 'Eligible')?.reason === 'Cordoned');
-      expect(row(ok(await plugin(kc, ['disks', '--node', world.nodes[0]!]), 'disks'), name('small'))).to.include('cordoned');
+      expect(row(ok(await plugin(kc, ['disks', '--node', world.nodes[0]]), 'disks'), name('small'))).to.include('cordoned');
       expect(ok(await plugin(kc, ['cordon', name('small')]), 'cordon again')).to.include('already cordoned');
       expect(ok(await plugin(kc, ['uncordon', name('small')]), 'uncordon')).to.equal(`nodedisk/${name('small')} uncordoned\n`);
       expect((await world.admin.get<Disk>(NODE_DISKS, name('small'))).spec.schedulable).to.equal(true);
     });
 
     it('disks --watch into a pipe prints the view again when a disk changes', async () => {
-      const child = spawn(process.execPath, [PLUGIN, '--kubeconfig', kc, 'disks', '--watch', '--node', world.nodes[0]!], {
+      const child = spawn(process.execPath, [PLUGIN, '--kubeconfig', kc, 'disks', '--watch', '--node', world.nodes[0]], {
         stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STOWAGE_LOG_LEVEL: 'silent' },
       });
       let out = '';
@@ -302,7 +302,7 @@ describe('kubectl stowage against a real cluster with real node agents', functio
     });
 
     it('drain on a disk whose volume is bound waits, deleting nothing, and returns once the volume is released and the disk is free', async () => {
-      const child = spawn(process.execPath, [PLUGIN, '--kubeconfig', kc, 'drain', bound.metadata.name!, '--timeout', '180'], {
+      const child = spawn(process.execPath, [PLUGIN, '--kubeconfig', kc, 'drain', bound.metadata.name, '--timeout', '180'], {
         stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STOWAGE_LOG_LEVEL: 'silent' },
       });
       let out = '';
@@ -314,7 +314,7 @@ describe('kubectl stowage against a real cluster with real node agents', functio
         await new Promise((r) => setTimeout(r, 4_000));
         expect(child.exitCode, out).to.equal(null);
         expect(await world.admin.getIfExists(PERSISTENT_VOLUME_CLAIMS, 'data', ns), 'the claim is untouched').to.not.equal(undefined);
-        expect((await world.admin.get<Disk>(NODE_DISKS, bound.metadata.name!)).spec.claim?.pool).to.equal(fast);
+        expect((await world.admin.get<Disk>(NODE_DISKS, bound.metadata.name)).spec.claim?.pool).to.equal(fast);
         await world.release('data');
         let timer: NodeJS.Timeout | undefined;
         const code = await Promise.race([exited, new Promise<number>((r) => (timer = setTimeout(() => r(-1), 150_000)))]);
@@ -326,7 +326,7 @@ describe('kubectl stowage against a real cluster with real node agents', functio
       expect(out).to.include(`nodedisk/${bound.metadata.name} cordoned`);
       expect(out).to.match(/\[\d+s\] waiting for volume/);
       expect(out).to.include(`nodedisk/${bound.metadata.name} drained`);
-      const d = await world.admin.get<Disk>(NODE_DISKS, bound.metadata.name!);
+      const d = await world.admin.get<Disk>(NODE_DISKS, bound.metadata.name);
       expect(d.spec.claim).to.equal(undefined);
       expect(d.spec.schedulable).to.equal(false);
       expect(await world.admin.getIfExists(PERSISTENT_VOLUMES, `stowage-${bound.metadata.name}`)).to.equal(undefined);

@@ -1,11 +1,11 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { expect } from 'chai';
 import { PERSISTENT_VOLUME_CLAIMS } from '../../src/kube/resources.js';
 import type { KubeObject } from '../../src/kube/types.js';
 import { STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import type { StoragePool } from '../../src/crds/storagepool.js';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
 import { waitFor } from '../support/cluster.js';
 import { PLUGIN, PluginWorld, plugin, runProgram } from './support.js';
 
@@ -40,7 +40,7 @@ describe('kubectl stowage pools --watch in a terminal (tmux)', function () {
         return predicate(last) ? last : undefined;
       }, timeoutMs, 250);
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n--- captured tmux pane ---\n${last}\n--- end of pane ---`);
+      throw new Error(`${(err as Error).message}\n--- captured tmux pane ---\n${last}\n--- end of pane ---`, { cause: err });
     }
   };
   const poolRow = (s: string): string => s.split('\n').find((l) => l.startsWith(pool)) ?? '';
@@ -74,17 +74,17 @@ describe('kubectl stowage pools --watch in a terminal (tmux)', function () {
     expect(first).to.match(/NAME\s+MODE\s+REPLICAS\s+NODES\s+DISKS\s+VOLUMES\s+USED\/ALLOC\/AVAIL\s+CAPACITY\s+READY\s+MESSAGE/);
     expect(filledCells(first)).to.equal(0);
 
-    await world.claim('one', pool, '100Mi', world.nodes[0]!);
+    await world.claim('one', pool, '100Mi', world.nodes[0]);
     const half = await waitForScreen('1 of 2 volumes bound', (s) => /\s1\/2\s/.test(poolRow(s)));
     const halfCells = filledCells(half);
     expect(halfCells, half).to.be.greaterThan(0);
 
-    await world.claim('two', pool, '100Mi', world.nodes[0]!);
+    await world.claim('two', pool, '100Mi', world.nodes[0]);
     const full = await waitForScreen('2 of 2 volumes bound and the low-capacity warning', (s) => /\s2\/2\s/.test(poolRow(s)) && poolRow(s).includes('CapacityAvailable'));
     expect(filledCells(full), full).to.be.greaterThan(halfCells);
     expect(poolRow(full), full).to.match(/\/0B\s+\[[█▒]+\]/, 'nothing available: the bar is full');
     // Colour on a terminal: the pane's cells carry SGR colour codes.
-    expect(await screen(true)).to.match(/\x1b\[[0-9;]*3[1-3]m/);
+    expect(await screen(true)).to.match(/\x1b\[[0-9;]*3[1-3]m/); // eslint-disable-line no-control-regex -- the ANSI colour escape is what is checked
     expect(await world.admin.getIfExists(PERSISTENT_VOLUME_CLAIMS, 'two', world.namespace)).to.not.equal(undefined);
   });
 
@@ -92,16 +92,16 @@ describe('kubectl stowage pools --watch in a terminal (tmux)', function () {
     const r = await tmux('new-window', '-t', 'watch', '-n', 'plain',
       `NO_COLOR=1 STOWAGE_LOG_LEVEL=silent ${process.execPath} ${PLUGIN} --kubeconfig ${world.kubeconfig} pools; sleep 120`);
     expect(r.code, r.stderr).to.equal(0);
-    let last = '';
+    let last: string;
     try {
       last = await waitFor('the pools table in the NO_COLOR window', async () => {
         const s = await tmux('capture-pane', '-p', '-e', '-t', 'watch:plain');
         return s.stdout.includes(pool) ? s.stdout : undefined;
       }, 30_000, 250);
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n--- captured tmux pane ---\n${(await tmux('capture-pane', '-p', '-t', 'watch:plain')).stdout}`);
+      throw new Error(`${(err as Error).message}\n--- captured tmux pane ---\n${(await tmux('capture-pane', '-p', '-t', 'watch:plain')).stdout}`, { cause: err });
     }
-    expect(last, last).to.not.match(/\x1b\[[0-9;]*3[0-9]m/);
+    expect(last, last).to.not.match(/\x1b\[[0-9;]*3[0-9]m/); // eslint-disable-line no-control-regex -- the ANSI colour escape is what is checked
   });
 
   it('why, on the full pool: LowCapacity; a Dynamic pool without its engine: Preparing with too few disks; the pool deleted under its claims: DeletionBlocked', async () => {

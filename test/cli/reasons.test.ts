@@ -1,7 +1,7 @@
-import { expect } from 'chai';
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
 import { ELIGIBLE_REASONS, HEALTHY_REASONS, POOL_REASONS, PREPARED_REASONS } from '../../src/cli/kubectl/reasons.js';
 import { explainPool } from '../../src/cli/kubectl/why.js';
 import type { Pool, Snapshot } from '../../src/cli/kubectl/snapshot.js';
@@ -21,7 +21,8 @@ function reasonsIn(files: readonly string[]): string[] {
   const found = new Set<string>();
   for (const file of files) {
     const text = readFileSync(path.join(REPO, file), 'utf8');
-    for (const re of [/reason: '([A-Za-z]+)'/g, /\bno\('([A-Za-z]+)'/g, /PreparationRefused\(\s*'([A-Za-z]+)'/g, /refusal\(err, '([A-Za-z]+)'\)/g, /\? '(HasPartitions)' : '(HasFilesystem)'/g]) {
+    // Whitespace-tolerant: the formatter may break any of these over lines.
+    for (const re of [/reason:\s*'([A-Za-z]+)'/g, /\bno\(\s*'([A-Za-z]+)'/g, /PreparationRefused\(\s*'([A-Za-z]+)'/g, /refusal\(\s*err,\s*'([A-Za-z]+)'\s*\)/g, /\?\s*'(HasPartitions)'\s*:\s*'(HasFilesystem)'/g]) {
       for (const m of text.matchAll(re)) for (const g of m.slice(1)) if (g) found.add(g);
     }
   }

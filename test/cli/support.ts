@@ -40,11 +40,11 @@ export interface RunResult {
 /** Runs a program to completion with a clean environment plus `env`; never through a shell. */
 export function runProgram(cmd: string, args: readonly string[], env: Record<string, string | undefined>, timeoutMs = 60_000, cwd?: string): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME, STOWAGE_LOG_LEVEL: 'silent', ...env } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME, STOWAGE_LOG_LEVEL: 'silent', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', reject);
     child.on('close', (code, signal) => {
@@ -167,15 +167,15 @@ export class PluginWorld {
       this.disks.push(disks);
     }
     for (const [n, d] of opts.formatted ?? []) {
-      await runProgram('mkfs.ext4', ['-q', '-F', '-L', 'olddata', this.disks[n]![d]!.device], {}).then((r) => {
+      await runProgram('mkfs.ext4', ['-q', '-F', '-L', 'olddata', this.disks[n][d].device], {}).then((r) => {
         if (r.code !== 0) throw new Error(`mkfs.ext4 failed: ${r.stderr}`);
       });
     }
     for (const [i, node] of this.nodes.entries()) {
-      const devices = this.disks[i]!.map((d) => d.device);
+      const devices = this.disks[i].map((d) => d.device);
       if (i === 1 && opts.failingSmart) {
         this.childAgents.push(await FaultyHealthAgent.start({
-          kubeconfig: this.kubeconfig, node, devices, failing: devices[0]!, root: path.join(this.work, node), shimDir: path.join(this.work, 'shim'),
+          kubeconfig: this.kubeconfig, node, devices, failing: devices[0], root: path.join(this.work, node), shimDir: path.join(this.work, 'shim'),
         }));
       } else {
         const client = await KubeClient.load({ kubeconfig: this.kubeconfig, userAgent: `stowage-node/${node}` });
@@ -200,7 +200,7 @@ export class PluginWorld {
 
   /** The NodeDisk of loop device (node, index), once its agent reported it. */
   async diskOf(node: number, index: number): Promise<Disk> {
-    const file = this.disks[node]![index]!.file;
+    const file = this.disks[node][index].file;
     return waitFor(`the NodeDisk of ${file}`, async () =>
       (await this.admin.list<Disk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${this.nodes[node]}` })).items
         .find((d) => d.metadata.annotations?.[IDENTITY_ANNOTATION] === `loop:${file}` && d.status?.conditions), 30_000);
@@ -254,7 +254,7 @@ export class PluginWorld {
     for (const agent of this.childAgents) await agent.stop();
     for (const name of this.pools) await deletePoolForcibly(admin, name);
     for (const node of this.nodes) {
-      for (const d of (await admin.list<Disk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await admin.delete(NODE_DISKS, d.metadata.name!);
+      for (const d of (await admin.list<Disk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await admin.delete(NODE_DISKS, d.metadata.name);
       for (const pv of (await admin.list<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/node=${node}` })).items) {
         await admin.mergePatch(PERSISTENT_VOLUMES, pv.metadata.name!, { metadata: { finalizers: null } }).catch(() => undefined);
         await admin.delete(PERSISTENT_VOLUMES, pv.metadata.name!);

@@ -13,7 +13,7 @@ function disk(conditions: [string, string, string][], spec: Partial<Disk['spec']
     apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name: 'n1-abc', labels: { 'stowage.dev/node': 'n1' } },
     spec: { nodeName: 'n1', devicePath: '/dev/sdb', ...spec },
     status: { capacity: '1Gi', conditions: conditions.map(([type, status, reason]) => ({ type, status: status as 'True', reason, message: `msg ${reason}`, lastTransitionTime: T })) },
-  } as Disk;
+  };
 }
 
 /**

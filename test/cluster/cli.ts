@@ -22,7 +22,7 @@ function parse(argv: string[]): { cmd: string; stateDir?: string; binDir?: strin
   if (!cmd || cmd === '-h' || cmd === '--help') usage(cmd ? 0 : 2);
   const out: { cmd: string; stateDir?: string; binDir?: string } = { cmd };
   for (let i = 0; i < rest.length; i++) {
-    const a = rest[i]!;
+    const a = rest[i];
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
     const value = () => inline ?? rest[++i] ?? usage(2);
     if (flag === '--state-dir') out.stateDir = value();

@@ -140,7 +140,7 @@ describe('ControlPlane: a real etcd + kube-apiserver + controller-manager + sche
     const c = cp!;
     await ok(c, ['create', 'configmap', 'survivor', '--from-literal=k=v']);
     const server = c.server;
-    const oldPid = c.pids()['kube-apiserver']!;
+    const oldPid = c.pids()['kube-apiserver'];
 
     await c.stopApiServer();
     expect(alive(oldPid)).to.equal(false);
@@ -152,7 +152,7 @@ describe('ControlPlane: a real etcd + kube-apiserver + controller-manager + sche
 
     await c.startApiServer();
     expect(c.server).to.equal(server);
-    const newPid = c.pids()['kube-apiserver']!;
+    const newPid = c.pids()['kube-apiserver'];
     expect(newPid).to.not.equal(oldPid);
     expect(fs.readFileSync(path.join(c.stateDir, 'pids', 'kube-apiserver.pid'), 'utf8').trim()).to.equal(String(newPid));
     const cm = JSON.parse(await ok(c, ['get', 'configmap', 'survivor', '-o', 'json']));
@@ -211,7 +211,7 @@ describe('ControlPlane helpers', function () {
             return '';
           }
         })
-        .filter((cmd) => /\/stowage-cp-[^/ ]+/.test(cmd) && !before.has(/\/(stowage-cp-[^/ ]+)/.exec(cmd)![1]!));
+        .filter((cmd) => /\/stowage-cp-[^/ ]+/.test(cmd) && !before.has(/\/(stowage-cp-[^/ ]+)/.exec(cmd)![1]));
       expect(strays).to.deep.equal([]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

@@ -444,6 +444,7 @@ export class ControlPlane {
       log(`control plane ready in ${cp.startupMs} ms at ${cp.server}`);
       return cp;
     } catch (e) {
+      // Clean-up after a failed start: the start's own error (rethrown below) is the one to report.
       if (cp) await cp.stop().catch(() => {});
       else if (ownsStateDir) {
         await fsp.rm(stateDir, { recursive: true, force: true });
@@ -626,6 +627,7 @@ export class ControlPlane {
     // The API server is back only when it serves again: its etcd client reconnects with gRPC's
     // backoff, which grows to two minutes over a long outage, and until then requests hang.
     await this.waitFor('kube-apiserver', 'ready again on etcd (/readyz)', async () => {
+      // A poll: no answer means not ready yet; waitFor reports the last state if it never comes.
       const res = await this.request('GET', '/readyz', undefined, { timeoutMs: 3000 }).catch(() => undefined);
       return res?.status === 200;
     }, ETCD_RECONNECT_TIMEOUT_MS);
@@ -846,6 +848,7 @@ export async function killLeftovers(stateDir: string): Promise<number[]> {
   const victims: number[] = [];
   for (const f of files) {
     const file = path.join(pidDir, f);
+    // A pid file removed meanwhile (its process stopped) names no process to kill.
     const pid = Number.parseInt((await fsp.readFile(file, 'utf8').catch(() => '')).trim(), 10);
     if (Number.isInteger(pid) && pid > 1 && pid !== process.pid) {
       let cmdline = '';

@@ -27,7 +27,7 @@ function mountInfo(): MountInfo[] {
     .map((line) => {
       const f = line.split(' ');
       const sep = f.indexOf('-');
-      return { mountPoint: f[4]!, shared: f.slice(6, sep).some((o) => o.startsWith('shared:')) };
+      return { mountPoint: f[4], shared: f.slice(6, sep).some((o) => o.startsWith('shared:')) };
     });
 }
 
@@ -39,9 +39,11 @@ export async function shareHostPaths(paths: string[]): Promise<() => Promise<voi
       if (!fs.existsSync(p)) fs.mkdirSync(p, { recursive: true });
       const own = mountInfo().filter((m) => m.mountPoint === p);
       if (own.length > 0) {
-        if (own[own.length - 1]!.shared) continue;
+        if (own[own.length - 1].shared) continue;
         await exec('mount', ['--make-shared', p]);
-        undo.push(async () => void (await exec('mount', ['--make-private', p])));
+        undo.push(async () => {
+          await exec('mount', ['--make-private', p]);
+        });
       } else {
         await exec('mount', ['--bind', p, p]);
         await exec('mount', ['--make-shared', p]);
@@ -53,6 +55,7 @@ export async function shareHostPaths(paths: string[]): Promise<() => Promise<voi
       }
     }
   } catch (e) {
+    // Undo what was done as far as it goes: the error rethrown below is the one to report.
     for (const u of undo.reverse()) await u().catch(() => undefined);
     throw e;
   }

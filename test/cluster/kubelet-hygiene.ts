@@ -45,8 +45,8 @@ export function txPacketCounters(): Record<string, number> {
   for (const line of fs.readFileSync('/proc/net/dev', 'utf8').split('\n').slice(2)) {
     const m = /^\s*([^:\s]+):\s*(.*)$/.exec(line);
     if (!m || m[1] === 'lo') continue;
-    const fields = m[2]!.trim().split(/\s+/).map(Number);
-    out[m[1]!] = fields[9]!; // receive: 8 fields; transmit: bytes, packets, ...
+    const fields = m[2].trim().split(/\s+/).map(Number);
+    out[m[1]] = fields[9]!; // receive: 8 fields; transmit: bytes, packets, ...
   }
   return out;
 }

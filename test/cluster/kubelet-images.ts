@@ -184,7 +184,7 @@ export async function importTestImages(socket: string, workDir: string): Promise
       await exec('ctr', ['--address', socket, '--namespace', 'k8s.io', 'images', 'import', '--platform', 'linux/amd64', tarball], { timeout: 120_000 });
     } catch (e) {
       const err = e as { stderr?: string; message: string };
-      throw new Error(`kubelet-images: ctr images import ${spec.ref} failed: ${err.stderr || err.message}`);
+      throw new Error(`kubelet-images: ctr images import ${spec.ref} failed: ${err.stderr || err.message}`, { cause: e });
     } finally {
       await fsp.rm(tarball, { force: true });
     }
@@ -213,11 +213,12 @@ export async function importStowageImage(socket: string, extraRefs: string[] = [
       return (await exec('ctr', ['--address', socket, '--namespace', 'k8s.io', ...args], { timeout: 300_000, maxBuffer: 16 << 20 })).stdout;
     } catch (e) {
       const err = e as { stderr?: string; message: string };
-      throw new Error(`kubelet-images: ctr ${args.join(' ')} failed: ${err.stderr || err.message}`);
+      throw new Error(`kubelet-images: ctr ${args.join(' ')} failed: ${err.stderr || err.message}`, { cause: e });
     }
   };
   await ctr('images', 'import', '--platform', 'linux/amd64', archive);
   for (const extra of extraRefs) {
+    // Not there is fine: this only makes room for the import's own name.
     await ctr('images', 'rm', extra).catch(() => undefined);
     await ctr('images', 'tag', ref, extra);
   }
@@ -227,6 +228,7 @@ export async function importStowageImage(socket: string, extraRefs: string[] = [
   // A pull records the image under name@digest too; an import does not, and kubelet's CRI finds
   // a by-digest reference (what the install pins) only under that name.
   const byDigest = `${ref.slice(0, ref.lastIndexOf(':'))}@${digest}`;
+  // Not there is fine: the tag below (which must succeed) writes it anew.
   await ctr('images', 'rm', byDigest).catch(() => undefined);
   await ctr('images', 'tag', ref, byDigest);
   return { ref, digest };

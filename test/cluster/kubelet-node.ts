@@ -128,7 +128,7 @@ function mountsUnder(dir: string): string[] {
     .readFileSync('/proc/self/mounts', 'utf8')
     .split('\n')
     .filter(Boolean)
-    .map((l) => l.split(' ')[1]!.replace(/\\040/g, ' ').replace(/\\011/g, '\t').replace(/\\134/g, '\\'))
+    .map((l) => l.split(' ')[1].replace(/\\040/g, ' ').replace(/\\011/g, '\t').replace(/\\134/g, '\\'))
     .filter((m) => m === dir || m.startsWith(prefix))
     .sort((a, b) => b.length - a.length);
 }
@@ -172,7 +172,7 @@ function cgroupHierarchies(): string[] {
     .split('\n')
     .map((l) => l.split(' '))
     .filter((f) => f[2] === 'cgroup' || f[2] === 'cgroup2')
-    .map((f) => f[1]!);
+    .map((f) => f[1]);
 }
 
 /** rmdir a cgroup tree bottom-up (cgroup directories can only be removed empty of children). */

@@ -1,7 +1,7 @@
-import { expect } from 'chai';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
 import { parse, stringify } from 'yaml';
 import { crdsForServer, validateObject, withDefaults, type StoragePool } from '../../src/crds/index.js';
 import type { ControlPlane } from '../cluster/control-plane.js';

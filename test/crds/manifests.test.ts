@@ -1,6 +1,6 @@
-import { expect } from 'chai';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import { parse } from 'yaml';
 import { DEFAULT_CRD_DIR, renderCrdManifests } from '../../hack/gen-manifests.js';
 import { ALL_CRDS } from '../../src/crds/index.js';
@@ -11,6 +11,7 @@ describe('config/crd manifests', () => {
   it('are exactly what `make manifests` generates from src/crds', async () => {
     const expected = renderCrdManifests();
     for (const [name, content] of expected) {
+      // A file not written yet reads as missing, which the assertion below reports by name.
       const onDisk = await readFile(join(DEFAULT_CRD_DIR, name), 'utf8').catch(() => undefined);
       expect(onDisk, `config/crd/${name} ${STALE}`).to.equal(content);
     }

@@ -138,7 +138,7 @@ for (const def of RESOURCE_DEFINITIONS) {
           if (typeof rule.holds !== 'function') problems.push(`${path}: rule without TypeScript twin`);
           // Without a CEL evaluator at hand, at least catch misspelt field names.
           for (const match of rule.rule.matchAll(/self((?:\.[A-Za-z_][A-Za-z0-9_]*)+)/g)) {
-            if (!schemaAt(schema, match[1]!)) problems.push(`${path}: rule refers to undeclared self${match[1]}`);
+            if (!schemaAt(schema, match[1])) problems.push(`${path}: rule refers to undeclared self${match[1]}`);
           }
           if (rule.field && !schemaAt(schema, rule.field)) problems.push(`${path}: rule reports on undeclared ${rule.field}`);
           if (/\\/.test(rule.rule)) problems.push(`${path}: backslash in CEL (escape rules differ from JS)`);
@@ -158,7 +158,7 @@ for (const def of RESOURCE_DEFINITIONS) {
 describe('CustomResourceDefinitions', () => {
   it('pass the official apiextensions.k8s.io/v1 schema (kubernetes-models)', () => {
     for (const crd of ALL_CRDS) {
-      expect(() => new KubeCrd(crd as unknown as ConstructorParameters<typeof KubeCrd>[0]).validate(), crd.metadata.name).not.to.throw();
+      expect(() => new KubeCrd(crd).validate(), crd.metadata.name).not.to.throw();
     }
   });
 
@@ -179,7 +179,7 @@ describe('CustomResourceDefinitions', () => {
   });
 
   it('print the promised columns, each pointing at a declared field', () => {
-    const columns = ALL_CRDS.map((c) => c.spec.versions[0]!.additionalPrinterColumns.filter((p) => !p.priority).map((p) => p.name));
+    const columns = ALL_CRDS.map((c) => c.spec.versions[0].additionalPrinterColumns.filter((p) => !p.priority).map((p) => p.name));
     expect(columns).to.deep.equal([
       ['Mode', 'Replicas', 'Ready', 'Usable', 'Available', 'Age'],
       ['Node', 'Media', 'Size', 'Eligible', 'Pool', 'Healthy', 'Age'],
@@ -187,12 +187,12 @@ describe('CustomResourceDefinitions', () => {
       ['Pool', 'Node', 'Source', 'Size', 'Phase', 'Age'],
     ]);
     for (const [i, def] of RESOURCE_DEFINITIONS.entries()) {
-      for (const column of ALL_CRDS[i]!.spec.versions[0]!.additionalPrinterColumns) {
+      for (const column of ALL_CRDS[i].spec.versions[0].additionalPrinterColumns) {
         if (column.jsonPath.startsWith('.metadata.')) continue;
         expect(resolveColumn(def.schema, column.jsonPath), column.jsonPath).to.not.equal(undefined);
       }
     }
-    const ready = ALL_CRDS[0]!.spec.versions[0]!.additionalPrinterColumns.find((c) => c.name === 'Ready');
+    const ready = ALL_CRDS[0].spec.versions[0].additionalPrinterColumns.find((c) => c.name === 'Ready');
     expect(ready?.jsonPath).to.equal('.status.conditions[?(@.type=="Ready")].status');
   });
 
@@ -201,7 +201,7 @@ describe('CustomResourceDefinitions', () => {
     for (const version of [{ major: '1', minor: '20' }, { major: '1', minor: '22+' }, { major: '', minor: '' }]) {
       const crds = crdsForServer(version);
       expect(cel(crds), JSON.stringify(version)).to.equal(false);
-      for (const crd of crds) new KubeCrd(crd as unknown as ConstructorParameters<typeof KubeCrd>[0]).validate();
+      for (const crd of crds) new KubeCrd(crd).validate();
     }
     expect(crdsForServer({ major: 1, minor: 23 })).to.deep.equal(ALL_CRDS);
     expect(crdsForServer({ major: '1', minor: '31' })).to.deep.equal(ALL_CRDS);

@@ -1,9 +1,9 @@
-import { expect } from 'chai';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
 import { parseAllDocuments } from 'yaml';
 import { validateCommand } from '../../src/cli/validate.js';
 import {
@@ -36,7 +36,7 @@ function disk(edit: (d: any) => void): NodeDisk {
 function problemAt(problems: Problem[], path: string): Problem {
   const found = problems.filter((p) => p.path === path);
   expect(found, `problems at ${path} among ${JSON.stringify(problems, null, 1)}`).to.have.length(1);
-  return found[0]!;
+  return found[0];
 }
 
 /** Collects what validateCommand prints. */

@@ -3,9 +3,9 @@
  * call the driver: every RPC, the spec's required error codes, and each call repeated (idempotency),
  * against real loop devices, a real btrfs pool filesystem and the real control plane.
  */
-import { expect } from 'chai';
 import { readFile, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import { DRIVER_NAME, TOPOLOGY_KEY } from '../../src/csi/identity.js';
 import { mountAt } from '../../src/host/mounts.js';
 import { run } from '../../src/host/command.js';
@@ -353,6 +353,7 @@ describe('CSI conformance (Unix socket, real btrfs on loop devices)', function (
       const before = await ask();
       for (let i = 0; i < 2; i++) await call(fx.controllerClient, 'DeleteVolume', { volume_id: v.volume_id });
       expect(await ask()).to.equal(before + BigInt(128 * MiB));
+      // Any failure to stat reads as absent, which is what the assertion checks.
       expect(await stat(pv.status!.path!).then(() => 'exists', () => 'gone')).to.equal('gone');
       await call(fx.controllerClient, 'DeleteVolume', { volume_id: 'pvol-does-not-exist' });
       await call(fx.controllerClient, 'DeleteVolume', { volume_id: 'Not A Valid Name' });

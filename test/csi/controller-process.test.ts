@@ -1,10 +1,10 @@
 /** `stowage csi-controller` as a child process: serves Identity and Controller on --endpoint, exits cleanly on SIGTERM. */
-import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { installCrds } from '../../src/crds/install.js';
 import { csiV1 } from '../../src/csi/grpc.js';
@@ -40,6 +40,7 @@ describe('stowage csi-controller (child process)', function () {
     const identity = new v1.Identity(`unix://${socket}`, grpc.credentials.createInsecure());
     const controller = new v1.Controller(`unix://${socket}`, grpc.credentials.createInsecure());
     try {
+      // A poll: a failed try means 'not yet'; waitFor reports the last state if it never comes.
       await waitFor('the controller to answer Probe ready', async () => (await call(identity, 'Probe', {}, 2_000).catch(() => undefined))?.ready?.value === true, 60_000)
         .catch((err) => { throw new Error(`${err}\n${output.join('').slice(-2000)}`); });
       expect((await call(identity, 'GetPluginInfo', {})).name).to.equal('csi.stowage.dev');
@@ -57,6 +58,7 @@ describe('stowage csi-controller (child process)', function () {
       expect(await exited).to.equal(0);
       clearTimeout(timer);
     }
+    // Any failure to stat reads as absent, which is what the assertion checks.
     expect(await stat(socket).then(() => 'left', () => 'removed')).to.equal('removed');
   });
 });

@@ -7,9 +7,9 @@
  * hold). Expansion raises the quota; delete frees the space. A replicated.size 2 pool keeps data
  * readable with a disk gone, reports Degraded, and heals when a new disk joins.
  */
-import { expect } from 'chai';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import { NAMESPACES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, PODS, STORAGE_CLASSES } from '../../src/kube/resources.js';
 import { POOL_VOLUMES } from '../../src/crds/resource-types.js';
 import type { PoolVolume } from '../../src/crds/poolvolume.js';
@@ -194,8 +194,8 @@ describe('CSI end to end on the real control plane', function () {
       await fx.detachDisk(1);
       fx.freshEngine();
       const outcomes = await fx.syncDisks();
-      expect(outcomes.get(fx.disks[0]!.name), JSON.stringify(outcomes.get(fx.disks[0]!.name))).to.deep.include({ prepared: true, reason: 'PoolDegraded' });
-      expect(outcomes.get(fx.disks[1]!.name)).to.deep.include({ prepared: false, reason: 'DiskMissing' });
+      expect(outcomes.get(fx.disks[0].name), JSON.stringify(outcomes.get(fx.disks[0].name))).to.deep.include({ prepared: true, reason: 'PoolDegraded' });
+      expect(outcomes.get(fx.disks[1].name)).to.deep.include({ prepared: false, reason: 'DiskMissing' });
       expect((await mountAt(fx.engine.mountPointOf(fx.pool)))?.superOptions).to.include('degraded');
       await fx.startNodeDaemon();
       await waitFor('the volume to report Degraded', async () => (await degradedOf(v.volume_id))?.status === 'True', 30_000);
@@ -207,7 +207,7 @@ describe('CSI end to end on the real control plane', function () {
       // A new disk joins the pool on this node: the missing member is rebuilt onto it.
       await fx.addDisk(GiB);
       const healed = await fx.syncDisks();
-      expect(healed.get(fx.disks[2]!.name), JSON.stringify(healed.get(fx.disks[2]!.name))).to.deep.include({ prepared: true, reason: 'Prepared' });
+      expect(healed.get(fx.disks[2].name), JSON.stringify(healed.get(fx.disks[2].name))).to.deep.include({ prepared: true, reason: 'Prepared' });
       await waitFor('the volume to report healthy again', async () => (await degradedOf(v.volume_id))?.status === 'False', 30_000);
       const after = await call(fx.nodeClient, 'NodeGetVolumeStats', { volume_id: v.volume_id, volume_path: paths.target });
       expect(after.volume_condition.abnormal).to.equal(false);

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { CsiMetrics } from '../../src/csi/csi-metrics.js';
-import { KubeClient } from '../../src/kube/client.js';
+import type { KubeClient } from '../../src/kube/client.js';
 import { installCrds } from '../../src/crds/install.js';
 import { NODE_DISKS, POOL_SNAPSHOTS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import { POOL_SNAPSHOT_FINALIZER, type PoolSnapshot } from '../../src/crds/poolsnapshot.js';
@@ -41,7 +41,7 @@ export async function codeOf(p: Promise<unknown>): Promise<string> {
   try {
     await p;
   } catch (err) {
-    return grpc.status[(err as grpc.ServiceError).code]!;
+    return grpc.status[(err as grpc.ServiceError).code];
   }
   throw new Error('the call succeeded but an error was expected');
 }
@@ -138,7 +138,7 @@ export class DynamicPoolFixture {
 
   /** Takes a disk away from the node (its loop device is detached; its NodeDisk stays, as the agent keeps it). */
   async detachDisk(index: number): Promise<void> {
-    const disk = this.disks[index]!;
+    const disk = this.disks[index];
     await this.loops.detach(disk.loop.device);
     this.gone.add(disk.name);
   }
@@ -147,6 +147,7 @@ export class DynamicPoolFixture {
   async syncDisks(): Promise<Map<string, { prepared: boolean; reason: string; message: string }>> {
     const claimed: ClaimedDisk[] = [];
     for (const d of this.disks) {
+      // Any failure to stat reads as absent, which is what the assertion checks.
       const present = !this.gone.has(d.name) && (await stat(d.loop.device).then(() => this.loops.devices().includes(d.loop.device), () => false));
       claimed.push({
         name: d.name,
@@ -249,6 +250,7 @@ export class DynamicPoolFixture {
 
 /** Loop devices whose backing file lies under `dir` (Block volumes a failed test left attached). */
 async function loopsUnder(dir: string): Promise<string[]> {
+  // No output (the tool failed: nothing attached or no signature) reads as nothing found.
   const text = await run('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE']).catch(() => '');
-  return text.split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f[1]?.startsWith(dir)).map((f) => f[0]!);
+  return text.split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f[1]?.startsWith(dir)).map((f) => f[0]);
 }

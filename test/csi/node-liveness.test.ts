@@ -5,10 +5,10 @@
  * naming the socket, once one is gone (kubelet could no longer reach the plugin; a restart serves
  * it again).
  */
-import { expect } from 'chai';
 import { mkdtemp, rm, stat, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
 import { installCrds } from '../../src/crds/install.js';
 import { NODE_DISKS } from '../../src/crds/resource-types.js';
@@ -56,6 +56,7 @@ describe('stowage node liveness: /healthz covers the CSI and registration socket
       throw new Error(`${err}\n${agent?.output.join('').slice(-3000)}`);
     });
     const registration = join(dir, 'registry', 'csi.stowage.dev-reg.sock');
+    // A poll: a failed try means 'not yet'; waitFor reports the last state if it never comes.
     await waitFor('both sockets', async () => (await stat(registration).catch(() => undefined))?.isSocket() && (await stat(join(dir, 'plugin', 'csi.sock')).catch(() => undefined))?.isSocket(), 30_000);
     expect((await fetch(`${url}/healthz`)).status).to.equal(200);
     await unlink(registration);

@@ -5,10 +5,10 @@
  * controller provisions, and a published volume's data survives a SIGTERM restart of the daemon.
  * When the pool's only disk leaves, the disk stays held while the volume lives, then is released.
  */
-import { expect } from 'chai';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { installCrds } from '../../src/crds/install.js';
@@ -66,7 +66,7 @@ describe('stowage node with Dynamic pools (child process, real agent)', function
     }
     await loops.cleanup();
     if (client) {
-      for (const d of (await client.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await client.delete(NODE_DISKS, d.metadata.name!);
+      for (const d of (await client.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await client.delete(NODE_DISKS, d.metadata.name);
       for (const pv of (await client.list(POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })).items) {
         await client.jsonPatch(POOL_VOLUMES, pv.metadata.name!, [{ op: 'remove', path: '/metadata/finalizers' }]).catch(() => undefined);
       }
@@ -84,9 +84,9 @@ describe('stowage node with Dynamic pools (child process, real agent)', function
     });
     agent = startAgent(disk.device);
     const nd = await waitFor('the agent to report the loop device', () => diskOfFile(client, node, disk.file), 60_000);
-    await operatorSets(client, nd.metadata.name!, { claim: { pool, mode: 'Dynamic' } });
+    await operatorSets(client, nd.metadata.name, { claim: { pool, mode: 'Dynamic' } });
     const prepared = await waitFor('the engine to prepare the disk', async () => {
-      const d = await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name!);
+      const d = await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name);
       return condition(d, 'Prepared')?.status === 'True' ? d : undefined;
     }, 90_000).catch((err) => {
       throw new Error(`${err}\n${agent?.output.join('').slice(-3000)}`);
@@ -113,6 +113,7 @@ describe('stowage node with Dynamic pools (child process, real agent)', function
     // SIGTERM and start again: nothing but the kernel's mounts and the API remember the volume.
     await agent.stop();
     agent = startAgent(disk.device);
+    // A poll: a failed try means 'not yet'; waitFor reports the last state if it never comes.
     await waitFor('the restarted daemon to serve CSI', () => call(nodeClient!, 'NodeGetInfo', {}, 2_000).then(() => true, () => false), 60_000);
     await stage();
     await publish();
@@ -127,9 +128,9 @@ describe('stowage node with Dynamic pools (child process, real agent)', function
 
     // The pool's only disk leaves (the operator clears the claim) while the volume still lives there:
     // the engine keeps the filesystem and the agent says why the disk is not free.
-    await operatorSets(client, nd.metadata.name!, {});
+    await operatorSets(client, nd.metadata.name, {});
     const held = await waitFor('the agent to report the disk held by the pool filesystem', async () => {
-      const d = await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name!);
+      const d = await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name);
       return condition(d, 'Prepared')?.reason === 'ReleaseRefused' ? d : undefined;
     }, 60_000);
     expect(condition(held, 'Prepared')?.message).to.contain(v.volume_id);
@@ -139,12 +140,13 @@ describe('stowage node with Dynamic pools (child process, real agent)', function
     await call(controllerClient!, 'DeleteVolume', { volume_id: v.volume_id });
     expect(await client.getIfExists(POOL_VOLUMES, v.volume_id)).to.equal(undefined);
     await waitFor('the released disk to be blank and Eligible', async () => {
-      const d = await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name!);
+      const d = await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name);
       return condition(d, 'Eligible')?.status === 'True';
     }, 60_000).catch(async (err) => {
-      throw new Error(`${err}\n${JSON.stringify((await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name!)).status?.conditions)}\n${agent?.output.join('').slice(-3000)}`);
+      throw new Error(`${err}\n${JSON.stringify((await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name)).status?.conditions)}\n${agent?.output.join('').slice(-3000)}`);
     });
     expect((await mountsUnder(join(dir, 'state'))).length, 'pool filesystem unmounted').to.equal(0);
+    // No output (the tool failed: nothing attached or no signature) reads as nothing found.
     expect((await run('blkid', ['-p', '-o', 'value', '-s', 'TYPE', disk.device]).catch(() => '')).trim()).to.equal('');
   });
 });

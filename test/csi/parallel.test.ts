@@ -19,7 +19,7 @@ describe('CSI CreateVolume under concurrency', function () {
   });
 
   it('50 parallel calls against room for 40: exactly 40 succeed, none overcommits', async () => {
-    const available = fx.controller!.controller.capacities(fx.pool)[0]!.available;
+    const available = fx.controller!.controller.capacities(fx.pool)[0].available;
     const size = (available / 40n / MiB) * MiB;
     expect(size * 40n <= available && size * 41n > available, `room for exactly 40 volumes of ${size} bytes in ${available}`).to.equal(true);
     const results = await Promise.allSettled(

@@ -1,8 +1,8 @@
 /** kubelet's plugin registration v1, called over the socket exactly as kubelet's plugin watcher does. */
-import { expect } from 'chai';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { pluginRegistration } from '../../src/csi/grpc.js';
 import { startRegistrationServer } from '../../src/csi/registration.js';
@@ -34,6 +34,7 @@ describe('kubelet plugin registration (pluginregistration v1)', () => {
       client.close();
       await server.stop();
     }
+    // Any failure to stat reads as absent, which is what the assertion checks.
     expect(await stat(join(dir, 'csi.stowage.dev-reg.sock')).then(() => 'left', () => 'removed')).to.equal('removed');
   });
 });

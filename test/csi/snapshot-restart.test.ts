@@ -6,10 +6,10 @@
  * PoolSnapshot object: no orphan subvolume, no half-made copy. The invariant is checked whatever
  * the kill interrupted, so the test does not depend on where exactly it landed.
  */
-import { expect } from 'chai';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { installCrds } from '../../src/crds/install.js';
@@ -73,7 +73,7 @@ describe('stowage node killed in the middle of CreateSnapshot (child process, SI
           await client.delete(rt, o.metadata.name).catch(() => undefined);
         }
       }
-      for (const d of (await client.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await client.delete(NODE_DISKS, d.metadata.name!);
+      for (const d of (await client.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await client.delete(NODE_DISKS, d.metadata.name);
       await client.delete(STORAGE_POOLS, pool).catch(() => undefined);
       client.close();
     }
@@ -88,8 +88,8 @@ describe('stowage node killed in the middle of CreateSnapshot (child process, SI
     });
     agent = startAgent(disk.device);
     const nd = await waitFor('the agent to report the loop device', () => diskOfFile(client, node, disk.file), 60_000);
-    await operatorSets(client, nd.metadata.name!, { claim: { pool, mode: 'Dynamic' } });
-    await waitFor('the engine to prepare the disk', async () => condition(await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name!), 'Prepared')?.status === 'True', 90_000)
+    await operatorSets(client, nd.metadata.name, { claim: { pool, mode: 'Dynamic' } });
+    await waitFor('the engine to prepare the disk', async () => condition(await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name), 'Prepared')?.status === 'True', 90_000)
       .catch((err) => { throw new Error(`${err}\n${agent?.output.join('').slice(-3000)}`); });
     controller = await startCsiControllerServer({ client, endpoint: `unix://${dir}/controller.sock` });
     rpc = new (csiV1() as any).Controller(`unix://${dir}/controller.sock`, grpc.credentials.createInsecure()) as CsiClient;
@@ -150,7 +150,7 @@ describe('stowage node killed in the middle of CreateSnapshot (child process, SI
       }, 90_000)).volume;
       const [src, dst] = await Promise.all([sources[mode], restored.volume_id].map(async (id) => (await client.get<PoolVolume>(POOL_VOLUMES, id)).status!.path!));
       const file = (p: string) => (mode === 'Block' ? p : `${p}/data`);
-      expect((await run('sha256sum', [file(dst!)])).split(' ')[0]).to.equal((await run('sha256sum', [file(src!)])).split(' ')[0]);
+      expect((await run('sha256sum', [file(dst)])).split(' ')[0]).to.equal((await run('sha256sum', [file(src)])).split(' ')[0]);
     }
   });
 });

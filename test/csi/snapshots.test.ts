@@ -6,8 +6,8 @@
  * itself, sizes, topology, capacity, nodatacow, Block volumes, and a node daemon restarted in the
  * middle of CreateSnapshot.
  */
-import { expect } from 'chai';
 import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { expect } from 'chai';
 import { TOPOLOGY_KEY } from '../../src/csi/identity.js';
 import { run } from '../../src/host/command.js';
 import { snapshotIdFor } from '../../src/csi/snapshot-service.js';
@@ -119,7 +119,7 @@ describe('CSI snapshots, restores and clones (Unix socket, real btrfs on loop de
     });
 
     it('check the presence of new snapshots in the snapshot list', async () => {
-      const total = (await listSnapshots()).entries.length;
+      const total: number = (await listSnapshots()).entries.length;
       const snap = await snapshotOfNewVolume('listSnapshots-volume-3', 'listSnapshots-snapshot-3');
       verifySnapshotInfo(snap);
       expect((await listSnapshots()).entries).to.have.length(total + 1);
@@ -130,7 +130,7 @@ describe('CSI snapshots, restores and clones (Unix socket, real btrfs on loop de
     it('should return next token when a limited number of entries are requested', async () => {
       const minSnapshotCount = 5;
       const maxEntries = 2;
-      let total = (await listSnapshots()).entries.length;
+      let total: number = (await listSnapshots()).entries.length;
       for (let i = total + 1; i <= minSnapshotCount; i++) {
         verifySnapshotInfo(await snapshotOfNewVolume(`volume${i}`, `snapshot${i}`));
         total++;
@@ -337,6 +337,7 @@ describe('CSI snapshots, restores and clones (Unix socket, real btrfs on loop de
       const source = await createVolume(unique('restart-src'));
       await writeFile(`${await pathOf(source.volume_id)}/file`, 'before the crash');
       const mnt = fx.engine.mountPointOf(fx.pool);
+      // A directory that is not there (yet, or any more) holds nothing, which is what this reads.
       const listDir = async (): Promise<string[]> => (await readdir(`${mnt}/snapshots`).catch(() => [] as string[])).sort();
       const before = await listDir();
 

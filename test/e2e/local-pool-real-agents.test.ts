@@ -1,10 +1,9 @@
-import { expect } from 'chai';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import type { ApiCall, KubeClient } from '../../src/kube/client.js';
-import { KubeClient as Client } from '../../src/kube/client.js';
+import { expect } from 'chai';
+import { type ApiCall, type KubeClient, KubeClient as Client } from '../../src/kube/client.js';
 import { NAMESPACES, NODES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, PODS } from '../../src/kube/resources.js';
 import type { KubeObject, PersistentVolume } from '../../src/kube/types.js';
 import { installCrds } from '../../src/crds/install.js';
@@ -60,7 +59,9 @@ describe('Local pools end to end with real node agents and loop devices', functi
       }));
     }
     operatorClient = await Client.load({ kubeconfig: cp.kubeconfigPath, userAgent: 'stowage-operator-test' });
-    operatorClient.observe((call) => void (['get', 'list', 'watch'].includes(call.verb) || operatorWrites.push(call)));
+    operatorClient.observe((call) => {
+      if (!['get', 'list', 'watch'].includes(call.verb)) operatorWrites.push(call);
+    });
     const manager = new Manager({ client: operatorClient, informerDefaults: { resyncMs: 3_000 } });
     setupControllers(manager, { workers: 4, fieldManager: 'stowage-operator' });
     abort = new AbortController();
@@ -114,7 +115,7 @@ describe('Local pools end to end with real node agents and loop devices', functi
       const mountPoint = pv.spec.local!.path;
       expect(mountPoint.startsWith(work), mountPoint).to.equal(true);
       expect(existsSync(mountPoint), `${mountPoint} is mounted`).to.equal(true);
-      const node = pv.metadata.labels!['stowage.dev/node']!;
+      const node = pv.metadata.labels!['stowage.dev/node'];
       expect(pv.spec.nodeAffinity?.required?.nodeSelectorTerms[0]!.matchExpressions![0]!.values).to.deep.equal([node]);
     }
   });
@@ -150,7 +151,7 @@ describe('Local pools end to end with real node agents and loop devices', functi
       const p = await admin.getIfExists<PersistentVolume>(PERSISTENT_VOLUMES, pv.metadata.name!);
       return p && p.metadata.uid !== pv.metadata.uid && p.status?.phase === 'Available' ? p : undefined;
     }, 120_000);
-    const disk = await admin.get<NodeDisk & KubeObject>(NODE_DISKS, pv.metadata.labels!['stowage.dev/disk']!);
+    const disk = await admin.get<NodeDisk & KubeObject>(NODE_DISKS, pv.metadata.labels!['stowage.dev/disk']);
     expect(disk.status?.lastWipe).to.deep.include({ volumeUID: pv.metadata.uid, result: 'Succeeded' });
     expect(existsSync(file)).to.equal(false, 'the released volume\'s data is gone');
     expect((await readdir(fresh.spec.local!.path)).filter((f) => f !== 'lost+found')).to.deep.equal([], 'the fresh volume starts empty');

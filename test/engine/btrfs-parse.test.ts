@@ -47,7 +47,7 @@ describe('btrfs output parsing (pure)', () => {
 [/dev/loop1].write_io_errs    0
 `);
     expect(stats[0]).to.deep.equal({ device: '/dev/loop0', writeErrors: 0, readErrors: 3, flushErrors: 0, corruptionErrors: 1, generationErrors: 0 });
-    expect(stats[1]!.device).to.equal('/dev/loop1');
+    expect(stats[1].device).to.equal('/dev/loop1');
   });
 
   it('reads filesystem usage', () => {

@@ -3,10 +3,10 @@
  * leaves the pool is removed with its data migrated — unless the rest cannot hold the data, which
  * is refused and reported; a newly claimed disk is added and balanced in.
  */
-import { expect } from 'chai';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import type { ClaimedDisk } from '../../src/node/agent/dynamic-pools.js';
 import { BtrfsEngine } from '../../src/node/engine/btrfs-engine.js';
 import * as btrfs from '../../src/node/engine/btrfs.js';
@@ -43,7 +43,7 @@ describe('btrfs engine: disks joining and leaving a pool', function () {
     expect(out.get('a')).to.deep.include({ prepared: true, reason: 'Prepared' });
     // Twice: idempotent, nothing formatted again.
     const uuid = (await btrfs.show(mnt)).uuid;
-    out = await engine.sync('n1', [claimed('a', a)]);
+    await engine.sync('n1', [claimed('a', a)]);
     expect((await btrfs.show(mnt)).uuid).to.equal(uuid);
 
     out = await engine.sync('n1', [claimed('a', a), claimed('b', b)]);
@@ -64,7 +64,7 @@ describe('btrfs engine: disks joining and leaving a pool', function () {
     await run('btrfs', ['filesystem', 'sync', mnt]);
     await run('dd', ['if=/dev/urandom', `of=${v.path}/small`, 'bs=1M', 'count=16', 'conv=fsync']);
     const sum = (await run('sha256sum', [`${v.path}/small`])).split(' ')[0];
-    out = await engine.sync('n1', [claimed('a', a)]);
+    await engine.sync('n1', [claimed('a', a)]);
     expect(engine.state('p1')?.removalRefused).to.equal(undefined);
     expect((await btrfs.show(mnt)).devices.map((d) => d.path)).to.deep.equal([a.device]);
     expect((await btrfs.probe(b.device)).type).to.equal(undefined);

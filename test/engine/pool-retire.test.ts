@@ -4,10 +4,10 @@
  * gone the filesystem is unmounted and its signature removed from every member, so the disks are
  * blank (Eligible) again, as the claim protocol's release asks.
  */
-import { expect } from 'chai';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import type { ClaimedDisk } from '../../src/node/agent/dynamic-pools.js';
 import { BtrfsEngine } from '../../src/node/engine/btrfs-engine.js';
 import * as btrfs from '../../src/node/engine/btrfs.js';
@@ -65,6 +65,7 @@ describe('btrfs engine: the last disk of a pool leaves the node', function () {
     await engine.removeVolume('mirror', 'keep-me', 'Filesystem');
     out = await engine.sync('n1', [claimed('other', 'c', c)]);
     expect(await mountAt(mnt), 'unmounted').to.equal(undefined);
+    // Any failure to stat reads as absent, which is what the assertion checks.
     expect(await stat(mnt).then(() => true, () => false), 'mount point removed').to.equal(false);
     for (const loop of [a, b]) {
       expect(await btrfs.probe(loop.device), `${loop.device} blank again`).to.deep.equal({});

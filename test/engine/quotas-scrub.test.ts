@@ -4,10 +4,10 @@
  * a scrub that finds a block without a good copy shows in the pool's state, in the volumes' health
  * (Degraded, reason UncorrectableErrors) and in the engine metrics.
  */
-import { expect } from 'chai';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import { Registry } from 'prom-client';
 import type { ClaimedDisk } from '../../src/node/agent/dynamic-pools.js';
 import { BtrfsEngine } from '../../src/node/engine/btrfs-engine.js';

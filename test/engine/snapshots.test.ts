@@ -6,10 +6,10 @@
  * deleted; a copy a killed daemon left half-made is redone or removed; a pool whose disks leave is not wiped
  * while snapshots remain.
  */
-import { expect } from 'chai';
 import { mkdtemp, readFile, rm, writeFile, rename, stat, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import type { ClaimedDisk } from '../../src/node/agent/dynamic-pools.js';
 import { BtrfsEngine } from '../../src/node/engine/btrfs-engine.js';
 import * as btrfs from '../../src/node/engine/btrfs.js';
@@ -51,8 +51,9 @@ describe('btrfs engine: snapshots, restores and clones', function () {
   const randomFile = async (file: string, mib: number): Promise<void> => {
     await run('dd', ['if=/dev/urandom', `of=${file}`, 'bs=1M', `count=${mib}`, 'conv=fsync', 'status=none']);
   };
+  // Any failure to stat reads as absent, which is what the assertion checks.
   const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
-  const digest = async (file: string): Promise<string> => (await run('sha256sum', [file])).split(' ')[0]!;
+  const digest = async (file: string): Promise<string> => (await run('sha256sum', [file])).split(' ')[0];
   const commit = (): Promise<string> => run('btrfs', ['filesystem', 'sync', mnt]);
 
   it('a Filesystem snapshot keeps the content it was taken with; a restore and a clone are writable and independent', async () => {
@@ -238,6 +239,7 @@ describe('btrfs engine: snapshots, restores and clones', function () {
 
 /** Loop devices whose backing file lies under `dir`. */
 async function loopsUnder(dir: string): Promise<string[]> {
+  // No output (the tool failed: nothing attached or no signature) reads as nothing found.
   const text = await run('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE']).catch(() => '');
-  return text.split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f[1]?.startsWith(dir)).map((f) => f[0]!);
+  return text.split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f[1]?.startsWith(dir)).map((f) => f[0]);
 }

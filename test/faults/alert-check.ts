@@ -18,7 +18,7 @@ export function scrapedSeries(exposition: string, names: readonly string[], targ
   const out: Record<string, number> = {};
   for (const line of exposition.split('\n')) {
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || !names.includes(m[1]!)) continue;
+    if (!m || !names.includes(m[1])) continue;
     const labels = [`job="${target.job}"`, `instance="${target.instance}"`, ...(m[2] ? [m[2]] : [])].join(',');
     out[`${m[1]}{${labels}}`] = Number(m[3]);
   }

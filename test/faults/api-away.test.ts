@@ -11,11 +11,11 @@
  * The outage lasts STOWAGE_FAULT_OUTAGE_MS (default 20 s in `make test`; the issue's full figure is
  * 2 minutes: STOWAGE_FAULT_OUTAGE_MS=120000).
  */
-import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { expect } from 'chai';
 import { KubeClient } from '../../src/kube/client.js';
 import { NAMESPACES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS } from '../../src/kube/resources.js';
 import type { KubeObject, PersistentVolume } from '../../src/kube/types.js';
@@ -64,6 +64,7 @@ describe('faults: kube-apiserver and etcd away while volumes are in use (own con
     async lostBytes() {
       let lost = 0;
       for (const [file, digest] of kept) {
+        // An unreadable file counts as lost data: that is what this guard measures.
         const now = await readFile(file).catch(() => undefined);
         if (!now || sha(now) !== digest) lost += now?.length ?? 1;
       }
@@ -105,7 +106,7 @@ describe('faults: kube-apiserver and etcd away while volumes are in use (own con
     work = await mkdtemp(path.join(tmpdir(), 'stowage-away-'));
     await registerReadyNode(cp, node);
     for (let i = 0; i < 2; i++) disks.push(await loops.create(256 * MiB));
-    loopsGuard = await loopGuard([path.dirname(disks[0]!.file)]);
+    loopsGuard = await loopGuard([path.dirname(disks[0].file)]);
     operator = await OperatorProcess.start(cp.kubeconfigPath);
     agent = AgentProcess.start(cp.kubeconfigPath, node, [...disks.flatMap((d) => ['--allow-device', d.file]), '--root', path.join(work, 'disks'), '--discovery-interval', '1']);
     pids.push(operator.child.pid!, agent.child.pid!);
@@ -114,7 +115,7 @@ describe('faults: kube-apiserver and etcd away while volumes are in use (own con
       spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/node': node } } }, local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' } },
     }, { fieldManager: 'kubectl' });
     await waitFor('two Available PVs', async () => (await poolPvs()).filter((pv) => pv.status?.phase === 'Available').length === 2, CONVERGE_MS);
-    for (const [name, pv] of (await poolPvs()).map((p, i) => [['a', 'b'][i]!, p] as const)) {
+    for (const [name, pv] of (await poolPvs()).map((p, i) => [['a', 'b'][i], p] as const)) {
       await admin.create(PERSISTENT_VOLUME_CLAIMS, {
         metadata: { name, namespace },
         spec: { accessModes: ['ReadWriteOnce'], storageClassName: pool, volumeName: pv.metadata.name, resources: { requests: { storage: '10Mi' } } },
@@ -165,6 +166,7 @@ describe('faults: kube-apiserver and etcd away while volumes are in use (own con
       await agent!.stop();
       await cp!.stopApiServer();
       const port = await freePort();
+      // No answer (the agent not listening yet) reads as undefined, which the polls below wait past.
       const readyz = () => fetch(`http://127.0.0.1:${port}/readyz`).then(async (r) => ({ status: r.status, body: await r.text() }), () => undefined);
       agent = AgentProcess.start(cp!.kubeconfigPath, node, [
         ...disks.flatMap((d) => ['--allow-device', d.file]), '--root', path.join(work, 'disks'), '--discovery-interval', '1', '--metrics-bind-address', `127.0.0.1:${port}`,
@@ -204,6 +206,7 @@ describe('faults: kube-apiserver and etcd away while volumes are in use (own con
       const late = await OperatorProcess.start(cp!.kubeconfigPath);
       try {
         const notReady = await waitFor('/readyz to answer not ready', async () => {
+          // A poll: no answer means not listening yet.
           const res = await fetch(`${late.url}/readyz`).catch(() => undefined);
           return res && res.status !== 200 ? res.text() : undefined;
         }, 60_000);
@@ -211,6 +214,7 @@ describe('faults: kube-apiserver and etcd away while volumes are in use (own con
         await waitFor('the log to say it cannot reach the API and retries', () => /retry/i.test(late.output.join('')) || (late.exited ? Promise.reject(new Error(`the operator exited: ${late.output.join('').slice(-2000)}`)) : false), 60_000);
         expect(late.exited).to.equal(false);
         await cp!.startApiServer();
+        // A poll: a failed try means 'not yet'; waitFor reports the last state if it never comes.
         await waitFor('/readyz to answer ready', async () => (await fetch(`${late.url}/readyz`).catch(() => undefined))?.status === 200, CONVERGE_MS);
       } finally {
         await late.stop();

@@ -9,13 +9,13 @@
  * the state must converge: one PoolVolume per request name, one subvolume per PoolVolume, mounts
  * only where the calls put them, the loop device untouched, the volume's data intact.
  */
-import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { installCrds } from '../../src/crds/install.js';
@@ -126,6 +126,7 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
     for (;;) {
       let settled = false;
       const code = codeOf(call(client, method, req, HELD_CALL_MS)).finally(() => void (settled = true));
+      // Marks the rejection handled while we watch the step; the caller awaits `code` itself.
       code.catch(() => undefined);
       while (!settled && !reached(who, step)) await new Promise((r) => setTimeout(r, 100));
       if (reached(who, step)) return code;
@@ -135,6 +136,7 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
   };
 
   const poolVolumes = async (): Promise<PoolVolume[]> => (await admin.list<PoolVolume>(POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })).items;
+  // A directory that is not there (yet, or any more) holds nothing, which is what this reads.
   const subvolumes = async (): Promise<string[]> => (await readdir(path.join(dir, 'state', 'pools', pool, 'volumes')).catch(() => [] as string[])).sort();
   const kubeletMounts = async (): Promise<string[]> => (await mountsUnder(kubelet())).sort();
 
@@ -145,7 +147,7 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
       const pvs = await poolVolumes();
       const names = pvs.map((p) => p.spec.requestName);
       if (new Set(names).size !== names.length) out.push(`duplicate PoolVolumes: ${names.join(', ')}`);
-      const live = pvs.filter((p) => !p.metadata.deletionTimestamp).map((p) => p.metadata.name!).sort();
+      const live = pvs.filter((p) => !p.metadata.deletionTimestamp).map((p) => p.metadata.name).sort();
       const subs = await subvolumes();
       for (const s of subs) if (!live.includes(s) && !pvs.some((p) => p.metadata.name === s)) out.push(`orphan subvolume ${s}`);
       for (const l of live) if (!subs.includes(l)) out.push(`PoolVolume ${l} has no subvolume`);
@@ -159,6 +161,7 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
     async lostBytes() {
       let lost = 0;
       for (const [file, digest] of kept) {
+        // An unreadable file counts as lost data: that is what this guard measures.
         const now = await readFile(file).catch(() => undefined);
         if (!now || sha(now) !== digest) lost += now?.length ?? 1;
       }
@@ -181,8 +184,8 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
     });
     startDaemon('dynamic/realize');
     const nd = await waitFor('the agent to report the loop device', () => diskOfFile(admin, node, disk.file), 60_000);
-    await operatorSets(admin, nd.metadata.name!, { claim: { pool, mode: 'Dynamic' } });
-    await waitFor('the engine to prepare the disk', async () => condition(await admin.get<NodeDisk>(NODE_DISKS, nd.metadata.name!), 'Prepared')?.status === 'True', 90_000);
+    await operatorSets(admin, nd.metadata.name, { claim: { pool, mode: 'Dynamic' } });
+    await waitFor('the engine to prepare the disk', async () => condition(await admin.get<NodeDisk>(NODE_DISKS, nd.metadata.name), 'Prepared')?.status === 'True', 90_000);
     const v1 = csiV1() as any;
     ctl = new v1.Controller(`unix://${dir}/controller.sock`, grpc.credentials.createInsecure());
     nodeCsi = new v1.Node(`unix://${dir}/node.sock`, grpc.credentials.createInsecure());
@@ -193,16 +196,16 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
     nodeCsi?.close();
     await controller?.kill('SIGKILL');
     if (admin) {
-      for (const pv of await poolVolumes().catch(() => [])) await admin.delete(POOL_VOLUMES, pv.metadata.name!).catch(() => undefined);
+      for (const pv of await poolVolumes().catch(() => [])) await admin.delete(POOL_VOLUMES, pv.metadata.name).catch(() => undefined);
       if (daemon && !daemon.exited) await waitFor('the daemon to remove the volumes', async () => (await poolVolumes()).length === 0, 30_000).catch(() => undefined);
     }
     await daemon?.stop();
     if (dir) for (const m of (await mountsUnder(dir)).sort((a, b) => b.length - a.length)) await run('umount', [m]).catch(() => undefined);
     await loops.cleanup();
     if (admin) {
-      for (const d of (await admin.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await admin.delete(NODE_DISKS, d.metadata.name!);
+      for (const d of (await admin.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await admin.delete(NODE_DISKS, d.metadata.name);
       for (const pv of await poolVolumes().catch(() => [])) {
-        await admin.jsonPatch(POOL_VOLUMES, pv.metadata.name!, [{ op: 'remove', path: '/metadata/finalizers' }]).catch(() => undefined);
+        await admin.jsonPatch(POOL_VOLUMES, pv.metadata.name, [{ op: 'remove', path: '/metadata/finalizers' }]).catch(() => undefined);
       }
       await admin.delete(STORAGE_POOLS, pool).catch(() => undefined);
       admin.close();
@@ -218,7 +221,7 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
     await injectFault(AREA, 'CSI controller killed at CreateVolume (PoolVolume made, not answered)', async () => {
       const first = await cutOff(ctl, 'CreateVolume', createReq, 'controller', 'dynamic/create-volume');
       await crashAt('controller', 'dynamic/create-volume', 'dynamic/expand');
-      expect(await first).to.be.oneOf(CUT_OFF);
+      expect(first).to.be.oneOf(CUT_OFF);
       const pvs = await waitFor('the PoolVolume', async () => ((await poolVolumes()).length > 0 ? poolVolumes() : undefined));
       expect(pvs.map((p) => p.spec.requestName)).to.deep.equal([createReq.name]);
     }, [loopsGuard, dataGuard]);
@@ -238,7 +241,7 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
     await injectFault(AREA, 'node daemon killed at NodeStageVolume (mounted, not answered)', async () => {
       const first = await cutOff(nodeCsi, 'NodeStageVolume', stageReq, 'daemon', 'dynamic/stage');
       await crashAt('daemon', 'dynamic/stage', 'dynamic/publish');
-      expect(await first).to.be.oneOf(CUT_OFF);
+      expect(first).to.be.oneOf(CUT_OFF);
       await retried(nodeCsi, 'NodeStageVolume', stageReq);
       const data = randomBytes(128 * 1024);
       await writeFile(path.join(staging(), 'kept'), data);
@@ -248,7 +251,7 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
     await injectFault(AREA, 'node daemon killed at NodePublishVolume (published read-only, not answered)', async () => {
       const first = await cutOff(nodeCsi, 'NodePublishVolume', publishReq, 'daemon', 'dynamic/publish');
       await crashAt('daemon', 'dynamic/publish', 'dynamic/remove');
-      expect(await first).to.be.oneOf(CUT_OFF);
+      expect(first).to.be.oneOf(CUT_OFF);
       await retried(nodeCsi, 'NodePublishVolume', publishReq);
       expect(await readFile(path.join(target(), 'kept')).then(sha)).to.equal(kept.get(path.join(staging(), 'kept')));
       const write = await writeFile(path.join(target(), 'x'), 'x').then(() => 'written', (err: NodeJS.ErrnoException) => err.code);
@@ -261,10 +264,10 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
     await injectFault(AREA, 'CSI controller killed at ControllerExpandVolume (size asked, not answered)', async () => {
       const first = await cutOff(ctl, 'ControllerExpandVolume', req, 'controller', 'dynamic/expand');
       await crashAt('controller', 'dynamic/expand', 'dynamic/delete');
-      expect(await first).to.be.oneOf(CUT_OFF);
+      expect(first).to.be.oneOf(CUT_OFF);
       const res = await retried(ctl, 'ControllerExpandVolume', req);
       expect(BigInt(res.capacity_bytes)).to.equal(BigInt(128 * MiB));
-      const pv = (await poolVolumes())[0]!;
+      const pv = (await poolVolumes())[0];
       expect(BigInt(pv.status?.capacity ?? '0')).to.equal(BigInt(128 * MiB));
     }, guards(() => [staging(), target()]));
   });
@@ -277,7 +280,7 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
     await injectFault(AREA, 'CSI controller killed at DeleteVolume (deletion asked, not answered)', async () => {
       const first = await cutOff(ctl, 'DeleteVolume', req, 'controller', 'dynamic/delete');
       await crashAt('controller', 'dynamic/delete');
-      expect(await first).to.be.oneOf(CUT_OFF);
+      expect(first).to.be.oneOf(CUT_OFF);
       const pv = await admin.getIfExists<PoolVolume>(POOL_VOLUMES, volumeId);
       expect(pv?.metadata.deletionTimestamp, 'the PoolVolume is being deleted').to.be.a('string');
     }, [loopsGuard]);

@@ -8,11 +8,11 @@
  * released volume's UID succeeded, mounts exactly where the state says, the loop devices untouched,
  * the pool's counts right, and the neighbouring volume's data unchanged (bytes lost).
  */
-import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
 import { NAMESPACES, NODES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS } from '../../src/kube/resources.js';
 import type { PersistentVolume } from '../../src/kube/types.js';
@@ -80,7 +80,7 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
     }
   };
 
-  const ourDisks = async (): Promise<Disk[]> => (await nodeDisksOf(admin, node)) as Disk[];
+  const ourDisks = async (): Promise<Disk[]> => (await nodeDisksOf(admin, node));
   const poolPvs = async (): Promise<PersistentVolume[]> =>
     (await admin.list<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })).items;
   const prepared = (d: Disk): boolean => d.status?.conditions?.find((c) => c.type === 'Prepared')?.status === 'True';
@@ -118,6 +118,7 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
     async lostBytes() {
       let lost = 0;
       for (const [file, digest] of kept) {
+        // An unreadable file counts as lost data: that is what this guard measures.
         const now = await readFile(file).catch(() => undefined);
         if (!now || sha(now) !== digest) lost += now?.length ?? 1;
       }
@@ -139,7 +140,7 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
     work = await mkdtemp(path.join(tmpdir(), 'stowage-crash-'));
     await registerReadyNode(cp, node);
     for (let i = 0; i < 2; i++) disks.push(await loops.create(256 * MiB));
-    loopsGuard = await loopGuard([path.dirname(disks[0]!.file)]);
+    loopsGuard = await loopGuard([path.dirname(disks[0].file)]);
     // Watches for a PV offered while its disk still has a wipe pending for an older volume.
     watching = setInterval(() => {
       void (async () => {
@@ -151,6 +152,7 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
           const last = d.status?.lastWipe;
           if (last?.volumeUID !== wipe.volumeUID || last.result !== 'Succeeded') earlyOffers.push(`PV ${pv.metadata.name} (uid ${pv.metadata.uid}) offered before the wipe for ${wipe.volumeUID} succeeded`);
         }
+      // One watcher tick: a failed read (API busy) is retried on the next tick in 250 ms.
       })().catch(() => undefined);
     }, 250);
   });
@@ -226,7 +228,7 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
 
   it('recycle: operator killed right after requesting the wipe, agent killed mid-wipe and after the wipe, operator killed after deleting the PV and after the fresh PV', async () => {
     const pvs = await poolPvs();
-    [diskA, diskB] = pvs.map((pv) => pv.metadata.labels!['stowage.dev/disk']!).sort() as [string, string];
+    [diskA, diskB] = pvs.map((pv) => pv.metadata.labels!['stowage.dev/disk']).sort() as [string, string];
     for (const [claim, disk] of [['a', diskA], ['b', diskB]] as const) {
       const pv = (await pvOf(disk))!;
       await admin.create(PERSISTENT_VOLUME_CLAIMS, {

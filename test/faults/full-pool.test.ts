@@ -6,10 +6,10 @@
  * must agree with the controller's, and the capacity alert evaluated by promtool against the
  * operator's own metrics must fire.
  */
-import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import { stringify as toYaml } from 'yaml';
 import { TOPOLOGY_KEY } from '../../src/csi/identity.js';
 import { STORAGE_POOLS } from '../../src/crds/resource-types.js';
@@ -47,6 +47,7 @@ describe('faults: a full Dynamic pool (real CSI services, real operator, promtoo
     async lostBytes() {
       let lost = 0;
       for (const [file, digest] of written) {
+        // An unreadable file counts as lost data: that is what this guard measures.
         const now = await readFile(file).catch(() => undefined);
         if (!now || sha(now) !== digest) lost += now?.length ?? 1;
       }
@@ -120,16 +121,16 @@ describe('faults: a full Dynamic pool (real CSI services, real operator, promtoo
 
   it('fails writes past a volume\'s quota while its neighbour keeps writing, and loses nothing written before', async () => {
     const [a, b] = vols;
-    await writeChecked(join(a!.target, 'before.bin'), 16 * MiB);
+    await writeChecked(join(a.target, 'before.bin'), 16 * MiB);
     await injectFault(AREA, 'write past the quota of a volume in a full pool', async () => {
-      const over = await run('dd', ['if=/dev/urandom', `of=${join(a!.target, 'too-much')}`, 'bs=1M', 'count=64', 'conv=fsync']).then(() => 'written', (e: Error) => e.message);
+      const over = await run('dd', ['if=/dev/urandom', `of=${join(a.target, 'too-much')}`, 'bs=1M', 'count=64', 'conv=fsync']).then(() => 'written', (e: Error) => e.message);
       // btrfs reports the qgroup limit as EDQUOT ("Disk quota exceeded"); ENOSPC would say the pool itself is full.
       expect(over).to.match(/quota exceeded|no space left/i);
-      await run('rm', ['-f', join(a!.target, 'too-much')]);
+      await run('rm', ['-f', join(a.target, 'too-much')]);
       // The neighbour is not affected by its neighbour's full quota nor by the full pool.
-      await writeChecked(join(b!.target, 'neighbour.bin'), 16 * MiB);
+      await writeChecked(join(b.target, 'neighbour.bin'), 16 * MiB);
       // And the full volume can be written again once something was removed.
-      await writeChecked(join(a!.target, 'after.bin'), 4 * MiB);
+      await writeChecked(join(a.target, 'after.bin'), 4 * MiB);
     }, [dataGuard, alive()]);
   });
 
@@ -147,7 +148,7 @@ describe('faults: a full Dynamic pool (real CSI services, real operator, promtoo
       const [usable, allocated, avail] = [figures.usable, figures.allocated, figures.available].map((q) => tryParseBytes(q)!);
       const volumes = await fx.poolVolumes();
       expect(allocated, 'allocated = the sum of the volumes').to.equal(volumes.reduce((s, v) => s + BigInt(v.spec.size), 0n));
-      expect(avail, 'available = usable - allocated').to.equal(usable! - allocated!);
+      expect(avail, 'available = usable - allocated').to.equal(usable - allocated);
       expect(pool.status!.conditions!.find((c) => c.type === 'CapacityAvailable')).to.deep.include({ status: 'False', reason: 'LowCapacity' });
       // The operator's metrics say the same, and the alert rule fires on them.
       const metric = (kind: string) => operator!.metric('stowage_pool_capacity_bytes', { pool: fx.pool, kind });

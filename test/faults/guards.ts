@@ -5,10 +5,9 @@
  * guards look only at what this test owns or names (its directories, its devices), never at the
  * whole mount table.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { lstat, mkdir, readFile, readdir, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { KubeClient } from '../../src/kube/client.js';
 import type { ResourceType } from '../../src/kube/resources.js';
 import type { FaultGuard } from './ledger.js';
@@ -20,6 +19,7 @@ interface Entry {
 }
 
 async function walk(dir: string, out = new Map<string, Entry>()): Promise<Map<string, Entry>> {
+  // A directory that is not there (yet, or any more) holds nothing, which is what this reads.
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     const p = join(dir, name);
     const s = await lstat(p);
@@ -82,8 +82,8 @@ async function scopedMounts(dirs: readonly string[], devices: readonly string[])
   const out: string[] = [];
   for (const line of await mountLines()) {
     const [left, right] = line.split(' - ');
-    const target = left!.split(' ')[4]!.replace(/\\040/g, ' ');
-    const source = right!.split(' ')[1]!;
+    const target = left.split(' ')[4].replace(/\\040/g, ' ');
+    const source = right.split(' ')[1];
     if (dirs.some((d) => target === d || target.startsWith(`${d}/`)) || devices.includes(source)) out.push(`${source} ${target}`);
   }
   return out.sort();
@@ -109,6 +109,7 @@ export async function loopGuard(dirs: readonly string[]): Promise<FaultGuard> {
     const out: string[] = [];
     for (const name of await readdir('/sys/block')) {
       if (!name.startsWith('loop')) continue;
+      // A loop device detached meanwhile has no backing file: it is then not one of ours.
       const backing = (await readFile(`/sys/block/${name}/loop/backing_file`, 'utf8').catch(() => '')).trim();
       if (backing && dirs.some((d) => backing.startsWith(`${d}/`))) out.push(`/dev/${name} ${backing}`);
     }
@@ -128,6 +129,7 @@ export function aliveGuard(processes: Record<string, () => boolean | Promise<boo
   return {
     async leaks() {
       const out: string[] = [];
+      // A liveness check that throws counts as not alive: reported as the leak.
       for (const [name, alive] of Object.entries(processes)) if (!(await Promise.resolve(alive()).catch(() => false))) out.push(`${name} is no longer running`);
       return out;
     },

@@ -6,11 +6,11 @@
  * The daemon must touch nothing it should not (the forbidden disk's bytes, signature and mounts
  * unchanged; nothing made for the foreign PoolVolumes) and say why on the object.
  */
-import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
 import { installCrds } from '../../src/crds/install.js';
 import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
@@ -47,6 +47,7 @@ describe('faults: hand-edited NodeDisks and PoolVolumes (real node daemon)', fun
     },
     async leaks() {
       const out: string[] = [];
+      // No output (the tool failed: nothing attached or no signature) reads as nothing found.
       const sig = (await run('blkid', ['-p', '-o', 'value', '-s', 'TYPE', forbidden.device]).catch(() => '')).trim();
       if (sig) out.push(`a ${sig} signature appeared on the forbidden ${forbidden.device}`);
       for (const m of await mountsOfDevice(forbidden.device)) out.push(`the forbidden ${forbidden.device} is mounted at ${m}`);
@@ -84,7 +85,7 @@ describe('faults: hand-edited NodeDisks and PoolVolumes (real node daemon)', fun
         await client.jsonPatch(rt, m.name, [{ op: 'remove', path: '/metadata/finalizers' }]).catch(() => undefined);
         await client.delete(rt, m.name).catch(() => undefined);
       }
-      for (const d of (await client.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await client.delete(NODE_DISKS, d.metadata.name!);
+      for (const d of (await client.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await client.delete(NODE_DISKS, d.metadata.name);
       await client.delete(STORAGE_POOLS, pool).catch(() => undefined);
       client.close();
     }
@@ -119,12 +120,12 @@ describe('faults: hand-edited NodeDisks and PoolVolumes (real node daemon)', fun
   it('prepares the disk it found, not the device a hand-edited devicePath names', async () => {
     const own = (await diskOfFile(client, node, allowed.file))!;
     await injectFault(AREA, 'a NodeDisk of the agent edited to name a device off the allow-list, and claimed', async () => {
-      await client.mergePatch(NODE_DISKS, own.metadata.name!, {
+      await client.mergePatch(NODE_DISKS, own.metadata.name, {
         metadata: { labels: { 'stowage.dev/hand': pool } },
         spec: { devicePath: forbidden.device, claim: { pool, mode: 'Dynamic' } },
       }, { fieldManager: 'kubectl-edit' });
       const nd = await waitFor('the agent to prepare the disk it really found', async () => {
-        const d = await client.get<NodeDisk>(NODE_DISKS, own.metadata.name!);
+        const d = await client.get<NodeDisk>(NODE_DISKS, own.metadata.name);
         return condition(d, 'Prepared')?.status === 'True' ? d : undefined;
       }, 90_000);
       expect((await run('blkid', ['-p', '-o', 'value', '-s', 'TYPE', allowed.device])).trim(), 'the allowed disk became the pool filesystem').to.equal('btrfs');
@@ -164,8 +165,10 @@ describe('faults: hand-edited NodeDisks and PoolVolumes (real node daemon)', fun
     // Nothing was made under the daemon's pool root for either.
     const state = await readdir(join(dir, 'state')).catch(() => [] as string[]);
     expect(state.filter((n) => n !== 'pools')).to.deep.equal([]);
+    // A directory that is not there (yet, or any more) holds nothing, which is what this reads.
     const volumes = await readdir(join(dir, 'state', 'pools', pool, 'volumes')).catch(() => [] as string[]);
     expect(volumes, 'volumes in the pool filesystem').to.not.include(other);
+    // A directory that is not there (yet, or any more) holds nothing, which is what this reads.
     expect(await readdir(join(dir, 'state', 'pools')).catch(() => [] as string[])).to.not.include('not-a-pool-here');
   });
 });

@@ -7,10 +7,10 @@
  * byte for byte the same, no mount or loop device appears, no PoolVolume appears or vanishes, and
  * both services still answer.
  */
-import { expect } from 'chai';
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import { POOL_VOLUMES } from '../../src/crds/resource-types.js';
 import type { PoolVolume } from '../../src/crds/poolvolume.js';
 import { startPoolVolumeRealizer } from '../../src/node/engine/volume-realizer.js';

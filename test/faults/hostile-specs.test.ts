@@ -12,7 +12,6 @@ import { installCrds } from '../../src/crds/install.js';
 import { NODE_DISKS, STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import { storagePoolSchema, type StoragePool } from '../../src/crds/storagepool.js';
 import { nodeDiskSchema, type NodeDisk } from '../../src/crds/nodedisk.js';
-import type { JSONSchema } from '../../src/crds/schema.js';
 import { validateObject } from '../../src/crds/validation.js';
 import { adminClient, deletePoolForcibly, uniqueName, waitFor } from '../support/cluster.js';
 import { OperatorProcess } from '../support/operator-process.js';
@@ -90,7 +89,7 @@ describe('faults: hostile StoragePool and NodeDisk specs (real API server, real 
   }
 
   it('rejects every mutated StoragePool at the API server or reports the field in an InvalidSpec condition', async () => {
-    const cases = [...specMutations(storagePoolSchema.properties!.spec as JSONSchema, poolBase(label)), ...handMade(label)];
+    const cases = [...specMutations(storagePoolSchema.properties!.spec, poolBase(label)), ...handMade(label)];
     expect(cases.length).to.be.greaterThan(60);
     const failures: string[] = [];
     await each(cases, async (m) => {
@@ -128,7 +127,7 @@ describe('faults: hostile StoragePool and NodeDisk specs (real API server, real 
 
   it('rejects every mutated NodeDisk at the API server, or the operator survives it and never claims the disk', async () => {
     const base = { nodeName: node, devicePath: '/dev/hostile-none' };
-    const cases = specMutations(nodeDiskSchema.properties!.spec as JSONSchema, base);
+    const cases = specMutations(nodeDiskSchema.properties!.spec, base);
     expect(cases.length).to.be.greaterThan(20);
     // A pool selecting every hostile disk that gets in: the operator must not claim any of them.
     const pool = uniqueName('hostile-sel');

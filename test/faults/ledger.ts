@@ -75,6 +75,7 @@ export class FaultLedger {
       return result as T;
     }
     const why = [
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a thrown non-Error is shown as it comes
       ...(failure !== undefined ? [`not survived: ${failure instanceof Error ? failure.message : String(failure)}`] : []),
       ...(leaked.length > 0 ? [`leaked: ${leaked.join('; ')}`] : []),
       ...(lost > 0 ? [`lost ${lost} bytes`] : []),

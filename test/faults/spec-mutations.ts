@@ -29,7 +29,7 @@ export function fieldsOf(schema: JSONSchema, path: string[] = []): Leaf[] {
   const out: Leaf[] = [];
   if (path.length > 0) out.push({ path, schema });
   if (schema.properties) for (const [name, child] of Object.entries(schema.properties)) out.push(...fieldsOf(child, [...path, name]));
-  if (schema.items && !Array.isArray(schema.items)) out.push(...fieldsOf(schema.items as JSONSchema, [...path, '0']));
+  if (schema.items && !Array.isArray(schema.items)) out.push(...fieldsOf(schema.items, [...path, '0']));
   return out;
 }
 
@@ -53,12 +53,12 @@ function valuesFor(schema: JSONSchema): [string, unknown][] {
 function setAt(obj: Record<string, unknown>, path: readonly string[], value: unknown): void {
   let node: any = obj;
   for (let i = 0; i < path.length - 1; i++) {
-    const key = path[i]!;
-    const nextIsIndex = /^\d+$/.test(path[i + 1]!);
+    const key = path[i];
+    const nextIsIndex = /^\d+$/.test(path[i + 1]);
     if (node[key] === undefined || node[key] === null || typeof node[key] !== 'object') node[key] = nextIsIndex ? [] : {};
     node = node[key];
   }
-  node[path[path.length - 1]!] = value;
+  node[path[path.length - 1]] = value;
 }
 
 /** The mutations of every field of `specSchema`, each on a copy of `base`. */

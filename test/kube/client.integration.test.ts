@@ -35,8 +35,8 @@ describe('KubeClient on the real control plane', function () {
       expect(read.data).to.deep.equal({ a: '1' });
       // The watch of the last informer delivers the object too.
       const deadline = Date.now() + 10_000;
-      while (!informers[39]!.get(`${namespace}/through`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      expect(informers[39]!.get(`${namespace}/through`)?.metadata.name).to.equal('through');
+      while (!informers[39].get(`${namespace}/through`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(informers[39].get(`${namespace}/through`)?.metadata.name).to.equal('through');
     } finally {
       await Promise.all(informers.map((i) => i.stop()));
       client.close();

@@ -69,9 +69,8 @@
 import { randomInt } from 'node:crypto';
 import type { KubeClient } from '../../src/kube/client.js';
 import type { KubeObject } from '../../src/kube/types.js';
-import type { ResourceType } from '../../src/kube/resources.js';
+import { type ResourceType, CSI_NODES, NODES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, STORAGE_CLASSES } from '../../src/kube/resources.js';
 import { ApiError } from '../../src/kube/api-error.js';
-import { CSI_NODES, NODES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, STORAGE_CLASSES } from '../../src/kube/resources.js';
 import { DRIVER_NAME } from '../../src/csi/identity.js';
 import { EventRecorder } from '../../src/runtime/events.js';
 import { formatBytes, parseBytes } from '../../src/util/quantity.js';
@@ -207,7 +206,7 @@ export async function provisionClaim(opts: { client: KubeClient; controller: Csi
   const pvName = `pvc-${claim.metadata.uid}`;
   const rec = events(client);
   await rec.emit(claim, 'Normal', 'Provisioning', `External provisioner is provisioning volume for claim "${namespace}/${opts.claim}"`, { quiet: true });
-  const node: string = claim.metadata.annotations![ANN.selectedNode]!;
+  const node: string = claim.metadata.annotations![ANN.selectedNode];
   const required = parseBytes(claim.spec.resources.requests.storage);
   let res: any;
   try {
@@ -254,6 +253,7 @@ export async function provisionClaim(opts: { client: KubeClient; controller: Csi
     await rec.emit(claim, 'Warning', 'ProvisioningFailed', err instanceof Error ? err.message : String(err), { quiet: true });
     if ((err as { code?: number }).code === 8 /* RESOURCE_EXHAUSTED */) {
       const { [ANN.selectedNode]: _dropped, ...rest } = claim.metadata.annotations ?? {};
+      // Best effort, as external-provisioner's reschedule: the claim changed meanwhile is retried on the next error.
       await client.replace(PERSISTENT_VOLUME_CLAIMS, { ...claim, metadata: { ...claim.metadata, annotations: rest } }).catch(() => undefined);
     }
     throw err;

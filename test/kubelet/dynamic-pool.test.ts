@@ -6,9 +6,9 @@
 // node service) is test/csi/fixture.ts; the sidecars whose images cannot be pulled here (csi-provisioner,
 // csi-resizer) are played from their source in csi-sidecars.ts and resizer-play.ts.
 
-import { expect } from 'chai';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
 import { CSI_DRIVERS, EVENTS, NAMESPACES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, PODS, STORAGE_CLASSES } from '../../src/kube/resources.js';
 import { DRIVER_NAME, TOPOLOGY_KEY } from '../../src/csi/identity.js';

@@ -76,7 +76,7 @@ export async function writeInstalledOverlay(o: OverlayOptions): Promise<string> 
     ...apiServerEnv(o.server).map((value) => ({ op: 'add', path: `${container}/env/-`, value })),
   ];
   const [name, digest] = o.imageDigest.split('@');
-  const [repo, tag] = name!.split(/:(?=[^/]*$)/);
+  const [repo, tag] = name.split(/:(?=[^/]*$)/);
   const kustomization = [
     '# Written by test/kubelet/installed-overlay.ts (see there for why each change).',
     'apiVersion: kustomize.config.k8s.io/v1beta1',

@@ -7,26 +7,25 @@
 // survives deletion and a roll to a new image tag; `kubectl delete -k` leaves no process, mount or
 // loop device behind.
 
-import { expect } from 'chai';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm, rmdir, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { expect } from 'chai';
+import * as grpc from '@grpc/grpc-js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { DAEMON_SETS, DEPLOYMENTS, EVENTS, LEASES, NAMESPACES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, PODS } from '../../src/kube/resources.js';
 import type { KubeObject, PersistentVolume } from '../../src/kube/types.js';
 import type { NodeDisk } from '../../src/crds/nodedisk.js';
-import * as grpc from '@grpc/grpc-js';
 import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import { csiV1 } from '../../src/csi/grpc.js';
 import { TOPOLOGY_KEY } from '../../src/csi/identity.js';
 import { AGENT_ROOT, CSI_CONTROLLER_DEPLOYMENT, DRIVER_NAME, KUBELET_DIR, NODE_DAEMONSET } from '../../src/operator/driver-stack/render.js';
-import { REAL_NODE_TAINT } from '../cluster/kubelet-node.js';
+import { REAL_NODE_TAINT, type KubeletNode } from '../cluster/kubelet-node.js';
 import { call, codeOf, type CsiClient } from '../csi/fixture.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { shareHostPaths } from '../cluster/host-propagation.js';
 import { importStowageImage, removeStowageImages, stowageImageArchive } from '../cluster/kubelet-images.js';
-import type { KubeletNode } from '../cluster/kubelet-node.js';
 import { sharedKubeletNode } from '../cluster/kubelet-shared.js';
 import { adminClient, createNamespace, deletePoolForcibly, uniqueName, waitFor } from '../support/cluster.js';
 import { LoopDevices, unmountAllFrom } from '../support/loop-devices.js';
@@ -36,7 +35,7 @@ import { playLivenessProbe, type PlayedLivenessProbe } from './livenessprobe-pla
 import { deleteClaimVolume, provisionClaim } from './csi-sidecars.js';
 import { busyboxPod, deletePodAndWait, podLog, podMounts, waitPodPhase } from './pods.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+ 
 
 const NS = 'stowage-system';
 const LEASE = 'stowage-operator';
@@ -187,6 +186,7 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
       WAIT_MS,
       500,
     ).catch(async (e) => {
+      // Only adds detail to the timeout error thrown below.
       const pods = await podsOf(selector).catch(() => []);
       const seen = pods.map((p: any) => `${p.metadata.name} on ${p.spec.nodeName}: ${p.status?.phase} ${JSON.stringify(p.status?.containerStatuses?.map((c: any) => [c.name, c.state]))}`);
       throw new Error(`${(e as Error).message}\npods:\n  ${seen.join('\n  ')}`);
@@ -299,7 +299,7 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     if (node) await removeStowageImages(node.containerdSocket, [imageRef, rollRef, digest && imageRef ? `${imageRef.slice(0, imageRef.lastIndexOf(':'))}@${digest}` : ''].filter(Boolean));
     if (admin && node) {
       for (const d of (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` }).catch(() => ({ items: [] as any[] }))).items) {
-        await admin.delete(NODE_DISKS, d.metadata.name!).catch(() => undefined);
+        await admin.delete(NODE_DISKS, d.metadata.name).catch(() => undefined);
       }
     }
     if (admin && appNs) await admin.delete(NAMESPACES, appNs).catch(() => undefined);
@@ -322,7 +322,7 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     // The process is the container's: the image's CLI, as the image's non-root user.
     const procs = stowageProcesses('operator');
     expect(procs, 'one containerised operator process on the host').to.have.length(1);
-    expect(readFileSync(`/proc/${procs[0]!.pid}/status`, 'utf8')).to.match(/^Uid:\s+65532\s/m);
+    expect(readFileSync(`/proc/${procs[0].pid}/status`, 'utf8')).to.match(/^Uid:\s+65532\s/m);
     // Its log names the server it found in the pod's environment and the identity it leads with.
     const started = await waitFor('the operator to log its start', async () => logLines(await podLog(cp, NS, pod.metadata.name), 'stowage operator starting')[0], 60_000, 500);
     expect(started.server).to.equal(cp.server);
@@ -362,7 +362,7 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     expect(pod.spec.containers.find((c: any) => c.name === CONTROLLER_CONTAINER).image).to.equal(imageRef);
     const [proc] = stowageProcesses('csi-controller');
     expect(proc, 'the containerised `stowage csi-controller` process on the host').to.not.equal(undefined);
-    expect(readFileSync(`/proc/${proc!.pid}/status`, 'utf8')).to.match(/^Uid:\s+65532\s/m);
+    expect(readFileSync(`/proc/${proc.pid}/status`, 'utf8')).to.match(/^Uid:\s+65532\s/m);
     // Its socket is in the pod's emptyDir, which kubelet keeps under its pod directory on the host:
     // where the sidecars would reach it, and where this test does.
     const podSocket = `${node.rootDir}/pods/${pod.metadata.uid}/volumes/kubernetes.io~empty-dir/socket-dir/csi.sock`;
@@ -412,14 +412,14 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     expect(c.securityContext).to.include({ privileged: true, runAsUser: 0 });
     const [proc] = stowageProcesses('node');
     expect(proc, 'the containerised `stowage node` process on the host').to.not.equal(undefined);
-    const status = readFileSync(`/proc/${proc!.pid}/status`, 'utf8');
+    const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');
     expect(status).to.match(/^Uid:\s+0\s/m);
     // privileged: every capability the host's root has.
     const capEff = (text: string) => /^CapEff:\s+(\S+)$/m.exec(text)?.[1];
     expect(capEff(status)).to.equal(capEff(readFileSync('/proc/self/status', 'utf8')));
     // Inside the container's mount namespace, /var/lib/kubelet is a shared mount (Bidirectional),
     // so mounts the plugin makes there reach the host's kubelet.
-    const kubeletMount = readFileSync(`/proc/${proc!.pid}/mountinfo`, 'utf8').split('\n').find((l) => l.split(' ')[4] === '/var/lib/kubelet');
+    const kubeletMount = readFileSync(`/proc/${proc.pid}/mountinfo`, 'utf8').split('\n').find((l) => l.split(' ')[4] === '/var/lib/kubelet');
     expect(kubeletMount, 'a /var/lib/kubelet mount in the container').to.be.a('string');
     expect(kubeletMount).to.match(/ shared:\d+/);
     // It reached the API server with its in-cluster config and its own ServiceAccount's token.
@@ -432,6 +432,7 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     // played livenessprobe answers only the CSI controller pod's probe now.)
     expect(c.livenessProbe.httpGet).to.deep.include({ path: '/healthz', port: 'metrics' });
     const healthz = await waitFor('the plugin\'s own /healthz to answer 200', async () => {
+      // A poll: no answer means not listening yet.
       const r = await fetch('http://127.0.0.1:8080/healthz').catch(() => undefined);
       return r?.status === 200 ? r : undefined;
     }, 60_000, 500);
@@ -456,20 +457,20 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
       return items.length >= 2 ? items : undefined;
     }, 60_000, 500);
     expect(disks.map((d) => d.spec.devicePath).sort()).to.deep.equal([localDevice, dynDevice].sort());
-    for (const d of disks) await admin.mergePatch(NODE_DISKS, d.metadata.name!, { metadata: { labels: { [ROLE_LABEL]: d.spec.devicePath === localDevice ? localPool : dynPool } } });
+    for (const d of disks) await admin.mergePatch(NODE_DISKS, d.metadata.name, { metadata: { labels: { [ROLE_LABEL]: d.spec.devicePath === localDevice ? localPool : dynPool } } });
     await admin.apply(STORAGE_POOLS, {
       apiVersion: 'stowage.dev/v1alpha1',
       kind: 'StoragePool',
       metadata: { name: localPool },
       spec: { mode: 'Local', disks: { selector: { matchLabels: { [ROLE_LABEL]: localPool } } }, local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' } },
-    } as any, { fieldManager: 'kubectl' });
+    }, { fieldManager: 'kubectl' });
     localPoolCreated = true;
     await admin.apply(STORAGE_POOLS, {
       apiVersion: 'stowage.dev/v1alpha1',
       kind: 'StoragePool',
       metadata: { name: dynPool },
       spec: { mode: 'Dynamic', disks: { selector: { matchLabels: { [ROLE_LABEL]: dynPool } } }, replicated: { size: 1 } },
-    } as any, { fieldManager: 'kubectl' });
+    }, { fieldManager: 'kubectl' });
     dynPoolCreated = true;
     await waitFor('the Local pool to be Ready with its volume', async () => {
       const p = await admin.getIfExists<Pool>(STORAGE_POOLS, localPool);
@@ -543,7 +544,7 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     await waitFor('the controller to roll to the new tag', async () => (await podsOf(CONTROLLER_SELECTOR)).some((p) => p.spec.containers.some((x: any) => x.name === CONTROLLER_CONTAINER && x.image === rollRef)), WAIT_MS, 500);
     await controllerSocket(rollRef);
     // The new tag's agent still has only the test's disk.
-    expect(rolled.spec.containers.find((x: any) => x.name === NODE_CONTAINER).args).to.include(allowArgs[0]!.replace('--node-agent-arg=', ''));
+    expect(rolled.spec.containers.find((x: any) => x.name === NODE_CONTAINER).args).to.include(allowArgs[0].replace('--node-agent-arg=', ''));
   });
 
   it('a broken image reference on the node DaemonSet: the Dynamic pool says DriverReady=False naming the node and kubelet\'s reason within a minute, the writer keeps writing, and fixing it turns it True', async function () {
@@ -602,7 +603,7 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
       const p = await admin.getIfExists<PersistentVolume>(PERSISTENT_VOLUMES, pvName);
       return p && p.metadata.uid !== old.metadata.uid && p.status?.phase === 'Available' ? p : undefined;
     }, WAIT_MS, 500);
-    expect(existsSync(writer!.hostLogs[0]!), 'the released volume\'s data is gone').to.equal(false);
+    expect(existsSync(writer!.hostLogs[0]), 'the released volume\'s data is gone').to.equal(false);
     // kubelet unstaged the Dynamic volume through the rolled plugin; the provisioner (played against
     // the rolled controller's socket) deletes it when its claim goes.
     expect(mountsBelow(`${KUBELET_DIR}/plugins/kubernetes.io/csi/pv/${writer!.dynPv}/`), 'no stale staging mount').to.deep.equal([]);
@@ -635,6 +636,7 @@ async function rmdirTree(dir: string): Promise<void> {
   if (!existsSync(dir) || mountsBelow(`${dir}/`).length > 0) return;
   const walk = async (d: string): Promise<void> => {
     for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) await walk(path.join(d, e.name));
+    // Removes only empty directories: one that is not empty is left, on purpose.
     await rmdir(d).catch(() => undefined);
   };
   await walk(dir);

@@ -33,7 +33,8 @@ export async function playLivenessProbe(socketPath: () => string, host = '127.0.
       return;
     }
     const client: CsiClient = new v1.Identity(`unix://${socketPath()}`, grpc.credentials.createInsecure());
-    call(client, 'Probe', {}, PROBE_TIMEOUT_MS)
+    // Each branch ends in the answer below; finally closes the client whatever happened.
+    void call(client, 'Probe', {}, PROBE_TIMEOUT_MS)
       .then((r: any) => (r?.ready?.value === false ? [500, 'driver responded but is not ready'] : [200, 'ok']))
       .catch((e: Error) => [500, `probe failed: ${e.message}`])
       .then(([status, body]) => {

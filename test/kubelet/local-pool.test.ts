@@ -4,13 +4,12 @@
 // makes kubelet really unmount the volume, and deleting the claim leads to the agent's wipe and a
 // fresh PV — the claim protocol of test/e2e/local-pool-real-agents.test.ts, with kubelet in between.
 
-import { expect } from 'chai';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import type { KubeClient } from '../../src/kube/client.js';
-import { KubeClient as Client } from '../../src/kube/client.js';
+import { expect } from 'chai';
+import { type KubeClient, KubeClient as Client } from '../../src/kube/client.js';
 import { NAMESPACES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, PODS } from '../../src/kube/resources.js';
 import type { KubeObject, PersistentVolume } from '../../src/kube/types.js';
 import { installCrds } from '../../src/crds/install.js';
@@ -145,7 +144,7 @@ describe('kubelet node: a Local-pool volume mounted by the real kubelet', functi
       const p = await admin.getIfExists<PersistentVolume>(PERSISTENT_VOLUMES, pv.metadata.name!);
       return p && p.metadata.uid !== pv.metadata.uid && p.status?.phase === 'Available' ? p : undefined;
     }, 120_000, 250);
-    const disk = await admin.get<NodeDisk & KubeObject>(NODE_DISKS, pv.metadata.labels!['stowage.dev/disk']!);
+    const disk = await admin.get<NodeDisk & KubeObject>(NODE_DISKS, pv.metadata.labels!['stowage.dev/disk']);
     expect(disk.status?.lastWipe).to.deep.include({ volumeUID: pv.metadata.uid, result: 'Succeeded' });
     expect(existsSync(hostFile)).to.equal(false, 'the released volume\'s data is gone');
     expect((await readdir(fresh.spec.local!.path)).filter((f) => f !== 'lost+found')).to.deep.equal([], 'the fresh volume starts empty');

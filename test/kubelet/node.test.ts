@@ -2,10 +2,10 @@
 // from the locally built images through containerd and runc, serves their logs to the API server,
 // mounts and unmounts their volumes, and cannot pull anything from outside the machine.
 
-import { expect } from 'chai';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
 import { NAMESPACES, NODES, PODS } from '../../src/kube/resources.js';
 import type { ControlPlane } from '../cluster/control-plane.js';

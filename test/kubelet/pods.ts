@@ -51,7 +51,9 @@ export function busyboxPod(o: BusyboxPodOptions): any {
 }
 
 async function describePod(client: KubeClient, namespace: string, name: string): Promise<string> {
+  // describePod only adds detail to an error already being thrown.
   const pod = await client.getIfExists<any>(PODS, name, namespace).catch(() => undefined);
+  // Likewise.
   const events = await client.list<any>(EVENTS, { namespace, fieldSelector: `involvedObject.name=${name}` }).catch(() => ({ items: [] as any[] }));
   return (
     `phase=${pod?.status?.phase} node=${pod?.spec?.nodeName} containers=${JSON.stringify(pod?.status?.containerStatuses?.map((c: any) => c.state))}\n` +
@@ -75,7 +77,7 @@ export async function waitPodPhase(client: KubeClient, namespace: string, name: 
       250,
     );
   } catch (e) {
-    throw new Error(`${(e as Error).message}\n${await describePod(client, namespace, name)}`);
+    throw new Error(`${(e as Error).message}\n${await describePod(client, namespace, name)}`, { cause: e });
   }
 }
 
@@ -84,7 +86,7 @@ export async function waitPod<T>(client: KubeClient, namespace: string, name: st
   try {
     return await waitFor(`pod ${namespace}/${name}: ${what}`, async () => probe(await client.get<any>(PODS, name, namespace)), timeoutMs, 250);
   } catch (e) {
-    throw new Error(`${(e as Error).message}\n${await describePod(client, namespace, name)}`);
+    throw new Error(`${(e as Error).message}\n${await describePod(client, namespace, name)}`, { cause: e });
   }
 }
 

@@ -35,9 +35,8 @@
 
 import type { KubeClient } from '../../src/kube/client.js';
 import type { KubeObject } from '../../src/kube/types.js';
-import { PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, STORAGE_CLASSES } from '../../src/kube/resources.js';
+import { PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, STORAGE_CLASSES, type ResourceType } from '../../src/kube/resources.js';
 import { parseBytes } from '../../src/util/quantity.js';
-import type { ResourceType } from '../../src/kube/resources.js';
 import { VOLUME_SNAPSHOT_CLASSES } from '../../src/operator/storagepool/snapshot-class.js';
 import { call, type CsiClient } from '../csi/fixture.js';
 

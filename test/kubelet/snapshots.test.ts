@@ -5,9 +5,9 @@
 // of the live claim reads the new content; writes do not leak between any of them. The same for Block
 // claims, read and written as raw devices by the pods. kubelet stages and publishes everything itself.
 
-import { expect } from 'chai';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
 import { CSI_DRIVERS, NAMESPACES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, PODS, STORAGE_CLASSES } from '../../src/kube/resources.js';
 import { DRIVER_NAME } from '../../src/csi/identity.js';
@@ -170,6 +170,7 @@ describe('kubelet node: snapshots, restores and clones of Dynamic-pool volumes',
 
   it('Filesystem: a restore reads the content at snapshot time, a clone the content now, and no write leaks between them', async function () {
     const source = await claimWithPod('src', '64Mi', 'trap "exit 0" TERM; echo original > /data/file; sync; while true; do sleep 1; done');
+    // A poll: a failed try means 'not yet'; waitFor reports the last state if it never comes.
     await waitFor('the pod to write its file', async () => (await exec(source, 'cat /data/file').catch(() => '')) === 'original\n', 60_000, 250);
     const taken = await takeSnapshot({ client, controller: fx.controllerClient, namespace: ns, name: 'snap-fs', pvc: 'src', className: snapshotClass });
     snapshots.push('snap-fs');

@@ -1,8 +1,8 @@
-import { expect } from 'chai';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
 import { installCrds } from '../../src/crds/install.js';
 import { NODE_DISKS } from '../../src/crds/resource-types.js';
@@ -64,6 +64,7 @@ describe('node agent process: SIGKILL during preparation (real control plane, re
     let interrupted = 0;
     for (let i = 0; i < KILLS; i++) {
       const current = proc;
+      // No step within the random delay (the catch): the kill lands between steps, which is a case too.
       const step = await waitFor('a preparation step', () => {
         const out = current.output.join('');
         return ['"reason":"Prepared"', '"reason":"Formatted"', '"reason":"Formatting"'].find((r) => out.includes(r));

@@ -1,7 +1,8 @@
-import { expect } from 'chai';
 import { mkdtemp, mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { expect } from 'chai';
+import { Registry } from 'prom-client';
 import type { KubeClient } from '../../src/kube/client.js';
 import { EVENTS } from '../../src/kube/resources.js';
 import { installCrds } from '../../src/crds/install.js';
@@ -11,7 +12,6 @@ import { startNodeAgent, type NodeAgent, type NodeAgentOptions } from '../../src
 import { execOk } from '../../src/host/exec.js';
 import { stowageLabel } from '../../src/node/agent/preparation.js';
 import { AgentMetrics } from '../../src/node/agent/agent-metrics.js';
-import { Registry } from 'prom-client';
 import { LoopDevices, unmountAllFrom } from '../support/loop-devices.js';
 import { adminClient, uniqueName, waitFor } from '../support/cluster.js';
 import {
@@ -64,7 +64,7 @@ describe('node agent (real control plane, real loop devices)', function () {
     const { node } = await agent({ allowDevices: [disk.device] });
     const all = await nodeDisksOf(client, node);
     expect(all).to.have.length(1, 'only the allow-listed device is inventoried');
-    const nd = all[0]!;
+    const nd = all[0];
     expect(nd.metadata.name).to.match(new RegExp(`^${node}-[0-9a-f]{10}$`));
     expect(nd.spec).to.include({ nodeName: node, devicePath: disk.device });
     expect(nd.metadata.labels).to.include({ 'stowage.dev/node': node, 'stowage.dev/media': 'unknown' });
@@ -120,7 +120,7 @@ describe('node agent (real control plane, real loop devices)', function () {
     for (const [i, d] of disks.entries()) {
       const nd = await diskOfFile(client, node, d.file);
       expect(condition(nd, 'Eligible'), d.device).to.include({ status: 'False', reason: expected[i] });
-      names.push(nd!.metadata.name!);
+      names.push(nd!.metadata.name);
     }
     const fsNd = await diskOfFile(client, node, fsDisk.file);
     expect(condition(fsNd, 'Eligible')!.message).to.contain('precious');
@@ -179,7 +179,7 @@ describe('node agent (real control plane, real loop devices)', function () {
     const registry = new Registry();
     const nodeName = uniqueName('agent-node');
     const { node, root } = await agent({ nodeName, allowDevices: [disk.device], metrics: new AgentMetrics(registry, nodeName) });
-    const name = (await diskOfFile(client, node, disk.file))!.metadata.name!;
+    const name = (await diskOfFile(client, node, disk.file))!.metadata.name;
     await operatorSets(client, name, { claim: { ...localExt4 } });
     const nd = await waitFor('Prepared=True', async () => {
       const d = await client.get<NodeDisk>(NODE_DISKS, name);
@@ -214,7 +214,7 @@ describe('node agent (real control plane, real loop devices)', function () {
   it('wipes for the requested volume UID only, and ignores a stale request for an older UID', async () => {
     const disk = await loops.create(64 * MiB);
     const { node, root } = await agent({ allowDevices: [disk.device] });
-    const name = (await diskOfFile(client, node, disk.file))!.metadata.name!;
+    const name = (await diskOfFile(client, node, disk.file))!.metadata.name;
     await operatorSets(client, name, { claim: { ...localExt4 } });
     await waitFor('Prepared=True', async () => condition(await client.get<NodeDisk>(NODE_DISKS, name), 'Prepared')?.status === 'True');
     const target = path.join(root, name);
@@ -260,7 +260,7 @@ describe('node agent (real control plane, real loop devices)', function () {
     const nodeName = uniqueName('agent-node');
     const root = path.join(work, `root-${nodeName}`);
     const first = await agent({ nodeName, root, allowDevices: [disk.device] });
-    const name = (await diskOfFile(client, nodeName, disk.file))!.metadata.name!;
+    const name = (await diskOfFile(client, nodeName, disk.file))!.metadata.name;
     await operatorSets(client, name, { claim: { ...localExt4 } });
     await waitFor('Prepared=True', async () => condition(await client.get<NodeDisk>(NODE_DISKS, name), 'Prepared')?.status === 'True');
     await first.agent.stop();
@@ -284,7 +284,7 @@ describe('node agent (real control plane, real loop devices)', function () {
   it('reports a failed wipe (never Succeeded), and retries it until it succeeds', async () => {
     const disk = await loops.create(64 * MiB);
     const { node, root } = await agent({ allowDevices: [disk.device], discoveryIntervalMs: 1_000 });
-    const name = (await diskOfFile(client, node, disk.file))!.metadata.name!;
+    const name = (await diskOfFile(client, node, disk.file))!.metadata.name;
     await operatorSets(client, name, { claim: { ...localExt4 } });
     await waitFor('Prepared=True', async () => condition(await client.get<NodeDisk>(NODE_DISKS, name), 'Prepared')?.status === 'True');
     await writeFile(path.join(root, name, 'volume-data'), 'x');
@@ -318,7 +318,7 @@ describe('node agent (real control plane, real loop devices)', function () {
     const usedDisk = await loops.create(64 * MiB);
     await execOk('mkfs.ext4', ['-q', '-L', 'old-data', usedDisk.device]);
     const { node, root } = await agent({ allowDevices: [xfsDisk.device, blockDisk.device, usedDisk.device] });
-    const nameOf = async (file: string): Promise<string> => (await diskOfFile(client, node, file))!.metadata.name!;
+    const nameOf = async (file: string): Promise<string> => (await diskOfFile(client, node, file))!.metadata.name;
     const [xfsName, blockName, usedName] = [await nameOf(xfsDisk.file), await nameOf(blockDisk.file), await nameOf(usedDisk.file)];
     await operatorSets(client, xfsName, { claim: { pool: 'pool-x', mode: 'Local', volumeMode: 'Filesystem', fsType: 'xfs' } });
     await operatorSets(client, blockName, { claim: { pool: 'pool-b', mode: 'Local', volumeMode: 'Block' } });
@@ -359,7 +359,7 @@ describe('node agent (real control plane, real loop devices)', function () {
   it('refuses a hand-edited claim that breaks the CRD\'s cross-field rules (a CEL-less API server stored it), naming the field and changing nothing', async () => {
     const disk = await loops.create(64 * MiB);
     const { node } = await agent({ allowDevices: [disk.device] });
-    const name = (await diskOfFile(client, node, disk.file))!.metadata.name!;
+    const name = (await diskOfFile(client, node, disk.file))!.metadata.name;
     // Block with an fsType: was a raw device or a filesystem meant? The agent must not guess.
     await operatorSets(client, name, { claim: { pool: 'pool-bad', mode: 'Local', volumeMode: 'Block', fsType: 'ext4' } });
     const refused = await waitFor('Prepared=False/InvalidClaim', async () => {
@@ -393,11 +393,11 @@ describe('node agent (real control plane, real loop devices)', function () {
       expect(nd?.spec.devicePath).to.equal(vol);
       expect(condition(nd, 'Eligible')).to.include({ status: 'True', reason: 'DiscoveredMount' });
       const uuidBefore = await blkidUuid(disk.device);
-      await operatorSets(client, nd!.metadata.name!, { claim: { ...localExt4 } });
-      await waitFor('Prepared', async () => condition(await client.get<NodeDisk>(NODE_DISKS, nd!.metadata.name!), 'Prepared')?.status === 'True');
+      await operatorSets(client, nd!.metadata.name, { claim: { ...localExt4 } });
+      await waitFor('Prepared', async () => condition(await client.get<NodeDisk>(NODE_DISKS, nd!.metadata.name), 'Prepared')?.status === 'True');
       await writeFile(path.join(vol, 'file'), 'x');
-      await operatorSets(client, nd!.metadata.name!, { claim: { ...localExt4 }, wipe: { volumeUID: 'uid-m', method: 'quick' } });
-      await waitFor('wiped', async () => (await client.get<NodeDisk>(NODE_DISKS, nd!.metadata.name!)).status?.lastWipe?.result === 'Succeeded');
+      await operatorSets(client, nd!.metadata.name, { claim: { ...localExt4 }, wipe: { volumeUID: 'uid-m', method: 'quick' } });
+      await waitFor('wiped', async () => (await client.get<NodeDisk>(NODE_DISKS, nd!.metadata.name)).status?.lastWipe?.result === 'Succeeded');
       expect((await readdir(vol)).filter((f) => f !== 'lost+found')).to.deep.equal([]);
       expect(await blkidUuid(disk.device)).to.equal(uuidBefore, 'never reformatted');
       expect(await mountsOfDevice(disk.device)).to.deep.equal([vol], 'never unmounted');

@@ -60,7 +60,7 @@ describe('NodeDisk composition (pure)', () => {
     // …and so does the heartbeat.
     const beat = desiredStatus(view(), live(first), new Date(t0.getTime() + 2 * HOUR), HOUR);
     expect(beat.lastSeenTime).to.equal('2026-01-01T02:00:00Z');
-    expect(beat.conditions![0]!.lastTransitionTime).to.equal('2026-01-01T00:00:00Z');
+    expect(beat.conditions![0].lastTransitionTime).to.equal('2026-01-01T00:00:00Z');
   });
 
   it('reports a vanished disk as Present=False and keeps its last lastSeenTime', () => {

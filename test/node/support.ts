@@ -44,7 +44,7 @@ export async function operatorSets(client: KubeClient, name: string, fields: { c
 export const localExt4: DiskClaim = { pool: 'pool-a', mode: 'Local', volumeMode: 'Filesystem', fsType: 'ext4' };
 
 export async function deleteNodeDisks(client: KubeClient, nodeName: string): Promise<void> {
-  for (const d of await nodeDisksOf(client, nodeName)) await client.delete(NODE_DISKS, d.metadata.name!);
+  for (const d of await nodeDisksOf(client, nodeName)) await client.delete(NODE_DISKS, d.metadata.name);
 }
 
 export async function sha256File(file: string): Promise<string> {
@@ -55,18 +55,20 @@ export async function sha256File(file: string): Promise<string> {
 
 /** Mount targets whose source is `device` right now. */
 export async function mountsOfDevice(device: string): Promise<string[]> {
+  // No such sysfs entry (the device went away): match by path alone.
   const dev = (await readFile(`/sys/class/block/${path.basename(device)}/dev`, 'utf8').catch(() => '')).trim();
   return (await readFile('/proc/self/mountinfo', 'utf8'))
     .split('\n')
     .filter((l) => l.trim() !== '')
     .filter((l) => {
       const [left, right] = l.split(' - ');
-      return left!.split(' ')[2] === dev || right!.split(' ')[1] === device;
+      return left.split(' ')[2] === dev || right.split(' ')[1] === device;
     })
-    .map((l) => l.split(' ')[4]!);
+    .map((l) => l.split(' ')[4]);
 }
 
 export async function blkidUuid(device: string): Promise<string | undefined> {
+  // No output (the tool failed: nothing attached or no signature) reads as nothing found.
   const out = await execOk('blkid', ['-p', '-o', 'value', '-s', 'UUID', device]).catch(() => '');
   return out.trim() || undefined;
 }

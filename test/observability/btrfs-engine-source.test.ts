@@ -1,7 +1,7 @@
-import { expect } from 'chai';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import { Registry } from 'prom-client';
 import { btrfsEngineSource } from '../../src/node/engine/btrfs-engine-source.js';
 import { registerEngineMetrics } from '../../src/node/engine/engine-metrics.js';
@@ -44,14 +44,14 @@ describe('engine metrics from a real btrfs pool (loop devices)', function () {
   it('reports usable size after raid1, usage, volumes and per-device error counters', async () => {
     const [stats, ...rest] = await btrfsEngineSource(engine, () => [pool, 'not-mounted-here'])();
     expect(rest, 'pools not mounted on this node are skipped').to.deep.equal([]);
-    expect(stats!.pool).to.equal(pool);
+    expect(stats.pool).to.equal(pool);
     // Two 320 MiB devices mirrored: about 320 MiB usable, never more.
-    expect(stats!.sizeBytes).to.be.within(300 * MiB, 320 * MiB);
-    expect(stats!.usedBytes).to.be.greaterThan(0).and.lessThan(stats!.sizeBytes);
-    expect(stats!.availableBytes).to.be.greaterThan(0).and.at.most(stats!.sizeBytes);
-    expect(stats!.volumes).to.equal(2);
-    expect(stats!.devices.map((d) => d.device).sort()).to.deep.equal(loops.devices().sort());
-    for (const d of stats!.devices) expect(d.errors).to.deep.equal({ write_io: 0, read_io: 0, flush_io: 0, corruption: 0, generation: 0 });
+    expect(stats.sizeBytes).to.be.within(300 * MiB, 320 * MiB);
+    expect(stats.usedBytes).to.be.greaterThan(0).and.lessThan(stats.sizeBytes);
+    expect(stats.availableBytes).to.be.greaterThan(0).and.at.most(stats.sizeBytes);
+    expect(stats.volumes).to.equal(2);
+    expect(stats.devices.map((d) => d.device).sort()).to.deep.equal(loops.devices().sort());
+    for (const d of stats.devices) expect(d.errors).to.deep.equal({ write_io: 0, read_io: 0, flush_io: 0, corruption: 0, generation: 0 });
   });
 
   it('exports them as metrics that pass promtool check metrics', async () => {

@@ -117,6 +117,7 @@ describe('metric collectors', () => {
         client.close();
       }
       let refused = false;
+      // The refusal is the expected outcome, checked below.
       await fetch(`${metrics.url}/metrics`).catch(() => (refused = true));
       expect(refused, 'closed').to.equal(true);
     });

@@ -1,5 +1,5 @@
-import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
+import { expect } from 'chai';
 import { stringify } from 'yaml';
 import { promtool, tempDir } from './promtool.js';
 import { REPO, SYNTHETIC_METRICS, metricNamesIn, readReference } from './reference.js';
@@ -55,7 +55,7 @@ describe('Grafana dashboard (config/grafana)', () => {
       ...exprs,
       ...dashboard.templating.list
         .filter((v) => v.type === 'query')
-        .map((v) => ({ panel: `variable ${v.name}`, expr: String((v.query as { query: string }).query).replace(/^label_values\((.*),\s*\w+\)$/, '$1') })),
+        .map((v) => ({ panel: `variable ${v.name}`, expr: String((v.query as { query?: string }).query).replace(/^label_values\((.*),\s*\w+\)$/, '$1') })),
     ];
     const unknown: string[] = [];
     for (const { panel, expr } of queries) {

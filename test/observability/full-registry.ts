@@ -3,8 +3,8 @@
  * register them, filled with one sample each so every label shows up in a scrape. The metrics
  * reference (docs/metrics.md) must describe exactly this.
  */
-import { KubeConfig } from '../../src/kube/client-node.js';
 import type { Registry } from 'prom-client';
+import { KubeConfig } from '../../src/kube/client-node.js';
 import type { NodeDisk } from '../../src/crds/nodedisk.js';
 import type { StoragePool } from '../../src/crds/storagepool.js';
 import { KubeClient } from '../../src/kube/client.js';

@@ -1,7 +1,7 @@
-import { expect } from 'chai';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import { installCrds } from '../../src/crds/install.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
@@ -57,9 +57,9 @@ describe('node daemon /metrics (live `stowage node` scrape)', function () {
     const [disk] = await nodeDisksOf(client, node);
     const text = await waitFor('the disk on /metrics', async () => {
       const body = await (await fetch(`${url}/metrics`)).text();
-      return body.includes(`stowage_disk_present{node="${node}",disk="${disk!.metadata.name}"} 1`) ? body : undefined;
+      return body.includes(`stowage_disk_present{node="${node}",disk="${disk.metadata.name}"} 1`) ? body : undefined;
     }, 30_000, 250);
-    expect(text).to.match(new RegExp(`^stowage_disk_capacity_bytes\\{node="${node}",disk="${disk!.metadata.name}"\\} ${64 * MiB}$`, 'm'));
+    expect(text).to.match(new RegExp(`^stowage_disk_capacity_bytes\\{node="${node}",disk="${disk.metadata.name}"\\} ${64 * MiB}$`, 'm'));
     expect(text).to.contain('# TYPE stowage_disk_wipes_total counter');
     expect(text).to.contain('stowage_api_requests_total{');
     const result = await promtool(['check', 'metrics'], { stdin: text });

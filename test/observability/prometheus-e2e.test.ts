@@ -155,7 +155,7 @@ describe('Prometheus end to end: shipped rules against the live operator and nod
     await admin.apply(STORAGE_POOLS, pool, { fieldManager: 'kubectl-client-side-apply' });
     const pv = await waitFor('the operator to publish the disk as a local PV', async () => {
       const pvs = (await admin.list<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${poolName}` })).items;
-      return pvs.length === 1 && pvs[0]!.status?.phase === 'Available' ? pvs[0] : undefined;
+      return pvs.length === 1 && pvs[0].status?.phase === 'Available' ? pvs[0] : undefined;
     }, 120_000, 250);
     const usable = `stowage_pool_capacity_bytes{pool="${poolName}",kind="usable"}`;
     await waitFor('Prometheus to see the pool\'s usable capacity', async () => (await prometheus!.query(`${usable} > 0`)).length === 1, 60_000, 250);
@@ -166,7 +166,7 @@ describe('Prometheus end to end: shipped rules against the live operator and nod
       apiVersion: 'v1', kind: 'PersistentVolumeClaim',
       metadata: { name: pvc, namespace },
       spec: { accessModes: ['ReadWriteOnce'], storageClassName: poolName, volumeName: pv.metadata.name, resources: { requests: { storage: '1Gi' } } },
-    } as KubeObject);
+    });
     const fireMs = await timeFromCause(
       'StowagePoolCapacityLow to fire',
       () => targetSample(operator!.url, new RegExp(`^stowage_pool_capacity_bytes\\{pool="${poolName}",kind="available"\\} 0$`, 'm')),

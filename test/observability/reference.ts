@@ -23,8 +23,8 @@ export function readReference(path = METRICS_DOC): Map<string, MetricDoc> {
     const name = /^`([a-zA-Z_:][\w:]*)`$/.exec(cells[0] ?? '')?.[1];
     if (!name || cells.length !== 4) continue;
     if (docs.has(name)) throw new Error(`docs/metrics.md lists ${name} twice`);
-    const labels = [...cells[2]!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
-    docs.set(name, { name, type: cells[1]!, labels, meaning: cells[3]! });
+    const labels = [...cells[2].matchAll(/`([^`]+)`/g)].map((m) => m[1]);
+    docs.set(name, { name, type: cells[1], labels, meaning: cells[3] });
   }
   return docs;
 }
@@ -61,18 +61,18 @@ export function parseScrape(text: string): Map<string, ScrapedFamily> {
   for (const line of text.split('\n')) {
     let m: RegExpExecArray | null;
     if ((m = /^# HELP (\S+) (.*)$/.exec(line))) {
-      families.set(m[1]!, { type: 'untyped', help: m[2]!, labels: new Set(), samples: 0 });
+      families.set(m[1], { type: 'untyped', help: m[2], labels: new Set(), samples: 0 });
     } else if ((m = /^# TYPE (\S+) (\S+)$/.exec(line))) {
-      const f = families.get(m[1]!) ?? { type: 'untyped', help: '', labels: new Set<string>(), samples: 0 };
+      const f = families.get(m[1]) ?? { type: 'untyped', help: '', labels: new Set<string>(), samples: 0 };
       f.type = m[2]!;
-      families.set(m[1]!, f);
+      families.set(m[1], f);
     } else if (line && !line.startsWith('#')) {
       const s = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s/.exec(line);
       if (!s) throw new Error(`unparsable sample line: ${line}`);
-      const family = familyOf(s[1]!);
+      const family = familyOf(s[1]);
       if (!family) throw new Error(`sample ${s[1]} has no # TYPE line`);
       family.samples++;
-      for (const l of (s[2] ?? '').matchAll(/([a-zA-Z_]\w*)="/g)) if (l[1] !== 'le' && l[1] !== 'quantile') family.labels.add(l[1]!);
+      for (const l of (s[2] ?? '').matchAll(/([a-zA-Z_]\w*)="/g)) if (l[1] !== 'le' && l[1] !== 'quantile') family.labels.add(l[1]);
     }
   }
   return families;
@@ -100,7 +100,7 @@ export function metricNamesIn(expr: string, families?: ReadonlySet<string>): Set
   for (const m of e.matchAll(/[a-zA-Z_:][\w:]*|\d[\w.]*/g)) {
     const token = m[0];
     if (/^\d/.test(token) || KEYWORDS.has(token)) continue;
-    const after = e.slice(m.index! + token.length);
+    const after = e.slice(m.index + token.length);
     if (/^\s*\(/.test(after)) continue; // a function or aggregation
     const base = token.replace(/_(bucket|sum|count)$/, '');
     names.add(families && base !== token && families.has(base) ? base : token);

@@ -1,6 +1,6 @@
-import { expect } from 'chai';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import { parse } from 'yaml';
 import { PodMonitor, PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { DEFAULT_PROMETHEUS_DIR, RULES_FILE, renderPrometheusManifests, toYaml } from '../../hack/gen-observability.js';
@@ -109,7 +109,7 @@ describe('alert rules (config/prometheus)', () => {
   });
 
   it('ships realistic for: durations (minutes, not the seconds the e2e copy uses)', () => {
-    const seconds = (d: string): number => Number(d.slice(0, -1)) * ({ s: 1, m: 60, h: 3600 } as Record<string, number>)[d.slice(-1)]!;
+    const seconds = (d: string): number => Number(d.slice(0, -1)) * ({ s: 1, m: 60, h: 3600 } as Record<string, number>)[d.slice(-1)];
     for (const a of ALERTS) if (a.for) expect(seconds(a.for), `${a.alert} for: ${a.for}`).to.be.at.least(300);
     const shortened = renderRuleGroups({ forOverride: '2s' }).groups as { rules: { for?: string }[] }[];
     expect(shortened.flatMap((g) => g.rules).filter((r) => r.for).every((r) => r.for === '2s')).to.equal(true);
@@ -148,7 +148,7 @@ describe('alert rules (config/prometheus)', () => {
 
   it('promtool test rules can fail: a wrong expectation is reported', async () => {
     const notReady = ALERTS.find((a) => a.alert === 'StowagePoolNotReady')!;
-    const wrong: AlertDefinition = { ...notReady, cases: [{ ...notReady.cases[1]!, expect: notReady.cases[0]!.expect }] };
+    const wrong: AlertDefinition = { ...notReady, cases: [{ ...notReady.cases[1], expect: notReady.cases[0].expect }] };
     const result = await runPromtoolTests(tmp, [wrong]);
     expect(result.code).not.to.equal(0);
     expect(result.output).to.contain('FAILED');

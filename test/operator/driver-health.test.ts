@@ -9,19 +9,18 @@
 import { expect } from 'chai';
 import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import type { ApiCall } from '../../src/kube/client.js';
-import { CSI_NODES, DAEMON_SETS, NODES, PODS, SERVICE_ACCOUNTS } from '../../src/kube/resources.js';
+import { CSI_NODES, DAEMON_SETS, NODES, PODS, SERVICE_ACCOUNTS, STORAGE_CLASSES } from '../../src/kube/resources.js';
 import type { KubeObject } from '../../src/kube/types.js';
 import { driverCondition, driverHealth, type DaemonSetLike, type PodLike } from '../../src/operator/driver-stack/health.js';
 import { DRIVER_NAME, NODE_DAEMONSET, NODE_POD_SELECTOR } from '../../src/operator/driver-stack/render.js';
 import { poolStatus } from '../../src/operator/storagepool/status.js';
 import { setupControllers } from '../../src/operator/setup.js';
 import { ServerVersion } from '../../src/operator/driver-stack/server-version.js';
-import { STORAGE_CLASSES } from '../../src/kube/resources.js';
 import { Manager } from '../../src/runtime/manager.js';
 import { waitFor } from '../support/cluster.js';
 import { PoolWorld, condition, type Pool } from '../support/pool-world.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+ 
 type Any = any;
 
 const NOW = '2026-12-06T20:00:00Z';
@@ -33,7 +32,7 @@ const daemonSet: DaemonSetLike = {
 };
 const pod = (node: string, status: PodLike['status'], extra: Partial<PodLike['metadata']> = {}): PodLike => ({
   apiVersion: 'v1', kind: 'Pod',
-  metadata: { name: `${NODE_DAEMONSET}-${node}`, namespace: 'stowage-system', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: NODE_DAEMONSET, uid: DS_UID, controller: true }] as Any, ...extra },
+  metadata: { name: `${NODE_DAEMONSET}-${node}`, namespace: 'stowage-system', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: NODE_DAEMONSET, uid: DS_UID, controller: true }], ...extra },
   spec: { nodeName: node },
   status,
 });
@@ -61,8 +60,8 @@ describe('driver health (pure)', () => {
     expect(health.problems.map((p) => `${p.node}:${p.reason}`)).to.deep.equal([
       'n2:ImagePullBackOff', 'n3:CrashLoopBackOff', 'n4:NotRegistered', 'n5:Pending', 'n6:NoPluginPod',
     ]);
-    expect(health.problems[0]!.detail).to.contain('example.invalid/stowage:0');
-    expect(health.problems[2]!.detail).to.contain(`lists no such driver`);
+    expect(health.problems[0].detail).to.contain('example.invalid/stowage:0');
+    expect(health.problems[2].detail).to.contain(`lists no such driver`);
   });
 
   it('ignores pods of other owners and pods being deleted, and counts a node served when either of two pods serves (a rolling update)', () => {
@@ -100,20 +99,20 @@ describe('driver health (pure)', () => {
       pool, problems: [], plan: { claim: [], keep: [disk], release: [], held: [], conflicts: [] }, volumes: [], storageClassName: 'p',
       dynamic: { usableBytes: 10n * 2n ** 30n, allocatedBytes: 0n, nodesBelowReplication: [], volumes: 0 }, ...(driver ? { driver } : {}),
     });
-    const down = poolStatus(obs({ status: 'False', reason: 'ImagePullBackOff', message: 'the node plugin is not serving on 1 of 1 node(s)', noneServing: true }) as Any, NOW);
+    const down = poolStatus(obs({ status: 'False', reason: 'ImagePullBackOff', message: 'the node plugin is not serving on 1 of 1 node(s)', noneServing: true }), NOW);
     const ready = (s: Any) => s.conditions.find((c: Any) => c.type === 'Ready');
     const driverReady = (s: Any) => s.conditions.find((c: Any) => c.type === 'DriverReady');
     expect(ready(down)).to.include({ status: 'False', reason: 'DriverNotReady', observedGeneration: 4 });
     expect(driverReady(down)).to.include({ status: 'False', reason: 'ImagePullBackOff', observedGeneration: 4 });
     expect(down.conditions!.map((c) => c.type)).to.deep.equal(['Ready', 'DisksHealthy', 'ReplicationSatisfiable', 'CapacityAvailable', 'DriverReady']);
-    const partly = poolStatus(obs({ status: 'False', reason: 'CrashLoopBackOff', message: '1 of 2', noneServing: false }) as Any, NOW);
+    const partly = poolStatus(obs({ status: 'False', reason: 'CrashLoopBackOff', message: '1 of 2', noneServing: false }), NOW);
     expect(ready(partly)).to.include({ status: 'True' });
     expect(ready(partly).message).to.contain('see DriverReady');
     // A pool no longer needing the driver drops the condition.
-    const local = poolStatus({ ...obs(undefined), dynamic: undefined, pool: { ...pool, spec: { ...pool.spec, mode: 'Local' }, status: down } } as Any, NOW);
+    const local = poolStatus({ ...obs(undefined), dynamic: undefined, pool: { ...pool, spec: { ...pool.spec, mode: 'Local' }, status: down } }, NOW);
     expect(driverReady(local)).to.equal(undefined);
     // Refused on a server that is too old: Ready says why, nothing else is claimed.
-    const refused = poolStatus({ ...obs(undefined), unsupported: 'the API server is Kubernetes v1.19.16; Stowage needs 1.20 or later' } as Any, NOW);
+    const refused = poolStatus({ ...obs(undefined), unsupported: 'the API server is Kubernetes v1.19.16; Stowage needs 1.20 or later' }, NOW);
     expect(ready(refused)).to.include({ status: 'False', reason: 'UnsupportedKubernetes' });
   });
 });
@@ -149,7 +148,7 @@ describe('DriverReady on a Dynamic pool (real control plane; kubelet\'s pod stat
     pool = await world.applyPool({
       apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: `${world.prefix}-dyn` },
       spec: { mode: 'Dynamic', replicated: { size: 1 }, disks: { selector: { matchLabels: { [`test/${world.prefix}`]: 'yes' } } } },
-    } as Pool);
+    });
   });
 
   after(async () => {
@@ -177,7 +176,7 @@ describe('DriverReady on a Dynamic pool (real control plane; kubelet\'s pod stat
 
   /** The DaemonSet's pod on the test's node, once kube-controller-manager created and the scheduler bound it. */
   const pluginPod = () => waitFor(`the ${NODE_DAEMONSET} pod on ${node}`, async () => {
-    const pods = await world.admin.list<KubeObject & Any>(PODS, { namespace: world.namespace, labelSelector: NODE_POD_SELECTOR });
+    const pods = await world.admin.list<Any>(PODS, { namespace: world.namespace, labelSelector: NODE_POD_SELECTOR });
     return pods.items.find((p) => p.spec.nodeName === node && !p.metadata.deletionTimestamp);
   }, 60_000, 250);
 
@@ -286,7 +285,7 @@ describe('DriverReady on a Dynamic pool (real control plane; kubelet\'s pod stat
     const local = await world.applyPool({
       apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: `${world.prefix}-local` },
       spec: { mode: 'Local', disks: { selector: { matchLabels: { [`test/${world.prefix}`]: 'none' } } }, local: { volumeMode: 'Filesystem', fsType: 'ext4' } },
-    } as Pool);
+    });
     const p = await world.waitForPool(local, 'status written', (x) => condition(x, 'Ready') !== undefined);
     expect(driverReady(p)).to.equal(undefined);
     await world.admin.delete(STORAGE_POOLS, local);
@@ -301,7 +300,7 @@ describe('a cluster too old for Stowage (real control plane; only its /version a
 
   before(async () => {
     world = await PoolWorld.start({ nodes: 1, startOperator: false });
-    const node = world.nodes[0]!;
+    const node = world.nodes[0];
     await world.agent.addDisk({ name: `${node}-a`, node, capacity: '100Gi', media: 'nvme' });
     await world.admin.mergePatch(NODE_DISKS, `${node}-a`, { metadata: { labels: { [`test/${world.prefix}`]: 'yes' } } });
     const manager = new Manager({ client: world.operatorClient, informerDefaults: { resyncMs: 2_000 } });
@@ -340,14 +339,14 @@ describe('a cluster too old for Stowage (real control plane; only its /version a
           mode, disks: { selector: { matchLabels: { [`test/${world.prefix}`]: 'yes' } } },
           ...(mode === 'Local' ? { local: { volumeMode: 'Filesystem', fsType: 'ext4' } } : { replicated: { size: 1 } }),
         },
-      } as Pool);
+      });
       const pool = await world.waitForPool(name, 'refused', (p) => condition(p, 'Ready')?.reason === 'UnsupportedKubernetes');
       expect(condition(pool, 'Ready')!.message).to.contain('v1.19.16').and.contain('1.20 or later').and.contain('upgrade the cluster');
       expect(condition(pool, 'Ready')!.observedGeneration).to.equal(pool.metadata.generation);
       await waitFor(`the UnsupportedKubernetes event on ${name}`, async () => (await world.eventsFor(name)).some((e) => e.startsWith('UnsupportedKubernetes:') && e.includes('v1.19.16')), 15_000, 250);
       expect(await world.admin.getIfExists(STORAGE_CLASSES, name), 'no StorageClass for a refused pool').to.equal(undefined);
     }
-    const disk = await world.admin.get<KubeObject & Any>(NODE_DISKS, `${world.nodes[0]}-a`);
+    const disk = await world.admin.get<Any>(NODE_DISKS, `${world.nodes[0]}-a`);
     expect(disk.spec.claim, 'no disk claimed for a refused pool').to.equal(undefined);
   });
 });

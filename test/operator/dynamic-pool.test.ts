@@ -4,7 +4,7 @@ import type { KubeObject, StorageClass } from '../../src/kube/types.js';
 import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import type { NodeDisk } from '../../src/crds/nodedisk.js';
 import { waitFor } from '../support/cluster.js';
-import { PoolWorld, condition, type Pool } from '../support/pool-world.js';
+import { PoolWorld, condition } from '../support/pool-world.js';
 
 /**
  * The operator's side of Dynamic pools: the CSI StorageClass, Dynamic claims, replication
@@ -27,7 +27,7 @@ describe('Dynamic pools: operator side (real control plane; agent side played by
     name = await world.applyPool({
       apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: `${world.prefix}-mirror` },
       spec: { mode: 'Dynamic', replicated: { size: 2 }, disks: { selector: { matchLabels: { [`test/${world.prefix}`]: 'yes' } } } },
-    } as Pool);
+    });
   });
   after(async () => {
     await world.admin.mergePatch(POOL_VOLUMES, volume(), { metadata: { finalizers: null } }).catch(() => undefined);

@@ -52,6 +52,7 @@ describe('two operator processes with leader election (real control plane)', fun
     operators.push(await OperatorProcess.start(cp.kubeconfigPath, args), await OperatorProcess.start(cp.kubeconfigPath, args));
     const leaderOf = async (): Promise<OperatorProcess | undefined> => {
       for (const op of operators.filter((o) => !o.exited)) {
+        // An operator that does not answer (exiting) is not the leader.
         if ((await op.metric('leader_election_master_status', { name: id }).catch(() => 0)) === 1) return op;
       }
       return undefined;

@@ -24,7 +24,7 @@ describe('Local pools: lifecycle (real control plane; agent side played by the p
   const pool = (name: string, extra: Partial<Pool['spec']> = {}): Pool => ({
     apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name },
     spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/media': 'ssd', [`test/${world.prefix}`]: 'yes' } } }, ...extra },
-  } as Pool);
+  });
 
   before(async () => {
     world = await PoolWorld.start({ nodes: 3 });
@@ -85,7 +85,7 @@ describe('Local pools: lifecycle (real control plane; agent side played by the p
     const withOptions = await world.admin.get<KubeObject & { mountOptions?: string[] }>(STORAGE_CLASSES, main);
     expect(withOptions.metadata.annotations?.['storageclass.kubernetes.io/is-default-class']).to.equal('true');
     expect(withOptions.mountOptions).to.deep.equal(['noatime']);
-    const bound = await world.claimVolume('keeps-options', main, [world.nodes[0]!]);
+    const bound = await world.claimVolume('keeps-options', main, [world.nodes[0]]);
 
     await world.applyPool(pool(main, { disks: selector }));
     const sc = await waitFor('the class no longer the default, without mountOptions', async () => {
@@ -108,13 +108,13 @@ describe('Local pools: lifecycle (real control plane; agent side played by the p
   });
 
   it('a selector change releases the disks it no longer selects, but holds a disk whose volume is bound', async () => {
-    const bound = await world.claimVolume('on-node3', `${main}`, [world.nodes[2]!]);
-    const boundDisk = bound.metadata.labels!['stowage.dev/disk']!;
+    const bound = await world.claimVolume('on-node3', main, [world.nodes[2]]);
+    const boundDisk = bound.metadata.labels!['stowage.dev/disk'];
     const freeDisk = boundDisk === disk(3, 'a') ? disk(3, 'b') : disk(3, 'a');
     await world.applyPool(pool(main, {
       disks: {
         selector: { matchLabels: { 'stowage.dev/media': 'ssd', [`test/${world.prefix}`]: 'yes' } },
-        nodeSelector: { matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'NotIn', values: [world.nodes[2]!] }] },
+        nodeSelector: { matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'NotIn', values: [world.nodes[2]] }] },
       },
     }));
     await waitFor(`${freeDisk} released`, async () => (await world.admin.get<Disk>(NODE_DISKS, freeDisk)).spec.claim === undefined);
@@ -129,10 +129,10 @@ describe('Local pools: lifecycle (real control plane; agent side played by the p
   });
 
   it('a deleted Node: its unbound PVs go and its disks are released; a bound PV there stays and is reported', async () => {
-    const bound = await world.claimVolume('on-node2', main, [world.nodes[1]!]);
-    const boundDisk = bound.metadata.labels!['stowage.dev/disk']!;
+    const bound = await world.claimVolume('on-node2', main, [world.nodes[1]]);
+    const boundDisk = bound.metadata.labels!['stowage.dev/disk'];
     const freeDisk = boundDisk === disk(2, 'a') ? disk(2, 'b') : disk(2, 'a');
-    await world.admin.delete(NODES, world.nodes[1]!);
+    await world.admin.delete(NODES, world.nodes[1]);
     await waitFor(`${freeDisk} released`, async () => (await world.admin.get<Disk>(NODE_DISKS, freeDisk)).spec.claim === undefined);
     expect(await world.admin.getIfExists(PERSISTENT_VOLUMES, pvOf(freeDisk))).to.equal(undefined);
     const pv = await world.admin.get<PersistentVolume>(PERSISTENT_VOLUMES, bound.metadata.name!);

@@ -1,5 +1,5 @@
-import { expect } from 'chai';
 import { readFile } from 'node:fs/promises';
+import { expect } from 'chai';
 import { parse } from 'yaml';
 import { PERSISTENT_VOLUMES, PODS, STORAGE_CLASSES } from '../../src/kube/resources.js';
 import type { KubeObject, PersistentVolume, StorageClass } from '../../src/kube/types.js';
@@ -51,7 +51,7 @@ describe('Local pools: samples/local-ssd end to end (real control plane; agent s
     const pvs = await world.volumesOf(name);
     expect(pvs.map((pv) => pv.metadata.labels?.['stowage.dev/disk']).sort()).to.deep.equal(world.nodes.flatMap((n) => [`${n}-a`, `${n}-b`]).sort());
     for (const pv of pvs) {
-      const node = pv.metadata.labels!['stowage.dev/node']!;
+      const node = pv.metadata.labels!['stowage.dev/node'];
       expect(pv.spec.nodeAffinity?.required?.nodeSelectorTerms[0]!.matchExpressions![0]).to.deep.equal({ key: 'kubernetes.io/hostname', operator: 'In', values: [node] });
       expect(pv.spec.local?.path).to.equal(`/var/lib/stowage/disks/${pv.metadata.labels!['stowage.dev/disk']}`);
       expect(pv.spec.capacity?.storage).to.equal('98Gi');
@@ -92,7 +92,7 @@ describe('Local pools: samples/local-ssd end to end (real control plane; agent s
 
   it('deleting pod and claim: the PV is Released, wiped for its UID, and replaced by a fresh PV with a new UID', async () => {
     const old = (await world.volumesOf(name)).find((pv) => pv.status?.phase === 'Bound')!;
-    const disk = old.metadata.labels!['stowage.dev/disk']!;
+    const disk = old.metadata.labels!['stowage.dev/disk'];
     await world.releaseVolume('data');
     const fresh = await waitFor('a fresh PV for the disk', async () => {
       const pv = await world.admin.getIfExists<PersistentVolume>(PERSISTENT_VOLUMES, old.metadata.name!);

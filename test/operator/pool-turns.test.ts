@@ -36,10 +36,10 @@ describe('Local pools: pools take turns (real control plane; agent side played b
     const pools: Pool[] = world.nodes.map((node) => ({
       apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: `${node}-pool` },
       spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/node': node, [`test/${world.prefix}`]: 'yes' } } } },
-    } as Pool));
+    }));
     // The state an earlier operator left: every disk claimed for its pool and prepared by the agent.
     for (const [i, node] of world.nodes.entries()) {
-      const claim = desiredClaim(withDefaults(pools[i]!));
+      const claim = desiredClaim(withDefaults(pools[i]));
       for (let d = 0; d < DISKS_PER_POOL; d++) {
         const name = `${node}-d${String(d).padStart(2, '0')}`;
         await world.agent.addDisk({ name, node, capacity: '100Gi', media: 'ssd' });
@@ -58,7 +58,7 @@ describe('Local pools: pools take turns (real control plane; agent side played b
     created = new Informer<PersistentVolume>({ client: world.admin, resource: PERSISTENT_VOLUMES, labelSelector: 'app.kubernetes.io/managed-by=stowage', resyncMs: 0 });
     created.addHandler({
       added: (pv) => {
-        if (world.nodes.includes(pv.metadata.labels?.['stowage.dev/node'] ?? '')) order.push(pv.metadata.labels![POOL_LABEL]!);
+        if (world.nodes.includes(pv.metadata.labels?.['stowage.dev/node'] ?? '')) order.push(pv.metadata.labels![POOL_LABEL]);
       },
     });
     created.start();

@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import { NODE_DISKS, POOL_SNAPSHOTS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import { VOLUME_SNAPSHOT_CLASSES, type VolumeSnapshotClass } from '../../src/operator/storagepool/snapshot-class.js';
 import { waitFor } from '../support/cluster.js';
-import { PoolWorld, condition, type Pool } from '../support/pool-world.js';
+import { PoolWorld, condition } from '../support/pool-world.js';
 import { installSnapshotCrds, removeSnapshotCrds } from '../support/snapshot-crds.js';
 
 describe('Dynamic pools: snapshot class, snapshot capacity and deletion (real control plane)', function () {
@@ -21,13 +21,13 @@ describe('Dynamic pools: snapshot class, snapshot capacity and deletion (real co
 
   before(async () => {
     world = await PoolWorld.start({ nodes: 1 });
-    const node = world.nodes[0]!;
+    const node = world.nodes[0];
     await world.agent.addDisk({ name: `${node}-a`, node, capacity: '100Gi', media: 'nvme' });
     await world.admin.mergePatch(NODE_DISKS, `${node}-a`, { metadata: { labels: { [`test/${world.prefix}`]: 'yes' } } });
     name = await world.applyPool({
       apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: `${world.prefix}-snaps` },
       spec: { mode: 'Dynamic', disks: { selector: { matchLabels: { [`test/${world.prefix}`]: 'yes' } } } },
-    } as Pool);
+    });
   });
   after(async () => {
     for (const [rt, n] of [[POOL_SNAPSHOTS, snapshot()], [POOL_VOLUMES, volume()]] as const) {

@@ -37,6 +37,7 @@ describe('EventRecorder on the real control plane', function () {
     const recorder = new EventRecorder(client, 'events-test');
     // Nothing is awaited until the end: recording only queues.
     const first = recorder.emit(object, 'Normal', 'First', 'one');
+    // emit never rejects (a failed write is logged); the awaits at the end wait for the queue.
     void recorder.emit(object, 'Normal', 'Second', 'two');
     void recorder.emit(object, 'Normal', 'First', 'one'); // a repeat: counted on the first event
     // An event about an object in a namespace that does not exist cannot be written.
@@ -44,6 +45,7 @@ describe('EventRecorder on the real control plane', function () {
     const batch = recorder.batch(object);
     batch.add('Normal', 'Claimed', 'disk a');
     batch.add('Normal', 'Claimed', 'disk b');
+    // Likewise: flushing only queues.
     void batch.flush();
     await first;
     await recorder.drain();

@@ -12,7 +12,7 @@ const PATH = '/api/v1/configmaps';
 describe('Informer under injected faults (loopback fault server)', () => {
   let server: FaultServer;
   let client: KubeClient;
-  let informer: Informer<KubeObject>;
+  let informer: Informer;
   let events: string[];
 
   beforeEach(async () => {
@@ -57,7 +57,7 @@ describe('Informer under injected faults (loopback fault server)', () => {
     server.put('b', { team: 'blue' });
     server.watchPlan.push({ kind: 'reset' });
     startInformer();
-    const team = (o: KubeObject): string[] => [String((o.data as Record<string, string>).team)];
+    const team = (o: KubeObject): string[] => [String((o.data as Partial<Record<string, string>>).team)];
     informer.addIndex('team', team);
     informer.addIndex('team', () => ['ignored']); // a second index under the same name is a no-op
     const names = (value: string): string[] => informer.byIndex('team', value).map((o) => o.metadata.name!).sort();

@@ -86,7 +86,7 @@ describe('controller runtime on the real control plane', function () {
     const { informer } = await startController({
       async reconcile(key) {
         if (key !== `${namespace}/burst`) return;
-        seen.push((informer.get(key)?.data as Record<string, string>).n!);
+        seen.push((informer.get(key)?.data as Record<string, string>).n);
       },
     }, { debounceMs: 3000 });
     await client.create(CONFIG_MAPS, { metadata: { name: 'burst', namespace }, data: { n: '0' } });
@@ -139,9 +139,9 @@ describe('controller runtime on the real control plane', function () {
     await waitFor('six attempts', () => times.length >= 6, 30_000);
     await new Promise((r) => setTimeout(r, 1500));
     expect(times).to.have.length(6, 'no retries after success');
-    const gaps = times.slice(1).map((t, i) => t - times[i]!);
+    const gaps = times.slice(1).map((t, i) => t - times[i]);
     gaps.forEach((gap, i) => expect(gap, `gap ${i}`).to.be.at.least(100 * 2 ** i * 0.9));
-    for (let i = 1; i < gaps.length; i++) expect(gaps[i]!).to.be.greaterThan(gaps[i - 1]!);
+    for (let i = 1; i < gaps.length; i++) expect(gaps[i]).to.be.greaterThan(gaps[i - 1]);
   });
 
   it('recovers after the API server is down for 10 s and reconciles an object created after it returns', async () => {

@@ -1,6 +1,10 @@
 // Pure tests of the driver stack's choices: who registers the node plugin with kubelet, which
 // kubernetes-csi releases and flags each Kubernetes server gets, and which servers are refused.
 
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { expect } from 'chai';
 import { DEFAULT_IMAGES, imageTable } from '../../src/operator/driver-stack/images.js';
 import { AGENT_ROOT, DEFAULT_NODE_REGISTRATION, DRIVER_NAME, KUBELET_DIR, desiredDriverStack } from '../../src/operator/driver-stack/render.js';
@@ -14,13 +18,9 @@ import {
 } from '../../src/operator/driver-stack/sidecars.js';
 import { renderDesired } from '../../src/operator/render.js';
 import { renderCommand } from '../../src/cli/render.js';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { validateModel } from './models.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+ 
 type Any = any;
 
 const input = { dynamicPools: 1, images: DEFAULT_IMAGES, namespace: 'stowage-system' };

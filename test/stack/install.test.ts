@@ -3,13 +3,15 @@
 // the DaemonSet and its pods, the CSI parts following Dynamic pools, drift undone, least privilege
 // proven call by call, and an uninstall that leaves nothing.
 
-import { expect } from 'chai';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { STORAGE_POOLS } from '../../src/crds/resource-types.js';
+import { execFile } from 'node:child_process';
+import { expect } from 'chai';
+import * as grpc from '@grpc/grpc-js';
+import { STORAGE_POOLS, NODE_DISKS } from '../../src/crds/resource-types.js';
 import { KubeClient, type ApiCall } from '../../src/kube/client.js';
-import { CSI_DRIVERS, DAEMON_SETS, DEPLOYMENTS, NAMESPACES, PODS } from '../../src/kube/resources.js';
+import { CSI_DRIVERS, DAEMON_SETS, DEPLOYMENTS, NAMESPACES, PODS, EVENTS, PERSISTENT_VOLUMES } from '../../src/kube/resources.js';
 import type { KubeObject } from '../../src/kube/types.js';
 import { imageTable } from '../../src/operator/driver-stack/images.js';
 import { parseServerVersion, sidecarProfile } from '../../src/operator/driver-stack/sidecars.js';
@@ -25,10 +27,6 @@ import { OperatorProcess } from '../support/operator-process.js';
 import { AgentDouble } from '../support/agent-double.js';
 import { LoopDevices } from '../support/loop-devices.js';
 import { startNodeAgent, type NodeAgent } from '../../src/node/agent/agent.js';
-import { NODE_DISKS } from '../../src/crds/resource-types.js';
-import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import * as grpc from '@grpc/grpc-js';
 import { csiV1 } from '../../src/csi/grpc.js';
 import { startCsiControllerServer, type CsiControllerServer } from '../../src/csi/controller-main.js';
 import { DynamicPoolFixture, call, type CsiClient } from '../csi/fixture.js';
@@ -36,13 +34,12 @@ import { startPoolVolumeRealizer, type RunningRealizer } from '../../src/node/en
 import { startPoolSnapshotRealizer, type RunningSnapshotRealizer } from '../../src/node/engine/snapshot-realizer.js';
 import { startCsiNodeServer, type CsiNodeServer } from '../../src/csi/node-service.js';
 import { Informer } from '../../src/runtime/informer.js';
-import { EVENTS, PERSISTENT_VOLUMES } from '../../src/kube/resources.js';
 import { CONFIG_DIR, validateModel } from './models.js';
 import { grantKey, grantsOf, type Grant } from './rbac.js';
 import { installSnapshotCrds, removeSnapshotCrds } from '../support/snapshot-crds.js';
 import { VOLUME_SNAPSHOT_CLASSES } from '../../src/operator/storagepool/snapshot-class.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+ 
 type Any = any;
 
 const NS = 'stowage-system';
@@ -71,7 +68,7 @@ describe('install and driver stack (real control plane)', function () {
     if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
     return r.stdout;
   };
-  const live = (rt: typeof DAEMON_SETS, name: string, namespace?: string) => admin.getIfExists<KubeObject & Any>(rt, name, namespace);
+  const live = (rt: typeof DAEMON_SETS, name: string, namespace?: string) => admin.getIfExists<Any>(rt, name, namespace);
 
   /** A kubeconfig that authenticates as `serviceAccount` with a token from the TokenRequest API. */
   async function serviceAccountKubeconfig(serviceAccount: string): Promise<string> {
@@ -201,6 +198,7 @@ describe('install and driver stack (real control plane)', function () {
     await kubectl('delete', '-k', join(CONFIG_DIR, 'default'), '--wait=false', '--ignore-not-found');
     installed = false;
     await waitFor('namespace stowage-system to be gone', async () => {
+      // A poll: the namespace may be going away under it; the check below decides.
       await kubectl('delete', 'pods', '--all', '-n', NS, '--grace-period=0', '--force', '--ignore-not-found').catch(() => undefined);
       return !(await admin.getIfExists(NAMESPACES, NS));
     }, 180_000, 1_000);
@@ -250,7 +248,7 @@ describe('install and driver stack (real control plane)', function () {
       }, 60_000);
       await waitFor('the pool\'s VolumeSnapshotClass', () => admin.getIfExists(VOLUME_SNAPSHOT_CLASSES, pool), 60_000);
       await admin.mergePatch(STORAGE_POOLS, pool, { spec: { snapshots: { deletionPolicy: 'Retain' } } });
-      await waitFor('the class to follow the pool', async () => (await admin.getIfExists<KubeObject & Any>(VOLUME_SNAPSHOT_CLASSES, pool))?.deletionPolicy === 'Retain', 60_000);
+      await waitFor('the class to follow the pool', async () => (await admin.getIfExists<Any>(VOLUME_SNAPSHOT_CLASSES, pool))?.deletionPolicy === 'Retain', 60_000);
       // Converged: several resyncs send no write to the stack (a 1.20 server drops the CSIDriver's
       // storageCapacity, so "live contains desired" alone would rewrite it every time).
       await new Promise((r) => setTimeout(r, RESYNC_MS));
@@ -266,28 +264,28 @@ describe('install and driver stack (real control plane)', function () {
       // matching (PV delete, NodeDisk patch), the same claim again (the repeated Event is patched).
       agent = new AgentDouble(admin);
       const disk = `${nodes[0]}-lp`;
-      await agent.addDisk({ name: disk, node: nodes[0]!, capacity: '100Gi', media: 'ssd' });
+      await agent.addDisk({ name: disk, node: nodes[0], capacity: '100Gi', media: 'ssd' });
       await agent.start();
-      const local = await createLocalPool(nodes[0]!);
+      const local = await createLocalPool(nodes[0]);
       const pvCount = async () => (await admin.list<KubeObject>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${local}` })).items.length;
       await waitFor('the local PV', async () => (await pvCount()) === 1, 60_000);
       // A hand edit of the PV is undone (PV patch).
-      const [localPv] = (await admin.list<KubeObject & Any>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${local}` })).items;
+      const [localPv] = (await admin.list<Any>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${local}` })).items;
       await admin.mergePatch(PERSISTENT_VOLUMES, localPv.metadata.name, { spec: { persistentVolumeReclaimPolicy: 'Retain' } });
-      await waitFor('the PV repaired', async () => (await admin.get<KubeObject & Any>(PERSISTENT_VOLUMES, localPv.metadata.name)).spec.persistentVolumeReclaimPolicy === 'Delete', 60_000);
+      await waitFor('the PV repaired', async () => (await admin.get<Any>(PERSISTENT_VOLUMES, localPv.metadata.name)).spec.persistentVolumeReclaimPolicy === 'Delete', 60_000);
       const select = (node: string) => admin.mergePatch(STORAGE_POOLS, local, { spec: { disks: { selector: { matchLabels: { 'stowage.dev/node': node } } } } });
       await select('no-such-node');
       await waitFor('the disk to be released and its PV deleted', async () => (await pvCount()) === 0 && agent!.live(disk)?.spec.claim === undefined, 60_000);
-      await select(nodes[0]!);
+      await select(nodes[0]);
       await waitFor('the disk claimed again, with the repeated DiskClaimed event counted', async () => {
-        const events = await admin.list<KubeObject & Any>(EVENTS, { namespace: 'default', fieldSelector: `involvedObject.name=${local}` });
+        const events = await admin.list<Any>(EVENTS, { namespace: 'default', fieldSelector: `involvedObject.name=${local}` });
         return (await pvCount()) === 1 && events.items.some((e) => e.reason === 'DiskClaimed' && e.count >= 2);
       }, 60_000, 500);
       await admin.delete(STORAGE_POOLS, local);
       await waitFor('the Local pool to be finalized and its PV deleted', async () => !(await admin.getIfExists(STORAGE_POOLS, local)) && (await pvCount()) === 0, 60_000);
       await new Promise((r) => setTimeout(r, 3 * RESYNC_MS)); // lease renewals, resyncs
     } catch (err) {
-      throw new Error(`${(err as Error).message}; calls denied so far: ${deniedCalls().join('; ') || 'none'}`);
+      throw new Error(`${(err as Error).message}; calls denied so far: ${deniedCalls().join('; ') || 'none'}`, { cause: err });
     } finally {
       abort.abort();
       await inProcess.running;
@@ -316,7 +314,7 @@ describe('install and driver stack (real control plane)', function () {
     const ds = await waitFor('DaemonSet stowage-node', () => live(DAEMON_SETS, NODE_DAEMONSET, NS), 60_000);
     expect(ds.metadata.managedFields.map((f: Any) => f.manager)).to.include(OPERATOR_FIELD_MANAGER);
     const pods = await waitFor('one stowage-node pod on each registered Node', async () => {
-      const list = await admin.list<KubeObject & Any>(PODS, { namespace: NS, labelSelector: 'app.kubernetes.io/component=node' });
+      const list = await admin.list<Any>(PODS, { namespace: NS, labelSelector: 'app.kubernetes.io/component=node' });
       const mine = list.items.filter((p) => nodes.includes(p.spec.nodeName) && !p.metadata.deletionTimestamp && p.metadata.ownerReferences?.[0]?.uid === ds.metadata.uid);
       return mine.length === nodes.length && new Set(mine.map((p) => p.spec.nodeName)).size === nodes.length ? mine : undefined;
     }, 90_000, 500);
@@ -408,11 +406,11 @@ describe('install and driver stack (real control plane)', function () {
     setupControllers(manager, { workers: 2, fieldManager: OPERATOR_FIELD_MANAGER });
     const abort = new AbortController();
     const running = manager.run(abort.signal);
-    const node = nodes[1]!;
+    const node = nodes[1];
     try {
       const disk = await loops.create(256 * 1024 * 1024);
       nodeAgent = await startNodeAgent({ client, nodeName: node, root: join(tmp, 'agent-root'), allowDevices: [disk.device], udev: false, discoveryIntervalMs: 1_000 });
-      const nodeDisk = () => admin.list<KubeObject & Any>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` }).then((l) => l.items[0]);
+      const nodeDisk = () => admin.list<Any>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` }).then((l) => l.items[0]);
       const condition = (d: Any, type: string) => d?.status?.conditions?.find((c: Any) => c.type === type)?.status;
       await waitFor('the loop disk as an Eligible NodeDisk', async () => condition(await nodeDisk(), 'Eligible') === 'True', 60_000);
       const pool = await createLocalPool(node);
@@ -429,7 +427,7 @@ describe('install and driver stack (real control plane)', function () {
         await waitFor(`round ${round}: the disk released and Eligible again`, released, 90_000, 250);
       }
       await waitFor('the repeated Released event', async () => {
-        const events = await admin.list<KubeObject & Any>(EVENTS, { namespace: 'default', fieldSelector: `involvedObject.name=${(await nodeDisk()).metadata.name}` });
+        const events = await admin.list<Any>(EVENTS, { namespace: 'default', fieldSelector: `involvedObject.name=${(await nodeDisk()).metadata.name}` });
         return events.items.some((e) => e.reason === 'Released' && e.count >= 2);
       }, 30_000, 250);
       await admin.delete(STORAGE_POOLS, pool);

@@ -15,19 +15,19 @@ import type { KubeObject } from '../../src/kube/types.js';
 type ModelClass = new (data: never) => { validate(): void };
 
 const MODELS: Record<string, ModelClass> = {
-  'apps/v1/DaemonSet': DaemonSet as unknown as ModelClass,
-  'apps/v1/Deployment': Deployment as unknown as ModelClass,
-  'storage.k8s.io/v1/CSIDriver': CSIDriver as unknown as ModelClass,
-  'storage.k8s.io/v1/StorageClass': StorageClass as unknown as ModelClass,
-  'v1/PersistentVolume': PersistentVolume as unknown as ModelClass,
-  'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition as unknown as ModelClass,
-  'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole as unknown as ModelClass,
-  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding as unknown as ModelClass,
-  'rbac.authorization.k8s.io/v1/Role': Role as unknown as ModelClass,
-  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding as unknown as ModelClass,
-  'v1/Namespace': Namespace as unknown as ModelClass,
-  'v1/Service': Service as unknown as ModelClass,
-  'v1/ServiceAccount': ServiceAccount as unknown as ModelClass,
+  'apps/v1/DaemonSet': DaemonSet,
+  'apps/v1/Deployment': Deployment,
+  'storage.k8s.io/v1/CSIDriver': CSIDriver,
+  'storage.k8s.io/v1/StorageClass': StorageClass,
+  'v1/PersistentVolume': PersistentVolume,
+  'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
+  'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
+  'rbac.authorization.k8s.io/v1/Role': Role,
+  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
+  'v1/Namespace': Namespace,
+  'v1/Service': Service,
+  'v1/ServiceAccount': ServiceAccount,
 };
 
 /** Throws when `obj` does not validate against its kind's official schema (or the kind is unknown here). */

@@ -7,14 +7,13 @@ import { expect } from 'chai';
 import { installCrds } from '../../src/crds/install.js';
 import { DAEMON_SETS, NAMESPACES } from '../../src/kube/resources.js';
 import { KubeClient } from '../../src/kube/client.js';
-import type { KubeObject } from '../../src/kube/types.js';
 import { NODE_DAEMONSET, type NodeRegistration } from '../../src/operator/driver-stack/render.js';
 import { setupControllers } from '../../src/operator/setup.js';
 import { Manager } from '../../src/runtime/manager.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { adminClient, createNamespace, waitFor } from '../support/cluster.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+ 
 type Any = any;
 
 describe('switching the node plugin registration on a live DaemonSet (real control plane)', function () {
@@ -44,7 +43,7 @@ describe('switching the node plugin registration on a live DaemonSet (real contr
     const running = manager.run(abort.signal);
     try {
       return await waitFor(`the DaemonSet with registration ${registration}`, async () => {
-        const ds = await admin.getIfExists<KubeObject & Any>(DAEMON_SETS, NODE_DAEMONSET, namespace);
+        const ds = await admin.getIfExists<Any>(DAEMON_SETS, NODE_DAEMONSET, namespace);
         return ds && until(ds) ? ds : undefined;
       }, 30_000, 200);
     } finally {

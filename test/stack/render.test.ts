@@ -1,8 +1,8 @@
-import { expect } from 'chai';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { expect } from 'chai';
 import { parse } from 'yaml';
 import { NO_CEL_CRD_DIR, renderCrdManifests } from '../../hack/gen-manifests.js';
 import { DEFAULT_IMAGES, IMAGE_NAMES, imageTable } from '../../src/operator/driver-stack/images.js';
@@ -19,7 +19,7 @@ import { nodeAgentArgs } from '../../src/operator/driver-stack/node-agent-args.j
 import type { KubeObject } from '../../src/kube/types.js';
 import { CONFIG_DIR, configObjects, validateModel } from './models.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+ 
 type Any = any;
 
 const input = { dynamicPools: 0, images: DEFAULT_IMAGES, namespace: 'stowage-system' };
@@ -46,7 +46,7 @@ describe('driver stack rendering', () => {
 
   it('validates every object against the official Kubernetes schemas', () => {
     for (const obj of desiredDriverStack({ ...input, dynamicPools: 1 })) expect(() => validateModel(obj), `${obj.kind}`).not.to.throw();
-    const broken = { ...desiredDriverStack(input)[0]!, spec: { selector: 'everything' } } as KubeObject;
+    const broken = { ...desiredDriverStack(input)[0], spec: { selector: 'everything' } } as KubeObject;
     expect(() => validateModel(broken), 'the check itself must be able to fail').to.throw();
   });
 
@@ -231,6 +231,7 @@ describe('install manifests (config/)', () => {
   it('ship config/crd-no-cel exactly as `make manifests` generates it, without any CEL rule', async () => {
     const expected = renderCrdManifests({ cel: false });
     for (const [name, content] of expected) {
+      // A file not written yet reads as missing, which the assertion below reports by name.
       const onDisk = await readFile(join(NO_CEL_CRD_DIR, name), 'utf8').catch(() => undefined);
       expect(onDisk, `config/crd-no-cel/${name} is stale or missing; run \`make manifests\``).to.equal(content);
       expect(content).not.to.contain('x-kubernetes-validations');

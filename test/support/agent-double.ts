@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { KubeClient } from '../../src/kube/client.js';
 import { NODE_DISKS } from '../../src/crds/resource-types.js';
 import type { NodeDisk, NodeDiskStatus } from '../../src/crds/nodedisk.js';
-import type { Condition, KubeObject } from '../../src/kube/types.js';
+import type { KubeObject } from '../../src/kube/types.js';
 import { Informer } from '../../src/runtime/informer.js';
 import { jsonEqual } from '../../src/runtime/apply.js';
 import { nowTimestamp, setConditions, type ConditionInput } from '../../src/runtime/conditions.js';
@@ -51,6 +51,7 @@ export class AgentDouble {
   async start(): Promise<void> {
     this.informer.start();
     await this.informer.waitForSync();
+    // pass() catches and records its own errors, as the real agent's trigger does.
     this.timer = setInterval(() => void this.pass(), PASS_MS);
   }
 
@@ -131,7 +132,7 @@ export class AgentDouble {
       disk.ineligible && !claimed
         ? { type: 'Eligible', status: 'False', reason: disk.ineligible, message: `test disk: ${disk.ineligible}` }
         : claimed
-          ? { type: 'Eligible', status: 'False', reason: 'Claimed', message: `claimed by pool ${live!.spec.claim!.pool}` }
+          ? { type: 'Eligible', status: 'False', reason: 'Claimed', message: `claimed by pool ${live.spec.claim!.pool}` }
           : { type: 'Eligible', status: 'True', reason: 'Blank', message: 'blank and unused' },
       state.healthy
         ? { type: 'Healthy', status: 'True', reason: 'Passed', message: 'SMART overall-health passed' }
@@ -140,7 +141,7 @@ export class AgentDouble {
         ? { type: 'Prepared', status: 'True', reason: 'Mounted', message: `mounted at ${state.preparation.path}` }
         : { type: 'Prepared', status: 'False', reason: 'NotClaimed', message: 'not claimed by a pool' },
     ];
-    const previous = live?.status?.conditions as Condition[] | undefined;
+    const previous = live?.status?.conditions;
     const status: NodeDiskStatus = {
       kind: 'Disk',
       capacity: disk.capacity ?? '100Gi',

@@ -104,9 +104,8 @@ export class FaultServer {
     if (url.searchParams.get('watch') !== 'true') {
       this.lists += 1;
       this.listResourceVersions.push(url.searchParams.get('resourceVersion') ?? '');
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end(
-        JSON.stringify({ kind: 'ConfigMapList', apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) }, items: [...this.objects.values()] }),
-      );
+      const list = { kind: 'ConfigMapList', apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) }, items: [...this.objects.values()] };
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(list));
       return;
     }
     this.watches += 1;

@@ -30,6 +30,7 @@ export const mochaHooks = {
       if (cp) registerRunDir(cp.stateDir);
       await stopSharedControlPlane();
     }
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows what stopping the kubelet threw, as it was
     if (kubeletStopError) throw kubeletStopError;
     if (faults && faults.problems.length > 0) throw new Error(`fault suite: objects leaked or bytes lost:\n  ${faults.problems.join('\n  ')}`);
     if (hostBefore && (process.env.STOWAGE_TEST_HYGIENE === '1' || kubeletRan)) {

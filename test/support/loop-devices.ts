@@ -128,7 +128,7 @@ export async function unmountAllFrom(device: string): Promise<void> {
     .split('\n')
     .map((l) => l.split(' '))
     .filter((f) => f[0] === device)
-    .map((f) => f[1]!.replace(/\\040/g, ' '))
+    .map((f) => f[1].replace(/\\040/g, ' '))
     .sort((a, b) => b.length - a.length);
   for (const target of mounts) await run('umount', [target]).catch(() => run('umount', ['--lazy', target]).catch(() => undefined));
 }

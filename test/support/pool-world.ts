@@ -1,5 +1,4 @@
-import type { ApiCall, KubeClient } from '../../src/kube/client.js';
-import { KubeClient as Client } from '../../src/kube/client.js';
+import { type ApiCall, type KubeClient, KubeClient as Client } from '../../src/kube/client.js';
 import { EVENTS, NAMESPACES, NODES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, PODS } from '../../src/kube/resources.js';
 import type { KubeObject, PersistentVolume } from '../../src/kube/types.js';
 import { installCrds } from '../../src/crds/install.js';

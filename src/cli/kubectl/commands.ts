@@ -2,7 +2,7 @@
  * The thin shells of `kubectl stowage`: open the session, read, render, write. Each returns the
  * process exit code; errors a user can act on are printed as one sentence by the entry point.
  */
-import { PERSISTENT_VOLUME_CLAIMS } from '../../kube/resources.js';
+import { PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES } from '../../kube/resources.js';
 import { applySchedulable, describeChange, drainState, getDisk, schedulableChange, waitUntilFree } from './cordon.js';
 import { diskRows, renderDisks, type DiskFilter } from './disks.js';
 import { renderStructured, styleFor, type OutputFormat, type Style } from './output.js';
@@ -12,7 +12,6 @@ import { eventsAbout, loadDriverState, loadSnapshot, type Claim, type Snapshot }
 import { watchView } from './watch.js';
 import { explainClaim, explainDisk, explainPool, renderExplanation } from './why.js';
 import { persistentVolumeName } from '../../operator/storagepool/persistent-volume.js';
-import { PERSISTENT_VOLUMES } from '../../kube/resources.js';
 import type { PersistentVolume } from '../../kube/types.js';
 
 export interface Io {
@@ -85,7 +84,7 @@ export async function whyCommand(target: string, flags: GlobalFlags & { output: 
   return withSession(flags, async (s) => {
     const [type, rawName] = target.includes('/') && !target.includes('/', target.indexOf('/') + 1) && /^(nodedisks?|nd|disks?|storagepools?|sp|pools?|pvc|persistentvolumeclaims?)\//.test(target)
       ? [target.slice(0, target.indexOf('/')), target.slice(target.indexOf('/') + 1)] : [undefined, target];
-    const name = rawName!;
+    const name = rawName;
     const kindOf = (t: string | undefined): 'disk' | 'pool' | 'pvc' | undefined =>
       t === undefined ? undefined : /^(nodedisks?|nd|disks?)$/.test(t) ? 'disk' : /^(storagepools?|sp|pools?)$/.test(t) ? 'pool' : 'pvc';
     const kind = kindOf(type);

@@ -28,7 +28,7 @@ export interface SchedulableChange {
 
 export function schedulableChange(disk: Disk, to: boolean): SchedulableChange {
   const from = disk.spec.schedulable !== false;
-  return { disk: disk.metadata.name!, from, to, changes: from !== to };
+  return { disk: disk.metadata.name, from, to, changes: from !== to };
 }
 
 export function describeChange(c: SchedulableChange, dryRun: boolean): string {

@@ -104,7 +104,7 @@ function diskRow(d: Disk, snap: Snapshot, pvByName: Map<string, PersistentVolume
   }
   return {
     node: d.spec.nodeName,
-    name: d.metadata.name!,
+    name: d.metadata.name,
     devicePath: d.spec.devicePath,
     ...(st.capacity ? { size: st.capacity } : {}),
     media: st.media ?? d.metadata.labels?.['stowage.dev/media'] ?? 'unknown',
@@ -129,12 +129,12 @@ function volumeOf(
     const count = snap.poolVolumes.filter((v) => v.spec.pool === claim.pool && v.spec.node === d.spec.nodeName).length;
     return { pods: [], poolVolumes: count };
   }
-  const pv = pvByName.get(persistentVolumeName(d.metadata.name!))
-    ?? snap.pvs.find((p) => p.metadata.labels?.[DISK_LABEL] === d.metadata.name && p.metadata.labels?.[POOL_LABEL] !== undefined);
+  const pv = pvByName.get(persistentVolumeName(d.metadata.name))
+    ?? snap.pvs.find((p) => p.metadata.labels?.[DISK_LABEL] === d.metadata.name && (p.metadata.labels as Partial<Record<string, string>>)[POOL_LABEL] !== undefined);
   if (!pv) return undefined;
   const ref = pv.spec.claimRef;
   const bound = pv.status?.phase === 'Bound' && ref?.name;
-  const claimKey = bound ? `${ref!.namespace}/${ref!.name}` : undefined;
+  const claimKey = bound ? `${ref.namespace}/${ref.name}` : undefined;
   return {
     persistentVolume: pv.metadata.name!,
     ...(pv.status?.phase ? { phase: pv.status.phase } : {}),

@@ -66,7 +66,7 @@ export function renderTable(headers: readonly string[], rows: readonly (readonly
   const line = (row: readonly Cell[]): string =>
     row
       .map((c, i) => {
-        const padded = i === row.length - 1 ? c.text : c.text + ' '.repeat(widths[i]! - [...c.text].length);
+        const padded = i === row.length - 1 ? c.text : c.text + ' '.repeat(widths[i] - [...c.text].length);
         return paint(padded, c.tone, style);
       })
       .join(GAP)

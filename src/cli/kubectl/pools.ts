@@ -40,7 +40,7 @@ export function poolRows(snap: Snapshot, only?: string): PoolRow[] {
 }
 
 function poolRow(pool: Pool, snap: Snapshot): PoolRow {
-  const name = pool.metadata.name!;
+  const name = pool.metadata.name;
   const st = pool.status ?? {};
   const disks = snap.disks.filter((d) => d.spec.claim?.pool === name);
   const nodesAll = new Set(disks.map((d) => d.spec.nodeName));
@@ -91,7 +91,7 @@ export function renderPools(rows: readonly PoolRow[], style: Style, wide: boolea
   ]);
   const headers = ['NAME', 'MODE', 'REPLICAS', 'NODES', 'DISKS', 'VOLUMES', 'USED/ALLOC/AVAIL'];
   // The bar gets what the other columns leave of the terminal, within bounds.
-  const fixed = headers.reduce((sum, h, i) => sum + Math.max(h.length, ...base.map((row) => [...row[i]!].length)) + 2, 0);
+  const fixed = headers.reduce((sum, h, i) => sum + Math.max(h.length, ...base.map((row) => [...row[i]].length)) + 2, 0);
   const barWidth = Math.max(MIN_BAR, Math.min(MAX_BAR, style.columns - fixed - 'READY'.length - 2 - MESSAGE_ROOM));
   const messageWidth = Math.max(20, style.columns - fixed - barWidth - 2 - 'READY'.length - 2 - 2);
   const out = rows.map((r, i) => {
@@ -100,7 +100,7 @@ export function renderPools(rows: readonly PoolRow[], style: Style, wide: boolea
     const fill = total > 0n ? Number((b(r.capacity.allocated) * 100n) / total) : 0;
     const barTone: Tone = r.reason === 'LowCapacity' || fill >= 90 ? 'bad' : fill >= 75 ? 'warn' : 'ok';
     const cells = [
-      ...base[i]!,
+      ...base[i],
       { text: bar.text, tone: barTone },
       { text: r.ready, tone: readyTone(r) },
     ];

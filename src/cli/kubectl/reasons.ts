@@ -66,11 +66,11 @@ export const PREPARED_REASONS: Record<string, ReasonText> = {
   InvalidClaim: { short: 'invalid claim', sentence: 'the disk\'s claim contradicts itself (e.g. a Block claim with an fsType; an API server before 1.25 does not enforce the CRD\'s rules), so the agent changes nothing; its message names the field: correct or remove the claim' },
   MountFailed: { short: 'mount failed', sentence: 'the prepared filesystem could not be mounted; check the node\'s kernel log (dmesg)' },
   HasPartitions: { short: 'has partitions', sentence: 'the disk carries a partition table, so the agent formats nothing; set disks.allowAdoption on the pool to reuse it (destroys its data)' },
-  SystemDisk: ELIGIBLE_REASONS.SystemDisk!,
-  ExcludedByFilter: ELIGIBLE_REASONS.ExcludedByFilter!,
-  ReadOnly: ELIGIBLE_REASONS.ReadOnly!,
-  Mounted: ELIGIBLE_REASONS.Mounted!,
-  TooSmall: ELIGIBLE_REASONS.TooSmall!,
+  SystemDisk: ELIGIBLE_REASONS.SystemDisk,
+  ExcludedByFilter: ELIGIBLE_REASONS.ExcludedByFilter,
+  ReadOnly: ELIGIBLE_REASONS.ReadOnly,
+  Mounted: ELIGIBLE_REASONS.Mounted,
+  TooSmall: ELIGIBLE_REASONS.TooSmall,
 };
 
 /** StoragePool condition reasons (src/operator/storagepool/status.ts, src/operator/ceph/placement-status.ts). */

@@ -99,8 +99,8 @@ export function explainError(err: unknown, server?: string): string {
     if (err.code === 403) {
       const m = FORBIDDEN.exec(err.message);
       if (m) {
-        const [, verb, resource, group, namespace] = m;
-        const qualified = group ? `${resource}.${group}` : resource!;
+        const [, verb, resource, group, namespace] = m as (string | undefined)[];
+        const qualified = group ? `${resource}.${group}` : resource;
         const user = USER.exec(err.message)?.[1] ?? 'you';
         const where = namespace ? `in namespace ${namespace}` : 'cluster-wide';
         const kind = namespace ? 'Role' : 'ClusterRole';

@@ -126,7 +126,10 @@ export async function loadDriverState(client: KubeClient): Promise<DriverState> 
     }
   };
   const [csiDriver, controller, nodeDaemon] = await Promise.all([
-    client.getIfExists(CSI_DRIVERS, CSI_DRIVER_NAME).catch((err) => (ApiError.is(err, 403) ? undefined : Promise.reject(err))),
+    client.getIfExists(CSI_DRIVERS, CSI_DRIVER_NAME).catch((err: unknown) => {
+      if (ApiError.is(err, 403)) return undefined; // may not read CSIDrivers: reported as unknown, not as an error
+      throw err;
+    }),
     byName(DEPLOYMENTS, CSI_CONTROLLER),
     byName(DAEMON_SETS, NODE_DAEMON),
   ]);

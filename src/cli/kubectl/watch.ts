@@ -75,6 +75,7 @@ async function watchForever(client: KubeClient, rt: ResourceType, onChange: () =
     } catch (err) {
       if (ApiError.is(err, 403)) return; // the redraw's own read names what is denied
       log.debug({ resource: rt.plural, err: String(err) }, 'watch ended; reopening');
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the signal may abort during the watch
       if (signal.aborted) return;
       await new Promise((r) => setTimeout(r, RETRY_MS));
     }

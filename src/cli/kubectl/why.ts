@@ -47,7 +47,7 @@ export function formatEvents(events: readonly KubeEvent[]): string[] {
 // ---- disks ---------------------------------------------------------------------------------
 
 export function explainDisk(disk: Disk, snap: Snapshot, events: readonly KubeEvent[]): Explanation {
-  const name = disk.metadata.name!;
+  const name = disk.metadata.name;
   const st = disk.status ?? {};
   const c = (t: string): Condition | undefined => findCondition(st.conditions, t);
   const present = c('Present');
@@ -81,7 +81,7 @@ export function explainDisk(disk: Disk, snap: Snapshot, events: readonly KubeEve
     if (!snap.pools.some((p) => p.metadata.name === claim.pool)) reasons.push(`Pool ${claim.pool} no longer exists; the operator releases the disk once nothing uses it.`);
   } else {
     const held = prepared && ['ReleaseRefused', 'ReleaseFailed'].includes(prepared.reason);
-    if (held) reasons.push(`It is being released from its pool, but: ${sentence(reasonText(PREPARED_REASONS, prepared!.reason), prepared!)}`);
+    if (held) reasons.push(`It is being released from its pool, but: ${sentence(reasonText(PREPARED_REASONS, prepared.reason), prepared)}`);
     if (eligible?.status === 'False' && eligible.reason !== 'Cordoned' && eligible.reason !== 'NotPresent') {
       summary = `is in no pool: ${reasonText(ELIGIBLE_REASONS, eligible.reason)?.short ?? eligible.reason}`;
       reasons.push(`It is not eligible: ${sentence(reasonText(ELIGIBLE_REASONS, eligible.reason), eligible)}`);
@@ -103,7 +103,7 @@ export function explainDisk(disk: Disk, snap: Snapshot, events: readonly KubeEve
 function nodeOf(snap: Snapshot, disk: Disk): Node | undefined {
   // Without the right to list nodes, assume the disk's node exists (the agent on it reported it).
   return snap.nodes.find((n) => n.metadata.name === disk.spec.nodeName)
-    ?? (snap.nodes.length === 0 ? ({ metadata: { name: disk.spec.nodeName, labels: {} } } as Node) : undefined);
+    ?? (snap.nodes.length === 0 ? ({ metadata: { name: disk.spec.nodeName, labels: {} } }) : undefined);
 }
 
 function whyNoPoolSelects(disk: Disk, snap: Snapshot): string[] {
@@ -111,7 +111,7 @@ function whyNoPoolSelects(disk: Disk, snap: Snapshot): string[] {
     return [`No StoragePool exists. Create one whose disks.selector matches the disk's labels (${labelsOf(disk)}).`];
   }
   return snap.pools.map((p) => {
-    const problem = selectionProblem(withDefaults(p) as StoragePool, disk, nodeOf(snap, disk), false);
+    const problem = selectionProblem(withDefaults(p), disk, nodeOf(snap, disk), false);
     return problem
       ? `Pool ${p.metadata.name} does not select it: ${problem}.`
       : `Pool ${p.metadata.name} selects it and should claim it on its next reconcile (is the operator running?).`;
@@ -129,7 +129,7 @@ function volumeChain(disk: Disk, snap: Snapshot): string[] {
       ? `Pool ${claim.pool}'s filesystem on ${disk.spec.nodeName} holds no volume.`
       : `Pool ${claim.pool}'s filesystem on ${disk.spec.nodeName}, which spans this disk, holds ${vols.length} volume(s): ${vols.slice(0, 5).map((v) => v.metadata.name).join(', ')}${vols.length > 5 ? ', …' : ''}.`];
   }
-  const pv = snap.pvs.find((p) => p.metadata.name === persistentVolumeName(disk.metadata.name!));
+  const pv = snap.pvs.find((p) => p.metadata.name === persistentVolumeName(disk.metadata.name));
   if (!pv) return [`It has no PersistentVolume${findCondition(disk.status?.conditions, 'Prepared')?.status === 'True' ? ' yet; the operator creates one for each prepared disk' : ''}.`];
   const phase = pv.status?.phase ?? 'Pending';
   const ref = pv.spec.claimRef;
@@ -144,7 +144,7 @@ function volumeChain(disk: Disk, snap: Snapshot): string[] {
 // ---- pools ---------------------------------------------------------------------------------
 
 export function explainPool(pool: Pool, snap: Snapshot, events: readonly KubeEvent[]): Explanation {
-  const name = pool.metadata.name!;
+  const name = pool.metadata.name;
   const st = pool.status ?? {};
   const reasons: string[] = [];
   const ready = findCondition(st.conditions, 'Ready');
@@ -194,7 +194,7 @@ function whyNoDisks(pool: Pool, snap: Snapshot): string[] {
     const problem = selectionProblem(defaulted, d, nodeOf(snap, d), claimedBy !== undefined);
     const why = problem ?? (claimedBy && claimedBy !== pool.metadata.name ? `it belongs to pool ${claimedBy} (the older claim wins)` : undefined);
     if (!why) continue;
-    groups.set(why, [...(groups.get(why) ?? []), d.metadata.name!]);
+    groups.set(why, [...(groups.get(why) ?? []), d.metadata.name]);
   }
   return [...groups].map(([why, names]) =>
     `${names.length} disk(s) ${names.length <= 3 ? `(${names.join(', ')}) ` : ''}are not used because ${why}.`);
@@ -242,7 +242,7 @@ export function explainClaim(
     reasons.push(`No StoragePool publishes StorageClass ${className}; the class is left from a deleted pool or made by hand.`);
     return result(`${key} is ${phase}: no pool behind its class`);
   }
-  const poolName = pool.metadata.name!;
+  const poolName = pool.metadata.name;
   const poolReady = findCondition(pool.status?.conditions, 'Ready');
   if (poolReady?.status !== 'True') {
     reasons.push(`Its pool ${poolName} is not Ready: ${poolReady ? sentence(reasonText(POOL_REASONS, poolReady.reason), poolReady) : 'the operator has not reported on it'} (\`kubectl stowage why ${poolName}\` for the details).`);
@@ -269,7 +269,7 @@ export function explainClaim(
 }
 
 function localCapacity(pool: Pool, pvc: Claim, snap: Snapshot, request: bigint | undefined, node: string | undefined): string[] {
-  const poolName = pool.metadata.name!;
+  const poolName = pool.metadata.name;
   const pvs = snap.pvs.filter((pv) => pv.metadata.labels?.[POOL_LABEL] === poolName);
   const onNode = (pv: PersistentVolume): boolean => !node || pv.metadata.labels?.['stowage.dev/node'] === node;
   const available = pvs.filter((pv) => pv.status?.phase === 'Available' && onNode(pv));
@@ -280,14 +280,14 @@ function localCapacity(pool: Pool, pvc: Claim, snap: Snapshot, request: bigint |
     const detail = disks.map((d) => {
       const e = findCondition(d.status?.conditions, 'Eligible');
       const owner = d.spec.claim?.pool;
-      const pv = pvs.find((p) => p.metadata.name === persistentVolumeName(d.metadata.name!));
+      const pv = pvs.find((p) => p.metadata.name === persistentVolumeName(d.metadata.name));
       if (owner === poolName && pv?.spec.claimRef?.name) return `${d.metadata.name} (in use by ${pv.spec.claimRef.namespace}/${pv.spec.claimRef.name})`;
       if (owner) return `${d.metadata.name} (${owner === poolName ? 'being prepared' : `belongs to pool ${owner}`})`;
       return `${d.metadata.name} (${e ? reasonText(ELIGIBLE_REASONS, e.reason)?.short ?? e.reason : 'not inventoried'})`;
     });
     return [`No eligible disk ${where}: pool ${poolName} has no Available volume there${detail.length ? `; the disks ${node ? 'of that node' : ''} are: ${detail.join(', ')}` : ''}. Add a blank disk ${node ? 'to that node ' : ''}or free a volume.`];
   }
-  if (modeOk.length === 0) return [`Pool ${poolName}'s free volumes ${where} are ${available[0]!.spec.volumeMode ?? 'Filesystem'} volumes, the claim asks volumeMode ${pvc.spec.volumeMode ?? 'Filesystem'}.`];
+  if (modeOk.length === 0) return [`Pool ${poolName}'s free volumes ${where} are ${available[0].spec.volumeMode ?? 'Filesystem'} volumes, the claim asks volumeMode ${pvc.spec.volumeMode ?? 'Filesystem'}.`];
   if (request !== undefined) {
     const largest = modeOk.map((pv) => tryParseBytes(pv.spec.capacity?.storage) ?? 0n).reduce((a, b) => (a > b ? a : b), 0n);
     if (largest < request) return [`Capacity: the largest free volume of pool ${poolName} ${where} has ${humanBytes(largest)}, the claim asks for ${humanBytes(request)}; a Local volume is one whole disk, so add a bigger disk or ask for less.`];
@@ -297,7 +297,7 @@ function localCapacity(pool: Pool, pvc: Claim, snap: Snapshot, request: bigint |
 
 function dynamicReasons(pool: Pool, snap: Snapshot, request: bigint | undefined, node: string | undefined, driver: DriverState): string[] {
   const out: string[] = [];
-  const poolName = pool.metadata.name!;
+  const poolName = pool.metadata.name;
   if (!driver.csiDriver) out.push(`The CSI driver is not running: CSIDriver ${CSI_DRIVER_NAME} is not registered. The operator installs it with the first Dynamic pool; check that the operator runs.`);
   const controller = driver.controller;
   if (!controller) out.push('The CSI driver is not running: Deployment stowage-csi-controller does not exist (the operator creates it with the first Dynamic pool).');
@@ -322,7 +322,7 @@ function dynamicReasons(pool: Pool, snap: Snapshot, request: bigint | undefined,
 // ---- text ----------------------------------------------------------------------------------
 
 export function renderExplanation(e: Explanation): string {
-  const lines = [`${e.subject}`, `  ${e.summary}.`];
+  const lines = [e.subject, `  ${e.summary}.`];
   if (e.reasons.length > 0) {
     lines.push('', 'Why:');
     for (const r of e.reasons) lines.push(`  - ${r}`);

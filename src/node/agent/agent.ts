@@ -166,7 +166,7 @@ class Agent implements StartableNodeAgent {
         if (o !== n && o.metadata.generation !== n.metadata.generation) this.trigger();
       },
       deleted: (o) => {
-        this.writer.forget(o.metadata.name!);
+        this.writer.forget(o.metadata.name);
         this.trigger();
       },
     });
@@ -208,8 +208,9 @@ class Agent implements StartableNodeAgent {
     this.abort.abort();
     for (const t of this.timers) clearInterval(t);
     this.udev?.stop();
+    // A pass's failure was logged where it was started (trigger): stop only waits for it to end.
     await this.running?.catch(() => undefined);
-    await this.queued?.catch(() => undefined);
+    await this.queued?.catch(() => undefined); // likewise
     await this.informer.stop();
     await this.events.drain();
   }
@@ -226,6 +227,7 @@ class Agent implements StartableNodeAgent {
       return this.running;
     }
     if (!this.queued) {
+      // The follow-up pass runs however the current one ends; its failure reaches the current pass's callers.
       this.queued = this.running.catch(() => undefined).then(() => {
         this.queued = undefined;
         return this.pass();
@@ -257,7 +259,7 @@ class Agent implements StartableNodeAgent {
     const present = new Set(observations.map((o) => o.name));
     const views = observations.map((o) => presentView(o, this.informer.get(o.name), this.memory, this.nodeName, dynamic.get(o.name), heldByEngine));
     for (const live of this.informer.list()) {
-      const name = live.metadata.name!;
+      const name = live.metadata.name;
       if (present.has(name) || live.spec.nodeName !== this.nodeName) continue;
       views.push(absentView(live, this.memory, this.nodeName, dynamic.get(name)));
     }
@@ -294,7 +296,7 @@ class Agent implements StartableNodeAgent {
   private noteAbsentDisks(observations: readonly Observation[]): void {
     const present = new Set(observations.map((o) => o.name));
     for (const live of this.informer.list()) {
-      const name = live.metadata.name!;
+      const name = live.metadata.name;
       this.memory.seed(name, live);
       if (present.has(name)) continue;
       if (!wasDiscovered(live)) {
@@ -343,6 +345,7 @@ class Agent implements StartableNodeAgent {
     return (type, reason, message) => {
       const live = this.informer.get(name);
       this.log.info({ disk: name, reason }, message);
+      // emit never rejects: the recorder logs an event it could not write, and the step goes on.
       if (live) void this.events.emit(live, type, reason, message);
     };
   }
@@ -368,7 +371,7 @@ export function notDiscovered(live: NodeDisk, allowDevices: readonly string[]): 
 async function inBatches<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++]!);
+    while (next < items.length) await fn(items[next++]);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

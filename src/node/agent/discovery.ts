@@ -69,6 +69,7 @@ async function contentKey(raw: RawDisk): Promise<string | undefined> {
   try {
     const [stat, seq] = await Promise.all([
       readFile(`/sys/block/${raw.kname}/stat`, 'utf8'),
+      // Kernels before 5.15 have no diskseq: the key is then size and counters alone.
       readFile(`/sys/block/${raw.kname}/diskseq`, 'utf8').catch(() => ''),
     ]);
     const f = stat.trim().split(/\s+/);
@@ -84,6 +85,7 @@ export async function discover(opts: DiscoveryOptions): Promise<Discovery> {
   const [lsblkOut, mountinfo, swaps] = await Promise.all([
     execOk('lsblk', ['--json', '--bytes', '--tree', '-o', LSBLK_COLUMNS]),
     readFile('/proc/self/mountinfo', 'utf8'),
+    // A kernel built without swap has no /proc/swaps: then no disk is in use as swap.
     readFile('/proc/swaps', 'utf8').catch(() => ''),
   ]);
   const mountTable = parseMountinfo(mountinfo);
@@ -239,7 +241,7 @@ async function holderMajMins(raw: RawDisk): Promise<string[]> {
   const queue = [raw.kname, ...raw.partitions.map((p) => p.kname)];
   while (queue.length > 0) {
     const name = queue.pop()!;
-    let holders: string[] = [];
+    let holders: string[];
     try {
       holders = await readdir(`/sys/class/block/${name}/holders`);
     } catch {

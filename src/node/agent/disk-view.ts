@@ -9,7 +9,7 @@ import { ENGINE_PENDING } from './dynamic-pool-sync.js';
 import type { PreparationOutcome } from './dynamic-pools.js';
 import type { Observation } from './observation.js';
 import { HELD_REASON } from './returning-disks.js';
-import { IDENTITY_ANNOTATION, type DiskView, type PreparedState } from './status.js';
+import { IDENTITY_ANNOTATION, type DiskView } from './status.js';
 
 /** The engine's report on a disk it still holds though no pool claims it (DynamicPoolSync.released). */
 export type HeldByEngine = (devicePath: string) => PreparationOutcome | undefined;
@@ -21,7 +21,7 @@ export function presentView(
 ): DiskView {
   const claim = live?.spec.claim;
   const h = memory.health.get(o.name);
-  let prepared = memory.prepared.get(o.name) ?? { status: 'False', reason: 'NotClaimed', message: 'no pool claims this disk' } as PreparedState;
+  let prepared = memory.prepared.get(o.name) ?? { status: 'False', reason: 'NotClaimed', message: 'no pool claims this disk' };
   let preparation: DiskView['preparation'] = claim?.mode === 'Local' && prepared.status === 'True' ? memory.preparations.get(o.name) : undefined;
   // Released from a Dynamic pool whose filesystem still holds volumes: say why the disk is not free.
   const held = !claim ? heldByEngine?.(o.currentPath) : undefined;
@@ -69,11 +69,11 @@ export function presentView(
 
 /** The view of a NodeDisk of this node that this pass did not observe: its last inventory, marked absent. */
 export function absentView(live: NodeDisk, memory: DiskMemory, nodeName: string, dynamic: PreparationOutcome | undefined): DiskView {
-  const name = live.metadata.name!;
+  const name = live.metadata.name;
   const st = live.status ?? {};
   const { kernelName, links, capacity, model, vendor, serial, wwn, media, rotational, transport, readOnly, filesystem, partitionTable, partitions } = st;
   const claim = live.spec.claim;
-  let prepared = memory.prepared.get(name) ?? { status: 'False', reason: 'NotPresent', message: 'the disk is not attached to the node' } as PreparedState;
+  let prepared = memory.prepared.get(name) ?? { status: 'False', reason: 'NotPresent', message: 'the disk is not attached to the node' };
   if (claim?.mode === 'Dynamic' && dynamic) prepared = { status: dynamic.prepared ? 'True' : 'False', reason: dynamic.reason, message: dynamic.message };
   const h = memory.health.get(name);
   return {
@@ -82,7 +82,7 @@ export function absentView(live: NodeDisk, memory: DiskMemory, nodeName: string,
     identity: live.metadata.annotations?.[IDENTITY_ANNOTATION] ?? `name:${name}`,
     kind: st.kind ?? 'Disk',
     devicePath: live.spec.devicePath,
-    media: (live.metadata.labels?.[NODE_DISK_LABELS.media] as DiskView['media']) ?? media ?? 'unknown',
+    media: (live.metadata.labels?.[NODE_DISK_LABELS.media] as DiskView['media'] | undefined) ?? media ?? 'unknown',
     present: false,
     inventory: { kernelName, links, capacity, model, vendor, serial, wwn, media, rotational, transport, readOnly, filesystem, partitionTable, partitions },
     eligibility: { eligible: false, reason: 'NotPresent', message: 'the disk is not attached to the node' },

@@ -30,7 +30,7 @@ export function dynamicHandoff(live: readonly NodeDisk[], observations: readonly
   for (const nd of live) {
     const claim = nd.spec.claim;
     if (claim?.mode !== 'Dynamic') continue;
-    const o = present.get(nd.metadata.name!);
+    const o = present.get(nd.metadata.name);
     if (o?.kind === 'Mount') {
       refused.set(o.name, { prepared: false, reason: 'NotABlockDevice', message: 'a discovered mount cannot join a Dynamic pool' });
       continue;
@@ -44,7 +44,7 @@ export function dynamicHandoff(live: readonly NodeDisk[], observations: readonly
     const noMedium = o?.facts?.raw.sizeBytes === 0n;
     const filesystem = o?.facts && !noMedium ? filesystemOf(o.facts) : undefined;
     claimed.push({
-      name: nd.metadata.name!,
+      name: nd.metadata.name,
       claim,
       devicePath: o?.currentPath ?? nd.spec.devicePath,
       stablePath: o?.devicePath ?? nd.spec.devicePath,

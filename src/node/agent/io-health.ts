@@ -9,6 +9,7 @@
  * `ioProblem` is pure; `readFsErrors` is the shell (sysfs only, never writes, never throws).
  */
 import { readFile } from 'node:fs/promises';
+import { ifNotFound } from '../../util/errors.js';
 
 /** Why the kernel's view says the disk is failing. */
 export interface IoProblem {
@@ -46,7 +47,8 @@ export function ioProblem(f: IoFacts): IoProblem | undefined {
 
 /** The ext4 error count of the filesystem on `kname` (undefined: not a mounted ext4). */
 export async function readFsErrors(kname: string): Promise<number | undefined> {
-  const text = await readFile(`/sys/fs/ext4/${kname}/errors_count`, 'utf8').catch(() => undefined);
+  // No such file: no ext4 is mounted from this device, which is what undefined means to the caller.
+  const text = await readFile(`/sys/fs/ext4/${kname}/errors_count`, 'utf8').catch(ifNotFound(undefined));
   if (text === undefined) return undefined;
   const n = Number(text.trim());
   return Number.isInteger(n) && n >= 0 ? n : undefined;

@@ -100,13 +100,13 @@ export class LocalClaims {
     }
 
     // Local claim. Never touch what we may not, nor act on a claim that contradicts itself.
-    const blocker = invalidClaim(live!) ?? localBlocker(o, claim, ours, m.preparations.has(o.name));
+    const blocker = invalidClaim(live) ?? localBlocker(o, claim, ours, m.preparations.has(o.name));
     if (blocker) {
       m.prepared.set(o.name, blocker);
       return false;
     }
     let changed = false;
-    const wipe = live?.spec.wipe;
+    const wipe = live.spec.wipe;
     if (wipe) changed = (await this.wiper.wipeClaimedDisk(o, target, claim, wipe, emit)) || changed;
     return (await this.prepare(o, target, claim, live!, emit)) || changed;
   }

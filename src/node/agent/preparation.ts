@@ -15,6 +15,7 @@ import type { CleanupMethod, FsType } from '../../crds/storagepool.js';
 import { exec, execOk } from '../../host/exec.js';
 import { probeOne } from './discovery.js';
 import { parseMountinfo, type Signatures } from './host-facts.js';
+import { errorMessage, isNotFound } from '../../util/errors.js';
 import { faultPoint } from '../../util/fault-point.js';
 
 /** mkfs, blkdiscard and zeroing big disks take long; they must still end. */
@@ -53,7 +54,7 @@ export function stowageLabel(nodeDiskName: string): string {
 /** A deterministic RFC 4122 (version 4 layout) UUID for the filesystem of `name` in wipe epoch `epoch`. */
 export function filesystemUuid(nodeDiskName: string, epoch: string): string {
   const h = createHash('sha256').update(`${nodeDiskName}/${epoch}`).digest('hex');
-  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
+  const variant = ((parseInt(h[16], 16) & 0x3) | 0x8).toString(16);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
@@ -63,6 +64,7 @@ export function mountTarget(t: DiskTarget): string {
 
 /** Where `device` is mounted right now (fresh from /proc/self/mountinfo). */
 export async function mountsOf(device: string): Promise<string[]> {
+  // A path that is no block device (or one that just went away) has no major:minor: match it by path alone.
   const dev = (await readFile(`/sys/class/block/${path.basename(device)}/dev`, 'utf8').catch(() => '')).trim();
   const table = parseMountinfo(await readFile('/proc/self/mountinfo', 'utf8'));
   return table.filter((m) => m.source === device || (dev !== '' && m.majMin === dev)).map((m) => m.target);
@@ -180,7 +182,11 @@ export async function releaseDisk(t: DiskTarget, emit: Emit): Promise<void> {
   const mounts = await mountsOf(t.devicePath);
   if (mounts.includes(target)) await execOk('umount', [target]);
   await faultPoint('local/release'); // unmounted, filesystem not erased yet
-  await rmdir(target).catch(() => undefined);
+  await rmdir(target).catch((err: unknown) => {
+    // The mount point directory is only bookkeeping: an empty one left behind harms nothing, but one
+    // that cannot be removed (something wrote into it while unmounted) is worth a look.
+    if (!isNotFound(err)) emit('Warning', 'MountPointLeft', `could not remove the mount point ${target} (${errorMessage(err)}); the release goes on and the directory stays`);
+  });
   const sig = await probeOne(t.devicePath);
   if (sig.label === stowageLabel(t.name)) {
     if ((await mountsOf(t.devicePath)).length > 0) {

@@ -83,7 +83,7 @@ export class NodeDiskWriter {
     try {
       if (live && v.present && live.spec.devicePath !== v.devicePath) v = await this.noteHandEdit(v, live);
       const desired = desiredNodeDisk(v);
-      const applied = await this.applier.apply<NodeDisk>(NODE_DISKS, desired as never, live);
+      const applied = await this.applier.apply<NodeDisk>(NODE_DISKS, desired, live);
       if (applied !== live) {
         this.writes += 1;
         this.written.set(v.name, applied);
@@ -98,7 +98,7 @@ export class NodeDiskWriter {
         this.writes += 1;
         this.written.set(v.name, live);
       }
-      const result = await this.applier.applyStatus<NodeDisk>(NODE_DISKS, { ...desired, status } as never, live);
+      const result = await this.applier.applyStatus<NodeDisk>(NODE_DISKS, { ...desired, status }, live);
       if (result !== live) {
         this.writes += 1;
         if (result) this.written.set(v.name, result);

@@ -6,8 +6,7 @@
  * health.checkedTime) are refreshed only with a real change or after `heartbeatMs`, so a converged
  * pass sends no writes.
  */
-import type { DiskHealth, DiskKind, DiskMedia, NodeDisk, NodeDiskStatus } from '../../crds/nodedisk.js';
-import { NODE_DISK_KIND, NODE_DISK_LABELS } from '../../crds/nodedisk.js';
+import { NODE_DISK_KIND, NODE_DISK_LABELS, type DiskHealth, type DiskKind, type DiskMedia, type NodeDisk, type NodeDiskStatus } from '../../crds/nodedisk.js';
 import { API_VERSION } from '../../crds/meta.js';
 import { setConditions, type ConditionInput } from '../../runtime/conditions.js';
 import { jsonEqual } from '../../runtime/apply.js';

@@ -19,8 +19,8 @@ export function watchUdev(onChange: () => void, log: Logger): UdevWatch {
   let timer: NodeJS.Timeout | undefined;
   const child = spawn('udevadm', ['monitor', '--udev', '--subsystem-match=block'], { stdio: ['ignore', 'pipe', 'ignore'] });
   child.on('error', () => log.info('udevadm is not available: discovery runs on its interval only'));
-  child.stdout?.setEncoding('utf8');
-  createInterface({ input: child.stdout! }).on('line', (line) => {
+  child.stdout.setEncoding('utf8');
+  createInterface({ input: child.stdout }).on('line', (line) => {
     if (!/^UDEV\s/.test(line)) return;
     if (timer) clearTimeout(timer);
     timer = setTimeout(onChange, UDEV_DEBOUNCE_MS);

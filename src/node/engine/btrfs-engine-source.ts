@@ -7,7 +7,7 @@
 import { readdir } from 'node:fs/promises';
 import type { BtrfsEngine } from './btrfs-engine.js';
 import * as btrfs from './btrfs.js';
-import { errorMessage } from '../../util/errors.js';
+import { errorMessage, ifNotFound } from '../../util/errors.js';
 import { logger } from '../../util/logger.js';
 import type { EnginePoolStats, EngineSource } from './engine-metrics.js';
 
@@ -29,7 +29,7 @@ export function btrfsEngineSource(engine: Pick<BtrfsEngine, 'mountedPool'>, pool
         const mountPoint = await engine.mountedPool(pool);
         if (!mountPoint) continue;
         const [usage, devices, volumes, scrub] = await Promise.all([
-          btrfs.usage(mountPoint), btrfs.deviceStats(mountPoint), countVolumes(mountPoint), btrfs.scrubStatus(mountPoint).catch(() => undefined),
+          btrfs.usage(mountPoint), btrfs.deviceStats(mountPoint), countVolumes(mountPoint), btrfs.scrubStatus(mountPoint).catch(() => undefined), // no scrub status (older btrfs-progs): the scrub series are left out, the rest stays
         ]);
         const started = scrub?.started ? Date.parse(scrub.started) : NaN;
         // usage counts raw bytes on all devices; a raid1 pool holds half of that.
@@ -62,7 +62,7 @@ export function btrfsEngineSource(engine: Pick<BtrfsEngine, 'mountedPool'>, pool
 async function countVolumes(mountPoint: string): Promise<number> {
   let count = 0;
   for (const dir of VOLUME_DIRS) {
-    count += (await readdir(`${mountPoint}/${dir}`).catch(() => [] as string[])).filter((n) => !n.startsWith('.')).length;
+    count += (await readdir(`${mountPoint}/${dir}`).catch(ifNotFound<string[]>([]))).filter((n) => !n.startsWith('.')).length;
   }
   return count;
 }

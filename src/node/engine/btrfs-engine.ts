@@ -15,7 +15,7 @@ import { mkdir, readdir, realpath, rmdir } from 'node:fs/promises';
 import type { ClaimedDisk, DynamicPoolSync, PreparationOutcome } from '../agent/dynamic-pools.js';
 import type { VolumeMode } from '../../crds/storagepool.js';
 import { logger } from '../../util/logger.js';
-import { errorMessage } from '../../util/errors.js';
+import { errorMessage, ifNotFound, isNotFound } from '../../util/errors.js';
 import * as btrfs from './btrfs.js';
 import { run } from '../../host/command.js';
 import { mountAt, mountTable } from '../../host/mounts.js';
@@ -97,6 +97,7 @@ export class BtrfsEngine implements DynamicPoolSync {
   /** One sync at a time: the agent's passes and a test's direct calls never interleave device operations. */
   sync(nodeName: string, disks: readonly ClaimedDisk[]): Promise<ReadonlyMap<string, PreparationOutcome>> {
     const next = this.chain.then(() => this.syncAll(nodeName, disks));
+    // The chain only orders syncs: the next one runs however this one ends, and its caller gets the rejection from `next`.
     this.chain = next.catch(() => undefined);
     return next;
   }
@@ -158,10 +159,12 @@ export class BtrfsEngine implements DynamicPoolSync {
     const fs = await btrfs.show(mnt);
     const members = fs.devices.filter((d) => d.path).map((d) => d.path!);
     const volumeNames = [
-      ...(await readdir(`${mnt}/volumes`).catch(() => [] as string[])),
-      ...(await readdir(`${mnt}/blocks`).catch(() => [] as string[])),
+      // Only a directory that does not exist holds nothing: an I/O error must not read as "no volumes"
+      // and let the filesystem under them be retired.
+      ...(await readdir(`${mnt}/volumes`).catch(ifNotFound<string[]>([]))),
+      ...(await readdir(`${mnt}/blocks`).catch(ifNotFound<string[]>([]))),
       // Snapshots are data too (restorable after their volume is gone): they hold the filesystem as volumes do.
-      ...(await readdir(`${mnt}/snapshots`).catch(() => [] as string[])),
+      ...(await readdir(`${mnt}/snapshots`).catch(ifNotFound<string[]>([]))),
     ];
     if (volumeNames.length > 0) {
       const message = `no disk of this node is claimed by pool ${pool} any more, but its filesystem still holds ${volumeNames.length} volume(s) (${volumeNames.slice(0, 5).join(', ')}${volumeNames.length > 5 ? ', …' : ''}); it stays mounted and the disks stay in it until those volumes are deleted`;
@@ -177,7 +180,10 @@ export class BtrfsEngine implements DynamicPoolSync {
     const label = labelFor(pool);
     log.warn({ pool, members }, 'the last disk left the pool on this node: unmounting its filesystem and removing its signature from the disks');
     await run('umount', [mnt]);
-    await rmdir(mnt).catch(() => undefined);
+    await rmdir(mnt).catch((err: unknown) => {
+      // An empty mount point left behind harms nothing; the signatures below are what frees the disks.
+      if (!isNotFound(err)) log.warn({ pool, mountPoint: mnt, err: errorMessage(err) }, 'could not remove the unmounted pool directory; going on');
+    });
     for (const device of members) {
       // Only a device that still carries this pool's filesystem: never one the kernel gave another role meanwhile.
       const probe = await btrfs.probe(device);
@@ -211,7 +217,7 @@ export class BtrfsEngine implements DynamicPoolSync {
     const foreign = present.filter((d) => probes.get(d.name)?.type !== undefined && !ours.includes(d));
     let blank = present.filter((d) => probes.get(d.name)?.type === undefined || (d.claim.allowAdoption === true && foreign.includes(d)));
 
-    let mounted = await this.mountedPool(pool);
+    const mounted = await this.mountedPool(pool);
     if (!mounted) {
       let members = ours;
       if (members.length === 0) {
@@ -227,14 +233,13 @@ export class BtrfsEngine implements DynamicPoolSync {
       await mkdir(mnt, { recursive: true });
       await btrfs.scan(members.map((d) => d.devicePath));
       try {
-        await btrfs.mount(members[0]!.devicePath, mnt, false);
+        await btrfs.mount(members[0].devicePath, mnt, false);
       } catch (err) {
         // A missing member: mount degraded where the profile keeps a copy elsewhere, never otherwise.
-        if (copies < 2) throw new Error(`cannot mount pool ${pool} (${errorMessage(err)}); with replicated.size 1 a missing disk means lost data, so it is not mounted degraded`);
+        if (copies < 2) throw new Error(`cannot mount pool ${pool} (${errorMessage(err)}); with replicated.size 1 a missing disk means lost data, so it is not mounted degraded`, { cause: err });
         log.warn({ pool, err: errorMessage(err) }, 'mounting the pool filesystem degraded');
-        await btrfs.mount(members[0]!.devicePath, mnt, true);
+        await btrfs.mount(members[0].devicePath, mnt, true);
       }
-      mounted = mnt;
     }
 
     let fs = await btrfs.show(mnt);
@@ -328,7 +333,7 @@ export class BtrfsEngine implements DynamicPoolSync {
   private async ensureQuotas(pool: string, mnt: string, uuid: string): Promise<'squota' | 'qgroup'> {
     const mode = await btrfs.quotaMode(uuid);
     if (mode !== 'disabled') return mode;
-    const holdsVolumes = (await readdir(`${mnt}/volumes`).catch(() => [])).length > 0 || (await readdir(`${mnt}/blocks`).catch(() => [])).length > 0;
+    const holdsVolumes = (await readdir(`${mnt}/volumes`).catch(ifNotFound([]))).length > 0 || (await readdir(`${mnt}/blocks`).catch(ifNotFound([]))).length > 0;
     if ((this.options.simpleQuotas ?? true) && !holdsVolumes && (await btrfs.kernelHasSimpleQuotas())) {
       try {
         await btrfs.quotaEnableSimple(mnt);
@@ -412,7 +417,8 @@ async function failedMembers(disks: readonly ClaimedDisk[]): Promise<Set<string>
   const out = new Set<string>();
   for (const d of disks) {
     if (!d.failed) continue;
-    const path = await realpath(d.devicePath).catch(() => undefined);
+    // A failed disk whose device node is gone already is no member to name by path.
+    const path = await realpath(d.devicePath).catch(ifNotFound(undefined));
     if (path) out.add(path);
   }
   return out;

@@ -34,16 +34,17 @@ export function parseShow(text: string): BtrfsShow | undefined {
   if (!head) return undefined;
   const devices: BtrfsDevice[] = [];
   for (const m of text.matchAll(/devid\s+(\d+)\s+size\s+(\d+)\s+used\s+(\d+)\s+path\s+(\S+)/g)) {
-    const path = m[4]!;
+    const path = m[4];
     devices.push({
       devid: Number(m[1]),
-      sizeBytes: BigInt(m[2]!),
-      usedBytes: BigInt(m[3]!),
+      sizeBytes: BigInt(m[2]),
+      usedBytes: BigInt(m[3]),
       ...(path.startsWith('/dev/') ? { path } : {}),
     });
   }
   const missing = /devices missing/i.test(text) || devices.some((d) => d.path === undefined);
-  return { label: head[1] ?? '', uuid: head[2]!, devices, missing };
+  const label = head[1] as string | undefined; // `none` matches no group
+  return { label: label ?? '', uuid: head[2], devices, missing };
 }
 
 export async function show(mountPoint: string): Promise<BtrfsShow> {
@@ -116,11 +117,11 @@ export interface DeviceStats {
 }
 
 export function parseDeviceStats(text: string): DeviceStats[] {
-  const byDevice = new Map<string, Record<string, number>>();
+  const byDevice = new Map<string, Partial<Record<string, number>>>();
   for (const m of text.matchAll(/^\[([^\]]+)\]\.(\w+)\s+(\d+)$/gm)) {
-    const entry = byDevice.get(m[1]!) ?? {};
-    entry[m[2]!] = Number(m[3]);
-    byDevice.set(m[1]!, entry);
+    const entry = byDevice.get(m[1]) ?? {};
+    entry[m[2]] = Number(m[3]);
+    byDevice.set(m[1], entry);
   }
   return [...byDevice].map(([device, c]) => ({
     device,
@@ -191,7 +192,7 @@ export function parseUsage(text: string): Usage {
   const num = (label: string): string => {
     const m = new RegExp(`${label}:\\s+([\\d.]+)`).exec(text);
     if (!m) throw new Error(`btrfs filesystem usage: no "${label}" in the output`);
-    return m[1]!;
+    return m[1];
   };
   return {
     deviceSize: BigInt(num('Device size')),
@@ -213,6 +214,7 @@ export async function quotaEnable(mountPoint: string): Promise<void> {
 /** How a mounted filesystem keeps quotas, from sysfs: `squota`, `qgroup` (full accounting) or `disabled`. */
 export async function quotaMode(uuid: string): Promise<'squota' | 'qgroup' | 'disabled'> {
   const dir = `/sys/fs/btrfs/${uuid}/qgroups`;
+  // No qgroups directory: quotas were never enabled on this filesystem.
   if (!(await stat(dir).then(() => true, () => false))) return 'disabled';
   // Kernels before 6.7 have no mode file: quotas there are always full qgroups.
   const mode = await readFile(`${dir}/mode`, 'utf8').then((m) => m.trim(), () => 'qgroup');
@@ -221,6 +223,7 @@ export async function quotaMode(uuid: string): Promise<'squota' | 'qgroup' | 'di
 
 /** Whether the running kernel can keep simple quotas (Linux 6.7 and later list the feature). */
 export async function kernelHasSimpleQuotas(): Promise<boolean> {
+  // Not listed: a kernel before 6.7, which keeps full qgroups only.
   return stat('/sys/fs/btrfs/features/simple_quota').then(() => true, () => false);
 }
 
@@ -271,10 +274,10 @@ export function parseQgroups(text: string): Qgroup[] {
     const m = /^(\d+\/\d+)\s+(\d+)\s+(\d+)\s+(\d+|none)\s+(\d+|none)(?:\s+(.*))?$/.exec(line.trim());
     if (!m) continue;
     out.push({
-      id: m[1]!,
-      referenced: BigInt(m[2]!),
-      exclusive: BigInt(m[3]!),
-      ...(m[4] !== 'none' ? { maxReferenced: BigInt(m[4]!) } : {}),
+      id: m[1],
+      referenced: BigInt(m[2]),
+      exclusive: BigInt(m[3]),
+      ...(m[4] !== 'none' ? { maxReferenced: BigInt(m[4]) } : {}),
       ...(m[6] ? { path: m[6].trim() } : {}),
     });
   }

@@ -4,6 +4,8 @@
  * optionally, kubelet's plugin registration socket. The agent's disk loop drives engine.sync; this
  * module runs everything else and stops it on shutdown.
  */
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { KubeClient } from '../../kube/client.js';
 import { STORAGE_POOLS } from '../../crds/resource-types.js';
 import type { StoragePool } from '../../crds/storagepool.js';
@@ -11,8 +13,6 @@ import { Informer } from '../../runtime/informer.js';
 import { startCsiNodeServer, type CsiNodeServer } from '../../csi/node-service.js';
 import { socketPathOf, type CallObserver } from '../../csi/grpc.js';
 import { DRIVER_NAME } from '../../csi/identity.js';
-import { statSync } from 'node:fs';
-import { join } from 'node:path';
 import { logger } from '../../util/logger.js';
 import { BtrfsEngine } from './btrfs-engine.js';
 import { startPoolVolumeRealizer, type RunningRealizer } from './volume-realizer.js';
@@ -116,8 +116,8 @@ export async function startDynamicPools(opts: DynamicPoolsOptions): Promise<Runn
     notReady: poolsNotReady,
     async stop() {
       await server?.stop();
-      await snapshotRealizer?.stop();
-      await realizer?.stop();
+      await snapshotRealizer.stop();
+      await realizer.stop();
       await pools.stop();
     },
   };

@@ -38,6 +38,7 @@ export function snapshotPath(mountPoint: string, name: string, mode: VolumeMode)
   return mode === 'Block' ? `${mountPoint}/${SNAPSHOTS_DIR}/${name}.img` : `${mountPoint}/${SNAPSHOTS_DIR}/${name}`;
 }
 
+// Any failure to stat reads as "not there": the callers then create the path, and that step reports a real error.
 const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
 
 async function ensureDir(dir: string, noCow: boolean): Promise<void> {
@@ -194,7 +195,7 @@ export async function exclusiveBytes(path: string): Promise<bigint> {
 export function parseDuExclusive(text: string): bigint {
   for (const line of text.split('\n')) {
     const m = /^\s*(\d+)\s+(\d+)\s+(\d+|-)\s+\S/.exec(line);
-    if (m) return BigInt(m[2]!);
+    if (m) return BigInt(m[2]);
   }
   throw new Error(`btrfs filesystem du gave no figures: ${text.trim().slice(0, 200)}`);
 }

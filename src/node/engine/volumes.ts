@@ -22,6 +22,7 @@ export interface RealizedVolume {
   readonly capacityBytes: bigint;
 }
 
+// Any failure to stat reads as "not there": the callers then create the path, and that step reports a real error.
 const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
 
 /** Creates the volume if missing and sets its size (raising it expands; it never shrinks). Idempotent. */
@@ -63,7 +64,7 @@ export async function usedBytes(mountPoint: string, path: string, mode: VolumeMo
   // btrfs prints each live subvolume's path relative to the filesystem root; the id is the fallback.
   const relative = path.slice(mountPoint.length + 1);
   const byPath = all.filter((q) => q.path === relative);
-  if (byPath.length === 1) return byPath[0]!.referenced;
+  if (byPath.length === 1) return byPath[0].referenced;
   const id = await btrfs.subvolumeId(path);
   return all.find((q) => q.id === `0/${id}`)?.referenced ?? 0n;
 }

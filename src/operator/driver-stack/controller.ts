@@ -96,7 +96,7 @@ export class DriverStackReconciler implements Reconciler {
    */
   private async sidecars(): Promise<SidecarProfile> {
     const version = await this.options.serverVersion?.get();
-    return sidecarProfile(version) ?? SIDECAR_PROFILES[SIDECAR_PROFILES.length - 1]!;
+    return sidecarProfile(version) ?? SIDECAR_PROFILES[SIDECAR_PROFILES.length - 1];
   }
 
   private async apply(desired: KubeObject, volumeCount: number): Promise<void> {
@@ -121,6 +121,7 @@ export class DriverStackReconciler implements Reconciler {
         throw new Error(
           `CSIDriver ${name} differs from what Stowage needs in an immutable field, and ${volumeCount} volume(s) of the driver exist, ` +
             `so it is not recreated; delete those volumes or fix the CSIDriver by hand (kubectl delete csidriver ${name}): ${(err as Error).message}`,
+          { cause: err },
         );
       }
       log.warn({ name }, 'CSIDriver differs in an immutable field and no volume uses it; deleting and recreating it');

@@ -159,7 +159,7 @@ export function driverCondition(health: DriverHealth | undefined, nodes: Readonl
   const reasons = [...new Set(mine.map((p) => p.reason))];
   return {
     status: 'False',
-    reason: reasons.length === 1 ? reasons[0]! : 'PluginsNotRunning',
+    reason: reasons.length === 1 ? reasons[0] : 'PluginsNotRunning',
     message: `the node plugin is not serving on ${mine.length} of ${nodes.size} node(s) of the pool: ${shown.join('; ')}${more}; ${figures}${elsewhere}. See \`kubectl -n <operator namespace> describe pod\` on those nodes`,
     noneServing: mine.length === nodes.size,
   };

@@ -28,7 +28,7 @@ export function nodeAgentArgs(args: readonly string[] = []): string[] {
   for (const arg of args) {
     const m = ARG.exec(arg);
     if (!m) problems.push(`"${arg}" is not of the form --FLAG=VALUE`);
-    else if (!(NODE_AGENT_ARG_FLAGS as readonly string[]).includes(m[1]!)) problems.push(`--${m[1]} is not a discovery flag of stowage node`);
+    else if (!(NODE_AGENT_ARG_FLAGS as readonly string[]).includes(m[1])) problems.push(`--${m[1]} is not a discovery flag of stowage node`);
   }
   if (problems.length > 0) {
     throw new Error(

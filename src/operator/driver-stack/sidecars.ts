@@ -89,7 +89,7 @@ export const SIDECAR_PROFILES: readonly SidecarProfile[] = Object.freeze([
   { name: 'legacy-without-capacity', minMinor: 20, maxMinor: 21, images: LEGACY_IMAGES, provisionerArgs: LEGACY_PROVISIONER_ARGS, capacityTracking: false },
 ]);
 
-export const NEWEST_PROFILE: SidecarProfile = SIDECAR_PROFILES[0]!;
+export const NEWEST_PROFILE: SidecarProfile = SIDECAR_PROFILES[0];
 
 /** The profile for a server, or undefined when the server is older than every profile. */
 export function sidecarProfile(version: Pick<KubernetesVersion, 'major' | 'minor'> | undefined): SidecarProfile | undefined {
@@ -125,7 +125,7 @@ export function unsupportedReason(version: KubernetesVersion | undefined, mode: 
     return `the API server is Kubernetes ${version.gitVersion}; Stowage needs 1.${MIN_OPERATOR_MINOR} or later for any pool (CRD v1 schemas, server-side apply, CSIDriver v1); upgrade the cluster`;
   }
   if (mode === 'Dynamic' && !sidecarProfile(version)) {
-    const oldest = SIDECAR_PROFILES[SIDECAR_PROFILES.length - 1]!;
+    const oldest = SIDECAR_PROFILES[SIDECAR_PROFILES.length - 1];
     return `the API server is Kubernetes ${version.gitVersion}; Dynamic pools need ${describeRange({ minMinor: oldest.minMinor })} (no kubernetes-csi sidecar release supports it); use a Local pool or upgrade the cluster`;
   }
   return undefined;

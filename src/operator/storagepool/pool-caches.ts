@@ -23,7 +23,7 @@ export interface PoolCaches {
   /** Dynamic pools' snapshots: the bytes they hold alone, and a pool's deletion waits for them. */
   readonly poolSnapshots: Informer<PoolSnapshot & KubeObject>;
   /** The snapshot.storage.k8s.io VolumeSnapshotClass CRD, when the cluster has it (one object or none). */
-  readonly snapshotCrds: Informer<KubeObject>;
+  readonly snapshotCrds: Informer;
 }
 
 /** Index of disks by the pool that claims them, and of Stowage's PVs by the pool that made them. */
@@ -67,7 +67,7 @@ export function candidateDisks(caches: PoolCaches, pool: StoragePool, nodes: Rea
   if (!nodeSelector) {
     candidates = caches.disks.list();
   } else {
-    const found = new Set(disksOf(caches, pool.metadata.name!));
+    const found = new Set(disksOf(caches, pool.metadata.name));
     for (const node of nodes.values()) {
       if (!matchesSelector(nodeSelector, node.metadata.labels)) continue;
       for (const disk of caches.disks.byIndex(BY_NODE, node.metadata.name!)) found.add(disk);

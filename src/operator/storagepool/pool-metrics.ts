@@ -20,6 +20,7 @@ export type PoolSource = () => readonly StoragePool[];
 
 /** Registers every pool metric on `registry`; each is recomputed from `source()` on every scrape. */
 export function registerPoolMetrics(registry: Registry, source: PoolSource): void {
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a scrape reads whatever the API server stored (old servers skip the CRD rules): a half-formed object must not fail it
   const pools = (): StoragePool[] => source().filter((p) => typeof p?.metadata?.name === 'string');
 
   derivedGauge(registry, {
@@ -28,7 +29,9 @@ export function registerPoolMetrics(registry: Registry, source: PoolSource): voi
     labelNames: ['pool', 'mode', 'storage_class'],
   }, function* () {
     for (const p of pools()) {
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a scrape reads whatever the API server stored (old servers skip the CRD rules): a half-formed object must not fail it
       const storageClass = p.status?.storageClassName ?? p.spec?.storageClass?.name ?? p.metadata.name;
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a scrape reads whatever the API server stored (old servers skip the CRD rules): a half-formed object must not fail it
       yield [{ pool: p.metadata.name, mode: p.spec?.mode ?? '', storage_class: storageClass }, 1];
     }
   });
@@ -51,7 +54,10 @@ export function registerPoolMetrics(registry: Registry, source: PoolSource): voi
     help: 'spec.capacity.lowWatermarkPercent as a ratio: below this share of usable capacity available, the pool reports low capacity (0: warning disabled)',
     labelNames: ['pool'],
   }, function* () {
-    for (const p of pools()) yield [{ pool: p.metadata.name }, (p.spec?.capacity?.lowWatermarkPercent ?? DEFAULT_LOW_WATERMARK_PERCENT) / 100];
+    for (const p of pools()) {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a scrape reads whatever the API server stored (old servers skip the CRD rules): a half-formed object must not fail it
+      yield [{ pool: p.metadata.name }, (p.spec?.capacity?.lowWatermarkPercent ?? DEFAULT_LOW_WATERMARK_PERCENT) / 100];
+    }
   });
 
   derivedGauge(registry, {

@@ -9,8 +9,7 @@ import type { Condition, Node, PersistentVolume } from '../../kube/types.js';
 import { forEachLimit } from '../../util/concurrency.js';
 import { logger } from '../../util/logger.js';
 import { POOL_FINALIZER, POOL_LABEL } from '../../crds/labels.js';
-import type { Applier } from '../../runtime/apply.js';
-import { jsonEqual } from '../../runtime/apply.js';
+import { type Applier, jsonEqual } from '../../runtime/apply.js';
 import { nowTimestamp } from '../../runtime/conditions.js';
 import type { ReconcileResult, Reconciler } from '../../runtime/controller.js';
 import type { EventBatch, EventRecorder } from '../../runtime/events.js';
@@ -25,18 +24,18 @@ import { poolStatus, type PoolObservation } from './status.js';
 import { immutableDifferences, isOwnedBy, renderStorageClass, STORAGE_CLASS_OPTIONAL_FIELDS, storageClassName } from './storage-class.js';
 import { driverCondition, type DriverHealth } from '../driver-stack/health.js';
 import { unsupportedReason, type KubernetesVersion } from '../driver-stack/sidecars.js';
-
-/** What the pool controller learns of the driver stack and the cluster (absent: it runs without the stack). */
-export interface DriverSource {
-  health(): DriverHealth;
-  serverVersion(): Promise<KubernetesVersion>;
-}
 import { isSnapshotClassOf, renderSnapshotClass, VOLUME_SNAPSHOT_CLASSES, type SnapshotClassObservation, type VolumeSnapshotClass } from './snapshot-class.js';
 import { faultPoint } from '../../util/fault-point.js';
 import { spansNodes } from '../../crds/replication.js';
 import { observeAcrossNodes } from '../ceph/across-nodes.js';
 import { acrossNodesStatus, placementEvents } from '../ceph/placement-status.js';
 import { releaseProgress } from './disk-release.js';
+
+/** What the pool controller learns of the driver stack and the cluster (absent: it runs without the stack). */
+export interface DriverSource {
+  health(): DriverHealth;
+  serverVersion(): Promise<KubernetesVersion>;
+}
 
 /** A pool being deleted looks again this often while node agents release its disks (their reports also wake it). */
 const RELEASE_POLL_MS = 2_000;
@@ -96,7 +95,7 @@ export class StoragePoolReconciler implements Reconciler {
     const live = this.caches.pools.get(name);
     if (!live) return {};
     const problems = validateObject(live).filter((p) => !p.path.startsWith('status'));
-    const pool = withDefaults(live) as Pool;
+    const pool = withDefaults(live);
 
     const events = this.events.batch(pool);
     try {
@@ -292,7 +291,7 @@ export class StoragePoolReconciler implements Reconciler {
     const blockers = [...volumes.values()].filter((pv) => isInUse(pv) || isRetained(pv));
     const dynamicVolumes = this.caches.poolVolumes.list().filter((v) => v.spec.pool === pool.metadata.name);
     // Snapshots live in the pool's filesystems: the pool goes only after them.
-    const dynamicSnapshots = (this.caches.poolSnapshots.list() ?? []).filter((s) => s.spec.pool === pool.metadata.name);
+    const dynamicSnapshots = this.caches.poolSnapshots.list().filter((s) => s.spec.pool === pool.metadata.name);
     if (blockers.length > 0 || dynamicVolumes.length > 0 || dynamicSnapshots.length > 0) {
       const by = [
         ...blockers.map((pv) => (isInUse(pv) ? claimRefName(pv) : `retained PV ${pv.metadata.name}`)),
@@ -321,6 +320,7 @@ export class StoragePoolReconciler implements Reconciler {
       if (disk) pending = !(await this.localVolumes.retire(pool, disk, pv, 'the pool is being deleted', events)) || pending;
       else await this.localVolumes.delete(pv, 'the pool is being deleted', 'PersistentVolumeDeleted', events);
     });
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by the callbacks of forEachLimit
     if (pending) return {}; // waiting for wipes; the agent's report wakes us
     await this.releaseDisks(pool, disks.filter((d) => !volumes.has(persistentVolumeName(d.metadata.name))), new Map(), events, true);
     if (pool.spec.mode === 'Dynamic' && this.caches.snapshotCrds.list().length > 0) {

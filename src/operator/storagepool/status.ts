@@ -191,7 +191,7 @@ function readyCondition(
     };
   }
   const summary = dynamic
-    ? `${readyDisks} of ${claimed} disk(s) ready; ${obs.dynamic!.volumes} volume(s)`
+    ? `${readyDisks} of ${claimed} disk(s) ready; ${obs.dynamic.volumes} volume(s)`
     : `${volumes.available ?? 0} volume(s) available, ${volumes.bound ?? 0} bound, ${volumes.released ?? 0} released`;
   return { type: 'Ready', status: 'True', reason: 'Ready', message: `${summary}${suffix}${driverNote}` };
 }
