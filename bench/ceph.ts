@@ -28,7 +28,7 @@ async function fio(device: string, rw: 'write' | 'read', sizeMiB: number): Promi
     '--name=raw', `--filename=${device}`, `--rw=${rw}`, '--bs=4M', '--iodepth=4', '--ioengine=libaio', '--direct=1',
     `--size=${sizeMiB}M`, `--runtime=${SECONDS}`, '--output-format=json',
   ], { maxBuffer: 16 * 1024 ** 2 });
-  const job = (JSON.parse(stdout) as { jobs: Array<Record<'read' | 'write', { bw_bytes: number }>> }).jobs[0]!;
+  const job = (JSON.parse(stdout) as { jobs: Array<Record<'read' | 'write', { bw_bytes: number }>> }).jobs[0];
   return job[rw].bw_bytes / 1024 ** 2;
 }
 

@@ -36,7 +36,7 @@ describe('Ceph cluster configuration (pure)', () => {
   it('refuses a configuration Ceph would choke on, saying what is wrong', () => {
     expect(() => renderCephConf({ ...CLUSTER, fsid: 'nope' })).to.throw(/fsid "nope" is not a lower-case UUID/);
     expect(clusterConfigProblems({ ...CLUSTER, monitors: [] })).to.deep.equal(['no monitors: a cluster needs at least one']);
-    expect(clusterConfigProblems({ ...CLUSTER, monitors: [CLUSTER.monitors[0]!, { name: 'b', ip: '127.0.0.1', port: 13300 }] }))
+    expect(clusterConfigProblems({ ...CLUSTER, monitors: [CLUSTER.monitors[0], { name: 'b', ip: '127.0.0.1', port: 13300 }] }))
       .to.deep.equal(['monitors share the address 127.0.0.1:13300: each needs its own port']);
     expect(clusterConfigProblems({ ...CLUSTER, monitors: [{ name: 'A_', ip: 'localhost', port: 0 }], dataRoot: 'rel' })).to.deep.equal([
       'monitor name "A_" must be a DNS label (a-z, 0-9, -)',

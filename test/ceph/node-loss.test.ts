@@ -4,12 +4,12 @@
  * 3 GiB sparse loop device, all on loopback. A pool of size 3, min_size 2, failure domain host.
  * One cluster serves every test in this file (it costs about a minute to make).
  */
-import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { expect } from 'chai';
 import { deviceProblems } from '../../src/node/ceph/blank-device.js';
 import { createOsd, removeOsd } from '../../src/node/ceph/osd.js';
 import { describePoolHealth } from '../../src/node/ceph/pool-health-words.js';
@@ -123,7 +123,7 @@ describe('Ceph engine: a size-3 host-domain pool on real daemons survives a node
       expect((await cluster.cli.run(['osd', 'ls'])).trim(), 'no OSD registered').to.equal(osdsBefore);
 
       // An OSD's own device is not blank either (BlueStore's label), nor is a regular file a device.
-      expect((await deviceProblems(cluster.osds[0]!.loop.device)).join()).to.match(/ceph_bluestore signature/);
+      expect((await deviceProblems(cluster.osds[0].loop.device)).join()).to.match(/ceph_bluestore signature/);
       const file = await loops.file(1024 ** 2);
       await createOsd(cluster.cli, cluster.dataRoot!, file).catch((e: Error) => (refused = e));
       expect(refused?.message).to.include(`${file} is not a block device`);

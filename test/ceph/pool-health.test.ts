@@ -24,7 +24,7 @@ describe('Ceph pool health from Ceph 16.2.15 JSON (pure, fixtures from a real te
     const h = poolHealth(fixtureObservation('host-down'), P1);
     expect(h).to.deep.include({ health: 'HEALTH_WARN', redundant: false, writable: true, reason: 'Degraded' });
     expect(h.checks.map((c) => c.code)).to.deep.equal(['OSD_DOWN', 'OSD_HOST_DOWN', 'PG_DEGRADED']);
-    expect(h.checks[1]!.details).to.deep.equal(['host n3 (root=default) (1 osds) is down']);
+    expect(h.checks[1].details).to.deep.equal(['host n3 (root=default) (1 osds) is down']);
     expect(h.osds).to.deep.equal({ total: 3, up: 2, in: 3 });
     expect(h.domainsDown).to.deep.equal(['n3']);
     expect(h.pgs.byState).to.deep.equal({ 'active+undersized+degraded': 8 });
@@ -84,7 +84,7 @@ describe('Ceph pool health from Ceph 16.2.15 JSON (pure, fixtures from a real te
   it('quorum lost and zones: derived from the same shapes', () => {
     const obs = fixtureObservation('healthy');
     const status = { ...(obs.status as object), quorum_names: ['a'], monmap: { epoch: 3, num_mons: 3 } };
-    const lost = poolHealth({ ...obs, status } as CephObservation, { ...P1, knownMonitors: ['a', 'b', 'c'] });
+    const lost = poolHealth({ ...obs, status }, { ...P1, knownMonitors: ['a', 'b', 'c'] });
     expect(lost.monitors).to.deep.equal({ total: 3, inQuorum: ['a'], outOfQuorum: ['b', 'c'], quorum: false });
     expect(lost).to.deep.include({ writable: false, reason: 'QuorumLost' });
     expect(describePoolHealth(lost)[0]).to.match(/^monitors have no quorum \(1 of 3 in\).*missing: b, c$/);

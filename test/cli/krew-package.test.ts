@@ -1,4 +1,3 @@
-import { parse as parseJs } from 'acorn';
 import { createHash } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -6,6 +5,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse as parseJs } from 'acorn';
 import { expect } from 'chai';
 import { parse as parseYaml } from 'yaml';
 import { installCrds } from '../../src/crds/install.js';

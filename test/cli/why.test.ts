@@ -106,8 +106,8 @@ describe('kubectl stowage why (pure)', () => {
     expect(e.subject).to.equal('StoragePool safe (Dynamic, 3 copies on different nodes)');
     expect(e.summary).to.equal('safe is not Ready: too few nodes for the copies');
     expect(e.reasons).to.deep.equal([
-      `${capital(POOL_REASONS.ReplicationNotSatisfiable!.sentence)} (ReplicationNotSatisfiable: ${pool.status!.conditions![0]!.message})`,
-      `${capital(POOL_REASONS.TooFewFailureDomains!.sentence)} (TooFewFailureDomains: ${message})`,
+      `${capital(POOL_REASONS.ReplicationNotSatisfiable.sentence)} (ReplicationNotSatisfiable: ${pool.status!.conditions![0].message})`,
+      `${capital(POOL_REASONS.TooFewFailureDomains.sentence)} (TooFewFailureDomains: ${message})`,
       '1 disk(s) (n3-abc) are not used because its labels do not match disks.selector.',
     ]);
     expect(renderExplanation(e)).to.contain('Why:');
@@ -136,7 +136,7 @@ describe('kubectl stowage why (pure)', () => {
     const e = explainPool(pool, { ...empty, pools: [pool] }, []);
     expect(e.subject).to.equal('StoragePool safe (Dynamic, 2 copies on different zones)');
     expect(e.summary).to.equal('safe is not Ready: Ceph not deployed yet');
-    expect(e.reasons).to.deep.equal([`${capital(POOL_REASONS.CephEngineNotDeployed!.sentence)} (CephEngineNotDeployed: m)`]);
+    expect(e.reasons).to.deep.equal([`${capital(POOL_REASONS.CephEngineNotDeployed.sentence)} (CephEngineNotDeployed: m)`]);
   });
 
   it('drain: a bound volume, a released one, a retained one, the claim still on, the filesystem still there, free', () => {

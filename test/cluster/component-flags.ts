@@ -58,5 +58,5 @@ function atLeast(v: ComponentVersion, r: { major: number; minor: number }): bool
 /** The flags this version of the component accepts: `flags` less those removed by `version`. */
 export function flagsFor(component: ControlPlaneComponent, version: ComponentVersion, flags: readonly string[]): string[] {
   const removed = REMOVED_FLAGS[component].filter((r) => atLeast(version, r.removedIn)).map((r) => r.flag);
-  return flags.filter((f) => !removed.includes(f.split('=')[0]!));
+  return flags.filter((f) => !removed.includes(f.split('=')[0]));
 }

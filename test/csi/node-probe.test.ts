@@ -6,11 +6,11 @@
  * relay lets the API through, both turn ready. The livenessprobe sidecar
  * (--node-registration=node-driver-registrar) reads this answer.
  */
-import { expect } from 'chai';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { csiV1 } from '../../src/csi/grpc.js';
 import type { KubeClient } from '../../src/kube/client.js';

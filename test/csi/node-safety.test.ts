@@ -5,10 +5,10 @@
  * pool, or out of its pool, is refused before anything is mounted; a read-only publish found half
  * done (a writable bind at the target) is made read-only by the retry; a clone across pools says so.
  */
-import { expect } from 'chai';
 import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { POOL_VOLUMES } from '../../src/crds/resource-types.js';
 import { POOL_VOLUME_FINALIZER, POOL_VOLUME_LABELS, type PoolVolume } from '../../src/crds/poolvolume.js';
@@ -27,7 +27,7 @@ async function failure(p: Promise<unknown>): Promise<{ code: string; message: st
     await p;
   } catch (err) {
     const e = err as grpc.ServiceError;
-    return { code: grpc.status[e.code]!, message: e.details };
+    return { code: grpc.status[e.code], message: e.details };
   }
   throw new Error('the call succeeded but an error was expected');
 }
@@ -156,7 +156,7 @@ describe('CSI node safety: own subvolume only, read-only stays read-only (two po
       await new Promise((r) => setTimeout(r, 200));
       pv = await a.client.get<PoolVolume>(POOL_VOLUMES, name);
     }
-    const ready = pv.status!.conditions!.find((c) => c.type === 'Ready')!;
+    const ready = pv.status.conditions!.find((c) => c.type === 'Ready')!;
     expect(ready.message).to.contain(`volume ${source} is in pool ${b.pool}`).and.contain(`stays in its source's pool`).and.not.match(/deleted/);
   });
 });

@@ -1,6 +1,6 @@
-import { expect } from 'chai';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
 import { anchorsOf, checkMarkdown, linksOf, repoFacts, shellCommandsOf, slug } from './docs-check.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');

@@ -47,11 +47,11 @@ function scan(markdown: string): { prose: { line: number; text: string }[]; bloc
   markdown.split('\n').forEach((text, i) => {
     const fence = /^\s*(`{3,}|~{3,})\s*([\w-]*)/.exec(text);
     if (open) {
-      if (fence && fence[1]!.startsWith(open.fence) && text.trim() === fence[1]) {
+      if (fence && fence[1].startsWith(open.fence) && text.trim() === fence[1]) {
         blocks.push(open);
         open = undefined;
       } else open.lines.push(text);
-    } else if (fence) open = { fence: fence[1]!, lang: fence[2]!.toLowerCase(), startLine: i + 2, lines: [] };
+    } else if (fence) open = { fence: fence[1], lang: fence[2].toLowerCase(), startLine: i + 2, lines: [] };
     else prose.push({ line: i + 1, text });
   });
   return { prose, blocks };
@@ -74,7 +74,7 @@ export function anchorsOf(markdown: string): Set<string> {
   for (const { text } of scan(markdown).prose) {
     const h = /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(text);
     if (!h) continue;
-    const base = slug(h[1]!);
+    const base = slug(h[1]);
     const n = seen.get(base) ?? 0;
     seen.set(base, n + 1);
     anchors.add(n === 0 ? base : `${base}-${n}`);
@@ -87,7 +87,7 @@ export function linksOf(markdown: string): { line: number; target: string }[] {
   const links: { line: number; target: string }[] = [];
   for (const { line, text } of scan(markdown).prose) {
     const withoutCode = text.replace(/`[^`]*`/g, '');
-    for (const m of withoutCode.matchAll(/\[[^\]]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) links.push({ line, target: m[1]! });
+    for (const m of withoutCode.matchAll(/\[[^\]]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) links.push({ line, target: m[1] });
   }
   return links;
 }
@@ -116,7 +116,7 @@ export function shellCommandsOf(markdown: string): { line: number; words: string
       if (code === '') return;
       for (const part of code.split(/\s*(?:&&|\|\||;|\|)\s*/)) {
         const words = part.trim().split(/\s+/).filter((w) => w !== '');
-        while (words.length > 0 && /^[A-Za-z_][A-Za-z0-9_]*=/.test(words[0]!)) words.shift(); // VAR=value prefixes
+        while (words.length > 0 && /^[A-Za-z_][A-Za-z0-9_]*=/.test(words[0])) words.shift(); // VAR=value prefixes
         if (words.length > 0) commands.push({ line: pendingLine, words });
       }
     });
@@ -127,12 +127,12 @@ export function shellCommandsOf(markdown: string): { line: number; words: string
 /** Subcommands listed under "Commands:" in commander's help. */
 function subcommandsOf(help: string): Set<string> {
   const section = help.split(/^Commands:\s*$/m)[1] ?? '';
-  return new Set([...section.matchAll(/^ {2}([a-z][\w-]*)/gm)].map((m) => m[1]!));
+  return new Set([...section.matchAll(/^ {2}([a-z][\w-]*)/gm)].map((m) => m[1]));
 }
 
 /** Every `--flag` and `-f` that a help text lists. */
 function flagsOf(help: string): Set<string> {
-  return new Set([...help.matchAll(/(?:^|[\s,[])(--?[A-Za-z][\w-]*)/gm)].map((m) => m[1]!));
+  return new Set([...help.matchAll(/(?:^|[\s,[])(--?[A-Za-z][\w-]*)/gm)].map((m) => m[1]));
 }
 
 function checkCli(cli: Cli, args: string[], facts: RepoFacts): string[] {
@@ -149,7 +149,7 @@ function checkCli(cli: Cli, args: string[], facts: RepoFacts): string[] {
   const known = new Set([...flagsOf(top), ...(sub ? flagsOf(facts.help(cli, sub)) : [])]);
   for (const word of own) {
     if (!word.startsWith('-') || word === '-') continue;
-    const flag = word.split('=')[0]!;
+    const flag = word.split('=')[0];
     if (!known.has(flag)) problems.push(`\`${cli}${sub ? ` ${sub}` : ''} ${flag}\`: no such flag (not in its --help)`);
   }
   return problems;
@@ -225,7 +225,7 @@ export function docFiles(root: string): string[] {
 /** The facts of the repository at `root`; the CLIs run from its dist/ on this Node.js. */
 export function repoFacts(root: string): RepoFacts {
   const makefile = readFileSync(path.join(root, 'Makefile'), 'utf8');
-  const makeTargets = new Set([...makefile.matchAll(/^([A-Za-z0-9_.-]+)\s*:(?!=)/gm)].map((m) => m[1]!).filter((t) => !t.startsWith('.')));
+  const makeTargets = new Set([...makefile.matchAll(/^([A-Za-z0-9_.-]+)\s*:(?!=)/gm)].map((m) => m[1]).filter((t) => !t.startsWith('.')));
   const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
   const entry: Record<Cli, string> = { stowage: 'dist/src/cli/main.js', 'kubectl-stowage': 'dist/src/cli/kubectl-stowage.js' };
   const cache = new Map<string, string>();

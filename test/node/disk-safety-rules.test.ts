@@ -64,7 +64,7 @@ describe('disk safety rules (pure)', () => {
       metadata: { name, generation: o.generation ?? 3, labels: o.label ? { 'stowage.dev/pool': o.label } : {} },
       spec: { nodeName: o.node ?? 'n1', devicePath: '/dev/x', ...(o.claim ? { claim: { pool: 'p', mode: 'Local', volumeMode: 'Block' } } : {}) },
       status: o.prepared ? { conditions: [{ type: 'Prepared', status: 'False', reason: o.prepared.reason, message: 'm', lastTransitionTime: NOW, ...(o.prepared.observedGeneration !== undefined ? { observedGeneration: o.prepared.observedGeneration } : {}) }] } : {},
-    } as NodeDisk);
+    });
     const nodes = (n: string) => n === 'n1';
     it('waits for a released disk until its agent reports NotClaimed for the current generation', () => {
       const r = releaseProgress('p', [
@@ -75,8 +75,8 @@ describe('disk safety rules (pure)', () => {
       ], nodes);
       expect(r.done.map((d) => d.metadata.name)).to.deep.equal(['done']);
       expect(r.waiting.map((w) => w.disk.metadata.name)).to.deep.equal(['stale', 'failing', 'silent']);
-      expect(r.waiting[1]!.why).to.contain('failing on node n1').and.contain('ReleaseFailed');
-      expect(r.waiting[2]!.why).to.contain('has not reported');
+      expect(r.waiting[1].why).to.contain('failing on node n1').and.contain('ReleaseFailed');
+      expect(r.waiting[2].why).to.contain('has not reported');
     });
     it('does not wait for a node that is gone, a disk no agent ever reported on, or other pools\' disks', () => {
       const r = releaseProgress('p', [

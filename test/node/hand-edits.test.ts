@@ -6,10 +6,10 @@
  * - a hand-made NodeDisk for a device that was never on the allow-list is not "prepared again when
  *   it returns" (it never was, and never will be): it says it is not on the allow-list and what to do.
  */
-import { expect } from 'chai';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
 import { EVENTS } from '../../src/kube/resources.js';
 import type { KubeObject } from '../../src/kube/types.js';
@@ -60,7 +60,7 @@ describe('node agent: NodeDisks edited or made by hand say what the agent did an
 
   it('sets a hand-edited spec.devicePath back and says so: a Warning event and a DevicePathReverted condition', async () => {
     const own = (await diskOfFile(client, node, allowed.file))!;
-    const name = own.metadata.name!;
+    const name = own.metadata.name;
     const real = own.spec.devicePath;
     await client.mergePatch(NODE_DISKS, name, { spec: { devicePath: other.device } }, { fieldManager: 'kubectl-edit' });
     const back = await waitFor('the devicePath set back, with a condition saying why', async () => {
@@ -74,7 +74,7 @@ describe('node agent: NodeDisks edited or made by hand say what the agent did an
       const es = (await eventsOf(name)).filter((e) => e.type === 'Warning' && e.reason === 'DevicePathReverted');
       return es.length > 0 ? es : undefined;
     }, 30_000);
-    expect(events[0]!.message).to.contain(other.device).and.contain(real);
+    expect(events[0].message).to.contain(other.device).and.contain(real);
     // Only the edit is news: the disk itself is as it was.
     expect(condition(back, 'Present')?.status).to.equal('True');
   });

@@ -15,11 +15,11 @@
  * the strongest read there is. Before the fix both were offered with the old bytes readable (B
  * looks blank; F's Stowage filesystem was erased with wipefs, its data blocks left in place).
  */
-import { expect } from 'chai';
 import { randomBytes, createHash } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
 import { NAMESPACES, NODES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS } from '../../src/kube/resources.js';
 import type { PersistentVolume } from '../../src/kube/types.js';
@@ -115,7 +115,7 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
       const d = await diskOf(file);
       return condition(d, 'Eligible')?.reason === 'PreviouslyUsed' ? d : undefined;
     }, CONVERGE_MS);
-    const name = held.metadata.name!;
+    const name = held.metadata.name;
     await label(name, 'block'); // the administrator puts the disk into the Block pool
     const now = await admin.get<NodeDisk>(NODE_DISKS, name);
     expect(condition(now, 'Eligible')).to.deep.include({ status: 'False', reason: 'PreviouslyUsed' });
@@ -162,8 +162,8 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
     await pool(blockPool, 'block', { volumeMode: 'Block', cleanup: 'zero' });
     const db = await waitFor('disk B inventoried', () => diskOf(b.file), CONVERGE_MS);
     const df = await waitFor('disk F inventoried', () => diskOf(f.file), CONVERGE_MS);
-    await label(db.metadata.name!, 'block');
-    await label(df.metadata.name!, 'fs');
+    await label(db.metadata.name, 'block');
+    await label(df.metadata.name, 'fs');
   });
 
   after(async () => {
@@ -174,11 +174,11 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
       for (const c of ['b1', 'b2', 'f1', 'f2', 'm1', 'm2']) await admin.delete(PERSISTENT_VOLUME_CLAIMS, c, { namespace }).catch(() => undefined);
       for (const p of [fsPool, blockPool]) await deletePoolForcibly(admin, p).catch(() => undefined);
       for (const d of await nodeDisksOf(admin, node).catch(() => [])) {
-        for (const pv of await pvsOf(d.metadata.name!).catch(() => [])) {
+        for (const pv of await pvsOf(d.metadata.name).catch(() => [])) {
           await admin.mergePatch(PERSISTENT_VOLUMES, pv.metadata.name!, { metadata: { finalizers: null } }).catch(() => undefined);
           await admin.delete(PERSISTENT_VOLUMES, pv.metadata.name!).catch(() => undefined);
         }
-        await admin.delete(NODE_DISKS, d.metadata.name!).catch(() => undefined);
+        await admin.delete(NODE_DISKS, d.metadata.name).catch(() => undefined);
       }
       await admin.delete(NODES, node).catch(() => undefined);
       if (namespace) await admin.delete(NAMESPACES, namespace).catch(() => undefined);
@@ -193,7 +193,7 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
   });
 
   it('a raw Block volume\'s disk: held when it returns, and after the erase the next tenant reads zeros at 0, 8 MiB and 100 MiB', async () => {
-    const name = (await diskOf(b.file))!.metadata.name!;
+    const name = (await diskOf(b.file))!.metadata.name;
     const pv = await bind('b1', name, 'Block', blockPool);
     const written = new Map<number, Buffer>();
     const dev = await open(pv.spec.local!.path, 'r+');
@@ -234,7 +234,7 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
   });
 
   it('an ext4 volume\'s disk that died: held when it returns, and after the erase a Block tenant finds no block of the previous tenant\'s files on the device', async () => {
-    const name = (await diskOf(f.file))!.metadata.name!;
+    const name = (await diskOf(f.file))!.metadata.name;
     const pv = await bind('f1', name, 'Filesystem', fsPool);
     const blocks = new Set<string>();
     for (let i = 0; i < 3; i++) {
@@ -287,7 +287,7 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
     await run('mount', [disk.device, dir]);
     const mountDisk = async (): Promise<NodeDisk | undefined> =>
       (await nodeDisksOf(admin, node)).find((d) => d.metadata.annotations?.[IDENTITY_ANNOTATION] === `mount:${dir}`);
-    const name = (await waitFor('the mount inventoried', mountDisk, CONVERGE_MS)).metadata.name!;
+    const name = (await waitFor('the mount inventoried', mountDisk, CONVERGE_MS)).metadata.name;
     await label(name, 'fs');
     const pv = await bind('m1', name, 'Filesystem', fsPool);
     await writeFile(path.join(pv.spec.local!.path, 'tenant'), randomBytes(64 * 1024));

@@ -9,11 +9,11 @@
  * Dynamic pools on two loop devices, the test in the operator's and CSI controller's place (claims
  * and the PoolVolume written by hand under their field managers).
  */
-import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { expect } from 'chai';
 import { parse } from 'yaml';
 import { DEFAULT_CRD_DIR } from '../../hack/gen-manifests.js';
 import type { KubeClient } from '../../src/kube/client.js';
@@ -66,8 +66,8 @@ describe('PoolVolume location: spec.pool and spec.node are immutable (CEL in the
     ]);
     for (const [disk, pool] of [[a, poolA], [b, poolB]] as const) {
       const nd = await waitFor('the agent to report its disk', () => diskOfFile(client, node, disk.file), 60_000);
-      await client.mergePatch(NODE_DISKS, nd.metadata.name!, { metadata: { labels: { 'stowage.dev/pool': pool } }, spec: { claim: { pool, mode: 'Dynamic' } } }, { fieldManager: 'stowage-operator' });
-      await waitFor(`pool ${pool}'s filesystem on the disk`, async () => condition(await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name!), 'Prepared')?.status === 'True', 90_000);
+      await client.mergePatch(NODE_DISKS, nd.metadata.name, { metadata: { labels: { 'stowage.dev/pool': pool } }, spec: { claim: { pool, mode: 'Dynamic' } } }, { fieldManager: 'stowage-operator' });
+      await waitFor(`pool ${pool}'s filesystem on the disk`, async () => condition(await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name), 'Prepared')?.status === 'True', 90_000);
     }
   });
 
@@ -128,7 +128,7 @@ describe('PoolVolume location: spec.pool and spec.node are immutable (CEL in the
         .filter((e) => e.type === 'Warning' && e.reason === 'LocationImmutable');
       return es.length > 0 ? es : undefined;
     }, 30_000);
-    expect(events[0]!.message).to.contain(poolB);
+    expect(events[0].message).to.contain(poolB);
     expect(await stat(path.join(volumesOf(poolB), volume)).then(() => 'made', () => 'absent'), 'a volume in pool B').to.equal('absent');
     expect(sha(await readFile(path.join(where, 'tenant')))).to.equal(sha(data));
 

@@ -40,7 +40,7 @@ describe('host and zone pools: placement up front, nothing created (real control
   const across = (name: string, replicated: object): Pool => ({
     apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: `${world.prefix}-${name}` },
     spec: { mode: 'Dynamic', replicated, disks: { selector: { matchLabels: { [label()]: 'yes' } } } },
-  } as Pool);
+  });
 
   before(async () => {
     world = await PoolWorld.start({ nodes: 3 });
@@ -71,7 +71,7 @@ describe('host and zone pools: placement up front, nothing created (real control
   });
 
   it('a third host with an eligible disk makes it satisfiable: Ready=False CephEngineNotDeployed, still nothing created', async () => {
-    const n3 = world.nodes[2]!;
+    const n3 = world.nodes[2];
     const name = `${world.prefix}-host3`;
     await world.admin.mergePatch(NODE_DISKS, `${n3}-a`, { metadata: { labels: { [label()]: 'yes' } } });
     const pool = await world.waitForPool(name, 'satisfiable', (p) => condition(p, 'ReplicationSatisfiable')?.status === 'True');

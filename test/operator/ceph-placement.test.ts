@@ -14,7 +14,7 @@ function pool(replicated: object, name = 'across'): StoragePool {
   return withDefaults({
     apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name, generation: 1, uid: 'u-1' },
     spec: { mode: 'Dynamic', disks: { selector: {} }, replicated },
-  } as StoragePool);
+  });
 }
 
 function node(name: string, zone?: string): Node {
@@ -29,7 +29,7 @@ function disk(name: string, nodeName: string, eligible = true): NodeDisk {
       capacity: '100Gi',
       conditions: [{ type: 'Eligible', status: eligible ? 'True' : 'False', reason: eligible ? 'Blank' : 'HasFilesystem', message: '', lastTransitionTime: T0 }],
     },
-  } as NodeDisk;
+  };
 }
 
 const nodeMap = (...nodes: Node[]): Map<string, Node> => new Map(nodes.map((n) => [n.metadata.name!, n]));
@@ -92,10 +92,10 @@ describe('the status of a host or zone pool (pure)', () => {
       ['Ready', 'False', 'ReplicationNotSatisfiable'],
       ['ReplicationSatisfiable', 'False', 'TooFewFailureDomains'],
     ]);
-    expect(status.conditions![1]!.message).to.equal(
+    expect(status.conditions![1].message).to.equal(
       '2 of the 3 hosts size 3 needs hold eligible disks: n1, n2; add eligible disks on other nodes (and make them match spec.disks), or lower replicated.size; nothing is created for the pool until then',
     );
-    expect(status.conditions![0]!.message).to.equal(
+    expect(status.conditions![0].message).to.equal(
       'nothing is created for the pool (no StorageClass, no disk claims) while fewer than 3 nodes hold eligible disks; ReplicationSatisfiable says which do',
     );
     expect(status.storageClassName, 'no class is published').to.equal(undefined);
@@ -107,13 +107,13 @@ describe('the status of a host or zone pool (pure)', () => {
       ['Ready', 'False', 'CephEngineNotDeployed'],
       ['ReplicationSatisfiable', 'True', 'EnoughFailureDomains'],
     ]);
-    expect(status.conditions![0]!.message).to.contain('does not yet deploy the Ceph cluster').and.contain('no StorageClass is published');
+    expect(status.conditions![0].message).to.contain('does not yet deploy the Ceph cluster').and.contain('no StorageClass is published');
   });
 
   it('a pool that was a disk pool: what it holds is named and left alone (FailureDomainChanged)', () => {
     const status = acrossNodesStatus({ ...satisfiable(), leftovers: { disks: ['n1-a', 'n2-a'], storageClasses: ['across'] } }, undefined, T0);
     expect(status.conditions![0]).to.include({ reason: 'FailureDomainChanged', status: 'False' });
-    expect(status.conditions![0]!.message).to.contain('2 disk(s) (n1-a, n2-a) and StorageClass across').and.contain('data does not move between engines');
+    expect(status.conditions![0].message).to.contain('2 disk(s) (n1-a, n2-a) and StorageClass across').and.contain('data does not move between engines');
   });
 
   it('keeps lastTransitionTime while nothing changes, drops conditions the pool no longer reports, and is stable', () => {
@@ -128,9 +128,9 @@ describe('the status of a host or zone pool (pure)', () => {
   it('announces a turn to unsatisfiable once (and again when the domains change), and the recovery', () => {
     const bad = acrossNodesStatus(unsatisfiable(), undefined, T0);
     const good = acrossNodesStatus(satisfiable(), bad, T1);
-    expect(placementEvents(undefined, bad.conditions)).to.deep.equal([{ type: 'Warning', reason: 'ReplicationNotSatisfiable', message: bad.conditions![1]!.message }]);
+    expect(placementEvents(undefined, bad.conditions)).to.deep.equal([{ type: 'Warning', reason: 'ReplicationNotSatisfiable', message: bad.conditions![1].message }]);
     expect(placementEvents(bad.conditions, bad.conditions)).to.deep.equal([]);
-    expect(placementEvents(bad.conditions, good.conditions)).to.deep.equal([{ type: 'Normal', reason: 'EnoughFailureDomains', message: good.conditions![1]!.message }]);
+    expect(placementEvents(bad.conditions, good.conditions)).to.deep.equal([{ type: 'Normal', reason: 'EnoughFailureDomains', message: good.conditions![1].message }]);
     expect(placementEvents(good.conditions, good.conditions)).to.deep.equal([]);
   });
 });

@@ -11,10 +11,10 @@
  * objects deleted) leaves no mount, no directory under the agent's root, no signature on the disks
  * and no object of the pool.
  */
-import { expect } from 'chai';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
 import { NODES, PERSISTENT_VOLUMES, STORAGE_CLASSES } from '../../src/kube/resources.js';
 import type { PersistentVolume } from '../../src/kube/types.js';
@@ -73,7 +73,7 @@ describe('pool deletion waits for the node agents to release its disks; the unin
     if (admin) {
       await deletePoolForcibly(admin, pool).catch(() => undefined);
       for (const pv of await poolPvs().catch(() => [])) await admin.delete(PERSISTENT_VOLUMES, pv.metadata.name!).catch(() => undefined);
-      for (const d of await nodeDisksOf(admin, node).catch(() => [])) await admin.delete(NODE_DISKS, d.metadata.name!).catch(() => undefined);
+      for (const d of await nodeDisksOf(admin, node).catch(() => [])) await admin.delete(NODE_DISKS, d.metadata.name).catch(() => undefined);
       await admin.delete(NODES, node).catch(() => undefined);
       admin.close();
     }
@@ -83,7 +83,7 @@ describe('pool deletion waits for the node agents to release its disks; the unin
   });
 
   it('keeps the pool, naming its disks, until the agent released them; then the rest of the uninstall leaves no mount, directory, signature or object', async () => {
-    const names = (await nodeDisksOf(admin, node)).map((d) => d.metadata.name!).sort();
+    const names = (await nodeDisksOf(admin, node)).map((d) => d.metadata.name).sort();
     expect(names).to.have.length(2);
     for (const d of disks) expect(await mountsOfDevice(d.device), `${d.device} prepared`).to.have.length(1);
 
@@ -110,7 +110,7 @@ describe('pool deletion waits for the node agents to release its disks; the unin
     // The rest of the uninstall order: Stowage itself goes (its processes, then its objects).
     await agent!.stop();
     await operator!.stop();
-    for (const nd of await nodeDisksOf(admin, node)) await admin.delete(NODE_DISKS, nd.metadata.name!);
+    for (const nd of await nodeDisksOf(admin, node)) await admin.delete(NODE_DISKS, nd.metadata.name);
     expect(await mountsUnderWork(), 'mounts under the agent\'s root').to.deep.equal([]);
     expect(await readdir(root()), 'entries under the agent\'s root').to.deep.equal([]);
     for (const d of disks) {

@@ -108,7 +108,7 @@ export class LocalClaims {
     let changed = false;
     const wipe = live.spec.wipe;
     if (wipe) changed = (await this.wiper.wipeClaimedDisk(o, target, claim, wipe, emit)) || changed;
-    return (await this.prepare(o, target, claim, live!, emit)) || changed;
+    return (await this.prepare(o, target, claim, live, emit)) || changed;
   }
 
   /**

@@ -49,7 +49,7 @@ export class CephDaemon {
     const logDir = cephPaths(dataRoot).logDir;
     await mkdir(logDir, { recursive: true });
     const out = await open(path.join(logDir, `${kind}.${id}.stdout.log`), 'a');
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', out.fd, out.fd] });
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', out.fd, out.fd] });
     // Listen before any await: 'spawn' fires on the next turn of the event loop.
     const spawnedOrFailed = new Promise<Error | undefined>((resolve) => {
       child.once('spawn', () => resolve(undefined));

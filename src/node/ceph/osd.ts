@@ -12,7 +12,7 @@ import { logger } from '../../util/logger.js';
 import { assertBlankDevice, deviceProblems } from './blank-device.js';
 import { waitUntil, type CephCli } from './ceph-cli.js';
 import { cephPaths } from './cluster-config.js';
-import { type CrushPlace } from './crush.js';
+import type { CrushPlace } from './crush.js';
 import { CephDaemon, osdDaemonArgs } from './daemons.js';
 import { generateKey, renderKeyring } from './keyrings.js';
 import { readSafeToDestroy } from './status-json.js';

@@ -356,7 +356,7 @@ export class StoragePoolReconciler implements Reconciler {
   // ---- status and helpers -------------------------------------------------------------------
 
   private async writeStatus(live: Pool, obs: PoolObservation, events?: EventBatch): Promise<void> {
-    await this.putStatus(live, poolStatus({ ...obs, pool: { ...obs.pool, status: live.status } as Pool }, this.now()), events);
+    await this.putStatus(live, poolStatus({ ...obs, pool: { ...obs.pool, status: live.status } }, this.now()), events);
   }
 
   private async putStatus(live: Pool, status: StoragePoolStatus, events?: EventBatch): Promise<void> {
