@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { poolHealth, type CephObservation } from '../../src/node/ceph/pool-health.js';
+import { poolHealth } from '../../src/node/ceph/pool-health.js';
 import { describePoolHealth, durationInWords, poolHealthSummary } from '../../src/node/ceph/pool-health-words.js';
 import { parseCephJson, readOsdTree, readSafeToDestroy } from '../../src/node/ceph/status-json.js';
 import { fixtureJson, fixtureObservation } from './fixtures.js';
