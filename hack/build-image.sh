@@ -16,7 +16,8 @@
 # Reproducible: every timestamp is SOURCE_DATE_EPOCH (default: the time of the last commit that changed
 # an input of the image: src/, package*.json, tsconfig*, images/, this script), files are
 # sorted, owners numeric; the same inputs (this tree and the same Debian package versions; the
-# versions used are listed in build/image/stowage-<version>.packages.txt) give the same digest.
+# versions used are listed in build/image/stowage-<version>.packages.txt, "name version arch", which
+# `make release` turns into the Debian half of the SBOM) give the same digest.
 # `hack/build-image.sh --check` builds twice and fails if the digests differ.
 #
 # Users: the image runs as 65532:65532 (the operator and the CSI controller need no privilege); the
@@ -121,7 +122,7 @@ build_once() {
     --setup-hook="mkdir -p \"\$1/var/cache/apt/archives\"" \
     --setup-hook="sync-in $CACHE_DIR /var/cache/apt/archives/" \
     --customize-hook="sync-out /var/cache/apt/archives $CACHE_DIR" \
-    --customize-hook="dpkg-query --admindir=\"\$1/var/lib/dpkg\" -W -f='\${Package} \${Version}\n' > $work/packages.txt" \
+    --customize-hook="dpkg-query --admindir=\"\$1/var/lib/dpkg\" -W -f='\${Package} \${Version} \${Architecture}\n' > $work/packages.txt" \
     --customize-hook="echo 'nonroot:x:$USER_ID:$USER_ID:nonroot:/home/nonroot:/usr/sbin/nologin' >> \"\$1/etc/passwd\"" \
     --customize-hook="echo 'nonroot:x:$USER_ID:' >> \"\$1/etc/group\"" \
     --customize-hook="echo 'nonroot:*:0:0:99999:7:::' >> \"\$1/etc/shadow\"" \

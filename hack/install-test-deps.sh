@@ -4,6 +4,8 @@
 #     e2fsprogs / xfsprogs / btrfs-progs (mkfs.*), fio (bench:datapath), prometheus (promtool), smartmontools (smartctl)
 #     containerd, runc, containernetworking-plugins, busybox-static (the real kubelet node)
 #     libatomic1 (the pinned official Node.js binary links it)
+#     docker-registry (the CNCF distribution registry on loopback, test/cluster/kubelet-registry.ts) and
+#     skopeo (`make push`: the image into that registry, and a release's into its registry)
 #   - kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet v1.20.2 via
 #     hack/build-control-plane.sh (cached outside the work tree), unless KUBEBUILDER_ASSETS is set.
 #
@@ -16,7 +18,7 @@
 set -euo pipefail
 
 readonly PACKAGES=(etcd-server openssl util-linux e2fsprogs xfsprogs btrfs-progs fio prometheus smartmontools
-  containerd runc containernetworking-plugins busybox-static tmux libatomic1)
+  containerd runc containernetworking-plugins busybox-static tmux libatomic1 docker-registry skopeo)
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 log() { printf '[install-test-deps] %s\n' "$*" >&2; }
@@ -40,7 +42,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   policy=/usr/sbin/policy-rc.d
   added_policy=0
   if [ ! -e "$policy" ]; then
-    # Keep dpkg from starting etcd/prometheus daemons on the machine.
+    # Keep dpkg from starting etcd/prometheus/docker-registry daemons on the machine.
     printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
     "${sudo[@]}" chmod 0755 "$policy"
     added_policy=1
@@ -58,7 +60,7 @@ else
   log "Debian packages present: ${PACKAGES[*]}"
 fi
 
-for b in /usr/bin/etcd /usr/bin/openssl /usr/bin/promtool; do
+for b in /usr/bin/etcd /usr/bin/openssl /usr/bin/promtool /usr/bin/docker-registry /usr/bin/skopeo; do
   [ -x "$b" ] || { log "expected $b after installing packages"; exit 1; }
 done
 
