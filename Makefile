@@ -79,7 +79,7 @@ image: build ## Build ghcr.io/stowage-dev/stowage:<version> as an OCI archive in
 
 .PHONY: push
 push: ## Push the archive make image built to $(REGISTRY)/stowage:$(PUSH_TAGS) with skopeo, keeping its digest (REGISTRY=host/path).
-	PUSH_TLS_VERIFY=$(PUSH_TLS_VERIFY) bash hack/push-image.sh $(REGISTRY) $(PUSH_TAGS)
+	PUSH_TLS_VERIFY=$(PUSH_TLS_VERIFY) bash hack/push-image.sh "$(REGISTRY)" $(PUSH_TAGS)
 
 .PHONY: release
 release: image ## Write build/release/ for VERSION=x.y.z: the OCI archive, stowage.yaml (+ -cel) pinned by digest, the SBOM, SHA256SUMS.

@@ -25,6 +25,9 @@ registry="${1:-}"
 case "$registry" in
   */stowage|*/stowage:*|*@*) die "REGISTRY=$registry names the image; give the host and path only (e.g. ${registry%/stowage*}), the image is REGISTRY/stowage:TAG" ;;
 esac
+# As docker and containerd tell a registry host from a path: a dot, a port or localhost.
+host="${registry%%/*}"
+[[ "$host" == *.* || "$host" == *:* || "$host" == localhost ]] || die "REGISTRY=$registry does not start with a registry host (a name with a dot, a port, or localhost), e.g. ghcr.io/stowage-dev"
 shift
 command -v skopeo >/dev/null 2>&1 || die "skopeo missing: apt-get install skopeo (hack/install-test-deps.sh installs it)"
 
