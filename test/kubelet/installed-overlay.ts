@@ -49,22 +49,20 @@ function apiServerEnv(server: string): Array<{ name: string; value: string }> {
   ];
 }
 
-/** Writes kustomization.yaml and its patch into `dir`; returns `dir` for `kubectl apply -k`. */
-export async function writeInstalledOverlay(o: OverlayOptions): Promise<string> {
-  await mkdir(o.dir, { recursive: true });
-  const base = path.relative(o.dir, CONFIG_DEFAULT);
+/**
+ * The operator Deployment's changes for this machine (the list at the top), as JSON-patch operations:
+ * what the overlay applies, and what a test that installs with `kubectl apply -f` patches in
+ * (release-install.test.ts). `args` replaces the operator's arguments whole.
+ */
+export function operatorNetworkOps(o: { server: string; nodeName: string; metricsPort: number; probePort: number; args: string[] }): unknown[] {
   const container = '/spec/template/spec/containers/0';
-  const patch = [
+  return [
     { op: 'add', path: '/spec/template/spec/hostNetwork', value: true },
     { op: 'add', path: '/spec/template/spec/dnsPolicy', value: 'ClusterFirstWithHostNet' },
     { op: 'add', path: '/spec/template/spec/nodeSelector', value: { 'kubernetes.io/hostname': o.nodeName } },
     { op: 'add', path: '/spec/template/spec/tolerations', value: [{ ...REAL_NODE_TAINT, operator: 'Equal' }] },
     { op: 'replace', path: '/spec/template/spec/terminationGracePeriodSeconds', value: 5 },
-    {
-      op: 'replace',
-      path: `${container}/args`,
-      value: ['operator', '--leader-elect', `--metrics-bind-address=127.0.0.1:${o.metricsPort}`, `--health-probe-bind-address=127.0.0.1:${o.probePort}`, ...(o.operatorArgs ?? [])],
-    },
+    { op: 'replace', path: `${container}/args`, value: o.args },
     {
       op: 'replace',
       path: `${container}/ports`,
@@ -75,6 +73,18 @@ export async function writeInstalledOverlay(o: OverlayOptions): Promise<string> 
     },
     ...apiServerEnv(o.server).map((value) => ({ op: 'add', path: `${container}/env/-`, value })),
   ];
+}
+
+/** The operator's arguments on this machine: its metrics and probes on free host ports, then `extra`. */
+export function operatorArgs(metricsPort: number, probePort: number, extra: string[] = []): string[] {
+  return ['operator', '--leader-elect', `--metrics-bind-address=127.0.0.1:${metricsPort}`, `--health-probe-bind-address=127.0.0.1:${probePort}`, ...extra];
+}
+
+/** Writes kustomization.yaml and its patch into `dir`; returns `dir` for `kubectl apply -k`. */
+export async function writeInstalledOverlay(o: OverlayOptions): Promise<string> {
+  await mkdir(o.dir, { recursive: true });
+  const base = path.relative(o.dir, CONFIG_DEFAULT);
+  const patch = operatorNetworkOps({ ...o, args: operatorArgs(o.metricsPort, o.probePort, o.operatorArgs) });
   const [name, digest] = o.imageDigest.split('@');
   const [repo, tag] = name!.split(/:(?=[^/:]*$)/);
   const kustomization = [

@@ -9,8 +9,8 @@
 // loop device behind.
 
 import { expect } from 'chai';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { mkdtemp, rm, rmdir, symlink } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { KubeClient } from '../../src/kube/client.js';
@@ -21,7 +21,7 @@ import * as grpc from '@grpc/grpc-js';
 import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import { csiV1 } from '../../src/csi/grpc.js';
 import { TOPOLOGY_KEY } from '../../src/csi/identity.js';
-import { AGENT_ROOT, CSI_CONTROLLER_DEPLOYMENT, DRIVER_NAME, KUBELET_DIR, NODE_DAEMONSET } from '../../src/operator/driver-stack/render.js';
+import { CSI_CONTROLLER_DEPLOYMENT, DRIVER_NAME, KUBELET_DIR, NODE_DAEMONSET } from '../../src/operator/driver-stack/render.js';
 import { REAL_NODE_TAINT } from '../cluster/kubelet-node.js';
 import { call, codeOf, type CsiClient } from '../csi/fixture.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
@@ -34,6 +34,7 @@ import { adminClient, createNamespace, deletePoolForcibly, uniqueName, waitFor }
 import { LoopDevices, unmountAllFrom } from '../support/loop-devices.js';
 import { condition, type Pool, type Pvc } from '../support/pool-world.js';
 import { TEST_NETWORK_FIELD_MANAGER, networkPatch, writeInstalledOverlay } from './installed-overlay.js';
+import { HOST_PATHS_CREATED, PROPAGATED_HOST_PATHS, loopDevices, mountsBelow, rmdirTree, stowageProcesses } from './installed-host.js';
 import { playLivenessProbe, type PlayedLivenessProbe } from './livenessprobe-play.js';
 import { deleteClaimVolume, provisionClaim } from './csi-sidecars.js';
 import { busyboxPod, deletePodAndWait, podLog, podMounts, waitPodPhase } from './pods.js';
@@ -48,7 +49,6 @@ const NODE_CONTAINER = 'stowage-node';
 const CONTROLLER_SELECTOR = 'app.kubernetes.io/name=stowage,app.kubernetes.io/component=csi-controller';
 const CONTROLLER_CONTAINER = 'stowage-csi-controller';
 const MOUNT_CAPABILITY = { mount: { fs_type: '', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
-const CLI = '/opt/stowage/dist/src/cli/main.js';
 const WAIT_MS = 150_000;
 const CSI_NODES = { group: 'storage.k8s.io', version: 'v1', plural: 'csinodes', kind: 'CSINode', namespaced: false } as const;
 const MiB = 1024 * 1024;
@@ -58,46 +58,6 @@ const WRITER = 'trap "exit 0" TERM; i=0; while true; do i=$((i+1)); echo $i >> /
 const ROLE_LABEL = 'stowage.dev/test-role';
 /** The node plugin's CSI socket as the host (and kubelet) sees it: the DaemonSet's plugin-dir hostPath. */
 const PLUGIN_SOCKET = `${KUBELET_DIR}/plugins/${DRIVER_NAME}/csi.sock`;
-/** Mounted HostToContainer or Bidirectional by the node DaemonSet: shared, as systemd makes them (host-propagation.ts). */
-const PROPAGATED_HOST_PATHS = ['/dev', '/sys', AGENT_ROOT];
-/** Host directories the node DaemonSet's DirectoryOrCreate hostPaths make; removed (empty only) if the test made them. */
-const HOST_PATHS_CREATED = [AGENT_ROOT, '/run/udev'];
-
-/** Host processes started from the image's CLI (a containerised role), by PID. */
-function stowageProcesses(role?: string): Array<{ pid: number; args: string[] }> {
-  const out: Array<{ pid: number; args: string[] }> = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const args = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').filter(Boolean);
-      if (args.includes(CLI) && (!role || args[args.indexOf(CLI) + 1] === role)) out.push({ pid: Number(e), args });
-    } catch {
-      /* exited */
-    }
-  }
-  return out;
-}
-
-/**
- * Attached loop devices, less those over the sparse files of test/support/loop-devices.ts: other test
- * processes on this machine make and remove those while this test runs. Stowage's stack attaches no
- * loop device of its own, so any other new one would be its leftover.
- */
-function loopDevices(): string[] {
-  const testDisks = path.join(tmpdir(), 'stowage-loop-');
-  return readdirSync('/sys/block').filter((d) => {
-    if (!d.startsWith('loop')) return false;
-    try {
-      return !readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8').trim().startsWith(testDisks);
-    } catch {
-      return false; // not attached
-    }
-  });
-}
-
-function mountsBelow(prefix: string): string[] {
-  return readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(prefix));
-}
 
 /** JSON log lines of a pod whose `msg` is `msg`. */
 function logLines(log: string, msg: string): any[] {
@@ -644,13 +604,3 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     expect(loopDevices()).to.deep.equal(loopsBefore);
   });
 });
-
-/** Removes a directory tree the DaemonSet's hostPath created: empty directories only, nothing mounted. */
-async function rmdirTree(dir: string): Promise<void> {
-  if (!existsSync(dir) || mountsBelow(`${dir}/`).length > 0) return;
-  const walk = async (d: string): Promise<void> => {
-    for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) await walk(path.join(d, e.name));
-    await rmdir(d).catch(() => undefined);
-  };
-  await walk(dir);
-}
