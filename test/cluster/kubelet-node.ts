@@ -429,7 +429,10 @@ export class KubeletNode {
     const createdDirs: string[] = [];
     // The root's parents too (a root such as /var/lib/k0s/kubelet): the first missing ancestor is removed on stop.
     const missingRoot = [this.rootDir, ...ancestors(this.rootDir)].filter((d) => !fs.existsSync(d)).pop();
-    for (const d of [...(missingRoot ? [missingRoot] : []), ...KUBELET_LOG_DIRS, CONTAINERD_RUN_DIR, ...CNI_HOST_DIRS]) if (!fs.existsSync(d)) createdDirs.push(d);
+    // kubelet 1.20 keeps its device-plugin socket in /var/lib/kubelet/device-plugins whatever its root
+    // (a constant of the device-plugin API), so a moved root still creates the default one.
+    const defaultRoot = this.rootDir === KUBELET_ROOT_DIR ? [] : [KUBELET_ROOT_DIR];
+    for (const d of [...(missingRoot ? [missingRoot] : []), ...defaultRoot, ...KUBELET_LOG_DIRS, CONTAINERD_RUN_DIR, ...CNI_HOST_DIRS]) if (!fs.existsSync(d)) createdDirs.push(d);
     const createdCgroups = cgroupHierarchies()
       .map((h) => path.join(h, 'kubepods'))
       .filter((d) => !fs.existsSync(d));
