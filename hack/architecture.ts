@@ -24,7 +24,7 @@ const END = '<!-- END GENERATED -->';
 export const FOLDER_ROLES: Readonly<Record<string, string>> = {
   cli: 'cli — stowage, kubectl-stowage',
   operator: 'operator — role',
-  node: 'node — role: agent + engine',
+  node: 'node — role: agent, btrfs and Ceph engines',
   csi: 'csi — CSI services',
   runtime: 'runtime — controller library',
   metrics: 'metrics — shared helpers',

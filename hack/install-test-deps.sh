@@ -6,11 +6,14 @@
 #     libatomic1 (the pinned official Node.js binary links it)
 #     docker-registry (the CNCF distribution registry on loopback, test/cluster/kubelet-registry.ts) and
 #     skopeo (`make push`: the image into that registry, and a release's into its registry)
+#     nodejs (the machine's own Node.js, which test/cli/krew-package.test.ts runs the krew package on)
+#     ceph-mon, ceph-mgr, ceph-osd, ceph-common, ceph-mds: Debian's Ceph (bookworm: 16.2) for the
+#     Ceph engine's tests (test/ceph/), daemons started by the tests themselves; see docs/ceph.md
 #   - kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet v1.20.2 via
 #     hack/build-control-plane.sh (cached outside the work tree), unless KUBEBUILDER_ASSETS is set.
 #
 # Packages are checked with `dpkg -s` first; `apt-get update` runs only when something is missing.
-# Package installation never starts services (etcd, prometheus): a temporary policy-rc.d forbids it
+# Package installation never starts services (etcd, prometheus, ceph): a temporary policy-rc.d forbids it
 # when the machine has none.
 #
 # Usage: hack/install-test-deps.sh
@@ -18,7 +21,8 @@
 set -euo pipefail
 
 readonly PACKAGES=(etcd-server openssl util-linux e2fsprogs xfsprogs btrfs-progs fio prometheus smartmontools
-  containerd runc containernetworking-plugins busybox-static tmux libatomic1 docker-registry skopeo)
+  containerd runc containernetworking-plugins busybox-static tmux libatomic1 nodejs
+  ceph-mon ceph-mgr ceph-osd ceph-common ceph-mds docker-registry skopeo)
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 log() { printf '[install-test-deps] %s\n' "$*" >&2; }
@@ -42,7 +46,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   policy=/usr/sbin/policy-rc.d
   added_policy=0
   if [ ! -e "$policy" ]; then
-    # Keep dpkg from starting etcd/prometheus/docker-registry daemons on the machine.
+    # Keep dpkg from starting etcd/prometheus/ceph/docker-registry daemons on the machine.
     printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
     "${sudo[@]}" chmod 0755 "$policy"
     added_policy=1
@@ -60,7 +64,8 @@ else
   log "Debian packages present: ${PACKAGES[*]}"
 fi
 
-for b in /usr/bin/etcd /usr/bin/openssl /usr/bin/promtool /usr/bin/docker-registry /usr/bin/skopeo; do
+for b in /usr/bin/etcd /usr/bin/openssl /usr/bin/promtool /usr/bin/ceph-mon /usr/bin/ceph-osd /usr/bin/ceph-mgr \
+  /usr/bin/ceph-mds /usr/bin/ceph-authtool /usr/bin/monmaptool /usr/bin/rados /usr/bin/docker-registry /usr/bin/skopeo; do
   [ -x "$b" ] || { log "expected $b after installing packages"; exit 1; }
 done
 

@@ -142,17 +142,20 @@ program
     const client = await KubeClient.load({ kubeconfig: opts.kubeconfig, context: opts.context, userAgent: 'stowage-node-csi' });
     // The node's /metrics is set up by runNodeCommand; CSI calls answered before then are not counted.
     let observeCsi: import('../csi/grpc.js').CallObserver | undefined;
+    // Probe answers from /readyz's checks, which runNodeCommand assembles; until then it is not ready.
+    let notReady: () => string | undefined = () => 'the node daemon is starting';
     const dynamic = await startDynamicPools({
       client, nodeName, poolRoot: opts.poolRoot, csiEndpoint: opts.csiEndpoint, kubeletDir: opts.kubeletDir,
       ...(opts.kubeletRegistrationDir ? { registrationDir: opts.kubeletRegistrationDir } : {}),
       observe: (...call) => observeCsi?.(...call),
+      notReady: () => notReady(),
     });
     try {
       // /healthz also fails when the CSI or registration socket is gone: with --node-registration=self
       // it is the DaemonSet's liveness probe, in place of the livenessprobe sidecar.
       process.exitCode = await runNodeCommand(opts, dynamic.engine, (metrics) => (observeCsi = (method, code, seconds) => metrics.csi.observe(method, code, seconds)), {
         'csi-sockets': () => dynamic.socketsCheck(),
-      }, { 'storagepool-cache': () => dynamic.notReady() });
+      }, { 'storagepool-cache': () => dynamic.notReady() }, (check) => (notReady = check));
     } finally {
       await dynamic.stop();
       client.close();

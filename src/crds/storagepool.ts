@@ -14,7 +14,10 @@ import {
   type LabelSelector,
   type ObjectMeta,
 } from './meta.js';
+import { acrossNodesNeedsDynamic, fillReplicationDefaults, replicatedSchema, type PoolReplication } from './replication.js';
 import type { CelRule, JSONSchema } from './schema.js';
+
+export * from './replication.js';
 
 export const STORAGE_POOL_KIND = 'StoragePool';
 export const STORAGE_POOL_PLURAL = 'storagepools';
@@ -23,7 +26,6 @@ export type PoolMode = 'Local' | 'Dynamic';
 export type VolumeMode = 'Filesystem' | 'Block';
 export type FsType = 'ext4' | 'xfs';
 export type CleanupMethod = 'quick' | 'zero' | 'discard';
-export type FailureDomain = 'disk';
 export type ReclaimPolicy = 'Delete' | 'Retain';
 export type VolumeBindingMode = 'WaitForFirstConsumer' | 'Immediate';
 
@@ -35,11 +37,6 @@ export interface PoolDisks {
   nodeSelector?: LabelSelector;
   minSize?: string;
   allowAdoption?: boolean;
-}
-
-export interface PoolReplication {
-  size?: number;
-  failureDomain?: FailureDomain;
 }
 
 export interface PoolLocal {
@@ -150,7 +147,7 @@ const specSchema: JSONSchema = {
   type: 'object',
   description: 'Desired state of the pool: which disks it uses, how volumes are cut from them, and the StorageClass that makes them claimable.',
   required: ['mode', 'disks'],
-  'x-kubernetes-validations': [localKeepsOneCopy, localSettingsNeedLocalMode, localVolumesCannotGrow, blockVolumesAreNotMounted],
+  'x-kubernetes-validations': [localKeepsOneCopy, localSettingsNeedLocalMode, localVolumesCannotGrow, blockVolumesAreNotMounted, acrossNodesNeedsDynamic],
   properties: {
     mode: {
       type: 'string',
@@ -182,28 +179,7 @@ const specSchema: JSONSchema = {
         },
       },
     },
-    replicated: {
-      type: 'object',
-      description: 'Replication of Dynamic pools: how many copies of every block are kept, and where.',
-      default: {},
-      properties: {
-        size: {
-          type: 'integer',
-          description:
-            'Copies of every block, 1 to 3 (default 1). 2 and 3 survive the loss of 1 and 2 disks respectively and need at least that many selected disks per node; usable capacity is raw capacity divided by size. Must be 1 for mode Local.',
-          minimum: 1,
-          maximum: 3,
-          default: 1,
-        },
-        failureDomain: {
-          type: 'string',
-          description:
-            'Where the copies go. disk: on different disks of the same node (protects against a failed disk, not against a lost node).',
-          enum: ['disk'],
-          default: 'disk',
-        },
-      },
-    },
+    replicated: replicatedSchema,
     local: {
       type: 'object',
       description: 'Settings of mode Local only (each disk becomes one local PersistentVolume). Must be omitted for mode Dynamic.',
@@ -320,7 +296,7 @@ const statusSchema: JSONSchema = {
       description: 'The metadata.generation of the spec this status describes; smaller than metadata.generation means the operator has not caught up yet.',
     },
     conditions: conditionsSchema(
-      'Ready: the StorageClass exists and the pool can serve volumes (summary of the others). DisksHealthy: no selected disk is missing or failing. ReplicationSatisfiable: enough disks exist for replicated.size. CapacityAvailable: available capacity is above capacity.lowWatermarkPercent. DriverReady (Dynamic pools): the CSI node plugin runs and is registered with kubelet on every node of the pool; its message gives the node DaemonSet\'s rollout and names each node that is not served and why (ImagePullBackOff, CrashLoopBackOff, NotRegistered, …).',
+      'Ready: the StorageClass exists and the pool can serve volumes (summary of the others). DisksHealthy: no selected disk is missing or failing. ReplicationSatisfiable: enough disks exist for replicated.size (failureDomain disk: on every node of the pool; host and zone: on at least size nodes or zones). CapacityAvailable: available capacity is above capacity.lowWatermarkPercent. DriverReady (Dynamic pools): the CSI node plugin runs and is registered with kubelet on every node of the pool; its message gives the node DaemonSet\'s rollout and names each node that is not served and why (ImagePullBackOff, CrashLoopBackOff, NotRegistered, …).',
     ),
     storageClassName: {
       type: 'string',
@@ -422,6 +398,7 @@ export function fillPoolDefaults(pool: any): void {
   if (sc && typeof sc === 'object' && sc.name === undefined && typeof pool.metadata?.name === 'string') {
     sc.name = pool.metadata.name;
   }
+  fillReplicationDefaults(spec.replicated);
   // Dynamic volumes grow online; a Local volume is a whole disk and cannot.
   if (sc && typeof sc === 'object' && sc.allowVolumeExpansion === undefined && (spec.mode === 'Dynamic' || spec.mode === 'Local')) {
     sc.allowVolumeExpansion = spec.mode === 'Dynamic';

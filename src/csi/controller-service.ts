@@ -55,7 +55,7 @@ export interface ControllerServiceOptions {
 
 /** Someone waiting for a PoolVolume to reach a state; `deleted` is true for the watch's DELETED event. */
 
-/** Capabilities the Controller service advertises; what it leaves out and why is in the README. */
+/** Capabilities the Controller service advertises; what it leaves out and why is in docs/features.md (Snapshots). */
 export const CONTROLLER_CAPABILITIES = ['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'EXPAND_VOLUME', 'CREATE_DELETE_SNAPSHOT', 'LIST_SNAPSHOTS', 'CLONE_VOLUME'] as const;
 
 export class CsiController {

@@ -23,6 +23,7 @@ import { identityService, TOPOLOGY_KEY } from './identity.js';
 import { unsupportedReason, volumeModeOf } from './capabilities.js';
 import { startRegistrationServer } from './registration.js';
 import { faultPoint } from '../util/fault-point.js';
+import { errorMessage } from '../util/errors.js';
 
 const log = logger('csi-node');
 
@@ -39,6 +40,11 @@ export interface NodeVolumeEngine {
   mountedPool(pool: string): Promise<string | undefined>;
   health(pool: string): Promise<{ degraded: boolean; message: string; reason?: string }>;
   volumeUsage(pool: string, name: string, mode: VolumeMode): Promise<{ path: string; usedBytes: bigint }>;
+  /**
+   * The volume's own subvolume (Filesystem) or file (Block) in the pool's mounted filesystem,
+   * verified on disk by what it is, not by its name; throws saying what is wrong.
+   */
+  ownVolume(pool: string, name: string, mode: VolumeMode): Promise<{ path: string; identity: string }>;
 }
 
 export interface NodeServiceOptions {
@@ -49,6 +55,11 @@ export interface NodeServiceOptions {
   readonly observe?: CallObserver;
   /** kubelet's directory: staging and target paths must lie inside it. */
   readonly kubeletDir?: string;
+  /**
+   * Why the node daemon is not ready (the facts its /readyz serves: caches synced, first disk pass
+   * done, sockets served), or undefined when it is; Probe answers `ready` from it. Absent: ready.
+   */
+  readonly notReady?: () => string | undefined;
 }
 
 const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
@@ -110,6 +121,17 @@ export class CsiNode {
     if (reason) throw invalidArgument(`${field} ${JSON.stringify(path)} ${reason}; kubelet passes absolute paths inside its own directory`);
   }
 
+  /**
+   * For the calls that only look a volume up by where it is published (NodeGetVolumeStats,
+   * NodeExpandVolume): NOT_FOUND unless `path` is one kubelet could have made. Nothing of ours is
+   * published at any other path, and that is the answer the CSI spec and csi-sanity expect
+   * ("volume does not exist on the specified path"); the path is never looked at.
+   */
+  private async checkPublishedPath(field: string, path: string): Promise<void> {
+    const reason = await unsafePathReason(path, this.options.kubeletDir);
+    if (reason) throw notFound(`no volume is published at ${field} ${JSON.stringify(path)}: it ${reason}; kubelet passes absolute paths inside its own directory`);
+  }
+
   /** The PoolVolume, which must live on this node and be realized. */
   private async volume(id: string, mustBeReady = true): Promise<PoolVolume> {
     // Not a PoolVolume name (e.g. '..', which an API URL would resolve): never a volume of ours.
@@ -122,13 +144,33 @@ export class CsiNode {
     return pv;
   }
 
-  /** The volume's data path, only while its pool filesystem is really mounted (never a bare directory of the root disk). */
+  /**
+   * The volume's data path: its own subvolume or file, only while its pool filesystem is really
+   * mounted (never a bare directory of the root disk), and only when the recorded status.path
+   * resolves to exactly that. The verified path is what gets mounted, never status.path itself.
+   * FAILED_PRECONDITION when the record and the disk disagree: the request is fine, the volume's
+   * state is not, and no retry of the same request can succeed until it is put right.
+   */
   private async dataPath(pv: PoolVolume): Promise<string> {
-    const mnt = await this.options.engine.mountedPool(pv.spec.pool);
-    if (!mnt || !pv.status?.path?.startsWith(`${mnt}/`) || pv.status.path.split('/').includes('..')) {
-      throw new CsiError(grpc.status.UNAVAILABLE, `pool ${pv.spec.pool}'s filesystem is not mounted on this node; the node daemon is still preparing it`);
+    const { pool } = pv.spec;
+    const name = pv.metadata.name;
+    const mnt = await this.options.engine.mountedPool(pool);
+    if (!mnt) throw new CsiError(grpc.status.UNAVAILABLE, `pool ${pool}'s filesystem is not mounted on this node; the node daemon is still preparing it`);
+    const own = await this.options.engine.ownVolume(pool, name, pv.spec.volumeMode).catch((err: unknown) => {
+      throw new CsiError(grpc.status.FAILED_PRECONDITION, `volume ${name} in pool ${pool}: ${errorMessage(err)}; refusing to mount anything for it`);
+    });
+    const recorded = pv.status?.path ?? '';
+    const resolved = await realpath(recorded).catch(() => undefined);
+    if (resolved !== own.path) {
+      const realMnt = await realpath(mnt).catch(() => mnt);
+      const where = resolved === undefined ? 'does not exist'
+        : resolved !== realMnt && !resolved.startsWith(`${realMnt}/`) ? `resolves to ${resolved}, outside pool ${pool}'s filesystem (${mnt})`
+          : `resolves to ${resolved}, which is not the volume's own ${own.identity}`;
+      log.warn({ volume: name, pool, recorded, resolved, own: own.path }, 'refused: status.path is not the volume\'s own data');
+      throw new CsiError(grpc.status.FAILED_PRECONDITION, `volume ${name}: its status.path ${JSON.stringify(recorded)} ${where}; refusing to mount it. `
+        + `The node daemon records the path there and writes the true one back on its next refresh of the volume; if this persists, something else edits PoolVolume status`);
     }
-    return pv.status.path;
+    return own.path;
   }
 
   private checkCapability(cap: any, pv?: PoolVolume): void {
@@ -208,9 +250,8 @@ export class CsiNode {
       if (!(await mountAt(staging))) throw new CsiError(grpc.status.FAILED_PRECONDITION, `volume ${pv.metadata.name} is not staged at ${staging}; call NodeStageVolume first`);
       const current = await mountAt(target);
       if (current) {
-        const isRo = current.options.includes('ro');
-        if ((await this.isMountOf(target, staging)) && isRo === readonly) return {};
-        throw new CsiError(grpc.status.ALREADY_EXISTS, `${target} is already published with other settings (read-only ${isRo})`);
+        if (!(await this.isMountOf(target, staging))) throw new CsiError(grpc.status.ALREADY_EXISTS, `${target} already has something else mounted (${current.source} ${current.root})`);
+        return this.convergeReadOnly(pv.metadata.name, target, current.options.includes('ro'), readonly, flags);
       }
       await mkdir(target, { recursive: true });
       // One mount(8) run binds and applies read-only and the flags: as two runs, a daemon killed
@@ -221,13 +262,41 @@ export class CsiNode {
     } else {
       const deviceFile = `${staging}/${STAGED_DEVICE}`;
       if (!(await mountAt(deviceFile))) throw new CsiError(grpc.status.FAILED_PRECONDITION, `volume ${pv.metadata.name} is not staged at ${staging}; call NodeStageVolume first`);
-      if (await mountAt(target)) return {};
+      const current = await mountAt(target);
+      if (current) {
+        if (!(await this.isDeviceOf(target, deviceFile))) throw new CsiError(grpc.status.ALREADY_EXISTS, `${target} already has something else mounted (${current.source} ${current.root})`);
+        return this.convergeReadOnly(pv.metadata.name, target, current.options.includes('ro'), readonly, []);
+      }
       await mkdir(dirname(target), { recursive: true });
       if (!(await exists(target))) await writeFile(target, '');
       await run('mount', ['--bind', ...(readonly ? ['-o', 'ro'] : []), deviceFile, target]);
     }
     log.info({ volume: req.volume_id, target, readonly }, 'published');
     return {};
+  }
+
+  /**
+   * A retry of NodePublishVolume at a target that already shows this volume. Read-only asked and
+   * the bind is writable: a publish cut off between mount(8)'s bind and its read-only remount (a
+   * killed daemon, a killed mount) left it so, and answering ALREADY_EXISTS would leave a read-only
+   * volume writable for ever; remounting read-only only takes rights away, so it converges. The
+   * other way round (writable asked, read-only there) would hand out rights nobody granted this
+   * target: ALREADY_EXISTS, as the CSI spec says for an incompatible publish.
+   */
+  private async convergeReadOnly(volume: string, target: string, isRo: boolean, readonly: boolean, flags: readonly string[]): Promise<unknown> {
+    if (isRo === readonly) return {};
+    if (!readonly) throw new CsiError(grpc.status.ALREADY_EXISTS, `${target} is already published read-only; unpublish it before publishing it writable`);
+    log.warn({ volume, target }, 'target found writable where read-only was asked (a publish cut off before its read-only remount); remounting it read-only');
+    await run('mount', ['-o', ['remount', 'bind', 'ro', ...flags].join(','), target]);
+    if (!(await mountAt(target))?.options.includes('ro')) throw new CsiError(grpc.status.INTERNAL, `${target} stays writable after a read-only remount; unpublish it (NodeUnpublishVolume) before using volume ${volume}`);
+    log.info({ volume, target, readonly }, 'published');
+    return {};
+  }
+
+  /** True when `target` is a bind of the device node at `deviceFile` (same device number). */
+  private async isDeviceOf(target: string, deviceFile: string): Promise<boolean> {
+    const [t, d] = [await stat(target).catch(() => undefined), await stat(deviceFile).catch(() => undefined)];
+    return !!t && !!d && t.isBlockDevice() && d.isBlockDevice() && t.rdev === d.rdev;
   }
 
   private async unpublish(req: any): Promise<unknown> {
@@ -246,7 +315,7 @@ export class CsiNode {
   private async volumeStats(req: any): Promise<unknown> {
     if (!req.volume_id) throw invalidArgument('volume_id is required');
     if (!req.volume_path) throw invalidArgument('volume_path is required');
-    await this.checkPath('volume_path', req.volume_path);
+    await this.checkPublishedPath('volume_path', req.volume_path);
     const pv = await this.volume(req.volume_id, false);
     if (!(await exists(req.volume_path))) throw notFound(`volume path ${req.volume_path} does not exist`);
     if (!(await mountAt(req.volume_path))) throw notFound(`volume ${req.volume_id} is not published at ${req.volume_path}`);
@@ -271,7 +340,7 @@ export class CsiNode {
   private async expand(req: any): Promise<unknown> {
     if (!req.volume_id) throw invalidArgument('volume_id is required');
     if (!req.volume_path) throw invalidArgument('volume_path is required');
-    await this.checkPath('volume_path', req.volume_path);
+    await this.checkPublishedPath('volume_path', req.volume_path);
     const pv = await this.volume(req.volume_id);
     if (!(await exists(req.volume_path))) throw notFound(`volume path ${req.volume_path} does not exist`);
     if (pv.spec.volumeMode === 'Block') {
@@ -292,7 +361,14 @@ export interface CsiNodeServer {
  */
 export async function startCsiNodeServer(opts: NodeServiceOptions & { endpoint: string; registrationDir?: string }): Promise<CsiNodeServer> {
   const node = new CsiNode(opts);
-  const server: SocketServer = await serveOnSocket(opts.endpoint, [identityService(() => true, opts.observe), node.service()]);
+  let lastReason: string | undefined;
+  const ready = (): boolean => {
+    const reason = opts.notReady?.();
+    if (reason !== lastReason) log.info({ ready: reason === undefined, reason }, 'Probe answers a new readiness');
+    lastReason = reason;
+    return reason === undefined;
+  };
+  const server: SocketServer = await serveOnSocket(opts.endpoint, [identityService(ready, opts.observe), node.service()]);
   const registration = opts.registrationDir ? await startRegistrationServer({ dir: opts.registrationDir, endpoint: server.socketPath }) : undefined;
   return {
     async stop() {

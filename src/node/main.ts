@@ -38,6 +38,7 @@ export async function runNodeCommand(
   opts: NodeCommandOptions, dynamicPools?: DynamicPoolSync & Partial<Pick<BtrfsEngine, 'mountedPool'>>, onMetrics?: (metrics: NodeMetrics) => void,
   healthChecks?: Readonly<Record<string, Check>>,
   readyChecks?: Readonly<Record<string, Check>>,
+  onReadiness?: (notReady: Check) => void,
 ): Promise<number> {
   const log = logger('node-agent');
   const nodeName = opts.nodeName ?? process.env.NODE_NAME;
@@ -55,10 +56,16 @@ export async function runNodeCommand(
   // /readyz: not ready until the agent's cache synced and its first pass is done (while the API is
   // away it says so and why), nor while a CSI socket is gone; /healthz stays the liveness.
   let starting: { notReady(): string | undefined } | undefined;
+  const allReadyChecks: Record<string, Check> = { 'node-agent': () => (starting ? starting.notReady() : 'the node agent has not started yet'), ...healthChecks, ...readyChecks };
+  // The CSI Probe answers from the very same checks, so it never says ready where /readyz does not.
+  onReadiness?.(() => {
+    const failing = Object.entries(allReadyChecks).map(([name, check]) => [name, check()] as const).filter(([, reason]) => reason !== undefined);
+    return failing.length > 0 ? failing.map(([name, reason]) => `${name}: ${reason}`).join('; ') : undefined;
+  });
   const metrics = await startNodeMetrics({
     client, nodeName, address: opts.metricsBindAddress, disks: () => running?.disks() ?? [], ...(engine ? { engine } : {}),
     ...(healthChecks ? { healthChecks } : {}),
-    readyChecks: { 'node-agent': () => (starting ? starting.notReady() : 'the node agent has not started yet'), ...healthChecks, ...readyChecks },
+    readyChecks: allReadyChecks,
   });
   onMetrics?.(metrics);
   const agent = createNodeAgent({

@@ -7,6 +7,8 @@
 /** Job names the rules expect; the ServiceMonitor/PodMonitor and the plain scrape config set them. */
 export const OPERATOR_JOB = 'stowage-operator';
 export const NODE_JOB = 'stowage-node';
+/** The job of ceph-mgr's Prometheus module (the ServiceMonitor in monitors.ts sets it); ceph-alerts.ts selects it. */
+export const CEPH_MGR_JOB = 'stowage-ceph-mgr';
 /** Where `runbook_url` points; the runbooks are docs/runbooks/<Alert>.md in this repository. */
 export const RUNBOOK_BASE_URL = 'https://github.com/stowage-dev/stowage/blob/main/docs/runbooks/';
 
@@ -46,5 +48,7 @@ export const sel = (name: string, labels: Record<string, string>): string =>
   `${name}{${Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',')}}`;
 export const pool = (name: string, labels: Record<string, string> = {}): string => sel(name, { ...opLabels, pool: 'fast', ...labels });
 export const disk = (name: string, labels: Record<string, string> = {}): string => sel(name, { ...nodeLabels, disk: 'n1-abc', ...labels });
+export const cephLabels = { job: CEPH_MGR_JOB, instance: 'mgr:9283' };
+export const ceph = (name: string, labels: Record<string, string> = {}): string => sel(name, { ...cephLabels, ...labels });
 export const POOL_LABELS = { ...opLabels, pool: 'fast' };
 export const DISK_LABELS = { ...nodeLabels, disk: 'n1-abc' };

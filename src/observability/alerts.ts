@@ -2,17 +2,18 @@
  * Stowage's alert rules: the ONE source of config/prometheus/ (the PrometheusRule and the plain
  * rules file are both rendered from ALERTS by `make manifests`, so they cannot drift) and of the
  * promtool unit tests (every alert carries a case that fires and one that must not). The rules
- * themselves are in pool-alerts.ts, disk-alerts.ts and component-alerts.ts; their runbooks in
+ * themselves are in pool-alerts.ts, disk-alerts.ts, component-alerts.ts and ceph-alerts.ts; their runbooks in
  * docs/runbooks/<Alert>.md.
  */
 import { RUNBOOK_BASE_URL, type AlertDefinition, type RuleGroup } from './alert-definition.js';
+import { CEPH_ALERTS } from './ceph-alerts.js';
 import { COMPONENT_ALERTS } from './component-alerts.js';
 import { DISK_ALERTS } from './disk-alerts.js';
 import { POOL_ALERTS } from './pool-alerts.js';
 
-export { NODE_JOB, OPERATOR_JOB, RUNBOOK_BASE_URL, type AlertCase, type AlertDefinition, type RuleGroup, type Severity } from './alert-definition.js';
+export { CEPH_MGR_JOB, NODE_JOB, OPERATOR_JOB, RUNBOOK_BASE_URL, type AlertCase, type AlertDefinition, type RuleGroup, type Severity } from './alert-definition.js';
 
-export const RULE_GROUPS: readonly RuleGroup[] = [POOL_ALERTS, DISK_ALERTS, COMPONENT_ALERTS];
+export const RULE_GROUPS: readonly RuleGroup[] = [POOL_ALERTS, DISK_ALERTS, COMPONENT_ALERTS, CEPH_ALERTS];
 
 export const ALERTS: readonly AlertDefinition[] = RULE_GROUPS.flatMap((g) => g.alerts);
 

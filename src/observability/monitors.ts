@@ -2,9 +2,10 @@
  * The Prometheus Operator objects that scrape Stowage: a ServiceMonitor for the operator (through
  * the `stowage-operator-metrics` Service of config/manager) and a PodMonitor for the node daemons
  * (a DaemonSet: one target per node, labelled with the node's name). Both set the job names the
- * alert rules expect, whatever the Service or monitor is called.
+ * alert rules expect, whatever the Service or monitor is called. A third, for the Ceph cluster under
+ * host and zone pools, scrapes ceph-mgr's Prometheus module.
  */
-import { NODE_JOB, OPERATOR_JOB } from './alerts.js';
+import { CEPH_MGR_JOB, NODE_JOB, OPERATOR_JOB } from './alerts.js';
 
 export const MONITOR_NAMESPACE = 'stowage-system';
 /** The named container port both components serve /metrics on. */
@@ -50,6 +51,42 @@ export function renderNodePodMonitor(namespace = MONITOR_NAMESPACE): Record<stri
             { action: 'replace', targetLabel: 'job', replacement: NODE_JOB },
             { action: 'replace', sourceLabels: ['__meta_kubernetes_pod_node_name'], targetLabel: 'node' },
           ],
+        },
+      ],
+    },
+  };
+}
+
+/**
+ * The name of the port on the ceph-mgr Service the ServiceMonitor selects (Rook's name for it); the
+ * Service maps it to 9283, where ceph-mgr's Prometheus module listens (its registered default port).
+ */
+export const CEPH_MGR_METRICS_PORT_NAME = 'http-metrics';
+/** The labels of that Service: it belongs to the Ceph cluster the operator keeps for host and zone pools. */
+export const CEPH_MGR_SERVICE_LABELS = { 'app.kubernetes.io/name': 'stowage', 'app.kubernetes.io/component': 'ceph-mgr' };
+
+/**
+ * Scrapes ceph-mgr's Prometheus module (port 9283) through the `stowage-ceph-mgr` Service, under the
+ * job the Ceph alerts select. Only the active manager answers with metrics; a standby's empty
+ * answer adds no series. The module puts the daemon in `ceph_daemon` and the host in
+ * `hostname`/`instance` labels of some series, so the scrape keeps the target's own labels
+ * (honorLabels false): theirs become `exported_instance`.
+ */
+export function renderCephMgrServiceMonitor(namespace = MONITOR_NAMESPACE): Record<string, unknown> {
+  return {
+    apiVersion: 'monitoring.coreos.com/v1',
+    kind: 'ServiceMonitor',
+    metadata: { name: 'stowage-ceph-mgr', namespace, labels: { ...LABELS, 'app.kubernetes.io/component': 'ceph-mgr' } },
+    spec: {
+      selector: { matchLabels: CEPH_MGR_SERVICE_LABELS },
+      namespaceSelector: { matchNames: [namespace] },
+      endpoints: [
+        {
+          port: CEPH_MGR_METRICS_PORT_NAME,
+          path: '/metrics',
+          // The module refreshes its cache every 15 s (its scrape_interval); scraping faster reads the same numbers.
+          interval: '30s',
+          relabelings: [{ action: 'replace', targetLabel: 'job', replacement: CEPH_MGR_JOB }],
         },
       ],
     },

@@ -11,6 +11,8 @@ import { persistentVolumeName, renderLocalPv } from './storagepool/persistent-vo
 import { isReadyDisk } from './storagepool/status.js';
 import { renderStorageClass } from './storagepool/storage-class.js';
 import { renderSnapshotClass } from './storagepool/snapshot-class.js';
+import { spansNodes } from '../crds/replication.js';
+import { describePlacement, isSatisfiable, placementOf } from './ceph/failure-domains.js';
 
 export interface RenderInput {
   readonly pools: readonly StoragePool[];
@@ -64,6 +66,13 @@ export function renderDesired(input: RenderInput): RenderOutput {
     ...(input.kubeletDir ? { kubeletDir: input.kubeletDir } : {}),
   }));
   for (const pool of valid) {
+    if (spansNodes(pool.spec.replicated)) {
+      // As the operator does (operator/ceph/): placement checked up front, nothing created in this version.
+      const plan = planDisks({ pool, disks: [...disks.values()], nodes, volumes: new Map<string, PersistentVolume>() });
+      const placement = placementOf(pool, [...plan.keep, ...plan.claim], nodes);
+      notes.push(`pool ${pool.metadata.name}: failureDomain ${placement.failureDomain}: ${describePlacement(placement)}; nothing is created for it (${isSatisfiable(placement) ? 'CephEngineNotDeployed: this version does not deploy the Ceph cluster yet' : 'ReplicationSatisfiable=False'})`);
+      continue;
+    }
     objects.push(renderStorageClass(pool));
     if (pool.spec.mode === 'Dynamic') {
       objects.push(renderSnapshotClass(pool));

@@ -36,9 +36,9 @@ const PRESENT_REASONS = ['Detected', 'NotDetected'];
  * the Dynamic-pool engine and the operator, so a reason added there without words here fails.
  */
 describe('kubectl stowage: every reason the agent and the operator report has words', () => {
-  it('pool conditions (src/operator/storagepool/)', () => {
-    const reasons = reasonsIn(sourcesUnder('src/operator/storagepool'));
-    expect(reasons).to.include.members(['InvalidSpec', 'NoDisks', 'TooFewDisks', 'LowCapacity', 'DeletionBlocked']);
+  it('pool conditions (src/operator/storagepool/, src/operator/ceph/)', () => {
+    const reasons = reasonsIn([...sourcesUnder('src/operator/storagepool'), ...sourcesUnder('src/operator/ceph')]);
+    expect(reasons).to.include.members(['InvalidSpec', 'NoDisks', 'TooFewDisks', 'LowCapacity', 'DeletionBlocked', 'TooFewFailureDomains', 'CephEngineNotDeployed', 'ReplicationNotSatisfiable']);
     expect(reasons.filter((r) => !POOL_REASONS[r])).to.deep.equal([]);
   });
 
@@ -61,9 +61,9 @@ describe('kubectl stowage: every reason the agent and the operator report has wo
   it('why POOL turns each pool reason into its sentence, with the operator\'s message', () => {
     const empty: Snapshot = { disks: [], pools: [], pvs: [], claims: [], pods: [], poolVolumes: [], nodes: [], storageClasses: [], warnings: [] };
     for (const [reason, text] of Object.entries(POOL_REASONS)) {
-      const failing = !['Ready', 'AllHealthy', 'SingleCopy', 'EnoughDisks', 'Sufficient'].includes(reason);
+      const failing = !['Ready', 'AllHealthy', 'SingleCopy', 'EnoughDisks', 'EnoughFailureDomains', 'Sufficient'].includes(reason);
       const type = reason === 'AllHealthy' || reason === 'DisksMissing' || reason === 'DisksUnhealthy' ? 'DisksHealthy'
-        : ['SingleCopy', 'EnoughDisks', 'TooFewDisks'].includes(reason) ? 'ReplicationSatisfiable'
+        : ['SingleCopy', 'EnoughDisks', 'TooFewDisks', 'EnoughFailureDomains', 'TooFewFailureDomains'].includes(reason) ? 'ReplicationSatisfiable'
           : ['NoCapacity', 'LowCapacity', 'Sufficient'].includes(reason) ? 'CapacityAvailable' : 'Ready';
       expect(POOL_CONDITIONS).to.include(type);
       const pool = {

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { ELIGIBLE_REASONS, HEALTHY_REASONS, PREPARED_REASONS } from '../../src/cli/kubectl/reasons.js';
+import { ELIGIBLE_REASONS, HEALTHY_REASONS, POOL_REASONS, PREPARED_REASONS } from '../../src/cli/kubectl/reasons.js';
 import type { Claim, Disk, Pool, Snapshot } from '../../src/cli/kubectl/snapshot.js';
-import { explainClaim, explainDisk } from '../../src/cli/kubectl/why.js';
+import { explainClaim, explainDisk, explainPool, renderExplanation } from '../../src/cli/kubectl/why.js';
 import { drainState } from '../../src/cli/kubectl/cordon.js';
 
 const T = '2026-01-01T00:00:00Z';
@@ -83,6 +83,60 @@ describe('kubectl stowage why (pure)', () => {
       'No eligible disk on node n2: pool dyn holds no disk there.',
       'Capacity: pool dyn has 1Gi available, the claim asks for 2Gi; add disks to the pool or ask for less.',
     ]);
+  });
+
+  it('a host pool with too few nodes: the verdict in words, the nodes that count, and why the other disks do not', () => {
+    const message = '2 of the 3 hosts size 3 needs hold eligible disks: n1, n2; add eligible disks on other nodes (and make them match spec.disks), or lower replicated.size; nothing is created for the pool until then';
+    const pool = {
+      apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: 'safe', generation: 1 },
+      spec: { mode: 'Dynamic', disks: { selector: { matchLabels: { tier: 'safe' } } }, replicated: { size: 3, failureDomain: 'host' } },
+      status: {
+        observedGeneration: 1,
+        conditions: [
+          { type: 'Ready', status: 'False', reason: 'ReplicationNotSatisfiable', message: 'nothing is created for the pool (no StorageClass, no disk claims) while fewer than 3 nodes hold eligible disks; ReplicationSatisfiable says which do', lastTransitionTime: T },
+          { type: 'ReplicationSatisfiable', status: 'False', reason: 'TooFewFailureDomains', message, lastTransitionTime: T },
+        ],
+      },
+    } as Pool;
+    const node3 = disk([['Eligible', 'True', 'Blank']]);
+    node3.metadata.name = 'n3-abc';
+    node3.spec.nodeName = 'n3';
+    const nodes = ['n1', 'n2', 'n3'].map((n) => ({ apiVersion: 'v1', kind: 'Node', metadata: { name: n, labels: { 'kubernetes.io/hostname': n } } }));
+    const e = explainPool(pool, { ...empty, pools: [pool], disks: [node3], nodes }, []);
+    expect(e.subject).to.equal('StoragePool safe (Dynamic, 3 copies on different nodes)');
+    expect(e.summary).to.equal('safe is not Ready: too few nodes for the copies');
+    expect(e.reasons).to.deep.equal([
+      `${capital(POOL_REASONS.ReplicationNotSatisfiable!.sentence)} (ReplicationNotSatisfiable: ${pool.status!.conditions![0]!.message})`,
+      `${capital(POOL_REASONS.TooFewFailureDomains!.sentence)} (TooFewFailureDomains: ${message})`,
+      '1 disk(s) (n3-abc) are not used because its labels do not match disks.selector.',
+    ]);
+    expect(renderExplanation(e)).to.contain('Why:');
+
+    // A claim of the class such a pool would publish: the class is missing, and the pool says why.
+    const pvc = {
+      apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'c', namespace: 'ns' },
+      spec: { storageClassName: 'safe', resources: { requests: { storage: '1Gi' } } }, status: { phase: 'Pending' },
+    } as Claim;
+    const claim = explainClaim(pvc, { ...empty, pools: [pool] }, [], [], {});
+    expect(claim.summary).to.equal('ns/c is Pending: its pool publishes no StorageClass');
+    expect(claim.reasons[0]).to.contain('StorageClass safe does not exist: pool safe would publish it but is not Ready: The pool cannot keep its copies on different nodes');
+  });
+
+  it('a host pool whose placement is satisfiable: it says the Ceph engine is not deployed yet', () => {
+    const pool = {
+      apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: 'safe' },
+      spec: { mode: 'Dynamic', disks: { selector: {} }, replicated: { size: 2, failureDomain: 'zone' } },
+      status: {
+        conditions: [
+          { type: 'Ready', status: 'False', reason: 'CephEngineNotDeployed', message: 'm', lastTransitionTime: T },
+          { type: 'ReplicationSatisfiable', status: 'True', reason: 'EnoughFailureDomains', message: '2 zones hold eligible disks', lastTransitionTime: T },
+        ],
+      },
+    } as Pool;
+    const e = explainPool(pool, { ...empty, pools: [pool] }, []);
+    expect(e.subject).to.equal('StoragePool safe (Dynamic, 2 copies on different zones)');
+    expect(e.summary).to.equal('safe is not Ready: Ceph not deployed yet');
+    expect(e.reasons).to.deep.equal([`${capital(POOL_REASONS.CephEngineNotDeployed!.sentence)} (CephEngineNotDeployed: m)`]);
   });
 
   it('drain: a bound volume, a released one, a retained one, the claim still on, the filesystem still there, free', () => {

@@ -21,6 +21,7 @@ import * as https from 'node:https';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { binaryVersion, flagsFor, type ComponentVersion } from './component-flags.js';
 import { isAlive, isExecutable, sleep, tail } from './host.js';
 
 export const KUBERNETES_VERSION = 'v1.20.2';
@@ -376,6 +377,7 @@ export class ControlPlane {
   private readonly ownsStateDir: boolean;
   private readonly log: (line: string) => void;
   private readonly procs = new Map<Component, Running>();
+  private readonly versions = new Map<Component, ComponentVersion>();
   private agent: https.Agent;
   private stopped = false;
 
@@ -472,6 +474,7 @@ export class ControlPlane {
     let child: ChildProcess;
     try {
       const bin = this.bins[name];
+      if (name !== 'etcd') args = flagsFor(name, this.componentVersion(name), args);
       const [cmd, argv] = isExecutable(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'KILL', '--', bin, ...args]] : [bin, args];
       // Own process group: a Ctrl-C in the terminal reaches only Node, which then stops us in order.
       child = spawn(cmd, argv, { stdio: ['ignore', fd, fd], detached: true, cwd: this.stateDir });
@@ -498,6 +501,16 @@ export class ControlPlane {
     this.procs.set(name, r);
     await fsp.writeFile(this.pidFile(name), `${r.pid}\n`);
     return r;
+  }
+
+  /** The component binary's own version (`--version`), read once: it decides which flags it gets. */
+  componentVersion(name: Exclude<Component, 'etcd'>): ComponentVersion {
+    let v = this.versions.get(name);
+    if (!v) {
+      v = binaryVersion(this.bins[name]);
+      this.versions.set(name, v);
+    }
+    return v;
   }
 
   /** Polls `probe` until it returns true; fails early when the component exits, with its log tail. */

@@ -7,12 +7,13 @@ import { crdsForServer, validateObject, withDefaults, type StoragePool } from '.
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { sharedControlPlane } from '../cluster/shared.js';
 import { waitFor } from '../support/cluster.js';
+import { serverBehaviour } from '../support/server-behaviour.js';
 import { minimalPool } from './fixtures.js';
 
 const SAMPLES_DIR = fileURLToPath(new URL('../../../samples/', import.meta.url));
 
 /**
- * The CRDs on a real API server (the 1.20 of the test control plane): accepted as structural,
+ * The CRDs on a real API server (the test control plane's: 1.20 in CI, or KUBEBUILDER_ASSETS'): accepted as structural,
  * defaults applied, and the server's own validation agreeing with ours on field paths. Objects are
  * only sent with --dry-run=server, so nothing is left behind but the (idempotent) CRDs.
  */
@@ -61,14 +62,43 @@ describe('CRDs on the real control plane', function () {
     for (const path of ours) expect(error, path).to.contain(`${path}:`);
   });
 
-  it('leave cross-field rules to the operator where the server has no CEL', async function () {
-    const version = JSON.parse((await cp.kubectl(['version', '-o', 'json'])).stdout).serverVersion;
-    if (parseInt(version.minor, 10) >= 25) this.skip();
+  it('store host and zone pools with their defaults, and refuse unknown failure domains and minSize out of range at our paths', async () => {
+    for (const failureDomain of ['host', 'zone']) {
+      const across = minimalPool() as any;
+      across.spec.replicated = { size: 3, failureDomain };
+      const { stored, error } = await dryRun(across);
+      expect(error, failureDomain).to.equal(undefined);
+      expect(stored.spec.replicated, failureDomain).to.deep.equal({ size: 3, failureDomain });
+      // minSize has no schema default (it depends on size): withDefaults gives Ceph's size - 1.
+      expect(withDefaults(stored).spec.replicated.minSize, failureDomain).to.equal(2);
+      expect(validateObject(stored), failureDomain).to.deep.equal([]);
+    }
+    const bad = minimalPool() as any;
+    bad.spec.replicated = { size: 2, failureDomain: 'rack', minSize: 0 };
+    const { error } = await dryRun(bad);
+    // minSize 0 is out of bounds and, for an unknown domain, not the disk pools' 1 either: one path, two problems.
+    const ours = [...new Set(validateObject(bad).map((p) => p.path))];
+    expect(ours).to.have.members(['spec.replicated.failureDomain', 'spec.replicated.minSize']);
+    for (const path of ours) expect(error, path).to.contain(`${path}:`);
+  });
+
+  it('check cross-field rules at admission where the server runs CEL, and leave them to the operator where it does not', async () => {
+    const server = serverBehaviour(JSON.parse((await cp.kubectl(['version', '-o', 'json'])).stdout).serverVersion);
     const local = minimalPool() as any;
     local.spec.mode = 'Local';
     local.spec.replicated = { size: 2 };
-    expect((await dryRun(local)).error).to.equal(undefined);
     expect(validateObject(local).map((p) => p.path)).to.deep.equal(['spec.replicated.size']);
+    const { error } = await dryRun(local);
+    if (server.celAtAdmission) expect(error, `${server.gitVersion} runs the CRD's CEL rules`).to.contain('spec.replicated.size').and.contain('set replicated.size to 1');
+    else expect(error, `${server.gitVersion} has no CEL at admission`).to.equal(undefined);
+    // The same for the failure-domain rules: a size-1 host pool is refused where CEL runs, stored
+    // otherwise and refused by the operator's own check.
+    const single = minimalPool() as any;
+    single.spec.replicated = { size: 1, failureDomain: 'host' };
+    expect(validateObject(single).map((p) => p.path)).to.deep.equal(['spec.replicated.size']);
+    const singleResult = await dryRun(single);
+    if (server.celAtAdmission) expect(singleResult.error, `${server.gitVersion} runs the CRD's CEL rules`).to.contain('spec.replicated.size');
+    else expect(singleResult.error, `${server.gitVersion} has no CEL at admission`).to.equal(undefined);
   });
 
   it('are documented field by field for kubectl explain', async () => {
@@ -78,7 +108,15 @@ describe('CRDs on the real control plane', function () {
       expect(explained.stdout, field).to.match(new RegExp(`\\b${field}\\b`));
     }
     // Every field has a description: explain of a leaf prints it, never "<empty>".
-    for (const leaf of ['storagepool.spec.replicated.size', 'storagepool.spec.local.cleanup', 'nodedisk.spec.schedulable', 'nodedisk.status.health']) {
+    const domain = await waitFor('explain storagepool.spec.replicated.failureDomain', async () => {
+      const r = await cp.kubectl(['explain', 'storagepool.spec.replicated.failureDomain']);
+      return r.code === 0 ? r : undefined;
+    });
+    const text = domain.stdout.replace(/\s+/g, ' ');
+    for (const phrase of ['disk (default): on different disks of the same node', 'host: on different nodes', 'topology.kubernetes.io/zone', 'ReplicationSatisfiable=False', 'CephEngineNotDeployed']) {
+      expect(text, phrase).to.contain(phrase);
+    }
+    for (const leaf of ['storagepool.spec.replicated.size', 'storagepool.spec.replicated.minSize', 'storagepool.spec.local.cleanup', 'nodedisk.spec.schedulable', 'nodedisk.status.health']) {
       // The API server publishes a new CRD's OpenAPI a moment after it is established.
       const one = await waitFor(`explain ${leaf}`, async () => {
         const r = await cp.kubectl(['explain', leaf]);
@@ -104,12 +142,24 @@ describe('CRDs on the real control plane', function () {
     }
   });
 
-  it('reject unknown fields with a message naming the field (kubectl validation; a 1.20 server prunes them)', async () => {
+  it('reject unknown fields with a message naming the field (kubectl; the server itself prunes them before 1.25 and rejects them from 1.25 on)', async () => {
     const pool = minimalPool() as any;
     pool.spec.replicas = 3;
     const r = await cp.kubectl(['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(pool) });
     expect(r.code).to.not.equal(0);
-    expect(r.stderr).to.match(/unknown field "replicas"/);
+    // kubectl before 1.25 validates on the client ("replicas"); later ones ask the server ("spec.replicas").
+    expect(r.stderr).to.match(/unknown field "(spec\.)?replicas"/);
     expect(validateObject(pool).map((p) => p.path)).to.deep.equal(['spec.replicas']);
+
+    // The server on its own, asked for strict validation: what it does depends on its version.
+    const server = serverBehaviour((await cp.request('GET', '/version')).json);
+    const direct = await cp.request('POST', '/apis/stowage.dev/v1alpha1/storagepools?dryRun=All&fieldValidation=Strict', pool);
+    if (server.strictFieldValidation) {
+      expect(direct.status, direct.body).to.be.oneOf([400, 422]);
+      expect(direct.json?.message, direct.body).to.contain('unknown field "spec.replicas"');
+    } else {
+      expect(direct.status, direct.body).to.equal(201);
+      expect(direct.json.spec, `${server.gitVersion} prunes unknown fields`).to.not.have.property('replicas');
+    }
   });
 });

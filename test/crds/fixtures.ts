@@ -49,7 +49,7 @@ export const fullStoragePool: DeepRequired<StoragePool> = {
       minSize: '100Gi',
       allowAdoption: false,
     },
-    replicated: { size: 1, failureDomain: 'disk' },
+    replicated: { size: 1, failureDomain: 'disk', minSize: 1 },
     local: { volumeMode: 'Filesystem', fsType: 'xfs', cleanup: 'zero' },
     storageClass: {
       name: 'fast',

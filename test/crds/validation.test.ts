@@ -94,6 +94,19 @@ describe('validateObject', () => {
     expect(problemAt(validateObject(pool((p) => (p.spec.replicated = { size: 1.5 }))), 'spec.replicated.size').message).to.contain('integer');
   });
 
+  it('knows the failure domains disk, host and zone, and bounds minSize to 1..3', () => {
+    expect(problemAt(validateObject(pool((p) => (p.spec.replicated = { size: 2, failureDomain: 'rack' }))), 'spec.replicated.failureDomain').message).to.equal(
+      'must be one of disk, host, zone (got "rack")',
+    );
+    expect(problemAt(validateObject(pool((p) => (p.spec.replicated = { size: 2, failureDomain: 'Host' }))), 'spec.replicated.failureDomain').message).to.contain('did you mean host?');
+    expect(problemAt(validateObject(pool((p) => (p.spec.replicated = { size: 3, failureDomain: 'host', minSize: 0 }))), 'spec.replicated.minSize').message).to.contain('must be >= 1');
+    // 4 is beyond the schema's bound and beyond size: both are said.
+    expect(validateObject(pool((p) => (p.spec.replicated = { size: 3, failureDomain: 'host', minSize: 4 }))).map((p) => `${p.path}: ${p.message}`)).to.deep.equal([
+      'spec.replicated.minSize: must be <= 3 (got 4)',
+      'spec.replicated.minSize: minSize is how many copies a write waits for and cannot exceed size; lower minSize, or raise size',
+    ]);
+  });
+
   it('reports unknown fields, with a spelling suggestion', () => {
     expect(problemAt(validateObject(pool((p) => (p.spec.foo = 1))), 'spec.foo').message).to.equal(
       'unknown field spec.foo; remove it or check spelling',
@@ -168,6 +181,10 @@ describe('cross-field rules (CEL on the CRD, crossFieldProblems in TypeScript)',
     { name: 'Dynamic claim with volumeMode', obj: disk((d) => (d.spec.claim = { pool: 'p', mode: 'Dynamic', volumeMode: 'Block' })), path: 'spec.claim' },
     { name: 'Local claim without volumeMode', obj: disk((d) => (d.spec.claim = { pool: 'p', mode: 'Local' })), path: 'spec.claim.volumeMode' },
     { name: 'Local Filesystem claim without fsType', obj: disk((d) => (d.spec.claim = { pool: 'p', mode: 'Local', volumeMode: 'Filesystem' })), path: 'spec.claim.fsType' },
+    { name: 'failureDomain host with the default size 1', obj: pool((p) => (p.spec.replicated = { failureDomain: 'host' })), path: 'spec.replicated.size' },
+    { name: 'failureDomain zone with size 1', obj: pool((p) => (p.spec.replicated = { size: 1, failureDomain: 'zone' })), path: 'spec.replicated.size' },
+    { name: 'minSize above size', obj: pool((p) => (p.spec.replicated = { size: 2, failureDomain: 'host', minSize: 3 })), path: 'spec.replicated.minSize' },
+    { name: 'minSize 2 on a disk pool', obj: pool((p) => (p.spec.replicated = { size: 3, minSize: 2 })), path: 'spec.replicated.minSize' },
     { name: 'Local Block claim with fsType', obj: disk((d) => (d.spec.claim = { pool: 'p', mode: 'Local', volumeMode: 'Block', fsType: 'ext4' })), path: 'spec.claim.fsType' },
   ];
   for (const c of cases) {
@@ -183,6 +200,10 @@ describe('cross-field rules (CEL on the CRD, crossFieldProblems in TypeScript)',
       pool((p) => ((p.spec.mode = 'Local'), (p.spec.local = { volumeMode: 'Block' }))),
       pool((p) => ((p.spec.replicated = { size: 3 }), (p.spec.storageClass = { allowVolumeExpansion: true, mountOptions: ['noatime'] }))),
       pool((p) => (p.spec.disks.selector = { matchExpressions: [{ key: 'a', operator: 'DoesNotExist' }, { key: 'b', operator: 'In', values: ['x'] }] })),
+      pool((p) => (p.spec.replicated = { size: 2, failureDomain: 'host' })),
+      pool((p) => (p.spec.replicated = { size: 3, failureDomain: 'zone', minSize: 1 })),
+      pool((p) => (p.spec.replicated = { size: 3, failureDomain: 'host', minSize: 3 })),
+      pool((p) => (p.spec.replicated = { size: 2, failureDomain: 'disk', minSize: 1 })),
       disk((d) => (d.spec.claim = { pool: 'p', mode: 'Dynamic' })),
       disk((d) => (d.spec.claim = { pool: 'p', mode: 'Local', volumeMode: 'Block' })),
       disk((d) => (d.spec.claim = { pool: 'p', mode: 'Local', volumeMode: 'Filesystem', fsType: 'xfs' })),
@@ -191,6 +212,23 @@ describe('cross-field rules (CEL on the CRD, crossFieldProblems in TypeScript)',
       expect(crossFieldProblems(obj), JSON.stringify(obj.spec)).to.deep.equal([]);
       expect(validateObject(obj), JSON.stringify(obj.spec)).to.deep.equal([]);
     }
+  });
+
+  it('refuse host and zone on a Local pool at failureDomain (and its single copy at size)', () => {
+    for (const failureDomain of ['host', 'zone']) {
+      const local = pool((p) => ((p.spec.mode = 'Local'), (p.spec.replicated = { size: 1, failureDomain })));
+      const problems = validateObject(local);
+      expect(problemAt(problems, 'spec.replicated.failureDomain').message).to.contain('only mode Dynamic');
+      expect(problemAt(problems, 'spec.replicated.size').message).to.contain('a single copy on the network');
+      expect(crossFieldProblems(local).map((p) => p.path).sort()).to.deep.equal(['spec.replicated.failureDomain', 'spec.replicated.size']);
+    }
+  });
+
+  it('say why size 1 is refused for host and zone, and what to write instead', () => {
+    const p = problemAt(validateObject(pool((p) => (p.spec.replicated = { size: 1, failureDomain: 'host' }))), 'spec.replicated.size');
+    expect(p.message).to.equal(
+      'failureDomain host and zone need size 2 or 3: size 1 would be a single copy on the network, lost with its node; set size: 2 or 3, or failureDomain: disk',
+    );
   });
 
   it('hold for defaulted objects as for raw ones', () => {
@@ -237,6 +275,16 @@ describe('withDefaults', () => {
     const block = withDefaults(pool((p) => ((p.spec.mode = 'Local'), (p.spec.local = { volumeMode: 'Block' }))));
     expect(block.spec.local).to.deep.equal({ volumeMode: 'Block', cleanup: 'quick' });
     expect(validateObject(block)).to.deep.equal([]);
+  });
+
+  it('defaults minSize to size - 1 for host and zone pools, as Ceph does, and leaves disk pools without one', () => {
+    const of = (replicated: object) => withDefaults(pool((p) => (p.spec.replicated = replicated))).spec.replicated;
+    expect(of({ size: 3, failureDomain: 'host' })).to.deep.equal({ size: 3, failureDomain: 'host', minSize: 2 });
+    expect(of({ size: 2, failureDomain: 'zone' })).to.deep.equal({ size: 2, failureDomain: 'zone', minSize: 1 });
+    expect(of({ size: 3, failureDomain: 'host', minSize: 3 })).to.deep.equal({ size: 3, failureDomain: 'host', minSize: 3 });
+    expect(of({ size: 2 })).to.deep.equal({ size: 2, failureDomain: 'disk' });
+    // An invalid host pool (size 1) gets minSize 1, so the defaulted object reports only the size.
+    expect(crossFieldProblems(withDefaults(pool((p) => (p.spec.replicated = { failureDomain: 'host' })))).map((p) => p.path)).to.deep.equal(['spec.replicated.size']);
   });
 
   it('defaults NodeDisks too', () => {
@@ -300,6 +348,33 @@ describe('validateCommand', () => {
     expect(lines.some((l) => l.startsWith(`${file}: StoragePool/bad: spec.disks.minSize: must be a size`))).to.equal(true);
     expect(lines.some((l) => l.startsWith(`${file}: StoragePool/bad: spec.replicated.size: mode Local`))).to.equal(true);
     expect(lines).to.include(`${file}: ConfigMap/cm: ignored (not a Stowage resource)`);
+    expect(lines).to.include('FAILED: 2 Stowage objects in 1 file, 1 invalid');
+  });
+
+  it('reports a failure domain the pool cannot have, with its field path', async () => {
+    const file = join(dir, 'across.yaml');
+    await writeFile(
+      file,
+      [
+        'apiVersion: stowage.dev/v1alpha1',
+        'kind: StoragePool',
+        'metadata: {name: across}',
+        'spec: {mode: Dynamic, disks: {selector: {}}, replicated: {size: 3, failureDomain: host}}',
+        '---',
+        'apiVersion: stowage.dev/v1alpha1',
+        'kind: StoragePool',
+        'metadata: {name: single}',
+        'spec: {mode: Dynamic, disks: {selector: {}}, replicated: {failureDomain: zone, minSize: 2}}',
+      ].join('\n'),
+    );
+    const { out, text } = capture();
+    expect(await validateCommand([file], out)).to.equal(1);
+    const lines = text().split('\n');
+    expect(lines).to.include(`${file}: StoragePool/across: OK`);
+    expect(lines).to.include(
+      `${file}: StoragePool/single: spec.replicated.size: failureDomain host and zone need size 2 or 3: size 1 would be a single copy on the network, lost with its node; set size: 2 or 3, or failureDomain: disk`,
+    );
+    expect(lines.some((l) => l.startsWith(`${file}: StoragePool/single: spec.replicated.minSize: minSize is how many copies a write waits for`))).to.equal(true);
     expect(lines).to.include('FAILED: 2 Stowage objects in 1 file, 1 invalid');
   });
 

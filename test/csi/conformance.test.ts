@@ -214,8 +214,14 @@ describe('CSI conformance (Unix socket, real btrfs on loop devices)', function (
       const over = await run('dd', ['if=/dev/zero', `of=${join(target, 'too-much')}`, 'bs=1M', 'count=64', 'conv=fsync']).then(() => 'ok', (e: Error) => e.message);
       expect(over).to.match(/quota/i);
       await run('rm', ['-f', join(target, 'too-much')]);
-      // Publishing the same target with other settings is a conflict.
-      expect(await codeOf(call(fx.nodeClient, 'NodePublishVolume', publishReq({ readonly: true })))).to.equal('ALREADY_EXISTS');
+      // Read-only asked where a writable bind stands (a read-only publish cut off before its remount
+      // looks the same): it converges to read-only, since that only takes rights away...
+      await call(fx.nodeClient, 'NodePublishVolume', publishReq({ readonly: true }));
+      expect((await mountAt(target))?.options).to.include('ro');
+      expect(await writeFile(join(target, 'nope'), 'x').then(() => 'ok', (e: NodeJS.ErrnoException) => e.code)).to.equal('EROFS');
+      // ...while writable asked where a read-only bind stands would grant rights: a conflict.
+      expect(await codeOf(call(fx.nodeClient, 'NodePublishVolume', publishReq()))).to.equal('ALREADY_EXISTS');
+      expect((await mountAt(target))?.options).to.include('ro');
       const expanded = await call(fx.nodeClient, 'NodeExpandVolume', { volume_id: volumeId, volume_path: target, capacity_range: { required_bytes: String(32 * MiB) } });
       expect(expanded.capacity_bytes).to.equal(String(32 * MiB));
       for (let i = 0; i < 2; i++) await call(fx.nodeClient, 'NodeUnpublishVolume', { volume_id: volumeId, target_path: target });
@@ -257,6 +263,85 @@ describe('CSI conformance (Unix socket, real btrfs on loop devices)', function (
       for (let i = 0; i < 2; i++) await call(fx.nodeClient, 'NodeUnpublishVolume', { volume_id: block.volume_id, target_path: target });
       for (let i = 0; i < 2; i++) await call(fx.nodeClient, 'NodeUnstageVolume', { volume_id: block.volume_id, staging_target_path: staging });
       expect(await mountAt(target)).to.equal(undefined);
+    });
+  });
+
+  // pkg/sanity/node.go of kubernetes-csi/csi-test (v5.3.1), spec by spec: the requests it sends and
+  // the codes it asserts. A relative volume_path such as "some/path" is how the suite asks about a
+  // path where nothing is published, and it expects NOT_FOUND there, not INVALID_ARGUMENT.
+  describe('Node service as csi-sanity checks it (pkg/sanity/node.go)', () => {
+    const unknownId = 'pvol-sanity-unknown';
+    const stagingPath = () => join(fx.dir, 'pods', 'sanity', 'staging');
+    const targetPath = () => join(fx.dir, 'pods', 'sanity', 'target');
+    let volumeId = '';
+
+    before(async () => {
+      volumeId = (await create('sanity-node-1', 16 * MiB)).volume.volume_id;
+    });
+
+    it('NodeGetCapabilities: only capabilities the suite knows', async () => {
+      const known = ['UNKNOWN', 'STAGE_UNSTAGE_VOLUME', 'GET_VOLUME_STATS', 'EXPAND_VOLUME', 'VOLUME_CONDITION', 'SINGLE_NODE_MULTI_WRITER', 'VOLUME_MOUNT_GROUP'];
+      for (const c of (await call(fx.nodeClient, 'NodeGetCapabilities', {})).capabilities) expect(known).to.include(c.rpc.type);
+    });
+
+    it('NodeGetInfo: a node ID, max_volumes_per_node >= 0, a topology (VOLUME_ACCESSIBILITY_CONSTRAINTS)', async () => {
+      const info = await call(fx.nodeClient, 'NodeGetInfo', {});
+      expect(info.node_id).to.not.equal('');
+      expect(Number(info.max_volumes_per_node)).to.be.at.least(0);
+      expect(info.accessible_topology).to.not.equal(null);
+    });
+
+    it('NodePublishVolume: INVALID_ARGUMENT without volume ID, target path or capability', async () => {
+      expect(await codeOf(call(fx.nodeClient, 'NodePublishVolume', {}))).to.equal('INVALID_ARGUMENT');
+      expect(await codeOf(call(fx.nodeClient, 'NodePublishVolume', { volume_id: unknownId }))).to.equal('INVALID_ARGUMENT');
+      expect(await codeOf(call(fx.nodeClient, 'NodePublishVolume', { volume_id: unknownId, target_path: targetPath() }))).to.equal('INVALID_ARGUMENT');
+    });
+
+    it('NodeUnpublishVolume: INVALID_ARGUMENT without volume ID or target path', async () => {
+      expect(await codeOf(call(fx.nodeClient, 'NodeUnpublishVolume', {}))).to.equal('INVALID_ARGUMENT');
+      expect(await codeOf(call(fx.nodeClient, 'NodeUnpublishVolume', { volume_id: unknownId }))).to.equal('INVALID_ARGUMENT');
+    });
+
+    it('NodeStageVolume: INVALID_ARGUMENT without volume ID, staging path or capability', async () => {
+      const publishContext = { device: '/dev/mock' };
+      expect(await codeOf(call(fx.nodeClient, 'NodeStageVolume', { staging_target_path: stagingPath(), volume_capability: mountCap, publish_context: publishContext }))).to.equal('INVALID_ARGUMENT');
+      expect(await codeOf(call(fx.nodeClient, 'NodeStageVolume', { volume_id: unknownId, volume_capability: mountCap, publish_context: publishContext }))).to.equal('INVALID_ARGUMENT');
+      expect(await codeOf(call(fx.nodeClient, 'NodeStageVolume', { volume_id: volumeId, staging_target_path: stagingPath(), publish_context: publishContext }))).to.equal('INVALID_ARGUMENT');
+      expect(await mountAt(stagingPath())).to.equal(undefined);
+    });
+
+    it('NodeUnstageVolume: INVALID_ARGUMENT without volume ID or staging path', async () => {
+      expect(await codeOf(call(fx.nodeClient, 'NodeUnstageVolume', { staging_target_path: stagingPath() }))).to.equal('INVALID_ARGUMENT');
+      expect(await codeOf(call(fx.nodeClient, 'NodeUnstageVolume', { volume_id: unknownId }))).to.equal('INVALID_ARGUMENT');
+    });
+
+    it('NodeGetVolumeStats: INVALID_ARGUMENT without volume ID or path, NOT_FOUND for an unknown volume at "some/path"', async () => {
+      expect(await codeOf(call(fx.nodeClient, 'NodeGetVolumeStats', { volume_path: 'some/path' }))).to.equal('INVALID_ARGUMENT');
+      expect(await codeOf(call(fx.nodeClient, 'NodeGetVolumeStats', { volume_id: unknownId }))).to.equal('INVALID_ARGUMENT');
+      expect(await codeOf(call(fx.nodeClient, 'NodeGetVolumeStats', { volume_id: unknownId, volume_path: 'some/path' }))).to.equal('NOT_FOUND');
+    });
+
+    it('NodeExpandVolume: INVALID_ARGUMENT without volume ID or path, NOT_FOUND for an unknown volume at "some/path"', async () => {
+      expect(await codeOf(call(fx.nodeClient, 'NodeExpandVolume', { volume_path: join(fx.dir, 'pods', 'sanity'), volume_capability: mountCap }))).to.equal('INVALID_ARGUMENT');
+      expect(await codeOf(call(fx.nodeClient, 'NodeExpandVolume', { volume_id: volumeId, volume_capability: mountCap }))).to.equal('INVALID_ARGUMENT');
+      expect(await codeOf(call(fx.nodeClient, 'NodeExpandVolume', { volume_id: unknownId, volume_path: 'some/path' }))).to.equal('NOT_FOUND');
+    });
+
+    it('stages and publishes; NOT_FOUND for stats at "some/path"; stats and expansion at the target; unpublish removes the target', async () => {
+      const [staging, target] = [stagingPath(), targetPath()];
+      await call(fx.nodeClient, 'NodeStageVolume', { volume_id: volumeId, staging_target_path: staging, volume_capability: mountCap });
+      await call(fx.nodeClient, 'NodePublishVolume', { volume_id: volumeId, staging_target_path: staging, target_path: target, volume_capability: mountCap });
+      try {
+        expect(await codeOf(call(fx.nodeClient, 'NodeGetVolumeStats', { volume_id: volumeId, volume_path: 'some/path' }))).to.equal('NOT_FOUND');
+        expect((await call(fx.nodeClient, 'NodeGetVolumeStats', { volume_id: volumeId, volume_path: target })).usage).to.not.have.length(0);
+        await call(fx.controllerClient, 'ControllerExpandVolume', { volume_id: volumeId, capacity_range: { required_bytes: String(24 * MiB) } });
+        await call(fx.nodeClient, 'NodeExpandVolume', { volume_id: volumeId, volume_path: target, capacity_range: { required_bytes: String(24 * MiB) } });
+      } finally {
+        await call(fx.nodeClient, 'NodeUnpublishVolume', { volume_id: volumeId, target_path: target });
+        await call(fx.nodeClient, 'NodeUnstageVolume', { volume_id: volumeId, staging_target_path: staging });
+      }
+      expect(await stat(target).then(() => 'exists', () => 'gone'), 'the SP must delete what it created at the target path').to.equal('gone');
+      expect(await mountAt(staging)).to.equal(undefined);
     });
   });
 

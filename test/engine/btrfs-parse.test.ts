@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { parseDeviceStats, parseQgroups, parseScrubStatus, parseShow, parseUsage, profileFor } from '../../src/node/engine/btrfs.js';
+import { parseDeviceStats, parseQgroups, parseScrubStatus, parseShow, parseSubvolumeShow, parseUsage, profileFor } from '../../src/node/engine/btrfs.js';
 import { scrubNote } from '../../src/node/engine/pool-outcomes.js';
 
 describe('btrfs output parsing (pure)', () => {
@@ -104,5 +104,16 @@ Duration:         0:00:00
     });
     expect(scrubNote('p', bad)).to.match(/2 uncorrectable error\(s\) in pool p/);
     expect(scrubNote('p', { ...bad, uncorrectableErrors: 0 })).to.match(/repaired 1 bad block/);
+  });
+
+  it('reads subvolume show: the path from the top level, the ID and the UUID', () => {
+    expect(parseSubvolumeShow(`volumes/pvol-1
+\tName: \t\t\tpvol-1
+\tUUID: \t\t\t46bccf1f-e826-7f45-80f8-93fb532f659d
+\tParent UUID: \t\t-
+\tSubvolume ID: \t\t257
+\tParent ID: \t\t5
+`)).to.deep.equal({ path: 'volumes/pvol-1', id: 257, uuid: '46bccf1f-e826-7f45-80f8-93fb532f659d' });
+    expect(parseSubvolumeShow('ERROR: not a subvolume\n')).to.equal(undefined);
   });
 });

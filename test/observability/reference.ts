@@ -29,6 +29,23 @@ export function readReference(path = METRICS_DOC): Map<string, MetricDoc> {
   return docs;
 }
 
+/**
+ * The ceph-mgr series of docs/metrics.md (its "## Ceph" table: Metric | Labels | Meaning): what
+ * ceph-mgr's Prometheus module exports and the Ceph alerts may use. Not part of the stable
+ * reference above, which lists what Stowage itself registers.
+ */
+export function readCephReference(path = METRICS_DOC): Set<string> {
+  const names = new Set<string>();
+  const text = readFileSync(path, 'utf8');
+  const section = text.slice(text.indexOf('\n## Ceph'), text.indexOf('\n## ', text.indexOf('\n## Ceph') + 1));
+  for (const line of section.split('\n')) {
+    const cells = line.split('|').slice(1, -1).map((c) => c.trim());
+    const name = /^`(ceph_[\w:]+)`$/.exec(cells[0] ?? '')?.[1];
+    if (name && cells.length === 3) names.add(name);
+  }
+  return names;
+}
+
 export interface ScrapedFamily {
   type: string;
   help: string;

@@ -6,6 +6,7 @@ import type { StoragePool } from '../../src/crds/storagepool.js';
 import { Manager } from '../../src/runtime/manager.js';
 import { setupControllers } from '../../src/operator/setup.js';
 import { adminClient, deletePoolForcibly, uniqueName, waitFor } from '../support/cluster.js';
+import { serverBehaviour, type ServerBehaviour } from '../support/server-behaviour.js';
 
 type LivePool = StoragePool & { metadata: { resourceVersion?: string } };
 
@@ -17,9 +18,11 @@ describe('StoragePool reconciler (real control plane)', function () {
   let manager: Manager;
   const writes: ApiCall[] = [];
   const names: string[] = [];
+  let server: ServerBehaviour;
 
   before(async () => {
     ({ client } = await adminClient());
+    server = serverBehaviour(await client.request({ method: 'GET', path: '/version' }));
     await installCrds(client, 'stowage-tests');
     manager = new Manager({ client, informerDefaults: { resyncMs: 2_000 } });
     setupControllers(manager, { workers: 2, fieldManager: 'stowage-operator' });
@@ -49,8 +52,15 @@ describe('StoragePool reconciler (real control plane)', function () {
     return pool.status?.observedGeneration === pool.metadata.generation && ready ? { pool, ready } : undefined;
   };
 
-  it('reports an invalid spec the 1.20 server accepted (no CEL) as Ready=False/InvalidSpec, naming the field', async () => {
-    const name = await create({ mode: 'Local', replicated: { size: 2 }, disks: { selector: { matchLabels: { 'stowage.dev/media': 'none' } } } });
+  it('refuses an invalid spec at admission where the server runs CEL, and otherwise reports it as Ready=False/InvalidSpec, naming the field', async () => {
+    const invalid = { mode: 'Local', replicated: { size: 2 }, disks: { selector: { matchLabels: { 'stowage.dev/media': 'none' } } } };
+    if (server.celAtAdmission) {
+      const refused = await create(invalid).then(() => undefined, (e: Error) => e);
+      expect(refused, `${server.gitVersion} enforces the CRD's CEL rules`).to.be.an('error');
+      expect(refused!.message).to.contain('spec.replicated.size').and.contain('set replicated.size to 1');
+      return;
+    }
+    const name = await create(invalid);
     const { ready } = await waitFor('Ready on the invalid pool', () => readyOf(name));
     expect(ready.status).to.equal('False');
     expect(ready.reason).to.equal('InvalidSpec');

@@ -73,7 +73,7 @@ export const PREPARED_REASONS: Record<string, ReasonText> = {
   TooSmall: ELIGIBLE_REASONS.TooSmall!,
 };
 
-/** StoragePool condition reasons (src/operator/storagepool/status.ts). */
+/** StoragePool condition reasons (src/operator/storagepool/status.ts, src/operator/ceph/placement-status.ts). */
 export const POOL_REASONS: Record<string, ReasonText> = {
   Ready: { short: 'ready', sentence: 'the pool serves volumes' },
   InvalidSpec: { short: 'invalid spec', sentence: 'the operator rejected the spec; fix the fields named in the message and apply again (`stowage validate -f FILE` checks offline)' },
@@ -88,10 +88,16 @@ export const POOL_REASONS: Record<string, ReasonText> = {
   SingleCopy: { short: 'single copy', sentence: 'a Local pool keeps one copy of each volume' },
   EnoughDisks: { short: 'satisfiable', sentence: 'every node has enough disks for the requested copies' },
   TooFewDisks: { short: 'too few disks', sentence: 'replication is not satisfiable: some nodes have fewer disks than replicated.size; add disks there, or lower replicated.size' },
+  // failureDomain host and zone (src/operator/ceph/): placement is checked before anything is created.
+  ReplicationNotSatisfiable: { short: 'too few nodes for the copies', sentence: 'the pool cannot keep its copies on different nodes (failureDomain host) or zones (zone) with the disks there are, so nothing is created for it: no StorageClass, no disk claims' },
+  TooFewFailureDomains: { short: 'too few nodes/zones', sentence: 'replication is not satisfiable: fewer nodes (failureDomain host) or zones (zone) hold eligible disks the pool selects than replicated.size; add eligible disks on other nodes or zones, label nodes with topology.kubernetes.io/zone, or lower replicated.size' },
+  EnoughFailureDomains: { short: 'satisfiable', sentence: 'enough nodes (or zones) hold eligible disks to keep every copy on a different one' },
+  CephEngineNotDeployed: { short: 'Ceph not deployed yet', sentence: 'copies on other nodes are kept by Ceph, which this version of Stowage does not deploy yet: the placement is checked, but no StorageClass is published and no disk is claimed, so no claim waits for volumes nobody can serve; use failureDomain disk for volumes today (docs/replication-across-nodes.md)' },
+  FailureDomainChanged: { short: 'failure domain changed', sentence: 'replicated.failureDomain changed from disk to host or zone while the pool held disks; data does not move between engines, so nothing is changed: set it back to disk, or move the data to a new pool and delete this one' },
   NoCapacity: { short: 'no capacity', sentence: 'the pool has no usable capacity yet' },
   LowCapacity: { short: 'low capacity', sentence: 'available capacity is below the pool\'s low watermark; add disks (widen disks.selector) or free volumes' },
   Sufficient: { short: 'sufficient', sentence: 'capacity is above the low watermark' },
-  UnsupportedKubernetes: { short: 'Kubernetes too old', sentence: 'the cluster\'s Kubernetes version is older than Stowage supports, so nothing is done for the pool; upgrade the control plane (README: Support matrix)' },
+  UnsupportedKubernetes: { short: 'Kubernetes too old', sentence: 'the cluster\'s Kubernetes version is older than Stowage supports, so nothing is done for the pool; upgrade the control plane (docs/install.md: Support matrix)' },
   // DriverReady (Dynamic pools): the CSI node plugin on the pool's nodes.
   DriverNotReady: { short: 'driver not running', sentence: 'the CSI node plugin serves none of the pool\'s nodes, so no volume can be mounted; look at the stowage-node pods on those nodes (`kubectl -n stowage-system get pods -o wide`)' },
   PluginsRunning: { short: 'driver running', sentence: 'the CSI node plugin runs and is registered on every node of the pool' },
@@ -107,7 +113,7 @@ export const POOL_REASONS: Record<string, ReasonText> = {
   // SnapshotsAvailable (Dynamic pools): the pool's VolumeSnapshotClass.
   ClassReady: { short: 'snapshots available', sentence: 'the pool\'s VolumeSnapshotClass exists and takes snapshots of its volumes' },
   ClassConflict: { short: 'snapshot class conflict', sentence: 'a VolumeSnapshotClass with the pool\'s name exists and is not the pool\'s; delete it or rename the pool\'s StorageClass (spec.storageClass.name)' },
-  SnapshotCRDsMissing: { short: 'no snapshot CRDs', sentence: 'the cluster has no snapshot.storage.k8s.io CRDs, so the pool\'s volumes cannot be snapshotted; install the external-snapshotter CRDs and snapshot-controller (README: Snapshots)' },
+  SnapshotCRDsMissing: { short: 'no snapshot CRDs', sentence: 'the cluster has no snapshot.storage.k8s.io CRDs, so the pool\'s volumes cannot be snapshotted; install the external-snapshotter CRDs and snapshot-controller (docs/snapshots.md)' },
 };
 
 export function reasonText(table: Record<string, ReasonText>, reason: string | undefined): ReasonText | undefined {

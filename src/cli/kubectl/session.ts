@@ -4,6 +4,7 @@
  * and errors turned into what to do about them.
  */
 import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
 import * as path from 'node:path';
 import { KubeConfig } from '../../kube/client-node.js';
 import { KubeClient } from '../../kube/client.js';
@@ -44,6 +45,12 @@ export async function openSession(flags: GlobalFlags): Promise<Session> {
     }
     const existing = named.filter((f) => existsSync(f));
     if (existing.length > 0) process.env.KUBECONFIG = existing.join(path.delimiter);
+    // With no file and no in-cluster account, client-node falls back to http://localhost:8080,
+    // which it then refuses ("HTTP protocol is not allowed"); kubectl says nothing is configured.
+    const home = path.join(homedir(), '.kube', 'config');
+    if (existing.length === 0 && !existsSync(home) && !process.env.KUBERNETES_SERVICE_HOST) {
+      throw new UserError(`no cluster configured: KUBECONFIG is not set and ${home} does not exist; set KUBECONFIG to your kubeconfig file or pass --kubeconfig FILE (and --context NAME), as for kubectl`);
+    }
     kc.loadFromDefault();
   }
   if (flags.context) {

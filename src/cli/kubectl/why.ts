@@ -166,7 +166,7 @@ export function explainPool(pool: Pool, snap: Snapshot, events: readonly KubeEve
       if (c.status !== 'True') reasons.push(sentence(reasonText(POOL_REASONS, c.reason), c));
       else if (type === 'Ready') reasons.push(`Ready: ${c.message}.`);
     }
-    if (ready?.reason === 'NoDisks' || ready?.reason === 'DisksClaimedByOtherPools') reasons.push(...whyNoDisks(pool, snap));
+    if (ready?.reason === 'NoDisks' || ready?.reason === 'DisksClaimedByOtherPools' || ready?.reason === 'ReplicationNotSatisfiable') reasons.push(...whyNoDisks(pool, snap));
     if (ready?.reason === 'Preparing') {
       for (const d of snap.disks.filter((x) => x.spec.claim?.pool === name)) {
         const p = findCondition(d.status?.conditions, 'Prepared');
@@ -179,7 +179,9 @@ export function explainPool(pool: Pool, snap: Snapshot, events: readonly KubeEve
       reasons.push(`Disk ${d.metadata.name} on ${d.spec.nodeName}: ${reasonText(HEALTHY_REASONS, h.reason)?.short ?? h.reason}: ${h.message}.`);
     }
   }
-  return { subject: `StoragePool ${name} (${pool.spec.mode})`, summary, reasons, events: formatEvents(events) };
+  const domain = pool.spec.replicated?.failureDomain;
+  const copies = domain === 'host' || domain === 'zone' ? `, ${pool.spec.replicated?.size ?? 1} copies on different ${domain === 'host' ? 'nodes' : 'zones'}` : '';
+  return { subject: `StoragePool ${name} (${pool.spec.mode}${copies})`, summary, reasons, events: formatEvents(events) };
 }
 
 /** For a pool without disks: what each disk in the cluster lacks, grouped so a big cluster stays readable. */
@@ -222,6 +224,13 @@ export function explainClaim(
   }
   if (!className) reasons.push('It names no StorageClass and the cluster\'s default class applies; name a Stowage pool\'s class in spec.storageClassName.');
   if (!sc && className) {
+    // A pool that would publish the class but does not (yet): its Ready condition says why.
+    const intended = pool ?? snap.pools.find((p) => (p.spec.storageClass?.name ?? p.metadata.name) === className);
+    const intendedReady = findCondition(intended?.status?.conditions, 'Ready');
+    if (intended && intendedReady && intendedReady.status !== 'True') {
+      reasons.push(`StorageClass ${className} does not exist: pool ${intended.metadata.name} would publish it but is not Ready: ${sentence(reasonText(POOL_REASONS, intendedReady.reason), intendedReady)} (\`kubectl stowage why ${intended.metadata.name}\` for the details).`);
+      return result(`${key} is ${phase}: its pool publishes no StorageClass`);
+    }
     reasons.push(`StorageClass ${className} does not exist${pool ? '' : ' and no StoragePool publishes it'}: create a StoragePool (its class is named after it, or spec.storageClass.name), or fix spec.storageClassName.`);
     return result(`${key} is ${phase}: its StorageClass is missing`);
   }

@@ -20,6 +20,7 @@ import * as btrfs from './btrfs.js';
 import { run } from '../../host/command.js';
 import { mountAt, mountTable } from '../../host/mounts.js';
 import * as volumes from './volumes.js';
+import { ownVolume, type OwnVolume } from './own-volume.js';
 import { diskOutcomes, poolNotes, type ObservedPool } from './pool-outcomes.js';
 
 const log = logger('btrfs-engine');
@@ -351,6 +352,11 @@ export class BtrfsEngine implements DynamicPoolSync {
 
   async ensureVolume(pool: string, name: string, mode: VolumeMode, sizeBytes: bigint, noDataCow = false): Promise<volumes.RealizedVolume> {
     return volumes.ensureVolume(await this.requireMounted(pool), name, mode, sizeBytes, noDataCow);
+  }
+
+  /** The volume's own subvolume or file, verified on disk (see own-volume.ts); throws saying what is wrong. */
+  async ownVolume(pool: string, name: string, mode: VolumeMode): Promise<OwnVolume> {
+    return ownVolume(await this.requireMounted(pool), name, mode);
   }
 
   async removeVolume(pool: string, name: string, mode: VolumeMode): Promise<boolean> {

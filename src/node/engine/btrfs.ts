@@ -291,6 +291,32 @@ export async function subvolumeId(path: string): Promise<number> {
   return Number(text.trim());
 }
 
+export interface SubvolumeInfo {
+  /** Its path relative to the filesystem's top level, as btrfs prints it first (`volumes/pvol-…`). */
+  readonly path: string;
+  readonly id: number;
+  readonly uuid: string;
+}
+
+/** Parses `btrfs subvolume show`: the first line is the path, then `Key: value` lines. */
+export function parseSubvolumeShow(text: string): SubvolumeInfo | undefined {
+  const lines = text.split('\n');
+  const field = (key: string): string | undefined => lines.map((l) => /^\s*([^:]+):\s*(.*)$/.exec(l)).find((m) => m?.[1]?.trim() === key)?.[2]?.trim();
+  const path = lines[0]?.trim();
+  const id = Number(field('Subvolume ID'));
+  const uuid = field('UUID');
+  if (!path || !uuid || !Number.isInteger(id)) return undefined;
+  return { path, id, uuid };
+}
+
+/** What btrfs says the subvolume at `path` is (its path from the top level, ID and UUID). */
+export async function subvolumeShow(path: string): Promise<SubvolumeInfo> {
+  const text = await run('btrfs', ['subvolume', 'show', path]);
+  const info = parseSubvolumeShow(text);
+  if (!info) throw new Error(`btrfs subvolume show ${path} printed nothing Stowage can read: ${text.slice(0, 200)}`);
+  return info;
+}
+
 /** blkid's view of a device: TYPE, LABEL, UUID, or nothing for a blank device. */
 export async function probe(device: string): Promise<{ type?: string; label?: string; uuid?: string }> {
   const res = await runStatus('blkid', ['-p', '-o', 'export', device]);

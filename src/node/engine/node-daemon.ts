@@ -35,6 +35,11 @@ export interface DynamicPoolsOptions {
   readonly registrationDir?: string;
   /** Told about every CSI call answered (CsiMetrics.observe of the daemon's metrics registry). */
   readonly observe?: CallObserver;
+  /**
+   * Why the whole daemon is not ready: the checks its /readyz serves, which include this module's
+   * own notReady(). The CSI Probe answers from it; absent, Probe answers from notReady() alone.
+   */
+  readonly notReady?: () => string | undefined;
 }
 
 export interface RunningDynamicPools {
@@ -66,6 +71,10 @@ export async function startDynamicPools(opts: DynamicPoolsOptions): Promise<Runn
   let realizer: RunningRealizer | undefined;
   let snapshotRealizer: RunningSnapshotRealizer | undefined;
   let server: CsiNodeServer | undefined;
+  const poolsNotReady = (): string | undefined => {
+    if (pools.hasSynced()) return undefined;
+    return `waiting for the API server, the StoragePool cache has not synced yet (retrying with backoff)${pools.lastError ? `: ${pools.lastError}` : ''}`;
+  };
   try {
     realizer = await startPoolVolumeRealizer({ client: opts.client, engine, nodeName: opts.nodeName, waitForSync: false });
     snapshotRealizer = await startPoolSnapshotRealizer({ client: opts.client, engine, nodeName: opts.nodeName, waitForSync: false });
@@ -78,6 +87,7 @@ export async function startDynamicPools(opts: DynamicPoolsOptions): Promise<Runn
         ...(opts.kubeletDir ? { kubeletDir: opts.kubeletDir } : {}),
         ...(opts.registrationDir ? { registrationDir: opts.registrationDir } : {}),
         ...(opts.observe ? { observe: opts.observe } : {}),
+        notReady: opts.notReady ?? poolsNotReady,
       });
     }
   } catch (err) {
@@ -103,10 +113,7 @@ export async function startDynamicPools(opts: DynamicPoolsOptions): Promise<Runn
       });
       return missing.length > 0 ? `socket(s) gone: ${missing.join(', ')}; restart the daemon to serve them again` : undefined;
     },
-    notReady() {
-      if (pools.hasSynced()) return undefined;
-      return `waiting for the API server, the StoragePool cache has not synced yet (retrying with backoff)${pools.lastError ? `: ${pools.lastError}` : ''}`;
-    },
+    notReady: poolsNotReady,
     async stop() {
       await server?.stop();
       await snapshotRealizer?.stop();

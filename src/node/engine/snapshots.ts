@@ -30,7 +30,7 @@ const PARTIAL_PREFIX = '.partial-';
 /** Snapshot names are PoolSnapshot names: DNS-1123, so they are safe as path components. */
 const SAFE_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
-/** How a snapshot, restore or clone was made: what it cost is in the README's Snapshots section. */
+/** How a snapshot, restore or clone was made: what it costs is in docs/snapshots.md. */
 export type CopyMethod = 'subvolume-snapshot' | 'reflink' | 'copy';
 
 export function snapshotPath(mountPoint: string, name: string, mode: VolumeMode): string {

@@ -3,8 +3,10 @@
  * subvolume or NOCOW file in its pool filesystem with the requested size (raised on expansion);
  * a deleted one has its data removed, then its finalizer. Status is written under `stowage-node`.
  */
+import { stat } from 'node:fs/promises';
 import type { KubeClient } from '../../kube/client.js';
-import { POOL_VOLUMES } from '../../crds/resource-types.js';
+import { POOL_SNAPSHOTS, POOL_VOLUMES } from '../../crds/resource-types.js';
+import type { PoolSnapshot } from '../../crds/poolsnapshot.js';
 import { POOL_VOLUME_FINALIZER, POOL_VOLUME_LABELS, type PoolVolume, type PoolVolumeStatus } from '../../crds/poolvolume.js';
 import { API_VERSION } from '../../crds/meta.js';
 import { Applier } from '../../runtime/apply.js';
@@ -99,6 +101,7 @@ export class PoolVolumeRealizer implements Reconciler {
       if (last && last.uid === uid && last.poolUuid === poolUuid && last.size === size && last.noDataCow === noDataCow && now - last.checkedAt < this.refreshMs) {
         current = last;
       } else {
+        if (pv.spec.source) await this.refuseSourceOfAnotherPool(pv);
         const realized = pv.spec.source
           ? await ensureRestoredVolume((await this.engine.mountedPool(pool))!, pv.metadata.name, volumeMode, contentSource(pv.spec.source), size)
           : await this.engine.ensureVolume(pool, pv.metadata.name, volumeMode, size, noDataCow);
@@ -123,6 +126,25 @@ export class PoolVolumeRealizer implements Reconciler {
       this.realized.delete(key);
       await this.writeStatus(pv, { phase: 'Failed', ready: ['False', 'RealizeFailed', errorMessage(err)] });
       throw err;
+    }
+  }
+
+  /**
+   * A restore or clone is a btrfs snapshot or copy inside one pool filesystem: a source in another
+   * pool has no data in this one. Said as such, instead of "it was deleted" (the controller refuses
+   * such a CreateVolume; a PoolVolume made by hand gets here). Only asked while the volume's data
+   * does not exist yet, so a made volume costs no lookup.
+   */
+  private async refuseSourceOfAnotherPool(pv: PoolVolume): Promise<void> {
+    const mnt = await this.engine.mountedPool(pv.spec.pool);
+    if (!mnt || (await stat(volumePath(mnt, pv.metadata.name, pv.spec.volumeMode)).then(() => true, () => false))) return;
+    const { snapshot, volume } = pv.spec.source!;
+    const source = snapshot
+      ? await this.client.getIfExists<PoolSnapshot>(POOL_SNAPSHOTS, snapshot)
+      : volume ? await this.client.getIfExists<PoolVolume>(POOL_VOLUMES, volume) : undefined;
+    if (source && source.spec.pool !== pv.spec.pool) {
+      const what = snapshot ? `snapshot ${snapshot}` : `volume ${volume}`;
+      throw new Error(`its source ${what} is in pool ${source.spec.pool}, not in pool ${pv.spec.pool}: a restore or clone stays in its source's pool (make it with a StorageClass of pool ${source.spec.pool})`);
     }
   }
 

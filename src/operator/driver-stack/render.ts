@@ -9,6 +9,7 @@ import type { ImageTable } from './images.js';
 import { NEWEST_PROFILE, type SidecarProfile } from './sidecars.js';
 import { MANAGED_BY } from '../../crds/labels.js';
 import { AGENT_ROOT, DEFAULT_KUBELET_ROOT_DIR } from './host-paths.js';
+import { spansNodes } from '../../crds/replication.js';
 
 export const DRIVER_NAME = 'csi.stowage.dev';
 export const NODE_DAEMONSET = 'stowage-node';
@@ -40,7 +41,7 @@ export const registrationDir = (kubeletDir: string): string => `${kubeletDir}/pl
  */
 export const NODE_REGISTRATIONS = ['self', 'node-driver-registrar'] as const;
 export type NodeRegistration = (typeof NODE_REGISTRATIONS)[number];
-/** The tested path (test/kubelet runs it against a real kubelet) and one image fewer to mirror; see the README. */
+/** The tested path (test/kubelet runs it against a real kubelet) and one image fewer to mirror; see docs/install.md (Node plugin registration). */
 export const DEFAULT_NODE_REGISTRATION: NodeRegistration = 'self';
 const SOCKET_DIR = '/csi';
 const CSI_ENDPOINT = `unix://${SOCKET_DIR}/csi.sock`;
@@ -81,7 +82,10 @@ export interface DriverStackInput {
 
 /** Whether the CSIDriver and the CSI controller belong to the desired stack. */
 export function needsCsiController(input: Pick<DriverStackInput, 'dynamicPools' | 'volumes'>): boolean {
-  const pools = typeof input.dynamicPools === 'number' ? input.dynamicPools : input.dynamicPools.filter((p) => p.spec.mode === 'Dynamic').length;
+  // Pools whose copies go to other nodes are Ceph's, not the CSI driver's: they need none of it yet.
+  const pools = typeof input.dynamicPools === 'number'
+    ? input.dynamicPools
+    : input.dynamicPools.filter((p) => p.spec.mode === 'Dynamic' && !spansNodes(p.spec.replicated)).length;
   return pools > 0 || (input.volumes ?? 0) > 0;
 }
 

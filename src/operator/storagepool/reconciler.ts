@@ -1,6 +1,7 @@
 import { API_VERSION, type Problem } from '../../crds/meta.js';
 import type { DiskClaim, DiskWipe, NodeDisk } from '../../crds/nodedisk.js';
 import { NODE_DISKS, STORAGE_POOLS } from '../../crds/resource-types.js';
+import type { StoragePoolStatus } from '../../crds/storagepool.js';
 import { validateObject, withDefaults } from '../../crds/validation.js';
 import type { KubeClient } from '../../kube/client.js';
 import { STORAGE_CLASSES } from '../../kube/resources.js';
@@ -32,6 +33,9 @@ export interface DriverSource {
 }
 import { isSnapshotClassOf, renderSnapshotClass, VOLUME_SNAPSHOT_CLASSES, type SnapshotClassObservation, type VolumeSnapshotClass } from './snapshot-class.js';
 import { faultPoint } from '../../util/fault-point.js';
+import { spansNodes } from '../../crds/replication.js';
+import { observeAcrossNodes } from '../ceph/across-nodes.js';
+import { acrossNodesStatus, placementEvents } from '../ceph/placement-status.js';
 
 /**
  * Claims, releases and PV writes one reconcile of a pool sends before it yields its worker and
@@ -111,6 +115,13 @@ export class StoragePoolReconciler implements Reconciler {
     if (unsupported) {
       // Refused before anything is created: nothing of the pool would work on this server.
       await this.writeStatus(live, { pool, problems, volumes: [], storageClassName: storageClassName(pool), unsupported }, events);
+      return {};
+    }
+    if (spansNodes(pool.spec.replicated)) {
+      // Copies on other nodes (Ceph, operator/ceph/): placement is checked up front, and nothing is created here.
+      const status = acrossNodesStatus(observeAcrossNodes(pool, this.caches, this.nodeMap()), live.status, this.now());
+      for (const e of placementEvents(live.status?.conditions, status.conditions)) events.add(e.type, e.reason, e.message);
+      await this.putStatus(live, status);
       return {};
     }
     await addFinalizer(this.client, STORAGE_POOLS, live, POOL_FINALIZER);
@@ -327,7 +338,10 @@ export class StoragePoolReconciler implements Reconciler {
   // ---- status and helpers -------------------------------------------------------------------
 
   private async writeStatus(live: Pool, obs: PoolObservation, events?: EventBatch): Promise<void> {
-    const status = poolStatus({ ...obs, pool: { ...obs.pool, status: live.status } as Pool }, this.now());
+    await this.putStatus(live, poolStatus({ ...obs, pool: { ...obs.pool, status: live.status } as Pool }, this.now()), events);
+  }
+
+  private async putStatus(live: Pool, status: StoragePoolStatus, events?: EventBatch): Promise<void> {
     if (live.status && jsonEqual(status, live.status)) return;
     if (events) announceTransitions(live.status?.conditions, status.conditions, events);
     await this.applier.applyStatus(STORAGE_POOLS, { apiVersion: API_VERSION, kind: 'StoragePool', metadata: { name: live.metadata.name }, status }, live);
