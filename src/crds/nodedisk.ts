@@ -55,6 +55,7 @@ export interface NodeDiskSpec {
   schedulable?: boolean;
   claim?: DiskClaim;
   wipe?: DiskWipe;
+  erasePreviousData?: boolean;
 }
 
 export interface DiskPartition {
@@ -165,6 +166,11 @@ const specSchema: JSONSchema = {
       description:
         'Set to false to cordon the disk: no pool claims it from now on. A disk already in a pool stays there and keeps serving its volume; to take it out, change the pool selector or delete the volume first.',
       default: true,
+    },
+    erasePreviousData: {
+      type: 'boolean',
+      description:
+        'Set by an administrator on a disk held with Eligible=False, reason PreviouslyUsed: it came back after its NodeDisk was deleted and may hold a previous tenant\'s data. true: the node agent zeroes every byte of it, then it is blank and Eligible. Ignored on any other disk.',
     },
     claim: {
       type: 'object',

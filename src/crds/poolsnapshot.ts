@@ -13,6 +13,7 @@
  */
 import { API_VERSION, DNS_SUBDOMAIN_PATTERN, conditionsSchema, sizeSchema, timeSchema, type Condition, type ObjectMeta } from './meta.js';
 import type { JSONSchema } from './schema.js';
+import { immutable, locationSchema } from './poolvolume.js';
 import type { VolumeMode } from './storagepool.js';
 
 export const POOL_SNAPSHOT_KIND = 'PoolSnapshot';
@@ -43,6 +44,8 @@ export interface PoolSnapshotSpec {
 
 export interface PoolSnapshotStatus {
   observedGeneration?: number;
+  /** Where the node daemon took the snapshot: spec.pool and spec.node must keep naming it. */
+  location?: { pool: string; node: string };
   phase?: PoolSnapshotPhase;
   path?: string;
   /** When the data was captured (RFC 3339), reported to the CO as creation_time. */
@@ -68,18 +71,23 @@ const specSchema: JSONSchema = {
   description: 'What the snapshot is of: written by the CSI controller in CreateSnapshot and never changed.',
   required: ['pool', 'node', 'sourceVolume', 'volumeMode', 'size', 'requestName'],
   properties: {
-    pool: { type: 'string', description: 'The Dynamic StoragePool of the source volume.', maxLength: 63, pattern: DNS_SUBDOMAIN_PATTERN },
+    pool: {
+      type: 'string', description: 'The Dynamic StoragePool of the source volume. Immutable: the snapshot\'s data is in this pool.', maxLength: 63, pattern: DNS_SUBDOMAIN_PATTERN,
+      'x-kubernetes-validations': [immutable('pool')],
+    },
     node: {
       type: 'string',
       description: 'The Node whose pool filesystem holds the snapshot (the source volume\'s node); volumes restored from it are placed there.',
       maxLength: 253,
       pattern: DNS_SUBDOMAIN_PATTERN,
+      'x-kubernetes-validations': [immutable('node')],
     },
     sourceVolume: {
       type: 'string',
       description: 'The PoolVolume (CSI volume ID) the snapshot was taken of. The snapshot stays usable after that volume is deleted.',
       maxLength: 253,
       pattern: DNS_SUBDOMAIN_PATTERN,
+      'x-kubernetes-validations': [immutable('sourceVolume')],
     },
     volumeMode: {
       type: 'string',
@@ -101,6 +109,7 @@ const statusSchema: JSONSchema = {
   description: 'What the node daemon observed; written only by the node daemon of spec.node.',
   properties: {
     observedGeneration: { type: 'integer', format: 'int64', minimum: 0, description: 'The metadata.generation this status describes.' },
+    location: locationSchema('snapshot'),
     phase: {
       type: 'string',
       description: 'Pending: not taken yet. Ready: taken, restorable. Failed: could not be taken (see the Ready condition).',

@@ -5,7 +5,7 @@
  * frees the space: the node daemon removes the data, then the finalizer.
  */
 import { API_VERSION, DNS_SUBDOMAIN_PATTERN, conditionsSchema, sizeSchema, type Condition, type ObjectMeta } from './meta.js';
-import type { JSONSchema } from './schema.js';
+import type { CelRule, JSONSchema } from './schema.js';
 import type { VolumeMode } from './storagepool.js';
 
 export const POOL_VOLUME_KIND = 'PoolVolume';
@@ -44,6 +44,8 @@ export interface PoolVolumeSource {
 
 export interface PoolVolumeStatus {
   observedGeneration?: number;
+  /** Where the node daemon realized the volume: spec.pool and spec.node must keep naming it. */
+  location?: { pool: string; node: string };
   phase?: PoolVolumePhase;
   path?: string;
   capacity?: string;
@@ -60,6 +62,32 @@ export type PoolVolume = {
   status?: PoolVolumeStatus;
 };
 
+/**
+ * A transition rule (CEL `self == oldSelf`): the API server compares with the stored object, which
+ * `holds` (one object, no old one) cannot see; on servers without CEL the node daemon refuses the
+ * change itself against status.location (src/node/engine/volume-location.ts).
+ */
+export function immutable(field: string): CelRule {
+  return {
+    rule: 'self == oldSelf',
+    message: `${field} is immutable: the data is where it was made; create a new object to place data elsewhere`,
+    holds: () => true,
+  };
+}
+
+/** status.location of a PoolVolume or PoolSnapshot. */
+export function locationSchema(what: string): JSONSchema {
+  return {
+    type: 'object',
+    description: `Where the node daemon made the ${what} (its data is there). spec.pool and spec.node must keep naming it; a spec that names another place is refused (Ready=False, reason LocationImmutable).`,
+    required: ['pool', 'node'],
+    properties: {
+      pool: { type: 'string', description: 'The pool whose filesystem holds the data.', maxLength: 63 },
+      node: { type: 'string', description: 'The node whose pool filesystem holds the data.', maxLength: 253 },
+    },
+  };
+}
+
 const specSchema: JSONSchema = {
   type: 'object',
   description: 'What the volume is: written by the CSI controller when it creates the volume. Only size changes afterwards (expansion).',
@@ -67,15 +95,17 @@ const specSchema: JSONSchema = {
   properties: {
     pool: {
       type: 'string',
-      description: 'The Dynamic StoragePool the volume is carved from.',
+      description: 'The Dynamic StoragePool the volume is carved from. Immutable: the data is in this pool.',
       maxLength: 63,
       pattern: DNS_SUBDOMAIN_PATTERN,
+      'x-kubernetes-validations': [immutable('pool')],
     },
     node: {
       type: 'string',
-      description: 'The Node whose pool filesystem holds the volume; the volume is only usable there.',
+      description: 'The Node whose pool filesystem holds the volume; the volume is only usable there. Immutable: the data is on this node.',
       maxLength: 253,
       pattern: DNS_SUBDOMAIN_PATTERN,
+      'x-kubernetes-validations': [immutable('node')],
     },
     size: sizeSchema('Reserved size in bytes, e.g. 10Gi; the volume cannot hold more. Raising it expands the volume; it never shrinks.'),
     volumeMode: {
@@ -116,6 +146,7 @@ const statusSchema: JSONSchema = {
       minimum: 0,
       description: 'The metadata.generation this status describes; older than the current one means a change (expansion) is still pending.',
     },
+    location: locationSchema('volume'),
     phase: {
       type: 'string',
       description: 'Pending: not realized yet. Ready: usable at path with capacity. Failed: could not be realized (see the Ready condition). Deleting: the data is being removed.',

@@ -96,6 +96,7 @@ export const fullNodeDisk: DeepRequired<NodeDisk> = {
     schedulable: true,
     claim: { pool: 'fast', mode: 'Local', volumeMode: 'Filesystem', fsType: 'ext4', allowAdoption: false },
     wipe: { volumeUID: '9d1c2b3a-0000-4000-8000-000000000001', method: 'quick' },
+    erasePreviousData: false,
   },
   status: {
     observedGeneration: 2,
@@ -153,6 +154,7 @@ export const fullPoolVolume: DeepRequired<PoolVolume> = {
   spec: { pool: 'fast', node: 'node-a', size: '1073741824', volumeMode: 'Filesystem', requestName: 'pvc-0b8e0f4a-1111-4222-8333-944455556666', noDataCow: false, source: { snapshot: 'psnap-0123456789abcdef0123456789abcdef', volume: 'pvol-fedcba9876543210fedcba9876543210' } },
   status: {
     observedGeneration: 2,
+    location: { pool: 'fast', node: 'node-a' },
     phase: 'Ready',
     path: '/var/lib/stowage/pools/fast/volumes/pvol-0123456789abcdef0123456789abcdef',
     capacity: '1073741824',
@@ -179,6 +181,7 @@ export const fullPoolSnapshot: DeepRequired<PoolSnapshot> = {
   spec: { pool: 'fast', node: 'node-a', sourceVolume: 'pvol-0123456789abcdef0123456789abcdef', volumeMode: 'Filesystem', size: '1073741824', requestName: 'snapshot-0b8e0f4a-1111-4222-8333-944455556666' },
   status: {
     observedGeneration: 1,
+    location: { pool: 'fast', node: 'node-a' },
     phase: 'Ready',
     path: '/var/lib/stowage/pools/fast/snapshots/psnap-0123456789abcdef0123456789abcdef',
     creationTime: '2024-05-01T12:00:00Z',

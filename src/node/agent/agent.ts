@@ -28,10 +28,11 @@ import { errorMessage } from '../../util/errors.js';
 import type { AgentMetrics } from './agent-metrics.js';
 import { ProbeCache, discover } from './discovery.js';
 import { DiskMemory } from './disk-memory.js';
-import { absentView, presentView } from './disk-view.js';
+import { absentView, presentView, wasDiscovered } from './disk-view.js';
 import { syncDynamicPools } from './dynamic-pool-sync.js';
 import type { DynamicPoolSync } from './dynamic-pools.js';
 import type { FilterSet } from './inventory.js';
+import { HandoutRecords } from './handout-records.js';
 import { LocalClaims } from './local-claims.js';
 import { observe, type Observation } from './observation.js';
 import type { Emit } from './preparation.js';
@@ -153,9 +154,10 @@ class Agent implements StartableNodeAgent {
       labelSelector: `${NODE_DISK_LABELS.node}=${labelValue(opts.nodeName)}`,
       resyncMs: 0,
     });
-    this.claims = new LocalClaims(this.memory, new Wiper(this.memory, opts.metrics), this.root, opts.metrics);
+    this.claims = new LocalClaims(this.memory, new Wiper(this.memory, opts.metrics), this.root, opts.metrics, new HandoutRecords(this.root));
     this.writer = new NodeDiskWriter({
       client: opts.client, fieldManager: manager, informer: this.informer, memory: this.memory, heartbeatMs: this.heartbeatMs, log: this.log,
+      onDevicePathReverted: (name, message) => this.emitter(name)('Warning', 'DevicePathReverted', message),
     });
     this.informer.addHandler({
       added: () => this.trigger(),
@@ -295,6 +297,10 @@ class Agent implements StartableNodeAgent {
       const name = live.metadata.name!;
       this.memory.seed(name, live);
       if (present.has(name)) continue;
+      if (!wasDiscovered(live)) {
+        this.memory.prepared.set(name, notDiscovered(live, this.allowDevices));
+        continue;
+      }
       this.memory.prepared.set(name, live.spec.claim
         ? { status: 'False', reason: 'NotPresent', message: 'the disk is not attached to the node; it is prepared again when it returns' }
         : { status: 'False', reason: 'NotClaimed', message: 'no pool claims this disk' });
@@ -340,6 +346,22 @@ class Agent implements StartableNodeAgent {
       if (live) void this.events.emit(live, type, reason, message);
     };
   }
+}
+
+/**
+ * The Prepared state of a NodeDisk the agent never discovered a disk for (made by hand): it is not
+ * "prepared again when it returns" — nothing is ever done for it. Says why and what to do.
+ */
+export function notDiscovered(live: NodeDisk, allowDevices: readonly string[]): { status: 'False'; reason: string; message: string } {
+  const path = live.spec.devicePath;
+  const why = allowDevices.length > 0 && !allowDevices.includes(path)
+    ? `${path} is not on the agent's allow-list (--allow-device ${allowDevices.join(', ')})`
+    : `the agent found no disk at ${path} on this node`;
+  return {
+    status: 'False', reason: 'NotDiscovered',
+    message: `nothing is done for this NodeDisk, it was not made by the node agent: ${why}. The agent makes one NodeDisk per disk it discovers; ` +
+      `delete this one (kubectl delete nodedisk ${live.metadata.name}) and, to use the device, put it on the agent's allow-list or attach it to the node`,
+  };
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight. */

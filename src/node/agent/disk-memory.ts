@@ -10,7 +10,7 @@
 import type { NodeDisk, NodeDiskStatus } from '../../crds/nodedisk.js';
 import type { IoProblem } from './io-health.js';
 import type { Preparation } from './preparation.js';
-import { WIPED_VOLUMES_ANNOTATION, stamp, type DiskView, type PreparedState } from './status.js';
+import { DEVICE_PATH_REVERTED, WIPED_VOLUMES_ANNOTATION, stamp, type DiskView, type PreparedState } from './status.js';
 
 export type LastWipe = NonNullable<NodeDiskStatus['lastWipe']>;
 
@@ -44,6 +44,10 @@ export class DiskMemory {
   readonly staleReported = new Set<string>();
   /** The prepared filesystem's usage as last read. */
   readonly usage = new Map<string, DiskView['usage']>();
+  /** Disks held because they came back without the NodeDisk they were handed out under (returning-disks.ts): why. */
+  readonly held = new Map<string, string>();
+  /** The last hand edit of spec.devicePath the agent set back, and why (the DevicePathReverted condition's message). */
+  readonly devicePathReverted = new Map<string, string>();
   /** metadata.generation of the spec each disk was last acted on. */
   readonly actedGeneration = new Map<string, number>();
   private readonly seeded = new Set<string>();
@@ -57,6 +61,8 @@ export class DiskMemory {
     const prepared = st.conditions?.find((c) => c.type === 'Prepared');
     if (st.preparation?.path && prepared?.status === 'True' && live.spec.claim?.mode === 'Local') this.preparations.set(name, st.preparation as Preparation);
     if (st.lastWipe) this.lastWipes.set(name, st.lastWipe);
+    const reverted = st.conditions?.find((c) => c.type === DEVICE_PATH_REVERTED);
+    if (reverted?.status === 'True') this.devicePathReverted.set(name, reverted.message);
     const wiped = live.metadata.annotations?.[WIPED_VOLUMES_ANNOTATION];
     if (wiped) this.wiped.set(name, wiped.split(',').filter(Boolean));
     if (st.health) {

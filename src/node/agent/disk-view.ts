@@ -8,6 +8,7 @@ import type { DiskMemory } from './disk-memory.js';
 import { ENGINE_PENDING } from './dynamic-pool-sync.js';
 import type { PreparationOutcome } from './dynamic-pools.js';
 import type { Observation } from './observation.js';
+import { HELD_REASON } from './returning-disks.js';
 import { IDENTITY_ANNOTATION, type DiskView, type PreparedState } from './status.js';
 
 /** The engine's report on a disk it still holds though no pool claims it (DynamicPoolSync.released). */
@@ -36,6 +37,12 @@ export function presentView(
   } else if (!claim && live?.spec.schedulable === false && e.eligible) {
     e = { eligible: false, reason: 'Cordoned', message: 'spec.schedulable is false: an administrator cordoned this disk' };
   }
+  const heldWhy = memory.held.get(o.name);
+  if (heldWhy) {
+    // Came back without its NodeDisk, may hold a tenant's data: no pool may select it (returning-disks.ts).
+    e = { eligible: false, reason: HELD_REASON, message: heldWhy };
+    preparation = undefined;
+  }
   return {
     name: o.name,
     nodeName,
@@ -56,6 +63,7 @@ export function presentView(
     claimPool: claim?.pool,
     wipedVolumes: memory.wiped.get(o.name) ?? [],
     observedGeneration: memory.actedGeneration.get(o.name),
+    devicePathReverted: memory.devicePathReverted.get(o.name),
   };
 }
 
@@ -85,5 +93,13 @@ export function absentView(live: NodeDisk, memory: DiskMemory, nodeName: string,
     lastWipe: memory.lastWipes.get(name),
     claimPool: claim?.pool,
     wipedVolumes: memory.wiped.get(name) ?? [],
+    devicePathReverted: memory.devicePathReverted.get(name),
+    discovered: wasDiscovered(live),
   };
+}
+
+/** Whether the agent ever discovered a disk for this NodeDisk: it records the disk's identity when it does (a bare `name:` is only its fallback for objects it did not make). */
+export function wasDiscovered(live: NodeDisk): boolean {
+  const identity = live.metadata.annotations?.[IDENTITY_ANNOTATION];
+  return identity !== undefined && !identity.startsWith('name:');
 }

@@ -13,12 +13,14 @@ import { ruleProblems, schemaForKind } from '../../crds/rules.js';
 import { errorMessage } from '../../util/errors.js';
 import type { AgentMetrics } from './agent-metrics.js';
 import type { DiskMemory } from './disk-memory.js';
+import type { HandoutRecord, HandoutRecords } from './handout-records.js';
+import { HELD_REASON, heldMessage, heldRecord } from './returning-disks.js';
 import type { Observation } from './observation.js';
 import {
-  PreparationRefused, mountTarget, prepareBlock, prepareFilesystem, releaseDisk, stowageLabel,
+  PreparationRefused, eraseDisk, mountTarget, prepareBlock, removeContents, prepareFilesystem, releaseDisk, stowageLabel,
   type DiskTarget, type Emit, type Preparation,
 } from './preparation.js';
-import type { PreparedState } from './status.js';
+import { stamp, type PreparedState } from './status.js';
 import type { Wiper } from './wiping.js';
 
 /** Prepared condition messages are bounded like every condition message. */
@@ -61,6 +63,8 @@ export class LocalClaims {
     /** Where prepared disks are mounted: `<root>/<nodedisk>`. */
     private readonly root: string,
     private readonly metrics: AgentMetrics | undefined,
+    /** The host's record of the disks handed to pools (survives the NodeDisk's deletion). */
+    private readonly records: HandoutRecords,
   ) {}
 
   /** Acts on the disk's claim and wipe request. Returns true when something on the host changed. */
@@ -77,15 +81,22 @@ export class LocalClaims {
       return false;
     }
     const target: DiskTarget = { name: o.name, devicePath: o.currentPath, root: this.root };
+    // A disk that held a tenant's data and lost its NodeDisk: held until an administrator asks for its erase.
+    const record = await this.records.get(o.identity);
+    const held = heldRecord({ name: o.name, identity: o.identity, label: f.signatures.label }, live, record, stamp(new Date()));
+    if (held) return this.hold(o, held, record, live, emit, (why) => eraseDisk(target, why, emit));
+    m.held.delete(o.name);
     const ours = f.signatures.label === stowageLabel(o.name) || f.mountPoints.includes(mountTarget(target));
 
     if (!claim || claim.mode !== 'Local') {
       if (claim?.mode === 'Dynamic') return false; // the engine's
       if (!m.preparations.has(o.name) && !ours) {
+        // Nothing of ours on it (a Block disk, or never prepared): the claim protocol released it.
+        if (record) await this.records.remove(o.identity);
         m.prepared.set(o.name, NOT_CLAIMED);
         return false;
       }
-      return this.release(o, target, emit);
+      return this.release(o, target, record !== undefined, emit);
     }
 
     // Local claim. Never touch what we may not, nor act on a claim that contradicts itself.
@@ -97,14 +108,53 @@ export class LocalClaims {
     let changed = false;
     const wipe = live?.spec.wipe;
     if (wipe) changed = (await this.wiper.wipeClaimedDisk(o, target, claim, wipe, emit)) || changed;
-    return (await this.prepare(o, target, claim, emit)) || changed;
+    return (await this.prepare(o, target, claim, live!, emit)) || changed;
+  }
+
+  /**
+   * Holds a disk that came back without its NodeDisk (returning-disks.ts): nothing on it is changed,
+   * it is never prepared; `spec.erasePreviousData` on its new NodeDisk zeroes it, and then it is blank.
+   */
+  private async hold(o: Observation, held: HandoutRecord, record: HandoutRecord | undefined, live: NodeDisk | undefined, emit: Emit, erase: (why: string) => Promise<void>): Promise<boolean> {
+    const m = this.memory;
+    const message = heldMessage(held, o.devicePath, o.kind).slice(0, MAX_MESSAGE);
+    if (held !== record) {
+      await this.records.put(held);
+      emit('Warning', HELD_REASON, message);
+    }
+    if (live?.spec.erasePreviousData !== true) {
+      m.held.set(o.name, message);
+      m.prepared.set(o.name, { status: 'False', reason: HELD_REASON, message });
+      return false;
+    }
+    try {
+      const why = held.pool
+        ? `an administrator asked for it (spec.erasePreviousData); it held data of pool ${held.pool} handed out on ${held.since}`
+        : 'an administrator asked for it (spec.erasePreviousData); it carried a filesystem Stowage made';
+      await erase(why);
+      await this.records.remove(o.identity);
+      m.preparations.delete(o.name);
+      m.held.delete(o.name);
+      m.prepared.set(o.name, {
+        status: 'False', reason: 'NotClaimed',
+        message: `erased on request (${o.kind === 'Mount' ? 'its contents removed' : 'every byte zeroed'}); no pool claims this ${o.kind === 'Mount' ? 'mount' : 'disk'} yet`,
+      });
+    } catch (err) {
+      const state = refusal(err, 'EraseFailed');
+      const prev = m.prepared.get(o.name);
+      if (prev?.reason !== state.reason || prev.message !== state.message) emit('Warning', state.reason, state.message);
+      m.held.set(o.name, message);
+      m.prepared.set(o.name, state);
+    }
+    return true;
   }
 
   /** The claim was cleared on a disk that carries Stowage's filesystem: remove it. */
-  private async release(o: Observation, target: DiskTarget, emit: Emit): Promise<boolean> {
+  private async release(o: Observation, target: DiskTarget, recorded: boolean, emit: Emit): Promise<boolean> {
     const m = this.memory;
     try {
       await releaseDisk(target, emit);
+      if (recorded) await this.records.remove(o.identity);
       m.preparations.delete(o.name);
       m.prepared.set(o.name, { status: 'False', reason: 'NotClaimed', message: 'released: the claim was cleared, Stowage\'s filesystem was removed' });
       emit('Normal', 'Released', `${o.currentPath} was released from its pool and is blank again`);
@@ -115,12 +165,13 @@ export class LocalClaims {
   }
 
   /** Makes (or re-checks) the disk's filesystem or raw device for its pool. Returns true when it changed. */
-  private async prepare(o: Observation, target: DiskTarget, claim: DiskClaim, emit: Emit): Promise<boolean> {
+  private async prepare(o: Observation, target: DiskTarget, claim: DiskClaim, live: NodeDisk, emit: Emit): Promise<boolean> {
     const m = this.memory;
     const before = m.preparations.get(o.name);
     let changed = false;
     try {
       const kind = claim.volumeMode === 'Block' ? 'Block' : 'Filesystem';
+      await this.recordHandout(o, live, claim, kind);
       // Only a disk not prepared yet is an attempt worth counting; re-checking a prepared one is not.
       const timed = <T>(step: () => Promise<T>): Promise<T> => (before || !this.metrics ? step() : this.metrics.timePreparation(kind, step));
       let prep: Preparation;
@@ -154,16 +205,42 @@ export class LocalClaims {
     return changed;
   }
 
+  /** Records on the host, before anything is prepared (so before any PV is offered), that this disk is handed to the claim's pool. */
+  private async recordHandout(o: Observation, live: NodeDisk, claim: DiskClaim, volumeMode: 'Filesystem' | 'Block'): Promise<void> {
+    const uid = live.metadata.uid ?? '';
+    const now = await this.records.get(o.identity);
+    if (now && now.nodeDiskUID === uid && now.pool === claim.pool && now.volumeMode === volumeMode) return;
+    await this.records.put({ identity: o.identity, nodeDisk: o.name, nodeDiskUID: uid, pool: claim.pool, volumeMode, since: stamp(new Date()) });
+  }
+
   /** Discovery-directory mounts: used as they are; a wipe removes the volume's contents only. */
   private async actOnMount(o: Observation, claim: DiskClaim | undefined, live: NodeDisk | undefined, emit: Emit): Promise<boolean> {
     const m = this.memory;
+    // A mount whose NodeDisk was deleted still holds its tenant's files: held like a disk (returning-disks.ts).
+    const record = await this.records.get(o.identity);
+    const held = heldRecord({ name: o.name, identity: o.identity }, live, record, stamp(new Date()));
+    if (held) {
+      return this.hold(o, held, record, live, emit, async (why) => {
+        emit('Warning', 'Erasing', `removing everything in ${o.devicePath}: ${why}`);
+        await removeContents(o.devicePath);
+        emit('Normal', 'Erased', `${o.devicePath} is empty`);
+      });
+    }
+    m.held.delete(o.name);
     if (!claim) {
+      if (record) await this.records.remove(o.identity); // released through the claim protocol
       m.preparations.delete(o.name);
       m.prepared.set(o.name, { status: 'False', reason: 'NotClaimed', message: 'no pool claims this mount' });
       return false;
     }
     if (claim.mode !== 'Local' || claim.volumeMode === 'Block') {
       m.prepared.set(o.name, { status: 'False', reason: 'NotABlockDevice', message: `${o.devicePath} is a mounted filesystem; only Local Filesystem pools can use it` });
+      return false;
+    }
+    try {
+      await this.recordHandout(o, live!, claim, 'Filesystem');
+    } catch (err) {
+      m.prepared.set(o.name, refusal(err, 'PreparationFailed'));
       return false;
     }
     const wipe = live?.spec.wipe;

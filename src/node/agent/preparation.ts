@@ -191,6 +191,25 @@ export async function releaseDisk(t: DiskTarget, emit: Emit): Promise<void> {
   }
 }
 
+/**
+ * Erases a held disk (returning-disks.ts) on an administrator's request: unmounts Stowage's own
+ * mount of it, zeroes every byte and removes every signature. Refused while anything else mounts it.
+ */
+export async function eraseDisk(t: DiskTarget, why: string, emit: Emit): Promise<void> {
+  const target = mountTarget(t);
+  const mounts = await mountsOf(t.devicePath);
+  const foreign = mounts.filter((m) => m !== target);
+  if (foreign.length > 0) {
+    throw new PreparationRefused('MountedElsewhere', `${t.devicePath} is mounted at ${foreign.join(', ')}; stop what uses it and unmount it, then the erase runs`);
+  }
+  if (mounts.includes(target)) await execOk('umount', [target]);
+  await rmdir(target).catch(() => undefined);
+  emit('Warning', 'Erasing', `zeroing every byte of ${t.devicePath}: ${why}`);
+  await zeroDevice(t.devicePath);
+  await execOk('wipefs', ['--all', '--force', t.devicePath]);
+  emit('Normal', 'Erased', `${t.devicePath} was zeroed and is blank`);
+}
+
 /** Removes everything inside `dir` (the directory itself stays). */
 export async function removeContents(dir: string): Promise<void> {
   for (const entry of await readdir(dir)) await rm(path.join(dir, entry), { recursive: true, force: true });

@@ -7,6 +7,7 @@
 import type { KubeClient } from '../../kube/client.js';
 import { NODE_DISKS } from '../../crds/resource-types.js';
 import type { NodeDisk } from '../../crds/nodedisk.js';
+import type { KubeObject } from '../../kube/types.js';
 import { Applier } from '../../runtime/apply.js';
 import type { Informer } from '../../runtime/informer.js';
 import type { Logger } from '../../util/logger.js';
@@ -42,6 +43,8 @@ export interface NodeDiskWriterOptions {
   /** lastSeenTime and health.checkedTime are refreshed at least this often. */
   readonly heartbeatMs: number;
   readonly log: Logger;
+  /** Called when the write sets a hand-edited spec.devicePath back (the agent records an event). */
+  readonly onDevicePathReverted?: (name: string, message: string) => void;
 }
 
 export class NodeDiskWriter {
@@ -78,6 +81,7 @@ export class NodeDiskWriter {
     }
     let live = this.newest(v.name);
     try {
+      if (live && v.present && live.spec.devicePath !== v.devicePath) v = await this.noteHandEdit(v, live);
       const desired = desiredNodeDisk(v);
       const applied = await this.applier.apply<NodeDisk>(NODE_DISKS, desired as never, live);
       if (applied !== live) {
@@ -102,6 +106,25 @@ export class NodeDiskWriter {
     } catch (err) {
       this.opts.log.error({ disk: v.name, err: errorMessage(err) }, 'could not write the NodeDisk; retrying on the next pass');
     }
+  }
+
+  /**
+   * spec.devicePath differs from where the agent finds the disk. When another field manager wrote it
+   * (a hand edit: the agent's own writes follow the disk's links), this write sets it back: say so.
+   */
+  private async noteHandEdit(v: DiskView, live: NodeDisk): Promise<DiskView> {
+    const fresh = await this.opts.client.get<NodeDisk & KubeObject>(NODE_DISKS, v.name);
+    const editor = fresh.metadata.managedFields?.find((e) => {
+      const spec = (e.fieldsV1 as Record<string, Record<string, unknown> | undefined> | undefined)?.['f:spec'];
+      return e.manager !== this.applier.fieldManager && spec !== undefined && 'f:devicePath' in spec;
+    })?.manager;
+    if (!editor || fresh.spec.devicePath === v.devicePath) return v;
+    const message = `spec.devicePath was set to ${live.spec.devicePath} by ${editor}; the node agent set it back to ${v.devicePath}, where it finds this disk ` +
+      `(identity ${v.identity}). The agent writes spec.devicePath and acts only on the disk it discovered; to keep pools off this disk cordon it ` +
+      '(spec.schedulable: false), to use another device put that device on the agent\'s allow-list';
+    this.opts.memory.devicePathReverted.set(v.name, message);
+    this.opts.onDevicePathReverted?.(v.name, message);
+    return { ...v, devicePathReverted: message };
   }
 
   /** The newer of the informer's copy and our last write's answer (etcd revisions are numbers). */

@@ -22,6 +22,8 @@ export const IDENTITY_ANNOTATION = 'stowage.dev/identity';
 /** Volume UIDs this disk was already wiped for, newest first: a wipe request for one of them is stale. */
 export const WIPED_VOLUMES_ANNOTATION = 'stowage.dev/wiped-volumes';
 export const MAX_REMEMBERED_WIPES = 16;
+/** Condition type set once the agent set a hand-edited spec.devicePath back (it stays, saying when and why). */
+export const DEVICE_PATH_REVERTED = 'DevicePathReverted';
 
 export type Inventory = Pick<
   NodeDiskStatus,
@@ -59,6 +61,10 @@ export interface DiskView {
   readonly wipedVolumes: readonly string[];
   /** metadata.generation of the spec this view acted on (a spec that changed since is not yet observed). */
   readonly observedGeneration?: number | undefined;
+  /** Why the agent set a hand-edited spec.devicePath back, when it did. */
+  readonly devicePathReverted?: string | undefined;
+  /** False for a NodeDisk the agent never discovered a disk for (made by hand): its messages say so. */
+  readonly discovered?: boolean | undefined;
 }
 
 /** metadata + spec, as applied under `stowage-node` (server-side apply creates it the first time). */
@@ -104,6 +110,12 @@ export function desiredStatus(v: DiskView, live: NodeDisk | undefined, now: Date
   const conditions: ConditionInput[] = [
     v.present
       ? { type: 'Present', status: 'True', reason: 'Detected', message: `the node agent on ${v.nodeName} sees this ${v.kind === 'Mount' ? 'mount' : 'disk'}`, ...gen }
+      : v.discovered === false
+      ? {
+          type: 'Present', status: 'False', reason: 'NotDiscovered',
+          message: `the node agent on ${v.nodeName} has never discovered a disk for this NodeDisk (it was not made by the agent): ${v.devicePath} is not a disk it was allowed to use or found on this node`,
+          ...gen,
+        }
       : {
           type: 'Present', status: 'False', reason: 'NotDetected',
           message: `the node agent on ${v.nodeName} no longer sees this ${v.kind === 'Mount' ? 'mount' : 'disk'}${prev?.lastSeenTime ? ` (last seen ${prev.lastSeenTime})` : ''}; the object is kept so that its pool notices`,
@@ -112,6 +124,7 @@ export function desiredStatus(v: DiskView, live: NodeDisk | undefined, now: Date
     { type: 'Eligible', status: v.eligibility.eligible ? 'True' : 'False', reason: v.eligibility.reason, message: v.eligibility.message, ...gen },
     { type: 'Healthy', status: hc.status, reason: hc.reason, message: hc.message, ...gen },
     { type: 'Prepared', status: v.prepared.status, reason: v.prepared.reason, message: v.prepared.message, ...gen },
+    ...(v.devicePathReverted ? [{ type: DEVICE_PATH_REVERTED, status: 'True' as const, reason: 'HandEdited', message: v.devicePathReverted, ...gen }] : []),
   ];
 
   const body: NodeDiskStatus = {

@@ -27,6 +27,8 @@ import type { BtrfsEngine } from './btrfs-engine.js';
 import { REFRESH_MS } from './volume-realizer.js';
 import { NODE_FIELD_MANAGER } from '../field-manager.js';
 import * as snapshots from './snapshots.js';
+import { EventRecorder } from '../../runtime/events.js';
+import { locationChange } from './volume-location.js';
 
 const log = logger('snapshot-realizer');
 
@@ -42,6 +44,9 @@ interface Realized {
 export class PoolSnapshotRealizer implements Reconciler {
   private readonly applier: Applier;
   private readonly realized = new Map<string, Realized>();
+  /** The generation of each refused location change already reported (one event per edit). */
+  private readonly refused = new Map<string, number | undefined>();
+  private readonly events: EventRecorder;
 
   constructor(
     private readonly client: KubeClient,
@@ -51,15 +56,33 @@ export class PoolSnapshotRealizer implements Reconciler {
     private readonly refreshMs = REFRESH_MS,
   ) {
     this.applier = new Applier(client, NODE_FIELD_MANAGER);
+    this.events = new EventRecorder(client, NODE_FIELD_MANAGER, nodeName);
   }
 
   async reconcile(key: string): Promise<ReconcileResult | void> {
     const ps = this.informer.get(key);
-    if (!ps || ps.spec.node !== this.nodeName) {
+    const recorded = ps?.status?.location;
+    // The node holding the data answers for it, also when spec.node was edited away from it.
+    if (!ps || (ps.spec.node !== this.nodeName && recorded?.node !== this.nodeName)) {
       this.realized.delete(key);
       return;
     }
-    const { pool, volumeMode } = ps.spec;
+    if (ps.metadata.deletionTimestamp && recorded && recorded.node !== this.nodeName) return; // that node's daemon removes it
+    const moved = locationChange('PoolSnapshot', key, recorded, { pool: ps.spec.pool, node: ps.spec.node });
+    if (!ps.metadata.deletionTimestamp && moved) {
+      this.realized.delete(key);
+      if (this.refused.get(key) !== ps.metadata.generation) {
+        this.refused.set(key, ps.metadata.generation);
+        log.warn({ snapshot: key, fields: moved.fields }, moved.message);
+        void this.events.emit(ps, 'Warning', 'LocationImmutable', moved.message);
+      }
+      await this.writeStatus(ps, { phase: ps.status?.phase ?? 'Failed', ready: ['False', 'LocationImmutable', moved.message] });
+      return;
+    }
+    this.refused.delete(key);
+    // Deleting removes the snapshot where it is, whatever the spec was edited to name.
+    const pool = recorded?.pool ?? ps.spec.pool;
+    const { volumeMode } = ps.spec;
     const mnt = await this.engine.mountedPool(pool);
     if (ps.metadata.deletionTimestamp) {
       if (!hasFinalizer(ps, POOL_SNAPSHOT_FINALIZER)) return;
@@ -95,6 +118,7 @@ export class PoolSnapshotRealizer implements Reconciler {
       const exclusive = await snapshots.exclusiveBytes(made.path);
       await this.writeStatus(ps, {
         phase: 'Ready',
+        location: { pool, node: this.nodeName },
         path: made.path,
         creationTime,
         exclusive: exclusive.toString(),
@@ -116,12 +140,13 @@ export class PoolSnapshotRealizer implements Reconciler {
 
   private async writeStatus(
     ps: PoolSnapshot,
-    s: { phase: PoolSnapshotStatus['phase']; path?: string; creationTime?: string; exclusive?: string; method?: string; ready: [string, string, string] },
+    s: { phase: PoolSnapshotStatus['phase']; location?: PoolSnapshotStatus['location']; path?: string; creationTime?: string; exclusive?: string; method?: string; ready: [string, string, string] },
   ): Promise<void> {
     const generation = ps.metadata.generation;
     const old = ps.status;
     const status: PoolSnapshotStatus = {
       ...(generation !== undefined ? { observedGeneration: generation } : {}),
+      ...((s.location ?? old?.location) ? { location: s.location ?? old?.location } : {}),
       phase: s.phase,
       ...((s.path ?? old?.path) ? { path: s.path ?? old?.path } : {}),
       ...((s.creationTime ?? old?.creationTime) ? { creationTime: s.creationTime ?? old?.creationTime } : {}),

@@ -23,6 +23,8 @@ import { contentSource, ensureRestoredVolume, removePartial, sourceNote } from '
 import { volumePath } from './volumes.js';
 import { faultPoint } from '../../util/fault-point.js';
 import { NODE_FIELD_MANAGER } from '../field-manager.js';
+import { EventRecorder } from '../../runtime/events.js';
+import { locationChange } from './volume-location.js';
 
 const log = logger('volume-realizer');
 
@@ -49,6 +51,9 @@ interface Realized {
 export class PoolVolumeRealizer implements Reconciler {
   private readonly applier: Applier;
   private readonly realized = new Map<string, Realized>();
+  /** The generation of each refused location change already reported (one event per edit, not per reconcile). */
+  private readonly refused = new Map<string, number | undefined>();
+  private readonly events: EventRecorder;
 
   constructor(
     private readonly client: KubeClient,
@@ -58,15 +63,33 @@ export class PoolVolumeRealizer implements Reconciler {
     private readonly refreshMs = REFRESH_MS,
   ) {
     this.applier = new Applier(client, NODE_FIELD_MANAGER);
+    this.events = new EventRecorder(client, NODE_FIELD_MANAGER, nodeName);
   }
 
   async reconcile(key: string): Promise<ReconcileResult | void> {
     const pv = this.informer.get(key);
-    if (!pv || pv.spec.node !== this.nodeName) {
+    const recorded = pv?.status?.location;
+    // The node holding the data answers for it, also when spec.node was edited away from it.
+    if (!pv || (pv.spec.node !== this.nodeName && recorded?.node !== this.nodeName)) {
       this.realized.delete(key);
       return;
     }
-    const { pool, volumeMode } = pv.spec;
+    const moved = locationChange('PoolVolume', key, recorded, { pool: pv.spec.pool, node: pv.spec.node });
+    // Deleting removes the data where it is, whatever the spec was edited to name.
+    const pool = recorded?.pool ?? pv.spec.pool;
+    const { volumeMode } = pv.spec;
+    if (pv.metadata.deletionTimestamp && recorded && recorded.node !== this.nodeName) return; // that node's daemon removes it
+    if (!pv.metadata.deletionTimestamp && moved) {
+      this.realized.delete(key);
+      if (this.refused.get(key) !== pv.metadata.generation) {
+        this.refused.set(key, pv.metadata.generation);
+        log.warn({ volume: key, fields: moved.fields }, moved.message);
+        void this.events.emit(pv, 'Warning', 'LocationImmutable', moved.message);
+      }
+      await this.writeStatus(pv, { phase: pv.status?.phase ?? 'Failed', ready: ['False', 'LocationImmutable', moved.message] });
+      return;
+    }
+    this.refused.delete(key);
     if (pv.metadata.deletionTimestamp) {
       if (!hasFinalizer(pv, POOL_VOLUME_FINALIZER)) return;
       if (!(await this.engine.mountedPool(pool))) {
@@ -114,6 +137,7 @@ export class PoolVolumeRealizer implements Reconciler {
       const health = await this.engine.health(pool);
       await this.writeStatus(pv, {
         phase: 'Ready',
+        location: { pool, node: this.nodeName },
         path: current.path,
         capacity: current.capacity.toString(),
         used: current.used.toString(),
@@ -150,7 +174,7 @@ export class PoolVolumeRealizer implements Reconciler {
 
   private async writeStatus(
     pv: PoolVolume,
-    s: { phase: PoolVolumeStatus['phase']; path?: string; capacity?: string; used?: string; ready: [string, string, string]; degraded?: [string, string, string] },
+    s: { phase: PoolVolumeStatus['phase']; location?: PoolVolumeStatus['location']; path?: string; capacity?: string; used?: string; ready: [string, string, string]; degraded?: [string, string, string] },
   ): Promise<void> {
     const generation = pv.metadata.generation;
     const conds = [
@@ -159,6 +183,7 @@ export class PoolVolumeRealizer implements Reconciler {
     ];
     const status: PoolVolumeStatus = {
       ...(generation !== undefined ? { observedGeneration: generation } : {}),
+      ...(s.location ? { location: s.location } : pv.status?.location ? { location: pv.status.location } : {}),
       phase: s.phase,
       ...(s.path ? { path: s.path } : pv.status?.path ? { path: pv.status.path } : {}),
       ...(s.capacity ? { capacity: s.capacity } : pv.status?.capacity ? { capacity: pv.status.capacity } : {}),

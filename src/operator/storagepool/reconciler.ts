@@ -36,6 +36,10 @@ import { faultPoint } from '../../util/fault-point.js';
 import { spansNodes } from '../../crds/replication.js';
 import { observeAcrossNodes } from '../ceph/across-nodes.js';
 import { acrossNodesStatus, placementEvents } from '../ceph/placement-status.js';
+import { releaseProgress } from './disk-release.js';
+
+/** A pool being deleted looks again this often while node agents release its disks (their reports also wake it). */
+const RELEASE_POLL_MS = 2_000;
 
 /**
  * Claims, releases and PV writes one reconcile of a pool sends before it yields its worker and
@@ -235,11 +239,12 @@ export class StoragePoolReconciler implements Reconciler {
    * before, so the next owner never sees its data), then the claim is cleared and the agent removes
    * the filesystem it made.
    */
-  private async releaseDisks(pool: Pool, disks: readonly NodeDisk[], volumes: ReadonlyMap<string, PersistentVolume>, events: EventBatch): Promise<void> {
+  /** `keepPoolLabel`: the pool is being deleted and waits for the agents' confirmation (disk-release.ts). */
+  private async releaseDisks(pool: Pool, disks: readonly NodeDisk[], volumes: ReadonlyMap<string, PersistentVolume>, events: EventBatch, keepPoolLabel = false): Promise<void> {
     await forEachLimit(disks, WRITE_CONCURRENCY, async (disk) => {
       const pv = volumes.get(persistentVolumeName(disk.metadata.name));
       if (pv && !(await this.localVolumes.retire(pool, disk, pv, 'the disk leaves the pool', events))) return;
-      await this.applyIntent(disk, {}, false);
+      await this.applyIntent(disk, {}, false, keepPoolLabel);
       events.add('Normal', 'DiskReleased', `released disk ${disk.metadata.name} on node ${disk.spec.nodeName}; the agent removes Stowage's filesystem from it`);
     });
   }
@@ -252,14 +257,14 @@ export class StoragePoolReconciler implements Reconciler {
    * the schema-defaulted `claim.allowAdoption` belongs to no manager at all.
    * `conditional` adds the cached resourceVersion as a precondition (409 if the disk changed).
    */
-  private async applyIntent(disk: NodeDisk, intent: { claim?: DiskClaim; wipe?: DiskWipe }, conditional: boolean): Promise<void> {
+  private async applyIntent(disk: NodeDisk, intent: { claim?: DiskClaim; wipe?: DiskWipe }, conditional: boolean, keepPoolLabel = false): Promise<void> {
     const name = disk.metadata.name;
     const precondition = conditional && disk.metadata.resourceVersion ? { resourceVersion: disk.metadata.resourceVersion } : {};
     const dropClaim = !intent.claim && disk.spec.claim !== undefined;
     const dropWipe = !intent.wipe && disk.spec.wipe !== undefined;
     if (dropClaim || dropWipe) {
       await this.client.mergePatch(NODE_DISKS, name, {
-        metadata: { ...precondition, ...(dropClaim ? { labels: { [POOL_LABEL]: null } } : {}) },
+        metadata: { ...precondition, ...(dropClaim && !keepPoolLabel ? { labels: { [POOL_LABEL]: null } } : {}) },
         spec: { ...(dropClaim ? { claim: null } : {}), ...(dropWipe ? { wipe: null } : {}) },
       }, { fieldManager: this.applier.fieldManager });
       if (!intent.claim) return;
@@ -317,7 +322,7 @@ export class StoragePoolReconciler implements Reconciler {
       else await this.localVolumes.delete(pv, 'the pool is being deleted', 'PersistentVolumeDeleted', events);
     });
     if (pending) return {}; // waiting for wipes; the agent's report wakes us
-    await this.releaseDisks(pool, disks.filter((d) => !volumes.has(persistentVolumeName(d.metadata.name))), new Map(), events);
+    await this.releaseDisks(pool, disks.filter((d) => !volumes.has(persistentVolumeName(d.metadata.name))), new Map(), events, true);
     if (pool.spec.mode === 'Dynamic' && this.caches.snapshotCrds.list().length > 0) {
       const vsc = await this.client.getIfExists<VolumeSnapshotClass>(VOLUME_SNAPSHOT_CLASSES, renderSnapshotClass(pool).metadata.name!);
       if (vsc && isSnapshotClassOf(vsc, pool)) {
@@ -330,6 +335,19 @@ export class StoragePoolReconciler implements Reconciler {
       events.add('Normal', 'StorageClassDeleted', `deleted StorageClass ${sc.metadata.name}: the pool is being deleted`);
     }
     if (disks.some((d) => volumes.has(persistentVolumeName(d.metadata.name)))) return {}; // PVs just deleted; release next round
+    // The finalizer stays until every node agent confirmed the release of its disks.
+    const nodes = this.nodeMap();
+    const progress = releaseProgress(pool.metadata.name, this.caches.disks.list(), (n) => nodes.has(n));
+    await forEachLimit(progress.done, WRITE_CONCURRENCY, (d) =>
+      this.client.mergePatch(NODE_DISKS, d.metadata.name, { metadata: { labels: { [POOL_LABEL]: null } } }, { fieldManager: this.applier.fieldManager }).then(() => undefined));
+    if (progress.waiting.length > 0) {
+      const waiting = progress.waiting.map((w) => w.why).sort();
+      await this.writeStatus(live, {
+        pool, problems: [], plan: { claim: [], keep: [], release: [], held: [], conflicts: [] },
+        volumes: [], storageClassName: storageClassName(pool), releasingDisks: waiting,
+      });
+      return { requeueAfterMs: RELEASE_POLL_MS };
+    }
     await removeFinalizer(this.client, STORAGE_POOLS, live, POOL_FINALIZER);
     this.log.info({ pool: pool.metadata.name }, 'pool deleted; everything it created is gone or handed back');
     return {};

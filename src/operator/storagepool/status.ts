@@ -26,6 +26,8 @@ export interface PoolObservation {
   readonly storageClassConflict?: string;
   /** Claims (namespace/name) that keep a pool being deleted from going away. */
   readonly deletionBlockedBy?: readonly string[];
+  /** A pool being deleted: disks released but not yet confirmed by their node agents (disk-release.ts), with why. */
+  readonly releasingDisks?: readonly string[];
   /** Dynamic pools: capacity computed from disks and PoolVolumes (see capacity.ts). */
   readonly dynamic?: DynamicObservation;
   /** Dynamic pools: whether the node plugin serves the pool's nodes (driver-stack/health.ts). */
@@ -159,6 +161,13 @@ function readyCondition(
     return {
       type: 'Ready', status: 'False', reason: 'DeletionBlocked',
       message: `the pool is being deleted but volumes are still in use by ${list(obs.deletionBlockedBy)}; delete those claims (or their PVs, for retained volumes, or the VolumeSnapshots of snapshots) to let it go`,
+    };
+  }
+  if (obs.releasingDisks && obs.releasingDisks.length > 0) {
+    return {
+      type: 'Ready', status: 'False', reason: 'DisksReleasing',
+      message: `the pool is being deleted and waits for the node agents to release its disks (unmount, remove Stowage's filesystem): ${list(obs.releasingDisks)}. ` +
+        'If a node\'s agent is gone for good, take the disk off the wait with kubectl label nodedisk DISK stowage.dev/pool- (what is on it stays there)',
     };
   }
   if (obs.storageClassConflict) {
