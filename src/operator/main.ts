@@ -8,6 +8,7 @@ import { Manager } from '../runtime/manager.js';
 import { setupControllers } from './setup.js';
 import { imageTable } from './driver-stack/images.js';
 import { nodeAgentArgs } from './driver-stack/node-agent-args.js';
+import { kubeletRootDir } from './driver-stack/host-paths.js';
 import type { NodeRegistration } from './driver-stack/render.js';
 
 /** The field manager of everything the operator writes (DESIGN §3). */
@@ -34,6 +35,8 @@ export interface OperatorOptions {
   readonly nodeRegistration?: NodeRegistration | undefined;
   /** Discovery flags for the node agent in the node DaemonSet (`--node-agent-arg`). */
   readonly nodeAgentArgs?: readonly string[] | undefined;
+  /** kubelet's root directory on the nodes (`--kubelet-root-dir`); default /var/lib/kubelet. */
+  readonly kubeletRootDir?: string | undefined;
 }
 
 /** Runs the operator until SIGTERM/SIGINT (exit code 0) or until leadership is lost (exit code 1). */
@@ -42,6 +45,7 @@ export async function runOperator(opts: OperatorOptions): Promise<number> {
   // Checked now, so a typo fails at start-up; applied per server version by the driver stack.
   imageTable(opts.images);
   const agentArgs = nodeAgentArgs(opts.nodeAgentArgs);
+  const kubeletDir = kubeletRootDir(opts.kubeletRootDir);
   const client = await KubeClient.load({ kubeconfig: opts.kubeconfig, context: opts.context, userAgent: `stowage-operator/${VERSION}` });
   const identity = `${hostname()}_${randomUUID().slice(0, 8)}`;
   const manager = new Manager({
@@ -61,6 +65,7 @@ export async function runOperator(opts: OperatorOptions): Promise<number> {
       imageOverrides: opts.images ?? [],
       ...(opts.nodeRegistration ? { registration: opts.nodeRegistration } : {}),
       ...(agentArgs.length > 0 ? { nodeAgentArgs: agentArgs } : {}),
+      kubeletDir,
     },
   });
 

@@ -23,6 +23,8 @@ export interface RenderInput {
   readonly namespace?: string;
   readonly images?: ImageTable;
   readonly registration?: NodeRegistration;
+  /** kubelet's root directory on the nodes (`--kubelet-root-dir`); default /var/lib/kubelet. */
+  readonly kubeletDir?: string;
   /** The sidecars' flags for the server version rendered for; default: the newest servers'. */
   readonly sidecars?: SidecarProfile;
 }
@@ -61,6 +63,7 @@ export function renderDesired(input: RenderInput): RenderOutput {
   objects.push(...desiredDriverStack({
     dynamicPools: valid, images: input.images ?? DEFAULT_IMAGES, namespace: input.namespace ?? 'stowage-system',
     ...(input.registration ? { registration: input.registration } : {}), ...(input.sidecars ? { sidecars: input.sidecars } : {}),
+    ...(input.kubeletDir ? { kubeletDir: input.kubeletDir } : {}),
   }));
   for (const pool of valid) {
     if (spansNodes(pool.spec.replicated)) {

@@ -13,6 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { STOWAGE_REPOSITORY } from '../../src/operator/driver-stack/images.js';
 
 const exec = promisify(execFile);
 
@@ -192,49 +193,17 @@ export async function importTestImages(socket: string, workDir: string): Promise
   return digests;
 }
 
-/** Where `make image` (hack/build-image.sh) writes Stowage's image, for this tree's version. */
+/**
+ * Where `make image` (hack/build-image.sh) writes Stowage's image, for this tree's version. The real
+ * node gets it the way a cluster does: `make push` to a loopback registry and a pull from there
+ * (kubelet-registry.ts), never `ctr images import`.
+ */
 export function stowageImageArchive(): { archive: string; ref: string; version: string } {
   const version = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-  return { archive: path.join(REPO_ROOT, 'build', 'image', `stowage-${version}.oci.tar`), ref: `localhost/stowage:${version}`, version };
+  return { archive: path.join(REPO_ROOT, 'build', 'image', `stowage-${version}.oci.tar`), ref: `${STOWAGE_REPOSITORY}:${version}`, version };
 }
 
-/**
- * Imports Stowage's image as `make image` built it (no pull, no rebuild: the test proves the archive
- * a user would ship) into containerd's `k8s.io` namespace, and tags it once more per `extraRefs`
- * (a roll to a "new" image tag). Returns the manifest digest containerd reports.
- */
-export async function importStowageImage(socket: string, extraRefs: string[] = []): Promise<{ ref: string; digest: string }> {
-  const { archive, ref } = stowageImageArchive();
-  if (!fs.existsSync(archive)) {
-    throw new Error(`kubelet-images: ${archive} missing: run \`make image\` first (\`make test\` does), so the test runs the image a user would install`);
-  }
-  const ctr = async (...args: string[]) => {
-    try {
-      return (await exec('ctr', ['--address', socket, '--namespace', 'k8s.io', ...args], { timeout: 300_000, maxBuffer: 16 << 20 })).stdout;
-    } catch (e) {
-      const err = e as { stderr?: string; message: string };
-      throw new Error(`kubelet-images: ctr ${args.join(' ')} failed: ${err.stderr || err.message}`, { cause: e });
-    }
-  };
-  await ctr('images', 'import', '--platform', 'linux/amd64', archive);
-  for (const extra of extraRefs) {
-    // Not there is fine: this only makes room for the import's own name.
-    await ctr('images', 'rm', extra).catch(() => undefined);
-    await ctr('images', 'tag', ref, extra);
-  }
-  const line = (await ctr('images', 'ls')).split('\n').find((l) => l.startsWith(`${ref} `));
-  const digest = line?.split(/\s+/).find((f) => f.startsWith('sha256:'));
-  if (!digest) throw new Error(`kubelet-images: ${ref} is not in containerd after the import:\n${line ?? '(no line)'}`);
-  // A pull records the image under name@digest too; an import does not, and kubelet's CRI finds
-  // a by-digest reference (what the install pins) only under that name.
-  const byDigest = `${ref.slice(0, ref.lastIndexOf(':'))}@${digest}`;
-  // Not there is fine: the tag below (which must succeed) writes it anew.
-  await ctr('images', 'rm', byDigest).catch(() => undefined);
-  await ctr('images', 'tag', ref, byDigest);
-  return { ref, digest };
-}
-
-/** Removes images imported by importStowageImage(), so later tests on the node find none. */
+/** Removes Stowage's images containerd pulled (kubelet-registry.ts), so later tests on the node find none. */
 export async function removeStowageImages(socket: string, refs: string[]): Promise<void> {
   for (const ref of refs) {
     await exec('ctr', ['--address', socket, '--namespace', 'k8s.io', 'images', 'rm', ref], { timeout: 60_000 }).catch(() => undefined);

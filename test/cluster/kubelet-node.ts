@@ -26,8 +26,13 @@
 // `setpriv --pdeathsig KILL`); containerd's shims, which outlive containerd by design, are found by the
 // socket path in their command line. stop() removes every container, unmounts what kubelet and
 // containerd mounted, removes cgroups, directories, the bridge and the Node, and restores sysctls.
-// Only one such node can run per machine (/var/lib/kubelet is fixed): a lock file under /run
-// serialises runs, and a run that died without stop() is cleaned up by the next start().
+// Only one such node can run per machine (kubelet 1.20 writes /var/log/pods whatever its root, and the
+// CNI bridge is one): a lock file under /run serialises runs, and a run that died without stop() is
+// cleaned up by the next start(). kubelet's root dir is /var/lib/kubelet unless a test asks for
+// another (`rootDir`: distributions such as k0s keep it elsewhere, and Stowage must follow).
+// Registries: containerd reads a hosts directory (certs.d) in the state dir; trustRegistry() lets it
+// pull over plain HTTP from a loopback registry (kubelet-registry.ts), which is the only place it
+// can pull from.
 // STOWAGE_TEST_KUBELET_LOG_DIR=DIR keeps kubelet's and containerd's logs there after stop().
 
 import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
@@ -46,6 +51,7 @@ import { KUBELET_TUNED_SYSCTLS, readSysctls, registerRunDir, restoreSysctls, res
 
 const exec = promisify(execFile);
 
+/** kubelet's root dir unless KubeletNodeOptions.rootDir says otherwise. */
 export const KUBELET_ROOT_DIR = '/var/lib/kubelet';
 /** The real node stays up for the rest of a test run; this taint keeps other tests' pods (and
  *  DaemonSets) off it. Pods meant for it tolerate it (test/kubelet/pods.ts). */
@@ -72,6 +78,8 @@ export interface KubeletNodeOptions {
   nodeName?: string;
   /** Directory holding `kubelet` (default: $KUBEBUILDER_ASSETS, then the build cache). */
   binDir?: string;
+  /** kubelet's --root-dir (default {@link KUBELET_ROOT_DIR}); made and removed by the harness, refused if it exists without its marker. */
+  rootDir?: string;
   log?: (line: string) => void;
 }
 
@@ -105,6 +113,13 @@ async function unusedPort(): Promise<number> {
       srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
     });
   });
+}
+
+/** `/a/b/c` -> [`/a/b`, `/a`] (not `/`). */
+function ancestors(dir: string): string[] {
+  const out: string[] = [];
+  for (let d = path.dirname(dir); d !== '/'; d = path.dirname(d)) out.push(d);
+  return out;
 }
 
 /** PIDs whose command line mentions `needle`. */
@@ -241,6 +256,8 @@ export function findKubelet(binDir?: string): string {
 interface LockContent {
   pid: number;
   stateDir: string;
+  /** kubelet's root dir of that run (absent in locks of older harnesses: the default). */
+  rootDir?: string;
 }
 
 function readLock(): LockContent | undefined {
@@ -251,13 +268,13 @@ function readLock(): LockContent | undefined {
   }
 }
 
-async function acquireLock(stateDir: string, log: (l: string) => void): Promise<void> {
+async function acquireLock(stateDir: string, rootDir: string, log: (l: string) => void): Promise<void> {
   const deadline = Date.now() + LOCK_WAIT_MS;
   let announced = false;
   for (;;) {
     try {
       const fd = fs.openSync(LOCK_FILE, 'wx', 0o644);
-      fs.writeSync(fd, JSON.stringify({ pid: process.pid, stateDir } satisfies LockContent));
+      fs.writeSync(fd, JSON.stringify({ pid: process.pid, stateDir, rootDir } satisfies LockContent));
       fs.closeSync(fd);
       return;
     } catch (e) {
@@ -271,7 +288,7 @@ async function acquireLock(stateDir: string, log: (l: string) => void): Promise<
       continue;
     }
     if (Date.now() > deadline) {
-      throw new Error(`kubelet-node: another test run (pid ${holder.pid}) has held ${LOCK_FILE} for ${LOCK_WAIT_MS / 60000} minutes; only one kubelet can use ${KUBELET_ROOT_DIR}`);
+      throw new Error(`kubelet-node: another test run (pid ${holder.pid}) has held ${LOCK_FILE} for ${LOCK_WAIT_MS / 60000} minutes; only one test kubelet runs per machine`);
     }
     if (!announced) log(`waiting for the kubelet node of pid ${holder.pid} to stop (${LOCK_FILE})`);
     announced = true;
@@ -300,7 +317,8 @@ async function cleanupDeadRun(holder: LockContent | undefined): Promise<void> {
     const until = Date.now() + 5000;
     while (victims.some(isAlive) && Date.now() < until) await sleep(100);
   }
-  if (fs.existsSync(path.join(KUBELET_ROOT_DIR, MARKER))) await removeTree(KUBELET_ROOT_DIR);
+  const rootDir = holder?.rootDir ?? KUBELET_ROOT_DIR;
+  if (fs.existsSync(path.join(rootDir, MARKER))) await removeTree(rootDir);
   if (stateDir && path.basename(stateDir).startsWith(STATE_PREFIX)) await removeTree(stateDir);
   if (baseline) {
     for (const cg of baseline.createdCgroups) await removeCgroupTree(cg).catch(() => undefined);
@@ -317,7 +335,8 @@ export class KubeletNode {
   readonly nodeName: string;
   readonly stateDir: string;
   readonly containerdSocket: string;
-  readonly rootDir = KUBELET_ROOT_DIR;
+  /** kubelet's --root-dir. */
+  readonly rootDir: string;
   /** Port of kubelet's API (on 127.0.0.1). */
   readonly kubeletPort: number;
   readonly healthzPort: number;
@@ -332,8 +351,9 @@ export class KubeletNode {
   private proxy = '';
   private stopped = false;
 
-  private constructor(cp: ControlPlane, init: { nodeName: string; stateDir: string; kubeletBin: string; kubeletPort: number; healthzPort: number; log: (l: string) => void }) {
+  private constructor(cp: ControlPlane, init: { nodeName: string; stateDir: string; rootDir: string; kubeletBin: string; kubeletPort: number; healthzPort: number; log: (l: string) => void }) {
     this.cp = cp;
+    this.rootDir = init.rootDir;
     this.nodeName = init.nodeName;
     this.stateDir = init.stateDir;
     this.kubeletBin = init.kubeletBin;
@@ -351,21 +371,24 @@ export class KubeletNode {
     if (missing.length > 0) throw new Error(`kubelet-node: missing ${missing.join(', ')}; run hack/install-test-deps.sh (containerd, runc, containernetworking-plugins)`);
     if (process.getuid?.() !== 0) throw new Error('kubelet-node: kubelet and containerd need root');
 
+    const rootDir = opts.rootDir ?? KUBELET_ROOT_DIR;
+    if (!path.isAbsolute(rootDir) || path.normalize(rootDir) !== rootDir || rootDir === '/') throw new Error(`kubelet-node: rootDir ${rootDir} must be an absolute, normalized directory other than /`);
     const stateDir = await fsp.mkdtemp(path.join(os.tmpdir(), STATE_PREFIX));
     registerRunDir(stateDir);
-    registerRunDir(KUBELET_ROOT_DIR);
+    registerRunDir(rootDir);
     let node: KubeletNode | undefined;
     let locked = false;
     try {
-      await acquireLock(stateDir, log);
+      await acquireLock(stateDir, rootDir, log);
       locked = true;
-      if (fs.existsSync(KUBELET_ROOT_DIR) && !fs.existsSync(path.join(KUBELET_ROOT_DIR, MARKER))) {
-        throw new Error(`kubelet-node: ${KUBELET_ROOT_DIR} exists and was not made by this harness (is a real kubelet installed here?); refusing to use it`);
+      if (fs.existsSync(rootDir) && !fs.existsSync(path.join(rootDir, MARKER))) {
+        throw new Error(`kubelet-node: ${rootDir} exists and was not made by this harness (is a real kubelet installed here?); refusing to use it`);
       }
-      if (fs.existsSync(KUBELET_ROOT_DIR)) await removeTree(KUBELET_ROOT_DIR); // our own, from a dead run
+      if (fs.existsSync(rootDir)) await removeTree(rootDir); // our own, from a dead run
       node = new KubeletNode(cp, {
         nodeName: opts.nodeName ?? `kubelet-${randomBytes(3).toString('hex')}`,
         stateDir,
+        rootDir,
         kubeletBin,
         kubeletPort: await unusedPort(),
         healthzPort: await unusedPort(),
@@ -404,14 +427,19 @@ export class KubeletNode {
 
   private async recordBaseline(): Promise<void> {
     const createdDirs: string[] = [];
-    for (const d of [KUBELET_ROOT_DIR, ...KUBELET_LOG_DIRS, CONTAINERD_RUN_DIR, ...CNI_HOST_DIRS]) if (!fs.existsSync(d)) createdDirs.push(d);
+    // The root's parents too (a root such as /var/lib/k0s/kubelet): the first missing ancestor is removed on stop.
+    const missingRoot = [this.rootDir, ...ancestors(this.rootDir)].filter((d) => !fs.existsSync(d)).pop();
+    // kubelet 1.20 keeps its device-plugin socket in /var/lib/kubelet/device-plugins whatever its root
+    // (a constant of the device-plugin API), so a moved root still creates the default one.
+    const defaultRoot = this.rootDir === KUBELET_ROOT_DIR ? [] : [KUBELET_ROOT_DIR];
+    for (const d of [...(missingRoot ? [missingRoot] : []), ...defaultRoot, ...KUBELET_LOG_DIRS, CONTAINERD_RUN_DIR, ...CNI_HOST_DIRS]) if (!fs.existsSync(d)) createdDirs.push(d);
     const createdCgroups = cgroupHierarchies()
       .map((h) => path.join(h, 'kubepods'))
       .filter((d) => !fs.existsSync(d));
     this.baseline = { createdDirs, createdCgroups, sysctls: readSysctls(KUBELET_TUNED_SYSCTLS) };
     await fsp.writeFile(this.path('baseline.json'), JSON.stringify(this.baseline));
-    await fsp.mkdir(KUBELET_ROOT_DIR, { recursive: true });
-    await fsp.writeFile(path.join(KUBELET_ROOT_DIR, MARKER), `made by the Stowage test harness (pid ${process.pid}, ${this.stateDir})\n`);
+    await fsp.mkdir(this.rootDir, { recursive: true });
+    await fsp.writeFile(path.join(this.rootDir, MARKER), `made by the Stowage test harness (pid ${process.pid}, ${this.stateDir})\n`);
   }
 
   private logFile(name: string): string {
@@ -568,6 +596,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
           BinaryName = "/usr/sbin/runc"
           Root = ${JSON.stringify(path.join(dir, 'runc'))}
           SystemdCgroup = false
+    [plugins."io.containerd.grpc.v1.cri".registry]
+      # Read at every pull: trustRegistry() adds a loopback registry while containerd runs.
+      config_path = ${JSON.stringify(this.registryHostsDir)}
     [plugins."io.containerd.grpc.v1.cri".cni]
       bin_dir = "/usr/lib/cni"
       conf_dir = ${JSON.stringify(cniConf)}
@@ -577,6 +608,23 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     await fsp.writeFile(config, toml);
     await this.spawnProc('containerd', '/usr/bin/containerd', ['--config', config, '--log-level', 'info'], this.env());
     await this.waitUntil('containerd', 'serving', async () => (await this.ctr(['version'], 5000)).code === 0);
+  }
+
+  /** containerd's hosts directory (one `<host:port>/hosts.toml` per registry). */
+  private get registryHostsDir(): string {
+    return this.path('containerd', 'certs.d');
+  }
+
+  /**
+   * Lets containerd (and so kubelet) pull from the registry at `host` (127.0.0.1:PORT) over plain
+   * HTTP, as a cluster's nodes are configured for a mirror. Returns the undo.
+   */
+  async trustRegistry(host: string): Promise<() => Promise<void>> {
+    if (!/^127\.0\.0\.1:\d+$/.test(host)) throw new Error(`kubelet-node: trustRegistry(${host}): only a loopback registry 127.0.0.1:PORT`);
+    const dir = path.join(this.registryHostsDir, host);
+    await fsp.mkdir(dir, { recursive: true });
+    await fsp.writeFile(path.join(dir, 'hosts.toml'), [`server = "http://${host}"`, '', `[host."http://${host}"]`, '  capabilities = ["pull", "resolve"]', ''].join('\n'));
+    return () => fsp.rm(dir, { recursive: true, force: true });
   }
 
   /** Runs `ctr` against this node's containerd (namespace k8s.io). */
@@ -707,7 +755,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       [
         `--config=${this.path('kubelet', 'config.json')}`,
         `--kubeconfig=${this.path('kubelet', 'kubeconfig')}`,
-        `--root-dir=${KUBELET_ROOT_DIR}`,
+        `--root-dir=${this.rootDir}`,
         `--cert-dir=${this.path('kubelet', 'pki')}`,
         `--hostname-override=${this.nodeName}`,
         '--cloud-provider=external',
@@ -800,7 +848,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       const until = Date.now() + 5000;
       while (shims.some(isAlive) && Date.now() < until) await sleep(100);
     });
-    await step(`unmount under ${KUBELET_ROOT_DIR}`, () => unmountUnder(KUBELET_ROOT_DIR));
+    await step(`unmount under ${this.rootDir}`, () => unmountUnder(this.rootDir));
     await step(`unmount under ${this.stateDir}`, () => unmountUnder(this.stateDir));
     for (const cg of this.baseline.createdCgroups) await step(`remove cgroup ${cg}`, () => removeCgroupTree(cg));
     for (const d of this.baseline.createdDirs) await step(`remove ${d}`, () => removeTree(d));
@@ -842,7 +890,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         /* gone */
       }
     }
-    removeTreeSync(KUBELET_ROOT_DIR);
+    removeTreeSync(this.rootDir);
     removeTreeSync(this.stateDir);
     for (const d of this.baseline.createdDirs) removeTreeSync(d);
     for (const cg of this.baseline.createdCgroups) {

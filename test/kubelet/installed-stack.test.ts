@@ -1,5 +1,6 @@
-// Stowage as a user deploys it (issue 16): the image `make image` built, imported into the real
-// node's containerd with ctr (no pull), installed with `kubectl apply -k` of an overlay of
+// Stowage as a user deploys it (issues 16, 27): the image `make image` built, pushed with `make push`
+// to a loopback registry (kubelet-registry.ts) that the real node's containerd pulls it from, by
+// digest (the operator) and by tag (the pods it deploys), installed with `kubectl apply -k` of an overlay of
 // config/default (installed-overlay.ts says what it changes and why). The operator runs as its
 // Deployment, in a container, with the in-cluster config and its own ServiceAccount token, leader
 // election on; it deploys the node DaemonSet, and kubelet runs `stowage node` in a container,
@@ -7,8 +8,8 @@
 // survives deletion and a roll to a new image tag; `kubectl delete -k` leaves no process, mount or
 // loop device behind.
 
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { mkdtemp, rm, rmdir, symlink } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
@@ -20,17 +21,20 @@ import type { NodeDisk } from '../../src/crds/nodedisk.js';
 import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import { csiV1 } from '../../src/csi/grpc.js';
 import { TOPOLOGY_KEY } from '../../src/csi/identity.js';
-import { AGENT_ROOT, CSI_CONTROLLER_DEPLOYMENT, DRIVER_NAME, KUBELET_DIR, NODE_DAEMONSET } from '../../src/operator/driver-stack/render.js';
-import { REAL_NODE_TAINT, type KubeletNode } from '../cluster/kubelet-node.js';
+import { CSI_CONTROLLER_DEPLOYMENT, DRIVER_NAME, KUBELET_DIR, NODE_DAEMONSET } from '../../src/operator/driver-stack/render.js';
+import { REAL_NODE_TAINT } from '../cluster/kubelet-node.js';
 import { call, codeOf, type CsiClient } from '../csi/fixture.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { shareHostPaths } from '../cluster/host-propagation.js';
-import { importStowageImage, removeStowageImages, stowageImageArchive } from '../cluster/kubelet-images.js';
+import { removeStowageImages, stowageImageArchive } from '../cluster/kubelet-images.js';
+import { LoopbackRegistry } from '../cluster/kubelet-registry.js';
+import type { KubeletNode } from '../cluster/kubelet-node.js';
 import { sharedKubeletNode } from '../cluster/kubelet-shared.js';
 import { adminClient, createNamespace, deletePoolForcibly, uniqueName, waitFor } from '../support/cluster.js';
 import { LoopDevices, unmountAllFrom } from '../support/loop-devices.js';
 import { condition, type Pool, type Pvc } from '../support/pool-world.js';
 import { TEST_NETWORK_FIELD_MANAGER, networkPatch, writeInstalledOverlay } from './installed-overlay.js';
+import { HOST_PATHS_CREATED, PROPAGATED_HOST_PATHS, loopDevices, mountsBelow, rmdirTree, stowageProcesses } from './installed-host.js';
 import { playLivenessProbe, type PlayedLivenessProbe } from './livenessprobe-play.js';
 import { deleteClaimVolume, provisionClaim } from './csi-sidecars.js';
 import { busyboxPod, deletePodAndWait, podLog, podMounts, waitPodPhase } from './pods.js';
@@ -45,7 +49,6 @@ const NODE_CONTAINER = 'stowage-node';
 const CONTROLLER_SELECTOR = 'app.kubernetes.io/name=stowage,app.kubernetes.io/component=csi-controller';
 const CONTROLLER_CONTAINER = 'stowage-csi-controller';
 const MOUNT_CAPABILITY = { mount: { fs_type: '', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
-const CLI = '/opt/stowage/dist/src/cli/main.js';
 const WAIT_MS = 150_000;
 const CSI_NODES = { group: 'storage.k8s.io', version: 'v1', plural: 'csinodes', kind: 'CSINode', namespaced: false } as const;
 const MiB = 1024 * 1024;
@@ -53,50 +56,8 @@ const MiB = 1024 * 1024;
 const WRITER = 'trap "exit 0" TERM; i=0; while true; do i=$((i+1)); echo $i >> /data/log; echo $i >> /dyn/log; sync; sleep 0.2; done';
 /** Labels on the test's two NodeDisks, so each pool selects its own. */
 const ROLE_LABEL = 'stowage.dev/test-role';
-/** An image reference no registry serves: the broken DaemonSet of the DriverReady test. */
-const BROKEN_REF = 'localhost/stowage:no-such-tag';
 /** The node plugin's CSI socket as the host (and kubelet) sees it: the DaemonSet's plugin-dir hostPath. */
 const PLUGIN_SOCKET = `${KUBELET_DIR}/plugins/${DRIVER_NAME}/csi.sock`;
-/** Mounted HostToContainer or Bidirectional by the node DaemonSet: shared, as systemd makes them (host-propagation.ts). */
-const PROPAGATED_HOST_PATHS = ['/dev', '/sys', AGENT_ROOT];
-/** Host directories the node DaemonSet's DirectoryOrCreate hostPaths make; removed (empty only) if the test made them. */
-const HOST_PATHS_CREATED = [AGENT_ROOT, '/run/udev'];
-
-/** Host processes started from the image's CLI (a containerised role), by PID. */
-function stowageProcesses(role?: string): Array<{ pid: number; args: string[] }> {
-  const out: Array<{ pid: number; args: string[] }> = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const args = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').filter(Boolean);
-      if (args.includes(CLI) && (!role || args[args.indexOf(CLI) + 1] === role)) out.push({ pid: Number(e), args });
-    } catch {
-      /* exited */
-    }
-  }
-  return out;
-}
-
-/**
- * Attached loop devices, less those over the sparse files of test/support/loop-devices.ts: other test
- * processes on this machine make and remove those while this test runs. Stowage's stack attaches no
- * loop device of its own, so any other new one would be its leftover.
- */
-function loopDevices(): string[] {
-  const testDisks = path.join(tmpdir(), 'stowage-loop-');
-  return readdirSync('/sys/block').filter((d) => {
-    if (!d.startsWith('loop')) return false;
-    try {
-      return !readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8').trim().startsWith(testDisks);
-    } catch {
-      return false; // not attached
-    }
-  });
-}
-
-function mountsBelow(prefix: string): string[] {
-  return readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(prefix));
-}
 
 /** JSON log lines of a pod whose `msg` is `msg`. */
 function logLines(log: string, msg: string): any[] {
@@ -117,6 +78,10 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
   let node: KubeletNode;
   let work: string | undefined;
   let overlay: string;
+  let registry: LoopbackRegistry | undefined;
+  let untrustRegistry: (() => Promise<void>) | undefined;
+  /** REGISTRY/stowage-dev/stowage in the loopback registry. */
+  let repository: string;
   let imageRef: string;
   let rollRef: string;
   let digest: string;
@@ -207,7 +172,8 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
   };
 
   const applyOverlay = async (operatorArgs: string[] = []): Promise<void> => {
-    await writeInstalledOverlay({ dir: overlay, server: cp.server, nodeName: node.nodeName, imageDigest: `localhost/stowage@${digest}`, metricsPort: ports.metrics, probePort: ports.probe, operatorArgs });
+    // The operator by digest; what it deploys by tag (its --image), a later --image overriding it.
+    await writeInstalledOverlay({ dir: overlay, server: cp.server, nodeName: node.nodeName, imageDigest: `${repository}@${digest}`, metricsPort: ports.metrics, probePort: ports.probe, operatorArgs: ['--image', `stowage=${imageRef}`, ...operatorArgs] });
     await kubectl('apply', '-k', overlay);
   };
   const agentArgs = (): string[] => allowArgs;
@@ -264,8 +230,13 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     unshare = await shareHostPaths(PROPAGATED_HOST_PATHS);
     liveness = await playLivenessProbe(() => livenessTarget);
     const version = stowageImageArchive().version;
-    rollRef = `localhost/stowage:${version}-roll`;
-    ({ ref: imageRef, digest } = await importStowageImage(node.containerdSocket, [rollRef]));
+    registry = await LoopbackRegistry.start();
+    untrustRegistry = await node.trustRegistry(registry.host);
+    // `make push` of the one archive under two tags: the install's, and a "new" one to roll to.
+    const pushed = await registry.push('stowage-dev', [version, `${version}-roll`]);
+    repository = `${registry.host}/stowage-dev/stowage`;
+    [imageRef, rollRef] = pushed.refs as [string, string];
+    digest = pushed.digest;
     work = await mkdtemp(path.join(tmpdir(), 'stowage-installed-'));
     overlay = path.join(work, 'overlay');
     await pickOperatorPorts();
@@ -296,7 +267,10 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     }
     await liveness?.close();
     await unshare?.();
-    if (node) await removeStowageImages(node.containerdSocket, [imageRef, rollRef, digest && imageRef ? `${imageRef.slice(0, imageRef.lastIndexOf(':'))}@${digest}` : ''].filter(Boolean));
+    // What containerd pulled (by tag and by digest), so later tests on the node find none; then the registry.
+    if (node && repository) await removeStowageImages(node.containerdSocket, [imageRef, rollRef, `${repository}@${digest}`, `${repository}:no-such-tag`].filter(Boolean));
+    await untrustRegistry?.();
+    await registry?.stop();
     if (admin && node) {
       for (const d of (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` }).catch(() => ({ items: [] as any[] }))).items) {
         await admin.delete(NODE_DISKS, d.metadata.name).catch(() => undefined);
@@ -314,9 +288,10 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     await applyOverlay(agentArgs());
     const pod = await runningPod(OPERATOR_SELECTOR, 'operator', 'the operator pod to run on the real node');
     const status = pod.status.containerStatuses.find((c: any) => c.name === 'operator');
-    // The image kubelet ran is the one make image built (kustomize pinned its digest).
-    expect(pod.spec.containers[0].image).to.equal(`localhost/stowage@${digest}`);
+    // The image kubelet ran is the one make image built, pulled from the registry by the digest kustomize pinned.
+    expect(pod.spec.containers[0].image).to.equal(`${repository}@${digest}`);
     expect(status.imageID).to.contain(digest);
+    expect(await registry!.resolve('stowage-dev/stowage', digest), 'the registry serves that digest').to.equal(digest);
     expect(pod.spec.serviceAccountName).to.equal('stowage-operator');
     expect(pod.spec.containers[0].args).to.not.include.members(['--kubeconfig']);
     // The process is the container's: the image's CLI, as the image's non-root user.
@@ -551,13 +526,14 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     const driverReady = async () => condition(await admin.getIfExists<Pool>(STORAGE_POOLS, dynPool), 'DriverReady');
     // The roll before this test may have just replaced the plugin: it is True once that one registered.
     await waitFor('DriverReady=True before the break', async () => (await driverReady())?.status === 'True', 60_000, 500);
-    // A tag no registry serves (this node reaches none): kubelet's pull fails on the real node.
+    // A tag the registry does not serve: kubelet's pull fails on the real node (manifest unknown).
+    const brokenRef = `${repository}:no-such-tag`;
     const brokenAt = Date.now();
     await pickOperatorPorts();
-    await applyOverlay([...agentArgs(), '--image', `stowage=${BROKEN_REF}`]);
+    await applyOverlay([...agentArgs(), '--image', `stowage=${brokenRef}`]);
     await waitFor('the operator to roll the DaemonSet to the broken tag', async () => {
       const ds = await admin.get<any>(DAEMON_SETS, NODE_DAEMONSET, NS);
-      return ds.spec.template.spec.containers.find((x: any) => x.name === NODE_CONTAINER)?.image === BROKEN_REF;
+      return ds.spec.template.spec.containers.find((x: any) => x.name === NODE_CONTAINER)?.image === brokenRef;
     }, WAIT_MS, 500);
     // The minute starts when kubelet reports the failed pull on the pod (what the operator watches).
     await waitFor('kubelet to report the failed pull on the new node pod', async () => (await podsOf(NODE_SELECTOR)).some((p) =>
@@ -631,13 +607,3 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
   });
 });
 
-/** Removes a directory tree the DaemonSet's hostPath created: empty directories only, nothing mounted. */
-async function rmdirTree(dir: string): Promise<void> {
-  if (!existsSync(dir) || mountsBelow(`${dir}/`).length > 0) return;
-  const walk = async (d: string): Promise<void> => {
-    for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) await walk(path.join(d, e.name));
-    // Removes only empty directories: one that is not empty is left, on purpose.
-    await rmdir(d).catch(() => undefined);
-  };
-  await walk(dir);
-}

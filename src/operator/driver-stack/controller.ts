@@ -33,6 +33,8 @@ export interface DriverStackOptions {
   readonly registration?: NodeRegistration;
   /** Discovery flags for the node agent (`--node-agent-arg`, node-agent-args.ts). */
   readonly nodeAgentArgs?: readonly string[];
+  /** kubelet's root directory on the nodes (`--kubelet-root-dir`, host-paths.ts). */
+  readonly kubeletDir?: string;
   /** The server's version; the sidecars and their flags follow it. Without it: the newest servers'. */
   readonly serverVersion?: ServerVersion;
   readonly fieldManager: string;
@@ -84,6 +86,7 @@ export class DriverStackReconciler implements Reconciler {
       dynamicPools: pools.list(), volumes: volumeCount, images, namespace: this.options.namespace, sidecars,
       ...(this.options.registration ? { registration: this.options.registration } : {}),
       ...(this.options.nodeAgentArgs ? { nodeAgentArgs: this.options.nodeAgentArgs } : {}),
+      ...(this.options.kubeletDir ? { kubeletDir: this.options.kubeletDir } : {}),
     };
     for (const desired of desiredDriverStack(input)) await this.apply(desired, volumeCount);
     if (!needsCsiController(input)) await this.removeCsiParts();

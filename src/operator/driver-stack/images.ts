@@ -15,10 +15,13 @@ export interface ImageTable extends SidecarImages {
 export type ImageName = keyof ImageTable;
 
 /**
- * Stowage's own image is what `make docker-build` tags; there is no public registry for it yet, so
- * a real cluster needs `--image stowage=YOUR/REGISTRY/stowage:TAG`.
+ * Where a release publishes Stowage's image (`make release`, .github/workflows/release.yml), and so
+ * what config/manager and the node DaemonSet name by default. The release's stowage.yaml pins it by
+ * digest (the operator's image and its `--image stowage=…`); a mirror or a build of one's own is
+ * `--image stowage=REGISTRY/PATH:TAG` here and a kustomize `images:` entry for the operator.
  */
-export const STOWAGE_IMAGE = `localhost/stowage:${VERSION}`;
+export const STOWAGE_REPOSITORY = 'ghcr.io/stowage-dev/stowage';
+export const STOWAGE_IMAGE = `${STOWAGE_REPOSITORY}:${VERSION}`;
 
 /** The defaults for the newest servers (sidecars.ts has those of older ones). */
 export const DEFAULT_IMAGES: ImageTable = Object.freeze({ stowage: STOWAGE_IMAGE, ...NEWEST_PROFILE.images });

@@ -8,6 +8,7 @@ import type { KubeObject } from '../../kube/types.js';
 import type { ImageTable } from './images.js';
 import { NEWEST_PROFILE, type SidecarProfile } from './sidecars.js';
 import { MANAGED_BY } from '../../crds/labels.js';
+import { AGENT_ROOT, DEFAULT_KUBELET_ROOT_DIR } from './host-paths.js';
 import { spansNodes } from '../../crds/replication.js';
 
 export const DRIVER_NAME = 'csi.stowage.dev';
@@ -20,11 +21,15 @@ export const CSI_CONTROLLER_SERVICE_ACCOUNT = 'stowage-csi-controller';
 export const NODE_PRIORITY_CLASS = 'system-node-critical';
 export const CONTROLLER_PRIORITY_CLASS = 'system-cluster-critical';
 
-export const KUBELET_DIR = '/var/lib/kubelet';
-/** Where the agent mounts prepared disks; local PVs point here, so the host must see these mounts. */
-export const AGENT_ROOT = '/var/lib/stowage';
-const PLUGIN_DIR = `${KUBELET_DIR}/plugins/${DRIVER_NAME}`;
-const REGISTRATION_DIR = `${KUBELET_DIR}/plugins_registry`;
+/**
+ * kubelet's root directory (its `--root-dir`) where the distribution does not move it. k0s, MicroK8s
+ * and others keep it elsewhere: the operator's `--kubelet-root-dir` (host-paths.ts) says where.
+ */
+export const KUBELET_DIR = DEFAULT_KUBELET_ROOT_DIR;
+export { AGENT_ROOT };
+/** The node plugin's directory and kubelet's plugin-registration directory under a kubelet root. */
+export const pluginDir = (kubeletDir: string): string => `${kubeletDir}/plugins/${DRIVER_NAME}`;
+export const registrationDir = (kubeletDir: string): string => `${kubeletDir}/plugins_registry`;
 
 /**
  * Who registers the node plugin with kubelet and answers its liveness probe:
@@ -71,6 +76,8 @@ export interface DriverStackInput {
   readonly sidecars?: SidecarProfile;
   /** Discovery flags for `stowage node` (`--node-agent-arg`, checked by node-agent-args.ts). */
   readonly nodeAgentArgs?: readonly string[];
+  /** kubelet's root directory on the nodes (`--kubelet-root-dir`, checked by host-paths.ts); default {@link KUBELET_DIR}. */
+  readonly kubeletDir?: string;
 }
 
 /** Whether the CSIDriver and the CSI controller belong to the desired stack. */
@@ -126,11 +133,16 @@ const restricted = {
  * The disk agent and CSI node service on every node; kubelet registration and liveness either by
  * `stowage node` itself or by the upstream sidecars (see {@link NodeRegistration}).
  */
-function nodeDaemonSet({ images, namespace, registration = DEFAULT_NODE_REGISTRATION, nodeAgentArgs = [] }: DriverStackInput): KubeObject {
+function nodeDaemonSet({ images, namespace, registration = DEFAULT_NODE_REGISTRATION, nodeAgentArgs = [], kubeletDir = KUBELET_DIR }: DriverStackInput): KubeObject {
   const component = 'node';
   const self = registration === 'self';
+  // Every path kubelet knows (the plugin's socket, the registration directory, pods' volumes) is
+  // under its root, and the container sees it at the host's path: the socket kubelet is told
+  // about and the staging and target paths kubelet passes must mean the same file inside and out.
+  const plugin = pluginDir(kubeletDir);
+  const registry = registrationDir(kubeletDir);
   // With `self`, the socket's path in the container is the host's (kubelet dials what is announced).
-  const csiEndpoint = self ? `unix://${PLUGIN_DIR}/csi.sock` : CSI_ENDPOINT;
+  const csiEndpoint = self ? `unix://${plugin}/csi.sock` : CSI_ENDPOINT;
   const nodeContainer = {
     name: 'stowage-node',
     image: images.stowage,
@@ -140,8 +152,8 @@ function nodeDaemonSet({ images, namespace, registration = DEFAULT_NODE_REGISTRA
       'node', `--root=${AGENT_ROOT}/disks`, `--pool-root=${AGENT_ROOT}`, `--csi-endpoint=${csiEndpoint}`,
       // Said, not defaulted: the CSI Node service refuses staging and target paths outside it, and
       // it must be the directory the kubelet-dir volume mounts.
-      `--kubelet-dir=${KUBELET_DIR}`,
-      ...(self ? [`--kubelet-registration-dir=${REGISTRATION_DIR}`] : []),
+      `--kubelet-dir=${kubeletDir}`,
+      ...(self ? [`--kubelet-registration-dir=${registry}`] : []),
       `--metrics-bind-address=:${NODE_METRICS_PORT}`,
       ...nodeAgentArgs,
     ],
@@ -162,7 +174,7 @@ function nodeDaemonSet({ images, namespace, registration = DEFAULT_NODE_REGISTRA
     volumeMounts: [
       ...(self ? [] : [{ name: 'plugin-dir', mountPath: SOCKET_DIR }]),
       // Bidirectional: mounts the agent makes for pods must reach the host's kubelet.
-      { name: 'kubelet-dir', mountPath: KUBELET_DIR, mountPropagation: 'Bidirectional' },
+      { name: 'kubelet-dir', mountPath: kubeletDir, mountPropagation: 'Bidirectional' },
       { name: 'agent-root', mountPath: AGENT_ROOT, mountPropagation: 'Bidirectional' },
       { name: 'dev', mountPath: '/dev', mountPropagation: 'HostToContainer' },
       { name: 'sys', mountPath: '/sys', mountPropagation: 'HostToContainer' },
@@ -175,7 +187,7 @@ function nodeDaemonSet({ images, namespace, registration = DEFAULT_NODE_REGISTRA
       image: images['csi-node-driver-registrar'],
       args: [
         `--csi-address=${CSI_ADDRESS}`,
-        `--kubelet-registration-path=${PLUGIN_DIR}/csi.sock`,
+        `--kubelet-registration-path=${plugin}/csi.sock`,
         `--http-endpoint=:${REGISTRAR_HEALTH_PORT}`,
       ],
       ports: [{ name: 'registrar', containerPort: REGISTRAR_HEALTH_PORT, protocol: 'TCP' }],
@@ -214,8 +226,8 @@ function nodeDaemonSet({ images, namespace, registration = DEFAULT_NODE_REGISTRA
           containers: [nodeContainer, ...sidecars],
           volumes: [
             // `self` reaches both directories through the kubelet directory (and creates the plugin's).
-            ...(self ? [] : [hostPath('plugin-dir', PLUGIN_DIR, 'DirectoryOrCreate'), hostPath('registration-dir', REGISTRATION_DIR, 'Directory')]),
-            hostPath('kubelet-dir', KUBELET_DIR, 'Directory'),
+            ...(self ? [] : [hostPath('plugin-dir', plugin, 'DirectoryOrCreate'), hostPath('registration-dir', registry, 'Directory')]),
+            hostPath('kubelet-dir', kubeletDir, 'Directory'),
             hostPath('agent-root', AGENT_ROOT, 'DirectoryOrCreate'),
             hostPath('dev', '/dev', 'Directory'),
             hostPath('sys', '/sys', 'Directory'),
