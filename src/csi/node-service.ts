@@ -187,6 +187,7 @@ export class CsiNode {
     }
     await rm(deviceFile, { force: true });
     while (await mountAt(staging)) await run('umount', [staging]);
+    await faultPoint('dynamic/unstage'); // unmounted, not answered yet
     log.info({ volume: req.volume_id, staging }, 'unstaged');
     return {};
   }
@@ -236,6 +237,7 @@ export class CsiNode {
     await this.checkPath('target_path', req.target_path);
     const target: string = req.target_path;
     while (await mountAt(target)) await run('umount', [target]);
+    await faultPoint('dynamic/unpublish'); // unmounted, target not removed, not answered yet
     const s = await stat(target).catch(() => undefined);
     if (s?.isDirectory()) await rmdir(target).catch(() => undefined);
     else if (s) await rm(target, { force: true });
