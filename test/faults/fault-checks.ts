@@ -191,24 +191,34 @@ interface Proc {
   readonly pid: number;
   readonly ppid: number;
   readonly argv: string[];
+  /** Seconds since the process started. */
+  readonly ageSeconds: number;
 }
+
+/** A child of a Stowage process younger than this is work in progress (lsblk, blkid), not something left behind. */
+const LINGERING_CHILD_SECONDS = 10;
+const CLOCK_TICKS = 100;
 
 async function processTable(): Promise<Proc[]> {
   const out: Proc[] = [];
+  const uptime = Number((await readFile('/proc/uptime', 'utf8')).split(' ')[0]);
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
     const cmd = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
-    const m = /\) \S (\d+)/.exec(stat);
-    if (m) out.push({ pid: Number(name), ppid: Number(m[1]), argv: cmd.split('\0').filter(Boolean) });
+    // After the command's ")": state, ppid, … field 22 (starttime, in clock ticks) is the 20th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields.length < 20) continue;
+    out.push({ pid: Number(name), ppid: Number(fields[1]), argv: cmd.split('\0').filter(Boolean), ageSeconds: uptime - Number(fields[19]) / CLOCK_TICKS });
   }
   return out;
 }
 
 /**
  * Stowage processes this test run started (children of this process running the CLI) and every
- * process below them (mkfs, losetup, a hung mount…), as "stowage node", "stowage node/mkfs.btrfs";
- * a process restarted on purpose keeps its id, a second one gets "#2".
+ * process below them that has lingered for 10 s (a hung mkfs, losetup or mount; a younger one is a
+ * discovery pass at work), as "stowage node", "stowage node/mkfs.btrfs"; a process restarted on
+ * purpose keeps its id, a second one gets "#2".
  */
 export function processes(): InventoryProbe {
   return {
@@ -227,8 +237,10 @@ export function processes(): InventoryProbe {
           grew = true;
         }
       }
+      const old = new Set(table.filter((p) => p.ageSeconds >= LINGERING_CHILD_SECONDS).map((p) => p.pid));
+      const listed = [...ids].filter(([pid, id]) => !id.includes('/') || old.has(pid)).map(([, id]) => id);
       const seen = new Map<string, number>();
-      return [...ids.values()].sort().map((id) => {
+      return listed.sort().map((id) => {
         const n = (seen.get(id) ?? 0) + 1;
         seen.set(id, n);
         return n === 1 ? id : `${id} #${n}`;
