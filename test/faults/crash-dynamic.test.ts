@@ -144,20 +144,18 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
 
   /** One PoolVolume per request, one subvolume per live PoolVolume, mounts only where `mounts` says. */
   const converged = (mounts: () => string[]): SurvivalCheck => async () => {
-    {
-      const out: string[] = [];
-      const pvs = await poolVolumes();
-      const names = pvs.map((p) => p.spec.requestName);
-      if (new Set(names).size !== names.length) out.push(`duplicate PoolVolumes: ${names.join(', ')}`);
-      const live = pvs.filter((p) => !p.metadata.deletionTimestamp).map((p) => p.metadata.name!).sort();
-      const subs = await subvolumes();
-      for (const s of subs) if (!live.includes(s) && !pvs.some((p) => p.metadata.name === s)) out.push(`orphan subvolume ${s}`);
-      for (const l of live) if (!subs.includes(l)) out.push(`PoolVolume ${l} has no subvolume`);
-      const want = mounts().sort();
-      const have = await kubeletMounts();
-      if (JSON.stringify(have) !== JSON.stringify(want)) out.push(`mounts under kubelet's directory: [${have.join(', ')}], expected [${want.join(', ')}]`);
-      return out;
-    }
+    const out: string[] = [];
+    const pvs = await poolVolumes();
+    const names = pvs.map((p) => p.spec.requestName);
+    if (new Set(names).size !== names.length) out.push(`duplicate PoolVolumes: ${names.join(', ')}`);
+    const live = pvs.filter((p) => !p.metadata.deletionTimestamp).map((p) => p.metadata.name!).sort();
+    const subs = await subvolumes();
+    for (const s of subs) if (!live.includes(s) && !pvs.some((p) => p.metadata.name === s)) out.push(`orphan subvolume ${s}`);
+    for (const l of live) if (!subs.includes(l)) out.push(`PoolVolume ${l} has no subvolume`);
+    const want = mounts().sort();
+    const have = await kubeletMounts();
+    if (JSON.stringify(have) !== JSON.stringify(want)) out.push(`mounts under kubelet's directory: [${have.join(', ')}], expected [${want.join(', ')}]`);
+    return out;
   };
   const volumesDir = (): string => path.join(dir, 'state', 'pools', pool, 'volumes');
   const mountProbe = () => mounts([dir], () => [disk.device]);

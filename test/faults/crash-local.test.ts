@@ -94,29 +94,27 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
    * mounted (undefined: not checked, while the agent is held in the middle of a wipe).
    */
   const stateGuard = (mounted: boolean | undefined): SurvivalCheck => async () => {
-    {
-      const out: string[] = [];
-      const ds = await ourDisks();
-      if (ds.length !== disks.length) out.push(`${ds.length} NodeDisks for ${disks.length} devices`);
-      const pvs = await poolPvs();
-      const byDisk = new Map<string, number>();
-      for (const pv of pvs) {
-        const d = pv.metadata.labels?.['stowage.dev/disk'] ?? '?';
-        byDisk.set(d, (byDisk.get(d) ?? 0) + 1);
-        const disk = ds.find((x) => x.metadata.name === d);
-        if (!disk) out.push(`PV ${pv.metadata.name} names no disk of this node (orphan)`);
-        else if (!prepared(disk) && pv.status?.phase === 'Available') out.push(`PV ${pv.metadata.name} offered for unprepared disk ${d}`);
-      }
-      for (const [d, n] of byDisk) if (n > 1) out.push(`${n} PVs for disk ${d}`);
-      for (const d of mounted === undefined ? [] : ds) {
-        const want = mounted ? [path.join(root(), d.metadata.name)] : [];
-        const dev = disks.find((l) => d.metadata.annotations?.[IDENTITY_ANNOTATION] === `loop:${l.file}`)?.device;
-        const have = dev ? (await mountsOfDevice(dev)).sort() : [];
-        if (JSON.stringify(have) !== JSON.stringify(want)) out.push(`disk ${d.metadata.name}: mounted at [${have.join(', ')}], expected [${want.join(', ')}]`);
-      }
-      out.push(...earlyOffers());
-      return out;
+    const out: string[] = [];
+    const ds = await ourDisks();
+    if (ds.length !== disks.length) out.push(`${ds.length} NodeDisks for ${disks.length} devices`);
+    const pvs = await poolPvs();
+    const byDisk = new Map<string, number>();
+    for (const pv of pvs) {
+      const d = pv.metadata.labels?.['stowage.dev/disk'] ?? '?';
+      byDisk.set(d, (byDisk.get(d) ?? 0) + 1);
+      const disk = ds.find((x) => x.metadata.name === d);
+      if (!disk) out.push(`PV ${pv.metadata.name} names no disk of this node (orphan)`);
+      else if (!prepared(disk) && pv.status?.phase === 'Available') out.push(`PV ${pv.metadata.name} offered for unprepared disk ${d}`);
     }
+    for (const [d, n] of byDisk) if (n > 1) out.push(`${n} PVs for disk ${d}`);
+    for (const d of mounted === undefined ? [] : ds) {
+      const want = mounted ? [path.join(root(), d.metadata.name)] : [];
+      const dev = disks.find((l) => d.metadata.annotations?.[IDENTITY_ANNOTATION] === `loop:${l.file}`)?.device;
+      const have = dev ? (await mountsOfDevice(dev)).sort() : [];
+      if (JSON.stringify(have) !== JSON.stringify(want)) out.push(`disk ${d.metadata.name}: mounted at [${have.join(', ')}], expected [${want.join(', ')}]`);
+    }
+    out.push(...earlyOffers());
+    return out;
   };
   /**
    * PVs seen offered (Available) for a disk while a wipe for an older UID of that disk was pending:

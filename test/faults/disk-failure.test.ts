@@ -101,15 +101,13 @@ describe('faults: disks that fail under a Local pool (real operator and agent pr
   const alive = (): SurvivalCheck => processesUp({ operator: () => !operator!.exited, 'node agent': () => !agent!.exited });
   /** The neighbour disk: still present, not reported unhealthy, still mounted where its PV says. */
   const neighbourSteady = (): SurvivalCheck => async () => {
-    {
-      const d = await diskOf(b.file);
-      const out: string[] = [];
-      if (cond(d, 'Present')?.status !== 'True') out.push(`neighbour ${d?.metadata.name} not Present: ${JSON.stringify(cond(d, 'Present'))}`);
-      if (cond(d, 'Healthy')?.status === 'False') out.push(`neighbour ${d?.metadata.name} reported unhealthy: ${cond(d, 'Healthy')?.message}`);
-      const mounts = await mountsOfDevice(b.device);
-      if (!mounts.includes(path.join(root(), d!.metadata.name))) out.push(`neighbour ${b.device} no longer mounted at its path: [${mounts.join(', ')}]`);
-      return out;
-    }
+    const d = await diskOf(b.file);
+    const out: string[] = [];
+    if (cond(d, 'Present')?.status !== 'True') out.push(`neighbour ${d?.metadata.name} not Present: ${JSON.stringify(cond(d, 'Present'))}`);
+    if (cond(d, 'Healthy')?.status === 'False') out.push(`neighbour ${d?.metadata.name} reported unhealthy: ${cond(d, 'Healthy')?.message}`);
+    const mounts = await mountsOfDevice(b.device);
+    if (!mounts.includes(path.join(root(), d!.metadata.name))) out.push(`neighbour ${b.device} no longer mounted at its path: [${mounts.join(', ')}]`);
+    return out;
   };
   /**
    * Every row: the kept data; PVs, claims, the pool's StorageClass, the disks' mounts, loop devices
