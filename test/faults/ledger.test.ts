@@ -67,6 +67,7 @@ describe('fault ledger', () => {
   describe('against the real API server', () => {
     let client: KubeClient;
     const pv = uniqueName('ledger-pv');
+    const pv2 = uniqueName('ledger-pv');
     const disk = uniqueName('ledger-disk');
     before(async () => {
       client = (await adminClient()).client;
@@ -74,6 +75,7 @@ describe('fault ledger', () => {
     });
     after(async () => {
       await client.delete(PERSISTENT_VOLUMES, pv).catch(() => undefined);
+      await client.delete(PERSISTENT_VOLUMES, pv2).catch(() => undefined);
       await client.delete(NODE_DISKS, disk).catch(() => undefined);
       client.close();
     });
@@ -82,7 +84,7 @@ describe('fault ledger', () => {
       const l = new FaultLedger();
       const plan = (appear: string[]): FaultPlan => ({
         data: { na: 'no volume' },
-        inventory: [apiObjects(client, PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/ledger-test=${pv}` })],
+        inventory: [apiObjects(client, PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/ledger-test=${pv}`, filter: (o) => !o.metadata.deletionTimestamp })],
         survival: [() => []],
         changes: () => ({ appear: { PersistentVolume: appear } }),
       });
@@ -95,9 +97,9 @@ describe('fault ledger', () => {
       expect(leaked).to.contain(`leaked 1 PersistentVolume: ${pv}`);
       await client.delete(PERSISTENT_VOLUMES, pv);
       const meant = new FaultLedger();
-      await meant.inject('area', 'a PV the fault makes on purpose', plan([pv]), async () => {
+      await meant.inject('area', 'a PV the fault makes on purpose', plan([pv2]), async () => {
         await client.create(PERSISTENT_VOLUMES, {
-          metadata: { name: pv, labels: { 'stowage.dev/ledger-test': pv } },
+          metadata: { name: pv2, labels: { 'stowage.dev/ledger-test': pv } },
           spec: { capacity: { storage: '1Mi' }, accessModes: ['ReadWriteOnce'], hostPath: { path: '/nonexistent' } },
         });
       });
@@ -105,9 +107,9 @@ describe('fault ledger', () => {
       expect(ledgerTable(meant.rowList())).to.contain('| area | 1 | 1 | 0 | n/a | n/a |');
       // A thing that vanished is not survived.
       const vanished = await meant.inject('area', 'a PV deleted', plan([]), async () => {
-        await client.delete(PERSISTENT_VOLUMES, pv);
+        await client.delete(PERSISTENT_VOLUMES, pv2);
       }).then(() => 'passed', (e: Error) => e.message);
-      expect(vanished).to.contain(`PersistentVolume vanished: ${pv}`);
+      expect(vanished).to.contain(`PersistentVolume vanished: ${pv2}`);
     });
 
     it('fails a fault whose disk never reaches the expected condition, or whose process is down', async () => {
