@@ -28,7 +28,7 @@ import { LoopDevices, type LoopDevice } from '../support/loop-devices.js';
 import { AgentProcess, condition, diskOfFile, mountsOfDevice } from '../node/support.js';
 import { injectFault, type ExpectedChanges, type FaultPlan, type SurvivalCheck } from './ledger.js';
 import { KeptData, apiObjects, loopDevices, mounts, nodeDiskClaims, processes, processesUp, subvolumes } from './fault-checks.js';
-import { ObjectWatch, writeCounts, writesBetween } from './watch-window.js';
+import { ObjectWatch, eventChanges, writeCounts, writesBetween } from './watch-window.js';
 
 const AREA = 'hand-edited objects';
 const MiB = 1024 ** 2;
@@ -77,23 +77,30 @@ describe('faults: hand-edited NodeDisks and PoolVolumes (real node daemon)', fun
   });
 
   /** A watch on NodeDisks and PoolVolumes and the write counters, from now until `close()`. */
+  /**
+   * Opens the window: NodeDisks and PoolVolumes watched from a LIST, the write counters read. Closing
+   * it gives every change seen (object, kind of event, the fields it changed) and the writes counted.
+   */
   const openWindow = async () => {
     const disks = new ObjectWatch(client, NODE_DISKS);
     const volumes = new ObjectWatch(client, POOL_VOLUMES);
-    await disks.start();
-    await volumes.start();
+    const initialDisks = await disks.start();
+    const initialVolumes = await volumes.start();
     const before = await writeCounts(cp, ['nodedisks', 'poolvolumes']);
-    let seen: { disks: ObjectWatch; volumes: ObjectWatch; writes: string[] } | undefined;
     return {
       async close() {
         const after = await writeCounts(cp, ['nodedisks', 'poolvolumes']);
         await disks.stop();
         await volumes.stop();
-        seen = { disks, volumes, writes: writesBetween(before, after) };
-        return seen;
+        const changes = [
+          ...eventChanges(initialDisks, disks.events).map((c) => ({ kind: 'NodeDisk', name: c.event.object.metadata.name!, type: c.event.type, fields: c.fields, object: c.event.object })),
+          ...eventChanges(initialVolumes, volumes.events).map((c) => ({ kind: 'PoolVolume', name: c.event.object.metadata.name!, type: c.event.type, fields: c.fields, object: c.event.object })),
+        ];
+        return { errors: [...disks.errors, ...volumes.errors], changes, writes: writesBetween(before, after) };
       },
     };
   };
+  const describeChange = (c: { kind: string; name: string; type: string; fields: string[] }): string => `${c.type} ${c.kind} ${c.name} (${c.fields.join(', ')})`;
   /** The daemon judged `name` again: the test changes its spec, and waits for the daemon's observedGeneration. */
   const judgedAgain = async (rt: typeof NODE_DISKS, name: string, spec: Record<string, unknown>): Promise<void> => {
     const touched = await client.mergePatch<NodeDisk>(rt, name, { spec }, { fieldManager: 'kubectl-edit' });
@@ -143,14 +150,21 @@ describe('faults: hand-edited NodeDisks and PoolVolumes (real node daemon)', fun
   it('never prepares a disk off its allow-list, even when a NodeDisk claims it for a pool, and says why', async () => {
     const name = uniqueName('hand-nd');
     let window!: Awaited<ReturnType<typeof openWindow>>;
-    /** Writes in the window: the test's own (create, one spec edit) and the daemon's status; nothing else. */
+    /**
+     * In the window: changes to the hand-made NodeDisk only (the test's two writes, the daemon's
+     * verdict), never its devicePath or claim, never a preparation; every write counted is one the
+     * watch shows.
+     */
     const quiet: SurvivalCheck = async () => {
       const seen = await window.close();
-      const out = [...seen.disks.errors, ...seen.volumes.errors];
-      const specWrites = seen.writes.filter((w) => !w.includes('/status'));
-      if (JSON.stringify(specWrites) !== JSON.stringify(['PATCH nodedisks: 1', 'POST nodedisks: 1'])) out.push(`writes to NodeDisk/PoolVolume objects beyond the test's own: ${seen.writes.join(', ')}`);
-      for (const e of seen.disks.events) if (e.object.metadata.name !== name) out.push(`${e.type} NodeDisk ${e.object.metadata.name} during the window`);
-      for (const e of seen.volumes.events) out.push(`${e.type} PoolVolume ${e.object.metadata.name} during the window`);
+      const out = [...seen.errors];
+      for (const c of seen.changes) {
+        if (c.name !== name) out.push(`${describeChange(c)} during the window`);
+        else if (c.type === 'MODIFIED' && c.fields.some((f) => f === 'status.preparation' || !(f.startsWith('status.') || ['spec.schedulable', 'metadata.annotations', 'metadata.labels'].includes(f)))) out.push(`${describeChange(c)}: more than the verdict`);
+        else if ((c.object as NodeDisk).status?.preparation) out.push(`${describeChange(c)}: a preparation reported for the forbidden device`);
+      }
+      const counted = seen.writes.reduce((n, w) => n + Number(w.split(': ')[1]), 0);
+      if (counted > seen.changes.length) out.push(`writes counted (${seen.writes.join(', ')}) beyond the ${seen.changes.length} changes seen: ${seen.changes.map(describeChange).join('; ')}`);
       return out;
     };
     const made1 = (): ExpectedChanges => ({ appear: { NodeDisk: [name], 'NodeDisk claim': [`${name}→${pool}`] } });
@@ -177,15 +191,20 @@ describe('faults: hand-edited NodeDisks and PoolVolumes (real node daemon)', fun
   it('prepares the disk it found, not the device a hand-edited devicePath names', async () => {
     const own = (await diskOfFile(client, node, allowed.file))!;
     let window!: Awaited<ReturnType<typeof openWindow>>;
-    /** Writes in the window: the test's own two edits, the daemon's status and the devicePath it puts back. */
+    /**
+     * In the window: the edited disk prepared as what the daemon found (never while naming the
+     * forbidden device); other objects at most re-judged in their status; nothing made or deleted.
+     */
     const quiet: SurvivalCheck = async () => {
       const seen = await window.close();
-      const out = [...seen.disks.errors, ...seen.volumes.errors];
-      for (const e of seen.disks.events) {
-        if (e.object.metadata.name !== own.metadata.name) out.push(`${e.type} NodeDisk ${e.object.metadata.name} during the window`);
-        else if ((e.object as NodeDisk).spec.devicePath === forbidden.device && (e.object as NodeDisk).status?.preparation) out.push(`NodeDisk ${own.metadata.name} prepared while naming ${forbidden.device}`);
+      const out = [...seen.errors];
+      for (const c of seen.changes) {
+        // The other hand-made disk's verdict may change with the pool now on the node (status only).
+        if (c.name !== own.metadata.name && !(c.kind === 'NodeDisk' && c.type === 'MODIFIED' && c.fields.every((f) => f.startsWith('status.') && f !== 'status.preparation'))) {
+          out.push(`${describeChange(c)} during the window`);
+        }
+        else if ((c.object as NodeDisk).spec.devicePath === forbidden.device && (c.object as NodeDisk).status?.preparation) out.push(`NodeDisk ${own.metadata.name} prepared while naming ${forbidden.device}`);
       }
-      for (const e of seen.volumes.events) out.push(`${e.type} PoolVolume ${e.object.metadata.name} during the window`);
       if (seen.writes.some((w) => w.startsWith('POST') || w.startsWith('DELETE'))) out.push(`objects made or deleted in the window: ${seen.writes.join(', ')}`);
       return out;
     };
@@ -224,10 +243,10 @@ describe('faults: hand-edited NodeDisks and PoolVolumes (real node daemon)', fun
     /** In the window: the test's two PoolVolumes made, the daemon's verdict on the foreign one's status, nothing on the other node's. */
     const quiet: SurvivalCheck = async () => {
       const seen = await window.close();
-      const out = [...seen.disks.errors, ...seen.volumes.errors];
-      for (const e of seen.volumes.events) {
-        if (e.object.metadata.name === other && e.type !== 'ADDED') out.push(`${e.type} of another node's PoolVolume ${other}: ${JSON.stringify((e.object as PoolVolume).status ?? {})}`);
-        if (![other, foreign].includes(e.object.metadata.name!)) out.push(`${e.type} PoolVolume ${e.object.metadata.name} during the window`);
+      const out = [...seen.errors];
+      for (const c of seen.changes) {
+        if (c.name === other && c.type !== 'ADDED') out.push(`${describeChange(c)}: another node's PoolVolume touched`);
+        else if (![other, foreign].includes(c.name)) out.push(`${describeChange(c)} during the window`);
       }
       const spec = seen.writes.filter((w) => !w.includes('/status'));
       if (JSON.stringify(spec) !== JSON.stringify(['POST poolvolumes: 2'])) out.push(`writes to NodeDisk/PoolVolume objects beyond the test's own: ${seen.writes.join(', ')}`);

@@ -87,3 +87,29 @@ export function writesBetween(before: ReadonlyMap<string, number>, after: Readon
   }
   return out.sort();
 }
+
+/** The top-level fields (`spec.claim`, `status.conditions`, `metadata.labels`…) that differ between two versions of an object. */
+export function changedFields(before: KubeObject | undefined, after: KubeObject): string[] {
+  if (!before) return ['(new)'];
+  const out: string[] = [];
+  const a = before as unknown as Record<string, Record<string, unknown> | undefined>;
+  const b = after as unknown as Record<string, Record<string, unknown> | undefined>;
+  for (const part of ['metadata', 'spec', 'status']) {
+    const keys = new Set([...Object.keys(a[part] ?? {}), ...Object.keys(b[part] ?? {})]);
+    for (const k of keys) {
+      if (part === 'metadata' && ['resourceVersion', 'managedFields', 'generation'].includes(k)) continue;
+      if (JSON.stringify(a[part]?.[k]) !== JSON.stringify(b[part]?.[k])) out.push(`${part}.${k}`);
+    }
+  }
+  return out;
+}
+
+/** Each event of `watch` with the fields it changed against the object's previous version (or the `initial` list). */
+export function eventChanges<T extends KubeObject>(initial: readonly T[], events: readonly SeenEvent<T>[]): { event: SeenEvent<T>; fields: string[] }[] {
+  const last = new Map(initial.map((o) => [o.metadata.name!, o as KubeObject]));
+  return events.map((event) => {
+    const fields = event.type === 'DELETED' ? ['(deleted)'] : changedFields(last.get(event.object.metadata.name!), event.object);
+    last.set(event.object.metadata.name!, event.object);
+    return { event, fields };
+  });
+}
