@@ -205,7 +205,8 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
       apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: pool },
       spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/node': node } } }, local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' } },
     }, { fieldManager: 'kubectl' });
-    const claims = { appear: { 'NodeDisk claim': (id: string) => id.endsWith(`→${pool}`) } };
+    // The pool was just made: its claims and its StorageClass are what it converges to.
+    const claims = { appear: { 'NodeDisk claim': (id: string) => id.endsWith(`→${pool}`), StorageClass: [pool] } };
     await injectFault(AREA, 'operator killed at claim', plan(false, NO_VOLUME, () => claims), async () => {
       await crashAt('operator', 'local/claim', 'local/publish');
       await waitFor('both disks claimed by the pool', async () => {
@@ -216,7 +217,11 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
   });
 
   it('agent killed between mkfs and mount: the restarted agent mounts its own filesystem, formats nothing else', async () => {
-    await injectFault(AREA, 'agent killed at prepare', plan(true, NO_VOLUME, () => ({ appear: { mount: (id) => id.startsWith('/dev/loop') && id.includes(` ${root()}/`) } })), async () => {
+    // Prepared disks get mounted, and the operator offers their PVs (it is then held at publish, the next row).
+    const preparedDisks = async (): Promise<ExpectedChanges> => ({
+      appear: { mount: (id) => id.startsWith('/dev/loop') && id.includes(` ${root()}/`), PersistentVolume: (await poolPvs()).map((pv) => pv.metadata.name!) },
+    });
+    await injectFault(AREA, 'agent killed at prepare', plan(true, NO_VOLUME, preparedDisks), async () => {
       await crashAt('agent', 'local/prepare', 'local/wiping');
       const ds = await waitFor('both disks prepared', async () => {
         const all = await ourDisks();
