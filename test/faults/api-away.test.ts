@@ -31,7 +31,7 @@ import { OperatorProcess, freePort } from '../support/operator-process.js';
 import type { Pvc } from '../support/pool-world.js';
 import { AgentProcess } from '../node/support.js';
 import { injectFault, type FaultPlan, type SurvivalCheck } from './ledger.js';
-import { KeptData, allConditionsReach, apiObjects, conditionsReach, loopDevices, mounts, nodeDiskClaims, processes, processesUp } from './fault-checks.js';
+import { KeptData, driverObjects, allConditionsReach, apiObjects, conditionsReach, loopDevices, mounts, nodeDiskClaims, processes, processesUp } from './fault-checks.js';
 
 const AREA = 'API server away';
 const MiB = 1024 ** 2;
@@ -71,6 +71,7 @@ describe('faults: kube-apiserver and etcd away while volumes are in use (own con
       apiObjects(admin, PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` }),
       nodeDiskClaims(admin, NODE_DISKS, `stowage.dev/node=${node}`),
       apiObjects(admin, STORAGE_CLASSES, { filter: (sc) => sc.metadata.name === pool }),
+      ...driverObjects(admin),
       mounts([work], () => disks.map((d) => d.device)),
       loopDevices(() => [path.dirname(disks[0]!.file)]),
       processes(),

@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { installCrds } from '../../src/crds/install.js';
-import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
+import { NODE_DISKS, POOL_SNAPSHOTS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import type { NodeDisk } from '../../src/crds/nodedisk.js';
 import type { PoolVolume } from '../../src/crds/poolvolume.js';
 import { csiV1 } from '../../src/csi/grpc.js';
@@ -165,7 +165,7 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
    */
   const plan = (mountsAfter: () => string[], changes?: () => Promise<ExpectedChanges> | ExpectedChanges): FaultPlan => ({
     data: kept,
-    inventory: [apiObjects(admin, POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` }), subvolumeProbe(volumesDir), mountProbe(), loopDevices(() => [path.dirname(disk.file), dir]), processes()],
+    inventory: [apiObjects(admin, POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` }), apiObjects(admin, POOL_SNAPSHOTS, { labelSelector: `stowage.dev/pool=${pool}` }), subvolumeProbe(volumesDir), mountProbe(), loopDevices(() => [path.dirname(disk.file), dir]), processes()],
     survival: [
       processesUp({ 'the node daemon': () => !!daemon && !daemon.exited, 'the CSI controller': () => !!controller && !controller.exited }),
       conditionsReach(admin, NODE_DISKS, () => diskName, { Prepared: 'True' }),

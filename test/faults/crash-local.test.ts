@@ -30,7 +30,7 @@ import { OperatorProcess } from '../support/operator-process.js';
 import { condition, type Pool, type Pvc } from '../support/pool-world.js';
 import { AgentProcess, blkidUuid, mountsOfDevice, nodeDisksOf } from '../node/support.js';
 import { injectFault, type ExpectedChanges, type FaultPlan, type NoDataAtStake, type SurvivalCheck } from './ledger.js';
-import { KeptData, apiObjects, loopDevices, mounts, nodeDiskClaims, processes, processesUp } from './fault-checks.js';
+import { KeptData, driverObjects, apiObjects, loopDevices, mounts, nodeDiskClaims, processes, processesUp } from './fault-checks.js';
 import { ObjectWatch } from './watch-window.js';
 
 const AREA = 'crash: Local claim protocol';
@@ -148,6 +148,7 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
       apiObjects(admin, PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` }),
       nodeDiskClaims(admin, NODE_DISKS, `stowage.dev/node=${node}`),
       apiObjects(admin, STORAGE_CLASSES, { filter: (sc) => sc.metadata.name === pool }),
+      ...driverObjects(admin),
       mounts([work], () => disks.map((d) => d.device)),
       loopDevices(() => [path.dirname(disks[0]!.file)]),
       processes(),
@@ -205,8 +206,8 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
       apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: pool },
       spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/node': node } } }, local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' } },
     }, { fieldManager: 'kubectl' });
-    // The pool was just made: its claims and its StorageClass are what it converges to.
-    const claims = { appear: { 'NodeDisk claim': (id: string) => id.endsWith(`→${pool}`), StorageClass: [pool] } };
+    // The pool was just made: its claims, its StorageClass and the operator's driver objects are what it converges to.
+    const claims = { appear: { 'NodeDisk claim': (id: string) => id.endsWith(`→${pool}`), StorageClass: [pool], CSIDriver: () => true, Deployment: () => true, DaemonSet: () => true } };
     await injectFault(AREA, 'operator killed at claim', plan(false, NO_VOLUME, () => claims), async () => {
       await crashAt('operator', 'local/claim', 'local/publish');
       await waitFor('both disks claimed by the pool', async () => {

@@ -26,7 +26,7 @@ import type { KubeClient } from '../../src/kube/client.js';
 import { EVENTS, NODES } from '../../src/kube/resources.js';
 import type { KubeObject } from '../../src/kube/types.js';
 import { installCrds } from '../../src/crds/install.js';
-import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
+import { NODE_DISKS, POOL_SNAPSHOTS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import type { NodeDisk } from '../../src/crds/nodedisk.js';
 import type { PoolVolume } from '../../src/crds/poolvolume.js';
 import { csiV1 } from '../../src/csi/grpc.js';
@@ -42,7 +42,7 @@ import { condition, type Pool } from '../support/pool-world.js';
 import { AgentProcess, diskOfFile } from '../node/support.js';
 import { call, type CsiClient } from '../csi/fixture.js';
 import { injectFault, type FaultPlan } from './ledger.js';
-import { KeptData, allOf, apiObjects, conditionsReach, loopDevices, mounts, nodeDiskClaims, processes, processesUp, subvolumes } from './fault-checks.js';
+import { KeptData, driverObjects, allOf, apiObjects, conditionsReach, loopDevices, mounts, nodeDiskClaims, processes, processesUp, subvolumes } from './fault-checks.js';
 import { expectAlerts, scrapedSeries } from './alert-check.js';
 import { pullDisk } from './pull-disk.js';
 
@@ -98,11 +98,12 @@ describe('faults: a mirror of a replicated.size 2 Dynamic pool pulled under writ
   const plan = (): FaultPlan => ({
     data: kept,
     inventory: [
-      apiObjects(admin, POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` }),
+      apiObjects(admin, POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` }), apiObjects(admin, POOL_SNAPSHOTS, { labelSelector: `stowage.dev/pool=${pool}` }),
       subvolumes(() => path.join(dir, 'state', 'pools', pool, 'volumes')),
       nodeDiskClaims(admin, NODE_DISKS, `stowage.dev/node=${node}`),
       mounts([dir], () => [d1.device, d2.device]),
       loopDevices(() => [path.dirname(d1.file)]),
+      ...driverObjects(admin),
       processes(),
     ],
     survival: [
@@ -152,6 +153,8 @@ describe('faults: a mirror of a replicated.size 2 Dynamic pool pulled under writ
     const profile = await run('btrfs', ['filesystem', 'df', path.join(dir, 'state', 'pools', pool)]);
     expect(profile).to.match(/Data, RAID1/).and.to.match(/Metadata, RAID1/);
     await writeOne('before.bin', 16 * MiB);
+    // The operator's driver objects exist before the fault (set-up, not a leak of it).
+    await waitFor('the operator to report on its driver objects for the pool', async () => condition(await admin.get<Pool>(STORAGE_POOLS, pool), 'DriverReady') !== undefined, 60_000);
   });
 
   after(async () => {

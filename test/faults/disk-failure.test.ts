@@ -42,7 +42,7 @@ import { OperatorProcess, freePort } from '../support/operator-process.js';
 import { condition, type Pool, type Pvc } from '../support/pool-world.js';
 import { AgentProcess, blkidUuid, mountsOfDevice, nodeDisksOf } from '../node/support.js';
 import { injectFault, type ExpectedChanges, type FaultPlan, type SurvivalCheck } from './ledger.js';
-import { KeptData, apiObjects, conditionsReach, loopDevices, mounts, nodeDiskClaims, processes, processesUp } from './fault-checks.js';
+import { KeptData, driverObjects, apiObjects, conditionsReach, loopDevices, mounts, nodeDiskClaims, processes, processesUp } from './fault-checks.js';
 import { expectAlerts, scrapedSeries } from './alert-check.js';
 import { pullDisk } from './pull-disk.js';
 
@@ -119,6 +119,7 @@ describe('faults: disks that fail under a Local pool (real operator and agent pr
       apiObjects(admin, PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` }),
       nodeDiskClaims(admin, NODE_DISKS, `stowage.dev/node=${node}`),
       apiObjects(admin, STORAGE_CLASSES, { filter: (sc) => sc.metadata.name === pool }),
+      ...driverObjects(admin),
       mounts([work], () => [a.device, b.device, sentinel.device]),
       loopDevices(() => [path.dirname(a.file)]),
       processes(),

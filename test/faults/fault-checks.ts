@@ -8,7 +8,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { KubeClient } from '../../src/kube/client.js';
-import type { ResourceType } from '../../src/kube/resources.js';
+import { CSI_DRIVERS, DAEMON_SETS, DEPLOYMENTS, type ResourceType } from '../../src/kube/resources.js';
+import { MANAGED_BY } from '../../src/crds/labels.js';
 import type { KubeObject } from '../../src/kube/types.js';
 import { run } from '../../src/host/command.js';
 import type { DataAtStake, FrozenData, InventoryProbe, SurvivalCheck } from './ledger.js';
@@ -130,6 +131,15 @@ export function apiObjects<T extends KubeObject>(client: KubeClient, rt: Resourc
       return items.filter((o) => !opts.filter || opts.filter(o)).map((o) => o.metadata.name!);
     },
   };
+}
+
+/** The driver objects the operator deploys (CSIDriver, its Deployments and DaemonSets), by their managed-by label. */
+export function driverObjects(client: KubeClient): InventoryProbe[] {
+  const labelSelector = Object.entries(MANAGED_BY).map(([k, v]) => `${k}=${v}`).join(',');
+  return [CSI_DRIVERS, DEPLOYMENTS, DAEMON_SETS].map((rt) => ({
+    kind: rt.kind,
+    list: async () => (await client.list(rt, { labelSelector })).items.map((o) => `${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`).sort(),
+  }));
 }
 
 /** NodeDisk claims: "disk→pool" for every NodeDisk matching `labelSelector` that a pool claims. */

@@ -13,7 +13,7 @@ import { expect } from 'chai';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { TOPOLOGY_KEY } from '../../src/csi/identity.js';
-import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
+import { NODE_DISKS, POOL_SNAPSHOTS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import type { StoragePool } from '../../src/crds/storagepool.js';
 import { ALERTS, renderPromtoolTests, renderRuleGroups } from '../../src/observability/alerts.js';
 import { OPERATOR_JOB, type AlertDefinition } from '../../src/observability/alert-definition.js';
@@ -26,7 +26,7 @@ import { OperatorProcess } from '../support/operator-process.js';
 import { promtool, tempDir } from '../observability/promtool.js';
 import { DynamicPoolFixture, call, codeOf } from '../csi/fixture.js';
 import { injectFault, type FaultPlan } from './ledger.js';
-import { KeptData, apiObjects, conditionsReach, loopDevices, mounts, processes, processesUp, subvolumes } from './fault-checks.js';
+import { KeptData, driverObjects, apiObjects, conditionsReach, loopDevices, mounts, processes, processesUp, subvolumes } from './fault-checks.js';
 
 const AREA = 'full pools';
 const MiB = 1024 ** 2;
@@ -50,11 +50,12 @@ describe('faults: a full Dynamic pool (real CSI services, real operator, promtoo
   const plan = (): FaultPlan => ({
     data: written,
     inventory: [
-      apiObjects(fx.client, POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${fx.pool}` }),
+      apiObjects(fx.client, POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${fx.pool}` }), apiObjects(fx.client, POOL_SNAPSHOTS, { labelSelector: `stowage.dev/pool=${fx.pool}` }),
       subvolumes(() => join(fx.dir, 'root', 'pools', fx.pool, 'volumes')),
       apiObjects(fx.client, STORAGE_CLASSES, { filter: (sc) => sc.metadata.name === fx.pool }),
       mounts([fx.dir], () => fx.loops.devices()),
       loopDevices(() => [fx.dir]),
+      ...driverObjects(fx.client),
       processes(),
     ],
     survival: [
@@ -90,6 +91,7 @@ describe('faults: a full Dynamic pool (real CSI services, real operator, promtoo
     }
     // The operator's own objects for the pool exist before the first fault (set-up, not a leak of it).
     await waitFor('the operator to make the pool\'s StorageClass', () => fx.client.getIfExists(STORAGE_CLASSES, fx.pool), 60_000);
+    await waitFor('the operator to report on its driver objects for the pool', async () => (await fx.client.get<StoragePool>(STORAGE_POOLS, fx.pool)).status?.conditions?.some((c) => c.type === 'DriverReady'), 60_000);
   });
   after(async () => {
     for (const v of vols) {

@@ -12,7 +12,7 @@ import { expect } from 'chai';
 import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { POOL_VOLUMES } from '../../src/crds/resource-types.js';
+import { POOL_SNAPSHOTS, POOL_VOLUMES } from '../../src/crds/resource-types.js';
 import type { PoolVolume } from '../../src/crds/poolvolume.js';
 import { startPoolVolumeRealizer } from '../../src/node/engine/volume-realizer.js';
 import { DynamicPoolFixture, call, codeOf } from '../csi/fixture.js';
@@ -48,7 +48,7 @@ describe('faults: hostile CSI requests (real controller and node services)', fun
       sentinels.probe(),
       mounts([outside, fx.dir], () => fx.loops.devices()),
       loopDevices(() => [fx.dir, outside]),
-      apiObjects(fx.client, POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${fx.pool}` }),
+      apiObjects(fx.client, POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${fx.pool}` }), apiObjects(fx.client, POOL_SNAPSHOTS, { labelSelector: `stowage.dev/pool=${fx.pool}` }),
       subvolumes(() => join(fx.dir, 'root', 'pools', fx.pool, 'volumes')),
       processes(),
     ],
