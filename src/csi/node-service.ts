@@ -239,6 +239,7 @@ export class CsiNode {
     }
     await rm(deviceFile, { force: true });
     while (await mountAt(staging)) await run('umount', [staging]);
+    await faultPoint('dynamic/unstage'); // unmounted, not answered yet
     log.info({ volume: req.volume_id, staging }, 'unstaged');
     return {};
   }
@@ -315,6 +316,7 @@ export class CsiNode {
     await this.checkPath('target_path', req.target_path);
     const target: string = req.target_path;
     while (await mountAt(target)) await run('umount', [target]);
+    await faultPoint('dynamic/unpublish'); // unmounted, target not removed, not answered yet
     // CSI: NodeUnpublishVolume removes the target path. Only a path that is gone already is no error;
     // any other failure goes back to kubelet, which retries, instead of reporting a path left behind as done.
     const s = await stat(target).catch(ifNotFound(undefined));

@@ -8,6 +8,7 @@ import { NODE_DISKS, STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import type { StoragePool } from '../../src/crds/storagepool.js';
 import { waitFor } from '../support/cluster.js';
 import { PLUGIN, PluginWorld, plugin, pluginOnPath, runProgram, writeRequests, type Disk, type RunResult } from './support.js';
+import { ObjectWatch, writeCounts } from '../faults/watch-window.js';
 
 type Pool = StoragePool & KubeObject;
 const cond = (o: { status?: { conditions?: { type: string; status: string; reason: string }[] } } | undefined, type: string) =>
@@ -251,15 +252,44 @@ describe('kubectl stowage against a real cluster with real node agents', functio
   });
 
   describe('cordon, uncordon, drain', () => {
-    it('--dry-run prints the change and sends no write (API server request counts)', async () => {
-      await new Promise((r) => setTimeout(r, 2_000)); // let the agents' and operator's own writes settle
+    it('--dry-run prints the change and sends no write (a watch over the window and the API server request counts)', async () => {
+      // The window: every NodeDisk version from a LIST before it (watched) and the write counters at
+      // both ends. Others (agents, operator) may write in it; each of their writes shows in the watch.
+      const watch = new ObjectWatch<Disk>(world.admin, NODE_DISKS);
+      const initial = await watch.start();
+      const target = initial.find((d) => d.metadata.name === name('small'))!;
+      const countsBefore = await writeCounts(world.cp, ['nodedisks']);
       const before = await writeRequests(world.cp, 'nodedisks');
       const cordon = ok(await plugin(kc, ['cordon', name('small'), '--dry-run']), 'cordon --dry-run');
       expect(cordon).to.equal(`nodedisk/${name('small')} would be cordoned: spec.schedulable true → false (server-side apply, field manager kubectl-stowage) (dry run: nothing was written)\n`);
       const drain = ok(await plugin(kc, ['drain', bound.metadata.name, '--dry-run']), 'drain --dry-run');
       expect(drain).to.include('would be cordoned').and.include(`then drain would wait: waiting for volume stowage-${bound.metadata.name} to be released: it is bound to ${ns}/data`);
       ok(await plugin(kc, ['uncordon', name('small'), '--dry-run']), 'uncordon --dry-run');
-      expect(await writeRequests(world.cp, 'nodedisks')).to.equal(before, 'no write to nodedisks');
+      const countsAfter = await writeCounts(world.cp, ['nodedisks']);
+      const after = await writeRequests(world.cp, 'nodedisks');
+      // The LIST's version bounds the window: every write counted above has a version at or below it.
+      const windowEnd = Number((await world.admin.list(NODE_DISKS)).metadata?.resourceVersion ?? 0);
+      // A marker written after the window (on another disk): once the watch shows it, it has shown everything before it.
+      const marker = await world.admin.mergePatch<Disk>(NODE_DISKS, name('healthy'), { metadata: { annotations: { 'stowage.dev/test-window-marker': String(windowEnd) } } });
+      await waitFor('the watch to show the marker after the window', () => watch.events.some((e) => e.object.metadata.resourceVersion === marker.metadata.resourceVersion) ||
+        (watch.errors.length > 0 ? Promise.reject(new Error(watch.errors.join('; '))) : false), 30_000);
+      await watch.stop();
+      expect(watch.errors, 'the watch over the window').to.deep.equal([]);
+      const inWindow = watch.events.filter((e) => e.rv <= windowEnd);
+      expect(inWindow.filter((e) => e.object.metadata.name === name('small')).map((e) => e.type), `no change to ${name('small')} in the window`).to.deep.equal([]);
+      expect((await world.admin.get<Disk>(NODE_DISKS, name('small'))).metadata.resourceVersion).to.equal(target.metadata.resourceVersion);
+      // Writes to the main resource (not /status) by anyone: each changed a NodeDisk's spec or
+      // metadata, so the watch attributes it; a write the plugin sent would be one more.
+      const previous = new Map(initial.map((d) => [d.metadata.name!, d]));
+      let attributable = 0;
+      for (const e of inWindow) {
+        const was = previous.get(e.object.metadata.name!);
+        const outer = (d: Disk | undefined) => JSON.stringify([d?.spec, d?.metadata.labels, d?.metadata.annotations, d?.metadata.finalizers, d?.metadata.deletionTimestamp]);
+        if (e.type !== 'MODIFIED' || outer(was) !== outer(e.object)) attributable++;
+        previous.set(e.object.metadata.name!, e.object);
+      }
+      const mainWrites = [...countsAfter].filter(([k]) => !k.includes('/')).reduce((n, [k, v]) => n + v - (countsBefore.get(k) ?? 0), 0);
+      expect(mainWrites, `writes to nodedisks in the window (${after - before} counted), beyond the ${attributable} others made`).to.be.at.most(attributable);
       expect((await world.admin.get<Disk>(NODE_DISKS, name('small'))).spec.schedulable).to.not.equal(false);
       // The same count sees a real cordon, so the check above could fail.
       expect(ok(await plugin(kc, ['cordon', name('small')]), 'cordon')).to.equal(`nodedisk/${name('small')} cordoned\n`);

@@ -6,15 +6,17 @@
  * next step, or not at all), and the test waits for convergence and checks it: one NodeDisk and at
  * most one PV per disk, no PV for a disk that is not prepared, no PV offered before the wipe for the
  * released volume's UID succeeded, mounts exactly where the state says, the loop devices untouched,
- * the pool's counts right, and the neighbouring volume's data unchanged (bytes lost).
+ * the pool's counts right, and the neighbouring volume's data unchanged (bytes lost; before any
+ * volume holds data, the row says n/a and why). A PV offered early is found by watching the PVs and
+ * NodeDisks from before the first fault (every version, in resourceVersion order), not by polling.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
-import { NAMESPACES, NODES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS } from '../../src/kube/resources.js';
+import { NAMESPACES, NODES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, STORAGE_CLASSES } from '../../src/kube/resources.js';
 import type { PersistentVolume } from '../../src/kube/types.js';
 import { installCrds } from '../../src/crds/install.js';
 import { NODE_DISKS, STORAGE_POOLS } from '../../src/crds/resource-types.js';
@@ -27,13 +29,14 @@ import { LoopDevices, unmountAllFrom, type LoopDevice } from '../support/loop-de
 import { OperatorProcess } from '../support/operator-process.js';
 import { condition, type Pool, type Pvc } from '../support/pool-world.js';
 import { AgentProcess, blkidUuid, mountsOfDevice, nodeDisksOf } from '../node/support.js';
-import { injectFault, type FaultGuard } from './ledger.js';
-import { loopGuard } from './guards.js';
+import { injectFault, type ExpectedChanges, type FaultPlan, type NoDataAtStake, type SurvivalCheck } from './ledger.js';
+import { KeptData, driverObjects, apiObjects, loopDevices, mounts, nodeDiskClaims, processes, processesUp } from './fault-checks.js';
+import { ObjectWatch } from './watch-window.js';
 
 const AREA = 'crash: Local claim protocol';
 const MiB = 1024 ** 2;
 const CONVERGE_MS = 90_000;
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const NO_VOLUME: NoDataAtStake = { na: 'no volume holds data yet (the claim protocol before any PV is bound)' };
 
 type Disk = NodeDisk & { metadata: { name: string; uid?: string; annotations?: Record<string, string> } };
 
@@ -51,11 +54,12 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
   const node = `${prefix}-node`;
   const pool = `${prefix}-local`;
   const root = (): string => path.join(work, 'disks');
-  /** Files written into volumes that no step may change (path → sha256). */
-  const kept = new Map<string, string>();
-  /** PVs seen offered (Available) for a disk while a wipe for an older UID of that disk was pending. */
-  const earlyOffers: string[] = [];
-  let watching: NodeJS.Timeout | undefined;
+  /** Files written into volumes that no step may change. */
+  const kept = new KeptData();
+  /** Every version of the pool's PVs and of the node's NodeDisks, from before the first fault. */
+  let pvWatch: ObjectWatch<PersistentVolume>;
+  let diskWatch: ObjectWatch<Disk>;
+  const reported = new Set<string>();
 
   const startOperator = async (step?: string): Promise<void> => {
     operator = await OperatorProcess.start(kubeconfig, [], step ? { [FAULT_POINT_ENV]: step } : {});
@@ -80,7 +84,7 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
     }
   };
 
-  const ourDisks = async (): Promise<Disk[]> => (await nodeDisksOf(admin, node));
+  const ourDisks = async (): Promise<Disk[]> => (await nodeDisksOf(admin, node)) as Disk[];
   const poolPvs = async (): Promise<PersistentVolume[]> =>
     (await admin.list<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })).items;
   const prepared = (d: Disk): boolean => d.status?.conditions?.find((c) => c.type === 'Prepared')?.status === 'True';
@@ -89,44 +93,71 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
    * The invariants that hold at every converged state; `mounted` says whether the disks should be
    * mounted (undefined: not checked, while the agent is held in the middle of a wipe).
    */
-  const stateGuard = (mounted: boolean | undefined): FaultGuard => ({
-    async leaks() {
-      const out: string[] = [];
-      const ds = await ourDisks();
-      if (ds.length !== disks.length) out.push(`${ds.length} NodeDisks for ${disks.length} devices`);
-      const pvs = await poolPvs();
-      const byDisk = new Map<string, number>();
-      for (const pv of pvs) {
-        const d = pv.metadata.labels?.['stowage.dev/disk'] ?? '?';
-        byDisk.set(d, (byDisk.get(d) ?? 0) + 1);
-        const disk = ds.find((x) => x.metadata.name === d);
-        if (!disk) out.push(`PV ${pv.metadata.name} names no disk of this node (orphan)`);
-        else if (!prepared(disk) && pv.status?.phase === 'Available') out.push(`PV ${pv.metadata.name} offered for unprepared disk ${d}`);
-      }
-      for (const [d, n] of byDisk) if (n > 1) out.push(`${n} PVs for disk ${d}`);
-      for (const d of mounted === undefined ? [] : ds) {
-        const want = mounted ? [path.join(root(), d.metadata.name)] : [];
-        const dev = disks.find((l) => d.metadata.annotations?.[IDENTITY_ANNOTATION] === `loop:${l.file}`)?.device;
-        const have = dev ? (await mountsOfDevice(dev)).sort() : [];
-        if (JSON.stringify(have) !== JSON.stringify(want)) out.push(`disk ${d.metadata.name}: mounted at [${have.join(', ')}], expected [${want.join(', ')}]`);
-      }
-      out.push(...earlyOffers.splice(0));
-      return out;
-    },
-  });
-  const dataGuard: FaultGuard = {
-    async lostBytes() {
-      let lost = 0;
-      for (const [file, digest] of kept) {
-        // An unreadable file counts as lost data: that is what this guard measures.
-        const now = await readFile(file).catch(() => undefined);
-        if (!now || sha(now) !== digest) lost += now?.length ?? 1;
-      }
-      return lost;
-    },
+  const stateGuard = (mounted: boolean | undefined): SurvivalCheck => async () => {
+    const out: string[] = [];
+    const ds = await ourDisks();
+    if (ds.length !== disks.length) out.push(`${ds.length} NodeDisks for ${disks.length} devices`);
+    const pvs = await poolPvs();
+    const byDisk = new Map<string, number>();
+    for (const pv of pvs) {
+      const d = pv.metadata.labels?.['stowage.dev/disk'] ?? '?';
+      byDisk.set(d, (byDisk.get(d) ?? 0) + 1);
+      const disk = ds.find((x) => x.metadata.name === d);
+      if (!disk) out.push(`PV ${pv.metadata.name} names no disk of this node (orphan)`);
+      else if (!prepared(disk) && pv.status?.phase === 'Available') out.push(`PV ${pv.metadata.name} offered for unprepared disk ${d}`);
+    }
+    for (const [d, n] of byDisk) if (n > 1) out.push(`${n} PVs for disk ${d}`);
+    for (const d of mounted === undefined ? [] : ds) {
+      const want = mounted ? [path.join(root(), d.metadata.name)] : [];
+      const dev = disks.find((l) => d.metadata.annotations?.[IDENTITY_ANNOTATION] === `loop:${l.file}`)?.device;
+      const have = dev ? (await mountsOfDevice(dev)).sort() : [];
+      if (JSON.stringify(have) !== JSON.stringify(want)) out.push(`disk ${d.metadata.name}: mounted at [${have.join(', ')}], expected [${want.join(', ')}]`);
+    }
+    out.push(...earlyOffers());
+    return out;
   };
-  let loopsGuard: FaultGuard;
-  const guards = (mounted: boolean | undefined): FaultGuard[] => [stateGuard(mounted), loopsGuard, dataGuard];
+  /**
+   * PVs seen offered (Available) for a disk while a wipe for an older UID of that disk was pending:
+   * each Available version of a PV is judged against the disk's last version before it (one etcd:
+   * resourceVersions order all objects), so an offer that lasted a moment is still seen.
+   */
+  const earlyOffers = (): string[] => {
+    const out = [...pvWatch.errors, ...diskWatch.errors].filter((e) => !reported.has(e));
+    for (const e of pvWatch.events) {
+      const pv = e.object;
+      if (e.type === 'DELETED' || pv.status?.phase !== 'Available') continue;
+      const diskName = pv.metadata.labels?.['stowage.dev/disk'];
+      const d = diskWatch.events.filter((x) => x.object.metadata.name === diskName && x.rv < e.rv).pop()?.object;
+      const wipe = d?.spec.wipe;
+      if (!wipe || pv.metadata.uid === wipe.volumeUID) continue;
+      const last = d.status?.lastWipe;
+      const why = `PV ${pv.metadata.name} (uid ${pv.metadata.uid}, version ${e.rv}) offered before the wipe for ${wipe.volumeUID} succeeded`;
+      if ((last?.volumeUID !== wipe.volumeUID || last.result !== 'Succeeded') && !reported.has(why)) out.push(why);
+    }
+    for (const o of out) reported.add(o);
+    return out;
+  };
+  /**
+   * Every row: the data kept so far (or why none is at stake); PVs, NodeDisk claims, the pool's
+   * StorageClass, the disks' mounts, loop devices and processes before and after; both processes
+   * up and the converged state of {@link stateGuard} (`mounted` as there).
+   */
+  const plan = (mounted: boolean | undefined, data: KeptData | NoDataAtStake, changes?: () => Promise<ExpectedChanges> | ExpectedChanges): FaultPlan => ({
+    data,
+    inventory: [
+      apiObjects(admin, PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` }),
+      nodeDiskClaims(admin, NODE_DISKS, `stowage.dev/node=${node}`),
+      apiObjects(admin, STORAGE_CLASSES, { filter: (sc) => sc.metadata.name === pool }),
+      ...driverObjects(admin),
+      mounts([work], () => disks.map((d) => d.device)),
+      loopDevices(() => [path.dirname(disks[0]!.file)]),
+      processes(),
+    ],
+    survival: [processesUp({ operator: () => !!operator && !operator.exited, 'node agent': () => !!agent && !agent.exited }), stateGuard(mounted)],
+    ...(changes ? { changes } : {}),
+  });
+  /** A disk's mount (the probe's "source target") may come and go while the agent wipes it. */
+  const diskMount = (disk: () => string) => (id: string): boolean => id.endsWith(` ${path.join(root(), disk())}`);
 
   const poolCounts = async () => (await admin.getIfExists<Pool>(STORAGE_POOLS, pool))?.status?.counts;
   const pvOf = async (disk: string): Promise<PersistentVolume | undefined> => (await poolPvs()).find((pv) => pv.metadata.labels?.['stowage.dev/disk'] === disk);
@@ -140,25 +171,15 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
     work = await mkdtemp(path.join(tmpdir(), 'stowage-crash-'));
     await registerReadyNode(cp, node);
     for (let i = 0; i < 2; i++) disks.push(await loops.create(256 * MiB));
-    loopsGuard = await loopGuard([path.dirname(disks[0].file)]);
-    // Watches for a PV offered while its disk still has a wipe pending for an older volume.
-    watching = setInterval(() => {
-      void (async () => {
-        const ds = await ourDisks();
-        for (const pv of await poolPvs()) {
-          const d = ds.find((x) => x.metadata.name === pv.metadata.labels?.['stowage.dev/disk']);
-          const wipe = d?.spec.wipe;
-          if (!wipe || pv.metadata.uid === wipe.volumeUID || pv.status?.phase !== 'Available') continue;
-          const last = d.status?.lastWipe;
-          if (last?.volumeUID !== wipe.volumeUID || last.result !== 'Succeeded') earlyOffers.push(`PV ${pv.metadata.name} (uid ${pv.metadata.uid}) offered before the wipe for ${wipe.volumeUID} succeeded`);
-        }
-      // One watcher tick: a failed read (API busy) is retried on the next tick in 250 ms.
-      })().catch(() => undefined);
-    }, 250);
+    pvWatch = new ObjectWatch<PersistentVolume>(admin, PERSISTENT_VOLUMES, `stowage.dev/pool=${pool}`);
+    diskWatch = new ObjectWatch<Disk>(admin, NODE_DISKS, `stowage.dev/node=${node}`);
+    await pvWatch.start();
+    await diskWatch.start();
   });
 
   after(async () => {
-    if (watching) clearInterval(watching);
+    await pvWatch?.stop();
+    await diskWatch?.stop();
     if (agent && !agent.exited) await agent.kill('SIGKILL');
     if (operator) await operator.stop();
     if (admin) {
@@ -185,17 +206,23 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
       apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: pool },
       spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/node': node } } }, local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' } },
     }, { fieldManager: 'kubectl' });
-    await injectFault(AREA, 'operator killed at claim', async () => {
+    // The pool was just made: its claims, its StorageClass and the operator's driver objects are what it converges to.
+    const claims = { appear: { 'NodeDisk claim': (id: string) => id.endsWith(`→${pool}`), StorageClass: [pool], CSIDriver: () => true, Deployment: () => true, DaemonSet: () => true } };
+    await injectFault(AREA, 'operator killed at claim', plan(false, NO_VOLUME, () => claims), async () => {
       await crashAt('operator', 'local/claim', 'local/publish');
       await waitFor('both disks claimed by the pool', async () => {
         const ds = await ourDisks();
         return ds.length === 2 && ds.every((d) => d.spec.claim?.pool === pool);
       }, CONVERGE_MS);
-    }, [stateGuard(false), loopsGuard]);
+    });
   });
 
   it('agent killed between mkfs and mount: the restarted agent mounts its own filesystem, formats nothing else', async () => {
-    await injectFault(AREA, 'agent killed at prepare', async () => {
+    // Prepared disks get mounted, and the operator offers their PVs (it is then held at publish, the next row).
+    const preparedDisks = async (): Promise<ExpectedChanges> => ({
+      appear: { mount: (id) => id.startsWith('/dev/loop') && id.includes(` ${root()}/`), PersistentVolume: (await poolPvs()).map((pv) => pv.metadata.name!) },
+    });
+    await injectFault(AREA, 'agent killed at prepare', plan(true, NO_VOLUME, preparedDisks), async () => {
       await crashAt('agent', 'local/prepare', 'local/wiping');
       const ds = await waitFor('both disks prepared', async () => {
         const all = await ourDisks();
@@ -205,11 +232,12 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
         const dev = disks.find((l) => d.metadata.annotations?.[IDENTITY_ANNOTATION] === `loop:${l.file}`)!.device;
         expect(await blkidUuid(dev)).to.equal(d.status?.preparation?.uuid, `${d.metadata.name}'s filesystem is the one it reports`);
       }
-    }, guards(true));
+    });
   });
 
   it('operator killed right after creating a PV: one PV per disk, all offered, the pool counts them', async () => {
-    await injectFault(AREA, 'operator killed at publish', async () => {
+    const offered = async (): Promise<ExpectedChanges> => ({ appear: { PersistentVolume: (await poolPvs()).map((pv) => pv.metadata.name!), StorageClass: [pool] } });
+    await injectFault(AREA, 'operator killed at publish', plan(true, { na: 'no volume holds data yet (PVs being offered, none bound)' }, offered), async () => {
       await crashAt('operator', 'local/publish', 'local/wipe-requested');
       await waitFor('two Available PVs and the pool counting them', async () => {
         const pvs = await poolPvs();
@@ -218,7 +246,7 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
       }, CONVERGE_MS);
       const p = await admin.get<Pool>(STORAGE_POOLS, pool);
       expect(condition(p, 'Ready')?.status).to.equal('True');
-    }, guards(true));
+    });
   });
 
   let diskA: string;
@@ -228,7 +256,7 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
 
   it('recycle: operator killed right after requesting the wipe, agent killed mid-wipe and after the wipe, operator killed after deleting the PV and after the fresh PV', async () => {
     const pvs = await poolPvs();
-    [diskA, diskB] = pvs.map((pv) => pv.metadata.labels!['stowage.dev/disk']).sort() as [string, string];
+    [diskA, diskB] = pvs.map((pv) => pv.metadata.labels!['stowage.dev/disk']!).sort() as [string, string];
     for (const [claim, disk] of [['a', diskA], ['b', diskB]] as const) {
       const pv = (await pvOf(disk))!;
       await admin.create(PERSISTENT_VOLUME_CLAIMS, {
@@ -241,39 +269,39 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
     oldUid = pvA.metadata.uid!;
     fileA = path.join(pvA.spec.local!.path, 'released-data');
     await writeFile(fileA, randomBytes(64 * 1024));
-    const fileB = path.join((await pvOf(diskB))!.spec.local!.path, 'neighbour-data');
-    const data = randomBytes(256 * 1024);
-    await writeFile(fileB, data);
-    kept.set(fileB, sha(data));
+    await kept.write(path.join((await pvOf(diskB))!.spec.local!.path, 'neighbour-data'), 256 * 1024);
     await admin.delete(PERSISTENT_VOLUME_CLAIMS, 'a', { namespace });
+    // Disk A's mount comes and goes while the agent wipes it; the released PV is replaced by a fresh one of the same name.
+    const wiping = (): ExpectedChanges => ({ appear: { mount: diskMount(() => diskA) }, vanish: { mount: diskMount(() => diskA) } });
 
-    await injectFault(AREA, 'operator killed at wipe requested', async () => {
+    await injectFault(AREA, 'operator killed at wipe requested', plan(undefined, kept, wiping), async () => {
       await crashAt('operator', 'local/wipe-requested', 'local/pv-deleted');
       const d = await admin.get<Disk>(NODE_DISKS, diskA);
       expect(d.spec.wipe?.volumeUID).to.equal(oldUid);
       expect((await pvOf(diskA))?.metadata.uid, 'the released PV stays until its wipe is done').to.equal(oldUid);
-    }, guards(undefined)); // the agent, armed, is held in the wipe it started
+    }); // the agent, armed, is held in the wipe it started
 
-    await injectFault(AREA, 'agent killed while wiping', async () => {
+    await injectFault(AREA, 'agent killed while wiping', plan(undefined, kept, wiping), async () => {
       await crashAt('agent', 'local/wiping', 'local/wiped');
       expect((await pvOf(diskA))?.metadata.uid, 'the released PV is not recycled while its wipe is cut off').to.equal(oldUid);
-    }, guards(undefined));
+    });
 
-    await injectFault(AREA, 'agent killed after wiping, before reporting it', async () => {
+    await injectFault(AREA, 'agent killed after wiping, before reporting it', plan(true, kept, wiping), async () => {
       await crashAt('agent', 'local/wiped', 'local/release');
       const d = await waitFor('the wipe for the released volume reported', async () => {
         const x = await admin.get<Disk>(NODE_DISKS, diskA);
         return x.status?.lastWipe?.volumeUID === oldUid && x.status.lastWipe.result === 'Succeeded' ? x : undefined;
       }, CONVERGE_MS);
       expect(d.metadata.annotations?.[WIPED_VOLUMES_ANNOTATION]?.split(',')).to.include(oldUid);
-    }, guards(true));
+    });
 
-    await injectFault(AREA, 'operator killed after deleting the released PV', async () => {
+    const releasedPv = pvA.metadata.name!;
+    await injectFault(AREA, 'operator killed after deleting the released PV', plan(true, kept, () => ({ vanish: { PersistentVolume: [releasedPv] }, appear: { PersistentVolume: [releasedPv] } })), async () => {
       await crashAt('operator', 'local/pv-deleted', 'local/publish');
       await waitFor('the released PV gone', async () => (await pvOf(diskA))?.metadata.uid !== oldUid, CONVERGE_MS);
-    }, guards(true));
+    });
 
-    await injectFault(AREA, 'operator killed right after creating the fresh PV', async () => {
+    await injectFault(AREA, 'operator killed right after creating the fresh PV', plan(true, kept, () => ({ appear: { PersistentVolume: [releasedPv] } })), async () => {
       await crashAt('operator', 'local/publish');
       const fresh = await waitFor('a fresh Available PV for the wiped disk, the wipe request withdrawn, the pool counting it', async () => {
         const pv = await pvOf(diskA);
@@ -282,14 +310,17 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
         return pv && pv.metadata.uid !== oldUid && pv.status?.phase === 'Available' && !d.spec.wipe && counts?.volumes?.available === 1 ? pv : undefined;
       }, CONVERGE_MS);
       expect((await readdir(fresh.spec.local!.path)).filter((f) => f !== 'lost+found')).to.deep.equal([], 'the fresh volume starts empty');
-    }, guards(true));
+    });
   });
 
   it('agent killed between unmounting and erasing while the pool is deleted: the disks end blank, unmounted, unclaimed', async () => {
-    kept.clear();
+    kept.release(work);
     await admin.delete(PERSISTENT_VOLUME_CLAIMS, 'b', { namespace });
     await admin.delete(STORAGE_POOLS, pool);
-    await injectFault(AREA, 'agent killed at release', async () => {
+    const released = async (): Promise<ExpectedChanges> => ({
+      vanish: { PersistentVolume: () => true, 'NodeDisk claim': () => true, StorageClass: [pool], mount: (id) => id.includes(` ${root()}/`) },
+    });
+    await injectFault(AREA, 'agent killed at release', plan(false, { na: 'every volume was released before the fault: the pool is being deleted on purpose' }, released), async () => {
       await crashAt('agent', 'local/release');
       await waitFor('the pool finalized and both disks released', async () => {
         if (await admin.getIfExists(STORAGE_POOLS, pool)) return false;
@@ -298,6 +329,6 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
       }, CONVERGE_MS);
       expect(await poolPvs()).to.deep.equal([]);
       for (const d of disks) expect(await blkidUuid(d.device), `${d.device} is blank again`).to.equal(undefined);
-    }, guards(false));
+    });
   });
 });

@@ -5,18 +5,23 @@
  * `..`, relative, outside kubelet's directory, through symlinks) must get the CSI spec's error code,
  * and nothing outside the pool's directories may be read or written: a sentinel tree outside stays
  * byte for byte the same, no mount or loop device appears, no PoolVolume appears or vanishes, and
- * both services still answer.
+ * both services still answer. Data at stake in every row: the sentinel tree and a file written into
+ * the test's volume before the requests (read back with O_DIRECT from its subvolume).
  */
-import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { expect } from 'chai';
+import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect } from 'chai';
-import { POOL_VOLUMES } from '../../src/crds/resource-types.js';
+import { POOL_SNAPSHOTS, POOL_VOLUMES } from '../../src/crds/resource-types.js';
 import type { PoolVolume } from '../../src/crds/poolvolume.js';
 import { startPoolVolumeRealizer } from '../../src/node/engine/volume-realizer.js';
 import { DynamicPoolFixture, call, codeOf } from '../csi/fixture.js';
-import { injectFault, type FaultGuard } from './ledger.js';
-import { SentinelTree, aliveGuard, loopGuard, mountGuard, objectGuard } from './guards.js';
+import { mountsUnder } from '../../src/csi/node-service.js';
+import { waitFor } from '../support/cluster.js';
+import { injectFault, type FaultPlan } from './ledger.js';
+import { KeptData, allOf, apiObjects, conditionsReach, loopDevices, mounts, processes, processesUp, subvolumes } from './fault-checks.js';
+import { NODE_DISKS } from '../../src/crds/resource-types.js';
+import { SentinelTree } from './sentinel-tree.js';
 
 const AREA = 'hostile CSI requests';
 const MiB = 1024 ** 2;
@@ -32,22 +37,35 @@ describe('faults: hostile CSI requests (real controller and node services)', fun
   let volumeId = '';
   let staging = '';
 
-  /** Every fault is checked by all of these: data outside, mounts, loops, volumes, both services alive. */
-  const guards = async (): Promise<FaultGuard[]> => [
-    sentinels,
-    await mountGuard([outside, fx.dir], () => fx.loops.devices()),
-    await loopGuard([fx.dir, outside]),
-    await objectGuard(fx.client, POOL_VOLUMES, `stowage.dev/pool=${fx.pool}`),
-    aliveGuard({
-      'CSI controller': () => call(fx.identity, 'Probe', {}, 5_000).then((r) => r.ready.value === true),
-      'CSI node service': () => call(fx.nodeIdentity, 'Probe', {}, 5_000).then((r) => r.ready.value === true),
-    }),
-  ];
+  const kept = new KeptData();
+  /**
+   * Every fault is checked by these: the data outside the pool and in the volume, mounts, loop
+   * devices, PoolVolumes and subvolumes, processes; both services answer ready, the disk stays prepared.
+   */
+  const plan = (): FaultPlan => ({
+    data: allOf(sentinels, kept),
+    inventory: [
+      sentinels.probe(),
+      mounts([outside, fx.dir], () => fx.loops.devices()),
+      loopDevices(() => [fx.dir, outside]),
+      apiObjects(fx.client, POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${fx.pool}` }), apiObjects(fx.client, POOL_SNAPSHOTS, { labelSelector: `stowage.dev/pool=${fx.pool}` }),
+      subvolumes(() => join(fx.dir, 'root', 'pools', fx.pool, 'volumes')),
+      processes(),
+    ],
+    survival: [
+      processesUp({
+        'CSI controller': () => call(fx.identity, 'Probe', {}, 5_000).then((r) => r.ready.value === true),
+        'CSI node service': () => call(fx.nodeIdentity, 'Probe', {}, 5_000).then((r) => r.ready.value === true),
+      }),
+      conditionsReach(fx.client, NODE_DISKS, () => fx.disks[0]!.name, { Prepared: 'True' }),
+      async () => ((await fx.engine.health(fx.pool)).degraded ? [`pool ${fx.pool} degraded: ${(await fx.engine.health(fx.pool)).message}`] : []),
+    ],
+  });
   const expectCode = async (fault: string, code: string | string[], request: () => Promise<unknown>): Promise<void> => {
-    await injectFault(AREA, fault, async () => {
+    await injectFault(AREA, fault, plan(), async () => {
       const got = await codeOf(request());
       expect([code].flat(), `${fault}: got ${got}`).to.include(got);
-    }, await guards());
+    });
   };
 
   before(async () => {
@@ -60,6 +78,9 @@ describe('faults: hostile CSI requests (real controller and node services)', fun
     await symlink(outside, join(kubelet, 'escape'));
     volumeId = (await call(fx.controllerClient, 'CreateVolume', { name: 'pvc-hostile-1', capacity_range: { required_bytes: String(16 * MiB) }, volume_capabilities: [mountCap], parameters: { pool: fx.pool } })).volume.volume_id;
     staging = join(kubelet, 'staging', 'v1');
+    // Data in the volume before any hostile request, written straight into its subvolume.
+    const volumePath = await waitFor('the volume realized', async () => (await fx.client.get<PoolVolume>(POOL_VOLUMES, volumeId)).status?.path, 60_000);
+    await kept.write(join(volumePath, 'kept'), 256 * 1024);
   });
   after(async () => {
     await fx.cleanup();
@@ -104,9 +125,9 @@ describe('faults: hostile CSI requests (real controller and node services)', fun
         await expectCode(`ValidateVolumeCapabilities of ${JSON.stringify(id)}`, 'NOT_FOUND', () => call(fx.controllerClient, 'ValidateVolumeCapabilities', { volume_id: id, volume_capabilities: [mountCap] }));
         await expectCode(`ControllerExpandVolume of ${JSON.stringify(id)}`, 'NOT_FOUND', () => call(fx.controllerClient, 'ControllerExpandVolume', { volume_id: id, capacity_range: { required_bytes: String(MiB) } }));
         // DeleteVolume of a volume that does not exist succeeds (the spec: idempotent) and must delete nothing.
-        await injectFault(AREA, `DeleteVolume of ${JSON.stringify(id)}`, async () => {
+        await injectFault(AREA, `DeleteVolume of ${JSON.stringify(id)}`, plan(), async () => {
           await call(fx.controllerClient, 'DeleteVolume', { volume_id: id });
-        }, await guards());
+        });
       }
     });
 
@@ -152,13 +173,13 @@ describe('faults: hostile CSI requests (real controller and node services)', fun
       }
     });
 
-    it('never unmounts or deletes outside kubelet\'s directory (unpublish, unstage, stats, expand)', async () => {
+    it('never unmounts or deletes outside kubelet\'s directory (unpublish and unstage refuse it; stats and expand find no volume there: NOT_FOUND, as csi-sanity expects)', async () => {
       const victims: [string, string][] = [...hostilePaths(), ['a sentinel file', sentinels.file(0)], ['a sentinel file through the symlink', join(kubelet, 'escape', 'sentinel-0')]];
       for (const [what, path] of victims) {
         await expectCode(`NodeUnpublishVolume of ${what}`, 'INVALID_ARGUMENT', () => call(fx.nodeClient, 'NodeUnpublishVolume', { volume_id: volumeId, target_path: path }));
         await expectCode(`NodeUnstageVolume of ${what}`, 'INVALID_ARGUMENT', () => call(fx.nodeClient, 'NodeUnstageVolume', { volume_id: volumeId, staging_target_path: path }));
-        await expectCode(`NodeGetVolumeStats of ${what}`, 'INVALID_ARGUMENT', () => call(fx.nodeClient, 'NodeGetVolumeStats', { volume_id: volumeId, volume_path: path }));
-        await expectCode(`NodeExpandVolume of ${what}`, 'INVALID_ARGUMENT', () => call(fx.nodeClient, 'NodeExpandVolume', { volume_id: volumeId, volume_path: path, capacity_range: { required_bytes: String(16 * MiB) } }));
+        await expectCode(`NodeGetVolumeStats of ${what}`, 'NOT_FOUND', () => call(fx.nodeClient, 'NodeGetVolumeStats', { volume_id: volumeId, volume_path: path }));
+        await expectCode(`NodeExpandVolume of ${what}`, 'NOT_FOUND', () => call(fx.nodeClient, 'NodeExpandVolume', { volume_id: volumeId, volume_path: path, capacity_range: { required_bytes: String(16 * MiB) } }));
       }
     });
 
@@ -170,7 +191,7 @@ describe('faults: hostile CSI requests (real controller and node services)', fun
       try {
         const escape = `${real}${'/..'.repeat(real.split('/').length - 1)}${outside}`;
         await fx.client.mergePatch(POOL_VOLUMES, id, { status: { path: escape } }, { subresource: 'status' });
-        await expectCode('NodeStageVolume of a PoolVolume whose status.path leads out of the pool', ['UNAVAILABLE', 'FAILED_PRECONDITION', 'INVALID_ARGUMENT'],
+        await expectCode('NodeStageVolume of a PoolVolume whose status.path leads out of the pool', 'FAILED_PRECONDITION',
           () => call(fx.nodeClient, 'NodeStageVolume', { volume_id: id, staging_target_path: join(kubelet, 'staging', 'hacked'), volume_capability: mountCap }));
       } finally {
         fx.realizer = await startPoolVolumeRealizer({ client: fx.client, engine: fx.engine, nodeName: fx.node, refreshMs: 1_000 });
@@ -178,14 +199,15 @@ describe('faults: hostile CSI requests (real controller and node services)', fun
       await call(fx.controllerClient, 'DeleteVolume', { volume_id: id });
     });
 
-    it('still serves the volume after all of it (stage, publish, unwind)', async () => {
+    it('still serves the volume after all of it (stage, publish, unwind; a check, not a fault)', async () => {
       const target = join(kubelet, 'pod-ok', 'mount');
-      await injectFault(AREA, 'a normal life cycle after the hostile requests', async () => {
-        await stage(staging)();
-        await publish(target)();
-        await call(fx.nodeClient, 'NodeUnpublishVolume', { volume_id: volumeId, target_path: target });
-        await call(fx.nodeClient, 'NodeUnstageVolume', { volume_id: volumeId, staging_target_path: staging });
-      }, await guards());
+      await stage(staging)();
+      await publish(target)();
+      const read = await readFile(join(target, 'kept'));
+      expect(read.length).to.equal(256 * 1024);
+      await call(fx.nodeClient, 'NodeUnpublishVolume', { volume_id: volumeId, target_path: target });
+      await call(fx.nodeClient, 'NodeUnstageVolume', { volume_id: volumeId, staging_target_path: staging });
+      expect(await mountsUnder(fx.dir).then((m) => m.filter((x) => x.startsWith(kubelet)))).to.deep.equal([]);
     });
   });
 });

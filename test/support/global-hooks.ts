@@ -4,7 +4,7 @@
 // listing every packet sent off the machine and every interface, sysctl, mount, loop device or
 // component process left behind — in `make test` (STOWAGE_TEST_HYGIENE=1) and whenever the real
 // kubelet node ran. The fault suite's ledger (test/faults/ledger.ts) is printed as a table at the
-// end, and the run fails if any fault leaked objects or lost bytes.
+// end (docs/faults.md), and the run fails if any fault was not survived, leaked objects or lost bytes.
 
 import { sharedControlPlane, sharedControlPlaneStarted, stopSharedControlPlane } from '../cluster/shared.js';
 import { sharedKubeletNodeRequested, stopSharedKubeletNode } from '../cluster/kubelet-shared.js';
@@ -32,7 +32,7 @@ export const mochaHooks = {
     }
     // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows what stopping the kubelet threw, as it was
     if (kubeletStopError) throw kubeletStopError;
-    if (faults && faults.problems.length > 0) throw new Error(`fault suite: objects leaked or bytes lost:\n  ${faults.problems.join('\n  ')}`);
+    if (faults && faults.problems.length > 0) throw new Error(`fault suite: faults not survived, objects leaked or bytes lost:\n  ${faults.problems.join('\n  ')}`);
     if (hostBefore && (process.env.STOWAGE_TEST_HYGIENE === '1' || kubeletRan)) {
       const changes = hostChanges(hostBefore, undefined, { machineWide: process.env.STOWAGE_TEST_HYGIENE === '1' });
       if (changes.length > 0) throw new Error(`host hygiene: the test run changed the machine:\n  ${changes.join('\n  ')}`);
