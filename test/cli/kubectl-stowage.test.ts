@@ -280,13 +280,13 @@ describe('kubectl stowage against a real cluster with real node agents', functio
       expect((await world.admin.get<Disk>(NODE_DISKS, name('small'))).metadata.resourceVersion).to.equal(target.metadata.resourceVersion);
       // Writes to the main resource (not /status) by anyone: each changed a NodeDisk's spec or
       // metadata, so the watch attributes it; a write the plugin sent would be one more.
-      const previous = new Map(initial.map((d) => [d.metadata.name!, d]));
+      const previous = new Map(initial.map((d) => [d.metadata.name, d]));
       let attributable = 0;
       for (const e of inWindow) {
-        const was = previous.get(e.object.metadata.name!);
+        const was = previous.get(e.object.metadata.name);
         const outer = (d: Disk | undefined) => JSON.stringify([d?.spec, d?.metadata.labels, d?.metadata.annotations, d?.metadata.finalizers, d?.metadata.deletionTimestamp]);
         if (e.type !== 'MODIFIED' || outer(was) !== outer(e.object)) attributable++;
-        previous.set(e.object.metadata.name!, e.object);
+        previous.set(e.object.metadata.name, e.object);
       }
       const mainWrites = [...countsAfter].filter(([k]) => !k.includes('/')).reduce((n, [k, v]) => n + v - (countsBefore.get(k) ?? 0), 0);
       expect(mainWrites, `writes to nodedisks in the window (${after - before} counted), beyond the ${attributable} others made`).to.be.at.most(attributable);

@@ -13,10 +13,10 @@
  * The outage lasts STOWAGE_FAULT_OUTAGE_MS (default 20 s in `make test`; the issue's full figure is
  * 2 minutes: STOWAGE_FAULT_OUTAGE_MS=120000).
  */
-import { expect } from 'chai';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { expect } from 'chai';
 import { KubeClient } from '../../src/kube/client.js';
 import { NAMESPACES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, STORAGE_CLASSES } from '../../src/kube/resources.js';
 import type { KubeObject, PersistentVolume } from '../../src/kube/types.js';
@@ -73,7 +73,7 @@ describe('faults: kube-apiserver and etcd away while volumes are in use (own con
       apiObjects(admin, STORAGE_CLASSES, { filter: (sc) => sc.metadata.name === pool }),
       ...driverObjects(admin),
       mounts([work], () => disks.map((d) => d.device)),
-      loopDevices(() => [path.dirname(disks[0]!.file)]),
+      loopDevices(() => [path.dirname(disks[0].file)]),
       processes(),
     ],
     survival: [
@@ -123,7 +123,7 @@ describe('faults: kube-apiserver and etcd away while volumes are in use (own con
       spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/node': node } } }, local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' } },
     }, { fieldManager: 'kubectl' });
     await waitFor('two Available PVs', async () => (await poolPvs()).filter((pv) => pv.status?.phase === 'Available').length === 2, CONVERGE_MS);
-    for (const [name, pv] of (await poolPvs()).map((p, i) => [['a', 'b'][i]!, p] as const)) await bindAndWrite(name, pv);
+    for (const [name, pv] of (await poolPvs()).map((p, i) => [['a', 'b'][i], p] as const)) await bindAndWrite(name, pv);
   });
 
   after(async () => {

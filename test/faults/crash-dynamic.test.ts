@@ -11,13 +11,13 @@
  * volume made before the first fault, and the test volume's own data from the moment it exists
  * (written into its subvolume before it is first staged), read back with O_DIRECT.
  */
-import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { installCrds } from '../../src/crds/install.js';
@@ -148,7 +148,7 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
     const pvs = await poolVolumes();
     const names = pvs.map((p) => p.spec.requestName);
     if (new Set(names).size !== names.length) out.push(`duplicate PoolVolumes: ${names.join(', ')}`);
-    const live = pvs.filter((p) => !p.metadata.deletionTimestamp).map((p) => p.metadata.name!).sort();
+    const live = pvs.filter((p) => !p.metadata.deletionTimestamp).map((p) => p.metadata.name).sort();
     const subs = await subvolumes();
     for (const s of subs) if (!live.includes(s) && !pvs.some((p) => p.metadata.name === s)) out.push(`orphan subvolume ${s}`);
     for (const l of live) if (!subs.includes(l)) out.push(`PoolVolume ${l} has no subvolume`);
@@ -190,8 +190,8 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
     startDaemon();
     const nd = await waitFor('the agent to report the loop device', () => diskOfFile(admin, node, disk.file), 60_000);
     diskName = nd.metadata.name!;
-    await operatorSets(admin, nd.metadata.name!, { claim: { pool, mode: 'Dynamic' } });
-    await waitFor('the engine to prepare the disk', async () => condition(await admin.get<NodeDisk>(NODE_DISKS, nd.metadata.name!), 'Prepared')?.status === 'True', 90_000);
+    await operatorSets(admin, nd.metadata.name, { claim: { pool, mode: 'Dynamic' } });
+    await waitFor('the engine to prepare the disk', async () => condition(await admin.get<NodeDisk>(NODE_DISKS, nd.metadata.name), 'Prepared')?.status === 'True', 90_000);
     const v1 = csiV1() as any;
     ctl = new v1.Controller(`unix://${dir}/controller.sock`, grpc.credentials.createInsecure());
     nodeCsi = new v1.Node(`unix://${dir}/node.sock`, grpc.credentials.createInsecure());
@@ -210,16 +210,16 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
     nodeCsi?.close();
     await controller?.kill('SIGKILL');
     if (admin) {
-      for (const pv of await poolVolumes().catch(() => [])) await admin.delete(POOL_VOLUMES, pv.metadata.name!).catch(() => undefined);
+      for (const pv of await poolVolumes().catch(() => [])) await admin.delete(POOL_VOLUMES, pv.metadata.name).catch(() => undefined);
       if (daemon && !daemon.exited) await waitFor('the daemon to remove the volumes', async () => (await poolVolumes()).length === 0, 30_000).catch(() => undefined);
     }
     await daemon?.stop();
     if (dir) for (const m of (await mountsUnder(dir)).sort((a, b) => b.length - a.length)) await run('umount', [m]).catch(() => undefined);
     await loops.cleanup();
     if (admin) {
-      for (const d of (await admin.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await admin.delete(NODE_DISKS, d.metadata.name!);
+      for (const d of (await admin.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await admin.delete(NODE_DISKS, d.metadata.name);
       for (const pv of await poolVolumes().catch(() => [])) {
-        await admin.jsonPatch(POOL_VOLUMES, pv.metadata.name!, [{ op: 'remove', path: '/metadata/finalizers' }]).catch(() => undefined);
+        await admin.jsonPatch(POOL_VOLUMES, pv.metadata.name, [{ op: 'remove', path: '/metadata/finalizers' }]).catch(() => undefined);
       }
       await admin.delete(STORAGE_POOLS, pool).catch(() => undefined);
       admin.close();
@@ -234,7 +234,7 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
   it('CreateVolume → PoolVolume → realize: controller killed after making the PoolVolume, daemon killed after making the subvolume; the retry answers one volume', async () => {
     startController('dynamic/create-volume');
     const made = async (): Promise<ExpectedChanges> => {
-      const names = (await poolVolumes()).filter((p) => p.spec.requestName === createReq.name).map((p) => p.metadata.name!);
+      const names = (await poolVolumes()).filter((p) => p.spec.requestName === createReq.name).map((p) => p.metadata.name);
       return { appear: { PoolVolume: names, subvolume: names } };
     };
     // The daemon is held at realize, so the new PoolVolume has no subvolume until the next row.

@@ -10,11 +10,11 @@
  * volume holds data, the row says n/a and why). A PV offered early is found by watching the PVs and
  * NodeDisks from before the first fault (every version, in resourceVersion order), not by polling.
  */
-import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
 import { NAMESPACES, NODES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, STORAGE_CLASSES } from '../../src/kube/resources.js';
 import type { PersistentVolume } from '../../src/kube/types.js';
@@ -84,7 +84,7 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
     }
   };
 
-  const ourDisks = async (): Promise<Disk[]> => (await nodeDisksOf(admin, node)) as Disk[];
+  const ourDisks = async (): Promise<Disk[]> => (await nodeDisksOf(admin, node));
   const poolPvs = async (): Promise<PersistentVolume[]> =>
     (await admin.list<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })).items;
   const prepared = (d: Disk): boolean => d.status?.conditions?.find((c) => c.type === 'Prepared')?.status === 'True';
@@ -150,7 +150,7 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
       apiObjects(admin, STORAGE_CLASSES, { filter: (sc) => sc.metadata.name === pool }),
       ...driverObjects(admin),
       mounts([work], () => disks.map((d) => d.device)),
-      loopDevices(() => [path.dirname(disks[0]!.file)]),
+      loopDevices(() => [path.dirname(disks[0].file)]),
       processes(),
     ],
     survival: [processesUp({ operator: () => !!operator && !operator.exited, 'node agent': () => !!agent && !agent.exited }), stateGuard(mounted)],
@@ -256,7 +256,7 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
 
   it('recycle: operator killed right after requesting the wipe, agent killed mid-wipe and after the wipe, operator killed after deleting the PV and after the fresh PV', async () => {
     const pvs = await poolPvs();
-    [diskA, diskB] = pvs.map((pv) => pv.metadata.labels!['stowage.dev/disk']!).sort() as [string, string];
+    [diskA, diskB] = pvs.map((pv) => pv.metadata.labels!['stowage.dev/disk']).sort() as [string, string];
     for (const [claim, disk] of [['a', diskA], ['b', diskB]] as const) {
       const pv = (await pvOf(disk))!;
       await admin.create(PERSISTENT_VOLUME_CLAIMS, {

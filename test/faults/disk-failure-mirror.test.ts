@@ -15,12 +15,12 @@
  * node; the engine rebuilds the dead member's copies onto it with `btrfs replace` — makes the pool
  * whole again (docs/runbooks/StowagePoolDegraded.md).
  */
-import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { EVENTS, NODES } from '../../src/kube/resources.js';
@@ -83,7 +83,7 @@ describe('faults: a mirror of a replicated.size 2 Dynamic pool pulled under writ
   const target = (): string => path.join(kubelet(), 'pods', 'pod-1', 'volumes', 'mount');
   const daemonMetrics = async (): Promise<string> => (await fetch(`http://127.0.0.1:${daemonPort}/metrics`)).text();
   const cond = (d: Disk | undefined, type: string) => d?.status?.conditions?.find((c) => c.type === type);
-  const get = (file: string): Promise<Disk | undefined> => diskOfFile(admin, node, file) as Promise<Disk | undefined>;
+  const get = (file: string): Promise<Disk | undefined> => diskOfFile(admin, node, file);
   const retried = async <T = any>(client: CsiClient, method: string, req: unknown): Promise<T> =>
     waitFor(`${method} to succeed`, () => call<T>(client, method, req, 20_000).catch((err: grpc.ServiceError) => {
       if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.FAILED_PRECONDITION || err.code === grpc.status.RESOURCE_EXHAUSTED || err.code === grpc.status.NOT_FOUND) return undefined;
@@ -166,7 +166,7 @@ describe('faults: a mirror of a replicated.size 2 Dynamic pool pulled under writ
     }
     if (admin) {
       for (const pv of (await admin.list<PoolVolume>(POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` }).catch(() => ({ items: [] as PoolVolume[] }))).items) {
-        await admin.delete(POOL_VOLUMES, pv.metadata.name!).catch(() => undefined);
+        await admin.delete(POOL_VOLUMES, pv.metadata.name).catch(() => undefined);
       }
       if (daemon && !daemon.exited) {
         await waitFor('the daemon to remove the volume', async () => (await admin.list(POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })).items.length === 0, 30_000).catch(() => undefined);
@@ -183,9 +183,9 @@ describe('faults: a mirror of a replicated.size 2 Dynamic pool pulled under writ
     await loops.cleanup();
     if (admin) {
       for (const pv of (await admin.list<PoolVolume>(POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` }).catch(() => ({ items: [] as PoolVolume[] }))).items) {
-        await admin.mergePatch(POOL_VOLUMES, pv.metadata.name!, { metadata: { finalizers: null } }).catch(() => undefined);
+        await admin.mergePatch(POOL_VOLUMES, pv.metadata.name, { metadata: { finalizers: null } }).catch(() => undefined);
       }
-      for (const d of (await admin.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await admin.delete(NODE_DISKS, d.metadata.name!);
+      for (const d of (await admin.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await admin.delete(NODE_DISKS, d.metadata.name);
       await deletePoolForcibly(admin, pool);
       await admin.delete(NODES, node).catch(() => undefined);
       admin.close();

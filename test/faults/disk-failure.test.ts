@@ -19,12 +19,12 @@
  * disk's data and mount, a disk off the allow-list), and the documented recovery works
  * (docs/runbooks/StowageDiskUnhealthy.md, StowageDiskMissing.md).
  */
-import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
 import { EVENTS, NAMESPACES, NODES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, STORAGE_CLASSES } from '../../src/kube/resources.js';
 import type { KubeObject, PersistentVolume } from '../../src/kube/types.js';
@@ -80,7 +80,7 @@ describe('faults: disks that fail under a Local pool (real operator and agent pr
   const kept = new KeptData();
   const measured: Record<string, number> = {};
 
-  const ourDisks = async (): Promise<Disk[]> => (await nodeDisksOf(admin, node)) as Disk[];
+  const ourDisks = async (): Promise<Disk[]> => (await nodeDisksOf(admin, node));
   const diskOf = async (file: string): Promise<Disk | undefined> => (await ourDisks()).find((d) => d.metadata.annotations?.[IDENTITY_ANNOTATION] === `loop:${file}`);
   const poolPvs = async (): Promise<PersistentVolume[]> => (await admin.list<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })).items;
   const pvOfDisk = async (disk: string): Promise<PersistentVolume | undefined> => (await poolPvs()).find((pv) => pv.metadata.labels?.['stowage.dev/disk'] === disk);
@@ -232,12 +232,12 @@ describe('faults: disks that fail under a Local pool (real operator and agent pr
         const es = (await eventsOf(diskA)).filter((e) => e.type === 'Warning' && /NoMedium|FilesystemErrors/.test(e.reason));
         return es.length > 0 ? es : undefined;
       }, NOTICE_MS);
-      expect(events[0]!.message).to.contain(a.device);
+      expect(events[0].message).to.contain(a.device);
       const poolEvents = await waitFor('a Warning event on the pool', async () => {
         const es = (await eventsOf(pool)).filter((e) => e.type === 'Warning' && e.reason === 'DisksUnhealthy');
         return es.length > 0 ? es : undefined;
       }, NOTICE_MS);
-      expect(poolEvents[0]!.message).to.contain(diskA);
+      expect(poolEvents[0].message).to.contain(diskA);
 
       // The alert rules, over exactly the series the two processes export now.
       const nodeSeries = scrapedSeries(await agentMetrics(), ['stowage_disk_health_status', 'stowage_disk_condition', 'stowage_disk_present', 'stowage_disk_claimed'], { job: NODE_JOB, instance: 'node:8080' });

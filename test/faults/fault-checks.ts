@@ -166,8 +166,8 @@ export function mounts(dirs: readonly string[], devices: () => readonly string[]
       const out: string[] = [];
       for (const line of await mountLines()) {
         const [left, right] = line.split(' - ');
-        const target = left!.split(' ')[4]!.replace(/\\040/g, ' ');
-        const source = right!.split(' ')[1]!;
+        const target = left.split(' ')[4].replace(/\\040/g, ' ');
+        const source = right.split(' ')[1];
         if (dirs.some((d) => target === d || target.startsWith(`${d}/`)) || devs.includes(source)) out.push(`${source} ${target}`);
       }
       return out.sort();

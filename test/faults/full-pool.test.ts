@@ -9,8 +9,8 @@
  * checks, not counted. Data at stake in every row: files written into both volumes before the pool
  * was filled, read back with O_DIRECT.
  */
-import { expect } from 'chai';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import { stringify as toYaml } from 'yaml';
 import { TOPOLOGY_KEY } from '../../src/csi/identity.js';
 import { NODE_DISKS, POOL_SNAPSHOTS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
@@ -64,7 +64,7 @@ describe('faults: a full Dynamic pool (real CSI services, real operator, promtoo
         'CSI controller': () => call(fx.identity, 'Probe', {}, 5_000).then((r) => r.ready.value === true),
         'CSI node service': () => call(fx.nodeIdentity, 'Probe', {}, 5_000).then((r) => r.ready.value === true),
       }),
-      conditionsReach(fx.client, NODE_DISKS, () => fx.disks[0]!.name, { Prepared: 'True' }),
+      conditionsReach(fx.client, NODE_DISKS, () => fx.disks[0].name, { Prepared: 'True' }),
       conditionsReach(fx.client, STORAGE_POOLS, () => fx.pool, { CapacityAvailable: 'False/LowCapacity' }),
     ],
   });
@@ -128,16 +128,16 @@ describe('faults: a full Dynamic pool (real CSI services, real operator, promtoo
 
   it('fails writes past a volume\'s quota while its neighbour keeps writing, and loses nothing written before', async () => {
     const [a, b] = vols;
-    await writeChecked(join(a!.target, 'before.bin'), 16 * MiB);
+    await writeChecked(join(a.target, 'before.bin'), 16 * MiB);
     await injectFault(AREA, 'write past the quota of a volume in a full pool', plan(), async () => {
-      const over = await run('dd', ['if=/dev/urandom', `of=${join(a!.target, 'too-much')}`, 'bs=1M', 'count=64', 'conv=fsync']).then(() => 'written', (e: Error) => e.message);
+      const over = await run('dd', ['if=/dev/urandom', `of=${join(a.target, 'too-much')}`, 'bs=1M', 'count=64', 'conv=fsync']).then(() => 'written', (e: Error) => e.message);
       // btrfs reports the qgroup limit as EDQUOT ("Disk quota exceeded"); ENOSPC would say the pool itself is full.
       expect(over).to.match(/quota exceeded|no space left/i);
-      await run('rm', ['-f', join(a!.target, 'too-much')]);
+      await run('rm', ['-f', join(a.target, 'too-much')]);
       // The neighbour is not affected by its neighbour's full quota nor by the full pool.
-      await writeChecked(join(b!.target, 'neighbour.bin'), 16 * MiB);
+      await writeChecked(join(b.target, 'neighbour.bin'), 16 * MiB);
       // And the full volume can be written again once something was removed.
-      await writeChecked(join(a!.target, 'after.bin'), 4 * MiB);
+      await writeChecked(join(a.target, 'after.bin'), 4 * MiB);
     });
   });
 
@@ -156,7 +156,7 @@ describe('faults: a full Dynamic pool (real CSI services, real operator, promtoo
       const [usable, allocated, avail] = [figures.usable, figures.allocated, figures.available].map((q) => tryParseBytes(q)!);
       const volumes = await fx.poolVolumes();
       expect(allocated, 'allocated = the sum of the volumes').to.equal(volumes.reduce((s, v) => s + BigInt(v.spec.size), 0n));
-      expect(avail, 'available = usable - allocated').to.equal(usable! - allocated!);
+      expect(avail, 'available = usable - allocated').to.equal(usable - allocated);
       expect(pool.status!.conditions!.find((c) => c.type === 'CapacityAvailable')).to.deep.include({ status: 'False', reason: 'LowCapacity' });
       // The operator's metrics say the same, and the alert rule fires on them.
       const metric = (kind: string) => operator!.metric('stowage_pool_capacity_bytes', { pool: fx.pool, kind });

@@ -10,11 +10,11 @@
  * window ends when the daemon has judged the hand-made object twice (a spec change by the test
  * after its first verdict, and the daemon's observedGeneration for it).
  */
-import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
 import { installCrds } from '../../src/crds/install.js';
 import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
@@ -138,7 +138,7 @@ describe('faults: hand-edited NodeDisks and PoolVolumes (real node daemon)', fun
         await client.jsonPatch(rt, m.name, [{ op: 'remove', path: '/metadata/finalizers' }]).catch(() => undefined);
         await client.delete(rt, m.name).catch(() => undefined);
       }
-      for (const d of (await client.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await client.delete(NODE_DISKS, d.metadata.name!);
+      for (const d of (await client.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await client.delete(NODE_DISKS, d.metadata.name);
       await client.delete(STORAGE_POOLS, pool).catch(() => undefined);
       client.close();
     }
@@ -212,19 +212,19 @@ describe('faults: hand-edited NodeDisks and PoolVolumes (real node daemon)', fun
     const prepared = (): ExpectedChanges => ({ appear: { mount: (id) => id.startsWith(`${allowed.device} `), 'NodeDisk claim': [`${own.metadata.name}→${pool}`] } });
     window = await openWindow();
     await injectFault(AREA, 'a NodeDisk of the agent edited to name a device off the allow-list, and claimed', plan(quiet, prepared), async () => {
-      await client.mergePatch(NODE_DISKS, own.metadata.name!, {
+      await client.mergePatch(NODE_DISKS, own.metadata.name, {
         metadata: { labels: { 'stowage.dev/hand': pool } },
         spec: { devicePath: forbidden.device, claim: { pool, mode: 'Dynamic' } },
       }, { fieldManager: 'kubectl-edit' });
       const nd = await waitFor('the agent to prepare the disk it really found', async () => {
-        const d = await client.get<NodeDisk>(NODE_DISKS, own.metadata.name!);
+        const d = await client.get<NodeDisk>(NODE_DISKS, own.metadata.name);
         return condition(d, 'Prepared')?.status === 'True' ? d : undefined;
       }, 90_000);
       expect((await run('blkid', ['-p', '-o', 'value', '-s', 'TYPE', allowed.device])).trim(), 'the allowed disk became the pool filesystem').to.equal('btrfs');
       expect(nd.status?.preparation?.filesystem).to.equal('btrfs');
       // A second judgement after the preparation: it must not turn to the device the edit named.
-      await judgedAgain(NODE_DISKS, own.metadata.name!, { schedulable: true });
-      expect((await client.get<NodeDisk>(NODE_DISKS, own.metadata.name!)).status?.preparation?.filesystem).to.equal('btrfs');
+      await judgedAgain(NODE_DISKS, own.metadata.name, { schedulable: true });
+      expect((await client.get<NodeDisk>(NODE_DISKS, own.metadata.name)).status?.preparation?.filesystem).to.equal('btrfs');
     });
   });
 

@@ -8,11 +8,11 @@
  * both services still answer. Data at stake in every row: the sentinel tree and a file written into
  * the test's volume before the requests (read back with O_DIRECT from its subvolume).
  */
-import { expect } from 'chai';
 import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { POOL_SNAPSHOTS, POOL_VOLUMES } from '../../src/crds/resource-types.js';
+import { expect } from 'chai';
+import { POOL_SNAPSHOTS, POOL_VOLUMES, NODE_DISKS } from '../../src/crds/resource-types.js';
 import type { PoolVolume } from '../../src/crds/poolvolume.js';
 import { startPoolVolumeRealizer } from '../../src/node/engine/volume-realizer.js';
 import { DynamicPoolFixture, call, codeOf } from '../csi/fixture.js';
@@ -20,7 +20,6 @@ import { mountsUnder } from '../../src/csi/node-service.js';
 import { waitFor } from '../support/cluster.js';
 import { injectFault, type FaultPlan } from './ledger.js';
 import { KeptData, allOf, apiObjects, conditionsReach, loopDevices, mounts, processes, processesUp, subvolumes } from './fault-checks.js';
-import { NODE_DISKS } from '../../src/crds/resource-types.js';
 import { SentinelTree } from './sentinel-tree.js';
 
 const AREA = 'hostile CSI requests';
@@ -57,7 +56,7 @@ describe('faults: hostile CSI requests (real controller and node services)', fun
         'CSI controller': () => call(fx.identity, 'Probe', {}, 5_000).then((r) => r.ready.value === true),
         'CSI node service': () => call(fx.nodeIdentity, 'Probe', {}, 5_000).then((r) => r.ready.value === true),
       }),
-      conditionsReach(fx.client, NODE_DISKS, () => fx.disks[0]!.name, { Prepared: 'True' }),
+      conditionsReach(fx.client, NODE_DISKS, () => fx.disks[0].name, { Prepared: 'True' }),
       async () => ((await fx.engine.health(fx.pool)).degraded ? [`pool ${fx.pool} degraded: ${(await fx.engine.health(fx.pool)).message}`] : []),
     ],
   });

@@ -131,7 +131,7 @@ describe('faults: hostile StoragePool and NodeDisk specs (real API server, real 
   }
 
   it('StoragePools: each schema rejection is a 422 naming the field; each accepted pool gets InvalidSpec naming the field (or its own verdict when valid after all)', async () => {
-    const cases = [...specMutations(storagePoolSchema.properties!.spec as JSONSchema, poolBase(label)), ...handMade(label)];
+    const cases = [...specMutations(storagePoolSchema.properties!.spec, poolBase(label)), ...handMade(label)];
     expect(cases.length).to.be.greaterThan(60);
     const failures: string[] = [];
     const outcomes = { rejected: 0, condition: 0, valid: 0 };
@@ -189,7 +189,7 @@ describe('faults: hostile StoragePool and NodeDisk specs (real API server, real 
 
   it('NodeDisks: each schema rejection is a 422 naming the field; each accepted disk is claimed exactly when the pool\'s rules take it, and never otherwise', async () => {
     const base = { nodeName: node, devicePath: '/dev/hostile-none' };
-    const cases = specMutations(nodeDiskSchema.properties!.spec as JSONSchema, base);
+    const cases = specMutations(nodeDiskSchema.properties!.spec, base);
     expect(cases.length).to.be.greaterThan(20);
     // A pool selecting every hostile disk that gets in.
     const pool = uniqueName('hostile-sel');
@@ -239,7 +239,7 @@ describe('faults: hostile StoragePool and NodeDisk specs (real API server, real 
           const reported = await reportEligible(name) as NodeDisk;
           // Stowage's own rules for this spec: claimed only when the pool selects it and nobody holds it.
           takes = !made.spec.claim && selectionProblem(poolObj, reported, nodeObj, false) === undefined;
-          await client.create(NODE_DISKS, { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name: control, labels: { 'stowage.dev/fault-test': label } }, spec: { nodeName: node, devicePath: '/dev/hostile-control' } } as NodeDisk);
+          await client.create(NODE_DISKS, { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name: control, labels: { 'stowage.dev/fault-test': label } }, spec: { nodeName: node, devicePath: '/dev/hostile-control' } });
           disks.push(control);
           await reportEligible(control);
           await waitFor(`the operator to claim the control disk made after ${name}`, async () => (await client.get<NodeDisk>(NODE_DISKS, control)).spec.claim?.pool === pool, 60_000);

@@ -1,7 +1,7 @@
-import { expect } from 'chai';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
 import { PERSISTENT_VOLUMES } from '../../src/kube/resources.js';
 import { installCrds } from '../../src/crds/install.js';

@@ -178,7 +178,7 @@ export class FaultLedger {
       row.survived++;
       return result as T;
     }
-    if (row.notes.length < MAX_NOTES) row.notes.push(`${fault}: ${problems[0]!.split('\n')[0]}`);
+    if (row.notes.length < MAX_NOTES) row.notes.push(`${fault}: ${problems[0].split('\n')[0]}`);
     throw new Error(`fault "${fault}" (${area}):\n  ${problems.join('\n  ')}`);
   }
 
