@@ -23,7 +23,6 @@ import { installCrds } from '../../src/crds/install.js';
 import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import { storagePoolSchema, type StoragePool } from '../../src/crds/storagepool.js';
 import { nodeDiskSchema, type NodeDisk } from '../../src/crds/nodedisk.js';
-import type { JSONSchema } from '../../src/crds/schema.js';
 import { validateObject } from '../../src/crds/validation.js';
 import { selectionProblem } from '../../src/operator/storagepool/disk-plan.js';
 import { registerReadyNode } from '../cluster/nodes.js';
