@@ -109,4 +109,11 @@ export default defineConfig(
       globals: { process: 'readonly', console: 'readonly', URL: 'readonly', module: 'writable', require: 'readonly' },
     },
   },
+  {
+    // CommonJS files (plugins/kubectl-stowage-entry.cjs, which any old Node.js must parse) also get
+    // what Node's module wrapper passes in; require, module and exports come with ESLint's default
+    // sourceType for .cjs, 'commonjs'.
+    files: ['**/*.cjs'],
+    languageOptions: { globals: { __dirname: 'readonly', __filename: 'readonly' } },
+  },
 );

@@ -108,11 +108,12 @@ export class TestCephCluster {
     let last: CephPoolHealth | undefined;
     try {
       return await waitUntil(what, timeoutMs, async () => {
+        // A cluster that is settling may not answer for a while: keep the last answer, which the timeout reports.
         last = await this.health(input).catch(() => last);
         return last !== undefined && check(last);
       }, 500);
     } catch (e) {
-      throw new Error(`${(e as Error).message}; last seen: ${last ? JSON.stringify({ health: last.health, reason: last.reason, pgs: last.pgs.byState, checks: last.checks.map((c) => c.summary) }) : 'nothing'}`);
+      throw new Error(`${(e as Error).message}; last seen: ${last ? JSON.stringify({ health: last.health, reason: last.reason, pgs: last.pgs.byState, checks: last.checks.map((c) => c.summary) }) : 'nothing'}`, { cause: e });
     }
   }
 

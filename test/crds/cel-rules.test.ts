@@ -36,7 +36,7 @@ function verdicts(kind: string, schema: JSONSchema, value: unknown, path = ''): 
     try {
       cel = evaluate(rule.rule, { self: toCel(value) }) as boolean;
     } catch (err) {
-      throw new Error(`${kind} ${path}: CEL rule ${JSON.stringify(rule.rule)} cannot be evaluated on ${JSON.stringify(value)}: ${(err as Error).message}`);
+      throw new Error(`${kind} ${path}: CEL rule ${JSON.stringify(rule.rule)} cannot be evaluated on ${JSON.stringify(value)}: ${(err as Error).message}`, { cause: err });
     }
     out.push({ kind, path, rule, cel, twin: rule.holds(value) });
   }

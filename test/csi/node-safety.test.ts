@@ -15,6 +15,7 @@ import { POOL_VOLUME_FINALIZER, POOL_VOLUME_LABELS, type PoolVolume } from '../.
 import { mountsUnder } from '../../src/csi/node-service.js';
 import { mountAt } from '../../src/host/mounts.js';
 import { run } from '../../src/host/command.js';
+import { ifNotFound } from '../../src/util/errors.js';
 import { startPoolVolumeRealizer } from '../../src/node/engine/volume-realizer.js';
 import { DynamicPoolFixture, call } from './fixture.js';
 
@@ -79,7 +80,7 @@ describe('CSI node safety: own subvolume only, read-only stays read-only (two po
       expect(refused.code).to.equal('FAILED_PRECONDITION');
       expect(refused.message).to.contain(attacker).and.contain('status.path').and.contain(victimPath).and.contain('refusing to mount');
       expect(await mountAt(staging), 'nothing mounted at the staging path').to.equal(undefined);
-      expect(await readdir(staging).catch(() => [] as string[]), 'B\'s files are not visible at the staging path').to.not.include('secret.txt');
+      expect(await readdir(staging).catch(ifNotFound([] as string[])), 'B\'s files are not visible at the staging path').to.not.include('secret.txt');
       expect([...await mountsUnder(a.dir), ...await mountsUnder(b.dir)].sort(), 'no mount appeared anywhere').to.deep.equal(mountsBefore);
     });
     // Once the realizer has written the true path back, the same volume stages: its own data, not B's.

@@ -102,6 +102,8 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
 
   /** Reattaches `file` under another kernel name than `old` (a filler takes the old one when it can). */
   const reseat = async (file: string, old: string): Promise<LoopDevice> => {
+    // Best effort: when the old name is taken already, the disk cannot get it back anyway; should the
+    // filler fail while the name is free, the expect below reports the disk back under its old name.
     const filler = await loops.attach(await loops.file(16 * MiB), old).catch(() => undefined);
     if (filler) fillers.push(filler);
     const back = await loops.attach(file);

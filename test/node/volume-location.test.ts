@@ -25,6 +25,7 @@ import { POOL_VOLUME_FINALIZER, type PoolVolume } from '../../src/crds/poolvolum
 import type { NodeDisk } from '../../src/crds/nodedisk.js';
 import { mountsUnder } from '../../src/csi/node-service.js';
 import { run } from '../../src/host/command.js';
+import { ifNotFound } from '../../src/util/errors.js';
 import { adminClient, uniqueName, waitFor } from '../support/cluster.js';
 import { LoopDevices, type LoopDevice } from '../support/loop-devices.js';
 import { AgentProcess, condition, diskOfFile } from './support.js';
@@ -129,7 +130,7 @@ describe('PoolVolume location: spec.pool and spec.node are immutable (CEL in the
       return es.length > 0 ? es : undefined;
     }, 30_000);
     expect(events[0].message).to.contain(poolB);
-    expect(await stat(path.join(volumesOf(poolB), volume)).then(() => 'made', () => 'absent'), 'a volume in pool B').to.equal('absent');
+    expect(await stat(path.join(volumesOf(poolB), volume)).then(() => 'made', ifNotFound('absent')), 'a volume in pool B').to.equal('absent');
     expect(sha(await readFile(path.join(where, 'tenant')))).to.equal(sha(data));
 
     // Set back as the message says: served again from where it is.
@@ -141,7 +142,7 @@ describe('PoolVolume location: spec.pool and spec.node are immutable (CEL in the
     await client.mergePatch(POOL_VOLUMES, volume, { spec: { pool: poolB } }, { fieldManager: 'kubectl-edit' });
     await client.delete(POOL_VOLUMES, volume);
     await waitFor('the PoolVolume gone (its data removed)', async () => (await client.getIfExists(POOL_VOLUMES, volume)) === undefined, 60_000);
-    expect(await stat(where).then(() => 'left', () => 'removed'), 'the data in pool A').to.equal('removed');
-    expect(await stat(path.join(volumesOf(poolB), volume)).then(() => 'made', () => 'absent'), 'a volume in pool B').to.equal('absent');
+    expect(await stat(where).then(() => 'left', ifNotFound('removed')), 'the data in pool A').to.equal('removed');
+    expect(await stat(path.join(volumesOf(poolB), volume)).then(() => 'made', ifNotFound('absent')), 'a volume in pool B').to.equal('absent');
   });
 });

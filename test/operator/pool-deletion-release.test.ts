@@ -114,6 +114,7 @@ describe('pool deletion waits for the node agents to release its disks; the unin
     expect(await mountsUnderWork(), 'mounts under the agent\'s root').to.deep.equal([]);
     expect(await readdir(root()), 'entries under the agent\'s root').to.deep.equal([]);
     for (const d of disks) {
+      // No output (the tool failed: nothing attached or no signature) reads as nothing found.
       const sig = (await run('blkid', ['-p', '-o', 'value', '-s', 'TYPE', d.device]).catch(() => '')).trim();
       expect(sig, `a signature left on ${d.device}`).to.equal('');
     }

@@ -14,8 +14,12 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
+import { errorMessage, isNotFound } from '../../util/errors.js';
+import { logger } from '../../util/logger.js';
 
 export const RECORDS_DIR = '.handed-out';
+
+const log = logger('handout-records');
 
 export interface HandoutRecord {
   /** The disk's identity (the NodeDisk's stowage.dev/identity annotation). */
@@ -66,7 +70,14 @@ export class HandoutRecords {
     const records = await this.load();
     await rm(path.join(this.dir, HandoutRecords.fileName(identity)), { force: true });
     records.delete(identity);
-    if (records.size === 0) await rmdir(this.dir).catch(() => undefined);
+    if (records.size === 0) {
+      await rmdir(this.dir).catch((err: unknown) => {
+        // The empty directory is only tidiness (an uninstall leaves nothing behind); the record itself
+        // is gone, so the release goes on. Already gone is fine; anything else (a stray file left in
+        // it, an I/O error) is worth a line in the log.
+        if (!isNotFound(err)) log.warn({ dir: this.dir, err: errorMessage(err) }, 'could not remove the empty hand-out records directory; it stays');
+      });
+    }
   }
 
   private async load(): Promise<Map<string, HandoutRecord>> {
@@ -83,7 +94,7 @@ export class HandoutRecords {
         record = JSON.parse(text) as HandoutRecord;
       } catch (err) {
         // A record the agent cannot read must not be taken as "never handed out": that is the unsafe answer.
-        throw new Error(`cannot read the hand-out record ${path.join(this.dir, name)} (${(err as Error).message}); fix or remove it by hand after checking which disk it names`);
+        throw new Error(`cannot read the hand-out record ${path.join(this.dir, name)} (${(err as Error).message}); fix or remove it by hand after checking which disk it names`, { cause: err });
       }
       if (typeof record.identity === 'string') records.set(record.identity, record);
     }

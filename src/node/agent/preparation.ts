@@ -182,11 +182,7 @@ export async function releaseDisk(t: DiskTarget, emit: Emit): Promise<void> {
   const mounts = await mountsOf(t.devicePath);
   if (mounts.includes(target)) await execOk('umount', [target]);
   await faultPoint('local/release'); // unmounted, filesystem not erased yet
-  await rmdir(target).catch((err: unknown) => {
-    // The mount point directory is only bookkeeping: an empty one left behind harms nothing, but one
-    // that cannot be removed (something wrote into it while unmounted) is worth a look.
-    if (!isNotFound(err)) emit('Warning', 'MountPointLeft', `could not remove the mount point ${target} (${errorMessage(err)}); the release goes on and the directory stays`);
-  });
+  await removeMountPoint(target, 'release', emit);
   const sig = await probeOne(t.devicePath);
   if (sig.label === stowageLabel(t.name)) {
     if ((await mountsOf(t.devicePath)).length > 0) {
@@ -209,11 +205,22 @@ export async function eraseDisk(t: DiskTarget, why: string, emit: Emit): Promise
     throw new PreparationRefused('MountedElsewhere', `${t.devicePath} is mounted at ${foreign.join(', ')}; stop what uses it and unmount it, then the erase runs`);
   }
   if (mounts.includes(target)) await execOk('umount', [target]);
-  await rmdir(target).catch(() => undefined);
+  await removeMountPoint(target, 'erase', emit);
   emit('Warning', 'Erasing', `zeroing every byte of ${t.devicePath}: ${why}`);
   await zeroDevice(t.devicePath);
   await execOk('wipefs', ['--all', '--force', t.devicePath]);
   emit('Normal', 'Erased', `${t.devicePath} was zeroed and is blank`);
+}
+
+/**
+ * Removes Stowage's (unmounted) mount point directory. It is only bookkeeping: an empty one left
+ * behind harms nothing, so `step` goes on, but one that cannot be removed (something wrote into it
+ * while unmounted) is worth a look, and says so in a Warning event.
+ */
+async function removeMountPoint(target: string, step: string, emit: Emit): Promise<void> {
+  await rmdir(target).catch((err: unknown) => {
+    if (!isNotFound(err)) emit('Warning', 'MountPointLeft', `could not remove the mount point ${target} (${errorMessage(err)}); the ${step} goes on and the directory stays`);
+  });
 }
 
 /** Removes everything inside `dir` (the directory itself stays). */

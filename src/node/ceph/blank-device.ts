@@ -7,6 +7,7 @@
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { mountTable } from '../../host/mounts.js';
+import { ifNotFound } from '../../util/errors.js';
 import { probeOne } from '../agent/discovery.js';
 
 export class DeviceNotBlankError extends Error {
@@ -26,16 +27,19 @@ export async function deviceProblems(device: string): Promise<string[]> {
   const kname = path.basename(real);
   const sys = `/sys/class/block/${kname}`;
   const out: string[] = [];
-  if (await readFile(path.join(sys, 'partition'), 'utf8').then(() => true, () => false)) {
+  // Only a missing file means "nothing there" (no `partition` file: a whole disk; no holders
+  // directory; no /proc/swaps: a kernel without swap). Any other error is thrown, so that a sysfs
+  // read that failed never passes a device as blank.
+  if (await readFile(path.join(sys, 'partition'), 'utf8').then(() => true, ifNotFound(false))) {
     out.push(`${device} is a partition; give the whole disk`);
   }
-  const children = (await readdir(sys).catch(() => [] as string[])).filter((e) => e.startsWith(kname));
+  const children = (await readdir(sys).catch(ifNotFound([] as string[]))).filter((e) => e.startsWith(kname));
   if (children.length > 0) out.push(`${device} has partitions (${children.join(', ')})`);
-  const holders = await readdir(path.join(sys, 'holders')).catch(() => [] as string[]);
+  const holders = await readdir(path.join(sys, 'holders')).catch(ifNotFound([] as string[]));
   if (holders.length > 0) out.push(`${device} is held by ${holders.join(', ')} (device-mapper, RAID or bcache)`);
   const mounts = (await mountTable()).filter((m) => m.source === device || m.source === real);
   if (mounts.length > 0) out.push(`${device} is mounted at ${mounts.map((m) => m.target).join(', ')}`);
-  const swaps = (await readFile('/proc/swaps', 'utf8').catch(() => '')).split('\n').slice(1).map((l) => l.split(/\s+/)[0]);
+  const swaps = (await readFile('/proc/swaps', 'utf8').catch(ifNotFound(''))).split('\n').slice(1).map((l) => l.split(/\s+/)[0]);
   if (swaps.includes(real) || swaps.includes(device)) out.push(`${device} is in use as swap`);
   const sig = await probeOne(real);
   const found = [...new Set([...sig.types, ...(sig.fsType ? [sig.fsType] : []), ...(sig.ptType ? [sig.ptType] : [])])];

@@ -6,6 +6,7 @@
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { run } from '../../host/command.js';
+import { ifNotFound } from '../../util/errors.js';
 import { logger } from '../../util/logger.js';
 import type { CephCli } from './ceph-cli.js';
 import { cephPaths, clusterConfigProblems, monAddrVec, renderCephConf, type CephClusterConfig } from './cluster-config.js';
@@ -68,6 +69,7 @@ export async function prepareManager(cli: CephCli, dataRoot: string, id: string)
   await writeFile(path.join(data, 'keyring'), keyring, { mode: 0o600 });
 }
 
+/** Whether `file` exists; an error other than "not found" (EACCES, EIO) is thrown, not read as "no". */
 async function exists(file: string): Promise<boolean> {
-  return stat(file).then(() => true, () => false);
+  return stat(file).then(() => true, ifNotFound(false));
 }

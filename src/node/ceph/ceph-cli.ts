@@ -62,6 +62,8 @@ export class CephCli {
   /** Waits until `ceph status` answers (the monitors have a quorum), up to `timeoutMs`. */
   async waitForQuorum(timeoutMs: number): Promise<void> {
     await waitUntil(`the monitors of ${this.conf} to form a quorum`, timeoutMs, async () => {
+      // Without a quorum `ceph status` fails or times out: that is the "not yet" this waits through,
+      // and waitUntil's timeout says what never came.
       const s = (await this.json(['status']).catch(() => undefined)) as { quorum_names?: string[] } | undefined;
       return (s?.quorum_names?.length ?? 0) > 0;
     });
@@ -70,6 +72,8 @@ export class CephCli {
   /** Waits until the OSD is up in the OSD map. */
   async waitForOsdUp(osdId: number, timeoutMs: number): Promise<void> {
     await waitUntil(`osd.${osdId} to be up`, timeoutMs, async () => {
+      // A failed `ceph osd dump` (monitors busy, electing) is a "not yet", like an OSD still down;
+      // waitUntil's timeout says what never came.
       const d = (await this.json(['osd', 'dump']).catch(() => undefined)) as { osds?: { osd: number; up: number }[] } | undefined;
       return d?.osds?.some((o) => o.osd === osdId && o.up === 1) ?? false;
     });

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, open, readlink, realpath, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { run } from '../../host/command.js';
+import { errorMessage } from '../../util/errors.js';
 import { logger } from '../../util/logger.js';
 import { assertBlankDevice, deviceProblems } from './blank-device.js';
 import { waitUntil, type CephCli } from './ceph-cli.js';
@@ -48,9 +49,12 @@ export async function createOsd(cli: CephCli, dataRoot: string, device: string):
       '--osd-objectstore', 'bluestore', '--bluestore-block-path', device,
     ]);
   } catch (e) {
-    await cli.run(['osd', 'purge', String(id), '--yes-i-really-mean-it']).catch(() => undefined);
+    await cli.run(['osd', 'purge', String(id), '--yes-i-really-mean-it']).catch((err: unknown) => {
+      // The mkfs error below is what the caller must see; a registration left behind is for the log.
+      log.warn({ id, err: errorMessage(err) }, `could not purge the half-made osd.${id}; remove it with "ceph osd purge ${id} --yes-i-really-mean-it"`);
+    });
     await rm(data, { recursive: true, force: true });
-    throw new Error(`could not make osd.${id} on ${device}: ${(e as Error).message}`);
+    throw new Error(`could not make osd.${id} on ${device}: ${(e as Error).message}`, { cause: e });
   }
   log.info({ id, uuid, device }, 'OSD created');
   return { id, uuid, device };
@@ -88,6 +92,7 @@ export async function removeOsd(cli: CephCli, dataRoot: string, opts: RemoveOsdO
   const data = cephPaths(dataRoot).osdData(id);
   // The device to wipe must be the one this OSD stands on: its data dir's `block` link says which.
   const block = await realpath(path.join(data, 'block')).catch(() => undefined);
+  // A device path that cannot be resolved (gone, unreadable) matches no block link: refused below, nothing changed.
   const given = await realpath(device).catch(() => undefined);
   if (!block || block !== given) {
     throw new Error(`osd.${id}'s data dir ${data} points at ${block ?? 'no block device'}, not ${device}; nothing was changed`);
@@ -102,7 +107,7 @@ export async function removeOsd(cli: CephCli, dataRoot: string, opts: RemoveOsdO
     }, 1000);
   } catch (e) {
     throw new Error(`${(e as Error).message}; osd.${id} stays out and intact, its device ${device} untouched. `
-      + 'Ceph needs room for its copies elsewhere: add a disk in another failure domain, or lower the pool\'s size');
+      + 'Ceph needs room for its copies elsewhere: add a disk in another failure domain, or lower the pool\'s size', { cause: e });
   }
   const drainMs = Date.now() - start;
   await opts.stopDaemon();

@@ -69,7 +69,7 @@ export interface CephHealthCheck {
 export function readHealthDetail(j: Json): { status: HealthStatus; checks: CephHealthCheck[] } {
   const w = 'ceph health detail';
   const status = str(j, w, 'status') as HealthStatus;
-  const checks = at(j, w, ['checks']) as Record<string, Json>;
+  const checks = at(j, w, ['checks']) as Record<string, Json> | null;
   return {
     status,
     checks: Object.entries(checks ?? {}).map(([code, c]) => ({
@@ -103,7 +103,7 @@ export interface CrushOsd {
   /** reweight > 0: the OSD takes data. */
   readonly in: boolean;
   /** Bucket names above the OSD by type: host, zone, root. */
-  readonly ancestors: Readonly<Record<string, string>>;
+  readonly ancestors: Readonly<Partial<Record<string, string>>>;
 }
 
 /** `ceph osd tree -f json`: every OSD with its place (host, zone, root) and state. */

@@ -9,6 +9,7 @@
 import { lstat, realpath, stat } from 'node:fs/promises';
 import type { VolumeMode } from '../../crds/storagepool.js';
 import { mountAt } from '../../host/mounts.js';
+import { ifNotFound } from '../../util/errors.js';
 import * as btrfs from './btrfs.js';
 import { volumePath } from './volumes.js';
 
@@ -32,7 +33,8 @@ export async function ownVolume(mountPoint: string, name: string, mode: VolumeMo
   const what = mode === 'Block' ? 'file' : 'subvolume';
   const realMount = await realpath(mountPoint);
   const expected = `${realMount}${made.slice(mountPoint.length)}`;
-  const info = await lstat(made).catch(() => undefined);
+  // Only "not found" means not there; an I/O error is thrown as itself, not called a missing volume.
+  const info = await lstat(made).catch(ifNotFound(undefined));
   if (!info) throw new Error(`its ${what} ${made} does not exist in the pool's filesystem (not realized yet, or deleted)`);
   if (info.isSymbolicLink()) throw new Error(`${made} is a symlink, not the volume's ${what}`);
   const real = await realpath(made);

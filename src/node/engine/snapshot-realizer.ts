@@ -74,6 +74,7 @@ export class PoolSnapshotRealizer implements Reconciler {
       if (this.refused.get(key) !== ps.metadata.generation) {
         this.refused.set(key, ps.metadata.generation);
         log.warn({ snapshot: key, fields: moved.fields }, moved.message);
+        // emit never rejects (the recorder logs an event it could not write), and the status below does not wait for it.
         void this.events.emit(ps, 'Warning', 'LocationImmutable', moved.message);
       }
       await this.writeStatus(ps, { phase: ps.status?.phase ?? 'Failed', ready: ['False', 'LocationImmutable', moved.message] });

@@ -84,6 +84,7 @@ export class PoolVolumeRealizer implements Reconciler {
       if (this.refused.get(key) !== pv.metadata.generation) {
         this.refused.set(key, pv.metadata.generation);
         log.warn({ volume: key, fields: moved.fields }, moved.message);
+        // emit never rejects (the recorder logs an event it could not write), and the status below does not wait for it.
         void this.events.emit(pv, 'Warning', 'LocationImmutable', moved.message);
       }
       await this.writeStatus(pv, { phase: pv.status?.phase ?? 'Failed', ready: ['False', 'LocationImmutable', moved.message] });
@@ -161,6 +162,7 @@ export class PoolVolumeRealizer implements Reconciler {
    */
   private async refuseSourceOfAnotherPool(pv: PoolVolume): Promise<void> {
     const mnt = await this.engine.mountedPool(pv.spec.pool);
+    // The stat only saves a lookup: if it fails for any reason, the source is looked up, which is harmless.
     if (!mnt || (await stat(volumePath(mnt, pv.metadata.name, pv.spec.volumeMode)).then(() => true, () => false))) return;
     const { snapshot, volume } = pv.spec.source!;
     const source = snapshot
