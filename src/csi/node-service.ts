@@ -18,7 +18,7 @@ import { mountAt, mountTable } from '../host/mounts.js';
 import { loopDevicesOf } from '../host/loop-devices.js';
 import { tryParseBytes } from '../util/quantity.js';
 import { logger } from '../util/logger.js';
-import { errorMessage, ifNotFound } from '../util/errors.js';
+import { errorMessage, ifNotFound, isNotFound } from '../util/errors.js';
 import { CsiError, csiV1, invalidArgument, notFound, serveOnSocket, serviceDefinition, unaryHandlers, type CallObserver, type GrpcService, type SocketServer } from './grpc.js';
 import { identityService, TOPOLOGY_KEY } from './identity.js';
 import { unsupportedReason, volumeModeOf } from './capabilities.js';
@@ -165,10 +165,17 @@ export class CsiNode {
       throw new CsiError(grpc.status.FAILED_PRECONDITION, `volume ${name} in pool ${pool}: ${errorMessage(err)}; refusing to mount anything for it`);
     });
     const recorded = pv.status?.path ?? '';
-    const resolved = await realpath(recorded).catch(() => undefined);
+    // Any failure to resolve the recorded path is a refusal like any other mismatch (nothing gets
+    // mounted); the refusal says why it did not resolve, not just "does not exist".
+    let unresolved = '';
+    const resolved = await realpath(recorded).catch((err: unknown) => {
+      unresolved = isNotFound(err) ? 'does not exist' : `cannot be resolved (${errorMessage(err)})`;
+      return undefined;
+    });
     if (resolved !== own.path) {
+      // Only picks the wording of the refusal below: the mount point as given words it well enough.
       const realMnt = await realpath(mnt).catch(() => mnt);
-      const where = resolved === undefined ? 'does not exist'
+      const where = resolved === undefined ? unresolved
         : resolved !== realMnt && !resolved.startsWith(`${realMnt}/`) ? `resolves to ${resolved}, outside pool ${pool}'s filesystem (${mnt})`
           : `resolves to ${resolved}, which is not the volume's own ${own.identity}`;
       log.warn({ volume: name, pool, recorded, resolved, own: own.path }, 'refused: status.path is not the volume\'s own data');
@@ -306,7 +313,9 @@ export class CsiNode {
 
   /** True when `target` is a bind of the device node at `deviceFile` (same device number). */
   private async isDeviceOf(target: string, deviceFile: string): Promise<boolean> {
-    const [t, d] = [await stat(target).catch(() => undefined), await stat(deviceFile).catch(() => undefined)];
+    // A path gone meanwhile is no device of ours; any other stat failure goes back to kubelet, which
+    // retries, instead of reading as "something else is mounted" (ALREADY_EXISTS).
+    const [t, d] = [await stat(target).catch(ifNotFound(undefined)), await stat(deviceFile).catch(ifNotFound(undefined))];
     return !!t && !!d && t.isBlockDevice() && d.isBlockDevice() && t.rdev === d.rdev;
   }
 

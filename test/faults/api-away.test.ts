@@ -161,6 +161,7 @@ describe('faults: kube-apiserver and etcd away while volumes are in use (own con
       await agent!.stop();
       await cp!.stopApiServer();
       const port = await freePort();
+      // A poll: no answer yet (the agent is not listening yet) is undefined, and the poll asks again.
       const readyz = () => fetch(`http://127.0.0.1:${port}/readyz`).then(async (r) => ({ status: r.status, body: await r.text() }), () => undefined);
       agent = AgentProcess.start(cp!.kubeconfigPath, node, [
         ...disks.flatMap((d) => ['--allow-device', d.file]), '--root', path.join(work, 'disks'), '--discovery-interval', '1', '--metrics-bind-address', `127.0.0.1:${port}`,
@@ -200,13 +201,14 @@ describe('faults: kube-apiserver and etcd away while volumes are in use (own con
       const late = await OperatorProcess.start(cp!.kubeconfigPath);
       try {
         const notReady = await waitFor('/readyz to answer not ready', async () => {
-          const res = await fetch(`${late.url}/readyz`).catch(() => undefined);
+          const res = await fetch(`${late.url}/readyz`).catch(() => undefined); // a poll: no answer yet, ask again
           return res && res.status !== 200 ? res.text() : undefined;
         }, 60_000);
         expect(notReady).to.match(/sync|API|connect/i);
         await waitFor('the log to say it cannot reach the API and retries', () => /retry/i.test(late.output.join('')) || (late.exited ? Promise.reject(new Error(`the operator exited: ${late.output.join('').slice(-2000)}`)) : false), 60_000);
         expect(late.exited).to.equal(false);
         await cp!.startApiServer();
+        // A poll: no answer is not ready yet.
         await waitFor('/readyz to answer ready', async () => (await fetch(`${late.url}/readyz`).catch(() => undefined))?.status === 200, CONVERGE_MS);
       } finally {
         await late.stop();

@@ -27,6 +27,7 @@ import type { PoolVolume } from '../../src/crds/poolvolume.js';
 import { csiV1 } from '../../src/csi/grpc.js';
 import { mountsUnder } from '../../src/csi/node-service.js';
 import { run } from '../../src/host/command.js';
+import { ifNotFound } from '../../src/util/errors.js';
 import { FAULT_POINT_ENV, FAULT_POINT_LINE } from '../../src/util/fault-point.js';
 import { adminClient, uniqueName, waitFor } from '../support/cluster.js';
 import { LoopDevices, type LoopDevice } from '../support/loop-devices.js';
@@ -125,21 +126,24 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
    * `step`, a call that fails (service not up yet, caches not synced) is made again, as a sidecar
    * does. Returns the code the held call ends with once the process is killed (it must fail).
    */
-  const cutOff = async (client: CsiClient, method: string, req: unknown, who: 'controller' | 'daemon', step: string): Promise<Promise<string>> => {
+  const cutOff = async (client: CsiClient, method: string, req: unknown, who: 'controller' | 'daemon', step: string): Promise<{ ended: Promise<string> }> => {
     const deadline = Date.now() + CONVERGE_MS;
     for (;;) {
       let settled = false;
-      const code = codeOf(call(client, method, req, HELD_CALL_MS)).finally(() => void (settled = true));
+      const code = codeOf(call(client, method, req, HELD_CALL_MS)).finally(() => { settled = true; });
+      // Marks the held call's rejection handled while it is held: whoever awaits `ended` sees it.
       code.catch(() => undefined);
       while (!settled && !reached(who, step)) await new Promise((r) => setTimeout(r, 100));
-      if (reached(who, step)) return code;
+      // Wrapped: an async function returning the bare promise would wait for it to settle, i.e. for
+      // the call's deadline, before the caller could kill anything.
+      if (reached(who, step)) return { ended: code };
       if (Date.now() > deadline) throw new Error(`${method} never reached ${step}: it ended with ${await code}`);
       await new Promise((r) => setTimeout(r, 500));
     }
   };
 
   const poolVolumes = async (): Promise<PoolVolume[]> => (await admin.list<PoolVolume>(POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })).items;
-  const subvolumes = async (): Promise<string[]> => (await readdir(path.join(dir, 'state', 'pools', pool, 'volumes')).catch(() => [] as string[])).sort();
+  const subvolumes = async (): Promise<string[]> => (await readdir(path.join(dir, 'state', 'pools', pool, 'volumes')).catch(ifNotFound([] as string[]))).sort();
   const kubeletMounts = async (): Promise<string[]> => (await mountsUnder(kubelet())).sort();
 
   /** One PoolVolume per request, one subvolume per live PoolVolume, mounts only where `mounts` says. */
@@ -245,7 +249,7 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
     }, async () => {
       const first = await cutOff(ctl, 'CreateVolume', createReq, 'controller', 'dynamic/create-volume');
       await crashAt('controller', 'dynamic/create-volume', 'dynamic/expand');
-      expect(await first).to.be.oneOf(CUT_OFF);
+      expect(await first.ended).to.be.oneOf(CUT_OFF);
       const pvs = await waitFor('the PoolVolume', async () => ((await poolVolumes()).some((p) => p.spec.requestName === createReq.name) ? poolVolumes() : undefined));
       expect(pvs.map((p) => p.spec.requestName).sort()).to.deep.equal([createReq.name, 'pvc-crash-neighbour'].sort());
     });
@@ -270,14 +274,14 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
     await injectFault(AREA, 'node daemon killed at NodeStageVolume (mounted, not answered)', plan(() => [staging()], async () => ({ appear: { mount: await mountsAt(staging()) } })), async () => {
       const first = await cutOff(nodeCsi, 'NodeStageVolume', stageReq, 'daemon', 'dynamic/stage');
       await crashAt('daemon', 'dynamic/stage', 'dynamic/publish');
-      expect(await first).to.be.oneOf(CUT_OFF);
+      expect(await first.ended).to.be.oneOf(CUT_OFF);
       await retried(nodeCsi, 'NodeStageVolume', stageReq);
       expect(await readFile(path.join(staging(), 'kept')).then(sha), 'the staged volume shows the data written before').to.equal(keptSum);
     });
     await injectFault(AREA, 'node daemon killed at NodePublishVolume (published read-only, not answered)', plan(() => [staging(), target()], async () => ({ appear: { mount: await mountsAt(target()) } })), async () => {
       const first = await cutOff(nodeCsi, 'NodePublishVolume', publishReq, 'daemon', 'dynamic/publish');
       await crashAt('daemon', 'dynamic/publish', 'dynamic/unpublish');
-      expect(await first).to.be.oneOf(CUT_OFF);
+      expect(await first.ended).to.be.oneOf(CUT_OFF);
       await retried(nodeCsi, 'NodePublishVolume', publishReq);
       expect(await readFile(path.join(target(), 'kept')).then(sha)).to.equal(keptSum);
       const write = await writeFile(path.join(target(), 'x'), 'x').then(() => 'written', (err: NodeJS.ErrnoException) => err.code);
@@ -290,7 +294,7 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
     await injectFault(AREA, 'CSI controller killed at ControllerExpandVolume (size asked, not answered)', plan(() => [staging(), target()]), async () => {
       const first = await cutOff(ctl, 'ControllerExpandVolume', req, 'controller', 'dynamic/expand');
       await crashAt('controller', 'dynamic/expand', 'dynamic/delete');
-      expect(await first).to.be.oneOf(CUT_OFF);
+      expect(await first.ended).to.be.oneOf(CUT_OFF);
       const res = await retried(ctl, 'ControllerExpandVolume', req);
       expect(BigInt(res.capacity_bytes)).to.equal(BigInt(128 * MiB));
       const pv = await admin.get<PoolVolume>(POOL_VOLUMES, volumeId);
@@ -305,14 +309,14 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
     await injectFault(AREA, 'node daemon killed at NodeUnpublishVolume (unmounted, not answered)', plan(() => [staging()], async () => ({ vanish: { mount: [...targetMounts] } })), async () => {
       const first = await cutOff(nodeCsi, 'NodeUnpublishVolume', unpublishReq, 'daemon', 'dynamic/unpublish');
       await crashAt('daemon', 'dynamic/unpublish', 'dynamic/unstage');
-      expect(await first).to.be.oneOf(CUT_OFF);
+      expect(await first.ended).to.be.oneOf(CUT_OFF);
       await retried(nodeCsi, 'NodeUnpublishVolume', unpublishReq);
       expect(await readdir(path.dirname(target())), 'the target removed').to.not.include(path.basename(target()));
     });
     await injectFault(AREA, 'node daemon killed at NodeUnstageVolume (unmounted, not answered)', plan(() => [], async () => ({ vanish: { mount: [...stagingMounts] } })), async () => {
       const first = await cutOff(nodeCsi, 'NodeUnstageVolume', unstageReq, 'daemon', 'dynamic/unstage');
       await crashAt('daemon', 'dynamic/unstage', 'dynamic/remove');
-      expect(await first).to.be.oneOf(CUT_OFF);
+      expect(await first.ended).to.be.oneOf(CUT_OFF);
       await retried(nodeCsi, 'NodeUnstageVolume', unstageReq);
     });
   });
@@ -329,7 +333,7 @@ describe('faults: kill -9 at every step of the Dynamic volume life cycle (real C
     }, async () => {
       const first = await cutOff(ctl, 'DeleteVolume', req, 'controller', 'dynamic/delete');
       await crashAt('controller', 'dynamic/delete');
-      expect(await first).to.be.oneOf(CUT_OFF);
+      expect(await first.ended).to.be.oneOf(CUT_OFF);
       const pv = await admin.getIfExists<PoolVolume>(POOL_VOLUMES, volumeId);
       expect(pv?.metadata.deletionTimestamp, 'the PoolVolume is being deleted').to.be.a('string');
     });

@@ -207,7 +207,7 @@ describe('faults: a mirror of a replicated.size 2 Dynamic pool pulled under writ
       // without filling the volume's quota.
       const writer = (async () => {
         while (writing) {
-          await writeOne(`during-${written % 32}.bin`, 256 * 1024, during).then(() => void written++, (err: Error) => {
+          await writeOne(`during-${written % 32}.bin`, 256 * 1024, during).then(() => { written++; }, (err: Error) => {
             writeError = err.message;
             writing = false;
           });

@@ -316,7 +316,7 @@ describe('faults: disks that fail under a Local pool (real operator and agent pr
       await loops.detach(oldDevice);
       // Another disk takes the old kernel name (unless something else on the machine was quicker).
       filler = await loops.file(16 * MiB);
-      await loops.attach(filler, oldDevice).catch(() => undefined);
+      await loops.attach(filler, oldDevice).catch(() => undefined); // taken already: the disk still comes back under another name
       b = await loops.attach(b.file);
       expect(b.device).to.not.equal(oldDevice);
       startAgent();

@@ -12,6 +12,7 @@ import { CSI_DRIVERS, DAEMON_SETS, DEPLOYMENTS, type ResourceType } from '../../
 import { MANAGED_BY } from '../../src/crds/labels.js';
 import type { KubeObject } from '../../src/kube/types.js';
 import { run } from '../../src/host/command.js';
+import { errorMessage, ifNotFound } from '../../src/util/errors.js';
 import type { DataAtStake, FrozenData, InventoryProbe, SurvivalCheck } from './ledger.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -83,11 +84,12 @@ export class KeptData implements DataAtStake {
         let lost = 0;
         const notes: string[] = [];
         for (const [path, piece] of frozen) {
-          const now = piece.cached ? await readFile(path).catch(() => undefined) : await readDirect(path);
+          let why = '';
+          const now = piece.cached ? await readFile(path).catch((err: unknown) => { why = `: ${errorMessage(err)}`; return undefined; }) : await readDirect(path);
           checked += piece.size;
           if (!now) {
             lost += piece.size;
-            notes.push(`${path} cannot be read`);
+            notes.push(`${path} cannot be read${why}`);
           } else if (sha(now) !== piece.digest) {
             lost += piece.size;
             notes.push(`${path} differs (${now.length} bytes, ${piece.size} written)`);
@@ -123,11 +125,11 @@ export function allOf(...sets: DataAtStake[]): DataAtStake {
 // ---- inventory ------------------------------------------------------------------------------
 
 /** Objects of `rt` (by name), optionally narrowed by a label selector and a filter. */
-export function apiObjects<T extends KubeObject>(client: KubeClient, rt: ResourceType, opts: { labelSelector?: string; filter?: (o: T) => boolean; kind?: string } = {}): InventoryProbe {
+export function apiObjects(client: KubeClient, rt: ResourceType, opts: { labelSelector?: string; filter?: (o: KubeObject) => boolean; kind?: string } = {}): InventoryProbe {
   return {
     kind: opts.kind ?? rt.kind,
     async list() {
-      const items = (await client.list<T>(rt, opts.labelSelector ? { labelSelector: opts.labelSelector } : {})).items;
+      const items = (await client.list<KubeObject>(rt, opts.labelSelector ? { labelSelector: opts.labelSelector } : {})).items;
       return items.filter((o) => !opts.filter || opts.filter(o)).map((o) => o.metadata.name!);
     },
   };
@@ -184,7 +186,7 @@ export function loopDevices(dirs: () => readonly string[]): InventoryProbe {
       const roots = dirs();
       for (const name of await readdir('/sys/block')) {
         if (!name.startsWith('loop')) continue;
-        const backing = (await readFile(`/sys/block/${name}/loop/backing_file`, 'utf8').catch(() => '')).trim();
+        const backing = (await readFile(`/sys/block/${name}/loop/backing_file`, 'utf8').catch(ifNotFound(''))).trim();
         if (backing && roots.some((d) => backing.startsWith(`${d}/`))) out.push(`/dev/${name} ${backing}`);
       }
       return out.sort();
@@ -194,7 +196,7 @@ export function loopDevices(dirs: () => readonly string[]): InventoryProbe {
 
 /** Entries of a pool's volumes directory (btrfs subvolumes, one per PoolVolume). */
 export function subvolumes(dir: () => string): InventoryProbe {
-  return { kind: 'subvolume', list: async () => (await readdir(dir()).catch(() => [] as string[])).sort() };
+  return { kind: 'subvolume', list: async () => (await readdir(dir()).catch(ifNotFound([] as string[]))).sort() };
 }
 
 interface Proc {
@@ -214,8 +216,9 @@ async function processTable(): Promise<Proc[]> {
   const uptime = Number((await readFile('/proc/uptime', 'utf8')).split(' ')[0]);
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
+    // A process that ended since readdir has no /proc entry left to read: it is simply not listed.
     const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
-    const cmd = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
+    const cmd = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => ''); // ended since: listed without argv
     // After the command's ")": state, ppid, … field 22 (starttime, in clock ticks) is the 20th.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     if (fields.length < 20) continue;
@@ -265,7 +268,10 @@ export function processes(): InventoryProbe {
 export function processesUp(up: Record<string, () => boolean | Promise<boolean>>): SurvivalCheck {
   return async () => {
     const out: string[] = [];
-    for (const [name, alive] of Object.entries(up)) if (!(await Promise.resolve(alive()).catch(() => false))) out.push(`${name} is not running`);
+    for (const [name, alive] of Object.entries(up)) {
+      const why = await Promise.resolve(alive()).then((ok) => (ok ? undefined : 'is not running'), (err: unknown) => `cannot be checked: ${errorMessage(err)}`);
+      if (why) out.push(`${name} ${why}`);
+    }
     return out;
   };
 }
@@ -281,7 +287,7 @@ interface Conditioned {
 export function conditionsReach(client: KubeClient, rt: ResourceType, name: () => string, want: Record<string, string>, timeoutMs = 60_000): SurvivalCheck {
   return async () => {
     const deadline = Date.now() + timeoutMs;
-    let wrong: string[] = [];
+    let wrong: string[];
     for (;;) {
       const o = await client.getIfExists<KubeObject & Conditioned>(rt, name());
       wrong = o

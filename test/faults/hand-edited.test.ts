@@ -21,7 +21,8 @@ import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource
 import type { NodeDisk } from '../../src/crds/nodedisk.js';
 import type { PoolVolume } from '../../src/crds/poolvolume.js';
 import { mountsUnder } from '../../src/csi/node-service.js';
-import { run } from '../../src/host/command.js';
+import { run, runStatus } from '../../src/host/command.js';
+import { ifNotFound } from '../../src/util/errors.js';
 import { adminClient, uniqueName, waitFor } from '../support/cluster.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { LoopDevices, type LoopDevice } from '../support/loop-devices.js';
@@ -51,7 +52,10 @@ describe('faults: hand-edited NodeDisks and PoolVolumes (real node daemon)', fun
   /** The forbidden disk: no signature, no mount. */
   const forbiddenUntouched: SurvivalCheck = async () => {
     const out: string[] = [];
-    const sig = (await run('blkid', ['-p', '-o', 'value', '-s', 'TYPE', forbidden.device]).catch(() => '')).trim();
+    // blkid exits 2 when it finds no signature; any other failure must not read as "untouched".
+    const probe = await runStatus('blkid', ['-p', '-o', 'value', '-s', 'TYPE', forbidden.device]);
+    if (probe.code !== 0 && probe.code !== 2) throw new Error(`blkid -p ${forbidden.device} failed (exit ${probe.code}): ${probe.stderr.trim()}`);
+    const sig = probe.stdout.trim();
     if (sig) out.push(`a ${sig} signature appeared on the forbidden ${forbidden.device}`);
     for (const m of await mountsOfDevice(forbidden.device)) out.push(`the forbidden ${forbidden.device} is mounted at ${m}`);
     return out;
@@ -267,10 +271,10 @@ describe('faults: hand-edited NodeDisks and PoolVolumes (real node daemon)', fun
       expect((await client.get<PoolVolume>(POOL_VOLUMES, other)).status?.phase, 'another node\'s volume is not realized here').to.equal(undefined);
     });
     // Nothing was made under the daemon's pool root for either.
-    const state = await readdir(join(dir, 'state')).catch(() => [] as string[]);
+    const state = await readdir(join(dir, 'state')).catch(ifNotFound([] as string[]));
     expect(state.filter((n) => n !== 'pools')).to.deep.equal([]);
-    const volumes = await readdir(join(dir, 'state', 'pools', pool, 'volumes')).catch(() => [] as string[]);
+    const volumes = await readdir(join(dir, 'state', 'pools', pool, 'volumes')).catch(ifNotFound([] as string[]));
     expect(volumes, 'volumes in the pool filesystem').to.not.include(other);
-    expect(await readdir(join(dir, 'state', 'pools')).catch(() => [] as string[])).to.not.include('not-a-pool-here');
+    expect(await readdir(join(dir, 'state', 'pools')).catch(ifNotFound([] as string[]))).to.not.include('not-a-pool-here');
   });
 });

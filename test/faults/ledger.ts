@@ -21,6 +21,8 @@
  * printed on a separate line.
  */
 
+import { errorMessage } from '../../src/util/errors.js';
+
 /** One kind of thing a fault could leave behind, listed by id (e.g. "PersistentVolume", names). */
 export interface InventoryProbe {
   readonly kind: string;
@@ -133,7 +135,7 @@ export class FaultLedger {
     } catch (err) {
       failure = err;
     }
-    const problems: string[] = failure !== undefined ? [`not survived: ${failure instanceof Error ? failure.message : String(failure)}`] : [];
+    const problems: string[] = failure !== undefined ? [`not survived: ${errorMessage(failure)}`] : [];
     // Bytes first: recovery steps the survival checks wait for must not stand between the fault and the read-back.
     if (frozen) {
       try {

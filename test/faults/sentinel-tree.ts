@@ -7,6 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ifNotFound } from '../../src/util/errors.js';
 import type { DataAtStake, FrozenData, InventoryProbe } from './ledger.js';
 import { readDirect } from './fault-checks.js';
 
@@ -17,7 +18,7 @@ interface Entry {
 }
 
 async function walk(dir: string, out = new Map<string, Entry>()): Promise<Map<string, Entry>> {
-  for (const name of await readdir(dir).catch(() => [] as string[])) {
+  for (const name of await readdir(dir).catch(ifNotFound([] as string[]))) {
     const p = join(dir, name);
     const s = await lstat(p);
     if (s.isSymbolicLink()) out.set(p, { kind: 'link', size: 0, digest: await readlink(p) });
