@@ -29,6 +29,8 @@ export const ELIGIBLE_REASONS: Record<string, ReasonText> = {
   Claimed: { short: 'claimed', sentence: 'a pool has claimed it' },
   Cordoned: { short: 'cordoned', sentence: 'an administrator cordoned it (spec.schedulable: false); `kubectl stowage uncordon DISK` lets pools claim it again' },
   NotPresent: { short: 'not attached', sentence: 'the node agent does not see the disk on the node any more; reattach it, or delete the NodeDisk if it is gone for good' },
+  PreviouslyUsed: { short: 'held: used before', sentence: 'Stowage handed this disk out before its NodeDisk was deleted, so it may hold a previous tenant\'s data: it is held and nothing on it is changed; set spec.erasePreviousData: true on the NodeDisk to erase every byte and offer it again (runbook StowageDiskUnhealthy)' },
+  NotDiscovered: { short: 'not discovered', sentence: 'no node agent discovered this device: the NodeDisk was made by hand, or the device is not on the agent\'s allow-list or not on this node; delete the NodeDisk, or allow the device on the node agent' },
 };
 
 /** NodeDisk `Healthy` reasons (src/node/agent/smart.ts healthCondition()). */
@@ -66,6 +68,10 @@ export const PREPARED_REASONS: Record<string, ReasonText> = {
   InvalidClaim: { short: 'invalid claim', sentence: 'the disk\'s claim contradicts itself (e.g. a Block claim with an fsType; an API server before 1.25 does not enforce the CRD\'s rules), so the agent changes nothing; its message names the field: correct or remove the claim' },
   MountFailed: { short: 'mount failed', sentence: 'the prepared filesystem could not be mounted; check the node\'s kernel log (dmesg)' },
   HasPartitions: { short: 'has partitions', sentence: 'the disk carries a partition table, so the agent formats nothing; set disks.allowAdoption on the pool to reuse it (destroys its data)' },
+  PreviouslyUsed: { short: 'held: used before', sentence: 'Stowage handed this disk out before its NodeDisk was deleted, so it may hold a previous tenant\'s data: nothing is prepared on it until spec.erasePreviousData: true on the NodeDisk has it erased (runbook StowageDiskUnhealthy)' },
+  EraseFailed: { short: 'erase failed', sentence: 'the node agent could not erase the previous tenant\'s data from the disk and retries on every pass; the disk is not offered until the erase succeeds; its message says why' },
+  HandEdited: { short: 'devicePath set back', sentence: 'someone edited spec.devicePath; the node agent owns it (the kernel name it sees for the disk) and set it back; to use another device, let the agent discover it instead of editing the NodeDisk' },
+  NotDiscovered: { short: 'not discovered', sentence: 'no node agent discovered this device, so nothing is prepared on it: delete the hand-made NodeDisk, or allow the device on the node agent' },
   SystemDisk: ELIGIBLE_REASONS.SystemDisk,
   ExcludedByFilter: ELIGIBLE_REASONS.ExcludedByFilter,
   ReadOnly: ELIGIBLE_REASONS.ReadOnly,
@@ -77,6 +83,7 @@ export const PREPARED_REASONS: Record<string, ReasonText> = {
 export const POOL_REASONS: Record<string, ReasonText> = {
   Ready: { short: 'ready', sentence: 'the pool serves volumes' },
   InvalidSpec: { short: 'invalid spec', sentence: 'the operator rejected the spec; fix the fields named in the message and apply again (`stowage validate -f FILE` checks offline)' },
+  DisksReleasing: { short: 'releasing disks', sentence: 'the pool is being deleted and waits until the node agent of every disk it held has released it (unmounted, Stowage\'s filesystem erased); the message names each disk and what its agent says; an agent gone for good: `kubectl label nodedisk DISK stowage.dev/pool-` (docs/uninstall.md)' },
   DeletionBlocked: { short: 'deletion blocked', sentence: 'the pool is being deleted but workloads still use its volumes; Stowage deletes nothing a workload uses, so delete those claims to let it go' },
   StorageClassConflict: { short: 'StorageClass conflict', sentence: 'the StorageClass name the pool wants belongs to something else; pick another spec.storageClass.name or remove the other class' },
   DisksClaimedByOtherPools: { short: 'disks taken', sentence: 'every disk the pool selects already belongs to another pool (the older claim wins); narrow the other pool\'s selector or add disks' },
