@@ -2,7 +2,7 @@
 // (installed-stack.test.ts, release-install.test.ts): its containerised processes, its mounts, loop
 // devices, and the host directories its node DaemonSet shares or creates.
 
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, existsSync } from 'node:fs';
 import { rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -14,6 +14,8 @@ const CLI = '/opt/stowage/dist/src/cli/main.js';
 export const PROPAGATED_HOST_PATHS = ['/dev', '/sys', AGENT_ROOT];
 /** Host directories the node DaemonSet's DirectoryOrCreate hostPaths make; removed (empty only) if the test made them. */
 export const HOST_PATHS_CREATED = [AGENT_ROOT, '/run/udev'];
+/** The agent's state under AGENT_ROOT (render.ts: `--root=<AGENT_ROOT>/disks`, `--pool-root=<AGENT_ROOT>`, pools at <pool-root>/pools/<pool>). */
+export const AGENT_STATE_DIRS = [`${AGENT_ROOT}/disks`, `${AGENT_ROOT}/pools`];
 
 /** Host processes started from the image's CLI (a containerised role), by PID. */
 export function stowageProcesses(role?: string): Array<{ pid: number; args: string[] }> {
@@ -59,4 +61,66 @@ export async function rmdirTree(dir: string): Promise<void> {
     await rmdir(d).catch(() => undefined);
   };
   await walk(dir);
+}
+
+/** Every mount, in any process's mount namespace, whose source is one of `devices`: "mountpoint (source, pid)". */
+export function mountsOfDevices(devices: readonly string[]): string[] {
+  const found = new Set<string>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${e}/mountinfo`, 'utf8');
+    } catch {
+      continue; // exited
+    }
+    for (const line of text.split('\n')) {
+      // mountinfo: ... mountpoint ... - fstype source options
+      const [before, after] = line.split(' - ');
+      const source = after?.split(' ')[1];
+      if (source && devices.includes(source)) found.add(`${before.split(' ')[4]} (${source}, pid ${e})`);
+    }
+  }
+  return [...found].sort();
+}
+
+/** Processes with one of `devices` open (an fd on it), and what /sys says holds it (device-mapper, md). */
+export function holdersOf(devices: readonly string[]): string[] {
+  const held: string[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${e}/fd`);
+    } catch {
+      continue; // exited, or not ours to read
+    }
+    for (const fd of fds) {
+      try {
+        const target = readlinkSync(`/proc/${e}/fd/${fd}`);
+        if (devices.includes(target)) held.push(`${target} open by pid ${e} (${readFileSync(`/proc/${e}/comm`, 'utf8').trim()})`);
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+  }
+  for (const d of devices) {
+    const holders = `/sys/block/${path.basename(d)}/holders`;
+    if (existsSync(holders)) for (const h of readdirSync(holders)) held.push(`${d} held by ${h}`);
+  }
+  return held;
+}
+
+/** Every file and directory below `dir` (relative paths), or [] when `dir` does not exist. */
+export function entriesBelow(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      out.push(path.relative(dir, path.join(d, e.name)));
+      if (e.isDirectory()) walk(path.join(d, e.name));
+    }
+  };
+  walk(dir);
+  return out.sort();
 }

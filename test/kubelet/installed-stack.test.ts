@@ -5,8 +5,9 @@
 // Deployment, in a container, with the in-cluster config and its own ServiceAccount token, leader
 // election on; it deploys the node DaemonSet, and kubelet runs `stowage node` in a container,
 // privileged, as root, with the hostPath mounts and /var/lib/kubelet Bidirectional. The node pod
-// survives deletion and a roll to a new image tag; `kubectl delete -k` leaves no process, mount or
-// loop device behind.
+// survives deletion and a roll to a new image tag. The uninstall follows docs/uninstall.md: the pools
+// first (each waits until the running agent released its disk), then `kubectl delete -k`; it leaves
+// no process, mount, directory, filesystem signature, held loop device or Stowage object behind.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, symlink } from 'node:fs/promises';
@@ -15,13 +16,16 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import type { KubeClient } from '../../src/kube/client.js';
-import { DAEMON_SETS, DEPLOYMENTS, EVENTS, LEASES, NAMESPACES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, PODS } from '../../src/kube/resources.js';
+import { CSI_DRIVERS, CUSTOM_RESOURCE_DEFINITIONS, DAEMON_SETS, DEPLOYMENTS, EVENTS, LEASES, NAMESPACES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, PODS, STORAGE_CLASSES, resourcePath } from '../../src/kube/resources.js';
+import { MANAGED_BY_LABEL, POOL_LABEL } from '../../src/crds/labels.js';
+import { run } from '../../src/host/command.js';
+import { findCondition } from '../../src/runtime/conditions.js';
 import type { KubeObject, PersistentVolume } from '../../src/kube/types.js';
 import type { NodeDisk } from '../../src/crds/nodedisk.js';
 import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource-types.js';
 import { csiV1 } from '../../src/csi/grpc.js';
 import { TOPOLOGY_KEY } from '../../src/csi/identity.js';
-import { CSI_CONTROLLER_DEPLOYMENT, DRIVER_NAME, KUBELET_DIR, NODE_DAEMONSET } from '../../src/operator/driver-stack/render.js';
+import { AGENT_ROOT, CSI_CONTROLLER_DEPLOYMENT, DRIVER_NAME, KUBELET_DIR, NODE_DAEMONSET } from '../../src/operator/driver-stack/render.js';
 import { REAL_NODE_TAINT } from '../cluster/kubelet-node.js';
 import { call, codeOf, type CsiClient } from '../csi/fixture.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
@@ -34,7 +38,7 @@ import { adminClient, createNamespace, deletePoolForcibly, uniqueName, waitFor }
 import { LoopDevices, unmountAllFrom } from '../support/loop-devices.js';
 import { condition, type Pool, type Pvc } from '../support/pool-world.js';
 import { TEST_NETWORK_FIELD_MANAGER, networkPatch, writeInstalledOverlay } from './installed-overlay.js';
-import { HOST_PATHS_CREATED, PROPAGATED_HOST_PATHS, loopDevices, mountsBelow, rmdirTree, stowageProcesses } from './installed-host.js';
+import { AGENT_STATE_DIRS, HOST_PATHS_CREATED, PROPAGATED_HOST_PATHS, entriesBelow, holdersOf, loopDevices, mountsBelow, mountsOfDevices, rmdirTree, stowageProcesses } from './installed-host.js';
 import { playLivenessProbe, type PlayedLivenessProbe } from './livenessprobe-play.js';
 import { deleteClaimVolume, provisionClaim } from './csi-sidecars.js';
 import { busyboxPod, deletePodAndWait, podLog, podMounts, waitPodPhase } from './pods.js';
@@ -52,6 +56,8 @@ const MOUNT_CAPABILITY = { mount: { fs_type: '', mount_flags: [] }, access_mode:
 const WAIT_MS = 150_000;
 const CSI_NODES = { group: 'storage.k8s.io', version: 'v1', plural: 'csinodes', kind: 'CSINode', namespaced: false } as const;
 const MiB = 1024 * 1024;
+const CLUSTER_ROLES = { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'clusterroles', kind: 'ClusterRole', namespaced: false } as const;
+const CLUSTER_ROLE_BINDINGS = { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'clusterrolebindings', kind: 'ClusterRoleBinding', namespaced: false } as const;
 /** The Local-pool writer: one numbered line every 200 ms, synced, so a gap or a reset shows. */
 const WRITER = 'trap "exit 0" TERM; i=0; while true; do i=$((i+1)); echo $i >> /data/log; echo $i >> /dyn/log; sync; sleep 0.2; done';
 /** Labels on the test's two NodeDisks, so each pool selects its own. */
@@ -266,6 +272,9 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
       await waitFor(`namespace ${NS} to be gone`, async () => !(await admin.getIfExists(NAMESPACES, NS)), WAIT_MS, 500).catch(() => undefined);
     }
     await liveness?.close();
+    // The test's disks unmounted before the shared host paths go (a pool deleted forcibly above
+    // leaves its disk mounted under AGENT_ROOT, which would keep the shared mount busy).
+    for (const device of loops.devices()) await unmountAllFrom(device);
     await unshare?.();
     // What containerd pulled (by tag and by digest), so later tests on the node find none; then the registry.
     if (node && repository) await removeStowageImages(node.containerdSocket, [imageRef, rollRef, `${repository}@${digest}`, `${repository}:no-such-tag`].filter(Boolean));
@@ -588,22 +597,96 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     expect(deleted).to.deep.equal({ pvName: writer!.dynPv, volumeId: dynVolumeId });
     await waitFor(`PoolVolume ${dynVolumeId} to be gone`, async () => !(await admin.getIfExists(POOL_VOLUMES, dynVolumeId)), WAIT_MS, 500);
     dynVolumeId = '';
-    await admin.delete(STORAGE_POOLS, dynPool);
-    await waitFor(`pool ${dynPool} to be gone`, async () => !(await admin.getIfExists(STORAGE_POOLS, dynPool)), WAIT_MS, 500);
-    dynPoolCreated = false;
-    // The uninstall starts with the pools (README).
-    await admin.delete(STORAGE_POOLS, localPool);
-    await waitFor(`pool ${localPool} to be gone`, async () => !(await admin.getIfExists(STORAGE_POOLS, localPool)), WAIT_MS, 500);
-    localPoolCreated = false;
   });
 
-  it('kubectl delete -k removes it all: no Stowage process, no mount of its pods, no new loop device', async function () {
+  it('the documented uninstall (docs/uninstall.md): pools first, each gone only once the running agent released its disk (Prepared=NotClaimed); then kubectl delete -k. No process, mount, directory, signature, held loop device or Stowage object is left', async function () {
+    const devices = loops.devices();
+    const disks = (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` })).items;
+    const poolOfDisk = new Map(disks.map((d) => [d.metadata.name, d.metadata.labels?.[ROLE_LABEL] ?? '']));
+    expect([...poolOfDisk.values()].sort(), 'each pool holds one of the test\'s disks').to.deep.equal([localPool, dynPool].sort());
+    // Before the uninstall both disks carry Stowage's filesystems, mounted on the host.
+    const hostMounts = () => readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => l.includes(AGENT_ROOT) || devices.some((d) => l.startsWith(`${d} `)));
+    const diskStates = () => disks.map((d) => `${d.metadata.name} ${d.spec.devicePath} claim=${JSON.stringify(d.spec.claim)} labels=${JSON.stringify(d.metadata.labels)} ${JSON.stringify(findCondition(d.status?.conditions, 'Prepared'))}`);
+    for (const d of devices) expect(mountsOfDevices([d]), `${d} mounted before the uninstall; host mounts: ${hostMounts().join('; ')}; disks: ${diskStates().join('; ')}`).to.not.deep.equal([]);
+    const nodePod = (await podsOf(NODE_SELECTOR)).find((p) => p.spec.nodeName === node.nodeName && !p.metadata.deletionTimestamp);
+    expect(nodePod, 'a node pod runs').to.not.equal(undefined);
+
+    // Step 1, as the user types it. Every Ready reason of every pool, from a watch opened before.
+    const seen = new Map<string, Array<{ reason: string; message: string }>>();
+    const gone = new Set<string>();
+    const listed = await admin.list<Pool & KubeObject>(STORAGE_POOLS);
+    expect(listed.items.map((p) => p.metadata.name).sort(), 'the pools left to uninstall').to.deep.equal([localPool, dynPool].sort());
+    const abort = new AbortController();
+    const watching = admin.watch(resourcePath(STORAGE_POOLS), { resourceVersion: listed.metadata.resourceVersion }, (ev: any) => {
+      const name = ev.object?.metadata?.name;
+      if (!name) return;
+      if (ev.type === 'DELETED') gone.add(name);
+      const ready = condition(ev.object, 'Ready');
+      const reasons = seen.get(name) ?? [];
+      if (ready && reasons.at(-1)?.reason !== ready.reason) reasons.push({ reason: ready.reason, message: ready.message });
+      seen.set(name, reasons);
+    }, abort.signal);
+    try {
+      await kubectl('delete', 'storagepools', '--all', '--wait=false');
+      await waitFor('no StoragePool to be left', async () => (await kubectl('get', 'storagepools', '-o', 'name')).trim() === '', WAIT_MS, 500);
+      await waitFor('the watch to see both pools deleted', () => gone.has(localPool) && gone.has(dynPool), 30_000, 200);
+    } finally {
+      abort.abort();
+      await watching.catch(() => undefined);
+    }
+    dynPoolCreated = false;
+    localPoolCreated = false;
+    for (const d of disks) {
+      const pool = poolOfDisk.get(d.metadata.name)!;
+      // Each pool waited for its disk: seen DisksReleasing naming the disk and its node, or (the
+      // agent faster than the watch) gone only with its disk released, which is checked below.
+      const releasing = (seen.get(pool) ?? []).find((r) => r.reason === 'DisksReleasing');
+      if (releasing) expect(releasing.message, `pool ${pool}'s DisksReleasing message`).to.contain(d.metadata.name).and.to.contain(node.nodeName);
+    }
+    // The DaemonSet is still there (step 2 has not run): the agent released the disks, nobody else.
+    expect(await admin.getIfExists(DAEMON_SETS, NODE_DAEMONSET, NS), 'the node DaemonSet before step 2').to.not.equal(undefined);
+    for (const d of await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` }).then((l) => l.items)) {
+      const prepared = findCondition(d.status?.conditions, 'Prepared');
+      expect(prepared, `${d.metadata.name}'s Prepared condition`).to.deep.include({ status: 'False', reason: 'NotClaimed' });
+      expect(prepared!.observedGeneration ?? d.metadata.generation, `${d.metadata.name}: Prepared is about its cleared claim`).to.be.at.least(d.metadata.generation ?? 0);
+      expect(d.spec.claim, `${d.metadata.name}'s claim`).to.equal(undefined);
+      expect(d.metadata.labels?.[POOL_LABEL], `${d.metadata.name}'s pool label`).to.equal(undefined);
+    }
+    const hostLeftovers = async (when: string): Promise<void> => {
+      expect(mountsOfDevices(devices), `mounts of the test's disks ${when}`).to.deep.equal([]);
+      expect(mountsBelow(`${AGENT_ROOT}/`), `mounts under ${AGENT_ROOT} ${when}`).to.deep.equal([]);
+      for (const dir of AGENT_STATE_DIRS) expect(entriesBelow(dir), `entries under ${dir} ${when}`).to.deep.equal([]);
+      expect(entriesBelow(AGENT_ROOT).filter((e) => !AGENT_STATE_DIRS.includes(path.join(AGENT_ROOT, e))), `other entries under ${AGENT_ROOT} ${when}`).to.deep.equal([]);
+      for (const d of devices) {
+        expect((await run('wipefs', ['--no-act', '--noheadings', d])).trim(), `signatures on ${d} ${when}`).to.equal('');
+      }
+      expect(holdersOf(devices), `the test's loop devices held ${when}`).to.deep.equal([]);
+    };
+    await hostLeftovers('after step 1');
+    // The node pod was not replaced meanwhile: the release was the running agent's.
+    expect((await podsOf(NODE_SELECTOR)).map((p) => p.metadata.uid)).to.include(nodePod.metadata.uid);
+
+    // Step 2 (the test's overlay of config/default).
     await kubectl('delete', '-k', overlay, '--wait=true');
     await waitFor(`namespace ${NS} to be gone`, async () => !(await admin.getIfExists(NAMESPACES, NS)), WAIT_MS, 500);
     await waitFor('every containerised Stowage process to exit', () => stowageProcesses().length === 0, 60_000, 500);
     expect(podUids.size).to.be.greaterThan(2);
     for (const uid of podUids) expect(mountsBelow(`${node.rootDir}/pods/${uid}/`), `mounts of pod ${uid}`).to.deep.equal([]);
     expect(loopDevices()).to.deep.equal(loopsBefore);
+    await hostLeftovers('after step 2');
+    // No Stowage object: its CRDs (with them every StoragePool, NodeDisk and PoolVolume), the PVs
+    // and StorageClasses of its pools, the CSIDriver, its cluster-wide RBAC; the namespace is gone above.
+    const ours = (o: KubeObject) => o.metadata.name!.startsWith('stowage') || o.metadata.labels?.[MANAGED_BY_LABEL] === 'stowage' || o.metadata.labels?.[POOL_LABEL] !== undefined;
+    await waitFor('the stowage.dev CRDs to be gone', async () => (await admin.list<any>(CUSTOM_RESOURCE_DEFINITIONS)).items.every((c) => c.spec.group !== 'stowage.dev'), WAIT_MS, 500);
+    const poolNames = [localPool, dynPool, dynamicPool];
+    expect((await admin.list<PersistentVolume & KubeObject>(PERSISTENT_VOLUMES)).items
+      .filter((pv) => poolNames.includes(pv.spec.storageClassName ?? '') || (pv.spec as any).csi?.driver === DRIVER_NAME || ours(pv)).map((pv) => pv.metadata.name), 'PVs of Stowage').to.deep.equal([]);
+    expect((await admin.list<any>(STORAGE_CLASSES)).items.filter((sc) => poolNames.includes(sc.metadata.name) || sc.provisioner === DRIVER_NAME || ours(sc)).map((sc) => sc.metadata.name), 'StorageClasses of Stowage').to.deep.equal([]);
+    expect(await admin.getIfExists(CSI_DRIVERS, DRIVER_NAME), 'the CSIDriver').to.equal(undefined);
+    for (const rt of [CLUSTER_ROLES, CLUSTER_ROLE_BINDINGS]) {
+      expect((await admin.list<KubeObject>(rt)).items.filter(ours).map((o) => o.metadata.name), rt.plural).to.deep.equal([]);
+    }
+    // kubelet forgot the driver: the plugin's registration went with its pod.
+    await waitFor(`CSINode ${node.nodeName} to stop listing ${DRIVER_NAME}`, async () => !(await admin.getIfExists<any>(CSI_NODES, node.nodeName))?.spec?.drivers?.some((d: any) => d.name === DRIVER_NAME), 60_000, 500);
   });
 });
-
