@@ -28,7 +28,7 @@ export function parsePackageList(text: string, file = 'the package list'): Debia
     const fields = line.trim().split(/\s+/).filter(Boolean);
     if (fields.length === 0) return;
     if (fields.length < 2 || fields.length > 3) throw new Error(`${file}:${i + 1}: "${line}" is not "name version [arch]" (dpkg-query -W -f='\${Package} \${Version} \${Architecture}\\n')`);
-    out.push({ name: fields[0]!, version: fields[1]!, ...(fields[2] ? { arch: fields[2] } : {}) });
+    out.push({ name: fields[0], version: fields[1], ...(fields[2] ? { arch: fields[2] } : {}) });
   });
   if (out.length === 0) throw new Error(`${file} lists no package: was the image built by hack/build-image.sh?`);
   return out;

@@ -86,8 +86,10 @@ export class LoopbackRegistry {
     try {
       for (;;) {
         if (hasExited) throw new Error(`kubelet-registry: docker-registry exited at start:\n${await tail(logFile, 20)}`);
+        // A poll: the log may not exist yet, and the loop ends on the timeout below with the log's tail.
         const port = /listening on 127\.0\.0\.1:(\d+)/.exec(await fsp.readFile(logFile, 'utf8').catch(() => ''))?.[1];
         if (port) {
+          // Not answering yet is what this poll waits out; the timeout below says so.
           const res = await fetch(`http://127.0.0.1:${port}/v2/`).catch(() => undefined);
           if (res?.status === 200) return new LoopbackRegistry(`127.0.0.1:${port}`, dir, child, exited);
         }
@@ -118,14 +120,14 @@ export class LoopbackRegistry {
       ({ stdout } = await exec('make', ['--no-print-directory', '-s', 'push', `REGISTRY=${registry}`, `PUSH_TAGS=${tags.join(' ')}`, 'PUSH_TLS_VERIFY=false'], { cwd: REPO_ROOT, timeout: 300_000, maxBuffer: 16 << 20 }));
     } catch (e) {
       const err = e as { stdout?: string; stderr?: string; message: string };
-      throw new Error(`kubelet-registry: make push REGISTRY=${registry} failed: ${err.stderr || err.message}\n${err.stdout ?? ''}`);
+      throw new Error(`kubelet-registry: make push REGISTRY=${registry} failed: ${err.stderr || err.message}\n${err.stdout ?? ''}`, { cause: e });
     }
     // hack/push-image.sh prints one "pushed REF@DIGEST" line per tag.
     const pushed = stdout.split('\n').flatMap((l) => (/^pushed (\S+)@(sha256:[a-f0-9]{64})$/.exec(l) ? [l.slice('pushed '.length)] : []));
     if (pushed.length !== tags.length) throw new Error(`kubelet-registry: make push printed ${pushed.length} pushed lines for ${tags.length} tags:\n${stdout}`);
     const digests = new Set(pushed.map((p) => p.slice(p.indexOf('@') + 1)));
     if (digests.size !== 1) throw new Error(`kubelet-registry: the tags were pushed with different digests: ${pushed.join(', ')}`);
-    return { refs: pushed.map((p) => p.slice(0, p.indexOf('@'))), digest: [...digests][0]! };
+    return { refs: pushed.map((p) => p.slice(0, p.indexOf('@'))), digest: [...digests][0] };
   }
 
   /** The manifest digest the registry serves for `name:reference`, as a client resolving it sees it (HEAD, Docker-Content-Digest). */

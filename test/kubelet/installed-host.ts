@@ -58,6 +58,7 @@ export async function rmdirTree(dir: string): Promise<void> {
   if (!existsSync(dir) || mountsBelow(`${dir}/`).length > 0) return;
   const walk = async (d: string): Promise<void> => {
     for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) await walk(path.join(d, e.name));
+    // Removes only empty directories: one that is not empty is left, on purpose.
     await rmdir(d).catch(() => undefined);
   };
   await walk(dir);

@@ -86,7 +86,7 @@ export async function writeInstalledOverlay(o: OverlayOptions): Promise<string> 
   const base = path.relative(o.dir, CONFIG_DEFAULT);
   const patch = operatorNetworkOps({ ...o, args: operatorArgs(o.metricsPort, o.probePort, o.operatorArgs) });
   const [name, digest] = o.imageDigest.split('@');
-  const [repo, tag] = name!.split(/:(?=[^/:]*$)/);
+  const [repo, tag] = name.split(/:(?=[^/:]*$)/);
   const kustomization = [
     '# Written by test/kubelet/installed-overlay.ts (see there for why each change).',
     'apiVersion: kustomize.config.k8s.io/v1beta1',

@@ -26,13 +26,12 @@ import { NODE_DISKS, POOL_VOLUMES, STORAGE_POOLS } from '../../src/crds/resource
 import { csiV1 } from '../../src/csi/grpc.js';
 import { TOPOLOGY_KEY } from '../../src/csi/identity.js';
 import { AGENT_ROOT, CSI_CONTROLLER_DEPLOYMENT, DRIVER_NAME, KUBELET_DIR, NODE_DAEMONSET } from '../../src/operator/driver-stack/render.js';
-import { REAL_NODE_TAINT } from '../cluster/kubelet-node.js';
+import { REAL_NODE_TAINT, type KubeletNode } from '../cluster/kubelet-node.js';
 import { call, codeOf, type CsiClient } from '../csi/fixture.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { shareHostPaths } from '../cluster/host-propagation.js';
 import { removeStowageImages, stowageImageArchive } from '../cluster/kubelet-images.js';
 import { LoopbackRegistry } from '../cluster/kubelet-registry.js';
-import type { KubeletNode } from '../cluster/kubelet-node.js';
 import { sharedKubeletNode } from '../cluster/kubelet-shared.js';
 import { adminClient, createNamespace, deletePoolForcibly, uniqueName, waitFor } from '../support/cluster.js';
 import { LoopDevices, unmountAllFrom } from '../support/loop-devices.js';

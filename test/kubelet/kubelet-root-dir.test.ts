@@ -9,12 +9,12 @@
 // Only one test kubelet runs per machine: the shared one is stopped first (the next test that asks
 // for it starts it again).
 
-import { expect } from 'chai';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, symlink } from 'node:fs/promises';
-import * as grpc from '@grpc/grpc-js';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
 import { DAEMON_SETS, DEPLOYMENTS, NAMESPACES, PERSISTENT_VOLUME_CLAIMS, PODS } from '../../src/kube/resources.js';
 import type { KubeObject } from '../../src/kube/types.js';
@@ -27,7 +27,7 @@ import { CSI_CONTROLLER_DEPLOYMENT, DRIVER_NAME, NODE_DAEMONSET } from '../../sr
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { shareHostPaths } from '../cluster/host-propagation.js';
 import { removeStowageImages, stowageImageArchive } from '../cluster/kubelet-images.js';
-import { KubeletNode } from '../cluster/kubelet-node.js';
+import { KubeletNode, REAL_NODE_TAINT } from '../cluster/kubelet-node.js';
 import { LoopbackRegistry } from '../cluster/kubelet-registry.js';
 import { stopSharedKubeletNode } from '../cluster/kubelet-shared.js';
 import { adminClient, createNamespace, deletePoolForcibly, uniqueName, waitFor } from '../support/cluster.js';
@@ -36,11 +36,10 @@ import { condition, type Pool } from '../support/pool-world.js';
 import { deleteClaimVolume, provisionClaim } from './csi-sidecars.js';
 import { playLivenessProbe, type PlayedLivenessProbe } from './livenessprobe-play.js';
 import { busyboxPod, deletePodAndWait, podMounts, waitPodPhase } from './pods.js';
-import { REAL_NODE_TAINT } from '../cluster/kubelet-node.js';
 import { TEST_NETWORK_FIELD_MANAGER, networkPatch, writeInstalledOverlay } from './installed-overlay.js';
 import { HOST_PATHS_CREATED, PROPAGATED_HOST_PATHS, mountsBelow, rmdirTree, stowageProcesses } from './installed-host.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+ 
 
 /** A root no distribution uses, so the test never meets a real kubelet's (the harness refuses one it did not make). */
 const ROOT = '/var/lib/stowage-test-kubelet-root/kubelet';
@@ -101,7 +100,7 @@ describe('kubelet node with --root-dir elsewhere: the operator\'s --kubelet-root
       });
     }
     overlay = await writeInstalledOverlay({
-      dir: path.join(work, 'overlay'), server: cp.server, nodeName: node.nodeName, imageDigest: refs[1]!, metricsPort: ports.metrics, probePort: ports.probe,
+      dir: path.join(work, 'overlay'), server: cp.server, nodeName: node.nodeName, imageDigest: refs[1], metricsPort: ports.metrics, probePort: ports.probe,
       // The test's one disk is the only one the agent may use.
       operatorArgs: ['--image', `stowage=${refs[0]}`, `--kubelet-root-dir=${ROOT}`, `--node-agent-arg=--allow-device=${disk.device}`],
     });
@@ -126,7 +125,7 @@ describe('kubelet node with --root-dir elsewhere: the operator\'s --kubelet-root
     await liveness?.close();
     if (admin && node) {
       for (const d of (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` }).catch(() => ({ items: [] as any[] }))).items) {
-        await admin.delete(NODE_DISKS, d.metadata.name!).catch(() => undefined);
+        await admin.delete(NODE_DISKS, d.metadata.name).catch(() => undefined);
       }
     }
     if (admin && appNs) await admin.delete(NAMESPACES, appNs).catch(() => undefined);
@@ -158,23 +157,23 @@ describe('kubelet node with --root-dir elsewhere: the operator\'s --kubelet-root
     // The container sees kubelet's root at the host's path, shared (Bidirectional).
     const [proc] = stowageProcesses('node');
     const { readFileSync } = await import('node:fs');
-    const mount = readFileSync(`/proc/${proc!.pid}/mountinfo`, 'utf8').split('\n').find((l) => l.split(' ')[4] === ROOT);
+    const mount = readFileSync(`/proc/${proc.pid}/mountinfo`, 'utf8').split('\n').find((l) => l.split(' ')[4] === ROOT);
     expect(mount, `a ${ROOT} mount in the container`).to.match(/ shared:\d+/);
     // Nothing of Stowage's under the default root (kubelet 1.20 itself makes only its device-plugins
     // directory there, whatever its --root-dir; the harness removes it).
     for (const dir of ['plugins', 'plugins_registry', 'pods']) expect(existsSync(path.join(DEFAULT_KUBELET_ROOT_DIR, dir)), `${DEFAULT_KUBELET_ROOT_DIR}/${dir}`).to.equal(false);
   });
   it('a Dynamic volume: kubelet stages and publishes it through the plugin under the moved root, and a pod writes to it', async function () {
-    const device = loops.devices()[0]!;
+    const device = loops.devices()[0];
     const disk = await waitFor('the containerised agent to report the test\'s disk', async () =>
       (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node!.nodeName}` })).items.find((d) => d.spec.devicePath === device), 60_000, 500);
-    await admin.mergePatch(NODE_DISKS, disk.metadata.name!, { metadata: { labels: { 'stowage.dev/test-role': pool } } });
+    await admin.mergePatch(NODE_DISKS, disk.metadata.name, { metadata: { labels: { 'stowage.dev/test-role': pool } } });
     await admin.apply(STORAGE_POOLS, {
       apiVersion: 'stowage.dev/v1alpha1',
       kind: 'StoragePool',
       metadata: { name: pool },
       spec: { mode: 'Dynamic', disks: { selector: { matchLabels: { 'stowage.dev/test-role': pool } } }, replicated: { size: 1 } },
-    } as any, { fieldManager: 'kubectl' });
+    }, { fieldManager: 'kubectl' });
     poolCreated = true;
     // The CSI controller on the host network, on the real node (installed-overlay.ts says why).
     await waitFor(`the operator to create Deployment ${NS}/${CSI_CONTROLLER_DEPLOYMENT}`, () => admin.getIfExists(DEPLOYMENTS, CSI_CONTROLLER_DEPLOYMENT, NS), WAIT_MS, 500);

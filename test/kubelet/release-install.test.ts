@@ -9,7 +9,6 @@
 // explains; with `kubectl apply -f` they are a JSON patch of the operator Deployment and an apply of
 // the node DaemonSet's network fields under the test's field manager.
 
-import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -17,6 +16,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
 import { DAEMON_SETS, DEPLOYMENTS, NAMESPACES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, PODS } from '../../src/kube/resources.js';
 import type { KubeObject } from '../../src/kube/types.js';
@@ -37,7 +37,7 @@ import { TEST_NETWORK_FIELD_MANAGER, networkPatch, operatorArgs, operatorNetwork
 import { HOST_PATHS_CREATED, PROPAGATED_HOST_PATHS, loopDevices, rmdirTree, stowageProcesses } from './installed-host.js';
 import { busyboxPod, deletePodAndWait, waitPodPhase } from './pods.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+ 
 
 const exec = promisify(execFile);
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -136,7 +136,7 @@ describe('kubelet node: Stowage installed from a release (make release\'s stowag
     await registry?.stop();
     if (admin && node) {
       for (const d of (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` }).catch(() => ({ items: [] as any[] }))).items) {
-        await admin.delete(NODE_DISKS, d.metadata.name!).catch(() => undefined);
+        await admin.delete(NODE_DISKS, d.metadata.name).catch(() => undefined);
       }
     }
     if (admin && appNs) await admin.delete(NAMESPACES, appNs).catch(() => undefined);
@@ -170,16 +170,16 @@ describe('kubelet node: Stowage installed from a release (make release\'s stowag
   });
 
   it('a Local pool becomes Ready and a pod writes to a claim on it', async function () {
-    const device = loops.devices()[0]!;
+    const device = loops.devices()[0];
     const disk = await waitFor('the containerised agent to report the test\'s disk', async () =>
       (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` })).items.find((d) => d.spec.devicePath === device), 60_000, 500);
-    await admin.mergePatch(NODE_DISKS, disk.metadata.name!, { metadata: { labels: { 'stowage.dev/test-role': pool } } });
+    await admin.mergePatch(NODE_DISKS, disk.metadata.name, { metadata: { labels: { 'stowage.dev/test-role': pool } } });
     await admin.apply(STORAGE_POOLS, {
       apiVersion: 'stowage.dev/v1alpha1',
       kind: 'StoragePool',
       metadata: { name: pool },
       spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/test-role': pool } } }, local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' } },
-    } as any, { fieldManager: 'kubectl' });
+    }, { fieldManager: 'kubectl' });
     poolCreated = true;
     const ready = await waitFor('the pool to be Ready with its volume', async () => {
       const p = await admin.getIfExists<Pool>(STORAGE_POOLS, pool);

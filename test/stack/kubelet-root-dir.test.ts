@@ -2,19 +2,19 @@
 // node DaemonSet names kubelet's directory follows it, in both registration modes, and nothing
 // still says /var/lib/kubelet; a bad value stops the operator (and `stowage render`) at start.
 
-import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { expect } from 'chai';
 import { parseAllDocuments } from 'yaml';
 import { DEFAULT_IMAGES } from '../../src/operator/driver-stack/images.js';
 import { DEFAULT_KUBELET_ROOT_DIR, kubeletRootDir } from '../../src/operator/driver-stack/host-paths.js';
 import { DRIVER_NAME, NODE_REGISTRATIONS, desiredDriverStack } from '../../src/operator/driver-stack/render.js';
 import { validateModel } from './models.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+ 
 type Any = any;
 
 const K0S = '/var/lib/k0s/kubelet';

@@ -2,15 +2,15 @@
 // docker-registry, test/cluster/kubelet-registry.ts): the registry serves the archive's own digest
 // under every tag pushed, bad input is refused with what to do, and the registry leaves nothing behind.
 
-import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
+import { expect } from 'chai';
 import { isAlive } from '../cluster/host.js';
 import { stowageImageArchive } from '../cluster/kubelet-images.js';
 import { LoopbackRegistry } from '../cluster/kubelet-registry.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+ 
 
 const exec = promisify(execFile);
 

@@ -5,20 +5,20 @@
 // only make targets that exist. The install of that stowage.yaml on a real node is
 // test/kubelet/release-install.test.ts.
 
-import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
+import { expect } from 'chai';
 import { parse, parseAllDocuments } from 'yaml';
 import { STOWAGE_IMAGE, STOWAGE_REPOSITORY } from '../../src/operator/driver-stack/images.js';
 import { VERSION } from '../../src/util/version.js';
 import { stowageImageArchive } from '../cluster/kubelet-images.js';
 import { CONFIG_DIR, validateModel } from './models.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+ 
 type Any = any;
 
 const exec = promisify(execFile);
@@ -104,7 +104,7 @@ describe('release: make release writes a versioned install', function () {
     const [, utilLinux] = listed.find(([name]) => name === 'util-linux')!;
     const component = debian.components.find((c: Any) => c.name === 'util-linux');
     expect(component.version).to.equal(utilLinux);
-    expect(component.purl).to.match(new RegExp(`^pkg:deb/debian/util-linux@${utilLinux!.replace(/[+.]/g, '\\$&')}\\?(arch=amd64&)?distro=bookworm$`));
+    expect(component.purl).to.match(new RegExp(`^pkg:deb/debian/util-linux@${utilLinux.replace(/[+.]/g, '\\$&')}\\?(arch=amd64&)?distro=bookworm$`));
   });
 
   it('refuses a VERSION that is not package.json\'s, or no version, saying what to do', async () => {
@@ -151,7 +151,7 @@ describe('release: .github/workflows/release.yml', () => {
     expect(workflow.on.push.tags).to.deep.equal(['v*']);
     const commands: string[] = Object.values(workflow.jobs as Record<string, Any>).flatMap((job) => job.steps.map((s: Any) => s.run).filter(Boolean));
     // `make X` where a command starts (a line, or after && or ;), not a package named make.
-    const targets = [...commands.join('\n').matchAll(/(?:^|&&|;)\s*make\s+([a-z][a-z-]*)/gm)].map((m) => m[1]!);
+    const targets = [...commands.join('\n').matchAll(/(?:^|&&|;)\s*make\s+([a-z][a-z-]*)/gm)].map((m) => m[1]);
     expect(targets).to.deep.equal(['test', 'release', 'push']);
     const makefile = await readFile(join(REPO, 'Makefile'), 'utf8');
     for (const t of targets) expect(makefile, `make ${t}`).to.match(new RegExp(`^${t}:`, 'm'));
