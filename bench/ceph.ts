@@ -24,10 +24,22 @@ const RECOVERY_MIB = Number(process.env.BENCH_RECOVERY_MIB ?? 256);
 const POOL = { pool: 'bench', failureDomain: 'host' as const, knownMonitors: ['a'] };
 
 async function fio(device: string, rw: 'write' | 'read', sizeMiB: number): Promise<number> {
-  const { stdout } = await exec('fio', [
-    '--name=raw', `--filename=${device}`, `--rw=${rw}`, '--bs=4M', '--iodepth=4', '--ioengine=libaio', '--direct=1',
-    `--size=${sizeMiB}M`, `--runtime=${SECONDS}`, '--output-format=json',
-  ], { maxBuffer: 16 * 1024 ** 2 });
+  const { stdout } = await exec(
+    'fio',
+    [
+      '--name=raw',
+      `--filename=${device}`,
+      `--rw=${rw}`,
+      '--bs=4M',
+      '--iodepth=4',
+      '--ioengine=libaio',
+      '--direct=1',
+      `--size=${sizeMiB}M`,
+      `--runtime=${SECONDS}`,
+      '--output-format=json',
+    ],
+    { maxBuffer: 16 * 1024 ** 2 },
+  );
   const job = (JSON.parse(stdout) as { jobs: Array<Record<'read' | 'write', { bw_bytes: number }>> }).jobs[0];
   return job[rw].bw_bytes / 1024 ** 2;
 }
@@ -46,15 +58,21 @@ async function main(): Promise<void> {
     console.log(`cluster to HEALTH_OK: ${(startMs / 1000).toFixed(1)} s`);
 
     // 1. Throughput, RADOS first so the raw baseline runs on the same warm machine right after.
-    const write = radosBandwidth(await cluster.rados(['bench', '-p', POOL.pool, String(SECONDS), 'write', '-b', String(4 * 1024 ** 2), '-t', '4', '--no-cleanup']));
+    const write = radosBandwidth(
+      await cluster.rados(['bench', '-p', POOL.pool, String(SECONDS), 'write', '-b', String(4 * 1024 ** 2), '-t', '4', '--no-cleanup']),
+    );
     const read = radosBandwidth(await cluster.rados(['bench', '-p', POOL.pool, String(SECONDS), 'seq', '-t', '4']));
     await cluster.rados(['-p', POOL.pool, 'cleanup']);
     const raw = await baseline.create(3 * GiB);
     const rawWrite = await fio(raw.device, 'write', 2048);
     const rawRead = await fio(raw.device, 'read', 2048);
     console.log('\nthroughput (4 MiB blocks, 4 in flight)          MiB/s    raw loop MiB/s   ratio');
-    console.log(`  sequential write, 3 copies      ${write.toFixed(1).padStart(17)} ${rawWrite.toFixed(1).padStart(16)}   ${(write / rawWrite).toFixed(2)}x`);
-    console.log(`  sequential read                 ${read.toFixed(1).padStart(17)} ${rawRead.toFixed(1).padStart(16)}   ${(read / rawRead).toFixed(2)}x`);
+    console.log(
+      `  sequential write, 3 copies      ${write.toFixed(1).padStart(17)} ${rawWrite.toFixed(1).padStart(16)}   ${(write / rawWrite).toFixed(2)}x`,
+    );
+    console.log(
+      `  sequential read                 ${read.toFixed(1).padStart(17)} ${rawRead.toFixed(1).padStart(16)}   ${(read / rawRead).toFixed(2)}x`,
+    );
 
     // 2. Recovery after a node loss, per GiB written while the node was down.
     const n3 = cluster.osds.find((o) => o.node === 'n3')!;
@@ -71,7 +89,9 @@ async function main(): Promise<void> {
     await cluster.waitForHealth(POOL, 'recovery to HEALTH_OK', 600_000, (h) => h.redundant && h.health === 'HEALTH_OK');
     const seconds = (Date.now() - back) / 1000;
     const gib = (objects * 4) / 1024;
-    console.log(`\nrecovery after a node loss: ${objects * 4} MiB written while n3 was down (Ceph's count at the restart: ${down.objects.degraded} degraded copies);`);
+    console.log(
+      `\nrecovery after a node loss: ${objects * 4} MiB written while n3 was down (Ceph's count at the restart: ${down.objects.degraded} degraded copies);`,
+    );
     console.log(`  n3 restarted → HEALTH_OK / active+clean in ${seconds.toFixed(1)} s = ${(seconds / gib).toFixed(1)} s per GiB`);
   } finally {
     await cluster.teardown();

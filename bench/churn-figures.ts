@@ -42,14 +42,17 @@ const sec = (ms: number): string => (Number.isNaN(ms) ? '—' : `${(ms / 1000).t
  * baseline's median, and p50 and p99 as multiples of it.
  */
 export function opsTable(ops: readonly OpFigures[], minutes: number): string[] {
-  const head = `${pad('pool kind', 10)} ${pad('operation', 17)} ${lpad('count', 6)} ${lpad('/min', 7)} ${lpad('p50', 8)} ${lpad('p99', 8)} ${lpad('max', 8)} ` +
+  const head =
+    `${pad('pool kind', 10)} ${pad('operation', 17)} ${lpad('count', 6)} ${lpad('/min', 7)} ${lpad('p50', 8)} ${lpad('p99', 8)} ${lpad('max', 8)} ` +
     `${lpad('timeouts', 8)} ${lpad('quiet p50', 10)} ${lpad('p50/quiet', 10)} ${lpad('p99/quiet', 10)}`;
   const times = (a: number, b: number): string => (Number.isNaN(a) || Number.isNaN(b) || b === 0 ? '—' : `${(a / b).toFixed(1)}×`);
   const rows = ops.map((o) => {
     const [p50, p99, quiet] = [percentile(o.latenciesMs, 50), percentile(o.latenciesMs, 99), percentile(o.quietMs, 50)];
-    return `${pad(o.kind, 10)} ${pad(o.op, 17)} ${lpad(String(o.latenciesMs.length), 6)} ${lpad((o.latenciesMs.length / minutes).toFixed(1), 7)} ` +
+    return (
+      `${pad(o.kind, 10)} ${pad(o.op, 17)} ${lpad(String(o.latenciesMs.length), 6)} ${lpad((o.latenciesMs.length / minutes).toFixed(1), 7)} ` +
       `${lpad(sec(p50), 8)} ${lpad(sec(p99), 8)} ${lpad(sec(percentile(o.latenciesMs, 100)), 8)} ${lpad(String(o.timeouts), 8)} ` +
-      `${lpad(sec(quiet), 10)} ${lpad(times(p50, quiet), 10)} ${lpad(times(p99, quiet), 10)}`;
+      `${lpad(sec(quiet), 10)} ${lpad(times(p50, quiet), 10)} ${lpad(times(p99, quiet), 10)}`
+    );
   });
   return [head, '-'.repeat(head.length), ...rows];
 }
@@ -76,7 +79,9 @@ export function diff(before: Picture, after: Picture): string[] {
     for (const x of a) if (!b.includes(x)) out.push(`${what} gone: ${x}`);
   };
   const disks = [...new Set([...Object.keys(before.localPvsByDisk), ...Object.keys(after.localPvsByDisk)])];
-  for (const d of disks) if (before.localPvsByDisk[d] !== after.localPvsByDisk[d]) out.push(`Local PVs of disk ${d}: ${after.localPvsByDisk[d] ?? 'none'} (was ${before.localPvsByDisk[d] ?? 'none'})`);
+  for (const d of disks)
+    if (before.localPvsByDisk[d] !== after.localPvsByDisk[d])
+      out.push(`Local PVs of disk ${d}: ${after.localPvsByDisk[d] ?? 'none'} (was ${before.localPvsByDisk[d] ?? 'none'})`);
   list('Dynamic PV', before.dynamicPvs, after.dynamicPvs);
   list('PoolVolume', before.poolVolumes, after.poolVolumes);
   list('PoolSnapshot', before.poolSnapshots, after.poolSnapshots);

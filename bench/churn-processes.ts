@@ -42,10 +42,14 @@ export class StowageProcess {
   start(): void {
     if (this.running) throw new Error(`${this.name} already runs`);
     this.fd ??= openSync(this.logFile, 'a');
-    const child = spawn(process.execPath, [CLI, ...this.args], { stdio: ['ignore', this.fd, this.fd], env: { ...process.env, ...this.env } });
+    const child = spawn(process.execPath, [CLI, ...this.args], {
+      stdio: ['ignore', this.fd, this.fd],
+      env: { ...process.env, ...this.env },
+    });
     this.child = child;
     child.once('exit', (code, signal) => {
-      if (child === this.child && signal !== 'SIGKILL' && signal !== 'SIGTERM') this.unexpectedExits.push(`${this.name} exited on its own (${code ?? signal})`);
+      if (child === this.child && signal !== 'SIGKILL' && signal !== 'SIGTERM')
+        this.unexpectedExits.push(`${this.name} exited on its own (${code ?? signal})`);
     });
   }
 
@@ -87,7 +91,10 @@ export class StowageProcess {
   /** The last `lines` lines of its log. */
   tail(lines = 30): string {
     try {
-      return readFileSync(this.logFile, 'utf8').split('\n').slice(-lines - 1).join('\n');
+      return readFileSync(this.logFile, 'utf8')
+        .split('\n')
+        .slice(-lines - 1)
+        .join('\n');
     } catch {
       return '';
     }

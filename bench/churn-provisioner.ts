@@ -95,16 +95,20 @@ export class ProvisionerPlay {
     const b = this.backoff.get(key);
     if (b && Date.now() < b.notBefore) return;
     this.inFlight.add(key);
-    work().then(
-      () => this.backoff.delete(key),
-      (err: Error) => {
-        const failures = (b?.failures ?? 0) + 1;
-        this.backoff.set(key, { failures, notBefore: Date.now() + Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (failures - 1)) });
-        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition, @typescript-eslint/no-unnecessary-type-conversion -- a rejection may carry a non-Error despite the annotation
-        const what = `${key.split('/')[0]}: ${String(err.message ?? err).split(/[:\n]/)[0].slice(0, 60)}`;
-        this.retries.set(what, (this.retries.get(what) ?? 0) + 1);
-      },
-    ).finally(() => this.inFlight.delete(key));
+    work()
+      .then(
+        () => this.backoff.delete(key),
+        (err: Error) => {
+          const failures = (b?.failures ?? 0) + 1;
+          this.backoff.set(key, { failures, notBefore: Date.now() + Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (failures - 1)) });
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition, @typescript-eslint/no-unnecessary-type-conversion -- a rejection may carry a non-Error despite the annotation
+          const what = `${key.split('/')[0]}: ${String(err.message ?? err)
+            .split(/[:\n]/)[0]
+            .slice(0, 60)}`;
+          this.retries.set(what, (this.retries.get(what) ?? 0) + 1);
+        },
+      )
+      .finally(() => this.inFlight.delete(key));
   }
 
   private async provision(claim: string, uid: string): Promise<void> {

@@ -87,23 +87,57 @@ export class ChurnWorld {
       const local = [];
       for (let i = 0; i < 3; i++) local.push(await this.loops.create(LOCAL_DISK_BYTES));
       const dynamic = await this.loops.create(DYNAMIC_DISK_BYTES);
-      const daemon = new StowageProcess(`node daemon ${name}`, [
-        'node', '--kubeconfig', kubeconfig, '--no-udev', '--node-name', name,
-        ...[...local, dynamic].flatMap((d) => ['--allow-device', d.file]),
-        '--root', path.join(dir, 'disks'), '--pool-root', path.join(dir, 'state'),
-        '--csi-endpoint', `unix://${path.join(dir, 'csi.sock')}`, '--kubelet-dir', path.join(dir, 'kubelet'), '--discovery-interval', '2',
-      ], { STOWAGE_LOG_LEVEL: LOG_LEVEL }, path.join(this.work, `${name}.log`));
+      const daemon = new StowageProcess(
+        `node daemon ${name}`,
+        [
+          'node',
+          '--kubeconfig',
+          kubeconfig,
+          '--no-udev',
+          '--node-name',
+          name,
+          ...[...local, dynamic].flatMap((d) => ['--allow-device', d.file]),
+          '--root',
+          path.join(dir, 'disks'),
+          '--pool-root',
+          path.join(dir, 'state'),
+          '--csi-endpoint',
+          `unix://${path.join(dir, 'csi.sock')}`,
+          '--kubelet-dir',
+          path.join(dir, 'kubelet'),
+          '--discovery-interval',
+          '2',
+        ],
+        { STOWAGE_LOG_LEVEL: LOG_LEVEL },
+        path.join(this.work, `${name}.log`),
+      );
       this.nodes.push({ name, dir, local, dynamic, daemon });
     }
     await run('mkdir', ['-p', ...this.nodes.map((n) => n.dir)]);
     for (const n of this.nodes) n.daemon.start();
     const port = await freePort();
     this.operatorMetrics = `http://127.0.0.1:${port}/metrics`;
-    this.operator = new StowageProcess('operator', ['operator', '--kubeconfig', kubeconfig, '--metrics-bind-address', `127.0.0.1:${port}`,
-      '--health-probe-bind-address', `127.0.0.1:${port}`], { STOWAGE_LOG_LEVEL: LOG_LEVEL }, path.join(this.work, 'operator.log'));
+    this.operator = new StowageProcess(
+      'operator',
+      [
+        'operator',
+        '--kubeconfig',
+        kubeconfig,
+        '--metrics-bind-address',
+        `127.0.0.1:${port}`,
+        '--health-probe-bind-address',
+        `127.0.0.1:${port}`,
+      ],
+      { STOWAGE_LOG_LEVEL: LOG_LEVEL },
+      path.join(this.work, 'operator.log'),
+    );
     const socket = path.join(this.work, 'controller.sock');
-    this.controller = new StowageProcess('CSI controller', ['csi-controller', '--kubeconfig', kubeconfig, '--endpoint', `unix://${socket}`],
-      { STOWAGE_LOG_LEVEL: LOG_LEVEL }, path.join(this.work, 'csi-controller.log'));
+    this.controller = new StowageProcess(
+      'CSI controller',
+      ['csi-controller', '--kubeconfig', kubeconfig, '--endpoint', `unix://${socket}`],
+      { STOWAGE_LOG_LEVEL: LOG_LEVEL },
+      path.join(this.work, 'csi-controller.log'),
+    );
     this.operator.start();
     this.controller.start();
     const v1 = csiV1() as any;
@@ -119,19 +153,39 @@ export class ChurnWorld {
       }
     }
     const pool = (name: string, role: string, spec: Record<string, unknown>) => ({
-      apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name },
-      spec: { disks: { selector: { matchLabels: { [ROLE_LABEL]: role } } }, storageClass: { name, reclaimPolicy: 'Delete', volumeBindingMode: 'WaitForFirstConsumer' }, ...spec },
+      apiVersion: 'stowage.dev/v1alpha1',
+      kind: 'StoragePool',
+      metadata: { name },
+      spec: {
+        disks: { selector: { matchLabels: { [ROLE_LABEL]: role } } },
+        storageClass: { name, reclaimPolicy: 'Delete', volumeBindingMode: 'WaitForFirstConsumer' },
+        ...spec,
+      },
     });
-    await this.admin.create(STORAGE_POOLS, pool(LOCAL_POOL, 'local', { mode: 'Local', local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' } }));
+    await this.admin.create(
+      STORAGE_POOLS,
+      pool(LOCAL_POOL, 'local', { mode: 'Local', local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' } }),
+    );
     await this.admin.create(STORAGE_POOLS, pool(DYNAMIC_POOL, 'dynamic', { mode: 'Dynamic' }));
-    await waitFor('one Available Local PV per local disk', async () => {
-      const pvs = await this.localPvs();
-      return pvs.length === this.localDisks.length && pvs.every((p) => p.status?.phase === 'Available');
-    }, SETUP_MS, 500);
-    await waitFor('the Dynamic pool\'s disks prepared', async () => {
-      for (const n of this.nodes) if (condition(await diskOfFile(this.admin, n.name, n.dynamic.file), 'Prepared')?.status !== 'True') return false;
-      return true;
-    }, SETUP_MS, 500);
+    await waitFor(
+      'one Available Local PV per local disk',
+      async () => {
+        const pvs = await this.localPvs();
+        return pvs.length === this.localDisks.length && pvs.every((p) => p.status?.phase === 'Available');
+      },
+      SETUP_MS,
+      500,
+    );
+    await waitFor(
+      "the Dynamic pool's disks prepared",
+      async () => {
+        for (const n of this.nodes)
+          if (condition(await diskOfFile(this.admin, n.name, n.dynamic.file), 'Prepared')?.status !== 'True') return false;
+        return true;
+      },
+      SETUP_MS,
+      500,
+    );
     for (const n of this.nodes) await this.registerDriver(n);
   }
 
@@ -147,12 +201,20 @@ export class ChurnWorld {
     const client: CsiClient = new v1.Node(`unix://${path.join(n.dir, 'csi.sock')}`, grpc.credentials.createInsecure());
     try {
       // A poll: a failed try means 'not yet'; waitFor reports the last state if it never comes.
-      const info = await waitFor(`${n.name}'s CSI Node service to answer NodeGetInfo`, () => call(client, 'NodeGetInfo', {}, 5_000).catch(() => undefined), SETUP_MS, 500);
+      const info = await waitFor(
+        `${n.name}'s CSI Node service to answer NodeGetInfo`,
+        () => call(client, 'NodeGetInfo', {}, 5_000).catch(() => undefined),
+        SETUP_MS,
+        500,
+      );
       const segments: Record<string, string> = info.accessible_topology?.segments ?? {};
-      await this.admin.mergePatch(NODES, n.name, { metadata: { labels: segments, annotations: { 'csi.volume.kubernetes.io/nodeid': JSON.stringify({ [DRIVER_NAME]: info.node_id }) } } });
+      await this.admin.mergePatch(NODES, n.name, {
+        metadata: { labels: segments, annotations: { 'csi.volume.kubernetes.io/nodeid': JSON.stringify({ [DRIVER_NAME]: info.node_id }) } },
+      });
       const node = await this.admin.get(NODES, n.name);
       await this.admin.create(CSI_NODES, {
-        apiVersion: 'storage.k8s.io/v1', kind: 'CSINode',
+        apiVersion: 'storage.k8s.io/v1',
+        kind: 'CSINode',
         metadata: { name: n.name, ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: n.name, uid: node.metadata.uid! }] },
         spec: { drivers: [{ name: DRIVER_NAME, nodeID: info.node_id, topologyKeys: Object.keys(segments) }] },
       });
@@ -187,7 +249,10 @@ export class ChurnWorld {
     const names = (l: { items: KubeObject[] }) => l.items.map((o) => o.metadata.name!).sort();
     return {
       localPvsByDisk,
-      dynamicPvs: pvs.filter((pv) => pv.spec.csi).map((pv) => `${pv.metadata.name} (${pv.status?.phase})`).sort(),
+      dynamicPvs: pvs
+        .filter((pv) => pv.spec.csi)
+        .map((pv) => `${pv.metadata.name} (${pv.status?.phase})`)
+        .sort(),
       poolVolumes: names(await this.admin.list(POOL_VOLUMES)),
       poolSnapshots: names(await this.admin.list(POOL_SNAPSHOTS)),
       subvolumes,
@@ -208,7 +273,8 @@ export class ChurnWorld {
     for (const p of this.processes) keepLogs(p);
     this.admin.close();
     const mounts = (await mountsOf(this.work, this.loops.devices()).catch(() => [] as string[]))
-      .map((m) => m.slice(m.indexOf(' ') + 1)).sort((a, b) => b.length - a.length);
+      .map((m) => m.slice(m.indexOf(' ') + 1))
+      .sort((a, b) => b.length - a.length);
     for (const target of mounts) await run('umount', [target]).catch(() => run('umount', ['--lazy', target]).catch(() => undefined));
     await this.loops.cleanup();
     await this.cp?.stop().catch(() => undefined);

@@ -71,7 +71,9 @@ const say = (line: string): void => void process.stdout.write(`${line}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function main(): Promise<number> {
-  say(`bench:churn — ${DURATION_MS / 1000} s of PVC churn over a Local and a Dynamic pool; seed ${SEED} (replay: STOWAGE_CHURN_SEED=${SEED})`);
+  say(
+    `bench:churn — ${DURATION_MS / 1000} s of PVC churn over a Local and a Dynamic pool; seed ${SEED} (replay: STOWAGE_CHURN_SEED=${SEED})`,
+  );
   const world = await ChurnWorld.create();
   let failed = true;
   const onSignal = (sig: string): void => {
@@ -103,7 +105,15 @@ async function churn(world: ChurnWorld): Promise<number> {
   claims.start();
   volumes.start();
   await Promise.all([claims.waitForSync(), volumes.waitForSync()]);
-  const play = new ProvisionerPlay({ client: admin, controller: world.csi, claims, volumes, namespace: NAMESPACE, storageClass: DYNAMIC_POOL, pool: DYNAMIC_POOL });
+  const play = new ProvisionerPlay({
+    client: admin,
+    controller: world.csi,
+    claims,
+    volumes,
+    namespace: NAMESPACE,
+    storageClass: DYNAMIC_POOL,
+    pool: DYNAMIC_POOL,
+  });
   play.start();
   const rngClaims = seededRandom(SEED);
   const rngKills = seededRandom(SEED ^ 0x5eed);
@@ -116,7 +126,14 @@ async function churn(world: ChurnWorld): Promise<number> {
     const byPhase = phases.get(`${kind} ${op}`) ?? new Map<string, number[]>();
     phases.set(`${kind} ${op}`, byPhase);
     // A mark never seen (a Local claim is never handed to a provisioner) takes the one before it: 0 s.
-    const at = times.map((t, i) => t ?? times.slice(0, i).reverse().find((x) => x !== undefined)!);
+    const at = times.map(
+      (t, i) =>
+        t ??
+        times
+          .slice(0, i)
+          .reverse()
+          .find((x) => x !== undefined)!,
+    );
     for (let i = 0; i < names.length; i++) byPhase.set(names[i], [...(byPhase.get(names[i]) ?? []), at[i + 1] - at[i]]);
   };
 
@@ -128,11 +145,21 @@ async function churn(world: ChurnWorld): Promise<number> {
     const f = figures[kind];
     try {
       const t0 = Date.now();
-      await admin.create(PERSISTENT_VOLUME_CLAIMS, { metadata: { name, namespace: NAMESPACE },
-        spec: { accessModes: ['ReadWriteOnce'], storageClassName, resources: { requests: { storage: kind === 'local' ? '64Mi' : '16Mi' } } } });
-      await admin.create(PODS, { metadata: { name, namespace: NAMESPACE }, spec: {
-        containers: [{ name: 'app', image: 'busybox', command: ['sleep', '3600'], volumeMounts: [{ name: 'data', mountPath: '/data' }] }],
-        volumes: [{ name: 'data', persistentVolumeClaim: { claimName: name } }] } });
+      await admin.create(PERSISTENT_VOLUME_CLAIMS, {
+        metadata: { name, namespace: NAMESPACE },
+        spec: {
+          accessModes: ['ReadWriteOnce'],
+          storageClassName,
+          resources: { requests: { storage: kind === 'local' ? '64Mi' : '16Mi' } },
+        },
+      });
+      await admin.create(PODS, {
+        metadata: { name, namespace: NAMESPACE },
+        spec: {
+          containers: [{ name: 'app', image: 'busybox', command: ['sleep', '3600'], volumeMounts: [{ name: 'data', mountPath: '/data' }] }],
+          volumes: [{ name: 'data', persistentVolumeClaim: { claimName: name } }],
+        },
+      });
       // Phases: the scheduler's choice (selected-node, or a Local PV it pre-bound) → a PV for the claim → Bound.
       const marks: Partial<Record<string, number>> = {};
       const bound = await until(() => {
@@ -147,11 +174,19 @@ async function churn(world: ChurnWorld): Promise<number> {
         if (bound) f.bind.push(Date.now() - t0);
         else f.bindTimeouts++;
       }
-      if (measured && bound) phase(kind, 'create', ['scheduled', 'handed over', 'PV exists', 'Bound'], [t0, marks.scheduled, marks.handed, marks.pv, Date.now()]);
+      if (measured && bound)
+        phase(
+          kind,
+          'create',
+          ['scheduled', 'handed over', 'PV exists', 'Bound'],
+          [t0, marks.scheduled, marks.handed, marks.pv, Date.now()],
+        );
       if (bound) await sleep(hold);
       const t1 = Date.now();
       // The pod may be gone already (never scheduled, or evicted); the claim's deletion below is what is measured.
-      await admin.request({ method: 'DELETE', path: `/api/v1/namespaces/${NAMESPACE}/pods/${name}`, body: { gracePeriodSeconds: 0 } }).catch(() => undefined);
+      await admin
+        .request({ method: 'DELETE', path: `/api/v1/namespaces/${NAMESPACE}/pods/${name}`, body: { gracePeriodSeconds: 0 } })
+        .catch(() => undefined);
       await admin.delete(PERSISTENT_VOLUME_CLAIMS, name, { namespace: NAMESPACE });
       // The PV it was bound to must go (Local: wiped and replaced by a fresh one; Dynamic: deleted).
       const volumeName = bound ?? claims.get(`${NAMESPACE}/${name}`)?.spec.volumeName;
@@ -168,14 +203,17 @@ async function churn(world: ChurnWorld): Promise<number> {
         if (gone) f.gone.push(Date.now() - t1);
         else f.goneTimeouts++;
       }
-      if (measured && bound && gone) phase(kind, 'delete', ['claim gone', 'PV Released', 'PV gone'], [t1, marks2.claim, marks2.released, Date.now()]);
+      if (measured && bound && gone)
+        phase(kind, 'delete', ['claim gone', 'PV Released', 'PV gone'], [t1, marks2.claim, marks2.released, Date.now()]);
     } finally {
       live[kind]--;
     }
   };
 
   // ---- warm-up (not measured) and baseline ------------------------------------------------------
-  say(`warm-up: ${WARM_UP_CLAIMS.local} Local and ${WARM_UP_CLAIMS.dynamic} Dynamic claims through their whole life, then ${SETTLE_MS / 1000} s idle`);
+  say(
+    `warm-up: ${WARM_UP_CLAIMS.local} Local and ${WARM_UP_CLAIMS.dynamic} Dynamic claims through their whole life, then ${SETTLE_MS / 1000} s idle`,
+  );
   await Promise.all([
     ...Array.from({ length: WARM_UP_CLAIMS.local }, () => cycle('local', false)),
     ...Array.from({ length: WARM_UP_CLAIMS.dynamic }, () => cycle('dynamic', false)),
@@ -190,7 +228,9 @@ async function churn(world: ChurnWorld): Promise<number> {
   const before = await settledPicture(world);
   const baselinePid = world.operator.pid;
   const { rss: baselineRss, heap: baselineHeap } = await idleMemory(world);
-  say(`baseline: operator RSS ${mib(baselineRss)} (idle, after warm-up); ${Object.keys(before.localPvsByDisk).length} Local PVs, pools ${JSON.stringify(before.pools)}`);
+  say(
+    `baseline: operator RSS ${mib(baselineRss)} (idle, after warm-up); ${Object.keys(before.localPvsByDisk).length} Local PVs, pools ${JSON.stringify(before.pools)}`,
+  );
 
   // ---- churn ------------------------------------------------------------------------------------
   const start = Date.now();
@@ -207,7 +247,11 @@ async function churn(world: ChurnWorld): Promise<number> {
     const victims = [...world.nodes.map((n) => n.daemon), world.controller];
     let bag: typeof victims = [];
     const draw = () => {
-      if (bag.length === 0) bag = [...victims].map((v) => [rngKills(), v] as const).sort((a, b) => a[0] - b[0]).map(([, v]) => v);
+      if (bag.length === 0)
+        bag = [...victims]
+          .map((v) => [rngKills(), v] as const)
+          .sort((a, b) => a[0] - b[0])
+          .map(([, v]) => v);
       return bag.shift()!;
     };
     while (Date.now() < deadline) {
@@ -218,14 +262,18 @@ async function churn(world: ChurnWorld): Promise<number> {
       if (victim === world.operator) operatorKilled = true;
       else next = Date.now() + RESTART_EVERY_MS * (0.5 + rngKills());
       const down = Math.round(rngKills() * 3_000);
-      kills.push(`${((Date.now() - start) / 1000).toFixed(0).padStart(4)} s  kill -9 ${victim.name} (pid ${victim.pid}), restarted ${(down / 1000).toFixed(1)} s later`);
+      kills.push(
+        `${((Date.now() - start) / 1000).toFixed(0).padStart(4)} s  kill -9 ${victim.name} (pid ${victim.pid}), restarted ${(down / 1000).toFixed(1)} s later`,
+      );
       await victim.restart(down);
     }
   })();
   const tasks = new Set<Promise<void>>();
   const errors: string[] = [];
   let started = 0;
-  say(`churn: at most ${MAX_LIVE} claims at once (Local at most one per local disk: ${world.localDisks.length}), ${MAX_CLAIMS} in all; a kill every ~${RESTART_EVERY_MS / 1000} s`);
+  say(
+    `churn: at most ${MAX_LIVE} claims at once (Local at most one per local disk: ${world.localDisks.length}), ${MAX_CLAIMS} in all; a kill every ~${RESTART_EVERY_MS / 1000} s`,
+  );
   while (Date.now() < deadline && started < MAX_CLAIMS) {
     const room = { local: live.local < world.localDisks.length, dynamic: live.local + live.dynamic < MAX_LIVE };
     const kind: Kind | undefined = room.local && (rngClaims() < 0.3 || !room.dynamic) ? 'local' : room.dynamic ? 'dynamic' : undefined;
@@ -239,7 +287,9 @@ async function churn(world: ChurnWorld): Promise<number> {
     await sleep(SPAWN_GAP_MS);
   }
   const churnMs = Date.now() - start;
-  say(`churn over after ${(churnMs / 1000).toFixed(0)} s (${started} claims started); waiting for the ${tasks.size} claims still in flight`);
+  say(
+    `churn over after ${(churnMs / 1000).toFixed(0)} s (${started} claims started); waiting for the ${tasks.size} claims still in flight`,
+  );
   await killer;
   await Promise.all(tasks);
   clearInterval(sampler);
@@ -271,17 +321,26 @@ async function churn(world: ChurnWorld): Promise<number> {
   say('');
   say('  where the time went (p50 / p99 of each phase; quiet baseline p50 in brackets):');
   for (const [op, byPhase] of phases) {
-    const parts = [...byPhase].map(([name, ms]) => `${name} ${secs(percentile(ms, 50))} / ${secs(percentile(ms, 99))} [${secs(percentile(quietPhases.get(op)?.get(name) ?? [], 50))}]`);
+    const parts = [...byPhase].map(
+      ([name, ms]) =>
+        `${name} ${secs(percentile(ms, 50))} / ${secs(percentile(ms, 99))} [${secs(percentile(quietPhases.get(op)?.get(name) ?? [], 50))}]`,
+    );
     say(`    ${op.padEnd(15)} ${parts.join('  →  ')}`);
   }
   say('');
   say(`  restarts injected (kill -9): ${world.processes.map((p) => `${p.name} ${p.kills}`).join(', ')}`);
   for (const k of kills) say(`    ${k}`);
-  say(`  provisioner play: ${play.provisioned.size} provisioned, ${play.deleted.size} deleted; retried calls: ${[...play.retries].map(([w, n]) => `${w} ×${n}`).join('; ') || 'none'}`);
+  say(
+    `  provisioner play: ${play.provisioned.size} provisioned, ${play.deleted.size} deleted; retried calls: ${[...play.retries].map(([w, n]) => `${w} ×${n}`).join('; ') || 'none'}`,
+  );
   say('');
-  say(`  operator RSS   baseline ${mib(baselineRss)} (pid ${baselinePid}, idle after warm-up)   peak ${mib(peakRss)}   end ${mib(endRss)} (pid ${world.operator.pid}, idle after convergence)`);
+  say(
+    `  operator RSS   baseline ${mib(baselineRss)} (pid ${baselinePid}, idle after warm-up)   peak ${mib(peakRss)}   end ${mib(endRss)} (pid ${world.operator.pid}, idle after convergence)`,
+  );
   say(`  RSS end / baseline = ${ratio.toFixed(2)}× (tolerance ${RSS_TOLERANCE}×; peak / baseline ${(peakRss / baselineRss).toFixed(2)}×)`);
-  say(`  operator V8 heap in use (idle): baseline ${mib(baselineHeap)}, end ${mib(endHeap)} = ${(endHeap / baselineHeap).toFixed(2)}× (for reading the RSS ratio; not a verdict)`);
+  say(
+    `  operator V8 heap in use (idle): baseline ${mib(baselineHeap)}, end ${mib(endHeap)} = ${(endHeap / baselineHeap).toFixed(2)}× (for reading the RSS ratio; not a verdict)`,
+  );
   say(`  leaks: ${leaks.length === 0 ? 'none — cluster and hosts back to the baseline' : ''}`);
   for (const l of leaks) say(`    LEAK ${l}`);
   for (const e of errors) say(`    ERROR ${e}`);
@@ -306,18 +365,31 @@ async function until<T>(probe: () => T | undefined, timeoutMs: number): Promise<
  */
 async function settledPicture(world: ChurnWorld, baseline?: Picture): Promise<Picture> {
   let last = '';
-  return waitFor('the cluster and hosts to converge', async () => {
-    const pods = (await world.admin.list(PODS, { namespace: NAMESPACE })).items.length;
-    const pvcs = (await world.admin.list(PERSISTENT_VOLUME_CLAIMS, { namespace: NAMESPACE })).items.length;
-    const p = await world.picture();
-    const localReady = world.localDisks.every((d) => p.localPvsByDisk[d] === 'Available') && Object.keys(p.localPvsByDisk).length === world.localDisks.length;
-    const quiet = pods === 0 && pvcs === 0 && localReady && p.dynamicPvs.length === 0 && p.poolVolumes.length === 0 && (!baseline || diff(baseline, p).length === 0);
-    const now = JSON.stringify(p);
-    const same = now === last;
-    last = now;
-    if (!quiet || !same) throw new Error(`pods ${pods}, claims ${pvcs}; ${baseline ? diff(baseline, p).join('; ') : now}`);
-    return p;
-  }, CONVERGE_MS, 3_000);
+  return waitFor(
+    'the cluster and hosts to converge',
+    async () => {
+      const pods = (await world.admin.list(PODS, { namespace: NAMESPACE })).items.length;
+      const pvcs = (await world.admin.list(PERSISTENT_VOLUME_CLAIMS, { namespace: NAMESPACE })).items.length;
+      const p = await world.picture();
+      const localReady =
+        world.localDisks.every((d) => p.localPvsByDisk[d] === 'Available') &&
+        Object.keys(p.localPvsByDisk).length === world.localDisks.length;
+      const quiet =
+        pods === 0 &&
+        pvcs === 0 &&
+        localReady &&
+        p.dynamicPvs.length === 0 &&
+        p.poolVolumes.length === 0 &&
+        (!baseline || diff(baseline, p).length === 0);
+      const now = JSON.stringify(p);
+      const same = now === last;
+      last = now;
+      if (!quiet || !same) throw new Error(`pods ${pods}, claims ${pvcs}; ${baseline ? diff(baseline, p).join('; ') : now}`);
+      return p;
+    },
+    CONVERGE_MS,
+    3_000,
+  );
 }
 
 /**
@@ -337,7 +409,10 @@ async function idleMemory(world: ChurnWorld): Promise<{ rss: number; heap: numbe
 
 async function heapUsed(url: string): Promise<number> {
   // An operator that does not answer (restarting) has no figure this time: 0, as for no match.
-  const text = await fetch(url).then((r) => r.text(), () => '');
+  const text = await fetch(url).then(
+    (r) => r.text(),
+    () => '',
+  );
   const m = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
   return m ? Number(m[1]) : NaN;
 }

@@ -75,17 +75,31 @@ async function main(): Promise<void> {
     });
     const disks = nodes.flatMap((node) => Array.from({ length: DISKS_PER_NODE }, (_, d) => ({ node, name: `${node}-d${d}` })));
     await forEachLimit(disks, 32, async ({ node, name }) => {
-      await admin.apply(NODE_DISKS, {
-        apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk',
-        metadata: { name, labels: { 'stowage.dev/node': node, 'stowage.dev/media': 'ssd' } },
-        spec: { nodeName: node, devicePath: `/dev/disk/by-id/bench-${name}` },
-      }, { fieldManager: 'stowage-node' });
-      await admin.apply(NODE_DISKS, { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name }, status: agentStatus(false) }, { fieldManager: 'stowage-node', subresource: 'status' });
+      await admin.apply(
+        NODE_DISKS,
+        {
+          apiVersion: 'stowage.dev/v1alpha1',
+          kind: 'NodeDisk',
+          metadata: { name, labels: { 'stowage.dev/node': node, 'stowage.dev/media': 'ssd' } },
+          spec: { nodeName: node, devicePath: `/dev/disk/by-id/bench-${name}` },
+        },
+        { fieldManager: 'stowage-node' },
+      );
+      await admin.apply(
+        NODE_DISKS,
+        { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name }, status: agentStatus(false) },
+        { fieldManager: 'stowage-node', subresource: 'status' },
+      );
     });
 
     // ---- baseline (first round) ---------------------------------------------------------------
     const baseline = async (waitAvailable: boolean): Promise<{ ms: number; availableMs: number; rate: string }> => {
-      const direct = new Informer<PersistentVolume>({ client: admin, resource: PERSISTENT_VOLUMES, labelSelector: 'app.kubernetes.io/managed-by=bench', resyncMs: 0 });
+      const direct = new Informer<PersistentVolume>({
+        client: admin,
+        resource: PERSISTENT_VOLUMES,
+        labelSelector: 'app.kubernetes.io/managed-by=bench',
+        resyncMs: 0,
+      });
       const rate = rateRecorder(direct);
       const directPvs = new Map(disks.map(({ node, name }) => [name, directPv(name, node, nodes.indexOf(node) % POOLS_N)]));
       direct.start();
@@ -96,7 +110,12 @@ async function main(): Promise<void> {
         await admin.create(PERSISTENT_VOLUMES, directPvs.get(name)!, { fieldManager: 'bench' });
       });
       const ms = Date.now() - started;
-      if (waitAvailable) await until(() => direct.list().filter((pv) => pv.status?.phase === 'Available').length === total, 'direct PVs Available', 30 * 60_000);
+      if (waitAvailable)
+        await until(
+          () => direct.list().filter((pv) => pv.status?.phase === 'Available').length === total,
+          'direct PVs Available',
+          30 * 60_000,
+        );
       const availableMs = Date.now() - started;
       await direct.stop();
       // Setup: without kubernetes.io/pv-protection the PVs go at once, and the controller-manager
@@ -109,8 +128,12 @@ async function main(): Promise<void> {
     };
     say(`baseline: a minimal client creates ${total} PVs directly (${CLIENT_CONCURRENCY} in flight)`);
     const first = await baseline(!QUICK);
-    say(`  baseline: every PV exists after ${seconds(first.ms)} (${Math.round((total * 1000) / first.ms)} PVs/s)` +
-      (QUICK ? '' : `; every PV Available after ${seconds(first.availableMs)} (kube-controller-manager updates PV phases at its default 20 QPS)`));
+    say(
+      `  baseline: every PV exists after ${seconds(first.ms)} (${Math.round((total * 1000) / first.ms)} PVs/s)` +
+        (QUICK
+          ? ''
+          : `; every PV Available after ${seconds(first.availableMs)} (kube-controller-manager updates PV phases at its default 20 QPS)`),
+    );
 
     // ---- full flow ---------------------------------------------------------------------------
     const watch = await watchWorld(admin);
@@ -118,9 +141,27 @@ async function main(): Promise<void> {
     const agent = simulateAgents(admin, watch.disks);
     const port = await freePort();
     const startOperator = (): ReturnType<typeof spawn> =>
-      spawn(process.execPath, [...(process.env.BENCH_OPERATOR_NODE_ARGS ?? '').split(' ').filter(Boolean), CLI, 'operator', '--kubeconfig', cp.kubeconfigPath, '--metrics-bind-address', `127.0.0.1:${port}`,
-        '--health-probe-bind-address', '0', '--resync-period', String(RESYNC_SECONDS), ...(process.env.BENCH_OPERATOR_ARGS ?? '').split(' ').filter(Boolean)],
-        { stdio: ['ignore', openSync(OPERATOR_LOG, 'a'), 'inherit'], env: { ...process.env, STOWAGE_LOG_LEVEL: process.env.STOWAGE_LOG_LEVEL ?? 'warn' } });
+      spawn(
+        process.execPath,
+        [
+          ...(process.env.BENCH_OPERATOR_NODE_ARGS ?? '').split(' ').filter(Boolean),
+          CLI,
+          'operator',
+          '--kubeconfig',
+          cp.kubeconfigPath,
+          '--metrics-bind-address',
+          `127.0.0.1:${port}`,
+          '--health-probe-bind-address',
+          '0',
+          '--resync-period',
+          String(RESYNC_SECONDS),
+          ...(process.env.BENCH_OPERATOR_ARGS ?? '').split(' ').filter(Boolean),
+        ],
+        {
+          stdio: ['ignore', openSync(OPERATOR_LOG, 'a'), 'inherit'],
+          env: { ...process.env, STOWAGE_LOG_LEVEL: process.env.STOWAGE_LOG_LEVEL ?? 'warn' },
+        },
+      );
     const stopOperator = async (): Promise<void> => {
       operator!.kill('SIGTERM');
       await new Promise((r) => operator!.once('exit', r));
@@ -128,25 +169,46 @@ async function main(): Promise<void> {
     if (QUICK) {
       say('BENCH_QUICK: writing the claimed, prepared state directly instead of the full flow');
       agent.stop();
-      await forEachLimit(Array.from({ length: POOLS_N }, (_, i) => i), 8, async (i) => {
-        await admin.apply(STORAGE_POOLS, pool(i), { fieldManager: 'bench' });
-      });
+      await forEachLimit(
+        Array.from({ length: POOLS_N }, (_, i) => i),
+        8,
+        async (i) => {
+          await admin.apply(STORAGE_POOLS, pool(i), { fieldManager: 'bench' });
+        },
+      );
       await forEachLimit(disks, 32, async ({ node, name }) => {
         const claim = { pool: `bench-pool-${nodes.indexOf(node) % POOLS_N}`, mode: 'Local', volumeMode: 'Filesystem', fsType: 'ext4' };
-        await admin.apply(NODE_DISKS, { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name, labels: { 'stowage.dev/pool': claim.pool } }, spec: { claim } },
-          { fieldManager: 'stowage-operator' });
-        await admin.apply(NODE_DISKS, { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name }, status: agentStatus(true, name) },
-          { fieldManager: 'stowage-node', subresource: 'status' });
+        await admin.apply(
+          NODE_DISKS,
+          {
+            apiVersion: 'stowage.dev/v1alpha1',
+            kind: 'NodeDisk',
+            metadata: { name, labels: { 'stowage.dev/pool': claim.pool } },
+            spec: { claim },
+          },
+          { fieldManager: 'stowage-operator' },
+        );
+        await admin.apply(
+          NODE_DISKS,
+          { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name }, status: agentStatus(true, name) },
+          { fieldManager: 'stowage-node', subresource: 'status' },
+        );
       });
     } else {
       operator = startOperator();
       const fullStart = Date.now();
-      await forEachLimit(Array.from({ length: POOLS_N }, (_, i) => i), 8, async (i) => {
-        await admin.apply(STORAGE_POOLS, pool(i), { fieldManager: 'bench' });
-      });
+      await forEachLimit(
+        Array.from({ length: POOLS_N }, (_, i) => i),
+        8,
+        async (i) => {
+          await admin.apply(STORAGE_POOLS, pool(i), { fieldManager: 'bench' });
+        },
+      );
       await until(() => converged(watch, total), 'every PV created and every pool Ready', 30 * 60_000);
       const fullMs = Date.now() - fullStart;
-      say(`full flow (claim → simulated agent prepares → PV exists → every pool Ready): ${seconds(fullMs)}; ratio to baseline ${(fullMs / first.ms).toFixed(2)}`);
+      say(
+        `full flow (claim → simulated agent prepares → PV exists → every pool Ready): ${seconds(fullMs)}; ratio to baseline ${(fullMs / first.ms).toFixed(2)}`,
+      );
       await until(() => allAvailable(watch, total), 'every PV Available', 30 * 60_000);
       agent.stop();
       await stopOperator();
@@ -175,18 +237,24 @@ async function main(): Promise<void> {
       const restartMs = Date.now() - restartStart;
       restartCalls = await requestsSoFar(port);
       ratios.push(restartMs / base.ms);
-      say(`  round ${round}: baseline ${seconds(base.ms)}, restart ${seconds(restartMs)} (first PV after ${seconds(await firstPv)}: process start, informers synced; ` +
-        `every PV after ${seconds(await allPvs)}); ratio ${(restartMs / base.ms).toFixed(2)}`);
+      say(
+        `  round ${round}: baseline ${seconds(base.ms)}, restart ${seconds(restartMs)} (first PV after ${seconds(await firstPv)}: process start, informers synced; ` +
+          `every PV after ${seconds(await allPvs)}); ratio ${(restartMs / base.ms).toFixed(2)}`,
+      );
       say(`    PVs per second — baseline: ${base.rate}; restart: ${restartRate.describe()}`);
       if (round === 1 && !QUICK) {
         await until(() => allAvailable(watch, total), 'every PV Available', 30 * 60_000);
         const availableMs = Date.now() - restartStart;
-        say(`  round 1: every PV Available after ${seconds(availableMs)}; ratio to the baseline's ${(availableMs / first.availableMs).toFixed(2)}`);
+        say(
+          `  round 1: every PV Available after ${seconds(availableMs)}; ratio to the baseline's ${(availableMs / first.availableMs).toFixed(2)}`,
+        );
       }
       if (round < ROUNDS) await stopOperator();
     }
     const median = [...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)];
-    say(`  HEADLINE ratio to baseline, median of ${ROUNDS} rounds: ${median.toFixed(2)} (target ≤ 1.5; rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})`);
+    say(
+      `  HEADLINE ratio to baseline, median of ${ROUNDS} rounds: ${median.toFixed(2)} (target ≤ 1.5; rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})`,
+    );
     say(`  the operator's API requests in the last round: ${describeCalls(restartCalls)}`);
 
     // ---- resync writes ------------------------------------------------------------------------
@@ -204,7 +272,9 @@ async function main(): Promise<void> {
     const after = writesOf(await requestsSoFar(port));
     const diff = [...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const).filter(([, v]) => v > 0);
     const writes = diff.reduce((a, [, v]) => a + v, 0);
-    say(`API writes during ${RESYNC_SECONDS * 2 + 5} s of full resyncs (every ${RESYNC_SECONDS} s) after convergence: ${writes} (target 0)${diff.length ? ` — ${diff.map(([k, v]) => `${k}: ${v}`).join(', ')}` : ''}`);
+    say(
+      `API writes during ${RESYNC_SECONDS * 2 + 5} s of full resyncs (every ${RESYNC_SECONDS} s) after convergence: ${writes} (target 0)${diff.length ? ` — ${diff.map(([k, v]) => `${k}: ${v}`).join(', ')}` : ''}`,
+    );
 
     const { rssMb, cpuSeconds } = processUsage(operator!.pid!);
     say(`operator process: peak RSS ${rssMb.toFixed(0)} MB (target ≤ 250 MB), CPU ${cpuSeconds.toFixed(1)} s since the restart`);
@@ -221,8 +291,13 @@ async function main(): Promise<void> {
 
 function pool(i: number): Pool {
   return {
-    apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: `bench-pool-${i}` },
-    spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/media': 'ssd' } }, nodeSelector: { matchLabels: { [GROUP_LABEL]: `g${i}` } } } },
+    apiVersion: 'stowage.dev/v1alpha1',
+    kind: 'StoragePool',
+    metadata: { name: `bench-pool-${i}` },
+    spec: {
+      mode: 'Local',
+      disks: { selector: { matchLabels: { 'stowage.dev/media': 'ssd' } }, nodeSelector: { matchLabels: { [GROUP_LABEL]: `g${i}` } } },
+    },
   };
 }
 
@@ -230,10 +305,18 @@ function agentStatus(prepared: boolean, name = ''): NodeDisk['status'] {
   const t = '2026-01-01T00:00:00Z';
   const c = (type: string, status: 'True' | 'False', reason: string) => ({ type, status, reason, message: reason, lastTransitionTime: t });
   return {
-    kind: 'Disk', capacity: '1Ti', media: 'ssd',
-    ...(prepared ? { preparation: { path: `/var/lib/stowage/disks/${name}`, filesystem: 'ext4', uuid: `uuid-${name}` }, usage: { size: '1000Gi' } } : {}),
-    conditions: [c('Present', 'True', 'Found'), c('Eligible', prepared ? 'False' : 'True', prepared ? 'Claimed' : 'Blank'), c('Healthy', 'True', 'Passed'),
-      c('Prepared', prepared ? 'True' : 'False', prepared ? 'Mounted' : 'NotClaimed')],
+    kind: 'Disk',
+    capacity: '1Ti',
+    media: 'ssd',
+    ...(prepared
+      ? { preparation: { path: `/var/lib/stowage/disks/${name}`, filesystem: 'ext4', uuid: `uuid-${name}` }, usage: { size: '1000Gi' } }
+      : {}),
+    conditions: [
+      c('Present', 'True', 'Found'),
+      c('Eligible', prepared ? 'False' : 'True', prepared ? 'Claimed' : 'Blank'),
+      c('Healthy', 'True', 'Passed'),
+      c('Prepared', prepared ? 'True' : 'False', prepared ? 'Mounted' : 'NotClaimed'),
+    ],
   };
 }
 
@@ -245,17 +328,28 @@ function agentStatus(prepared: boolean, name = ''): NodeDisk['status'] {
 function directPv(disk: string, node: string, poolIndex: number): PersistentVolume {
   const claim = { pool: `bench-pool-${poolIndex}`, mode: 'Local' as const, volumeMode: 'Filesystem' as const, fsType: 'ext4' as const };
   const prepared = {
-    apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name: disk },
-    spec: { nodeName: node, devicePath: `/dev/disk/by-id/bench-${disk}`, claim }, status: agentStatus(true, disk),
+    apiVersion: 'stowage.dev/v1alpha1',
+    kind: 'NodeDisk',
+    metadata: { name: disk },
+    spec: { nodeName: node, devicePath: `/dev/disk/by-id/bench-${disk}`, claim },
+    status: agentStatus(true, disk),
   } as NodeDisk;
   const pv = renderLocalPv(withDefaults(pool(poolIndex)), prepared, node);
   if (!pv) throw new Error(`bench: the operator renders no PV for disk ${disk}`);
-  return { ...pv, metadata: { ...pv.metadata, name: `direct-${disk}`, labels: { ...pv.metadata.labels, 'app.kubernetes.io/managed-by': 'bench' } } };
+  return {
+    ...pv,
+    metadata: { ...pv.metadata, name: `direct-${disk}`, labels: { ...pv.metadata.labels, 'app.kubernetes.io/managed-by': 'bench' } },
+  };
 }
 
 async function watchWorld(client: KubeClient) {
   const disks = new Informer<Disk>({ client, resource: NODE_DISKS, resyncMs: 0 });
-  const volumes = new Informer<PersistentVolume>({ client, resource: PERSISTENT_VOLUMES, labelSelector: 'app.kubernetes.io/managed-by=stowage', resyncMs: 0 });
+  const volumes = new Informer<PersistentVolume>({
+    client,
+    resource: PERSISTENT_VOLUMES,
+    labelSelector: 'app.kubernetes.io/managed-by=stowage',
+    resyncMs: 0,
+  });
   const pools = new Informer<Pool>({ client, resource: STORAGE_POOLS, resyncMs: 0 });
   for (const i of [disks, volumes, pools]) i.start();
   await Promise.all([disks.waitForSync(), volumes.waitForSync(), pools.waitForSync()]);
@@ -285,8 +379,11 @@ function rateRecorder(informer: Informer<PersistentVolume>) {
 /** The issue's measure: every PV exists and every pool reports Ready=True. */
 function converged(w: Awaited<ReturnType<typeof watchWorld>>, total: number): boolean {
   const pools = w.pools.list();
-  return w.volumes.list().length === total && pools.length === POOLS_N &&
-    pools.every((p) => p.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True');
+  return (
+    w.volumes.list().length === total &&
+    pools.length === POOLS_N &&
+    pools.every((p) => p.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True')
+  );
 }
 
 /** Every PV Available (kube-controller-manager's part) and counted so by its pool. */
@@ -304,10 +401,17 @@ function simulateAgents(client: KubeClient, disks: Informer<Disk>) {
       const name = queue.shift()!;
       running += 1;
       // Up to 32 writes in flight; each one's own then/catch below counts it and starts the next.
-      void client.apply(NODE_DISKS, { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name }, status: agentStatus(true, name) },
-        { fieldManager: 'stowage-node', subresource: 'status' })
+      void client
+        .apply(
+          NODE_DISKS,
+          { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name }, status: agentStatus(true, name) },
+          { fieldManager: 'stowage-node', subresource: 'status' },
+        )
         .catch(() => done.delete(name))
-        .finally(() => { running -= 1; pump(); });
+        .finally(() => {
+          running -= 1;
+          pump();
+        });
     }
   };
   const seen = (d: Disk): void => {
@@ -338,7 +442,10 @@ function writesOf(calls: Map<string, number>): Map<string, number> {
 }
 
 function describeCalls(calls: Map<string, number>): string {
-  return [...calls].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
+  return [...calls]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
 }
 
 function processUsage(pid: number): { rssMb: number; cpuSeconds: number } {

@@ -39,18 +39,41 @@ const ratio = (a: readonly number[], b: readonly number[]): string =>
   `p50 ${(percentile(a, 50) / percentile(b, 50)).toFixed(1)}x, p99 ${(percentile(a, 99) / percentile(b, 99)).toFixed(1)}x`;
 
 async function benchMode(fx: DynamicPoolFixture, mode: VolumeMode): Promise<void> {
-  const cap = mode === 'Block' ? { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } } : { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
-  const source = (await call(fx.controllerClient, 'CreateVolume', {
-    name: `bench-src-${mode}`, capacity_range: { required_bytes: String(GiB) }, volume_capabilities: [cap], parameters: { pool: fx.pool },
-  }, 120_000)).volume;
+  const cap =
+    mode === 'Block'
+      ? { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } }
+      : { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
+  const source = (
+    await call(
+      fx.controllerClient,
+      'CreateVolume',
+      {
+        name: `bench-src-${mode}`,
+        capacity_range: { required_bytes: String(GiB) },
+        volume_capabilities: [cap],
+        parameters: { pool: fx.pool },
+      },
+      120_000,
+    )
+  ).volume;
   const path = (await fx.poolVolumes()).find((v) => v.metadata.name === source.volume_id)!.status!.path!;
   const target = mode === 'Block' ? path : `${path}/data`;
   await run('dd', ['if=/dev/urandom', `of=${target}`, 'bs=1M', `count=${DATA_MIB}`, 'conv=notrunc,fsync', 'status=none']);
   const mnt = fx.engine.mountPointOf(fx.pool);
 
   // Baseline: the engine alone, on the node.
-  const engineSnap = await timed(ITERATIONS, (i) => snapshots.ensureSnapshot(mnt, `base-snap-${mode.toLowerCase()}-${i}`, source.volume_id, mode));
-  const engineRestore = await timed(ITERATIONS, (i) => snapshots.ensureRestoredVolume(mnt, `base-vol-${mode.toLowerCase()}-${i}`, mode, { snapshot: `base-snap-${mode.toLowerCase()}-${i}` }, BigInt(GiB)));
+  const engineSnap = await timed(ITERATIONS, (i) =>
+    snapshots.ensureSnapshot(mnt, `base-snap-${mode.toLowerCase()}-${i}`, source.volume_id, mode),
+  );
+  const engineRestore = await timed(ITERATIONS, (i) =>
+    snapshots.ensureRestoredVolume(
+      mnt,
+      `base-vol-${mode.toLowerCase()}-${i}`,
+      mode,
+      { snapshot: `base-snap-${mode.toLowerCase()}-${i}` },
+      BigInt(GiB),
+    ),
+  );
   for (let i = 0; i < ITERATIONS; i++) {
     await fx.engine.removeVolume(fx.pool, `base-vol-${mode.toLowerCase()}-${i}`, mode);
     await snapshots.removeSnapshot(mnt, `base-snap-${mode.toLowerCase()}-${i}`, mode);
@@ -59,16 +82,28 @@ async function benchMode(fx: DynamicPoolFixture, mode: VolumeMode): Promise<void
   // Through the CSI controller, the API server and the node daemon.
   const ids: string[] = [];
   const csiSnap = await timed(ITERATIONS, async (i) => {
-    const snap = (await call(fx.controllerClient, 'CreateSnapshot', { name: `bench-snap-${mode}-${i}`, source_volume_id: source.volume_id }, 120_000)).snapshot;
+    const snap = (
+      await call(fx.controllerClient, 'CreateSnapshot', { name: `bench-snap-${mode}-${i}`, source_volume_id: source.volume_id }, 120_000)
+    ).snapshot;
     if (!snap.ready_to_use) throw new Error('CreateSnapshot returned a snapshot not ready to use');
     ids.push(snap.snapshot_id);
   });
   const restored: string[] = [];
   const csiRestore = await timed(ITERATIONS, async (i) => {
-    const vol = (await call(fx.controllerClient, 'CreateVolume', {
-      name: `bench-restore-${mode}-${i}`, capacity_range: { required_bytes: String(GiB) }, volume_capabilities: [cap], parameters: { pool: fx.pool },
-      volume_content_source: { snapshot: { snapshot_id: ids[i] } },
-    }, 120_000)).volume;
+    const vol = (
+      await call(
+        fx.controllerClient,
+        'CreateVolume',
+        {
+          name: `bench-restore-${mode}-${i}`,
+          capacity_range: { required_bytes: String(GiB) },
+          volume_capabilities: [cap],
+          parameters: { pool: fx.pool },
+          volume_content_source: { snapshot: { snapshot_id: ids[i] } },
+        },
+        120_000,
+      )
+    ).volume;
     restored.push(vol.volume_id);
   });
   const deleteSnap = await timed(ITERATIONS, async (i) => {
@@ -81,7 +116,9 @@ async function benchMode(fx: DynamicPoolFixture, mode: VolumeMode): Promise<void
   process.stdout.write(`${row('engine alone: snapshot (baseline)', engineSnap)}\n`);
   process.stdout.write(`${row('CSI CreateSnapshot to ready_to_use', csiSnap)}   ${ratio(csiSnap, engineSnap)} of the baseline\n`);
   process.stdout.write(`${row('engine alone: restore (baseline)', engineRestore)}\n`);
-  process.stdout.write(`${row('CSI CreateVolume from snapshot to Ready', csiRestore)}   ${ratio(csiRestore, engineRestore)} of the baseline\n`);
+  process.stdout.write(
+    `${row('CSI CreateVolume from snapshot to Ready', csiRestore)}   ${ratio(csiRestore, engineRestore)} of the baseline\n`,
+  );
   process.stdout.write(`${row('CSI DeleteVolume + DeleteSnapshot (data gone)', deleteSnap)}\n`);
 }
 
@@ -99,4 +136,3 @@ async function main(): Promise<void> {
 }
 
 await main();
-

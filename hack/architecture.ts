@@ -40,13 +40,18 @@ export async function cruiseProject(baseDir = REPO, dirs: readonly string[] = ['
   const options = await extractDepcruiseOptions(join(REPO, '.dependency-cruiser.cjs'));
   const tsConfig = baseDir === REPO ? extractTSConfig(join(REPO, 'tsconfig.json')) : undefined;
   const { tsConfig: _ignored, ...rest } = options as typeof options & { tsConfig?: unknown };
-  const out = await cruise([...dirs], { ...rest, baseDir, ...(tsConfig ? { tsConfig: { fileName: join(REPO, 'tsconfig.json') } } : {}) }, undefined, { tsConfig });
+  const out = await cruise(
+    [...dirs],
+    { ...rest, baseDir, ...(tsConfig ? { tsConfig: { fileName: join(REPO, 'tsconfig.json') } } : {}) },
+    undefined,
+    { tsConfig },
+  );
   return out.output as ICruiseResult;
 }
 
 /** One line per broken rule: `rule: from → to (why)`. */
 export function describeViolations(result: ICruiseResult): string[] {
-  return (result.summary.violations).map((v) => {
+  return result.summary.violations.map((v) => {
     const path = v.cycle?.length ? v.cycle.map((c) => (typeof c === 'string' ? c : c.name)).join(' → ') : `${v.from} → ${v.to}`;
     return `${v.rule.name}: ${path}`;
   });
@@ -99,7 +104,8 @@ export function renderGeneratedBlock(result: ICruiseResult): string {
 export function withGeneratedBlock(doc: string, block: string): string {
   const start = doc.indexOf(BEGIN);
   const end = doc.indexOf(END);
-  if (start < 0 || end < start) throw new Error(`docs/architecture.md has no generated block: put the lines "${BEGIN}" and "${END}" where the graph goes`);
+  if (start < 0 || end < start)
+    throw new Error(`docs/architecture.md has no generated block: put the lines "${BEGIN}" and "${END}" where the graph goes`);
   return doc.slice(0, start) + block + doc.slice(end + END.length);
 }
 
@@ -108,11 +114,15 @@ async function main(mode: string | undefined): Promise<void> {
   const problems = describeViolations(result);
   if (mode === 'check') {
     if (problems.length > 0) {
-      console.error(`Layering check failed: ${problems.length} import(s) break the rules in .dependency-cruiser.cjs (see docs/architecture.md):`);
+      console.error(
+        `Layering check failed: ${problems.length} import(s) break the rules in .dependency-cruiser.cjs (see docs/architecture.md):`,
+      );
       for (const p of problems) console.error(`  ${p}`);
       process.exit(1);
     }
-    console.log(`Layering check: ${result.summary.totalCruised} modules, ${result.summary.totalDependenciesCruised} imports, no violations.`);
+    console.log(
+      `Layering check: ${result.summary.totalCruised} modules, ${result.summary.totalDependenciesCruised} imports, no violations.`,
+    );
     return;
   }
   if (mode === 'write') {

@@ -22,7 +22,9 @@ if (!readFileSync(TARGET, 'utf8').startsWith(MARKER)) {
     target: 'node26',
     // client-node and its dependencies are CommonJS and call require() for Node's built-ins; an
     // ES module has no require of its own.
-    banner: { js: `${MARKER}\nimport { createRequire as __bundleCreateRequire } from 'node:module';\nconst require = __bundleCreateRequire(import.meta.url);` },
+    banner: {
+      js: `${MARKER}\nimport { createRequire as __bundleCreateRequire } from 'node:module';\nconst require = __bundleCreateRequire(import.meta.url);`,
+    },
     logLevel: 'warning',
   });
   // tsc's source map described the re-export, not the bundle.

@@ -31,7 +31,10 @@ function swallows(fn) {
     const names = fn.params.filter((p) => p.type === 'Identifier').map((p) => p.name);
     if (names.some((n) => mentions(fn.body, n))) return false;
   }
-  return !contains(fn.body, (n) => n.type === 'CallExpression' || n.type === 'NewExpression' || n.type === 'ThrowStatement' || n.type === 'AwaitExpression');
+  return !contains(
+    fn.body,
+    (n) => n.type === 'CallExpression' || n.type === 'NewExpression' || n.type === 'ThrowStatement' || n.type === 'AwaitExpression',
+  );
 }
 
 /** @param {Node} node @param {(n: Node) => boolean} test @returns {boolean} */
@@ -80,7 +83,8 @@ const CLEANUP_NAME = /^(teardown|tearDown|cleanup|cleanUp|stop|close|dispose|des
 function functionName(fn) {
   if (fn.type === 'FunctionDeclaration' && fn.id) return fn.id.name;
   const parent = fn.parent;
-  if (parent?.type === 'MethodDefinition' || parent?.type === 'Property') return parent.key.type === 'Identifier' ? parent.key.name : undefined;
+  if (parent?.type === 'MethodDefinition' || parent?.type === 'Property')
+    return parent.key.type === 'Identifier' ? parent.key.name : undefined;
   if (parent?.type === 'VariableDeclarator' && parent.id.type === 'Identifier') return parent.id.name;
   return undefined;
 }
@@ -94,7 +98,13 @@ function inCleanup(node) {
     const parent = n.parent;
     if (/Function/.test(n.type) && CLEANUP_NAME.test(functionName(n) ?? '')) return true;
     if (parent.type === 'TryStatement' && parent.finalizer === n) return true;
-    if (parent.type === 'CallExpression' && parent.callee.type === 'Identifier' && HOOKS.has(parent.callee.name) && parent.arguments.includes(n)) return true;
+    if (
+      parent.type === 'CallExpression' &&
+      parent.callee.type === 'Identifier' &&
+      HOOKS.has(parent.callee.name) &&
+      parent.arguments.includes(n)
+    )
+      return true;
   }
   return false;
 }
@@ -122,7 +132,8 @@ const explainedSwallow = {
     type: 'problem',
     docs: { description: 'A swallowed rejection or a deliberately floating promise carries a comment saying why' },
     messages: {
-      catch: 'This handler drops the rejection without a word: log what failed and why it is safe to go on, turn it into a condition or event, or add a comment saying why silence is right.',
+      catch:
+        'This handler drops the rejection without a word: log what failed and why it is safe to go on, turn it into a condition or event, or add a comment saying why silence is right.',
       void: 'This promise floats on purpose (`void`): add a comment saying why nobody awaits it and what handles its rejection.',
     },
     schema: [{ type: 'object', properties: { cleanup: { type: 'boolean' } }, additionalProperties: false }],
@@ -135,7 +146,8 @@ const explainedSwallow = {
         const method = node.callee.property.name;
         const handler = method === 'catch' ? node.arguments[0] : method === 'then' ? node.arguments[1] : undefined;
         if (!handler || !swallows(handler) || (cleanup && inCleanup(node))) return;
-        if (!explained(context, node, node.callee.property.loc.start.line, handler.loc.end.line)) context.report({ node: handler, messageId: 'catch' });
+        if (!explained(context, node, node.callee.property.loc.start.line, handler.loc.end.line))
+          context.report({ node: handler, messageId: 'catch' });
       },
       UnaryExpression(node) {
         if (node.operator !== 'void' || handled(node.argument) || !isPromise(context, node.argument)) return;

@@ -74,7 +74,9 @@ async function main(): Promise<void> {
       if (cp && client) {
         say(`deleting the demo pool ${DEMO_POOL}; the operator releases its disks and the agents unmount and erase them`);
         await client.delete(STORAGE_POOLS, DEMO_POOL).catch(() => undefined);
-        await waitUntil('the demo pool is gone', async () => !(await client!.getIfExists(STORAGE_POOLS, DEMO_POOL)), 30_000).catch((err) => say(String(err)));
+        await waitUntil('the demo pool is gone', async () => !(await client!.getIfExists(STORAGE_POOLS, DEMO_POOL)), 30_000).catch((err) =>
+          say(String(err)),
+        );
       }
       say('stopping the node agents and the operator');
       await terminate(agents);
@@ -91,7 +93,8 @@ async function main(): Promise<void> {
       if (cp && client) {
         const disks = await client.list(NODE_DISKS).catch(() => ({ items: [] as KubeObject[] }));
         for (const d of disks.items) {
-          if (DEMO_NODES.includes(String((d as { spec?: { nodeName?: string } }).spec?.nodeName))) await client.delete(NODE_DISKS, d.metadata.name!).catch(() => undefined);
+          if (DEMO_NODES.includes(String((d as { spec?: { nodeName?: string } }).spec?.nodeName)))
+            await client.delete(NODE_DISKS, d.metadata.name!).catch(() => undefined);
         }
         for (const n of DEMO_NODES) await client.delete(NODES, n).catch(() => undefined);
       }
@@ -112,11 +115,19 @@ async function main(): Promise<void> {
     say('installing the CRDs (server-side apply)');
     await installCrds(client, FIELD_MANAGER);
     // The operator's namespace, where it keeps the driver stack (the install creates it in a cluster).
-    if (!(await client.getIfExists(NAMESPACES, OPERATOR_NAMESPACE))) await client.create(NAMESPACES, { metadata: { name: OPERATOR_NAMESPACE } });
+    if (!(await client.getIfExists(NAMESPACES, OPERATOR_NAMESPACE)))
+      await client.create(NAMESPACES, { metadata: { name: OPERATOR_NAMESPACE } });
     mkdirSync(path.join(ROOT, '.stowage'), { recursive: true });
 
     say('starting the operator (logs: .stowage/operator.log)');
-    const args = [path.join(ROOT, 'dist/src/cli/main.js'), 'operator', '--metrics-bind-address', '127.0.0.1:8080', '--health-probe-bind-address', '127.0.0.1:8081'];
+    const args = [
+      path.join(ROOT, 'dist/src/cli/main.js'),
+      'operator',
+      '--metrics-bind-address',
+      '127.0.0.1:8080',
+      '--health-probe-bind-address',
+      '127.0.0.1:8081',
+    ];
     if (kubeconfig) args.push('--kubeconfig', kubeconfig);
     const logFd = openSync(path.join(ROOT, '.stowage', 'operator.log'), 'a');
     const operator = spawnChild(args, { stdio: ['ignore', logFd, logFd] });
@@ -137,7 +148,16 @@ async function main(): Promise<void> {
         const disks: LoopDevice[] = [];
         for (let i = 0; i < DISKS_PER_NODE; i++) disks.push(await loops.create(DISK_BYTES));
         say(`node ${node}: disks ${disks.map((d) => d.device).join(', ')}; agent log .stowage/agent-${node}.log`);
-        const agentArgs = [path.join(ROOT, 'dist/src/cli/main.js'), 'node', '--kubeconfig', kubeconfig!, '--root', path.join(demoRoot, node), '--discovery-interval', '10'];
+        const agentArgs = [
+          path.join(ROOT, 'dist/src/cli/main.js'),
+          'node',
+          '--kubeconfig',
+          kubeconfig!,
+          '--root',
+          path.join(demoRoot, node),
+          '--discovery-interval',
+          '10',
+        ];
         for (const d of disks) agentArgs.push('--allow-device', d.device);
         const fd = openSync(path.join(ROOT, '.stowage', `agent-${node}.log`), 'a');
         const agent = spawnChild(agentArgs, { stdio: ['ignore', fd, fd], env: { ...process.env, NODE_NAME: node } });
@@ -147,7 +167,7 @@ async function main(): Promise<void> {
         });
       }
     } else {
-      say('on your own cluster the node agents run as the operator\'s DaemonSet; the demo starts none');
+      say("on your own cluster the node agents run as the operator's DaemonSet; the demo starts none");
     }
 
     const samples = [...loadSamples(path.join(ROOT, 'samples')), ...(cp ? [demoPool] : [])];
@@ -158,11 +178,20 @@ async function main(): Promise<void> {
       return pools.items.length >= samples.length && pools.items.every((p) => p.status?.observedGeneration === p.metadata.generation);
     });
     if (cp) {
-      await waitUntil('the demo disks are prepared', async () => {
-        const disks = await client!.list<KubeObject & { spec?: { nodeName?: string }; status?: { conditions?: Array<{ type: string; status: string }> } }>(NODE_DISKS);
-        const demo = disks.items.filter((d) => DEMO_NODES.includes(d.spec?.nodeName ?? ''));
-        return demo.length === DEMO_NODES.length * DISKS_PER_NODE && demo.every((d) => d.status?.conditions?.some((c) => c.type === 'Prepared' && c.status === 'True'));
-      }, 120_000).catch((err) => say(`${String(err)} — see the agent logs`));
+      await waitUntil(
+        'the demo disks are prepared',
+        async () => {
+          const disks = await client!.list<
+            KubeObject & { spec?: { nodeName?: string }; status?: { conditions?: Array<{ type: string; status: string }> } }
+          >(NODE_DISKS);
+          const demo = disks.items.filter((d) => DEMO_NODES.includes(d.spec?.nodeName ?? ''));
+          return (
+            demo.length === DEMO_NODES.length * DISKS_PER_NODE &&
+            demo.every((d) => d.status?.conditions?.some((c) => c.type === 'Prepared' && c.status === 'True'))
+          );
+        },
+        120_000,
+      ).catch((err) => say(`${String(err)} — see the agent logs`));
     }
 
     const kc = kubeconfig ? ['--kubeconfig', kubeconfig] : [];
@@ -186,19 +215,26 @@ async function main(): Promise<void> {
 
 async function terminate(children: ChildProcess[]): Promise<void> {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-  await Promise.all(children.map((c) => new Promise((resolve) => {
-    if (c.exitCode !== null || c.signalCode !== null) return resolve(null);
-    const t = setTimeout(() => c.kill('SIGKILL'), 15_000);
-    c.once('exit', () => {
-      clearTimeout(t);
-      resolve(null);
-    });
-  })));
+  await Promise.all(
+    children.map(
+      (c) =>
+        new Promise((resolve) => {
+          if (c.exitCode !== null || c.signalCode !== null) return resolve(null);
+          const t = setTimeout(() => c.kill('SIGKILL'), 15_000);
+          c.once('exit', () => {
+            clearTimeout(t);
+            resolve(null);
+          });
+        }),
+    ),
+  );
 }
 
 function loadSamples(dir: string): KubeObject[] {
   const objects: KubeObject[] = [];
-  for (const file of readdirSync(dir).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml').sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml')
+    .sort()) {
     for (const doc of parseAllDocuments(readFileSync(path.join(dir, file), 'utf8'))) {
       const obj = doc.toJS() as KubeObject | null;
       if (obj?.kind === 'StoragePool') objects.push(obj);
@@ -221,7 +257,11 @@ function run(cmd: string, args: string[]): Promise<void> {
 }
 
 function runQuiet(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve) => spawn(cmd, args, { stdio: 'ignore' }).once('exit', () => resolve()).once('error', () => resolve()));
+  return new Promise((resolve) =>
+    spawn(cmd, args, { stdio: 'ignore' })
+      .once('exit', () => resolve())
+      .once('error', () => resolve()),
+  );
 }
 
 // main() catches, prints and exits on its own failure.

@@ -27,7 +27,10 @@ export function parsePackageList(text: string, file = 'the package list'): Debia
   text.split('\n').forEach((line, i) => {
     const fields = line.trim().split(/\s+/).filter(Boolean);
     if (fields.length === 0) return;
-    if (fields.length < 2 || fields.length > 3) throw new Error(`${file}:${i + 1}: "${line}" is not "name version [arch]" (dpkg-query -W -f='\${Package} \${Version} \${Architecture}\\n')`);
+    if (fields.length < 2 || fields.length > 3)
+      throw new Error(
+        `${file}:${i + 1}: "${line}" is not "name version [arch]" (dpkg-query -W -f='\${Package} \${Version} \${Architecture}\\n')`,
+      );
     out.push({ name: fields[0], version: fields[1], ...(fields[2] ? { arch: fields[2] } : {}) });
   });
   if (out.length === 0) throw new Error(`${file} lists no package: was the image built by hack/build-image.sh?`);
@@ -42,7 +45,9 @@ export function debianSbom(packages: readonly DebianPackage[], imageVersion: str
     bomRef: `${IMAGE_NAME}@${imageVersion}`,
     description: `the Debian ${distro} packages of Stowage's image (hack/build-image.sh)`,
   });
-  bom.metadata.tools.components.add(new CDX.Models.Component(CDX.Enums.ComponentType.Application, 'cyclonedx-library', { group: '@cyclonedx' }));
+  bom.metadata.tools.components.add(
+    new CDX.Models.Component(CDX.Enums.ComponentType.Application, 'cyclonedx-library', { group: '@cyclonedx' }),
+  );
   for (const p of packages) {
     const qualifiers: Record<string, string> = { distro };
     if (p.arch) qualifiers.arch = p.arch;

@@ -26,8 +26,13 @@ function tooOldMessage(version, execPath) {
     }
   }
   return (
-    'kubectl-stowage needs Node.js ' + need + ' or later; ' +
-    'this is Node.js ' + version + (execPath ? ' (' + execPath + ')' : '') + '. ' +
+    'kubectl-stowage needs Node.js ' +
+    need +
+    ' or later; ' +
+    'this is Node.js ' +
+    version +
+    (execPath ? ' (' + execPath + ')' : '') +
+    '. ' +
     'Install a current Node.js and put it first on PATH, then run the command again.'
   );
 }

@@ -34,9 +34,11 @@ const UNDICI_LEFT_OUT = [
 
 const { values } = parseArgs({ options: { version: { type: 'string' }, 'base-url': { type: 'string' }, homepage: { type: 'string' } } });
 const version = values.version ?? `v${JSON.parse(readFileSync('package.json', 'utf8')).version}`;
-if (!/^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(version)) throw new Error(`--version ${version}: krew wants a semantic version with a leading v, e.g. v0.1.0`);
+if (!/^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(version))
+  throw new Error(`--version ${version}: krew wants a semantic version with a leading v, e.g. v0.1.0`);
 for (const flag of ['base-url', 'homepage']) {
-  if (!values[flag]) throw new Error(`--${flag} is required: the manifest must say where the archive is published and where the project lives`);
+  if (!values[flag])
+    throw new Error(`--${flag} is required: the manifest must say where the archive is published and where the project lives`);
 }
 if (!existsSync(ENTRY)) throw new Error(`${ENTRY} does not exist; run \`npm run build\` first`);
 
@@ -51,30 +53,58 @@ await build({
   // Syntax every supported Node.js parses; the entry check refuses anything older first.
   target: `node${MINIMUM.major}.${MINIMUM.minor}`,
   // CommonJS dependencies call require() for Node's built-ins; an ES module has none of its own.
-  banner: { js: "import { createRequire as __pluginCreateRequire } from 'node:module';\nconst require = __pluginCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __pluginCreateRequire } from 'node:module';\nconst require = __pluginCreateRequire(import.meta.url);",
+  },
   logLevel: 'error',
   // version.ts reads package.json beside dist/; the bundle travels alone, so it gets the version baked in.
-  plugins: [{
-    name: 'baked-version',
-    setup(b) {
-      b.onLoad({ filter: /[\\/]dist[\\/]src[\\/]util[\\/]version\.js$/ }, () => ({ contents: `export const VERSION = ${JSON.stringify(version.slice(1))};`, loader: 'js' }));
+  plugins: [
+    {
+      name: 'baked-version',
+      setup(b) {
+        b.onLoad({ filter: /[\\/]dist[\\/]src[\\/]util[\\/]version\.js$/ }, () => ({
+          contents: `export const VERSION = ${JSON.stringify(version.slice(1))};`,
+          loader: 'js',
+        }));
+      },
     },
-  }, {
-    name: 'client-node-without-undici',
-    setup(b) {
-      b.onLoad({ filter: /[\\/]dist[\\/]src[\\/]kube[\\/]client-node\.js$/ }, () => ({ contents: "export { KubeConfig } from '@kubernetes/client-node';", loader: 'js', resolveDir: process.cwd() }));
-      b.onResolve({ filter: /^undici$/ }, () => ({ path: 'undici', namespace: 'undici-left-out' }));
-      b.onLoad({ filter: /.*/, namespace: 'undici-left-out' }, () => ({ contents: UNDICI_LEFT_OUT, loader: 'js' }));
+    {
+      name: 'client-node-without-undici',
+      setup(b) {
+        b.onLoad({ filter: /[\\/]dist[\\/]src[\\/]kube[\\/]client-node\.js$/ }, () => ({
+          contents: "export { KubeConfig } from '@kubernetes/client-node';",
+          loader: 'js',
+          resolveDir: process.cwd(),
+        }));
+        b.onResolve({ filter: /^undici$/ }, () => ({ path: 'undici', namespace: 'undici-left-out' }));
+        b.onLoad({ filter: /.*/, namespace: 'undici-left-out' }, () => ({ contents: UNDICI_LEFT_OUT, loader: 'js' }));
+      },
     },
-  }],
+  ],
 });
 // kubectl runs `kubectl-stowage` from the PATH (krew links it there); it starts the version check,
 // which starts the bundle beside it.
 copyFileSync(ENTRY_CHECK, `${STAGE}/kubectl-stowage.cjs`);
-writeFileSync(`${STAGE}/kubectl-stowage`, '#!/bin/sh\nhere="$(dirname "$(readlink -f "$0")")"\nexec node "$here/kubectl-stowage.cjs" "$@"\n');
+writeFileSync(
+  `${STAGE}/kubectl-stowage`,
+  '#!/bin/sh\nhere="$(dirname "$(readlink -f "$0")")"\nexec node "$here/kubectl-stowage.cjs" "$@"\n',
+);
 chmodSync(`${STAGE}/kubectl-stowage`, 0o755);
 const archive = `${OUT}/kubectl-stowage-${version}.tar.gz`;
-execFileSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', '-C', STAGE, '-czf', archive, 'kubectl-stowage', 'kubectl-stowage.cjs', 'kubectl-stowage.mjs']);
+execFileSync('tar', [
+  '--sort=name',
+  '--owner=0',
+  '--group=0',
+  '--numeric-owner',
+  '--mtime=@0',
+  '-C',
+  STAGE,
+  '-czf',
+  archive,
+  'kubectl-stowage',
+  'kubectl-stowage.cjs',
+  'kubectl-stowage.mjs',
+]);
 const sha256 = createHash('sha256').update(readFileSync(archive)).digest('hex');
 const manifest = readFileSync('plugins/stowage.yaml', 'utf8')
   .replace(/^#.*\n/gm, '')

@@ -66,7 +66,15 @@ async function main(): Promise<void> {
       if (call.resource === 'nodedisks' && !['get', 'list', 'watch'].includes(call.verb)) writes += 1;
     });
     const t0 = performance.now();
-    agent = await startNodeAgent({ client, nodeName: NODE, allowDevices: devices, root, udev: false, discoveryIntervalMs: 3_600_000, healthIntervalMs: 3_600_000 });
+    agent = await startNodeAgent({
+      client,
+      nodeName: NODE,
+      allowDevices: devices,
+      root,
+      udev: false,
+      discoveryIntervalMs: 3_600_000,
+      healthIntervalMs: 3_600_000,
+    });
     const firstMs = performance.now() - t0;
     const firstWrites = writes;
     const passes = [];
@@ -76,9 +84,13 @@ async function main(): Promise<void> {
 
     line('');
     line(`discovery over ${DISKS} loop devices`);
-    line(`  baseline: host probing without the agent's cache (lsblk, blkid of every device, mountinfo, sysfs)   median ${ms(median(probeTimes))}`);
+    line(
+      `  baseline: host probing without the agent's cache (lsblk, blkid of every device, mountinfo, sysfs)   median ${ms(median(probeTimes))}`,
+    );
     line(`  first pass (start-up: informer sync + create ${DISKS} NodeDisks)              ${ms(firstMs)}, ${firstWrites} API writes`);
-    line(`  unchanged pass (${UNCHANGED_PASSES} runs)     median ${ms(median(unchangedMs))}  min ${ms(Math.min(...unchangedMs))}  max ${ms(Math.max(...unchangedMs))}  API writes ${unchangedWrites}   (target < 200 ms, 0 writes)`);
+    line(
+      `  unchanged pass (${UNCHANGED_PASSES} runs)     median ${ms(median(unchangedMs))}  min ${ms(Math.min(...unchangedMs))}  max ${ms(Math.max(...unchangedMs))}  API writes ${unchangedWrites}   (target < 200 ms, 0 writes)`,
+    );
     line(`  ratio unchanged pass ÷ host probing: ${(median(unchangedMs) / median(probeTimes)).toFixed(2)}`);
 
     // Preparation: claim PREPARE disks at once, as the operator would.
@@ -87,14 +99,24 @@ async function main(): Promise<void> {
     const preparedAt = new Map<string, number>();
     const tClaim = performance.now();
     for (const d of disks) {
-      await client.apply(NODE_DISKS, { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name: d.metadata.name }, spec: { claim: { pool: 'bench', mode: 'Local', volumeMode: 'Filesystem', fsType: 'ext4' } } }, { fieldManager: 'stowage-operator' });
+      await client.apply(
+        NODE_DISKS,
+        {
+          apiVersion: 'stowage.dev/v1alpha1',
+          kind: 'NodeDisk',
+          metadata: { name: d.metadata.name },
+          spec: { claim: { pool: 'bench', mode: 'Local', volumeMode: 'Filesystem', fsType: 'ext4' } },
+        },
+        { fieldManager: 'stowage-operator' },
+      );
       claimedAt.set(d.metadata.name, performance.now());
     }
     const deadline = Date.now() + 300_000;
     while (preparedAt.size < disks.length && Date.now() < deadline) {
       for (const d of (await client.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${NODE}` })).items) {
         const name = d.metadata.name;
-        if (claimedAt.has(name) && !preparedAt.has(name) && d.status?.conditions?.some((c) => c.type === 'Prepared' && c.status === 'True')) preparedAt.set(name, performance.now());
+        if (claimedAt.has(name) && !preparedAt.has(name) && d.status?.conditions?.some((c) => c.type === 'Prepared' && c.status === 'True'))
+          preparedAt.set(name, performance.now());
       }
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -121,9 +143,14 @@ async function main(): Promise<void> {
     line('');
     line(`preparation of ${disks.length} claimed disks (ext4, ${DISK_BYTES / 1024 ** 2} MiB each), claimed at once`);
     line(`  baseline: mkfs.ext4 + mount run directly                        median ${ms(median(baseline))} per disk`);
-    line(`  agent: claim written → Prepared=True reported                   median ${ms(median(perDisk))} per disk (min ${ms(Math.min(...perDisk))}, max ${ms(Math.max(...perDisk))}); all ${disks.length} in ${ms(wall)}`);
-    line(`  ratio agent ÷ baseline per disk: ${(median(perDisk) / median(baseline)).toFixed(2)}; wall time per disk: ${ms(wall / disks.length)}`);
-    if (preparedAt.size < disks.length) line(`  WARNING: only ${preparedAt.size} of ${disks.length} disks were prepared within the deadline`);
+    line(
+      `  agent: claim written → Prepared=True reported                   median ${ms(median(perDisk))} per disk (min ${ms(Math.min(...perDisk))}, max ${ms(Math.max(...perDisk))}); all ${disks.length} in ${ms(wall)}`,
+    );
+    line(
+      `  ratio agent ÷ baseline per disk: ${(median(perDisk) / median(baseline)).toFixed(2)}; wall time per disk: ${ms(wall / disks.length)}`,
+    );
+    if (preparedAt.size < disks.length)
+      line(`  WARNING: only ${preparedAt.size} of ${disks.length} disks were prepared within the deadline`);
   } finally {
     await agent?.stop();
     await loops.cleanup();
@@ -132,7 +159,9 @@ async function main(): Promise<void> {
       if ((target as string | undefined)?.startsWith(work)) await execOk('umount', ['-l', target]).catch(() => undefined);
     }
     await rm(work, { recursive: true, force: true });
-    const left = await client.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${NODE}` }).catch(() => ({ items: [] as NodeDisk[] }));
+    const left = await client
+      .list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${NODE}` })
+      .catch(() => ({ items: [] as NodeDisk[] }));
     for (const d of left.items) await client.delete(NODE_DISKS, d.metadata.name).catch(() => undefined);
     client.close();
     await cp?.stop();

@@ -52,11 +52,22 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const ROTATE = process.env.BENCH_ROTATE !== '0';
 const VERBOSE = process.env.BENCH_VERBOSE === '1';
 const LOCK = process.env.BENCH_LOCK;
-const list = (v: string | undefined, d: string): string[] => (v ?? d).split(',').map((m) => m.trim()).filter(Boolean);
+const list = (v: string | undefined, d: string): string[] =>
+  (v ?? d)
+    .split(',')
+    .map((m) => m.trim())
+    .filter(Boolean);
 const LOOP_MODES = list(process.env.BENCH_LOOP_MODES, 'buffered,direct-io');
 const TARGETS = ['ext4', ...list(process.env.BENCH_TARGETS, 'stowage,nodatacow').filter((t) => t !== 'ext4')];
 
-interface Workload { id: string; name: string; rw: string; bs: string; iodepth: number; kind: 'random' | 'sequential' }
+interface Workload {
+  id: string;
+  name: string;
+  rw: string;
+  bs: string;
+  iodepth: number;
+  kind: 'random' | 'sequential';
+}
 const ALL_WORKLOADS: Workload[] = [
   { id: 'randread', name: '4k random read', rw: 'randread', bs: '4k', iodepth: 32, kind: 'random' },
   { id: 'randwrite', name: '4k random write', rw: 'randwrite', bs: '4k', iodepth: 32, kind: 'random' },
@@ -66,9 +77,18 @@ const ALL_WORKLOADS: Workload[] = [
 const WORKLOAD_IDS = list(process.env.BENCH_WORKLOADS, ALL_WORKLOADS.map((w) => w.id).join(','));
 const WORKLOADS = ALL_WORKLOADS.filter((w) => WORKLOAD_IDS.includes(w.id));
 
-interface Target { name: string; dir: string; devices: string[] }
+interface Target {
+  name: string;
+  dir: string;
+  devices: string[];
+}
 /** What one fio run measured, and what the target's loop devices saw meanwhile. */
-interface Sample { value: number; requestKiB: number; inFlight: number; extents: number }
+interface Sample {
+  value: number;
+  requestKiB: number;
+  inFlight: number;
+  extents: number;
+}
 
 /** /sys/block/<dev>/stat: reads, read sectors, writes, write sectors, time in queue (ms). */
 async function devStat(device: string): Promise<number[]> {
@@ -80,11 +100,26 @@ async function fio(t: Target, w: Workload): Promise<Sample> {
   const read = w.rw.includes('read');
   const before = await Promise.all(t.devices.map(devStat));
   const started = Date.now();
-  const { stdout } = await exec('fio', [
-    '--name=bench', `--directory=${t.dir}`, `--rw=${w.rw}`, `--bs=${w.bs}`, `--size=${FILE_SIZE}`, `--iodepth=${w.iodepth}`,
-    '--ioengine=libaio', '--direct=1', '--time_based', `--runtime=${read ? READ_RUNTIME_S : WRITE_RUNTIME_S}`, '--ramp_time=2', '--group_reporting',
-    '--output-format=json', '--filename=fio.dat',
-  ], { maxBuffer: 64 * 1024 * 1024 });
+  const { stdout } = await exec(
+    'fio',
+    [
+      '--name=bench',
+      `--directory=${t.dir}`,
+      `--rw=${w.rw}`,
+      `--bs=${w.bs}`,
+      `--size=${FILE_SIZE}`,
+      `--iodepth=${w.iodepth}`,
+      '--ioengine=libaio',
+      '--direct=1',
+      '--time_based',
+      `--runtime=${read ? READ_RUNTIME_S : WRITE_RUNTIME_S}`,
+      '--ramp_time=2',
+      '--group_reporting',
+      '--output-format=json',
+      '--filename=fio.dat',
+    ],
+    { maxBuffer: 64 * 1024 * 1024 },
+  );
   const elapsedMs = Date.now() - started;
   const after = await Promise.all(t.devices.map(devStat));
   const d = after.map((a, i) => a.map((v, j) => v - before[i][j]));
@@ -129,7 +164,10 @@ async function locked<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-const load = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
+const load = (): string =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -169,10 +207,17 @@ async function runSet(mode: string): Promise<void> {
         const devs: string[] = [];
         for (let i = 0; i < count; i++) devs.push(await loop(dir, `${name}-${i}`, directIo));
         devices.push(...devs);
-        claimed.push(...devs.map((dev, i) => ({
-          name: `${name}-disk-${i}`, claim: { pool: name, mode: 'Dynamic' as const }, devicePath: dev, stablePath: dev,
-          sizeBytes: DISK_BYTES, blank: true, present: true,
-        })));
+        claimed.push(
+          ...devs.map((dev, i) => ({
+            name: `${name}-disk-${i}`,
+            claim: { pool: name, mode: 'Dynamic' as const },
+            devicePath: dev,
+            stablePath: dev,
+            sizeBytes: DISK_BYTES,
+            blank: true,
+            present: true,
+          })),
+        );
         const outcome = await engine.sync('bench', claimed);
         mounts.push(engine.mountPointOf(name));
         for (const [disk, o] of outcome) if (!o.prepared) throw new Error(`the engine did not prepare ${disk}: ${JSON.stringify(o)}`);
@@ -180,15 +225,37 @@ async function runSet(mode: string): Promise<void> {
       };
       if (TARGETS.includes('stowage') || TARGETS.includes('nodatacow')) {
         const devs = await pool('bench', 1);
-        if (TARGETS.includes('stowage')) all.push({ name: 'stowage', dir: (await engine.ensureVolume('bench', 'vol-cow', 'Filesystem', 3n * 1024n ** 3n)).path, devices: devs });
-        if (TARGETS.includes('nodatacow')) all.push({ name: 'nodatacow', dir: (await engine.ensureVolume('bench', 'vol-nocow', 'Filesystem', 3n * 1024n ** 3n, true)).path, devices: devs });
+        if (TARGETS.includes('stowage'))
+          all.push({
+            name: 'stowage',
+            dir: (await engine.ensureVolume('bench', 'vol-cow', 'Filesystem', 3n * 1024n ** 3n)).path,
+            devices: devs,
+          });
+        if (TARGETS.includes('nodatacow'))
+          all.push({
+            name: 'nodatacow',
+            dir: (await engine.ensureVolume('bench', 'vol-nocow', 'Filesystem', 3n * 1024n ** 3n, true)).path,
+            devices: devs,
+          });
       }
       if (TARGETS.includes('raid1')) {
         const devs = await pool('raid1', 2);
-        all.push({ name: 'raid1', dir: (await engine.ensureVolume('raid1', 'vol-cow', 'Filesystem', 3n * 1024n ** 3n)).path, devices: devs });
+        all.push({
+          name: 'raid1',
+          dir: (await engine.ensureVolume('raid1', 'vol-cow', 'Filesystem', 3n * 1024n ** 3n)).path,
+          devices: devs,
+        });
       }
-      const mountOptions = (await exec('findmnt', ['-no', 'OPTIONS', engine.mountPointOf(TARGETS.includes('stowage') || TARGETS.includes('nodatacow') ? 'bench' : 'raid1')])).stdout.trim();
-      process.stdout.write(`\nloop devices: ${mode} (${DISK_BYTES / 1024 ** 3} GiB sparse files on the same host disk); Stowage pool quotas: ${engine.state('bench')?.quotas ?? engine.state('raid1')?.quotas}; btrfs mount options: ${mountOptions}\n`);
+      const mountOptions = (
+        await exec('findmnt', [
+          '-no',
+          'OPTIONS',
+          engine.mountPointOf(TARGETS.includes('stowage') || TARGETS.includes('nodatacow') ? 'bench' : 'raid1'),
+        ])
+      ).stdout.trim();
+      process.stdout.write(
+        `\nloop devices: ${mode} (${DISK_BYTES / 1024 ** 3} GiB sparse files on the same host disk); Stowage pool quotas: ${engine.state('bench')?.quotas ?? engine.state('raid1')?.quotas}; btrfs mount options: ${mountOptions}\n`,
+      );
       return all;
     });
 
@@ -208,7 +275,10 @@ async function runSet(mode: string): Promise<void> {
             const s = await fio(t, w);
             samples.get(t.name)!.push(s);
             await rm(join(t.dir, 'fio.dat'), { force: true });
-            if (VERBOSE) process.stdout.write(`  ${w.id} round ${round + 1} ${t.name}: ${s.value.toFixed(1)} ${w.kind === 'random' ? 'IOPS' : 'MiB/s'}, ${s.requestKiB.toFixed(0)} KiB/request, ${s.inFlight.toFixed(1)} in flight, file in ${s.extents} extents (load ${load()})\n`);
+            if (VERBOSE)
+              process.stdout.write(
+                `  ${w.id} round ${round + 1} ${t.name}: ${s.value.toFixed(1)} ${w.kind === 'random' ? 'IOPS' : 'MiB/s'}, ${s.requestKiB.toFixed(0)} KiB/request, ${s.inFlight.toFixed(1)} in flight, file in ${s.extents} extents (load ${load()})\n`,
+              );
           }
         });
       }
@@ -216,7 +286,9 @@ async function runSet(mode: string): Promise<void> {
       const fmt = (v: number): string => (w.kind === 'random' ? `${Math.round(v)} IOPS` : `${v.toFixed(1)} MiB/s`);
       const ratioCell = (name: string): string => {
         const ratios = samples.get(name)!.map((s, i) => s.value / ext4[i].value);
-        return ROUNDS > 1 ? `${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})` : ratios[0].toFixed(2);
+        return ROUNDS > 1
+          ? `${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`
+          : ratios[0].toFixed(2);
       };
       rows.push([
         w.name,
@@ -224,16 +296,21 @@ async function runSet(mode: string): Promise<void> {
         ...others.flatMap((t) => [fmt(median(samples.get(t.name)!.map((s) => s.value))), ratioCell(t.name)]),
         w.kind === 'random' ? '≥ 0.70' : '≥ 0.90',
       ]);
-      detail.push([w.name, ...targets.map((t) => {
-        const ss = samples.get(t.name)!;
-        return `${median(ss.map((s) => s.requestKiB)).toFixed(0)}, ${median(ss.map((s) => s.inFlight)).toFixed(1)}`;
-      })]);
+      detail.push([
+        w.name,
+        ...targets.map((t) => {
+          const ss = samples.get(t.name)!;
+          return `${median(ss.map((s) => s.requestKiB)).toFixed(0)}, ${median(ss.map((s) => s.inFlight)).toFixed(1)}`;
+        }),
+      ]);
     }
     const print = (table: string[][]): void => {
       const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
       for (const r of table) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i])).join('  ')}\n`);
     };
-    process.stdout.write(`medians of ${ROUNDS} round(s)${ROTATE ? ', each round starting with another target' : ', fixed order'}; ratio: median of the rounds' target ÷ ext4 (min–max)\n`);
+    process.stdout.write(
+      `medians of ${ROUNDS} round(s)${ROTATE ? ', each round starting with another target' : ', fixed order'}; ratio: median of the rounds' target ÷ ext4 (min–max)\n`,
+    );
     print(rows);
     process.stdout.write('what the loop devices saw (medians): average request size, average requests in flight per device\n');
     print(detail);
@@ -245,7 +322,9 @@ async function runSet(mode: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  process.stdout.write(`fio ${READ_RUNTIME_S} s per read and ${WRITE_RUNTIME_S} s per write workload (after 2 s ramp), ${FILE_SIZE} file, O_DIRECT, libaio; kernel ${release()}\n`);
+  process.stdout.write(
+    `fio ${READ_RUNTIME_S} s per read and ${WRITE_RUNTIME_S} s per write workload (after 2 s ramp), ${FILE_SIZE} file, O_DIRECT, libaio; kernel ${release()}\n`,
+  );
   for (const mode of LOOP_MODES) {
     if (mode !== 'buffered' && mode !== 'direct-io') throw new Error(`BENCH_LOOP_MODES: unknown mode ${mode} (buffered, direct-io)`);
     await runSet(mode);

@@ -17,18 +17,24 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
-async function timed(count: number, concurrency: number, one: (i: number) => Promise<unknown>): Promise<{ latencies: number[]; wallMs: number }> {
+async function timed(
+  count: number,
+  concurrency: number,
+  one: (i: number) => Promise<unknown>,
+): Promise<{ latencies: number[]; wallMs: number }> {
   const latencies: number[] = [];
   let next = 0;
   const started = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < count) {
-      const i = next++;
-      const t0 = performance.now();
-      await one(i);
-      latencies.push(performance.now() - t0);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        const i = next++;
+        const t0 = performance.now();
+        await one(i);
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
   return { latencies: latencies.sort((a, b) => a - b), wallMs: performance.now() - started };
 }
 
@@ -41,12 +47,17 @@ async function main(): Promise<void> {
     const baseline = await timed(VOLUMES, CONCURRENCY, (i) => fx.engine.ensureVolume(fx.pool, `baseline-${i}`, 'Filesystem', BigInt(SIZE)));
     for (let i = 0; i < VOLUMES; i++) await fx.engine.removeVolume(fx.pool, `baseline-${i}`, 'Filesystem');
     const csi = await timed(VOLUMES, CONCURRENCY, (i) =>
-      call(fx.controllerClient, 'CreateVolume', {
-        name: `pvc-bench-${i}`,
-        capacity_range: { required_bytes: String(SIZE) },
-        volume_capabilities: [{ mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } }],
-        parameters: { pool: fx.pool },
-      }, 120_000),
+      call(
+        fx.controllerClient,
+        'CreateVolume',
+        {
+          name: `pvc-bench-${i}`,
+          capacity_range: { required_bytes: String(SIZE) },
+          volume_capabilities: [{ mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } }],
+          parameters: { pool: fx.pool },
+        },
+        120_000,
+      ),
     );
     const row = (name: string, r: { latencies: number[]; wallMs: number }): string =>
       `${name.padEnd(34)} p50 ${percentile(r.latencies, 50).toFixed(0).padStart(6)} ms   p99 ${percentile(r.latencies, 99).toFixed(0).padStart(6)} ms   ${(VOLUMES / (r.wallMs / 1000)).toFixed(1).padStart(6)} volumes/s`;
@@ -54,7 +65,9 @@ async function main(): Promise<void> {
     process.stdout.write(`${row('engine alone (baseline)', baseline)}\n`);
     process.stdout.write(`${row('CreateVolume to Ready (CSI)', csi)}\n`);
     const p99 = percentile(csi.latencies, 99);
-    process.stdout.write(`ratio p50 CSI/baseline ${(percentile(csi.latencies, 50) / percentile(baseline.latencies, 50)).toFixed(1)}x; p99 ${p99.toFixed(0)} ms (target < 2000 ms: ${p99 < 2000 ? 'met' : 'NOT met'})\n`);
+    process.stdout.write(
+      `ratio p50 CSI/baseline ${(percentile(csi.latencies, 50) / percentile(baseline.latencies, 50)).toFixed(1)}x; p99 ${p99.toFixed(0)} ms (target < 2000 ms: ${p99 < 2000 ? 'met' : 'NOT met'})\n`,
+    );
   } finally {
     await fx.cleanup();
     await stopSharedControlPlane();

@@ -16,11 +16,11 @@ interface Global {
 
 const program = new Command()
   .name('kubectl stowage')
-  .description('Stowage\'s disks, pools and volumes at a glance, why something is not used, and safe day-2 actions on disks')
+  .description("Stowage's disks, pools and volumes at a glance, why something is not used, and safe day-2 actions on disks")
   .version(VERSION, '--version', 'print the version')
   .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)')
   .option('--context <name>', 'kubeconfig context to use')
-  .option('-n, --namespace <ns>', 'namespace of a PersistentVolumeClaim for `why` (default: the context\'s, else default)')
+  .option('-n, --namespace <ns>', "namespace of a PersistentVolumeClaim for `why` (default: the context's, else default)")
   .showHelpAfterError();
 
 const outputOption = (): Option =>
@@ -53,7 +53,9 @@ async function run(fn: () => Promise<number>): Promise<void> {
 
 program
   .command('disks')
-  .description('one row per disk, grouped by node: size, media, model, health, pool, volume (PV → PVC → pod), and why an unused disk is unused')
+  .description(
+    'one row per disk, grouped by node: size, media, model, health, pool, volume (PV → PVC → pod), and why an unused disk is unused',
+  )
   .option('--node <name>', 'only the disks of this node')
   .option('--pool <name>', 'only the disks of this pool')
   .addOption(outputOption())
@@ -62,18 +64,22 @@ program
     run(async () => {
       const { disksCommand } = await import('./kubectl/commands.js');
       return disksCommand({ ...globals(), ...opts, output: opts.output ?? 'table' }, io());
-    }));
+    }),
+  );
 
 program
   .command('pools')
-  .description('per pool: mode, replication, nodes and disks ready/total, volumes, capacity used/allocated/available with a bar, Ready and the first failing condition')
+  .description(
+    'per pool: mode, replication, nodes and disks ready/total, volumes, capacity used/allocated/available with a bar, Ready and the first failing condition',
+  )
   .addOption(outputOption())
   .option('-w, --watch', 'keep the view open and redraw it on every change')
   .action((opts: { output?: OutputFormat; watch?: boolean }) =>
     run(async () => {
       const { poolsCommand } = await import('./kubectl/commands.js');
       return poolsCommand({ ...globals(), ...opts, output: opts.output ?? 'table' }, io());
-    }));
+    }),
+  );
 
 program
   .command('why')
@@ -84,9 +90,17 @@ program
     run(async () => {
       const { whyCommand } = await import('./kubectl/commands.js');
       return whyCommand(target, { ...globals(), output: opts.output ?? 'table' }, io());
-    }));
+    }),
+  );
 
-for (const [verb, schedulable, what] of [['cordon', false, 'stop pools from claiming the disk (spec.schedulable: false); a disk in a pool is handed back once no workload uses it'], ['uncordon', true, 'let pools claim the disk again (spec.schedulable: true)']] as const) {
+for (const [verb, schedulable, what] of [
+  [
+    'cordon',
+    false,
+    'stop pools from claiming the disk (spec.schedulable: false); a disk in a pool is handed back once no workload uses it',
+  ],
+  ['uncordon', true, 'let pools claim the disk again (spec.schedulable: true)'],
+] as const) {
   program
     .command(verb)
     .argument('<disk>', 'NodeDisk name (see `kubectl stowage disks`)')
@@ -97,25 +111,33 @@ for (const [verb, schedulable, what] of [['cordon', false, 'stop pools from clai
       run(async () => {
         const { cordonCommand } = await import('./kubectl/commands.js');
         return cordonCommand(disk, schedulable, { ...globals(), ...opts }, io());
-      }));
+      }),
+    );
 }
 
 program
   .command('drain')
   .argument('<disk>', 'NodeDisk name (see `kubectl stowage disks`)')
-  .description('cordon the disk, then wait, showing progress, until its volume is released and the disk is free; deletes nothing a workload uses')
+  .description(
+    'cordon the disk, then wait, showing progress, until its volume is released and the disk is free; deletes nothing a workload uses',
+  )
   .option('--dry-run', 'print what would change and what drain would wait for; write nothing')
   .option('--force-conflicts', 'take over spec.schedulable when another field manager owns it')
-  .addOption(new Option('--timeout <seconds>', 'give up waiting after this long (the disk stays cordoned); 0 waits forever').default(0).argParser((v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`--timeout must be a whole number of seconds, not "${v}"`);
-    return n;
-  }))
+  .addOption(
+    new Option('--timeout <seconds>', 'give up waiting after this long (the disk stays cordoned); 0 waits forever')
+      .default(0)
+      .argParser((v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0) throw new Error(`--timeout must be a whole number of seconds, not "${v}"`);
+        return n;
+      }),
+  )
   .action((disk: string, opts: { dryRun?: boolean; forceConflicts?: boolean; timeout: number }) =>
     run(async () => {
       const { drainCommand } = await import('./kubectl/commands.js');
       return drainCommand(disk, { ...globals(), ...opts, timeoutSeconds: opts.timeout }, io());
-    }));
+    }),
+  );
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`kubectl-stowage: ${err instanceof Error ? err.message : String(err)}\n`);

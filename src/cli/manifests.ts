@@ -80,7 +80,6 @@ export function parseManifests(file: string, text: string, findings: Finding[]):
   return objects;
 }
 
-
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -26,7 +26,12 @@ export interface RenderOptions {
   readonly kubernetesVersion?: string;
 }
 
-export async function renderCommand(paths: readonly string[], opts: RenderOptions, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+export async function renderCommand(
+  paths: readonly string[],
+  opts: RenderOptions,
+  out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream,
+): Promise<number> {
   const findings: Finding[] = [];
   const pools: StoragePool[] = [];
   const disks: NodeDisk[] = [];
@@ -64,10 +69,18 @@ export async function renderCommand(paths: readonly string[], opts: RenderOption
     return 1;
   }
   const { objects, notes } = renderDesired({
-    pools, disks, ...(nodes.length > 0 ? { nodes } : {}), ...(opts.namespace ? { namespace: opts.namespace } : {}), images, sidecars,
-    ...(opts.registration ? { registration: opts.registration } : {}), kubeletDir,
+    pools,
+    disks,
+    ...(nodes.length > 0 ? { nodes } : {}),
+    ...(opts.namespace ? { namespace: opts.namespace } : {}),
+    images,
+    sidecars,
+    ...(opts.registration ? { registration: opts.registration } : {}),
+    kubeletDir,
   });
-  notes.unshift(`sidecars for Kubernetes ${describeRange(sidecars)}${opts.kubernetesVersion ? '' : ' (pass --kubernetes-version for another server)'}`);
+  notes.unshift(
+    `sidecars for Kubernetes ${describeRange(sidecars)}${opts.kubernetesVersion ? '' : ' (pass --kubernetes-version for another server)'}`,
+  );
   const header = [
     '# Rendered by `stowage render`: what the operator would create or keep for these manifests.',
     '# Server-assigned fields (uid, resourceVersion) are absent; owner references get their uid at apply time.',

@@ -7,7 +7,6 @@ import { GROUP, STOWAGE_KINDS, validateObject, withDefaults, type Problem } from
 import { errorMessage } from '../util/errors.js';
 import { manifestFiles, parseManifests, readText, type Finding, type FoundObject } from './manifests.js';
 
-
 /**
  * Validates every StoragePool and NodeDisk in `paths` (files or directories, searched recursively
  * for .yaml/.yml/.json; `-` reads standard input). Prints one line per problem as
@@ -64,7 +63,10 @@ export async function validateCommand(paths: string[], out: NodeJS.WritableStrea
 function checkObject({ file, index, object }: FoundObject): { checked: boolean; findings: Finding[] } {
   const label = `${file}: ${describe(object, index)}`;
   if (!isRecord(object)) {
-    return { checked: false, findings: [{ text: `${label}: not a Kubernetes object (expected a mapping with apiVersion and kind)`, failed: true }] };
+    return {
+      checked: false,
+      findings: [{ text: `${label}: not a Kubernetes object (expected a mapping with apiVersion and kind)`, failed: true }],
+    };
   }
   if (!isStowageDocument(object)) {
     return { checked: false, findings: [{ text: `${label}: ignored (not a Stowage resource)`, failed: false }] };

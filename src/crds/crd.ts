@@ -7,13 +7,7 @@ import { NODE_DISK_KIND, NODE_DISK_PLURAL, nodeDiskSchema } from './nodedisk.js'
 import { POOL_VOLUME_KIND, POOL_VOLUME_PLURAL, poolVolumeSchema } from './poolvolume.js';
 import { POOL_SNAPSHOT_KIND, POOL_SNAPSHOT_PLURAL, poolSnapshotSchema } from './poolsnapshot.js';
 import { toKubernetesSchema, type JSONSchema } from './schema.js';
-import {
-  STORAGE_POOL_KIND,
-  STORAGE_POOL_PLURAL,
-  expandPoolDefaults,
-  fillPoolDefaults,
-  storagePoolSchema,
-} from './storagepool.js';
+import { STORAGE_POOL_KIND, STORAGE_POOL_PLURAL, expandPoolDefaults, fillPoolDefaults, storagePoolSchema } from './storagepool.js';
 
 /** A printer column (`kubectl get`); priority 1 shows only with `-o wide`. */
 export interface PrinterColumn {
@@ -147,7 +141,12 @@ export const POOL_SNAPSHOT_DEFINITION: ResourceDefinition = {
   ],
 };
 
-export const RESOURCE_DEFINITIONS: readonly ResourceDefinition[] = [STORAGE_POOL_DEFINITION, NODE_DISK_DEFINITION, POOL_VOLUME_DEFINITION, POOL_SNAPSHOT_DEFINITION];
+export const RESOURCE_DEFINITIONS: readonly ResourceDefinition[] = [
+  STORAGE_POOL_DEFINITION,
+  NODE_DISK_DEFINITION,
+  POOL_VOLUME_DEFINITION,
+  POOL_SNAPSHOT_DEFINITION,
+];
 
 export interface BuildOptions {
   /**

@@ -19,7 +19,8 @@ export async function installCrds(client: KubeClient, fieldManager: string, time
     for (;;) {
       const live = await client.get<LiveCrd>(CUSTOM_RESOURCE_DEFINITIONS, crd.metadata.name);
       if (live.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) break;
-      if (Date.now() > deadline) throw new Error(`CRD ${crd.metadata.name} was not established within ${timeoutMs} ms; see the API server's log`);
+      if (Date.now() > deadline)
+        throw new Error(`CRD ${crd.metadata.name} was not established within ${timeoutMs} ms; see the API server's log`);
       await sleep(200);
     }
   }

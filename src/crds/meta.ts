@@ -94,8 +94,7 @@ export const PATTERN_HINTS: Partial<Record<string, string>> = {
     'must be lower-case letters, digits, "-" and ".", starting and ending with a letter or digit (a DNS-1123 subdomain, e.g. fast-ssd)',
   [LABEL_KEY_PATTERN]:
     'must be a label key: an optional DNS prefix and "/", then letters, digits, "-", "_" or "." (e.g. stowage.dev/media)',
-  [LABEL_VALUE_PATTERN]:
-    'must be a label value: empty, or letters, digits, "-", "_" and "." starting and ending with a letter or digit',
+  [LABEL_VALUE_PATTERN]: 'must be a label value: empty, or letters, digits, "-", "_" and "." starting and ending with a letter or digit',
   [CONDITION_TYPE_PATTERN]: 'must be a condition type such as Ready or example.com/Degraded',
   [CONDITION_REASON_PATTERN]: 'must be a CamelCase reason such as DisksMissing',
   [DEVICE_PATH_PATTERN]: 'must be an absolute device path under /dev, preferably a /dev/disk/by-id/ link',
@@ -210,7 +209,10 @@ export function labelKeyProblems(matchLabels: unknown, path: string): Problem[] 
   if (!matchLabels || typeof matchLabels !== 'object' || Array.isArray(matchLabels)) return [];
   return Object.keys(matchLabels)
     .filter((key) => key.length > 317 || !LABEL_KEY_REGEX.test(key) || key.split('/').pop()!.length > 63)
-    .map((key) => ({ path: joinPath(path, key), message: `invalid label key ${JSON.stringify(key)}: ${PATTERN_HINTS[LABEL_KEY_PATTERN]}` }));
+    .map((key) => ({
+      path: joinPath(path, key),
+      message: `invalid label key ${JSON.stringify(key)}: ${PATTERN_HINTS[LABEL_KEY_PATTERN]}`,
+    }));
 }
 
 /** `metav1.LabelSelector`; `over` names what is selected, e.g. "NodeDisk" or "Node". */

@@ -170,11 +170,12 @@ const specSchema: JSONSchema = {
     erasePreviousData: {
       type: 'boolean',
       description:
-        'Set by an administrator on a disk held with Eligible=False, reason PreviouslyUsed: it came back after its NodeDisk was deleted and may hold a previous tenant\'s data. true: the node agent zeroes every byte of it, then it is blank and Eligible. Ignored on any other disk.',
+        "Set by an administrator on a disk held with Eligible=False, reason PreviouslyUsed: it came back after its NodeDisk was deleted and may hold a previous tenant's data. true: the node agent zeroes every byte of it, then it is blank and Eligible. Ignored on any other disk.",
     },
     claim: {
       type: 'object',
-      description: 'Written by the operator: the pool that owns this disk and how the node agent must prepare it. Absent: the disk belongs to no pool.',
+      description:
+        'Written by the operator: the pool that owns this disk and how the node agent must prepare it. Absent: the disk belongs to no pool.',
       required: ['pool', 'mode'],
       'x-kubernetes-validations': [onlyLocalClaimsHaveVolumeSettings, localClaimNamesVolumeMode, fsTypeExactlyForFilesystem],
       properties: {
@@ -186,7 +187,7 @@ const specSchema: JSONSchema = {
         },
         mode: {
           type: 'string',
-          description: 'The pool mode. Local: the disk becomes one local PV. Dynamic: the disk joins the node\'s pool filesystem.',
+          description: "The pool mode. Local: the disk becomes one local PV. Dynamic: the disk joins the node's pool filesystem.",
           enum: ['Local', 'Dynamic'],
           maxLength: 16,
         },
@@ -239,18 +240,17 @@ const statusSchema: JSONSchema = {
       type: 'integer',
       format: 'int64',
       minimum: 0,
-      description: 'The metadata.generation of the spec the agent last acted on; smaller than metadata.generation means a claim or wipe is still pending.',
+      description:
+        'The metadata.generation of the spec the agent last acted on; smaller than metadata.generation means a claim or wipe is still pending.',
     },
     kind: {
       type: 'string',
-      description: 'Disk: a whole block device. Mount: a filesystem an administrator mounted under the discovery directory (used as is, never formatted).',
+      description:
+        'Disk: a whole block device. Mount: a filesystem an administrator mounted under the discovery directory (used as is, never formatted).',
       enum: ['Disk', 'Mount'],
     },
     kernelName: textSchema('Current kernel device name, e.g. sdb or nvme0n1; may change across reboots, the object does not.', 64),
-    links: stringListSchema(
-      'Other names of the device under /dev/disk (by-id, by-path, by-uuid).',
-      'One /dev/disk/... link.',
-    ),
+    links: stringListSchema('Other names of the device under /dev/disk (by-id, by-path, by-uuid).', 'One /dev/disk/... link.'),
     capacity: sizeSchema('Size of the device (or of the mounted filesystem for kind Mount).'),
     model: textSchema('Model as reported by the device.'),
     vendor: textSchema('Vendor as reported by the device.'),
@@ -258,7 +258,8 @@ const statusSchema: JSONSchema = {
     wwn: textSchema('World Wide Name; part of the disk identity.', 64),
     media: {
       type: 'string',
-      description: 'ssd, hdd (rotational), nvme, or unknown (e.g. loop and virtual disks that do not tell). Mirrored in the stowage.dev/media label.',
+      description:
+        'ssd, hdd (rotational), nvme, or unknown (e.g. loop and virtual disks that do not tell). Mirrored in the stowage.dev/media label.',
       enum: ['ssd', 'hdd', 'nvme', 'unknown'],
     },
     rotational: { type: 'boolean', description: 'True for spinning disks, as the kernel reports it.' },
@@ -266,14 +267,18 @@ const statusSchema: JSONSchema = {
     readOnly: { type: 'boolean', description: 'The kernel reports the device read-only; such a disk is never eligible.' },
     filesystem: {
       type: 'object',
-      description: 'Filesystem signature found on the whole device, if any (a foreign one makes the disk ineligible unless the pool allows adoption).',
+      description:
+        'Filesystem signature found on the whole device, if any (a foreign one makes the disk ineligible unless the pool allows adoption).',
       properties: {
         type: textSchema('Filesystem type, e.g. ext4, xfs, btrfs, LVM2_member.', 64),
         uuid: textSchema('Filesystem UUID.', 64),
         label: textSchema('Filesystem label.', 64),
       },
     },
-    partitionTable: textSchema('Partition table type (gpt or dos) when the disk has one; such a disk is not eligible unless the pool allows adoption.', 16),
+    partitionTable: textSchema(
+      'Partition table type (gpt or dos) when the disk has one; such a disk is not eligible unless the pool allows adoption.',
+      16,
+    ),
     partitions: {
       type: 'array',
       description: 'Partitions on the disk, by kernel name.',
@@ -301,7 +306,8 @@ const statusSchema: JSONSchema = {
       properties: {
         verdict: {
           type: 'string',
-          description: 'Passed, Failed (the device predicts its own failure: move data off it and replace it), or Unknown (no SMART data, e.g. virtual disks).',
+          description:
+            'Passed, Failed (the device predicts its own failure: move data off it and replace it), or Unknown (no SMART data, e.g. virtual disks).',
           enum: ['Passed', 'Failed', 'Unknown'],
         },
         temperatureCelsius: { type: 'integer', format: 'int32', minimum: -273, description: 'Current temperature in degrees Celsius.' },
@@ -366,7 +372,9 @@ const statusSchema: JSONSchema = {
         message: textSchema('Details, e.g. the error of a failed wipe.', 1024),
       },
     },
-    lastSeenTime: timeSchema('When the node agent last saw the disk; old values mean the disk or its node is gone (see the Present condition).'),
+    lastSeenTime: timeSchema(
+      'When the node agent last saw the disk; old values mean the disk or its node is gone (see the Present condition).',
+    ),
     conditions: conditionsSchema(
       'Present: the agent currently sees the disk. Eligible: a pool may claim it; when False the reason says why (HasFilesystem, HasPartitions, Mounted, ReadOnly, TooSmall, SystemDisk, ExcludedByFilter). Healthy: SMART and I/O errors look fine. Prepared: the agent prepared the disk for its claim, or why it could not.',
     ),

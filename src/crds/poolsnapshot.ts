@@ -72,12 +72,16 @@ const specSchema: JSONSchema = {
   required: ['pool', 'node', 'sourceVolume', 'volumeMode', 'size', 'requestName'],
   properties: {
     pool: {
-      type: 'string', description: 'The Dynamic StoragePool of the source volume. Immutable: the snapshot\'s data is in this pool.', maxLength: 63, pattern: DNS_SUBDOMAIN_PATTERN,
+      type: 'string',
+      description: "The Dynamic StoragePool of the source volume. Immutable: the snapshot's data is in this pool.",
+      maxLength: 63,
+      pattern: DNS_SUBDOMAIN_PATTERN,
       'x-kubernetes-validations': [immutable('pool')],
     },
     node: {
       type: 'string',
-      description: 'The Node whose pool filesystem holds the snapshot (the source volume\'s node); volumes restored from it are placed there.',
+      description:
+        "The Node whose pool filesystem holds the snapshot (the source volume's node); volumes restored from it are placed there.",
       maxLength: 253,
       pattern: DNS_SUBDOMAIN_PATTERN,
       'x-kubernetes-validations': [immutable('node')],
@@ -91,14 +95,16 @@ const specSchema: JSONSchema = {
     },
     volumeMode: {
       type: 'string',
-      description: 'The source volume\'s mode: Filesystem (a read-only btrfs snapshot of its subvolume) or Block (a reflinked copy of its file).',
+      description:
+        "The source volume's mode: Filesystem (a read-only btrfs snapshot of its subvolume) or Block (a reflinked copy of its file).",
       enum: ['Filesystem', 'Block'],
       maxLength: 16,
     },
-    size: sizeSchema('The source volume\'s size when the snapshot was taken, in bytes: volumes restored from it are at least this big.'),
+    size: sizeSchema("The source volume's size when the snapshot was taken, in bytes: volumes restored from it are at least this big."),
     requestName: {
       type: 'string',
-      description: 'The name the container orchestrator gave in CreateSnapshot (e.g. snapshot-<uid>); repeated requests with this name return this snapshot.',
+      description:
+        'The name the container orchestrator gave in CreateSnapshot (e.g. snapshot-<uid>); repeated requests with this name return this snapshot.',
       maxLength: 1024,
     },
   },
@@ -118,10 +124,13 @@ const statusSchema: JSONSchema = {
     },
     path: { type: 'string', description: 'Where the snapshot lives on the node.', maxLength: 4096 },
     creationTime: timeSchema('When the data was captured.'),
-    exclusive: sizeSchema('Bytes only this snapshot holds (what deleting it frees); they count against the pool\'s capacity on the node. Grows as the source volume overwrites data the snapshot still holds.'),
+    exclusive: sizeSchema(
+      "Bytes only this snapshot holds (what deleting it frees); they count against the pool's capacity on the node. Grows as the source volume overwrites data the snapshot still holds.",
+    ),
     method: {
       type: 'string',
-      description: 'How the snapshot was made: subvolume-snapshot (Filesystem), reflink (Block, extents shared) or copy (Block, a full copy where the kernel refused to share extents).',
+      description:
+        'How the snapshot was made: subvolume-snapshot (Filesystem), reflink (Block, extents shared) or copy (Block, a full copy where the kernel refused to share extents).',
       enum: ['subvolume-snapshot', 'reflink', 'copy'],
       maxLength: 32,
     },
@@ -131,7 +140,7 @@ const statusSchema: JSONSchema = {
 
 export const poolSnapshotSchema: JSONSchema = {
   type: 'object',
-  description: 'One snapshot of a Dynamic pool\'s volume, created by the Stowage CSI driver and realized by the node daemon of spec.node.',
+  description: "One snapshot of a Dynamic pool's volume, created by the Stowage CSI driver and realized by the node daemon of spec.node.",
   required: ['spec'],
   properties: {
     apiVersion: { type: 'string', description: `Always ${API_VERSION}.` },

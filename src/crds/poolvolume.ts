@@ -110,7 +110,8 @@ const specSchema: JSONSchema = {
     size: sizeSchema('Reserved size in bytes, e.g. 10Gi; the volume cannot hold more. Raising it expands the volume; it never shrinks.'),
     volumeMode: {
       type: 'string',
-      description: 'Filesystem: a btrfs subvolume with a quota of size. Block: a no-copy-on-write file of size, handed to the pod as a block device.',
+      description:
+        'Filesystem: a btrfs subvolume with a quota of size. Block: a no-copy-on-write file of size, handed to the pod as a block device.',
       enum: ['Filesystem', 'Block'],
       maxLength: 16,
     },
@@ -122,15 +123,27 @@ const specSchema: JSONSchema = {
     },
     requestName: {
       type: 'string',
-      description: 'The name the container orchestrator gave in CreateVolume (e.g. pvc-<uid>); repeated requests with this name return this volume.',
+      description:
+        'The name the container orchestrator gave in CreateVolume (e.g. pvc-<uid>); repeated requests with this name return this volume.',
       maxLength: 1024,
     },
     source: {
       type: 'object',
-      description: 'Where the volume\'s initial content comes from (CreateVolume\'s volume_content_source); absent for an empty volume. Set once at creation; the new volume is independent of its source afterwards.',
+      description:
+        "Where the volume's initial content comes from (CreateVolume's volume_content_source); absent for an empty volume. Set once at creation; the new volume is independent of its source afterwards.",
       properties: {
-        snapshot: { type: 'string', description: 'Restore: the PoolSnapshot (CSI snapshot ID) to copy; it lives on spec.node.', maxLength: 253, pattern: DNS_SUBDOMAIN_PATTERN },
-        volume: { type: 'string', description: 'Clone: the PoolVolume (CSI volume ID) to copy as it is now; it lives on spec.node.', maxLength: 253, pattern: DNS_SUBDOMAIN_PATTERN },
+        snapshot: {
+          type: 'string',
+          description: 'Restore: the PoolSnapshot (CSI snapshot ID) to copy; it lives on spec.node.',
+          maxLength: 253,
+          pattern: DNS_SUBDOMAIN_PATTERN,
+        },
+        volume: {
+          type: 'string',
+          description: 'Clone: the PoolVolume (CSI volume ID) to copy as it is now; it lives on spec.node.',
+          maxLength: 253,
+          pattern: DNS_SUBDOMAIN_PATTERN,
+        },
       },
     },
   },
@@ -149,7 +162,8 @@ const statusSchema: JSONSchema = {
     location: locationSchema('volume'),
     phase: {
       type: 'string',
-      description: 'Pending: not realized yet. Ready: usable at path with capacity. Failed: could not be realized (see the Ready condition). Deleting: the data is being removed.',
+      description:
+        'Pending: not realized yet. Ready: usable at path with capacity. Failed: could not be realized (see the Ready condition). Deleting: the data is being removed.',
       enum: ['Pending', 'Ready', 'Failed', 'Deleting'],
       maxLength: 16,
     },

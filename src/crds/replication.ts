@@ -46,21 +46,21 @@ const minSizeAtMostSize: CelRule = {
   rule: '!has(self.minSize) || self.minSize <= (has(self.size) ? self.size : 1)',
   message: 'minSize is how many copies a write waits for and cannot exceed size; lower minSize, or raise size',
   field: 'minSize',
-  holds: (replicated) => typeof replicated?.minSize !== 'number' || replicated.minSize <= (typeof replicated.size === 'number' ? replicated.size : 1),
+  holds: (replicated) =>
+    typeof replicated?.minSize !== 'number' || replicated.minSize <= (typeof replicated.size === 'number' ? replicated.size : 1),
 };
 
 const diskPoolsWriteWithOneCopy: CelRule = {
   rule: "!has(self.minSize) || (has(self.failureDomain) && self.failureDomain != 'disk') || self.minSize == 1",
   message:
-    'minSize is Ceph\'s min_size, for failureDomain host and zone; a disk pool (btrfs on one node) goes on writing while one copy is left, so its minSize can only be 1; remove minSize, or set failureDomain: host',
+    "minSize is Ceph's min_size, for failureDomain host and zone; a disk pool (btrfs on one node) goes on writing while one copy is left, so its minSize can only be 1; remove minSize, or set failureDomain: host",
   field: 'minSize',
   holds: (replicated) => typeof replicated?.minSize !== 'number' || spansNodes(replicated) || replicated.minSize === 1,
 };
 
 export const replicatedSchema: JSONSchema = {
   type: 'object',
-  description:
-    'Replication of Dynamic pools: how many copies of every block are kept, and where. See docs/replication-across-nodes.md.',
+  description: 'Replication of Dynamic pools: how many copies of every block are kept, and where. See docs/replication-across-nodes.md.',
   default: {},
   'x-kubernetes-validations': [acrossNodesNeedsTwoCopies, minSizeAtMostSize, diskPoolsWriteWithOneCopy],
   properties: {
@@ -82,7 +82,7 @@ export const replicatedSchema: JSONSchema = {
     minSize: {
       type: 'integer',
       description:
-        'Copies that must be reachable for a block to take writes (Ceph\'s min_size): with fewer, I/O to that data waits for recovery instead of risking the last copy. 1 to size. Default for failureDomain host and zone: size - 1, as in Ceph (2 for size 3, 1 for size 2). failureDomain disk: btrfs goes on writing while one copy is left, so only 1 is accepted there.',
+        "Copies that must be reachable for a block to take writes (Ceph's min_size): with fewer, I/O to that data waits for recovery instead of risking the last copy. 1 to size. Default for failureDomain host and zone: size - 1, as in Ceph (2 for size 3, 1 for size 2). failureDomain disk: btrfs goes on writing while one copy is left, so only 1 is accepted there.",
       minimum: 1,
       maximum: 3,
     },
@@ -92,7 +92,13 @@ export const replicatedSchema: JSONSchema = {
 /** Runs after the schema defaults (from fillPoolDefaults): Ceph's default min_size for host and zone pools. Mutates `replicated`. */
 export function fillReplicationDefaults(replicated: any): void {
   // Ceph's default min_size: a write waits for all but one copy (size 3: 2, size 2: 1).
-  if (replicated && typeof replicated === 'object' && spansNodes(replicated) && replicated.minSize === undefined && typeof replicated.size === 'number') {
+  if (
+    replicated &&
+    typeof replicated === 'object' &&
+    spansNodes(replicated) &&
+    replicated.minSize === undefined &&
+    typeof replicated.size === 'number'
+  ) {
     replicated.minSize = Math.max(1, replicated.size - 1);
   }
 }

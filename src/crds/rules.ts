@@ -7,8 +7,7 @@ import { RESOURCE_DEFINITIONS } from './crd.js';
 import type { Problem } from './meta.js';
 import { joinPath, type JSONSchema } from './schema.js';
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * Problems found by the rules of `schema` and of every schema node below it, evaluated wherever the

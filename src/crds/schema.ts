@@ -107,9 +107,7 @@ export function toKubernetesSchema(schema: JSONSchema): Record<string, unknown> 
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(schema)) {
     if (key === 'properties') {
-      out[key] = Object.fromEntries(
-        Object.entries(value as Record<string, JSONSchema>).map(([k, v]) => [k, toKubernetesSchema(v)]),
-      );
+      out[key] = Object.fromEntries(Object.entries(value as Record<string, JSONSchema>).map(([k, v]) => [k, toKubernetesSchema(v)]));
     } else if (key === 'items' || key === 'additionalProperties') {
       out[key] = toKubernetesSchema(value as JSONSchema);
     } else if (key === 'anyOf') {

@@ -30,7 +30,14 @@ export type ReclaimPolicy = 'Delete' | 'Retain';
 export type VolumeBindingMode = 'WaitForFirstConsumer' | 'Immediate';
 
 /** Condition types a StoragePool reports. */
-export const POOL_CONDITIONS = ['Ready', 'DisksHealthy', 'ReplicationSatisfiable', 'CapacityAvailable', 'DriverReady', 'SnapshotsAvailable'] as const;
+export const POOL_CONDITIONS = [
+  'Ready',
+  'DisksHealthy',
+  'ReplicationSatisfiable',
+  'CapacityAvailable',
+  'DriverReady',
+  'SnapshotsAvailable',
+] as const;
 
 export interface PoolDisks {
   selector: LabelSelector;
@@ -119,15 +126,15 @@ const localSettingsNeedLocalMode: CelRule = {
 
 const localVolumesCannotGrow: CelRule = {
   rule: "!has(self.mode) || self.mode != 'Local' || !has(self.storageClass) || !has(self.storageClass.allowVolumeExpansion) || !self.storageClass.allowVolumeExpansion",
-  message:
-    'a local volume is a whole disk and cannot be expanded; set storageClass.allowVolumeExpansion to false, or use mode Dynamic',
+  message: 'a local volume is a whole disk and cannot be expanded; set storageClass.allowVolumeExpansion to false, or use mode Dynamic',
   field: 'storageClass.allowVolumeExpansion',
   holds: (spec) => !isLocal(spec) || spec.storageClass?.allowVolumeExpansion !== true,
 };
 
 const blockVolumesAreNotMounted: CelRule = {
   rule: "!(has(self.local) && has(self.local.volumeMode) && self.local.volumeMode == 'Block' && has(self.storageClass) && has(self.storageClass.mountOptions) && size(self.storageClass.mountOptions) > 0)",
-  message: 'Block volumes are handed to pods as raw devices and never mounted; remove storageClass.mountOptions, or use volumeMode Filesystem',
+  message:
+    'Block volumes are handed to pods as raw devices and never mounted; remove storageClass.mountOptions, or use volumeMode Filesystem',
   field: 'storageClass.mountOptions',
   holds: (spec) =>
     !(spec?.local?.volumeMode === 'Block' && Array.isArray(spec.storageClass?.mountOptions) && spec.storageClass.mountOptions.length > 0),
@@ -145,9 +152,16 @@ const blockHasNoFilesystem: CelRule = {
 
 const specSchema: JSONSchema = {
   type: 'object',
-  description: 'Desired state of the pool: which disks it uses, how volumes are cut from them, and the StorageClass that makes them claimable.',
+  description:
+    'Desired state of the pool: which disks it uses, how volumes are cut from them, and the StorageClass that makes them claimable.',
   required: ['mode', 'disks'],
-  'x-kubernetes-validations': [localKeepsOneCopy, localSettingsNeedLocalMode, localVolumesCannotGrow, blockVolumesAreNotMounted, acrossNodesNeedsDynamic],
+  'x-kubernetes-validations': [
+    localKeepsOneCopy,
+    localSettingsNeedLocalMode,
+    localVolumesCannotGrow,
+    blockVolumesAreNotMounted,
+    acrossNodesNeedsDynamic,
+  ],
   properties: {
     mode: {
       type: 'string',
@@ -235,7 +249,7 @@ const specSchema: JSONSchema = {
         volumeBindingMode: {
           type: 'string',
           description:
-            'WaitForFirstConsumer (default): a PVC is bound only once a pod using it is scheduled, so the scheduler picks a node that has room. Immediate: bind at once; the pod must then run on the volume\'s node, which can leave it unschedulable. Keep the default for node-local storage.',
+            "WaitForFirstConsumer (default): a PVC is bound only once a pod using it is scheduled, so the scheduler picks a node that has room. Immediate: bind at once; the pod must then run on the volume's node, which can leave it unschedulable. Keep the default for node-local storage.",
           enum: ['WaitForFirstConsumer', 'Immediate'],
           default: 'WaitForFirstConsumer',
         },
@@ -246,20 +260,29 @@ const specSchema: JSONSchema = {
         },
         mountOptions: {
           type: 'array',
-          description: 'Mount options for Filesystem volumes, e.g. noatime. Not allowed for Block volumes. An unsupported option makes the mount fail when a pod starts.',
+          description:
+            'Mount options for Filesystem volumes, e.g. noatime. Not allowed for Block volumes. An unsupported option makes the mount fail when a pod starts.',
           maxItems: 32,
           'x-kubernetes-list-type': 'atomic',
-          items: { type: 'string', description: 'One mount option, as for mount -o.', minLength: 1, maxLength: 256, pattern: PRINTABLE_PATTERN },
+          items: {
+            type: 'string',
+            description: 'One mount option, as for mount -o.',
+            minLength: 1,
+            maxLength: 256,
+            pattern: PRINTABLE_PATTERN,
+          },
         },
       },
     },
     snapshots: {
       type: 'object',
-      description: 'Dynamic pools: the VolumeSnapshotClass the operator publishes for this pool (named like its StorageClass) when the cluster has the snapshot.storage.k8s.io CRDs. Ignored by Local pools.',
+      description:
+        'Dynamic pools: the VolumeSnapshotClass the operator publishes for this pool (named like its StorageClass) when the cluster has the snapshot.storage.k8s.io CRDs. Ignored by Local pools.',
       properties: {
         deletionPolicy: {
           type: 'string',
-          description: 'What happens to a snapshot\'s data when its VolumeSnapshot is deleted: Delete removes it (and frees the bytes it holds alone); Retain keeps it until its VolumeSnapshotContent is deleted. Default Delete.',
+          description:
+            "What happens to a snapshot's data when its VolumeSnapshot is deleted: Delete removes it (and frees the bytes it holds alone); Retain keeps it until its VolumeSnapshotContent is deleted. Default Delete.",
           enum: ['Delete', 'Retain'],
           maxLength: 16,
         },
@@ -293,10 +316,11 @@ const statusSchema: JSONSchema = {
       type: 'integer',
       format: 'int64',
       minimum: 0,
-      description: 'The metadata.generation of the spec this status describes; smaller than metadata.generation means the operator has not caught up yet.',
+      description:
+        'The metadata.generation of the spec this status describes; smaller than metadata.generation means the operator has not caught up yet.',
     },
     conditions: conditionsSchema(
-      'Ready: the StorageClass exists and the pool can serve volumes (summary of the others). DisksHealthy: no selected disk is missing or failing. ReplicationSatisfiable: enough disks exist for replicated.size (failureDomain disk: on every node of the pool; host and zone: on at least size nodes or zones). CapacityAvailable: available capacity is above capacity.lowWatermarkPercent. DriverReady (Dynamic pools): the CSI node plugin runs and is registered with kubelet on every node of the pool; its message gives the node DaemonSet\'s rollout and names each node that is not served and why (ImagePullBackOff, CrashLoopBackOff, NotRegistered, …).',
+      "Ready: the StorageClass exists and the pool can serve volumes (summary of the others). DisksHealthy: no selected disk is missing or failing. ReplicationSatisfiable: enough disks exist for replicated.size (failureDomain disk: on every node of the pool; host and zone: on at least size nodes or zones). CapacityAvailable: available capacity is above capacity.lowWatermarkPercent. DriverReady (Dynamic pools): the CSI node plugin runs and is registered with kubelet on every node of the pool; its message gives the node DaemonSet's rollout and names each node that is not served and why (ImagePullBackOff, CrashLoopBackOff, NotRegistered, …).",
     ),
     storageClassName: {
       type: 'string',
@@ -356,7 +380,8 @@ export const storagePoolSchema: JSONSchema = {
       properties: {
         name: {
           type: 'string',
-          description: 'Pool name; at most 63 characters because it is also a label value (stowage.dev/pool) and the default StorageClass name.',
+          description:
+            'Pool name; at most 63 characters because it is also a label value (stowage.dev/pool) and the default StorageClass name.',
           maxLength: 63,
           pattern: DNS_SUBDOMAIN_PATTERN,
         },

@@ -19,8 +19,7 @@ export type { Problem } from './meta.js';
 /** Kinds this validator knows. */
 export const STOWAGE_KINDS: readonly string[] = RESOURCE_DEFINITIONS.map((d) => d.kind);
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 // ---------------------------------------------------------------------------------------------
 // Schema conversion: our Kubernetes dialect → plain JSON Schema for ajv.
@@ -92,12 +91,7 @@ function newAjv(useDefaults: boolean): Ajv {
     errors: true,
     // Entries of a list-type map must be unique by their keys, like map keys; server-side apply
     // cannot merge the list otherwise and the API server rejects it.
-    validate: function uniqueByKeys(
-      keys: string[],
-      data: unknown[],
-      _parent?: unknown,
-      cxt?: { instancePath: string },
-    ): boolean {
+    validate: function uniqueByKeys(keys: string[], data: unknown[], _parent?: unknown, cxt?: { instancePath: string }): boolean {
       const seen = new Map<string, number>();
       const errors: Partial<ErrorObject>[] = [];
       data.forEach((item, index) => {
@@ -156,7 +150,8 @@ function compiledFor(kind: string): Compiled | undefined {
  *   precompileValidator('StoragePool');
  */
 export function precompileValidator(kind: string): void {
-  if (!compiledFor(kind)) throw new Error(`precompileValidator: unknown kind ${JSON.stringify(kind)}; Stowage kinds are ${STOWAGE_KINDS.join(', ')}`);
+  if (!compiledFor(kind))
+    throw new Error(`precompileValidator: unknown kind ${JSON.stringify(kind)}; Stowage kinds are ${STOWAGE_KINDS.join(', ')}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -169,7 +164,8 @@ export function precompileValidator(kind: string): void {
  */
 export function validateObject(raw: unknown): Problem[] {
   const obj = withoutNullFields(raw);
-  if (!isPlainObject(obj)) return [{ path: '', message: 'not an object; a Kubernetes object is a mapping with apiVersion, kind, metadata and spec' }];
+  if (!isPlainObject(obj))
+    return [{ path: '', message: 'not an object; a Kubernetes object is a mapping with apiVersion, kind, metadata and spec' }];
   const entry = typeof obj.kind === 'string' ? compiledFor(obj.kind) : undefined;
   if (!entry) {
     return [{ path: 'kind', message: `unknown kind ${JSON.stringify(obj.kind)}; Stowage kinds are ${STOWAGE_KINDS.join(', ')}` }];

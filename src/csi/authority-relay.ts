@@ -112,7 +112,12 @@ class RequestRewriter {
         }
         const priority = flags & PRIORITY ? payload.subarray(p, p + 5) : Buffer.alloc(0);
         p += priority.length;
-        this.pending = { streamId, flags: flags & ~PADDED & ~END_HEADERS, priority: Buffer.from(priority), fragments: [Buffer.from(payload.subarray(p, end))] };
+        this.pending = {
+          streamId,
+          flags: flags & ~PADDED & ~END_HEADERS,
+          priority: Buffer.from(priority),
+          fragments: [Buffer.from(payload.subarray(p, end))],
+        };
       } else if (type === CONTINUATION && this.pending) {
         this.pending.fragments.push(Buffer.from(payload));
       } else {

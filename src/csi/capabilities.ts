@@ -6,7 +6,12 @@ import { status } from '@grpc/grpc-js';
 import type { VolumeMode } from '../crds/storagepool.js';
 import { CsiError } from './grpc.js';
 
-const SINGLE_NODE_MODES = new Set(['SINGLE_NODE_WRITER', 'SINGLE_NODE_READER_ONLY', 'SINGLE_NODE_SINGLE_WRITER', 'SINGLE_NODE_MULTI_WRITER']);
+const SINGLE_NODE_MODES = new Set([
+  'SINGLE_NODE_WRITER',
+  'SINGLE_NODE_READER_ONLY',
+  'SINGLE_NODE_SINGLE_WRITER',
+  'SINGLE_NODE_MULTI_WRITER',
+]);
 
 export interface VolumeCapability {
   block?: Record<string, never> | null;
@@ -23,7 +28,8 @@ export function unsupportedReason(cap: VolumeCapability): string | undefined {
   if (cap.block && cap.mount) return 'a capability is either block or mount, not both';
   if (!cap.block && !cap.mount) return 'access_type (block or mount) is required';
   const fsType = cap.mount?.fs_type ?? '';
-  if (cap.mount && fsType !== '' && fsType !== 'btrfs') return `fs_type ${fsType} is not supported: Dynamic volumes are btrfs subvolumes (leave fs_type empty or btrfs)`;
+  if (cap.mount && fsType !== '' && fsType !== 'btrfs')
+    return `fs_type ${fsType} is not supported: Dynamic volumes are btrfs subvolumes (leave fs_type empty or btrfs)`;
   return undefined;
 }
 

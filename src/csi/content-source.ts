@@ -34,19 +34,37 @@ export function resolveSource(contentSource: any, pool: string, mode: string, lo
     const id: string = contentSource.snapshot.snapshot_id ?? '';
     if (!id) throw invalidArgument('volume_content_source.snapshot.snapshot_id is required');
     const ps = lookups.snapshot(id);
-    resolved = { spec: { snapshot: id }, node: ps.spec.node, pool: ps.spec.pool, mode: ps.spec.volumeMode, size: BigInt(ps.spec.size), what: `snapshot ${id}` };
+    resolved = {
+      spec: { snapshot: id },
+      node: ps.spec.node,
+      pool: ps.spec.pool,
+      mode: ps.spec.volumeMode,
+      size: BigInt(ps.spec.size),
+      what: `snapshot ${id}`,
+    };
   } else if (contentSource.volume) {
     const id: string = contentSource.volume.volume_id ?? '';
     if (!id) throw invalidArgument('volume_content_source.volume.volume_id is required');
     const pv = lookups.volume(id);
     if (!pv || pv.metadata.deletionTimestamp) throw notFound(`source volume ${id} does not exist`);
     if (pv.status?.phase !== 'Ready') throw new CsiError(grpc.status.UNAVAILABLE, `source volume ${id} is not ready yet; retry`);
-    resolved = { spec: { volume: id }, node: pv.spec.node, pool: pv.spec.pool, mode: pv.spec.volumeMode, size: BigInt(pv.spec.size), what: `volume ${id}` };
+    resolved = {
+      spec: { volume: id },
+      node: pv.spec.node,
+      pool: pv.spec.pool,
+      mode: pv.spec.volumeMode,
+      size: BigInt(pv.spec.size),
+      what: `volume ${id}`,
+    };
   } else {
     throw invalidArgument('volume_content_source names neither a snapshot nor a volume');
   }
-  if (resolved.pool !== pool) throw invalidArgument(`${resolved.what} is in pool ${resolved.pool}; a restore or clone stays in its source's pool (use a StorageClass of pool ${resolved.pool})`);
-  if (resolved.mode !== mode) throw invalidArgument(`${resolved.what} is a ${resolved.mode} volume; it cannot be restored or cloned as ${mode}`);
+  if (resolved.pool !== pool)
+    throw invalidArgument(
+      `${resolved.what} is in pool ${resolved.pool}; a restore or clone stays in its source's pool (use a StorageClass of pool ${resolved.pool})`,
+    );
+  if (resolved.mode !== mode)
+    throw invalidArgument(`${resolved.what} is a ${resolved.mode} volume; it cannot be restored or cloned as ${mode}`);
   return resolved;
 }
 
@@ -60,7 +78,10 @@ export const sourceText = (source: PoolVolumeSource | undefined): string =>
  */
 export function sizeFromSource(limit: bigint | undefined, wanted: bigint | undefined, source: { size: bigint; what: string }): bigint {
   if (limit !== undefined && limit < source.size) {
-    throw new CsiError(grpc.status.OUT_OF_RANGE, `${source.what} needs a volume of at least ${source.size} bytes; limit_bytes ${limit} is smaller`);
+    throw new CsiError(
+      grpc.status.OUT_OF_RANGE,
+      `${source.what} needs a volume of at least ${source.size} bytes; limit_bytes ${limit} is smaller`,
+    );
   }
   return wanted !== undefined && wanted > source.size ? wanted : source.size;
 }

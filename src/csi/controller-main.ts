@@ -16,7 +16,12 @@ export interface CsiControllerServer {
 }
 
 /** Starts the controller's caches and serves it on `endpoint` (unix:///path). */
-export async function startCsiControllerServer(opts: { client: KubeClient; endpoint: string; metadataReservePercent?: number; observe?: CallObserver }): Promise<CsiControllerServer> {
+export async function startCsiControllerServer(opts: {
+  client: KubeClient;
+  endpoint: string;
+  metadataReservePercent?: number;
+  observe?: CallObserver;
+}): Promise<CsiControllerServer> {
   const controller = new CsiController({
     client: opts.client,
     ...(opts.metadataReservePercent !== undefined ? { metadataReservePercent: opts.metadataReservePercent } : {}),
@@ -40,10 +45,18 @@ export async function startCsiControllerServer(opts: { client: KubeClient; endpo
 }
 
 export async function runCsiController(opts: {
-  endpoint: string; kubeconfig?: string; context?: string; metadataReservePercent?: number; metricsBindAddress?: string;
+  endpoint: string;
+  kubeconfig?: string;
+  context?: string;
+  metadataReservePercent?: number;
+  metricsBindAddress?: string;
 }): Promise<number> {
   const log = logger('csi-controller');
-  const client = await KubeClient.load({ kubeconfig: opts.kubeconfig, context: opts.context, userAgent: `stowage-csi-controller/${VERSION}` });
+  const client = await KubeClient.load({
+    kubeconfig: opts.kubeconfig,
+    context: opts.context,
+    userAgent: `stowage-csi-controller/${VERSION}`,
+  });
   // CSI call counts and latencies, API calls and process metrics on /metrics (plus /healthz).
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -55,7 +68,9 @@ export async function runCsiController(opts: {
     await health.listen(opts.metricsBindAddress!);
   }
   const running = await startCsiControllerServer({
-    client, endpoint: opts.endpoint, observe: (method, code, seconds) => csi.observe(method, code, seconds),
+    client,
+    endpoint: opts.endpoint,
+    observe: (method, code, seconds) => csi.observe(method, code, seconds),
     ...(opts.metadataReservePercent !== undefined ? { metadataReservePercent: opts.metadataReservePercent } : {}),
   });
   log.info({ version: VERSION, endpoint: opts.endpoint }, 'CSI controller serving');

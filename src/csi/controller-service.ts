@@ -21,7 +21,16 @@ import { tryParseBytes } from '../util/quantity.js';
 import { logger } from '../util/logger.js';
 import { DEFAULT_METADATA_RESERVE_PERCENT, nodeCapacity, preparedDisksByNode, type NodeCapacity } from '../crds/capacity.js';
 import { requireVolumeMode, unsupportedReason, volumeModeOf, type VolumeCapability } from './capabilities.js';
-import { CsiError, csiV1, invalidArgument, notFound, serviceDefinition, unaryHandlers, type CallObserver, type GrpcService } from './grpc.js';
+import {
+  CsiError,
+  csiV1,
+  invalidArgument,
+  notFound,
+  serviceDefinition,
+  unaryHandlers,
+  type CallObserver,
+  type GrpcService,
+} from './grpc.js';
 import { pageOf } from './pagination.js';
 import { TOPOLOGY_KEY } from './identity.js';
 import { candidateNodes } from './placement.js';
@@ -56,7 +65,15 @@ export interface ControllerServiceOptions {
 /** Someone waiting for a PoolVolume to reach a state; `deleted` is true for the watch's DELETED event. */
 
 /** Capabilities the Controller service advertises; what it leaves out and why is in docs/features.md (Snapshots). */
-export const CONTROLLER_CAPABILITIES = ['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'EXPAND_VOLUME', 'CREATE_DELETE_SNAPSHOT', 'LIST_SNAPSHOTS', 'CLONE_VOLUME'] as const;
+export const CONTROLLER_CAPABILITIES = [
+  'CREATE_DELETE_VOLUME',
+  'LIST_VOLUMES',
+  'GET_CAPACITY',
+  'EXPAND_VOLUME',
+  'CREATE_DELETE_SNAPSHOT',
+  'LIST_SNAPSHOTS',
+  'CLONE_VOLUME',
+] as const;
 
 export class CsiController {
   readonly pools: Informer<StoragePool>;
@@ -119,18 +136,22 @@ export class CsiController {
   service(): GrpcService {
     return {
       definition: serviceDefinition(csiV1(), 'Controller'),
-      implementation: unaryHandlers('Controller', {
-        CreateVolume: (req, call) => this.createVolume(req, call),
-        DeleteVolume: (req, call) => this.deleteVolume(req, call),
-        ValidateVolumeCapabilities: (req) => this.validateVolumeCapabilities(req),
-        ListVolumes: (req) => this.listVolumes(req),
-        GetCapacity: (req) => this.getCapacity(req),
-        ControllerGetCapabilities: () => Promise.resolve({ capabilities: CONTROLLER_CAPABILITIES.map((type) => ({ rpc: { type } })) }),
-        CreateSnapshot: (req, call) => this.snapshotService.createSnapshot(req, call),
-        DeleteSnapshot: (req, call) => this.snapshotService.deleteSnapshot(req, call),
-        ListSnapshots: (req) => this.snapshotService.listSnapshots(req),
-        ControllerExpandVolume: (req, call) => this.expandVolume(req, call),
-      }, this.options.observe),
+      implementation: unaryHandlers(
+        'Controller',
+        {
+          CreateVolume: (req, call) => this.createVolume(req, call),
+          DeleteVolume: (req, call) => this.deleteVolume(req, call),
+          ValidateVolumeCapabilities: (req) => this.validateVolumeCapabilities(req),
+          ListVolumes: (req) => this.listVolumes(req),
+          GetCapacity: (req) => this.getCapacity(req),
+          ControllerGetCapabilities: () => Promise.resolve({ capabilities: CONTROLLER_CAPABILITIES.map((type) => ({ rpc: { type } })) }),
+          CreateSnapshot: (req, call) => this.snapshotService.createSnapshot(req, call),
+          DeleteSnapshot: (req, call) => this.snapshotService.deleteSnapshot(req, call),
+          ListSnapshots: (req) => this.snapshotService.listSnapshots(req),
+          ControllerExpandVolume: (req, call) => this.expandVolume(req, call),
+        },
+        this.options.observe,
+      ),
     };
   }
 
@@ -151,7 +172,14 @@ export class CsiController {
     const copies = sp.spec.replicated?.size ?? 1;
     const snapshots = this.snapshots.list().filter((s) => s.spec.pool === pool);
     return [...preparedDisksByNode(pool, this.disks.list())].map(([node, disks]) =>
-      nodeCapacity({ node, disks, volumes: this.volumesOn(pool, node), snapshots: snapshots.filter((s) => s.spec.node === node), copies, reservePercent: this.reservePercent }),
+      nodeCapacity({
+        node,
+        disks,
+        volumes: this.volumesOn(pool, node),
+        snapshots: snapshots.filter((s) => s.spec.node === node),
+        copies,
+        reservePercent: this.reservePercent,
+      }),
     );
   }
 
@@ -175,8 +203,13 @@ export class CsiController {
     const name: string = req.name ?? '';
     if (!name) throw invalidArgument('name is required');
     // The name is kept as the PoolVolume's spec.requestName (at most 1024 characters).
-    if (name.length > MAX_REQUEST_NAME || /[\u0000-\u001f\u007f]/.test(name) /* eslint-disable-line no-control-regex -- control characters are what this refuses */) {
-      throw invalidArgument(`name must be at most ${MAX_REQUEST_NAME} characters without control characters (got ${name.length} characters)`);
+    if (
+      name.length > MAX_REQUEST_NAME ||
+      /[\u0000-\u001f\u007f]/.test(name) /* eslint-disable-line no-control-regex -- control characters are what this refuses */
+    ) {
+      throw invalidArgument(
+        `name must be at most ${MAX_REQUEST_NAME} characters without control characters (got ${name.length} characters)`,
+      );
     }
     const mode = requireVolumeMode(req.volume_capabilities);
     const pool: string | undefined = req.parameters?.pool;
@@ -185,22 +218,42 @@ export class CsiController {
     const limit = positive(req.capacity_range?.limit_bytes);
     const required = positive(req.capacity_range?.required_bytes) ?? 0n;
     const source = req.volume_content_source
-      ? resolveSource(req.volume_content_source, pool, mode, { snapshot: (id) => this.snapshotService.restorable(id), volume: (id) => this.volumes.get(id) ?? this.reserved.get(id) })
+      ? resolveSource(req.volume_content_source, pool, mode, {
+          snapshot: (id) => this.snapshotService.restorable(id),
+          volume: (id) => this.volumes.get(id) ?? this.reserved.get(id),
+        })
       : undefined;
-    const size = source ? sizeFromSource(limit, positive(req.capacity_range?.required_bytes) !== undefined ? requestedSize(req.capacity_range) : undefined, source) : requestedSize(req.capacity_range);
+    const size = source
+      ? sizeFromSource(
+          limit,
+          positive(req.capacity_range?.required_bytes) !== undefined ? requestedSize(req.capacity_range) : undefined,
+          source,
+        )
+      : requestedSize(req.capacity_range);
     const id = volumeIdFor(name);
 
     // The informer cache is synced before the service answers, so a name it does not know is new: no
     // GET first. One that raced in anyway (another controller replica) shows as AlreadyExists below.
     let pv = this.volumes.get(id) ?? this.reserved.get(id);
-    if (!pv) pv = await this.reserve(id, name, pool, mode, size, req.accessibility_requirements, noDataCow, source) ?? (await this.raced(id, call));
+    if (!pv)
+      pv =
+        (await this.reserve(id, name, pool, mode, size, req.accessibility_requirements, noDataCow, source)) ?? (await this.raced(id, call));
     this.checkCompatible(pv, name, pool, mode, required, limit, noDataCow, source?.spec);
     await faultPoint('dynamic/create-volume'); // the PoolVolume exists, not answered yet
     const ready = await this.waitReady(pv, BigInt(pv.spec.size), call);
     return { volume: this.volumeOf(ready) };
   }
 
-  private checkCompatible(pv: PoolVolume, name: string, pool: string, mode: string, required: bigint, limit: bigint | undefined, noDataCow: boolean, source?: PoolVolumeSource): void {
+  private checkCompatible(
+    pv: PoolVolume,
+    name: string,
+    pool: string,
+    mode: string,
+    required: bigint,
+    limit: bigint | undefined,
+    noDataCow: boolean,
+    source?: PoolVolumeSource,
+  ): void {
     const size = BigInt(pv.spec.size);
     const problems = [
       pv.spec.requestName !== name ? `volume ID ${pv.metadata.name} belongs to request ${pv.spec.requestName}` : '',
@@ -209,25 +262,42 @@ export class CsiController {
       size < required ? `it has ${size} bytes, less than the required ${required}` : '',
       limit !== undefined && size > limit ? `it has ${size} bytes, more than the limit ${limit}` : '',
       (pv.spec.noDataCow === true) !== noDataCow ? `it has nodatacow ${pv.spec.noDataCow === true}, not ${noDataCow}` : '',
-      sourceText(pv.spec.source) !== sourceText(source) ? `its content source is ${sourceText(pv.spec.source)}, not ${sourceText(source)}` : '',
+      sourceText(pv.spec.source) !== sourceText(source)
+        ? `its content source is ${sourceText(pv.spec.source)}, not ${sourceText(source)}`
+        : '',
     ].filter(Boolean);
-    if (problems.length) throw new CsiError(grpc.status.ALREADY_EXISTS, `a volume named ${name} already exists and is incompatible: ${problems.join('; ')}`);
+    if (problems.length)
+      throw new CsiError(grpc.status.ALREADY_EXISTS, `a volume named ${name} already exists and is incompatible: ${problems.join('; ')}`);
   }
 
   /** Reserves room on a node and creates the PoolVolume; undefined when another caller created it first. */
-  private async reserve(id: string, name: string, pool: string, mode: 'Filesystem' | 'Block', size: bigint, topology: any, noDataCow: boolean, source?: ResolvedSource): Promise<PoolVolume | undefined> {
+  private async reserve(
+    id: string,
+    name: string,
+    pool: string,
+    mode: 'Filesystem' | 'Block',
+    size: bigint,
+    topology: any,
+    noDataCow: boolean,
+    source?: ResolvedSource,
+  ): Promise<PoolVolume | undefined> {
     const sp = this.pools.get(pool);
     if (!sp) throw invalidArgument(`StoragePool ${pool} does not exist`);
-    if (sp.spec.mode !== 'Dynamic') throw invalidArgument(`StoragePool ${pool} has mode ${sp.spec.mode}; the CSI driver serves Dynamic pools only`);
+    if (sp.spec.mode !== 'Dynamic')
+      throw invalidArgument(`StoragePool ${pool} has mode ${sp.spec.mode}; the CSI driver serves Dynamic pools only`);
     let nodes = candidateNodes(this.capacities(pool), topology);
     if (source) {
       // A restore or clone is made from data on the source's node, so it can only live there.
       if (!nodes.includes(source.node)) {
-        throw new CsiError(grpc.status.RESOURCE_EXHAUSTED, `${source.what} lives on node ${source.node}, which the topology requirement excludes (or which has no prepared disks of pool ${pool}); a restore or clone can only be placed there`);
+        throw new CsiError(
+          grpc.status.RESOURCE_EXHAUSTED,
+          `${source.what} lives on node ${source.node}, which the topology requirement excludes (or which has no prepared disks of pool ${pool}); a restore or clone can only be placed there`,
+        );
       }
       nodes = [source.node];
     }
-    if (nodes.length === 0) throw new CsiError(grpc.status.RESOURCE_EXHAUSTED, `no node with prepared disks of pool ${pool} matches the topology requirement`);
+    if (nodes.length === 0)
+      throw new CsiError(grpc.status.RESOURCE_EXHAUSTED, `no node with prepared disks of pool ${pool} matches the topology requirement`);
     for (const node of nodes) {
       // Only the capacity check and the in-memory reservation run under the node's lock; the API
       // create runs outside it, so parallel calls for one node do not queue behind each other's round trips.
@@ -243,7 +313,15 @@ export class CsiController {
             labels: { [POOL_VOLUME_LABELS.node]: node, [POOL_VOLUME_LABELS.pool]: pool, ...MANAGED_BY },
             finalizers: [POOL_VOLUME_FINALIZER],
           },
-          spec: { pool, node, size: size.toString(), volumeMode: mode, requestName: name, ...(noDataCow ? { noDataCow } : {}), ...(source ? { source: source.spec } : {}) },
+          spec: {
+            pool,
+            node,
+            size: size.toString(),
+            volumeMode: mode,
+            requestName: name,
+            ...(noDataCow ? { noDataCow } : {}),
+            ...(source ? { source: source.spec } : {}),
+          },
         };
         this.reserved.set(id, pv);
         return pv;
@@ -277,15 +355,20 @@ export class CsiController {
     const id = pv.metadata.name;
     let failed: string | undefined;
     // Not in the cache yet is not "gone": a fresh reservation reaches the informer a moment later.
-    await this.waits.until(id, (v, deleted) => {
-      if (deleted) return true;
-      if (!v) return false;
-      if (v.status?.phase === 'Failed') {
-        failed = v.status.conditions?.find((c) => c.type === 'Ready')?.message ?? 'the node daemon could not realize it';
-        return true;
-      }
-      return v.status?.phase === 'Ready' && (tryParseBytes(v.status.capacity) ?? 0n) >= size;
-    }, call, 'ready');
+    await this.waits.until(
+      id,
+      (v, deleted) => {
+        if (deleted) return true;
+        if (!v) return false;
+        if (v.status?.phase === 'Failed') {
+          failed = v.status.conditions?.find((c) => c.type === 'Ready')?.message ?? 'the node daemon could not realize it';
+          return true;
+        }
+        return v.status?.phase === 'Ready' && (tryParseBytes(v.status.capacity) ?? 0n) >= size;
+      },
+      call,
+      'ready',
+    );
     const now = this.volumes.get(id);
     if (!now) throw new CsiError(grpc.status.ABORTED, `volume ${id} was deleted while it was being created`);
     if (failed) throw new CsiError(grpc.status.INTERNAL, `volume ${id} failed on node ${now.spec.node}: ${failed}`);
@@ -296,7 +379,12 @@ export class CsiController {
     return {
       capacity_bytes: pv.spec.size,
       volume_id: pv.metadata.name,
-      volume_context: { pool: pv.spec.pool, node: pv.spec.node, volumeMode: pv.spec.volumeMode, ...(pv.spec.noDataCow ? { nodatacow: 'true' } : {}) },
+      volume_context: {
+        pool: pv.spec.pool,
+        node: pv.spec.node,
+        volumeMode: pv.spec.volumeMode,
+        ...(pv.spec.noDataCow ? { nodatacow: 'true' } : {}),
+      },
       accessible_topology: [{ segments: { [TOPOLOGY_KEY]: pv.spec.node } }],
       ...(pv.spec.source?.snapshot ? { content_source: { snapshot: { snapshot_id: pv.spec.source.snapshot } } } : {}),
       ...(pv.spec.source?.volume ? { content_source: { volume: { volume_id: pv.spec.source.volume } } } : {}),
@@ -331,15 +419,29 @@ export class CsiController {
     if (caps.length === 0) throw invalidArgument('volume_capabilities is required');
     const pv = await this.findVolume(req.volume_id);
     for (const cap of caps) {
-      const reason = unsupportedReason(cap) ?? (volumeModeOf(cap) !== pv.spec.volumeMode ? `the volume is ${pv.spec.volumeMode}, the capability asks for ${volumeModeOf(cap)}` : undefined);
+      const reason =
+        unsupportedReason(cap) ??
+        (volumeModeOf(cap) !== pv.spec.volumeMode
+          ? `the volume is ${pv.spec.volumeMode}, the capability asks for ${volumeModeOf(cap)}`
+          : undefined);
       if (reason) return { message: reason };
     }
-    return { confirmed: { volume_context: req.volume_context ?? {}, volume_capabilities: caps, parameters: req.parameters ?? {}, mutable_parameters: {} } };
+    return {
+      confirmed: {
+        volume_context: req.volume_context ?? {},
+        volume_capabilities: caps,
+        parameters: req.parameters ?? {},
+        mutable_parameters: {},
+      },
+    };
   }
 
   // eslint-disable-next-line @typescript-eslint/require-await -- async: its throws become rejections the gRPC handler answers
   private async listVolumes(req: any): Promise<unknown> {
-    const all = this.volumes.list().filter((pv) => !pv.metadata.deletionTimestamp).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    const all = this.volumes
+      .list()
+      .filter((pv) => !pv.metadata.deletionTimestamp)
+      .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
     const page = pageOf(all, req);
     return { entries: page.entries.map((pv) => ({ volume: this.volumeOf(pv) })), next_token: page.nextToken };
   }
@@ -353,7 +455,11 @@ export class CsiController {
     const list = this.capacities(pool).filter((c) => node === undefined || c.node === node);
     const total = list.reduce((s, c) => s + c.available, 0n);
     const largest = list.reduce((m, c) => (c.available > m ? c.available : m), 0n);
-    return { available_capacity: total.toString(), maximum_volume_size: { value: largest.toString() }, minimum_volume_size: { value: MiB.toString() } };
+    return {
+      available_capacity: total.toString(),
+      maximum_volume_size: { value: largest.toString() },
+      minimum_volume_size: { value: MiB.toString() },
+    };
   }
 
   private async expandVolume(req: any, call: grpc.ServerUnaryCall<any, any>): Promise<unknown> {
@@ -367,9 +473,17 @@ export class CsiController {
       await this.withNodeLock(pv.spec.node, async () => {
         const cap = this.capacities(pv.spec.pool).find((c) => c.node === pv.spec.node);
         if (!cap || cap.available < wanted - current) {
-          throw new CsiError(grpc.status.RESOURCE_EXHAUSTED, `node ${pv.spec.node} has ${cap?.available ?? 0n} bytes free in pool ${pv.spec.pool}; growing ${pv.metadata.name} by ${wanted - current} does not fit`);
+          throw new CsiError(
+            grpc.status.RESOURCE_EXHAUSTED,
+            `node ${pv.spec.node} has ${cap?.available ?? 0n} bytes free in pool ${pv.spec.pool}; growing ${pv.metadata.name} by ${wanted - current} does not fit`,
+          );
         }
-        const updated = await this.options.client.mergePatch<PoolVolume>(POOL_VOLUMES, pv.metadata.name, { spec: { size: wanted.toString() } }, { fieldManager: CSI_FIELD_MANAGER });
+        const updated = await this.options.client.mergePatch<PoolVolume>(
+          POOL_VOLUMES,
+          pv.metadata.name,
+          { spec: { size: wanted.toString() } },
+          { fieldManager: CSI_FIELD_MANAGER },
+        );
         this.reserved.set(pv.metadata.name, updated);
       });
     }

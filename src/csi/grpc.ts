@@ -83,7 +83,11 @@ export type UnaryHandler = (request: any, call: grpc.ServerUnaryCall<any, any>) 
  * Adapts promise-returning handlers to grpc-js callbacks. A {@link CsiError} keeps its code; anything
  * else becomes INTERNAL with the message (the CO retries; the log has the detail).
  */
-export function unaryHandlers(service: string, handlers: Record<string, UnaryHandler>, observe?: CallObserver): grpc.UntypedServiceImplementation {
+export function unaryHandlers(
+  service: string,
+  handlers: Record<string, UnaryHandler>,
+  observe?: CallObserver,
+): grpc.UntypedServiceImplementation {
   const impl: grpc.UntypedServiceImplementation = {};
   for (const [method, handler] of Object.entries(handlers)) {
     impl[method] = (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {

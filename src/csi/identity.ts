@@ -13,19 +13,23 @@ export const TOPOLOGY_KEY = 'topology.stowage.dev/node';
 export function identityService(ready: () => boolean, observe?: CallObserver): GrpcService {
   return {
     definition: serviceDefinition(csiV1(), 'Identity'),
-    implementation: unaryHandlers('Identity', {
-      GetPluginInfo: () => Promise.resolve({ name: DRIVER_NAME, vendor_version: VERSION, manifest: {} }),
-      GetPluginCapabilities: () =>
-        Promise.resolve({
-          capabilities: [
-            { service: { type: 'CONTROLLER_SERVICE' } },
-            { service: { type: 'VOLUME_ACCESSIBILITY_CONSTRAINTS' } },
-            { volume_expansion: { type: 'ONLINE' } },
-          ],
-        }),
-      // async: a throw from ready() becomes a rejection the handler answers as a gRPC error.
-      // eslint-disable-next-line @typescript-eslint/require-await -- see above
-      Probe: async () => ({ ready: { value: ready() } }),
-    }, observe),
+    implementation: unaryHandlers(
+      'Identity',
+      {
+        GetPluginInfo: () => Promise.resolve({ name: DRIVER_NAME, vendor_version: VERSION, manifest: {} }),
+        GetPluginCapabilities: () =>
+          Promise.resolve({
+            capabilities: [
+              { service: { type: 'CONTROLLER_SERVICE' } },
+              { service: { type: 'VOLUME_ACCESSIBILITY_CONSTRAINTS' } },
+              { volume_expansion: { type: 'ONLINE' } },
+            ],
+          }),
+        // async: a throw from ready() becomes a rejection the handler answers as a gRPC error.
+        // eslint-disable-next-line @typescript-eslint/require-await -- see above
+        Probe: async () => ({ ready: { value: ready() } }),
+      },
+      observe,
+    ),
   };
 }

@@ -19,7 +19,18 @@ import { loopDevicesOf } from '../host/loop-devices.js';
 import { tryParseBytes } from '../util/quantity.js';
 import { logger } from '../util/logger.js';
 import { errorMessage, ifNotFound, isNotFound } from '../util/errors.js';
-import { CsiError, csiV1, invalidArgument, notFound, serveOnSocket, serviceDefinition, unaryHandlers, type CallObserver, type GrpcService, type SocketServer } from './grpc.js';
+import {
+  CsiError,
+  csiV1,
+  invalidArgument,
+  notFound,
+  serveOnSocket,
+  serviceDefinition,
+  unaryHandlers,
+  type CallObserver,
+  type GrpcService,
+  type SocketServer,
+} from './grpc.js';
 import { identityService, TOPOLOGY_KEY } from './identity.js';
 import { unsupportedReason, volumeModeOf } from './capabilities.js';
 import { startRegistrationServer } from './registration.js';
@@ -63,7 +74,11 @@ export interface NodeServiceOptions {
 }
 
 // Any failure to stat reads as "not there": the callers then create the path, and that step reports a real error.
-const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
+const exists = (path: string): Promise<boolean> =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
 const VOLUME_ID = new RegExp(DNS_SUBDOMAIN_PATTERN);
 /** Linux's limits on a path and on one name in it. */
 const PATH_MAX = 4096;
@@ -78,17 +93,26 @@ const NAME_MAX = 255;
 export async function unsafePathReason(path: string, kubeletDir?: string): Promise<string | undefined> {
   if (!isAbsolute(path) || path.includes('\0')) return 'is not an absolute path';
   if (path.split('/').some((seg) => seg === '.' || seg === '..')) return "contains '.' or '..' segments";
-  if (path.length >= PATH_MAX || path.split('/').some((seg) => Buffer.byteLength(seg) > NAME_MAX)) return `is longer than Linux allows (${PATH_MAX} bytes, ${NAME_MAX} per name)`;
+  if (path.length >= PATH_MAX || path.split('/').some((seg) => Buffer.byteLength(seg) > NAME_MAX))
+    return `is longer than Linux allows (${PATH_MAX} bytes, ${NAME_MAX} per name)`;
   if (!kubeletDir) return undefined;
   const base = kubeletDir.replace(/\/+$/, '');
   if (!path.startsWith(`${base}/`)) return `is outside kubelet's directory ${base}`;
   // The deepest part that exists must still be inside kubelet's directory once symlinks are followed.
   let existing = path;
   // Any failure to lstat reads as "not there": the walk goes up to the deepest part that is.
-  while (existing !== base && !(await lstat(existing).then(() => true, () => false))) existing = dirname(existing);
+  while (
+    existing !== base &&
+    !(await lstat(existing).then(
+      () => true,
+      () => false,
+    ))
+  )
+    existing = dirname(existing);
   // A part that vanished between lstat and realpath: compare the path as written.
   const [real, realBase] = [await realpath(existing).catch(() => existing), await realpath(base).catch(() => base)];
-  if (!real.startsWith(`${realBase}/`) && !(existing === base && real === realBase)) return `leads out of kubelet's directory ${base} through a symlink (to ${real})`;
+  if (!real.startsWith(`${realBase}/`) && !(existing === base && real === realBase))
+    return `leads out of kubelet's directory ${base} through a symlink (to ${real})`;
   if (existing === path && real === realBase) return `is kubelet's directory itself`;
   return undefined;
 }
@@ -99,24 +123,30 @@ export class CsiNode {
   service(): GrpcService {
     return {
       definition: serviceDefinition(csiV1(), 'Node'),
-      implementation: unaryHandlers('Node', {
-        NodeStageVolume: (req) => this.stage(req),
-        NodeUnstageVolume: (req) => this.unstage(req),
-        NodePublishVolume: (req) => this.publish(req),
-        NodeUnpublishVolume: (req) => this.unpublish(req),
-        NodeGetVolumeStats: (req) => this.volumeStats(req),
-        NodeExpandVolume: (req) => this.expand(req),
-        NodeGetCapabilities: () =>
-          Promise.resolve({
-            capabilities: ['STAGE_UNSTAGE_VOLUME', 'GET_VOLUME_STATS', 'EXPAND_VOLUME', 'VOLUME_CONDITION'].map((type) => ({ rpc: { type } })),
-          }),
-        NodeGetInfo: () =>
-          Promise.resolve({
-            node_id: this.options.nodeName,
-            max_volumes_per_node: '0',
-            accessible_topology: { segments: { [TOPOLOGY_KEY]: this.options.nodeName } },
-          }),
-      }, this.options.observe),
+      implementation: unaryHandlers(
+        'Node',
+        {
+          NodeStageVolume: (req) => this.stage(req),
+          NodeUnstageVolume: (req) => this.unstage(req),
+          NodePublishVolume: (req) => this.publish(req),
+          NodeUnpublishVolume: (req) => this.unpublish(req),
+          NodeGetVolumeStats: (req) => this.volumeStats(req),
+          NodeExpandVolume: (req) => this.expand(req),
+          NodeGetCapabilities: () =>
+            Promise.resolve({
+              capabilities: ['STAGE_UNSTAGE_VOLUME', 'GET_VOLUME_STATS', 'EXPAND_VOLUME', 'VOLUME_CONDITION'].map((type) => ({
+                rpc: { type },
+              })),
+            }),
+          NodeGetInfo: () =>
+            Promise.resolve({
+              node_id: this.options.nodeName,
+              max_volumes_per_node: '0',
+              accessible_topology: { segments: { [TOPOLOGY_KEY]: this.options.nodeName } },
+            }),
+        },
+        this.options.observe,
+      ),
     };
   }
 
@@ -134,13 +164,17 @@ export class CsiNode {
    */
   private async checkPublishedPath(field: string, path: string): Promise<void> {
     const reason = await unsafePathReason(path, this.options.kubeletDir);
-    if (reason) throw notFound(`no volume is published at ${field} ${JSON.stringify(path)}: it ${reason}; kubelet passes absolute paths inside its own directory`);
+    if (reason)
+      throw notFound(
+        `no volume is published at ${field} ${JSON.stringify(path)}: it ${reason}; kubelet passes absolute paths inside its own directory`,
+      );
   }
 
   /** The PoolVolume, which must live on this node and be realized. */
   private async volume(id: string, mustBeReady = true): Promise<PoolVolume> {
     // Not a PoolVolume name (e.g. '..', which an API URL would resolve): never a volume of ours.
-    if (id.length > 253 || !VOLUME_ID.test(id)) throw notFound(`volume ${JSON.stringify(id)} does not exist: Stowage volume IDs are PoolVolume names`);
+    if (id.length > 253 || !VOLUME_ID.test(id))
+      throw notFound(`volume ${JSON.stringify(id)} does not exist: Stowage volume IDs are PoolVolume names`);
     const pv = await this.options.client.getIfExists<PoolVolume>(POOL_VOLUMES, id);
     if (!pv || pv.spec.node !== this.options.nodeName) throw notFound(`volume ${id} does not exist on node ${this.options.nodeName}`);
     if (mustBeReady && (pv.status?.phase !== 'Ready' || !pv.status.path)) {
@@ -160,9 +194,16 @@ export class CsiNode {
     const { pool } = pv.spec;
     const name = pv.metadata.name;
     const mnt = await this.options.engine.mountedPool(pool);
-    if (!mnt) throw new CsiError(grpc.status.UNAVAILABLE, `pool ${pool}'s filesystem is not mounted on this node; the node daemon is still preparing it`);
+    if (!mnt)
+      throw new CsiError(
+        grpc.status.UNAVAILABLE,
+        `pool ${pool}'s filesystem is not mounted on this node; the node daemon is still preparing it`,
+      );
     const own = await this.options.engine.ownVolume(pool, name, pv.spec.volumeMode).catch((err: unknown) => {
-      throw new CsiError(grpc.status.FAILED_PRECONDITION, `volume ${name} in pool ${pool}: ${errorMessage(err)}; refusing to mount anything for it`);
+      throw new CsiError(
+        grpc.status.FAILED_PRECONDITION,
+        `volume ${name} in pool ${pool}: ${errorMessage(err)}; refusing to mount anything for it`,
+      );
     });
     const recorded = pv.status?.path ?? '';
     // Any failure to resolve the recorded path is a refusal like any other mismatch (nothing gets
@@ -175,12 +216,18 @@ export class CsiNode {
     if (resolved !== own.path) {
       // Only picks the wording of the refusal below: the mount point as given words it well enough.
       const realMnt = await realpath(mnt).catch(() => mnt);
-      const where = resolved === undefined ? unresolved
-        : resolved !== realMnt && !resolved.startsWith(`${realMnt}/`) ? `resolves to ${resolved}, outside pool ${pool}'s filesystem (${mnt})`
-          : `resolves to ${resolved}, which is not the volume's own ${own.identity}`;
-      log.warn({ volume: name, pool, recorded, resolved, own: own.path }, 'refused: status.path is not the volume\'s own data');
-      throw new CsiError(grpc.status.FAILED_PRECONDITION, `volume ${name}: its status.path ${JSON.stringify(recorded)} ${where}; refusing to mount it. `
-        + `The node daemon records the path there and writes the true one back on its next refresh of the volume; if this persists, something else edits PoolVolume status`);
+      const where =
+        resolved === undefined
+          ? unresolved
+          : resolved !== realMnt && !resolved.startsWith(`${realMnt}/`)
+            ? `resolves to ${resolved}, outside pool ${pool}'s filesystem (${mnt})`
+            : `resolves to ${resolved}, which is not the volume's own ${own.identity}`;
+      log.warn({ volume: name, pool, recorded, resolved, own: own.path }, "refused: status.path is not the volume's own data");
+      throw new CsiError(
+        grpc.status.FAILED_PRECONDITION,
+        `volume ${name}: its status.path ${JSON.stringify(recorded)} ${where}; refusing to mount it. ` +
+          `The node daemon records the path there and writes the true one back on its next refresh of the volume; if this persists, something else edits PoolVolume status`,
+      );
     }
     return own.path;
   }
@@ -189,7 +236,8 @@ export class CsiNode {
     if (!cap) throw invalidArgument('volume_capability is required');
     const reason = unsupportedReason(cap);
     if (reason) throw invalidArgument(reason);
-    if (pv && volumeModeOf(cap) !== pv.spec.volumeMode) throw invalidArgument(`volume ${pv.metadata.name} is ${pv.spec.volumeMode}, the capability asks for ${volumeModeOf(cap)}`);
+    if (pv && volumeModeOf(cap) !== pv.spec.volumeMode)
+      throw invalidArgument(`volume ${pv.metadata.name} is ${pv.spec.volumeMode}, the capability asks for ${volumeModeOf(cap)}`);
   }
 
   private async stage(req: any): Promise<unknown> {
@@ -240,7 +288,10 @@ export class CsiNode {
       if (deviceMount.source.startsWith('/dev/loop')) {
         await run('losetup', ['--detach', deviceMount.source]).catch((err: unknown) => {
           // Autoclear may have detached it at the umount already; a loop device left attached holds no mount.
-          log.warn({ volume: req.volume_id, device: deviceMount.source, err: errorMessage(err) }, 'could not detach the loop device; unstaging goes on');
+          log.warn(
+            { volume: req.volume_id, device: deviceMount.source, err: errorMessage(err) },
+            'could not detach the loop device; unstaging goes on',
+          );
         });
       }
     }
@@ -254,7 +305,8 @@ export class CsiNode {
   private async publish(req: any): Promise<unknown> {
     if (!req.volume_id) throw invalidArgument('volume_id is required');
     if (!req.target_path) throw invalidArgument('target_path is required');
-    if (!req.staging_target_path) throw invalidArgument('staging_target_path is required: the volume is staged first (STAGE_UNSTAGE_VOLUME)');
+    if (!req.staging_target_path)
+      throw invalidArgument('staging_target_path is required: the volume is staged first (STAGE_UNSTAGE_VOLUME)');
     await this.checkPath('target_path', req.target_path);
     await this.checkPath('staging_target_path', req.staging_target_path);
     this.checkCapability(req.volume_capability);
@@ -265,24 +317,45 @@ export class CsiNode {
     const readonly = req.readonly === true || req.volume_capability?.access_mode?.mode === 'SINGLE_NODE_READER_ONLY';
     const flags: string[] = req.volume_capability?.mount?.mount_flags ?? [];
     if (pv.spec.volumeMode === 'Filesystem') {
-      if (!(await mountAt(staging))) throw new CsiError(grpc.status.FAILED_PRECONDITION, `volume ${pv.metadata.name} is not staged at ${staging}; call NodeStageVolume first`);
+      if (!(await mountAt(staging)))
+        throw new CsiError(
+          grpc.status.FAILED_PRECONDITION,
+          `volume ${pv.metadata.name} is not staged at ${staging}; call NodeStageVolume first`,
+        );
       const current = await mountAt(target);
       if (current) {
-        if (!(await this.isMountOf(target, staging))) throw new CsiError(grpc.status.ALREADY_EXISTS, `${target} already has something else mounted (${current.source} ${current.root})`);
+        if (!(await this.isMountOf(target, staging)))
+          throw new CsiError(
+            grpc.status.ALREADY_EXISTS,
+            `${target} already has something else mounted (${current.source} ${current.root})`,
+          );
         return this.convergeReadOnly(pv.metadata.name, target, current.options.includes('ro'), readonly, flags);
       }
       await mkdir(target, { recursive: true });
       // One mount(8) run binds and applies read-only and the flags: as two runs, a daemon killed
       // between them left the target read-write and every retry answered ALREADY_EXISTS (found by
       // the fault suite, test/faults/crash-dynamic.test.ts).
-      await run('mount', ['--bind', ...(readonly || flags.length > 0 ? ['-o', [readonly ? 'ro' : 'rw', ...flags].join(',')] : []), staging, target]);
+      await run('mount', [
+        '--bind',
+        ...(readonly || flags.length > 0 ? ['-o', [readonly ? 'ro' : 'rw', ...flags].join(',')] : []),
+        staging,
+        target,
+      ]);
       await faultPoint('dynamic/publish'); // published, not answered yet
     } else {
       const deviceFile = `${staging}/${STAGED_DEVICE}`;
-      if (!(await mountAt(deviceFile))) throw new CsiError(grpc.status.FAILED_PRECONDITION, `volume ${pv.metadata.name} is not staged at ${staging}; call NodeStageVolume first`);
+      if (!(await mountAt(deviceFile)))
+        throw new CsiError(
+          grpc.status.FAILED_PRECONDITION,
+          `volume ${pv.metadata.name} is not staged at ${staging}; call NodeStageVolume first`,
+        );
       const current = await mountAt(target);
       if (current) {
-        if (!(await this.isDeviceOf(target, deviceFile))) throw new CsiError(grpc.status.ALREADY_EXISTS, `${target} already has something else mounted (${current.source} ${current.root})`);
+        if (!(await this.isDeviceOf(target, deviceFile)))
+          throw new CsiError(
+            grpc.status.ALREADY_EXISTS,
+            `${target} already has something else mounted (${current.source} ${current.root})`,
+          );
         return this.convergeReadOnly(pv.metadata.name, target, current.options.includes('ro'), readonly, []);
       }
       await mkdir(dirname(target), { recursive: true });
@@ -301,12 +374,29 @@ export class CsiNode {
    * other way round (writable asked, read-only there) would hand out rights nobody granted this
    * target: ALREADY_EXISTS, as the CSI spec says for an incompatible publish.
    */
-  private async convergeReadOnly(volume: string, target: string, isRo: boolean, readonly: boolean, flags: readonly string[]): Promise<unknown> {
+  private async convergeReadOnly(
+    volume: string,
+    target: string,
+    isRo: boolean,
+    readonly: boolean,
+    flags: readonly string[],
+  ): Promise<unknown> {
     if (isRo === readonly) return {};
-    if (!readonly) throw new CsiError(grpc.status.ALREADY_EXISTS, `${target} is already published read-only; unpublish it before publishing it writable`);
-    log.warn({ volume, target }, 'target found writable where read-only was asked (a publish cut off before its read-only remount); remounting it read-only');
+    if (!readonly)
+      throw new CsiError(
+        grpc.status.ALREADY_EXISTS,
+        `${target} is already published read-only; unpublish it before publishing it writable`,
+      );
+    log.warn(
+      { volume, target },
+      'target found writable where read-only was asked (a publish cut off before its read-only remount); remounting it read-only',
+    );
     await run('mount', ['-o', ['remount', 'bind', 'ro', ...flags].join(','), target]);
-    if (!(await mountAt(target))?.options.includes('ro')) throw new CsiError(grpc.status.INTERNAL, `${target} stays writable after a read-only remount; unpublish it (NodeUnpublishVolume) before using volume ${volume}`);
+    if (!(await mountAt(target))?.options.includes('ro'))
+      throw new CsiError(
+        grpc.status.INTERNAL,
+        `${target} stays writable after a read-only remount; unpublish it (NodeUnpublishVolume) before using volume ${volume}`,
+      );
     log.info({ volume, target, readonly }, 'published');
     return {};
   }
@@ -382,7 +472,9 @@ export interface CsiNodeServer {
  * Starts the node daemon's CSI endpoint (Identity + Node) and, when `registrationDir` is given
  * (kubelet's /var/lib/kubelet/plugins_registry), the kubelet plugin-registration socket there.
  */
-export async function startCsiNodeServer(opts: NodeServiceOptions & { endpoint: string; registrationDir?: string }): Promise<CsiNodeServer> {
+export async function startCsiNodeServer(
+  opts: NodeServiceOptions & { endpoint: string; registrationDir?: string },
+): Promise<CsiNodeServer> {
   const node = new CsiNode(opts);
   let lastReason: string | undefined;
   const ready = (): boolean => {
@@ -392,7 +484,9 @@ export async function startCsiNodeServer(opts: NodeServiceOptions & { endpoint: 
     return reason === undefined;
   };
   const server: SocketServer = await serveOnSocket(opts.endpoint, [identityService(ready, opts.observe), node.service()]);
-  const registration = opts.registrationDir ? await startRegistrationServer({ dir: opts.registrationDir, endpoint: server.socketPath }) : undefined;
+  const registration = opts.registrationDir
+    ? await startRegistrationServer({ dir: opts.registrationDir, endpoint: server.socketPath })
+    : undefined;
   return {
     async stop() {
       await registration?.stop();

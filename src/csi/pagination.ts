@@ -19,7 +19,10 @@ export function pageOf<T>(all: readonly T[], req: PageRequest): { entries: T[]; 
   if (req.starting_token) {
     start = Number(req.starting_token);
     if (!Number.isInteger(start) || start < 0 || start > all.length) {
-      throw new CsiError(grpc.status.ABORTED, `starting_token ${JSON.stringify(req.starting_token)} is not valid (the list has ${all.length} entries); list again from the start`);
+      throw new CsiError(
+        grpc.status.ABORTED,
+        `starting_token ${JSON.stringify(req.starting_token)} is not valid (the list has ${all.length} entries); list again from the start`,
+      );
     }
   }
   const end = max > 0 ? Math.min(all.length, start + max) : all.length;

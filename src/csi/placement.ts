@@ -17,6 +17,9 @@ export function candidateNodes(caps: readonly NodeCapacity[], requirement: any):
     return i < 0 ? Number.MAX_SAFE_INTEGER : i;
   };
   return [...allowed]
-    .sort((a, b) => rank(a.node) - rank(b.node) || (a.available > b.available ? -1 : a.available < b.available ? 1 : a.node.localeCompare(b.node)))
+    .sort(
+      (a, b) =>
+        rank(a.node) - rank(b.node) || (a.available > b.available ? -1 : a.available < b.available ? 1 : a.node.localeCompare(b.node)),
+    )
     .map((c) => c.node);
 }

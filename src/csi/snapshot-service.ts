@@ -73,7 +73,10 @@ export class SnapshotService {
     const id = snapshotIdFor(name);
     let ps = this.host.snapshots.get(id);
     if (ps && ps.spec.sourceVolume !== sourceId) {
-      throw new CsiError(grpc.status.ALREADY_EXISTS, `a snapshot named ${name} already exists of volume ${ps.spec.sourceVolume}, not ${sourceId}; use another name`);
+      throw new CsiError(
+        grpc.status.ALREADY_EXISTS,
+        `a snapshot named ${name} already exists of volume ${ps.spec.sourceVolume}, not ${sourceId}; use another name`,
+      );
     }
     if (!ps) {
       const source = this.host.volume(sourceId);
@@ -92,7 +95,12 @@ export class SnapshotService {
       kind: 'PoolSnapshot',
       metadata: {
         name: id,
-        labels: { [POOL_SNAPSHOT_LABELS.node]: node, [POOL_SNAPSHOT_LABELS.pool]: pool, [POOL_SNAPSHOT_LABELS.sourceVolume]: source.metadata.name, ...MANAGED_BY },
+        labels: {
+          [POOL_SNAPSHOT_LABELS.node]: node,
+          [POOL_SNAPSHOT_LABELS.pool]: pool,
+          [POOL_SNAPSHOT_LABELS.sourceVolume]: source.metadata.name,
+          ...MANAGED_BY,
+        },
         finalizers: [POOL_SNAPSHOT_FINALIZER],
         // The pool, not the volume, owns it: a snapshot outlives its volume, and the pool's deletion waits for it.
         ...(poolUid ? { ownerReferences: [{ apiVersion: API_VERSION, kind: 'StoragePool', name: pool, uid: poolUid }] } : {}),
@@ -110,7 +118,10 @@ export class SnapshotService {
       const raced = this.host.snapshots.get(id);
       if (!raced) throw new CsiError(grpc.status.ABORTED, `snapshot ${id} was created by another caller and is gone again; retry`);
       if (raced.spec.sourceVolume !== source.metadata.name) {
-        throw new CsiError(grpc.status.ALREADY_EXISTS, `a snapshot named ${name} already exists of volume ${raced.spec.sourceVolume}; use another name`);
+        throw new CsiError(
+          grpc.status.ALREADY_EXISTS,
+          `a snapshot named ${name} already exists of volume ${raced.spec.sourceVolume}; use another name`,
+        );
       }
       return raced;
     }
@@ -157,7 +168,8 @@ export class SnapshotService {
   restorable(id: string): PoolSnapshot {
     const ps = this.host.snapshots.get(id);
     if (!ps || ps.metadata.deletionTimestamp) throw notFound(`snapshot ${id} does not exist`);
-    if (ps.status?.phase !== 'Ready') throw new CsiError(grpc.status.UNAVAILABLE, `snapshot ${id} is not taken yet (phase ${ps.status?.phase ?? 'Pending'}); retry`);
+    if (ps.status?.phase !== 'Ready')
+      throw new CsiError(grpc.status.UNAVAILABLE, `snapshot ${id} is not taken yet (phase ${ps.status?.phase ?? 'Pending'}); retry`);
     return ps;
   }
 
@@ -166,10 +178,19 @@ export class SnapshotService {
     const left = msUntilDeadline(call);
     const budget = left === Infinity ? DEFAULT_WAIT_MS : Math.max(0, left - 250);
     await new Promise<void>((resolve, reject) => {
-      const waiter = { id, check, resolve: () => { clearTimeout(timer); resolve(); } };
+      const waiter = {
+        id,
+        check,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
       const timer = setTimeout(() => {
         this.waiters.delete(waiter);
-        reject(new CsiError(grpc.status.DEADLINE_EXCEEDED, `snapshot ${id} is not ${what} yet; the node daemon may be slow or down — retry`));
+        reject(
+          new CsiError(grpc.status.DEADLINE_EXCEEDED, `snapshot ${id} is not ${what} yet; the node daemon may be slow or down — retry`),
+        );
       }, budget);
       this.waiters.add(waiter);
       if (check(this.host.snapshots.get(id), false)) {

@@ -24,10 +24,19 @@ export function exec(cmd: string, args: readonly string[], opts: { timeoutMs?: n
     const child = execFile(
       cmd,
       args,
-      { timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } },
+      {
+        timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+        maxBuffer: 64 * 1024 * 1024,
+        encoding: 'utf8',
+        env: { ...process.env, LC_ALL: 'C' },
+      },
       (err, stdout, stderr) => {
         if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') {
-          reject(new ToolMissingError(`${cmd} is not installed on this node${PACKAGE_HINT[cmd] ? `; install the Debian package ${PACKAGE_HINT[cmd]}` : ''}`));
+          reject(
+            new ToolMissingError(
+              `${cmd} is not installed on this node${PACKAGE_HINT[cmd] ? `; install the Debian package ${PACKAGE_HINT[cmd]}` : ''}`,
+            ),
+          );
           return;
         }
         if (err && typeof (err as { code?: unknown }).code !== 'number') {

@@ -68,9 +68,7 @@ export interface DeleteOptions {
   readonly propagationPolicy?: 'Foreground' | 'Background' | 'Orphan';
 }
 
-export type JsonPatchOperation =
-  | { op: 'add' | 'replace' | 'test'; path: string; value: unknown }
-  | { op: 'remove'; path: string };
+export type JsonPatchOperation = { op: 'add' | 'replace' | 'test'; path: string; value: unknown } | { op: 'remove'; path: string };
 
 export interface KubeClientOptions {
   /** Sent as User-Agent, so audit logs tell the components apart. */
@@ -102,9 +100,10 @@ export class KubeClient {
     const cluster = kubeConfig.getCurrentCluster();
     if (!cluster) throw new Error('the kubeconfig has no current cluster; set one with `kubectl config use-context NAME`');
     this.server = cluster.server.replace(/\/+$/, '');
-    const agent = (maxSockets: number): http.Agent => this.server.startsWith('https:')
-      ? new https.Agent({ ...tls, keepAlive: true, maxSockets })
-      : new http.Agent({ keepAlive: true, maxSockets });
+    const agent = (maxSockets: number): http.Agent =>
+      this.server.startsWith('https:')
+        ? new https.Agent({ ...tls, keepAlive: true, maxSockets })
+        : new http.Agent({ keepAlive: true, maxSockets });
     this.agent = agent(MAX_SOCKETS);
     this.watchAgent = agent(Infinity);
   }
@@ -217,7 +216,10 @@ export class KubeClient {
   }
 
   async mergePatch<T extends KubeObject>(
-    rt: ResourceType, name: string, patch: unknown, opts: { namespace?: string; subresource?: 'status'; fieldManager?: string } = {},
+    rt: ResourceType,
+    name: string,
+    patch: unknown,
+    opts: { namespace?: string; subresource?: 'status'; fieldManager?: string } = {},
   ): Promise<T> {
     return this.request<T>({
       method: 'PATCH',
@@ -229,7 +231,10 @@ export class KubeClient {
   }
 
   async jsonPatch<T extends KubeObject>(
-    rt: ResourceType, name: string, ops: readonly JsonPatchOperation[], opts: { namespace?: string; subresource?: 'status'; fieldManager?: string } = {},
+    rt: ResourceType,
+    name: string,
+    ops: readonly JsonPatchOperation[],
+    opts: { namespace?: string; subresource?: 'status'; fieldManager?: string } = {},
   ): Promise<T> {
     return this.request<T>({
       method: 'PATCH',
@@ -335,7 +340,9 @@ export class KubeClient {
         req.once('close', () => signal.removeEventListener('abort', onAbort));
       }
       if (timeoutMs > 0) {
-        req.setTimeout(timeoutMs, () => req.destroy(new Error(`${spec.method} ${spec.path}: no answer from ${this.server} within ${timeoutMs} ms`)));
+        req.setTimeout(timeoutMs, () =>
+          req.destroy(new Error(`${spec.method} ${spec.path}: no answer from ${this.server} within ${timeoutMs} ms`)),
+        );
       }
       req.on('error', (err) => reject(describeTransportError(err, spec, this.server)));
       req.end(body);

@@ -45,7 +45,11 @@ export interface ParsedPath {
 }
 
 export function parseResourcePath(path: string): ParsedPath | undefined {
-  const parts = path.split('?')[0].split('/').filter((p) => p !== '').map(decodeURIComponent);
+  const parts = path
+    .split('?')[0]
+    .split('/')
+    .filter((p) => p !== '')
+    .map(decodeURIComponent);
   let rest: string[];
   let group: string;
   if (parts[0] === 'api' && parts.length >= 3) {
@@ -83,12 +87,28 @@ export const SERVICE_ACCOUNTS = core('serviceaccounts', 'ServiceAccount', true);
 export const CONFIG_MAPS = core('configmaps', 'ConfigMap', true);
 export const PERSISTENT_VOLUMES = core('persistentvolumes', 'PersistentVolume', false);
 export const PERSISTENT_VOLUME_CLAIMS = core('persistentvolumeclaims', 'PersistentVolumeClaim', true);
-export const STORAGE_CLASSES: ResourceType = { group: 'storage.k8s.io', version: 'v1', plural: 'storageclasses', kind: 'StorageClass', namespaced: false };
-export const CSI_DRIVERS: ResourceType = { group: 'storage.k8s.io', version: 'v1', plural: 'csidrivers', kind: 'CSIDriver', namespaced: false };
+export const STORAGE_CLASSES: ResourceType = {
+  group: 'storage.k8s.io',
+  version: 'v1',
+  plural: 'storageclasses',
+  kind: 'StorageClass',
+  namespaced: false,
+};
+export const CSI_DRIVERS: ResourceType = {
+  group: 'storage.k8s.io',
+  version: 'v1',
+  plural: 'csidrivers',
+  kind: 'CSIDriver',
+  namespaced: false,
+};
 export const CSI_NODES: ResourceType = { group: 'storage.k8s.io', version: 'v1', plural: 'csinodes', kind: 'CSINode', namespaced: false };
 export const DAEMON_SETS: ResourceType = { group: 'apps', version: 'v1', plural: 'daemonsets', kind: 'DaemonSet', namespaced: true };
 export const DEPLOYMENTS: ResourceType = { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment', namespaced: true };
 export const LEASES: ResourceType = { group: 'coordination.k8s.io', version: 'v1', plural: 'leases', kind: 'Lease', namespaced: true };
 export const CUSTOM_RESOURCE_DEFINITIONS: ResourceType = {
-  group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', kind: 'CustomResourceDefinition', namespaced: false,
+  group: 'apiextensions.k8s.io',
+  version: 'v1',
+  plural: 'customresourcedefinitions',
+  kind: 'CustomResourceDefinition',
+  namespaced: false,
 };

@@ -11,7 +11,12 @@ import type { WatchEvent } from './types.js';
  * connection fails or a line is not JSON (rejects), or `signal` aborts (resolves). An `onEvent` that
  * throws ends the stream with its error.
  */
-export function readWatchStream(res: http.IncomingMessage, path: string, onEvent: (event: WatchEvent) => void, signal: AbortSignal): Promise<void> {
+export function readWatchStream(
+  res: http.IncomingMessage,
+  path: string,
+  onEvent: (event: WatchEvent) => void,
+  signal: AbortSignal,
+): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let buffered = '';
     res.setEncoding('utf8');

@@ -7,7 +7,10 @@ export const CONDITION_STATUSES = ['True', 'False', 'Unknown'] as const;
  * One sample per (condition type, status) in kube-state-metrics' style: 1 for the status the
  * object reports now, 0 for the others. Conditions the object does not report yield nothing.
  */
-export function conditionSamples(conditions: readonly Condition[] | undefined, types: readonly string[]): { condition: string; status: string; value: number }[] {
+export function conditionSamples(
+  conditions: readonly Condition[] | undefined,
+  types: readonly string[],
+): { condition: string; status: string; value: number }[] {
   const samples: { condition: string; status: string; value: number }[] = [];
   for (const type of types) {
     const current = conditions?.find((c) => c.type === type);

@@ -35,7 +35,9 @@ export interface NodeCommandOptions {
  * NODE_NAME (the DaemonSet passes spec.nodeName through the downward API).
  */
 export async function runNodeCommand(
-  opts: NodeCommandOptions, dynamicPools?: DynamicPoolSync & Partial<Pick<BtrfsEngine, 'mountedPool'>>, onMetrics?: (metrics: NodeMetrics) => void,
+  opts: NodeCommandOptions,
+  dynamicPools?: DynamicPoolSync & Partial<Pick<BtrfsEngine, 'mountedPool'>>,
+  onMetrics?: (metrics: NodeMetrics) => void,
   healthChecks?: Readonly<Record<string, Check>>,
   readyChecks?: Readonly<Record<string, Check>>,
   onReadiness?: (notReady: Check) => void,
@@ -52,18 +54,30 @@ export async function runNodeCommand(
   // The engine's pool filesystems (usage, device errors) for every Dynamic pool with a disk here.
   const dynamicPoolsHere = (): string[] =>
     (running?.disks() ?? []).filter((d) => d.spec.claim?.mode === 'Dynamic').map((d) => d.spec.claim!.pool);
-  const engine = dynamicPools?.mountedPool ? btrfsEngineSource(dynamicPools as Pick<BtrfsEngine, 'mountedPool'>, dynamicPoolsHere) : undefined;
+  const engine = dynamicPools?.mountedPool
+    ? btrfsEngineSource(dynamicPools as Pick<BtrfsEngine, 'mountedPool'>, dynamicPoolsHere)
+    : undefined;
   // /readyz: not ready until the agent's cache synced and its first pass is done (while the API is
   // away it says so and why), nor while a CSI socket is gone; /healthz stays the liveness.
   let starting: { notReady(): string | undefined } | undefined;
-  const allReadyChecks: Record<string, Check> = { 'node-agent': () => (starting ? starting.notReady() : 'the node agent has not started yet'), ...healthChecks, ...readyChecks };
+  const allReadyChecks: Record<string, Check> = {
+    'node-agent': () => (starting ? starting.notReady() : 'the node agent has not started yet'),
+    ...healthChecks,
+    ...readyChecks,
+  };
   // The CSI Probe answers from the very same checks, so it never says ready where /readyz does not.
   onReadiness?.(() => {
-    const failing = Object.entries(allReadyChecks).map(([name, check]) => [name, check()] as const).filter(([, reason]) => reason !== undefined);
+    const failing = Object.entries(allReadyChecks)
+      .map(([name, check]) => [name, check()] as const)
+      .filter(([, reason]) => reason !== undefined);
     return failing.length > 0 ? failing.map(([name, reason]) => `${name}: ${reason}`).join('; ') : undefined;
   });
   const metrics = await startNodeMetrics({
-    client, nodeName, address: opts.metricsBindAddress, disks: () => running?.disks() ?? [], ...(engine ? { engine } : {}),
+    client,
+    nodeName,
+    address: opts.metricsBindAddress,
+    disks: () => running?.disks() ?? [],
+    ...(engine ? { engine } : {}),
     ...(healthChecks ? { healthChecks } : {}),
     readyChecks: allReadyChecks,
   });

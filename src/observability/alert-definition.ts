@@ -45,7 +45,9 @@ export interface RuleGroup {
 export const opLabels = { job: OPERATOR_JOB, instance: 'op:8080' };
 export const nodeLabels = { job: NODE_JOB, instance: 'n1:8080', node: 'n1' };
 export const sel = (name: string, labels: Record<string, string>): string =>
-  `${name}{${Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',')}}`;
+  `${name}{${Object.entries(labels)
+    .map(([k, v]) => `${k}="${v}"`)
+    .join(',')}}`;
 export const pool = (name: string, labels: Record<string, string> = {}): string => sel(name, { ...opLabels, pool: 'fast', ...labels });
 export const disk = (name: string, labels: Record<string, string> = {}): string => sel(name, { ...nodeLabels, disk: 'n1-abc', ...labels });
 export const cephLabels = { job: CEPH_MGR_JOB, instance: 'mgr:9283' };

@@ -11,7 +11,16 @@ import { COMPONENT_ALERTS } from './component-alerts.js';
 import { DISK_ALERTS } from './disk-alerts.js';
 import { POOL_ALERTS } from './pool-alerts.js';
 
-export { CEPH_MGR_JOB, NODE_JOB, OPERATOR_JOB, RUNBOOK_BASE_URL, type AlertCase, type AlertDefinition, type RuleGroup, type Severity } from './alert-definition.js';
+export {
+  CEPH_MGR_JOB,
+  NODE_JOB,
+  OPERATOR_JOB,
+  RUNBOOK_BASE_URL,
+  type AlertCase,
+  type AlertDefinition,
+  type RuleGroup,
+  type Severity,
+} from './alert-definition.js';
 
 export const RULE_GROUPS: readonly RuleGroup[] = [POOL_ALERTS, DISK_ALERTS, COMPONENT_ALERTS, CEPH_ALERTS];
 

@@ -29,8 +29,7 @@ export const CEPH_ALERTS: RuleGroup = {
   alerts: [
     {
       alert: 'StowageCephDataDegraded',
-      expr:
-        `max by (job, pool) (label_replace(sum by (job, pool_id) (ceph_pg_degraded{${mgr}}) * on (job, pool_id) group_left (name) max by (job, pool_id, name) (ceph_pool_metadata{${mgr}}), "pool", "$1", "name", "(.*)")) > 0`,
+      expr: `max by (job, pool) (label_replace(sum by (job, pool_id) (ceph_pg_degraded{${mgr}}) * on (job, pool_id) group_left (name) max by (job, pool_id, name) (ceph_pool_metadata{${mgr}}), "pool", "$1", "name", "(.*)")) > 0`,
       for: '5m',
       severity: 'warning',
       summary: 'Placement groups of a Ceph pool have fewer copies than its size.',
@@ -56,13 +55,19 @@ export const CEPH_ALERTS: RuleGroup = {
         },
         {
           name: 'a short degradation (an OSD restart) does not fire',
-          series: { [ceph('ceph_pg_degraded', { pool_id: '1' })]: '0x8 4x2 0x8', [ceph('ceph_pool_metadata', { pool_id: '1', name: 'safe' })]: '1x17' },
+          series: {
+            [ceph('ceph_pg_degraded', { pool_id: '1' })]: '0x8 4x2 0x8',
+            [ceph('ceph_pool_metadata', { pool_id: '1', name: 'safe' })]: '1x17',
+          },
           at: '12m',
           expect: [],
         },
         {
           name: 'clean placement groups do not fire',
-          series: { [ceph('ceph_pg_degraded', { pool_id: '1' })]: '0x17', [ceph('ceph_pool_metadata', { pool_id: '1', name: 'safe' })]: '1x17' },
+          series: {
+            [ceph('ceph_pg_degraded', { pool_id: '1' })]: '0x17',
+            [ceph('ceph_pool_metadata', { pool_id: '1', name: 'safe' })]: '1x17',
+          },
           at: '12m',
           expect: [],
         },
@@ -75,7 +80,7 @@ export const CEPH_ALERTS: RuleGroup = {
       severity: 'warning',
       summary: 'A Ceph OSD is past the 85 % nearfull ratio.',
       description:
-        'OSD {{ $labels.ceph_daemon }} on node {{ $labels.node }} is {{ $value | humanizePercentage }} full, past Ceph\'s nearfull ratio (85 %); at the full ratio (95 %) Ceph stops every write to the pools with data on it. Add disks to the pool (on other nodes too: copies must stay on different nodes), or delete data.',
+        "OSD {{ $labels.ceph_daemon }} on node {{ $labels.node }} is {{ $value | humanizePercentage }} full, past Ceph's nearfull ratio (85 %); at the full ratio (95 %) Ceph stops every write to the pools with data on it. Add disks to the pool (on other nodes too: copies must stay on different nodes), or delete data.",
       cases: [
         {
           name: 'an OSD at 90 % fires with its node',
@@ -92,7 +97,7 @@ export const CEPH_ALERTS: RuleGroup = {
             {
               labels: { job: CEPH_MGR_JOB, ceph_daemon: 'osd.0', node: 'n1' },
               description:
-                'OSD osd.0 on node n1 is 90% full, past Ceph\'s nearfull ratio (85 %); at the full ratio (95 %) Ceph stops every write to the pools with data on it. Add disks to the pool (on other nodes too: copies must stay on different nodes), or delete data.',
+                "OSD osd.0 on node n1 is 90% full, past Ceph's nearfull ratio (85 %); at the full ratio (95 %) Ceph stops every write to the pools with data on it. Add disks to the pool (on other nodes too: copies must stay on different nodes), or delete data.",
             },
           ],
         },
@@ -118,7 +123,7 @@ export const CEPH_ALERTS: RuleGroup = {
       severity: 'critical',
       summary: 'The Ceph monitors have lost their quorum.',
       description:
-        'Monitor {{ $labels.ceph_daemon }} on node {{ $labels.node }} is out of quorum, and fewer than a majority of the monitors remain in it: the Ceph cluster under the host and zone pools takes no writes and no changes until a majority is back. Bring the monitors\' nodes back first; never recreate a monitor\'s data by hand.',
+        "Monitor {{ $labels.ceph_daemon }} on node {{ $labels.node }} is out of quorum, and fewer than a majority of the monitors remain in it: the Ceph cluster under the host and zone pools takes no writes and no changes until a majority is back. Bring the monitors' nodes back first; never recreate a monitor's data by hand.",
       cases: [
         {
           name: 'two of three monitors out fire, one alert per missing monitor',

@@ -11,7 +11,7 @@ export const COMPONENT_ALERTS: RuleGroup = {
       severity: 'warning',
       summary: 'A Stowage controller keeps failing to reconcile.',
       description:
-        'Controller {{ $labels.controller }} of {{ $labels.job }} ({{ $labels.instance }}) has been failing reconciles for 15 minutes; objects it manages are not kept up to date. Its log and the objects\' events say why.',
+        "Controller {{ $labels.controller }} of {{ $labels.job }} ({{ $labels.instance }}) has been failing reconciles for 15 minutes; objects it manages are not kept up to date. Its log and the objects' events say why.",
       cases: [
         {
           name: 'errors for 30m fire',
@@ -40,7 +40,9 @@ export const COMPONENT_ALERTS: RuleGroup = {
       severity: 'critical',
       summary: 'No Stowage operator is up.',
       description:
-        'No replica of the Stowage operator (job ' + OPERATOR_JOB + ') has been scraped successfully for 5 minutes: pools are not reconciled and their metrics are stale. `kubectl -n stowage-system get pods,events` shows why.',
+        'No replica of the Stowage operator (job ' +
+        OPERATOR_JOB +
+        ') has been scraped successfully for 5 minutes: pools are not reconciled and their metrics are stale. `kubectl -n stowage-system get pods,events` shows why.',
       cases: [
         {
           name: 'operator down fires',
@@ -105,7 +107,9 @@ export const COMPONENT_ALERTS: RuleGroup = {
       severity: 'warning',
       summary: 'Prometheus scrapes no Stowage node daemon at all.',
       description:
-        'Prometheus has no target for job ' + NODE_JOB + ' for 15 minutes: either the node daemon DaemonSet is missing or its PodMonitor is not picked up, and no disk alert can fire. `kubectl -n stowage-system get daemonset,podmonitor` shows which.',
+        'Prometheus has no target for job ' +
+        NODE_JOB +
+        ' for 15 minutes: either the node daemon DaemonSet is missing or its PodMonitor is not picked up, and no disk alert can fire. `kubectl -n stowage-system get daemonset,podmonitor` shows which.',
       cases: [
         {
           name: 'no node target fires',

@@ -18,7 +18,10 @@ export const DISK_ALERTS: RuleGroup = {
       cases: [
         {
           name: 'SMART Failed fires',
-          series: { [disk('stowage_disk_health_status', { verdict: 'Failed' })]: '0x2 1x10', [disk('stowage_disk_health_status', { verdict: 'Passed' })]: '1x2 0x10' },
+          series: {
+            [disk('stowage_disk_health_status', { verdict: 'Failed' })]: '0x2 1x10',
+            [disk('stowage_disk_health_status', { verdict: 'Passed' })]: '1x2 0x10',
+          },
           at: '10m',
           expect: [
             {
@@ -81,7 +84,8 @@ export const DISK_ALERTS: RuleGroup = {
         {
           name: 'new read errors fire',
           series: {
-            [sel('stowage_engine_device_errors_total', { ...nodeLabels, pool: 'fast', device: '/dev/sdb', type: 'read_io' })]: '0x10 0+1x10',
+            [sel('stowage_engine_device_errors_total', { ...nodeLabels, pool: 'fast', device: '/dev/sdb', type: 'read_io' })]:
+              '0x10 0+1x10',
             [sel('stowage_engine_device_errors_total', { ...nodeLabels, pool: 'fast', device: '/dev/sdb', type: 'write_io' })]: '0x20',
           },
           at: '20m',
@@ -95,7 +99,9 @@ export const DISK_ALERTS: RuleGroup = {
         },
         {
           name: 'old errors that stopped do not fire',
-          series: { [sel('stowage_engine_device_errors_total', { ...nodeLabels, pool: 'fast', device: '/dev/sdb', type: 'read_io' })]: '7x80' },
+          series: {
+            [sel('stowage_engine_device_errors_total', { ...nodeLabels, pool: 'fast', device: '/dev/sdb', type: 'read_io' })]: '7x80',
+          },
           at: '70m',
           expect: [],
         },

@@ -43,7 +43,10 @@ export const POOL_ALERTS: RuleGroup = {
       cases: [
         {
           name: 'a missing disk fires',
-          series: { [pool('stowage_pool_disks', { state: 'missing' })]: '0x5 1x10', [pool('stowage_pool_disks', { state: 'unhealthy' })]: '0x15' },
+          series: {
+            [pool('stowage_pool_disks', { state: 'missing' })]: '0x5 1x10',
+            [pool('stowage_pool_disks', { state: 'unhealthy' })]: '0x15',
+          },
           at: '12m',
           expect: [
             {

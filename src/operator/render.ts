@@ -49,47 +49,64 @@ export function renderDesired(input: RenderInput): RenderOutput {
   // Claims made by earlier pools in this render are visible to later ones.
   const disks = new Map(input.disks.map((d) => [d.metadata.name, structuredClone(d)]));
   const pools = [...input.pools].sort(
-    (a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') || a.metadata.name.localeCompare(b.metadata.name),
+    (a, b) =>
+      (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') ||
+      a.metadata.name.localeCompare(b.metadata.name),
   );
   const valid: StoragePool[] = [];
   for (const raw of pools) {
     const problems = validateObject(raw).filter((p) => !p.path.startsWith('status'));
     if (problems.length > 0) {
-      notes.push(`pool ${raw.metadata.name}: invalid, nothing is created for it (${problems.map((p) => `${p.path}: ${p.message}`).join('; ')})`);
+      notes.push(
+        `pool ${raw.metadata.name}: invalid, nothing is created for it (${problems.map((p) => `${p.path}: ${p.message}`).join('; ')})`,
+      );
       continue;
     }
     valid.push(withDefaults(raw));
   }
-  objects.push(...desiredDriverStack({
-    dynamicPools: valid, images: input.images ?? DEFAULT_IMAGES, namespace: input.namespace ?? 'stowage-system',
-    ...(input.registration ? { registration: input.registration } : {}), ...(input.sidecars ? { sidecars: input.sidecars } : {}),
-    ...(input.kubeletDir ? { kubeletDir: input.kubeletDir } : {}),
-  }));
+  objects.push(
+    ...desiredDriverStack({
+      dynamicPools: valid,
+      images: input.images ?? DEFAULT_IMAGES,
+      namespace: input.namespace ?? 'stowage-system',
+      ...(input.registration ? { registration: input.registration } : {}),
+      ...(input.sidecars ? { sidecars: input.sidecars } : {}),
+      ...(input.kubeletDir ? { kubeletDir: input.kubeletDir } : {}),
+    }),
+  );
   for (const pool of valid) {
     if (spansNodes(pool.spec.replicated)) {
       // As the operator does (operator/ceph/): placement checked up front, nothing created in this version.
       const plan = planDisks({ pool, disks: [...disks.values()], nodes, volumes: new Map<string, PersistentVolume>() });
       const placement = placementOf(pool, [...plan.keep, ...plan.claim], nodes);
-      notes.push(`pool ${pool.metadata.name}: failureDomain ${placement.failureDomain}: ${describePlacement(placement)}; nothing is created for it (${isSatisfiable(placement) ? 'CephEngineNotDeployed: this version does not deploy the Ceph cluster yet' : 'ReplicationSatisfiable=False'})`);
+      notes.push(
+        `pool ${pool.metadata.name}: failureDomain ${placement.failureDomain}: ${describePlacement(placement)}; nothing is created for it (${isSatisfiable(placement) ? 'CephEngineNotDeployed: this version does not deploy the Ceph cluster yet' : 'ReplicationSatisfiable=False'})`,
+      );
       continue;
     }
     objects.push(renderStorageClass(pool));
     if (pool.spec.mode === 'Dynamic') {
       objects.push(renderSnapshotClass(pool));
-      notes.push(`pool ${pool.metadata.name}: VolumeSnapshotClass ${renderSnapshotClass(pool).metadata.name} is created only where the cluster has the snapshot.storage.k8s.io/v1 CRDs`);
+      notes.push(
+        `pool ${pool.metadata.name}: VolumeSnapshotClass ${renderSnapshotClass(pool).metadata.name} is created only where the cluster has the snapshot.storage.k8s.io/v1 CRDs`,
+      );
     }
     const plan = planDisks({ pool, disks: [...disks.values()], nodes, volumes: new Map<string, PersistentVolume>() });
     const claim = desiredClaim(pool);
     for (const disk of plan.claim) disks.get(disk.metadata.name)!.spec.claim = claim;
     if (plan.claim.length > 0) notes.push(`pool ${pool.metadata.name}: claims ${plan.claim.map((d) => d.metadata.name).join(', ')}`);
-    for (const { disk, pool: owner } of plan.conflicts) notes.push(`pool ${pool.metadata.name}: disk ${disk.metadata.name} belongs to pool ${owner}`);
+    for (const { disk, pool: owner } of plan.conflicts)
+      notes.push(`pool ${pool.metadata.name}: disk ${disk.metadata.name} belongs to pool ${owner}`);
     for (const disk of plan.release) notes.push(`pool ${pool.metadata.name}: releases disk ${disk.metadata.name}`);
     if (pool.spec.mode !== 'Local') continue;
     for (const disk of plan.keep) {
       const hostname = nodes.get(disk.spec.nodeName)?.metadata.labels?.[HOSTNAME_LABEL] ?? disk.spec.nodeName;
       const pv = isReadyDisk(disk) ? renderLocalPv(pool, disk, hostname) : undefined;
       if (pv) objects.push(pv);
-      else notes.push(`pool ${pool.metadata.name}: disk ${disk.metadata.name} is not prepared yet; its PV ${persistentVolumeName(disk.metadata.name)} follows once it is`);
+      else
+        notes.push(
+          `pool ${pool.metadata.name}: disk ${disk.metadata.name} is not prepared yet; its PV ${persistentVolumeName(disk.metadata.name)} follows once it is`,
+        );
     }
   }
   return { objects, notes };

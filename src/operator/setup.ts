@@ -36,7 +36,10 @@ export interface SetupOptions {
 }
 
 /** Registers the operator's informers and controllers with `manager`. */
-export function setupControllers(manager: Manager, opts: SetupOptions): { storagePools: Controller; caches: PoolCaches; events: EventRecorder } {
+export function setupControllers(
+  manager: Manager,
+  opts: SetupOptions,
+): { storagePools: Controller; caches: PoolCaches; events: EventRecorder } {
   const applier = new Applier(manager.client, opts.fieldManager);
   const events = new EventRecorder(manager.client, opts.fieldManager);
   const caches: PoolCaches = {
@@ -58,7 +61,9 @@ export function setupControllers(manager: Manager, opts: SetupOptions): { storag
   manager.warmUp('StoragePool validator', () => precompileValidator('StoragePool'));
   const allPools = (): string[] => caches.pools.list().map((p) => p.metadata.name);
   const serverVersion = opts.serverVersion ?? new ServerVersion(manager.client);
-  const driverStack = opts.driverStack ? setupDriverStack(manager, { ...opts.driverStack, serverVersion, fieldManager: opts.fieldManager }) : undefined;
+  const driverStack = opts.driverStack
+    ? setupDriverStack(manager, { ...opts.driverStack, serverVersion, fieldManager: opts.fieldManager })
+    : undefined;
   const driver = driverStack ? { health: () => driverStack.health(), serverVersion: () => serverVersion.get() } : undefined;
   const reconciler = new StoragePoolReconciler(caches, applier, events, undefined, opts.poolTurns, driver);
   const storagePools = manager
@@ -67,18 +72,37 @@ export function setupControllers(manager: Manager, opts: SetupOptions): { storag
     // A claimed disk concerns its pool; an unclaimed one may be wanted by any pool. A disk's old
     // state only matters to the pool that held it: a disk that just got claimed wakes no other pool
     // (without this, every claim would re-plan every pool).
-    .watch(caches.disks, (disk) => (disk.spec.claim?.pool ? [disk.spec.claim.pool] : allPools()), (old) => (old.spec.claim?.pool ? [old.spec.claim.pool] : []))
+    .watch(
+      caches.disks,
+      (disk) => (disk.spec.claim?.pool ? [disk.spec.claim.pool] : allPools()),
+      (old) => (old.spec.claim?.pool ? [old.spec.claim.pool] : []),
+    )
     .watch(caches.volumes, (pv) => (pv.metadata.labels?.[POOL_LABEL] ? [pv.metadata.labels[POOL_LABEL]] : []))
     .watch(caches.classes, (sc) => (sc.metadata.labels?.[POOL_LABEL] ? [sc.metadata.labels[POOL_LABEL]] : []))
     // Node labels feed nodeSelectors, and a deleted node releases its disks.
     // Kubelets rewrite Node status every few seconds; only labels and presence matter here.
-    .watch(caches.nodes, () => allPools(), undefined, (old, node) => !jsonEqual(old.metadata.labels ?? {}, node.metadata.labels ?? {}))
+    .watch(
+      caches.nodes,
+      () => allPools(),
+      undefined,
+      (old, node) => !jsonEqual(old.metadata.labels ?? {}, node.metadata.labels ?? {}),
+    )
     .watch(caches.poolVolumes, (v) => [v.spec.pool])
     .watch(caches.poolSnapshots, (s) => [s.spec.pool])
     // The snapshot CRDs installed or removed: every Dynamic pool's class and status follow.
-    .watch(caches.snapshotCrds, () => caches.pools.list().filter((p) => p.spec.mode === 'Dynamic').map((p) => p.metadata.name));
+    .watch(caches.snapshotCrds, () =>
+      caches.pools
+        .list()
+        .filter((p) => p.spec.mode === 'Dynamic')
+        .map((p) => p.metadata.name),
+    );
   // The node plugin's health concerns the pools that need the driver: a few objects change rarely
   // (the DaemonSet's status, its pods, CSINodes), and a converged pool's reconcile writes nothing.
-  driverStack?.watchHealth(storagePools, () => caches.pools.list().filter((p) => p.spec.mode === 'Dynamic').map((p) => p.metadata.name));
+  driverStack?.watchHealth(storagePools, () =>
+    caches.pools
+      .list()
+      .filter((p) => p.spec.mode === 'Dynamic')
+      .map((p) => p.metadata.name),
+  );
   return { storagePools, caches, events };
 }

@@ -87,7 +87,12 @@ export class Applier {
    * names fields `desired` may leave out that this manager sets when it has them: `live`'s copies
    * of those are removed first (a JSON merge patch), whoever set them.
    */
-  async apply<T extends KubeObject>(rt: ResourceType, desired: KubeObject, live: T | undefined, optional: readonly FieldPath[] = []): Promise<T> {
+  async apply<T extends KubeObject>(
+    rt: ResourceType,
+    desired: KubeObject,
+    live: T | undefined,
+    optional: readonly FieldPath[] = [],
+  ): Promise<T> {
     if (live && this.isCurrent(desired, live, optional)) return live;
     const dropped = live ? droppedFields(desired, live, optional) : [];
     if (dropped.length > 0) {
@@ -95,7 +100,10 @@ export class Applier {
       // say), the API server refuses (409) and the reconcile retries with what it is now.
       const patch = removalPatch(dropped);
       patch.metadata = { ...(patch.metadata as Record<string, unknown> | undefined), resourceVersion: live!.metadata.resourceVersion };
-      await this.client.mergePatch(rt, live!.metadata.name!, patch, { namespace: live!.metadata.namespace, fieldManager: this.fieldManager });
+      await this.client.mergePatch(rt, live!.metadata.name!, patch, {
+        namespace: live!.metadata.namespace,
+        fieldManager: this.fieldManager,
+      });
     }
     return this.client.apply<T>(rt, desired, { fieldManager: this.fieldManager, force: true });
   }
@@ -104,7 +112,11 @@ export class Applier {
    * Applies the `status` of `desired` through the status subresource unless `live.status` is equal
    * to it. This manager owns the whole status, so equality, not a subset, is the test.
    */
-  async applyStatus<T extends KubeObject>(rt: ResourceType, desired: KubeObject & { status: unknown }, live: T | undefined): Promise<T | undefined> {
+  async applyStatus<T extends KubeObject>(
+    rt: ResourceType,
+    desired: KubeObject & { status: unknown },
+    live: T | undefined,
+  ): Promise<T | undefined> {
     if (live && jsonEqual(desired.status, live.status)) return live;
     return this.client.apply<T>(rt, desired, { fieldManager: this.fieldManager, force: true, subresource: 'status' });
   }

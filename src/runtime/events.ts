@@ -50,7 +50,8 @@ export class EventRecorder {
   emit(object: KubeObject, type: EventType, reason: string, message: string, opts: { quiet?: boolean } = {}): Promise<void> {
     if (!opts.quiet) this.log.info({ object: `${object.kind}/${object.metadata.name}`, type, reason }, message);
     if (this.pending >= MAX_PENDING) {
-      if (this.dropped++ % 100 === 0) this.log.warn({ pending: this.pending, dropped: this.dropped, reason }, 'too many events waiting to be written; dropping new ones');
+      if (this.dropped++ % 100 === 0)
+        this.log.warn({ pending: this.pending, dropped: this.dropped, reason }, 'too many events waiting to be written; dropping new ones');
       return Promise.resolve();
     }
     this.pending += 1;
@@ -85,7 +86,13 @@ export class EventRecorder {
       const eventName = `${name}.${randomBytes(8).toString('hex')}`;
       await this.client.create(EVENTS, {
         metadata: { name: eventName, namespace },
-        involvedObject: { apiVersion: object.apiVersion, kind: object.kind, name, uid, ...(object.metadata.namespace ? { namespace } : {}) },
+        involvedObject: {
+          apiVersion: object.apiVersion,
+          kind: object.kind,
+          name,
+          uid,
+          ...(object.metadata.namespace ? { namespace } : {}),
+        },
         type,
         reason,
         message,
@@ -135,11 +142,14 @@ export class EventBatch {
   flush(): Promise<void> {
     const groups = [...this.groups.values()];
     this.groups.clear();
-    return Promise.all(groups.map(({ type, reason, messages }) => {
-      const shown = messages.slice(0, MAX_ITEMS_PER_EVENT);
-      const more = messages.length - shown.length;
-      const message = messages.length === 1 ? messages[0] : `${messages.length} times: ${shown.join('; ')}${more > 0 ? `; and ${more} more` : ''}`;
-      return this.recorder.emit(this.object, type, reason, message, { quiet: true });
-    })).then(() => undefined);
+    return Promise.all(
+      groups.map(({ type, reason, messages }) => {
+        const shown = messages.slice(0, MAX_ITEMS_PER_EVENT);
+        const more = messages.length - shown.length;
+        const message =
+          messages.length === 1 ? messages[0] : `${messages.length} times: ${shown.join('; ')}${more > 0 ? `; and ${more} more` : ''}`;
+        return this.recorder.emit(this.object, type, reason, message, { quiet: true });
+      }),
+    ).then(() => undefined);
   }
 }

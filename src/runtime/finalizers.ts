@@ -42,7 +42,12 @@ async function patch<T extends KubeObject>(client: KubeClient, rt: ResourceType,
   } catch (err) {
     // A failed `test` (422) means the list moved under us; the caller's reconcile retries with fresh state.
     if (err instanceof ApiError && err.code === 422) {
-      throw new ApiError(409, 'Conflict', `finalizers of ${obj.metadata.name} changed concurrently; will retry with the current list`, err.status);
+      throw new ApiError(
+        409,
+        'Conflict',
+        `finalizers of ${obj.metadata.name} changed concurrently; will retry with the current list`,
+        err.status,
+      );
     }
     throw err;
   }

@@ -261,7 +261,9 @@ export class Informer<T extends KubeObject = KubeObject> {
     if (event.type === 'ERROR') {
       const status = event.object as Status;
       if (status.code === 410) return 'expired';
-      return new Error(`watch of ${this.options.resource.plural} returned an error: ${status.code ?? ''} ${status.reason ?? ''} ${status.message ?? ''}`.trim());
+      return new Error(
+        `watch of ${this.options.resource.plural} returned an error: ${status.code ?? ''} ${status.reason ?? ''} ${status.message ?? ''}`.trim(),
+      );
     }
     const obj = withTypeMeta(event.object as T, this.options.resource);
     if (obj.metadata.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;

@@ -69,7 +69,10 @@ export class Manager {
   }
 
   /** The shared informer for a resource type (and selector); created on first use. */
-  informer<T extends KubeObject>(resource: ResourceType, opts: Pick<InformerOptions, 'labelSelector' | 'fieldSelector' | 'namespace'> = {}): Informer<T> {
+  informer<T extends KubeObject>(
+    resource: ResourceType,
+    opts: Pick<InformerOptions, 'labelSelector' | 'fieldSelector' | 'namespace'> = {},
+  ): Informer<T> {
     const key = JSON.stringify([resource.group, resource.plural, opts.namespace, opts.labelSelector, opts.fieldSelector]);
     let informer = this.informers.get(key);
     if (!informer) {
@@ -107,11 +110,17 @@ export class Manager {
     try {
       if (!this.options.leaderElection) {
         await this.startWorkers(signal);
-        await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+        await new Promise<void>((resolve) =>
+          signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true }),
+        );
         await this.stopWorkers();
         return 'stopped';
       }
-      this.elector = new LeaderElector({ ...this.options.leaderElection, client: this.client, metrics: new LeaderElectionMetrics(this.registry) });
+      this.elector = new LeaderElector({
+        ...this.options.leaderElection,
+        client: this.client,
+        metrics: new LeaderElectionMetrics(this.registry),
+      });
       if (!(await this.elector.acquire(signal))) return 'stopped';
       const holding = new AbortController();
       const onStop = (): void => holding.abort();

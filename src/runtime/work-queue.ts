@@ -179,24 +179,46 @@ export class WorkQueueMetrics {
     const queues = this.queues;
     const registers = [registry];
     const buckets = [1e-4, 1e-3, 0.01, 0.1, 1, 10, 100, 1000];
-    this.adds = new Counter({ name: 'workqueue_adds_total', help: 'Total number of adds handled by workqueue', labelNames: ['name'], registers });
-    this.retries = new Counter({ name: 'workqueue_retries_total', help: 'Total number of retries handled by workqueue', labelNames: ['name'], registers });
+    this.adds = new Counter({
+      name: 'workqueue_adds_total',
+      help: 'Total number of adds handled by workqueue',
+      labelNames: ['name'],
+      registers,
+    });
+    this.retries = new Counter({
+      name: 'workqueue_retries_total',
+      help: 'Total number of retries handled by workqueue',
+      labelNames: ['name'],
+      registers,
+    });
     this.queueDuration = new Histogram({
-      name: 'workqueue_queue_duration_seconds', help: 'How long in seconds an item stays in workqueue before being requested', labelNames: ['name'], buckets, registers,
+      name: 'workqueue_queue_duration_seconds',
+      help: 'How long in seconds an item stays in workqueue before being requested',
+      labelNames: ['name'],
+      buckets,
+      registers,
     });
     this.workDuration = new Histogram({
-      name: 'workqueue_work_duration_seconds', help: 'How long in seconds processing an item from workqueue takes', labelNames: ['name'], buckets, registers,
+      name: 'workqueue_work_duration_seconds',
+      help: 'How long in seconds processing an item from workqueue takes',
+      labelNames: ['name'],
+      buckets,
+      registers,
     });
     new Gauge({
-      name: 'workqueue_depth', help: 'Current depth of workqueue', labelNames: ['name'], registers,
+      name: 'workqueue_depth',
+      help: 'Current depth of workqueue',
+      labelNames: ['name'],
+      registers,
       collect() {
         for (const q of queues) this.set({ name: q.name }, q.length);
       },
     });
     new Gauge({
       name: 'workqueue_unfinished_work_seconds',
-      help: 'How many seconds of work has been done that is in progress and hasn\'t been observed by work_duration',
-      labelNames: ['name'], registers,
+      help: "How many seconds of work has been done that is in progress and hasn't been observed by work_duration",
+      labelNames: ['name'],
+      registers,
       collect() {
         for (const q of queues) this.set({ name: q.name }, q.inFlightSeconds().total);
       },
@@ -204,7 +226,8 @@ export class WorkQueueMetrics {
     new Gauge({
       name: 'workqueue_longest_running_processor_seconds',
       help: 'How many seconds has the longest running processor for workqueue been running',
-      labelNames: ['name'], registers,
+      labelNames: ['name'],
+      registers,
       collect() {
         for (const q of queues) this.set({ name: q.name }, q.inFlightSeconds().longest);
       },

@@ -7,10 +7,20 @@
  */
 
 const BINARY: ReadonlyArray<[string, bigint]> = [
-  ['Ei', 1n << 60n], ['Pi', 1n << 50n], ['Ti', 1n << 40n], ['Gi', 1n << 30n], ['Mi', 1n << 20n], ['Ki', 1n << 10n],
+  ['Ei', 1n << 60n],
+  ['Pi', 1n << 50n],
+  ['Ti', 1n << 40n],
+  ['Gi', 1n << 30n],
+  ['Mi', 1n << 20n],
+  ['Ki', 1n << 10n],
 ];
 const DECIMAL: ReadonlyArray<[string, bigint]> = [
-  ['E', 10n ** 18n], ['P', 10n ** 15n], ['T', 10n ** 12n], ['G', 10n ** 9n], ['M', 10n ** 6n], ['k', 10n ** 3n],
+  ['E', 10n ** 18n],
+  ['P', 10n ** 15n],
+  ['T', 10n ** 12n],
+  ['G', 10n ** 9n],
+  ['M', 10n ** 6n],
+  ['k', 10n ** 3n],
 ];
 const MULTIPLIERS = new Map<string, bigint>([...BINARY, ...DECIMAL, ['', 1n]]);
 /** Largest decimal exponent accepted (`1e30`). */

@@ -23,7 +23,11 @@ describe('bench:churn verdict: the before/after comparison', () => {
   });
 
   const cases: Array<[string, (p: Picture) => void, RegExp]> = [
-    ['a second PV for a Local disk', (p) => (p.localPvsByDisk['disk-a'] = 'Available + Released'), /Local PVs of disk disk-a: Available \+ Released/],
+    [
+      'a second PV for a Local disk',
+      (p) => (p.localPvsByDisk['disk-a'] = 'Available + Released'),
+      /Local PVs of disk disk-a: Available \+ Released/,
+    ],
     ['a Local disk without its PV', (p) => delete p.localPvsByDisk['disk-b'], /Local PVs of disk disk-b: none/],
     ['a Dynamic PV left behind', (p) => p.dynamicPvs.push('pvc-1 (Released)'), /Dynamic PV left behind: pvc-1/],
     ['a PoolVolume left behind', (p) => p.poolVolumes.push('pvc-2'), /PoolVolume left behind: pvc-2/],
@@ -31,8 +35,16 @@ describe('bench:churn verdict: the before/after comparison', () => {
     ['a subvolume left behind', (p) => p.subvolumes.push('node-a/volumes/pvc-3'), /subvolume left behind: node-a\/volumes\/pvc-3/],
     ['a mount left behind', (p) => p.mounts.push('/dev/loop7 /tmp/stowage-churn-x/node-a/kubelet/pods/x'), /mount left behind/],
     ['a mount gone', (p) => (p.mounts = []), /mount gone/],
-    ['a loop device left behind', (p) => p.loops.push('/dev/loop9 /tmp/stowage-loop-x/disk-0.img'), /loop device left behind: \/dev\/loop9/],
-    ['pool figures that did not come back', (p) => (p.pools = { local: { counts: { volumes: { available: 1 } }, capacity: { allocated: '64Mi' } } }), /pool local figures .*64Mi.* \(were .*"0"/],
+    [
+      'a loop device left behind',
+      (p) => p.loops.push('/dev/loop9 /tmp/stowage-loop-x/disk-0.img'),
+      /loop device left behind: \/dev\/loop9/,
+    ],
+    [
+      'pool figures that did not come back',
+      (p) => (p.pools = { local: { counts: { volumes: { available: 1 } }, capacity: { allocated: '64Mi' } } }),
+      /pool local figures .*64Mi.* \(were .*"0"/,
+    ],
   ];
   for (const [what, change, expected] of cases) {
     it(`reports ${what}`, () => {

@@ -23,7 +23,12 @@ export function fixtureJson(state: FixtureState, file: string): unknown {
 export function fixtureObservation(state: FixtureState): CephObservation {
   const j = (f: string) => fixtureJson(state, f);
   return {
-    status: j('status'), healthDetail: j('health-detail'), osdTree: j('osd-tree'), osdDump: j('osd-dump'),
-    df: j('df'), poolStats: j('osd-pool-stats'), poolPgs: j('pg-ls-by-pool'),
+    status: j('status'),
+    healthDetail: j('health-detail'),
+    osdTree: j('osd-tree'),
+    osdDump: j('osd-dump'),
+    df: j('df'),
+    poolStats: j('osd-pool-stats'),
+    poolPgs: j('pg-ls-by-pool'),
   };
 }

@@ -80,11 +80,19 @@ describe('Ceph engine: a size-3 host-domain pool on real daemons survives a node
         await put(`during-${i}`);
         if (killedAt) afterKill += 1;
       }
-    })().then(() => undefined, (e: Error) => e);
+    })().then(
+      () => undefined,
+      (e: Error) => e,
+    );
     await new Promise((r) => setTimeout(r, 1500));
     killedAt = Date.now();
     await n3.daemon.kill(); // every daemon of played node n3: its one OSD
-    const degradedAfterMs = await cluster.waitForHealth(POOL, 'the pool to report not redundant', 30_000, (h) => !h.redundant && h.domainsDown.includes('n3'));
+    const degradedAfterMs = await cluster.waitForHealth(
+      POOL,
+      'the pool to report not redundant',
+      30_000,
+      (h) => !h.redundant && h.domainsDown.includes('n3'),
+    );
     stop = true;
     const writeError = await writer;
     if (writeError) throw new Error(`a write failed while n3 was down: ${writeError.message}`);
@@ -95,16 +103,25 @@ describe('Ceph engine: a size-3 host-domain pool on real daemons survives a node
     expect(degraded.objects.degraded).to.be.greaterThan(0);
     const words = describePoolHealth(degraded);
     expect(words[0]).to.equal('2 of 3 hosts hold copies; host n3 is down (the pool wants 3 copies in distinct hosts)');
-    console.log(`      n3 killed: not redundant after ${(degradedAfterMs / 1000).toFixed(1)} s; ${afterKill} objects written after the kill; pool: ${words.join('; ')}`);
+    console.log(
+      `      n3 killed: not redundant after ${(degradedAfterMs / 1000).toFixed(1)} s; ${afterKill} objects written after the kill; pool: ${words.join('; ')}`,
+    );
 
     const readWhileDown = await readAllBack();
     expect(readWhileDown).to.equal(written.size);
 
     const back = Date.now();
     await cluster.restartOsd(n3);
-    const recoveredMs = await cluster.waitForHealth(POOL, 'recovery to HEALTH_OK, every PG active+clean', 180_000, (h) => h.redundant && h.health === 'HEALTH_OK');
-    console.log(`      n3 back: HEALTH_OK/active+clean after ${(recoveredMs / 1000).toFixed(1)} s (${((Date.now() - back) / 1000).toFixed(1)} s with the restart); `
-      + `${readWhileDown} objects (${((readWhileDown * OBJECT_BYTES) / 1024 ** 2).toFixed(1)} MiB) read back intact while n3 was down; RSS: ${await daemonRss()}`);
+    const recoveredMs = await cluster.waitForHealth(
+      POOL,
+      'recovery to HEALTH_OK, every PG active+clean',
+      180_000,
+      (h) => h.redundant && h.health === 'HEALTH_OK',
+    );
+    console.log(
+      `      n3 back: HEALTH_OK/active+clean after ${(recoveredMs / 1000).toFixed(1)} s (${((Date.now() - back) / 1000).toFixed(1)} s with the restart); ` +
+        `${readWhileDown} objects (${((readWhileDown * OBJECT_BYTES) / 1024 ** 2).toFixed(1)} MiB) read back intact while n3 was down; RSS: ${await daemonRss()}`,
+    );
     expect(await readAllBack()).to.equal(written.size);
   });
 
@@ -117,7 +134,9 @@ describe('Ceph engine: a size-3 host-domain pool on real daemons survives a node
       const osdsBefore = (await cluster.cli.run(['osd', 'ls'])).trim();
       let refused: Error | undefined;
       await createOsd(cluster.cli, cluster.dataRoot!, disk.device).catch((e: Error) => (refused = e));
-      expect(refused?.message).to.match(new RegExp(`^refusing to turn ${disk.device} into a Ceph OSD: ${disk.device} carries ext4 signature`));
+      expect(refused?.message).to.match(
+        new RegExp(`^refusing to turn ${disk.device} into a Ceph OSD: ${disk.device} carries ext4 signature`),
+      );
       expect(refused?.message).to.include('wipefs --all');
       expect(sha256(await readFile(disk.device)), 'device bytes').to.equal(before);
       expect((await cluster.cli.run(['osd', 'ls'])).trim(), 'no OSD registered').to.equal(osdsBefore);
@@ -137,8 +156,11 @@ describe('Ceph engine: a size-3 host-domain pool on real daemons survives a node
     const n3 = cluster.osds.find((o) => o.node === 'n3')!;
     let stopped = false;
     let refused: Error | undefined;
-    await removeOsd(cluster.cli, cluster.dataRoot!, { osd: n3.record, stopDaemon: async () => void (stopped = true), timeoutMs: 8_000 })
-      .catch((e: Error) => (refused = e));
+    await removeOsd(cluster.cli, cluster.dataRoot!, {
+      osd: n3.record,
+      stopDaemon: async () => void (stopped = true),
+      timeoutMs: 8_000,
+    }).catch((e: Error) => (refused = e));
     expect(refused?.message).to.match(/timed out after 8 s waiting for osd\.\d+ to be safe to destroy.*stays out and intact/);
     expect(stopped).to.equal(false);
     expect((await deviceProblems(n3.loop.device)).join()).to.match(/ceph_bluestore signature/);
@@ -147,9 +169,20 @@ describe('Ceph engine: a size-3 host-domain pool on real daemons survives a node
     // A second OSD on n1 can go: its data has n1's first OSD to move to.
     const extra: PlayedOsd = await cluster.addOsd('n1', 3 * GiB);
     await cluster.cli.waitForOsdUp(extra.record.id, 120_000);
-    await cluster.waitForHealth(POOL, 'HEALTH_OK with the fourth OSD', 180_000, (h) => h.redundant && h.health === 'HEALTH_OK' && h.osds.up === 4);
-    const removed = await removeOsd(cluster.cli, cluster.dataRoot!, { osd: extra.record, stopDaemon: () => extra.daemon.stop(), timeoutMs: 150_000 });
-    console.log(`      osd.${removed.id} drained (safe to destroy) in ${(removed.drainMs / 1000).toFixed(1)} s, purged, ${removed.device} wiped`);
+    await cluster.waitForHealth(
+      POOL,
+      'HEALTH_OK with the fourth OSD',
+      180_000,
+      (h) => h.redundant && h.health === 'HEALTH_OK' && h.osds.up === 4,
+    );
+    const removed = await removeOsd(cluster.cli, cluster.dataRoot!, {
+      osd: extra.record,
+      stopDaemon: () => extra.daemon.stop(),
+      timeoutMs: 150_000,
+    });
+    console.log(
+      `      osd.${removed.id} drained (safe to destroy) in ${(removed.drainMs / 1000).toFixed(1)} s, purged, ${removed.device} wiped`,
+    );
     expect(extra.daemon.isRunning).to.equal(false);
     expect(await deviceProblems(extra.loop.device)).to.deep.equal([]);
     expect((await cluster.cli.run(['osd', 'ls'])).trim().split('\n')).to.not.include(String(extra.record.id));

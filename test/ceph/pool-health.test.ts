@@ -9,15 +9,37 @@ const P1 = { pool: 'p1', failureDomain: 'host' as const, knownMonitors: ['a'] };
 describe('Ceph pool health from Ceph 16.2.15 JSON (pure, fixtures from a real test cluster)', () => {
   it('a healthy pool: 3 hosts hold copies, every PG active+clean, MAX AVAIL as capacity', () => {
     const h = poolHealth(fixtureObservation('healthy'), P1);
-    expect(h).to.deep.include({ exists: true, size: 3, minSize: 2, health: 'HEALTH_OK', redundant: true, writable: true, reason: 'Redundant' });
+    expect(h).to.deep.include({
+      exists: true,
+      size: 3,
+      minSize: 2,
+      health: 'HEALTH_OK',
+      redundant: true,
+      writable: true,
+      reason: 'Redundant',
+    });
     expect(h.monitors).to.deep.equal({ total: 1, inQuorum: ['a'], outOfQuorum: [], quorum: true });
-    expect(h.domains.map((d) => [d.name, d.osds, d.holdsCopies])).to.deep.equal([['n1', [0], true], ['n2', [1], true], ['n3', [2], true]]);
+    expect(h.domains.map((d) => [d.name, d.osds, d.holdsCopies])).to.deep.equal([
+      ['n1', [0], true],
+      ['n2', [1], true],
+      ['n3', [2], true],
+    ]);
     expect(h.domainsDown).to.deep.equal([]);
     expect(h.pgs).to.deep.equal({ total: 8, activeClean: 8, inactive: 0, onDownOsds: 0, byState: { 'active+clean': 8 } });
     expect(h.objects).to.deep.equal({ count: 200, copies: 600, degraded: 0, misplaced: 0, unfound: 0, degradedRatio: 0 });
-    expect(h.capacity).to.deep.include({ storedBytes: 209715200, usedBytes: 629145600, maxAvailBytes: 2545600000, nearFull: false, full: false });
+    expect(h.capacity).to.deep.include({
+      storedBytes: 209715200,
+      usedBytes: 629145600,
+      maxAvailBytes: 2545600000,
+      nearFull: false,
+      full: false,
+    });
     expect(h.recovery).to.deep.equal({ bytesPerSecond: 0, objectsPerSecond: 0 });
-    expect(describePoolHealth(h)).to.deep.equal(['3 of 3 hosts hold copies', 'all 200 objects have 3 copies in distinct hosts', 'stored 200.0 MiB, 2.4 GiB more fit']);
+    expect(describePoolHealth(h)).to.deep.equal([
+      '3 of 3 hosts hold copies',
+      'all 200 objects have 3 copies in distinct hosts',
+      'stored 200.0 MiB, 2.4 GiB more fit',
+    ]);
   });
 
   it('a host down: degraded, writable, which host is missing, and why nothing recovers', () => {
@@ -32,14 +54,14 @@ describe('Ceph pool health from Ceph 16.2.15 JSON (pure, fixtures from a real te
     expect(h.objects.degradedRatio).to.be.closeTo(1 / 3, 1e-9);
     expect(h.recovery.etaSeconds).to.equal(undefined);
     expect(poolHealthSummary(h)).to.equal(
-      '2 of 3 hosts hold copies; host n3 is down (the pool wants 3 copies in distinct hosts); '
-      + '33.3 % of object copies degraded (300 of 900); '
-      + 'no recovery possible now: there is no other host for the missing copies; it starts when n3 returns or another host joins; '
-      + 'reads and writes go on (2 of 3 copies are enough); stored 400.0 MiB, 3.4 GiB more fit',
+      '2 of 3 hosts hold copies; host n3 is down (the pool wants 3 copies in distinct hosts); ' +
+        '33.3 % of object copies degraded (300 of 900); ' +
+        'no recovery possible now: there is no other host for the missing copies; it starts when n3 returns or another host joins; ' +
+        'reads and writes go on (2 of 3 copies are enough); stored 400.0 MiB, 3.4 GiB more fit',
     );
   });
 
-  it('recovering: the rate from the pool\'s own stats and an ETA over degraded + misplaced copies', () => {
+  it("recovering: the rate from the pool's own stats and an ETA over degraded + misplaced copies", () => {
     const h = poolHealth(fixtureObservation('recovering'), P1);
     expect(h).to.deep.include({ redundant: false, writable: true, reason: 'Degraded' });
     expect(h.domainsDown).to.deep.equal([]);
@@ -105,11 +127,16 @@ describe('Ceph pool health from Ceph 16.2.15 JSON (pure, fixtures from a real te
       stray: [{ id: 3, name: 'osd.3', type: 'osd', status: 'down', reweight: 0 }],
     };
     expect(readOsdTree(tree).map((o) => [o.id, o.ancestors])).to.deep.equal([
-      [0, { host: 'n1', zone: 'z1', root: 'default' }], [1, { host: 'n2', zone: 'z2', root: 'default' }],
-      [2, { host: 'n3', zone: 'z2', root: 'default' }], [3, {}],
+      [0, { host: 'n1', zone: 'z1', root: 'default' }],
+      [1, { host: 'n2', zone: 'z2', root: 'default' }],
+      [2, { host: 'n3', zone: 'z2', root: 'default' }],
+      [3, {}],
     ]);
     const zones = poolHealth({ ...obs, osdTree: tree }, { ...P1, failureDomain: 'zone' });
-    expect(zones.domains.map((d) => [d.name, d.osds, d.holdsCopies])).to.deep.equal([['z1', [0], false], ['z2', [1, 2], true]]);
+    expect(zones.domains.map((d) => [d.name, d.osds, d.holdsCopies])).to.deep.equal([
+      ['z1', [0], false],
+      ['z2', [1, 2], true],
+    ]);
     expect(describePoolHealth(zones)[0]).to.equal('1 of 2 zones hold copies; zone z1 is down (the pool wants 3 copies in distinct zones)');
   });
 

@@ -81,8 +81,20 @@ export class TestCephCluster {
     await this.start();
     for (const node of ['n1', 'n2', 'n3']) await this.addOsd(node, osdBytes);
     for (const o of this.osds) await this.cli.waitForOsdUp(o.record.id, 120_000);
-    await this.cli.applyReplicatedPool({ name: pool.pool, size: 3, minSize: 2, failureDomain: pool.failureDomain, pgNum: 8, application: 'rados' });
-    await this.waitForHealth(pool, `HEALTH_OK with pool ${pool.pool} active+clean`, 180_000, (h) => h.redundant && h.health === 'HEALTH_OK');
+    await this.cli.applyReplicatedPool({
+      name: pool.pool,
+      size: 3,
+      minSize: 2,
+      failureDomain: pool.failureDomain,
+      pgNum: 8,
+      application: 'rados',
+    });
+    await this.waitForHealth(
+      pool,
+      `HEALTH_OK with pool ${pool.pool} active+clean`,
+      180_000,
+      (h) => h.redundant && h.health === 'HEALTH_OK',
+    );
     return Date.now() - start;
   }
 
@@ -107,13 +119,21 @@ export class TestCephCluster {
   async waitForHealth(input: PoolHealthInput, what: string, timeoutMs: number, check: (h: CephPoolHealth) => boolean): Promise<number> {
     let last: CephPoolHealth | undefined;
     try {
-      return await waitUntil(what, timeoutMs, async () => {
-        // A cluster that is settling may not answer for a while: keep the last answer, which the timeout reports.
-        last = await this.health(input).catch(() => last);
-        return last !== undefined && check(last);
-      }, 500);
+      return await waitUntil(
+        what,
+        timeoutMs,
+        async () => {
+          // A cluster that is settling may not answer for a while: keep the last answer, which the timeout reports.
+          last = await this.health(input).catch(() => last);
+          return last !== undefined && check(last);
+        },
+        500,
+      );
     } catch (e) {
-      throw new Error(`${(e as Error).message}; last seen: ${last ? JSON.stringify({ health: last.health, reason: last.reason, pgs: last.pgs.byState, checks: last.checks.map((c) => c.summary) }) : 'nothing'}`, { cause: e });
+      throw new Error(
+        `${(e as Error).message}; last seen: ${last ? JSON.stringify({ health: last.health, reason: last.reason, pgs: last.pgs.byState, checks: last.checks.map((c) => c.summary) }) : 'nothing'}`,
+        { cause: e },
+      );
     }
   }
 

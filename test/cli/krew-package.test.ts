@@ -25,7 +25,9 @@ const MACHINE_PATH = '/usr/local/bin:/usr/bin:/bin';
 
 /** The machine's own `node` on MACHINE_PATH (Debian's nodejs, from hack/install-test-deps.sh). */
 function machineNode(): string {
-  const found = MACHINE_PATH.split(':').map((d) => path.join(d, 'node')).find(isExecutable);
+  const found = MACHINE_PATH.split(':')
+    .map((d) => path.join(d, 'node'))
+    .find(isExecutable);
   if (!found) throw new Error(`no node on ${MACHINE_PATH}: run hack/install-test-deps.sh (it installs Debian's nodejs)`);
   return found;
 }
@@ -55,7 +57,21 @@ describe('kubectl stowage: the krew package', function () {
   it('builds an archive and a manifest krew accepts, and the unpacked plugin runs on its own', async () => {
     const pkgVersion = (JSON.parse(await readFile(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
     const version = `v${pkgVersion}`;
-    const built = await runProgram(process.execPath, ['plugins/package.mjs', '--version', version, '--base-url', 'https://downloads.example.org/stowage/', '--homepage', 'https://example.org/stowage'], {}, 110_000, REPO);
+    const built = await runProgram(
+      process.execPath,
+      [
+        'plugins/package.mjs',
+        '--version',
+        version,
+        '--base-url',
+        'https://downloads.example.org/stowage/',
+        '--homepage',
+        'https://example.org/stowage',
+      ],
+      {},
+      110_000,
+      REPO,
+    );
     expect(built.code, built.stderr).to.equal(0);
     const archive = path.join(REPO, 'dist/krew', `kubectl-stowage-${version}.tar.gz`);
     const manifest = parseYaml(await readFile(path.join(REPO, 'dist/krew/stowage.yaml'), 'utf8'));
@@ -63,7 +79,9 @@ describe('kubectl stowage: the krew package', function () {
     expect(manifest.apiVersion).to.equal('krew.googlecontainertools.github.com/v1alpha2');
     expect(manifest.kind).to.equal('Plugin');
     expect(manifest.metadata.name).to.equal(path.basename('plugins/stowage.yaml', '.yaml'));
-    expect(manifest.spec.version).to.equal(version).and.match(/^v\d+\.\d+\.\d+/);
+    expect(manifest.spec.version)
+      .to.equal(version)
+      .and.match(/^v\d+\.\d+\.\d+/);
     expect(manifest.spec.homepage).to.equal('https://example.org/stowage');
     expect(manifest.spec.shortDescription.length).to.be.within(1, 60);
     expect(JSON.stringify(manifest)).to.not.include('${', 'every placeholder filled');
@@ -71,7 +89,11 @@ describe('kubectl stowage: the krew package', function () {
     expect(others).to.deep.equal([]);
     expect(platform.selector.matchExpressions[0]).to.deep.equal({ key: 'os', operator: 'In', values: ['linux', 'darwin'] });
     expect(platform.uri).to.equal(`https://downloads.example.org/stowage/kubectl-stowage-${version}.tar.gz`);
-    expect(platform.sha256).to.equal(createHash('sha256').update(await readFile(archive)).digest('hex'));
+    expect(platform.sha256).to.equal(
+      createHash('sha256')
+        .update(await readFile(archive))
+        .digest('hex'),
+    );
 
     const listed = await runProgram('tar', ['-tzf', archive], {});
     expect(listed.stdout.trim().split('\n').sort()).to.deep.equal(platform.files.map((f: { from: string }) => f.from).sort());
@@ -87,10 +109,11 @@ describe('kubectl stowage: the krew package', function () {
     expect(missing.code).to.equal(1);
     expect(missing.stderr).to.include('no cluster configured');
     const help = await runProgram(bin, ['--help'], {}, 30_000, unpacked);
-    for (const cmd of ['disks', 'pools', 'why', 'cordon', 'uncordon', 'drain']) expect(help.stdout).to.match(new RegExp(`^\\s+${cmd}\\b`, 'm'));
+    for (const cmd of ['disks', 'pools', 'why', 'cordon', 'uncordon', 'drain'])
+      expect(help.stdout).to.match(new RegExp(`^\\s+${cmd}\\b`, 'm'));
   });
 
-  it('runs from a clean environment on the machine\'s own Node.js, against the real control plane', async () => {
+  it("runs from a clean environment on the machine's own Node.js, against the real control plane", async () => {
     const node = machineNode();
     const real = realpathSync(node);
     expect(real.startsWith(REPO), `${real} is the machine's, not the repository's pinned Node.js`).to.equal(false);
@@ -104,17 +127,26 @@ describe('kubectl stowage: the krew package', function () {
     // No KUBECONFIG and no ~/.kube/config: said as kubectl would, not as client-node's localhost fallback.
     const none = await cleanRun(['./kubectl-stowage', 'pools'], ['HOME=/nonexistent'], unpacked);
     expect(none.code).to.equal(1);
-    expect(none.stderr).to.match(/^kubectl-stowage: no cluster configured: KUBECONFIG is not set and \/nonexistent\/\.kube\/config does not exist/);
+    expect(none.stderr).to.match(
+      /^kubectl-stowage: no cluster configured: KUBECONFIG is not set and \/nonexistent\/\.kube\/config does not exist/,
+    );
 
     const { cp, client } = await adminClient();
     await installCrds(client, 'stowage-tests');
     const pool = uniqueName('krew-pool');
-    await client.create(STORAGE_POOLS, { apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: pool }, spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/media': 'none' } } } } });
+    await client.create(STORAGE_POOLS, {
+      apiVersion: 'stowage.dev/v1alpha1',
+      kind: 'StoragePool',
+      metadata: { name: pool },
+      spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/media': 'none' } } } },
+    });
     try {
       const kubeconfig = `KUBECONFIG=${cp.kubeconfigPath}`;
       const pools = await cleanRun(['./kubectl-stowage', 'pools'], [kubeconfig], unpacked);
       expect(pools.code, pools.stderr).to.equal(0);
-      expect(pools.stdout).to.match(/^NAME\s+MODE\s+/m).and.match(new RegExp(`^${pool}\\s+Local\\s`, 'm'));
+      expect(pools.stdout)
+        .to.match(/^NAME\s+MODE\s+/m)
+        .and.match(new RegExp(`^${pool}\\s+Local\\s`, 'm'));
       const why = await cleanRun(['./kubectl-stowage', 'why', pool], [kubeconfig], unpacked);
       expect(why.code, why.stderr).to.equal(0);
       expect(why.stdout).to.contain(pool);

@@ -38,9 +38,19 @@ export interface RunResult {
 }
 
 /** Runs a program to completion with a clean environment plus `env`; never through a shell. */
-export function runProgram(cmd: string, args: readonly string[], env: Record<string, string | undefined>, timeoutMs = 60_000, cwd?: string): Promise<RunResult> {
+export function runProgram(
+  cmd: string,
+  args: readonly string[],
+  env: Record<string, string | undefined>,
+  timeoutMs = 60_000,
+  cwd?: string,
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME, STOWAGE_LOG_LEVEL: 'silent', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, {
+      cwd,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, STOWAGE_LOG_LEVEL: 'silent', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -55,7 +65,12 @@ export function runProgram(cmd: string, args: readonly string[], env: Record<str
 }
 
 /** `kubectl-stowage ARGS` with a kubeconfig (flag, or KUBECONFIG when `viaEnv`). */
-export function plugin(kubeconfig: string | undefined, args: readonly string[], env: Record<string, string | undefined> = {}, timeoutMs?: number): Promise<RunResult> {
+export function plugin(
+  kubeconfig: string | undefined,
+  args: readonly string[],
+  env: Record<string, string | undefined> = {},
+  timeoutMs?: number,
+): Promise<RunResult> {
   return runProgram(process.execPath, [PLUGIN, ...(kubeconfig ? ['--kubeconfig', kubeconfig] : []), ...args], env, timeoutMs);
 }
 
@@ -77,24 +92,46 @@ class FaultyHealthAgent {
     child.stderr!.on('data', (d: Buffer) => this.output.push(d.toString()));
   }
 
-  static async start(opts: { kubeconfig: string; node: string; devices: string[]; failing: string; root: string; shimDir: string }): Promise<FaultyHealthAgent> {
+  static async start(opts: {
+    kubeconfig: string;
+    node: string;
+    devices: string[];
+    failing: string;
+    root: string;
+    shimDir: string;
+  }): Promise<FaultyHealthAgent> {
     await mkdir(opts.shimDir, { recursive: true });
     // The fault: SMART overall-health FAILED for one device (what smartctl prints for a dying
     // disk); every other call goes to the real smartctl.
     const shim = path.join(opts.shimDir, 'smartctl');
-    await writeFile(shim, [
-      '#!/bin/sh',
-      'for last in "$@"; do :; done',
-      `if [ "$last" = "${opts.failing}" ]; then`,
-      `  echo '{"smartctl":{"exit_status":8},"device":{"name":"${opts.failing}"},"smart_status":{"passed":false}}'`,
-      '  exit 8',
-      'fi',
-      `exec ${REAL_SMARTCTL} "$@"`,
-      '',
-    ].join('\n'));
+    await writeFile(
+      shim,
+      [
+        '#!/bin/sh',
+        'for last in "$@"; do :; done',
+        `if [ "$last" = "${opts.failing}" ]; then`,
+        `  echo '{"smartctl":{"exit_status":8},"device":{"name":"${opts.failing}"},"smart_status":{"passed":false}}'`,
+        '  exit 8',
+        'fi',
+        `exec ${REAL_SMARTCTL} "$@"`,
+        '',
+      ].join('\n'),
+    );
     await chmod(shim, 0o755);
-    const args = [MAIN, 'node', '--kubeconfig', opts.kubeconfig, '--no-udev', '--root', opts.root, '--discovery-interval', '1', '--health-interval', '2',
-      ...opts.devices.flatMap((d) => ['--allow-device', d])];
+    const args = [
+      MAIN,
+      'node',
+      '--kubeconfig',
+      opts.kubeconfig,
+      '--no-udev',
+      '--root',
+      opts.root,
+      '--discovery-interval',
+      '1',
+      '--health-interval',
+      '2',
+      ...opts.devices.flatMap((d) => ['--allow-device', d]),
+    ];
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, PATH: `${opts.shimDir}:${process.env.PATH}`, NODE_NAME: opts.node, STOWAGE_LOG_LEVEL: 'warn' },
@@ -135,7 +172,10 @@ export class PluginWorld {
   private operatorClient?: KubeClient;
   readonly prefix = uniqueName('kp');
 
-  private constructor(readonly cp: ControlPlane, readonly admin: KubeClient) {}
+  private constructor(
+    readonly cp: ControlPlane,
+    readonly admin: KubeClient,
+  ) {}
 
   get kubeconfig(): string {
     return this.cp.kubeconfigPath;
@@ -174,16 +214,29 @@ export class PluginWorld {
     for (const [i, node] of this.nodes.entries()) {
       const devices = this.disks[i].map((d) => d.device);
       if (i === 1 && opts.failingSmart) {
-        this.childAgents.push(await FaultyHealthAgent.start({
-          kubeconfig: this.kubeconfig, node, devices, failing: devices[0], root: path.join(this.work, node), shimDir: path.join(this.work, 'shim'),
-        }));
+        this.childAgents.push(
+          await FaultyHealthAgent.start({
+            kubeconfig: this.kubeconfig,
+            node,
+            devices,
+            failing: devices[0],
+            root: path.join(this.work, node),
+            shimDir: path.join(this.work, 'shim'),
+          }),
+        );
       } else {
         const client = await KubeClient.load({ kubeconfig: this.kubeconfig, userAgent: `stowage-node/${node}` });
         this.agentClients.push(client);
-        this.agents.push(await startNodeAgent({
-          client,
-          nodeName: node, allowDevices: devices, root: path.join(this.work, node), udev: false, discoveryIntervalMs: 1_000,
-        }));
+        this.agents.push(
+          await startNodeAgent({
+            client,
+            nodeName: node,
+            allowDevices: devices,
+            root: path.join(this.work, node),
+            udev: false,
+            discoveryIntervalMs: 1_000,
+          }),
+        );
       }
     }
     this.operatorClient = await KubeClient.load({ kubeconfig: this.kubeconfig, userAgent: 'stowage-operator-test' });
@@ -195,15 +248,24 @@ export class PluginWorld {
 
   async applyPool(name: string, spec: Record<string, unknown>): Promise<void> {
     if (!this.pools.includes(name)) this.pools.push(name);
-    await this.admin.apply(STORAGE_POOLS, { apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name }, spec }, { fieldManager: 'kubectl' });
+    await this.admin.apply(
+      STORAGE_POOLS,
+      { apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name }, spec },
+      { fieldManager: 'kubectl' },
+    );
   }
 
   /** The NodeDisk of loop device (node, index), once its agent reported it. */
   async diskOf(node: number, index: number): Promise<Disk> {
     const file = this.disks[node][index].file;
-    return waitFor(`the NodeDisk of ${file}`, async () =>
-      (await this.admin.list<Disk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${this.nodes[node]}` })).items
-        .find((d) => d.metadata.annotations?.[IDENTITY_ANNOTATION] === `loop:${file}` && d.status?.conditions), 30_000);
+    return waitFor(
+      `the NodeDisk of ${file}`,
+      async () =>
+        (await this.admin.list<Disk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${this.nodes[node]}` })).items.find(
+          (d) => d.metadata.annotations?.[IDENTITY_ANNOTATION] === `loop:${file}` && d.status?.conditions,
+        ),
+      30_000,
+    );
   }
 
   /** A claim and a pod using it, pinned to `node`; `wait` for the claim to bind. */
@@ -217,18 +279,31 @@ export class PluginWorld {
       spec: {
         containers: [{ name: 'app', image: 'busybox', command: ['sleep', '3600'], volumeMounts: [{ name: 'data', mountPath: '/data' }] }],
         volumes: [{ name: 'data', persistentVolumeClaim: { claimName: name } }],
-        affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [node] }] }] } } },
+        affinity: {
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: {
+              nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [node] }] }],
+            },
+          },
+        },
       },
     });
     if (wait) {
-      await waitFor(`claim ${name} to bind`, async () =>
-        (await this.admin.get<KubeObject & { status?: { phase?: string } }>(PERSISTENT_VOLUME_CLAIMS, name, this.namespace)).status?.phase === 'Bound', 90_000);
+      await waitFor(
+        `claim ${name} to bind`,
+        async () =>
+          (await this.admin.get<KubeObject & { status?: { phase?: string } }>(PERSISTENT_VOLUME_CLAIMS, name, this.namespace)).status
+            ?.phase === 'Bound',
+        90_000,
+      );
     }
   }
 
   /** What a user does to free a volume: delete the pod (at once: no kubelet here) and the claim. */
   async release(name: string): Promise<void> {
-    await this.admin.request({ method: 'DELETE', path: `/api/v1/namespaces/${this.namespace}/pods/app-${name}`, body: { gracePeriodSeconds: 0 } }).catch(() => undefined);
+    await this.admin
+      .request({ method: 'DELETE', path: `/api/v1/namespaces/${this.namespace}/pods/app-${name}`, body: { gracePeriodSeconds: 0 } })
+      .catch(() => undefined);
     await this.admin.delete(PERSISTENT_VOLUME_CLAIMS, name, { namespace: this.namespace });
   }
 
@@ -236,16 +311,27 @@ export class PluginWorld {
     const { admin } = this;
     if (this.namespace) {
       for (const pod of (await admin.list(PODS, { namespace: this.namespace })).items) {
-        await admin.request({ method: 'DELETE', path: `/api/v1/namespaces/${this.namespace}/pods/${pod.metadata.name}`, body: { gracePeriodSeconds: 0 } }).catch(() => undefined);
+        await admin
+          .request({
+            method: 'DELETE',
+            path: `/api/v1/namespaces/${this.namespace}/pods/${pod.metadata.name}`,
+            body: { gracePeriodSeconds: 0 },
+          })
+          .catch(() => undefined);
       }
-      for (const pvc of (await admin.list(PERSISTENT_VOLUME_CLAIMS, { namespace: this.namespace })).items) await admin.delete(PERSISTENT_VOLUME_CLAIMS, pvc.metadata.name!, { namespace: this.namespace });
+      for (const pvc of (await admin.list(PERSISTENT_VOLUME_CLAIMS, { namespace: this.namespace })).items)
+        await admin.delete(PERSISTENT_VOLUME_CLAIMS, pvc.metadata.name!, { namespace: this.namespace });
     }
     for (const name of this.pools) await admin.delete(STORAGE_POOLS, name);
     if (this.running) {
-      await waitFor('the pools to be finalized', async () => {
-        for (const name of this.pools) if (await admin.getIfExists(STORAGE_POOLS, name)) return false;
-        return true;
-      }, 90_000).catch(() => undefined);
+      await waitFor(
+        'the pools to be finalized',
+        async () => {
+          for (const name of this.pools) if (await admin.getIfExists(STORAGE_POOLS, name)) return false;
+          return true;
+        },
+        90_000,
+      ).catch(() => undefined);
     }
     this.abort?.abort();
     await this.running;
@@ -254,7 +340,8 @@ export class PluginWorld {
     for (const agent of this.childAgents) await agent.stop();
     for (const name of this.pools) await deletePoolForcibly(admin, name);
     for (const node of this.nodes) {
-      for (const d of (await admin.list<Disk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await admin.delete(NODE_DISKS, d.metadata.name);
+      for (const d of (await admin.list<Disk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items)
+        await admin.delete(NODE_DISKS, d.metadata.name);
       for (const pv of (await admin.list<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/node=${node}` })).items) {
         await admin.mergePatch(PERSISTENT_VOLUMES, pv.metadata.name!, { metadata: { finalizers: null } }).catch(() => undefined);
         await admin.delete(PERSISTENT_VOLUMES, pv.metadata.name!);

@@ -11,9 +11,7 @@
 import { ControlPlane, killLeftovers } from './control-plane.js';
 
 function usage(code: number): never {
-  process.stderr.write(
-    'usage: cli.js up [--state-dir DIR] [--bin-dir DIR]\n' + '       cli.js down --state-dir DIR\n',
-  );
+  process.stderr.write('usage: cli.js up [--state-dir DIR] [--bin-dir DIR]\n' + '       cli.js down --state-dir DIR\n');
   process.exit(code);
 }
 

@@ -3,7 +3,14 @@ import { flagsFor, parseComponentVersion } from './component-flags.js';
 import { sharedControlPlane } from './shared.js';
 
 const APISERVER = ['--secure-port=6443', '--insecure-port=0', '--v=1'];
-const CONTROLLER_MANAGER = ['--leader-elect=false', '--port=0', '--secure-port=10257', '--node-monitor-grace-period=87600h', '--pod-eviction-timeout=87600h', '--v=1'];
+const CONTROLLER_MANAGER = [
+  '--leader-elect=false',
+  '--port=0',
+  '--secure-port=10257',
+  '--node-monitor-grace-period=87600h',
+  '--pod-eviction-timeout=87600h',
+  '--v=1',
+];
 const SCHEDULER = ['--leader-elect=false', '--port=0', '--secure-port=10259', '--v=1'];
 
 describe('control plane: the flags each Kubernetes version gets', () => {
@@ -24,7 +31,13 @@ describe('control plane: the flags each Kubernetes version gets', () => {
   it('drops --insecure-port and --port from 1.24 on, keeps --pod-eviction-timeout until 1.27', () => {
     const v = parseComponentVersion('Kubernetes v1.24.17');
     expect(flagsFor('kube-apiserver', v, APISERVER)).to.deep.equal(['--secure-port=6443', '--v=1']);
-    expect(flagsFor('kube-controller-manager', v, CONTROLLER_MANAGER)).to.deep.equal(['--leader-elect=false', '--secure-port=10257', '--node-monitor-grace-period=87600h', '--pod-eviction-timeout=87600h', '--v=1']);
+    expect(flagsFor('kube-controller-manager', v, CONTROLLER_MANAGER)).to.deep.equal([
+      '--leader-elect=false',
+      '--secure-port=10257',
+      '--node-monitor-grace-period=87600h',
+      '--pod-eviction-timeout=87600h',
+      '--v=1',
+    ]);
     expect(flagsFor('kube-scheduler', v, SCHEDULER)).to.deep.equal(['--leader-elect=false', '--secure-port=10259', '--v=1']);
     const just = parseComponentVersion('v1.26.15');
     expect(flagsFor('kube-controller-manager', just, CONTROLLER_MANAGER)).to.include('--pod-eviction-timeout=87600h');
@@ -33,7 +46,12 @@ describe('control plane: the flags each Kubernetes version gets', () => {
   it('gives 1.30 none of the removed flags', () => {
     const v = parseComponentVersion('Kubernetes v1.30.2');
     expect(flagsFor('kube-apiserver', v, APISERVER)).to.deep.equal(['--secure-port=6443', '--v=1']);
-    expect(flagsFor('kube-controller-manager', v, CONTROLLER_MANAGER)).to.deep.equal(['--leader-elect=false', '--secure-port=10257', '--node-monitor-grace-period=87600h', '--v=1']);
+    expect(flagsFor('kube-controller-manager', v, CONTROLLER_MANAGER)).to.deep.equal([
+      '--leader-elect=false',
+      '--secure-port=10257',
+      '--node-monitor-grace-period=87600h',
+      '--v=1',
+    ]);
     expect(flagsFor('kube-scheduler', v, SCHEDULER)).to.deep.equal(['--leader-elect=false', '--secure-port=10259', '--v=1']);
   });
 
@@ -43,6 +61,7 @@ describe('control plane: the flags each Kubernetes version gets', () => {
     const served = await cp.request('GET', '/version');
     expect(served.status).to.equal(200);
     expect(cp.componentVersion('kube-apiserver').gitVersion).to.equal(served.json.gitVersion);
-    for (const name of ['kube-controller-manager', 'kube-scheduler'] as const) expect(cp.componentVersion(name).gitVersion, name).to.equal(served.json.gitVersion);
+    for (const name of ['kube-controller-manager', 'kube-scheduler'] as const)
+      expect(cp.componentVersion(name).gitVersion, name).to.equal(served.json.gitVersion);
   });
 });

@@ -41,7 +41,10 @@ const REMOVED_FLAGS: Record<ControlPlaneComponent, RemovedFlag[]> = {
 /** Parses `Kubernetes v1.30.2` (a component's `--version`) or a bare `v1.30.2`. */
 export function parseComponentVersion(text: string): ComponentVersion {
   const m = /v?(\d+)\.(\d+)\.\d+\S*/.exec(text.trim());
-  if (!m) throw new Error(`control-plane: cannot read a Kubernetes version from ${JSON.stringify(text.trim())}; expected e.g. "Kubernetes v1.20.2"`);
+  if (!m)
+    throw new Error(
+      `control-plane: cannot read a Kubernetes version from ${JSON.stringify(text.trim())}; expected e.g. "Kubernetes v1.20.2"`,
+    );
   return { major: Number(m[1]), minor: Number(m[2]), gitVersion: m[0].startsWith('v') ? m[0] : `v${m[0]}` };
 }
 

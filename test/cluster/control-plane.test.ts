@@ -91,7 +91,16 @@ describe('ControlPlane: a real etcd + kube-apiserver + controller-manager + sche
 
   it('supports server-side apply (managedFields with operation Apply)', async () => {
     const c = cp!;
-    const cm = ['apiVersion: v1', 'kind: ConfigMap', 'metadata:', '  name: ssa-probe', '  namespace: default', 'data:', '  answer: "42"', ''].join('\n');
+    const cm = [
+      'apiVersion: v1',
+      'kind: ConfigMap',
+      'metadata:',
+      '  name: ssa-probe',
+      '  namespace: default',
+      'data:',
+      '  answer: "42"',
+      '',
+    ].join('\n');
     await ok(c, ['apply', '--server-side', '--field-manager=stowage-test', '-f', '-'], cm);
     const got = parseYaml(await ok(c, ['get', 'configmap', 'ssa-probe', '-o', 'yaml']));
     expect(got.data).to.deep.equal({ answer: '42' });

@@ -276,7 +276,20 @@ async function makePki(stateDir: string): Promise<Pki> {
         '',
       ].join('\n'),
     );
-    await openssl(dir, ['req', '-x509', '-new', ...ec, '-keyout', `${base}.key`, '-out', `${base}.crt`, '-days', '3650', '-config', `${base}.cnf`]);
+    await openssl(dir, [
+      'req',
+      '-x509',
+      '-new',
+      ...ec,
+      '-keyout',
+      `${base}.key`,
+      '-out',
+      `${base}.crt`,
+      '-days',
+      '3650',
+      '-config',
+      `${base}.cnf`,
+    ]);
   };
   // The cluster CA, and (as kubeadm does) a separate CA for the aggregation layer's request headers.
   await Promise.all([ca('ca', 'stowage-test-ca'), ca('front-proxy-ca', 'stowage-test-front-proxy-ca')]);
@@ -286,12 +299,32 @@ async function makePki(stateDir: string): Promise<Pki> {
     await fsp.writeFile(p(`${base}.ext`), ext.join('\n') + '\n');
     await openssl(dir, ['req', '-new', ...ec, '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', subj]);
     await openssl(dir, [
-      'x509', '-req', '-in', `${base}.csr`, '-CA', `${signer}.crt`, '-CAkey', `${signer}.key`,
-      '-set_serial', '0x' + randomBytes(16).toString('hex').replace(/^[89a-f]/, '1'),
-      '-days', '3650', '-out', `${base}.crt`, '-extfile', `${base}.ext`,
+      'x509',
+      '-req',
+      '-in',
+      `${base}.csr`,
+      '-CA',
+      `${signer}.crt`,
+      '-CAkey',
+      `${signer}.key`,
+      '-set_serial',
+      '0x' +
+        randomBytes(16)
+          .toString('hex')
+          .replace(/^[89a-f]/, '1'),
+      '-days',
+      '3650',
+      '-out',
+      `${base}.crt`,
+      '-extfile',
+      `${base}.ext`,
     ]);
   };
-  const clientExt = ['basicConstraints = critical,CA:FALSE', 'keyUsage = critical,digitalSignature,keyEncipherment', 'extendedKeyUsage = clientAuth'];
+  const clientExt = [
+    'basicConstraints = critical,CA:FALSE',
+    'keyUsage = critical,digitalSignature,keyEncipherment',
+    'extendedKeyUsage = clientAuth',
+  ];
   await Promise.all([
     leaf('apiserver', '/CN=kube-apiserver', [
       'basicConstraints = critical,CA:FALSE',
@@ -381,7 +414,15 @@ export class ControlPlane {
   private agent: https.Agent;
   private stopped = false;
 
-  private constructor(init: { stateDir: string; ownsStateDir: boolean; binDir: string; bins: Binaries; pki: Pki; ports: Ports; log: (line: string) => void }) {
+  private constructor(init: {
+    stateDir: string;
+    ownsStateDir: boolean;
+    binDir: string;
+    bins: Binaries;
+    pki: Pki;
+    ports: Ports;
+    log: (line: string) => void;
+  }) {
     this.stateDir = init.stateDir;
     this.ownsStateDir = init.ownsStateDir;
     this.binDir = init.binDir;
@@ -522,7 +563,9 @@ export class ControlPlane {
     while (Date.now() - t0 < timeoutMs) {
       if (r?.hasExited) {
         const code = r.child.exitCode ?? r.child.signalCode;
-        throw new Error(`control-plane: ${name} exited (${code}) before ${what}. Last lines of ${this.logFile(name)}:\n${await tail(this.logFile(name), 40)}`);
+        throw new Error(
+          `control-plane: ${name} exited (${code}) before ${what}. Last lines of ${this.logFile(name)}:\n${await tail(this.logFile(name), 40)}`,
+        );
       }
       try {
         if (await probe()) {
@@ -626,11 +669,16 @@ export class ControlPlane {
     await this.startEtcd();
     // The API server is back only when it serves again: its etcd client reconnects with gRPC's
     // backoff, which grows to two minutes over a long outage, and until then requests hang.
-    await this.waitFor('kube-apiserver', 'ready again on etcd (/readyz)', async () => {
-      // A poll: no answer means not ready yet; waitFor reports the last state if it never comes.
-      const res = await this.request('GET', '/readyz', undefined, { timeoutMs: 3000 }).catch(() => undefined);
-      return res?.status === 200;
-    }, ETCD_RECONNECT_TIMEOUT_MS);
+    await this.waitFor(
+      'kube-apiserver',
+      'ready again on etcd (/readyz)',
+      async () => {
+        // A poll: no answer means not ready yet; waitFor reports the last state if it never comes.
+        const res = await this.request('GET', '/readyz', undefined, { timeoutMs: 3000 }).catch(() => undefined);
+        return res?.status === 200;
+      },
+      ETCD_RECONNECT_TIMEOUT_MS,
+    );
   }
 
   private componentKubeconfig(name: string): string {
@@ -773,7 +821,10 @@ export class ControlPlane {
 
   /** Runs the built kubectl against this control plane with the admin kubeconfig. */
   kubectl(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<KubectlResult> {
-    return run(this.bins.kubectl, [`--kubeconfig=${this.kubeconfigPath}`, ...args], { input: opts.input, timeoutMs: opts.timeoutMs ?? 120_000 });
+    return run(this.bins.kubectl, [`--kubeconfig=${this.kubeconfigPath}`, ...args], {
+      input: opts.input,
+      timeoutMs: opts.timeoutMs ?? 120_000,
+    });
   }
 
   private newAgent(): https.Agent {
@@ -787,12 +838,7 @@ export class ControlPlane {
 
   /** Raw HTTPS request to the API server as admin. `body` objects are sent as JSON; set
    *  `contentType` for patches (e.g. application/strategic-merge-patch+json). */
-  request(
-    method: string,
-    apiPath: string,
-    body?: unknown,
-    opts: { contentType?: string; timeoutMs?: number } = {},
-  ): Promise<ApiResponse> {
+  request(method: string, apiPath: string, body?: unknown, opts: { contentType?: string; timeoutMs?: number } = {}): Promise<ApiResponse> {
     const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
     return new Promise((resolve, reject) => {
       const req = https.request(

@@ -49,7 +49,8 @@ export async function shareHostPaths(paths: string[]): Promise<() => Promise<voi
         await exec('mount', ['--make-shared', p]);
         undo.push(async () => {
           const below = mountInfo().filter((m) => m.mountPoint.startsWith(`${p}/`));
-          if (below.length > 0) throw new Error(`host-propagation: not unmounting ${p}: still mounted below it: ${below.map((m) => m.mountPoint).join(', ')}`);
+          if (below.length > 0)
+            throw new Error(`host-propagation: not unmounting ${p}: still mounted below it: ${below.map((m) => m.mountPoint).join(', ')}`);
           await exec('umount', [p]);
         });
       }

@@ -33,7 +33,11 @@ export function isExecutable(file: string): boolean {
 export async function tail(file: string, lines: number): Promise<string> {
   try {
     const text = await fsp.readFile(file, 'utf8');
-    return text.split('\n').slice(-lines - 1).join('\n').trimEnd();
+    return text
+      .split('\n')
+      .slice(-lines - 1)
+      .join('\n')
+      .trimEnd();
   } catch (e) {
     return `(no log: ${(e as Error).message})`;
   }

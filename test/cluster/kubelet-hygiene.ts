@@ -27,7 +27,17 @@ const VOLATILE_SYSCTLS = [
 
 /** Process names of the harness's long-running components. */
 const COMPONENT_COMMS = new Set([
-  'etcd', 'kube-apiserver', 'kube-controller', 'kube-scheduler', 'kubelet', 'containerd', 'containerd-shim', 'containerd-shim-runc-v2', 'runc', 'pause', 'prometheus',
+  'etcd',
+  'kube-apiserver',
+  'kube-controller',
+  'kube-scheduler',
+  'kubelet',
+  'containerd',
+  'containerd-shim',
+  'containerd-shim-runc-v2',
+  'runc',
+  'pause',
+  'prometheus',
 ]);
 
 export interface HostSnapshot {
@@ -167,7 +177,11 @@ const underRunDir = (text: string) => [...runDirs].some((d) => text.includes(d))
  * this run (registerRunDir); with `machineWide`, every new mount and loop device counts too — right for
  * CI, where nothing else runs, too strict where other people's tests run beside this one.
  */
-export function hostChanges(before: HostSnapshot, after: HostSnapshot = takeHostSnapshot(), opts: { machineWide?: boolean } = {}): string[] {
+export function hostChanges(
+  before: HostSnapshot,
+  after: HostSnapshot = takeHostSnapshot(),
+  opts: { machineWide?: boolean } = {},
+): string[] {
   const out: string[] = [];
   for (const [iface, n] of Object.entries(after.txPackets)) {
     const was = before.txPackets[iface];
@@ -182,13 +196,15 @@ export function hostChanges(before: HostSnapshot, after: HostSnapshot = takeHost
     const was = before.sysctls.get(key);
     if (was === undefined) {
       // Per-interface sysctls of a new interface are reported through the interface already.
-      if (![...ifAfter].some((i) => !ifBefore.has(i) && key.split('/').includes(i))) out.push(`sysctl ${key.replace(/\//g, '.')} appeared (${value})`);
+      if (![...ifAfter].some((i) => !ifBefore.has(i) && key.split('/').includes(i)))
+        out.push(`sysctl ${key.replace(/\//g, '.')} appeared (${value})`);
     } else if (was !== value) out.push(`sysctl ${key.replace(/\//g, '.')} changed: ${JSON.stringify(was)} -> ${JSON.stringify(value)}`);
   }
   const mountsBefore = new Set(before.mounts);
   for (const m of after.mounts) if (!mountsBefore.has(m) && (opts.machineWide || underRunDir(m))) out.push(`mount left behind: ${m}`);
   const loopsBefore = new Set(before.loopDevices);
-  for (const l of after.loopDevices) if (!loopsBefore.has(l) && (opts.machineWide || underRunDir(l))) out.push(`loop device left attached: ${l}`);
+  for (const l of after.loopDevices)
+    if (!loopsBefore.has(l) && (opts.machineWide || underRunDir(l))) out.push(`loop device left attached: ${l}`);
   for (const pid of after.componentPids) {
     if (!before.componentPids.has(pid) && underRunDir(commandLine(pid))) out.push(`process left running: ${describeProcess(pid)}`);
   }
@@ -198,7 +214,14 @@ export function hostChanges(before: HostSnapshot, after: HostSnapshot = takeHost
 // ---------------------------------------------------------------------------------------------
 // Sysctls kubelet sets on start (pkg/kubelet/cm setupKernelTunables, protectKernelDefaults=false).
 
-export const KUBELET_TUNED_SYSCTLS = ['vm/overcommit_memory', 'vm/panic_on_oom', 'kernel/panic', 'kernel/panic_on_oops', 'kernel/keys/root_maxkeys', 'kernel/keys/root_maxbytes'];
+export const KUBELET_TUNED_SYSCTLS = [
+  'vm/overcommit_memory',
+  'vm/panic_on_oom',
+  'kernel/panic',
+  'kernel/panic_on_oops',
+  'kernel/keys/root_maxkeys',
+  'kernel/keys/root_maxbytes',
+];
 
 export function readSysctls(keys: string[]): Record<string, string> {
   const out: Record<string, string> = {};

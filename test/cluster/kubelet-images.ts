@@ -53,7 +53,7 @@ export async function buildPauseBinary(): Promise<string> {
   if (!go) {
     throw new Error(
       `kubelet-images: no Go toolchain (looked for ${GO_CANDIDATES.join(', ')}) to build the pause image. ` +
-        'Run hack/install-test-deps.sh (its kubelet build installs Debian\'s golang-1.19).',
+        "Run hack/install-test-deps.sh (its kubelet build installs Debian's golang-1.19).",
     );
   }
   const out = path.join(cacheDir(), `pause-${sha256(source).slice(0, 16)}`);
@@ -63,7 +63,15 @@ export async function buildPauseBinary(): Promise<string> {
   try {
     await exec(go, ['build', '-trimpath', '-ldflags=-s -w', '-o', path.join(work, 'pause'), PAUSE_SOURCE], {
       cwd: work,
-      env: { ...process.env, CGO_ENABLED: '0', GO111MODULE: 'off', GOFLAGS: '', GOPROXY: 'off', GOCACHE: path.join(work, 'gocache'), HOME: work },
+      env: {
+        ...process.env,
+        CGO_ENABLED: '0',
+        GO111MODULE: 'off',
+        GOFLAGS: '',
+        GOPROXY: 'off',
+        GOCACHE: path.join(work, 'gocache'),
+        HOME: work,
+      },
     });
     await fsp.rename(path.join(work, 'pause'), `${out}.tmp`).catch(async () => {
       await fsp.copyFile(path.join(work, 'pause'), `${out}.tmp`);
@@ -78,9 +86,13 @@ export async function buildPauseBinary(): Promise<string> {
 
 /** The busybox image: the static binary at /bin/busybox plus a symlink for every applet. */
 export async function busyboxSpec(): Promise<ImageSpec> {
-  if (!fs.existsSync(BUSYBOX_BINARY)) throw new Error(`kubelet-images: ${BUSYBOX_BINARY} missing; install Debian's busybox-static (hack/install-test-deps.sh)`);
+  if (!fs.existsSync(BUSYBOX_BINARY))
+    throw new Error(`kubelet-images: ${BUSYBOX_BINARY} missing; install Debian's busybox-static (hack/install-test-deps.sh)`);
   const { stdout } = await exec(BUSYBOX_BINARY, ['--list-full']);
-  const applets = stdout.split('\n').map((l) => l.trim()).filter((l) => l && l !== 'bin/busybox');
+  const applets = stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && l !== 'bin/busybox');
   return {
     ref: BUSYBOX_IMAGE,
     dirs: ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc', 'tmp', 'root', 'var', 'proc', 'sys', 'dev'],
@@ -117,7 +129,19 @@ export async function writeImageTarball(spec: ImageSpec, tarball: string): Promi
     if (fs.existsSync(path.join(rootfs, 'tmp'))) await fsp.chmod(path.join(rootfs, 'tmp'), 0o1777);
 
     const layerFile = path.join(work, 'layer.tar');
-    await exec('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', `--mtime=${EPOCH}`, '--format=gnu', '-C', rootfs, '-cf', layerFile, '.']);
+    await exec('tar', [
+      '--sort=name',
+      '--owner=0',
+      '--group=0',
+      '--numeric-owner',
+      `--mtime=${EPOCH}`,
+      '--format=gnu',
+      '-C',
+      rootfs,
+      '-cf',
+      layerFile,
+      '.',
+    ]);
     const layer = await fsp.readFile(layerFile);
     const layerDigest = sha256(layer);
 
@@ -168,7 +192,20 @@ export async function writeImageTarball(spec: ImageSpec, tarball: string): Promi
     await fsp.writeFile(path.join(blobs, manifestDigest.slice('sha256:'.length)), manifest);
     await fsp.writeFile(path.join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     await fsp.writeFile(path.join(layout, 'index.json'), JSON.stringify(index));
-    await exec('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', `--mtime=${EPOCH}`, '-C', layout, '-cf', tarball, 'oci-layout', 'index.json', 'blobs']);
+    await exec('tar', [
+      '--sort=name',
+      '--owner=0',
+      '--group=0',
+      '--numeric-owner',
+      `--mtime=${EPOCH}`,
+      '-C',
+      layout,
+      '-cf',
+      tarball,
+      'oci-layout',
+      'index.json',
+      'blobs',
+    ]);
     return manifestDigest;
   } finally {
     await fsp.rm(work, { recursive: true, force: true });
@@ -182,7 +219,9 @@ export async function importTestImages(socket: string, workDir: string): Promise
     const tarball = path.join(workDir, `${spec.ref.replace(/[^a-z0-9.]+/gi, '_')}.tar`);
     digests[spec.ref] = await writeImageTarball(spec, tarball);
     try {
-      await exec('ctr', ['--address', socket, '--namespace', 'k8s.io', 'images', 'import', '--platform', 'linux/amd64', tarball], { timeout: 120_000 });
+      await exec('ctr', ['--address', socket, '--namespace', 'k8s.io', 'images', 'import', '--platform', 'linux/amd64', tarball], {
+        timeout: 120_000,
+      });
     } catch (e) {
       const err = e as { stderr?: string; message: string };
       throw new Error(`kubelet-images: ctr images import ${spec.ref} failed: ${err.stderr || err.message}`, { cause: e });
@@ -200,7 +239,11 @@ export async function importTestImages(socket: string, workDir: string): Promise
  */
 export function stowageImageArchive(): { archive: string; ref: string; version: string } {
   const version = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-  return { archive: path.join(REPO_ROOT, 'build', 'image', `stowage-${version}.oci.tar`), ref: `${STOWAGE_REPOSITORY}:${version}`, version };
+  return {
+    archive: path.join(REPO_ROOT, 'build', 'image', `stowage-${version}.oci.tar`),
+    ref: `${STOWAGE_REPOSITORY}:${version}`,
+    version,
+  };
 }
 
 /** Removes Stowage's images containerd pulled (kubelet-registry.ts), so later tests on the node find none. */

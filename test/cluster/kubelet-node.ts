@@ -68,7 +68,15 @@ const CNI_BRIDGE = 'stowage-cni0';
 const CNI_HOST_DIRS = ['/run/netns', '/var/lib/cni'];
 const CNI_SUBNET = '10.244.250.0/24';
 const SETPRIV = '/usr/bin/setpriv';
-const TOOLS = ['/usr/bin/containerd', '/usr/bin/ctr', '/usr/bin/containerd-shim-runc-v2', '/usr/sbin/runc', '/usr/lib/cni/bridge', '/usr/lib/cni/host-local', '/usr/lib/cni/loopback'];
+const TOOLS = [
+  '/usr/bin/containerd',
+  '/usr/bin/ctr',
+  '/usr/bin/containerd-shim-runc-v2',
+  '/usr/sbin/runc',
+  '/usr/lib/cni/bridge',
+  '/usr/lib/cni/host-local',
+  '/usr/lib/cni/loopback',
+];
 const READY_TIMEOUT_MS = 120_000;
 const LOCK_WAIT_MS = 10 * 60_000;
 const STOP_GRACE_MS = 15_000;
@@ -288,7 +296,9 @@ async function acquireLock(stateDir: string, rootDir: string, log: (l: string) =
       continue;
     }
     if (Date.now() > deadline) {
-      throw new Error(`kubelet-node: another test run (pid ${holder.pid}) has held ${LOCK_FILE} for ${LOCK_WAIT_MS / 60000} minutes; only one test kubelet runs per machine`);
+      throw new Error(
+        `kubelet-node: another test run (pid ${holder.pid}) has held ${LOCK_FILE} for ${LOCK_WAIT_MS / 60000} minutes; only one test kubelet runs per machine`,
+      );
     }
     if (!announced) log(`waiting for the kubelet node of pid ${holder.pid} to stop (${LOCK_FILE})`);
     announced = true;
@@ -351,7 +361,18 @@ export class KubeletNode {
   private proxy = '';
   private stopped = false;
 
-  private constructor(cp: ControlPlane, init: { nodeName: string; stateDir: string; rootDir: string; kubeletBin: string; kubeletPort: number; healthzPort: number; log: (l: string) => void }) {
+  private constructor(
+    cp: ControlPlane,
+    init: {
+      nodeName: string;
+      stateDir: string;
+      rootDir: string;
+      kubeletBin: string;
+      kubeletPort: number;
+      healthzPort: number;
+      log: (l: string) => void;
+    },
+  ) {
     this.cp = cp;
     this.rootDir = init.rootDir;
     this.nodeName = init.nodeName;
@@ -368,11 +389,15 @@ export class KubeletNode {
     const log = opts.log ?? (() => {});
     const kubeletBin = findKubelet(opts.binDir);
     const missing = TOOLS.filter((t) => !isExecutable(t));
-    if (missing.length > 0) throw new Error(`kubelet-node: missing ${missing.join(', ')}; run hack/install-test-deps.sh (containerd, runc, containernetworking-plugins)`);
+    if (missing.length > 0)
+      throw new Error(
+        `kubelet-node: missing ${missing.join(', ')}; run hack/install-test-deps.sh (containerd, runc, containernetworking-plugins)`,
+      );
     if (process.getuid?.() !== 0) throw new Error('kubelet-node: kubelet and containerd need root');
 
     const rootDir = opts.rootDir ?? KUBELET_ROOT_DIR;
-    if (!path.isAbsolute(rootDir) || path.normalize(rootDir) !== rootDir || rootDir === '/') throw new Error(`kubelet-node: rootDir ${rootDir} must be an absolute, normalized directory other than /`);
+    if (!path.isAbsolute(rootDir) || path.normalize(rootDir) !== rootDir || rootDir === '/')
+      throw new Error(`kubelet-node: rootDir ${rootDir} must be an absolute, normalized directory other than /`);
     const stateDir = await fsp.mkdtemp(path.join(os.tmpdir(), STATE_PREFIX));
     registerRunDir(stateDir);
     registerRunDir(rootDir);
@@ -382,7 +407,9 @@ export class KubeletNode {
       await acquireLock(stateDir, rootDir, log);
       locked = true;
       if (fs.existsSync(rootDir) && !fs.existsSync(path.join(rootDir, MARKER))) {
-        throw new Error(`kubelet-node: ${rootDir} exists and was not made by this harness (is a real kubelet installed here?); refusing to use it`);
+        throw new Error(
+          `kubelet-node: ${rootDir} exists and was not made by this harness (is a real kubelet installed here?); refusing to use it`,
+        );
       }
       if (fs.existsSync(rootDir)) await removeTree(rootDir); // our own, from a dead run
       node = new KubeletNode(cp, {
@@ -432,7 +459,8 @@ export class KubeletNode {
     // kubelet 1.20 keeps its device-plugin socket in /var/lib/kubelet/device-plugins whatever its root
     // (a constant of the device-plugin API), so a moved root still creates the default one.
     const defaultRoot = this.rootDir === KUBELET_ROOT_DIR ? [] : [KUBELET_ROOT_DIR];
-    for (const d of [...(missingRoot ? [missingRoot] : []), ...defaultRoot, ...KUBELET_LOG_DIRS, CONTAINERD_RUN_DIR, ...CNI_HOST_DIRS]) if (!fs.existsSync(d)) createdDirs.push(d);
+    for (const d of [...(missingRoot ? [missingRoot] : []), ...defaultRoot, ...KUBELET_LOG_DIRS, CONTAINERD_RUN_DIR, ...CNI_HOST_DIRS])
+      if (!fs.existsSync(d)) createdDirs.push(d);
     const createdCgroups = cgroupHierarchies()
       .map((h) => path.join(h, 'kubepods'))
       .filter((d) => !fs.existsSync(d));
@@ -483,7 +511,10 @@ export class KubeletNode {
       /* gone */
     }
     let timer: NodeJS.Timeout | undefined;
-    const graceful = await Promise.race([p.exited.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), STOP_GRACE_MS)))]);
+    const graceful = await Promise.race([
+      p.exited.then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), STOP_GRACE_MS))),
+    ]);
     clearTimeout(timer);
     if (!graceful) {
       this.log(`${name} (pid ${p.pid}) ignored SIGTERM for ${STOP_GRACE_MS / 1000} s; SIGKILL`);
@@ -501,7 +532,10 @@ export class KubeletNode {
     let last = '';
     while (Date.now() - t0 < timeoutMs) {
       const p = this.procs.get(name);
-      if (p?.hasExited) throw new Error(`kubelet-node: ${name} exited before ${what}. Last lines of ${this.logFile(name)}:\n${await tail(this.logFile(name), 30)}`);
+      if (p?.hasExited)
+        throw new Error(
+          `kubelet-node: ${name} exited before ${what}. Last lines of ${this.logFile(name)}:\n${await tail(this.logFile(name), 30)}`,
+        );
       try {
         if (await probe()) {
           this.log(`${name}: ${what} after ${Date.now() - t0} ms`);
@@ -512,7 +546,9 @@ export class KubeletNode {
       }
       await sleep(250);
     }
-    throw new Error(`kubelet-node: ${name} not ${what} within ${timeoutMs / 1000} s${last ? ` (${last})` : ''}. Last lines of ${this.logFile(name)}:\n${await tail(this.logFile(name), 30)}`);
+    throw new Error(
+      `kubelet-node: ${name} not ${what} within ${timeoutMs / 1000} s${last ? ` (${last})` : ''}. Last lines of ${this.logFile(name)}:\n${await tail(this.logFile(name), 30)}`,
+    );
   }
 
   /** Environment of containerd and kubelet: any outgoing HTTP(S) goes to a closed loopback port. */
@@ -623,14 +659,19 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     if (!/^127\.0\.0\.1:\d+$/.test(host)) throw new Error(`kubelet-node: trustRegistry(${host}): only a loopback registry 127.0.0.1:PORT`);
     const dir = path.join(this.registryHostsDir, host);
     await fsp.mkdir(dir, { recursive: true });
-    await fsp.writeFile(path.join(dir, 'hosts.toml'), [`server = "http://${host}"`, '', `[host."http://${host}"]`, '  capabilities = ["pull", "resolve"]', ''].join('\n'));
+    await fsp.writeFile(
+      path.join(dir, 'hosts.toml'),
+      [`server = "http://${host}"`, '', `[host."http://${host}"]`, '  capabilities = ["pull", "resolve"]', ''].join('\n'),
+    );
     return () => fsp.rm(dir, { recursive: true, force: true });
   }
 
   /** Runs `ctr` against this node's containerd (namespace k8s.io). */
   async ctr(args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
     try {
-      const { stdout, stderr } = await exec('ctr', ['--address', this.containerdSocket, '--namespace', 'k8s.io', ...args], { timeout: timeoutMs });
+      const { stdout, stderr } = await exec('ctr', ['--address', this.containerdSocket, '--namespace', 'k8s.io', ...args], {
+        timeout: timeoutMs,
+      });
       return { code: 0, stdout, stderr };
     } catch (e) {
       const err = e as { code?: number; stdout?: string; stderr?: string; message: string };
@@ -640,7 +681,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
   /** Kills and deletes every container containerd still has (kubelet is stopped by then). */
   private async removeAllContainers(): Promise<void> {
-    const tasks = (await this.ctr(['tasks', 'list', '--quiet'])).stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+    const tasks = (await this.ctr(['tasks', 'list', '--quiet'])).stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
     for (const id of tasks) await this.ctr(['tasks', 'kill', '--signal', 'SIGKILL', id]);
     for (const id of tasks) {
       for (let i = 0; i < 50; i++) {
@@ -648,7 +692,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         await sleep(100);
       }
     }
-    const containers = (await this.ctr(['containers', 'list', '--quiet'])).stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+    const containers = (await this.ctr(['containers', 'list', '--quiet'])).stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
     for (const id of containers) await this.ctr(['containers', 'delete', id]);
   }
 
@@ -663,9 +710,43 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     const crt = path.join(pki, 'kubelet-client.crt');
     const ext = path.join(pki, 'kubelet-client.ext');
     // The identity the Node authorizer and NodeRestriction admission expect of this node's kubelet.
-    await exec('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', csr, '-subj', `/O=system:nodes/CN=system:node:${this.nodeName}`]);
-    await fsp.writeFile(ext, 'basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature,keyEncipherment\nextendedKeyUsage = clientAuth\n');
-    await exec('openssl', ['x509', '-req', '-in', csr, '-CA', this.cp.caCertPath, '-CAkey', this.cp.caKeyPath, '-set_serial', `0x1${randomBytes(15).toString('hex')}`, '-days', '30', '-out', crt, '-extfile', ext]);
+    await exec('openssl', [
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      csr,
+      '-subj',
+      `/O=system:nodes/CN=system:node:${this.nodeName}`,
+    ]);
+    await fsp.writeFile(
+      ext,
+      'basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature,keyEncipherment\nextendedKeyUsage = clientAuth\n',
+    );
+    await exec('openssl', [
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      this.cp.caCertPath,
+      '-CAkey',
+      this.cp.caKeyPath,
+      '-set_serial',
+      `0x1${randomBytes(15).toString('hex')}`,
+      '-days',
+      '30',
+      '-out',
+      crt,
+      '-extfile',
+      ext,
+    ]);
     await fsp.chmod(key, 0o600);
     await fsp.writeFile(
       this.path('kubelet', 'kubeconfig'),
@@ -726,7 +807,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     const node = {
       apiVersion: 'v1',
       kind: 'Node',
-      metadata: { name: this.nodeName, labels: { 'kubernetes.io/hostname': this.nodeName, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64' } },
+      metadata: {
+        name: this.nodeName,
+        labels: { 'kubernetes.io/hostname': this.nodeName, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64' },
+      },
       spec: { taints: [REAL_NODE_TAINT] },
     };
     const created = await this.cp.request('POST', '/api/v1/nodes', node);
@@ -736,7 +820,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       `/api/v1/nodes/${this.nodeName}/status`,
       {
         status: {
-          addresses: [{ type: 'InternalIP', address: '127.0.0.1' }, { type: 'Hostname', address: this.nodeName }],
+          addresses: [
+            { type: 'InternalIP', address: '127.0.0.1' },
+            { type: 'Hostname', address: this.nodeName },
+          ],
           // kubelet 1.20 reconciles resources into an existing Node's maps and panics on nil ones; it
           // replaces these placeholders with what it measures.
           capacity: { pods: '0' },
@@ -745,7 +832,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       },
       { contentType: 'application/strategic-merge-patch+json' },
     );
-    if (patched.status !== 200) throw new Error(`kubelet-node: setting the addresses of Node ${this.nodeName}: HTTP ${patched.status}: ${patched.body}`);
+    if (patched.status !== 200)
+      throw new Error(`kubelet-node: setting the addresses of Node ${this.nodeName}: HTTP ${patched.status}: ${patched.body}`);
   }
 
   private async startKubelet(): Promise<void> {
@@ -840,7 +928,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       }
     };
     await step('stop kubelet', () => this.stopProc('kubelet'));
-    if (this.procs.get('containerd') && !this.procs.get('containerd')!.hasExited) await step('remove containers', () => this.removeAllContainers());
+    if (this.procs.get('containerd') && !this.procs.get('containerd')!.hasExited)
+      await step('remove containers', () => this.removeAllContainers());
     await step('stop containerd', () => this.stopProc('containerd'));
     await step('kill shims', async () => {
       const shims = pidsMentioning(this.stateDir);

@@ -44,7 +44,8 @@ export class LoopbackRegistry {
   ) {}
 
   static async start(): Promise<LoopbackRegistry> {
-    if (!isExecutable(REGISTRY_BIN)) throw new Error(`kubelet-registry: ${REGISTRY_BIN} missing; run hack/install-test-deps.sh (Debian's docker-registry)`);
+    if (!isExecutable(REGISTRY_BIN))
+      throw new Error(`kubelet-registry: ${REGISTRY_BIN} missing; run hack/install-test-deps.sh (Debian's docker-registry)`);
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'stowage-registry-'));
     registerRunDir(dir);
     const config = path.join(dir, 'config.yml');
@@ -93,7 +94,8 @@ export class LoopbackRegistry {
           const res = await fetch(`http://127.0.0.1:${port}/v2/`).catch(() => undefined);
           if (res?.status === 200) return new LoopbackRegistry(`127.0.0.1:${port}`, dir, child, exited);
         }
-        if (Date.now() - t0 > READY_TIMEOUT_MS) throw new Error(`kubelet-registry: not serving /v2/ within ${READY_TIMEOUT_MS / 1000} s:\n${await tail(logFile, 20)}`);
+        if (Date.now() - t0 > READY_TIMEOUT_MS)
+          throw new Error(`kubelet-registry: not serving /v2/ within ${READY_TIMEOUT_MS / 1000} s:\n${await tail(logFile, 20)}`);
         await sleep(100);
       }
     } catch (e) {
@@ -117,14 +119,21 @@ export class LoopbackRegistry {
     const registry = `${this.host}/${repositoryPath}`;
     let stdout: string;
     try {
-      ({ stdout } = await exec('make', ['--no-print-directory', '-s', 'push', `REGISTRY=${registry}`, `PUSH_TAGS=${tags.join(' ')}`, 'PUSH_TLS_VERIFY=false'], { cwd: REPO_ROOT, timeout: 300_000, maxBuffer: 16 << 20 }));
+      ({ stdout } = await exec(
+        'make',
+        ['--no-print-directory', '-s', 'push', `REGISTRY=${registry}`, `PUSH_TAGS=${tags.join(' ')}`, 'PUSH_TLS_VERIFY=false'],
+        { cwd: REPO_ROOT, timeout: 300_000, maxBuffer: 16 << 20 },
+      ));
     } catch (e) {
       const err = e as { stdout?: string; stderr?: string; message: string };
-      throw new Error(`kubelet-registry: make push REGISTRY=${registry} failed: ${err.stderr || err.message}\n${err.stdout ?? ''}`, { cause: e });
+      throw new Error(`kubelet-registry: make push REGISTRY=${registry} failed: ${err.stderr || err.message}\n${err.stdout ?? ''}`, {
+        cause: e,
+      });
     }
     // hack/push-image.sh prints one "pushed REF@DIGEST" line per tag.
     const pushed = stdout.split('\n').flatMap((l) => (/^pushed (\S+)@(sha256:[a-f0-9]{64})$/.exec(l) ? [l.slice('pushed '.length)] : []));
-    if (pushed.length !== tags.length) throw new Error(`kubelet-registry: make push printed ${pushed.length} pushed lines for ${tags.length} tags:\n${stdout}`);
+    if (pushed.length !== tags.length)
+      throw new Error(`kubelet-registry: make push printed ${pushed.length} pushed lines for ${tags.length} tags:\n${stdout}`);
     const digests = new Set(pushed.map((p) => p.slice(p.indexOf('@') + 1)));
     if (digests.size !== 1) throw new Error(`kubelet-registry: the tags were pushed with different digests: ${pushed.join(', ')}`);
     return { refs: pushed.map((p) => p.slice(0, p.indexOf('@'))), digest: [...digests][0] };
@@ -145,7 +154,10 @@ export class LoopbackRegistry {
     this.stopped = true;
     this.child.kill('SIGTERM');
     let timer: NodeJS.Timeout | undefined;
-    const graceful = await Promise.race([this.exited.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), STOP_GRACE_MS)))]);
+    const graceful = await Promise.race([
+      this.exited.then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), STOP_GRACE_MS))),
+    ]);
     clearTimeout(timer);
     if (!graceful) {
       this.child.kill('SIGKILL');

@@ -99,7 +99,16 @@ export async function markNodeNotReady(cp: ControlPlane, name: string, status: '
   const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const patch = {
     status: {
-      conditions: [{ type: 'Ready', status, reason: 'StowageTestHarness', message: 'marked not ready by a test', lastHeartbeatTime: now, lastTransitionTime: now }],
+      conditions: [
+        {
+          type: 'Ready',
+          status,
+          reason: 'StowageTestHarness',
+          message: 'marked not ready by a test',
+          lastHeartbeatTime: now,
+          lastTransitionTime: now,
+        },
+      ],
     },
   };
   const res = await cp.request('PATCH', `/api/v1/nodes/${encodeURIComponent(name)}/status`, patch, {

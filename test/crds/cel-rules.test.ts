@@ -36,12 +36,16 @@ function verdicts(kind: string, schema: JSONSchema, value: unknown, path = ''): 
     try {
       cel = evaluate(rule.rule, { self: toCel(value) }) as boolean;
     } catch (err) {
-      throw new Error(`${kind} ${path}: CEL rule ${JSON.stringify(rule.rule)} cannot be evaluated on ${JSON.stringify(value)}: ${(err as Error).message}`, { cause: err });
+      throw new Error(
+        `${kind} ${path}: CEL rule ${JSON.stringify(rule.rule)} cannot be evaluated on ${JSON.stringify(value)}: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
     out.push({ kind, path, rule, cel, twin: rule.holds(value) });
   }
   if (typeof value === 'object' && !Array.isArray(value)) {
-    for (const [name, child] of Object.entries(schema.properties ?? {})) out.push(...verdicts(kind, child, (value as Record<string, unknown>)[name], `${path}.${name}`));
+    for (const [name, child] of Object.entries(schema.properties ?? {}))
+      out.push(...verdicts(kind, child, (value as Record<string, unknown>)[name], `${path}.${name}`));
   }
   if (Array.isArray(value) && schema.items) value.forEach((item, i) => out.push(...verdicts(kind, schema.items!, item, `${path}[${i}]`)));
   return out;
@@ -81,8 +85,24 @@ const CORPUS: unknown[] = [
   pool((p) => ((p.spec.mode = 'Local'), (p.spec.replicated = { size: 1, failureDomain: 'host' }))),
   pool((p) => ((p.spec.mode = 'Local'), (p.spec.replicated = { size: 2, failureDomain: 'zone' }))),
   // label selector requirements
-  pool((p) => (p.spec.disks.selector = { matchExpressions: [{ key: 'a', operator: 'Exists', values: ['x'] }, { key: 'b', operator: 'In', values: ['x'] }] })),
-  pool((p) => (p.spec.disks.nodeSelector = { matchExpressions: [{ key: 'a', operator: 'NotIn' }, { key: 'c', operator: 'DoesNotExist' }] })),
+  pool(
+    (p) =>
+      (p.spec.disks.selector = {
+        matchExpressions: [
+          { key: 'a', operator: 'Exists', values: ['x'] },
+          { key: 'b', operator: 'In', values: ['x'] },
+        ],
+      }),
+  ),
+  pool(
+    (p) =>
+      (p.spec.disks.nodeSelector = {
+        matchExpressions: [
+          { key: 'a', operator: 'NotIn' },
+          { key: 'c', operator: 'DoesNotExist' },
+        ],
+      }),
+  ),
   // NodeDisk claims
   disk((d) => (d.spec.claim = { pool: 'p', mode: 'Dynamic' })),
   disk((d) => (d.spec.claim = { pool: 'p', mode: 'Dynamic', volumeMode: 'Block' })),
@@ -93,7 +113,7 @@ const CORPUS: unknown[] = [
   disk((d) => (d.spec.claim = { pool: 'p', mode: 'Local', volumeMode: 'Block' })),
 ];
 
-describe('CEL rules and their TypeScript twins agree (a CEL interpreter runs the CRDs\' expressions)', () => {
+describe("CEL rules and their TypeScript twins agree (a CEL interpreter runs the CRDs' expressions)", () => {
   const all: Verdict[] = [];
   before(() => {
     for (const raw of CORPUS) {
@@ -105,21 +125,33 @@ describe('CEL rules and their TypeScript twins agree (a CEL interpreter runs the
   });
 
   it('on every object of the corpus, at every node a rule applies to', () => {
-    const disagreements = all.filter((v) => v.cel !== v.twin).map((v) => `${v.kind}${v.path}: CEL ${v.cel}, TypeScript ${v.twin}: ${v.rule.rule}`);
+    const disagreements = all
+      .filter((v) => v.cel !== v.twin)
+      .map((v) => `${v.kind}${v.path}: CEL ${v.cel}, TypeScript ${v.twin}: ${v.rule.rule}`);
     expect(disagreements).to.deep.equal([]);
   });
 
   it('with every rule of every kind both holding and failing somewhere in the corpus', () => {
     const rules = RESOURCE_DEFINITIONS.flatMap((d) => walkRules(d.schema)).filter((r) => !isTransitionRule(r));
     const seen = (rule: CelRule, outcome: boolean): boolean => all.some((v) => v.rule === rule && v.cel === outcome);
-    expect(rules.filter((r) => !seen(r, true)).map((r) => r.rule), 'rules never holding').to.deep.equal([]);
-    expect(rules.filter((r) => !seen(r, false)).map((r) => r.rule), 'rules never failing').to.deep.equal([]);
+    expect(
+      rules.filter((r) => !seen(r, true)).map((r) => r.rule),
+      'rules never holding',
+    ).to.deep.equal([]);
+    expect(
+      rules.filter((r) => !seen(r, false)).map((r) => r.rule),
+      'rules never failing',
+    ).to.deep.equal([]);
   });
 
   it('with every transition rule (oldSelf) holding for an unchanged field and failing for a changed one', () => {
     // Transition rules compare with the stored object, which one object cannot show: they are
     // evaluated here with an old value, equal and different.
-    const transitions = RESOURCE_DEFINITIONS.flatMap((d) => walkRules(d.schema).filter(isTransitionRule).map((rule) => ({ kind: d.kind, rule })));
+    const transitions = RESOURCE_DEFINITIONS.flatMap((d) =>
+      walkRules(d.schema)
+        .filter(isTransitionRule)
+        .map((rule) => ({ kind: d.kind, rule })),
+    );
     expect(transitions.map((t) => t.kind)).to.include.members(['PoolVolume', 'PoolSnapshot']);
     for (const { kind, rule } of transitions) {
       expect(evaluate(rule.rule, { self: 'pool-a', oldSelf: 'pool-a' }), `${kind}: ${rule.rule} unchanged`).to.equal(true);
@@ -128,7 +160,11 @@ describe('CEL rules and their TypeScript twins agree (a CEL interpreter runs the
   });
 
   it('the interpreter is strict enough to catch a wrong rule', () => {
-    expect(evaluate("!has(self.failureDomain) || self.failureDomain == 'disk' || self.size >= 2", { self: toCel({ failureDomain: 'host', size: 1 }) })).to.equal(false);
+    expect(
+      evaluate("!has(self.failureDomain) || self.failureDomain == 'disk' || self.size >= 2", {
+        self: toCel({ failureDomain: 'host', size: 1 }),
+      }),
+    ).to.equal(false);
     expect(() => evaluate('self.minSize <= self.size', { self: toCel({ size: 2 }) })).to.throw();
   });
 });

@@ -30,10 +30,18 @@ describe('CRDs on the real control plane', function () {
   before(async () => {
     cp = await sharedControlPlane();
     const version = JSON.parse((await cp.kubectl(['version', '-o', 'json'])).stdout).serverVersion;
-    const manifests = crdsForServer(version).map((crd) => stringify(crd)).join('---\n');
+    const manifests = crdsForServer(version)
+      .map((crd) => stringify(crd))
+      .join('---\n');
     const applied = await cp.kubectl(['apply', '--server-side', '--field-manager=stowage-tests', '-f', '-'], { input: manifests });
     expect(applied.code, applied.stderr).to.equal(0);
-    const established = await cp.kubectl(['wait', '--for=condition=established', '--timeout=60s', 'crd/storagepools.stowage.dev', 'crd/nodedisks.stowage.dev']);
+    const established = await cp.kubectl([
+      'wait',
+      '--for=condition=established',
+      '--timeout=60s',
+      'crd/storagepools.stowage.dev',
+      'crd/nodedisks.stowage.dev',
+    ]);
     expect(established.code, established.stderr).to.equal(0);
     // Discovery (and so kubectl) may lag the Established condition by a moment.
     await waitFor('StoragePool discovery', async () => (await dryRun(minimalPool())).stored);
@@ -89,7 +97,10 @@ describe('CRDs on the real control plane', function () {
     local.spec.replicated = { size: 2 };
     expect(validateObject(local).map((p) => p.path)).to.deep.equal(['spec.replicated.size']);
     const { error } = await dryRun(local);
-    if (server.celAtAdmission) expect(error, `${server.gitVersion} runs the CRD's CEL rules`).to.contain('spec.replicated.size').and.contain('set replicated.size to 1');
+    if (server.celAtAdmission)
+      expect(error, `${server.gitVersion} runs the CRD's CEL rules`)
+        .to.contain('spec.replicated.size')
+        .and.contain('set replicated.size to 1');
     else expect(error, `${server.gitVersion} has no CEL at admission`).to.equal(undefined);
     // The same for the failure-domain rules: a size-1 host pool is refused where CEL runs, stored
     // otherwise and refused by the operator's own check.
@@ -97,7 +108,8 @@ describe('CRDs on the real control plane', function () {
     single.spec.replicated = { size: 1, failureDomain: 'host' };
     expect(validateObject(single).map((p) => p.path)).to.deep.equal(['spec.replicated.size']);
     const singleResult = await dryRun(single);
-    if (server.celAtAdmission) expect(singleResult.error, `${server.gitVersion} runs the CRD's CEL rules`).to.contain('spec.replicated.size');
+    if (server.celAtAdmission)
+      expect(singleResult.error, `${server.gitVersion} runs the CRD's CEL rules`).to.contain('spec.replicated.size');
     else expect(singleResult.error, `${server.gitVersion} has no CEL at admission`).to.equal(undefined);
   });
 
@@ -113,10 +125,22 @@ describe('CRDs on the real control plane', function () {
       return r.code === 0 ? r : undefined;
     });
     const text = domain.stdout.replace(/\s+/g, ' ');
-    for (const phrase of ['disk (default): on different disks of the same node', 'host: on different nodes', 'topology.kubernetes.io/zone', 'ReplicationSatisfiable=False', 'CephEngineNotDeployed']) {
+    for (const phrase of [
+      'disk (default): on different disks of the same node',
+      'host: on different nodes',
+      'topology.kubernetes.io/zone',
+      'ReplicationSatisfiable=False',
+      'CephEngineNotDeployed',
+    ]) {
       expect(text, phrase).to.contain(phrase);
     }
-    for (const leaf of ['storagepool.spec.replicated.size', 'storagepool.spec.replicated.minSize', 'storagepool.spec.local.cleanup', 'nodedisk.spec.schedulable', 'nodedisk.status.health']) {
+    for (const leaf of [
+      'storagepool.spec.replicated.size',
+      'storagepool.spec.replicated.minSize',
+      'storagepool.spec.local.cleanup',
+      'nodedisk.spec.schedulable',
+      'nodedisk.status.health',
+    ]) {
       // The API server publishes a new CRD's OpenAPI a moment after it is established.
       const one = await waitFor(`explain ${leaf}`, async () => {
         const r = await cp.kubectl(['explain', leaf]);

@@ -5,11 +5,7 @@
  */
 import type { NodeDisk, PoolSnapshot, PoolVolume, StoragePool } from '../../src/crds/index.js';
 
-type DeepRequired<T> = T extends (infer U)[]
-  ? DeepRequired<U>[]
-  : T extends object
-    ? { [K in keyof T]-?: DeepRequired<T[K]> }
-    : T;
+type DeepRequired<T> = T extends (infer U)[] ? DeepRequired<U>[] : T extends object ? { [K in keyof T]-?: DeepRequired<T[K]> } : T;
 
 const condition = {
   type: 'Ready',
@@ -130,7 +126,13 @@ export const fullNodeDisk: DeepRequired<NodeDisk> = {
     usage: { size: '916Gi', used: '10Gi', available: '906Gi' },
     preparation: { path: '/var/lib/stowage/disks/node-a-3f9c2e1d', filesystem: 'ext4', uuid: '1b4e28ba-2fa1-11d2-883f-0016d3cca427' },
     claim: { pool: 'fast', persistentVolumeName: 'stowage-node-a-3f9c2e1d' },
-    lastWipe: { volumeUID: '9d1c2b3a-0000-4000-8000-000000000000', method: 'quick', result: 'Succeeded', time: '2024-05-01T12:00:00Z', message: 'done' },
+    lastWipe: {
+      volumeUID: '9d1c2b3a-0000-4000-8000-000000000000',
+      method: 'quick',
+      result: 'Succeeded',
+      time: '2024-05-01T12:00:00Z',
+      message: 'done',
+    },
     lastSeenTime: '2024-05-01T12:00:00Z',
     conditions: [{ ...condition, type: 'Present', reason: 'Seen' }],
   },
@@ -151,7 +153,15 @@ export const fullPoolVolume: DeepRequired<PoolVolume> = {
     finalizers: ['stowage.dev/volume-data'],
     ownerReferences: [],
   },
-  spec: { pool: 'fast', node: 'node-a', size: '1073741824', volumeMode: 'Filesystem', requestName: 'pvc-0b8e0f4a-1111-4222-8333-944455556666', noDataCow: false, source: { snapshot: 'psnap-0123456789abcdef0123456789abcdef', volume: 'pvol-fedcba9876543210fedcba9876543210' } },
+  spec: {
+    pool: 'fast',
+    node: 'node-a',
+    size: '1073741824',
+    volumeMode: 'Filesystem',
+    requestName: 'pvc-0b8e0f4a-1111-4222-8333-944455556666',
+    noDataCow: false,
+    source: { snapshot: 'psnap-0123456789abcdef0123456789abcdef', volume: 'pvol-fedcba9876543210fedcba9876543210' },
+  },
   status: {
     observedGeneration: 2,
     location: { pool: 'fast', node: 'node-a' },
@@ -173,12 +183,23 @@ export const fullPoolSnapshot: DeepRequired<PoolSnapshot> = {
     generation: 1,
     creationTimestamp: '2024-05-01T12:00:00Z',
     deletionTimestamp: '2024-05-02T12:00:00Z',
-    labels: { 'stowage.dev/node': 'node-a', 'stowage.dev/pool': 'fast', 'stowage.dev/source-volume': 'pvol-0123456789abcdef0123456789abcdef' },
+    labels: {
+      'stowage.dev/node': 'node-a',
+      'stowage.dev/pool': 'fast',
+      'stowage.dev/source-volume': 'pvol-0123456789abcdef0123456789abcdef',
+    },
     annotations: {},
     finalizers: ['stowage.dev/snapshot-data'],
     ownerReferences: [],
   },
-  spec: { pool: 'fast', node: 'node-a', sourceVolume: 'pvol-0123456789abcdef0123456789abcdef', volumeMode: 'Filesystem', size: '1073741824', requestName: 'snapshot-0b8e0f4a-1111-4222-8333-944455556666' },
+  spec: {
+    pool: 'fast',
+    node: 'node-a',
+    sourceVolume: 'pvol-0123456789abcdef0123456789abcdef',
+    volumeMode: 'Filesystem',
+    size: '1073741824',
+    requestName: 'snapshot-0b8e0f4a-1111-4222-8333-944455556666',
+  },
   status: {
     observedGeneration: 1,
     location: { pool: 'fast', node: 'node-a' },

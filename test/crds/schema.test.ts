@@ -17,7 +17,12 @@ import { fullNodeDisk, fullPoolSnapshot, fullPoolVolume, fullStoragePool } from 
 
 const addFormats = addFormatsModule.default;
 
-const FULL_OBJECTS: Record<string, unknown> = { StoragePool: fullStoragePool, NodeDisk: fullNodeDisk, PoolVolume: fullPoolVolume, PoolSnapshot: fullPoolSnapshot };
+const FULL_OBJECTS: Record<string, unknown> = {
+  StoragePool: fullStoragePool,
+  NodeDisk: fullNodeDisk,
+  PoolVolume: fullPoolVolume,
+  PoolSnapshot: fullPoolSnapshot,
+};
 
 /** Only label maps may take arbitrary keys. */
 const MAPS_BY_KIND: Record<string, string[]> = {
@@ -58,7 +63,10 @@ function missingInSample(schema: JSONSchema, value: unknown, path = ''): string[
 /** The schema node a printer column's JSONPath reads; filters like [?(@.type=="Ready")] step into items. */
 function resolveColumn(schema: JSONSchema, jsonPath: string): JSONSchema | undefined {
   let node: JSONSchema | undefined = schema;
-  for (const part of jsonPath.replace(/\[\?\([^\]]*\)\]/g, '').split('.').filter(Boolean)) {
+  for (const part of jsonPath
+    .replace(/\[\?\([^\]]*\)\]/g, '')
+    .split('.')
+    .filter(Boolean)) {
     if (node?.type === 'array') node = node.items;
     node = node?.properties?.[part];
   }
@@ -68,7 +76,9 @@ function resolveColumn(schema: JSONSchema, jsonPath: string): JSONSchema | undef
 for (const def of RESOURCE_DEFINITIONS) {
   describe(`${def.kind} schema`, () => {
     it('documents every field, for kubectl explain', () => {
-      const undocumented = nodes(def).filter((n) => !n.schema.description?.trim()).map((n) => n.path || '(root)');
+      const undocumented = nodes(def)
+        .filter((n) => !n.schema.description?.trim())
+        .map((n) => n.path || '(root)');
       expect(undocumented, 'fields without a description').to.deep.equal([]);
     });
 
@@ -105,7 +115,9 @@ for (const def of RESOURCE_DEFINITIONS) {
       }
       const metadata = def.schema.properties?.metadata;
       if (metadata) {
-        expect(Object.keys(metadata).sort(), 'metadata keys').to.satisfy((keys: string[]) => keys.every((k) => ['type', 'properties'].includes(k)));
+        expect(Object.keys(metadata).sort(), 'metadata keys').to.satisfy((keys: string[]) =>
+          keys.every((k) => ['type', 'properties'].includes(k)),
+        );
         expect(Object.keys(metadata.properties ?? {}).every((k) => k === 'name' || k === 'generateName')).to.equal(true);
       }
       expect(problems).to.deep.equal([]);
@@ -171,10 +183,34 @@ describe('CustomResourceDefinitions', () => {
       status: c.spec.versions.map((v) => [v.name, v.served, v.storage, v.subresources.status]),
     }));
     expect(summary).to.deep.equal([
-      { name: 'storagepools.stowage.dev', scope: 'Cluster', shortNames: ['sp'], categories: ['stowage'], status: [['v1alpha1', true, true, {}]] },
-      { name: 'nodedisks.stowage.dev', scope: 'Cluster', shortNames: ['nd'], categories: ['stowage'], status: [['v1alpha1', true, true, {}]] },
-      { name: 'poolvolumes.stowage.dev', scope: 'Cluster', shortNames: ['pvol'], categories: ['stowage'], status: [['v1alpha1', true, true, {}]] },
-      { name: 'poolsnapshots.stowage.dev', scope: 'Cluster', shortNames: ['psnap'], categories: ['stowage'], status: [['v1alpha1', true, true, {}]] },
+      {
+        name: 'storagepools.stowage.dev',
+        scope: 'Cluster',
+        shortNames: ['sp'],
+        categories: ['stowage'],
+        status: [['v1alpha1', true, true, {}]],
+      },
+      {
+        name: 'nodedisks.stowage.dev',
+        scope: 'Cluster',
+        shortNames: ['nd'],
+        categories: ['stowage'],
+        status: [['v1alpha1', true, true, {}]],
+      },
+      {
+        name: 'poolvolumes.stowage.dev',
+        scope: 'Cluster',
+        shortNames: ['pvol'],
+        categories: ['stowage'],
+        status: [['v1alpha1', true, true, {}]],
+      },
+      {
+        name: 'poolsnapshots.stowage.dev',
+        scope: 'Cluster',
+        shortNames: ['psnap'],
+        categories: ['stowage'],
+        status: [['v1alpha1', true, true, {}]],
+      },
     ]);
   });
 
@@ -198,7 +234,11 @@ describe('CustomResourceDefinitions', () => {
 
   it('leave CEL out for API servers that reject the field (before 1.23)', () => {
     const cel = (crds: unknown) => JSON.stringify(crds).includes('x-kubernetes-validations');
-    for (const version of [{ major: '1', minor: '20' }, { major: '1', minor: '22+' }, { major: '', minor: '' }]) {
+    for (const version of [
+      { major: '1', minor: '20' },
+      { major: '1', minor: '22+' },
+      { major: '', minor: '' },
+    ]) {
       const crds = crdsForServer(version);
       expect(cel(crds), JSON.stringify(version)).to.equal(false);
       for (const crd of crds) new KubeCrd(crd).validate();

@@ -89,19 +89,38 @@ describe('validateObject', () => {
   });
 
   it('bounds replicated.size to 1..3', () => {
-    expect(problemAt(validateObject(pool((p) => (p.spec.replicated = { size: 4 }))), 'spec.replicated.size').message).to.contain('must be <= 3');
-    expect(problemAt(validateObject(pool((p) => (p.spec.replicated = { size: 0 }))), 'spec.replicated.size').message).to.contain('must be >= 1');
-    expect(problemAt(validateObject(pool((p) => (p.spec.replicated = { size: 1.5 }))), 'spec.replicated.size').message).to.contain('integer');
+    expect(problemAt(validateObject(pool((p) => (p.spec.replicated = { size: 4 }))), 'spec.replicated.size').message).to.contain(
+      'must be <= 3',
+    );
+    expect(problemAt(validateObject(pool((p) => (p.spec.replicated = { size: 0 }))), 'spec.replicated.size').message).to.contain(
+      'must be >= 1',
+    );
+    expect(problemAt(validateObject(pool((p) => (p.spec.replicated = { size: 1.5 }))), 'spec.replicated.size').message).to.contain(
+      'integer',
+    );
   });
 
   it('knows the failure domains disk, host and zone, and bounds minSize to 1..3', () => {
-    expect(problemAt(validateObject(pool((p) => (p.spec.replicated = { size: 2, failureDomain: 'rack' }))), 'spec.replicated.failureDomain').message).to.equal(
-      'must be one of disk, host, zone (got "rack")',
-    );
-    expect(problemAt(validateObject(pool((p) => (p.spec.replicated = { size: 2, failureDomain: 'Host' }))), 'spec.replicated.failureDomain').message).to.contain('did you mean host?');
-    expect(problemAt(validateObject(pool((p) => (p.spec.replicated = { size: 3, failureDomain: 'host', minSize: 0 }))), 'spec.replicated.minSize').message).to.contain('must be >= 1');
+    expect(
+      problemAt(validateObject(pool((p) => (p.spec.replicated = { size: 2, failureDomain: 'rack' }))), 'spec.replicated.failureDomain')
+        .message,
+    ).to.equal('must be one of disk, host, zone (got "rack")');
+    expect(
+      problemAt(validateObject(pool((p) => (p.spec.replicated = { size: 2, failureDomain: 'Host' }))), 'spec.replicated.failureDomain')
+        .message,
+    ).to.contain('did you mean host?');
+    expect(
+      problemAt(
+        validateObject(pool((p) => (p.spec.replicated = { size: 3, failureDomain: 'host', minSize: 0 }))),
+        'spec.replicated.minSize',
+      ).message,
+    ).to.contain('must be >= 1');
     // 4 is beyond the schema's bound and beyond size: both are said.
-    expect(validateObject(pool((p) => (p.spec.replicated = { size: 3, failureDomain: 'host', minSize: 4 }))).map((p) => `${p.path}: ${p.message}`)).to.deep.equal([
+    expect(
+      validateObject(pool((p) => (p.spec.replicated = { size: 3, failureDomain: 'host', minSize: 4 }))).map(
+        (p) => `${p.path}: ${p.message}`,
+      ),
+    ).to.deep.equal([
       'spec.replicated.minSize: must be <= 3 (got 4)',
       'spec.replicated.minSize: minSize is how many copies a write waits for and cannot exceed size; lower minSize, or raise size',
     ]);
@@ -144,7 +163,15 @@ describe('validateObject', () => {
   });
 
   it('points into lists and label maps', () => {
-    const expr = pool((p) => (p.spec.disks.selector = { matchExpressions: [{ key: 'a', operator: 'In', values: [] }, { key: 'b', operator: 'Has' }] }));
+    const expr = pool(
+      (p) =>
+        (p.spec.disks.selector = {
+          matchExpressions: [
+            { key: 'a', operator: 'In', values: [] },
+            { key: 'b', operator: 'Has' },
+          ],
+        }),
+    );
     const problems = validateObject(expr);
     problemAt(problems, 'spec.disks.selector.matchExpressions[0].values');
     problemAt(problems, 'spec.disks.selector.matchExpressions[1].operator');
@@ -157,9 +184,9 @@ describe('validateObject', () => {
     expect(validateObject(pool((p) => (p.spec.capacity = null)))).to.deep.equal([]);
     expect(withDefaults(pool((p) => (p.spec.capacity = null))).spec.capacity).to.deep.equal({ lowWatermarkPercent: 10 });
     expect(problemAt(validateObject(pool((p) => (p.spec.disks = null))), 'spec.disks').message).to.contain('is required');
-    expect(problemAt(validateObject(pool((p) => (p.spec.storageClass = { mountOptions: [null] }))), 'spec.storageClass.mountOptions[0]').message).to.contain(
-      'must be a string',
-    );
+    expect(
+      problemAt(validateObject(pool((p) => (p.spec.storageClass = { mountOptions: [null] }))), 'spec.storageClass.mountOptions[0]').message,
+    ).to.contain('must be a string');
   });
 
   it('reports duplicate conditions of one type', () => {
@@ -171,21 +198,75 @@ describe('validateObject', () => {
 
 describe('cross-field rules (CEL on the CRD, crossFieldProblems in TypeScript)', () => {
   const cases: { name: string; obj: StoragePool | NodeDisk; path?: string }[] = [
-    { name: 'Local with replicated.size 2', obj: pool((p) => ((p.spec.mode = 'Local'), (p.spec.replicated = { size: 2 }))), path: 'spec.replicated.size' },
+    {
+      name: 'Local with replicated.size 2',
+      obj: pool((p) => ((p.spec.mode = 'Local'), (p.spec.replicated = { size: 2 }))),
+      path: 'spec.replicated.size',
+    },
     { name: 'local settings on a Dynamic pool', obj: pool((p) => (p.spec.local = { cleanup: 'zero' })), path: 'spec.local' },
-    { name: 'fsType on a Block pool', obj: pool((p) => ((p.spec.mode = 'Local'), (p.spec.local = { volumeMode: 'Block', fsType: 'xfs' }))), path: 'spec.local.fsType' },
-    { name: 'expansion of Local volumes', obj: pool((p) => ((p.spec.mode = 'Local'), (p.spec.storageClass = { allowVolumeExpansion: true }))), path: 'spec.storageClass.allowVolumeExpansion' },
-    { name: 'mount options on Block volumes', obj: pool((p) => ((p.spec.mode = 'Local'), (p.spec.local = { volumeMode: 'Block' }), (p.spec.storageClass = { mountOptions: ['noatime'] }))), path: 'spec.storageClass.mountOptions' },
-    { name: 'Exists with values', obj: pool((p) => (p.spec.disks.selector = { matchExpressions: [{ key: 'a', operator: 'Exists', values: ['x'] }] })), path: 'spec.disks.selector.matchExpressions[0].values' },
-    { name: 'NotIn without values', obj: pool((p) => (p.spec.disks.nodeSelector = { matchExpressions: [{ key: 'a', operator: 'NotIn' }] })), path: 'spec.disks.nodeSelector.matchExpressions[0].values' },
-    { name: 'Dynamic claim with volumeMode', obj: disk((d) => (d.spec.claim = { pool: 'p', mode: 'Dynamic', volumeMode: 'Block' })), path: 'spec.claim' },
-    { name: 'Local claim without volumeMode', obj: disk((d) => (d.spec.claim = { pool: 'p', mode: 'Local' })), path: 'spec.claim.volumeMode' },
-    { name: 'Local Filesystem claim without fsType', obj: disk((d) => (d.spec.claim = { pool: 'p', mode: 'Local', volumeMode: 'Filesystem' })), path: 'spec.claim.fsType' },
-    { name: 'failureDomain host with the default size 1', obj: pool((p) => (p.spec.replicated = { failureDomain: 'host' })), path: 'spec.replicated.size' },
-    { name: 'failureDomain zone with size 1', obj: pool((p) => (p.spec.replicated = { size: 1, failureDomain: 'zone' })), path: 'spec.replicated.size' },
-    { name: 'minSize above size', obj: pool((p) => (p.spec.replicated = { size: 2, failureDomain: 'host', minSize: 3 })), path: 'spec.replicated.minSize' },
+    {
+      name: 'fsType on a Block pool',
+      obj: pool((p) => ((p.spec.mode = 'Local'), (p.spec.local = { volumeMode: 'Block', fsType: 'xfs' }))),
+      path: 'spec.local.fsType',
+    },
+    {
+      name: 'expansion of Local volumes',
+      obj: pool((p) => ((p.spec.mode = 'Local'), (p.spec.storageClass = { allowVolumeExpansion: true }))),
+      path: 'spec.storageClass.allowVolumeExpansion',
+    },
+    {
+      name: 'mount options on Block volumes',
+      obj: pool(
+        (p) => ((p.spec.mode = 'Local'), (p.spec.local = { volumeMode: 'Block' }), (p.spec.storageClass = { mountOptions: ['noatime'] })),
+      ),
+      path: 'spec.storageClass.mountOptions',
+    },
+    {
+      name: 'Exists with values',
+      obj: pool((p) => (p.spec.disks.selector = { matchExpressions: [{ key: 'a', operator: 'Exists', values: ['x'] }] })),
+      path: 'spec.disks.selector.matchExpressions[0].values',
+    },
+    {
+      name: 'NotIn without values',
+      obj: pool((p) => (p.spec.disks.nodeSelector = { matchExpressions: [{ key: 'a', operator: 'NotIn' }] })),
+      path: 'spec.disks.nodeSelector.matchExpressions[0].values',
+    },
+    {
+      name: 'Dynamic claim with volumeMode',
+      obj: disk((d) => (d.spec.claim = { pool: 'p', mode: 'Dynamic', volumeMode: 'Block' })),
+      path: 'spec.claim',
+    },
+    {
+      name: 'Local claim without volumeMode',
+      obj: disk((d) => (d.spec.claim = { pool: 'p', mode: 'Local' })),
+      path: 'spec.claim.volumeMode',
+    },
+    {
+      name: 'Local Filesystem claim without fsType',
+      obj: disk((d) => (d.spec.claim = { pool: 'p', mode: 'Local', volumeMode: 'Filesystem' })),
+      path: 'spec.claim.fsType',
+    },
+    {
+      name: 'failureDomain host with the default size 1',
+      obj: pool((p) => (p.spec.replicated = { failureDomain: 'host' })),
+      path: 'spec.replicated.size',
+    },
+    {
+      name: 'failureDomain zone with size 1',
+      obj: pool((p) => (p.spec.replicated = { size: 1, failureDomain: 'zone' })),
+      path: 'spec.replicated.size',
+    },
+    {
+      name: 'minSize above size',
+      obj: pool((p) => (p.spec.replicated = { size: 2, failureDomain: 'host', minSize: 3 })),
+      path: 'spec.replicated.minSize',
+    },
     { name: 'minSize 2 on a disk pool', obj: pool((p) => (p.spec.replicated = { size: 3, minSize: 2 })), path: 'spec.replicated.minSize' },
-    { name: 'Local Block claim with fsType', obj: disk((d) => (d.spec.claim = { pool: 'p', mode: 'Local', volumeMode: 'Block', fsType: 'ext4' })), path: 'spec.claim.fsType' },
+    {
+      name: 'Local Block claim with fsType',
+      obj: disk((d) => (d.spec.claim = { pool: 'p', mode: 'Local', volumeMode: 'Block', fsType: 'ext4' })),
+      path: 'spec.claim.fsType',
+    },
   ];
   for (const c of cases) {
     it(`rejects ${c.name} at ${c.path}`, () => {
@@ -199,7 +280,15 @@ describe('cross-field rules (CEL on the CRD, crossFieldProblems in TypeScript)',
       pool((p) => ((p.spec.mode = 'Local'), (p.spec.replicated = { size: 1 }))),
       pool((p) => ((p.spec.mode = 'Local'), (p.spec.local = { volumeMode: 'Block' }))),
       pool((p) => ((p.spec.replicated = { size: 3 }), (p.spec.storageClass = { allowVolumeExpansion: true, mountOptions: ['noatime'] }))),
-      pool((p) => (p.spec.disks.selector = { matchExpressions: [{ key: 'a', operator: 'DoesNotExist' }, { key: 'b', operator: 'In', values: ['x'] }] })),
+      pool(
+        (p) =>
+          (p.spec.disks.selector = {
+            matchExpressions: [
+              { key: 'a', operator: 'DoesNotExist' },
+              { key: 'b', operator: 'In', values: ['x'] },
+            ],
+          }),
+      ),
       pool((p) => (p.spec.replicated = { size: 2, failureDomain: 'host' })),
       pool((p) => (p.spec.replicated = { size: 3, failureDomain: 'zone', minSize: 1 })),
       pool((p) => (p.spec.replicated = { size: 3, failureDomain: 'host', minSize: 3 })),
@@ -220,7 +309,11 @@ describe('cross-field rules (CEL on the CRD, crossFieldProblems in TypeScript)',
       const problems = validateObject(local);
       expect(problemAt(problems, 'spec.replicated.failureDomain').message).to.contain('only mode Dynamic');
       expect(problemAt(problems, 'spec.replicated.size').message).to.contain('a single copy on the network');
-      expect(crossFieldProblems(local).map((p) => p.path).sort()).to.deep.equal(['spec.replicated.failureDomain', 'spec.replicated.size']);
+      expect(
+        crossFieldProblems(local)
+          .map((p) => p.path)
+          .sort(),
+      ).to.deep.equal(['spec.replicated.failureDomain', 'spec.replicated.size']);
     }
   });
 
@@ -232,7 +325,11 @@ describe('cross-field rules (CEL on the CRD, crossFieldProblems in TypeScript)',
   });
 
   it('hold for defaulted objects as for raw ones', () => {
-    for (const c of cases) expect(crossFieldProblems(withDefaults(c.obj)).map((p) => p.path), c.name).to.deep.equal([c.path]);
+    for (const c of cases)
+      expect(
+        crossFieldProblems(withDefaults(c.obj)).map((p) => p.path),
+        c.name,
+      ).to.deep.equal([c.path]);
   });
 
   it('ignore other kinds and malformed input instead of throwing', () => {
@@ -261,7 +358,13 @@ describe('withDefaults', () => {
       disks: { selector: { matchLabels: { 'stowage.dev/media': 'ssd' } }, allowAdoption: false },
       replicated: { size: 1, failureDomain: 'disk' },
       local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' },
-      storageClass: { name: 'pool', isDefault: false, reclaimPolicy: 'Delete', volumeBindingMode: 'WaitForFirstConsumer', allowVolumeExpansion: false },
+      storageClass: {
+        name: 'pool',
+        isDefault: false,
+        reclaimPolicy: 'Delete',
+        volumeBindingMode: 'WaitForFirstConsumer',
+        allowVolumeExpansion: false,
+      },
       capacity: { lowWatermarkPercent: 10 },
     });
     expect(validateObject(d)).to.deep.equal([]);
@@ -284,7 +387,9 @@ describe('withDefaults', () => {
     expect(of({ size: 3, failureDomain: 'host', minSize: 3 })).to.deep.equal({ size: 3, failureDomain: 'host', minSize: 3 });
     expect(of({ size: 2 })).to.deep.equal({ size: 2, failureDomain: 'disk' });
     // An invalid host pool (size 1) gets minSize 1, so the defaulted object reports only the size.
-    expect(crossFieldProblems(withDefaults(pool((p) => (p.spec.replicated = { failureDomain: 'host' })))).map((p) => p.path)).to.deep.equal(['spec.replicated.size']);
+    expect(crossFieldProblems(withDefaults(pool((p) => (p.spec.replicated = { failureDomain: 'host' })))).map((p) => p.path)).to.deep.equal(
+      ['spec.replicated.size'],
+    );
   });
 
   it('defaults NodeDisks too', () => {
@@ -374,17 +479,24 @@ describe('validateCommand', () => {
     expect(lines).to.include(
       `${file}: StoragePool/single: spec.replicated.size: failureDomain host and zone need size 2 or 3: size 1 would be a single copy on the network, lost with its node; set size: 2 or 3, or failureDomain: disk`,
     );
-    expect(lines.some((l) => l.startsWith(`${file}: StoragePool/single: spec.replicated.minSize: minSize is how many copies a write waits for`))).to.equal(true);
+    expect(
+      lines.some((l) => l.startsWith(`${file}: StoragePool/single: spec.replicated.minSize: minSize is how many copies a write waits for`)),
+    ).to.equal(true);
     expect(lines).to.include('FAILED: 2 Stowage objects in 1 file, 1 invalid');
   });
 
   it('reports a YAML syntax error with file and line, and still checks the other files', async () => {
     await writeFile(join(dir, 'a-broken.yaml'), 'apiVersion: stowage.dev/v1alpha1\nkind: StoragePool\nspec:\n  mode: [Local\n');
-    await writeFile(join(dir, 'b-good.yml'), 'apiVersion: stowage.dev/v1alpha1\nkind: StoragePool\nmetadata: {name: ok}\nspec: {mode: Dynamic, disks: {selector: {}}}\n');
+    await writeFile(
+      join(dir, 'b-good.yml'),
+      'apiVersion: stowage.dev/v1alpha1\nkind: StoragePool\nmetadata: {name: ok}\nspec: {mode: Dynamic, disks: {selector: {}}}\n',
+    );
     await writeFile(join(dir, 'notes.txt'), 'not a manifest');
     const { out, text } = capture();
     expect(await validateCommand([dir], out)).to.equal(1);
-    expect(text()).to.match(new RegExp(`${join(dir, 'a-broken.yaml').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: YAML syntax error: `));
+    expect(text()).to.match(
+      new RegExp(`${join(dir, 'a-broken.yaml').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: YAML syntax error: `),
+    );
     expect(text()).to.contain(`${join(dir, 'b-good.yml')}: StoragePool/ok: OK`);
     expect(text()).not.to.contain('notes.txt');
   });
@@ -396,7 +508,10 @@ describe('validateCommand', () => {
       items: [{ ...minimalPool(), spec: { ...minimalPool().spec, storageClass: { isDefault: true } } }, minimalDisk()],
     };
     await writeFile(join(dir, 'list.json'), JSON.stringify(list));
-    await writeFile(join(dir, 'yes.yaml'), 'apiVersion: stowage.dev/v1alpha1\nkind: StoragePool\nmetadata: {name: yes-pool}\nspec: {mode: Dynamic, disks: {selector: {}, allowAdoption: no}}\n---\napiVersion: stowage.dev/v1alpha1\nkind: StoragePool\nmetadata: {name: n}\nspec: {mode: Dynamic, disks: {selector: {}}}\n');
+    await writeFile(
+      join(dir, 'yes.yaml'),
+      'apiVersion: stowage.dev/v1alpha1\nkind: StoragePool\nmetadata: {name: yes-pool}\nspec: {mode: Dynamic, disks: {selector: {}, allowAdoption: no}}\n---\napiVersion: stowage.dev/v1alpha1\nkind: StoragePool\nmetadata: {name: n}\nspec: {mode: Dynamic, disks: {selector: {}}}\n',
+    );
     const { out, text } = capture();
     expect(await validateCommand([dir], out), text()).to.equal(1);
     expect(text()).to.contain('StoragePool/pool: OK').and.to.contain('NodeDisk/node-a-1: OK').and.to.contain('StoragePool/yes-pool: OK');
@@ -411,7 +526,9 @@ describe('validateCommand', () => {
     await writeFile(join(dir, 'b.yaml'), doc('one'));
     const { out, text } = capture();
     expect(await validateCommand([dir], out)).to.equal(1);
-    expect(text()).to.contain(`${join(dir, 'a.yaml')}: StoragePool/two: spec.storageClass.name: StorageClass one is also published by StoragePool/one`);
+    expect(text()).to.contain(
+      `${join(dir, 'a.yaml')}: StoragePool/two: spec.storageClass.name: StorageClass one is also published by StoragePool/one`,
+    );
     expect(text()).to.contain(`${join(dir, 'b.yaml')}: StoragePool/one: defined again (first in ${join(dir, 'a.yaml')})`);
   });
 

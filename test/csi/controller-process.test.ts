@@ -28,10 +28,23 @@ describe('stowage csi-controller (child process)', function () {
     dir = await mkdtemp(path.join(tmpdir(), 'stowage-csi-ctl-'));
     const socket = path.join(dir, 'csi.sock');
     const port = await freePort();
-    const child = spawn(process.execPath, [CLI, 'csi-controller', '--kubeconfig', cp.kubeconfigPath, '--endpoint', `unix://${socket}`, '--metrics-bind-address', `127.0.0.1:${port}`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, STOWAGE_LOG_LEVEL: 'info' },
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'csi-controller',
+        '--kubeconfig',
+        cp.kubeconfigPath,
+        '--endpoint',
+        `unix://${socket}`,
+        '--metrics-bind-address',
+        `127.0.0.1:${port}`,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, STOWAGE_LOG_LEVEL: 'info' },
+      },
+    );
     const output: string[] = [];
     child.stdout.on('data', (d: Buffer) => output.push(d.toString()));
     child.stderr.on('data', (d: Buffer) => output.push(d.toString()));
@@ -41,8 +54,13 @@ describe('stowage csi-controller (child process)', function () {
     const controller = new v1.Controller(`unix://${socket}`, grpc.credentials.createInsecure());
     try {
       // A poll: a failed try means 'not yet'; waitFor reports the last state if it never comes.
-      await waitFor('the controller to answer Probe ready', async () => (await call(identity, 'Probe', {}, 2_000).catch(() => undefined))?.ready?.value === true, 60_000)
-        .catch((err) => { throw new Error(`${err}\n${output.join('').slice(-2000)}`); });
+      await waitFor(
+        'the controller to answer Probe ready',
+        async () => (await call(identity, 'Probe', {}, 2_000).catch(() => undefined))?.ready?.value === true,
+        60_000,
+      ).catch((err) => {
+        throw new Error(`${err}\n${output.join('').slice(-2000)}`);
+      });
       expect((await call(identity, 'GetPluginInfo', {})).name).to.equal('csi.stowage.dev');
       expect((await call(controller, 'ControllerGetCapabilities', {})).capabilities).to.have.length(7);
       // Every answered call is counted on /metrics by method and gRPC code.
@@ -59,6 +77,11 @@ describe('stowage csi-controller (child process)', function () {
       clearTimeout(timer);
     }
     // Any failure to stat reads as absent, which is what the assertion checks.
-    expect(await stat(socket).then(() => 'left', () => 'removed')).to.equal('removed');
+    expect(
+      await stat(socket).then(
+        () => 'left',
+        () => 'removed',
+      ),
+    ).to.equal('removed');
   });
 });

@@ -30,7 +30,12 @@ async function attach(fx: DynamicPoolFixture, volumeId: string, podUid: string):
   const staging = join(fx.dir, 'pods', 'plugins', 'kubernetes.io', 'csi', 'pv', volumeId, 'globalmount');
   const target = join(fx.dir, 'pods', podUid, 'volumes', 'kubernetes.io~csi', 'data', 'mount');
   await call(fx.nodeClient, 'NodeStageVolume', { volume_id: volumeId, staging_target_path: staging, volume_capability: mountCap });
-  await call(fx.nodeClient, 'NodePublishVolume', { volume_id: volumeId, staging_target_path: staging, target_path: target, volume_capability: mountCap });
+  await call(fx.nodeClient, 'NodePublishVolume', {
+    volume_id: volumeId,
+    staging_target_path: staging,
+    target_path: target,
+    volume_capability: mountCap,
+  });
   return { staging, target };
 }
 
@@ -83,7 +88,7 @@ describe('CSI end to end on the real control plane', function () {
       await fx.cleanup();
     });
 
-    it('is provisioned on the scheduler\'s node, bound, staged, published, survives a daemon restart, expands and frees its space', async () => {
+    it("is provisioned on the scheduler's node, bound, staged, published, survives a daemon restart, expands and frees its space", async () => {
       await fx.client.create(PERSISTENT_VOLUME_CLAIMS, {
         metadata: { name: 'data', namespace },
         spec: { accessModes: ['ReadWriteOnce'], storageClassName: scName, resources: { requests: { storage: '64Mi' } } },
@@ -97,22 +102,28 @@ describe('CSI end to end on the real control plane', function () {
         },
       });
       // The scheduler picks the node and says so on the claim, as for any WaitForFirstConsumer class.
-      const selected = await waitFor('the scheduler to select a node for the claim', async () => {
-        const pvc: any = await fx.client.get(PERSISTENT_VOLUME_CLAIMS, 'data', namespace);
-        return pvc.metadata.annotations?.['volume.kubernetes.io/selected-node'];
-      }, 60_000);
+      const selected = await waitFor(
+        'the scheduler to select a node for the claim',
+        async () => {
+          const pvc: any = await fx.client.get(PERSISTENT_VOLUME_CLAIMS, 'data', namespace);
+          return pvc.metadata.annotations?.['volume.kubernetes.io/selected-node'];
+        },
+        60_000,
+      );
       expect(selected).to.equal(fx.node);
       const pvc: any = await fx.client.get(PERSISTENT_VOLUME_CLAIMS, 'data', namespace);
 
       // external-provisioner: CreateVolume named after the claim, pinned to the selected node.
       const topology = { segments: { [TOPOLOGY_KEY]: selected } };
-      const created = (await call(fx.controllerClient, 'CreateVolume', {
-        name: `pvc-${pvc.metadata.uid}`,
-        capacity_range: { required_bytes: String(64 * MiB) },
-        volume_capabilities: [mountCap],
-        parameters: { pool: fx.pool },
-        accessibility_requirements: { requisite: [topology], preferred: [topology] },
-      })).volume;
+      const created = (
+        await call(fx.controllerClient, 'CreateVolume', {
+          name: `pvc-${pvc.metadata.uid}`,
+          capacity_range: { required_bytes: String(64 * MiB) },
+          volume_capabilities: [mountCap],
+          parameters: { pool: fx.pool },
+          accessibility_requirements: { requisite: [topology], preferred: [topology] },
+        })
+      ).volume;
       expect(created.accessible_topology[0].segments[TOPOLOGY_KEY]).to.equal(selected);
       const pvName = `pvc-${pvc.metadata.uid}`;
       await fx.client.create(PERSISTENT_VOLUMES, {
@@ -124,11 +135,21 @@ describe('CSI end to end on the real control plane', function () {
           storageClassName: scName,
           claimRef: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace, name: 'data', uid: pvc.metadata.uid },
           csi: { driver: DRIVER_NAME, volumeHandle: created.volume_id, volumeAttributes: created.volume_context },
-          nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: TOPOLOGY_KEY, operator: 'In', values: [selected] }] }] } },
+          nodeAffinity: {
+            required: { nodeSelectorTerms: [{ matchExpressions: [{ key: TOPOLOGY_KEY, operator: 'In', values: [selected] }] }] },
+          },
         },
       } as any);
-      await waitFor('the PV controller to bind the claim', async () => ((await fx.client.get(PERSISTENT_VOLUME_CLAIMS, 'data', namespace)) as any).status?.phase === 'Bound', 60_000);
-      await waitFor('the scheduler to bind the pod to the node', async () => ((await fx.client.get(PODS, 'app', namespace)) as any).spec?.nodeName === selected, 60_000);
+      await waitFor(
+        'the PV controller to bind the claim',
+        async () => ((await fx.client.get(PERSISTENT_VOLUME_CLAIMS, 'data', namespace)) as any).status?.phase === 'Bound',
+        60_000,
+      );
+      await waitFor(
+        'the scheduler to bind the pod to the node',
+        async () => ((await fx.client.get(PODS, 'app', namespace)) as any).spec?.nodeName === selected,
+        60_000,
+      );
 
       // kubelet on the pod's node.
       const volumeId = created.volume_id;
@@ -141,23 +162,40 @@ describe('CSI end to end on the real control plane', function () {
       // The node daemon restarts while the volume is published: the mounts stay; every call still works.
       await restartNodeDaemon(fx);
       expect(await readFile(join(paths.target, 'record.txt'), 'utf8')).to.equal('written before anything');
-      await call(fx.nodeClient, 'NodePublishVolume', { volume_id: volumeId, staging_target_path: paths.staging, target_path: paths.target, volume_capability: mountCap });
+      await call(fx.nodeClient, 'NodePublishVolume', {
+        volume_id: volumeId,
+        staging_target_path: paths.staging,
+        target_path: paths.target,
+        volume_capability: mountCap,
+      });
       await detach(fx, volumeId, paths);
       await restartNodeDaemon(fx);
       paths = await attach(fx, volumeId, 'pod-uid-2');
       expect(await readFile(join(paths.target, 'record.txt'), 'utf8')).to.equal('written before anything');
 
       // Expansion: the external-resizer's ControllerExpandVolume, then kubelet's NodeExpandVolume.
-      const grown = await call(fx.controllerClient, 'ControllerExpandVolume', { volume_id: volumeId, capacity_range: { required_bytes: String(128 * MiB) }, volume_capability: mountCap });
+      const grown = await call(fx.controllerClient, 'ControllerExpandVolume', {
+        volume_id: volumeId,
+        capacity_range: { required_bytes: String(128 * MiB) },
+        volume_capability: mountCap,
+      });
       expect(grown.capacity_bytes).to.equal(String(128 * MiB));
-      await call(fx.nodeClient, 'NodeExpandVolume', { volume_id: volumeId, volume_path: paths.target, capacity_range: { required_bytes: String(128 * MiB) } });
+      await call(fx.nodeClient, 'NodeExpandVolume', {
+        volume_id: volumeId,
+        volume_path: paths.target,
+        capacity_range: { required_bytes: String(128 * MiB) },
+      });
       await run('dd', ['if=/dev/zero', `of=${join(paths.target, 'big')}`, 'bs=1M', 'count=96', 'conv=fsync']);
       const stats = await call(fx.nodeClient, 'NodeGetVolumeStats', { volume_id: volumeId, volume_path: paths.target });
       expect(stats.usage.find((u: any) => u.unit === 'BYTES').total).to.equal(String(128 * MiB));
 
       // Delete: unpublish, the claim goes, the provisioner calls DeleteVolume, the space is free again.
       await detach(fx, volumeId, paths);
-      const capacity = async () => BigInt((await call(fx.controllerClient, 'GetCapacity', { parameters: { pool: fx.pool }, accessible_topology: topology })).available_capacity);
+      const capacity = async () =>
+        BigInt(
+          (await call(fx.controllerClient, 'GetCapacity', { parameters: { pool: fx.pool }, accessible_topology: topology }))
+            .available_capacity,
+        );
       const before = await capacity();
       await call(fx.controllerClient, 'DeleteVolume', { volume_id: volumeId });
       expect(await capacity()).to.equal(before + BigInt(128 * MiB));
@@ -176,12 +214,22 @@ describe('CSI end to end on the real control plane', function () {
       await fx.cleanup();
     });
 
-    const degradedOf = async (id: string) => ((await fx.client.get<PoolVolume>(POOL_VOLUMES, id)).status?.conditions ?? []).find((c) => c.type === 'Degraded');
+    const degradedOf = async (id: string) =>
+      ((await fx.client.get<PoolVolume>(POOL_VOLUMES, id)).status?.conditions ?? []).find((c) => c.type === 'Degraded');
 
     it('keeps data readable with a disk gone, reports Degraded, and heals when a new disk joins', async () => {
       const profile = await run('btrfs', ['filesystem', 'df', fx.engine.mountPointOf(fx.pool)]);
-      expect(profile).to.match(/Data, RAID1/).and.to.match(/Metadata, RAID1/);
-      const v = (await call(fx.controllerClient, 'CreateVolume', { name: 'pvc-mirrored', capacity_range: { required_bytes: String(64 * MiB) }, volume_capabilities: [mountCap], parameters: { pool: fx.pool } })).volume;
+      expect(profile)
+        .to.match(/Data, RAID1/)
+        .and.to.match(/Metadata, RAID1/);
+      const v = (
+        await call(fx.controllerClient, 'CreateVolume', {
+          name: 'pvc-mirrored',
+          capacity_range: { required_bytes: String(64 * MiB) },
+          volume_capabilities: [mountCap],
+          parameters: { pool: fx.pool },
+        })
+      ).volume;
       let paths = await attach(fx, v.volume_id, 'pod-m1');
       await run('dd', ['if=/dev/urandom', `of=${join(paths.target, 'payload')}`, 'bs=1M', 'count=16', 'conv=fsync']);
       const checksum = (await run('sha256sum', [join(paths.target, 'payload')])).split(' ')[0];
@@ -194,7 +242,10 @@ describe('CSI end to end on the real control plane', function () {
       await fx.detachDisk(1);
       fx.freshEngine();
       const outcomes = await fx.syncDisks();
-      expect(outcomes.get(fx.disks[0].name), JSON.stringify(outcomes.get(fx.disks[0].name))).to.deep.include({ prepared: true, reason: 'PoolDegraded' });
+      expect(outcomes.get(fx.disks[0].name), JSON.stringify(outcomes.get(fx.disks[0].name))).to.deep.include({
+        prepared: true,
+        reason: 'PoolDegraded',
+      });
       expect(outcomes.get(fx.disks[1].name)).to.deep.include({ prepared: false, reason: 'DiskMissing' });
       expect((await mountAt(fx.engine.mountPointOf(fx.pool)))?.superOptions).to.include('degraded');
       await fx.startNodeDaemon();
@@ -207,7 +258,10 @@ describe('CSI end to end on the real control plane', function () {
       // A new disk joins the pool on this node: the missing member is rebuilt onto it.
       await fx.addDisk(GiB);
       const healed = await fx.syncDisks();
-      expect(healed.get(fx.disks[2].name), JSON.stringify(healed.get(fx.disks[2].name))).to.deep.include({ prepared: true, reason: 'Prepared' });
+      expect(healed.get(fx.disks[2].name), JSON.stringify(healed.get(fx.disks[2].name))).to.deep.include({
+        prepared: true,
+        reason: 'Prepared',
+      });
       await waitFor('the volume to report healthy again', async () => (await degradedOf(v.volume_id))?.status === 'False', 30_000);
       const after = await call(fx.nodeClient, 'NodeGetVolumeStats', { volume_id: v.volume_id, volume_path: paths.target });
       expect(after.volume_condition.abnormal).to.equal(false);

@@ -33,7 +33,9 @@ export type CsiClient = grpc.Client & Record<string, any>;
 
 /** Promisified unary call with a deadline, as the sidecars make them. */
 export function call<T = any>(client: CsiClient, method: string, request: unknown, timeoutMs = 60_000): Promise<T> {
-  return promisify<unknown, grpc.Metadata, grpc.CallOptions, T>(client[method].bind(client))(request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs });
+  return promisify<unknown, grpc.Metadata, grpc.CallOptions, T>(client[method].bind(client))(request, new grpc.Metadata(), {
+    deadline: Date.now() + timeoutMs,
+  });
 }
 
 /** The gRPC status code a call fails with (throws if it succeeds). */
@@ -95,7 +97,11 @@ export class DynamicPoolFixture {
       apiVersion: 'stowage.dev/v1alpha1',
       kind: 'StoragePool',
       metadata: { name: this.pool },
-      spec: { mode: 'Dynamic', disks: { selector: { matchLabels: { 'stowage.dev/pool-test': this.pool } } }, replicated: { size: this.copies } },
+      spec: {
+        mode: 'Dynamic',
+        disks: { selector: { matchLabels: { 'stowage.dev/pool-test': this.pool } } },
+        replicated: { size: this.copies },
+      },
     });
     for (const size of opts.diskSizes) await this.addDisk(size);
     this.engine = new BtrfsEngine({ root: join(this.dir, 'root'), copiesOf: (p) => (p === this.pool ? this.copies : undefined) });
@@ -125,12 +131,16 @@ export class DynamicPoolFixture {
   async addDisk(sizeBytes: number): Promise<{ loop: LoopDevice; name: string }> {
     const loop = await this.loops.create(sizeBytes);
     const name = uniqueName(`${this.node}-d`);
-    await this.client.create(NODE_DISKS, {
-      apiVersion: 'stowage.dev/v1alpha1',
-      kind: 'NodeDisk',
-      metadata: { name, labels: { 'stowage.dev/node': this.node, 'stowage.dev/pool-test': this.pool } },
-      spec: { nodeName: this.node, devicePath: loop.device, claim: { pool: this.pool, mode: 'Dynamic' } },
-    }, { fieldManager: 'stowage-operator' });
+    await this.client.create(
+      NODE_DISKS,
+      {
+        apiVersion: 'stowage.dev/v1alpha1',
+        kind: 'NodeDisk',
+        metadata: { name, labels: { 'stowage.dev/node': this.node, 'stowage.dev/pool-test': this.pool } },
+        spec: { nodeName: this.node, devicePath: loop.device, claim: { pool: this.pool, mode: 'Dynamic' } },
+      },
+      { fieldManager: 'stowage-operator' },
+    );
     const disk = { loop, name };
     this.disks.push(disk);
     return disk;
@@ -148,7 +158,12 @@ export class DynamicPoolFixture {
     const claimed: ClaimedDisk[] = [];
     for (const d of this.disks) {
       // Any failure to stat reads as absent, which is what the assertion checks.
-      const present = !this.gone.has(d.name) && (await stat(d.loop.device).then(() => this.loops.devices().includes(d.loop.device), () => false));
+      const present =
+        !this.gone.has(d.name) &&
+        (await stat(d.loop.device).then(
+          () => this.loops.devices().includes(d.loop.device),
+          () => false,
+        ));
       claimed.push({
         name: d.name,
         claim: { pool: this.pool, mode: 'Dynamic' },
@@ -164,22 +179,48 @@ export class DynamicPoolFixture {
       const o = outcomes.get(d.name);
       if (!o) continue;
       // A merge patch (null removes preparation): a 1.20 server's apply leaves a null behind when a field is dropped.
-      await this.client.mergePatch(NODE_DISKS, d.name, {
-        status: {
-          capacity: String(d.loop.sizeBytes),
-          preparation: o.preparation ?? null,
-          conditions: [{ type: 'Prepared', status: o.prepared ? 'True' : 'False', reason: o.reason, message: o.message, lastTransitionTime: nowTimestamp() }],
+      await this.client.mergePatch(
+        NODE_DISKS,
+        d.name,
+        {
+          status: {
+            capacity: String(d.loop.sizeBytes),
+            preparation: o.preparation ?? null,
+            conditions: [
+              {
+                type: 'Prepared',
+                status: o.prepared ? 'True' : 'False',
+                reason: o.reason,
+                message: o.message,
+                lastTransitionTime: nowTimestamp(),
+              },
+            ],
+          },
         },
-      }, { fieldManager: 'stowage-node', subresource: 'status' });
+        { fieldManager: 'stowage-node', subresource: 'status' },
+      );
     }
     return new Map(outcomes);
   }
 
   async startNodeDaemon(): Promise<void> {
-    this.realizer = await startPoolVolumeRealizer({ client: this.client, engine: this.engine, nodeName: this.node, refreshMs: this.refreshMs });
-    this.snapshotRealizer = await startPoolSnapshotRealizer({ client: this.client, engine: this.engine, nodeName: this.node, refreshMs: this.refreshMs });
+    this.realizer = await startPoolVolumeRealizer({
+      client: this.client,
+      engine: this.engine,
+      nodeName: this.node,
+      refreshMs: this.refreshMs,
+    });
+    this.snapshotRealizer = await startPoolSnapshotRealizer({
+      client: this.client,
+      engine: this.engine,
+      nodeName: this.node,
+      refreshMs: this.refreshMs,
+    });
     this.nodeServer = await startCsiNodeServer({
-      endpoint: `unix://${this.dir}/node.sock`, nodeName: this.node, engine: this.engine, client: this.client,
+      endpoint: `unix://${this.dir}/node.sock`,
+      nodeName: this.node,
+      engine: this.engine,
+      client: this.client,
       ...(this.kubeletDir ? { kubeletDir: this.kubeletDir } : {}),
     });
   }
@@ -218,19 +259,28 @@ export class DynamicPoolFixture {
     await this.controller?.stop().catch(() => undefined);
     // Delete the snapshots and volumes while the realizers still run, so their finalizers are honoured.
     if (this.client) {
-      for (const ps of await this.poolSnapshots().catch(() => [] as PoolSnapshot[])) await this.client.delete(POOL_SNAPSHOTS, ps.metadata.name);
+      for (const ps of await this.poolSnapshots().catch(() => [] as PoolSnapshot[]))
+        await this.client.delete(POOL_SNAPSHOTS, ps.metadata.name);
       const until = Date.now() + 30_000;
-      while ((await this.poolSnapshots().catch(() => [])).length > 0 && Date.now() < until && this.snapshotRealizer) await new Promise((r) => setTimeout(r, 200));
+      while ((await this.poolSnapshots().catch(() => [])).length > 0 && Date.now() < until && this.snapshotRealizer)
+        await new Promise((r) => setTimeout(r, 200));
       for (const ps of await this.poolSnapshots().catch(() => [] as PoolSnapshot[])) {
         const i = ps.metadata.finalizers?.indexOf(POOL_SNAPSHOT_FINALIZER) ?? -1;
-        if (i >= 0) await this.client.jsonPatch(POOL_SNAPSHOTS, ps.metadata.name, [{ op: 'remove', path: `/metadata/finalizers/${i}` }]).catch(() => undefined);
+        if (i >= 0)
+          await this.client
+            .jsonPatch(POOL_SNAPSHOTS, ps.metadata.name, [{ op: 'remove', path: `/metadata/finalizers/${i}` }])
+            .catch(() => undefined);
       }
       for (const pv of await this.poolVolumes().catch(() => [] as PoolVolume[])) await this.client.delete(POOL_VOLUMES, pv.metadata.name);
       const deadline = Date.now() + 30_000;
-      while ((await this.poolVolumes().catch(() => [])).length > 0 && Date.now() < deadline && this.realizer) await new Promise((r) => setTimeout(r, 200));
+      while ((await this.poolVolumes().catch(() => [])).length > 0 && Date.now() < deadline && this.realizer)
+        await new Promise((r) => setTimeout(r, 200));
       for (const pv of await this.poolVolumes().catch(() => [] as PoolVolume[])) {
         const i = pv.metadata.finalizers?.indexOf(POOL_VOLUME_FINALIZER) ?? -1;
-        if (i >= 0) await this.client.jsonPatch(POOL_VOLUMES, pv.metadata.name, [{ op: 'remove', path: `/metadata/finalizers/${i}` }]).catch(() => undefined);
+        if (i >= 0)
+          await this.client
+            .jsonPatch(POOL_VOLUMES, pv.metadata.name, [{ op: 'remove', path: `/metadata/finalizers/${i}` }])
+            .catch(() => undefined);
       }
     }
     await this.stopNodeDaemon().catch(() => undefined);
@@ -252,5 +302,9 @@ export class DynamicPoolFixture {
 async function loopsUnder(dir: string): Promise<string[]> {
   // No output (the tool failed: nothing attached or no signature) reads as nothing found.
   const text = await run('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE']).catch(() => '');
-  return text.split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f[1]?.startsWith(dir)).map((f) => f[0]);
+  return text
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[1]?.startsWith(dir))
+    .map((f) => f[0]);
 }

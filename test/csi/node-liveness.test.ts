@@ -31,9 +31,18 @@ describe('stowage node liveness: /healthz covers the CSI and registration socket
     dir = await mkdtemp(join(tmpdir(), 'stowage-liveness-'));
     const disk = await loops.create(64 * 1024 ** 2);
     agent = AgentProcess.start(admin.cp.kubeconfigPath, node, [
-      '--allow-device', disk.device, '--root', join(dir, 'disks'), '--pool-root', join(dir, 'state'),
-      '--csi-endpoint', `unix://${dir}/plugin/csi.sock`, '--kubelet-registration-dir', join(dir, 'registry'),
-      '--metrics-bind-address', '127.0.0.1:0',
+      '--allow-device',
+      disk.device,
+      '--root',
+      join(dir, 'disks'),
+      '--pool-root',
+      join(dir, 'state'),
+      '--csi-endpoint',
+      `unix://${dir}/plugin/csi.sock`,
+      '--kubelet-registration-dir',
+      join(dir, 'registry'),
+      '--metrics-bind-address',
+      '127.0.0.1:0',
     ]);
   });
 
@@ -41,7 +50,8 @@ describe('stowage node liveness: /healthz covers the CSI and registration socket
     await agent?.stop();
     await loops.cleanup();
     if (client) {
-      for (const d of (await client.list(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await client.delete(NODE_DISKS, d.metadata.name!);
+      for (const d of (await client.list(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items)
+        await client.delete(NODE_DISKS, d.metadata.name!);
       client.close();
     }
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -49,20 +59,33 @@ describe('stowage node liveness: /healthz covers the CSI and registration socket
 
   it('answers 200 while both sockets exist, and 503 naming the registration socket once it is removed', async () => {
     // The daemon logs its health server's address (port 0: the kernel picked one).
-    const url = await waitFor('the daemon to serve /healthz', () => {
-      const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)\/?"[^\n]*serving \/healthz/.exec(agent!.output.join(''));
-      return m?.[1];
-    }, 60_000, 200).catch((err) => {
+    const url = await waitFor(
+      'the daemon to serve /healthz',
+      () => {
+        const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)\/?"[^\n]*serving \/healthz/.exec(agent!.output.join(''));
+        return m?.[1];
+      },
+      60_000,
+      200,
+    ).catch((err) => {
       throw new Error(`${err}\n${agent?.output.join('').slice(-3000)}`);
     });
     const registration = join(dir, 'registry', 'csi.stowage.dev-reg.sock');
     // A poll: a failed try means 'not yet'; waitFor reports the last state if it never comes.
-    await waitFor('both sockets', async () => (await stat(registration).catch(() => undefined))?.isSocket() && (await stat(join(dir, 'plugin', 'csi.sock')).catch(() => undefined))?.isSocket(), 30_000);
+    await waitFor(
+      'both sockets',
+      async () =>
+        (await stat(registration).catch(() => undefined))?.isSocket() &&
+        (await stat(join(dir, 'plugin', 'csi.sock')).catch(() => undefined))?.isSocket(),
+      30_000,
+    );
     expect((await fetch(`${url}/healthz`)).status).to.equal(200);
     await unlink(registration);
     const failing = await fetch(`${url}/healthz`);
     expect(failing.status).to.equal(503); // kubelet counts anything outside 200–399 as a failed probe
-    expect(await failing.text()).to.contain('csi-sockets').and.contain(registration);
+    expect(await failing.text())
+      .to.contain('csi-sockets')
+      .and.contain(registration);
     expect(agent!.exited, 'the daemon itself keeps running; kubelet restarts the container').to.equal(false);
   });
 });

@@ -77,9 +77,18 @@ describe('stowage node: the CSI Probe answers from the same facts as /readyz (ch
     const relayed = join(dir, 'kubeconfig');
     await writeFile(relayed, kubeconfig.replace(server[0], `server: https://127.0.0.1:${await relay.listen()}`), { mode: 0o600 });
     agent = AgentProcess.start(relayed, node, [
-      '--allow-device', disk.device,
-      '--root', join(dir, 'disks'), '--pool-root', join(dir, 'state'), '--kubelet-dir', join(dir, 'kubelet'),
-      '--csi-endpoint', `unix://${dir}/csi.sock`, '--metrics-bind-address', '127.0.0.1:0',
+      '--allow-device',
+      disk.device,
+      '--root',
+      join(dir, 'disks'),
+      '--pool-root',
+      join(dir, 'state'),
+      '--kubelet-dir',
+      join(dir, 'kubelet'),
+      '--csi-endpoint',
+      `unix://${dir}/csi.sock`,
+      '--metrics-bind-address',
+      '127.0.0.1:0',
     ]);
     identity = new (csiV1() as any).Identity(`unix://${dir}/csi.sock`, grpc.credentials.createInsecure());
   });
@@ -91,20 +100,36 @@ describe('stowage node: the CSI Probe answers from the same facts as /readyz (ch
     await relay?.close();
     await loops.cleanup();
     if (client) {
-      for (const d of (await client.list(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await client.delete(NODE_DISKS, d.metadata.name!);
+      for (const d of (await client.list(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items)
+        await client.delete(NODE_DISKS, d.metadata.name!);
       client.close();
     }
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it('answers ready=false while the caches cannot sync (as /readyz answers 503), then ready=true with /readyz 200', async () => {
-    const url = await waitFor('the daemon to serve /readyz', () => /"url":"(http:\/\/127\.0\.0\.1:\d+)\/?"[^\n]*serving \/healthz/.exec(agent!.output.join(''))?.[1], 60_000, 200)
-      .catch((err) => {
-        throw new Error(`${err}\n${agent?.output.join('').slice(-3000)}`);
-      });
+    const url = await waitFor(
+      'the daemon to serve /readyz',
+      () => /"url":"(http:\/\/127\.0\.0\.1:\d+)\/?"[^\n]*serving \/healthz/.exec(agent!.output.join(''))?.[1],
+      60_000,
+      200,
+    ).catch((err) => {
+      throw new Error(`${err}\n${agent?.output.join('').slice(-3000)}`);
+    });
     const probe = async (): Promise<boolean> => (await call(identity!, 'Probe', {}, 5_000)).ready.value;
     // The socket answers, but the daemon cannot reach its API server: not ready, and it says why on /readyz.
-    expect(await waitFor('the CSI socket to answer', async () => (await probe().then(() => true, () => false)) || undefined, 60_000, 200)).to.equal(true);
+    expect(
+      await waitFor(
+        'the CSI socket to answer',
+        async () =>
+          (await probe().then(
+            () => true,
+            () => false,
+          )) || undefined,
+        60_000,
+        200,
+      ),
+    ).to.equal(true);
     for (let i = 0; i < 3; i++) {
       const readyz = await fetch(`${url}/readyz`);
       expect(readyz.status).to.equal(503);

@@ -40,7 +40,20 @@ describe('stowage node with Dynamic pools (child process, real agent)', function
   let nodeClient: CsiClient | undefined;
 
   const startAgent = (device: string): AgentProcess =>
-    AgentProcess.start(kubeconfig, node, ['--allow-device', device, '--root', join(dir, 'disks'), '--pool-root', join(dir, 'state'), '--csi-endpoint', `unix://${dir}/node.sock`, '--kubelet-dir', join(dir, 'kubelet'), '--discovery-interval', '2']);
+    AgentProcess.start(kubeconfig, node, [
+      '--allow-device',
+      device,
+      '--root',
+      join(dir, 'disks'),
+      '--pool-root',
+      join(dir, 'state'),
+      '--csi-endpoint',
+      `unix://${dir}/node.sock`,
+      '--kubelet-dir',
+      join(dir, 'kubelet'),
+      '--discovery-interval',
+      '2',
+    ]);
 
   before(async () => {
     const admin = await adminClient();
@@ -54,10 +67,15 @@ describe('stowage node with Dynamic pools (child process, real agent)', function
     controllerClient?.close();
     nodeClient?.close();
     if (client) {
-      for (const pv of (await client.list(POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` }).catch(() => ({ items: [] }))).items) {
+      for (const pv of (await client.list(POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` }).catch(() => ({ items: [] })))
+        .items) {
         await client.delete(POOL_VOLUMES, pv.metadata.name!).catch(() => undefined);
       }
-      await waitFor('the daemon to remove the volumes', async () => (await client.list(POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })).items.length === 0, 30_000).catch(() => undefined);
+      await waitFor(
+        'the daemon to remove the volumes',
+        async () => (await client.list(POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })).items.length === 0,
+        30_000,
+      ).catch(() => undefined);
     }
     await controller?.stop().catch(() => undefined);
     await agent?.stop();
@@ -66,7 +84,8 @@ describe('stowage node with Dynamic pools (child process, real agent)', function
     }
     await loops.cleanup();
     if (client) {
-      for (const d of (await client.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await client.delete(NODE_DISKS, d.metadata.name);
+      for (const d of (await client.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items)
+        await client.delete(NODE_DISKS, d.metadata.name);
       for (const pv of (await client.list(POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })).items) {
         await client.jsonPatch(POOL_VOLUMES, pv.metadata.name!, [{ op: 'remove', path: '/metadata/finalizers' }]).catch(() => undefined);
       }
@@ -79,16 +98,22 @@ describe('stowage node with Dynamic pools (child process, real agent)', function
   it('prepares a claimed disk into a pool filesystem, serves volumes, and keeps them across a daemon restart', async () => {
     const disk = await loops.create(1024 ** 3);
     await client.create(STORAGE_POOLS, {
-      apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: pool },
+      apiVersion: 'stowage.dev/v1alpha1',
+      kind: 'StoragePool',
+      metadata: { name: pool },
       spec: { mode: 'Dynamic', disks: { selector: { matchLabels: { 'stowage.dev/node': node } } } },
     });
     agent = startAgent(disk.device);
     const nd = await waitFor('the agent to report the loop device', () => diskOfFile(client, node, disk.file), 60_000);
     await operatorSets(client, nd.metadata.name, { claim: { pool, mode: 'Dynamic' } });
-    const prepared = await waitFor('the engine to prepare the disk', async () => {
-      const d = await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name);
-      return condition(d, 'Prepared')?.status === 'True' ? d : undefined;
-    }, 90_000).catch((err) => {
+    const prepared = await waitFor(
+      'the engine to prepare the disk',
+      async () => {
+        const d = await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name);
+        return condition(d, 'Prepared')?.status === 'True' ? d : undefined;
+      },
+      90_000,
+    ).catch((err) => {
       throw new Error(`${err}\n${agent?.output.join('').slice(-3000)}`);
     });
     expect(prepared.status?.preparation?.filesystem).to.equal('btrfs');
@@ -99,13 +124,27 @@ describe('stowage node with Dynamic pools (child process, real agent)', function
     controllerClient = new v1.Controller(`unix://${dir}/controller.sock`, grpc.credentials.createInsecure());
     nodeClient = new v1.Node(`unix://${dir}/node.sock`, grpc.credentials.createInsecure());
     await waitFor('the controller to see the prepared disk', () => controller!.controller.capacities(pool).length > 0, 30_000);
-    const v = (await call(controllerClient!, 'CreateVolume', { name: 'pvc-proc-1', capacity_range: { required_bytes: String(64 * MiB) }, volume_capabilities: [mountCap], parameters: { pool } })).volume;
+    const v = (
+      await call(controllerClient!, 'CreateVolume', {
+        name: 'pvc-proc-1',
+        capacity_range: { required_bytes: String(64 * MiB) },
+        volume_capabilities: [mountCap],
+        parameters: { pool },
+      })
+    ).volume;
     expect(v.volume_context.node).to.equal(node);
 
     const staging = join(dir, 'kubelet', 'staging');
     const target = join(dir, 'kubelet', 'pod', 'mount');
-    const stage = () => call(nodeClient!, 'NodeStageVolume', { volume_id: v.volume_id, staging_target_path: staging, volume_capability: mountCap });
-    const publish = () => call(nodeClient!, 'NodePublishVolume', { volume_id: v.volume_id, staging_target_path: staging, target_path: target, volume_capability: mountCap });
+    const stage = () =>
+      call(nodeClient!, 'NodeStageVolume', { volume_id: v.volume_id, staging_target_path: staging, volume_capability: mountCap });
+    const publish = () =>
+      call(nodeClient!, 'NodePublishVolume', {
+        volume_id: v.volume_id,
+        staging_target_path: staging,
+        target_path: target,
+        volume_capability: mountCap,
+      });
     await stage();
     await publish();
     await writeFile(join(target, 'kept.txt'), 'survives restarts');
@@ -114,7 +153,15 @@ describe('stowage node with Dynamic pools (child process, real agent)', function
     await agent.stop();
     agent = startAgent(disk.device);
     // A poll: a failed try means 'not yet'; waitFor reports the last state if it never comes.
-    await waitFor('the restarted daemon to serve CSI', () => call(nodeClient!, 'NodeGetInfo', {}, 2_000).then(() => true, () => false), 60_000);
+    await waitFor(
+      'the restarted daemon to serve CSI',
+      () =>
+        call(nodeClient!, 'NodeGetInfo', {}, 2_000).then(
+          () => true,
+          () => false,
+        ),
+      60_000,
+    );
     await stage();
     await publish();
     expect(await readFile(join(target, 'kept.txt'), 'utf8')).to.equal('survives restarts');
@@ -129,21 +176,31 @@ describe('stowage node with Dynamic pools (child process, real agent)', function
     // The pool's only disk leaves (the operator clears the claim) while the volume still lives there:
     // the engine keeps the filesystem and the agent says why the disk is not free.
     await operatorSets(client, nd.metadata.name, {});
-    const held = await waitFor('the agent to report the disk held by the pool filesystem', async () => {
-      const d = await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name);
-      return condition(d, 'Prepared')?.reason === 'ReleaseRefused' ? d : undefined;
-    }, 60_000);
+    const held = await waitFor(
+      'the agent to report the disk held by the pool filesystem',
+      async () => {
+        const d = await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name);
+        return condition(d, 'Prepared')?.reason === 'ReleaseRefused' ? d : undefined;
+      },
+      60_000,
+    );
     expect(condition(held, 'Prepared')?.message).to.contain(v.volume_id);
     expect(condition(held, 'Eligible')?.status).to.equal('False');
 
     // Once the volume is gone, the filesystem is unmounted and removed: the disk is Eligible again.
     await call(controllerClient!, 'DeleteVolume', { volume_id: v.volume_id });
     expect(await client.getIfExists(POOL_VOLUMES, v.volume_id)).to.equal(undefined);
-    await waitFor('the released disk to be blank and Eligible', async () => {
-      const d = await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name);
-      return condition(d, 'Eligible')?.status === 'True';
-    }, 60_000).catch(async (err) => {
-      throw new Error(`${err}\n${JSON.stringify((await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name)).status?.conditions)}\n${agent?.output.join('').slice(-3000)}`);
+    await waitFor(
+      'the released disk to be blank and Eligible',
+      async () => {
+        const d = await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name);
+        return condition(d, 'Eligible')?.status === 'True';
+      },
+      60_000,
+    ).catch(async (err) => {
+      throw new Error(
+        `${err}\n${JSON.stringify((await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name)).status?.conditions)}\n${agent?.output.join('').slice(-3000)}`,
+      );
     });
     expect((await mountsUnder(join(dir, 'state'))).length, 'pool filesystem unmounted').to.equal(0);
     // No output (the tool failed: nothing attached or no signature) reads as nothing found.

@@ -39,8 +39,15 @@ describe('CSI node safety: own subvolume only, read-only stays read-only (two po
   const b = new DynamicPoolFixture();
   let outside = '';
   const create = (fx: DynamicPoolFixture, name: string, extra: Record<string, unknown> = {}) =>
-    call(fx.controllerClient, 'CreateVolume', { name, capacity_range: { required_bytes: String(16 * MiB) }, volume_capabilities: [mountCap], parameters: { pool: fx.pool }, ...extra });
-  const pathOf = async (fx: DynamicPoolFixture, id: string): Promise<string> => (await fx.client.get<PoolVolume>(POOL_VOLUMES, id)).status!.path!;
+    call(fx.controllerClient, 'CreateVolume', {
+      name,
+      capacity_range: { required_bytes: String(16 * MiB) },
+      volume_capabilities: [mountCap],
+      parameters: { pool: fx.pool },
+      ...extra,
+    });
+  const pathOf = async (fx: DynamicPoolFixture, id: string): Promise<string> =>
+    (await fx.client.get<PoolVolume>(POOL_VOLUMES, id)).status!.path!;
 
   /** Runs `body` with A's realizer stopped, so a hand-edited status.path stays while the node service is asked. */
   const withRealizerStopped = async (body: () => Promise<void>): Promise<void> => {
@@ -73,21 +80,29 @@ describe('CSI node safety: own subvolume only, read-only stays read-only (two po
     // What a tenant of pool A can do inside its own volume: plant a symlink to B's volume.
     await symlink(victimPath, join(attackerPath, 'into-b'));
     const staging = join(a.dir, 'pods', 'staging', 'symlinked');
-    const mountsBefore = [...await mountsUnder(a.dir), ...await mountsUnder(b.dir)].sort();
+    const mountsBefore = [...(await mountsUnder(a.dir)), ...(await mountsUnder(b.dir))].sort();
     await withRealizerStopped(async () => {
       await a.client.mergePatch(POOL_VOLUMES, attacker, { status: { path: join(attackerPath, 'into-b') } }, { subresource: 'status' });
-      const refused = await failure(call(a.nodeClient, 'NodeStageVolume', { volume_id: attacker, staging_target_path: staging, volume_capability: mountCap }));
+      const refused = await failure(
+        call(a.nodeClient, 'NodeStageVolume', { volume_id: attacker, staging_target_path: staging, volume_capability: mountCap }),
+      );
       expect(refused.code).to.equal('FAILED_PRECONDITION');
       expect(refused.message).to.contain(attacker).and.contain('status.path').and.contain(victimPath).and.contain('refusing to mount');
       expect(await mountAt(staging), 'nothing mounted at the staging path').to.equal(undefined);
-      expect(await readdir(staging).catch(ifNotFound([] as string[])), 'B\'s files are not visible at the staging path').to.not.include('secret.txt');
-      expect([...await mountsUnder(a.dir), ...await mountsUnder(b.dir)].sort(), 'no mount appeared anywhere').to.deep.equal(mountsBefore);
+      expect(await readdir(staging).catch(ifNotFound([] as string[])), "B's files are not visible at the staging path").to.not.include(
+        'secret.txt',
+      );
+      expect([...(await mountsUnder(a.dir)), ...(await mountsUnder(b.dir))].sort(), 'no mount appeared anywhere').to.deep.equal(
+        mountsBefore,
+      );
     });
     // Once the realizer has written the true path back, the same volume stages: its own data, not B's.
     await waitForPath(a, attacker, attackerPath);
     await call(a.nodeClient, 'NodeStageVolume', { volume_id: attacker, staging_target_path: staging, volume_capability: mountCap });
     try {
-      expect(await readdir(staging)).to.include('into-b').and.not.include('secret.txt');
+      expect(await readdir(staging))
+        .to.include('into-b')
+        .and.not.include('secret.txt');
     } finally {
       await call(a.nodeClient, 'NodeUnstageVolume', { volume_id: attacker, staging_target_path: staging });
     }
@@ -98,10 +113,15 @@ describe('CSI node safety: own subvolume only, read-only stays read-only (two po
     const staging = join(a.dir, 'pods', 'staging', 'outside');
     const real = await pathOf(a, id);
     // Up to / from the volume's own path, then down into a directory outside every pool.
-    for (const [what, path] of [['an absolute path outside the pool', outside], ['a path that climbs out with ..', `${real}${'/..'.repeat(real.split('/').length - 1)}${outside}`]]) {
+    for (const [what, path] of [
+      ['an absolute path outside the pool', outside],
+      ['a path that climbs out with ..', `${real}${'/..'.repeat(real.split('/').length - 1)}${outside}`],
+    ]) {
       await withRealizerStopped(async () => {
         await a.client.mergePatch(POOL_VOLUMES, id, { status: { path } }, { subresource: 'status' });
-        const refused = await failure(call(a.nodeClient, 'NodeStageVolume', { volume_id: id, staging_target_path: staging, volume_capability: mountCap }));
+        const refused = await failure(
+          call(a.nodeClient, 'NodeStageVolume', { volume_id: id, staging_target_path: staging, volume_capability: mountCap }),
+        );
         expect(refused.code, what).to.equal('FAILED_PRECONDITION');
         expect(refused.message, what).to.contain(id).and.contain('outside pool').and.not.contain('still preparing');
         expect(await mountAt(staging), what).to.equal(undefined);
@@ -123,7 +143,12 @@ describe('CSI node safety: own subvolume only, read-only stays read-only (two po
       const req = { volume_id: id, staging_target_path: staging, target_path: target, volume_capability: mountCap, readonly: true };
       for (let i = 0; i < 2; i++) await call(a.nodeClient, 'NodePublishVolume', req);
       expect((await mountAt(target))?.options).to.include('ro');
-      expect(await writeFile(join(target, 'nope'), 'x').then(() => 'written', (e: NodeJS.ErrnoException) => e.code)).to.equal('EROFS');
+      expect(
+        await writeFile(join(target, 'nope'), 'x').then(
+          () => 'written',
+          (e: NodeJS.ErrnoException) => e.code,
+        ),
+      ).to.equal('EROFS');
       expect(await readdir(target)).to.include('data.txt');
       expect((await mountsUnder(target)).length, 'one mount at the target, not a second one over it').to.equal(1);
     } finally {
@@ -137,7 +162,10 @@ describe('CSI node safety: own subvolume only, read-only stays read-only (two po
     const source = (await create(b, 'pvc-clone-source')).volume.volume_id;
     const refused = await failure(create(a, 'pvc-clone-across', { volume_content_source: { volume: { volume_id: source } } }));
     expect(refused.code).to.equal('INVALID_ARGUMENT');
-    expect(refused.message).to.contain(source).and.contain(`in pool ${b.pool}`).and.not.match(/deleted/);
+    expect(refused.message)
+      .to.contain(source)
+      .and.contain(`in pool ${b.pool}`)
+      .and.not.match(/deleted/);
     expect((await a.poolVolumes()).map((v) => v.spec.requestName)).to.not.include('pvc-clone-across');
   });
 
@@ -147,8 +175,19 @@ describe('CSI node safety: own subvolume only, read-only stays read-only (two po
     await a.client.create<PoolVolume>(POOL_VOLUMES, {
       apiVersion: 'stowage.dev/v1alpha1',
       kind: 'PoolVolume',
-      metadata: { name, labels: { [POOL_VOLUME_LABELS.node]: a.node, [POOL_VOLUME_LABELS.pool]: a.pool }, finalizers: [POOL_VOLUME_FINALIZER] },
-      spec: { pool: a.pool, node: a.node, size: String(16 * MiB), volumeMode: 'Filesystem', requestName: 'handmade', source: { volume: source } },
+      metadata: {
+        name,
+        labels: { [POOL_VOLUME_LABELS.node]: a.node, [POOL_VOLUME_LABELS.pool]: a.pool },
+        finalizers: [POOL_VOLUME_FINALIZER],
+      },
+      spec: {
+        pool: a.pool,
+        node: a.node,
+        size: String(16 * MiB),
+        volumeMode: 'Filesystem',
+        requestName: 'handmade',
+        source: { volume: source },
+      },
     });
     const deadline = Date.now() + 30_000;
     let pv = await a.client.get<PoolVolume>(POOL_VOLUMES, name);
@@ -158,7 +197,10 @@ describe('CSI node safety: own subvolume only, read-only stays read-only (two po
       pv = await a.client.get<PoolVolume>(POOL_VOLUMES, name);
     }
     const ready = pv.status.conditions!.find((c) => c.type === 'Ready')!;
-    expect(ready.message).to.contain(`volume ${source} is in pool ${b.pool}`).and.contain(`stays in its source's pool`).and.not.match(/deleted/);
+    expect(ready.message)
+      .to.contain(`volume ${source} is in pool ${b.pool}`)
+      .and.contain(`stays in its source's pool`)
+      .and.not.match(/deleted/);
   });
 });
 

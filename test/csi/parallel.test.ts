@@ -21,20 +21,30 @@ describe('CSI CreateVolume under concurrency', function () {
   it('50 parallel calls against room for 40: exactly 40 succeed, none overcommits', async () => {
     const available = fx.controller!.controller.capacities(fx.pool)[0].available;
     const size = (available / 40n / MiB) * MiB;
-    expect(size * 40n <= available && size * 41n > available, `room for exactly 40 volumes of ${size} bytes in ${available}`).to.equal(true);
+    expect(size * 40n <= available && size * 41n > available, `room for exactly 40 volumes of ${size} bytes in ${available}`).to.equal(
+      true,
+    );
     const results = await Promise.allSettled(
       Array.from({ length: 50 }, (_, i) =>
-        call(fx.controllerClient, 'CreateVolume', {
-          name: `pvc-parallel-${i}`,
-          capacity_range: { required_bytes: size.toString() },
-          volume_capabilities: [{ mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } }],
-          parameters: { pool: fx.pool },
-        }, 120_000),
+        call(
+          fx.controllerClient,
+          'CreateVolume',
+          {
+            name: `pvc-parallel-${i}`,
+            capacity_range: { required_bytes: size.toString() },
+            volume_capabilities: [{ mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } }],
+            parameters: { pool: fx.pool },
+          },
+          120_000,
+        ),
       ),
     );
     const ok = results.filter((r) => r.status === 'fulfilled');
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-    expect(failed.map((r) => grpc.status[(r.reason as grpc.ServiceError).code]), failed.map((r) => String(r.reason)).join('\n')).to.deep.equal(Array(10).fill('RESOURCE_EXHAUSTED'));
+    expect(
+      failed.map((r) => grpc.status[(r.reason as grpc.ServiceError).code]),
+      failed.map((r) => String(r.reason)).join('\n'),
+    ).to.deep.equal(Array(10).fill('RESOURCE_EXHAUSTED'));
     expect(ok).to.have.length(40);
     const volumes = await fx.poolVolumes();
     expect(volumes).to.have.length(40);

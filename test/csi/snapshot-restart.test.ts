@@ -28,7 +28,10 @@ import { AgentProcess, condition, diskOfFile, operatorSets } from '../node/suppo
 import { call, type CsiClient } from './fixture.js';
 
 const MiB = 1024 ** 2;
-const caps = { Filesystem: { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } }, Block: { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } } };
+const caps = {
+  Filesystem: { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } },
+  Block: { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } },
+};
 
 describe('stowage node killed in the middle of CreateSnapshot (child process, SIGKILL)', function () {
   this.timeout(300_000);
@@ -43,8 +46,20 @@ describe('stowage node killed in the middle of CreateSnapshot (child process, SI
   let rpc: CsiClient | undefined;
 
   const startAgent = (device: string): AgentProcess =>
-    AgentProcess.start(kubeconfig, node, ['--allow-device', device, '--root', join(dir, 'disks'), '--pool-root', join(dir, 'state'), '--csi-endpoint', `unix://${dir}/node.sock`, '--discovery-interval', '2']);
-  const list = async <T>(rt: typeof POOL_SNAPSHOTS): Promise<T[]> => (await client.list<any>(rt, { labelSelector: `stowage.dev/pool=${pool}` })).items as T[];
+    AgentProcess.start(kubeconfig, node, [
+      '--allow-device',
+      device,
+      '--root',
+      join(dir, 'disks'),
+      '--pool-root',
+      join(dir, 'state'),
+      '--csi-endpoint',
+      `unix://${dir}/node.sock`,
+      '--discovery-interval',
+      '2',
+    ]);
+  const list = async <T>(rt: typeof POOL_SNAPSHOTS): Promise<T[]> =>
+    (await client.list<any>(rt, { labelSelector: `stowage.dev/pool=${pool}` })).items as T[];
 
   before(async () => {
     const admin = await adminClient();
@@ -73,7 +88,8 @@ describe('stowage node killed in the middle of CreateSnapshot (child process, SI
           await client.delete(rt, o.metadata.name).catch(() => undefined);
         }
       }
-      for (const d of (await client.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await client.delete(NODE_DISKS, d.metadata.name);
+      for (const d of (await client.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items)
+        await client.delete(NODE_DISKS, d.metadata.name);
       await client.delete(STORAGE_POOLS, pool).catch(() => undefined);
       client.close();
     }
@@ -83,40 +99,74 @@ describe('stowage node killed in the middle of CreateSnapshot (child process, SI
   it('converges after a SIGKILL with snapshots in flight and deletions while down: one snapshot on disk per object, every one restorable', async () => {
     const disk = await loops.create(2 * 1024 ** 3);
     await client.create(STORAGE_POOLS, {
-      apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: pool },
+      apiVersion: 'stowage.dev/v1alpha1',
+      kind: 'StoragePool',
+      metadata: { name: pool },
       spec: { mode: 'Dynamic', disks: { selector: { matchLabels: { 'stowage.dev/node': node } } } },
     });
     agent = startAgent(disk.device);
     const nd = await waitFor('the agent to report the loop device', () => diskOfFile(client, node, disk.file), 60_000);
     await operatorSets(client, nd.metadata.name, { claim: { pool, mode: 'Dynamic' } });
-    await waitFor('the engine to prepare the disk', async () => condition(await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name), 'Prepared')?.status === 'True', 90_000)
-      .catch((err) => { throw new Error(`${err}\n${agent?.output.join('').slice(-3000)}`); });
+    await waitFor(
+      'the engine to prepare the disk',
+      async () => condition(await client.get<NodeDisk>(NODE_DISKS, nd.metadata.name), 'Prepared')?.status === 'True',
+      90_000,
+    ).catch((err) => {
+      throw new Error(`${err}\n${agent?.output.join('').slice(-3000)}`);
+    });
     controller = await startCsiControllerServer({ client, endpoint: `unix://${dir}/controller.sock` });
     rpc = new (csiV1() as any).Controller(`unix://${dir}/controller.sock`, grpc.credentials.createInsecure()) as CsiClient;
     await waitFor('the controller to see the prepared disk', () => controller!.controller.capacities(pool).length > 0, 30_000);
 
     const sources: Record<'Filesystem' | 'Block', string> = { Filesystem: '', Block: '' };
     for (const mode of ['Filesystem', 'Block'] as const) {
-      const v = (await call(rpc, 'CreateVolume', { name: `src-${mode}`, capacity_range: { required_bytes: String(128 * MiB) }, volume_capabilities: [caps[mode]], parameters: { pool } })).volume;
+      const v = (
+        await call(rpc, 'CreateVolume', {
+          name: `src-${mode}`,
+          capacity_range: { required_bytes: String(128 * MiB) },
+          volume_capabilities: [caps[mode]],
+          parameters: { pool },
+        })
+      ).volume;
       sources[mode] = v.volume_id;
       const path = (await client.get<PoolVolume>(POOL_VOLUMES, v.volume_id)).status!.path!;
-      await run('dd', ['if=/dev/urandom', `of=${mode === 'Block' ? path : `${path}/data`}`, 'bs=1M', 'count=96', 'conv=notrunc,fsync', 'status=none']);
+      await run('dd', [
+        'if=/dev/urandom',
+        `of=${mode === 'Block' ? path : `${path}/data`}`,
+        'bs=1M',
+        'count=96',
+        'conv=notrunc,fsync',
+        'status=none',
+      ]);
     }
 
     // Twenty snapshots in flight, then the daemon is killed.
     const names = Array.from({ length: 20 }, (_, i) => `snap-${i}`);
     const modeOf = (i: number): 'Filesystem' | 'Block' => (i % 2 === 0 ? 'Filesystem' : 'Block');
-    const inFlight = names.map((name, i) => call(rpc!, 'CreateSnapshot', { name, source_volume_id: sources[modeOf(i)] }, 20_000).then(() => 'OK', (err: grpc.ServiceError) => grpc.status[err.code]));
+    const inFlight = names.map((name, i) =>
+      call(rpc!, 'CreateSnapshot', { name, source_volume_id: sources[modeOf(i)] }, 20_000).then(
+        () => 'OK',
+        (err: grpc.ServiceError) => grpc.status[err.code],
+      ),
+    );
     await waitFor('the first PoolSnapshot to be recorded', async () => (await list(POOL_SNAPSHOTS)).length > 0, 20_000, 20);
     await agent.kill('SIGKILL');
     const outcomes = await Promise.all(inFlight);
     // Whatever the kill interrupted, the calls end as OK or as a retryable deadline, never as a wrong answer.
-    expect(outcomes.every((o) => o === 'OK' || o === 'DEADLINE_EXCEEDED'), outcomes.join(',')).to.equal(true);
+    expect(
+      outcomes.every((o) => o === 'OK' || o === 'DEADLINE_EXCEEDED'),
+      outcomes.join(','),
+    ).to.equal(true);
 
     // While the daemon is down the orchestrator gives up on a quarter of them.
     const dropped = names.filter((_, i) => i % 4 === 3);
     for (const name of dropped) {
-      expect(await call(rpc, 'DeleteSnapshot', { snapshot_id: snapshotIdFor(name) }, 1_000).then(() => 'OK', (err: grpc.ServiceError) => grpc.status[err.code])).to.be.oneOf(['OK', 'DEADLINE_EXCEEDED']);
+      expect(
+        await call(rpc, 'DeleteSnapshot', { snapshot_id: snapshotIdFor(name) }, 1_000).then(
+          () => 'OK',
+          (err: grpc.ServiceError) => grpc.status[err.code],
+        ),
+      ).to.be.oneOf(['OK', 'DEADLINE_EXCEEDED']);
     }
 
     agent = startAgent(disk.device);
@@ -127,10 +177,14 @@ describe('stowage node killed in the middle of CreateSnapshot (child process, SI
       const snap = (await call(rpc, 'CreateSnapshot', { name, source_volume_id: sources[modeOf(i)] }, 90_000)).snapshot;
       expect(snap).to.deep.include({ snapshot_id: snapshotIdFor(name), ready_to_use: true });
     }
-    await waitFor('the dropped snapshots to be removed', async () => {
-      const left = (await list<PoolSnapshot>(POOL_SNAPSHOTS)).map((p) => p.metadata.name);
-      return dropped.every((n) => !left.includes(snapshotIdFor(n)));
-    }, 60_000);
+    await waitFor(
+      'the dropped snapshots to be removed',
+      async () => {
+        const left = (await list<PoolSnapshot>(POOL_SNAPSHOTS)).map((p) => p.metadata.name);
+        return dropped.every((n) => !left.includes(snapshotIdFor(n)));
+      },
+      60_000,
+    );
 
     // On disk: exactly one snapshot per object, no orphan, nothing half-made.
     const mnt = join(dir, 'state', 'pools', pool);
@@ -139,16 +193,30 @@ describe('stowage node killed in the middle of CreateSnapshot (child process, SI
     expect(onDisk).to.deep.equal(expected);
     // Lines end in `path <relative path>`; deleted subvolumes the cleaner has not reached are not listed.
     const subvolumes = (await run('btrfs', ['subvolume', 'list', mnt])).split('\n').filter((l) => / path snapshots\//.test(l)).length;
-    expect(subvolumes, 'one subvolume per Filesystem snapshot').to.equal(kept.filter((n) => modeOf(names.indexOf(n)) === 'Filesystem').length);
+    expect(subvolumes, 'one subvolume per Filesystem snapshot').to.equal(
+      kept.filter((n) => modeOf(names.indexOf(n)) === 'Filesystem').length,
+    );
 
     // Every snapshot that survived is restorable, with the data it was taken with.
     for (const mode of ['Filesystem', 'Block'] as const) {
       const name = kept.find((n) => modeOf(names.indexOf(n)) === mode)!;
-      const restored = (await call(rpc, 'CreateVolume', {
-        name: `restore-${mode}`, capacity_range: { required_bytes: String(128 * MiB) }, volume_capabilities: [caps[mode]], parameters: { pool },
-        volume_content_source: { snapshot: { snapshot_id: snapshotIdFor(name) } },
-      }, 90_000)).volume;
-      const [src, dst] = await Promise.all([sources[mode], restored.volume_id].map(async (id) => (await client.get<PoolVolume>(POOL_VOLUMES, id)).status!.path!));
+      const restored = (
+        await call(
+          rpc,
+          'CreateVolume',
+          {
+            name: `restore-${mode}`,
+            capacity_range: { required_bytes: String(128 * MiB) },
+            volume_capabilities: [caps[mode]],
+            parameters: { pool },
+            volume_content_source: { snapshot: { snapshot_id: snapshotIdFor(name) } },
+          },
+          90_000,
+        )
+      ).volume;
+      const [src, dst] = await Promise.all(
+        [sources[mode], restored.volume_id].map(async (id) => (await client.get<PoolVolume>(POOL_VOLUMES, id)).status!.path!),
+      );
       const file = (p: string) => (mode === 'Block' ? p : `${p}/data`);
       expect((await run('sha256sum', [file(dst)])).split(' ')[0]).to.equal((await run('sha256sum', [file(src)])).split(' ')[0]);
     }

@@ -29,14 +29,20 @@ describe('CSI snapshots, restores and clones (Unix socket, real btrfs on loop de
   let seq = 0;
   const unique = (prefix: string): string => `${prefix}-${process.pid}-${++seq}`;
   const volumeReq = (name: string, bytes = 16 * MiB, cap: unknown = mountCap, extra: Record<string, unknown> = {}) => ({
-    name, capacity_range: { required_bytes: String(bytes), limit_bytes: String(bytes) }, volume_capabilities: [cap], parameters: { pool: fx.pool }, ...extra,
+    name,
+    capacity_range: { required_bytes: String(bytes), limit_bytes: String(bytes) },
+    volume_capabilities: [cap],
+    parameters: { pool: fx.pool },
+    ...extra,
   });
   const createVolume = async (name: string, bytes = 16 * MiB, cap: unknown = mountCap, extra: Record<string, unknown> = {}): Promise<any> =>
     (await call(fx.controllerClient, 'CreateVolume', volumeReq(name, bytes, cap, extra))).volume;
-  const createSnapshot = async (name: string, source: string): Promise<any> => (await call(fx.controllerClient, 'CreateSnapshot', { name, source_volume_id: source })).snapshot;
+  const createSnapshot = async (name: string, source: string): Promise<any> =>
+    (await call(fx.controllerClient, 'CreateSnapshot', { name, source_volume_id: source })).snapshot;
   const listSnapshots = (req: Record<string, unknown> = {}): Promise<any> => call(fx.controllerClient, 'ListSnapshots', req);
   /** Where a volume's data lives on the node (the node daemon reports it). */
-  const pathOf = async (volumeId: string): Promise<string> => (await fx.poolVolumes()).find((v) => v.metadata.name === volumeId)!.status!.path!;
+  const pathOf = async (volumeId: string): Promise<string> =>
+    (await fx.poolVolumes()).find((v) => v.metadata.name === volumeId)!.status!.path!;
   const fromSnapshot = (id: string) => ({ volume_content_source: { snapshot: { snapshot_id: id } } });
   const fromVolume = (id: string) => ({ volume_content_source: { volume: { volume_id: id } } });
   /** A snapshot has what csi-test's verifySnapshotInfo asks: an ID, the source, a creation time. */
@@ -68,7 +74,9 @@ describe('CSI snapshots, restores and clones (Unix socket, real btrfs on loop de
     });
 
     it('should fail when the volume source snapshot is not found', async () => {
-      expect(await codeOf(createVolume(unique('sanity-controller-vol-from-snap'), 16 * MiB, mountCap, fromSnapshot('non-existing-snapshot-id')))).to.equal('NOT_FOUND');
+      expect(
+        await codeOf(createVolume(unique('sanity-controller-vol-from-snap'), 16 * MiB, mountCap, fromSnapshot('non-existing-snapshot-id'))),
+      ).to.equal('NOT_FOUND');
     });
 
     it('should create volume from an existing source volume', async () => {
@@ -78,7 +86,16 @@ describe('CSI snapshots, restores and clones (Unix socket, real btrfs on loop de
     });
 
     it('should fail when the volume source volume is not found', async () => {
-      expect(await codeOf(createVolume(unique('sanity-controller-vol-from-snap'), 16 * MiB, mountCap, fromVolume('pvol-0000000000000000000000000000000000000000')))).to.equal('NOT_FOUND');
+      expect(
+        await codeOf(
+          createVolume(
+            unique('sanity-controller-vol-from-snap'),
+            16 * MiB,
+            mountCap,
+            fromVolume('pvol-0000000000000000000000000000000000000000'),
+          ),
+        ),
+      ).to.equal('NOT_FOUND');
     });
   });
 
@@ -88,7 +105,8 @@ describe('CSI snapshots, restores and clones (Unix socket, real btrfs on loop de
     });
 
     /** csi-test's MustCreateSnapshotFromVolumeRequest: a new volume, then a snapshot of it. */
-    const snapshotOfNewVolume = async (volume: string, snapshot: string): Promise<any> => createSnapshot(unique(snapshot), (await createVolume(unique(volume))).volume_id);
+    const snapshotOfNewVolume = async (volume: string, snapshot: string): Promise<any> =>
+      createSnapshot(unique(snapshot), (await createVolume(unique(volume))).volume_id);
 
     it('should return snapshots that match the specified snapshot id', async () => {
       await snapshotOfNewVolume('listSnapshots-volume-unrelated-s-1', 'listSnapshots-snapshot-unrelated-s-1');
@@ -182,7 +200,12 @@ describe('CSI snapshots, restores and clones (Unix socket, real btrfs on loop de
       const first = await createSnapshot(name, volume.volume_id);
       const again = await createSnapshot(name, volume.volume_id);
       expect(again).to.deep.equal(first);
-      expect(first).to.deep.include({ snapshot_id: snapshotIdFor(name), source_volume_id: volume.volume_id, ready_to_use: true, size_bytes: String(16 * MiB) });
+      expect(first).to.deep.include({
+        snapshot_id: snapshotIdFor(name),
+        source_volume_id: volume.volume_id,
+        ready_to_use: true,
+        size_bytes: String(16 * MiB),
+      });
     });
 
     it('should fail when requesting to create a snapshot with already existing name and different source volume ID', async () => {
@@ -200,7 +223,9 @@ describe('CSI snapshots, restores and clones (Unix socket, real btrfs on loop de
     });
 
     it('answers NOT_FOUND for a source volume that does not exist (beyond csi-test)', async () => {
-      expect(await codeOf(createSnapshot(unique('snap-of-nothing'), 'pvol-0000000000000000000000000000000000000000'))).to.equal('NOT_FOUND');
+      expect(await codeOf(createSnapshot(unique('snap-of-nothing'), 'pvol-0000000000000000000000000000000000000000'))).to.equal(
+        'NOT_FOUND',
+      );
     });
   });
 
@@ -230,9 +255,24 @@ describe('CSI snapshots, restores and clones (Unix socket, real btrfs on loop de
       const source = await createVolume(unique('size-src'), 32 * MiB);
       const snap = await createSnapshot(unique('size-snap'), source.volume_id);
       expect(snap.size_bytes).to.equal(String(32 * MiB));
-      const noSize = (await call(fx.controllerClient, 'CreateVolume', { name: unique('size-none'), volume_capabilities: [mountCap], parameters: { pool: fx.pool }, ...fromSnapshot(snap.snapshot_id) })).volume;
+      const noSize = (
+        await call(fx.controllerClient, 'CreateVolume', {
+          name: unique('size-none'),
+          volume_capabilities: [mountCap],
+          parameters: { pool: fx.pool },
+          ...fromSnapshot(snap.snapshot_id),
+        })
+      ).volume;
       expect(noSize.capacity_bytes).to.equal(String(32 * MiB));
-      const small = (await call(fx.controllerClient, 'CreateVolume', { name: unique('size-small'), capacity_range: { required_bytes: String(8 * MiB) }, volume_capabilities: [mountCap], parameters: { pool: fx.pool }, ...fromSnapshot(snap.snapshot_id) })).volume;
+      const small = (
+        await call(fx.controllerClient, 'CreateVolume', {
+          name: unique('size-small'),
+          capacity_range: { required_bytes: String(8 * MiB) },
+          volume_capabilities: [mountCap],
+          parameters: { pool: fx.pool },
+          ...fromSnapshot(snap.snapshot_id),
+        })
+      ).volume;
       expect(small.capacity_bytes, 'never smaller than the source').to.equal(String(32 * MiB));
       const name = unique('size-big');
       const big = await createVolume(name, 64 * MiB, mountCap, fromSnapshot(snap.snapshot_id));
@@ -240,20 +280,33 @@ describe('CSI snapshots, restores and clones (Unix socket, real btrfs on loop de
       const pv = (await fx.poolVolumes()).find((v) => v.metadata.name === big.volume_id)!;
       expect(pv.status?.capacity).to.equal(String(64 * MiB));
       expect((await createVolume(name, 64 * MiB, mountCap, fromSnapshot(snap.snapshot_id))).volume_id).to.equal(big.volume_id);
-      expect(await codeOf(createVolume(name, 64 * MiB, mountCap, fromVolume(source.volume_id))), 'the same name from another source').to.equal('ALREADY_EXISTS');
+      expect(
+        await codeOf(createVolume(name, 64 * MiB, mountCap, fromVolume(source.volume_id))),
+        'the same name from another source',
+      ).to.equal('ALREADY_EXISTS');
       expect(await codeOf(createVolume(name, 64 * MiB)), 'the same name without a source').to.equal('ALREADY_EXISTS');
       expect(await codeOf(createVolume(unique('size-limit'), 16 * MiB, mountCap, fromSnapshot(snap.snapshot_id)))).to.equal('OUT_OF_RANGE');
     });
 
-    it('places restores and clones on the source\'s node, and answers RESOURCE_EXHAUSTED for a topology that excludes it', async () => {
+    it("places restores and clones on the source's node, and answers RESOURCE_EXHAUSTED for a topology that excludes it", async () => {
       const source = await createVolume(unique('topo-src'));
       const snap = await createSnapshot(unique('topo-snap'), source.volume_id);
       const here = { segments: { [TOPOLOGY_KEY]: fx.node } };
       const elsewhere = { segments: { [TOPOLOGY_KEY]: 'some-other-node' } };
-      const restored = await createVolume(unique('topo-restore'), 16 * MiB, mountCap, { ...fromSnapshot(snap.snapshot_id), accessibility_requirements: { requisite: [elsewhere, here], preferred: [elsewhere] } });
+      const restored = await createVolume(unique('topo-restore'), 16 * MiB, mountCap, {
+        ...fromSnapshot(snap.snapshot_id),
+        accessibility_requirements: { requisite: [elsewhere, here], preferred: [elsewhere] },
+      });
       expect(restored.accessible_topology).to.deep.equal([here]);
       for (const source of [fromSnapshot(snap.snapshot_id), fromVolume(restored.volume_id)]) {
-        expect(await codeOf(createVolume(unique('topo-excluded'), 16 * MiB, mountCap, { ...source, accessibility_requirements: { requisite: [elsewhere] } }))).to.equal('RESOURCE_EXHAUSTED');
+        expect(
+          await codeOf(
+            createVolume(unique('topo-excluded'), 16 * MiB, mountCap, {
+              ...source,
+              accessibility_requirements: { requisite: [elsewhere] },
+            }),
+          ),
+        ).to.equal('RESOURCE_EXHAUSTED');
       }
     });
 
@@ -261,9 +314,21 @@ describe('CSI snapshots, restores and clones (Unix socket, real btrfs on loop de
       const source = await createVolume(unique('mode-src'));
       const snap = await createSnapshot(unique('mode-snap'), source.volume_id);
       let message = '';
-      await createVolume(unique('mode-block'), 16 * MiB, blockCap, fromSnapshot(snap.snapshot_id)).catch((err: Error) => { message = err.message; });
-      expect(message).to.match(/INVALID_ARGUMENT/).and.to.include(`snapshot ${snap.snapshot_id} is a Filesystem volume`);
-      expect(await codeOf(call(fx.controllerClient, 'CreateVolume', { ...volumeReq(unique('pool-x'), 16 * MiB), parameters: { pool: 'another-pool' }, ...fromVolume(source.volume_id) }))).to.equal('INVALID_ARGUMENT');
+      await createVolume(unique('mode-block'), 16 * MiB, blockCap, fromSnapshot(snap.snapshot_id)).catch((err: Error) => {
+        message = err.message;
+      });
+      expect(message)
+        .to.match(/INVALID_ARGUMENT/)
+        .and.to.include(`snapshot ${snap.snapshot_id} is a Filesystem volume`);
+      expect(
+        await codeOf(
+          call(fx.controllerClient, 'CreateVolume', {
+            ...volumeReq(unique('pool-x'), 16 * MiB),
+            parameters: { pool: 'another-pool' },
+            ...fromVolume(source.volume_id),
+          }),
+        ),
+      ).to.equal('INVALID_ARGUMENT');
     });
 
     it('keeps a snapshot restorable after its volume is deleted', async () => {
@@ -296,19 +361,29 @@ describe('CSI snapshots, restores and clones (Unix socket, real btrfs on loop de
       const snap = await createSnapshot(unique('blk-snap'), source.volume_id);
       expect((await fx.poolSnapshots()).find((p) => p.metadata.name === snap.snapshot_id)?.status?.method).to.equal('reflink');
       await run('dd', ['if=/dev/zero', `of=${srcPath}`, 'bs=1M', 'count=8', 'conv=notrunc,fsync', 'status=none']);
-      const restored = await createVolume(unique('blk-restore'), 16 * MiB, blockCap, { capacity_range: { required_bytes: String(16 * MiB) }, ...fromSnapshot(snap.snapshot_id) });
+      const restored = await createVolume(unique('blk-restore'), 16 * MiB, blockCap, {
+        capacity_range: { required_bytes: String(16 * MiB) },
+        ...fromSnapshot(snap.snapshot_id),
+      });
       const restorePath = await pathOf(restored.volume_id);
       expect((await run('sh', ['-c', `head -c ${8 * MiB} ${restorePath} | sha256sum`])).split(' ')[0]).to.equal(original);
       expect((await run('stat', ['-c', '%s', restorePath])).trim()).to.equal(String(16 * MiB));
       const clone = await createVolume(unique('blk-clone'), 8 * MiB, blockCap, fromVolume(source.volume_id));
       const clonePath = await pathOf(clone.volume_id);
-      expect((await run('cmp', [srcPath, clonePath]).then(() => 'same'))).to.equal('same');
+      expect(await run('cmp', [srcPath, clonePath]).then(() => 'same')).to.equal('same');
       await run('dd', ['if=/dev/urandom', `of=${clonePath}`, 'bs=1M', 'count=1', 'conv=notrunc,fsync', 'status=none']);
-      expect((await run('sh', ['-c', `head -c ${MiB} ${srcPath} | tr -d '\\0' | wc -c`])).trim(), 'the clone\'s write stays in the clone').to.equal('0');
+      expect(
+        (await run('sh', ['-c', `head -c ${MiB} ${srcPath} | tr -d '\\0' | wc -c`])).trim(),
+        "the clone's write stays in the clone",
+      ).to.equal('0');
     });
 
     it('capacity: the bytes a snapshot holds alone reduce GetCapacity, a restore that would overcommit is RESOURCE_EXHAUSTED, deleting the snapshot frees them', async () => {
-      const capacity = async (): Promise<bigint> => BigInt((await call(fx.controllerClient, 'GetCapacity', { volume_capabilities: [mountCap], parameters: { pool: fx.pool } })).available_capacity);
+      const capacity = async (): Promise<bigint> =>
+        BigInt(
+          (await call(fx.controllerClient, 'GetCapacity', { volume_capabilities: [mountCap], parameters: { pool: fx.pool } }))
+            .available_capacity,
+        );
       const source = await createVolume(unique('cap-src'), 256 * MiB);
       const srcPath = await pathOf(source.volume_id);
       await run('dd', ['if=/dev/urandom', `of=${srcPath}/blob`, 'bs=1M', 'count=96', 'conv=fsync', 'status=none']);
@@ -323,12 +398,25 @@ describe('CSI snapshots, restores and clones (Unix socket, real btrfs on loop de
         const bytes = BigInt(ps?.status?.exclusive ?? '0');
         return bytes > 90n * BigInt(MiB) ? bytes : undefined;
       });
-      const after = await waitFor('GetCapacity to count them', async () => { const c = await capacity(); return c < before ? c : undefined; });
+      const after = await waitFor('GetCapacity to count them', async () => {
+        const c = await capacity();
+        return c < before ? c : undefined;
+      });
       expect(before - after).to.equal(held);
       // A restore that fitted before the snapshot held data does not fit any more.
       const tooBig = after + BigInt(MiB);
       expect(tooBig <= before && tooBig > 256n * BigInt(MiB)).to.equal(true);
-      expect(await codeOf(call(fx.controllerClient, 'CreateVolume', { name: unique('cap-restore'), capacity_range: { required_bytes: tooBig.toString() }, volume_capabilities: [mountCap], parameters: { pool: fx.pool }, ...fromSnapshot(snap.snapshot_id) }))).to.equal('RESOURCE_EXHAUSTED');
+      expect(
+        await codeOf(
+          call(fx.controllerClient, 'CreateVolume', {
+            name: unique('cap-restore'),
+            capacity_range: { required_bytes: tooBig.toString() },
+            volume_capabilities: [mountCap],
+            parameters: { pool: fx.pool },
+            ...fromSnapshot(snap.snapshot_id),
+          }),
+        ),
+      ).to.equal('RESOURCE_EXHAUSTED');
       await call(fx.controllerClient, 'DeleteSnapshot', { snapshot_id: snap.snapshot_id });
       expect(await capacity()).to.equal(before);
     });
@@ -344,23 +432,32 @@ describe('CSI snapshots, restores and clones (Unix socket, real btrfs on loop de
       // The daemon is down; CreateSnapshot records the snapshot and runs out of time waiting.
       await fx.stopNodeDaemon();
       const name = unique('restart-snap');
-      expect(await codeOf(call(fx.controllerClient, 'CreateSnapshot', { name, source_volume_id: source.volume_id }, 2_000))).to.equal('DEADLINE_EXCEEDED');
+      expect(await codeOf(call(fx.controllerClient, 'CreateSnapshot', { name, source_volume_id: source.volume_id }, 2_000))).to.equal(
+        'DEADLINE_EXCEEDED',
+      );
       const id = snapshotIdFor(name);
       // The daemon had taken the subvolume snapshot when it was killed, before writing any status.
       await snapshots.ensureSnapshot(mnt, id, source.volume_id, 'Filesystem');
       const doomed = unique('restart-doomed');
-      expect(await codeOf(call(fx.controllerClient, 'CreateSnapshot', { name: doomed, source_volume_id: source.volume_id }, 2_000))).to.equal('DEADLINE_EXCEEDED');
+      expect(
+        await codeOf(call(fx.controllerClient, 'CreateSnapshot', { name: doomed, source_volume_id: source.volume_id }, 2_000)),
+      ).to.equal('DEADLINE_EXCEEDED');
       await snapshots.ensureSnapshot(mnt, snapshotIdFor(doomed), source.volume_id, 'Filesystem');
       // ... and the orchestrator gave up on the second one while the daemon was still down.
-      expect(await codeOf(call(fx.controllerClient, 'DeleteSnapshot', { snapshot_id: snapshotIdFor(doomed) }, 2_000))).to.equal('DEADLINE_EXCEEDED');
+      expect(await codeOf(call(fx.controllerClient, 'DeleteSnapshot', { snapshot_id: snapshotIdFor(doomed) }, 2_000))).to.equal(
+        'DEADLINE_EXCEEDED',
+      );
 
       fx.freshEngine();
       await fx.startNodeDaemon();
       const retried = (await call(fx.controllerClient, 'CreateSnapshot', { name, source_volume_id: source.volume_id })).snapshot;
       expect(retried).to.deep.include({ snapshot_id: id, ready_to_use: true });
-      await waitFor('the deleted snapshot to be gone', async () => !(await fx.poolSnapshots()).some((p) => p.metadata.name === snapshotIdFor(doomed)) || undefined);
+      await waitFor(
+        'the deleted snapshot to be gone',
+        async () => !(await fx.poolSnapshots()).some((p) => p.metadata.name === snapshotIdFor(doomed)) || undefined,
+      );
       expect(await listDir()).to.deep.equal([...before, id].sort());
-      const ps = (await fx.client.get<PoolSnapshot>(POOL_SNAPSHOTS, id));
+      const ps = await fx.client.get<PoolSnapshot>(POOL_SNAPSHOTS, id);
       expect(ps.status?.phase).to.equal('Ready');
       const restored = await createVolume(unique('restart-restore'), 16 * MiB, mountCap, fromSnapshot(id));
       expect(await readFile(`${await pathOf(restored.volume_id)}/file`, 'utf8')).to.equal('before the crash');

@@ -27,7 +27,8 @@ describe('docs check: the checker', function () {
   });
 
   it('finds links outside code, and commands in shell blocks only', () => {
-    const md = 'See [a](docs/a.md#x) and `[b](not-a-link.md)`.\n\n```sh\nmake build && FOO=1 npm run bench:churn -- --seconds 5  # comment\nkubectl stowage \\\n  drain d1 --timeout 5\n```\n\n```yaml\nmake: not-a-command\n```\n';
+    const md =
+      'See [a](docs/a.md#x) and `[b](not-a-link.md)`.\n\n```sh\nmake build && FOO=1 npm run bench:churn -- --seconds 5  # comment\nkubectl stowage \\\n  drain d1 --timeout 5\n```\n\n```yaml\nmake: not-a-command\n```\n';
     expect(linksOf(md)).to.deep.equal([{ line: 1, target: 'docs/a.md#x' }]);
     expect(shellCommandsOf(md)).to.deep.equal([
       { line: 4, words: ['make', 'build'] },

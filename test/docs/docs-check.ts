@@ -115,7 +115,10 @@ export function shellCommandsOf(markdown: string): { line: number; words: string
       const code = full.replace(/(^|\s)#.*$/, '').trim();
       if (code === '') return;
       for (const part of code.split(/\s*(?:&&|\|\||;|\|)\s*/)) {
-        const words = part.trim().split(/\s+/).filter((w) => w !== '');
+        const words = part
+          .trim()
+          .split(/\s+/)
+          .filter((w) => w !== '');
         while (words.length > 0 && /^[A-Za-z_][A-Za-z0-9_]*=/.test(words[0])) words.shift(); // VAR=value prefixes
         if (words.length > 0) commands.push({ line: pendingLine, words });
       }
@@ -179,7 +182,8 @@ export function checkCommand(words: readonly string[], facts: RepoFacts): string
   }
   for (const word of words) {
     const bare = word.replace(/^-[\w-]+=/, '');
-    if (CHECKED_PATH.test(bare) && !existsSync(path.join(facts.root, bare))) problems.push(`\`${bare}\`: no such file or directory in the repository`);
+    if (CHECKED_PATH.test(bare) && !existsSync(path.join(facts.root, bare)))
+      problems.push(`\`${bare}\`: no such file or directory in the repository`);
   }
   return problems;
 }
@@ -199,7 +203,8 @@ export function checkMarkdown(file: string, markdown: string, facts: RepoFacts):
     }
     if (anchor !== undefined && anchor !== '' && statSync(resolved).isFile() && resolved.endsWith('.md')) {
       const anchors = anchorsOf(resolved === path.join(facts.root, file) ? markdown : readFileSync(resolved, 'utf8'));
-      if (!anchors.has(anchor)) problems.push({ file, line, message: `link ${target}: ${path.relative(facts.root, resolved)} has no heading #${anchor}` });
+      if (!anchors.has(anchor))
+        problems.push({ file, line, message: `link ${target}: ${path.relative(facts.root, resolved)} has no heading #${anchor}` });
     }
   }
   for (const { line, words } of shellCommandsOf(markdown)) {

@@ -17,7 +17,14 @@ describe('docs: every link resolves and every command runs', function () {
   it('README.md and docs/ have no broken link, unknown target, script, file, subcommand or flag', () => {
     const facts = repoFacts(ROOT);
     const files = docFiles(ROOT);
-    expect(files).to.include.members(['README.md', 'docs/install.md', 'docs/operations.md', 'docs/performance.md', 'docs/testing.md', 'docs/development.md']);
+    expect(files).to.include.members([
+      'README.md',
+      'docs/install.md',
+      'docs/operations.md',
+      'docs/performance.md',
+      'docs/testing.md',
+      'docs/development.md',
+    ]);
     const problems = files.flatMap((file) => checkMarkdown(file, readFileSync(path.join(ROOT, file), 'utf8'), facts));
     expect(problems.map((p) => `${p.file}:${p.line}: ${p.message}`)).to.deep.equal([]);
   });

@@ -53,10 +53,16 @@ describe('Local pools end to end with real node agents and loop devices', functi
       nodes.push(node);
       await registerReadyNode(cp, node);
       const disks = [await loops.create(GiB), await loops.create(GiB)];
-      agents.push(await startNodeAgent({
-        client: await Client.load({ kubeconfig: cp.kubeconfigPath, userAgent: `stowage-node/${node}` }),
-        nodeName: node, allowDevices: disks.map((d) => d.device), root: path.join(work, node), udev: false, discoveryIntervalMs: 1_000,
-      }));
+      agents.push(
+        await startNodeAgent({
+          client: await Client.load({ kubeconfig: cp.kubeconfigPath, userAgent: `stowage-node/${node}` }),
+          nodeName: node,
+          allowDevices: disks.map((d) => d.device),
+          root: path.join(work, node),
+          udev: false,
+          discoveryIntervalMs: 1_000,
+        }),
+      );
     }
     operatorClient = await Client.load({ kubeconfig: cp.kubeconfigPath, userAgent: 'stowage-operator-test' });
     operatorClient.observe((call) => {
@@ -66,25 +72,35 @@ describe('Local pools end to end with real node agents and loop devices', functi
     setupControllers(manager, { workers: 4, fieldManager: 'stowage-operator' });
     abort = new AbortController();
     running = manager.run(abort.signal);
-    await admin.apply(STORAGE_POOLS, {
-      apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: poolName },
-      spec: {
-        mode: 'Local',
-        disks: { selector: { matchExpressions: [{ key: 'stowage.dev/node', operator: 'In', values: nodes }] } },
-        local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' },
+    await admin.apply(
+      STORAGE_POOLS,
+      {
+        apiVersion: 'stowage.dev/v1alpha1',
+        kind: 'StoragePool',
+        metadata: { name: poolName },
+        spec: {
+          mode: 'Local',
+          disks: { selector: { matchExpressions: [{ key: 'stowage.dev/node', operator: 'In', values: nodes }] } },
+          local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' },
+        },
       },
-    }, { fieldManager: 'kubectl' });
+      { fieldManager: 'kubectl' },
+    );
   });
 
   after(async () => {
     // Pool deletion while operator and agents still run: PVs go, disks are released, filesystems removed.
     if (admin) {
       for (const pod of (await admin.list(PODS, { namespace })).items) {
-        await admin.request({ method: 'DELETE', path: `/api/v1/namespaces/${namespace}/pods/${pod.metadata.name}`, body: { gracePeriodSeconds: 0 } }).catch(() => undefined);
+        await admin
+          .request({ method: 'DELETE', path: `/api/v1/namespaces/${namespace}/pods/${pod.metadata.name}`, body: { gracePeriodSeconds: 0 } })
+          .catch(() => undefined);
       }
       await admin.delete(PERSISTENT_VOLUME_CLAIMS, 'data', { namespace });
       await admin.delete(STORAGE_POOLS, poolName);
-      await waitFor('the pool to be finalized', async () => !(await admin.getIfExists(STORAGE_POOLS, poolName)), 90_000).catch(() => undefined);
+      await waitFor('the pool to be finalized', async () => !(await admin.getIfExists(STORAGE_POOLS, poolName)), 90_000).catch(
+        () => undefined,
+      );
     }
     abort?.abort();
     await running;
@@ -92,7 +108,8 @@ describe('Local pools end to end with real node agents and loop devices', functi
     if (admin) {
       await deletePoolForcibly(admin, poolName);
       for (const node of nodes) {
-        for (const d of (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await admin.delete(NODE_DISKS, d.metadata.name);
+        for (const d of (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items)
+          await admin.delete(NODE_DISKS, d.metadata.name);
         await admin.delete(NODES, node);
       }
       if (namespace) await admin.delete(NAMESPACES, namespace);
@@ -105,10 +122,14 @@ describe('Local pools end to end with real node agents and loop devices', functi
   });
 
   it('the pool becomes Ready with one PV per real, formatted and mounted disk', async () => {
-    const pool = await waitFor('the pool to be Ready with 4 volumes', async () => {
-      const p = await admin.getIfExists<Pool>(STORAGE_POOLS, poolName);
-      return condition(p, 'Ready')?.status === 'True' && p!.status?.counts?.volumes?.available === 4 ? p : undefined;
-    }, 120_000);
+    const pool = await waitFor(
+      'the pool to be Ready with 4 volumes',
+      async () => {
+        const p = await admin.getIfExists<Pool>(STORAGE_POOLS, poolName);
+        return condition(p, 'Ready')?.status === 'True' && p!.status?.counts?.volumes?.available === 4 ? p : undefined;
+      },
+      120_000,
+    );
     expect(pool.status?.counts?.disks).to.deep.equal({ total: 4, ready: 4, unhealthy: 0, missing: 0 });
     const pvs = (await admin.list<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${poolName}` })).items;
     for (const pv of pvs) {
@@ -130,14 +151,27 @@ describe('Local pools end to end with real node agents and loop devices', functi
       spec: {
         containers: [{ name: 'app', image: 'busybox', command: ['sleep', '3600'], volumeMounts: [{ name: 'data', mountPath: '/data' }] }],
         volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }],
-        affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: nodes }] }] } } },
+        affinity: {
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: {
+              nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: nodes }] }],
+            },
+          },
+        },
       },
     });
-    const claim = await waitFor('the claim to bind', async () => {
-      const c = await admin.get<Pvc>(PERSISTENT_VOLUME_CLAIMS, 'data', namespace);
-      return c.status?.phase === 'Bound' ? c : undefined;
-    }, 60_000);
-    const node = await waitFor('the pod to be scheduled', async () => (await admin.get<KubeObject & { spec: { nodeName?: string } }>(PODS, 'app', namespace)).spec.nodeName);
+    const claim = await waitFor(
+      'the claim to bind',
+      async () => {
+        const c = await admin.get<Pvc>(PERSISTENT_VOLUME_CLAIMS, 'data', namespace);
+        return c.status?.phase === 'Bound' ? c : undefined;
+      },
+      60_000,
+    );
+    const node = await waitFor(
+      'the pod to be scheduled',
+      async () => (await admin.get<KubeObject & { spec: { nodeName?: string } }>(PODS, 'app', namespace)).spec.nodeName,
+    );
     const pv = await admin.get<PersistentVolume>(PERSISTENT_VOLUMES, claim.spec.volumeName!);
     expect(pv.metadata.labels?.['stowage.dev/node']).to.equal(node);
     // What the workload writes lands on the prepared disk (no kubelet here: the test writes to the
@@ -147,13 +181,17 @@ describe('Local pools end to end with real node agents and loop devices', functi
 
     await admin.request({ method: 'DELETE', path: `/api/v1/namespaces/${namespace}/pods/app`, body: { gracePeriodSeconds: 0 } });
     await admin.delete(PERSISTENT_VOLUME_CLAIMS, 'data', { namespace });
-    const fresh = await waitFor('a fresh PV for the wiped disk', async () => {
-      const p = await admin.getIfExists<PersistentVolume>(PERSISTENT_VOLUMES, pv.metadata.name!);
-      return p && p.metadata.uid !== pv.metadata.uid && p.status?.phase === 'Available' ? p : undefined;
-    }, 120_000);
+    const fresh = await waitFor(
+      'a fresh PV for the wiped disk',
+      async () => {
+        const p = await admin.getIfExists<PersistentVolume>(PERSISTENT_VOLUMES, pv.metadata.name!);
+        return p && p.metadata.uid !== pv.metadata.uid && p.status?.phase === 'Available' ? p : undefined;
+      },
+      120_000,
+    );
     const disk = await admin.get<NodeDisk & KubeObject>(NODE_DISKS, pv.metadata.labels!['stowage.dev/disk']);
     expect(disk.status?.lastWipe).to.deep.include({ volumeUID: pv.metadata.uid, result: 'Succeeded' });
-    expect(existsSync(file)).to.equal(false, 'the released volume\'s data is gone');
+    expect(existsSync(file)).to.equal(false, "the released volume's data is gone");
     expect((await readdir(fresh.spec.local!.path)).filter((f) => f !== 'lost+found')).to.deep.equal([], 'the fresh volume starts empty');
   });
 

@@ -1,5 +1,13 @@
 import { expect } from 'chai';
-import { parseDeviceStats, parseQgroups, parseScrubStatus, parseShow, parseSubvolumeShow, parseUsage, profileFor } from '../../src/node/engine/btrfs.js';
+import {
+  parseDeviceStats,
+  parseQgroups,
+  parseScrubStatus,
+  parseShow,
+  parseSubvolumeShow,
+  parseUsage,
+  profileFor,
+} from '../../src/node/engine/btrfs.js';
 import { scrubNote } from '../../src/node/engine/pool-outcomes.js';
 
 describe('btrfs output parsing (pure)', () => {
@@ -10,7 +18,9 @@ describe('btrfs output parsing (pure)', () => {
 \tdevid    2 size 536870912 used 129171456 path /dev/loop1
 `);
     expect(healthy).to.deep.equal({
-      label: 'stowage-fast', uuid: '6c9a1e69-d082-4c09-8cd4-e8a4461c7d16', missing: false,
+      label: 'stowage-fast',
+      uuid: '6c9a1e69-d082-4c09-8cd4-e8a4461c7d16',
+      missing: false,
       devices: [
         { devid: 1, sizeBytes: 536870912n, usedBytes: 129171456n, path: '/dev/loop0' },
         { devid: 2, sizeBytes: 536870912n, usedBytes: 129171456n, path: '/dev/loop1' },
@@ -46,7 +56,14 @@ describe('btrfs output parsing (pure)', () => {
 [/dev/loop0].generation_errs  0
 [/dev/loop1].write_io_errs    0
 `);
-    expect(stats[0]).to.deep.equal({ device: '/dev/loop0', writeErrors: 0, readErrors: 3, flushErrors: 0, corruptionErrors: 1, generationErrors: 0 });
+    expect(stats[0]).to.deep.equal({
+      device: '/dev/loop0',
+      writeErrors: 0,
+      readErrors: 3,
+      flushErrors: 0,
+      corruptionErrors: 1,
+      generationErrors: 0,
+    });
     expect(stats[1].device).to.equal('/dev/loop1');
   });
 
@@ -99,21 +116,30 @@ Duration:         0:00:00
 \tlast_physical: 167116800
 `);
     expect(bad).to.deep.equal({
-      state: 'finished', started: 'Sun Nov 29 06:40:27 2026', dataBytesScrubbed: 20971520,
-      readErrors: 0, csumErrors: 3, verifyErrors: 0, superErrors: 1, correctedErrors: 1, uncorrectableErrors: 2,
+      state: 'finished',
+      started: 'Sun Nov 29 06:40:27 2026',
+      dataBytesScrubbed: 20971520,
+      readErrors: 0,
+      csumErrors: 3,
+      verifyErrors: 0,
+      superErrors: 1,
+      correctedErrors: 1,
+      uncorrectableErrors: 2,
     });
     expect(scrubNote('p', bad)).to.match(/2 uncorrectable error\(s\) in pool p/);
     expect(scrubNote('p', { ...bad, uncorrectableErrors: 0 })).to.match(/repaired 1 bad block/);
   });
 
   it('reads subvolume show: the path from the top level, the ID and the UUID', () => {
-    expect(parseSubvolumeShow(`volumes/pvol-1
+    expect(
+      parseSubvolumeShow(`volumes/pvol-1
 \tName: \t\t\tpvol-1
 \tUUID: \t\t\t46bccf1f-e826-7f45-80f8-93fb532f659d
 \tParent UUID: \t\t-
 \tSubvolume ID: \t\t257
 \tParent ID: \t\t5
-`)).to.deep.equal({ path: 'volumes/pvol-1', id: 257, uuid: '46bccf1f-e826-7f45-80f8-93fb532f659d' });
+`),
+    ).to.deep.equal({ path: 'volumes/pvol-1', id: 257, uuid: '46bccf1f-e826-7f45-80f8-93fb532f659d' });
     expect(parseSubvolumeShow('ERROR: not a subvolume\n')).to.equal(undefined);
   });
 });

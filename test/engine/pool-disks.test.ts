@@ -21,7 +21,13 @@ describe('btrfs engine: disks joining and leaving a pool', function () {
   const loops = new LoopDevices();
   let dir = '';
   const claimed = (name: string, loop: LoopDevice): ClaimedDisk => ({
-    name, claim: { pool: 'p1', mode: 'Dynamic' }, devicePath: loop.device, stablePath: loop.device, sizeBytes: loop.sizeBytes, blank: true, present: true,
+    name,
+    claim: { pool: 'p1', mode: 'Dynamic' },
+    devicePath: loop.device,
+    stablePath: loop.device,
+    sizeBytes: loop.sizeBytes,
+    blank: true,
+    present: true,
   });
 
   before(async () => {

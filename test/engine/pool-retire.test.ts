@@ -23,7 +23,13 @@ describe('btrfs engine: the last disk of a pool leaves the node', function () {
   const loops = new LoopDevices();
   let dir = '';
   const claimed = (pool: string, name: string, loop: LoopDevice): ClaimedDisk => ({
-    name, claim: { pool, mode: 'Dynamic' }, devicePath: loop.device, stablePath: loop.device, sizeBytes: loop.sizeBytes, blank: true, present: true,
+    name,
+    claim: { pool, mode: 'Dynamic' },
+    devicePath: loop.device,
+    stablePath: loop.device,
+    sizeBytes: loop.sizeBytes,
+    blank: true,
+    present: true,
   });
 
   before(async () => {
@@ -66,7 +72,13 @@ describe('btrfs engine: the last disk of a pool leaves the node', function () {
     out = await engine.sync('n1', [claimed('other', 'c', c)]);
     expect(await mountAt(mnt), 'unmounted').to.equal(undefined);
     // Any failure to stat reads as absent, which is what the assertion checks.
-    expect(await stat(mnt).then(() => true, () => false), 'mount point removed').to.equal(false);
+    expect(
+      await stat(mnt).then(
+        () => true,
+        () => false,
+      ),
+      'mount point removed',
+    ).to.equal(false);
     for (const loop of [a, b]) {
       expect(await btrfs.probe(loop.device), `${loop.device} blank again`).to.deep.equal({});
       expect(engine.released(loop.device)).to.equal(undefined);

@@ -25,7 +25,13 @@ describe('btrfs engine: quotas and scrub results', function () {
   const loops = new LoopDevices();
   let dir = '';
   const claimed = (pool: string, loop: LoopDevice): ClaimedDisk => ({
-    name: `${pool}-disk`, claim: { pool, mode: 'Dynamic' }, devicePath: loop.device, stablePath: loop.device, sizeBytes: loop.sizeBytes, blank: true, present: true,
+    name: `${pool}-disk`,
+    claim: { pool, mode: 'Dynamic' },
+    devicePath: loop.device,
+    stablePath: loop.device,
+    sizeBytes: loop.sizeBytes,
+    blank: true,
+    present: true,
   });
 
   before(async () => {
@@ -71,7 +77,11 @@ describe('btrfs engine: quotas and scrub results', function () {
     await engine.sync('n1', [claimed(pool, loop)]);
     const mnt = engine.mountPointOf(pool);
     const registry = new Registry();
-    registerEngineMetrics(registry, 'n1', btrfsEngineSource(engine, () => [pool]));
+    registerEngineMetrics(
+      registry,
+      'n1',
+      btrfsEngineSource(engine, () => [pool]),
+    );
     expect(await registry.getSingleMetricAsString('stowage_engine_scrub_errors')).to.not.match(/pool="scrubbed"/);
 
     // A clean scrub: nothing to report.
@@ -105,7 +115,9 @@ describe('btrfs engine: quotas and scrub results', function () {
     expect(health).to.deep.include({ degraded: true, reason: 'UncorrectableErrors' });
     const text = await registry.getSingleMetricAsString('stowage_engine_scrub_errors');
     expect(text).to.match(/stowage_engine_scrub_errors\{node="n1",pool="scrubbed",type="uncorrectable"\} [1-9]/);
-    expect(await registry.getSingleMetricAsString('stowage_engine_scrub_last_start_timestamp_seconds')).to.match(/pool="scrubbed"\} \d{10}/);
+    expect(await registry.getSingleMetricAsString('stowage_engine_scrub_last_start_timestamp_seconds')).to.match(
+      /pool="scrubbed"\} \d{10}/,
+    );
   });
 });
 

@@ -28,7 +28,13 @@ describe('btrfs engine: snapshots, restores and clones', function () {
   let mnt = '';
   const pool = 'snaps';
   const claimed = (loop: LoopDevice): ClaimedDisk => ({
-    name: `${pool}-disk`, claim: { pool, mode: 'Dynamic' }, devicePath: loop.device, stablePath: loop.device, sizeBytes: loop.sizeBytes, blank: true, present: true,
+    name: `${pool}-disk`,
+    claim: { pool, mode: 'Dynamic' },
+    devicePath: loop.device,
+    stablePath: loop.device,
+    sizeBytes: loop.sizeBytes,
+    blank: true,
+    present: true,
   });
   let disk: LoopDevice;
 
@@ -52,7 +58,11 @@ describe('btrfs engine: snapshots, restores and clones', function () {
     await run('dd', ['if=/dev/urandom', `of=${file}`, 'bs=1M', `count=${mib}`, 'conv=fsync', 'status=none']);
   };
   // Any failure to stat reads as absent, which is what the assertion checks.
-  const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
+  const exists = (path: string): Promise<boolean> =>
+    stat(path).then(
+      () => true,
+      () => false,
+    );
   const digest = async (file: string): Promise<string> => (await run('sha256sum', [file])).split(' ')[0];
   const commit = (): Promise<string> => run('btrfs', ['filesystem', 'sync', mnt]);
 
@@ -84,13 +94,16 @@ describe('btrfs engine: snapshots, restores and clones', function () {
     // The restore has its own limit: it cannot take more than its size of new data.
     const groups = await btrfs.qgroups(mnt);
     expect(groups.find((g) => g.path === 'volumes/vol-restored')?.maxReferenced).to.equal(32n * BigInt(MiB));
-    expect((await runStatus('dd', ['if=/dev/zero', `of=${restored.path}/big`, 'bs=1M', 'count=48', 'conv=fsync'])).code, 'writing past the restore\'s size fails').to.not.equal(0);
+    expect(
+      (await runStatus('dd', ['if=/dev/zero', `of=${restored.path}/big`, 'bs=1M', 'count=48', 'conv=fsync'])).code,
+      "writing past the restore's size fails",
+    ).to.not.equal(0);
     // Restoring again is a no-op that keeps what the volume holds.
     await snapshots.ensureRestoredVolume(mnt, 'vol-restored', 'Filesystem', { snapshot: 'snap-a' }, 32n * BigInt(MiB));
     expect(await readFile(`${restored.path}/data.txt`, 'utf8')).to.equal('restore wrote');
   });
 
-  it('a snapshot\'s exclusive bytes grow as the source overwrites what it holds, cover all of it once the source is gone, and are freed when it is deleted', async () => {
+  it("a snapshot's exclusive bytes grow as the source overwrites what it holds, cover all of it once the source is gone, and are freed when it is deleted", async () => {
     const src = await engine.ensureVolume(pool, 'vol-b', 'Filesystem', 256n * BigInt(MiB));
     await randomFile(`${src.path}/blob`, 64);
     const snap = await snapshots.ensureSnapshot(mnt, 'snap-b', 'vol-b', 'Filesystem');
@@ -118,7 +131,7 @@ describe('btrfs engine: snapshots, restores and clones', function () {
     await run('btrfs', ['subvolume', 'sync', mnt]);
     await commit();
     const after = (await btrfs.usage(mnt)).used;
-    expect(Number(before - after), 'deleting the snapshot freed its 64 MiB (and the volume\'s other 64 MiB)').to.be.above(100 * MiB);
+    expect(Number(before - after), "deleting the snapshot freed its 64 MiB (and the volume's other 64 MiB)").to.be.above(100 * MiB);
   });
 
   it('Block volumes: a reflinked snapshot holds the original blocks; restores share extents, grow to their size, and a full copy works where reflink is not used', async () => {
@@ -142,7 +155,10 @@ describe('btrfs engine: snapshots, restores and clones', function () {
     expect(changed).to.not.equal(original);
     expect(await digest(snap.path)).to.equal(original);
     await commit();
-    expect(Number(await snapshots.exclusiveBytes(snap.path)), 'the overwritten 32 MiB are the snapshot\'s own now').to.be.within(31 * MiB, 33 * MiB);
+    expect(Number(await snapshots.exclusiveBytes(snap.path)), "the overwritten 32 MiB are the snapshot's own now").to.be.within(
+      31 * MiB,
+      33 * MiB,
+    );
 
     const restored = await snapshots.ensureRestoredVolume(mnt, 'blk-restored', 'Block', { snapshot: 'snap-blk' }, 64n * BigInt(MiB));
     expect(restored.method).to.equal('reflink');
@@ -169,9 +185,13 @@ describe('btrfs engine: snapshots, restores and clones', function () {
 
   it('refuses a snapshot or restore whose source has no data, naming it', async () => {
     let message = '';
-    await snapshots.ensureSnapshot(mnt, 'snap-x', 'no-such-volume', 'Filesystem').catch((err: Error) => { message = err.message; });
+    await snapshots.ensureSnapshot(mnt, 'snap-x', 'no-such-volume', 'Filesystem').catch((err: Error) => {
+      message = err.message;
+    });
     expect(message).to.match(/source volume no-such-volume has no data/);
-    await snapshots.ensureRestoredVolume(mnt, 'vol-x', 'Block', { snapshot: 'no-such-snap' }, BigInt(MiB)).catch((err: Error) => { message = err.message; });
+    await snapshots.ensureRestoredVolume(mnt, 'vol-x', 'Block', { snapshot: 'no-such-snap' }, BigInt(MiB)).catch((err: Error) => {
+      message = err.message;
+    });
     expect(message).to.match(/snapshot no-such-snap has no data/);
     expect(() => snapshots.snapshotPath(mnt, '../escape', 'Filesystem')).to.throw(/not a DNS-1123 name/);
   });
@@ -199,11 +219,14 @@ describe('btrfs engine: snapshots, restores and clones', function () {
     await snapshots.removeSnapshot(mnt, 'snap-c', 'Block');
   });
 
-  it('replicated.size applies to snapshots: a raid1 pool keeps them mirrored, and their exclusive bytes are logical bytes, like the pool\'s usable capacity', async () => {
+  it("replicated.size applies to snapshots: a raid1 pool keeps them mirrored, and their exclusive bytes are logical bytes, like the pool's usable capacity", async () => {
     const mirror = 'mirror';
     const mirrored = new BtrfsEngine({ root: join(dir, 'root-mirror'), copiesOf: () => 2 });
     const disks = [await loops.create(512 * MiB), await loops.create(512 * MiB)];
-    const out = await mirrored.sync('n1', disks.map((d, i) => ({ ...claimed(d), name: `${mirror}-disk-${i}`, claim: { pool: mirror, mode: 'Dynamic' as const } })));
+    const out = await mirrored.sync(
+      'n1',
+      disks.map((d, i) => ({ ...claimed(d), name: `${mirror}-disk-${i}`, claim: { pool: mirror, mode: 'Dynamic' as const } })),
+    );
     expect([...out.values()].every((o) => o.prepared)).to.equal(true);
     const mmnt = mirrored.mountPointOf(mirror);
     const v = await mirrored.ensureVolume(mirror, 'vol-m', 'Filesystem', 128n * BigInt(MiB));
@@ -241,5 +264,9 @@ describe('btrfs engine: snapshots, restores and clones', function () {
 async function loopsUnder(dir: string): Promise<string[]> {
   // No output (the tool failed: nothing attached or no signature) reads as nothing found.
   const text = await run('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE']).catch(() => '');
-  return text.split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f[1]?.startsWith(dir)).map((f) => f[0]);
+  return text
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[1]?.startsWith(dir))
+    .map((f) => f[0]);
 }

@@ -14,7 +14,11 @@ import { promtool, tempDir } from '../observability/promtool.js';
  * The samples of the metrics `names` in Prometheus text `exposition`, as promtool input series with
  * the scrape's `job` and `instance` added (what Prometheus attaches to every scraped series).
  */
-export function scrapedSeries(exposition: string, names: readonly string[], target: { job: string; instance: string }): Record<string, number> {
+export function scrapedSeries(
+  exposition: string,
+  names: readonly string[],
+  target: { job: string; instance: string },
+): Record<string, number> {
   const out: Record<string, number> = {};
   for (const line of exposition.split('\n')) {
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
@@ -41,18 +45,23 @@ function describe(rule: AlertDefinition, labels: Record<string, string>, value?:
  * report when it does not.
  */
 export async function expectAlerts(
-  rule: AlertDefinition, series: Record<string, number>, expected: readonly Record<string, string>[], before?: Record<string, number>,
+  rule: AlertDefinition,
+  series: Record<string, number>,
+  expected: readonly Record<string, string>[],
+  before?: Record<string, number>,
   value?: number,
 ): Promise<void> {
   const values = (s: string, v: number): string => (before ? `${before[s] ?? 0}x5 ${v}x15` : `${v}x20`);
   const observed: AlertDefinition = {
     ...rule,
-    cases: [{
-      name: 'the metrics the fault produced',
-      series: Object.fromEntries(Object.entries(series).map(([s, v]) => [s, values(s, v)])),
-      at: '15m',
-      expect: expected.map((labels) => ({ labels, description: describe(rule, labels, value) })),
-    }],
+    cases: [
+      {
+        name: 'the metrics the fault produced',
+        series: Object.fromEntries(Object.entries(series).map(([s, v]) => [s, values(s, v)])),
+        at: '15m',
+        expect: expected.map((labels) => ({ labels, description: describe(rule, labels, value) })),
+      },
+    ],
   };
   const tmp = await tempDir('faults-alerts');
   try {

@@ -31,7 +31,18 @@ import { OperatorProcess, freePort } from '../support/operator-process.js';
 import type { Pvc } from '../support/pool-world.js';
 import { AgentProcess } from '../node/support.js';
 import { injectFault, type FaultPlan, type SurvivalCheck } from './ledger.js';
-import { KeptData, driverObjects, allConditionsReach, apiObjects, conditionsReach, loopDevices, mounts, nodeDiskClaims, processes, processesUp } from './fault-checks.js';
+import {
+  KeptData,
+  driverObjects,
+  allConditionsReach,
+  apiObjects,
+  conditionsReach,
+  loopDevices,
+  mounts,
+  nodeDiskClaims,
+  processes,
+  processesUp,
+} from './fault-checks.js';
 
 const AREA = 'API server away';
 const MiB = 1024 ** 2;
@@ -55,11 +66,13 @@ describe('faults: kube-apiserver and etcd away while volumes are in use (own con
   const kept = new KeptData();
   const pids: number[] = [];
 
-  const poolPvs = async (): Promise<PersistentVolume[]> => (await admin.list<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })).items;
-  const processesAlive = (): SurvivalCheck => processesUp({
-    'the operator (same process)': () => !operator!.exited && operator!.child.pid === pids[0],
-    'the node agent (same process)': () => !agent!.exited && agent!.child.pid === pids[1],
-  });
+  const poolPvs = async (): Promise<PersistentVolume[]> =>
+    (await admin.list<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })).items;
+  const processesAlive = (): SurvivalCheck =>
+    processesUp({
+      'the operator (same process)': () => !operator!.exited && operator!.child.pid === pids[0],
+      'the node agent (same process)': () => !agent!.exited && agent!.child.pid === pids[1],
+    });
   /**
    * Every row: the kept data; PVs, NodeDisk claims, the pool's StorageClass, the disks' mounts, loop
    * devices and processes before and after; the same processes up, the disks prepared, the pool
@@ -90,20 +103,39 @@ describe('faults: kube-apiserver and etcd away while volumes are in use (own con
     const old = await admin.get<PersistentVolume>(PERSISTENT_VOLUMES, c.spec.volumeName!);
     kept.release(old.spec.local!.path);
     await admin.delete(PERSISTENT_VOLUME_CLAIMS, name, { namespace });
-    await waitFor(`a fresh PV after ${name} was released`, async () => {
-      const pv = await admin.getIfExists<PersistentVolume>(PERSISTENT_VOLUMES, old.metadata.name!);
-      return pv && pv.metadata.uid !== old.metadata.uid && pv.status?.phase === 'Available';
-    }, CONVERGE_MS);
+    await waitFor(
+      `a fresh PV after ${name} was released`,
+      async () => {
+        const pv = await admin.getIfExists<PersistentVolume>(PERSISTENT_VOLUMES, old.metadata.name!);
+        return pv && pv.metadata.uid !== old.metadata.uid && pv.status?.phase === 'Available';
+      },
+      CONVERGE_MS,
+    );
   };
   /** Survival: after the data was read back, the released claim's volume is recycled by the same processes. */
-  const recycled = (name: string): SurvivalCheck => () => recycles(name).then(() => [], (err: Error) => [`${name} not recycled: ${err.message}`]);
+  const recycled =
+    (name: string): SurvivalCheck =>
+    () =>
+      recycles(name).then(
+        () => [],
+        (err: Error) => [`${name} not recycled: ${err.message}`],
+      );
   /** Binds claim `name` to an Available PV of the pool and writes data into it (set-up between faults). */
   const bindAndWrite = async (name: string, pv: PersistentVolume): Promise<void> => {
     await admin.create(PERSISTENT_VOLUME_CLAIMS, {
       metadata: { name, namespace },
-      spec: { accessModes: ['ReadWriteOnce'], storageClassName: pool, volumeName: pv.metadata.name, resources: { requests: { storage: '10Mi' } } },
+      spec: {
+        accessModes: ['ReadWriteOnce'],
+        storageClassName: pool,
+        volumeName: pv.metadata.name,
+        resources: { requests: { storage: '10Mi' } },
+      },
     });
-    await waitFor(`claim ${name} bound`, async () => (await admin.get<Pvc>(PERSISTENT_VOLUME_CLAIMS, name, namespace)).status?.phase === 'Bound', 60_000);
+    await waitFor(
+      `claim ${name} bound`,
+      async () => (await admin.get<Pvc>(PERSISTENT_VOLUME_CLAIMS, name, namespace)).status?.phase === 'Bound',
+      60_000,
+    );
     await kept.write(path.join(pv.spec.local!.path, `in-use-${name}`), 256 * 1024);
   };
 
@@ -116,13 +148,33 @@ describe('faults: kube-apiserver and etcd away while volumes are in use (own con
     await registerReadyNode(cp, node);
     for (let i = 0; i < 2; i++) disks.push(await loops.create(256 * MiB));
     operator = await OperatorProcess.start(cp.kubeconfigPath);
-    agent = AgentProcess.start(cp.kubeconfigPath, node, [...disks.flatMap((d) => ['--allow-device', d.file]), '--root', path.join(work, 'disks'), '--discovery-interval', '1']);
+    agent = AgentProcess.start(cp.kubeconfigPath, node, [
+      ...disks.flatMap((d) => ['--allow-device', d.file]),
+      '--root',
+      path.join(work, 'disks'),
+      '--discovery-interval',
+      '1',
+    ]);
     pids.push(operator.child.pid!, agent.child.pid!);
-    await admin.apply(STORAGE_POOLS, {
-      apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: pool },
-      spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/node': node } } }, local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' } },
-    }, { fieldManager: 'kubectl' });
-    await waitFor('two Available PVs', async () => (await poolPvs()).filter((pv) => pv.status?.phase === 'Available').length === 2, CONVERGE_MS);
+    await admin.apply(
+      STORAGE_POOLS,
+      {
+        apiVersion: 'stowage.dev/v1alpha1',
+        kind: 'StoragePool',
+        metadata: { name: pool },
+        spec: {
+          mode: 'Local',
+          disks: { selector: { matchLabels: { 'stowage.dev/node': node } } },
+          local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' },
+        },
+      },
+      { fieldManager: 'kubectl' },
+    );
+    await waitFor(
+      'two Available PVs',
+      async () => (await poolPvs()).filter((pv) => pv.status?.phase === 'Available').length === 2,
+      CONVERGE_MS,
+    );
     for (const [name, pv] of (await poolPvs()).map((p, i) => [['a', 'b'][i], p] as const)) await bindAndWrite(name, pv);
   });
 
@@ -162,35 +214,69 @@ describe('faults: kube-apiserver and etcd away while volumes are in use (own con
       await cp!.stopApiServer();
       const port = await freePort();
       // A poll: no answer yet (the agent is not listening yet) is undefined, and the poll asks again.
-      const readyz = () => fetch(`http://127.0.0.1:${port}/readyz`).then(async (r) => ({ status: r.status, body: await r.text() }), () => undefined);
+      const readyz = () =>
+        fetch(`http://127.0.0.1:${port}/readyz`).then(
+          async (r) => ({ status: r.status, body: await r.text() }),
+          () => undefined,
+        );
       agent = AgentProcess.start(cp!.kubeconfigPath, node, [
-        ...disks.flatMap((d) => ['--allow-device', d.file]), '--root', path.join(work, 'disks'), '--discovery-interval', '1', '--metrics-bind-address', `127.0.0.1:${port}`,
+        ...disks.flatMap((d) => ['--allow-device', d.file]),
+        '--root',
+        path.join(work, 'disks'),
+        '--discovery-interval',
+        '1',
+        '--metrics-bind-address',
+        `127.0.0.1:${port}`,
       ]);
       pids[1] = agent.child.pid!;
-      await waitFor('the agent to log that it retries', () => /retry/i.test(agent!.output.join('')) || (agent!.exited ? Promise.reject(new Error(`the agent exited: ${agent!.output.join('').slice(-2000)}`)) : false), 60_000);
+      await waitFor(
+        'the agent to log that it retries',
+        () =>
+          /retry/i.test(agent!.output.join('')) ||
+          (agent!.exited ? Promise.reject(new Error(`the agent exited: ${agent!.output.join('').slice(-2000)}`)) : false),
+        60_000,
+      );
       // /readyz answers, and says not ready and why, while the API is away; /healthz says alive.
-      const notReady = await waitFor('/readyz to answer not ready', async () => {
-        const r = await readyz();
-        return r && r.status === 503 && /API server/.test(r.body) ? r.body : undefined;
-      }, 60_000);
+      const notReady = await waitFor(
+        '/readyz to answer not ready',
+        async () => {
+          const r = await readyz();
+          return r && r.status === 503 && /API server/.test(r.body) ? r.body : undefined;
+        },
+        60_000,
+      );
       expect(notReady).to.match(/node-agent failed: waiting for the API server.*retrying with backoff/);
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 'alive while not ready').to.equal(200);
       await cp!.startApiServer();
       let last = '';
-      await waitFor('/readyz to answer ready once the API is back', async () => {
-        const r = await readyz();
-        last = r?.body ?? '(no answer)';
-        return r?.status === 200;
-      }, CONVERGE_MS).catch((err: Error) => {
+      await waitFor(
+        '/readyz to answer ready once the API is back',
+        async () => {
+          const r = await readyz();
+          last = r?.body ?? '(no answer)';
+          return r?.status === 200;
+        },
+        CONVERGE_MS,
+      ).catch((err: Error) => {
         throw new Error(`${err.message}; /readyz said: ${last}`);
       });
       // The restarted agent must act on a spec change made after the API returned: the operator's
       // intent is nudged (and put back by the operator); the agent reports the new generation.
       const ds = (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items;
       for (const d of ds) {
-        const touched = await admin.mergePatch<NodeDisk & KubeObject>(NODE_DISKS, d.metadata.name, { spec: { claim: { allowAdoption: true } } }, { fieldManager: 'stowage-operator' });
-        await waitFor(`the restarted agent to report generation ${touched.metadata.generation} of ${d.metadata.name}`, async () =>
-          ((await admin.get<NodeDisk & KubeObject>(NODE_DISKS, d.metadata.name)).status?.observedGeneration ?? 0) >= touched.metadata.generation!, CONVERGE_MS);
+        const touched = await admin.mergePatch<NodeDisk & KubeObject>(
+          NODE_DISKS,
+          d.metadata.name,
+          { spec: { claim: { allowAdoption: true } } },
+          { fieldManager: 'stowage-operator' },
+        );
+        await waitFor(
+          `the restarted agent to report generation ${touched.metadata.generation} of ${d.metadata.name}`,
+          async () =>
+            ((await admin.get<NodeDisk & KubeObject>(NODE_DISKS, d.metadata.name)).status?.observedGeneration ?? 0) >=
+            touched.metadata.generation!,
+          CONVERGE_MS,
+        );
       }
     });
   });
@@ -200,16 +286,30 @@ describe('faults: kube-apiserver and etcd away while volumes are in use (own con
       await cp!.stopApiServer();
       const late = await OperatorProcess.start(cp!.kubeconfigPath);
       try {
-        const notReady = await waitFor('/readyz to answer not ready', async () => {
-          const res = await fetch(`${late.url}/readyz`).catch(() => undefined); // a poll: no answer yet, ask again
-          return res && res.status !== 200 ? res.text() : undefined;
-        }, 60_000);
+        const notReady = await waitFor(
+          '/readyz to answer not ready',
+          async () => {
+            const res = await fetch(`${late.url}/readyz`).catch(() => undefined); // a poll: no answer yet, ask again
+            return res && res.status !== 200 ? res.text() : undefined;
+          },
+          60_000,
+        );
         expect(notReady).to.match(/sync|API|connect/i);
-        await waitFor('the log to say it cannot reach the API and retries', () => /retry/i.test(late.output.join('')) || (late.exited ? Promise.reject(new Error(`the operator exited: ${late.output.join('').slice(-2000)}`)) : false), 60_000);
+        await waitFor(
+          'the log to say it cannot reach the API and retries',
+          () =>
+            /retry/i.test(late.output.join('')) ||
+            (late.exited ? Promise.reject(new Error(`the operator exited: ${late.output.join('').slice(-2000)}`)) : false),
+          60_000,
+        );
         expect(late.exited).to.equal(false);
         await cp!.startApiServer();
         // A poll: no answer is not ready yet.
-        await waitFor('/readyz to answer ready', async () => (await fetch(`${late.url}/readyz`).catch(() => undefined))?.status === 200, CONVERGE_MS);
+        await waitFor(
+          '/readyz to answer ready',
+          async () => (await fetch(`${late.url}/readyz`).catch(() => undefined))?.status === 200,
+          CONVERGE_MS,
+        );
       } finally {
         await late.stop();
       }

@@ -65,14 +65,23 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
     operator = await OperatorProcess.start(kubeconfig, [], step ? { [FAULT_POINT_ENV]: step } : {});
   };
   const startAgent = (step?: string): void => {
-    agent = AgentProcess.start(kubeconfig, node, [...disks.flatMap((d) => ['--allow-device', d.file]), '--root', root(), '--discovery-interval', '1'],
-      step ? { [FAULT_POINT_ENV]: step } : {});
+    agent = AgentProcess.start(
+      kubeconfig,
+      node,
+      [...disks.flatMap((d) => ['--allow-device', d.file]), '--root', root(), '--discovery-interval', '1'],
+      step ? { [FAULT_POINT_ENV]: step } : {},
+    );
   };
   const reached = (p: { output: string[] }, step: string) => p.output.join('').includes(`${FAULT_POINT_LINE} ${step}`);
   /** Waits for `who` to reach `step`, kills it with SIGKILL there, and starts it again armed for `next`. */
   const crashAt = async (who: 'operator' | 'agent', step: string, next?: string): Promise<void> => {
     const proc = who === 'operator' ? operator! : agent!;
-    await waitFor(`the ${who} to reach ${step}`, () => reached(proc, step) || (proc.exited ? Promise.reject(new Error(`the ${who} exited: ${proc.output.join('').slice(-2000)}`)) : false), CONVERGE_MS);
+    await waitFor(
+      `the ${who} to reach ${step}`,
+      () =>
+        reached(proc, step) || (proc.exited ? Promise.reject(new Error(`the ${who} exited: ${proc.output.join('').slice(-2000)}`)) : false),
+      CONVERGE_MS,
+    );
     if (who === 'operator') {
       operator!.kill('SIGKILL');
       expect(await operator!.wait()).to.equal('SIGKILL');
@@ -84,7 +93,7 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
     }
   };
 
-  const ourDisks = async (): Promise<Disk[]> => (await nodeDisksOf(admin, node));
+  const ourDisks = async (): Promise<Disk[]> => await nodeDisksOf(admin, node);
   const poolPvs = async (): Promise<PersistentVolume[]> =>
     (await admin.list<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })).items;
   const prepared = (d: Disk): boolean => d.status?.conditions?.find((c) => c.type === 'Prepared')?.status === 'True';
@@ -93,29 +102,32 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
    * The invariants that hold at every converged state; `mounted` says whether the disks should be
    * mounted (undefined: not checked, while the agent is held in the middle of a wipe).
    */
-  const stateGuard = (mounted: boolean | undefined): SurvivalCheck => async () => {
-    const out: string[] = [];
-    const ds = await ourDisks();
-    if (ds.length !== disks.length) out.push(`${ds.length} NodeDisks for ${disks.length} devices`);
-    const pvs = await poolPvs();
-    const byDisk = new Map<string, number>();
-    for (const pv of pvs) {
-      const d = pv.metadata.labels?.['stowage.dev/disk'] ?? '?';
-      byDisk.set(d, (byDisk.get(d) ?? 0) + 1);
-      const disk = ds.find((x) => x.metadata.name === d);
-      if (!disk) out.push(`PV ${pv.metadata.name} names no disk of this node (orphan)`);
-      else if (!prepared(disk) && pv.status?.phase === 'Available') out.push(`PV ${pv.metadata.name} offered for unprepared disk ${d}`);
-    }
-    for (const [d, n] of byDisk) if (n > 1) out.push(`${n} PVs for disk ${d}`);
-    for (const d of mounted === undefined ? [] : ds) {
-      const want = mounted ? [path.join(root(), d.metadata.name)] : [];
-      const dev = disks.find((l) => d.metadata.annotations?.[IDENTITY_ANNOTATION] === `loop:${l.file}`)?.device;
-      const have = dev ? (await mountsOfDevice(dev)).sort() : [];
-      if (JSON.stringify(have) !== JSON.stringify(want)) out.push(`disk ${d.metadata.name}: mounted at [${have.join(', ')}], expected [${want.join(', ')}]`);
-    }
-    out.push(...earlyOffers());
-    return out;
-  };
+  const stateGuard =
+    (mounted: boolean | undefined): SurvivalCheck =>
+    async () => {
+      const out: string[] = [];
+      const ds = await ourDisks();
+      if (ds.length !== disks.length) out.push(`${ds.length} NodeDisks for ${disks.length} devices`);
+      const pvs = await poolPvs();
+      const byDisk = new Map<string, number>();
+      for (const pv of pvs) {
+        const d = pv.metadata.labels?.['stowage.dev/disk'] ?? '?';
+        byDisk.set(d, (byDisk.get(d) ?? 0) + 1);
+        const disk = ds.find((x) => x.metadata.name === d);
+        if (!disk) out.push(`PV ${pv.metadata.name} names no disk of this node (orphan)`);
+        else if (!prepared(disk) && pv.status?.phase === 'Available') out.push(`PV ${pv.metadata.name} offered for unprepared disk ${d}`);
+      }
+      for (const [d, n] of byDisk) if (n > 1) out.push(`${n} PVs for disk ${d}`);
+      for (const d of mounted === undefined ? [] : ds) {
+        const want = mounted ? [path.join(root(), d.metadata.name)] : [];
+        const dev = disks.find((l) => d.metadata.annotations?.[IDENTITY_ANNOTATION] === `loop:${l.file}`)?.device;
+        const have = dev ? (await mountsOfDevice(dev)).sort() : [];
+        if (JSON.stringify(have) !== JSON.stringify(want))
+          out.push(`disk ${d.metadata.name}: mounted at [${have.join(', ')}], expected [${want.join(', ')}]`);
+      }
+      out.push(...earlyOffers());
+      return out;
+    };
   /**
    * PVs seen offered (Available) for a disk while a wipe for an older UID of that disk was pending:
    * each Available version of a PV is judged against the disk's last version before it (one etcd:
@@ -142,7 +154,11 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
    * StorageClass, the disks' mounts, loop devices and processes before and after; both processes
    * up and the converged state of {@link stateGuard} (`mounted` as there).
    */
-  const plan = (mounted: boolean | undefined, data: KeptData | NoDataAtStake, changes?: () => Promise<ExpectedChanges> | ExpectedChanges): FaultPlan => ({
+  const plan = (
+    mounted: boolean | undefined,
+    data: KeptData | NoDataAtStake,
+    changes?: () => Promise<ExpectedChanges> | ExpectedChanges,
+  ): FaultPlan => ({
     data,
     inventory: [
       apiObjects(admin, PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` }),
@@ -153,14 +169,21 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
       loopDevices(() => [path.dirname(disks[0].file)]),
       processes(),
     ],
-    survival: [processesUp({ operator: () => !!operator && !operator.exited, 'node agent': () => !!agent && !agent.exited }), stateGuard(mounted)],
+    survival: [
+      processesUp({ operator: () => !!operator && !operator.exited, 'node agent': () => !!agent && !agent.exited }),
+      stateGuard(mounted),
+    ],
     ...(changes ? { changes } : {}),
   });
   /** A disk's mount (the probe's "source target") may come and go while the agent wipes it. */
-  const diskMount = (disk: () => string) => (id: string): boolean => id.endsWith(` ${path.join(root(), disk())}`);
+  const diskMount =
+    (disk: () => string) =>
+    (id: string): boolean =>
+      id.endsWith(` ${path.join(root(), disk())}`);
 
   const poolCounts = async () => (await admin.getIfExists<Pool>(STORAGE_POOLS, pool))?.status?.counts;
-  const pvOf = async (disk: string): Promise<PersistentVolume | undefined> => (await poolPvs()).find((pv) => pv.metadata.labels?.['stowage.dev/disk'] === disk);
+  const pvOf = async (disk: string): Promise<PersistentVolume | undefined> =>
+    (await poolPvs()).find((pv) => pv.metadata.labels?.['stowage.dev/disk'] === disk);
 
   before(async () => {
     const { cp, client } = await adminClient();
@@ -202,32 +225,66 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
   it('operator killed right after claiming a disk: both disks end claimed once, nothing offered unprepared', async () => {
     startAgent('local/prepare');
     await startOperator('local/claim');
-    await admin.apply(STORAGE_POOLS, {
-      apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: pool },
-      spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/node': node } } }, local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' } },
-    }, { fieldManager: 'kubectl' });
+    await admin.apply(
+      STORAGE_POOLS,
+      {
+        apiVersion: 'stowage.dev/v1alpha1',
+        kind: 'StoragePool',
+        metadata: { name: pool },
+        spec: {
+          mode: 'Local',
+          disks: { selector: { matchLabels: { 'stowage.dev/node': node } } },
+          local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' },
+        },
+      },
+      { fieldManager: 'kubectl' },
+    );
     // The pool was just made: its claims, its StorageClass and the operator's driver objects are what it converges to.
-    const claims = { appear: { 'NodeDisk claim': (id: string) => id.endsWith(`→${pool}`), StorageClass: [pool], CSIDriver: () => true, Deployment: () => true, DaemonSet: () => true } };
-    await injectFault(AREA, 'operator killed at claim', plan(false, NO_VOLUME, () => claims), async () => {
-      await crashAt('operator', 'local/claim', 'local/publish');
-      await waitFor('both disks claimed by the pool', async () => {
-        const ds = await ourDisks();
-        return ds.length === 2 && ds.every((d) => d.spec.claim?.pool === pool);
-      }, CONVERGE_MS);
-    });
+    const claims = {
+      appear: {
+        'NodeDisk claim': (id: string) => id.endsWith(`→${pool}`),
+        StorageClass: [pool],
+        CSIDriver: () => true,
+        Deployment: () => true,
+        DaemonSet: () => true,
+      },
+    };
+    await injectFault(
+      AREA,
+      'operator killed at claim',
+      plan(false, NO_VOLUME, () => claims),
+      async () => {
+        await crashAt('operator', 'local/claim', 'local/publish');
+        await waitFor(
+          'both disks claimed by the pool',
+          async () => {
+            const ds = await ourDisks();
+            return ds.length === 2 && ds.every((d) => d.spec.claim?.pool === pool);
+          },
+          CONVERGE_MS,
+        );
+      },
+    );
   });
 
   it('agent killed between mkfs and mount: the restarted agent mounts its own filesystem, formats nothing else', async () => {
     // Prepared disks get mounted, and the operator offers their PVs (it is then held at publish, the next row).
     const preparedDisks = async (): Promise<ExpectedChanges> => ({
-      appear: { mount: (id) => id.startsWith('/dev/loop') && id.includes(` ${root()}/`), PersistentVolume: (await poolPvs()).map((pv) => pv.metadata.name!) },
+      appear: {
+        mount: (id) => id.startsWith('/dev/loop') && id.includes(` ${root()}/`),
+        PersistentVolume: (await poolPvs()).map((pv) => pv.metadata.name!),
+      },
     });
     await injectFault(AREA, 'agent killed at prepare', plan(true, NO_VOLUME, preparedDisks), async () => {
       await crashAt('agent', 'local/prepare', 'local/wiping');
-      const ds = await waitFor('both disks prepared', async () => {
-        const all = await ourDisks();
-        return all.length === 2 && all.every(prepared) ? all : undefined;
-      }, CONVERGE_MS);
+      const ds = await waitFor(
+        'both disks prepared',
+        async () => {
+          const all = await ourDisks();
+          return all.length === 2 && all.every(prepared) ? all : undefined;
+        },
+        CONVERGE_MS,
+      );
       for (const d of ds) {
         const dev = disks.find((l) => d.metadata.annotations?.[IDENTITY_ANNOTATION] === `loop:${l.file}`)!.device;
         expect(await blkidUuid(dev)).to.equal(d.status?.preparation?.uuid, `${d.metadata.name}'s filesystem is the one it reports`);
@@ -236,17 +293,33 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
   });
 
   it('operator killed right after creating a PV: one PV per disk, all offered, the pool counts them', async () => {
-    const offered = async (): Promise<ExpectedChanges> => ({ appear: { PersistentVolume: (await poolPvs()).map((pv) => pv.metadata.name!), StorageClass: [pool] } });
-    await injectFault(AREA, 'operator killed at publish', plan(true, { na: 'no volume holds data yet (PVs being offered, none bound)' }, offered), async () => {
-      await crashAt('operator', 'local/publish', 'local/wipe-requested');
-      await waitFor('two Available PVs and the pool counting them', async () => {
-        const pvs = await poolPvs();
-        const counts = await poolCounts();
-        return pvs.length === 2 && pvs.every((pv) => pv.status?.phase === 'Available') && counts?.volumes?.available === 2 && counts.disks?.ready === 2;
-      }, CONVERGE_MS);
-      const p = await admin.get<Pool>(STORAGE_POOLS, pool);
-      expect(condition(p, 'Ready')?.status).to.equal('True');
+    const offered = async (): Promise<ExpectedChanges> => ({
+      appear: { PersistentVolume: (await poolPvs()).map((pv) => pv.metadata.name!), StorageClass: [pool] },
     });
+    await injectFault(
+      AREA,
+      'operator killed at publish',
+      plan(true, { na: 'no volume holds data yet (PVs being offered, none bound)' }, offered),
+      async () => {
+        await crashAt('operator', 'local/publish', 'local/wipe-requested');
+        await waitFor(
+          'two Available PVs and the pool counting them',
+          async () => {
+            const pvs = await poolPvs();
+            const counts = await poolCounts();
+            return (
+              pvs.length === 2 &&
+              pvs.every((pv) => pv.status?.phase === 'Available') &&
+              counts?.volumes?.available === 2 &&
+              counts.disks?.ready === 2
+            );
+          },
+          CONVERGE_MS,
+        );
+        const p = await admin.get<Pool>(STORAGE_POOLS, pool);
+        expect(condition(p, 'Ready')?.status).to.equal('True');
+      },
+    );
   });
 
   let diskA: string;
@@ -257,14 +330,27 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
   it('recycle: operator killed right after requesting the wipe, agent killed mid-wipe and after the wipe, operator killed after deleting the PV and after the fresh PV', async () => {
     const pvs = await poolPvs();
     [diskA, diskB] = pvs.map((pv) => pv.metadata.labels!['stowage.dev/disk']).sort() as [string, string];
-    for (const [claim, disk] of [['a', diskA], ['b', diskB]] as const) {
+    for (const [claim, disk] of [
+      ['a', diskA],
+      ['b', diskB],
+    ] as const) {
       const pv = (await pvOf(disk))!;
       await admin.create(PERSISTENT_VOLUME_CLAIMS, {
         metadata: { name: claim, namespace },
-        spec: { accessModes: ['ReadWriteOnce'], storageClassName: pool, volumeName: pv.metadata.name, resources: { requests: { storage: '10Mi' } } },
+        spec: {
+          accessModes: ['ReadWriteOnce'],
+          storageClassName: pool,
+          volumeName: pv.metadata.name,
+          resources: { requests: { storage: '10Mi' } },
+        },
       });
     }
-    for (const c of ['a', 'b']) await waitFor(`claim ${c} bound`, async () => (await admin.get<Pvc>(PERSISTENT_VOLUME_CLAIMS, c, namespace)).status?.phase === 'Bound', 60_000);
+    for (const c of ['a', 'b'])
+      await waitFor(
+        `claim ${c} bound`,
+        async () => (await admin.get<Pvc>(PERSISTENT_VOLUME_CLAIMS, c, namespace)).status?.phase === 'Bound',
+        60_000,
+      );
     const pvA = (await pvOf(diskA))!;
     oldUid = pvA.metadata.uid!;
     fileA = path.join(pvA.spec.local!.path, 'released-data');
@@ -288,29 +374,52 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
 
     await injectFault(AREA, 'agent killed after wiping, before reporting it', plan(true, kept, wiping), async () => {
       await crashAt('agent', 'local/wiped', 'local/release');
-      const d = await waitFor('the wipe for the released volume reported', async () => {
-        const x = await admin.get<Disk>(NODE_DISKS, diskA);
-        return x.status?.lastWipe?.volumeUID === oldUid && x.status.lastWipe.result === 'Succeeded' ? x : undefined;
-      }, CONVERGE_MS);
+      const d = await waitFor(
+        'the wipe for the released volume reported',
+        async () => {
+          const x = await admin.get<Disk>(NODE_DISKS, diskA);
+          return x.status?.lastWipe?.volumeUID === oldUid && x.status.lastWipe.result === 'Succeeded' ? x : undefined;
+        },
+        CONVERGE_MS,
+      );
       expect(d.metadata.annotations?.[WIPED_VOLUMES_ANNOTATION]?.split(',')).to.include(oldUid);
     });
 
     const releasedPv = pvA.metadata.name!;
-    await injectFault(AREA, 'operator killed after deleting the released PV', plan(true, kept, () => ({ vanish: { PersistentVolume: [releasedPv] }, appear: { PersistentVolume: [releasedPv] } })), async () => {
-      await crashAt('operator', 'local/pv-deleted', 'local/publish');
-      await waitFor('the released PV gone', async () => (await pvOf(diskA))?.metadata.uid !== oldUid, CONVERGE_MS);
-    });
+    await injectFault(
+      AREA,
+      'operator killed after deleting the released PV',
+      plan(true, kept, () => ({ vanish: { PersistentVolume: [releasedPv] }, appear: { PersistentVolume: [releasedPv] } })),
+      async () => {
+        await crashAt('operator', 'local/pv-deleted', 'local/publish');
+        await waitFor('the released PV gone', async () => (await pvOf(diskA))?.metadata.uid !== oldUid, CONVERGE_MS);
+      },
+    );
 
-    await injectFault(AREA, 'operator killed right after creating the fresh PV', plan(true, kept, () => ({ appear: { PersistentVolume: [releasedPv] } })), async () => {
-      await crashAt('operator', 'local/publish');
-      const fresh = await waitFor('a fresh Available PV for the wiped disk, the wipe request withdrawn, the pool counting it', async () => {
-        const pv = await pvOf(diskA);
-        const d = await admin.get<Disk>(NODE_DISKS, diskA);
-        const counts = await poolCounts();
-        return pv && pv.metadata.uid !== oldUid && pv.status?.phase === 'Available' && !d.spec.wipe && counts?.volumes?.available === 1 ? pv : undefined;
-      }, CONVERGE_MS);
-      expect((await readdir(fresh.spec.local!.path)).filter((f) => f !== 'lost+found')).to.deep.equal([], 'the fresh volume starts empty');
-    });
+    await injectFault(
+      AREA,
+      'operator killed right after creating the fresh PV',
+      plan(true, kept, () => ({ appear: { PersistentVolume: [releasedPv] } })),
+      async () => {
+        await crashAt('operator', 'local/publish');
+        const fresh = await waitFor(
+          'a fresh Available PV for the wiped disk, the wipe request withdrawn, the pool counting it',
+          async () => {
+            const pv = await pvOf(diskA);
+            const d = await admin.get<Disk>(NODE_DISKS, diskA);
+            const counts = await poolCounts();
+            return pv && pv.metadata.uid !== oldUid && pv.status?.phase === 'Available' && !d.spec.wipe && counts?.volumes?.available === 1
+              ? pv
+              : undefined;
+          },
+          CONVERGE_MS,
+        );
+        expect((await readdir(fresh.spec.local!.path)).filter((f) => f !== 'lost+found')).to.deep.equal(
+          [],
+          'the fresh volume starts empty',
+        );
+      },
+    );
   });
 
   it('agent killed between unmounting and erasing while the pool is deleted: the disks end blank, unmounted, unclaimed', async () => {
@@ -318,17 +427,31 @@ describe('faults: kill -9 at every step of the Local claim protocol (real operat
     await admin.delete(PERSISTENT_VOLUME_CLAIMS, 'b', { namespace });
     await admin.delete(STORAGE_POOLS, pool);
     const released = async (): Promise<ExpectedChanges> => ({
-      vanish: { PersistentVolume: () => true, 'NodeDisk claim': () => true, StorageClass: [pool], mount: (id) => id.includes(` ${root()}/`) },
+      vanish: {
+        PersistentVolume: () => true,
+        'NodeDisk claim': () => true,
+        StorageClass: [pool],
+        mount: (id) => id.includes(` ${root()}/`),
+      },
     });
-    await injectFault(AREA, 'agent killed at release', plan(false, { na: 'every volume was released before the fault: the pool is being deleted on purpose' }, released), async () => {
-      await crashAt('agent', 'local/release');
-      await waitFor('the pool finalized and both disks released', async () => {
-        if (await admin.getIfExists(STORAGE_POOLS, pool)) return false;
-        const ds = await ourDisks();
-        return ds.every((d) => !d.spec.claim && d.status?.conditions?.find((c) => c.type === 'Prepared')?.reason === 'NotClaimed');
-      }, CONVERGE_MS);
-      expect(await poolPvs()).to.deep.equal([]);
-      for (const d of disks) expect(await blkidUuid(d.device), `${d.device} is blank again`).to.equal(undefined);
-    });
+    await injectFault(
+      AREA,
+      'agent killed at release',
+      plan(false, { na: 'every volume was released before the fault: the pool is being deleted on purpose' }, released),
+      async () => {
+        await crashAt('agent', 'local/release');
+        await waitFor(
+          'the pool finalized and both disks released',
+          async () => {
+            if (await admin.getIfExists(STORAGE_POOLS, pool)) return false;
+            const ds = await ourDisks();
+            return ds.every((d) => !d.spec.claim && d.status?.conditions?.find((c) => c.type === 'Prepared')?.reason === 'NotClaimed');
+          },
+          CONVERGE_MS,
+        );
+        expect(await poolPvs()).to.deep.equal([]);
+        for (const d of disks) expect(await blkidUuid(d.device), `${d.device} is blank again`).to.equal(undefined);
+      },
+    );
   });
 });

@@ -42,7 +42,19 @@ import { condition, type Pool } from '../support/pool-world.js';
 import { AgentProcess, diskOfFile } from '../node/support.js';
 import { call, type CsiClient } from '../csi/fixture.js';
 import { injectFault, type FaultPlan } from './ledger.js';
-import { KeptData, driverObjects, allOf, apiObjects, conditionsReach, loopDevices, mounts, nodeDiskClaims, processes, processesUp, subvolumes } from './fault-checks.js';
+import {
+  KeptData,
+  driverObjects,
+  allOf,
+  apiObjects,
+  conditionsReach,
+  loopDevices,
+  mounts,
+  nodeDiskClaims,
+  processes,
+  processesUp,
+  subvolumes,
+} from './fault-checks.js';
 import { expectAlerts, scrapedSeries } from './alert-check.js';
 import { pullDisk } from './pull-disk.js';
 
@@ -85,10 +97,22 @@ describe('faults: a mirror of a replicated.size 2 Dynamic pool pulled under writ
   const cond = (d: Disk | undefined, type: string) => d?.status?.conditions?.find((c) => c.type === type);
   const get = (file: string): Promise<Disk | undefined> => diskOfFile(admin, node, file);
   const retried = async <T = any>(client: CsiClient, method: string, req: unknown): Promise<T> =>
-    waitFor(`${method} to succeed`, () => call<T>(client, method, req, 20_000).catch((err: grpc.ServiceError) => {
-      if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.FAILED_PRECONDITION || err.code === grpc.status.RESOURCE_EXHAUSTED || err.code === grpc.status.NOT_FOUND) return undefined;
-      throw err;
-    }), CONVERGE_MS, 500);
+    waitFor(
+      `${method} to succeed`,
+      () =>
+        call<T>(client, method, req, 20_000).catch((err: grpc.ServiceError) => {
+          if (
+            err.code === grpc.status.UNAVAILABLE ||
+            err.code === grpc.status.FAILED_PRECONDITION ||
+            err.code === grpc.status.RESOURCE_EXHAUSTED ||
+            err.code === grpc.status.NOT_FOUND
+          )
+            return undefined;
+          throw err;
+        }),
+      CONVERGE_MS,
+      500,
+    );
   /** Writes one checksummed file into the volume, fsynced; the digest is kept only when the write succeeded. */
   const writeOne = (name: string, bytes: number, into = kept): Promise<void> => into.write(path.join(target(), name), bytes);
   /**
@@ -98,7 +122,8 @@ describe('faults: a mirror of a replicated.size 2 Dynamic pool pulled under writ
   const plan = (): FaultPlan => ({
     data: kept,
     inventory: [
-      apiObjects(admin, POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` }), apiObjects(admin, POOL_SNAPSHOTS, { labelSelector: `stowage.dev/pool=${pool}` }),
+      apiObjects(admin, POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` }),
+      apiObjects(admin, POOL_SNAPSHOTS, { labelSelector: `stowage.dev/pool=${pool}` }),
       subvolumes(() => path.join(dir, 'state', 'pools', pool, 'volumes')),
       nodeDiskClaims(admin, NODE_DISKS, `stowage.dev/node=${node}`),
       mounts([dir], () => [d1.device, d2.device]),
@@ -131,30 +156,72 @@ describe('faults: a mirror of a replicated.size 2 Dynamic pool pulled under writ
     daemonPort = await freePort();
     daemon = AgentProcess.start(kubeconfig, node, [
       ...[d1.file, d2.file, replacementFile].flatMap((f) => ['--allow-device', f]),
-      '--root', path.join(dir, 'disks'), '--pool-root', path.join(dir, 'state'), '--csi-endpoint', `unix://${dir}/node.sock`,
-      '--kubelet-dir', kubelet(), '--discovery-interval', '1', '--metrics-bind-address', `127.0.0.1:${daemonPort}`,
+      '--root',
+      path.join(dir, 'disks'),
+      '--pool-root',
+      path.join(dir, 'state'),
+      '--csi-endpoint',
+      `unix://${dir}/node.sock`,
+      '--kubelet-dir',
+      kubelet(),
+      '--discovery-interval',
+      '1',
+      '--metrics-bind-address',
+      `127.0.0.1:${daemonPort}`,
     ]);
-    controller = spawn(process.execPath, [CLI, 'csi-controller', '--kubeconfig', kubeconfig, '--endpoint', `unix://${dir}/controller.sock`], { stdio: 'ignore', env: { ...process.env, STOWAGE_LOG_LEVEL: 'silent' } });
+    controller = spawn(
+      process.execPath,
+      [CLI, 'csi-controller', '--kubeconfig', kubeconfig, '--endpoint', `unix://${dir}/controller.sock`],
+      { stdio: 'ignore', env: { ...process.env, STOWAGE_LOG_LEVEL: 'silent' } },
+    );
     operator = await OperatorProcess.start(kubeconfig);
-    await admin.apply(STORAGE_POOLS, {
-      apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: pool },
-      spec: { mode: 'Dynamic', disks: { selector: { matchLabels: { 'stowage.dev/node': node } } }, replicated: { size: 2 } },
-    }, { fieldManager: 'kubectl' });
-    await waitFor('both disks in the pool\'s btrfs', async () => {
-      const ds = await Promise.all([get(d1.file), get(d2.file)]);
-      return ds.every((d) => cond(d, 'Prepared')?.status === 'True');
-    }, CONVERGE_MS);
+    await admin.apply(
+      STORAGE_POOLS,
+      {
+        apiVersion: 'stowage.dev/v1alpha1',
+        kind: 'StoragePool',
+        metadata: { name: pool },
+        spec: { mode: 'Dynamic', disks: { selector: { matchLabels: { 'stowage.dev/node': node } } }, replicated: { size: 2 } },
+      },
+      { fieldManager: 'kubectl' },
+    );
+    await waitFor(
+      "both disks in the pool's btrfs",
+      async () => {
+        const ds = await Promise.all([get(d1.file), get(d2.file)]);
+        return ds.every((d) => cond(d, 'Prepared')?.status === 'True');
+      },
+      CONVERGE_MS,
+    );
     const v1 = csiV1() as any;
     ctl = new v1.Controller(`unix://${dir}/controller.sock`, grpc.credentials.createInsecure());
     nodeCsi = new v1.Node(`unix://${dir}/node.sock`, grpc.credentials.createInsecure());
-    volumeId = (await retried(ctl, 'CreateVolume', { name: 'pvc-mirror', capacity_range: { required_bytes: String(96 * MiB) }, volume_capabilities: [mountCap], parameters: { pool } })).volume.volume_id;
+    volumeId = (
+      await retried(ctl, 'CreateVolume', {
+        name: 'pvc-mirror',
+        capacity_range: { required_bytes: String(96 * MiB) },
+        volume_capabilities: [mountCap],
+        parameters: { pool },
+      })
+    ).volume.volume_id;
     await retried(nodeCsi, 'NodeStageVolume', { volume_id: volumeId, staging_target_path: staging(), volume_capability: mountCap });
-    await retried(nodeCsi, 'NodePublishVolume', { volume_id: volumeId, staging_target_path: staging(), target_path: target(), volume_capability: mountCap });
+    await retried(nodeCsi, 'NodePublishVolume', {
+      volume_id: volumeId,
+      staging_target_path: staging(),
+      target_path: target(),
+      volume_capability: mountCap,
+    });
     const profile = await run('btrfs', ['filesystem', 'df', path.join(dir, 'state', 'pools', pool)]);
-    expect(profile).to.match(/Data, RAID1/).and.to.match(/Metadata, RAID1/);
+    expect(profile)
+      .to.match(/Data, RAID1/)
+      .and.to.match(/Metadata, RAID1/);
     await writeOne('before.bin', 16 * MiB);
     // The operator's driver objects exist before the fault (set-up, not a leak of it).
-    await waitFor('the operator to report on its driver objects for the pool', async () => condition(await admin.get<Pool>(STORAGE_POOLS, pool), 'DriverReady') !== undefined, 60_000);
+    await waitFor(
+      'the operator to report on its driver objects for the pool',
+      async () => condition(await admin.get<Pool>(STORAGE_POOLS, pool), 'DriverReady') !== undefined,
+      60_000,
+    );
   });
 
   after(async () => {
@@ -165,11 +232,19 @@ describe('faults: a mirror of a replicated.size 2 Dynamic pool pulled under writ
       await call(nodeCsi, 'NodeUnstageVolume', { volume_id: volumeId, staging_target_path: staging() }).catch(() => undefined);
     }
     if (admin) {
-      for (const pv of (await admin.list<PoolVolume>(POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` }).catch(() => ({ items: [] as PoolVolume[] }))).items) {
+      for (const pv of (
+        await admin
+          .list<PoolVolume>(POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })
+          .catch(() => ({ items: [] as PoolVolume[] }))
+      ).items) {
         await admin.delete(POOL_VOLUMES, pv.metadata.name).catch(() => undefined);
       }
       if (daemon && !daemon.exited) {
-        await waitFor('the daemon to remove the volume', async () => (await admin.list(POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })).items.length === 0, 30_000).catch(() => undefined);
+        await waitFor(
+          'the daemon to remove the volume',
+          async () => (await admin.list(POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })).items.length === 0,
+          30_000,
+        ).catch(() => undefined);
       }
     }
     if (controller && controller.exitCode === null && controller.signalCode === null) {
@@ -179,13 +254,20 @@ describe('faults: a mirror of a replicated.size 2 Dynamic pool pulled under writ
     await daemon?.stop();
     await operator?.stop();
     // Unmount by target under this test's directory, never by device (a lazily detached device's number may be reused).
-    if (dir) for (const m of (await mountsUnder(dir)).sort((x, y) => y.length - x.length)) await run('umount', [m]).catch(() => run('umount', ['--lazy', m]).catch(() => undefined));
+    if (dir)
+      for (const m of (await mountsUnder(dir)).sort((x, y) => y.length - x.length))
+        await run('umount', [m]).catch(() => run('umount', ['--lazy', m]).catch(() => undefined));
     await loops.cleanup();
     if (admin) {
-      for (const pv of (await admin.list<PoolVolume>(POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` }).catch(() => ({ items: [] as PoolVolume[] }))).items) {
+      for (const pv of (
+        await admin
+          .list<PoolVolume>(POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })
+          .catch(() => ({ items: [] as PoolVolume[] }))
+      ).items) {
         await admin.mergePatch(POOL_VOLUMES, pv.metadata.name, { metadata: { finalizers: null } }).catch(() => undefined);
       }
-      for (const d of (await admin.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items) await admin.delete(NODE_DISKS, d.metadata.name);
+      for (const d of (await admin.list<NodeDisk>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` })).items)
+        await admin.delete(NODE_DISKS, d.metadata.name);
       await deletePoolForcibly(admin, pool);
       await admin.delete(NODES, node).catch(() => undefined);
       admin.close();
@@ -198,7 +280,10 @@ describe('faults: a mirror of a replicated.size 2 Dynamic pool pulled under writ
     const disk2 = (await get(d2.file))!.metadata.name;
     const disk1 = (await get(d1.file))!.metadata.name;
     disk1Name = disk1;
-    const errorsBefore = scrapedSeries(await daemonMetrics(), ['stowage_engine_device_errors_total'], { job: NODE_JOB, instance: 'node:8080' });
+    const errorsBefore = scrapedSeries(await daemonMetrics(), ['stowage_engine_device_errors_total'], {
+      job: NODE_JOB,
+      instance: 'node:8080',
+    });
     await injectFault(AREA, 'one mirror of a replicated.size 2 pool pulled under writes', plan(), async () => {
       let writing = true;
       let written = 0;
@@ -207,36 +292,59 @@ describe('faults: a mirror of a replicated.size 2 Dynamic pool pulled under writ
       // without filling the volume's quota.
       const writer = (async () => {
         while (writing) {
-          await writeOne(`during-${written % 32}.bin`, 256 * 1024, during).then(() => { written++; }, (err: Error) => {
-            writeError = err.message;
-            writing = false;
-          });
+          await writeOne(`during-${written % 32}.bin`, 256 * 1024, during).then(
+            () => {
+              written++;
+            },
+            (err: Error) => {
+              writeError = err.message;
+              writing = false;
+            },
+          );
         }
       })();
       await waitFor('the writer to be going', () => written >= 3, 30_000);
       const t0 = Date.now();
       await pullDisk(loops, d2);
-      const unhealthy = await waitFor('the pulled mirror\'s NodeDisk to say so', async () => {
-        const d = await get(d2.file);
-        return cond(d, 'Healthy')?.status === 'False' ? d : undefined;
-      }, NOTICE_MS).catch(async (err: Error) => {
+      const unhealthy = await waitFor(
+        "the pulled mirror's NodeDisk to say so",
+        async () => {
+          const d = await get(d2.file);
+          return cond(d, 'Healthy')?.status === 'False' ? d : undefined;
+        },
+        NOTICE_MS,
+      ).catch(async (err: Error) => {
         const children = await run('ps', ['--ppid', String(daemon!.child.pid), '-o', 'pid,stat,etime,args']).catch((e: Error) => e.message);
         const lsblk = await run('lsblk', ['-b', '-o', 'NAME,SIZE,TYPE', d2.device]).catch((e: Error) => e.message);
-        throw new Error(`${err.message}; NodeDisk: ${JSON.stringify((await get(d2.file))?.status)}; lsblk: ${lsblk}; daemon's children: ${children}; daemon: ${daemon!.output.join('').slice(-3000)}`);
+        throw new Error(
+          `${err.message}; NodeDisk: ${JSON.stringify((await get(d2.file))?.status)}; lsblk: ${lsblk}; daemon's children: ${children}; daemon: ${daemon!.output.join('').slice(-3000)}`,
+        );
       });
       measured.nodeDiskUnhealthyAfterMs = Date.now() - t0;
       expect(cond(unhealthy, 'Healthy')!.reason).to.equal('NoMedium');
-      const p = await waitFor('the pool\'s DisksHealthy to turn False', async () => {
-        const x = await admin.get<Pool>(STORAGE_POOLS, pool);
-        return condition(x, 'DisksHealthy')?.status === 'False' ? x : undefined;
-      }, NOTICE_MS);
+      const p = await waitFor(
+        "the pool's DisksHealthy to turn False",
+        async () => {
+          const x = await admin.get<Pool>(STORAGE_POOLS, pool);
+          return condition(x, 'DisksHealthy')?.status === 'False' ? x : undefined;
+        },
+        NOTICE_MS,
+      );
       measured.poolDisksHealthyFalseAfterMs = Date.now() - t0;
       expect(condition(p, 'DisksHealthy')!.message).to.contain(disk2).and.not.contain(disk1);
-      await waitFor('the volume to report Degraded', async () =>
-        (await admin.get<PoolVolume>(POOL_VOLUMES, volumeId)).status?.conditions?.find((c) => c.type === 'Degraded')?.status === 'True', NOTICE_MS);
+      await waitFor(
+        'the volume to report Degraded',
+        async () =>
+          (await admin.get<PoolVolume>(POOL_VOLUMES, volumeId)).status?.conditions?.find((c) => c.type === 'Degraded')?.status === 'True',
+        NOTICE_MS,
+      );
       measured.volumeDegradedAfterMs = Date.now() - t0;
       const atNotice = written;
-      await waitFor('writes to go on on the surviving mirror', () => written >= atNotice + 10 || (writeError ? Promise.reject(new Error(`a write failed: ${writeError}`)) : false), 30_000);
+      await waitFor(
+        'writes to go on on the surviving mirror',
+        () => written >= atNotice + 10 || (writeError ? Promise.reject(new Error(`a write failed: ${writeError}`)) : false),
+        30_000,
+      );
       writing = false;
       await writer;
       expect(writeError, 'btrfs raid1 completes writes on the surviving mirror').to.equal('');
@@ -244,25 +352,57 @@ describe('faults: a mirror of a replicated.size 2 Dynamic pool pulled under writ
       // What was written during the fault reads back too (the ledger checks what was written before).
       const duringBack = await during.freeze().readBack();
       expect(duringBack.lost, duringBack.notes.join('; ')).to.equal(0);
-      const events = (await admin.list<KubeObject & { type: string; reason: string }>(EVENTS, { namespace: 'default', fieldSelector: `involvedObject.name=${disk2}` })).items;
+      const events = (
+        await admin.list<KubeObject & { type: string; reason: string }>(EVENTS, {
+          namespace: 'default',
+          fieldSelector: `involvedObject.name=${disk2}`,
+        })
+      ).items;
       expect(events.filter((e) => e.type === 'Warning').map((e) => e.reason)).to.include('NoMedium');
-      const poolEvents = (await admin.list<KubeObject & { type: string; reason: string; message: string }>(EVENTS, { namespace: 'default', fieldSelector: `involvedObject.name=${pool}` })).items;
-      expect(poolEvents.filter((e) => e.type === 'Warning' && e.reason === 'DisksUnhealthy').map((e) => e.message).join(' ')).to.contain(disk2);
+      const poolEvents = (
+        await admin.list<KubeObject & { type: string; reason: string; message: string }>(EVENTS, {
+          namespace: 'default',
+          fieldSelector: `involvedObject.name=${pool}`,
+        })
+      ).items;
+      expect(
+        poolEvents
+          .filter((e) => e.type === 'Warning' && e.reason === 'DisksUnhealthy')
+          .map((e) => e.message)
+          .join(' '),
+      ).to.contain(disk2);
 
       // The alerts, over exactly what the processes export now.
       const nodeText = await daemonMetrics();
       const target = { job: NODE_JOB, instance: 'node:8080' };
-      await expectAlerts(rule('StowageDiskUnhealthy'), scrapedSeries(nodeText, ['stowage_disk_health_status', 'stowage_disk_condition'], target), [{ ...target, node, disk: disk2 }]);
-      const errorsNow = await waitFor('btrfs to count the pulled mirror\'s errors', async () => {
-        const s = scrapedSeries(await daemonMetrics(), ['stowage_engine_device_errors_total'], target);
-        return Object.entries(s).some(([k, v]) => k.includes(d2.device) && v > (errorsBefore[k] ?? 0)) ? s : undefined;
-      }, NOTICE_MS);
+      await expectAlerts(
+        rule('StowageDiskUnhealthy'),
+        scrapedSeries(nodeText, ['stowage_disk_health_status', 'stowage_disk_condition'], target),
+        [{ ...target, node, disk: disk2 }],
+      );
+      const errorsNow = await waitFor(
+        "btrfs to count the pulled mirror's errors",
+        async () => {
+          const s = scrapedSeries(await daemonMetrics(), ['stowage_engine_device_errors_total'], target);
+          return Object.entries(s).some(([k, v]) => k.includes(d2.device) && v > (errorsBefore[k] ?? 0)) ? s : undefined;
+        },
+        NOTICE_MS,
+      );
       // increase() over the 30 m window: the errors counted since the scrape before the fault.
-      const delta = Object.entries(errorsNow).filter(([k]) => k.includes(`device="${d2.device}"`)).reduce((n, [k, v]) => n + v - (errorsBefore[k] ?? 0), 0);
+      const delta = Object.entries(errorsNow)
+        .filter(([k]) => k.includes(`device="${d2.device}"`))
+        .reduce((n, [k, v]) => n + v - (errorsBefore[k] ?? 0), 0);
       measured.btrfsErrorsCounted = delta;
       await expectAlerts(rule('StowageDiskIOErrors'), errorsNow, [{ ...target, node, pool, device: d2.device }], errorsBefore, delta);
-      await waitFor('the operator\'s pool metrics to count the unhealthy disk', async () => (await operator!.metric('stowage_pool_disks', { pool, state: 'unhealthy' })) >= 1, 30_000);
-      const opSeries = scrapedSeries(await operator!.metrics(), ['stowage_pool_disks', 'stowage_pool_condition'], { job: OPERATOR_JOB, instance: 'op:8080' });
+      await waitFor(
+        "the operator's pool metrics to count the unhealthy disk",
+        async () => (await operator!.metric('stowage_pool_disks', { pool, state: 'unhealthy' })) >= 1,
+        30_000,
+      );
+      const opSeries = scrapedSeries(await operator!.metrics(), ['stowage_pool_disks', 'stowage_pool_condition'], {
+        job: OPERATOR_JOB,
+        instance: 'op:8080',
+      });
       await expectAlerts(rule('StowagePoolDegraded'), opSeries, [{ job: OPERATOR_JOB, instance: 'op:8080', pool }]);
     });
   });
@@ -274,14 +414,22 @@ describe('faults: a mirror of a replicated.size 2 Dynamic pool pulled under writ
     {
       const t0 = Date.now();
       const fresh = await loops.createAt(replacementFile, 512 * MiB);
-      const rebuilt = await waitFor('the new disk in the pool and the pool whole again', async () => {
-        const d = await get(fresh.file);
-        const v = await admin.get<PoolVolume>(POOL_VOLUMES, volumeId);
-        return d && cond(d, 'Prepared')?.status === 'True' && v.status?.conditions?.find((c) => c.type === 'Degraded')?.status === 'False' ? d : undefined;
-      }, CONVERGE_MS).catch(async (err: Error) => {
+      const rebuilt = await waitFor(
+        'the new disk in the pool and the pool whole again',
+        async () => {
+          const d = await get(fresh.file);
+          const v = await admin.get<PoolVolume>(POOL_VOLUMES, volumeId);
+          return d && cond(d, 'Prepared')?.status === 'True' && v.status?.conditions?.find((c) => c.type === 'Degraded')?.status === 'False'
+            ? d
+            : undefined;
+        },
+        CONVERGE_MS,
+      ).catch(async (err: Error) => {
         const show = await run('btrfs', ['filesystem', 'show', path.join(dir, 'state', 'pools', pool)]).catch((e: Error) => e.message);
         const v = await admin.get<PoolVolume>(POOL_VOLUMES, volumeId);
-        throw new Error(`${err.message}; new disk: ${JSON.stringify((await get(fresh.file))?.status?.conditions)}; volume: ${JSON.stringify(v.status?.conditions)}; btrfs: ${show}; daemon: ${daemon!.output.join('').slice(-4000)}`);
+        throw new Error(
+          `${err.message}; new disk: ${JSON.stringify((await get(fresh.file))?.status?.conditions)}; volume: ${JSON.stringify(v.status?.conditions)}; btrfs: ${show}; daemon: ${daemon!.output.join('').slice(-4000)}`,
+        );
       });
       measured.rebuiltAfterMs = Date.now() - t0;
       measured.compactedBeforeRebuild = String(daemon!.output.join('').includes('compacting nearly empty chunks'));
@@ -295,9 +443,17 @@ describe('faults: a mirror of a replicated.size 2 Dynamic pool pulled under writ
       await writeOne('after.bin', 4 * MiB);
       // btrfs let go of the dead device, so the kernel dropped it: its NodeDisk says it is gone; the
       // runbook's last step removes it, and the pool's disks are all healthy again.
-      await waitFor('the dead disk\'s NodeDisk to say it is gone', async () => cond(await admin.get<Disk>(NODE_DISKS, disk2), 'Present')?.status === 'False', NOTICE_MS);
+      await waitFor(
+        "the dead disk's NodeDisk to say it is gone",
+        async () => cond(await admin.get<Disk>(NODE_DISKS, disk2), 'Present')?.status === 'False',
+        NOTICE_MS,
+      );
       await admin.delete(NODE_DISKS, disk2);
-      await waitFor('the pool\'s DisksHealthy True again', async () => condition(await admin.get<Pool>(STORAGE_POOLS, pool), 'DisksHealthy')?.status === 'True', CONVERGE_MS);
+      await waitFor(
+        "the pool's DisksHealthy True again",
+        async () => condition(await admin.get<Pool>(STORAGE_POOLS, pool), 'DisksHealthy')?.status === 'True',
+        CONVERGE_MS,
+      );
       expect(await admin.getIfExists(NODE_DISKS, disk2), 'the dead disk is not re-created').to.equal(undefined);
     }
     const back = await frozen.readBack();

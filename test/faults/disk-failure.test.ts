@@ -42,7 +42,17 @@ import { OperatorProcess, freePort } from '../support/operator-process.js';
 import { condition, type Pool, type Pvc } from '../support/pool-world.js';
 import { AgentProcess, blkidUuid, mountsOfDevice, nodeDisksOf } from '../node/support.js';
 import { injectFault, type ExpectedChanges, type FaultPlan, type SurvivalCheck } from './ledger.js';
-import { KeptData, driverObjects, apiObjects, conditionsReach, loopDevices, mounts, nodeDiskClaims, processes, processesUp } from './fault-checks.js';
+import {
+  KeptData,
+  driverObjects,
+  apiObjects,
+  conditionsReach,
+  loopDevices,
+  mounts,
+  nodeDiskClaims,
+  processes,
+  processesUp,
+} from './fault-checks.js';
 import { expectAlerts, scrapedSeries } from './alert-check.js';
 import { pullDisk } from './pull-disk.js';
 
@@ -80,23 +90,38 @@ describe('faults: disks that fail under a Local pool (real operator and agent pr
   const kept = new KeptData();
   const measured: Record<string, number> = {};
 
-  const ourDisks = async (): Promise<Disk[]> => (await nodeDisksOf(admin, node));
-  const diskOf = async (file: string): Promise<Disk | undefined> => (await ourDisks()).find((d) => d.metadata.annotations?.[IDENTITY_ANNOTATION] === `loop:${file}`);
-  const poolPvs = async (): Promise<PersistentVolume[]> => (await admin.list<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })).items;
-  const pvOfDisk = async (disk: string): Promise<PersistentVolume | undefined> => (await poolPvs()).find((pv) => pv.metadata.labels?.['stowage.dev/disk'] === disk);
+  const ourDisks = async (): Promise<Disk[]> => await nodeDisksOf(admin, node);
+  const diskOf = async (file: string): Promise<Disk | undefined> =>
+    (await ourDisks()).find((d) => d.metadata.annotations?.[IDENTITY_ANNOTATION] === `loop:${file}`);
+  const poolPvs = async (): Promise<PersistentVolume[]> =>
+    (await admin.list<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })).items;
+  const pvOfDisk = async (disk: string): Promise<PersistentVolume | undefined> =>
+    (await poolPvs()).find((pv) => pv.metadata.labels?.['stowage.dev/disk'] === disk);
   const cond = (d: Disk | undefined, type: string) => d?.status?.conditions?.find((c) => c.type === type);
   const agentMetrics = async (): Promise<string> => (await fetch(`http://127.0.0.1:${agentPort}/metrics`)).text();
   const startAgent = (): void => {
     agent = AgentProcess.start(kubeconfig, node, [
       ...[a.file, b.file, replacementFile].flatMap((f) => ['--allow-device', f]),
-      '--root', root(), '--discovery-interval', '1', '--metrics-bind-address', `127.0.0.1:${agentPort}`,
+      '--root',
+      root(),
+      '--discovery-interval',
+      '1',
+      '--metrics-bind-address',
+      `127.0.0.1:${agentPort}`,
     ]);
   };
   const eventsOf = async (name: string): Promise<{ type: string; reason: string; message: string; count?: number }[]> =>
-    (await admin.list<KubeObject & { type: string; reason: string; message: string; count?: number }>(EVENTS, { namespace: 'default', fieldSelector: `involvedObject.name=${name}` })).items;
+    (
+      await admin.list<KubeObject & { type: string; reason: string; message: string; count?: number }>(EVENTS, {
+        namespace: 'default',
+        fieldSelector: `involvedObject.name=${name}`,
+      })
+    ).items;
   /** How many times the agent formatted, wiped, released or adopted the disk (event counts). */
   const destructiveSteps = async (name: string): Promise<number> =>
-    (await eventsOf(name)).filter((e) => /^(Formatting|Formatted|Wiping|Wiped|Releasing|Released|AdoptingDisk)$/.test(e.reason)).reduce((n, e) => n + (e.count ?? 1), 0);
+    (await eventsOf(name))
+      .filter((e) => /^(Formatting|Formatted|Wiping|Wiped|Releasing|Released|AdoptingDisk)$/.test(e.reason))
+      .reduce((n, e) => n + (e.count ?? 1), 0);
 
   const alive = (): SurvivalCheck => processesUp({ operator: () => !operator!.exited, 'node agent': () => !agent!.exited });
   /** The neighbour disk: still present, not reported unhealthy, still mounted where its PV says. */
@@ -104,9 +129,11 @@ describe('faults: disks that fail under a Local pool (real operator and agent pr
     const d = await diskOf(b.file);
     const out: string[] = [];
     if (cond(d, 'Present')?.status !== 'True') out.push(`neighbour ${d?.metadata.name} not Present: ${JSON.stringify(cond(d, 'Present'))}`);
-    if (cond(d, 'Healthy')?.status === 'False') out.push(`neighbour ${d?.metadata.name} reported unhealthy: ${cond(d, 'Healthy')?.message}`);
+    if (cond(d, 'Healthy')?.status === 'False')
+      out.push(`neighbour ${d?.metadata.name} reported unhealthy: ${cond(d, 'Healthy')?.message}`);
     const mounts = await mountsOfDevice(b.device);
-    if (!mounts.includes(path.join(root(), d!.metadata.name))) out.push(`neighbour ${b.device} no longer mounted at its path: [${mounts.join(', ')}]`);
+    if (!mounts.includes(path.join(root(), d!.metadata.name)))
+      out.push(`neighbour ${b.device} no longer mounted at its path: [${mounts.join(', ')}]`);
     return out;
   };
   /**
@@ -145,18 +172,44 @@ describe('faults: disks that fail under a Local pool (real operator and agent pr
     agentPort = await freePort();
     operator = await OperatorProcess.start(kubeconfig);
     startAgent();
-    await admin.apply(STORAGE_POOLS, {
-      apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: pool },
-      spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/node': node } } }, local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' } },
-    }, { fieldManager: 'kubectl' });
-    await waitFor('two Available PVs', async () => (await poolPvs()).filter((pv) => pv.status?.phase === 'Available').length === 2, CONVERGE_MS);
-    for (const [claim, file] of [['a', a.file], ['b', b.file]] as const) {
+    await admin.apply(
+      STORAGE_POOLS,
+      {
+        apiVersion: 'stowage.dev/v1alpha1',
+        kind: 'StoragePool',
+        metadata: { name: pool },
+        spec: {
+          mode: 'Local',
+          disks: { selector: { matchLabels: { 'stowage.dev/node': node } } },
+          local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' },
+        },
+      },
+      { fieldManager: 'kubectl' },
+    );
+    await waitFor(
+      'two Available PVs',
+      async () => (await poolPvs()).filter((pv) => pv.status?.phase === 'Available').length === 2,
+      CONVERGE_MS,
+    );
+    for (const [claim, file] of [
+      ['a', a.file],
+      ['b', b.file],
+    ] as const) {
       const pv = (await pvOfDisk((await diskOf(file))!.metadata.name))!;
       await admin.create(PERSISTENT_VOLUME_CLAIMS, {
         metadata: { name: claim, namespace },
-        spec: { accessModes: ['ReadWriteOnce'], storageClassName: pool, volumeName: pv.metadata.name, resources: { requests: { storage: '10Mi' } } },
+        spec: {
+          accessModes: ['ReadWriteOnce'],
+          storageClassName: pool,
+          volumeName: pv.metadata.name,
+          resources: { requests: { storage: '10Mi' } },
+        },
       });
-      await waitFor(`claim ${claim} bound`, async () => (await admin.get<Pvc>(PERSISTENT_VOLUME_CLAIMS, claim, namespace)).status?.phase === 'Bound', 60_000);
+      await waitFor(
+        `claim ${claim} bound`,
+        async () => (await admin.get<Pvc>(PERSISTENT_VOLUME_CLAIMS, claim, namespace)).status?.phase === 'Bound',
+        60_000,
+      );
     }
     const pvB = (await pvOfDisk((await diskOf(b.file))!.metadata.name))!;
     for (let i = 0; i < 3; i++) await kept.write(path.join(pvB.spec.local!.path, `neighbour-${i}`), 256 * 1024);
@@ -180,8 +233,12 @@ describe('faults: disks that fail under a Local pool (real operator and agent pr
     // Unmount by target (under this test's directory), never by device: a device this test lazily
     // detached is freed at its last unmount and its number may then belong to someone else.
     if (work) {
-      const targets = (await readFile('/proc/self/mounts', 'utf8')).split('\n').map((l) => l.split(' ')[1]?.replace(/\\040/g, ' ')).filter((t): t is string => !!t && t.startsWith(`${work}/`));
-      for (const t of targets.sort((x, y) => y.length - x.length)) await run('umount', [t]).catch(() => run('umount', ['--lazy', t]).catch(() => undefined));
+      const targets = (await readFile('/proc/self/mounts', 'utf8'))
+        .split('\n')
+        .map((l) => l.split(' ')[1]?.replace(/\\040/g, ' '))
+        .filter((t): t is string => !!t && t.startsWith(`${work}/`));
+      for (const t of targets.sort((x, y) => y.length - x.length))
+        await run('umount', [t]).catch(() => run('umount', ['--lazy', t]).catch(() => undefined));
     }
     await loops.cleanup();
     if (work) await rm(work, { recursive: true, force: true });
@@ -189,13 +246,21 @@ describe('faults: disks that fail under a Local pool (real operator and agent pr
     if (Object.keys(measured).length > 0) console.log(`      disks that fail, measured: ${JSON.stringify(measured)}`);
   });
 
-  it('a Local PV\'s disk pulled under writes: Healthy=False and the pool DisksHealthy=False within a minute, the alerts fire, the neighbour untouched', async () => {
+  it("a Local PV's disk pulled under writes: Healthy=False and the pool DisksHealthy=False within a minute, the alerts fire, the neighbour untouched", async () => {
     const diskA = (await diskOf(a.file))!.metadata.name;
     const diskB = (await diskOf(b.file))!.metadata.name;
     const volA = (await pvOfDisk(diskA))!.spec.local!.path;
     // A writer in the volume: numbered 256 KiB files, each fsynced, until a write fails.
     let writerErr = '';
-    writer = spawn('sh', ['-c', `i=0; while [ $i -lt 100000 ]; do dd if=/dev/urandom of="$0/w$i" bs=256k count=1 conv=fsync status=none || exit 3; i=$((i+1)); sleep 0.05; done`, volA], { stdio: ['ignore', 'ignore', 'pipe'] });
+    writer = spawn(
+      'sh',
+      [
+        '-c',
+        `i=0; while [ $i -lt 100000 ]; do dd if=/dev/urandom of="$0/w$i" bs=256k count=1 conv=fsync status=none || exit 3; i=$((i+1)); sleep 0.05; done`,
+        volA,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     writer.stderr!.on('data', (d: Buffer) => (writerErr += d.toString()));
     const writerExit = new Promise<number | null>((resolve) => writer!.once('exit', (code) => resolve(code)));
     await new Promise((r) => setTimeout(r, 1000)); // let it write a few files first (the writes are the point, not the wait)
@@ -214,37 +279,64 @@ describe('faults: disks that fail under a Local pool (real operator and agent pr
       expect(writerErr).to.match(/error|read-only/i);
       measured.writerFailedAfterMs = Date.now() - t0;
 
-      const unhealthy = await waitFor('the NodeDisk to say the disk is unhealthy', async () => {
-        const d = await diskOf(a.file);
-        return cond(d, 'Healthy')?.status === 'False' ? d : undefined;
-      }, NOTICE_MS);
+      const unhealthy = await waitFor(
+        'the NodeDisk to say the disk is unhealthy',
+        async () => {
+          const d = await diskOf(a.file);
+          return cond(d, 'Healthy')?.status === 'False' ? d : undefined;
+        },
+        NOTICE_MS,
+      );
       measured.nodeDiskUnhealthyAfterMs = Date.now() - t0;
       expect(cond(unhealthy, 'Healthy')!.reason).to.be.oneOf(['NoMedium', 'FilesystemErrors']);
       expect(cond(unhealthy, 'Healthy')!.message).to.contain(a.device);
-      const p = await waitFor('the pool\'s DisksHealthy to turn False', async () => {
-        const x = await admin.get<Pool>(STORAGE_POOLS, pool);
-        return condition(x, 'DisksHealthy')?.status === 'False' ? x : undefined;
-      }, NOTICE_MS);
+      const p = await waitFor(
+        "the pool's DisksHealthy to turn False",
+        async () => {
+          const x = await admin.get<Pool>(STORAGE_POOLS, pool);
+          return condition(x, 'DisksHealthy')?.status === 'False' ? x : undefined;
+        },
+        NOTICE_MS,
+      );
       measured.poolDisksHealthyFalseAfterMs = Date.now() - t0;
       expect(condition(p, 'DisksHealthy')).to.deep.include({ reason: 'DisksUnhealthy' });
       expect(condition(p, 'DisksHealthy')!.message).to.contain(diskA).and.not.contain(diskB);
-      const events = await waitFor('a Warning event on the NodeDisk', async () => {
-        const es = (await eventsOf(diskA)).filter((e) => e.type === 'Warning' && /NoMedium|FilesystemErrors/.test(e.reason));
-        return es.length > 0 ? es : undefined;
-      }, NOTICE_MS);
+      const events = await waitFor(
+        'a Warning event on the NodeDisk',
+        async () => {
+          const es = (await eventsOf(diskA)).filter((e) => e.type === 'Warning' && /NoMedium|FilesystemErrors/.test(e.reason));
+          return es.length > 0 ? es : undefined;
+        },
+        NOTICE_MS,
+      );
       expect(events[0].message).to.contain(a.device);
-      const poolEvents = await waitFor('a Warning event on the pool', async () => {
-        const es = (await eventsOf(pool)).filter((e) => e.type === 'Warning' && e.reason === 'DisksUnhealthy');
-        return es.length > 0 ? es : undefined;
-      }, NOTICE_MS);
+      const poolEvents = await waitFor(
+        'a Warning event on the pool',
+        async () => {
+          const es = (await eventsOf(pool)).filter((e) => e.type === 'Warning' && e.reason === 'DisksUnhealthy');
+          return es.length > 0 ? es : undefined;
+        },
+        NOTICE_MS,
+      );
       expect(poolEvents[0].message).to.contain(diskA);
 
       // The alert rules, over exactly the series the two processes export now.
-      const nodeSeries = scrapedSeries(await agentMetrics(), ['stowage_disk_health_status', 'stowage_disk_condition', 'stowage_disk_present', 'stowage_disk_claimed'], { job: NODE_JOB, instance: 'node:8080' });
+      const nodeSeries = scrapedSeries(
+        await agentMetrics(),
+        ['stowage_disk_health_status', 'stowage_disk_condition', 'stowage_disk_present', 'stowage_disk_claimed'],
+        { job: NODE_JOB, instance: 'node:8080' },
+      );
       await expectAlerts(rule('StowageDiskUnhealthy'), nodeSeries, [{ job: NODE_JOB, instance: 'node:8080', node, disk: diskA }]);
       await expectAlerts(rule('StowageDiskMissing'), nodeSeries, []);
-      await waitFor('the operator\'s pool metrics to count the unhealthy disk', async () => (await operator!.metric('stowage_pool_disks', { pool, state: 'unhealthy' })) === 1, 30_000);
-      const opSeries = scrapedSeries(await operator!.metrics(), ['stowage_pool_disks', 'stowage_pool_condition'], { job: OPERATOR_JOB, instance: 'op:8080' });
+      await waitFor(
+        "the operator's pool metrics to count the unhealthy disk",
+        async () => (await operator!.metric('stowage_pool_disks', { pool, state: 'unhealthy' })) === 1,
+        30_000,
+      );
+      const opSeries = scrapedSeries(await operator!.metrics(), ['stowage_pool_disks', 'stowage_pool_condition'], {
+        job: OPERATOR_JOB,
+        instance: 'op:8080',
+      });
       await expectAlerts(rule('StowagePoolDegraded'), opSeries, [{ job: OPERATOR_JOB, instance: 'op:8080', pool }]);
     });
   });
@@ -259,11 +351,19 @@ describe('faults: disks that fail under a Local pool (real operator and agent pr
       // 1. The workload lets go of the volume: the released PV would be wiped, but nothing can be
       //    done on a dead disk, so it must stay Released and never come back as Available.
       await admin.delete(PERSISTENT_VOLUME_CLAIMS, 'a', { namespace });
-      await waitFor('the wipe requested for the released volume', async () => (await admin.get<Disk>(NODE_DISKS, diskA)).spec.wipe?.volumeUID === pvA.metadata.uid, CONVERGE_MS);
-      const d = await waitFor('the agent to say it does nothing on the dead disk', async () => {
-        const x = await admin.get<Disk>(NODE_DISKS, diskA);
-        return cond(x, 'Prepared')?.reason === 'NoMedium' ? x : undefined;
-      }, NOTICE_MS);
+      await waitFor(
+        'the wipe requested for the released volume',
+        async () => (await admin.get<Disk>(NODE_DISKS, diskA)).spec.wipe?.volumeUID === pvA.metadata.uid,
+        CONVERGE_MS,
+      );
+      const d = await waitFor(
+        'the agent to say it does nothing on the dead disk',
+        async () => {
+          const x = await admin.get<Disk>(NODE_DISKS, diskA);
+          return cond(x, 'Prepared')?.reason === 'NoMedium' ? x : undefined;
+        },
+        NOTICE_MS,
+      );
       expect(d.status?.lastWipe?.volumeUID, 'no wipe reported for a disk that cannot be written').to.not.equal(pvA.metadata.uid);
       const pv = await pvOfDisk(diskA);
       expect(pv?.status?.phase === 'Available' && pv.metadata.uid !== pvA.metadata.uid, 'no fresh PV on the dead disk').to.equal(false);
@@ -271,22 +371,37 @@ describe('faults: disks that fail under a Local pool (real operator and agent pr
       // 2. On the node: unmount the dead filesystem; the kernel then drops the device.
       await run('umount', [path.join(root(), diskA)]);
       const t0 = Date.now();
-      await waitFor('the NodeDisk to say the disk is gone', async () => cond(await admin.get<Disk>(NODE_DISKS, diskA), 'Present')?.status === 'False', NOTICE_MS);
+      await waitFor(
+        'the NodeDisk to say the disk is gone',
+        async () => cond(await admin.get<Disk>(NODE_DISKS, diskA), 'Present')?.status === 'False',
+        NOTICE_MS,
+      );
       measured.nodeDiskMissingAfterUnmountMs = Date.now() - t0;
-      const nodeSeries = scrapedSeries(await agentMetrics(), ['stowage_disk_present', 'stowage_disk_claimed'], { job: NODE_JOB, instance: 'node:8080' });
+      const nodeSeries = scrapedSeries(await agentMetrics(), ['stowage_disk_present', 'stowage_disk_claimed'], {
+        job: NODE_JOB,
+        instance: 'node:8080',
+      });
       await expectAlerts(rule('StowageDiskMissing'), nodeSeries, [{ job: NODE_JOB, instance: 'node:8080', node, disk: diskA, pool }]);
 
       // 3. The administrator removes the released PV and the dead disk's NodeDisk, then puts a new disk in.
       await admin.delete(PERSISTENT_VOLUMES, pvA.metadata.name!);
       await admin.delete(NODE_DISKS, diskA);
       const fresh = await loops.createAt(replacementFile, 256 * MiB);
-      const replaced = await waitFor('the replacement disk prepared in the pool and its PV offered', async () => {
-        const r = await diskOf(fresh.file);
-        const rpv = r && (await pvOfDisk(r.metadata.name));
-        return r && cond(r, 'Prepared')?.status === 'True' && rpv?.status?.phase === 'Available' ? r : undefined;
-      }, CONVERGE_MS);
+      const replaced = await waitFor(
+        'the replacement disk prepared in the pool and its PV offered',
+        async () => {
+          const r = await diskOf(fresh.file);
+          const rpv = r && (await pvOfDisk(r.metadata.name));
+          return r && cond(r, 'Prepared')?.status === 'True' && rpv?.status?.phase === 'Available' ? r : undefined;
+        },
+        CONVERGE_MS,
+      );
       expect(replaced.metadata.name).to.not.equal(diskA);
-      await waitFor('the pool\'s disks healthy again', async () => condition(await admin.get<Pool>(STORAGE_POOLS, pool), 'DisksHealthy')?.status === 'True', CONVERGE_MS);
+      await waitFor(
+        "the pool's disks healthy again",
+        async () => condition(await admin.get<Pool>(STORAGE_POOLS, pool), 'DisksHealthy')?.status === 'True',
+        CONVERGE_MS,
+      );
       expect(await admin.getIfExists(NODE_DISKS, diskA), 'the dead disk is not re-created while it is gone').to.equal(undefined);
     }
     const back = await frozen.readBack();
@@ -306,7 +421,10 @@ describe('faults: disks that fail under a Local pool (real operator and agent pr
     // The disk's mount and loop device come back under the new name; the filler holds the old name.
     const renamed = (): ExpectedChanges => ({
       vanish: { mount: (id) => id.startsWith(`${oldDevice} `), 'loop device': (id) => id.startsWith(`${oldDevice} `) },
-      appear: { mount: (id) => id.startsWith(`${b.device} `), 'loop device': (id) => id.startsWith(`${b.device} `) || (!!filler && id.endsWith(` ${filler}`)) },
+      appear: {
+        mount: (id) => id.startsWith(`${b.device} `),
+        'loop device': (id) => id.startsWith(`${b.device} `) || (!!filler && id.endsWith(` ${filler}`)),
+      },
     });
     const back = [conditionsReach(admin, NODE_DISKS, () => name, { Present: 'True', Prepared: 'True' }, CONVERGE_MS), neighbourSteady()];
     await injectFault(AREA, 'disk back under another kernel name', plan(back, renamed), async () => {
@@ -320,10 +438,19 @@ describe('faults: disks that fail under a Local pool (real operator and agent pr
       b = await loops.attach(b.file);
       expect(b.device).to.not.equal(oldDevice);
       startAgent();
-      const back = await waitFor('the same NodeDisk present and prepared under the new kernel name', async () => {
-        const d = await admin.getIfExists<Disk>(NODE_DISKS, name);
-        return d && d.status?.kernelName === path.basename(b.device) && cond(d, 'Present')?.status === 'True' && cond(d, 'Prepared')?.status === 'True' ? d : undefined;
-      }, CONVERGE_MS);
+      const back = await waitFor(
+        'the same NodeDisk present and prepared under the new kernel name',
+        async () => {
+          const d = await admin.getIfExists<Disk>(NODE_DISKS, name);
+          return d &&
+            d.status?.kernelName === path.basename(b.device) &&
+            cond(d, 'Present')?.status === 'True' &&
+            cond(d, 'Prepared')?.status === 'True'
+            ? d
+            : undefined;
+        },
+        CONVERGE_MS,
+      );
       expect((await ourDisks()).length, 'no duplicate NodeDisk').to.equal(count);
       expect(back.status?.preparation?.uuid).to.equal(uuid);
       expect(await blkidUuid(b.device), 'the filesystem is the one it had (not formatted again)').to.equal(uuid);

@@ -85,7 +85,12 @@ export class KeptData implements DataAtStake {
         const notes: string[] = [];
         for (const [path, piece] of frozen) {
           let why = '';
-          const now = piece.cached ? await readFile(path).catch((err: unknown) => { why = `: ${errorMessage(err)}`; return undefined; }) : await readDirect(path);
+          const now = piece.cached
+            ? await readFile(path).catch((err: unknown) => {
+                why = `: ${errorMessage(err)}`;
+                return undefined;
+              })
+            : await readDirect(path);
           checked += piece.size;
           if (!now) {
             lost += piece.size;
@@ -125,7 +130,11 @@ export function allOf(...sets: DataAtStake[]): DataAtStake {
 // ---- inventory ------------------------------------------------------------------------------
 
 /** Objects of `rt` (by name), optionally narrowed by a label selector and a filter. */
-export function apiObjects(client: KubeClient, rt: ResourceType, opts: { labelSelector?: string; filter?: (o: KubeObject) => boolean; kind?: string } = {}): InventoryProbe {
+export function apiObjects(
+  client: KubeClient,
+  rt: ResourceType,
+  opts: { labelSelector?: string; filter?: (o: KubeObject) => boolean; kind?: string } = {},
+): InventoryProbe {
   return {
     kind: opts.kind ?? rt.kind,
     async list() {
@@ -137,10 +146,15 @@ export function apiObjects(client: KubeClient, rt: ResourceType, opts: { labelSe
 
 /** The driver objects the operator deploys (CSIDriver, its Deployments and DaemonSets), by their managed-by label. */
 export function driverObjects(client: KubeClient): InventoryProbe[] {
-  const labelSelector = Object.entries(MANAGED_BY).map(([k, v]) => `${k}=${v}`).join(',');
+  const labelSelector = Object.entries(MANAGED_BY)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
   return [CSI_DRIVERS, DEPLOYMENTS, DAEMON_SETS].map((rt) => ({
     kind: rt.kind,
-    list: async () => (await client.list(rt, { labelSelector })).items.map((o) => `${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`).sort(),
+    list: async () =>
+      (await client.list(rt, { labelSelector })).items
+        .map((o) => `${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`)
+        .sort(),
   }));
 }
 
@@ -222,7 +236,12 @@ async function processTable(): Promise<Proc[]> {
     // After the command's ")": state, ppid, … field 22 (starttime, in clock ticks) is the 20th.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     if (fields.length < 20) continue;
-    out.push({ pid: Number(name), ppid: Number(fields[1]), argv: cmd.split('\0').filter(Boolean), ageSeconds: uptime - Number(fields[19]) / CLOCK_TICKS });
+    out.push({
+      pid: Number(name),
+      ppid: Number(fields[1]),
+      argv: cmd.split('\0').filter(Boolean),
+      ageSeconds: uptime - Number(fields[19]) / CLOCK_TICKS,
+    });
   }
   return out;
 }
@@ -269,7 +288,10 @@ export function processesUp(up: Record<string, () => boolean | Promise<boolean>>
   return async () => {
     const out: string[] = [];
     for (const [name, alive] of Object.entries(up)) {
-      const why = await Promise.resolve(alive()).then((ok) => (ok ? undefined : 'is not running'), (err: unknown) => `cannot be checked: ${errorMessage(err)}`);
+      const why = await Promise.resolve(alive()).then(
+        (ok) => (ok ? undefined : 'is not running'),
+        (err: unknown) => `cannot be checked: ${errorMessage(err)}`,
+      );
       if (why) out.push(`${name} ${why}`);
     }
     return out;
@@ -284,7 +306,13 @@ interface Conditioned {
  * The object `name` of `rt` has the conditions `want` (type → status, or "status/reason"), within
  * `timeoutMs` (recovery may take a moment; the last value read is reported).
  */
-export function conditionsReach(client: KubeClient, rt: ResourceType, name: () => string, want: Record<string, string>, timeoutMs = 60_000): SurvivalCheck {
+export function conditionsReach(
+  client: KubeClient,
+  rt: ResourceType,
+  name: () => string,
+  want: Record<string, string>,
+  timeoutMs = 60_000,
+): SurvivalCheck {
   return async () => {
     const deadline = Date.now() + timeoutMs;
     let wrong: string[];
@@ -292,10 +320,10 @@ export function conditionsReach(client: KubeClient, rt: ResourceType, name: () =
       const o = await client.getIfExists<KubeObject & Conditioned>(rt, name());
       wrong = o
         ? Object.entries(want).flatMap(([type, expected]) => {
-          const c = o.status?.conditions?.find((x) => x.type === type);
-          const got = expected.includes('/') ? `${c?.status}/${c?.reason}` : String(c?.status);
-          return got === expected ? [] : [`${rt.kind} ${name()} ${type}=${got}, expected ${expected}`];
-        })
+            const c = o.status?.conditions?.find((x) => x.type === type);
+            const got = expected.includes('/') ? `${c?.status}/${c?.reason}` : String(c?.status);
+            return got === expected ? [] : [`${rt.kind} ${name()} ${type}=${got}, expected ${expected}`];
+          })
         : [`${rt.kind} ${name()} does not exist`];
       if (wrong.length === 0 || Date.now() > deadline) return wrong;
       await new Promise((r) => setTimeout(r, 250));
@@ -304,7 +332,13 @@ export function conditionsReach(client: KubeClient, rt: ResourceType, name: () =
 }
 
 /** Conditions of every object of `rt` matching `labelSelector` (the disks of a node). */
-export function allConditionsReach(client: KubeClient, rt: ResourceType, labelSelector: string, want: Record<string, string>, timeoutMs = 60_000): SurvivalCheck {
+export function allConditionsReach(
+  client: KubeClient,
+  rt: ResourceType,
+  labelSelector: string,
+  want: Record<string, string>,
+  timeoutMs = 60_000,
+): SurvivalCheck {
   return async () => {
     const names = (await client.list<KubeObject>(rt, { labelSelector })).items.map((o) => o.metadata.name!);
     const out: string[] = [];

@@ -26,7 +26,17 @@ import { OperatorProcess } from '../support/operator-process.js';
 import { promtool, tempDir } from '../observability/promtool.js';
 import { DynamicPoolFixture, call, codeOf } from '../csi/fixture.js';
 import { injectFault, type FaultPlan } from './ledger.js';
-import { KeptData, driverObjects, apiObjects, conditionsReach, loopDevices, mounts, processes, processesUp, subvolumes } from './fault-checks.js';
+import {
+  KeptData,
+  driverObjects,
+  apiObjects,
+  conditionsReach,
+  loopDevices,
+  mounts,
+  processes,
+  processesUp,
+  subvolumes,
+} from './fault-checks.js';
 
 const AREA = 'full pools';
 const MiB = 1024 ** 2;
@@ -50,7 +60,8 @@ describe('faults: a full Dynamic pool (real CSI services, real operator, promtoo
   const plan = (): FaultPlan => ({
     data: written,
     inventory: [
-      apiObjects(fx.client, POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${fx.pool}` }), apiObjects(fx.client, POOL_SNAPSHOTS, { labelSelector: `stowage.dev/pool=${fx.pool}` }),
+      apiObjects(fx.client, POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${fx.pool}` }),
+      apiObjects(fx.client, POOL_SNAPSHOTS, { labelSelector: `stowage.dev/pool=${fx.pool}` }),
       subvolumes(() => join(fx.dir, 'root', 'pools', fx.pool, 'volumes')),
       apiObjects(fx.client, STORAGE_CLASSES, { filter: (sc) => sc.metadata.name === fx.pool }),
       mounts([fx.dir], () => fx.loops.devices()),
@@ -69,9 +80,22 @@ describe('faults: a full Dynamic pool (real CSI services, real operator, promtoo
     ],
   });
   const create = (name: string, bytes: number | bigint) =>
-    call(fx.controllerClient, 'CreateVolume', { name, capacity_range: { required_bytes: String(bytes) }, volume_capabilities: [mountCap], parameters: { pool: fx.pool } });
+    call(fx.controllerClient, 'CreateVolume', {
+      name,
+      capacity_range: { required_bytes: String(bytes) },
+      volume_capabilities: [mountCap],
+      parameters: { pool: fx.pool },
+    });
   const available = async (): Promise<bigint> =>
-    BigInt((await call(fx.controllerClient, 'GetCapacity', { volume_capabilities: [mountCap], parameters: { pool: fx.pool }, accessible_topology: { segments: { [TOPOLOGY_KEY]: fx.node } } })).available_capacity);
+    BigInt(
+      (
+        await call(fx.controllerClient, 'GetCapacity', {
+          volume_capabilities: [mountCap],
+          parameters: { pool: fx.pool },
+          accessible_topology: { segments: { [TOPOLOGY_KEY]: fx.node } },
+        })
+      ).available_capacity,
+    );
   const writeChecked = (file: string, bytes: number): Promise<void> => written.write(file, bytes);
 
   before(async () => {
@@ -85,13 +109,22 @@ describe('faults: a full Dynamic pool (real CSI services, real operator, promtoo
       const id = (await create(name, 32 * MiB)).volume.volume_id;
       const v = { id, staging: join(fx.dir, 'pods', 'staging', name), target: join(fx.dir, 'pods', name, 'mount') };
       await call(fx.nodeClient, 'NodeStageVolume', { volume_id: id, staging_target_path: v.staging, volume_capability: mountCap });
-      await call(fx.nodeClient, 'NodePublishVolume', { volume_id: id, staging_target_path: v.staging, target_path: v.target, volume_capability: mountCap });
+      await call(fx.nodeClient, 'NodePublishVolume', {
+        volume_id: id,
+        staging_target_path: v.staging,
+        target_path: v.target,
+        volume_capability: mountCap,
+      });
       vols.push(v);
       await writeChecked(join(v.target, 'first.bin'), 4 * MiB);
     }
     // The operator's own objects for the pool exist before the first fault (set-up, not a leak of it).
-    await waitFor('the operator to make the pool\'s StorageClass', () => fx.client.getIfExists(STORAGE_CLASSES, fx.pool), 60_000);
-    await waitFor('the operator to report on its driver objects for the pool', async () => (await fx.client.get<StoragePool>(STORAGE_POOLS, fx.pool)).status?.conditions?.some((c) => c.type === 'DriverReady'), 60_000);
+    await waitFor("the operator to make the pool's StorageClass", () => fx.client.getIfExists(STORAGE_CLASSES, fx.pool), 60_000);
+    await waitFor(
+      'the operator to report on its driver objects for the pool',
+      async () => (await fx.client.get<StoragePool>(STORAGE_POOLS, fx.pool)).status?.conditions?.some((c) => c.type === 'DriverReady'),
+      60_000,
+    );
   });
   after(async () => {
     for (const v of vols) {
@@ -113,24 +146,33 @@ describe('faults: a full Dynamic pool (real CSI services, real operator, promtoo
     const rest = (free / BigInt(MiB)) * BigInt(MiB);
     await create('pvc-full-rest', rest);
     expect(await available()).to.equal(free - rest);
-    for (const [what, bytes] of [['1 MiB', MiB], ['the same again', Number(free)], ['1 GiB', 1024 ** 3]] as const) {
+    for (const [what, bytes] of [
+      ['1 MiB', MiB],
+      ['the same again', Number(free)],
+      ['1 GiB', 1024 ** 3],
+    ] as const) {
       await injectFault(AREA, `CreateVolume of ${what} in the full pool`, plan(), async () => {
         let message = '';
-        const code = await codeOf(create(`pvc-full-more-${bytes}`, bytes).catch((err: Error) => {
-          message = err.message;
-          throw err;
-        }));
+        const code = await codeOf(
+          create(`pvc-full-more-${bytes}`, bytes).catch((err: Error) => {
+            message = err.message;
+            throw err;
+          }),
+        );
         expect(code).to.equal('RESOURCE_EXHAUSTED');
         expect(message).to.match(/free|room|fit/i);
       });
     }
   });
 
-  it('fails writes past a volume\'s quota while its neighbour keeps writing, and loses nothing written before', async () => {
+  it("fails writes past a volume's quota while its neighbour keeps writing, and loses nothing written before", async () => {
     const [a, b] = vols;
     await writeChecked(join(a.target, 'before.bin'), 16 * MiB);
     await injectFault(AREA, 'write past the quota of a volume in a full pool', plan(), async () => {
-      const over = await run('dd', ['if=/dev/urandom', `of=${join(a.target, 'too-much')}`, 'bs=1M', 'count=64', 'conv=fsync']).then(() => 'written', (e: Error) => e.message);
+      const over = await run('dd', ['if=/dev/urandom', `of=${join(a.target, 'too-much')}`, 'bs=1M', 'count=64', 'conv=fsync']).then(
+        () => 'written',
+        (e: Error) => e.message,
+      );
       // btrfs reports the qgroup limit as EDQUOT ("Disk quota exceeded"); ENOSPC would say the pool itself is full.
       expect(over).to.match(/quota exceeded|no space left/i);
       await run('rm', ['-f', join(a.target, 'too-much')]);
@@ -141,12 +183,16 @@ describe('faults: a full Dynamic pool (real CSI services, real operator, promtoo
     });
   });
 
-  it('keeps the pool\'s capacity figures true, and the capacity alert fires on the operator\'s metrics', async () => {
+  it("keeps the pool's capacity figures true, and the capacity alert fires on the operator's metrics", async () => {
     const free = await available();
-    const pool = await waitFor('the operator to count every volume of the full pool', async () => {
-      const p = await fx.client.get<StoragePool>(STORAGE_POOLS, fx.pool);
-      return tryParseBytes(p.status?.capacity?.available) === free && p.status?.counts?.volumes?.bound === 3 ? p : undefined;
-    }, 60_000).catch(async (err) => {
+    const pool = await waitFor(
+      'the operator to count every volume of the full pool',
+      async () => {
+        const p = await fx.client.get<StoragePool>(STORAGE_POOLS, fx.pool);
+        return tryParseBytes(p.status?.capacity?.available) === free && p.status?.counts?.volumes?.bound === 3 ? p : undefined;
+      },
+      60_000,
+    ).catch(async (err) => {
       const p = await fx.client.get<StoragePool>(STORAGE_POOLS, fx.pool);
       throw new Error(`${err}: status ${JSON.stringify(p.status)}\n${operator!.output.join('').slice(-2000)}`);
     });
@@ -157,7 +203,10 @@ describe('faults: a full Dynamic pool (real CSI services, real operator, promtoo
       const volumes = await fx.poolVolumes();
       expect(allocated, 'allocated = the sum of the volumes').to.equal(volumes.reduce((s, v) => s + BigInt(v.spec.size), 0n));
       expect(avail, 'available = usable - allocated').to.equal(usable - allocated);
-      expect(pool.status!.conditions!.find((c) => c.type === 'CapacityAvailable')).to.deep.include({ status: 'False', reason: 'LowCapacity' });
+      expect(pool.status!.conditions!.find((c) => c.type === 'CapacityAvailable')).to.deep.include({
+        status: 'False',
+        reason: 'LowCapacity',
+      });
       // The operator's metrics say the same, and the alert rule fires on them.
       const metric = (kind: string) => operator!.metric('stowage_pool_capacity_bytes', { pool: fx.pool, kind });
       const [mUsable, mAvailable] = [await metric('usable'), await metric('available')];
@@ -165,19 +214,31 @@ describe('faults: a full Dynamic pool (real CSI services, real operator, promtoo
       expect([mUsable, mAvailable]).to.deep.equal([Number(usable), Number(avail)]);
       const rule = ALERTS.find((x) => x.alert === 'StowagePoolCapacityLow')!;
       const labels = { job: OPERATOR_JOB, instance: 'op:8080', pool: fx.pool };
-      const series = (name: string, extra: Record<string, string> = {}) => `${name}{${Object.entries({ ...labels, ...extra }).map(([k, v]) => `${k}="${v}"`).join(',')}}`;
+      const series = (name: string, extra: Record<string, string> = {}) =>
+        `${name}{${Object.entries({ ...labels, ...extra })
+          .map(([k, v]) => `${k}="${v}"`)
+          .join(',')}}`;
       const observed: AlertDefinition = {
         ...rule,
-        cases: [{
-          name: 'the full pool, as the operator reports it',
-          series: {
-            [series('stowage_pool_capacity_bytes', { kind: 'usable' })]: `${mUsable}x20`,
-            [series('stowage_pool_capacity_bytes', { kind: 'available' })]: `${mAvailable}x20`,
-            [series('stowage_pool_capacity_low_watermark_ratio')]: `${watermark}x20`,
+        cases: [
+          {
+            name: 'the full pool, as the operator reports it',
+            series: {
+              [series('stowage_pool_capacity_bytes', { kind: 'usable' })]: `${mUsable}x20`,
+              [series('stowage_pool_capacity_bytes', { kind: 'available' })]: `${mAvailable}x20`,
+              [series('stowage_pool_capacity_low_watermark_ratio')]: `${watermark}x20`,
+            },
+            at: '15m',
+            expect: [
+              {
+                labels,
+                description: rule.description
+                  .replace('{{ $labels.pool }}', fx.pool)
+                  .replace('{{ $value | humanizePercentage }}', humanizePercentage(mAvailable / mUsable)),
+              },
+            ],
           },
-          at: '15m',
-          expect: [{ labels, description: rule.description.replace('{{ $labels.pool }}', fx.pool).replace('{{ $value | humanizePercentage }}', humanizePercentage(mAvailable / mUsable)) }],
-        }],
+        ],
       };
       const tmp = await tempDir('faults-promtool');
       try {

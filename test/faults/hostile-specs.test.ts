@@ -42,27 +42,69 @@ const poolBase = (label: string) => ({ mode: 'Dynamic', disks: { selector: { mat
 function handMade(label: string): SpecMutation[] {
   const sel = (selector: unknown) => ({ ...poolBase(label), disks: { selector } });
   return [
-    { field: 'spec.disks.selector.matchExpressions[0].operator', what: 'an unknown operator', spec: sel({ matchExpressions: [{ key: 'k', operator: 'Near', values: ['v'] }] }) },
-    { field: 'spec.disks.selector.matchExpressions[0].values', what: 'In without values', spec: sel({ matchExpressions: [{ key: 'k', operator: 'In' }] }) },
-    { field: 'spec.disks.selector.matchExpressions[0].values', what: 'Exists with values', spec: sel({ matchExpressions: [{ key: 'k', operator: 'Exists', values: ['v'] }] }) },
-    { field: 'spec.disks.selector.matchExpressions[0].key', what: 'a key with control characters', spec: sel({ matchExpressions: [{ key: 'a\u0007b', operator: 'Exists' }] }) },
+    {
+      field: 'spec.disks.selector.matchExpressions[0].operator',
+      what: 'an unknown operator',
+      spec: sel({ matchExpressions: [{ key: 'k', operator: 'Near', values: ['v'] }] }),
+    },
+    {
+      field: 'spec.disks.selector.matchExpressions[0].values',
+      what: 'In without values',
+      spec: sel({ matchExpressions: [{ key: 'k', operator: 'In' }] }),
+    },
+    {
+      field: 'spec.disks.selector.matchExpressions[0].values',
+      what: 'Exists with values',
+      spec: sel({ matchExpressions: [{ key: 'k', operator: 'Exists', values: ['v'] }] }),
+    },
+    {
+      field: 'spec.disks.selector.matchExpressions[0].key',
+      what: 'a key with control characters',
+      spec: sel({ matchExpressions: [{ key: 'a\u0007b', operator: 'Exists' }] }),
+    },
     { field: 'spec.disks.selector.matchLabels', what: 'a label value of 1 MiB', spec: sel({ matchLabels: { k: 'v'.repeat(1 << 20) } }) },
     { field: 'spec.disks.selector.matchLabels', what: 'a label key with a slash too many', spec: sel({ matchLabels: { 'a/b/c': 'v' } }) },
-    { field: 'spec.disks.nodeSelector.matchExpressions[0].operator', what: 'an unknown node selector operator', spec: { ...poolBase(label), disks: { selector: { matchLabels: { k: 'v' } }, nodeSelector: { matchExpressions: [{ key: 'k', operator: 'Gt', values: ['x'] }] } } } },
+    {
+      field: 'spec.disks.nodeSelector.matchExpressions[0].operator',
+      what: 'an unknown node selector operator',
+      spec: {
+        ...poolBase(label),
+        disks: { selector: { matchLabels: { k: 'v' } }, nodeSelector: { matchExpressions: [{ key: 'k', operator: 'Gt', values: ['x'] }] } },
+      },
+    },
     { field: 'spec.replicated.size', what: 'Local with 2 copies', spec: { ...poolBase(label), mode: 'Local', replicated: { size: 2 } } },
     { field: 'spec.local', what: 'Dynamic with Local settings', spec: { ...poolBase(label), local: { volumeMode: 'Block' } } },
-    { field: 'spec.local.fsType', what: 'Block with a filesystem', spec: { ...poolBase(label), mode: 'Local', local: { volumeMode: 'Block', fsType: 'xfs' } } },
-    { field: 'spec.storageClass.allowVolumeExpansion', what: 'Local volumes that grow', spec: { ...poolBase(label), mode: 'Local', storageClass: { allowVolumeExpansion: true } } },
-    { field: 'spec.storageClass.mountOptions', what: 'Block with mount options', spec: { ...poolBase(label), mode: 'Local', local: { volumeMode: 'Block' }, storageClass: { mountOptions: ['noatime'] } } },
+    {
+      field: 'spec.local.fsType',
+      what: 'Block with a filesystem',
+      spec: { ...poolBase(label), mode: 'Local', local: { volumeMode: 'Block', fsType: 'xfs' } },
+    },
+    {
+      field: 'spec.storageClass.allowVolumeExpansion',
+      what: 'Local volumes that grow',
+      spec: { ...poolBase(label), mode: 'Local', storageClass: { allowVolumeExpansion: true } },
+    },
+    {
+      field: 'spec.storageClass.mountOptions',
+      what: 'Block with mount options',
+      spec: { ...poolBase(label), mode: 'Local', local: { volumeMode: 'Block' }, storageClass: { mountOptions: ['noatime'] } },
+    },
   ];
 }
 
 /** The name a message must mention: the last named segment of the field path. */
-const fieldName = (field: string): string => field.replace(/\[\d+\]/g, '').split('.').pop()!;
+const fieldName = (field: string): string =>
+  field
+    .replace(/\[\d+\]/g, '')
+    .split('.')
+    .pop()!;
 /** The field path as the API server writes it (the path of the mutated field, or its parent object for a missing or extra item). */
 const pathPrefixes = (field: string): string[] => {
   const parts = field.split('.');
-  return parts.map((_, i) => parts.slice(0, i + 1).join('.')).filter((p) => p.startsWith('spec.')).reverse();
+  return parts
+    .map((_, i) => parts.slice(0, i + 1).join('.'))
+    .filter((p) => p.startsWith('spec.'))
+    .reverse();
 };
 
 describe('faults: hostile StoragePool and NodeDisk specs (real API server, real operator)', function () {
@@ -86,10 +128,14 @@ describe('faults: hostile StoragePool and NodeDisk specs (real API server, real 
   after(async () => {
     if (client) {
       for (const p of pools) await client.delete(STORAGE_POOLS, p).catch(() => undefined);
-      await waitFor('the hostile pools to go', async () => {
-        for (const p of pools) if (await client.getIfExists(STORAGE_POOLS, p)) return false;
-        return true;
-      }, 60_000).catch(() => undefined);
+      await waitFor(
+        'the hostile pools to go',
+        async () => {
+          for (const p of pools) if (await client.getIfExists(STORAGE_POOLS, p)) return false;
+          return true;
+        },
+        60_000,
+      ).catch(() => undefined);
     }
     await operator?.stop();
     if (client) {
@@ -124,9 +170,11 @@ describe('faults: hostile StoragePool and NodeDisk specs (real API server, real 
   /** Runs `cases` PARALLEL at a time. */
   async function each<T>(cases: readonly T[], body: (c: T) => Promise<void>, parallel = PARALLEL): Promise<void> {
     const queue = [...cases];
-    await Promise.all(Array.from({ length: parallel }, async () => {
-      for (let c = queue.shift(); c !== undefined; c = queue.shift()) await body(c);
-    }));
+    await Promise.all(
+      Array.from({ length: parallel }, async () => {
+        for (let c = queue.shift(); c !== undefined; c = queue.shift()) await body(c);
+      }),
+    );
   }
 
   it('StoragePools: each schema rejection is a 422 naming the field; each accepted pool gets InvalidSpec naming the field (or its own verdict when valid after all)', async () => {
@@ -166,11 +214,15 @@ describe('faults: hostile StoragePool and NodeDisk specs (real API server, real 
       await injectFault(AREA, `StoragePool ${m.field}: ${m.what}`, plan, async () => {
         await client.create(STORAGE_POOLS, obj);
         pools.push(name);
-        const ready = await waitFor(`pool ${name} (${m.field}: ${m.what}) to be judged`, async () => {
-          const p = await client.get<StoragePool>(STORAGE_POOLS, name);
-          const c = p.status?.conditions?.find((x) => x.type === 'Ready');
-          return c && p.status?.observedGeneration === p.metadata.generation ? c : undefined;
-        }, 60_000);
+        const ready = await waitFor(
+          `pool ${name} (${m.field}: ${m.what}) to be judged`,
+          async () => {
+            const p = await client.get<StoragePool>(STORAGE_POOLS, name);
+            const c = p.status?.conditions?.find((x) => x.type === 'Ready');
+            return c && p.status?.observedGeneration === p.metadata.generation ? c : undefined;
+          },
+          60_000,
+        );
         if (validAfterAll && ready.reason !== 'InvalidSpec') {
           expect(ready.status, 'a valid pool with no disks').to.equal('False');
           outcomes.valid++;
@@ -183,83 +235,134 @@ describe('faults: hostile StoragePool and NodeDisk specs (real API server, real 
       }).catch((err: Error) => failures.push(`${m.field} (${m.what}): ${err.message.split('\n').slice(1, 3).join(' ').slice(0, 300)}`));
     });
     expect(failures, failures.join('\n')).to.deep.equal([]);
-    console.log(`      ${cases.length} StoragePool cases: ${outcomes.rejected} rejected by the API server's schema (422 naming the field), ${outcomes.condition} InvalidSpec naming the field, ${outcomes.valid} valid after all and judged`);
+    console.log(
+      `      ${cases.length} StoragePool cases: ${outcomes.rejected} rejected by the API server's schema (422 naming the field), ${outcomes.condition} InvalidSpec naming the field, ${outcomes.valid} valid after all and judged`,
+    );
   });
 
-  it('NodeDisks: each schema rejection is a 422 naming the field; each accepted disk is claimed exactly when the pool\'s rules take it, and never otherwise', async () => {
+  it("NodeDisks: each schema rejection is a 422 naming the field; each accepted disk is claimed exactly when the pool's rules take it, and never otherwise", async () => {
     const base = { nodeName: node, devicePath: '/dev/hostile-none' };
     const cases = specMutations(nodeDiskSchema.properties!.spec, base);
     expect(cases.length).to.be.greaterThan(20);
     // A pool selecting every hostile disk that gets in.
     const pool = uniqueName('hostile-sel');
     pools.push(pool);
-    await client.create(STORAGE_POOLS, { apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: pool }, spec: { mode: 'Dynamic', disks: { selector: { matchLabels: { 'stowage.dev/fault-test': label } } } } });
+    await client.create(STORAGE_POOLS, {
+      apiVersion: 'stowage.dev/v1alpha1',
+      kind: 'StoragePool',
+      metadata: { name: pool },
+      spec: { mode: 'Dynamic', disks: { selector: { matchLabels: { 'stowage.dev/fault-test': label } } } },
+    });
     const poolObj = await client.get<StoragePool>(STORAGE_POOLS, pool);
     const nodeObj = await client.get<Node>(NODES, node);
     const watch = new ObjectWatch<NodeDisk>(client, NODE_DISKS, `stowage.dev/fault-test=${label}`);
     await watch.start();
     /** What the agent would report for a blank disk: eligible, 10 GiB. */
-    const reportEligible = (name: string) => client.mergePatch(NODE_DISKS, name, {
-      status: { capacity: String(10 * 1024 ** 3), conditions: [{ type: 'Eligible', status: 'True', reason: 'Blank', message: 'no signature, no partitions (set by the test)', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] },
-    }, { fieldManager: 'stowage-node', subresource: 'status' });
+    const reportEligible = (name: string) =>
+      client.mergePatch(
+        NODE_DISKS,
+        name,
+        {
+          status: {
+            capacity: String(10 * 1024 ** 3),
+            conditions: [
+              {
+                type: 'Eligible',
+                status: 'True',
+                reason: 'Blank',
+                message: 'no signature, no partitions (set by the test)',
+                lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+              },
+            ],
+          },
+        },
+        { fieldManager: 'stowage-node', subresource: 'status' },
+      );
     const outcomes = { rejected: 0, claimed: 0, left: 0 };
     const failures: string[] = [];
     try {
       // One at a time: each row ends when the operator has claimed a control disk made after it.
-      await each(cases, async (m) => {
-        const name = uniqueName('hostile-disk');
-        const control = uniqueName('hostile-control');
-        const obj = { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name, labels: { 'stowage.dev/fault-test': label } }, spec: m.spec };
-        try {
-          if (await schemaVerdict(NODE_DISKS, obj, m)) {
-            outcomes.rejected++;
+      await each(
+        cases,
+        async (m) => {
+          const name = uniqueName('hostile-disk');
+          const control = uniqueName('hostile-control');
+          const obj = {
+            apiVersion: 'stowage.dev/v1alpha1',
+            kind: 'NodeDisk',
+            metadata: { name, labels: { 'stowage.dev/fault-test': label } },
+            spec: m.spec,
+          };
+          try {
+            if (await schemaVerdict(NODE_DISKS, obj, m)) {
+              outcomes.rejected++;
+              return;
+            }
+          } catch (err) {
+            failures.push(`${m.field} (${m.what}): ${(err as Error).message.slice(0, 300)}`);
             return;
           }
-        } catch (err) {
-          failures.push(`${m.field} (${m.what}): ${(err as Error).message.slice(0, 300)}`);
-          return;
-        }
-        let takes = false;
-        const plan: FaultPlan = {
-          data: NO_DATA,
-          inventory: [
-            apiObjects(client, NODE_DISKS, { labelSelector: `stowage.dev/fault-test=${label}` }),
-            nodeDiskClaims(client, NODE_DISKS, `stowage.dev/fault-test=${label}`),
-            apiObjects(client, STORAGE_CLASSES, { filter: (sc) => sc.metadata.name === pool }),
-            apiObjects(client, POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` }),
-            processes(),
-          ],
-          survival: [operatorUp()],
-          changes: () => ({ appear: { NodeDisk: [name, control], 'NodeDisk claim': [`${control}→${pool}`, ...(takes ? [`${name}→${pool}`] : [])] } }),
-        };
-        await injectFault(AREA, `NodeDisk ${m.field}: ${m.what}`, plan, async () => {
-          const made = await client.create<NodeDisk>(NODE_DISKS, obj as unknown as NodeDisk);
-          disks.push(name);
-          const reported = await reportEligible(name) as NodeDisk;
-          // Stowage's own rules for this spec: claimed only when the pool selects it and nobody holds it.
-          takes = !made.spec.claim && selectionProblem(poolObj, reported, nodeObj, false) === undefined;
-          await client.create(NODE_DISKS, { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name: control, labels: { 'stowage.dev/fault-test': label } }, spec: { nodeName: node, devicePath: '/dev/hostile-control' } });
-          disks.push(control);
-          await reportEligible(control);
-          await waitFor(`the operator to claim the control disk made after ${name}`, async () => (await client.get<NodeDisk>(NODE_DISKS, control)).spec.claim?.pool === pool, 60_000);
-          const now = await client.get<NodeDisk>(NODE_DISKS, name);
-          if (takes) {
-            expect(now.spec.claim?.pool, 'a disk the rules take is claimed').to.equal(pool);
-            outcomes.claimed++;
-          } else {
-            const claimedOnce = watch.events.filter((e) => e.object.metadata.name === name && e.object.spec?.claim?.pool === pool && !made.spec.claim);
-            expect(claimedOnce.map((e) => `${e.type} at ${e.rv}`), `${name} claimed at some point though the rules refuse it: ${selectionProblem(poolObj, reported, nodeObj, false)}`).to.deep.equal([]);
-            expect(watch.errors).to.deep.equal([]);
-            outcomes.left++;
-          }
-          // The control is let go of for the next row (the claim goes with the object; the pool has no agent to release it).
-          await client.delete(NODE_DISKS, control);
-        }).catch((err: Error) => failures.push(`${m.field} (${m.what}): ${err.message.split('\n').slice(1, 3).join(' ').slice(0, 300)}`));
-      }, 1);
+          let takes = false;
+          const plan: FaultPlan = {
+            data: NO_DATA,
+            inventory: [
+              apiObjects(client, NODE_DISKS, { labelSelector: `stowage.dev/fault-test=${label}` }),
+              nodeDiskClaims(client, NODE_DISKS, `stowage.dev/fault-test=${label}`),
+              apiObjects(client, STORAGE_CLASSES, { filter: (sc) => sc.metadata.name === pool }),
+              apiObjects(client, POOL_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` }),
+              processes(),
+            ],
+            survival: [operatorUp()],
+            changes: () => ({
+              appear: { NodeDisk: [name, control], 'NodeDisk claim': [`${control}→${pool}`, ...(takes ? [`${name}→${pool}`] : [])] },
+            }),
+          };
+          await injectFault(AREA, `NodeDisk ${m.field}: ${m.what}`, plan, async () => {
+            const made = await client.create<NodeDisk>(NODE_DISKS, obj as unknown as NodeDisk);
+            disks.push(name);
+            const reported = (await reportEligible(name)) as NodeDisk;
+            // Stowage's own rules for this spec: claimed only when the pool selects it and nobody holds it.
+            takes = !made.spec.claim && selectionProblem(poolObj, reported, nodeObj, false) === undefined;
+            await client.create(NODE_DISKS, {
+              apiVersion: 'stowage.dev/v1alpha1',
+              kind: 'NodeDisk',
+              metadata: { name: control, labels: { 'stowage.dev/fault-test': label } },
+              spec: { nodeName: node, devicePath: '/dev/hostile-control' },
+            });
+            disks.push(control);
+            await reportEligible(control);
+            await waitFor(
+              `the operator to claim the control disk made after ${name}`,
+              async () => (await client.get<NodeDisk>(NODE_DISKS, control)).spec.claim?.pool === pool,
+              60_000,
+            );
+            const now = await client.get<NodeDisk>(NODE_DISKS, name);
+            if (takes) {
+              expect(now.spec.claim?.pool, 'a disk the rules take is claimed').to.equal(pool);
+              outcomes.claimed++;
+            } else {
+              const claimedOnce = watch.events.filter(
+                (e) => e.object.metadata.name === name && e.object.spec?.claim?.pool === pool && !made.spec.claim,
+              );
+              expect(
+                claimedOnce.map((e) => `${e.type} at ${e.rv}`),
+                `${name} claimed at some point though the rules refuse it: ${selectionProblem(poolObj, reported, nodeObj, false)}`,
+              ).to.deep.equal([]);
+              expect(watch.errors).to.deep.equal([]);
+              outcomes.left++;
+            }
+            // The control is let go of for the next row (the claim goes with the object; the pool has no agent to release it).
+            await client.delete(NODE_DISKS, control);
+          }).catch((err: Error) => failures.push(`${m.field} (${m.what}): ${err.message.split('\n').slice(1, 3).join(' ').slice(0, 300)}`));
+        },
+        1,
+      );
     } finally {
       await watch.stop();
     }
     expect(failures, failures.join('\n')).to.deep.equal([]);
-    console.log(`      ${cases.length} NodeDisk cases: ${outcomes.rejected} rejected by the API server's schema (422 naming the field), ${outcomes.claimed} accepted and claimed by the pool's rules, ${outcomes.left} accepted and left alone`);
+    console.log(
+      `      ${cases.length} NodeDisk cases: ${outcomes.rejected} rejected by the API server's schema (422 naming the field), ${outcomes.claimed} accepted and claimed by the pool's rules, ${outcomes.left} accepted and left alone`,
+    );
   });
 });

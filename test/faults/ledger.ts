@@ -108,7 +108,17 @@ export class FaultLedger {
   private rowOf(area: string): LedgerRow {
     let row = this.rows.get(area);
     if (!row) {
-      row = { area, injected: 0, survived: 0, leaked: new Map(), bytesChecked: 0, bytesLost: 0, notApplicable: 0, naReasons: new Set(), notes: [] };
+      row = {
+        area,
+        injected: 0,
+        survived: 0,
+        leaked: new Map(),
+        bytesChecked: 0,
+        bytesLost: 0,
+        notApplicable: 0,
+        naReasons: new Set(),
+        notes: [],
+      };
       this.rows.set(area, row);
     }
     return row;
@@ -200,7 +210,10 @@ export class FaultLedger {
     if (all.length === 0 && this.schema.count === 0) return undefined;
     const problems = all
       .filter((r) => sumOf(r.leaked) > 0 || r.bytesLost > 0 || r.survived < r.injected)
-      .map((r) => `${r.area}: ${r.injected - r.survived} not survived, ${leakedText(r.leaked)} leaked, ${r.bytesLost} bytes lost (${r.notes.join(' | ')})`);
+      .map(
+        (r) =>
+          `${r.area}: ${r.injected - r.survived} not survived, ${leakedText(r.leaked)} leaked, ${r.bytesLost} bytes lost (${r.notes.join(' | ')})`,
+      );
     return { table: ledgerTable(all, this.schema), problems };
   }
 }
@@ -211,7 +224,11 @@ const sumOf = (m: ReadonlyMap<string, number>): number => [...m.values()].reduce
 export function leakedText(m: ReadonlyMap<string, number>): string {
   const total = sumOf(m);
   if (total === 0) return '0';
-  return `${total} (${[...m].filter(([, n]) => n > 0).sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `${n} ${k}`).join(', ')})`;
+  return `${total} (${[...m]
+    .filter(([, n]) => n > 0)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, n]) => `${n} ${k}`)
+    .join(', ')})`;
 }
 
 /** Bytes in binary units, exact below 1 KiB. */
@@ -258,11 +275,18 @@ export function ledgerTable(all: readonly LedgerRow[], schema: SchemaRejections 
     if (withData === 0) return 'n/a';
     return `${bytesText(r.bytesChecked)} in ${withData} of ${r.injected}${r.notApplicable > 0 ? ` (${r.notApplicable} n/a)` : ''}`;
   };
-  const lostText = (r: { injected: number; bytesLost: number; notApplicable: number }): string => (r.injected === r.notApplicable ? 'n/a' : String(r.bytesLost));
-  const line = (name: string, r: { injected: number; survived: number; bytesChecked: number; bytesLost: number; notApplicable: number }, leaked: ReadonlyMap<string, number>) =>
-    `| ${name} | ${r.injected} | ${r.survived} | ${leakedText(leaked)} | ${checkedText(r)} | ${lostText(r)} |`;
+  const lostText = (r: { injected: number; bytesLost: number; notApplicable: number }): string =>
+    r.injected === r.notApplicable ? 'n/a' : String(r.bytesLost);
+  const line = (
+    name: string,
+    r: { injected: number; survived: number; bytesChecked: number; bytesLost: number; notApplicable: number },
+    leaked: ReadonlyMap<string, number>,
+  ) => `| ${name} | ${r.injected} | ${r.survived} | ${leakedText(leaked)} | ${checkedText(r)} | ${lostText(r)} |`;
   const reasons = all.filter((r) => r.naReasons.size > 0).map((r) => `- ${r.area}: ${[...r.naReasons].join('; ')}`);
-  const byKind = [...schema.byKind].sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `${n} ${k}`).join(', ');
+  const byKind = [...schema.byKind]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, n]) => `${n} ${k}`)
+    .join(', ');
   return [
     '| fault area | faults injected | survived | objects leaked (by kind) | bytes checked | bytes lost |',
     '| --- | ---: | ---: | --- | --- | ---: |',

@@ -74,6 +74,9 @@ export class SentinelTree implements DataAtStake {
 
   /** Paths in the tree: one that appears is something written outside the pool. */
   probe(): InventoryProbe {
-    return { kind: 'file outside the pool', list: async () => [...(await walk(this.root)).entries()].map(([p, e]) => `${p} (${e.kind})`).sort() };
+    return {
+      kind: 'file outside the pool',
+      list: async () => [...(await walk(this.root)).entries()].map(([p, e]) => `${p} (${e.kind})`).sort(),
+    };
   }
 }

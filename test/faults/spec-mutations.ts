@@ -45,7 +45,11 @@ function valuesFor(schema: JSONSchema): [string, unknown][] {
   }
   if (type === 'integer' || type === 'number') out.push(['2^63', 9223372036854775808], ['-1', -1], ['1e308', 1e308], ['a fraction', 1.5]);
   if (type === 'boolean') out.push(['a number instead of true', 1]);
-  if (type === 'array') out.push(['an object instead', { a: 1 }], ['too many items', Array.from({ length: (schema.maxItems ?? 1000) + 1 }, (_, i) => `item-${i}`)]);
+  if (type === 'array')
+    out.push(
+      ['an object instead', { a: 1 }],
+      ['too many items', Array.from({ length: (schema.maxItems ?? 1000) + 1 }, (_, i) => `item-${i}`)],
+    );
   if (type === 'object') out.push(['an array instead', []]);
   return out;
 }

@@ -25,7 +25,11 @@ export class ObjectWatch<T extends KubeObject = KubeObject> {
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
 
-  constructor(private readonly client: KubeClient, private readonly rt: ResourceType, private readonly labelSelector?: string) {}
+  constructor(
+    private readonly client: KubeClient,
+    private readonly rt: ResourceType,
+    private readonly labelSelector?: string,
+  ) {}
 
   /** Lists (the state before) and opens the watch from the list's resourceVersion. */
   async start(): Promise<T[]> {
@@ -36,16 +40,21 @@ export class ObjectWatch<T extends KubeObject = KubeObject> {
       // The server ends a watch after its timeout: open it again from the last version seen.
       while (!this.abort.signal.aborted) {
         try {
-          await this.client.watch(path, { resourceVersion: rv, labelSelector: this.labelSelector, allowWatchBookmarks: false }, (e: WatchEvent) => {
-            if (e.type === 'ERROR') {
-              this.errors.push(`watch ${this.rt.plural}: ${JSON.stringify(e.object).slice(0, 300)}`);
-              this.abort.abort();
-              return;
-            }
-            const o = e.object as T;
-            rv = o.metadata.resourceVersion ?? rv;
-            this.events.push({ type: e.type, object: o, rv: Number(o.metadata.resourceVersion ?? 0) });
-          }, this.abort.signal);
+          await this.client.watch(
+            path,
+            { resourceVersion: rv, labelSelector: this.labelSelector, allowWatchBookmarks: false },
+            (e: WatchEvent) => {
+              if (e.type === 'ERROR') {
+                this.errors.push(`watch ${this.rt.plural}: ${JSON.stringify(e.object).slice(0, 300)}`);
+                this.abort.abort();
+                return;
+              }
+              const o = e.object as T;
+              rv = o.metadata.resourceVersion ?? rv;
+              this.events.push({ type: e.type, object: o, rv: Number(o.metadata.resourceVersion ?? 0) });
+            },
+            this.abort.signal,
+          );
         } catch (err) {
           if (!this.abort.signal.aborted) this.errors.push(`watch ${this.rt.plural} failed: ${String(err)}`);
           return;
@@ -105,7 +114,10 @@ export function changedFields(before: KubeObject | undefined, after: KubeObject)
 }
 
 /** Each event of `watch` with the fields it changed against the object's previous version (or the `initial` list). */
-export function eventChanges<T extends KubeObject>(initial: readonly T[], events: readonly SeenEvent<T>[]): { event: SeenEvent<T>; fields: string[] }[] {
+export function eventChanges<T extends KubeObject>(
+  initial: readonly T[],
+  events: readonly SeenEvent<T>[],
+): { event: SeenEvent<T>; fields: string[] }[] {
   const last = new Map(initial.map((o) => [o.metadata.name!, o as KubeObject]));
   return events.map((event) => {
     const fields = event.type === 'DELETED' ? ['(deleted)'] : changedFields(last.get(event.object.metadata.name!), event.object);

@@ -24,8 +24,10 @@ describe('KubeClient on the real control plane', function () {
   it('watches do not take the connections requests need: with 40 watches open, reads and writes still go through', async () => {
     // A client of its own: its request connections are limited (32); 40 informers hold 40 watches.
     const client = await KubeClient.load({ kubeconfig: cp.kubeconfigPath, userAgent: 'client-test' });
-    const informers = Array.from({ length: 40 }, (_, i) =>
-      new Informer<KubeObject>({ client, resource: CONFIG_MAPS, namespace, labelSelector: `watch=w${i}`, resyncMs: 0 }));
+    const informers = Array.from(
+      { length: 40 },
+      (_, i) => new Informer<KubeObject>({ client, resource: CONFIG_MAPS, namespace, labelSelector: `watch=w${i}`, resyncMs: 0 }),
+    );
     try {
       for (const informer of informers) informer.start();
       await Promise.all(informers.map((i) => i.waitForSync()));

@@ -69,7 +69,14 @@
 import { randomInt } from 'node:crypto';
 import type { KubeClient } from '../../src/kube/client.js';
 import type { KubeObject } from '../../src/kube/types.js';
-import { type ResourceType, CSI_NODES, NODES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, STORAGE_CLASSES } from '../../src/kube/resources.js';
+import {
+  type ResourceType,
+  CSI_NODES,
+  NODES,
+  PERSISTENT_VOLUMES,
+  PERSISTENT_VOLUME_CLAIMS,
+  STORAGE_CLASSES,
+} from '../../src/kube/resources.js';
 import { ApiError } from '../../src/kube/api-error.js';
 import { DRIVER_NAME } from '../../src/csi/identity.js';
 import { EventRecorder } from '../../src/runtime/events.js';
@@ -97,11 +104,21 @@ const FSTYPE_KEY = `${RESERVED_PREFIX}fstype`;
 /** Reserved keys external-provisioner knows (removePrefixedParameters): fstype and the secret references. */
 const KNOWN_RESERVED = new Set([
   FSTYPE_KEY,
-  ...['provisioner', 'controller-publish', 'node-stage', 'node-publish', 'controller-expand', 'node-expand', '']
-    .flatMap((op) => [`${RESERVED_PREFIX}${op ? `${op}-` : ''}secret-name`, `${RESERVED_PREFIX}${op ? `${op}-` : ''}secret-namespace`]),
+  ...['provisioner', 'controller-publish', 'node-stage', 'node-publish', 'controller-expand', 'node-expand', ''].flatMap((op) => [
+    `${RESERVED_PREFIX}${op ? `${op}-` : ''}secret-name`,
+    `${RESERVED_PREFIX}${op ? `${op}-` : ''}secret-namespace`,
+  ]),
 ]);
-const EXTRA_METADATA = { pvcName: `${RESERVED_PREFIX}pvc/name`, pvcNamespace: `${RESERVED_PREFIX}pvc/namespace`, pvName: `${RESERVED_PREFIX}pv/name` } as const;
-const ACCESS_MODES: Record<string, string> = { ReadWriteOnce: 'SINGLE_NODE_WRITER', ReadOnlyMany: 'MULTI_NODE_READER_ONLY', ReadWriteMany: 'MULTI_NODE_MULTI_WRITER' };
+const EXTRA_METADATA = {
+  pvcName: `${RESERVED_PREFIX}pvc/name`,
+  pvcNamespace: `${RESERVED_PREFIX}pvc/namespace`,
+  pvName: `${RESERVED_PREFIX}pv/name`,
+} as const;
+const ACCESS_MODES: Record<string, string> = {
+  ReadWriteOnce: 'SINGLE_NODE_WRITER',
+  ReadOnlyMany: 'MULTI_NODE_READER_ONLY',
+  ReadWriteMany: 'MULTI_NODE_MULTI_WRITER',
+};
 const CLAIM_WAIT_MS = 120_000;
 /** --timeout=60s: each CSI call's deadline. */
 const CSI_TIMEOUT_MS = 60_000;
@@ -146,14 +163,27 @@ function events(client: KubeClient): EventRecorder {
 }
 
 /** CreateVolume's parameters from a class's (prepareProvision: removePrefixedParameters, then --extra-create-metadata). */
-export function createVolumeParameters(classParameters: Record<string, string> | undefined, claim: { name: string; namespace: string }, pvName: string, extraCreateMetadata: boolean): Record<string, string> {
+export function createVolumeParameters(
+  classParameters: Record<string, string> | undefined,
+  claim: { name: string; namespace: string },
+  pvName: string,
+  extraCreateMetadata: boolean,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(classParameters ?? {})) {
     if (!k.startsWith(RESERVED_PREFIX)) out[k] = v;
-    else if (!KNOWN_RESERVED.has(k)) throw new Error(`failed to strip CSI Parameters of prefixed keys: found unknown parameter key "${k}" with reserved namespace ${RESERVED_PREFIX}`);
+    else if (!KNOWN_RESERVED.has(k))
+      throw new Error(
+        `failed to strip CSI Parameters of prefixed keys: found unknown parameter key "${k}" with reserved namespace ${RESERVED_PREFIX}`,
+      );
     else if (k !== FSTYPE_KEY) throw new Error(`the class sets ${k}: secrets are not played here (Stowage's classes name none)`);
   }
-  if (extraCreateMetadata) Object.assign(out, { [EXTRA_METADATA.pvcName]: claim.name, [EXTRA_METADATA.pvcNamespace]: claim.namespace, [EXTRA_METADATA.pvName]: pvName });
+  if (extraCreateMetadata)
+    Object.assign(out, {
+      [EXTRA_METADATA.pvcName]: claim.name,
+      [EXTRA_METADATA.pvcNamespace]: claim.namespace,
+      [EXTRA_METADATA.pvName]: pvName,
+    });
   return out;
 }
 
@@ -166,18 +196,30 @@ export function fsTypeOf(classParameters: Record<string, string> | undefined): s
 
 /** The claim external-provisioner would act on: unbound, annotated for the driver, and (WaitForFirstConsumer) with a selected node. */
 async function waitForClaimToProvision(client: KubeClient, namespace: string, name: string): Promise<{ claim: Any; sc: Any }> {
-  return waitFor(`claim ${namespace}/${name} to be handed to ${DRIVER_NAME} (the scheduler's node choice and the PV controller's provisioner annotation)`, async () => {
-    const claim = await client.get<Any>(PERSISTENT_VOLUME_CLAIMS, name, namespace);
-    if (claim.spec.volumeName) throw new Error(`claim ${namespace}/${name} is already bound to ${claim.spec.volumeName}; external-provisioner does not provision it`);
-    const ann = claim.metadata.annotations ?? {};
-    const provisioner = ann[ANN.storageProvisioner] ?? ann[ANN.betaStorageProvisioner];
-    if (provisioner === undefined) return undefined;
-    if (provisioner !== DRIVER_NAME) throw new Error(`claim ${namespace}/${name} is annotated for provisioner ${provisioner}, not ${DRIVER_NAME}: external-provisioner ignores it`);
-    const sc = await client.get<Any>(STORAGE_CLASSES, claim.spec.storageClassName);
-    if (sc.provisioner !== DRIVER_NAME) throw new Error(`StorageClass ${sc.metadata.name} names provisioner ${sc.provisioner}, not ${DRIVER_NAME}`);
-    if (sc.volumeBindingMode === 'WaitForFirstConsumer' && !ann[ANN.selectedNode]) return undefined;
-    return { claim, sc };
-  }, CLAIM_WAIT_MS, 250);
+  return waitFor(
+    `claim ${namespace}/${name} to be handed to ${DRIVER_NAME} (the scheduler's node choice and the PV controller's provisioner annotation)`,
+    async () => {
+      const claim = await client.get<Any>(PERSISTENT_VOLUME_CLAIMS, name, namespace);
+      if (claim.spec.volumeName)
+        throw new Error(
+          `claim ${namespace}/${name} is already bound to ${claim.spec.volumeName}; external-provisioner does not provision it`,
+        );
+      const ann = claim.metadata.annotations ?? {};
+      const provisioner = ann[ANN.storageProvisioner] ?? ann[ANN.betaStorageProvisioner];
+      if (provisioner === undefined) return undefined;
+      if (provisioner !== DRIVER_NAME)
+        throw new Error(
+          `claim ${namespace}/${name} is annotated for provisioner ${provisioner}, not ${DRIVER_NAME}: external-provisioner ignores it`,
+        );
+      const sc = await client.get<Any>(STORAGE_CLASSES, claim.spec.storageClassName);
+      if (sc.provisioner !== DRIVER_NAME)
+        throw new Error(`StorageClass ${sc.metadata.name} names provisioner ${sc.provisioner}, not ${DRIVER_NAME}`);
+      if (sc.volumeBindingMode === 'WaitForFirstConsumer' && !ann[ANN.selectedNode]) return undefined;
+      return { claim, sc };
+    },
+    CLAIM_WAIT_MS,
+    250,
+  );
 }
 
 /** topology.go GenerateAccessibilityRequirements with --strict-topology and a selected node. */
@@ -187,7 +229,8 @@ async function accessibilityRequirements(client: KubeClient, node: string): Prom
   if (keys.length === 0) throw new Error(`no topology key found on CSINode ${node}`);
   const labels = (await client.get<Any>(NODES, node)).metadata.labels ?? {};
   const missing = keys.filter((k) => labels[k] === undefined);
-  if (missing.length) throw new Error(`topology labels from selected node ${node} do not match topology keys from CSINode ${keys.join(',')}`);
+  if (missing.length)
+    throw new Error(`topology labels from selected node ${node} do not match topology keys from CSINode ${keys.join(',')}`);
   const term = [{ segments: Object.fromEntries(keys.map((k) => [k, labels[k]])) }];
   return { requisite: term, preferred: term };
 }
@@ -197,15 +240,24 @@ async function accessibilityRequirements(client: KubeClient, node: string): Prom
  * calls CreateVolume as the deployed release would and creates the PV (the PV controller binds it).
  * `pool`, when given, must be the class's `pool` parameter (a guard against a mixed-up class).
  */
-export async function provisionClaim(opts: { client: KubeClient; controller: CsiClient; namespace: string; claim: string; pool?: string }): Promise<{ pvName: string; volumeId: string }> {
+export async function provisionClaim(opts: {
+  client: KubeClient;
+  controller: CsiClient;
+  namespace: string;
+  claim: string;
+  pool?: string;
+}): Promise<{ pvName: string; volumeId: string }> {
   const { client, namespace } = opts;
   const flavour = await provisionerFlavour(client);
   if (!flavour.strictTopology) throw new Error('the operator no longer passes --strict-topology; this play only knows that mode');
   const { claim, sc } = await waitForClaimToProvision(client, namespace, opts.claim);
-  if (opts.pool !== undefined && sc.parameters?.pool !== opts.pool) throw new Error(`StorageClass ${sc.metadata.name} is for pool ${sc.parameters?.pool}, not ${opts.pool}`);
+  if (opts.pool !== undefined && sc.parameters?.pool !== opts.pool)
+    throw new Error(`StorageClass ${sc.metadata.name} is for pool ${sc.parameters?.pool}, not ${opts.pool}`);
   const pvName = `pvc-${claim.metadata.uid}`;
   const rec = events(client);
-  await rec.emit(claim, 'Normal', 'Provisioning', `External provisioner is provisioning volume for claim "${namespace}/${opts.claim}"`, { quiet: true });
+  await rec.emit(claim, 'Normal', 'Provisioning', `External provisioner is provisioning volume for claim "${namespace}/${opts.claim}"`, {
+    quiet: true,
+  });
   const node: string = claim.metadata.annotations![ANN.selectedNode];
   const required = parseBytes(claim.spec.resources.requests.storage);
   let res: any;
@@ -223,7 +275,10 @@ export async function provisionClaim(opts: { client: KubeClient; controller: Csi
     });
     const capabilities = (claim.spec.accessModes as string[]).map((mode) => {
       if (!ACCESS_MODES[mode]) throw new Error(`access mode ${mode} has no CSI equivalent here`);
-      return { ...(block ? { block: {} } : { mount: { fs_type: fsType, mount_flags: sc.mountOptions ?? [] } }), access_mode: { mode: ACCESS_MODES[mode] } };
+      return {
+        ...(block ? { block: {} } : { mount: { fs_type: fsType, mount_flags: sc.mountOptions ?? [] } }),
+        access_mode: { mode: ACCESS_MODES[mode] },
+      };
     });
     const request = {
       name: pvName,
@@ -240,13 +295,20 @@ export async function provisionClaim(opts: { client: KubeClient; controller: Csi
     res = await retrying(rec, claim, () => call(opts.controller, 'CreateVolume', request, CSI_TIMEOUT_MS), isNonFinal);
     const v = res.volume;
     const capacity = BigInt(v.capacity_bytes ?? 0) === 0n ? required : BigInt(v.capacity_bytes);
-    const problem = capacity < required ? `created volume capacity ${capacity} less than requested capacity ${required}`
-      : claim.spec.dataSource && !v.content_source ? 'volume content source missing' : undefined;
+    const problem =
+      capacity < required
+        ? `created volume capacity ${capacity} less than requested capacity ${required}`
+        : claim.spec.dataSource && !v.content_source
+          ? 'volume content source missing'
+          : undefined;
     if (problem) {
       await call(opts.controller, 'DeleteVolume', { volume_id: v.volume_id }, CSI_TIMEOUT_MS); // cleanupVolume
       throw new Error(problem);
     }
-    await client.create(PERSISTENT_VOLUMES, provisionedVolume({ claim, sc, pvName, capacity, volume: v, fsType: block ? undefined : fsType, addFinalizer: flavour.addFinalizer }));
+    await client.create(
+      PERSISTENT_VOLUMES,
+      provisionedVolume({ claim, sc, pvName, capacity, volume: v, fsType: block ? undefined : fsType, addFinalizer: flavour.addFinalizer }),
+    );
     await rec.emit(claim, 'Normal', 'ProvisioningSucceeded', `Successfully provisioned volume ${pvName}`, { quiet: true });
     return { pvName, volumeId: v.volume_id };
   } catch (err) {
@@ -254,7 +316,9 @@ export async function provisionClaim(opts: { client: KubeClient; controller: Csi
     if ((err as { code?: number }).code === 8 /* RESOURCE_EXHAUSTED */) {
       const { [ANN.selectedNode]: _dropped, ...rest } = claim.metadata.annotations ?? {};
       // Best effort, as external-provisioner's reschedule: the claim changed meanwhile is retried on the next error.
-      await client.replace(PERSISTENT_VOLUME_CLAIMS, { ...claim, metadata: { ...claim.metadata, annotations: rest } }).catch(() => undefined);
+      await client
+        .replace(PERSISTENT_VOLUME_CLAIMS, { ...claim, metadata: { ...claim.metadata, annotations: rest } })
+        .catch(() => undefined);
     }
     throw err;
   }
@@ -265,7 +329,12 @@ export async function provisionClaim(opts: { client: KubeClient; controller: Csi
 const NON_FINAL_CODES = new Set([1 /* CANCELLED */, 4 /* DEADLINE_EXCEEDED */, 10 /* ABORTED */, 14 /* UNAVAILABLE */]);
 const isNonFinal = (err: unknown): boolean => NON_FINAL_CODES.has((err as { code?: number }).code ?? -1);
 
-async function retrying<T>(rec: EventRecorder, claim: Any, attempt: () => Promise<T>, retryable: (err: unknown) => boolean = () => true): Promise<T> {
+async function retrying<T>(
+  rec: EventRecorder,
+  claim: Any,
+  attempt: () => Promise<T>,
+  retryable: (err: unknown) => boolean = () => true,
+): Promise<T> {
   const deadline = Date.now() + CLAIM_WAIT_MS;
   for (let delay = 1_000; ; delay = Math.min(delay * 2, 8_000)) {
     try {
@@ -279,9 +348,18 @@ async function retrying<T>(rec: EventRecorder, claim: Any, attempt: () => Promis
 }
 
 /** The PV external-provisioner (Provision) and its library (provisionClaimOperation) write. */
-export function provisionedVolume(p: { claim: Any; sc: Any; pvName: string; capacity: bigint; volume: any; fsType: string | undefined; addFinalizer: boolean }): Any {
+export function provisionedVolume(p: {
+  claim: Any;
+  sc: Any;
+  pvName: string;
+  capacity: bigint;
+  volume: any;
+  fsType: string | undefined;
+  addFinalizer: boolean;
+}): Any {
   const { claim, sc, volume } = p;
-  const terms = (volume.accessible_topology ?? []).filter((t: any) => Object.keys(t.segments ?? {}).length > 0)
+  const terms = (volume.accessible_topology ?? [])
+    .filter((t: any) => Object.keys(t.segments ?? {}).length > 0)
     .map((t: any) => ({ matchExpressions: Object.entries(t.segments).map(([key, value]) => ({ key, operator: 'In', values: [value] })) }));
   return {
     apiVersion: 'v1',
@@ -304,14 +382,23 @@ export function provisionedVolume(p: { claim: Any; sc: Any; pvName: string; capa
       persistentVolumeReclaimPolicy: sc.reclaimPolicy ?? 'Delete',
       ...(terms.length ? { nodeAffinity: { required: { nodeSelectorTerms: terms } } } : {}),
       ...(claim.spec.volumeMode ? { volumeMode: claim.spec.volumeMode } : {}),
-      claimRef: { kind: 'PersistentVolumeClaim', namespace: claim.metadata.namespace, name: claim.metadata.name, uid: claim.metadata.uid, apiVersion: 'v1', resourceVersion: claim.metadata.resourceVersion },
+      claimRef: {
+        kind: 'PersistentVolumeClaim',
+        namespace: claim.metadata.namespace,
+        name: claim.metadata.name,
+        uid: claim.metadata.uid,
+        apiVersion: 'v1',
+        resourceVersion: claim.metadata.resourceVersion,
+      },
       storageClassName: claim.spec.storageClassName,
     },
   };
 }
 
 async function addCloneFinalizer(client: KubeClient, namespace: string, source: string): Promise<void> {
-  await updateFinalizers(client, PERSISTENT_VOLUME_CLAIMS, source, namespace, (f) => (f.includes(CLONE_FINALIZER) ? undefined : [...f, CLONE_FINALIZER]));
+  await updateFinalizers(client, PERSISTENT_VOLUME_CLAIMS, source, namespace, (f) =>
+    f.includes(CLONE_FINALIZER) ? undefined : [...f, CLONE_FINALIZER],
+  );
 }
 
 /**
@@ -319,7 +406,13 @@ async function addCloneFinalizer(client: KubeClient, namespace: string, source: 
  * else wrote in between) is tried again on the fresh object, as the work queue's requeue would.
  * `change` returns undefined when there is nothing to change.
  */
-async function updateFinalizers(client: KubeClient, rt: ResourceType, name: string, namespace: string | undefined, change: (finalizers: string[]) => string[] | undefined): Promise<void> {
+async function updateFinalizers(
+  client: KubeClient,
+  rt: ResourceType,
+  name: string,
+  namespace: string | undefined,
+  change: (finalizers: string[]) => string[] | undefined,
+): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     const obj = await client.getIfExists<Any>(rt, name, namespace);
     const next = obj && change(obj.metadata.finalizers ?? []);
@@ -337,11 +430,20 @@ async function updateFinalizers(client: KubeClient, rt: ResourceType, name: stri
 async function releaseCloneFinalizer(client: KubeClient, namespace: string, name: string): Promise<void> {
   const src = await client.getIfExists<Any>(PERSISTENT_VOLUME_CLAIMS, name, namespace);
   if (!src?.metadata.deletionTimestamp || !(src.metadata.finalizers ?? []).includes(CLONE_FINALIZER)) return;
-  await waitFor(`the clones of ${namespace}/${name} to leave Pending`, async () => {
-    const claims = await client.list<Any>(PERSISTENT_VOLUME_CLAIMS, { namespace });
-    return !claims.items.some((c) => c.spec.dataSource?.kind === 'PersistentVolumeClaim' && c.spec.dataSource.name === name && c.status?.phase === 'Pending');
-  }, CLAIM_WAIT_MS, 250);
-  await updateFinalizers(client, PERSISTENT_VOLUME_CLAIMS, name, namespace, (f) => (f.includes(CLONE_FINALIZER) ? f.filter((x) => x !== CLONE_FINALIZER) : undefined));
+  await waitFor(
+    `the clones of ${namespace}/${name} to leave Pending`,
+    async () => {
+      const claims = await client.list<Any>(PERSISTENT_VOLUME_CLAIMS, { namespace });
+      return !claims.items.some(
+        (c) => c.spec.dataSource?.kind === 'PersistentVolumeClaim' && c.spec.dataSource.name === name && c.status?.phase === 'Pending',
+      );
+    },
+    CLAIM_WAIT_MS,
+    250,
+  );
+  await updateFinalizers(client, PERSISTENT_VOLUME_CLAIMS, name, namespace, (f) =>
+    f.includes(CLONE_FINALIZER) ? f.filter((x) => x !== CLONE_FINALIZER) : undefined,
+  );
 }
 
 /**
@@ -349,7 +451,13 @@ async function releaseCloneFinalizer(client: KubeClient, namespace: string, name
  * claim's pods to be gone) and external-provisioner deletes the volume and the PV. Resolves once
  * the PV is gone.
  */
-export async function deleteClaimVolume(opts: { client: KubeClient; controller: CsiClient; namespace: string; claim: string; timeoutMs?: number }): Promise<{ pvName: string; volumeId: string }> {
+export async function deleteClaimVolume(opts: {
+  client: KubeClient;
+  controller: CsiClient;
+  namespace: string;
+  claim: string;
+  timeoutMs?: number;
+}): Promise<{ pvName: string; volumeId: string }> {
   const { client, namespace } = opts;
   const claim = await client.get<Any>(PERSISTENT_VOLUME_CLAIMS, opts.claim, namespace);
   const pvName: string = claim.spec.volumeName;
@@ -360,16 +468,30 @@ export async function deleteClaimVolume(opts: { client: KubeClient; controller: 
 }
 
 /** external-provisioner's delete path for one PV whose claim is gone (or going): see the header. */
-export async function deleteReleasedVolume(opts: { client: KubeClient; controller: CsiClient; pvName: string; timeoutMs?: number }): Promise<{ pvName: string; volumeId: string }> {
+export async function deleteReleasedVolume(opts: {
+  client: KubeClient;
+  controller: CsiClient;
+  pvName: string;
+  timeoutMs?: number;
+}): Promise<{ pvName: string; volumeId: string }> {
   const { client, pvName } = opts;
   const timeout = opts.timeoutMs ?? CLAIM_WAIT_MS;
   const flavour = await provisionerFlavour(client);
-  const pv = await waitFor(`PV ${pvName} to be Released by the PV controller`, async () => {
-    const v = await client.get<Any>(PERSISTENT_VOLUMES, pvName);
-    if (v.metadata.annotations?.[ANN.provisionedBy] !== DRIVER_NAME) throw new Error(`PV ${pvName} was not provisioned by ${DRIVER_NAME}; external-provisioner leaves it alone`);
-    if (v.spec.persistentVolumeReclaimPolicy !== 'Delete') throw new Error(`PV ${pvName} has reclaimPolicy ${v.spec.persistentVolumeReclaimPolicy}; external-provisioner deletes only Delete volumes`);
-    return v.status?.phase === 'Released' ? v : undefined;
-  }, timeout, 250);
+  const pv = await waitFor(
+    `PV ${pvName} to be Released by the PV controller`,
+    async () => {
+      const v = await client.get<Any>(PERSISTENT_VOLUMES, pvName);
+      if (v.metadata.annotations?.[ANN.provisionedBy] !== DRIVER_NAME)
+        throw new Error(`PV ${pvName} was not provisioned by ${DRIVER_NAME}; external-provisioner leaves it alone`);
+      if (v.spec.persistentVolumeReclaimPolicy !== 'Delete')
+        throw new Error(
+          `PV ${pvName} has reclaimPolicy ${v.spec.persistentVolumeReclaimPolicy}; external-provisioner deletes only Delete volumes`,
+        );
+      return v.status?.phase === 'Released' ? v : undefined;
+    },
+    timeout,
+    250,
+  );
   const volumeId: string = pv.spec.csi.volumeHandle;
   if (!flavour.addFinalizer && pv.metadata.deletionTimestamp) return { pvName, volumeId }; // shouldDelete: someone else deletes it
   try {
@@ -380,7 +502,9 @@ export async function deleteReleasedVolume(opts: { client: KubeClient; controlle
   }
   await client.delete(PERSISTENT_VOLUMES, pvName);
   if (flavour.addFinalizer) {
-    await updateFinalizers(client, PERSISTENT_VOLUMES, pvName, undefined, (f) => (f.includes(PV_FINALIZER) ? f.filter((x) => x !== PV_FINALIZER) : undefined));
+    await updateFinalizers(client, PERSISTENT_VOLUMES, pvName, undefined, (f) =>
+      f.includes(PV_FINALIZER) ? f.filter((x) => x !== PV_FINALIZER) : undefined,
+    );
   }
   // kubernetes.io/pv-protection lets go of a Released PV at once.
   await waitFor(`PV ${pvName} to be gone`, async () => !(await client.getIfExists(PERSISTENT_VOLUMES, pvName)), timeout, 250);

@@ -10,7 +10,15 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import type { KubeClient } from '../../src/kube/client.js';
-import { CSI_DRIVERS, EVENTS, NAMESPACES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, PODS, STORAGE_CLASSES } from '../../src/kube/resources.js';
+import {
+  CSI_DRIVERS,
+  EVENTS,
+  NAMESPACES,
+  PERSISTENT_VOLUMES,
+  PERSISTENT_VOLUME_CLAIMS,
+  PODS,
+  STORAGE_CLASSES,
+} from '../../src/kube/resources.js';
 import { DRIVER_NAME, TOPOLOGY_KEY } from '../../src/csi/identity.js';
 import { startCsiNodeServer } from '../../src/csi/node-service.js';
 import { startRegistrationServer } from '../../src/csi/registration.js';
@@ -48,9 +56,18 @@ class KubeletPoolFixture extends DynamicPoolFixture {
     const kubeletEndpoint = path.join(this.pluginDir, 'csi.sock');
     this.realizer = await startPoolVolumeRealizer({ client: this.client, engine: this.engine, nodeName: this.node });
     // Confined to kubelet's directory, as `stowage node --kubelet-dir`: real kubelet's paths must pass.
-    this.nodeServer = await startCsiNodeServer({ endpoint: `unix://${kubeletEndpoint}`, nodeName: this.node, engine: this.engine, client: this.client, kubeletDir: this.kubelet.rootDir });
+    this.nodeServer = await startCsiNodeServer({
+      endpoint: `unix://${kubeletEndpoint}`,
+      nodeName: this.node,
+      engine: this.engine,
+      client: this.client,
+      kubeletDir: this.kubelet.rootDir,
+    });
     // Last: kubelet's plugin watcher acts as soon as this socket appears.
-    this.registration = await startRegistrationServer({ dir: path.join(this.kubelet.rootDir, 'plugins_registry'), endpoint: kubeletEndpoint });
+    this.registration = await startRegistrationServer({
+      dir: path.join(this.kubelet.rootDir, 'plugins_registry'),
+      endpoint: kubeletEndpoint,
+    });
   }
 
   override async stopNodeDaemon(): Promise<void> {
@@ -137,14 +154,15 @@ describe('kubelet node: a Dynamic-pool volume mounted by the real kubelet', func
     }
     // A test that failed before the claim's deletion: the namespace's deletion releases the PV and the
     // played provisioner deletes it; the fixture's cleanup removes any PoolVolume left.
-    if (pvName && fx?.controllerClient) await deleteReleasedVolume({ client, controller: fx.controllerClient, pvName, timeoutMs: 60_000 }).catch(() => undefined);
+    if (pvName && fx?.controllerClient)
+      await deleteReleasedVolume({ client, controller: fx.controllerClient, pvName, timeoutMs: 60_000 }).catch(() => undefined);
     if (pvName) await client.delete(PERSISTENT_VOLUMES, pvName).catch(() => undefined);
     await fx?.cleanup();
     if (storageClass) await client.delete(STORAGE_CLASSES, storageClass).catch(() => undefined);
     if (createdDriver) await client.delete(CSI_DRIVERS, DRIVER_NAME).catch(() => undefined);
   });
 
-  it('kubelet registers csi.stowage.dev from the node daemon\'s socket: CSINode and the topology label', async function () {
+  it("kubelet registers csi.stowage.dev from the node daemon's socket: CSINode and the topology label", async function () {
     const csiNode = await waitFor(
       `CSINode ${node.nodeName} to list ${DRIVER_NAME}`,
       async () => {
@@ -154,7 +172,10 @@ describe('kubelet node: a Dynamic-pool volume mounted by the real kubelet', func
       60_000,
       250,
     );
-    expect(csiNode.spec.drivers.find((d: any) => d.name === DRIVER_NAME)).to.deep.include({ nodeID: node.nodeName, topologyKeys: [TOPOLOGY_KEY] });
+    expect(csiNode.spec.drivers.find((d: any) => d.name === DRIVER_NAME)).to.deep.include({
+      nodeID: node.nodeName,
+      topologyKeys: [TOPOLOGY_KEY],
+    });
     const n = await client.get<any>({ group: '', version: 'v1', plural: 'nodes', kind: 'Node', namespaced: false }, node.nodeName);
     expect(n.metadata.labels[TOPOLOGY_KEY]).to.equal(node.nodeName);
   });
@@ -175,13 +196,20 @@ describe('kubelet node: a Dynamic-pool volume mounted by the real kubelet', func
     expect(pvObj.spec.csi).to.deep.include({ driver: DRIVER_NAME, volumeHandle: volumeId });
     expect(pvObj.spec.capacity.storage).to.equal('64Mi');
     expect(pvObj.status.phase).to.equal('Bound');
-    const evts = (await client.list<any>(EVENTS, { namespace: ns, fieldSelector: `involvedObject.name=${claim}` })).items.map((e: any) => e.reason);
+    const evts = (await client.list<any>(EVENTS, { namespace: ns, fieldSelector: `involvedObject.name=${claim}` })).items.map(
+      (e: any) => e.reason,
+    );
     expect(evts).to.include.members(['Provisioning', 'ProvisioningSucceeded']);
     expect(await mounted(stagingPath()), `staged at ${stagingPath()}`).to.equal(true);
     expect(await podMounts(node, podUid)).to.include(publishPath(podUid));
     // The bytes are in the volume's subvolume in the pool's btrfs filesystem on the host.
     const pv = await client.get<any>(POOL_VOLUMES, volumeId);
-    await waitFor('the pod to write /data/file', () => fsp.readFile(path.join(pv.status.path, 'file'), 'utf8').then((t) => t === 'first-pod\n'), 30_000, 250);
+    await waitFor(
+      'the pod to write /data/file',
+      () => fsp.readFile(path.join(pv.status.path, 'file'), 'utf8').then((t) => t === 'first-pod\n'),
+      30_000,
+      250,
+    );
   });
 
   it('keeps the data across a node-daemon restart and a pod restart', async function () {
@@ -194,17 +222,34 @@ describe('kubelet node: a Dynamic-pool volume mounted by the real kubelet', func
     expect(await podMounts(node, podUid)).to.deep.equal([]);
     await startPod('trap "exit 0" TERM; cat /data/file; echo second-pod >> /data/file; while true; do sleep 1; done');
     await waitPodPhase(client, ns, podName, ['Running']);
-    await waitFor('the second pod to print the first pod\'s data', async () => (await podLog(cp, ns, podName)) === 'first-pod\n', 30_000, 250);
+    await waitFor(
+      "the second pod to print the first pod's data",
+      async () => (await podLog(cp, ns, podName)) === 'first-pod\n',
+      30_000,
+      250,
+    );
     expect(await podMounts(node, podUid)).to.include(publishPath(podUid));
   });
 
   it('shows an expansion inside the running pod', async function () {
     const write = (mib: number) =>
-      cp.kubectl(['exec', '-n', ns, podName, '--', 'sh', '-c', `rm -f /data/big; dd if=/dev/zero of=/data/big bs=1M count=${mib} conv=fsync 2>&1; r=$?; rm -f /data/big; sync; exit $r`]);
+      cp.kubectl([
+        'exec',
+        '-n',
+        ns,
+        podName,
+        '--',
+        'sh',
+        '-c',
+        `rm -f /data/big; dd if=/dev/zero of=/data/big bs=1M count=${mib} conv=fsync 2>&1; r=$?; rm -f /data/big; sync; exit $r`,
+      ]);
     const before = await write(96);
     expect(before.code, `writing 96 MiB into a 64 MiB volume must fail: ${before.stdout}${before.stderr}`).to.not.equal(0);
     expect(before.stdout + before.stderr).to.match(/quota|space/i);
-    expect(await expandClaim({ client, controller: fx.controllerClient, namespace: ns, claim, size: '192Mi' })).to.deep.equal({ capacity: '192Mi', nodeExpansionRequired: false });
+    expect(await expandClaim({ client, controller: fx.controllerClient, namespace: ns, claim, size: '192Mi' })).to.deep.equal({
+      capacity: '192Mi',
+      nodeExpansionRequired: false,
+    });
     const pvc = await client.get<any>(PERSISTENT_VOLUME_CLAIMS, claim, ns);
     expect(pvc.status.capacity.storage).to.equal('192Mi');
     expect(pvc.status.conditions ?? []).to.deep.equal([]);
@@ -231,7 +276,13 @@ describe('kubelet node: a Dynamic-pool volume mounted by the real kubelet', func
     expect(await client.getIfExists(PERSISTENT_VOLUME_CLAIMS, claim, ns)).to.equal(undefined);
     expect(await client.getIfExists(PERSISTENT_VOLUMES, pvName)).to.equal(undefined);
     expect(await client.getIfExists(POOL_VOLUMES, volumeId)).to.equal(undefined);
-    expect(await fsp.stat(dataPath).then(() => 'still there', (e: NodeJS.ErrnoException) => e.code), `the volume's data at ${dataPath}`).to.equal('ENOENT');
+    expect(
+      await fsp.stat(dataPath).then(
+        () => 'still there',
+        (e: NodeJS.ErrnoException) => e.code,
+      ),
+      `the volume's data at ${dataPath}`,
+    ).to.equal('ENOENT');
     pvName = '';
     volumeId = '';
   });

@@ -50,7 +50,10 @@ export function loopDevices(): string[] {
 }
 
 export function mountsBelow(prefix: string): string[] {
-  return readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(prefix));
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1] ?? '')
+    .filter((m) => m.startsWith(prefix));
 }
 
 /** Removes a directory tree the DaemonSet's hostPath created: empty directories only, nothing mounted. */

@@ -54,7 +54,13 @@ function apiServerEnv(server: string): Array<{ name: string; value: string }> {
  * what the overlay applies, and what a test that installs with `kubectl apply -f` patches in
  * (release-install.test.ts). `args` replaces the operator's arguments whole.
  */
-export function operatorNetworkOps(o: { server: string; nodeName: string; metricsPort: number; probePort: number; args: string[] }): unknown[] {
+export function operatorNetworkOps(o: {
+  server: string;
+  nodeName: string;
+  metricsPort: number;
+  probePort: number;
+  args: string[];
+}): unknown[] {
   const container = '/spec/template/spec/containers/0';
   return [
     { op: 'add', path: '/spec/template/spec/hostNetwork', value: true },
@@ -77,7 +83,13 @@ export function operatorNetworkOps(o: { server: string; nodeName: string; metric
 
 /** The operator's arguments on this machine: its metrics and probes on free host ports, then `extra`. */
 export function operatorArgs(metricsPort: number, probePort: number, extra: string[] = []): string[] {
-  return ['operator', '--leader-elect', `--metrics-bind-address=127.0.0.1:${metricsPort}`, `--health-probe-bind-address=127.0.0.1:${probePort}`, ...extra];
+  return [
+    'operator',
+    '--leader-elect',
+    `--metrics-bind-address=127.0.0.1:${metricsPort}`,
+    `--health-probe-bind-address=127.0.0.1:${probePort}`,
+    ...extra,
+  ];
 }
 
 /** Writes kustomization.yaml and its patch into `dir`; returns `dir` for `kubectl apply -k`. */
@@ -113,7 +125,13 @@ export async function writeInstalledOverlay(o: OverlayOptions): Promise<string> 
 }
 
 /** The same network change for an operator-rendered workload (DaemonSet or Deployment), as an apply body. */
-export function networkPatch(kind: 'DaemonSet' | 'Deployment', name: string, namespace: string, containers: string[], server: string): unknown {
+export function networkPatch(
+  kind: 'DaemonSet' | 'Deployment',
+  name: string,
+  namespace: string,
+  containers: string[],
+  server: string,
+): unknown {
   return {
     apiVersion: 'apps/v1',
     kind,

@@ -16,7 +16,20 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import type { KubeClient } from '../../src/kube/client.js';
-import { CSI_DRIVERS, CUSTOM_RESOURCE_DEFINITIONS, DAEMON_SETS, DEPLOYMENTS, EVENTS, LEASES, NAMESPACES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, PODS, STORAGE_CLASSES, resourcePath } from '../../src/kube/resources.js';
+import {
+  CSI_DRIVERS,
+  CUSTOM_RESOURCE_DEFINITIONS,
+  DAEMON_SETS,
+  DEPLOYMENTS,
+  EVENTS,
+  LEASES,
+  NAMESPACES,
+  PERSISTENT_VOLUMES,
+  PERSISTENT_VOLUME_CLAIMS,
+  PODS,
+  STORAGE_CLASSES,
+  resourcePath,
+} from '../../src/kube/resources.js';
 import { MANAGED_BY_LABEL, POOL_LABEL } from '../../src/crds/labels.js';
 import { run } from '../../src/host/command.js';
 import { findCondition } from '../../src/runtime/conditions.js';
@@ -37,12 +50,21 @@ import { adminClient, createNamespace, deletePoolForcibly, uniqueName, waitFor }
 import { LoopDevices, unmountAllFrom } from '../support/loop-devices.js';
 import { condition, type Pool, type Pvc } from '../support/pool-world.js';
 import { TEST_NETWORK_FIELD_MANAGER, networkPatch, writeInstalledOverlay } from './installed-overlay.js';
-import { AGENT_STATE_DIRS, HOST_PATHS_CREATED, PROPAGATED_HOST_PATHS, entriesBelow, holdersOf, loopDevices, mountsBelow, mountsOfDevices, rmdirTree, stowageProcesses } from './installed-host.js';
+import {
+  AGENT_STATE_DIRS,
+  HOST_PATHS_CREATED,
+  PROPAGATED_HOST_PATHS,
+  entriesBelow,
+  holdersOf,
+  loopDevices,
+  mountsBelow,
+  mountsOfDevices,
+  rmdirTree,
+  stowageProcesses,
+} from './installed-host.js';
 import { playLivenessProbe, type PlayedLivenessProbe } from './livenessprobe-play.js';
 import { deleteClaimVolume, provisionClaim } from './csi-sidecars.js';
 import { busyboxPod, deletePodAndWait, podLog, podMounts, waitPodPhase } from './pods.js';
-
- 
 
 const NS = 'stowage-system';
 const LEASE = 'stowage-operator';
@@ -55,8 +77,20 @@ const MOUNT_CAPABILITY = { mount: { fs_type: '', mount_flags: [] }, access_mode:
 const WAIT_MS = 150_000;
 const CSI_NODES = { group: 'storage.k8s.io', version: 'v1', plural: 'csinodes', kind: 'CSINode', namespaced: false } as const;
 const MiB = 1024 * 1024;
-const CLUSTER_ROLES = { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'clusterroles', kind: 'ClusterRole', namespaced: false } as const;
-const CLUSTER_ROLE_BINDINGS = { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'clusterrolebindings', kind: 'ClusterRoleBinding', namespaced: false } as const;
+const CLUSTER_ROLES = {
+  group: 'rbac.authorization.k8s.io',
+  version: 'v1',
+  plural: 'clusterroles',
+  kind: 'ClusterRole',
+  namespaced: false,
+} as const;
+const CLUSTER_ROLE_BINDINGS = {
+  group: 'rbac.authorization.k8s.io',
+  version: 'v1',
+  plural: 'clusterrolebindings',
+  kind: 'ClusterRoleBinding',
+  namespaced: false,
+} as const;
 /** The Local-pool writer: one numbered line every 200 ms, synced, so a gap or a reset shows. */
 const WRITER = 'trap "exit 0" TERM; i=0; while true; do i=$((i+1)); echo $i >> /data/log; echo $i >> /dyn/log; sync; sleep 0.2; done';
 /** Labels on the test's two NodeDisks, so each pool selects its own. */
@@ -136,7 +170,8 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     return r.stdout;
   };
 
-  const podsOf = async (selector: string): Promise<any[]> => (await admin.list<any>(PODS, { namespace: NS, labelSelector: selector })).items;
+  const podsOf = async (selector: string): Promise<any[]> =>
+    (await admin.list<any>(PODS, { namespace: NS, labelSelector: selector })).items;
 
   /** The one pod of `selector` on the real node whose `container` runs and is ready, matching `extra`. */
   const runningPod = (selector: string, container: string, what: string, extra: (pod: any) => boolean = () => true): Promise<any> =>
@@ -158,7 +193,10 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     ).catch(async (e) => {
       // Only adds detail to the timeout error thrown below.
       const pods = await podsOf(selector).catch(() => []);
-      const seen = pods.map((p: any) => `${p.metadata.name} on ${p.spec.nodeName}: ${p.status?.phase} ${JSON.stringify(p.status?.containerStatuses?.map((c: any) => [c.name, c.state]))}`);
+      const seen = pods.map(
+        (p: any) =>
+          `${p.metadata.name} on ${p.spec.nodeName}: ${p.status?.phase} ${JSON.stringify(p.status?.containerStatuses?.map((c: any) => [c.name, c.state]))}`,
+      );
       throw new Error(`${(e as Error).message}\npods:\n  ${seen.join('\n  ')}`);
     });
 
@@ -178,15 +216,31 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
 
   const applyOverlay = async (operatorArgs: string[] = []): Promise<void> => {
     // The operator by digest; what it deploys by tag (its --image), a later --image overriding it.
-    await writeInstalledOverlay({ dir: overlay, server: cp.server, nodeName: node.nodeName, imageDigest: `${repository}@${digest}`, metricsPort: ports.metrics, probePort: ports.probe, operatorArgs: ['--image', `stowage=${imageRef}`, ...operatorArgs] });
+    await writeInstalledOverlay({
+      dir: overlay,
+      server: cp.server,
+      nodeName: node.nodeName,
+      imageDigest: `${repository}@${digest}`,
+      metricsPort: ports.metrics,
+      probePort: ports.probe,
+      operatorArgs: ['--image', `stowage=${imageRef}`, ...operatorArgs],
+    });
     await kubectl('apply', '-k', overlay);
   };
   const agentArgs = (): string[] => allowArgs;
 
   /** The node DaemonSet on the host network (installed-overlay.ts says why), under the test's own field manager. */
   const patchNodeNetwork = async (): Promise<void> => {
-    await waitFor(`the operator to create DaemonSet ${NS}/${NODE_DAEMONSET}`, () => admin.getIfExists(DAEMON_SETS, NODE_DAEMONSET, NS), WAIT_MS, 500);
-    await admin.apply(DAEMON_SETS, networkPatch('DaemonSet', NODE_DAEMONSET, NS, [NODE_CONTAINER], cp.server) as any, { fieldManager: TEST_NETWORK_FIELD_MANAGER, force: true });
+    await waitFor(
+      `the operator to create DaemonSet ${NS}/${NODE_DAEMONSET}`,
+      () => admin.getIfExists(DAEMON_SETS, NODE_DAEMONSET, NS),
+      WAIT_MS,
+      500,
+    );
+    await admin.apply(DAEMON_SETS, networkPatch('DaemonSet', NODE_DAEMONSET, NS, [NODE_CONTAINER], cp.server) as any, {
+      fieldManager: TEST_NETWORK_FIELD_MANAGER,
+      force: true,
+    });
   };
 
   /**
@@ -196,8 +250,12 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
    * points the played livenessprobe (the controller pod's probe on the host network) at it.
    */
   const controllerSocket = async (image = imageRef): Promise<string> => {
-    const pod = await runningPod(CONTROLLER_SELECTOR, CONTROLLER_CONTAINER, `the stowage-csi-controller container (${image}) to run on the real node`,
-      (p) => p.spec.hostNetwork === true && p.spec.containers.some((x: any) => x.name === CONTROLLER_CONTAINER && x.image === image));
+    const pod = await runningPod(
+      CONTROLLER_SELECTOR,
+      CONTROLLER_CONTAINER,
+      `the stowage-csi-controller container (${image}) to run on the real node`,
+      (p) => p.spec.hostNetwork === true && p.spec.containers.some((x: any) => x.name === CONTROLLER_CONTAINER && x.image === image),
+    );
     const podSocket = `${node.rootDir}/pods/${pod.metadata.uid}/volumes/kubernetes.io~empty-dir/socket-dir/csi.sock`;
     await waitFor(`the controller's socket ${podSocket}`, () => existsSync(podSocket), 60_000, 500);
     const link = path.join(work!, `ctl${ctlLinks++}`);
@@ -208,7 +266,12 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
 
   /** The CSI controller Deployment on the host network, pinned to the real node (as the operator's). */
   const patchControllerNetwork = async (): Promise<void> => {
-    await waitFor(`the operator to create Deployment ${NS}/${CSI_CONTROLLER_DEPLOYMENT}`, () => admin.getIfExists(DEPLOYMENTS, CSI_CONTROLLER_DEPLOYMENT, NS), WAIT_MS, 500);
+    await waitFor(
+      `the operator to create Deployment ${NS}/${CSI_CONTROLLER_DEPLOYMENT}`,
+      () => admin.getIfExists(DEPLOYMENTS, CSI_CONTROLLER_DEPLOYMENT, NS),
+      WAIT_MS,
+      500,
+    );
     const patch = networkPatch('Deployment', CSI_CONTROLLER_DEPLOYMENT, NS, [CONTROLLER_CONTAINER], cp.server) as any;
     patch.spec.template.spec.nodeSelector = { 'kubernetes.io/hostname': node.nodeName };
     patch.spec.template.spec.tolerations = [{ ...REAL_NODE_TAINT, operator: 'Equal' }];
@@ -268,7 +331,9 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     if (admin && poolCreated) await deletePoolForcibly(admin, dynamicPool).catch(() => undefined);
     if (cp && work && existsSync(path.join(overlay, 'kustomization.yaml'))) {
       await cp.kubectl(['delete', '-k', overlay, '--ignore-not-found', '--wait=true'], { timeoutMs: 240_000 }).catch(() => undefined);
-      await waitFor(`namespace ${NS} to be gone`, async () => !(await admin.getIfExists(NAMESPACES, NS)), WAIT_MS, 500).catch(() => undefined);
+      await waitFor(`namespace ${NS} to be gone`, async () => !(await admin.getIfExists(NAMESPACES, NS)), WAIT_MS, 500).catch(
+        () => undefined,
+      );
     }
     await liveness?.close();
     // The test's disks unmounted before the shared host paths go (a pool deleted forcibly above
@@ -276,11 +341,19 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     for (const device of loops.devices()) await unmountAllFrom(device);
     await unshare?.();
     // What containerd pulled (by tag and by digest), so later tests on the node find none; then the registry.
-    if (node && repository) await removeStowageImages(node.containerdSocket, [imageRef, rollRef, `${repository}@${digest}`, `${repository}:no-such-tag`].filter(Boolean));
+    if (node && repository)
+      await removeStowageImages(
+        node.containerdSocket,
+        [imageRef, rollRef, `${repository}@${digest}`, `${repository}:no-such-tag`].filter(Boolean),
+      );
     await untrustRegistry?.();
     await registry?.stop();
     if (admin && node) {
-      for (const d of (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` }).catch(() => ({ items: [] as any[] }))).items) {
+      for (const d of (
+        await admin
+          .list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` })
+          .catch(() => ({ items: [] as any[] }))
+      ).items) {
         await admin.delete(NODE_DISKS, d.metadata.name).catch(() => undefined);
       }
     }
@@ -307,13 +380,23 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     expect(procs, 'one containerised operator process on the host').to.have.length(1);
     expect(readFileSync(`/proc/${procs[0].pid}/status`, 'utf8')).to.match(/^Uid:\s+65532\s/m);
     // Its log names the server it found in the pod's environment and the identity it leads with.
-    const started = await waitFor('the operator to log its start', async () => logLines(await podLog(cp, NS, pod.metadata.name), 'stowage operator starting')[0], 60_000, 500);
+    const started = await waitFor(
+      'the operator to log its start',
+      async () => logLines(await podLog(cp, NS, pod.metadata.name), 'stowage operator starting')[0],
+      60_000,
+      500,
+    );
     expect(started.server).to.equal(cp.server);
     expect(started.leaderElect).to.equal(true);
-    const lease = await waitFor('the operator to hold its lease', async () => {
-      const l = await admin.getIfExists<any>(LEASES, LEASE, NS);
-      return l?.spec?.holderIdentity === started.identity ? l : undefined;
-    }, 60_000, 500);
+    const lease = await waitFor(
+      'the operator to hold its lease',
+      async () => {
+        const l = await admin.getIfExists<any>(LEASES, LEASE, NS);
+        return l?.spec?.holderIdentity === started.identity ? l : undefined;
+      },
+      60_000,
+      500,
+    );
     expect(lease.spec.holderIdentity).to.equal(started.identity);
   });
 
@@ -334,14 +417,24 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
       spec: { mode: 'Dynamic', disks: { selector: { matchLabels: { 'stowage.dev/test-pool': dynamicPool } } }, replicated: { size: 1 } },
     } as any);
     poolCreated = true;
-    await waitFor(`the operator to create Deployment ${NS}/${CSI_CONTROLLER_DEPLOYMENT}`, () => admin.getIfExists(DEPLOYMENTS, CSI_CONTROLLER_DEPLOYMENT, NS), WAIT_MS, 500);
+    await waitFor(
+      `the operator to create Deployment ${NS}/${CSI_CONTROLLER_DEPLOYMENT}`,
+      () => admin.getIfExists(DEPLOYMENTS, CSI_CONTROLLER_DEPLOYMENT, NS),
+      WAIT_MS,
+      500,
+    );
     // The host network (installed-overlay.ts) and, as for the operator, the real node's taint: the
     // rendered Deployment has no placement of its own, and the real node is the only one with a kubelet.
     const patch = networkPatch('Deployment', CSI_CONTROLLER_DEPLOYMENT, NS, [CONTROLLER_CONTAINER], cp.server) as any;
     patch.spec.template.spec.nodeSelector = { 'kubernetes.io/hostname': node.nodeName };
     patch.spec.template.spec.tolerations = [{ ...REAL_NODE_TAINT, operator: 'Equal' }];
     await admin.apply(DEPLOYMENTS, patch, { fieldManager: TEST_NETWORK_FIELD_MANAGER, force: true });
-    const pod = await runningPod(CONTROLLER_SELECTOR, CONTROLLER_CONTAINER, 'the stowage-csi-controller container to run on the real node', (p) => p.spec.hostNetwork === true);
+    const pod = await runningPod(
+      CONTROLLER_SELECTOR,
+      CONTROLLER_CONTAINER,
+      'the stowage-csi-controller container to run on the real node',
+      (p) => p.spec.hostNetwork === true,
+    );
     expect(pod.spec.containers.find((c: any) => c.name === CONTROLLER_CONTAINER).image).to.equal(imageRef);
     const [proc] = stowageProcesses('csi-controller');
     expect(proc, 'the containerised `stowage csi-controller` process on the host').to.not.equal(undefined);
@@ -383,13 +476,23 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     await admin.delete(STORAGE_POOLS, dynamicPool);
     await waitFor(`pool ${dynamicPool} to be gone`, async () => !(await admin.getIfExists(STORAGE_POOLS, dynamicPool)), WAIT_MS, 500);
     poolCreated = false;
-    await waitFor('the operator to remove the CSI controller', async () => !(await admin.getIfExists(DEPLOYMENTS, CSI_CONTROLLER_DEPLOYMENT, NS)), WAIT_MS, 500);
+    await waitFor(
+      'the operator to remove the CSI controller',
+      async () => !(await admin.getIfExists(DEPLOYMENTS, CSI_CONTROLLER_DEPLOYMENT, NS)),
+      WAIT_MS,
+      500,
+    );
     await waitFor('the CSI controller pod to be gone', async () => (await podsOf(CONTROLLER_SELECTOR)).length === 0, WAIT_MS, 500);
   }
 
   it('the operator deploys the node DaemonSet; kubelet runs `stowage node` privileged, as root, with /var/lib/kubelet Bidirectional', async function () {
     await patchNodeNetwork();
-    const pod = await runningPod(NODE_SELECTOR, NODE_CONTAINER, 'the stowage-node container to run on the real node', (p) => p.spec.hostNetwork === true);
+    const pod = await runningPod(
+      NODE_SELECTOR,
+      NODE_CONTAINER,
+      'the stowage-node container to run on the real node',
+      (p) => p.spec.hostNetwork === true,
+    );
     const c = pod.spec.containers.find((x: any) => x.name === NODE_CONTAINER);
     expect(c.image).to.equal(imageRef);
     expect(c.securityContext).to.include({ privileged: true, runAsUser: 0 });
@@ -402,11 +505,18 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     expect(capEff(status)).to.equal(capEff(readFileSync('/proc/self/status', 'utf8')));
     // Inside the container's mount namespace, /var/lib/kubelet is a shared mount (Bidirectional),
     // so mounts the plugin makes there reach the host's kubelet.
-    const kubeletMount = readFileSync(`/proc/${proc.pid}/mountinfo`, 'utf8').split('\n').find((l) => l.split(' ')[4] === '/var/lib/kubelet');
+    const kubeletMount = readFileSync(`/proc/${proc.pid}/mountinfo`, 'utf8')
+      .split('\n')
+      .find((l) => l.split(' ')[4] === '/var/lib/kubelet');
     expect(kubeletMount, 'a /var/lib/kubelet mount in the container').to.be.a('string');
     expect(kubeletMount).to.match(/ shared:\d+/);
     // It reached the API server with its in-cluster config and its own ServiceAccount's token.
-    const running = await waitFor('the node agent to log that it runs', async () => logLines(await podLog(cp, NS, pod.metadata.name, NODE_CONTAINER), 'stowage node agent running')[0], 60_000, 500);
+    const running = await waitFor(
+      'the node agent to log that it runs',
+      async () => logLines(await podLog(cp, NS, pod.metadata.name, NODE_CONTAINER), 'stowage node agent running')[0],
+      60_000,
+      500,
+    );
     expect(running.server).to.equal(cp.server);
     expect(running.node).to.equal(node.nodeName);
     expect(pod.spec.serviceAccountName).to.equal('stowage-node');
@@ -414,66 +524,128 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     // (the host's, with hostNetwork), which fails when its CSI or registration socket is gone. (The
     // played livenessprobe answers only the CSI controller pod's probe now.)
     expect(c.livenessProbe.httpGet).to.deep.include({ path: '/healthz', port: 'metrics' });
-    const healthz = await waitFor('the plugin\'s own /healthz to answer 200', async () => {
-      // A poll: no answer means not listening yet.
-      const r = await fetch('http://127.0.0.1:8080/healthz').catch(() => undefined);
-      return r?.status === 200 ? r : undefined;
-    }, 60_000, 500);
+    const healthz = await waitFor(
+      "the plugin's own /healthz to answer 200",
+      async () => {
+        // A poll: no answer means not listening yet.
+        const r = await fetch('http://127.0.0.1:8080/healthz').catch(() => undefined);
+        return r?.status === 200 ? r : undefined;
+      },
+      60_000,
+      500,
+    );
     expect(healthz.status).to.equal(200);
   });
 
   it('registration self: the containerised plugin registers with kubelet (CSINode lists csi.stowage.dev)', async function () {
     const ds = await admin.get<any>(DAEMON_SETS, NODE_DAEMONSET, NS);
-    expect(ds.spec.template.spec.containers.map((c: any) => c.name), 'Stowage\'s image alone').to.deep.equal([NODE_CONTAINER]);
-    const csiNode = await waitFor(`CSINode ${node.nodeName} to list ${DRIVER_NAME}`, async () => {
-      const n = await admin.getIfExists<any>(CSI_NODES, node.nodeName);
-      return n?.spec?.drivers?.find((d: any) => d.name === DRIVER_NAME) ? n : undefined;
-    }, 60_000, 500);
-    expect(csiNode.spec.drivers.find((d: any) => d.name === DRIVER_NAME)).to.deep.include({ nodeID: node.nodeName, topologyKeys: [TOPOLOGY_KEY] });
+    expect(
+      ds.spec.template.spec.containers.map((c: any) => c.name),
+      "Stowage's image alone",
+    ).to.deep.equal([NODE_CONTAINER]);
+    const csiNode = await waitFor(
+      `CSINode ${node.nodeName} to list ${DRIVER_NAME}`,
+      async () => {
+        const n = await admin.getIfExists<any>(CSI_NODES, node.nodeName);
+        return n?.spec?.drivers?.find((d: any) => d.name === DRIVER_NAME) ? n : undefined;
+      },
+      60_000,
+      500,
+    );
+    expect(csiNode.spec.drivers.find((d: any) => d.name === DRIVER_NAME)).to.deep.include({
+      nodeID: node.nodeName,
+      topologyKeys: [TOPOLOGY_KEY],
+    });
   });
 
-  it('a pod on the node mounts a Local PV (the containerised agent\'s disk) and a Dynamic volume (created through the containerised controller\'s socket, staged and published by the containerised plugin), writes, reads back', async function () {
+  it("a pod on the node mounts a Local PV (the containerised agent's disk) and a Dynamic volume (created through the containerised controller's socket, staged and published by the containerised plugin), writes, reads back", async function () {
     const [localDevice, dynDevice] = loops.devices();
     // Only the allowed devices became NodeDisks of this node; the administrator sorts them into pools.
-    const disks = await waitFor('the containerised agent to report the two allowed disks', async () => {
-      const items = (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` })).items;
-      return items.length >= 2 ? items : undefined;
-    }, 60_000, 500);
+    const disks = await waitFor(
+      'the containerised agent to report the two allowed disks',
+      async () => {
+        const items = (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` })).items;
+        return items.length >= 2 ? items : undefined;
+      },
+      60_000,
+      500,
+    );
     expect(disks.map((d) => d.spec.devicePath).sort()).to.deep.equal([localDevice, dynDevice].sort());
-    for (const d of disks) await admin.mergePatch(NODE_DISKS, d.metadata.name, { metadata: { labels: { [ROLE_LABEL]: d.spec.devicePath === localDevice ? localPool : dynPool } } });
-    await admin.apply(STORAGE_POOLS, {
-      apiVersion: 'stowage.dev/v1alpha1',
-      kind: 'StoragePool',
-      metadata: { name: localPool },
-      spec: { mode: 'Local', disks: { selector: { matchLabels: { [ROLE_LABEL]: localPool } } }, local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' } },
-    }, { fieldManager: 'kubectl' });
+    for (const d of disks)
+      await admin.mergePatch(NODE_DISKS, d.metadata.name, {
+        metadata: { labels: { [ROLE_LABEL]: d.spec.devicePath === localDevice ? localPool : dynPool } },
+      });
+    await admin.apply(
+      STORAGE_POOLS,
+      {
+        apiVersion: 'stowage.dev/v1alpha1',
+        kind: 'StoragePool',
+        metadata: { name: localPool },
+        spec: {
+          mode: 'Local',
+          disks: { selector: { matchLabels: { [ROLE_LABEL]: localPool } } },
+          local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' },
+        },
+      },
+      { fieldManager: 'kubectl' },
+    );
     localPoolCreated = true;
-    await admin.apply(STORAGE_POOLS, {
-      apiVersion: 'stowage.dev/v1alpha1',
-      kind: 'StoragePool',
-      metadata: { name: dynPool },
-      spec: { mode: 'Dynamic', disks: { selector: { matchLabels: { [ROLE_LABEL]: dynPool } } }, replicated: { size: 1 } },
-    }, { fieldManager: 'kubectl' });
+    await admin.apply(
+      STORAGE_POOLS,
+      {
+        apiVersion: 'stowage.dev/v1alpha1',
+        kind: 'StoragePool',
+        metadata: { name: dynPool },
+        spec: { mode: 'Dynamic', disks: { selector: { matchLabels: { [ROLE_LABEL]: dynPool } } }, replicated: { size: 1 } },
+      },
+      { fieldManager: 'kubectl' },
+    );
     dynPoolCreated = true;
-    await waitFor('the Local pool to be Ready with its volume', async () => {
-      const p = await admin.getIfExists<Pool>(STORAGE_POOLS, localPool);
-      return condition(p, 'Ready')?.status === 'True' && p!.status?.counts?.volumes?.available === 1 ? p : undefined;
-    }, WAIT_MS, 500);
+    await waitFor(
+      'the Local pool to be Ready with its volume',
+      async () => {
+        const p = await admin.getIfExists<Pool>(STORAGE_POOLS, localPool);
+        return condition(p, 'Ready')?.status === 'True' && p!.status?.counts?.volumes?.available === 1 ? p : undefined;
+      },
+      WAIT_MS,
+      500,
+    );
     await patchControllerNetwork();
     const controller = await controllerClient();
-    await waitFor('the Dynamic pool to be Ready', async () => condition(await admin.getIfExists<Pool>(STORAGE_POOLS, dynPool), 'Ready')?.status === 'True', WAIT_MS, 500);
-    for (const [claim, sc, size] of [['data', localPool, '100Mi'], ['dyn', dynPool, '64Mi']] as const) {
+    await waitFor(
+      'the Dynamic pool to be Ready',
+      async () => condition(await admin.getIfExists<Pool>(STORAGE_POOLS, dynPool), 'Ready')?.status === 'True',
+      WAIT_MS,
+      500,
+    );
+    for (const [claim, sc, size] of [
+      ['data', localPool, '100Mi'],
+      ['dyn', dynPool, '64Mi'],
+    ] as const) {
       await admin.create(PERSISTENT_VOLUME_CLAIMS, {
         metadata: { name: claim, namespace: appNs },
         spec: { accessModes: ['ReadWriteOnce'], storageClassName: sc, resources: { requests: { storage: size } } },
       } as any);
     }
     const name = uniqueName('writer');
-    const created = await admin.create<any>(PODS, busyboxPod({
-      name, namespace: appNs, node, restartPolicy: 'Always', script: WRITER,
-      volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }, { name: 'dyn', persistentVolumeClaim: { claimName: 'dyn' } }],
-      volumeMounts: [{ name: 'data', mountPath: '/data' }, { name: 'dyn', mountPath: '/dyn' }],
-    }));
+    const created = await admin.create<any>(
+      PODS,
+      busyboxPod({
+        name,
+        namespace: appNs,
+        node,
+        restartPolicy: 'Always',
+        script: WRITER,
+        volumes: [
+          { name: 'data', persistentVolumeClaim: { claimName: 'data' } },
+          { name: 'dyn', persistentVolumeClaim: { claimName: 'dyn' } },
+        ],
+        volumeMounts: [
+          { name: 'data', mountPath: '/data' },
+          { name: 'dyn', mountPath: '/dyn' },
+        ],
+      }),
+    );
     // The provisioner, played against the containerised controller's socket (csi-sidecars.ts).
     const dyn = await provisionClaim({ client: admin, controller, namespace: appNs, claim: 'dyn', pool: dynPool });
     dynVolumeId = dyn.volumeId;
@@ -481,17 +653,32 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     const claim = await admin.get<Pvc>(PERSISTENT_VOLUME_CLAIMS, 'data', appNs);
     const pv = await admin.get<PersistentVolume>(PERSISTENT_VOLUMES, claim.spec.volumeName!);
     const poolVolume = await admin.get<any>(POOL_VOLUMES, dyn.volumeId);
-    writer = { name, uid: created.metadata.uid, hostLogs: [path.join(pv.spec.local!.path, 'log'), path.join(poolVolume.status.path, 'log')], dynPv: dyn.pvName };
+    writer = {
+      name,
+      uid: created.metadata.uid,
+      hostLogs: [path.join(pv.spec.local!.path, 'log'), path.join(poolVolume.status.path, 'log')],
+      dynPv: dyn.pvName,
+    };
     // The agent mounted the Local disk inside its container; Bidirectional propagation put it on
     // the host, where kubelet bind-mounted it into the pod.
-    const source = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[1] === pv.spec.local!.path)?.[0];
+    const source = readFileSync('/proc/self/mounts', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' '))
+      .find((f) => f[1] === pv.spec.local!.path)?.[0];
     expect(source, `the host sees ${pv.spec.local!.path} mounted from the test's disk`).to.equal(localDevice);
     const mounts = await podMounts(node, created.metadata.uid);
-    expect(mounts).to.include(path.join(node.rootDir, 'pods', created.metadata.uid, 'volumes', 'kubernetes.io~local-volume', pv.metadata.name!));
+    expect(mounts).to.include(
+      path.join(node.rootDir, 'pods', created.metadata.uid, 'volumes', 'kubernetes.io~local-volume', pv.metadata.name!),
+    );
     // kubelet's NodeStage/NodePublish, answered by the containerised plugin: on the host's mounts.
     expect(mounts).to.include(path.join(node.rootDir, 'pods', created.metadata.uid, 'volumes', 'kubernetes.io~csi', dyn.pvName, 'mount'));
     expect(mountsBelow(`${KUBELET_DIR}/plugins/kubernetes.io/csi/pv/${dyn.pvName}/globalmount`), 'staged').to.have.length.of.at.least(1);
-    await waitFor('the writer to write to both volumes', async () => writer!.hostLogs.every((l) => existsSync(l)) && (await writerLines()) >= 3, 30_000, 250);
+    await waitFor(
+      'the writer to write to both volumes',
+      async () => writer!.hostLogs.every((l) => existsSync(l)) && (await writerLines()) >= 3,
+      30_000,
+      250,
+    );
     for (const dir of ['/data', '/dyn']) {
       const read = await cp.kubectl(['exec', '-n', appNs, name, '--', 'head', '-n', '3', `${dir}/log`]);
       expect(read.stdout, `the pod reads back what it wrote to ${dir}`).to.equal('1\n2\n3\n');
@@ -502,35 +689,57 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     const [old] = (await podsOf(NODE_SELECTOR)).filter((p) => p.spec.nodeName === node.nodeName);
     const oldPids = stowageProcesses('node').map((p) => p.pid);
     await admin.delete(PODS, old.metadata.name, { namespace: NS });
-    const replacement = await runningPod(NODE_SELECTOR, NODE_CONTAINER, 'a replacement node pod to run', (p) => p.metadata.uid !== old.metadata.uid);
+    const replacement = await runningPod(
+      NODE_SELECTOR,
+      NODE_CONTAINER,
+      'a replacement node pod to run',
+      (p) => p.metadata.uid !== old.metadata.uid,
+    );
     expect(replacement.metadata.uid).to.not.equal(old.metadata.uid);
     await waitFor('the old node process to exit', () => stowageProcesses('node').every((p) => !oldPids.includes(p.pid)), 60_000, 500);
     expect(stowageProcesses('node')).to.have.length(1);
     // The published Local volume outlived the plugin: the pod kept writing through the replacement.
-    await writerKeepsWriting('through the node pod\'s replacement');
+    await writerKeepsWriting("through the node pod's replacement");
   });
 
   it('rolling the node DaemonSet to a new image tag (operator --image) replaces the node pod with one of the new tag', async function () {
     const before = (await podsOf(NODE_SELECTOR)).find((p) => p.spec.nodeName === node.nodeName && !p.metadata.deletionTimestamp);
     await pickOperatorPorts();
     await applyOverlay([...agentArgs(), '--image', `stowage=${rollRef}`]);
-    await waitFor('the operator to roll the DaemonSet to the new tag', async () => {
-      const ds = await admin.get<any>(DAEMON_SETS, NODE_DAEMONSET, NS);
-      return ds.spec.template.spec.containers.find((x: any) => x.name === NODE_CONTAINER)?.image === rollRef;
-    }, WAIT_MS, 500);
-    const rolled = await runningPod(NODE_SELECTOR, NODE_CONTAINER, 'a node pod of the new tag to run', (p) => p.spec.containers.some((x: any) => x.name === NODE_CONTAINER && x.image === rollRef));
+    await waitFor(
+      'the operator to roll the DaemonSet to the new tag',
+      async () => {
+        const ds = await admin.get<any>(DAEMON_SETS, NODE_DAEMONSET, NS);
+        return ds.spec.template.spec.containers.find((x: any) => x.name === NODE_CONTAINER)?.image === rollRef;
+      },
+      WAIT_MS,
+      500,
+    );
+    const rolled = await runningPod(NODE_SELECTOR, NODE_CONTAINER, 'a node pod of the new tag to run', (p) =>
+      p.spec.containers.some((x: any) => x.name === NODE_CONTAINER && x.image === rollRef),
+    );
     expect(rolled.metadata.uid).to.not.equal(before?.metadata.uid);
     // The roll kept the test's network fields (another field manager owns them).
     expect(rolled.spec.hostNetwork).to.equal(true);
     await writerKeepsWriting('through the roll to a new image tag');
     // The roll replaced the controller's pod too (same image table): the sidecars follow its socket.
-    await waitFor('the controller to roll to the new tag', async () => (await podsOf(CONTROLLER_SELECTOR)).some((p) => p.spec.containers.some((x: any) => x.name === CONTROLLER_CONTAINER && x.image === rollRef)), WAIT_MS, 500);
+    await waitFor(
+      'the controller to roll to the new tag',
+      async () =>
+        (await podsOf(CONTROLLER_SELECTOR)).some((p) =>
+          p.spec.containers.some((x: any) => x.name === CONTROLLER_CONTAINER && x.image === rollRef),
+        ),
+      WAIT_MS,
+      500,
+    );
     await controllerSocket(rollRef);
     // The new tag's agent still has only the test's disk.
-    expect(rolled.spec.containers.find((x: any) => x.name === NODE_CONTAINER).args).to.include(allowArgs[0].replace('--node-agent-arg=', ''));
+    expect(rolled.spec.containers.find((x: any) => x.name === NODE_CONTAINER).args).to.include(
+      allowArgs[0].replace('--node-agent-arg=', ''),
+    );
   });
 
-  it('a broken image reference on the node DaemonSet: the Dynamic pool says DriverReady=False naming the node and kubelet\'s reason within a minute, the writer keeps writing, and fixing it turns it True', async function () {
+  it("a broken image reference on the node DaemonSet: the Dynamic pool says DriverReady=False naming the node and kubelet's reason within a minute, the writer keeps writing, and fixing it turns it True", async function () {
     const driverReady = async () => condition(await admin.getIfExists<Pool>(STORAGE_POOLS, dynPool), 'DriverReady');
     // The roll before this test may have just replaced the plugin: it is True once that one registered.
     await waitFor('DriverReady=True before the break', async () => (await driverReady())?.status === 'True', 60_000, 500);
@@ -539,23 +748,52 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     const brokenAt = Date.now();
     await pickOperatorPorts();
     await applyOverlay([...agentArgs(), '--image', `stowage=${brokenRef}`]);
-    await waitFor('the operator to roll the DaemonSet to the broken tag', async () => {
-      const ds = await admin.get<any>(DAEMON_SETS, NODE_DAEMONSET, NS);
-      return ds.spec.template.spec.containers.find((x: any) => x.name === NODE_CONTAINER)?.image === brokenRef;
-    }, WAIT_MS, 500);
+    await waitFor(
+      'the operator to roll the DaemonSet to the broken tag',
+      async () => {
+        const ds = await admin.get<any>(DAEMON_SETS, NODE_DAEMONSET, NS);
+        return ds.spec.template.spec.containers.find((x: any) => x.name === NODE_CONTAINER)?.image === brokenRef;
+      },
+      WAIT_MS,
+      500,
+    );
     // The minute starts when kubelet reports the failed pull on the pod (what the operator watches).
-    await waitFor('kubelet to report the failed pull on the new node pod', async () => (await podsOf(NODE_SELECTOR)).some((p) =>
-      p.spec.nodeName === node.nodeName && (p.status?.containerStatuses ?? []).some((c: any) => /ErrImagePull|ImagePullBackOff/.test(c.state?.waiting?.reason ?? ''))), WAIT_MS, 500);
-    const broken = await waitFor('DriverReady=False naming the node and the pull failure', async () => {
-      const c = await driverReady();
-      return c?.status === 'False' && c.message.includes(node.nodeName) && /ErrImagePull|ImagePullBackOff/.test(`${c.reason} ${c.message}`) ? c : undefined;
-    }, 60_000, 500);
+    await waitFor(
+      'kubelet to report the failed pull on the new node pod',
+      async () =>
+        (await podsOf(NODE_SELECTOR)).some(
+          (p) =>
+            p.spec.nodeName === node.nodeName &&
+            (p.status?.containerStatuses ?? []).some((c: any) => /ErrImagePull|ImagePullBackOff/.test(c.state?.waiting?.reason ?? '')),
+        ),
+      WAIT_MS,
+      500,
+    );
+    const broken = await waitFor(
+      'DriverReady=False naming the node and the pull failure',
+      async () => {
+        const c = await driverReady();
+        return c?.status === 'False' &&
+          c.message.includes(node.nodeName) &&
+          /ErrImagePull|ImagePullBackOff/.test(`${c.reason} ${c.message}`)
+          ? c
+          : undefined;
+      },
+      60_000,
+      500,
+    );
     expect(broken.reason).to.match(/ErrImagePull|ImagePullBackOff|PluginsNotRunning/);
     // Events of the pool with `reason` last seen since `since` (event times have whole seconds).
     const poolEvents = async (reason: string, since: number) =>
-      (await admin.list<any>(EVENTS, { namespace: 'default' })).items.filter((e) =>
-        e.involvedObject.name === dynPool && e.reason === reason && Date.parse(e.lastTimestamp ?? e.eventTime) >= since - 1000);
-    const warning = await waitFor('a DriverNotReady event on the pool', async () => (await poolEvents('DriverNotReady', brokenAt))[0], 30_000, 500);
+      (await admin.list<any>(EVENTS, { namespace: 'default' })).items.filter(
+        (e) => e.involvedObject.name === dynPool && e.reason === reason && Date.parse(e.lastTimestamp ?? e.eventTime) >= since - 1000,
+      );
+    const warning = await waitFor(
+      'a DriverNotReady event on the pool',
+      async () => (await poolEvents('DriverNotReady', brokenAt))[0],
+      30_000,
+      500,
+    );
     expect(warning.type).to.equal('Warning');
     expect(warning.message).to.include(node.nodeName);
     // The published volumes do not need the plugin process: the pod keeps writing while none runs.
@@ -563,14 +801,32 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     const fixedAt = Date.now();
     await pickOperatorPorts();
     await applyOverlay([...agentArgs(), '--image', `stowage=${rollRef}`]);
-    await runningPod(NODE_SELECTOR, NODE_CONTAINER, 'the node pod of the good tag to run again', (p) => p.spec.containers.some((x: any) => x.name === NODE_CONTAINER && x.image === rollRef));
-    const fixed = await waitFor('DriverReady=True again', async () => {
-      const c = await driverReady();
-      return c?.status === 'True' ? c : undefined;
-    }, 60_000, 500);
+    await runningPod(NODE_SELECTOR, NODE_CONTAINER, 'the node pod of the good tag to run again', (p) =>
+      p.spec.containers.some((x: any) => x.name === NODE_CONTAINER && x.image === rollRef),
+    );
+    const fixed = await waitFor(
+      'DriverReady=True again',
+      async () => {
+        const c = await driverReady();
+        return c?.status === 'True' ? c : undefined;
+      },
+      60_000,
+      500,
+    );
     expect(fixed.reason).to.equal('PluginsRunning');
-    expect((await waitFor('a DriverReady event on the pool', async () => (await poolEvents('DriverReady', fixedAt))[0], 30_000, 500)).type).to.equal('Normal');
-    await waitFor('the controller to run the good tag again', async () => (await podsOf(CONTROLLER_SELECTOR)).some((p) => !p.metadata.deletionTimestamp && p.spec.containers.some((x: any) => x.name === CONTROLLER_CONTAINER && x.image === rollRef)), WAIT_MS, 500);
+    expect(
+      (await waitFor('a DriverReady event on the pool', async () => (await poolEvents('DriverReady', fixedAt))[0], 30_000, 500)).type,
+    ).to.equal('Normal');
+    await waitFor(
+      'the controller to run the good tag again',
+      async () =>
+        (await podsOf(CONTROLLER_SELECTOR)).some(
+          (p) =>
+            !p.metadata.deletionTimestamp && p.spec.containers.some((x: any) => x.name === CONTROLLER_CONTAINER && x.image === rollRef),
+        ),
+      WAIT_MS,
+      500,
+    );
     await writerKeepsWriting('after the plugin is back');
   });
 
@@ -583,11 +839,16 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     const pvName = (await admin.get<Pvc>(PERSISTENT_VOLUME_CLAIMS, 'data', appNs)).spec.volumeName!;
     const old = await admin.get<PersistentVolume>(PERSISTENT_VOLUMES, pvName);
     await admin.delete(PERSISTENT_VOLUME_CLAIMS, 'data', { namespace: appNs });
-    await waitFor('the containerised agent to wipe the released disk (a fresh PV)', async () => {
-      const p = await admin.getIfExists<PersistentVolume>(PERSISTENT_VOLUMES, pvName);
-      return p && p.metadata.uid !== old.metadata.uid && p.status?.phase === 'Available' ? p : undefined;
-    }, WAIT_MS, 500);
-    expect(existsSync(writer!.hostLogs[0]), 'the released volume\'s data is gone').to.equal(false);
+    await waitFor(
+      'the containerised agent to wipe the released disk (a fresh PV)',
+      async () => {
+        const p = await admin.getIfExists<PersistentVolume>(PERSISTENT_VOLUMES, pvName);
+        return p && p.metadata.uid !== old.metadata.uid && p.status?.phase === 'Available' ? p : undefined;
+      },
+      WAIT_MS,
+      500,
+    );
+    expect(existsSync(writer!.hostLogs[0]), "the released volume's data is gone").to.equal(false);
     // kubelet unstaged the Dynamic volume through the rolled plugin; the provisioner (played against
     // the rolled controller's socket) deletes it when its claim goes.
     expect(mountsBelow(`${KUBELET_DIR}/plugins/kubernetes.io/csi/pv/${writer!.dynPv}/`), 'no stale staging mount').to.deep.equal([]);
@@ -602,11 +863,22 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     const devices = loops.devices();
     const disks = (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` })).items;
     const poolOfDisk = new Map(disks.map((d) => [d.metadata.name, d.metadata.labels?.[ROLE_LABEL] ?? '']));
-    expect([...poolOfDisk.values()].sort(), 'each pool holds one of the test\'s disks').to.deep.equal([localPool, dynPool].sort());
+    expect([...poolOfDisk.values()].sort(), "each pool holds one of the test's disks").to.deep.equal([localPool, dynPool].sort());
     // Before the uninstall both disks carry Stowage's filesystems, mounted on the host.
-    const hostMounts = () => readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => l.includes(AGENT_ROOT) || devices.some((d) => l.startsWith(`${d} `)));
-    const diskStates = () => disks.map((d) => `${d.metadata.name} ${d.spec.devicePath} claim=${JSON.stringify(d.spec.claim)} labels=${JSON.stringify(d.metadata.labels)} ${JSON.stringify(findCondition(d.status?.conditions, 'Prepared'))}`);
-    for (const d of devices) expect(mountsOfDevices([d]), `${d} mounted before the uninstall; host mounts: ${hostMounts().join('; ')}; disks: ${diskStates().join('; ')}`).to.not.deep.equal([]);
+    const hostMounts = () =>
+      readFileSync('/proc/self/mounts', 'utf8')
+        .split('\n')
+        .filter((l) => l.includes(AGENT_ROOT) || devices.some((d) => l.startsWith(`${d} `)));
+    const diskStates = () =>
+      disks.map(
+        (d) =>
+          `${d.metadata.name} ${d.spec.devicePath} claim=${JSON.stringify(d.spec.claim)} labels=${JSON.stringify(d.metadata.labels)} ${JSON.stringify(findCondition(d.status?.conditions, 'Prepared'))}`,
+      );
+    for (const d of devices)
+      expect(
+        mountsOfDevices([d]),
+        `${d} mounted before the uninstall; host mounts: ${hostMounts().join('; ')}; disks: ${diskStates().join('; ')}`,
+      ).to.not.deep.equal([]);
     const nodePod = (await podsOf(NODE_SELECTOR)).find((p) => p.spec.nodeName === node.nodeName && !p.metadata.deletionTimestamp);
     expect(nodePod, 'a node pod runs').to.not.equal(undefined);
 
@@ -616,18 +888,28 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     const listed = await admin.list<Pool & KubeObject>(STORAGE_POOLS);
     expect(listed.items.map((p) => p.metadata.name).sort(), 'the pools left to uninstall').to.deep.equal([localPool, dynPool].sort());
     const abort = new AbortController();
-    const watching = admin.watch(resourcePath(STORAGE_POOLS), { resourceVersion: listed.metadata.resourceVersion }, (ev: any) => {
-      const name = ev.object?.metadata?.name;
-      if (!name) return;
-      if (ev.type === 'DELETED') gone.add(name);
-      const ready = condition(ev.object, 'Ready');
-      const reasons = seen.get(name) ?? [];
-      if (ready && reasons.at(-1)?.reason !== ready.reason) reasons.push({ reason: ready.reason, message: ready.message });
-      seen.set(name, reasons);
-    }, abort.signal);
+    const watching = admin.watch(
+      resourcePath(STORAGE_POOLS),
+      { resourceVersion: listed.metadata.resourceVersion },
+      (ev: any) => {
+        const name = ev.object?.metadata?.name;
+        if (!name) return;
+        if (ev.type === 'DELETED') gone.add(name);
+        const ready = condition(ev.object, 'Ready');
+        const reasons = seen.get(name) ?? [];
+        if (ready && reasons.at(-1)?.reason !== ready.reason) reasons.push({ reason: ready.reason, message: ready.message });
+        seen.set(name, reasons);
+      },
+      abort.signal,
+    );
     try {
       await kubectl('delete', 'storagepools', '--all', '--wait=false');
-      await waitFor('no StoragePool to be left', async () => (await kubectl('get', 'storagepools', '-o', 'name')).trim() === '', WAIT_MS, 500);
+      await waitFor(
+        'no StoragePool to be left',
+        async () => (await kubectl('get', 'storagepools', '-o', 'name')).trim() === '',
+        WAIT_MS,
+        500,
+      );
       await waitFor('the watch to see both pools deleted', () => gone.has(localPool) && gone.has(dynPool), 30_000, 200);
     } finally {
       abort.abort();
@@ -640,14 +922,20 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
       // Each pool waited for its disk: seen DisksReleasing naming the disk and its node, or (the
       // agent faster than the watch) gone only with its disk released, which is checked below.
       const releasing = (seen.get(pool) ?? []).find((r) => r.reason === 'DisksReleasing');
-      if (releasing) expect(releasing.message, `pool ${pool}'s DisksReleasing message`).to.contain(d.metadata.name).and.to.contain(node.nodeName);
+      if (releasing)
+        expect(releasing.message, `pool ${pool}'s DisksReleasing message`).to.contain(d.metadata.name).and.to.contain(node.nodeName);
     }
     // The DaemonSet is still there (step 2 has not run): the agent released the disks, nobody else.
     expect(await admin.getIfExists(DAEMON_SETS, NODE_DAEMONSET, NS), 'the node DaemonSet before step 2').to.not.equal(undefined);
-    for (const d of await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` }).then((l) => l.items)) {
+    for (const d of await admin
+      .list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` })
+      .then((l) => l.items)) {
       const prepared = findCondition(d.status?.conditions, 'Prepared');
       expect(prepared, `${d.metadata.name}'s Prepared condition`).to.deep.include({ status: 'False', reason: 'NotClaimed' });
-      expect(prepared!.observedGeneration ?? d.metadata.generation, `${d.metadata.name}: Prepared is about its cleared claim`).to.be.at.least(d.metadata.generation ?? 0);
+      expect(
+        prepared!.observedGeneration ?? d.metadata.generation,
+        `${d.metadata.name}: Prepared is about its cleared claim`,
+      ).to.be.at.least(d.metadata.generation ?? 0);
       expect(d.spec.claim, `${d.metadata.name}'s claim`).to.equal(undefined);
       expect(d.metadata.labels?.[POOL_LABEL], `${d.metadata.name}'s pool label`).to.equal(undefined);
     }
@@ -655,7 +943,10 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
       expect(mountsOfDevices(devices), `mounts of the test's disks ${when}`).to.deep.equal([]);
       expect(mountsBelow(`${AGENT_ROOT}/`), `mounts under ${AGENT_ROOT} ${when}`).to.deep.equal([]);
       for (const dir of AGENT_STATE_DIRS) expect(entriesBelow(dir), `entries under ${dir} ${when}`).to.deep.equal([]);
-      expect(entriesBelow(AGENT_ROOT).filter((e) => !AGENT_STATE_DIRS.includes(path.join(AGENT_ROOT, e))), `other entries under ${AGENT_ROOT} ${when}`).to.deep.equal([]);
+      expect(
+        entriesBelow(AGENT_ROOT).filter((e) => !AGENT_STATE_DIRS.includes(path.join(AGENT_ROOT, e))),
+        `other entries under ${AGENT_ROOT} ${when}`,
+      ).to.deep.equal([]);
       for (const d of devices) {
         expect((await run('wipefs', ['--no-act', '--noheadings', d])).trim(), `signatures on ${d} ${when}`).to.equal('');
       }
@@ -675,17 +966,42 @@ describe('kubelet node: the stack installed with kubectl apply -k, as pods of th
     await hostLeftovers('after step 2');
     // No Stowage object: its CRDs (with them every StoragePool, NodeDisk and PoolVolume), the PVs
     // and StorageClasses of its pools, the CSIDriver, its cluster-wide RBAC; the namespace is gone above.
-    const ours = (o: KubeObject) => o.metadata.name!.startsWith('stowage') || o.metadata.labels?.[MANAGED_BY_LABEL] === 'stowage' || o.metadata.labels?.[POOL_LABEL] !== undefined;
-    await waitFor('the stowage.dev CRDs to be gone', async () => (await admin.list<any>(CUSTOM_RESOURCE_DEFINITIONS)).items.every((c) => c.spec.group !== 'stowage.dev'), WAIT_MS, 500);
+    const ours = (o: KubeObject) =>
+      o.metadata.name!.startsWith('stowage') ||
+      o.metadata.labels?.[MANAGED_BY_LABEL] === 'stowage' ||
+      o.metadata.labels?.[POOL_LABEL] !== undefined;
+    await waitFor(
+      'the stowage.dev CRDs to be gone',
+      async () => (await admin.list<any>(CUSTOM_RESOURCE_DEFINITIONS)).items.every((c) => c.spec.group !== 'stowage.dev'),
+      WAIT_MS,
+      500,
+    );
     const poolNames = [localPool, dynPool, dynamicPool];
-    expect((await admin.list<PersistentVolume & KubeObject>(PERSISTENT_VOLUMES)).items
-      .filter((pv) => poolNames.includes(pv.spec.storageClassName ?? '') || (pv.spec as any).csi?.driver === DRIVER_NAME || ours(pv)).map((pv) => pv.metadata.name), 'PVs of Stowage').to.deep.equal([]);
-    expect((await admin.list<any>(STORAGE_CLASSES)).items.filter((sc) => poolNames.includes(sc.metadata.name) || sc.provisioner === DRIVER_NAME || ours(sc)).map((sc) => sc.metadata.name), 'StorageClasses of Stowage').to.deep.equal([]);
+    expect(
+      (await admin.list<PersistentVolume & KubeObject>(PERSISTENT_VOLUMES)).items
+        .filter((pv) => poolNames.includes(pv.spec.storageClassName ?? '') || (pv.spec as any).csi?.driver === DRIVER_NAME || ours(pv))
+        .map((pv) => pv.metadata.name),
+      'PVs of Stowage',
+    ).to.deep.equal([]);
+    expect(
+      (await admin.list<any>(STORAGE_CLASSES)).items
+        .filter((sc) => poolNames.includes(sc.metadata.name) || sc.provisioner === DRIVER_NAME || ours(sc))
+        .map((sc) => sc.metadata.name),
+      'StorageClasses of Stowage',
+    ).to.deep.equal([]);
     expect(await admin.getIfExists(CSI_DRIVERS, DRIVER_NAME), 'the CSIDriver').to.equal(undefined);
     for (const rt of [CLUSTER_ROLES, CLUSTER_ROLE_BINDINGS]) {
-      expect((await admin.list<KubeObject>(rt)).items.filter(ours).map((o) => o.metadata.name), rt.plural).to.deep.equal([]);
+      expect(
+        (await admin.list<KubeObject>(rt)).items.filter(ours).map((o) => o.metadata.name),
+        rt.plural,
+      ).to.deep.equal([]);
     }
     // kubelet forgot the driver: the plugin's registration went with its pod.
-    await waitFor(`CSINode ${node.nodeName} to stop listing ${DRIVER_NAME}`, async () => !(await admin.getIfExists<any>(CSI_NODES, node.nodeName))?.spec?.drivers?.some((d: any) => d.name === DRIVER_NAME), 60_000, 500);
+    await waitFor(
+      `CSINode ${node.nodeName} to stop listing ${DRIVER_NAME}`,
+      async () => !(await admin.getIfExists<any>(CSI_NODES, node.nodeName))?.spec?.drivers?.some((d: any) => d.name === DRIVER_NAME),
+      60_000,
+      500,
+    );
   });
 });

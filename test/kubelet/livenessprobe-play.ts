@@ -45,15 +45,20 @@ export async function playLivenessProbe(socketPath: () => string, host = '127.0.
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(new Error(`livenessprobe play: cannot listen on ${host}:${port} (${e.code}); the node plugin's liveness port must be free on the host network`)),
+      reject(
+        new Error(
+          `livenessprobe play: cannot listen on ${host}:${port} (${e.code}); the node plugin's liveness port must be free on the host network`,
+        ),
+      ),
     );
     server.listen(port, host, () => resolve());
   });
   return {
     answers,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections?.();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -65,16 +65,20 @@ describe('kubelet node: a Local-pool volume mounted by the real kubelet', functi
     setupControllers(manager, { workers: 2, fieldManager: 'stowage-operator' });
     abort = new AbortController();
     running = manager.run(abort.signal);
-    await admin.apply(STORAGE_POOLS, {
-      apiVersion: 'stowage.dev/v1alpha1',
-      kind: 'StoragePool',
-      metadata: { name: poolName },
-      spec: {
-        mode: 'Local',
-        disks: { selector: { matchLabels: { 'stowage.dev/node': node.nodeName } } },
-        local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' },
+    await admin.apply(
+      STORAGE_POOLS,
+      {
+        apiVersion: 'stowage.dev/v1alpha1',
+        kind: 'StoragePool',
+        metadata: { name: poolName },
+        spec: {
+          mode: 'Local',
+          disks: { selector: { matchLabels: { 'stowage.dev/node': node.nodeName } } },
+          local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' },
+        },
       },
-    }, { fieldManager: 'kubectl' });
+      { fieldManager: 'kubectl' },
+    );
   });
 
   after(async function () {
@@ -84,7 +88,9 @@ describe('kubelet node: a Local-pool volume mounted by the real kubelet', functi
       }
       await admin.delete(PERSISTENT_VOLUME_CLAIMS, 'data', { namespace: ns }).catch(() => undefined);
       await admin.delete(STORAGE_POOLS, poolName).catch(() => undefined);
-      await waitFor('the pool to be finalized', async () => !(await admin.getIfExists(STORAGE_POOLS, poolName)), 90_000).catch(() => undefined);
+      await waitFor('the pool to be finalized', async () => !(await admin.getIfExists(STORAGE_POOLS, poolName)), 90_000).catch(
+        () => undefined,
+      );
     }
     abort?.abort();
     await running?.catch(() => undefined);
@@ -92,7 +98,8 @@ describe('kubelet node: a Local-pool volume mounted by the real kubelet', functi
     if (admin) {
       await deletePoolForcibly(admin, poolName).catch(() => undefined);
       if (node) {
-        for (const d of (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` })).items) await admin.delete(NODE_DISKS, d.metadata.name);
+        for (const d of (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` })).items)
+          await admin.delete(NODE_DISKS, d.metadata.name);
       }
       if (ns) await admin.delete(NAMESPACES, ns);
     }
@@ -105,10 +112,15 @@ describe('kubelet node: a Local-pool volume mounted by the real kubelet', functi
   });
 
   it('a pod on the real node writes into a Local-pool claim; the file is on the prepared disk; delete → kubelet unmounts → wipe → fresh PV', async function () {
-    await waitFor('the pool to be Ready with its volume', async () => {
-      const p = await admin.getIfExists<Pool>(STORAGE_POOLS, poolName);
-      return condition(p, 'Ready')?.status === 'True' && p!.status?.counts?.volumes?.available === 1 ? p : undefined;
-    }, 120_000, 250);
+    await waitFor(
+      'the pool to be Ready with its volume',
+      async () => {
+        const p = await admin.getIfExists<Pool>(STORAGE_POOLS, poolName);
+        return condition(p, 'Ready')?.status === 'True' && p!.status?.counts?.volumes?.available === 1 ? p : undefined;
+      },
+      120_000,
+      250,
+    );
     await admin.create(PERSISTENT_VOLUME_CLAIMS, {
       metadata: { name: 'data', namespace: ns },
       spec: { accessModes: ['ReadWriteOnce'], storageClassName: poolName, resources: { requests: { storage: '100Mi' } } },
@@ -134,19 +146,27 @@ describe('kubelet node: a Local-pool volume mounted by the real kubelet', functi
     const podVolume = path.join(node.rootDir, 'pods', created.metadata.uid, 'volumes', 'kubernetes.io~local-volume', pv.metadata.name!);
     expect(await podMounts(node, created.metadata.uid)).to.include(podVolume);
     await waitFor('the pod to write its file', () => readFile(hostFile, 'utf8').then((t) => t === 'customer-data\n'), 30_000, 250);
-    const mountSource = (await readFile('/proc/self/mounts', 'utf8')).split('\n').map((l) => l.split(' ')).find((f) => f[1] === pv.spec.local!.path)?.[0];
+    const mountSource = (await readFile('/proc/self/mounts', 'utf8'))
+      .split('\n')
+      .map((l) => l.split(' '))
+      .find((f) => f[1] === pv.spec.local!.path)?.[0];
     expect(loops.devices()).to.include(mountSource);
 
     await deletePodAndWait(admin, ns, podName);
     expect(await podMounts(node, created.metadata.uid), 'kubelet unmounted the volume').to.deep.equal([]);
     await admin.delete(PERSISTENT_VOLUME_CLAIMS, 'data', { namespace: ns });
-    const fresh = await waitFor('a fresh PV for the wiped disk', async () => {
-      const p = await admin.getIfExists<PersistentVolume>(PERSISTENT_VOLUMES, pv.metadata.name!);
-      return p && p.metadata.uid !== pv.metadata.uid && p.status?.phase === 'Available' ? p : undefined;
-    }, 120_000, 250);
+    const fresh = await waitFor(
+      'a fresh PV for the wiped disk',
+      async () => {
+        const p = await admin.getIfExists<PersistentVolume>(PERSISTENT_VOLUMES, pv.metadata.name!);
+        return p && p.metadata.uid !== pv.metadata.uid && p.status?.phase === 'Available' ? p : undefined;
+      },
+      120_000,
+      250,
+    );
     const disk = await admin.get<NodeDisk & KubeObject>(NODE_DISKS, pv.metadata.labels!['stowage.dev/disk']);
     expect(disk.status?.lastWipe).to.deep.include({ volumeUID: pv.metadata.uid, result: 'Succeeded' });
-    expect(existsSync(hostFile)).to.equal(false, 'the released volume\'s data is gone');
+    expect(existsSync(hostFile)).to.equal(false, "the released volume's data is gone");
     expect((await readdir(fresh.spec.local!.path)).filter((f) => f !== 'lost+found')).to.deep.equal([], 'the fresh volume starts empty');
   });
 });

@@ -37,7 +37,7 @@ describe('kubelet node: a real kubelet with containerd and runc', function () {
     client?.close();
   });
 
-  it('registers the node Ready at 127.0.0.1 with kubelet v1.20.2 and containerd, tainted only for other tests\' pods', async function () {
+  it("registers the node Ready at 127.0.0.1 with kubelet v1.20.2 and containerd, tainted only for other tests' pods", async function () {
     const n = await client.get<any>(NODES, node.nodeName);
     expect(n.status.nodeInfo.kubeletVersion).to.equal('v1.20.2');
     expect(n.status.nodeInfo.containerRuntimeVersion).to.match(/^containerd:\/\/1\.6\./);
@@ -48,7 +48,9 @@ describe('kubelet node: a real kubelet with containerd and runc', function () {
     // Only the harness's own taint, which keeps other tests' pods off the real node.
     expect(n.spec.taints).to.deep.equal([REAL_NODE_TAINT]);
     // The locally built images are what containerd has, and nothing else.
-    const images = (await node.ctr(['images', 'list', '--quiet'])).stdout.split('\n').filter((l) => l && !l.startsWith('sha256:') && !l.includes('@'));
+    const images = (await node.ctr(['images', 'list', '--quiet'])).stdout
+      .split('\n')
+      .filter((l) => l && !l.startsWith('sha256:') && !l.includes('@'));
     expect(images).to.have.members([PAUSE_IMAGE, BUSYBOX_IMAGE]);
   });
 
@@ -76,7 +78,7 @@ describe('kubelet node: a real kubelet with containerd and runc', function () {
     await deletePodAndWait(client, ns, name);
   });
 
-  it('mounts a running pod\'s volumes under /var/lib/kubelet and unmounts them when the pod is deleted', async function () {
+  it("mounts a running pod's volumes under /var/lib/kubelet and unmounts them when the pod is deleted", async function () {
     const name = uniqueName('sleeper');
     const created = await client.create<any>(
       PODS,
@@ -112,7 +114,8 @@ describe('kubelet node: a real kubelet with containerd and runc', function () {
       name,
       namespace: ns,
       node,
-      script: 'ip -4 addr show eth0 | grep inet; ip route; if wget -q -T 2 -O /dev/null http://192.0.2.1/ 2>/dev/null; then echo reached; else echo unreachable; fi',
+      script:
+        'ip -4 addr show eth0 | grep inet; ip route; if wget -q -T 2 -O /dev/null http://192.0.2.1/ 2>/dev/null; then echo reached; else echo unreachable; fi',
     });
     pod.spec.hostNetwork = false;
     await client.create(PODS, pod);
@@ -128,7 +131,10 @@ describe('kubelet node: a real kubelet with containerd and runc', function () {
 
   it('cannot pull images: a pull fails locally and no packet leaves the machine', async function () {
     const name = uniqueName('nopull');
-    await client.create(PODS, busyboxPod({ name, namespace: ns, node, script: 'true', image: 'stowage.test/not-imported:1', imagePullPolicy: 'IfNotPresent' }));
+    await client.create(
+      PODS,
+      busyboxPod({ name, namespace: ns, node, script: 'true', image: 'stowage.test/not-imported:1', imagePullPolicy: 'IfNotPresent' }),
+    );
     const waiting = await waitPod(client, ns, name, 'image pull failed', (pod) => {
       const w = pod.status?.containerStatuses?.[0]?.state?.waiting;
       return w && ['ErrImagePull', 'ImagePullBackOff'].includes(w.reason) ? w : undefined;

@@ -54,7 +54,9 @@ async function describePod(client: KubeClient, namespace: string, name: string):
   // describePod only adds detail to an error already being thrown.
   const pod = await client.getIfExists<any>(PODS, name, namespace).catch(() => undefined);
   // Likewise.
-  const events = await client.list<any>(EVENTS, { namespace, fieldSelector: `involvedObject.name=${name}` }).catch(() => ({ items: [] as any[] }));
+  const events = await client
+    .list<any>(EVENTS, { namespace, fieldSelector: `involvedObject.name=${name}` })
+    .catch(() => ({ items: [] as any[] }));
   return (
     `phase=${pod?.status?.phase} node=${pod?.spec?.nodeName} containers=${JSON.stringify(pod?.status?.containerStatuses?.map((c: any) => c.state))}\n` +
     `events:\n${events.items.map((e: any) => `  ${e.type} ${e.reason}: ${e.message}`).join('\n')}`
@@ -62,7 +64,13 @@ async function describePod(client: KubeClient, namespace: string, name: string):
 }
 
 /** Waits until the pod reaches one of `phases` (or, for 'Running', until its containers are ready). */
-export async function waitPodPhase(client: KubeClient, namespace: string, name: string, phases: string[], timeoutMs = 120_000): Promise<any> {
+export async function waitPodPhase(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  phases: string[],
+  timeoutMs = 120_000,
+): Promise<any> {
   try {
     return await waitFor(
       `pod ${namespace}/${name} to be ${phases.join(' or ')}`,
@@ -82,9 +90,21 @@ export async function waitPodPhase(client: KubeClient, namespace: string, name: 
 }
 
 /** Waits until a condition on the pod's status holds, e.g. a container waiting with a reason. */
-export async function waitPod<T>(client: KubeClient, namespace: string, name: string, what: string, probe: (pod: any) => T | undefined | false, timeoutMs = 120_000): Promise<T> {
+export async function waitPod<T>(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  what: string,
+  probe: (pod: any) => T | undefined | false,
+  timeoutMs = 120_000,
+): Promise<T> {
   try {
-    return await waitFor(`pod ${namespace}/${name}: ${what}`, async () => probe(await client.get<any>(PODS, name, namespace)), timeoutMs, 250);
+    return await waitFor(
+      `pod ${namespace}/${name}: ${what}`,
+      async () => probe(await client.get<any>(PODS, name, namespace)),
+      timeoutMs,
+      250,
+    );
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${await describePod(client, namespace, name)}`, { cause: e });
   }
@@ -93,12 +113,20 @@ export async function waitPod<T>(client: KubeClient, namespace: string, name: st
 /** Deletes the pod and waits until kubelet confirmed it is gone (the API object disappears only then). */
 export async function deletePodAndWait(client: KubeClient, namespace: string, name: string, timeoutMs = 120_000): Promise<void> {
   await client.delete(PODS, name, { namespace });
-  await waitFor(`pod ${namespace}/${name} to be deleted by kubelet`, async () => (await client.getIfExists(PODS, name, namespace)) === undefined, timeoutMs, 250);
+  await waitFor(
+    `pod ${namespace}/${name} to be deleted by kubelet`,
+    async () => (await client.getIfExists(PODS, name, namespace)) === undefined,
+    timeoutMs,
+    250,
+  );
 }
 
 /** The container log, read through the API server, which fetches it from kubelet at 127.0.0.1. */
 export async function podLog(cp: ControlPlane, namespace: string, name: string, container?: string): Promise<string> {
-  const res = await cp.request('GET', `/api/v1/namespaces/${namespace}/pods/${name}/log${container ? `?container=${encodeURIComponent(container)}` : ''}`);
+  const res = await cp.request(
+    'GET',
+    `/api/v1/namespaces/${namespace}/pods/${name}/log${container ? `?container=${encodeURIComponent(container)}` : ''}`,
+  );
   if (res.status !== 200) throw new Error(`log of ${namespace}/${name}: HTTP ${res.status}: ${res.body}`);
   return res.body;
 }

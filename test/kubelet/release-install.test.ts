@@ -37,8 +37,6 @@ import { TEST_NETWORK_FIELD_MANAGER, networkPatch, operatorArgs, operatorNetwork
 import { HOST_PATHS_CREATED, PROPAGATED_HOST_PATHS, loopDevices, rmdirTree, stowageProcesses } from './installed-host.js';
 import { busyboxPod, deletePodAndWait, waitPodPhase } from './pods.js';
 
- 
-
 const exec = promisify(execFile);
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const NS = 'stowage-system';
@@ -49,7 +47,7 @@ const NODE_SELECTOR = 'app.kubernetes.io/name=stowage,app.kubernetes.io/componen
 /** The registry host of the release's manifests, which a mirror replaces. */
 const RELEASE_HOST = STOWAGE_REPOSITORY.slice(0, STOWAGE_REPOSITORY.indexOf('/'));
 
-describe('kubelet node: Stowage installed from a release (make release\'s stowage.yaml, the image pulled from a registry by digest)', function () {
+describe("kubelet node: Stowage installed from a release (make release's stowage.yaml, the image pulled from a registry by digest)", function () {
   this.timeout(600_000);
   let cp: ControlPlane;
   let admin: KubeClient;
@@ -85,13 +83,19 @@ describe('kubelet node: Stowage installed from a release (make release\'s stowag
   };
   /** The one running, ready pod of `selector` on the real node. */
   const runningPod = (selector: string, what: string): Promise<any> =>
-    waitFor(what, async () => {
-      for (const pod of (await admin.list<any>(PODS, { namespace: NS, labelSelector: selector })).items) {
-        if (pod.spec.nodeName !== node.nodeName || pod.metadata.deletionTimestamp) continue;
-        if ((pod.status?.containerStatuses ?? []).every((c: any) => c.ready && c.state?.running) && pod.status?.containerStatuses?.length) return pod;
-      }
-      return undefined;
-    }, WAIT_MS, 500);
+    waitFor(
+      what,
+      async () => {
+        for (const pod of (await admin.list<any>(PODS, { namespace: NS, labelSelector: selector })).items) {
+          if (pod.spec.nodeName !== node.nodeName || pod.metadata.deletionTimestamp) continue;
+          if ((pod.status?.containerStatuses ?? []).every((c: any) => c.ready && c.state?.running) && pod.status?.containerStatuses?.length)
+            return pod;
+        }
+        return undefined;
+      },
+      WAIT_MS,
+      500,
+    );
 
   before(async function () {
     const { archive, version } = stowageImageArchive();
@@ -103,13 +107,23 @@ describe('kubelet node: Stowage installed from a release (make release\'s stowag
     work = await mkdtemp(path.join(tmpdir(), 'stowage-release-install-'));
     // make release (its script, over the archive make image built): the manifests name the release's registry.
     const release = path.join(work, 'release');
-    await exec('bash', ['hack/release.sh'], { cwd: REPO_ROOT, env: { ...process.env, VERSION: version, RELEASE_DIR: release }, maxBuffer: 16 << 20, timeout: 300_000 });
+    await exec('bash', ['hack/release.sh'], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, VERSION: version, RELEASE_DIR: release },
+      maxBuffer: 16 << 20,
+      timeout: 300_000,
+    });
     registry = await LoopbackRegistry.start();
     untrust = await node.trustRegistry(registry.host);
     ({ digest } = await registry.push('stowage-dev', [version]));
     // The mirror: only the registry host changes, the path and the digest are the release's.
     const original = await readFile(path.join(release, 'stowage.yaml'), 'utf8');
-    const occurrences = original.split('\n').filter((l) => !l.startsWith('#')).join('\n').split(`${RELEASE_HOST}/`).length - 1;
+    const occurrences =
+      original
+        .split('\n')
+        .filter((l) => !l.startsWith('#'))
+        .join('\n')
+        .split(`${RELEASE_HOST}/`).length - 1;
     expect(occurrences, `${RELEASE_HOST}/ in stowage.yaml's objects (the operator's image and its --image)`).to.equal(2);
     manifest = path.join(work, 'stowage.yaml');
     await writeFile(manifest, original.split(`${RELEASE_HOST}/`).join(`${registry.host}/`));
@@ -122,20 +136,27 @@ describe('kubelet node: Stowage installed from a release (make release\'s stowag
 
   after(async function () {
     if (admin && appNs) {
-      for (const pod of (await admin.list<any>(PODS, { namespace: appNs }).catch(() => ({ items: [] as any[] }))).items) await deletePodAndWait(admin, appNs, pod.metadata.name).catch(() => undefined);
+      for (const pod of (await admin.list<any>(PODS, { namespace: appNs }).catch(() => ({ items: [] as any[] }))).items)
+        await deletePodAndWait(admin, appNs, pod.metadata.name).catch(() => undefined);
       await admin.delete(PERSISTENT_VOLUME_CLAIMS, 'data', { namespace: appNs }).catch(() => undefined);
     }
     if (admin && poolCreated) await deletePoolForcibly(admin, pool).catch(() => undefined);
     if (cp && installed) {
       await cp.kubectl(['delete', '-f', manifest, '--ignore-not-found', '--wait=true'], { timeoutMs: 240_000 }).catch(() => undefined);
-      await waitFor(`namespace ${NS} to be gone`, async () => !(await admin.getIfExists(NAMESPACES, NS)), WAIT_MS, 500).catch(() => undefined);
+      await waitFor(`namespace ${NS} to be gone`, async () => !(await admin.getIfExists(NAMESPACES, NS)), WAIT_MS, 500).catch(
+        () => undefined,
+      );
     }
     await unshare?.();
     if (node && registry) await removeStowageImages(node.containerdSocket, [pinned]);
     await untrust?.();
     await registry?.stop();
     if (admin && node) {
-      for (const d of (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` }).catch(() => ({ items: [] as any[] }))).items) {
+      for (const d of (
+        await admin
+          .list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` })
+          .catch(() => ({ items: [] as any[] }))
+      ).items) {
         await admin.delete(NODE_DISKS, d.metadata.name).catch(() => undefined);
       }
     }
@@ -150,51 +171,100 @@ describe('kubelet node: Stowage installed from a release (make release\'s stowag
   it('kubectl apply -f stowage.yaml: the operator and the node plugin it deploys run the image pulled from the registry by digest', async function () {
     await kubectl('apply', '-f', manifest);
     installed = true;
-    const release = await waitFor('the operator Deployment', () => admin.getIfExists<any>(DEPLOYMENTS, 'stowage-operator', NS), 30_000, 500);
+    const release = await waitFor(
+      'the operator Deployment',
+      () => admin.getIfExists<any>(DEPLOYMENTS, 'stowage-operator', NS),
+      30_000,
+      500,
+    );
     const releaseArgs: string[] = release.spec.template.spec.containers[0].args;
     expect(releaseArgs).to.include(`--image=stowage=${pinned}`);
     // This machine's network, and the test's one disk as the only device the agent may use.
-    const extra = [...releaseArgs.filter((a) => !/^(operator|--leader-elect|--metrics-bind-address=.*|--health-probe-bind-address=.*)$/.test(a)), `--node-agent-arg=--allow-device=${loops.devices()[0]}`];
+    const extra = [
+      ...releaseArgs.filter((a) => !/^(operator|--leader-elect|--metrics-bind-address=.*|--health-probe-bind-address=.*)$/.test(a)),
+      `--node-agent-arg=--allow-device=${loops.devices()[0]}`,
+    ];
     const [metricsPort, probePort] = [await freePort(), await freePort()];
-    const ops = operatorNetworkOps({ server: cp.server, nodeName: node.nodeName, metricsPort, probePort, args: operatorArgs(metricsPort, probePort, extra) });
+    const ops = operatorNetworkOps({
+      server: cp.server,
+      nodeName: node.nodeName,
+      metricsPort,
+      probePort,
+      args: operatorArgs(metricsPort, probePort, extra),
+    });
     await kubectl('patch', 'deployment', 'stowage-operator', '-n', NS, '--type', 'json', '-p', JSON.stringify(ops));
     const operator = await runningPod(OPERATOR_SELECTOR, 'the operator pod to run on the real node');
     expect(operator.spec.containers[0].image).to.equal(pinned);
     expect(operator.status.containerStatuses[0].imageID).to.contain(digest);
-    await waitFor(`the operator to create DaemonSet ${NS}/${NODE_DAEMONSET}`, () => admin.getIfExists(DAEMON_SETS, NODE_DAEMONSET, NS), WAIT_MS, 500);
-    await admin.apply(DAEMON_SETS, networkPatch('DaemonSet', NODE_DAEMONSET, NS, ['stowage-node'], cp.server) as any, { fieldManager: TEST_NETWORK_FIELD_MANAGER, force: true });
+    await waitFor(
+      `the operator to create DaemonSet ${NS}/${NODE_DAEMONSET}`,
+      () => admin.getIfExists(DAEMON_SETS, NODE_DAEMONSET, NS),
+      WAIT_MS,
+      500,
+    );
+    await admin.apply(DAEMON_SETS, networkPatch('DaemonSet', NODE_DAEMONSET, NS, ['stowage-node'], cp.server) as any, {
+      fieldManager: TEST_NETWORK_FIELD_MANAGER,
+      force: true,
+    });
     const plugin = await runningPod(NODE_SELECTOR, 'the node plugin pod to run on the real node');
-    expect(plugin.spec.containers[0].image, 'the node plugin by the same digest (the operator\'s --image)').to.equal(pinned);
+    expect(plugin.spec.containers[0].image, "the node plugin by the same digest (the operator's --image)").to.equal(pinned);
     expect(plugin.status.containerStatuses[0].imageID).to.contain(digest);
     expect(await registry!.resolve('stowage-dev/stowage', digest)).to.equal(digest);
   });
 
   it('a Local pool becomes Ready and a pod writes to a claim on it', async function () {
     const device = loops.devices()[0];
-    const disk = await waitFor('the containerised agent to report the test\'s disk', async () =>
-      (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` })).items.find((d) => d.spec.devicePath === device), 60_000, 500);
+    const disk = await waitFor(
+      "the containerised agent to report the test's disk",
+      async () =>
+        (await admin.list<NodeDisk & KubeObject>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node.nodeName}` })).items.find(
+          (d) => d.spec.devicePath === device,
+        ),
+      60_000,
+      500,
+    );
     await admin.mergePatch(NODE_DISKS, disk.metadata.name, { metadata: { labels: { 'stowage.dev/test-role': pool } } });
-    await admin.apply(STORAGE_POOLS, {
-      apiVersion: 'stowage.dev/v1alpha1',
-      kind: 'StoragePool',
-      metadata: { name: pool },
-      spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/test-role': pool } } }, local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' } },
-    }, { fieldManager: 'kubectl' });
+    await admin.apply(
+      STORAGE_POOLS,
+      {
+        apiVersion: 'stowage.dev/v1alpha1',
+        kind: 'StoragePool',
+        metadata: { name: pool },
+        spec: {
+          mode: 'Local',
+          disks: { selector: { matchLabels: { 'stowage.dev/test-role': pool } } },
+          local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' },
+        },
+      },
+      { fieldManager: 'kubectl' },
+    );
     poolCreated = true;
-    const ready = await waitFor('the pool to be Ready with its volume', async () => {
-      const p = await admin.getIfExists<Pool>(STORAGE_POOLS, pool);
-      return condition(p, 'Ready')?.status === 'True' && p!.status?.counts?.volumes?.available === 1 ? p : undefined;
-    }, WAIT_MS, 500);
+    const ready = await waitFor(
+      'the pool to be Ready with its volume',
+      async () => {
+        const p = await admin.getIfExists<Pool>(STORAGE_POOLS, pool);
+        return condition(p, 'Ready')?.status === 'True' && p!.status?.counts?.volumes?.available === 1 ? p : undefined;
+      },
+      WAIT_MS,
+      500,
+    );
     expect(ready.status?.storageClassName).to.equal(pool);
     await admin.create(PERSISTENT_VOLUME_CLAIMS, {
       metadata: { name: 'data', namespace: appNs },
       spec: { accessModes: ['ReadWriteOnce'], storageClassName: pool, resources: { requests: { storage: '100Mi' } } },
     } as any);
     const name = uniqueName('writer');
-    await admin.create<any>(PODS, busyboxPod({
-      name, namespace: appNs, node, script: 'echo written-by-a-release-install > /data/proof && sync && cat /data/proof',
-      volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }], volumeMounts: [{ name: 'data', mountPath: '/data' }],
-    }));
+    await admin.create<any>(
+      PODS,
+      busyboxPod({
+        name,
+        namespace: appNs,
+        node,
+        script: 'echo written-by-a-release-install > /data/proof && sync && cat /data/proof',
+        volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }],
+        volumeMounts: [{ name: 'data', mountPath: '/data' }],
+      }),
+    );
     await waitPodPhase(admin, appNs, name, ['Succeeded']);
     const claim = await admin.get<any>(PERSISTENT_VOLUME_CLAIMS, 'data', appNs);
     const pv = await admin.get<any>(PERSISTENT_VOLUMES, claim.spec.volumeName);

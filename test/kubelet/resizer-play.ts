@@ -41,7 +41,11 @@ import { waitFor } from '../support/cluster.js';
 import { call, type CsiClient } from '../csi/fixture.js';
 
 const RESIZE_CONDITIONS = new Set(['Resizing', 'FileSystemResizePending', 'ControllerResizeError', 'NodeResizeError']);
-const ACCESS_MODES: Record<string, string> = { ReadWriteOnce: 'SINGLE_NODE_WRITER', ReadOnlyMany: 'MULTI_NODE_READER_ONLY', ReadWriteMany: 'MULTI_NODE_MULTI_WRITER' };
+const ACCESS_MODES: Record<string, string> = {
+  ReadWriteOnce: 'SINGLE_NODE_WRITER',
+  ReadOnlyMany: 'MULTI_NODE_READER_ONLY',
+  ReadWriteMany: 'MULTI_NODE_MULTI_WRITER',
+};
 const CSI_TIMEOUT_MS = 60_000;
 
 type Any = KubeObject & Record<string, any>;
@@ -55,7 +59,10 @@ function mergeResizeConditions(old: any[] | undefined, next: any[]): any[] {
 function capabilityOf(pv: Any): unknown {
   const mode = ACCESS_MODES[pv.spec.accessModes?.[0]];
   if (!mode) throw new Error(`PV ${pv.metadata.name} has access modes ${pv.spec.accessModes} with no CSI equivalent here`);
-  const type = pv.spec.volumeMode === 'Block' ? { block: {} } : { mount: { fs_type: pv.spec.csi.fsType ?? '', mount_flags: pv.spec.mountOptions ?? [] } };
+  const type =
+    pv.spec.volumeMode === 'Block'
+      ? { block: {} }
+      : { mount: { fs_type: pv.spec.csi.fsType ?? '', mount_flags: pv.spec.mountOptions ?? [] } };
   return { ...type, access_mode: { mode } };
 }
 
@@ -63,42 +70,81 @@ function capabilityOf(pv: Any): unknown {
  * The user asks for `size`; the external-resizer grows the volume and the PV, and either finishes
  * the claim (status.capacity) or hands it to kubelet (FileSystemResizePending).
  */
-export async function expandClaim(opts: { client: KubeClient; controller: CsiClient; namespace: string; claim: string; size: string }): Promise<{ capacity: string; nodeExpansionRequired: boolean }> {
+export async function expandClaim(opts: {
+  client: KubeClient;
+  controller: CsiClient;
+  namespace: string;
+  claim: string;
+  size: string;
+}): Promise<{ capacity: string; nodeExpansionRequired: boolean }> {
   const { client, namespace } = opts;
   // The user.
-  await client.mergePatch(PERSISTENT_VOLUME_CLAIMS, opts.claim, { spec: { resources: { requests: { storage: opts.size } } } }, { namespace });
+  await client.mergePatch(
+    PERSISTENT_VOLUME_CLAIMS,
+    opts.claim,
+    { spec: { resources: { requests: { storage: opts.size } } } },
+    { namespace },
+  );
   const requested = parseBytes(opts.size);
   // pvcNeedResize: a Bound claim asking for more than it has.
-  const pvc = await waitFor(`claim ${namespace}/${opts.claim} to be Bound`, async () => {
-    const c = await client.get<Any>(PERSISTENT_VOLUME_CLAIMS, opts.claim, namespace);
-    return c.status?.phase === 'Bound' && c.spec.volumeName ? c : undefined;
-  }, 60_000, 250);
-  if ((tryParseBytes(pvc.status.capacity?.storage) ?? 0n) >= requested) throw new Error(`claim ${namespace}/${opts.claim} already has ${pvc.status.capacity?.storage}; the resizer has nothing to do`);
+  const pvc = await waitFor(
+    `claim ${namespace}/${opts.claim} to be Bound`,
+    async () => {
+      const c = await client.get<Any>(PERSISTENT_VOLUME_CLAIMS, opts.claim, namespace);
+      return c.status?.phase === 'Bound' && c.spec.volumeName ? c : undefined;
+    },
+    60_000,
+    250,
+  );
+  if ((tryParseBytes(pvc.status.capacity?.storage) ?? 0n) >= requested)
+    throw new Error(`claim ${namespace}/${opts.claim} already has ${pvc.status.capacity?.storage}; the resizer has nothing to do`);
   const pv = await client.get<Any>(PERSISTENT_VOLUMES, pvc.spec.volumeName);
   // CanSupport + pvNeedResize.
   if (pv.spec.csi?.driver !== DRIVER_NAME) throw new Error(`PV ${pv.metadata.name} is not a ${DRIVER_NAME} volume`);
-  if (pv.spec.claimRef?.uid !== pvc.metadata.uid || pv.spec.claimRef?.namespace !== namespace) throw new Error(`PV ${pv.metadata.name} is not bound to claim ${namespace}/${opts.claim}`);
+  if (pv.spec.claimRef?.uid !== pvc.metadata.uid || pv.spec.claimRef?.namespace !== namespace)
+    throw new Error(`PV ${pv.metadata.name} is not bound to claim ${namespace}/${opts.claim}`);
   const pending = (pvc.status.conditions ?? []).some((c: any) => c.type === 'FileSystemResizePending' && c.status === 'True');
-  if ((tryParseBytes(pv.spec.capacity?.storage) ?? 0n) >= requested && pending) throw new Error(`PV ${pv.metadata.name} is grown already and waits for kubelet`);
+  if ((tryParseBytes(pv.spec.capacity?.storage) ?? 0n) >= requested && pending)
+    throw new Error(`PV ${pv.metadata.name} is grown already and waits for kubelet`);
 
   const rec = new EventRecorder(client, `external-resizer ${DRIVER_NAME}`, 'stowage-test');
   const setConditions = (conditions: any[] | null, extra: Record<string, unknown> = {}) =>
-    client.mergePatch<Any>(PERSISTENT_VOLUME_CLAIMS, opts.claim, { status: { conditions, ...extra } }, { namespace, subresource: 'status' });
-  const claimNow = await setConditions(mergeResizeConditions(pvc.status.conditions, [{ type: 'Resizing', status: 'True', lastTransitionTime: nowTimestamp() }]));
+    client.mergePatch<Any>(
+      PERSISTENT_VOLUME_CLAIMS,
+      opts.claim,
+      { status: { conditions, ...extra } },
+      { namespace, subresource: 'status' },
+    );
+  const claimNow = await setConditions(
+    mergeResizeConditions(pvc.status.conditions, [{ type: 'Resizing', status: 'True', lastTransitionTime: nowTimestamp() }]),
+  );
   await rec.emit(claimNow, 'Normal', 'Resizing', `External resizer is resizing volume ${pv.metadata.name}`, { quiet: true });
   try {
-    const res = await call(opts.controller, 'ControllerExpandVolume', {
-      volume_id: pv.spec.csi.volumeHandle,
-      capacity_range: { required_bytes: requested.toString() },
-      volume_capability: capabilityOf(pv),
-    }, CSI_TIMEOUT_MS).catch((err: Error) => { throw new Error(`resize volume ${pv.metadata.name} failed: ${err.message}`); });
+    const res = await call(
+      opts.controller,
+      'ControllerExpandVolume',
+      {
+        volume_id: pv.spec.csi.volumeHandle,
+        capacity_range: { required_bytes: requested.toString() },
+        volume_capability: capabilityOf(pv),
+      },
+      CSI_TIMEOUT_MS,
+    ).catch((err: Error) => {
+      throw new Error(`resize volume ${pv.metadata.name} failed: ${err.message}`);
+    });
     const capacity = formatBytes(BigInt(res.capacity_bytes));
     await client.mergePatch(PERSISTENT_VOLUMES, pvc.spec.volumeName, { spec: { capacity: { storage: capacity } } });
     if (res.node_expansion_required) {
-      await setConditions(mergeResizeConditions(claimNow.status.conditions, [{
-        type: 'FileSystemResizePending', status: 'True', lastTransitionTime: nowTimestamp(),
-        message: 'Waiting for user to (re-)start a pod to finish file system resize of volume on node.',
-      }]));
+      await setConditions(
+        mergeResizeConditions(claimNow.status.conditions, [
+          {
+            type: 'FileSystemResizePending',
+            status: 'True',
+            lastTransitionTime: nowTimestamp(),
+            message: 'Waiting for user to (re-)start a pod to finish file system resize of volume on node.',
+          },
+        ]),
+      );
       await rec.emit(claimNow, 'Normal', 'FileSystemResizeRequired', 'Require file system resize of volume on node', { quiet: true });
     } else {
       const rest = mergeResizeConditions(claimNow.status.conditions, []);

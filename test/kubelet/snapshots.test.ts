@@ -48,7 +48,13 @@ class KubeletSnapshotFixture extends DynamicPoolFixture {
     const endpoint = path.join(pluginDir, 'csi.sock');
     this.realizer = await startPoolVolumeRealizer({ client: this.client, engine: this.engine, nodeName: this.node });
     this.snapshotRealizer = await startPoolSnapshotRealizer({ client: this.client, engine: this.engine, nodeName: this.node });
-    this.nodeServer = await startCsiNodeServer({ endpoint: `unix://${endpoint}`, nodeName: this.node, engine: this.engine, client: this.client, kubeletDir: this.kubelet.rootDir });
+    this.nodeServer = await startCsiNodeServer({
+      endpoint: `unix://${endpoint}`,
+      nodeName: this.node,
+      engine: this.engine,
+      client: this.client,
+      kubeletDir: this.kubelet.rootDir,
+    });
     this.registration = await startRegistrationServer({ dir: path.join(this.kubelet.rootDir, 'plugins_registry'), endpoint });
   }
 
@@ -74,7 +80,9 @@ describe('kubelet node: snapshots, restores and clones of Dynamic-pool volumes',
   let restoredFsPod = '';
 
   const claimSpec = (name: string, size: string, extra: Record<string, unknown> = {}) => ({
-    apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name, namespace: ns },
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: { name, namespace: ns },
     spec: { accessModes: ['ReadWriteOnce'], storageClassName: storageClass, resources: { requests: { storage: size } }, ...extra },
   });
 
@@ -82,7 +90,11 @@ describe('kubelet node: snapshots, restores and clones of Dynamic-pool volumes',
   async function runPod(claim: string, script: string, block = false): Promise<string> {
     const name = uniqueName('snap-pod');
     const pod = busyboxPod({
-      name, namespace: ns, node, restartPolicy: 'Always', script,
+      name,
+      namespace: ns,
+      node,
+      restartPolicy: 'Always',
+      script,
       volumes: [{ name: 'data', persistentVolumeClaim: { claimName: claim } }],
       volumeMounts: block ? [] : [{ name: 'data', mountPath: '/data' }],
     });
@@ -92,11 +104,19 @@ describe('kubelet node: snapshots, restores and clones of Dynamic-pool volumes',
   }
 
   /** A claim (optionally with a dataSource) provisioned the way external-provisioner does, and a pod using it. */
-  async function claimWithPod(claim: string, size: string, script: string, opts: { block?: boolean; dataSource?: unknown } = {}): Promise<string> {
-    await client.create(PERSISTENT_VOLUME_CLAIMS, claimSpec(claim, size, {
-      ...(opts.block ? { volumeMode: 'Block' } : {}),
-      ...(opts.dataSource ? { dataSource: opts.dataSource } : {}),
-    }) as any);
+  async function claimWithPod(
+    claim: string,
+    size: string,
+    script: string,
+    opts: { block?: boolean; dataSource?: unknown } = {},
+  ): Promise<string> {
+    await client.create(
+      PERSISTENT_VOLUME_CLAIMS,
+      claimSpec(claim, size, {
+        ...(opts.block ? { volumeMode: 'Block' } : {}),
+        ...(opts.dataSource ? { dataSource: opts.dataSource } : {}),
+      }) as any,
+    );
     const pod = await runPod(claim, script, opts.block);
     const { pvName, volumeId } = await provisionClaim({ client, controller: fx.controllerClient, namespace: ns, claim, pool: fx.pool });
     pvs.push({ pv: pvName, volumeId });
@@ -111,7 +131,8 @@ describe('kubelet node: snapshots, restores and clones of Dynamic-pool volumes',
   };
   /** What a Block pod's device holds at its start: the marker written by `writeBlock`. */
   const readBlock = (pod: string): Promise<string> => exec(pod, `dd if=${DEVICE} bs=32 count=1 2>/dev/null | tr -d '\\0'`);
-  const writeBlock = (pod: string, text: string): Promise<string> => exec(pod, `printf '%-32s' '${text}' | dd of=${DEVICE} bs=32 count=1 conv=notrunc,fsync 2>/dev/null; sync`);
+  const writeBlock = (pod: string, text: string): Promise<string> =>
+    exec(pod, `printf '%-32s' '${text}' | dd of=${DEVICE} bs=32 count=1 conv=notrunc,fsync 2>/dev/null; sync`);
   const snapshotSource = (name: string) => ({ apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name });
   const claimSource = (name: string) => ({ kind: 'PersistentVolumeClaim', name });
 
@@ -125,15 +146,22 @@ describe('kubelet node: snapshots, restores and clones of Dynamic-pool volumes',
     await fx.start({ diskSizes: [1024 * MiB] });
     if (!(await client.getIfExists(CSI_DRIVERS, DRIVER_NAME))) {
       await client.create(CSI_DRIVERS, {
-        apiVersion: 'storage.k8s.io/v1', kind: 'CSIDriver', metadata: { name: DRIVER_NAME },
+        apiVersion: 'storage.k8s.io/v1',
+        kind: 'CSIDriver',
+        metadata: { name: DRIVER_NAME },
         spec: { attachRequired: false, podInfoOnMount: true, volumeLifecycleModes: ['Persistent'] },
       } as any);
       createdDriver = true;
     }
     storageClass = uniqueName('snap-sc');
     await client.create(STORAGE_CLASSES, {
-      apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: storageClass },
-      provisioner: DRIVER_NAME, parameters: { pool: fx.pool }, reclaimPolicy: 'Delete', volumeBindingMode: 'WaitForFirstConsumer',
+      apiVersion: 'storage.k8s.io/v1',
+      kind: 'StorageClass',
+      metadata: { name: storageClass },
+      provisioner: DRIVER_NAME,
+      parameters: { pool: fx.pool },
+      reclaimPolicy: 'Delete',
+      volumeBindingMode: 'WaitForFirstConsumer',
     } as any);
     // The class the operator renders for the pool (the operator itself is not running in this test).
     const pool = withDefaults(await client.get<StoragePool & { metadata: { uid: string } }>(STORAGE_POOLS, fx.pool)) as StoragePool;
@@ -148,14 +176,23 @@ describe('kubelet node: snapshots, restores and clones of Dynamic-pool volumes',
       for (const p of (await client.list<any>(PODS, { namespace: ns }).catch(() => ({ items: [] as any[] }))).items) {
         await deletePodAndWait(client, ns, p.metadata.name).catch(() => undefined);
       }
-      for (const s of snapshots) await deleteSnapshot({ client, controller: fx.controllerClient, namespace: ns, name: s }).catch(() => undefined);
+      for (const s of snapshots)
+        await deleteSnapshot({ client, controller: fx.controllerClient, namespace: ns, name: s }).catch(() => undefined);
       // The played provisioner deletes what the last test left (a failed test leaves more) ...
       for (const c of (await client.list<any>(PERSISTENT_VOLUME_CLAIMS, { namespace: ns }).catch(() => ({ items: [] as any[] }))).items) {
-        await deleteClaimVolume({ client, controller: fx.controllerClient, namespace: ns, claim: c.metadata.name, timeoutMs: 60_000 }).catch(() => undefined);
+        await deleteClaimVolume({
+          client,
+          controller: fx.controllerClient,
+          namespace: ns,
+          claim: c.metadata.name,
+          timeoutMs: 60_000,
+        }).catch(() => undefined);
       }
       // ... and whatever it could not is forced away; the fixture's cleanup removes the PoolVolumes.
       for (const c of (await client.list<any>(PERSISTENT_VOLUME_CLAIMS, { namespace: ns }).catch(() => ({ items: [] as any[] }))).items) {
-        await client.mergePatch(PERSISTENT_VOLUME_CLAIMS, c.metadata.name, { metadata: { finalizers: null } }, { namespace: ns }).catch(() => undefined);
+        await client
+          .mergePatch(PERSISTENT_VOLUME_CLAIMS, c.metadata.name, { metadata: { finalizers: null } }, { namespace: ns })
+          .catch(() => undefined);
         await client.delete(PERSISTENT_VOLUME_CLAIMS, c.metadata.name, { namespace: ns }).catch(() => undefined);
       }
       await client.delete(NAMESPACES, ns).catch(() => undefined);
@@ -171,19 +208,41 @@ describe('kubelet node: snapshots, restores and clones of Dynamic-pool volumes',
   it('Filesystem: a restore reads the content at snapshot time, a clone the content now, and no write leaks between them', async function () {
     const source = await claimWithPod('src', '64Mi', 'trap "exit 0" TERM; echo original > /data/file; sync; while true; do sleep 1; done');
     // A poll: a failed try means 'not yet'; waitFor reports the last state if it never comes.
-    await waitFor('the pod to write its file', async () => (await exec(source, 'cat /data/file').catch(() => '')) === 'original\n', 60_000, 250);
-    const taken = await takeSnapshot({ client, controller: fx.controllerClient, namespace: ns, name: 'snap-fs', pvc: 'src', className: snapshotClass });
+    await waitFor(
+      'the pod to write its file',
+      async () => (await exec(source, 'cat /data/file').catch(() => '')) === 'original\n',
+      60_000,
+      250,
+    );
+    const taken = await takeSnapshot({
+      client,
+      controller: fx.controllerClient,
+      namespace: ns,
+      name: 'snap-fs',
+      pvc: 'src',
+      className: snapshotClass,
+    });
     snapshots.push('snap-fs');
-    expect((await client.get<any>(VOLUME_SNAPSHOTS, 'snap-fs', ns)).status).to.deep.include({ readyToUse: true, boundVolumeSnapshotContentName: taken.content, restoreSize: String(64 * MiB) });
+    expect((await client.get<any>(VOLUME_SNAPSHOTS, 'snap-fs', ns)).status).to.deep.include({
+      readyToUse: true,
+      boundVolumeSnapshotContentName: taken.content,
+      restoreSize: String(64 * MiB),
+    });
     await exec(source, 'echo changed > /data/file; sync');
 
-    const restored = await claimWithPod('restored', '64Mi', 'trap "exit 0" TERM; while true; do sleep 1; done', { dataSource: snapshotSource('snap-fs') });
+    const restored = await claimWithPod('restored', '64Mi', 'trap "exit 0" TERM; while true; do sleep 1; done', {
+      dataSource: snapshotSource('snap-fs'),
+    });
     expect(await exec(restored, 'cat /data/file')).to.equal('original\n');
     restoredFsPod = restored;
-    const clone = await claimWithPod('clone', '64Mi', 'trap "exit 0" TERM; while true; do sleep 1; done', { dataSource: claimSource('src') });
+    const clone = await claimWithPod('clone', '64Mi', 'trap "exit 0" TERM; while true; do sleep 1; done', {
+      dataSource: claimSource('src'),
+    });
     expect(await exec(clone, 'cat /data/file')).to.equal('changed\n');
     // external-provisioner protects a clone's source claim until the clone is no longer Pending.
-    expect((await client.get<any>(PERSISTENT_VOLUME_CLAIMS, 'src', ns)).metadata.finalizers).to.include('provisioner.storage.kubernetes.io/cloning-protection');
+    expect((await client.get<any>(PERSISTENT_VOLUME_CLAIMS, 'src', ns)).metadata.finalizers).to.include(
+      'provisioner.storage.kubernetes.io/cloning-protection',
+    );
 
     await exec(restored, 'echo restore-wrote > /data/file; sync');
     await exec(clone, 'echo clone-wrote > /data/file; sync');
@@ -197,13 +256,26 @@ describe('kubelet node: snapshots, restores and clones of Dynamic-pool volumes',
     const source = await claimWithPod('blk-src', '16Mi', 'trap "exit 0" TERM; while true; do sleep 1; done', { block: true });
     await writeBlock(source, 'block-original');
     expect((await readBlock(source)).trim()).to.equal('block-original');
-    await takeSnapshot({ client, controller: fx.controllerClient, namespace: ns, name: 'snap-blk', pvc: 'blk-src', className: snapshotClass });
+    await takeSnapshot({
+      client,
+      controller: fx.controllerClient,
+      namespace: ns,
+      name: 'snap-blk',
+      pvc: 'blk-src',
+      className: snapshotClass,
+    });
     snapshots.push('snap-blk');
     await writeBlock(source, 'block-changed');
 
-    const restored = await claimWithPod('blk-restored', '16Mi', 'trap "exit 0" TERM; while true; do sleep 1; done', { block: true, dataSource: snapshotSource('snap-blk') });
+    const restored = await claimWithPod('blk-restored', '16Mi', 'trap "exit 0" TERM; while true; do sleep 1; done', {
+      block: true,
+      dataSource: snapshotSource('snap-blk'),
+    });
     expect((await readBlock(restored)).trim()).to.equal('block-original');
-    const clone = await claimWithPod('blk-clone', '16Mi', 'trap "exit 0" TERM; while true; do sleep 1; done', { block: true, dataSource: claimSource('blk-src') });
+    const clone = await claimWithPod('blk-clone', '16Mi', 'trap "exit 0" TERM; while true; do sleep 1; done', {
+      block: true,
+      dataSource: claimSource('blk-src'),
+    });
     expect((await readBlock(clone)).trim()).to.equal('block-changed');
 
     await writeBlock(restored, 'restore-wrote');

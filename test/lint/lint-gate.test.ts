@@ -69,9 +69,15 @@ describe('the lint and format gate (make lint)', function () {
   });
 
   it('fails on a floating promise (a rejection nobody would see)', async () => {
-    const code = CLEAN.replace("  const text = await readFile(path, 'utf8');", "  readFile(path, 'utf8');\n  const text = await readFile(path, 'utf8');");
+    const code = CLEAN.replace(
+      "  const text = await readFile(path, 'utf8');",
+      "  readFile(path, 'utf8');\n  const text = await readFile(path, 'utf8');",
+    );
     const findings = await lintAsSource(code);
-    expect(findings.some((f) => f.startsWith('@typescript-eslint/no-floating-promises:')), findings.join('\n')).to.equal(true);
+    expect(
+      findings.some((f) => f.startsWith('@typescript-eslint/no-floating-promises:')),
+      findings.join('\n'),
+    ).to.equal(true);
   });
 
   it('fails on a rejection swallowed without a reason, and passes it once a comment says why', async () => {
@@ -79,12 +85,17 @@ describe('the lint and format gate (make lint)', function () {
     expect(await lintAsSource(swallowed)).to.include(
       'stowage/explained-swallow: This handler drops the rejection without a word: log what failed and why it is safe to go on, turn it into a condition or event, or add a comment saying why silence is right.',
     );
-    const explained = swallowed.replace('  const text =', '  // An unreadable file reads as empty: the caller treats both alike.\n  const text =');
+    const explained = swallowed.replace(
+      '  const text =',
+      '  // An unreadable file reads as empty: the caller treats both alike.\n  const text =',
+    );
     expect(await lintAsSource(explained)).to.deep.equal([]);
   });
 
   it('fails on a misformatted file', async () => {
-    const format = await formatCheck(CLEAN.replace("const text = await readFile(path, 'utf8');", 'const text   =   await readFile(path, "utf8")'));
+    const format = await formatCheck(
+      CLEAN.replace("const text = await readFile(path, 'utf8');", 'const text   =   await readFile(path, "utf8")'),
+    );
     expect(format.ok, format.output).to.equal(false);
     expect(format.output).to.match(/probe\.ts/);
   });

@@ -46,9 +46,16 @@ describe('node agent process: SIGKILL during preparation (real control plane, re
     client?.close();
   });
 
-  const start = (device: string): AgentProcess => AgentProcess.start(kubeconfig, node, ['--allow-device', device, '--root', root, '--discovery-interval', '2']);
+  const start = (device: string): AgentProcess =>
+    AgentProcess.start(kubeconfig, node, ['--allow-device', device, '--root', root, '--discovery-interval', '2']);
   const startedPass = async (p: AgentProcess): Promise<void> => {
-    await waitFor('the agent to finish its first pass', () => p.output.join('').includes('node agent started') || (p.exited ? Promise.reject(new Error(`agent exited: ${p.output.join('')}`)) : false), 60_000);
+    await waitFor(
+      'the agent to finish its first pass',
+      () =>
+        p.output.join('').includes('node agent started') ||
+        (p.exited ? Promise.reject(new Error(`agent exited: ${p.output.join('')}`)) : false),
+      60_000,
+    );
   };
 
   it('ends prepared exactly once, mounted once, with the same UUID, however often the agent is killed', async () => {
@@ -65,10 +72,15 @@ describe('node agent process: SIGKILL during preparation (real control plane, re
     for (let i = 0; i < KILLS; i++) {
       const current = proc;
       // No step within the random delay (the catch): the kill lands between steps, which is a case too.
-      const step = await waitFor('a preparation step', () => {
-        const out = current.output.join('');
-        return ['"reason":"Prepared"', '"reason":"Formatted"', '"reason":"Formatting"'].find((r) => out.includes(r));
-      }, 2_000 + Math.floor(Math.random() * 2_000), 5).catch(() => 'none');
+      const step = await waitFor(
+        'a preparation step',
+        () => {
+          const out = current.output.join('');
+          return ['"reason":"Prepared"', '"reason":"Formatted"', '"reason":"Formatting"'].find((r) => out.includes(r));
+        },
+        2_000 + Math.floor(Math.random() * 2_000),
+        5,
+      ).catch(() => 'none');
       // The first kill lands as soon as formatting is seen, so at least one kill interrupts a
       // preparation in progress however fast this machine is; later ones land at random points.
       const delay = i === 0 ? 0 : Math.floor(Math.random() * 60);
@@ -80,10 +92,14 @@ describe('node agent process: SIGKILL during preparation (real control plane, re
       proc = start(disk.device);
     }
     expect(interrupted, `kills: ${delays.join(', ')}`).to.be.greaterThan(0, 'at least one kill interrupted a preparation in progress');
-    const prepared = await waitFor('Prepared=True after the kills', async () => {
-      const d = await client.get<NodeDisk>(NODE_DISKS, name);
-      return condition(d, 'Prepared')?.status === 'True' ? d : undefined;
-    }, 90_000);
+    const prepared = await waitFor(
+      'Prepared=True after the kills',
+      async () => {
+        const d = await client.get<NodeDisk>(NODE_DISKS, name);
+        return condition(d, 'Prepared')?.status === 'True' ? d : undefined;
+      },
+      90_000,
+    );
     const target = path.join(root, name);
     const uuid = filesystemUuid(name, '');
     expect(prepared.status?.preparation, `kill delays ${delays.join(',')} ms`).to.deep.equal({ path: target, filesystem: 'ext4', uuid });

@@ -15,7 +15,16 @@ import { AgentMetrics } from '../../src/node/agent/agent-metrics.js';
 import { LoopDevices, unmountAllFrom } from '../support/loop-devices.js';
 import { adminClient, uniqueName, waitFor } from '../support/cluster.js';
 import {
-  blkidUuid, condition, deleteNodeDisks, diskOfFile, localExt4, mbrSector, mountsOfDevice, nodeDisksOf, operatorSets, sha256File,
+  blkidUuid,
+  condition,
+  deleteNodeDisks,
+  diskOfFile,
+  localExt4,
+  mbrSector,
+  mountsOfDevice,
+  nodeDisksOf,
+  operatorSets,
+  sha256File,
 } from './support.js';
 
 const MiB = 1024 * 1024;
@@ -50,7 +59,9 @@ describe('node agent (real control plane, real loop devices)', function () {
     client?.close();
   });
 
-  async function agent(extra: Partial<NodeAgentOptions> & { allowDevices: string[] }): Promise<{ agent: NodeAgent; node: string; root: string }> {
+  async function agent(
+    extra: Partial<NodeAgentOptions> & { allowDevices: string[] },
+  ): Promise<{ agent: NodeAgent; node: string; root: string }> {
     const node = extra.nodeName ?? uniqueName('agent-node');
     if (!nodes.includes(node)) nodes.push(node);
     const root = extra.root ?? path.join(work, `root-${node}`);
@@ -192,11 +203,16 @@ describe('node agent (real control plane, real loop devices)', function () {
     expect(nd.status?.usage?.size).to.be.a('string');
     expect(condition(nd, 'Eligible')).to.include({ status: 'False', reason: 'Claimed' });
     expect(await mountsOfDevice(disk.device)).to.deep.equal([target]);
-    const events = await client.list<{ metadata: { name?: string }; reason?: string; involvedObject?: { name?: string } }>(EVENTS, { namespace: 'default' });
+    const events = await client.list<{ metadata: { name?: string }; reason?: string; involvedObject?: { name?: string } }>(EVENTS, {
+      namespace: 'default',
+    });
     const reasons = events.items.filter((e) => e.involvedObject?.name === name).map((e) => e.reason);
     expect(reasons).to.include.members(['Formatting', 'Formatted', 'Prepared']);
     const prepared = (await registry.getSingleMetric('stowage_disk_preparations_total')!.get()).values;
-    expect(prepared).to.deep.equal([{ value: 1, labels: { node, kind: 'Filesystem', result: 'success' } }], 'one preparation, counted once');
+    expect(prepared).to.deep.equal(
+      [{ value: 1, labels: { node, kind: 'Filesystem', result: 'success' } }],
+      'one preparation, counted once',
+    );
 
     await operatorSets(client, name, {});
     const released = await waitFor('released (Eligible again)', async () => {
@@ -225,7 +241,11 @@ describe('node agent (real control plane, real loop devices)', function () {
     };
     const wipedFor = (uid: string) => async () => {
       const d = await client.get<NodeDisk>(NODE_DISKS, name);
-      return d.status?.lastWipe?.volumeUID === uid && d.status.lastWipe.result === 'Succeeded' && condition(d, 'Prepared')?.status === 'True' ? d : undefined;
+      return d.status?.lastWipe?.volumeUID === uid &&
+        d.status.lastWipe.result === 'Succeeded' &&
+        condition(d, 'Prepared')?.status === 'True'
+        ? d
+        : undefined;
     };
 
     await fill('volume-a');
@@ -245,7 +265,9 @@ describe('node agent (real control plane, real loop devices)', function () {
     await fill('volume-c');
     await operatorSets(client, name, { claim: { ...localExt4 }, wipe: { volumeUID: 'uid-a', method: 'quick' } });
     await waitFor('the stale request noticed', async () => {
-      const events = await client.list<{ metadata: { name?: string }; reason?: string; involvedObject?: { name?: string } }>(EVENTS, { namespace: 'default' });
+      const events = await client.list<{ metadata: { name?: string }; reason?: string; involvedObject?: { name?: string } }>(EVENTS, {
+        namespace: 'default',
+      });
       return events.items.some((e) => e.involvedObject?.name === name && e.reason === 'StaleWipeIgnored');
     });
     const d = await client.get<NodeDisk>(NODE_DISKS, name);
@@ -267,7 +289,12 @@ describe('node agent (real control plane, real loop devices)', function () {
     agents.splice(agents.indexOf(first.agent), 1);
     // The state a crash leaves between the agent's two writes: the wipe is in the history
     // (written first), status.lastWipe is not. The new volume's data is already on the disk.
-    await client.mergePatch(NODE_DISKS, name, { metadata: { annotations: { 'stowage.dev/wiped-volumes': 'uid-done' } } }, { fieldManager: 'stowage-node' });
+    await client.mergePatch(
+      NODE_DISKS,
+      name,
+      { metadata: { annotations: { 'stowage.dev/wiped-volumes': 'uid-done' } } },
+      { fieldManager: 'stowage-node' },
+    );
     await writeFile(path.join(root, name, 'next-volume'), 'keep');
     await operatorSets(client, name, { claim: { ...localExt4 }, wipe: { volumeUID: 'uid-done', method: 'quick' } });
     await agent({ nodeName, root, allowDevices: [disk.device] });
@@ -300,13 +327,19 @@ describe('node agent (real control plane, real loop devices)', function () {
       });
       expect(failed.status?.lastWipe).to.include({ volumeUID: 'uid-f', method: 'quick' });
       expect(failed.status?.lastWipe?.message).to.contain(intruder);
-      const events = await client.list<{ metadata: { name?: string }; reason?: string; involvedObject?: { name?: string } }>(EVENTS, { namespace: 'default' });
+      const events = await client.list<{ metadata: { name?: string }; reason?: string; involvedObject?: { name?: string } }>(EVENTS, {
+        namespace: 'default',
+      });
       expect(events.items.some((e) => e.involvedObject?.name === name && e.reason === 'WipeFailed')).to.equal(true);
       expect(await readdir(path.join(root, name))).to.include('volume-data', 'nothing was wiped');
     } finally {
       await execOk('umount', [intruder]);
     }
-    await waitFor('the retried wipe succeeds', async () => (await client.get<NodeDisk>(NODE_DISKS, name)).status?.lastWipe?.result === 'Succeeded', 60_000);
+    await waitFor(
+      'the retried wipe succeeds',
+      async () => (await client.get<NodeDisk>(NODE_DISKS, name)).status?.lastWipe?.result === 'Succeeded',
+      60_000,
+    );
     expect((await readdir(path.join(root, name))).filter((f) => f !== 'lost+found')).to.deep.equal([]);
     await operatorSets(client, name, {});
     await waitFor('released', async () => condition(await client.get<NodeDisk>(NODE_DISKS, name), 'Eligible')?.status === 'True');
@@ -323,10 +356,11 @@ describe('node agent (real control plane, real loop devices)', function () {
     await operatorSets(client, xfsName, { claim: { pool: 'pool-x', mode: 'Local', volumeMode: 'Filesystem', fsType: 'xfs' } });
     await operatorSets(client, blockName, { claim: { pool: 'pool-b', mode: 'Local', volumeMode: 'Block' } });
     await operatorSets(client, usedName, { claim: { ...localExt4, allowAdoption: true } });
-    const prepared = (name: string) => waitFor(`Prepared=True on ${name}`, async () => {
-      const d = await client.get<NodeDisk>(NODE_DISKS, name);
-      return condition(d, 'Prepared')?.status === 'True' ? d : undefined;
-    });
+    const prepared = (name: string) =>
+      waitFor(`Prepared=True on ${name}`, async () => {
+        const d = await client.get<NodeDisk>(NODE_DISKS, name);
+        return condition(d, 'Prepared')?.status === 'True' ? d : undefined;
+      });
 
     const x = await prepared(xfsName);
     expect(x.status?.preparation).to.include({ path: path.join(root, xfsName), filesystem: 'xfs' });
@@ -339,14 +373,22 @@ describe('node agent (real control plane, real loop devices)', function () {
     expect(await mountsOfDevice(blockDisk.device)).to.deep.equal([]);
     // The workload writes to its raw device; a quick wipe for its released volume leaves it blank.
     await execOk('mkfs.ext4', ['-q', blockDisk.device]);
-    await operatorSets(client, blockName, { claim: { pool: 'pool-b', mode: 'Local', volumeMode: 'Block' }, wipe: { volumeUID: 'uid-block', method: 'quick' } });
-    await waitFor('the Block wipe', async () => (await client.get<NodeDisk>(NODE_DISKS, blockName)).status?.lastWipe?.result === 'Succeeded');
+    await operatorSets(client, blockName, {
+      claim: { pool: 'pool-b', mode: 'Local', volumeMode: 'Block' },
+      wipe: { volumeUID: 'uid-block', method: 'quick' },
+    });
+    await waitFor(
+      'the Block wipe',
+      async () => (await client.get<NodeDisk>(NODE_DISKS, blockName)).status?.lastWipe?.result === 'Succeeded',
+    );
     expect(await blkidUuid(blockDisk.device)).to.equal(undefined);
     expect(condition(await client.get<NodeDisk>(NODE_DISKS, blockName), 'Prepared')?.status).to.equal('True');
 
     const u = await prepared(usedName);
-    expect(u.status?.filesystem?.label).to.equal(stowageLabel(usedName), 'the old filesystem was replaced by Stowage\'s');
-    const events = await client.list<{ metadata: { name?: string }; reason?: string; involvedObject?: { name?: string } }>(EVENTS, { namespace: 'default' });
+    expect(u.status?.filesystem?.label).to.equal(stowageLabel(usedName), "the old filesystem was replaced by Stowage's");
+    const events = await client.list<{ metadata: { name?: string }; reason?: string; involvedObject?: { name?: string } }>(EVENTS, {
+      namespace: 'default',
+    });
     expect(events.items.some((e) => e.involvedObject?.name === usedName && e.reason === 'AdoptingDisk')).to.equal(true);
 
     for (const n of [xfsName, blockName, usedName]) await operatorSets(client, n, {});
@@ -356,7 +398,7 @@ describe('node agent (real control plane, real loop devices)', function () {
     expect(await mountsOfDevice(xfsDisk.device)).to.deep.equal([]);
   });
 
-  it('refuses a hand-edited claim that breaks the CRD\'s cross-field rules (a CEL-less API server stored it), naming the field and changing nothing', async () => {
+  it("refuses a hand-edited claim that breaks the CRD's cross-field rules (a CEL-less API server stored it), naming the field and changing nothing", async () => {
     const disk = await loops.create(64 * MiB);
     const { node } = await agent({ allowDevices: [disk.device] });
     const name = (await diskOfFile(client, node, disk.file))!.metadata.name;
@@ -372,7 +414,10 @@ describe('node agent (real control plane, real loop devices)', function () {
     expect(await mountsOfDevice(disk.device)).to.deep.equal([]);
     // Corrected, the same claim is prepared as the Block device it now says.
     await operatorSets(client, name, { claim: { pool: 'pool-bad', mode: 'Local', volumeMode: 'Block' } });
-    await waitFor('Prepared=True once corrected', async () => condition(await client.get<NodeDisk>(NODE_DISKS, name), 'Prepared')?.status === 'True');
+    await waitFor(
+      'Prepared=True once corrected',
+      async () => condition(await client.get<NodeDisk>(NODE_DISKS, name), 'Prepared')?.status === 'True',
+    );
     await operatorSets(client, name, {});
   });
 
@@ -388,16 +433,27 @@ describe('node agent (real control plane, real loop devices)', function () {
       const { node } = await agent({ allowDevices: [disk.device], discoveryDirs: [dir] });
       const all = await nodeDisksOf(client, node);
       expect(all).to.have.length(2);
-      expect(condition(all.find((d) => d.status?.kind === 'Disk'), 'Eligible')).to.include({ status: 'False', reason: 'Mounted' });
+      expect(
+        condition(
+          all.find((d) => d.status?.kind === 'Disk'),
+          'Eligible',
+        ),
+      ).to.include({ status: 'False', reason: 'Mounted' });
       const nd = all.find((d) => d.status?.kind === 'Mount');
       expect(nd?.spec.devicePath).to.equal(vol);
       expect(condition(nd, 'Eligible')).to.include({ status: 'True', reason: 'DiscoveredMount' });
       const uuidBefore = await blkidUuid(disk.device);
       await operatorSets(client, nd!.metadata.name, { claim: { ...localExt4 } });
-      await waitFor('Prepared', async () => condition(await client.get<NodeDisk>(NODE_DISKS, nd!.metadata.name), 'Prepared')?.status === 'True');
+      await waitFor(
+        'Prepared',
+        async () => condition(await client.get<NodeDisk>(NODE_DISKS, nd!.metadata.name), 'Prepared')?.status === 'True',
+      );
       await writeFile(path.join(vol, 'file'), 'x');
       await operatorSets(client, nd!.metadata.name, { claim: { ...localExt4 }, wipe: { volumeUID: 'uid-m', method: 'quick' } });
-      await waitFor('wiped', async () => (await client.get<NodeDisk>(NODE_DISKS, nd!.metadata.name)).status?.lastWipe?.result === 'Succeeded');
+      await waitFor(
+        'wiped',
+        async () => (await client.get<NodeDisk>(NODE_DISKS, nd!.metadata.name)).status?.lastWipe?.result === 'Succeeded',
+      );
       expect((await readdir(vol)).filter((f) => f !== 'lost+found')).to.deep.equal([]);
       expect(await blkidUuid(disk.device)).to.equal(uuidBefore, 'never reformatted');
       expect(await mountsOfDevice(disk.device)).to.deep.equal([vol], 'never unmounted');

@@ -12,7 +12,14 @@ import { locationChange } from '../../src/node/engine/volume-location.js';
 import { releaseProgress } from '../../src/operator/storagepool/disk-release.js';
 
 const NOW = '2026-12-07T04:00:00Z';
-const record: HandoutRecord = { identity: 'loop:/x.img', nodeDisk: 'n-1', nodeDiskUID: 'uid-1', pool: 'p', volumeMode: 'Block', since: '2026-12-01T00:00:00Z' };
+const record: HandoutRecord = {
+  identity: 'loop:/x.img',
+  nodeDisk: 'n-1',
+  nodeDiskUID: 'uid-1',
+  pool: 'p',
+  volumeMode: 'Block',
+  since: '2026-12-01T00:00:00Z',
+};
 const seen = { name: 'n-1', identity: 'loop:/x.img' };
 const live = (uid: string) => ({ metadata: { name: 'n-1', uid } });
 
@@ -29,8 +36,12 @@ describe('disk safety rules (pure)', () => {
       const held = { ...record, heldSince: '2026-12-02T00:00:00Z' };
       expect(heldRecord(seen, live('uid-1'), held, NOW)).to.equal(held);
     });
-    it('without a record, is held for Stowage\'s filesystem label and no NodeDisk, and only then', () => {
-      expect(heldRecord({ ...seen, label: 'stw-0123abcd' }, undefined, undefined, NOW)).to.include({ identity: seen.identity, heldSince: NOW, pool: '' });
+    it("without a record, is held for Stowage's filesystem label and no NodeDisk, and only then", () => {
+      expect(heldRecord({ ...seen, label: 'stw-0123abcd' }, undefined, undefined, NOW)).to.include({
+        identity: seen.identity,
+        heldSince: NOW,
+        pool: '',
+      });
       expect(heldRecord({ ...seen, label: 'stw-0123abcd' }, live('uid-9'), undefined, NOW)).to.equal(undefined);
       expect(heldRecord({ ...seen, label: 'data' }, undefined, undefined, NOW)).to.equal(undefined);
       expect(heldRecord(seen, undefined, undefined, NOW)).to.equal(undefined);
@@ -51,7 +62,11 @@ describe('disk safety rules (pure)', () => {
     it('names each changed field, where the data is, and the patch that sets it back', () => {
       const c = locationChange('PoolVolume', 'v', at, { pool: 'b', node: 'n1' })!;
       expect(c.fields).to.deep.equal(['spec.pool']);
-      expect(c.message).to.contain('spec.pool was changed from a to b').and.contain('is immutable').and.contain('kubectl patch poolvolume v').and.contain('"pool":"a"');
+      expect(c.message)
+        .to.contain('spec.pool was changed from a to b')
+        .and.contain('is immutable')
+        .and.contain('kubectl patch poolvolume v')
+        .and.contain('"pool":"a"');
       const both = locationChange('PoolSnapshot', 's', at, { pool: 'b', node: 'n2' })!;
       expect(both.fields).to.deep.equal(['spec.pool', 'spec.node']);
       expect(both.message).to.contain('are immutable').and.contain('kubectl patch poolsnapshot s');
@@ -59,36 +74,78 @@ describe('disk safety rules (pure)', () => {
   });
 
   describe('releaseProgress: what a deleted pool waits for', () => {
-    const disk = (name: string, o: { label?: string; claim?: boolean; node?: string; generation?: number; prepared?: { reason: string; observedGeneration?: number } }): NodeDisk => ({
-      apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk',
+    const disk = (
+      name: string,
+      o: {
+        label?: string;
+        claim?: boolean;
+        node?: string;
+        generation?: number;
+        prepared?: { reason: string; observedGeneration?: number };
+      },
+    ): NodeDisk => ({
+      apiVersion: 'stowage.dev/v1alpha1',
+      kind: 'NodeDisk',
       metadata: { name, generation: o.generation ?? 3, labels: o.label ? { 'stowage.dev/pool': o.label } : {} },
-      spec: { nodeName: o.node ?? 'n1', devicePath: '/dev/x', ...(o.claim ? { claim: { pool: 'p', mode: 'Local', volumeMode: 'Block' } } : {}) },
-      status: o.prepared ? { conditions: [{ type: 'Prepared', status: 'False', reason: o.prepared.reason, message: 'm', lastTransitionTime: NOW, ...(o.prepared.observedGeneration !== undefined ? { observedGeneration: o.prepared.observedGeneration } : {}) }] } : {},
+      spec: {
+        nodeName: o.node ?? 'n1',
+        devicePath: '/dev/x',
+        ...(o.claim ? { claim: { pool: 'p', mode: 'Local', volumeMode: 'Block' } } : {}),
+      },
+      status: o.prepared
+        ? {
+            conditions: [
+              {
+                type: 'Prepared',
+                status: 'False',
+                reason: o.prepared.reason,
+                message: 'm',
+                lastTransitionTime: NOW,
+                ...(o.prepared.observedGeneration !== undefined ? { observedGeneration: o.prepared.observedGeneration } : {}),
+              },
+            ],
+          }
+        : {},
     });
     const nodes = (n: string) => n === 'n1';
     it('waits for a released disk until its agent reports NotClaimed for the current generation', () => {
-      const r = releaseProgress('p', [
-        disk('done', { label: 'p', prepared: { reason: 'NotClaimed', observedGeneration: 3 } }),
-        disk('stale', { label: 'p', prepared: { reason: 'NotClaimed', observedGeneration: 2 } }),
-        disk('failing', { label: 'p', prepared: { reason: 'ReleaseFailed', observedGeneration: 3 } }),
-        disk('silent', { label: 'p', prepared: { reason: 'Prepared', observedGeneration: 2 } }),
-      ], nodes);
+      const r = releaseProgress(
+        'p',
+        [
+          disk('done', { label: 'p', prepared: { reason: 'NotClaimed', observedGeneration: 3 } }),
+          disk('stale', { label: 'p', prepared: { reason: 'NotClaimed', observedGeneration: 2 } }),
+          disk('failing', { label: 'p', prepared: { reason: 'ReleaseFailed', observedGeneration: 3 } }),
+          disk('silent', { label: 'p', prepared: { reason: 'Prepared', observedGeneration: 2 } }),
+        ],
+        nodes,
+      );
       expect(r.done.map((d) => d.metadata.name)).to.deep.equal(['done']);
       expect(r.waiting.map((w) => w.disk.metadata.name)).to.deep.equal(['stale', 'failing', 'silent']);
       expect(r.waiting[1].why).to.contain('failing on node n1').and.contain('ReleaseFailed');
       expect(r.waiting[2].why).to.contain('has not reported');
     });
-    it('does not wait for a node that is gone, a disk no agent ever reported on, or other pools\' disks', () => {
-      const r = releaseProgress('p', [
-        disk('gone', { label: 'p', node: 'n9', prepared: { reason: 'Prepared', observedGeneration: 2 } }),
-        disk('never-reported', { label: 'p' }),
-        disk('other', { label: 'q' }),
-      ], nodes);
+    it("does not wait for a node that is gone, a disk no agent ever reported on, or other pools' disks", () => {
+      const r = releaseProgress(
+        'p',
+        [
+          disk('gone', { label: 'p', node: 'n9', prepared: { reason: 'Prepared', observedGeneration: 2 } }),
+          disk('never-reported', { label: 'p' }),
+          disk('other', { label: 'q' }),
+        ],
+        nodes,
+      );
       expect(r.done.map((d) => d.metadata.name)).to.deep.equal(['gone', 'never-reported']);
       expect(r.waiting).to.deep.equal([]);
     });
     it('waits for a disk whose claim is not cleared yet (the write budget clears claims over several rounds), naming it', () => {
-      const r = releaseProgress('p', [disk('claimed', { label: 'p', claim: true }), disk('done', { label: 'p', prepared: { reason: 'NotClaimed', observedGeneration: 3 } })], nodes);
+      const r = releaseProgress(
+        'p',
+        [
+          disk('claimed', { label: 'p', claim: true }),
+          disk('done', { label: 'p', prepared: { reason: 'NotClaimed', observedGeneration: 3 } }),
+        ],
+        nodes,
+      );
       expect(r.done.map((d) => d.metadata.name)).to.deep.equal(['done']);
       expect(r.waiting.map((w) => w.why)).to.deep.equal(['claimed on node n1 (its claim is being cleared)']);
     });

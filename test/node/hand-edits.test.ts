@@ -34,7 +34,12 @@ describe('node agent: NodeDisks edited or made by hand say what the agent did an
   const handMade = uniqueName('handmade');
 
   const eventsOf = async (name: string): Promise<{ type: string; reason: string; message: string }[]> =>
-    (await client.list<KubeObject & { type: string; reason: string; message: string }>(EVENTS, { namespace: 'default', fieldSelector: `involvedObject.name=${name}` })).items;
+    (
+      await client.list<KubeObject & { type: string; reason: string; message: string }>(EVENTS, {
+        namespace: 'default',
+        fieldSelector: `involvedObject.name=${name}`,
+      })
+    ).items;
 
   before(async () => {
     const admin = await adminClient();
@@ -43,7 +48,14 @@ describe('node agent: NodeDisks edited or made by hand say what the agent did an
     dir = await mkdtemp(path.join(tmpdir(), 'stowage-handnd-'));
     allowed = await loops.create(64 * MiB);
     other = await loops.create(64 * MiB);
-    agent = AgentProcess.start(admin.cp.kubeconfigPath, node, ['--allow-device', allowed.file, '--root', path.join(dir, 'disks'), '--discovery-interval', '1']);
+    agent = AgentProcess.start(admin.cp.kubeconfigPath, node, [
+      '--allow-device',
+      allowed.file,
+      '--root',
+      path.join(dir, 'disks'),
+      '--discovery-interval',
+      '1',
+    ]);
     await waitFor('the agent to report its allowed disk', () => diskOfFile(client, node, allowed.file), 60_000);
   });
 
@@ -63,32 +75,49 @@ describe('node agent: NodeDisks edited or made by hand say what the agent did an
     const name = own.metadata.name;
     const real = own.spec.devicePath;
     await client.mergePatch(NODE_DISKS, name, { spec: { devicePath: other.device } }, { fieldManager: 'kubectl-edit' });
-    const back = await waitFor('the devicePath set back, with a condition saying why', async () => {
-      const d = await client.get<NodeDisk>(NODE_DISKS, name);
-      return d.spec.devicePath === real && condition(d, 'DevicePathReverted') ? d : undefined;
-    }, 30_000);
+    const back = await waitFor(
+      'the devicePath set back, with a condition saying why',
+      async () => {
+        const d = await client.get<NodeDisk>(NODE_DISKS, name);
+        return d.spec.devicePath === real && condition(d, 'DevicePathReverted') ? d : undefined;
+      },
+      30_000,
+    );
     const c = condition(back, 'DevicePathReverted')!;
     expect(c).to.deep.include({ status: 'True', reason: 'HandEdited' });
     expect(c.message).to.contain(other.device).and.contain(real).and.contain('kubectl-edit').and.contain('allow-list');
-    const events = await waitFor('a Warning event on the NodeDisk', async () => {
-      const es = (await eventsOf(name)).filter((e) => e.type === 'Warning' && e.reason === 'DevicePathReverted');
-      return es.length > 0 ? es : undefined;
-    }, 30_000);
+    const events = await waitFor(
+      'a Warning event on the NodeDisk',
+      async () => {
+        const es = (await eventsOf(name)).filter((e) => e.type === 'Warning' && e.reason === 'DevicePathReverted');
+        return es.length > 0 ? es : undefined;
+      },
+      30_000,
+    );
     expect(events[0].message).to.contain(other.device).and.contain(real);
     // Only the edit is news: the disk itself is as it was.
     expect(condition(back, 'Present')?.status).to.equal('True');
   });
 
   it('says a hand-made NodeDisk for a device never allowed is not on the allow-list, not that it is "prepared again when it returns"', async () => {
-    await client.create(NODE_DISKS, {
-      apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk',
-      metadata: { name: handMade, labels: { 'stowage.dev/node': node } },
-      spec: { nodeName: node, devicePath: other.device, claim: { pool: 'some-pool', mode: 'Local', volumeMode: 'Block' } },
-    }, { fieldManager: 'stowage-operator' });
-    const nd = await waitFor('the agent to say why nothing is done for it', async () => {
-      const d = await client.get<NodeDisk>(NODE_DISKS, handMade);
-      return condition(d, 'Prepared')?.status === 'False' ? d : undefined;
-    }, 30_000);
+    await client.create(
+      NODE_DISKS,
+      {
+        apiVersion: 'stowage.dev/v1alpha1',
+        kind: 'NodeDisk',
+        metadata: { name: handMade, labels: { 'stowage.dev/node': node } },
+        spec: { nodeName: node, devicePath: other.device, claim: { pool: 'some-pool', mode: 'Local', volumeMode: 'Block' } },
+      },
+      { fieldManager: 'stowage-operator' },
+    );
+    const nd = await waitFor(
+      'the agent to say why nothing is done for it',
+      async () => {
+        const d = await client.get<NodeDisk>(NODE_DISKS, handMade);
+        return condition(d, 'Prepared')?.status === 'False' ? d : undefined;
+      },
+      30_000,
+    );
     const prepared = condition(nd, 'Prepared')!;
     expect(prepared.reason).to.equal('NotDiscovered');
     expect(prepared.message).to.not.contain('prepared again');

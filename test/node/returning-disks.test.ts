@@ -73,28 +73,54 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
     (await nodeDisksOf(admin, node)).find((d) => d.metadata.annotations?.[IDENTITY_ANNOTATION] === `loop:${file}`);
   const pvsOf = async (disk: string): Promise<PersistentVolume[]> =>
     (await admin.list<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/disk=${disk}` })).items;
-  const label = (disk: string, tier: string): Promise<unknown> => admin.mergePatch(NODE_DISKS, disk, { metadata: { labels: { [TIER]: tier } } });
+  const label = (disk: string, tier: string): Promise<unknown> =>
+    admin.mergePatch(NODE_DISKS, disk, { metadata: { labels: { [TIER]: tier } } });
 
-  const pool = (name: string, tier: string, local: Record<string, string>): Promise<unknown> => admin.apply(STORAGE_POOLS, {
-    apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name },
-    spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/node': node, [TIER]: tier } } }, local },
-  }, { fieldManager: 'kubectl' });
+  const pool = (name: string, tier: string, local: Record<string, string>): Promise<unknown> =>
+    admin.apply(
+      STORAGE_POOLS,
+      {
+        apiVersion: 'stowage.dev/v1alpha1',
+        kind: 'StoragePool',
+        metadata: { name },
+        spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/node': node, [TIER]: tier } } }, local },
+      },
+      { fieldManager: 'kubectl' },
+    );
 
   /** Binds a new claim to the disk's Available PV; returns the PV. */
   const bind = async (claim: string, disk: string, volumeMode: 'Filesystem' | 'Block', storageClass: string): Promise<PersistentVolume> => {
-    const pv = await waitFor(`an Available PV on ${disk}`, async () => (await pvsOf(disk)).find((p) => p.status?.phase === 'Available'), CONVERGE_MS);
+    const pv = await waitFor(
+      `an Available PV on ${disk}`,
+      async () => (await pvsOf(disk)).find((p) => p.status?.phase === 'Available'),
+      CONVERGE_MS,
+    );
     await admin.create(PERSISTENT_VOLUME_CLAIMS, {
       metadata: { name: claim, namespace },
-      spec: { accessModes: ['ReadWriteOnce'], volumeMode, storageClassName: storageClass, volumeName: pv.metadata.name, resources: { requests: { storage: '10Mi' } } },
+      spec: {
+        accessModes: ['ReadWriteOnce'],
+        volumeMode,
+        storageClassName: storageClass,
+        volumeName: pv.metadata.name,
+        resources: { requests: { storage: '10Mi' } },
+      },
     });
-    await waitFor(`claim ${claim} bound`, async () => (await admin.get<Pvc>(PERSISTENT_VOLUME_CLAIMS, claim, namespace)).status?.phase === 'Bound', 60_000);
+    await waitFor(
+      `claim ${claim} bound`,
+      async () => (await admin.get<Pvc>(PERSISTENT_VOLUME_CLAIMS, claim, namespace)).status?.phase === 'Bound',
+      60_000,
+    );
     return pv;
   };
 
   /** The runbook's steps 1 and 3 once the disk is gone: let go of the claim, delete the PV and the NodeDisk. */
   const runbook = async (claim: string, disk: string, pv: PersistentVolume): Promise<void> => {
     await admin.delete(PERSISTENT_VOLUME_CLAIMS, claim, { namespace });
-    await waitFor(`${pv.metadata.name} no longer bound`, async () => (await admin.getIfExists<PersistentVolume>(PERSISTENT_VOLUMES, pv.metadata.name!))?.status?.phase !== 'Bound', 60_000);
+    await waitFor(
+      `${pv.metadata.name} no longer bound`,
+      async () => (await admin.getIfExists<PersistentVolume>(PERSISTENT_VOLUMES, pv.metadata.name!))?.status?.phase !== 'Bound',
+      60_000,
+    );
     await admin.delete(PERSISTENT_VOLUMES, pv.metadata.name!);
     await admin.delete(NODE_DISKS, disk);
     await waitFor(`NodeDisk ${disk} gone`, async () => (await admin.getIfExists(NODE_DISKS, disk)) === undefined, 30_000);
@@ -113,10 +139,14 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
 
   /** The disk is back, held: not eligible (PreviouslyUsed), not claimed, no PV offered on it at any time since it returned. */
   const expectHeld = async (file: string, pvsBefore: number): Promise<NodeDisk> => {
-    const held = await waitFor('the returned disk held as PreviouslyUsed', async () => {
-      const d = await diskOf(file);
-      return condition(d, 'Eligible')?.reason === 'PreviouslyUsed' ? d : undefined;
-    }, CONVERGE_MS);
+    const held = await waitFor(
+      'the returned disk held as PreviouslyUsed',
+      async () => {
+        const d = await diskOf(file);
+        return condition(d, 'Eligible')?.reason === 'PreviouslyUsed' ? d : undefined;
+      },
+      CONVERGE_MS,
+    );
     const name = held.metadata.name;
     await label(name, 'block'); // the administrator puts the disk into the Block pool
     const now = await admin.get<NodeDisk>(NODE_DISKS, name);
@@ -147,7 +177,12 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
     await registerReadyNode(cp, node);
     b = await loops.create(DISK_BYTES);
     f = await loops.create(DISK_BYTES);
-    pvWatch = new Informer<PersistentVolume>({ client: admin, resource: PERSISTENT_VOLUMES, labelSelector: 'stowage.dev/disk', resyncMs: 0 });
+    pvWatch = new Informer<PersistentVolume>({
+      client: admin,
+      resource: PERSISTENT_VOLUMES,
+      labelSelector: 'stowage.dev/disk',
+      resyncMs: 0,
+    });
     const note = (pv: PersistentVolume): void => {
       const disk = pv.metadata.labels?.['stowage.dev/disk'];
       if (disk) pvsSeen.set(disk, (pvsSeen.get(disk) ?? new Set()).add(pv.metadata.uid!));
@@ -158,7 +193,13 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
     operator = await OperatorProcess.start(kubeconfig);
     await mkdir(path.join(work, 'discovery', 'vol1'), { recursive: true });
     agent = AgentProcess.start(kubeconfig, node, [
-      ...[b.file, f.file].flatMap((x) => ['--allow-device', x]), '--root', root(), '--discovery-dir', path.join(work, 'discovery'), '--discovery-interval', '1',
+      ...[b.file, f.file].flatMap((x) => ['--allow-device', x]),
+      '--root',
+      root(),
+      '--discovery-dir',
+      path.join(work, 'discovery'),
+      '--discovery-interval',
+      '1',
     ]);
     await pool(fsPool, 'fs', { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' });
     await pool(blockPool, 'block', { volumeMode: 'Block', cleanup: 'zero' });
@@ -173,7 +214,8 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
     await agent?.stop();
     await operator?.stop();
     if (admin) {
-      for (const c of ['b1', 'b2', 'f1', 'f2', 'm1', 'm2']) await admin.delete(PERSISTENT_VOLUME_CLAIMS, c, { namespace }).catch(() => undefined);
+      for (const c of ['b1', 'b2', 'f1', 'f2', 'm1', 'm2'])
+        await admin.delete(PERSISTENT_VOLUME_CLAIMS, c, { namespace }).catch(() => undefined);
       for (const p of [fsPool, blockPool]) await deletePoolForcibly(admin, p).catch(() => undefined);
       for (const d of await nodeDisksOf(admin, node).catch(() => [])) {
         for (const pv of await pvsOf(d.metadata.name).catch(() => [])) {
@@ -186,15 +228,19 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
       if (namespace) await admin.delete(NAMESPACES, namespace).catch(() => undefined);
     }
     if (work) {
-      const targets = (await readFile('/proc/self/mounts', 'utf8')).split('\n').map((l) => l.split(' ')[1]).filter((t): t is string => !!t && t.startsWith(`${work}/`));
-      for (const t of targets.sort((x, y) => y.length - x.length)) await run('umount', [t]).catch(() => run('umount', ['--lazy', t]).catch(() => undefined));
+      const targets = (await readFile('/proc/self/mounts', 'utf8'))
+        .split('\n')
+        .map((l) => l.split(' ')[1])
+        .filter((t): t is string => !!t && t.startsWith(`${work}/`));
+      for (const t of targets.sort((x, y) => y.length - x.length))
+        await run('umount', [t]).catch(() => run('umount', ['--lazy', t]).catch(() => undefined));
     }
     await loops.cleanup();
     if (work) await rm(work, { recursive: true, force: true });
     admin?.close();
   });
 
-  it('a raw Block volume\'s disk: held when it returns, and after the erase the next tenant reads zeros at 0, 8 MiB and 100 MiB', async () => {
+  it("a raw Block volume's disk: held when it returns, and after the erase the next tenant reads zeros at 0, 8 MiB and 100 MiB", async () => {
     const name = (await diskOf(b.file))!.metadata.name;
     const pv = await bind('b1', name, 'Block', blockPool);
     const written = new Map<number, Buffer>();
@@ -235,7 +281,7 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
     }
   });
 
-  it('an ext4 volume\'s disk that died: held when it returns, and after the erase a Block tenant finds no block of the previous tenant\'s files on the device', async () => {
+  it("an ext4 volume's disk that died: held when it returns, and after the erase a Block tenant finds no block of the previous tenant's files on the device", async () => {
     const name = (await diskOf(f.file))!.metadata.name;
     const pv = await bind('f1', name, 'Filesystem', fsPool);
     const blocks = new Set<string>();
@@ -262,7 +308,7 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
       }
       return found;
     };
-    expect(await count(f.device), 'the check finds the tenant\'s blocks on the device it wrote them to').to.equal(blocks.size);
+    expect(await count(f.device), "the check finds the tenant's blocks on the device it wrote them to").to.equal(blocks.size);
 
     const old = f.device;
     await pullDisk(loops, f);
@@ -279,10 +325,10 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
     await expectHeld(f.file, before);
 
     const next = await eraseAndRebind(name, 'f2');
-    expect(await count(next.device), 'blocks of the previous tenant\'s files the next tenant can read').to.equal(0);
+    expect(await count(next.device), "blocks of the previous tenant's files the next tenant can read").to.equal(0);
   });
 
-  it('a discovered mount\'s files: held when the mount returns after its NodeDisk was deleted; after the erase the next tenant finds it empty', async () => {
+  it("a discovered mount's files: held when the mount returns after its NodeDisk was deleted; after the erase the next tenant finds it empty", async () => {
     const dir = path.join(work, 'discovery', 'vol1');
     const disk = await loops.create(32 * MiB);
     await run('mkfs.ext4', ['-q', '-F', disk.device]);
@@ -299,10 +345,14 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
     await runbook('m1', name, pv);
     const before = pvsSeen.get(name)?.size ?? 0;
     await run('mount', [disk.device, dir]);
-    const held = await waitFor('the returned mount held as PreviouslyUsed', async () => {
-      const d = await mountDisk();
-      return condition(d, 'Eligible')?.reason === 'PreviouslyUsed' ? d : undefined;
-    }, CONVERGE_MS);
+    const held = await waitFor(
+      'the returned mount held as PreviouslyUsed',
+      async () => {
+        const d = await mountDisk();
+        return condition(d, 'Eligible')?.reason === 'PreviouslyUsed' ? d : undefined;
+      },
+      CONVERGE_MS,
+    );
     await label(name, 'fs');
     expect(condition(held, 'Eligible')!.message).to.contain('everything in it is removed');
     expect((await admin.get<NodeDisk>(NODE_DISKS, name)).spec.claim, 'no pool claimed the held mount').to.equal(undefined);
@@ -314,7 +364,11 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
     expect(await readdir(next.spec.local!.path), 'what the next tenant finds').to.deep.equal([]);
     await admin.delete(PERSISTENT_VOLUME_CLAIMS, 'm2', { namespace });
     await admin.delete(STORAGE_POOLS, fsPool);
-    await waitFor('the Filesystem pool gone (its mount released)', async () => (await admin.getIfExists(STORAGE_POOLS, fsPool)) === undefined, CONVERGE_MS);
+    await waitFor(
+      'the Filesystem pool gone (its mount released)',
+      async () => (await admin.getIfExists(STORAGE_POOLS, fsPool)) === undefined,
+      CONVERGE_MS,
+    );
     await run('umount', [dir]);
   });
 
@@ -322,12 +376,23 @@ describe('returning disks: a disk back after its NodeDisk was deleted is never o
     // Both disks are in the Block pool now; deleting the pool's claims releases them.
     for (const c of ['b2', 'f2']) await admin.delete(PERSISTENT_VOLUME_CLAIMS, c, { namespace });
     await admin.delete(STORAGE_POOLS, blockPool);
-    await waitFor('the Block pool gone (its disks released)', async () => (await admin.getIfExists(STORAGE_POOLS, blockPool)) === undefined, CONVERGE_MS);
-    await waitFor('both disks NotClaimed', async () => {
-      const ds = await Promise.all([diskOf(b.file), diskOf(f.file)]);
-      return ds.every((d) => condition(d, 'Prepared')?.reason === 'NotClaimed');
-    }, CONVERGE_MS);
-    const left = await stat(path.join(root(), RECORDS_DIR)).then(() => 'present', (err: NodeJS.ErrnoException) => err.code);
+    await waitFor(
+      'the Block pool gone (its disks released)',
+      async () => (await admin.getIfExists(STORAGE_POOLS, blockPool)) === undefined,
+      CONVERGE_MS,
+    );
+    await waitFor(
+      'both disks NotClaimed',
+      async () => {
+        const ds = await Promise.all([diskOf(b.file), diskOf(f.file)]);
+        return ds.every((d) => condition(d, 'Prepared')?.reason === 'NotClaimed');
+      },
+      CONVERGE_MS,
+    );
+    const left = await stat(path.join(root(), RECORDS_DIR)).then(
+      () => 'present',
+      (err: NodeJS.ErrnoException) => err.code,
+    );
     expect(left, `${RECORDS_DIR} under the agent's root`).to.equal('ENOENT');
   });
 });

@@ -13,7 +13,17 @@ const view = (over: Partial<DiskView> = {}): DiskView => ({
   devicePath: '/dev/disk/by-id/ata-X_S1',
   media: 'ssd',
   present: true,
-  inventory: { kernelName: 'sdb', capacity: '100Gi', serial: 'S1', media: 'ssd', rotational: false, transport: 'sata', readOnly: false, partitions: [], mountPoints: [] },
+  inventory: {
+    kernelName: 'sdb',
+    capacity: '100Gi',
+    serial: 'S1',
+    media: 'ssd',
+    rotational: false,
+    transport: 'sata',
+    readOnly: false,
+    partitions: [],
+    mountPoints: [],
+  },
   eligibility: { eligible: true, reason: 'Blank', message: 'blank' },
   health: { verdict: 'Passed', temperatureCelsius: 31 },
   healthCheckedAt: '2026-01-01T00:00:00Z',
@@ -23,13 +33,21 @@ const view = (over: Partial<DiskView> = {}): DiskView => ({
 });
 
 const live = (status: NodeDisk['status'], generation = 1): NodeDisk => ({
-  apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name: 'w1-0123456789', generation }, spec: { nodeName: 'w1', devicePath: '/dev/sdb' }, status,
+  apiVersion: 'stowage.dev/v1alpha1',
+  kind: 'NodeDisk',
+  metadata: { name: 'w1-0123456789', generation },
+  spec: { nodeName: 'w1', devicePath: '/dev/sdb' },
+  status,
 });
 
 describe('NodeDisk composition (pure)', () => {
-  it('states labels, identity and spec the agent owns, nothing of the operator\'s', () => {
+  it("states labels, identity and spec the agent owns, nothing of the operator's", () => {
     const nd = desiredNodeDisk(view({ wipedVolumes: ['b', 'a'] }));
-    expect(nd.metadata.labels).to.deep.equal({ 'app.kubernetes.io/managed-by': 'stowage', 'stowage.dev/node': 'w1', 'stowage.dev/media': 'ssd' });
+    expect(nd.metadata.labels).to.deep.equal({
+      'app.kubernetes.io/managed-by': 'stowage',
+      'stowage.dev/node': 'w1',
+      'stowage.dev/media': 'ssd',
+    });
     expect(nd.metadata.annotations).to.deep.equal({ 'stowage.dev/identity': 'serial:S1', 'stowage.dev/wiped-volumes': 'b,a' });
     expect(nd.spec).to.deep.equal({ nodeName: 'w1', devicePath: '/dev/disk/by-id/ata-X_S1' });
   });
@@ -72,17 +90,36 @@ describe('NodeDisk composition (pure)', () => {
   });
 
   it('reads SMART verdicts and counters from smartctl --json', () => {
-    expect(parseSmartctl(JSON.stringify({ smartctl: { exit_status: 1, messages: [{ string: '/dev/loop0: Unable to detect device type', severity: 'error' }] } })))
-      .to.deep.equal({ verdict: 'Unknown', message: 'no SMART data: /dev/loop0: Unable to detect device type' });
-    const ata = parseSmartctl(JSON.stringify({
-      smartctl: { exit_status: 0 }, smart_status: { passed: true }, temperature: { current: 34 }, power_on_time: { hours: 12000 },
-      ata_smart_attributes: { table: [{ id: 5, raw: { value: 8 } }, { id: 197, raw: { value: 2 } }] },
-    }));
+    expect(
+      parseSmartctl(
+        JSON.stringify({
+          smartctl: { exit_status: 1, messages: [{ string: '/dev/loop0: Unable to detect device type', severity: 'error' }] },
+        }),
+      ),
+    ).to.deep.equal({ verdict: 'Unknown', message: 'no SMART data: /dev/loop0: Unable to detect device type' });
+    const ata = parseSmartctl(
+      JSON.stringify({
+        smartctl: { exit_status: 0 },
+        smart_status: { passed: true },
+        temperature: { current: 34 },
+        power_on_time: { hours: 12000 },
+        ata_smart_attributes: {
+          table: [
+            { id: 5, raw: { value: 8 } },
+            { id: 197, raw: { value: 2 } },
+          ],
+        },
+      }),
+    );
     expect(ata).to.deep.equal({ verdict: 'Passed', temperatureCelsius: 34, powerOnHours: 12000, reallocatedSectors: 8, pendingSectors: 2 });
     expect(healthCondition(ata)).to.include({ status: 'False', reason: 'PendingSectors' });
-    const nvme = parseSmartctl(JSON.stringify({
-      smart_status: { passed: false }, nvme_smart_health_information_log: { media_errors: 0, percentage_used: 104 }, temperature: { current: 40 },
-    }));
+    const nvme = parseSmartctl(
+      JSON.stringify({
+        smart_status: { passed: false },
+        nvme_smart_health_information_log: { media_errors: 0, percentage_used: 104 },
+        temperature: { current: 40 },
+      }),
+    );
     expect(nvme).to.include({ verdict: 'Failed', mediaErrors: 0, percentageUsed: 104 });
     expect(healthCondition(nvme)).to.include({ status: 'False', reason: 'SmartFailed' });
     expect(healthCondition({ verdict: 'Passed' })).to.include({ status: 'True', reason: 'SmartPassed' });

@@ -38,7 +38,11 @@ export async function operatorSets(client: KubeClient, name: string, fields: { c
     await client.mergePatch(NODE_DISKS, name, { spec: { claim: null, wipe: null } }, { fieldManager: OPERATOR });
     return;
   }
-  await client.apply(NODE_DISKS, { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name }, spec: { ...fields } }, { fieldManager: OPERATOR, force: true });
+  await client.apply(
+    NODE_DISKS,
+    { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name }, spec: { ...fields } },
+    { fieldManager: OPERATOR, force: true },
+  );
 }
 
 export const localExt4: DiskClaim = { pool: 'pool-a', mode: 'Local', volumeMode: 'Filesystem', fsType: 'ext4' };

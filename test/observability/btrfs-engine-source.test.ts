@@ -27,7 +27,15 @@ describe('engine metrics from a real btrfs pool (loop devices)', function () {
     const disks: ClaimedDisk[] = [];
     for (const i of [0, 1]) {
       const loop = await loops.create(320 * MiB);
-      disks.push({ name: `obs-node-d${i}`, claim: { pool, mode: 'Dynamic' }, devicePath: loop.device, stablePath: loop.device, sizeBytes: loop.sizeBytes, blank: true, present: true });
+      disks.push({
+        name: `obs-node-d${i}`,
+        claim: { pool, mode: 'Dynamic' },
+        devicePath: loop.device,
+        stablePath: loop.device,
+        sizeBytes: loop.sizeBytes,
+        blank: true,
+        present: true,
+      });
     }
     const outcomes = await engine.sync('obs-node', disks);
     for (const d of disks) expect(outcomes.get(d.name)?.prepared, `${d.name}: ${outcomes.get(d.name)?.message}`).to.equal(true);
@@ -56,10 +64,19 @@ describe('engine metrics from a real btrfs pool (loop devices)', function () {
 
   it('exports them as metrics that pass promtool check metrics', async () => {
     const registry = new Registry();
-    registerEngineMetrics(registry, 'obs-node', btrfsEngineSource(engine, () => [pool]));
+    registerEngineMetrics(
+      registry,
+      'obs-node',
+      btrfsEngineSource(engine, () => [pool]),
+    );
     const text = await registry.metrics();
     expect(text).to.match(new RegExp(`^stowage_engine_volumes\\{node="obs-node",pool="${pool}"\\} 2$`, 'm'));
-    expect(text).to.match(new RegExp(`^stowage_engine_device_errors_total\\{node="obs-node",pool="${pool}",device="${loops.devices()[0]}",type="corruption"\\} 0$`, 'm'));
+    expect(text).to.match(
+      new RegExp(
+        `^stowage_engine_device_errors_total\\{node="obs-node",pool="${pool}",device="${loops.devices()[0]}",type="corruption"\\} 0$`,
+        'm',
+      ),
+    );
     const result = await promtool(['check', 'metrics'], { stdin: text });
     expect(lintProblems(result.output), result.output).to.deep.equal([]);
   });

@@ -12,11 +12,18 @@ import { FIXTURE_DISK, FIXTURE_POOL, offlineClient } from './full-registry.js';
 
 /** Value of the sample `name{labels}` in a scrape (labels matched exactly), or undefined. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).sort().join(',');
+  const want = Object.entries(labels)
+    .map(([k, v]) => `${k}="${v}"`)
+    .sort()
+    .join(',');
   for (const line of text.split('\n')) {
     const m = /^([\w:]+)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!m || m[1] !== name) continue;
-    const have = (m[2] ?? '').split(/,(?=\w+=")/).filter(Boolean).sort().join(',');
+    const have = (m[2] ?? '')
+      .split(/,(?=\w+=")/)
+      .filter(Boolean)
+      .sort()
+      .join(',');
     if (have === want) return Number(m[3]);
   }
   return undefined;
@@ -26,7 +33,11 @@ describe('metric collectors', () => {
   describe('pools', () => {
     it('exports status as numbers, exactly, also past 2^53 bytes', async () => {
       const registry = new Registry();
-      const big: StoragePool = { ...FIXTURE_POOL, metadata: { name: 'huge' }, status: { capacity: { raw: '9Ei', usable: '4.5Ei', allocated: '0', available: '4.5Ei' } } };
+      const big: StoragePool = {
+        ...FIXTURE_POOL,
+        metadata: { name: 'huge' },
+        status: { capacity: { raw: '9Ei', usable: '4.5Ei', allocated: '0', available: '4.5Ei' } },
+      };
       registerPoolMetrics(registry, () => [FIXTURE_POOL, big]);
       const text = await registry.metrics();
       expect(sample(text, 'stowage_pool_capacity_bytes', { pool: 'fast', kind: 'usable' })).to.equal(3 * 2 ** 40);
@@ -48,7 +59,9 @@ describe('metric collectors', () => {
 
     it('defaults the watermark, skips malformed quantities and forgets deleted pools', async () => {
       const registry = new Registry();
-      let pools: StoragePool[] = [{ ...FIXTURE_POOL, spec: { ...FIXTURE_POOL.spec, capacity: {} }, status: { capacity: { raw: 'lots', usable: '1Gi' } } }];
+      let pools: StoragePool[] = [
+        { ...FIXTURE_POOL, spec: { ...FIXTURE_POOL.spec, capacity: {} }, status: { capacity: { raw: 'lots', usable: '1Gi' } } },
+      ];
       registerPoolMetrics(registry, () => pools);
       let text = await registry.metrics();
       expect(sample(text, 'stowage_pool_capacity_low_watermark_ratio', { pool: 'fast' })).to.equal(0.1);
@@ -99,7 +112,7 @@ describe('metric collectors', () => {
   });
 
   describe('node daemon (startNodeMetrics)', () => {
-    it('serves only its own node\'s disks, with the defaults and API metrics, until closed', async () => {
+    it("serves only its own node's disks, with the defaults and API metrics, until closed", async () => {
       const client = await offlineClient();
       const other: NodeDisk = { ...FIXTURE_DISK, metadata: { name: 'n2-x' }, spec: { ...FIXTURE_DISK.spec, nodeName: 'n2' } };
       const metrics = await startNodeMetrics({ client, nodeName: 'n1', address: '127.0.0.1:0', disks: () => [FIXTURE_DISK, other] });
@@ -129,7 +142,11 @@ describe('metric collectors', () => {
       const m = new AgentMetrics(registry, 'n1');
       expect(await m.timeWipe('zero', async () => 'done')).to.equal('done');
       let caught: unknown;
-      await m.timeWipe('zero', async () => { throw new Error('EIO'); }).catch((e) => (caught = e));
+      await m
+        .timeWipe('zero', async () => {
+          throw new Error('EIO');
+        })
+        .catch((e) => (caught = e));
       expect(String(caught)).to.contain('EIO');
       await m.timePreparation('Block', async () => undefined);
       const text = await registry.metrics();
@@ -146,14 +163,27 @@ describe('metric collectors', () => {
       let reads = 0;
       registerEngineMetrics(registry, 'n1', async () => {
         reads++;
-        return [{ pool: 'dyn', sizeBytes: 1000, usedBytes: 250, availableBytes: 750, volumes: 3, devices: [{ device: '/dev/loop7', errors: { corruption: 4 } }] }];
+        return [
+          {
+            pool: 'dyn',
+            sizeBytes: 1000,
+            usedBytes: 250,
+            availableBytes: 750,
+            volumes: 3,
+            devices: [{ device: '/dev/loop7', errors: { corruption: 4 } }],
+          },
+        ];
       });
       const text = await registry.metrics();
       expect(reads).to.equal(1);
       expect(sample(text, 'stowage_engine_pool_bytes', { node: 'n1', pool: 'dyn', kind: 'used' })).to.equal(250);
       expect(sample(text, 'stowage_engine_volumes', { node: 'n1', pool: 'dyn' })).to.equal(3);
-      expect(sample(text, 'stowage_engine_device_errors_total', { node: 'n1', pool: 'dyn', device: '/dev/loop7', type: 'corruption' })).to.equal(4);
-      expect(sample(text, 'stowage_engine_device_errors_total', { node: 'n1', pool: 'dyn', device: '/dev/loop7', type: 'read_io' })).to.equal(0);
+      expect(
+        sample(text, 'stowage_engine_device_errors_total', { node: 'n1', pool: 'dyn', device: '/dev/loop7', type: 'corruption' }),
+      ).to.equal(4);
+      expect(
+        sample(text, 'stowage_engine_device_errors_total', { node: 'n1', pool: 'dyn', device: '/dev/loop7', type: 'read_io' }),
+      ).to.equal(0);
       await new Promise((r) => setImmediate(r)); // the next scrape
       await registry.metrics();
       expect(reads).to.equal(2);
@@ -168,7 +198,9 @@ describe('metric collectors', () => {
       const cb = (err: unknown, value?: unknown): void => void answers.push(err ?? value);
       m.instrumentUnary('CreateVolume', (_call: unknown, done) => done(null, { volume: {} }))({}, cb);
       m.instrumentUnary('CreateVolume', (_call: unknown, done) => done({ code: 6 }))({}, cb);
-      m.instrumentUnary('DeleteVolume', () => { throw new Error('boom'); })({}, cb);
+      m.instrumentUnary('DeleteVolume', () => {
+        throw new Error('boom');
+      })({}, cb);
       const text = await registry.metrics();
       expect(sample(text, 'stowage_csi_requests_total', { method: 'CreateVolume', code: 'OK' })).to.equal(1);
       expect(sample(text, 'stowage_csi_requests_total', { method: 'CreateVolume', code: 'AlreadyExists' })).to.equal(1);

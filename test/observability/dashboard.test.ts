@@ -6,8 +6,18 @@ import { REPO, SYNTHETIC_METRICS, metricNamesIn, readReference } from './referen
 
 const DASHBOARD = `${REPO}config/grafana/stowage-dashboard.json`;
 
-interface Target { expr?: string; refId?: string }
-interface Panel { id: number; type: string; title: string; gridPos: { h: number; w: number; x: number; y: number }; targets?: Target[]; panels?: Panel[] }
+interface Target {
+  expr?: string;
+  refId?: string;
+}
+interface Panel {
+  id: number;
+  type: string;
+  title: string;
+  gridPos: { h: number; w: number; x: number; y: number };
+  targets?: Target[];
+  panels?: Panel[];
+}
 
 /** Grafana's own variables and ours, replaced by values PromQL accepts, to check the queries' syntax. */
 function substituteVariables(expr: string): string {
@@ -16,7 +26,13 @@ function substituteVariables(expr: string): string {
 
 describe('Grafana dashboard (config/grafana)', () => {
   const raw = readFileSync(DASHBOARD, 'utf8');
-  let dashboard: { uid: string; title: string; schemaVersion: number; panels: Panel[]; templating: { list: { name: string; type: string; query?: unknown }[] } };
+  let dashboard: {
+    uid: string;
+    title: string;
+    schemaVersion: number;
+    panels: Panel[];
+    templating: { list: { name: string; type: string; query?: unknown }[] };
+  };
   let panels: Panel[];
   let exprs: { panel: string; expr: string }[];
 
@@ -41,9 +57,16 @@ describe('Grafana dashboard (config/grafana)', () => {
     expect(exprs.length).to.be.greaterThan(15);
   });
 
-  it('shows pools\' capacity and trend, disks\' health and operator health', () => {
+  it("shows pools' capacity and trend, disks' health and operator health", () => {
     const all = exprs.map((e) => e.expr).join('\n');
-    for (const metric of ['stowage_pool_capacity_bytes', 'predict_linear', 'stowage_disk_health_status', 'stowage_disk_present', 'controller_runtime_reconcile_total', 'up{']) {
+    for (const metric of [
+      'stowage_pool_capacity_bytes',
+      'predict_linear',
+      'stowage_disk_health_status',
+      'stowage_disk_present',
+      'controller_runtime_reconcile_total',
+      'up{',
+    ]) {
       expect(all, metric).to.contain(metric);
     }
   });
@@ -55,7 +78,10 @@ describe('Grafana dashboard (config/grafana)', () => {
       ...exprs,
       ...dashboard.templating.list
         .filter((v) => v.type === 'query')
-        .map((v) => ({ panel: `variable ${v.name}`, expr: String((v.query as { query?: string }).query).replace(/^label_values\((.*),\s*\w+\)$/, '$1') })),
+        .map((v) => ({
+          panel: `variable ${v.name}`,
+          expr: String((v.query as { query?: string }).query).replace(/^label_values\((.*),\s*\w+\)$/, '$1'),
+        })),
     ];
     const unknown: string[] = [];
     for (const { panel, expr } of queries) {
@@ -69,7 +95,11 @@ describe('Grafana dashboard (config/grafana)', () => {
   it('every query is valid PromQL (promtool check rules on them as recording rules)', async () => {
     const tmp = await tempDir('dashboard');
     try {
-      const rules = { groups: [{ name: 'dashboard', rules: exprs.map((e, i) => ({ record: `dashboard:query_${i}`, expr: substituteVariables(e.expr) })) }] };
+      const rules = {
+        groups: [
+          { name: 'dashboard', rules: exprs.map((e, i) => ({ record: `dashboard:query_${i}`, expr: substituteVariables(e.expr) })) },
+        ],
+      };
       const file = await tmp.write('dashboard-rules.yaml', stringify(rules, { lineWidth: 0 }));
       const result = await promtool(['check', 'rules', file]);
       expect(result.code, result.output).to.equal(0);
@@ -79,8 +109,14 @@ describe('Grafana dashboard (config/grafana)', () => {
   });
 
   it('the metric check can fail: an unknown metric is found', () => {
-    expect([...metricNamesIn('sum by (pool) (rate(stowage_pool_bogus_total{pool=~"$pool"}[$__rate_interval]))')]).to.deep.equal(['stowage_pool_bogus_total']);
-    expect([...metricNamesIn('histogram_quantile(0.99, sum by (le) (rate(stowage_csi_request_duration_seconds_bucket[5m])))', new Set(['stowage_csi_request_duration_seconds']))])
-      .to.deep.equal(['stowage_csi_request_duration_seconds']);
+    expect([...metricNamesIn('sum by (pool) (rate(stowage_pool_bogus_total{pool=~"$pool"}[$__rate_interval]))')]).to.deep.equal([
+      'stowage_pool_bogus_total',
+    ]);
+    expect([
+      ...metricNamesIn(
+        'histogram_quantile(0.99, sum by (le) (rate(stowage_csi_request_duration_seconds_bucket[5m])))',
+        new Set(['stowage_csi_request_duration_seconds']),
+      ),
+    ]).to.deep.equal(['stowage_csi_request_duration_seconds']);
   });
 });

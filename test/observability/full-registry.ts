@@ -18,7 +18,13 @@ import { LeaderElectionMetrics } from '../../src/runtime/leader-election.js';
 import { Manager } from '../../src/runtime/manager.js';
 
 const now = '2026-01-01T00:00:00Z';
-const cond = (type: string, status: 'True' | 'False' | 'Unknown', reason = 'Fixture') => ({ type, status, reason, message: '', lastTransitionTime: now });
+const cond = (type: string, status: 'True' | 'False' | 'Unknown', reason = 'Fixture') => ({
+  type,
+  status,
+  reason,
+  message: '',
+  lastTransitionTime: now,
+});
 
 export const FIXTURE_POOL: StoragePool = {
   apiVersion: 'stowage.dev/v1alpha1',
@@ -29,7 +35,12 @@ export const FIXTURE_POOL: StoragePool = {
     storageClassName: 'fast',
     counts: { nodes: 2, disks: { total: 3, ready: 2, unhealthy: 1, missing: 0 }, volumes: { available: 1, bound: 1, released: 0 } },
     capacity: { raw: '3Ti', usable: '3Ti', allocated: '1Ti', available: '2Ti' },
-    conditions: [cond('Ready', 'True'), cond('DisksHealthy', 'False'), cond('ReplicationSatisfiable', 'True'), cond('CapacityAvailable', 'True')],
+    conditions: [
+      cond('Ready', 'True'),
+      cond('DisksHealthy', 'False'),
+      cond('ReplicationSatisfiable', 'True'),
+      cond('CapacityAvailable', 'True'),
+    ],
   },
 };
 
@@ -37,7 +48,11 @@ export const FIXTURE_DISK: NodeDisk = {
   apiVersion: 'stowage.dev/v1alpha1',
   kind: 'NodeDisk',
   metadata: { name: 'n1-0a1b2c' },
-  spec: { nodeName: 'n1', devicePath: '/dev/disk/by-id/wwn-0x5000', claim: { pool: 'fast', mode: 'Local', volumeMode: 'Filesystem', fsType: 'ext4' } },
+  spec: {
+    nodeName: 'n1',
+    devicePath: '/dev/disk/by-id/wwn-0x5000',
+    claim: { pool: 'fast', mode: 'Local', volumeMode: 'Filesystem', fsType: 'ext4' },
+  },
   status: {
     kernelName: 'sdb',
     capacity: '1Ti',
@@ -68,17 +83,28 @@ export async function fullRegistry(): Promise<Registry> {
   const registry = manager.registry;
   new LeaderElectionMetrics(registry).master.set({ name: 'stowage-operator' }, 1);
   registerPoolMetrics(registry, () => [FIXTURE_POOL]);
-  registerSnapshotMetrics(registry, () => [{
-    apiVersion: 'stowage.dev/v1alpha1', kind: 'PoolSnapshot', metadata: { name: 'psnap-1' },
-    spec: { pool: 'dyn', node: 'n1', sourceVolume: 'pvol-1', volumeMode: 'Filesystem', size: '1073741824', requestName: 'snapshot-1' },
-    status: { phase: 'Ready', exclusive: '1048576' },
-  }]);
+  registerSnapshotMetrics(registry, () => [
+    {
+      apiVersion: 'stowage.dev/v1alpha1',
+      kind: 'PoolSnapshot',
+      metadata: { name: 'psnap-1' },
+      spec: { pool: 'dyn', node: 'n1', sourceVolume: 'pvol-1', volumeMode: 'Filesystem', size: '1073741824', requestName: 'snapshot-1' },
+      status: { phase: 'Ready', exclusive: '1048576' },
+    },
+  ]);
   registerDiskMetrics(registry, () => [FIXTURE_DISK]);
   const agent = new AgentMetrics(registry, 'n1');
   await agent.timeWipe('quick', async () => undefined);
   await agent.timePreparation('Filesystem', async () => undefined);
   registerEngineMetrics(registry, 'n1', () => [
-    { pool: 'dyn', sizeBytes: 100, usedBytes: 40, availableBytes: 60, volumes: 2, devices: [{ device: '/dev/sdc', errors: { read_io: 1 } }] },
+    {
+      pool: 'dyn',
+      sizeBytes: 100,
+      usedBytes: 40,
+      availableBytes: 60,
+      volumes: 2,
+      devices: [{ device: '/dev/sdc', errors: { read_io: 1 } }],
+    },
   ]);
   new CsiMetrics(registry).observe('CreateVolume', 0, 0.01);
   return registry;

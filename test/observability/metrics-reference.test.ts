@@ -21,7 +21,9 @@ describe('metrics reference (docs/metrics.md)', () => {
       await server.close();
     }
     families = parseScrape(scrape);
-    declaredLabels = new Map(registry.getMetricsAsArray().map((m) => [m.name, [...(((m as unknown as { labelNames?: string[] }).labelNames) ?? [])]]));
+    declaredLabels = new Map(
+      registry.getMetricsAsArray().map((m) => [m.name, [...((m as unknown as { labelNames?: string[] }).labelNames ?? [])]]),
+    );
   });
 
   it('documents every metric the code registers', () => {
@@ -60,7 +62,7 @@ describe('metrics reference (docs/metrics.md)', () => {
     }
   });
 
-  it('passes promtool check metrics (but for prom-client\'s three known gauges named _total)', async () => {
+  it("passes promtool check metrics (but for prom-client's three known gauges named _total)", async () => {
     const result = await promtool(['check', 'metrics'], { stdin: scrape });
     expect(lintProblems(result.output), result.output).to.deep.equal([]);
   });

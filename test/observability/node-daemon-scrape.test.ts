@@ -37,13 +37,26 @@ describe('node daemon /metrics (live `stowage node` scrape)', function () {
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
     agent = AgentProcess.start(cp.kubeconfigPath, node, [
-      '--allow-device', loop.device, '--root', join(dir, 'disks'), '--pool-root', join(dir, 'state'),
-      '--discovery-interval', '2', '--metrics-bind-address', `127.0.0.1:${port}`,
+      '--allow-device',
+      loop.device,
+      '--root',
+      join(dir, 'disks'),
+      '--pool-root',
+      join(dir, 'state'),
+      '--discovery-interval',
+      '2',
+      '--metrics-bind-address',
+      `127.0.0.1:${port}`,
     ]);
-    await waitFor('the agent to report its disk', async () => {
-      if (agent!.exited) throw new Error(`the agent exited: ${agent!.output.join('')}`);
-      return (await nodeDisksOf(client, node)).length === 1;
-    }, 60_000, 250);
+    await waitFor(
+      'the agent to report its disk',
+      async () => {
+        if (agent!.exited) throw new Error(`the agent exited: ${agent!.output.join('')}`);
+        return (await nodeDisksOf(client, node)).length === 1;
+      },
+      60_000,
+      250,
+    );
   });
 
   after(async () => {
@@ -55,16 +68,24 @@ describe('node daemon /metrics (live `stowage node` scrape)', function () {
 
   it('serves its disk and passes promtool check metrics, with every family in the reference', async () => {
     const [disk] = await nodeDisksOf(client, node);
-    const text = await waitFor('the disk on /metrics', async () => {
-      const body = await (await fetch(`${url}/metrics`)).text();
-      return body.includes(`stowage_disk_present{node="${node}",disk="${disk.metadata.name}"} 1`) ? body : undefined;
-    }, 30_000, 250);
+    const text = await waitFor(
+      'the disk on /metrics',
+      async () => {
+        const body = await (await fetch(`${url}/metrics`)).text();
+        return body.includes(`stowage_disk_present{node="${node}",disk="${disk.metadata.name}"} 1`) ? body : undefined;
+      },
+      30_000,
+      250,
+    );
     expect(text).to.match(new RegExp(`^stowage_disk_capacity_bytes\\{node="${node}",disk="${disk.metadata.name}"\\} ${64 * MiB}$`, 'm'));
     expect(text).to.contain('# TYPE stowage_disk_wipes_total counter');
     expect(text).to.contain('stowage_api_requests_total{');
     const result = await promtool(['check', 'metrics'], { stdin: text });
     expect(lintProblems(result.output), result.output).to.deep.equal([]);
     const reference = readReference();
-    expect([...parseScrape(text).keys()].filter((n) => !reference.has(n)), 'undocumented families').to.deep.equal([]);
+    expect(
+      [...parseScrape(text).keys()].filter((n) => !reference.has(n)),
+      'undocumented families',
+    ).to.deep.equal([]);
   });
 });

@@ -86,10 +86,15 @@ describe('Prometheus end to end: shipped rules against the live operator and nod
       ],
     };
     prometheus = await PrometheusProcess.start(toYaml(config), { 'rules.yaml': toYaml(renderRuleGroups({ forOverride: TEST_FOR })) });
-    await waitFor('Prometheus to scrape both targets', async () => {
-      const targets = await prometheus!.targets();
-      return targets.length === 2 && targets.every((t) => t.health === 'up');
-    }, 30_000, 250);
+    await waitFor(
+      'Prometheus to scrape both targets',
+      async () => {
+        const targets = await prometheus!.targets();
+        return targets.length === 2 && targets.every((t) => t.health === 'up');
+      },
+      30_000,
+      250,
+    );
   });
 
   after(async () => {
@@ -112,7 +117,9 @@ describe('Prometheus end to end: shipped rules against the live operator and nod
   });
 
   const active = async (alertname: string, labels: Record<string, string>): Promise<PrometheusAlert | undefined> =>
-    (await prometheus!.alerts()).find((a) => a.labels.alertname === alertname && Object.entries(labels).every(([k, v]) => a.labels[k] === v));
+    (await prometheus!.alerts()).find(
+      (a) => a.labels.alertname === alertname && Object.entries(labels).every(([k, v]) => a.labels[k] === v),
+    );
   const firing = async (alertname: string, labels: Record<string, string>) => {
     const a = await active(alertname, labels);
     return a?.state === 'firing' ? a : undefined;
@@ -130,7 +137,7 @@ describe('Prometheus end to end: shipped rules against the live operator and nod
     return ms;
   }
 
-  it('the operator\'s live /metrics passes promtool check metrics, and every family is in the reference', async () => {
+  it("the operator's live /metrics passes promtool check metrics, and every family is in the reference", async () => {
     const text = await operator!.metrics();
     const result = await promtool(['check', 'metrics'], { stdin: text });
     expect(lintProblems(result.output), result.output).to.deep.equal([]);
@@ -153,19 +160,35 @@ describe('Prometheus end to end: shipped rules against the live operator and nod
       },
     };
     await admin.apply(STORAGE_POOLS, pool, { fieldManager: 'kubectl-client-side-apply' });
-    const pv = await waitFor('the operator to publish the disk as a local PV', async () => {
-      const pvs = (await admin.list<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${poolName}` })).items;
-      return pvs.length === 1 && pvs[0].status?.phase === 'Available' ? pvs[0] : undefined;
-    }, 120_000, 250);
+    const pv = await waitFor(
+      'the operator to publish the disk as a local PV',
+      async () => {
+        const pvs = (await admin.list<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${poolName}` })).items;
+        return pvs.length === 1 && pvs[0].status?.phase === 'Available' ? pvs[0] : undefined;
+      },
+      120_000,
+      250,
+    );
     const usable = `stowage_pool_capacity_bytes{pool="${poolName}",kind="usable"}`;
-    await waitFor('Prometheus to see the pool\'s usable capacity', async () => (await prometheus!.query(`${usable} > 0`)).length === 1, 60_000, 250);
+    await waitFor(
+      "Prometheus to see the pool's usable capacity",
+      async () => (await prometheus!.query(`${usable} > 0`)).length === 1,
+      60_000,
+      250,
+    );
     expect(await active('StowagePoolCapacityLow', { pool: poolName }), 'a pool with all of its capacity free').to.equal(undefined);
 
     // Fill it: a claim takes the pool's only volume, so nothing is left available.
     await admin.create(PERSISTENT_VOLUME_CLAIMS, {
-      apiVersion: 'v1', kind: 'PersistentVolumeClaim',
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
       metadata: { name: pvc, namespace },
-      spec: { accessModes: ['ReadWriteOnce'], storageClassName: poolName, volumeName: pv.metadata.name, resources: { requests: { storage: '1Gi' } } },
+      spec: {
+        accessModes: ['ReadWriteOnce'],
+        storageClassName: poolName,
+        volumeName: pv.metadata.name,
+        resources: { requests: { storage: '1Gi' } },
+      },
     });
     const fireMs = await timeFromCause(
       'StowagePoolCapacityLow to fire',
@@ -199,7 +222,11 @@ describe('Prometheus end to end: shipped rules against the live operator and nod
     agent!.setHealthy(failingDisk, false);
     const fireMs = await timeFromCause(
       'StowageDiskUnhealthy to fire',
-      () => targetSample(nodeUrl, new RegExp(`^stowage_disk_condition\\{node="${node}",disk="${failingDisk}",condition="Healthy",status="False"\\} 1$`, 'm')),
+      () =>
+        targetSample(
+          nodeUrl,
+          new RegExp(`^stowage_disk_condition\\{node="${node}",disk="${failingDisk}",condition="Healthy",status="False"\\} 1$`, 'm'),
+        ),
       () => firing('StowageDiskUnhealthy', labels),
     );
     const alert = (await firing('StowageDiskUnhealthy', labels))!;
@@ -211,7 +238,11 @@ describe('Prometheus end to end: shipped rules against the live operator and nod
     agent!.setHealthy(failingDisk, true);
     const resolveMs = await timeFromCause(
       'StowageDiskUnhealthy to resolve',
-      () => targetSample(nodeUrl, new RegExp(`^stowage_disk_condition\\{node="${node}",disk="${failingDisk}",condition="Healthy",status="False"\\} 0$`, 'm')),
+      () =>
+        targetSample(
+          nodeUrl,
+          new RegExp(`^stowage_disk_condition\\{node="${node}",disk="${failingDisk}",condition="Healthy",status="False"\\} 0$`, 'm'),
+        ),
       async () => (await active('StowageDiskUnhealthy', labels)) === undefined,
     );
     expect(resolveMs, `resolved ${resolveMs} ms after the cause was gone from /metrics`).to.be.at.most(BOUND_MS);
@@ -236,7 +267,7 @@ describe('Prometheus end to end: shipped rules against the live operator and nod
     );
   });
 
-  it('the node endpoint\'s live /metrics passes promtool check metrics', async () => {
+  it("the node endpoint's live /metrics passes promtool check metrics", async () => {
     const text = await (await fetch(`${nodeUrl}/metrics`)).text();
     expect(text).to.contain(`stowage_disk_info{node="${node}"`);
     expect(text).to.contain('stowage_api_requests_total{');

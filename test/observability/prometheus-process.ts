@@ -45,10 +45,15 @@ export class PrometheusProcess {
       );
       const prom = new PrometheusProcess(child, port, tmp);
       try {
-        await waitFor('Prometheus to be ready', async () => {
-          if (prom.exited) throw new Error(`prometheus exited: ${prom.output.join('')}`);
-          return (await fetch(`${prom.url}/-/ready`)).ok;
-        }, 60_000, 200);
+        await waitFor(
+          'Prometheus to be ready',
+          async () => {
+            if (prom.exited) throw new Error(`prometheus exited: ${prom.output.join('')}`);
+            return (await fetch(`${prom.url}/-/ready`)).ok;
+          },
+          60_000,
+          200,
+        );
       } catch (err) {
         await prom.stop();
         throw err;

@@ -24,7 +24,9 @@ export function promtool(args: readonly string[], opts: { cwd?: string; stdin?: 
 }
 
 /** A temporary directory for one test, removed by `cleanup()` (call it in after/afterEach). */
-export async function tempDir(prefix: string): Promise<{ dir: string; write(name: string, content: string): Promise<string>; cleanup(): Promise<void> }> {
+export async function tempDir(
+  prefix: string,
+): Promise<{ dir: string; write(name: string, content: string): Promise<string>; cleanup(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), `stowage-${prefix}-`));
   return {
     dir,

@@ -19,7 +19,10 @@ export interface MetricDoc {
 export function readReference(path = METRICS_DOC): Map<string, MetricDoc> {
   const docs = new Map<string, MetricDoc>();
   for (const line of readFileSync(path, 'utf8').split('\n')) {
-    const cells = line.split('|').slice(1, -1).map((c) => c.trim());
+    const cells = line
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim());
     const name = /^`([a-zA-Z_:][\w:]*)`$/.exec(cells[0] ?? '')?.[1];
     if (!name || cells.length !== 4) continue;
     if (docs.has(name)) throw new Error(`docs/metrics.md lists ${name} twice`);
@@ -39,7 +42,10 @@ export function readCephReference(path = METRICS_DOC): Set<string> {
   const text = readFileSync(path, 'utf8');
   const section = text.slice(text.indexOf('\n## Ceph'), text.indexOf('\n## ', text.indexOf('\n## Ceph') + 1));
   for (const line of section.split('\n')) {
-    const cells = line.split('|').slice(1, -1).map((c) => c.trim());
+    const cells = line
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim());
     const name = /^`(ceph_[\w:]+)`$/.exec(cells[0] ?? '')?.[1];
     if (name && cells.length === 3) names.add(name);
   }
@@ -78,7 +84,22 @@ export function parseScrape(text: string): Map<string, ScrapedFamily> {
   return families;
 }
 
-const KEYWORDS = new Set(['and', 'or', 'unless', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'offset', 'inf', 'nan', 'atan2']);
+const KEYWORDS = new Set([
+  'and',
+  'or',
+  'unless',
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'offset',
+  'inf',
+  'nan',
+  'atan2',
+]);
 /** Series Prometheus makes itself, not exported by any component. */
 export const SYNTHETIC_METRICS = new Set(['up', 'scrape_duration_seconds', 'scrape_samples_scraped']);
 

@@ -27,7 +27,7 @@ describe('alert rules (config/prometheus)', () => {
     }
   });
 
-  it('the PrometheusRule, ServiceMonitor and PodMonitor pass the Prometheus Operator\'s schemas (kubernetes-models)', () => {
+  it("the PrometheusRule, ServiceMonitor and PodMonitor pass the Prometheus Operator's schemas (kubernetes-models)", () => {
     const read = (name: string) => parse(readFileSync(join(DEFAULT_PROMETHEUS_DIR, name), 'utf8'));
     new PrometheusRule(read('prometheus-rule.yaml')).validate();
     const sm = read('service-monitor-operator.yaml');
@@ -36,13 +36,27 @@ describe('alert rules (config/prometheus)', () => {
     new PodMonitor(pm).validate();
     const cephMgr = read('service-monitor-ceph-mgr.yaml');
     new ServiceMonitor(cephMgr).validate();
-    expect(cephMgr.spec.endpoints[0].relabelings).to.deep.include({ action: 'replace', targetLabel: 'job', replacement: 'stowage-ceph-mgr' });
+    expect(cephMgr.spec.endpoints[0].relabelings).to.deep.include({
+      action: 'replace',
+      targetLabel: 'job',
+      replacement: 'stowage-ceph-mgr',
+    });
     expect(cephMgr.spec.endpoints[0].port).to.equal('http-metrics');
-    expect(cephMgr.spec.selector.matchLabels).to.deep.equal({ 'app.kubernetes.io/name': 'stowage', 'app.kubernetes.io/component': 'ceph-mgr' });
+    expect(cephMgr.spec.selector.matchLabels).to.deep.equal({
+      'app.kubernetes.io/name': 'stowage',
+      'app.kubernetes.io/component': 'ceph-mgr',
+    });
     // They set the job names the rules use, whatever the Service or monitor is called.
     expect(sm.spec.endpoints[0].relabelings).to.deep.include({ action: 'replace', targetLabel: 'job', replacement: 'stowage-operator' });
-    expect(pm.spec.podMetricsEndpoints[0].relabelings).to.deep.include({ action: 'replace', targetLabel: 'job', replacement: 'stowage-node' });
-    expect(() => new ServiceMonitor({ ...sm, spec: { ...sm.spec, endpoints: [{ port: 7 }] } }).validate(), 'a wrong type is caught').to.throw();
+    expect(pm.spec.podMetricsEndpoints[0].relabelings).to.deep.include({
+      action: 'replace',
+      targetLabel: 'job',
+      replacement: 'stowage-node',
+    });
+    expect(
+      () => new ServiceMonitor({ ...sm, spec: { ...sm.spec, endpoints: [{ port: 7 }] } }).validate(),
+      'a wrong type is caught',
+    ).to.throw();
   });
 
   it('the PrometheusRule and the plain rules file carry the same groups', () => {
@@ -52,7 +66,7 @@ describe('alert rules (config/prometheus)', () => {
     expect(crd.spec).to.deep.equal(plain);
   });
 
-  it('promtool check rules accepts the plain file and the PrometheusRule\'s spec', async () => {
+  it("promtool check rules accepts the plain file and the PrometheusRule's spec", async () => {
     const plain = await promtool(['check', 'rules', join(DEFAULT_PROMETHEUS_DIR, RULES_FILE)]);
     expect(plain.code, plain.output).to.equal(0);
     expect(plain.output).to.contain(`SUCCESS: ${ALERTS.length} rules found`);
@@ -83,12 +97,26 @@ describe('alert rules (config/prometheus)', () => {
 
   it('ships every alert the issue asks for', () => {
     expect(ALERTS.map((a) => a.alert)).to.include.members([
-      'StowagePoolNotReady', 'StowagePoolDegraded', 'StowagePoolReplicationNotSatisfiable', 'StowagePoolCapacityLow', 'StowagePoolFillingUp',
-      'StowageDiskUnhealthy', 'StowageDiskMissing', 'StowageDiskIOErrors', 'StowageDiskMediaErrors', 'StowageDiskWipeFailing',
-      'StowageReconcileErrors', 'StowageOperatorDown', 'StowageNodeDaemonDown', 'StowageNodeDaemonNotScraped',
-      'StowageCephDataDegraded', 'StowageCephNearFull', 'StowageCephQuorumLost', 'StowageCephOSDDown',
+      'StowagePoolNotReady',
+      'StowagePoolDegraded',
+      'StowagePoolReplicationNotSatisfiable',
+      'StowagePoolCapacityLow',
+      'StowagePoolFillingUp',
+      'StowageDiskUnhealthy',
+      'StowageDiskMissing',
+      'StowageDiskIOErrors',
+      'StowageDiskMediaErrors',
+      'StowageDiskWipeFailing',
+      'StowageReconcileErrors',
+      'StowageOperatorDown',
+      'StowageNodeDaemonDown',
+      'StowageNodeDaemonNotScraped',
+      'StowageCephDataDegraded',
+      'StowageCephNearFull',
+      'StowageCephQuorumLost',
+      'StowageCephOSDDown',
     ]);
-    expect(ALERTS.find((a) => a.alert === 'StowageCephNearFull')!.expr, 'Ceph\'s nearfull ratio').to.match(/>= 0\.85$/);
+    expect(ALERTS.find((a) => a.alert === 'StowageCephNearFull')!.expr, "Ceph's nearfull ratio").to.match(/>= 0\.85$/);
     expect(ALERTS.find((a) => a.alert === 'StowagePoolFillingUp')!.expr).to.contain('predict_linear');
   });
 
@@ -112,7 +140,12 @@ describe('alert rules (config/prometheus)', () => {
     const seconds = (d: string): number => Number(d.slice(0, -1)) * ({ s: 1, m: 60, h: 3600 } as Record<string, number>)[d.slice(-1)];
     for (const a of ALERTS) if (a.for) expect(seconds(a.for), `${a.alert} for: ${a.for}`).to.be.at.least(300);
     const shortened = renderRuleGroups({ forOverride: '2s' }).groups as { rules: { for?: string }[] }[];
-    expect(shortened.flatMap((g) => g.rules).filter((r) => r.for).every((r) => r.for === '2s')).to.equal(true);
+    expect(
+      shortened
+        .flatMap((g) => g.rules)
+        .filter((r) => r.for)
+        .every((r) => r.for === '2s'),
+    ).to.equal(true);
   });
 
   it('alerts use only metrics from the reference (docs/metrics.md; the Ceph alerts its ceph-mgr table)', () => {
@@ -122,7 +155,9 @@ describe('alert rules (config/prometheus)', () => {
     expect([...cephSeries]).to.include.members(['ceph_pg_degraded', 'ceph_osd_up', 'ceph_mon_quorum_status', 'ceph_osd_stat_bytes_used']);
     for (const a of ALERTS) {
       const ceph = a.alert.startsWith('StowageCeph');
-      const unknown = [...metricNamesIn(a.expr, families)].filter((n) => !(ceph ? cephSeries : families).has(n) && !SYNTHETIC_METRICS.has(n));
+      const unknown = [...metricNamesIn(a.expr, families)].filter(
+        (n) => !(ceph ? cephSeries : families).has(n) && !SYNTHETIC_METRICS.has(n),
+      );
       expect(unknown, `${a.alert} uses unknown metrics`).to.deep.equal([]);
       // The Ceph alerts read only the ceph-mgr scrape, so another Ceph scraped by the same Prometheus (Rook's) never trips them.
       if (!ceph) continue;
@@ -137,8 +172,14 @@ describe('alert rules (config/prometheus)', () => {
   describe('promtool test rules: one case that fires and one that must not, per alert', () => {
     for (const alert of ALERTS) {
       it(alert.alert, async () => {
-        expect(alert.cases.some((c) => c.expect.length > 0), 'a case that fires').to.equal(true);
-        expect(alert.cases.some((c) => c.expect.length === 0), 'a case that must not fire').to.equal(true);
+        expect(
+          alert.cases.some((c) => c.expect.length > 0),
+          'a case that fires',
+        ).to.equal(true);
+        expect(
+          alert.cases.some((c) => c.expect.length === 0),
+          'a case that must not fire',
+        ).to.equal(true);
         const result = await runPromtoolTests(tmp, [alert]);
         expect(result.code, result.output).to.equal(0);
         expect(result.output).to.contain('SUCCESS');

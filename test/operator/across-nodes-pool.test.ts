@@ -26,30 +26,43 @@ describe('host and zone pools: placement up front, nothing created (real control
   async function assertNothingCreatedFor(name: string): Promise<void> {
     // The recorder sees the operator's writes (its status writes are there), and none of them creates anything.
     // (The observer hears of a call once its response is read, which may be just after the status is visible.)
-    await waitFor('the operator\'s status write to be recorded', async () => world.operatorWrites.some((w) => w.resource === 'storagepools' && w.subresource === 'status'));
+    await waitFor("the operator's status write to be recorded", async () =>
+      world.operatorWrites.some((w) => w.resource === 'storagepools' && w.subresource === 'status'),
+    );
     expect(creations(), 'operator writes to classes, disks, PVs or the CSI stack').to.deep.equal([]);
     const classes = await world.admin.list<StorageClass>(STORAGE_CLASSES, { labelSelector: `stowage.dev/pool=${name}` });
     expect(classes.items.map((c) => c.metadata.name)).to.deep.equal([]);
     expect(await world.admin.getIfExists(STORAGE_CLASSES, name)).to.equal(undefined);
     const disks = await world.admin.list<NodeDisk & KubeObject>(NODE_DISKS);
-    expect(disks.items.filter((d) => d.spec.claim !== undefined).map((d) => d.metadata.name), 'claimed disks').to.deep.equal([]);
+    expect(
+      disks.items.filter((d) => d.spec.claim !== undefined).map((d) => d.metadata.name),
+      'claimed disks',
+    ).to.deep.equal([]);
     const pool = await world.getPool(name);
     expect(pool?.metadata.finalizers ?? [], 'no finalizer: there is nothing to clean up').to.deep.equal([]);
   }
 
   const across = (name: string, replicated: object): Pool => ({
-    apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: `${world.prefix}-${name}` },
+    apiVersion: 'stowage.dev/v1alpha1',
+    kind: 'StoragePool',
+    metadata: { name: `${world.prefix}-${name}` },
     spec: { mode: 'Dynamic', replicated, disks: { selector: { matchLabels: { [label()]: 'yes' } } } },
   });
 
   before(async () => {
     world = await PoolWorld.start({ nodes: 3 });
     const [n1, n2, n3] = world.nodes as [string, string, string];
-    for (const [node, letter] of [[n1, 'a'], [n1, 'b'], [n2, 'a'], [n3, 'a']] as const) {
+    for (const [node, letter] of [
+      [n1, 'a'],
+      [n1, 'b'],
+      [n2, 'a'],
+      [n3, 'a'],
+    ] as const) {
       await world.agent.addDisk({ name: `${node}-${letter}`, node, capacity: '100Gi', media: 'ssd' });
     }
     // Node 3's disk is not selected yet: two hosts hold selected disks.
-    for (const disk of [`${n1}-a`, `${n1}-b`, `${n2}-a`]) await world.admin.mergePatch(NODE_DISKS, disk, { metadata: { labels: { [label()]: 'yes' } } });
+    for (const disk of [`${n1}-a`, `${n1}-b`, `${n2}-a`])
+      await world.admin.mergePatch(NODE_DISKS, disk, { metadata: { labels: { [label()]: 'yes' } } });
     await world.admin.mergePatch(NODES, n1, { metadata: { labels: { 'topology.kubernetes.io/zone': `${world.prefix}-a` } } });
     await world.admin.mergePatch(NODES, n2, { metadata: { labels: { 'topology.kubernetes.io/zone': `${world.prefix}-a` } } });
   });
@@ -62,12 +75,17 @@ describe('host and zone pools: placement up front, nothing created (real control
     const name = await world.applyPool(across('host3', { size: 3, failureDomain: 'host' }));
     const pool = await world.waitForPool(name, 'unsatisfiable', (p) => condition(p, 'ReplicationSatisfiable')?.status === 'False');
     expect(condition(pool, 'ReplicationSatisfiable')).to.include({ reason: 'TooFewFailureDomains', observedGeneration: 1 });
-    expect(condition(pool, 'ReplicationSatisfiable')?.message).to.contain(`2 of the 3 hosts size 3 needs hold eligible disks: ${n1}, ${n2}`);
+    expect(condition(pool, 'ReplicationSatisfiable')?.message).to.contain(
+      `2 of the 3 hosts size 3 needs hold eligible disks: ${n1}, ${n2}`,
+    );
     expect(condition(pool, 'Ready')).to.include({ status: 'False', reason: 'ReplicationNotSatisfiable' });
     expect(pool.status?.storageClassName).to.equal(undefined);
     await assertNothingCreatedFor(name);
     const events = await world.eventsFor(name);
-    expect(events.some((e) => e.startsWith('ReplicationNotSatisfiable: 2 of the 3 hosts')), events.join('\n')).to.equal(true);
+    expect(
+      events.some((e) => e.startsWith('ReplicationNotSatisfiable: 2 of the 3 hosts')),
+      events.join('\n'),
+    ).to.equal(true);
   });
 
   it('a third host with an eligible disk makes it satisfiable: Ready=False CephEngineNotDeployed, still nothing created', async () => {
@@ -90,7 +108,9 @@ describe('host and zone pools: placement up front, nothing created (real control
     );
     await world.admin.mergePatch(NODES, n3, { metadata: { labels: { 'topology.kubernetes.io/zone': `${world.prefix}-b` } } });
     const fixed = await world.waitForPool(name, 'two zones', (p) => condition(p, 'ReplicationSatisfiable')?.status === 'True');
-    expect(condition(fixed, 'ReplicationSatisfiable')?.message).to.contain(`2 zones hold eligible disks the pool selects, size 2 needs 2: ${world.prefix}-a (${n1}, ${n2}), ${world.prefix}-b (${n3})`);
+    expect(condition(fixed, 'ReplicationSatisfiable')?.message).to.contain(
+      `2 zones hold eligible disks the pool selects, size 2 needs 2: ${world.prefix}-a (${n1}, ${n2}), ${world.prefix}-b (${n3})`,
+    );
     expect(condition(fixed, 'Ready')?.reason).to.equal('CephEngineNotDeployed');
     await assertNothingCreatedFor(name);
   });
@@ -104,7 +124,10 @@ describe('host and zone pools: placement up front, nothing created (real control
 
   it('an unknown failure domain and minSize 0 are refused by the server, at the paths stowage validate names', async () => {
     const bad = across('rack', { size: 2, failureDomain: 'rack', minSize: 0 });
-    const error = await world.admin.create(STORAGE_POOLS, bad).then(() => undefined, (e: Error) => e.message);
+    const error = await world.admin.create(STORAGE_POOLS, bad).then(
+      () => undefined,
+      (e: Error) => e.message,
+    );
     expect(error).to.contain('spec.replicated.failureDomain').and.contain('spec.replicated.minSize');
     expect(await world.getPool(bad.metadata.name)).to.equal(undefined);
   });
@@ -127,12 +150,21 @@ describe('a disk pool switched to failureDomain host (real control plane, real o
 
   it('keeps its disks and StorageClass untouched and says so (FailureDomainChanged); back to disk, it is Ready again', async () => {
     const pool = {
-      apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: `${world.prefix}-switch` },
+      apiVersion: 'stowage.dev/v1alpha1',
+      kind: 'StoragePool',
+      metadata: { name: `${world.prefix}-switch` },
       spec: { mode: 'Dynamic', replicated: { size: 1 }, disks: { selector: { matchLabels: { [`test/${world.prefix}`]: 'yes' } } } },
     } as Pool;
     const name = await world.applyPool(pool);
-    await world.waitForPool(name, 'Ready as a disk pool', (p) => condition(p, 'Ready')?.status === 'True' && p.status?.counts?.disks?.total === 2);
-    const claimedBefore = (await world.admin.list<NodeDisk & KubeObject>(NODE_DISKS)).items.filter((d) => d.spec.claim?.pool === name).map((d) => d.metadata.name).sort();
+    await world.waitForPool(
+      name,
+      'Ready as a disk pool',
+      (p) => condition(p, 'Ready')?.status === 'True' && p.status?.counts?.disks?.total === 2,
+    );
+    const claimedBefore = (await world.admin.list<NodeDisk & KubeObject>(NODE_DISKS)).items
+      .filter((d) => d.spec.claim?.pool === name)
+      .map((d) => d.metadata.name)
+      .sort();
     expect(claimedBefore).to.have.length(2);
 
     await world.applyPool({ ...pool, spec: { ...pool.spec, replicated: { size: 2, failureDomain: 'host' } } });
@@ -141,13 +173,21 @@ describe('a disk pool switched to failureDomain host (real control plane, real o
     expect(condition(switched, 'ReplicationSatisfiable')?.reason).to.equal('EnoughFailureDomains');
     const writesAfterSwitch = world.operatorWrites.length;
     // The claims and the class are still there, unchanged.
-    const claimedAfter = (await world.admin.list<NodeDisk & KubeObject>(NODE_DISKS)).items.filter((d) => d.spec.claim?.pool === name).map((d) => d.metadata.name).sort();
+    const claimedAfter = (await world.admin.list<NodeDisk & KubeObject>(NODE_DISKS)).items
+      .filter((d) => d.spec.claim?.pool === name)
+      .map((d) => d.metadata.name)
+      .sort();
     expect(claimedAfter).to.deep.equal(claimedBefore);
     expect(await world.admin.getIfExists(STORAGE_CLASSES, name)).to.not.equal(undefined);
 
     await world.applyPool(pool);
     await world.waitForPool(name, 'Ready again as a disk pool', (p) => condition(p, 'Ready')?.status === 'True');
-    expect(world.operatorWrites.slice(writesAfterSwitch).filter((w) => w.resource === 'nodedisks' || w.resource === 'storageclasses').map((w) => `${w.verb} ${w.resource}`),
-      'nothing was re-created: the disks and the class stayed').to.deep.equal([]);
+    expect(
+      world.operatorWrites
+        .slice(writesAfterSwitch)
+        .filter((w) => w.resource === 'nodedisks' || w.resource === 'storageclasses')
+        .map((w) => `${w.verb} ${w.resource}`),
+      'nothing was re-created: the disks and the class stayed',
+    ).to.deep.equal([]);
   });
 });

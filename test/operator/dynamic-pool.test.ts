@@ -20,12 +20,18 @@ describe('Dynamic pools: operator side (real control plane; agent side played by
   before(async () => {
     world = await PoolWorld.start({ nodes: 2 });
     const [n1, n2] = world.nodes as [string, string];
-    for (const [node, letter] of [[n1, 'a'], [n1, 'b'], [n2, 'a']] as const) {
+    for (const [node, letter] of [
+      [n1, 'a'],
+      [n1, 'b'],
+      [n2, 'a'],
+    ] as const) {
       await world.agent.addDisk({ name: `${node}-${letter}`, node, capacity: '100Gi', media: 'nvme' });
       await world.admin.mergePatch(NODE_DISKS, `${node}-${letter}`, { metadata: { labels: { [`test/${world.prefix}`]: 'yes' } } });
     }
     name = await world.applyPool({
-      apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: `${world.prefix}-mirror` },
+      apiVersion: 'stowage.dev/v1alpha1',
+      kind: 'StoragePool',
+      metadata: { name: `${world.prefix}-mirror` },
       spec: { mode: 'Dynamic', replicated: { size: 2 }, disks: { selector: { matchLabels: { [`test/${world.prefix}`]: 'yes' } } } },
     });
   });
@@ -37,8 +43,14 @@ describe('Dynamic pools: operator side (real control plane; agent side played by
 
   it('publishes a CSI StorageClass, claims the disks for Dynamic use, and names the node that cannot hold two copies', async () => {
     // Ready comes with the first prepared disk; the mirror's capacity needs both disks of node1.
-    const pool = await world.waitForPool(name, 'both disks of node1 counted', (p) =>
-      condition(p, 'ReplicationSatisfiable')?.status === 'False' && condition(p, 'Ready')?.status === 'True' && p.status?.capacity?.usable === '90Gi');
+    const pool = await world.waitForPool(
+      name,
+      'both disks of node1 counted',
+      (p) =>
+        condition(p, 'ReplicationSatisfiable')?.status === 'False' &&
+        condition(p, 'Ready')?.status === 'True' &&
+        p.status?.capacity?.usable === '90Gi',
+    );
     const sc = await world.admin.get<StorageClass>(STORAGE_CLASSES, name);
     expect(sc.provisioner).to.equal('csi.stowage.dev');
     expect(sc.parameters).to.deep.equal({ pool: name });
@@ -55,11 +67,16 @@ describe('Dynamic pools: operator side (real control plane; agent side played by
 
   it('counts PoolVolumes as allocated, and deletion waits for them', async () => {
     await world.admin.create(POOL_VOLUMES, {
-      apiVersion: 'stowage.dev/v1alpha1', kind: 'PoolVolume',
+      apiVersion: 'stowage.dev/v1alpha1',
+      kind: 'PoolVolume',
       metadata: { name: volume(), finalizers: ['stowage.dev/volume-data'] },
       spec: { pool: name, node: world.nodes[0], size: '10Gi', volumeMode: 'Filesystem', requestName: 'pvc-test' },
     });
-    await world.waitForPool(name, '10Gi allocated', (p) => p.status?.capacity?.allocated === '10Gi' && p.status?.capacity?.available === '80Gi');
+    await world.waitForPool(
+      name,
+      '10Gi allocated',
+      (p) => p.status?.capacity?.allocated === '10Gi' && p.status?.capacity?.available === '80Gi',
+    );
     await world.admin.delete(STORAGE_POOLS, name);
     await waitFor('DeletionBlocked naming the volume', async () => {
       const p = await world.getPool(name);

@@ -35,7 +35,9 @@ describe('two operator processes with leader election (real control plane)', fun
     const name = uniqueName('le-pool');
     pools.push(name);
     await client.create(STORAGE_POOLS, {
-      apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name },
+      apiVersion: 'stowage.dev/v1alpha1',
+      kind: 'StoragePool',
+      metadata: { name },
       spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/media': 'none' } } } },
     });
     return name;
@@ -62,7 +64,9 @@ describe('two operator processes with leader election (real control plane)', fun
 
     const first = await createPool();
     await waitFor('the first pool to be reconciled', () => observed(first), 30_000);
-    expect(await leader.metric('controller_runtime_reconcile_total', { controller: 'storagepool', result: 'success' })).to.be.greaterThan(0);
+    expect(await leader.metric('controller_runtime_reconcile_total', { controller: 'storagepool', result: 'success' })).to.be.greaterThan(
+      0,
+    );
     expect(await standby.metric('controller_runtime_reconcile_total', { controller: 'storagepool', result: 'success' })).to.equal(0);
     expect(await standby.metric('leader_election_master_status', { name: id })).to.equal(0);
     expect((await fetch(`${standby.url}/readyz`)).status).to.equal(200, 'a standby is ready: it is healthy and waiting');

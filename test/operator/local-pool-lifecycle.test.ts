@@ -22,8 +22,14 @@ describe('Local pools: lifecycle (real control plane; agent side played by the p
   const pvOf = (diskName: string): string => `stowage-${diskName}`;
 
   const pool = (name: string, extra: Partial<Pool['spec']> = {}): Pool => ({
-    apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name },
-    spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/media': 'ssd', [`test/${world.prefix}`]: 'yes' } } }, ...extra },
+    apiVersion: 'stowage.dev/v1alpha1',
+    kind: 'StoragePool',
+    metadata: { name },
+    spec: {
+      mode: 'Local',
+      disks: { selector: { matchLabels: { 'stowage.dev/media': 'ssd', [`test/${world.prefix}`]: 'yes' } } },
+      ...extra,
+    },
   });
 
   before(async () => {
@@ -45,11 +51,16 @@ describe('Local pools: lifecycle (real control plane; agent side played by the p
     const p = await world.waitForPool(rival, 'Ready=False', (x) => condition(x, 'Ready')?.status === 'False');
     expect(condition(p, 'Ready')?.reason).to.equal('DisksClaimedByOtherPools');
     expect(condition(p, 'Ready')?.message).to.contain(`(pool ${main})`);
-    await waitFor('a warning event on the rival', async () => (await world.eventsFor(rival)).some((e) => e.startsWith('DiskClaimedByOtherPool')));
+    await waitFor('a warning event on the rival', async () =>
+      (await world.eventsFor(rival)).some((e) => e.startsWith('DiskClaimedByOtherPool')),
+    );
     const mine = (await world.admin.list<Disk>(NODE_DISKS)).items.filter((d) => world.nodes.includes(d.spec.nodeName));
     expect(mine.every((d) => d.spec.claim?.pool === main)).to.equal(true);
     // Deleting the rival (it holds nothing) removes it and its StorageClass.
-    await world.admin.delete({ group: 'stowage.dev', version: 'v1alpha1', plural: 'storagepools', kind: 'StoragePool', namespaced: false }, rival);
+    await world.admin.delete(
+      { group: 'stowage.dev', version: 'v1alpha1', plural: 'storagepools', kind: 'StoragePool', namespaced: false },
+      rival,
+    );
     await waitFor('the rival to be gone', async () => !(await world.getPool(rival)));
     await waitFor('its class to be gone', async () => !(await world.admin.getIfExists(STORAGE_CLASSES, rival)));
   });
@@ -62,7 +73,11 @@ describe('Local pools: lifecycle (real control plane; agent side played by the p
     await waitFor('its PV withdrawn', async () => !(await world.admin.getIfExists(PERSISTENT_VOLUMES, pvOf(disk(1, 'a')))));
     expect((await world.getPool(main))?.status?.counts?.disks?.unhealthy).to.equal(1);
     world.agent.setHealthy(disk(1, 'a'), true);
-    await world.waitForPool(main, 'healthy again with 6 volumes', (x) => condition(x, 'DisksHealthy')?.status === 'True' && x.status?.counts?.volumes?.available === 6);
+    await world.waitForPool(
+      main,
+      'healthy again with 6 volumes',
+      (x) => condition(x, 'DisksHealthy')?.status === 'True' && x.status?.counts?.volumes?.available === 6,
+    );
   });
 
   it('a missing disk: DisksHealthy=False (DisksMissing), its unbound PV withdrawn, the claim kept', async () => {
@@ -90,7 +105,9 @@ describe('Local pools: lifecycle (real control plane; agent side played by the p
     await world.applyPool(pool(main, { disks: selector }));
     const sc = await waitFor('the class no longer the default, without mountOptions', async () => {
       const c = await world.admin.get<KubeObject & { mountOptions?: string[] }>(STORAGE_CLASSES, main);
-      return c.metadata.annotations?.['storageclass.kubernetes.io/is-default-class'] === undefined && c.mountOptions === undefined ? c : undefined;
+      return c.metadata.annotations?.['storageclass.kubernetes.io/is-default-class'] === undefined && c.mountOptions === undefined
+        ? c
+        : undefined;
     });
     expect(sc.metadata.uid).to.equal(withOptions.metadata.uid, 'changed in place, not recreated');
     await waitFor('unbound PVs without mountOptions', async () => {
@@ -102,30 +119,41 @@ describe('Local pools: lifecycle (real control plane; agent side played by the p
     expect(stillBound.spec.mountOptions).to.deep.equal(['noatime']);
 
     await world.releaseVolume('keeps-options');
-    await world.waitForPool(main, 'back to 6 available volumes', (x) => x.status?.counts?.volumes?.available === 6 && x.status?.counts?.volumes?.released === 0);
+    await world.waitForPool(
+      main,
+      'back to 6 available volumes',
+      (x) => x.status?.counts?.volumes?.available === 6 && x.status?.counts?.volumes?.released === 0,
+    );
     await waitFor('the recycled PV without mountOptions', async () =>
-      (await world.volumesOf(main)).every((pv) => pv.spec.mountOptions === undefined));
+      (await world.volumesOf(main)).every((pv) => pv.spec.mountOptions === undefined),
+    );
   });
 
   it('a selector change releases the disks it no longer selects, but holds a disk whose volume is bound', async () => {
     const bound = await world.claimVolume('on-node3', main, [world.nodes[2]]);
     const boundDisk = bound.metadata.labels!['stowage.dev/disk'];
     const freeDisk = boundDisk === disk(3, 'a') ? disk(3, 'b') : disk(3, 'a');
-    await world.applyPool(pool(main, {
-      disks: {
-        selector: { matchLabels: { 'stowage.dev/media': 'ssd', [`test/${world.prefix}`]: 'yes' } },
-        nodeSelector: { matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'NotIn', values: [world.nodes[2]] }] },
-      },
-    }));
+    await world.applyPool(
+      pool(main, {
+        disks: {
+          selector: { matchLabels: { 'stowage.dev/media': 'ssd', [`test/${world.prefix}`]: 'yes' } },
+          nodeSelector: { matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'NotIn', values: [world.nodes[2]] }] },
+        },
+      }),
+    );
     await waitFor(`${freeDisk} released`, async () => (await world.admin.get<Disk>(NODE_DISKS, freeDisk)).spec.claim === undefined);
     expect(await world.admin.getIfExists(PERSISTENT_VOLUMES, pvOf(freeDisk))).to.equal(undefined);
     const held = await world.admin.get<Disk>(NODE_DISKS, boundDisk);
     expect(held.spec.claim?.pool).to.equal(main, 'a disk with a bound volume stays claimed');
     expect((await world.admin.get<PersistentVolume>(PERSISTENT_VOLUMES, bound.metadata.name!)).metadata.uid).to.equal(bound.metadata.uid);
-    const p = await world.waitForPool(main, 'the held disk reported', (x) => (condition(x, 'Ready')?.message ?? '').includes('cannot be released yet'));
+    const p = await world.waitForPool(main, 'the held disk reported', (x) =>
+      (condition(x, 'Ready')?.message ?? '').includes('cannot be released yet'),
+    );
     expect(condition(p, 'Ready')?.message).to.contain(boundDisk).and.contain(`${world.namespace}/on-node3`);
     // Events are written in the background, after the status: wait for it rather than race it.
-    await waitFor(`a DiskReleased event naming ${freeDisk}`, async () => (await world.eventsFor(main)).some((e) => e.startsWith('DiskReleased') && e.includes(freeDisk)));
+    await waitFor(`a DiskReleased event naming ${freeDisk}`, async () =>
+      (await world.eventsFor(main)).some((e) => e.startsWith('DiskReleased') && e.includes(freeDisk)),
+    );
   });
 
   it('a deleted Node: its unbound PVs go and its disks are released; a bound PV there stays and is reported', async () => {
@@ -137,19 +165,26 @@ describe('Local pools: lifecycle (real control plane; agent side played by the p
     expect(await world.admin.getIfExists(PERSISTENT_VOLUMES, pvOf(freeDisk))).to.equal(undefined);
     const pv = await world.admin.get<PersistentVolume>(PERSISTENT_VOLUMES, bound.metadata.name!);
     expect(pv.metadata.uid).to.equal(bound.metadata.uid, 'the bound PV on the deleted node is never deleted');
-    const p = await world.waitForPool(main, 'the node\'s bound disk reported', (x) => (condition(x, 'Ready')?.message ?? '').includes(`${boundDisk}: its node`));
+    const p = await world.waitForPool(main, "the node's bound disk reported", (x) =>
+      (condition(x, 'Ready')?.message ?? '').includes(`${boundDisk}: its node`),
+    );
     expect(condition(p, 'Ready')?.message).to.contain('is not in the cluster');
   });
 
   it('deleting the pool while claims are bound is blocked, naming them; once they are gone everything is cleaned up', async () => {
-    await world.admin.delete({ group: 'stowage.dev', version: 'v1alpha1', plural: 'storagepools', kind: 'StoragePool', namespaced: false }, main);
-    const p = await world.waitForPool(main, 'DeletionBlocked', (x) => condition(x, 'Ready')?.reason === 'DeletionBlocked', 60_000).catch(async () => {
-      // The deletion does not bump the generation; fall back to reading the condition directly.
-      return waitFor('DeletionBlocked', async () => {
-        const x = await world.getPool(main);
-        return condition(x, 'Ready')?.reason === 'DeletionBlocked' ? x : undefined;
+    await world.admin.delete(
+      { group: 'stowage.dev', version: 'v1alpha1', plural: 'storagepools', kind: 'StoragePool', namespaced: false },
+      main,
+    );
+    const p = await world
+      .waitForPool(main, 'DeletionBlocked', (x) => condition(x, 'Ready')?.reason === 'DeletionBlocked', 60_000)
+      .catch(async () => {
+        // The deletion does not bump the generation; fall back to reading the condition directly.
+        return waitFor('DeletionBlocked', async () => {
+          const x = await world.getPool(main);
+          return condition(x, 'Ready')?.reason === 'DeletionBlocked' ? x : undefined;
+        });
       });
-    });
     expect(condition(p, 'Ready')?.message).to.contain(`${world.namespace}/on-node2`).and.contain(`${world.namespace}/on-node3`);
     const boundVolumes = (await world.volumesOf(main)).filter((pv) => pv.status?.phase === 'Bound');
     expect(boundVolumes).to.have.length(2);

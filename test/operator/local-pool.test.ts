@@ -40,7 +40,11 @@ describe('Local pools: samples/local-ssd end to end (real control plane; agent s
   after(() => world?.close());
 
   it('creates the StorageClass and one PV per eligible selected disk, pinned to its node, with capacity that adds up', async () => {
-    const pool = await world.waitForPool(name, 'Ready with 6 volumes', (p) => condition(p, 'Ready')?.status === 'True' && p.status?.counts?.volumes?.available === 6);
+    const pool = await world.waitForPool(
+      name,
+      'Ready with 6 volumes',
+      (p) => condition(p, 'Ready')?.status === 'True' && p.status?.counts?.volumes?.available === 6,
+    );
     const sc = await world.admin.get<StorageClass>(STORAGE_CLASSES, className);
     expect(sc.provisioner).to.equal('kubernetes.io/no-provisioner');
     expect(sc.volumeBindingMode).to.equal('WaitForFirstConsumer');
@@ -49,10 +53,16 @@ describe('Local pools: samples/local-ssd end to end (real control plane; agent s
     expect(sc.metadata.ownerReferences?.[0]).to.include({ kind: 'StoragePool', name });
 
     const pvs = await world.volumesOf(name);
-    expect(pvs.map((pv) => pv.metadata.labels?.['stowage.dev/disk']).sort()).to.deep.equal(world.nodes.flatMap((n) => [`${n}-a`, `${n}-b`]).sort());
+    expect(pvs.map((pv) => pv.metadata.labels?.['stowage.dev/disk']).sort()).to.deep.equal(
+      world.nodes.flatMap((n) => [`${n}-a`, `${n}-b`]).sort(),
+    );
     for (const pv of pvs) {
       const node = pv.metadata.labels!['stowage.dev/node'];
-      expect(pv.spec.nodeAffinity?.required?.nodeSelectorTerms[0]!.matchExpressions![0]).to.deep.equal({ key: 'kubernetes.io/hostname', operator: 'In', values: [node] });
+      expect(pv.spec.nodeAffinity?.required?.nodeSelectorTerms[0]!.matchExpressions![0]).to.deep.equal({
+        key: 'kubernetes.io/hostname',
+        operator: 'In',
+        values: [node],
+      });
       expect(pv.spec.local?.path).to.equal(`/var/lib/stowage/disks/${pv.metadata.labels!['stowage.dev/disk']}`);
       expect(pv.spec.capacity?.storage).to.equal('98Gi');
       expect(pv.spec.storageClassName).to.equal(className);
@@ -65,26 +75,43 @@ describe('Local pools: samples/local-ssd end to end (real control plane; agent s
       expect((await world.admin.get<NodeDisk & KubeObject>(NODE_DISKS, other)).spec.claim, other).to.equal(undefined);
     }
     expect(pool.status?.capacity).to.deep.equal({ raw: '600Gi', usable: '588Gi', allocated: '0', available: '588Gi' });
-    expect(pool.status?.counts).to.deep.equal({ nodes: 3, disks: { total: 6, ready: 6, unhealthy: 0, missing: 0 }, volumes: { available: 6, bound: 0, released: 0 } });
-    for (const type of ['CapacityAvailable', 'DisksHealthy', 'ReplicationSatisfiable']) expect(condition(pool, type)?.status, type).to.equal('True');
+    expect(pool.status?.counts).to.deep.equal({
+      nodes: 3,
+      disks: { total: 6, ready: 6, unhealthy: 0, missing: 0 },
+      volumes: { available: 6, bound: 0, released: 0 },
+    });
+    for (const type of ['CapacityAvailable', 'DisksHealthy', 'ReplicationSatisfiable'])
+      expect(condition(pool, type)?.status, type).to.equal('True');
     expect(pool.status?.storageClassName).to.equal(className);
     // Events are aggregated per reconcile and reason; every disk is named in one of them. They are
     // written in the background, after the status: wait for the last one rather than race it.
     const events = await waitFor('a PersistentVolumeCreated event for every disk', async () => {
       const seen = await world.eventsFor(name);
-      return world.nodes.every((n) => [`${n}-a`, `${n}-b`].every((d) => seen.some((e) => e.startsWith('PersistentVolumeCreated') && e.includes(`from disk ${d}`)))) && seen;
+      return (
+        world.nodes.every((n) =>
+          [`${n}-a`, `${n}-b`].every((d) => seen.some((e) => e.startsWith('PersistentVolumeCreated') && e.includes(`from disk ${d}`))),
+        ) && seen
+      );
     });
     for (const d of world.nodes.flatMap((n) => [`${n}-a`, `${n}-b`])) {
-      expect(events.some((e) => e.startsWith('DiskClaimed') && e.includes(`claimed disk ${d} `)), `DiskClaimed ${d}`).to.equal(true);
-      expect(events.some((e) => e.startsWith('PersistentVolumeCreated') && e.includes(`from disk ${d}`)), `PersistentVolumeCreated ${d}`).to.equal(true);
+      expect(
+        events.some((e) => e.startsWith('DiskClaimed') && e.includes(`claimed disk ${d} `)),
+        `DiskClaimed ${d}`,
+      ).to.equal(true);
+      expect(
+        events.some((e) => e.startsWith('PersistentVolumeCreated') && e.includes(`from disk ${d}`)),
+        `PersistentVolumeCreated ${d}`,
+      ).to.equal(true);
     }
   });
 
   it('a PVC and a pod: the scheduler places the pod where a free disk is and the claim binds to a PV on that node', async () => {
     const pv = await world.claimVolume('data', className);
     // Volume binding happens in the scheduler's PreBind step, just before the pod itself is bound.
-    const node = await waitFor('the pod to be scheduled', async () =>
-      (await world.admin.get<KubeObject & { spec: { nodeName?: string } }>(PODS, 'data', world.namespace)).spec.nodeName);
+    const node = await waitFor(
+      'the pod to be scheduled',
+      async () => (await world.admin.get<KubeObject & { spec: { nodeName?: string } }>(PODS, 'data', world.namespace)).spec.nodeName,
+    );
     expect(pv.metadata.labels?.['stowage.dev/node']).to.equal(node);
     const pool = await world.waitForPool(name, 'one bound volume', (p) => p.status?.counts?.volumes?.bound === 1);
     expect(pool.status?.capacity).to.deep.equal({ raw: '600Gi', usable: '588Gi', allocated: '98Gi', available: '490Gi' });
@@ -94,11 +121,15 @@ describe('Local pools: samples/local-ssd end to end (real control plane; agent s
     const old = (await world.volumesOf(name)).find((pv) => pv.status?.phase === 'Bound')!;
     const disk = old.metadata.labels!['stowage.dev/disk'];
     await world.releaseVolume('data');
-    const fresh = await waitFor('a fresh PV for the disk', async () => {
-      const pv = await world.admin.getIfExists<PersistentVolume>(PERSISTENT_VOLUMES, old.metadata.name!);
-      return pv && pv.metadata.uid !== old.metadata.uid && pv.status?.phase === 'Available' ? pv : undefined;
-    }, 90_000);
-    expect(world.agent.disks.get(disk)!.wipes).to.deep.equal([old.metadata.uid], 'exactly one wipe, for the released volume\'s UID');
+    const fresh = await waitFor(
+      'a fresh PV for the disk',
+      async () => {
+        const pv = await world.admin.getIfExists<PersistentVolume>(PERSISTENT_VOLUMES, old.metadata.name!);
+        return pv && pv.metadata.uid !== old.metadata.uid && pv.status?.phase === 'Available' ? pv : undefined;
+      },
+      90_000,
+    );
+    expect(world.agent.disks.get(disk)!.wipes).to.deep.equal([old.metadata.uid], "exactly one wipe, for the released volume's UID");
     expect(fresh.metadata.name).to.equal(old.metadata.name);
     const nd = await world.admin.get<NodeDisk & KubeObject>(NODE_DISKS, disk);
     expect(nd.spec.wipe).to.equal(undefined, 'the wipe request is withdrawn once its volume is gone');
@@ -126,7 +157,9 @@ describe('Local pools: samples/local-ssd end to end (real control plane; agent s
     // List items come without apiVersion/kind; put them back for the comparison.
     const pvs = (await world.volumesOf(name)).map((pv) => ({ ...pv, apiVersion: 'v1', kind: 'PersistentVolume' }));
     const live: KubeObject[] = [await world.admin.get<StorageClass>(STORAGE_CLASSES, className), ...pvs];
-    expect(rendered.map((o) => `${o.kind}/${o.metadata.name}`).sort()).to.deep.equal(live.map((o) => `${o.kind}/${o.metadata.name}`).sort());
+    expect(rendered.map((o) => `${o.kind}/${o.metadata.name}`).sort()).to.deep.equal(
+      live.map((o) => `${o.kind}/${o.metadata.name}`).sort(),
+    );
     for (const obj of rendered) {
       const match = live.find((l) => l.kind === obj.kind && l.metadata.name === obj.metadata.name)!;
       expect(isSubset(obj, match), `${obj.kind}/${obj.metadata.name} as rendered is what the cluster holds`).to.equal(true);

@@ -44,11 +44,21 @@ describe('pool deletion waits for the node agents to release its disks; the unin
   const pool = uniqueName('uninst');
   const root = (): string => path.join(work, 'disks');
   const startAgent = (): void => {
-    agent = AgentProcess.start(kubeconfig, node, [...disks.flatMap((d) => ['--allow-device', d.file]), '--root', root(), '--discovery-interval', '1']);
+    agent = AgentProcess.start(kubeconfig, node, [
+      ...disks.flatMap((d) => ['--allow-device', d.file]),
+      '--root',
+      root(),
+      '--discovery-interval',
+      '1',
+    ]);
   };
-  const poolPvs = async (): Promise<PersistentVolume[]> => (await admin.list<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })).items;
+  const poolPvs = async (): Promise<PersistentVolume[]> =>
+    (await admin.list<PersistentVolume>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${pool}` })).items;
   const mountsUnderWork = async (): Promise<string[]> =>
-    (await readFile('/proc/self/mounts', 'utf8')).split('\n').map((l) => l.split(' ')[1]).filter((t): t is string => !!t && t.startsWith(`${work}/`));
+    (await readFile('/proc/self/mounts', 'utf8'))
+      .split('\n')
+      .map((l) => l.split(' ')[1])
+      .filter((t): t is string => !!t && t.startsWith(`${work}/`));
 
   before(async () => {
     const { cp, client } = await adminClient();
@@ -60,11 +70,25 @@ describe('pool deletion waits for the node agents to release its disks; the unin
     disks = [await loops.create(64 * MiB), await loops.create(64 * MiB)];
     operator = await OperatorProcess.start(kubeconfig);
     startAgent();
-    await admin.apply(STORAGE_POOLS, {
-      apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: pool },
-      spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/node': node } } }, local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' } },
-    }, { fieldManager: 'kubectl' });
-    await waitFor('both disks prepared and their PVs offered', async () => (await poolPvs()).filter((pv) => pv.status?.phase === 'Available').length === 2, CONVERGE_MS);
+    await admin.apply(
+      STORAGE_POOLS,
+      {
+        apiVersion: 'stowage.dev/v1alpha1',
+        kind: 'StoragePool',
+        metadata: { name: pool },
+        spec: {
+          mode: 'Local',
+          disks: { selector: { matchLabels: { 'stowage.dev/node': node } } },
+          local: { volumeMode: 'Filesystem', fsType: 'ext4', cleanup: 'quick' },
+        },
+      },
+      { fieldManager: 'kubectl' },
+    );
+    await waitFor(
+      'both disks prepared and their PVs offered',
+      async () => (await poolPvs()).filter((pv) => pv.status?.phase === 'Available').length === 2,
+      CONVERGE_MS,
+    );
   });
 
   after(async () => {
@@ -73,11 +97,13 @@ describe('pool deletion waits for the node agents to release its disks; the unin
     if (admin) {
       await deletePoolForcibly(admin, pool).catch(() => undefined);
       for (const pv of await poolPvs().catch(() => [])) await admin.delete(PERSISTENT_VOLUMES, pv.metadata.name!).catch(() => undefined);
-      for (const d of await nodeDisksOf(admin, node).catch(() => [])) await admin.delete(NODE_DISKS, d.metadata.name).catch(() => undefined);
+      for (const d of await nodeDisksOf(admin, node).catch(() => []))
+        await admin.delete(NODE_DISKS, d.metadata.name).catch(() => undefined);
       await admin.delete(NODES, node).catch(() => undefined);
       admin.close();
     }
-    if (work) for (const t of (await mountsUnderWork()).sort((x, y) => y.length - x.length)) await run('umount', [t]).catch(() => undefined);
+    if (work)
+      for (const t of (await mountsUnderWork()).sort((x, y) => y.length - x.length)) await run('umount', [t]).catch(() => undefined);
     await loops.cleanup();
     if (work) await rm(work, { recursive: true, force: true });
   });
@@ -89,10 +115,14 @@ describe('pool deletion waits for the node agents to release its disks; the unin
 
     await agent!.stop(); // the agent is away while the pool is deleted
     await admin.delete(STORAGE_POOLS, pool);
-    const waiting = await waitFor('the pool to say it waits for the agent to release its disks', async () => {
-      const p = await admin.getIfExists<Pool>(STORAGE_POOLS, pool);
-      return poolCondition(p, 'Ready')?.reason === 'DisksReleasing' ? p : undefined;
-    }, CONVERGE_MS);
+    const waiting = await waitFor(
+      'the pool to say it waits for the agent to release its disks',
+      async () => {
+        const p = await admin.getIfExists<Pool>(STORAGE_POOLS, pool);
+        return poolCondition(p, 'Ready')?.reason === 'DisksReleasing' ? p : undefined;
+      },
+      CONVERGE_MS,
+    );
     const message = poolCondition(waiting, 'Ready')!.message;
     for (const n of names) expect(message).to.contain(n);
     expect(message).to.contain(node);
@@ -101,7 +131,11 @@ describe('pool deletion waits for the node agents to release its disks; the unin
     for (const d of disks) expect(await mountsOfDevice(d.device), `${d.device} still mounted: nobody released it yet`).to.have.length(1);
 
     startAgent();
-    await waitFor('the pool gone once the agent released its disks', async () => (await admin.getIfExists(STORAGE_POOLS, pool)) === undefined, CONVERGE_MS);
+    await waitFor(
+      'the pool gone once the agent released its disks',
+      async () => (await admin.getIfExists(STORAGE_POOLS, pool)) === undefined,
+      CONVERGE_MS,
+    );
     for (const nd of await nodeDisksOf(admin, node)) {
       expect(condition(nd, 'Prepared')?.reason, nd.metadata.name).to.equal('NotClaimed');
       expect(nd.metadata.labels?.['stowage.dev/pool'], `${nd.metadata.name}'s pool label`).to.equal(undefined);
@@ -111,17 +145,20 @@ describe('pool deletion waits for the node agents to release its disks; the unin
     await agent!.stop();
     await operator!.stop();
     for (const nd of await nodeDisksOf(admin, node)) await admin.delete(NODE_DISKS, nd.metadata.name);
-    expect(await mountsUnderWork(), 'mounts under the agent\'s root').to.deep.equal([]);
-    expect(await readdir(root()), 'entries under the agent\'s root').to.deep.equal([]);
+    expect(await mountsUnderWork(), "mounts under the agent's root").to.deep.equal([]);
+    expect(await readdir(root()), "entries under the agent's root").to.deep.equal([]);
     for (const d of disks) {
       // No output (the tool failed: nothing attached or no signature) reads as nothing found.
       const sig = (await run('blkid', ['-p', '-o', 'value', '-s', 'TYPE', d.device]).catch(() => '')).trim();
       expect(sig, `a signature left on ${d.device}`).to.equal('');
     }
     const losetup = (await run('losetup', ['--list', '--noheadings', '--output', 'BACK-FILE'])).split('\n').map((l) => l.trim());
-    expect(losetup.filter((f) => f.startsWith(`${work}/`)), 'loop devices over files under the agent\'s directories').to.deep.equal([]);
+    expect(
+      losetup.filter((f) => f.startsWith(`${work}/`)),
+      "loop devices over files under the agent's directories",
+    ).to.deep.equal([]);
     expect(await nodeDisksOf(admin, node)).to.deep.equal([]);
     expect(await poolPvs()).to.deep.equal([]);
-    expect(await admin.getIfExists(STORAGE_CLASSES, pool), 'the pool\'s StorageClass').to.equal(undefined);
+    expect(await admin.getIfExists(STORAGE_CLASSES, pool), "the pool's StorageClass").to.equal(undefined);
   });
 });

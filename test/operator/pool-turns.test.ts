@@ -34,7 +34,9 @@ describe('Local pools: pools take turns (real control plane; agent side played b
   it(`after a restart, each of ${POOLS} pools gets PVs before any pool has all of its own, then every pool is Ready with all`, async () => {
     world = await PoolWorld.start({ nodes: POOLS, startOperator: false });
     const pools: Pool[] = world.nodes.map((node) => ({
-      apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: `${node}-pool` },
+      apiVersion: 'stowage.dev/v1alpha1',
+      kind: 'StoragePool',
+      metadata: { name: `${node}-pool` },
       spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/node': node, [`test/${world.prefix}`]: 'yes' } } } },
     }));
     // The state an earlier operator left: every disk claimed for its pool and prepared by the agent.
@@ -43,19 +45,33 @@ describe('Local pools: pools take turns (real control plane; agent side played b
       for (let d = 0; d < DISKS_PER_POOL; d++) {
         const name = `${node}-d${String(d).padStart(2, '0')}`;
         await world.agent.addDisk({ name, node, capacity: '100Gi', media: 'ssd' });
-        await world.admin.apply(NODE_DISKS, {
-          apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk',
-          metadata: { name, labels: { [POOL_LABEL]: claim.pool, [`test/${world.prefix}`]: 'yes' } }, spec: { claim },
-        }, { fieldManager: 'stowage-operator' });
+        await world.admin.apply(
+          NODE_DISKS,
+          {
+            apiVersion: 'stowage.dev/v1alpha1',
+            kind: 'NodeDisk',
+            metadata: { name, labels: { [POOL_LABEL]: claim.pool, [`test/${world.prefix}`]: 'yes' } },
+            spec: { claim },
+          },
+          { fieldManager: 'stowage-operator' },
+        );
       }
     }
-    await waitFor('the agent double to prepare every disk', () => [...world.agent.disks.keys()]
-      .every((name) => world.agent.live(name)?.status?.conditions?.some((c) => c.type === 'Prepared' && c.status === 'True')));
+    await waitFor('the agent double to prepare every disk', () =>
+      [...world.agent.disks.keys()].every((name) =>
+        world.agent.live(name)?.status?.conditions?.some((c) => c.type === 'Prepared' && c.status === 'True'),
+      ),
+    );
     for (const pool of pools) await world.applyPool(pool);
 
     // Record the order in which PVs appear, then start the operator.
     const order: string[] = [];
-    created = new Informer<PersistentVolume>({ client: world.admin, resource: PERSISTENT_VOLUMES, labelSelector: 'app.kubernetes.io/managed-by=stowage', resyncMs: 0 });
+    created = new Informer<PersistentVolume>({
+      client: world.admin,
+      resource: PERSISTENT_VOLUMES,
+      labelSelector: 'app.kubernetes.io/managed-by=stowage',
+      resyncMs: 0,
+    });
     created.addHandler({
       added: (pv) => {
         if (world.nodes.includes(pv.metadata.labels?.['stowage.dev/node'] ?? '')) order.push(pv.metadata.labels![POOL_LABEL]);
@@ -70,10 +86,15 @@ describe('Local pools: pools take turns (real control plane; agent side played b
     const lastOf = (pool: string): number => order.lastIndexOf(pool);
     const lastToStart = Math.max(...pools.map((p) => firstOf(p.metadata.name)));
     const firstToFinish = Math.min(...pools.map((p) => lastOf(p.metadata.name)));
-    expect(lastToStart, `PV order by pool: ${order.map((p) => p.replace(/^.*node(\d+)-pool$/, '$1')).join('')}`).to.be.lessThan(firstToFinish);
+    expect(lastToStart, `PV order by pool: ${order.map((p) => p.replace(/^.*node(\d+)-pool$/, '$1')).join('')}`).to.be.lessThan(
+      firstToFinish,
+    );
     for (const pool of pools) {
-      await world.waitForPool(pool.metadata.name, 'Ready with all its volumes',
-        (p) => condition(p, 'Ready')?.status === 'True' && p.status?.counts?.volumes?.available === DISKS_PER_POOL);
+      await world.waitForPool(
+        pool.metadata.name,
+        'Ready with all its volumes',
+        (p) => condition(p, 'Ready')?.status === 'True' && p.status?.counts?.volumes?.available === DISKS_PER_POOL,
+      );
     }
   });
 });

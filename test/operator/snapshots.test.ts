@@ -25,12 +25,17 @@ describe('Dynamic pools: snapshot class, snapshot capacity and deletion (real co
     await world.agent.addDisk({ name: `${node}-a`, node, capacity: '100Gi', media: 'nvme' });
     await world.admin.mergePatch(NODE_DISKS, `${node}-a`, { metadata: { labels: { [`test/${world.prefix}`]: 'yes' } } });
     name = await world.applyPool({
-      apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: `${world.prefix}-snaps` },
+      apiVersion: 'stowage.dev/v1alpha1',
+      kind: 'StoragePool',
+      metadata: { name: `${world.prefix}-snaps` },
       spec: { mode: 'Dynamic', disks: { selector: { matchLabels: { [`test/${world.prefix}`]: 'yes' } } } },
     });
   });
   after(async () => {
-    for (const [rt, n] of [[POOL_SNAPSHOTS, snapshot()], [POOL_VOLUMES, volume()]] as const) {
+    for (const [rt, n] of [
+      [POOL_SNAPSHOTS, snapshot()],
+      [POOL_VOLUMES, volume()],
+    ] as const) {
       await world.admin.mergePatch(rt, n, { metadata: { finalizers: null } }).catch(() => undefined);
       await world.admin.delete(rt, n);
     }
@@ -38,8 +43,12 @@ describe('Dynamic pools: snapshot class, snapshot capacity and deletion (real co
     await removeSnapshotCrds(world.admin).catch(() => undefined);
   });
 
-  it('says the cluster has no snapshot CRDs, then publishes the pool\'s VolumeSnapshotClass once they are installed', async () => {
-    const missing = await world.waitForPool(name, 'SnapshotsAvailable=False', (p) => condition(p, 'SnapshotsAvailable')?.reason === 'SnapshotCRDsMissing');
+  it("says the cluster has no snapshot CRDs, then publishes the pool's VolumeSnapshotClass once they are installed", async () => {
+    const missing = await world.waitForPool(
+      name,
+      'SnapshotsAvailable=False',
+      (p) => condition(p, 'SnapshotsAvailable')?.reason === 'SnapshotCRDsMissing',
+    );
     expect(condition(missing, 'SnapshotsAvailable')?.status).to.equal('False');
     expect(condition(missing, 'SnapshotsAvailable')?.message).to.include('install the external-snapshotter');
 
@@ -52,25 +61,45 @@ describe('Dynamic pools: snapshot class, snapshot capacity and deletion (real co
     expect(vsc.metadata.ownerReferences?.[0]).to.deep.include({ kind: 'StoragePool', name, uid: ready.metadata.uid });
 
     await world.admin.mergePatch(STORAGE_POOLS, name, { spec: { snapshots: { deletionPolicy: 'Retain' } } });
-    await waitFor('the class to follow the pool\'s deletion policy', async () =>
-      (await world.admin.get<VolumeSnapshotClass>(VOLUME_SNAPSHOT_CLASSES, name)).deletionPolicy === 'Retain' || undefined);
+    await waitFor(
+      "the class to follow the pool's deletion policy",
+      async () => (await world.admin.get<VolumeSnapshotClass>(VOLUME_SNAPSHOT_CLASSES, name)).deletionPolicy === 'Retain' || undefined,
+    );
   });
 
   it('counts the bytes a snapshot holds alone as allocated, and deletion waits for the snapshot, naming it; the class goes with the pool', async () => {
     await world.admin.create(POOL_VOLUMES, {
-      apiVersion: 'stowage.dev/v1alpha1', kind: 'PoolVolume',
+      apiVersion: 'stowage.dev/v1alpha1',
+      kind: 'PoolVolume',
       metadata: { name: volume(), finalizers: ['stowage.dev/volume-data'] },
       spec: { pool: name, node: world.nodes[0], size: '10Gi', volumeMode: 'Filesystem', requestName: 'pvc-snap-test' },
     });
     await world.admin.create(POOL_SNAPSHOTS, {
-      apiVersion: 'stowage.dev/v1alpha1', kind: 'PoolSnapshot',
+      apiVersion: 'stowage.dev/v1alpha1',
+      kind: 'PoolSnapshot',
       metadata: { name: snapshot(), finalizers: ['stowage.dev/snapshot-data'] },
-      spec: { pool: name, node: world.nodes[0], sourceVolume: volume(), volumeMode: 'Filesystem', size: '10Gi', requestName: 'snapshot-test' },
+      spec: {
+        pool: name,
+        node: world.nodes[0],
+        sourceVolume: volume(),
+        volumeMode: 'Filesystem',
+        size: '10Gi',
+        requestName: 'snapshot-test',
+      },
     });
     // What the node daemon reports once the volume overwrote 5Gi the snapshot still holds.
-    await world.admin.mergePatch(POOL_SNAPSHOTS, snapshot(), { status: { phase: 'Ready', exclusive: String(5 * 1024 ** 3) } }, { subresource: 'status' });
+    await world.admin.mergePatch(
+      POOL_SNAPSHOTS,
+      snapshot(),
+      { status: { phase: 'Ready', exclusive: String(5 * 1024 ** 3) } },
+      { subresource: 'status' },
+    );
     // 100Gi minus the 10% metadata reserve = 90Gi usable; 10Gi volume + 5Gi held by the snapshot.
-    await world.waitForPool(name, '15Gi allocated', (p) => p.status?.capacity?.allocated === '15Gi' && p.status?.capacity?.available === '75Gi');
+    await world.waitForPool(
+      name,
+      '15Gi allocated',
+      (p) => p.status?.capacity?.allocated === '15Gi' && p.status?.capacity?.available === '75Gi',
+    );
 
     // The volume goes; the snapshot alone still holds the pool.
     await world.admin.mergePatch(POOL_VOLUMES, volume(), { metadata: { finalizers: null } });
@@ -78,7 +107,11 @@ describe('Dynamic pools: snapshot class, snapshot capacity and deletion (real co
     await world.admin.delete(STORAGE_POOLS, name);
     await waitFor('DeletionBlocked naming the snapshot', async () => {
       const p = await world.getPool(name);
-      return (condition(p, 'Ready')?.reason === 'DeletionBlocked' && (condition(p, 'Ready')?.message ?? '').includes('snapshot snapshot-test')) || undefined;
+      return (
+        (condition(p, 'Ready')?.reason === 'DeletionBlocked' &&
+          (condition(p, 'Ready')?.message ?? '').includes('snapshot snapshot-test')) ||
+        undefined
+      );
     });
     expect(await world.admin.getIfExists(VOLUME_SNAPSHOT_CLASSES, name), 'the class stays while snapshots exist').to.not.equal(undefined);
     // The node daemon would remove the snapshot's data and its finalizer; here the test does.

@@ -55,7 +55,10 @@ describe('StoragePool reconciler (real control plane)', function () {
   it('refuses an invalid spec at admission where the server runs CEL, and otherwise reports it as Ready=False/InvalidSpec, naming the field', async () => {
     const invalid = { mode: 'Local', replicated: { size: 2 }, disks: { selector: { matchLabels: { 'stowage.dev/media': 'none' } } } };
     if (server.celAtAdmission) {
-      const refused = await create(invalid).then(() => undefined, (e: Error) => e);
+      const refused = await create(invalid).then(
+        () => undefined,
+        (e: Error) => e,
+      );
       expect(refused, `${server.gitVersion} enforces the CRD's CEL rules`).to.be.an('error');
       expect(refused!.message).to.contain('spec.replicated.size').and.contain('set replicated.size to 1');
       return;
@@ -69,7 +72,11 @@ describe('StoragePool reconciler (real control plane)', function () {
   });
 
   it('tracks observedGeneration across spec changes; a valid pool without disks says NoDisks', async () => {
-    const name = await create({ mode: 'Local', replicated: { size: 2 }, disks: { selector: { matchLabels: { 'stowage.dev/media': 'none' } } } });
+    const name = await create({
+      mode: 'Local',
+      replicated: { size: 2 },
+      disks: { selector: { matchLabels: { 'stowage.dev/media': 'none' } } },
+    });
     await waitFor('first status', () => readyOf(name));
     await client.mergePatch(STORAGE_POOLS, name, { spec: { replicated: { size: 1 } } });
     const { pool, ready } = await waitFor('status for generation 2', async () => {
@@ -82,7 +89,11 @@ describe('StoragePool reconciler (real control plane)', function () {
   });
 
   it('sends no writes when nothing changed, across several full resyncs', async () => {
-    const name = await create({ mode: 'Dynamic', replicated: { size: 2 }, disks: { selector: { matchLabels: { 'stowage.dev/media': 'none' } } } });
+    const name = await create({
+      mode: 'Dynamic',
+      replicated: { size: 2 },
+      disks: { selector: { matchLabels: { 'stowage.dev/media': 'none' } } },
+    });
     const { pool } = await waitFor('status', () => readyOf(name));
     await new Promise((r) => setTimeout(r, 1_000));
     writes.length = 0;

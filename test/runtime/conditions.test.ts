@@ -9,16 +9,25 @@ describe('conditions', () => {
   it('sets lastTransitionTime on the first write and keeps it while the status stays', () => {
     const first = setCondition(undefined, { type: 'Ready', status: 'False', reason: 'Pending', message: 'x', observedGeneration: 1 }, t0);
     const second = setCondition(first, { type: 'Ready', status: 'False', reason: 'StillPending', message: 'y', observedGeneration: 2 }, t1);
-    expect(second).to.deep.equal([{ type: 'Ready', status: 'False', reason: 'StillPending', message: 'y', observedGeneration: 2, lastTransitionTime: t0 }]);
+    expect(second).to.deep.equal([
+      { type: 'Ready', status: 'False', reason: 'StillPending', message: 'y', observedGeneration: 2, lastTransitionTime: t0 },
+    ]);
   });
 
   it('moves lastTransitionTime when the status flips, and keeps the order of types', () => {
-    const start = setConditions(undefined, [
-      { type: 'Ready', status: 'False', reason: 'A', message: '' },
-      { type: 'DisksHealthy', status: 'True', reason: 'B', message: '' },
-    ], t0);
+    const start = setConditions(
+      undefined,
+      [
+        { type: 'Ready', status: 'False', reason: 'A', message: '' },
+        { type: 'DisksHealthy', status: 'True', reason: 'B', message: '' },
+      ],
+      t0,
+    );
     const flipped = setCondition(start, { type: 'Ready', status: 'True', reason: 'C', message: '' }, t1);
-    expect(flipped.map((c) => [c.type, c.lastTransitionTime])).to.deep.equal([['Ready', t1], ['DisksHealthy', t0]]);
+    expect(flipped.map((c) => [c.type, c.lastTransitionTime])).to.deep.equal([
+      ['Ready', t1],
+      ['DisksHealthy', t0],
+    ]);
   });
 
   it('formats timestamps as metav1.Time (seconds precision)', () => {

@@ -33,7 +33,11 @@ describe('EventRecorder on the real control plane', function () {
   }
 
   it('queues events and writes them in order, aggregates repeats, and a failed write loses only that event', async () => {
-    const object = await client.create<KubeObject>(CONFIG_MAPS, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'subject', namespace } });
+    const object = await client.create<KubeObject>(CONFIG_MAPS, {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'subject', namespace },
+    });
     const recorder = new EventRecorder(client, 'events-test');
     // Nothing is awaited until the end: recording only queues.
     const first = recorder.emit(object, 'Normal', 'First', 'one');
@@ -41,7 +45,12 @@ describe('EventRecorder on the real control plane', function () {
     void recorder.emit(object, 'Normal', 'Second', 'two');
     void recorder.emit(object, 'Normal', 'First', 'one'); // a repeat: counted on the first event
     // An event about an object in a namespace that does not exist cannot be written.
-    void recorder.emit({ ...object, metadata: { ...object.metadata, namespace: 'no-such-namespace-for-events' } }, 'Warning', 'Lost', 'cannot be written');
+    void recorder.emit(
+      { ...object, metadata: { ...object.metadata, namespace: 'no-such-namespace-for-events' } },
+      'Warning',
+      'Lost',
+      'cannot be written',
+    );
     const batch = recorder.batch(object);
     batch.add('Normal', 'Claimed', 'disk a');
     batch.add('Normal', 'Claimed', 'disk b');

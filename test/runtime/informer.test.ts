@@ -60,7 +60,11 @@ describe('Informer under injected faults (loopback fault server)', () => {
     const team = (o: KubeObject): string[] => [String((o.data as Partial<Record<string, string>>).team)];
     informer.addIndex('team', team);
     informer.addIndex('team', () => ['ignored']); // a second index under the same name is a no-op
-    const names = (value: string): string[] => informer.byIndex('team', value).map((o) => o.metadata.name!).sort();
+    const names = (value: string): string[] =>
+      informer
+        .byIndex('team', value)
+        .map((o) => o.metadata.name!)
+        .sort();
     await informer.waitForSync();
     expect(names('red')).to.deep.equal(['a']);
     // Missed while the watch was down: found by the relist, which rebuilds the index.

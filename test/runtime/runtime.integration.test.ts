@@ -32,10 +32,17 @@ describe('controller runtime on the real control plane', function () {
 
   /** Starts an informer on this test's namespace and a controller with `reconciler` over it. */
   async function startController(
-    reconciler: Reconciler, opts: { baseDelayMs?: number; debounceMs?: number; relevant?: UpdatePredicate<KubeObject> } = {},
+    reconciler: Reconciler,
+    opts: { baseDelayMs?: number; debounceMs?: number; relevant?: UpdatePredicate<KubeObject> } = {},
   ): Promise<{ informer: Informer; controller: Controller }> {
     const informer = new Informer({ client, resource: CONFIG_MAPS, namespace, resyncMs: 0 });
-    const controller = new Controller({ name: 'test', reconciler, workers: 4, baseDelayMs: opts.baseDelayMs ?? 5, debounceMs: opts.debounceMs ?? 0 });
+    const controller = new Controller({
+      name: 'test',
+      reconciler,
+      workers: 4,
+      baseDelayMs: opts.baseDelayMs ?? 5,
+      debounceMs: opts.debounceMs ?? 0,
+    });
     controller.watch(informer, (o) => [objectKey(o)], undefined, opts.relevant);
     informer.start();
     await informer.waitForSync();
@@ -83,12 +90,15 @@ describe('controller runtime on the real control plane', function () {
 
   it('with a debounce, a burst of 200 updates becomes one reconcile of the final state', async () => {
     const seen: string[] = [];
-    const { informer } = await startController({
-      async reconcile(key) {
-        if (key !== `${namespace}/burst`) return;
-        seen.push((informer.get(key)?.data as Record<string, string>).n);
+    const { informer } = await startController(
+      {
+        async reconcile(key) {
+          if (key !== `${namespace}/burst`) return;
+          seen.push((informer.get(key)?.data as Record<string, string>).n);
+        },
       },
-    }, { debounceMs: 3000 });
+      { debounceMs: 3000 },
+    );
     await client.create(CONFIG_MAPS, { metadata: { name: 'burst', namespace }, data: { n: '0' } });
     await waitFor('the first reconcile', () => seen.length === 1, 20_000);
     // The burst: all 200 writes land within one debounce window after the first event (a loaded
@@ -104,12 +114,15 @@ describe('controller runtime on the real control plane', function () {
 
   it('updates an UpdatePredicate rejects wake nothing; creates, deletes and accepted updates do', async () => {
     const reconciled: string[] = [];
-    await startController({
-      async reconcile(key) {
-        // Only this object: kube-controller-manager also publishes kube-root-ca.crt into the namespace.
-        if (key === `${namespace}/node-like`) reconciled.push(key.slice(namespace.length + 1));
+    await startController(
+      {
+        async reconcile(key) {
+          // Only this object: kube-controller-manager also publishes kube-root-ca.crt into the namespace.
+          if (key === `${namespace}/node-like`) reconciled.push(key.slice(namespace.length + 1));
+        },
       },
-    }, { relevant: (old, cm) => old.metadata.labels?.tier !== cm.metadata.labels?.tier });
+      { relevant: (old, cm) => old.metadata.labels?.tier !== cm.metadata.labels?.tier },
+    );
     await client.create(CONFIG_MAPS, { metadata: { name: 'node-like', namespace, labels: { tier: 'a' } }, data: { beat: '0' } });
     await waitFor('the create reconciled', () => reconciled.length === 1);
     for (let i = 1; i <= 20; i++) await client.mergePatch(CONFIG_MAPS, 'node-like', { data: { beat: String(i) } }, { namespace });
@@ -191,7 +204,9 @@ describe('controller runtime on the real control plane', function () {
     const manager = new Manager({ client });
     const informer = manager.informer(CONFIG_MAPS, { namespace });
     const order: string[] = [];
-    manager.controller({ name: 'warm-up-test', reconciler: { reconcile: async (key) => void order.push(`reconcile ${key}`) } }).watchFor(informer);
+    manager
+      .controller({ name: 'warm-up-test', reconciler: { reconcile: async (key) => void order.push(`reconcile ${key}`) } })
+      .watchFor(informer);
     manager.warmUp('broken', () => {
       order.push('broken warm-up');
       throw new Error('warm-up failure injected by the test');

@@ -7,7 +7,13 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { expect } from 'chai';
 import { DEFAULT_IMAGES, imageTable } from '../../src/operator/driver-stack/images.js';
-import { AGENT_ROOT, DEFAULT_NODE_REGISTRATION, DRIVER_NAME, KUBELET_DIR, desiredDriverStack } from '../../src/operator/driver-stack/render.js';
+import {
+  AGENT_ROOT,
+  DEFAULT_NODE_REGISTRATION,
+  DRIVER_NAME,
+  KUBELET_DIR,
+  desiredDriverStack,
+} from '../../src/operator/driver-stack/render.js';
 import {
   NEWEST_PROFILE,
   SIDECAR_PROFILES,
@@ -20,7 +26,6 @@ import { renderDesired } from '../../src/operator/render.js';
 import { renderCommand } from '../../src/cli/render.js';
 import { validateModel } from './models.js';
 
- 
 type Any = any;
 
 const input = { dynamicPools: 1, images: DEFAULT_IMAGES, namespace: 'stowage-system' };
@@ -36,7 +41,7 @@ const tagOf = (image: string): [number, number] => {
 };
 
 describe('node plugin registration: self or node-driver-registrar', () => {
-  it('defaults to self: the DaemonSet runs Stowage\'s image alone, registering with kubelet and serving liveness itself', () => {
+  it("defaults to self: the DaemonSet runs Stowage's image alone, registering with kubelet and serving liveness itself", () => {
     expect(DEFAULT_NODE_REGISTRATION).to.equal('self');
     const ds = daemonSet(desiredDriverStack(input));
     expect(() => validateModel(ds)).not.to.throw();
@@ -70,12 +75,21 @@ describe('node plugin registration: self or node-driver-registrar', () => {
     expect(pod.containers.map((c: Any) => c.name)).to.deep.equal(['stowage-node', 'node-driver-registrar', 'liveness-probe']);
     expect(containerOf(ds, 'stowage-node').args).not.to.include(`--kubelet-registration-dir=${KUBELET_DIR}/plugins_registry`);
     expect(containerOf(ds, 'stowage-node').args).to.include('--csi-endpoint=unix:///csi/csi.sock');
-    expect(containerOf(ds, 'node-driver-registrar').args).to.include(`--kubelet-registration-path=${KUBELET_DIR}/plugins/${DRIVER_NAME}/csi.sock`);
+    expect(containerOf(ds, 'node-driver-registrar').args).to.include(
+      `--kubelet-registration-path=${KUBELET_DIR}/plugins/${DRIVER_NAME}/csi.sock`,
+    );
     expect(containerOf(ds, 'node-driver-registrar').image).to.equal(DEFAULT_IMAGES['csi-node-driver-registrar']);
   });
 
   it('is the same choice in `stowage render` (renderDesired) as in the operator', () => {
-    const pools = [{ apiVersion: 'stowage.dev/v1alpha1', kind: 'StoragePool', metadata: { name: 'dyn' }, spec: { mode: 'Dynamic', disks: { selector: {} } } }] as Any[];
+    const pools = [
+      {
+        apiVersion: 'stowage.dev/v1alpha1',
+        kind: 'StoragePool',
+        metadata: { name: 'dyn' },
+        spec: { mode: 'Dynamic', disks: { selector: {} } },
+      },
+    ] as Any[];
     const self = renderDesired({ pools, disks: [] }).objects;
     const upstream = renderDesired({ pools, disks: [], registration: 'node-driver-registrar' }).objects;
     expect(containerOf(daemonSet(self), 'node-driver-registrar')).to.equal(undefined);
@@ -84,8 +98,12 @@ describe('node plugin registration: self or node-driver-registrar', () => {
 });
 
 describe('sidecars per Kubernetes server version', () => {
-  it('reads the server version as /version reports it, managed offerings\' suffixes included', () => {
-    expect(parseServerVersion({ major: '1', minor: '20', gitVersion: 'v1.20.2' })).to.deep.equal({ major: 1, minor: 20, gitVersion: 'v1.20.2' });
+  it("reads the server version as /version reports it, managed offerings' suffixes included", () => {
+    expect(parseServerVersion({ major: '1', minor: '20', gitVersion: 'v1.20.2' })).to.deep.equal({
+      major: 1,
+      minor: 20,
+      gitVersion: 'v1.20.2',
+    });
     expect(parseServerVersion({ major: '1', minor: '27+', gitVersion: 'v1.27.3-gke.100' })).to.include({ major: 1, minor: 27 });
     expect(parseServerVersion({ major: '1', minor: '29+' })).to.include({ major: 1, minor: 29 });
     expect(() => parseServerVersion({})).to.throw(/cannot tell the Kubernetes version/);
@@ -114,7 +132,10 @@ describe('sidecars per Kubernetes server version', () => {
     for (const minor of [21, 22, 23]) {
       const profile = sidecarProfile(v(`v1.${minor}.0`))!;
       expect(profile.capacityTracking, `1.${minor}`).to.equal(true);
-      const provisioner = containerOf(controller(desiredDriverStack({ ...input, images: imageTable([], profile.images), sidecars: profile })), 'csi-provisioner');
+      const provisioner = containerOf(
+        controller(desiredDriverStack({ ...input, images: imageTable([], profile.images), sidecars: profile })),
+        'csi-provisioner',
+      );
       expect(tagOf(provisioner.image)[0], `1.${minor}`).to.equal(3);
       expect(provisioner.args).to.include.members(['--enable-capacity', '--capacity-ownerref-level=2', '--feature-gates=Topology=true']);
     }
@@ -140,7 +161,8 @@ describe('sidecars per Kubernetes server version', () => {
       expect(matching, `1.${minor}`).to.have.length(1);
     }
     for (const profile of SIDECAR_PROFILES) {
-      for (const [name, image] of Object.entries(profile.images)) expect(image, `${profile.name} ${name}`).to.match(/^registry\.k8s\.io\/sig-storage\/[a-z-]+:v\d+\.\d+\.\d+$/);
+      for (const [name, image] of Object.entries(profile.images))
+        expect(image, `${profile.name} ${name}`).to.match(/^registry\.k8s\.io\/sig-storage\/[a-z-]+:v\d+\.\d+\.\d+$/);
     }
     expect(SIDECAR_PROFILES.map(describeRange)).to.deep.equal(['1.24 and later', '1.21–1.23', '1.20']);
   });
@@ -158,7 +180,9 @@ describe('sidecars per Kubernetes server version', () => {
   it('refuses, with a reason naming the version and what to do, a server older than 1.20; accepts Local and Dynamic pools from 1.20 on', () => {
     expect(sidecarProfile(v('v1.19.16'))).to.equal(undefined);
     for (const mode of ['Local', 'Dynamic'] as const) {
-      expect(unsupportedReason(v('v1.19.16'), mode), mode).to.match(/Kubernetes v1\.19\.16; Stowage needs 1\.20 or later .*upgrade the cluster/);
+      expect(unsupportedReason(v('v1.19.16'), mode), mode).to.match(
+        /Kubernetes v1\.19\.16; Stowage needs 1\.20 or later .*upgrade the cluster/,
+      );
       expect(unsupportedReason(v('v1.20.2'), mode), mode).to.equal(undefined);
       expect(unsupportedReason(v('v1.31.0'), mode), mode).to.equal(undefined);
     }
@@ -170,7 +194,10 @@ describe('stowage render --kubernetes-version / --node-registration', () => {
   let dir = '';
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'stowage-render-versions-'));
-    await writeFile(join(dir, 'pool.yaml'), 'apiVersion: stowage.dev/v1alpha1\nkind: StoragePool\nmetadata:\n  name: dyn\nspec:\n  mode: Dynamic\n  disks:\n    selector: {}\n');
+    await writeFile(
+      join(dir, 'pool.yaml'),
+      'apiVersion: stowage.dev/v1alpha1\nkind: StoragePool\nmetadata:\n  name: dyn\nspec:\n  mode: Dynamic\n  disks:\n    selector: {}\n',
+    );
   });
   after(async () => {
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -190,9 +217,16 @@ describe('stowage render --kubernetes-version / --node-registration', () => {
   it('prints the sidecars of the server version asked for, says which range, and the registration chosen', async () => {
     const old = await render({ kubernetesVersion: '1.20', registration: 'node-driver-registrar' });
     expect(old.code).to.equal(0);
-    expect(old.out).to.contain('# sidecars for Kubernetes 1.20\n').and.contain('csi-provisioner:v3.6.4').and.contain('--feature-gates=Topology=true').and.contain('node-driver-registrar');
+    expect(old.out)
+      .to.contain('# sidecars for Kubernetes 1.20\n')
+      .and.contain('csi-provisioner:v3.6.4')
+      .and.contain('--feature-gates=Topology=true')
+      .and.contain('node-driver-registrar');
     const current = await render({});
-    expect(current.out).to.contain('csi-provisioner:v6.4.0').and.contain('(pass --kubernetes-version for another server)').and.not.contain('csi-node-driver-registrar:');
+    expect(current.out)
+      .to.contain('csi-provisioner:v6.4.0')
+      .and.contain('(pass --kubernetes-version for another server)')
+      .and.not.contain('csi-node-driver-registrar:');
   });
 
   it('refuses a version Stowage does not support, saying which it does', async () => {

@@ -39,7 +39,6 @@ import { grantKey, grantsOf, type Grant } from './rbac.js';
 import { installSnapshotCrds, removeSnapshotCrds } from '../support/snapshot-crds.js';
 import { VOLUME_SNAPSHOT_CLASSES } from '../../src/operator/storagepool/snapshot-class.js';
 
- 
 type Any = any;
 
 const NS = 'stowage-system';
@@ -109,7 +108,11 @@ describe('install and driver stack (real control plane)', function () {
       apiVersion: 'stowage.dev/v1alpha1',
       kind: 'StoragePool',
       metadata: { name },
-      spec: { mode: 'Local', disks: { selector: { matchLabels: { 'stowage.dev/node': node } } }, local: { volumeMode: 'Filesystem', fsType: 'ext4' } },
+      spec: {
+        mode: 'Local',
+        disks: { selector: { matchLabels: { 'stowage.dev/node': node } } },
+        local: { volumeMode: 'Filesystem', fsType: 'ext4' },
+      },
     });
     return name;
   }
@@ -122,10 +125,14 @@ describe('install and driver stack (real control plane)', function () {
   async function deletePoolAndWaitForCsiRemoval(name: string): Promise<void> {
     await admin.delete(STORAGE_POOLS, name);
     await waitFor(`pool ${name} to be gone`, async () => !(await admin.getIfExists(STORAGE_POOLS, name)), 60_000);
-    await waitFor('the CSIDriver and the CSI controller Deployment to be removed', async () => {
-      const { driver, deployment } = await csiParts();
-      return !driver && !deployment;
-    }, 60_000);
+    await waitFor(
+      'the CSIDriver and the CSI controller Deployment to be removed',
+      async () => {
+        const { driver, deployment } = await csiParts();
+        return !driver && !deployment;
+      },
+      60_000,
+    );
   }
 
   /** A hand edit of managed DaemonSet fields, then the wait until the operator has undone it. */
@@ -144,10 +151,17 @@ describe('install and driver stack (real control plane)', function () {
     // The edit took (the server's answer to it); the operator may undo it within milliseconds.
     expect(edited.spec.template.spec.containers[0].image).to.equal('example.invalid/tampered:1');
     expect(edited.spec.template.spec.priorityClassName).to.equal(undefined);
-    await waitFor('the operator to undo the hand edit', async () => {
-      const ds = await live(DAEMON_SETS, NODE_DAEMONSET, NS);
-      return ds.spec.template.spec.containers[0].image === imageTable().stowage && ds.spec.template.spec.priorityClassName === 'system-node-critical';
-    }, RESYNC_MS * 10);
+    await waitFor(
+      'the operator to undo the hand edit',
+      async () => {
+        const ds = await live(DAEMON_SETS, NODE_DAEMONSET, NS);
+        return (
+          ds.spec.template.spec.containers[0].image === imageTable().stowage &&
+          ds.spec.template.spec.priorityClassName === 'system-node-critical'
+        );
+      },
+      RESYNC_MS * 10,
+    );
   }
 
   before(async () => {
@@ -197,11 +211,16 @@ describe('install and driver stack (real control plane)', function () {
   async function uninstall(): Promise<void> {
     await kubectl('delete', '-k', join(CONFIG_DIR, 'default'), '--wait=false', '--ignore-not-found');
     installed = false;
-    await waitFor('namespace stowage-system to be gone', async () => {
-      // A poll: the namespace may be going away under it; the check below decides.
-      await kubectl('delete', 'pods', '--all', '-n', NS, '--grace-period=0', '--force', '--ignore-not-found').catch(() => undefined);
-      return !(await admin.getIfExists(NAMESPACES, NS));
-    }, 180_000, 1_000);
+    await waitFor(
+      'namespace stowage-system to be gone',
+      async () => {
+        // A poll: the namespace may be going away under it; the check below decides.
+        await kubectl('delete', 'pods', '--all', '-n', NS, '--grace-period=0', '--force', '--ignore-not-found').catch(() => undefined);
+        return !(await admin.getIfExists(NAMESPACES, NS));
+      },
+      180_000,
+      1_000,
+    );
   }
 
   it('installs with `kubectl apply -k config/default` (kubectl v1.20.2, a server without CEL)', async () => {
@@ -231,31 +250,55 @@ describe('install and driver stack (real control plane)', function () {
       leaderElection: { namespace: NS, name: LEASE, identity: uniqueName('least-privilege') },
       informerDefaults: { resyncMs: RESYNC_MS },
     });
-    setupControllers(manager, { workers: 2, fieldManager: OPERATOR_FIELD_MANAGER, driverStack: { namespace: NS, images: imageTable(), resyncMs: RESYNC_MS } });
+    setupControllers(manager, {
+      workers: 2,
+      fieldManager: OPERATOR_FIELD_MANAGER,
+      driverStack: { namespace: NS, images: imageTable(), resyncMs: RESYNC_MS },
+    });
     const abort = new AbortController();
     inProcess = { abort, running: manager.run(abort.signal), client };
 
-    const deniedCalls = () =>
-      [...new Set(calls.filter((c) => c.code === 403).map((c) => `${c.verb} ${c.group || 'core'} ${c.resource}${c.subresource ? `/${c.subresource}` : ''} in ${c.namespace ?? 'cluster'}`))];
+    const deniedCalls = () => [
+      ...new Set(
+        calls
+          .filter((c) => c.code === 403)
+          .map(
+            (c) => `${c.verb} ${c.group || 'core'} ${c.resource}${c.subresource ? `/${c.subresource}` : ''} in ${c.namespace ?? 'cluster'}`,
+          ),
+      ),
+    ];
     try {
       await waitFor('DaemonSet stowage-node', () => live(DAEMON_SETS, NODE_DAEMONSET, NS), 60_000);
       // A cluster that takes snapshots: the Dynamic pool gets a VolumeSnapshotClass (created, then patched).
       await installSnapshotCrds(admin);
       const pool = await createDynamicPool();
-      await waitFor('the CSI parts for the Dynamic pool', async () => {
-        const { driver, deployment } = await csiParts();
-        return driver && deployment;
-      }, 60_000);
-      await waitFor('the pool\'s VolumeSnapshotClass', () => admin.getIfExists(VOLUME_SNAPSHOT_CLASSES, pool), 60_000);
+      await waitFor(
+        'the CSI parts for the Dynamic pool',
+        async () => {
+          const { driver, deployment } = await csiParts();
+          return driver && deployment;
+        },
+        60_000,
+      );
+      await waitFor("the pool's VolumeSnapshotClass", () => admin.getIfExists(VOLUME_SNAPSHOT_CLASSES, pool), 60_000);
       await admin.mergePatch(STORAGE_POOLS, pool, { spec: { snapshots: { deletionPolicy: 'Retain' } } });
-      await waitFor('the class to follow the pool', async () => (await admin.getIfExists<Any>(VOLUME_SNAPSHOT_CLASSES, pool))?.deletionPolicy === 'Retain', 60_000);
+      await waitFor(
+        'the class to follow the pool',
+        async () => (await admin.getIfExists<Any>(VOLUME_SNAPSHOT_CLASSES, pool))?.deletionPolicy === 'Retain',
+        60_000,
+      );
       // Converged: several resyncs send no write to the stack (a 1.20 server drops the CSIDriver's
       // storageCapacity, so "live contains desired" alone would rewrite it every time).
       await new Promise((r) => setTimeout(r, RESYNC_MS));
       const mark = calls.length;
       await new Promise((r) => setTimeout(r, 3 * RESYNC_MS));
-      const stackWrites = calls.slice(mark).filter((c) => !['get', 'list', 'watch'].includes(c.verb) && ['daemonsets', 'deployments', 'csidrivers'].includes(c.resource));
-      expect(stackWrites.map((c) => `${c.verb} ${c.resource}`), 'writes to a converged stack').to.deep.equal([]);
+      const stackWrites = calls
+        .slice(mark)
+        .filter((c) => !['get', 'list', 'watch'].includes(c.verb) && ['daemonsets', 'deployments', 'csidrivers'].includes(c.resource));
+      expect(
+        stackWrites.map((c) => `${c.verb} ${c.resource}`),
+        'writes to a converged stack',
+      ).to.deep.equal([]);
       await editDaemonSetAndWaitForRepair();
       await deletePoolAndWaitForCsiRemoval(pool);
 
@@ -267,22 +310,41 @@ describe('install and driver stack (real control plane)', function () {
       await agent.addDisk({ name: disk, node: nodes[0], capacity: '100Gi', media: 'ssd' });
       await agent.start();
       const local = await createLocalPool(nodes[0]);
-      const pvCount = async () => (await admin.list<KubeObject>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${local}` })).items.length;
+      const pvCount = async () =>
+        (await admin.list<KubeObject>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${local}` })).items.length;
       await waitFor('the local PV', async () => (await pvCount()) === 1, 60_000);
       // A hand edit of the PV is undone (PV patch).
       const [localPv] = (await admin.list<Any>(PERSISTENT_VOLUMES, { labelSelector: `stowage.dev/pool=${local}` })).items;
       await admin.mergePatch(PERSISTENT_VOLUMES, localPv.metadata.name, { spec: { persistentVolumeReclaimPolicy: 'Retain' } });
-      await waitFor('the PV repaired', async () => (await admin.get<Any>(PERSISTENT_VOLUMES, localPv.metadata.name)).spec.persistentVolumeReclaimPolicy === 'Delete', 60_000);
-      const select = (node: string) => admin.mergePatch(STORAGE_POOLS, local, { spec: { disks: { selector: { matchLabels: { 'stowage.dev/node': node } } } } });
+      await waitFor(
+        'the PV repaired',
+        async () => (await admin.get<Any>(PERSISTENT_VOLUMES, localPv.metadata.name)).spec.persistentVolumeReclaimPolicy === 'Delete',
+        60_000,
+      );
+      const select = (node: string) =>
+        admin.mergePatch(STORAGE_POOLS, local, { spec: { disks: { selector: { matchLabels: { 'stowage.dev/node': node } } } } });
       await select('no-such-node');
-      await waitFor('the disk to be released and its PV deleted', async () => (await pvCount()) === 0 && agent!.live(disk)?.spec.claim === undefined, 60_000);
+      await waitFor(
+        'the disk to be released and its PV deleted',
+        async () => (await pvCount()) === 0 && agent!.live(disk)?.spec.claim === undefined,
+        60_000,
+      );
       await select(nodes[0]);
-      await waitFor('the disk claimed again, with the repeated DiskClaimed event counted', async () => {
-        const events = await admin.list<Any>(EVENTS, { namespace: 'default', fieldSelector: `involvedObject.name=${local}` });
-        return (await pvCount()) === 1 && events.items.some((e) => e.reason === 'DiskClaimed' && e.count >= 2);
-      }, 60_000, 500);
+      await waitFor(
+        'the disk claimed again, with the repeated DiskClaimed event counted',
+        async () => {
+          const events = await admin.list<Any>(EVENTS, { namespace: 'default', fieldSelector: `involvedObject.name=${local}` });
+          return (await pvCount()) === 1 && events.items.some((e) => e.reason === 'DiskClaimed' && e.count >= 2);
+        },
+        60_000,
+        500,
+      );
       await admin.delete(STORAGE_POOLS, local);
-      await waitFor('the Local pool to be finalized and its PV deleted', async () => !(await admin.getIfExists(STORAGE_POOLS, local)) && (await pvCount()) === 0, 60_000);
+      await waitFor(
+        'the Local pool to be finalized and its PV deleted',
+        async () => !(await admin.getIfExists(STORAGE_POOLS, local)) && (await pvCount()) === 0,
+        60_000,
+      );
       await new Promise((r) => setTimeout(r, 3 * RESYNC_MS)); // lease renewals, resyncs
     } catch (err) {
       throw new Error(`${(err as Error).message}; calls denied so far: ${deniedCalls().join('; ') || 'none'}`, { cause: err });
@@ -298,7 +360,13 @@ describe('install and driver stack (real control plane)', function () {
     // A server-side apply that creates its object (201) is authorized as `patch` and `create`.
     const verbsOf = (c: ApiCall): string[] => (c.verb === 'patch' && c.code === 201 ? ['patch', 'create'] : [c.verb]);
     const used = (g: Grant): boolean =>
-      calls.some((c) => verbsOf(c).includes(g.verb) && c.group === g.group && (c.subresource ? `${c.resource}/${c.subresource}` : c.resource) === g.resource && (g.namespace === undefined || c.namespace === g.namespace));
+      calls.some(
+        (c) =>
+          verbsOf(c).includes(g.verb) &&
+          c.group === g.group &&
+          (c.subresource ? `${c.resource}/${c.subresource}` : c.resource) === g.resource &&
+          (g.namespace === undefined || c.namespace === g.namespace),
+      );
     const grants = await grantsOf('stowage-operator', NS);
     expect(grants.filter((g) => !used(g)).map(grantKey), 'granted but never used: remove from config/rbac').to.deep.equal([]);
   });
@@ -308,22 +376,44 @@ describe('install and driver stack (real control plane)', function () {
     await admin.delete(DAEMON_SETS, NODE_DAEMONSET, { namespace: NS, propagationPolicy: 'Background' });
     await waitFor('the old DaemonSet to be gone', async () => !(await live(DAEMON_SETS, NODE_DAEMONSET, NS)), 60_000);
     // No kubelet confirms that the old pods stopped; remove them as it would.
-    await kubectl('delete', 'pods', '-n', NS, '-l', 'app.kubernetes.io/component=node', '--grace-period=0', '--force', '--ignore-not-found');
+    await kubectl(
+      'delete',
+      'pods',
+      '-n',
+      NS,
+      '-l',
+      'app.kubernetes.io/component=node',
+      '--grace-period=0',
+      '--force',
+      '--ignore-not-found',
+    );
     operator = await OperatorProcess.start(kubeconfig, ['--leader-elect', '--leader-election-namespace', NS, '--namespace', NS]);
 
     const ds = await waitFor('DaemonSet stowage-node', () => live(DAEMON_SETS, NODE_DAEMONSET, NS), 60_000);
     expect(ds.metadata.managedFields.map((f: Any) => f.manager)).to.include(OPERATOR_FIELD_MANAGER);
-    const pods = await waitFor('one stowage-node pod on each registered Node', async () => {
-      const list = await admin.list<Any>(PODS, { namespace: NS, labelSelector: 'app.kubernetes.io/component=node' });
-      const mine = list.items.filter((p) => nodes.includes(p.spec.nodeName) && !p.metadata.deletionTimestamp && p.metadata.ownerReferences?.[0]?.uid === ds.metadata.uid);
-      return mine.length === nodes.length && new Set(mine.map((p) => p.spec.nodeName)).size === nodes.length ? mine : undefined;
-    }, 90_000, 500);
+    const pods = await waitFor(
+      'one stowage-node pod on each registered Node',
+      async () => {
+        const list = await admin.list<Any>(PODS, { namespace: NS, labelSelector: 'app.kubernetes.io/component=node' });
+        const mine = list.items.filter(
+          (p) =>
+            nodes.includes(p.spec.nodeName) && !p.metadata.deletionTimestamp && p.metadata.ownerReferences?.[0]?.uid === ds.metadata.uid,
+        );
+        return mine.length === nodes.length && new Set(mine.map((p) => p.spec.nodeName)).size === nodes.length ? mine : undefined;
+      },
+      90_000,
+      500,
+    );
     for (const pod of pods) {
       const spec = pod.spec;
       const node = spec.containers.find((c: Any) => c.name === 'stowage-node');
       expect(node.securityContext.privileged, pod.metadata.name).to.equal(true);
       const propagation = Object.fromEntries(node.volumeMounts.map((m: Any) => [m.mountPath, m.mountPropagation]));
-      expect(propagation).to.include({ '/var/lib/kubelet': 'Bidirectional', '/var/lib/stowage': 'Bidirectional', '/dev': 'HostToContainer' });
+      expect(propagation).to.include({
+        '/var/lib/kubelet': 'Bidirectional',
+        '/var/lib/stowage': 'Bidirectional',
+        '/dev': 'HostToContainer',
+      });
       expect(node.volumeMounts.map((m: Any) => m.mountPath)).to.include.members(['/sys', '/run/udev']);
       const hostPaths = spec.volumes.filter((v: Any) => v.hostPath).map((v: Any) => v.hostPath.path);
       expect(hostPaths).to.include.members(['/dev', '/sys', '/run/udev', '/var/lib/kubelet', '/var/lib/stowage']);
@@ -340,41 +430,67 @@ describe('install and driver stack (real control plane)', function () {
   it('adds the CSIDriver and the CSI controller Deployment with a Dynamic pool, as rendered, keeps them while a volume of the driver exists, and removes them with the last one', async () => {
     // A CSIDriver of the same name left with a different immutable field (say, by an older
     // install): with no volume depending on it, the operator recreates it.
-    await admin.create(CSI_DRIVERS, { apiVersion: 'storage.k8s.io/v1', kind: 'CSIDriver', metadata: { name: DRIVER_NAME }, spec: { attachRequired: true } });
+    await admin.create(CSI_DRIVERS, {
+      apiVersion: 'storage.k8s.io/v1',
+      kind: 'CSIDriver',
+      metadata: { name: DRIVER_NAME },
+      spec: { attachRequired: true },
+    });
     const pool = await createDynamicPool();
-    const { driver, deployment } = await waitFor('the CSI parts, with the CSIDriver recreated as rendered', async () => {
-      const parts = await csiParts();
-      return parts.driver && parts.deployment && parts.driver.spec.attachRequired === false ? parts : undefined;
-    }, 60_000);
+    const { driver, deployment } = await waitFor(
+      'the CSI parts, with the CSIDriver recreated as rendered',
+      async () => {
+        const parts = await csiParts();
+        return parts.driver && parts.deployment && parts.driver.spec.attachRequired === false ? parts : undefined;
+      },
+      60_000,
+    );
     // The sidecars and their flags follow the server's version (a 1.20 server gets the 3.x provisioner line).
     const version = parseServerVersion(await admin.request<{ gitVersion?: string }>({ method: 'GET', path: '/version' }));
     const sidecars = sidecarProfile(version)!;
-    expect(version.minor, `the profile for ${version.gitVersion}`).to.be.at.least(sidecars.minMinor).and.below(sidecars.maxMinor ?? Infinity);
+    expect(version.minor, `the profile for ${version.gitVersion}`)
+      .to.be.at.least(sidecars.minMinor)
+      .and.below(sidecars.maxMinor ?? Infinity);
     expect(sidecars.capacityTracking, `capacity tracking on ${version.gitVersion}`).to.equal(version.minor >= 21);
     const rendered = desiredDriverStack({ dynamicPools: 1, images: imageTable([], sidecars.images), namespace: NS, sidecars });
     expect(driver.spec).to.include({ attachRequired: false, podInfoOnMount: true, fsGroupPolicy: 'File' });
     expect(driver.spec.volumeLifecycleModes).to.deep.equal(['Persistent']);
-    expect((rendered[2] as Any).spec.template.spec.containers.map((c: Any) => c.image)).to.deep.equal(deployment.spec.template.spec.containers.map((c: Any) => c.image));
+    expect((rendered[2] as Any).spec.template.spec.containers.map((c: Any) => c.image)).to.deep.equal(
+      deployment.spec.template.spec.containers.map((c: Any) => c.image),
+    );
     // What the server stored still validates against the official schema, and holds every field
     // the renderer (`stowage render`) states — except, on 1.20, CSIDriver.spec.storageCapacity, which
     // a server without the CSIStorageCapacity feature gate (alpha, off, before 1.21) drops.
     const daemonSet = await live(DAEMON_SETS, NODE_DAEMONSET, NS);
     for (const obj of [driver, deployment, daemonSet]) {
       const { status: _s, ...spec } = obj;
-      expect(() => validateModel({ ...spec, metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace, labels: obj.metadata.labels } }), obj.kind).not.to.throw();
+      expect(
+        () =>
+          validateModel({ ...spec, metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace, labels: obj.metadata.labels } }),
+        obj.kind,
+      ).not.to.throw();
     }
     const [dsWanted, driverWanted, deployWanted] = rendered.map(({ apiVersion: _a, kind: _k, ...rest }) => rest) as Any[];
     expect(isSubset(dsWanted, daemonSet), 'DaemonSet as rendered').to.equal(true);
     expect(isSubset(deployWanted, deployment), 'Deployment as rendered').to.equal(true);
     const { storageCapacity: dropped, ...driverSpec } = driverWanted.spec;
-    expect(isSubset({ ...driverWanted, spec: version.minor >= 21 ? driverWanted.spec : driverSpec }, driver), 'CSIDriver as rendered').to.equal(true);
-    if (version.minor < 21) expect(driver.spec.storageCapacity, `${version.gitVersion} drops storageCapacity (asked: ${dropped})`).to.equal(undefined);
+    expect(
+      isSubset({ ...driverWanted, spec: version.minor >= 21 ? driverWanted.spec : driverSpec }, driver),
+      'CSIDriver as rendered',
+    ).to.equal(true);
+    if (version.minor < 21)
+      expect(driver.spec.storageCapacity, `${version.gitVersion} drops storageCapacity (asked: ${dropped})`).to.equal(undefined);
 
     // A volume of the driver keeps the CSI parts after its pool is gone; they go with the last one.
     const volume = uniqueName('stack-csi-pv');
     await admin.create(PERSISTENT_VOLUMES, {
       metadata: { name: volume },
-      spec: { capacity: { storage: '1Gi' }, accessModes: ['ReadWriteOnce'], persistentVolumeReclaimPolicy: 'Retain', csi: { driver: DRIVER_NAME, volumeHandle: volume } },
+      spec: {
+        capacity: { storage: '1Gi' },
+        accessModes: ['ReadWriteOnce'],
+        persistentVolumeReclaimPolicy: 'Retain',
+        csi: { driver: DRIVER_NAME, volumeHandle: volume },
+      },
     });
     try {
       await admin.delete(STORAGE_POOLS, pool);
@@ -396,7 +512,10 @@ describe('install and driver stack (real control plane)', function () {
   });
 
   it('least privilege: the node agent inventories, prepares and releases a disk with its own token, using every permission its role grants', async () => {
-    const client = await KubeClient.load({ kubeconfig: await serviceAccountKubeconfig('stowage-node'), userAgent: 'stowage-node/least-privilege-test' });
+    const client = await KubeClient.load({
+      kubeconfig: await serviceAccountKubeconfig('stowage-node'),
+      userAgent: 'stowage-node/least-privilege-test',
+    });
     const calls: ApiCall[] = [];
     client.observe((call) => calls.push(call));
     client.observe((call) => nodeCallsAll.push(call));
@@ -409,12 +528,20 @@ describe('install and driver stack (real control plane)', function () {
     const node = nodes[1];
     try {
       const disk = await loops.create(256 * 1024 * 1024);
-      nodeAgent = await startNodeAgent({ client, nodeName: node, root: join(tmp, 'agent-root'), allowDevices: [disk.device], udev: false, discoveryIntervalMs: 1_000 });
+      nodeAgent = await startNodeAgent({
+        client,
+        nodeName: node,
+        root: join(tmp, 'agent-root'),
+        allowDevices: [disk.device],
+        udev: false,
+        discoveryIntervalMs: 1_000,
+      });
       const nodeDisk = () => admin.list<Any>(NODE_DISKS, { labelSelector: `stowage.dev/node=${node}` }).then((l) => l.items[0]);
       const condition = (d: Any, type: string) => d?.status?.conditions?.find((c: Any) => c.type === type)?.status;
       await waitFor('the loop disk as an Eligible NodeDisk', async () => condition(await nodeDisk(), 'Eligible') === 'True', 60_000);
       const pool = await createLocalPool(node);
-      const select = (n: string) => admin.mergePatch(STORAGE_POOLS, pool, { spec: { disks: { selector: { matchLabels: { 'stowage.dev/node': n } } } } });
+      const select = (n: string) =>
+        admin.mergePatch(STORAGE_POOLS, pool, { spec: { disks: { selector: { matchLabels: { 'stowage.dev/node': n } } } } });
       const released = async () => {
         const d = await nodeDisk();
         return d.spec.claim === undefined && condition(d, 'Eligible') === 'True' && !d.status?.preparation;
@@ -422,14 +549,27 @@ describe('install and driver stack (real control plane)', function () {
       // Claimed, prepared, released — twice, so the agent's repeated Released event is counted (patched).
       for (let round = 1; round <= 2; round++) {
         if (round > 1) await select(node);
-        await waitFor(`round ${round}: the claimed disk prepared by the agent`, async () => condition(await nodeDisk(), 'Prepared') === 'True', 60_000, 250);
+        await waitFor(
+          `round ${round}: the claimed disk prepared by the agent`,
+          async () => condition(await nodeDisk(), 'Prepared') === 'True',
+          60_000,
+          250,
+        );
         await select('no-such-node');
         await waitFor(`round ${round}: the disk released and Eligible again`, released, 90_000, 250);
       }
-      await waitFor('the repeated Released event', async () => {
-        const events = await admin.list<Any>(EVENTS, { namespace: 'default', fieldSelector: `involvedObject.name=${(await nodeDisk()).metadata.name}` });
-        return events.items.some((e) => e.reason === 'Released' && e.count >= 2);
-      }, 30_000, 250);
+      await waitFor(
+        'the repeated Released event',
+        async () => {
+          const events = await admin.list<Any>(EVENTS, {
+            namespace: 'default',
+            fieldSelector: `involvedObject.name=${(await nodeDisk()).metadata.name}`,
+          });
+          return events.items.some((e) => e.reason === 'Released' && e.count >= 2);
+        },
+        30_000,
+        250,
+      );
       await admin.delete(STORAGE_POOLS, pool);
       await waitFor('the pool to be gone', async () => !(await admin.getIfExists(STORAGE_POOLS, pool)), 60_000);
     } finally {
@@ -440,11 +580,22 @@ describe('install and driver stack (real control plane)', function () {
       operatorClient.close();
       client.close();
     }
-    const denied = [...new Set(calls.filter((c) => c.code === 403).map((c) => `${c.verb} ${c.group || 'core'} ${c.resource}${c.subresource ? `/${c.subresource}` : ''}`))];
+    const denied = [
+      ...new Set(
+        calls
+          .filter((c) => c.code === 403)
+          .map((c) => `${c.verb} ${c.group || 'core'} ${c.resource}${c.subresource ? `/${c.subresource}` : ''}`),
+      ),
+    ];
     expect(denied, 'calls the install does not permit; add the rule to config/rbac').to.deep.equal([]);
     const verbsOf = (c: ApiCall): string[] => (c.verb === 'patch' && c.code === 201 ? ['patch', 'create'] : [c.verb]);
     const used = (g: Grant): boolean =>
-      calls.some((c) => verbsOf(c).includes(g.verb) && c.group === g.group && (c.subresource ? `${c.resource}/${c.subresource}` : c.resource) === g.resource);
+      calls.some(
+        (c) =>
+          verbsOf(c).includes(g.verb) &&
+          c.group === g.group &&
+          (c.subresource ? `${c.resource}/${c.subresource}` : c.resource) === g.resource,
+      );
     // The Dynamic-pool rules of the same role are used by the next test (realizer, CSI Node service).
     const grants = (await grantsOf('stowage-node', NS)).filter((g) => !/^(storagepools|poolvolumes|poolsnapshots)/.test(g.resource));
     expect(grants.filter((g) => !used(g)).map(grantKey), 'granted but never used: remove from config/rbac').to.deep.equal([]);
@@ -455,10 +606,16 @@ describe('install and driver stack (real control plane)', function () {
     const mountCap = { mount: { fs_type: '', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
     // A real Dynamic pool on loop devices with the node side running (the CSI tests' fixture).
     const fx = new DynamicPoolFixture();
-    const client = await KubeClient.load({ kubeconfig: await serviceAccountKubeconfig('stowage-csi-controller'), userAgent: 'stowage-csi/least-privilege-test' });
+    const client = await KubeClient.load({
+      kubeconfig: await serviceAccountKubeconfig('stowage-csi-controller'),
+      userAgent: 'stowage-csi/least-privilege-test',
+    });
     const calls: ApiCall[] = [];
     client.observe((c) => calls.push(c));
-    const nodeClient = await KubeClient.load({ kubeconfig: await serviceAccountKubeconfig('stowage-node'), userAgent: 'stowage-node/least-privilege-test' });
+    const nodeClient = await KubeClient.load({
+      kubeconfig: await serviceAccountKubeconfig('stowage-node'),
+      userAgent: 'stowage-node/least-privilege-test',
+    });
     const nodeCalls: ApiCall[] = [];
     nodeClient.observe((c) => nodeCalls.push(c));
     nodeClient.observe((c) => nodeCallsAll.push(c));
@@ -483,24 +640,45 @@ describe('install and driver stack (real control plane)', function () {
       const endpoint = `unix://${join(tmp, 'csi-controller.sock')}`;
       controller = await startCsiControllerServer({ client, endpoint });
       rpc = new (csiV1() as Any).Controller(endpoint, grpc.credentials.createInsecure()) as CsiClient;
-      await waitFor('the controller to see the pool\'s prepared disks', () => controller!.controller.capacities(fx.pool).length > 0, 30_000);
-      const created = await call(rpc, 'CreateVolume', { name: uniqueName('pvc'), capacity_range: { required_bytes: String(64 * MiB) }, volume_capabilities: [mountCap], parameters: { pool: fx.pool } });
+      await waitFor("the controller to see the pool's prepared disks", () => controller!.controller.capacities(fx.pool).length > 0, 30_000);
+      const created = await call(rpc, 'CreateVolume', {
+        name: uniqueName('pvc'),
+        capacity_range: { required_bytes: String(64 * MiB) },
+        volume_capabilities: [mountCap],
+        parameters: { pool: fx.pool },
+      });
       const id = created.volume.volume_id as string;
       const staging = join(tmp, 'staging');
-      await waitFor('the volume realized on the node and staged', async () => {
-        try {
-          await call(nodeRpc!, 'NodeStageVolume', { volume_id: id, staging_target_path: staging, volume_capability: mountCap });
-          return true;
-        } catch {
-          return false; // UNAVAILABLE until the realizer reported it Ready
-        }
-      }, 30_000, 250);
+      await waitFor(
+        'the volume realized on the node and staged',
+        async () => {
+          try {
+            await call(nodeRpc!, 'NodeStageVolume', { volume_id: id, staging_target_path: staging, volume_capability: mountCap });
+            return true;
+          } catch {
+            return false; // UNAVAILABLE until the realizer reported it Ready
+          }
+        },
+        30_000,
+        250,
+      );
       await call(nodeRpc, 'NodeUnstageVolume', { volume_id: id, staging_target_path: staging });
       await call(rpc, 'GetCapacity', { volume_capabilities: [mountCap], parameters: { pool: fx.pool } });
-      await call(rpc, 'ControllerExpandVolume', { volume_id: id, capacity_range: { required_bytes: String(96 * MiB) }, volume_capability: mountCap });
+      await call(rpc, 'ControllerExpandVolume', {
+        volume_id: id,
+        capacity_range: { required_bytes: String(96 * MiB) },
+        volume_capability: mountCap,
+      });
       // Snapshot, restore, and both deleted: the snapshot's data is removed by the node, then its finalizer.
       const snapshot = (await call(rpc, 'CreateSnapshot', { name: uniqueName('snapshot'), source_volume_id: id })).snapshot;
-      const restored = (await call(rpc, 'CreateVolume', { name: uniqueName('pvc'), volume_capabilities: [mountCap], parameters: { pool: fx.pool }, volume_content_source: { snapshot: { snapshot_id: snapshot.snapshot_id } } })).volume;
+      const restored = (
+        await call(rpc, 'CreateVolume', {
+          name: uniqueName('pvc'),
+          volume_capabilities: [mountCap],
+          parameters: { pool: fx.pool },
+          volume_content_source: { snapshot: { snapshot_id: snapshot.snapshot_id } },
+        })
+      ).volume;
       await call(rpc, 'ListSnapshots', {});
       await call(rpc, 'DeleteVolume', { volume_id: restored.volume_id });
       await call(rpc, 'DeleteSnapshot', { snapshot_id: snapshot.snapshot_id });
@@ -519,18 +697,40 @@ describe('install and driver stack (real control plane)', function () {
       nodeClient.close();
       await fx.cleanup();
     }
-    const nodeDenied = [...new Set(nodeCalls.filter((c) => c.code === 403).map((c) => `${c.verb} ${c.group || 'core'} ${c.resource}${c.subresource ? `/${c.subresource}` : ''}`))];
+    const nodeDenied = [
+      ...new Set(
+        nodeCalls
+          .filter((c) => c.code === 403)
+          .map((c) => `${c.verb} ${c.group || 'core'} ${c.resource}${c.subresource ? `/${c.subresource}` : ''}`),
+      ),
+    ];
     expect(nodeDenied, 'node daemon calls the install does not permit').to.deep.equal([]);
     // The whole node role, over both node tests (Local disks above, Dynamic volumes here).
     const nodeGrantUsed = (g: Grant): boolean =>
-      nodeCallsAll.some((c) => (c.verb === 'patch' && c.code === 201 ? ['patch', 'create'] : [c.verb]).includes(g.verb) && c.group === g.group && (c.subresource ? `${c.resource}/${c.subresource}` : c.resource) === g.resource);
+      nodeCallsAll.some(
+        (c) =>
+          (c.verb === 'patch' && c.code === 201 ? ['patch', 'create'] : [c.verb]).includes(g.verb) &&
+          c.group === g.group &&
+          (c.subresource ? `${c.resource}/${c.subresource}` : c.resource) === g.resource,
+      );
     const nodeGrants = await grantsOf('stowage-node', NS);
     expect(nodeGrants.filter((g) => !nodeGrantUsed(g)).map(grantKey), 'node role: granted but never used').to.deep.equal([]);
-    const denied = [...new Set(calls.filter((c) => c.code === 403).map((c) => `${c.verb} ${c.group || 'core'} ${c.resource}${c.subresource ? `/${c.subresource}` : ''}`))];
+    const denied = [
+      ...new Set(
+        calls
+          .filter((c) => c.code === 403)
+          .map((c) => `${c.verb} ${c.group || 'core'} ${c.resource}${c.subresource ? `/${c.subresource}` : ''}`),
+      ),
+    ];
     expect(denied, 'calls the install does not permit; add the rule to config/rbac').to.deep.equal([]);
     const verbsOf = (c: ApiCall): string[] => (c.verb === 'patch' && c.code === 201 ? ['patch', 'create'] : [c.verb]);
     const used = (g: Grant): boolean =>
-      calls.some((c) => verbsOf(c).includes(g.verb) && c.group === g.group && (c.subresource ? `${c.resource}/${c.subresource}` : c.resource) === g.resource);
+      calls.some(
+        (c) =>
+          verbsOf(c).includes(g.verb) &&
+          c.group === g.group &&
+          (c.subresource ? `${c.resource}/${c.subresource}` : c.resource) === g.resource,
+      );
     // The sidecars' role (upstream kubernetes-csi RBAC) cannot be exercised here: their images cannot be pulled.
     const grants = await grantsOf('stowage-csi-controller', NS, (file) => file !== 'rbac/csi_sidecars_role.yaml');
     expect(grants.filter((g) => !used(g)).map(grantKey), 'granted but never used: remove from config/rbac').to.deep.equal([]);
@@ -545,7 +745,8 @@ describe('install and driver stack (real control plane)', function () {
     const leftovers: string[] = [];
     const check = async (what: string, path: string, match: (o: Any) => boolean): Promise<void> => {
       const list = await admin.request<{ items: Any[] }>({ method: 'GET', path });
-      for (const o of list.items.filter(match)) leftovers.push(`${what}/${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`);
+      for (const o of list.items.filter(match))
+        leftovers.push(`${what}/${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`);
     };
     const stowageNamed = (o: Any) => /^stowage/.test(o.metadata.name) || o.metadata.labels?.['app.kubernetes.io/part-of'] === 'stowage';
     await check('crd', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', (o) => o.spec.group === 'stowage.dev');

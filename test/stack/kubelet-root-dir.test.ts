@@ -14,7 +14,6 @@ import { DEFAULT_KUBELET_ROOT_DIR, kubeletRootDir } from '../../src/operator/dri
 import { DRIVER_NAME, NODE_REGISTRATIONS, desiredDriverStack } from '../../src/operator/driver-stack/render.js';
 import { validateModel } from './models.js';
 
- 
 type Any = any;
 
 const K0S = '/var/lib/k0s/kubelet';
@@ -22,7 +21,11 @@ const input = { dynamicPools: 1, images: DEFAULT_IMAGES, namespace: 'stowage-sys
 const nodeDaemonSet = (registration: (typeof NODE_REGISTRATIONS)[number], kubeletDir?: string): Any =>
   desiredDriverStack({ ...input, registration, ...(kubeletDir ? { kubeletDir } : {}) }).find((o) => o.kind === 'DaemonSet');
 const cli = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
-const run = (...args: string[]) => promisify(execFile)(process.execPath, [cli, ...args]).then((r) => ({ code: 0, ...r }), (e: Any) => ({ code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string }));
+const run = (...args: string[]) =>
+  promisify(execFile)(process.execPath, [cli, ...args]).then(
+    (r) => ({ code: 0, ...r }),
+    (e: Any) => ({ code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string }),
+  );
 
 describe('kubelet root directory (--kubelet-root-dir)', () => {
   for (const registration of NODE_REGISTRATIONS) {
@@ -36,7 +39,10 @@ describe('kubelet root directory (--kubelet-root-dir)', () => {
       const hostPaths = Object.fromEntries(pod.volumes.filter((v: Any) => v.hostPath).map((v: Any) => [v.name, v.hostPath.path]));
       expect(hostPaths['kubelet-dir']).to.equal(K0S);
       if (registration === 'self') {
-        expect(node.args).to.include.members([`--csi-endpoint=unix://${K0S}/plugins/${DRIVER_NAME}/csi.sock`, `--kubelet-registration-dir=${K0S}/plugins_registry`]);
+        expect(node.args).to.include.members([
+          `--csi-endpoint=unix://${K0S}/plugins/${DRIVER_NAME}/csi.sock`,
+          `--kubelet-registration-dir=${K0S}/plugins_registry`,
+        ]);
       } else {
         expect(hostPaths).to.include({ 'plugin-dir': `${K0S}/plugins/${DRIVER_NAME}`, 'registration-dir': `${K0S}/plugins_registry` });
         const registrar = pod.containers.find((c: Any) => c.name === 'node-driver-registrar');
@@ -48,15 +54,20 @@ describe('kubelet root directory (--kubelet-root-dir)', () => {
     });
   }
 
-  it('accepts the known distributions\' roots (a trailing slash dropped) and refuses what no kubelet root can be, saying why', () => {
-    for (const dir of [DEFAULT_KUBELET_ROOT_DIR, K0S, '/var/snap/microk8s/common/var/lib/kubelet', '/var/lib/rancher/k3s/agent/kubelet']) expect(kubeletRootDir(dir)).to.equal(dir);
+  it("accepts the known distributions' roots (a trailing slash dropped) and refuses what no kubelet root can be, saying why", () => {
+    for (const dir of [DEFAULT_KUBELET_ROOT_DIR, K0S, '/var/snap/microk8s/common/var/lib/kubelet', '/var/lib/rancher/k3s/agent/kubelet'])
+      expect(kubeletRootDir(dir)).to.equal(dir);
     expect(kubeletRootDir(`${K0S}/`)).to.equal(K0S);
     expect(kubeletRootDir()).to.equal(DEFAULT_KUBELET_ROOT_DIR);
-    expect(() => kubeletRootDir('var/lib/kubelet')).to.throw(/--kubelet-root-dir "var\/lib\/kubelet" is not an absolute path; pass kubelet's --root-dir/);
+    expect(() => kubeletRootDir('var/lib/kubelet')).to.throw(
+      /--kubelet-root-dir "var\/lib\/kubelet" is not an absolute path; pass kubelet's --root-dir/,
+    );
     expect(() => kubeletRootDir('/var/lib/../kubelet')).to.throw(/is not in normal form \(write \/var\/kubelet\)/);
     expect(() => kubeletRootDir('/var/lib/my kubelet')).to.throw(/has a character other than/);
     expect(() => kubeletRootDir('/')).to.throw(/is the root directory/);
-    expect(() => kubeletRootDir('/var/lib/stowage/kubelet')).to.throw(/overlaps \/var\/lib\/stowage, which the node DaemonSet mounts separately/);
+    expect(() => kubeletRootDir('/var/lib/stowage/kubelet')).to.throw(
+      /overlaps \/var\/lib\/stowage, which the node DaemonSet mounts separately/,
+    );
     expect(() => kubeletRootDir('/dev')).to.throw(/overlaps \/dev/);
   });
 
@@ -64,10 +75,15 @@ describe('kubelet root directory (--kubelet-root-dir)', () => {
     const dir = await mkdtemp(join(tmpdir(), 'stowage-kubelet-root-'));
     try {
       const pool = join(dir, 'pool.yaml');
-      await writeFile(pool, 'apiVersion: stowage.dev/v1alpha1\nkind: StoragePool\nmetadata:\n  name: fast\nspec:\n  mode: Dynamic\n  disks:\n    selector: {}\n');
+      await writeFile(
+        pool,
+        'apiVersion: stowage.dev/v1alpha1\nkind: StoragePool\nmetadata:\n  name: fast\nspec:\n  mode: Dynamic\n  disks:\n    selector: {}\n',
+      );
       const rendered = await run('render', '-f', pool, '--kubelet-root-dir', K0S);
       expect(rendered.code, rendered.stderr).to.equal(0);
-      const ds = parseAllDocuments(rendered.stdout).map((d) => d.toJS()).find((o: Any) => o?.kind === 'DaemonSet');
+      const ds = parseAllDocuments(rendered.stdout)
+        .map((d) => d.toJS())
+        .find((o: Any) => o?.kind === 'DaemonSet');
       expect(ds.spec.template.spec.volumes).to.deep.include({ name: 'kubelet-dir', hostPath: { path: K0S, type: 'Directory' } });
       const badRender = await run('render', '-f', pool, '--kubelet-root-dir', 'kubelet');
       expect(badRender.code).to.equal(1);

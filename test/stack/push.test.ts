@@ -10,8 +10,6 @@ import { isAlive } from '../cluster/host.js';
 import { stowageImageArchive } from '../cluster/kubelet-images.js';
 import { LoopbackRegistry } from '../cluster/kubelet-registry.js';
 
- 
-
 const exec = promisify(execFile);
 
 describe('make push: the image into a loopback registry, digest kept', function () {
@@ -28,21 +26,28 @@ describe('make push: the image into a loopback registry, digest kept', function 
     await registry?.stop();
   });
 
-  it('pushes under each tag; the registry resolves every tag and the digest to the archive\'s own digest', async () => {
+  it("pushes under each tag; the registry resolves every tag and the digest to the archive's own digest", async () => {
     const index = JSON.parse((await exec('tar', ['-xOf', archive, 'index.json'])).stdout);
     const digest: string = index.manifests[0].digest;
     const pushed = await registry!.push('stowage-dev', [version, 'edge']);
     expect(pushed.digest).to.equal(digest);
     expect(pushed.refs).to.deep.equal([`${registry!.host}/stowage-dev/stowage:${version}`, `${registry!.host}/stowage-dev/stowage:edge`]);
-    for (const reference of [version, 'edge', digest]) expect(await registry!.resolve('stowage-dev/stowage', reference), reference).to.equal(digest);
+    for (const reference of [version, 'edge', digest])
+      expect(await registry!.resolve('stowage-dev/stowage', reference), reference).to.equal(digest);
     expect(await registry!.resolve('stowage-dev/stowage', 'no-such-tag')).to.equal(undefined);
     // skopeo reads it back as the image make image built.
-    const inspect = JSON.parse((await exec('skopeo', ['inspect', '--tls-verify=false', `docker://${registry!.host}/stowage-dev/stowage@${digest}`])).stdout);
+    const inspect = JSON.parse(
+      (await exec('skopeo', ['inspect', '--tls-verify=false', `docker://${registry!.host}/stowage-dev/stowage@${digest}`])).stdout,
+    );
     expect(inspect.Labels['org.opencontainers.image.version']).to.equal(version);
   });
 
   it('refuses a REGISTRY that names the image, a bad tag, and no registry, saying what to pass', async () => {
-    const push = (...vars: string[]) => exec('make', ['--no-print-directory', '-s', 'push', 'PUSH_TLS_VERIFY=false', ...vars]).then(() => '', (e: any) => e.stderr as string);
+    const push = (...vars: string[]) =>
+      exec('make', ['--no-print-directory', '-s', 'push', 'PUSH_TLS_VERIFY=false', ...vars]).then(
+        () => '',
+        (e: any) => e.stderr as string,
+      );
     expect(await push(`REGISTRY=${registry!.host}/stowage-dev/stowage`)).to.contain('names the image; give the host and path only');
     expect(await push(`REGISTRY=${registry!.host}/stowage-dev`, 'PUSH_TAGS=bad/tag')).to.contain('"bad/tag" is not a valid image tag');
     expect(await push('REGISTRY=')).to.contain('no registry: make push REGISTRY=');

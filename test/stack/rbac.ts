@@ -38,7 +38,10 @@ export async function grantsOf(serviceAccount: string, namespace: string, files?
   const grants: Grant[] = [];
   for (const obj of objects) {
     if (obj.kind !== 'ClusterRoleBinding' && obj.kind !== 'RoleBinding') continue;
-    const binding = obj as KubeObject & { subjects: { kind: string; name: string; namespace?: string }[]; roleRef: { kind: string; name: string } };
+    const binding = obj as KubeObject & {
+      subjects: { kind: string; name: string; namespace?: string }[];
+      roleRef: { kind: string; name: string };
+    };
     if (!binding.subjects.some((s) => s.kind === 'ServiceAccount' && s.name === serviceAccount && s.namespace === namespace)) continue;
     const scope = obj.kind === 'RoleBinding' ? obj.metadata.namespace : undefined;
     const roleKey = `${binding.roleRef.kind}/${binding.roleRef.kind === 'Role' ? scope : ''}/${binding.roleRef.name}`;
@@ -48,7 +51,8 @@ export async function grantsOf(serviceAccount: string, namespace: string, files?
       for (const group of rule.apiGroups ?? ['']) {
         for (const resource of rule.resources ?? []) {
           for (const verb of rule.verbs) {
-            for (const resourceName of rule.resourceNames ?? [undefined]) grants.push({ namespace: scope, group, resource, verb, resourceName });
+            for (const resourceName of rule.resourceNames ?? [undefined])
+              grants.push({ namespace: scope, group, resource, verb, resourceName });
           }
         }
       }

@@ -13,7 +13,6 @@ import { Manager } from '../../src/runtime/manager.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { adminClient, createNamespace, waitFor } from '../support/cluster.js';
 
- 
 type Any = any;
 
 describe('switching the node plugin registration on a live DaemonSet (real control plane)', function () {
@@ -42,10 +41,15 @@ describe('switching the node plugin registration on a live DaemonSet (real contr
     const abort = new AbortController();
     const running = manager.run(abort.signal);
     try {
-      return await waitFor(`the DaemonSet with registration ${registration}`, async () => {
-        const ds = await admin.getIfExists<Any>(DAEMON_SETS, NODE_DAEMONSET, namespace);
-        return ds && until(ds) ? ds : undefined;
-      }, 30_000, 200);
+      return await waitFor(
+        `the DaemonSet with registration ${registration}`,
+        async () => {
+          const ds = await admin.getIfExists<Any>(DAEMON_SETS, NODE_DAEMONSET, namespace);
+          return ds && until(ds) ? ds : undefined;
+        },
+        30_000,
+        200,
+      );
     } finally {
       abort.abort();
       await running;

@@ -19,7 +19,6 @@ import { nodeAgentArgs } from '../../src/operator/driver-stack/node-agent-args.j
 import type { KubeObject } from '../../src/kube/types.js';
 import { CONFIG_DIR, configObjects, validateModel } from './models.js';
 
- 
 type Any = any;
 
 const input = { dynamicPools: 0, images: DEFAULT_IMAGES, namespace: 'stowage-system' };
@@ -71,10 +70,20 @@ describe('driver stack rendering', () => {
     const node = pod.containers[0];
     expect(node.securityContext).to.deep.equal({ privileged: true, runAsUser: 0 });
     expect(node.env.map((e: Any) => [e.name, e.valueFrom.fieldRef.fieldPath])).to.deep.include(['NODE_NAME', 'spec.nodeName']);
-    expect(node.args).to.deep.equal(['node', '--root=/var/lib/stowage/disks', '--pool-root=/var/lib/stowage', '--csi-endpoint=unix:///csi/csi.sock', '--kubelet-dir=/var/lib/kubelet', '--metrics-bind-address=:8080']);
+    expect(node.args).to.deep.equal([
+      'node',
+      '--root=/var/lib/stowage/disks',
+      '--pool-root=/var/lib/stowage',
+      '--csi-endpoint=unix:///csi/csi.sock',
+      '--kubelet-dir=/var/lib/kubelet',
+      '--metrics-bind-address=:8080',
+    ]);
     expect(node.ports.map((p: Any) => p.name)).to.include('metrics'); // what config/prometheus's PodMonitor scrapes
     // Liveness stays the livenessprobe sidecar's; readiness is the daemon's own /readyz in both modes.
-    expect([node.livenessProbe.httpGet, node.readinessProbe.httpGet]).to.deep.equal([{ path: '/healthz', port: 'healthz' }, { path: '/readyz', port: 'metrics' }]);
+    expect([node.livenessProbe.httpGet, node.readinessProbe.httpGet]).to.deep.equal([
+      { path: '/healthz', port: 'healthz' },
+      { path: '/readyz', port: 'metrics' },
+    ]);
     const mounts = Object.fromEntries(node.volumeMounts.map((m: Any) => [m.mountPath, m.mountPropagation ?? (m.readOnly ? 'ro' : 'None')]));
     expect(mounts).to.deep.equal({
       '/csi': 'None',
@@ -116,16 +125,34 @@ describe('driver stack rendering', () => {
     const pod = deploy.spec.template.spec;
     expect(pod.serviceAccountName).to.equal('stowage-csi-controller');
     expect(pod.securityContext.runAsNonRoot).to.equal(true);
-    expect(pod.containers.map((c: Any) => c.name)).to.deep.equal(['stowage-csi-controller', 'csi-provisioner', 'csi-resizer', 'csi-snapshotter', 'liveness-probe']);
+    expect(pod.containers.map((c: Any) => c.name)).to.deep.equal([
+      'stowage-csi-controller',
+      'csi-provisioner',
+      'csi-resizer',
+      'csi-snapshotter',
+      'liveness-probe',
+    ]);
     const args = (name: string): string[] => pod.containers.find((c: Any) => c.name === name).args;
-    expect(args('csi-provisioner')).to.include.members(['--strict-topology', '--enable-capacity', '--capacity-ownerref-level=2', '--extra-create-metadata', '--leader-election']);
-    expect(args('csi-provisioner'), 'the Topology gate is on by default from external-provisioner v5.0').not.to.include('--feature-gates=Topology=true');
+    expect(args('csi-provisioner')).to.include.members([
+      '--strict-topology',
+      '--enable-capacity',
+      '--capacity-ownerref-level=2',
+      '--extra-create-metadata',
+      '--leader-election',
+    ]);
+    expect(args('csi-provisioner'), 'the Topology gate is on by default from external-provisioner v5.0').not.to.include(
+      '--feature-gates=Topology=true',
+    );
     expect(args('csi-resizer')).to.include('--leader-election');
     expect(args('csi-snapshotter')).to.include('--leader-election');
     const provisionerEnv = pod.containers.find((c: Any) => c.name === 'csi-provisioner').env.map((e: Any) => e.name);
     expect(provisionerEnv).to.include.members(['POD_NAME', 'NAMESPACE']); // capacity tracking finds its owner through these (external-provisioner ≥ v3.0)
     for (const c of pod.containers) {
-      expect(c.securityContext, c.name).to.deep.equal({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+      expect(c.securityContext, c.name).to.deep.equal({
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'] },
+      });
       expect(c.resources.limits.memory, c.name).to.be.a('string');
     }
   });
@@ -151,7 +178,7 @@ describe('driver stack rendering', () => {
     expect(c.ports.map((p: Any) => p.name)).to.deep.equal(['metrics']);
   });
 
-  it('passes the operator\'s --node-agent-arg discovery flags to the node agent, in order, and refuses any other flag', () => {
+  it("passes the operator's --node-agent-arg discovery flags to the node agent, in order, and refuses any other flag", () => {
     const args = nodeAgentArgs(['--allow-device=/dev/loop7', '--include-path=/dev/disk/by-id/nvme-*', '--allow-device=/dev/loop8']);
     const ds: Any = byKind(desiredDriverStack({ ...input, nodeAgentArgs: args }), 'DaemonSet');
     const agentArgs: string[] = ds.spec.template.spec.containers[0].args;
@@ -159,22 +186,38 @@ describe('driver stack rendering', () => {
     // Without any, the node container's command line is the plain one.
     const plain: Any = byKind(desiredDriverStack(input), 'DaemonSet');
     expect(plain.spec.template.spec.containers[0].args).to.deep.equal(agentArgs.slice(0, -3));
-    expect(() => nodeAgentArgs(['--csi-endpoint=unix:///tmp/x.sock'])).to.throw(/--csi-endpoint is not a discovery flag of stowage node.*allow-device/);
+    expect(() => nodeAgentArgs(['--csi-endpoint=unix:///tmp/x.sock'])).to.throw(
+      /--csi-endpoint is not a discovery flag of stowage node.*allow-device/,
+    );
     expect(() => nodeAgentArgs(['/dev/sdb'])).to.throw(/"\/dev\/sdb" is not of the form --FLAG=VALUE/);
     expect(() => nodeAgentArgs(['--allow-device'])).to.throw(/not of the form --FLAG=VALUE/);
   });
 
   it('`stowage operator --node-agent-arg` reaches the check at start-up: a bad flag stops it with what to pass instead', async () => {
     const cli = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
-    const run = promisify(execFile)(process.execPath, [cli, 'operator', '--node-agent-arg=--csi-endpoint=unix:///x.sock', '--kubeconfig', '/nonexistent/kubeconfig']);
-    const err: Any = await run.then(() => undefined, (e: unknown) => e);
+    const run = promisify(execFile)(process.execPath, [
+      cli,
+      'operator',
+      '--node-agent-arg=--csi-endpoint=unix:///x.sock',
+      '--kubeconfig',
+      '/nonexistent/kubeconfig',
+    ]);
+    const err: Any = await run.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err?.code, 'exit code').to.equal(1);
     expect(err.stderr).to.match(/--node-agent-arg: --csi-endpoint is not a discovery flag of stowage node.*allow-device/);
   });
 
   it('takes every image from the one table, and --image overrides replace exactly the named entry', () => {
-    const images = imageTable(['csi-provisioner=mirror.example:5000/sig-storage/csi-provisioner:v6.4.0', 'stowage=mirror.example:5000/stowage@sha256:' + 'a'.repeat(64)]);
-    const used = desiredDriverStack({ ...input, images, dynamicPools: 1, registration: 'node-driver-registrar' }).flatMap((o: Any) => o.spec.template?.spec.containers.map((c: Any) => c.image) ?? []);
+    const images = imageTable([
+      'csi-provisioner=mirror.example:5000/sig-storage/csi-provisioner:v6.4.0',
+      'stowage=mirror.example:5000/stowage@sha256:' + 'a'.repeat(64),
+    ]);
+    const used = desiredDriverStack({ ...input, images, dynamicPools: 1, registration: 'node-driver-registrar' }).flatMap(
+      (o: Any) => o.spec.template?.spec.containers.map((c: Any) => c.image) ?? [],
+    );
     expect(new Set(used)).to.deep.equal(new Set(Object.values(images)));
     expect(images['csi-provisioner']).to.equal('mirror.example:5000/sig-storage/csi-provisioner:v6.4.0');
     expect(images['csi-resizer']).to.equal(DEFAULT_IMAGES['csi-resizer']);
@@ -196,11 +239,15 @@ describe('install manifests (config/)', () => {
     for (const { file, obj } of await configObjects('rbac')) {
       const rules: Any[] = (obj as Any).rules ?? [];
       for (const rule of rules) {
-        for (const field of ['apiGroups', 'resources', 'verbs', 'resourceNames']) expect(rule[field] ?? [], `${file} ${field}`).not.to.include('*');
+        for (const field of ['apiGroups', 'resources', 'verbs', 'resourceNames'])
+          expect(rule[field] ?? [], `${file} ${field}`).not.to.include('*');
         expect(rule.resources.join(','), file).not.to.match(/secrets/);
       }
       if (obj.kind?.endsWith('Binding')) {
-        expect((obj as Any).subjects.map((s: Any) => `${s.kind}/${s.namespace}/${s.name}`), file).to.satisfy((subjects: string[]) =>
+        expect(
+          (obj as Any).subjects.map((s: Any) => `${s.kind}/${s.namespace}/${s.name}`),
+          file,
+        ).to.satisfy((subjects: string[]) =>
           subjects.every((s) => /^ServiceAccount\/stowage-system\/stowage-(operator|node|csi-controller)$/.test(s)),
         );
       }
@@ -215,7 +262,11 @@ describe('install manifests (config/)', () => {
     expect(deploy.metadata.namespace).to.equal('stowage-system');
     expect(pod.serviceAccountName).to.equal('stowage-operator');
     expect(pod.securityContext.runAsNonRoot).to.equal(true);
-    expect(c.securityContext).to.deep.equal({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(c.securityContext).to.deep.equal({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
     expect(c.args).to.include('--leader-elect');
     expect(c.args).to.include.members(['--metrics-bind-address=:8080', '--health-probe-bind-address=:8081']);
     const port = (name: string) => c.ports.find((p: Any) => p.name === name).containerPort;

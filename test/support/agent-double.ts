@@ -70,11 +70,16 @@ export class AgentDouble {
   async addDisk(disk: DoubleDisk): Promise<void> {
     const state: DiskState = { disk, present: true, healthy: true, wipes: [], failWipes: false };
     this.disks.set(disk.name, state);
-    await this.client.apply(NODE_DISKS, {
-      apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk',
-      metadata: { name: disk.name, labels: { 'stowage.dev/node': disk.node, 'stowage.dev/media': disk.media ?? 'ssd' } },
-      spec: { nodeName: disk.node, devicePath: `/dev/disk/by-id/test-${disk.name}` },
-    }, { fieldManager: AGENT_FIELD_MANAGER });
+    await this.client.apply(
+      NODE_DISKS,
+      {
+        apiVersion: 'stowage.dev/v1alpha1',
+        kind: 'NodeDisk',
+        metadata: { name: disk.name, labels: { 'stowage.dev/node': disk.node, 'stowage.dev/media': disk.media ?? 'ssd' } },
+        spec: { nodeName: disk.node, devicePath: `/dev/disk/by-id/test-${disk.name}` },
+      },
+      { fieldManager: AGENT_FIELD_MANAGER },
+    );
     await this.writeStatus(state, undefined);
   }
 
@@ -128,7 +133,12 @@ export class AgentDouble {
     const { disk } = state;
     const claimed = live?.spec.claim !== undefined;
     const conditions: ConditionInput[] = [
-      { type: 'Present', status: state.present ? 'True' : 'False', reason: state.present ? 'Found' : 'NotFound', message: state.present ? 'seen on the node' : 'not seen on the node' },
+      {
+        type: 'Present',
+        status: state.present ? 'True' : 'False',
+        reason: state.present ? 'Found' : 'NotFound',
+        message: state.present ? 'seen on the node' : 'not seen on the node',
+      },
       disk.ineligible && !claimed
         ? { type: 'Eligible', status: 'False', reason: disk.ineligible, message: `test disk: ${disk.ineligible}` }
         : claimed
@@ -153,9 +163,17 @@ export class AgentDouble {
     if (live && jsonEqual(live.status, status)) return;
     if (live?.status?.preparation && !status.preparation) {
       // Removing fields: a merge patch, since server-side apply on a 1.20 server leaves nulls behind.
-      await this.client.mergePatch(NODE_DISKS, disk.name, { status: { preparation: null, usage: null } }, { subresource: 'status', fieldManager: AGENT_FIELD_MANAGER });
+      await this.client.mergePatch(
+        NODE_DISKS,
+        disk.name,
+        { status: { preparation: null, usage: null } },
+        { subresource: 'status', fieldManager: AGENT_FIELD_MANAGER },
+      );
     }
-    await this.client.apply(NODE_DISKS, { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name: disk.name }, status },
-      { fieldManager: AGENT_FIELD_MANAGER, subresource: 'status' });
+    await this.client.apply(
+      NODE_DISKS,
+      { apiVersion: 'stowage.dev/v1alpha1', kind: 'NodeDisk', metadata: { name: disk.name }, status },
+      { fieldManager: AGENT_FIELD_MANAGER, subresource: 'status' },
+    );
   }
 }

@@ -104,7 +104,12 @@ export class FaultServer {
     if (url.searchParams.get('watch') !== 'true') {
       this.lists += 1;
       this.listResourceVersions.push(url.searchParams.get('resourceVersion') ?? '');
-      const list = { kind: 'ConfigMapList', apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) }, items: [...this.objects.values()] };
+      const list = {
+        kind: 'ConfigMapList',
+        apiVersion: 'v1',
+        metadata: { resourceVersion: String(this.rv) },
+        items: [...this.objects.values()],
+      };
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(list));
       return;
     }
@@ -113,7 +118,8 @@ export class FaultServer {
     const behaviour = this.watchPlan.shift() ?? { kind: 'stream' };
     switch (behaviour.kind) {
       case 'status':
-        res.writeHead(behaviour.code, { 'Content-Type': 'application/json' })
+        res
+          .writeHead(behaviour.code, { 'Content-Type': 'application/json' })
           .end(JSON.stringify({ kind: 'Status', code: behaviour.code, reason: 'InternalError', message: 'injected fault' }));
         return;
       case 'reset':
@@ -123,7 +129,9 @@ export class FaultServer {
         return;
       case 'gone-in-stream':
         res.writeHead(200, { 'Content-Type': 'application/json' });
-        res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' } })}\n`);
+        res.end(
+          `${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' } })}\n`,
+        );
         return;
       case 'silent':
         res.writeHead(200, { 'Content-Type': 'application/json' });

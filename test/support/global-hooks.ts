@@ -32,7 +32,8 @@ export const mochaHooks = {
     }
     // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows what stopping the kubelet threw, as it was
     if (kubeletStopError) throw kubeletStopError;
-    if (faults && faults.problems.length > 0) throw new Error(`fault suite: faults not survived, objects leaked or bytes lost:\n  ${faults.problems.join('\n  ')}`);
+    if (faults && faults.problems.length > 0)
+      throw new Error(`fault suite: faults not survived, objects leaked or bytes lost:\n  ${faults.problems.join('\n  ')}`);
     if (hostBefore && (process.env.STOWAGE_TEST_HYGIENE === '1' || kubeletRan)) {
       const changes = hostChanges(hostBefore, undefined, { machineWide: process.env.STOWAGE_TEST_HYGIENE === '1' });
       if (changes.length > 0) throw new Error(`host hygiene: the test run changed the machine:\n  ${changes.join('\n  ')}`);

@@ -63,7 +63,8 @@ export class LoopDevices {
    * e.g. a replacement disk already on an agent's allow-list), and attaches it.
    */
   async createAt(file: string, sizeBytes: number): Promise<LoopDevice> {
-    if (!this.dir || path.dirname(file) !== this.dir) throw new Error(`${file} is not in this helper's directory ${this.dir ?? '(none yet)'}`);
+    if (!this.dir || path.dirname(file) !== this.dir)
+      throw new Error(`${file} is not in this helper's directory ${this.dir ?? '(none yet)'}`);
     const handle = await open(file, 'wx');
     await handle.truncate(sizeBytes);
     await handle.close();

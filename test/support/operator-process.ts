@@ -21,7 +21,17 @@ export class OperatorProcess {
     const address = `127.0.0.1:${port}`;
     const child = spawn(
       process.execPath,
-      [CLI, 'operator', '--kubeconfig', kubeconfig, '--metrics-bind-address', address, '--health-probe-bind-address', address, ...extraArgs],
+      [
+        CLI,
+        'operator',
+        '--kubeconfig',
+        kubeconfig,
+        '--metrics-bind-address',
+        address,
+        '--health-probe-bind-address',
+        address,
+        ...extraArgs,
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STOWAGE_LOG_LEVEL: 'info', ...env } },
     );
     return new OperatorProcess(child, port);

@@ -83,10 +83,14 @@ export class PoolWorld {
 
   /** Waits until `predicate` holds for the pool's status (after the operator observed its generation). */
   waitForPool(name: string, what: string, predicate: (pool: Pool) => boolean, timeoutMs = 60_000): Promise<Pool> {
-    return waitFor(`pool ${name}: ${what}`, async () => {
-      const pool = await this.getPool(name);
-      return pool && pool.status?.observedGeneration === pool.metadata.generation && predicate(pool) ? pool : undefined;
-    }, timeoutMs);
+    return waitFor(
+      `pool ${name}: ${what}`,
+      async () => {
+        const pool = await this.getPool(name);
+        return pool && pool.status?.observedGeneration === pool.metadata.generation && predicate(pool) ? pool : undefined;
+      },
+      timeoutMs,
+    );
   }
 
   async volumesOf(pool: string): Promise<PersistentVolume[]> {
@@ -94,7 +98,9 @@ export class PoolWorld {
   }
 
   async eventsFor(name: string): Promise<string[]> {
-    const events = await this.admin.list<KubeObject & { involvedObject: { name: string }; reason: string; message: string }>(EVENTS, { namespace: 'default' });
+    const events = await this.admin.list<KubeObject & { involvedObject: { name: string }; reason: string; message: string }>(EVENTS, {
+      namespace: 'default',
+    });
     return events.items.filter((e) => e.involvedObject.name === name).map((e) => `${e.reason}: ${e.message}`);
   }
 
@@ -109,19 +115,31 @@ export class PoolWorld {
       spec: {
         containers: [{ name: 'app', image: 'busybox', command: ['sleep', '3600'], volumeMounts: [{ name: 'data', mountPath: '/data' }] }],
         volumes: [{ name: 'data', persistentVolumeClaim: { claimName: name } }],
-        affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: nodes }] }] } } },
+        affinity: {
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: {
+              nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: nodes }] }],
+            },
+          },
+        },
       },
     });
-    const claim = await waitFor(`claim ${name} to bind`, async () => {
-      const c = await this.admin.get<Pvc>(PERSISTENT_VOLUME_CLAIMS, name, this.namespace);
-      return c.status?.phase === 'Bound' ? c : undefined;
-    }, 60_000);
+    const claim = await waitFor(
+      `claim ${name} to bind`,
+      async () => {
+        const c = await this.admin.get<Pvc>(PERSISTENT_VOLUME_CLAIMS, name, this.namespace);
+        return c.status?.phase === 'Bound' ? c : undefined;
+      },
+      60_000,
+    );
     return this.admin.get<PersistentVolume>(PERSISTENT_VOLUMES, claim.spec.volumeName!);
   }
 
   /** Deletes the pod (at once: there is no kubelet to confirm) and its claim. */
   async releaseVolume(name: string): Promise<void> {
-    await this.admin.request({ method: 'DELETE', path: `/api/v1/namespaces/${this.namespace}/pods/${name}`, body: { gracePeriodSeconds: 0 } }).catch(() => undefined);
+    await this.admin
+      .request({ method: 'DELETE', path: `/api/v1/namespaces/${this.namespace}/pods/${name}`, body: { gracePeriodSeconds: 0 } })
+      .catch(() => undefined);
     await this.admin.delete(PERSISTENT_VOLUME_CLAIMS, name, { namespace: this.namespace });
   }
 
@@ -132,10 +150,14 @@ export class PoolWorld {
     if (this.namespace) {
       for (const pod of (await admin.list(PODS, { namespace: this.namespace })).items) await this.releaseVolume(pod.metadata.name!);
     }
-    await waitFor('pools to be finalized', async () => {
-      for (const name of this.pools) if (await admin.getIfExists(STORAGE_POOLS, name)) return false;
-      return true;
-    }, 60_000).catch(() => undefined);
+    await waitFor(
+      'pools to be finalized',
+      async () => {
+        for (const name of this.pools) if (await admin.getIfExists(STORAGE_POOLS, name)) return false;
+        return true;
+      },
+      60_000,
+    ).catch(() => undefined);
     this.abort?.abort();
     await this.running;
     for (const name of this.pools) await deletePoolForcibly(admin, name);

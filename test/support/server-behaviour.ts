@@ -20,5 +20,11 @@ export function serverBehaviour(version: { major: string | number; minor: string
   const minor = parseInt(String(version.minor), 10);
   if (Number.isNaN(major) || Number.isNaN(minor)) throw new Error(`server version ${JSON.stringify(version)}: no numeric major/minor`);
   const from = (m: number) => major > 1 || (major === 1 && minor >= m);
-  return { gitVersion: version.gitVersion ?? `v${major}.${minor}`, major, minor, celAtAdmission: from(25), strictFieldValidation: from(25) };
+  return {
+    gitVersion: version.gitVersion ?? `v${major}.${minor}`,
+    major,
+    minor,
+    celAtAdmission: from(25),
+    strictFieldValidation: from(25),
+  };
 }

@@ -21,25 +21,44 @@ export function snapshotCrdDir(): string {
 
 async function crds(): Promise<KubeObject[]> {
   const dir = snapshotCrdDir();
-  const files = (await readdir(dir).catch(() => {
-    throw new Error(`the snapshot CRDs are not at ${dir}; set STOWAGE_SNAPSHOT_CRDS to the directory holding external-snapshotter's client/config/crd/*.yaml`);
-  })).filter((f) => f.endsWith('.yaml')).sort();
+  const files = (
+    await readdir(dir).catch(() => {
+      throw new Error(
+        `the snapshot CRDs are not at ${dir}; set STOWAGE_SNAPSHOT_CRDS to the directory holding external-snapshotter's client/config/crd/*.yaml`,
+      );
+    })
+  )
+    .filter((f) => f.endsWith('.yaml'))
+    .sort();
   const out: KubeObject[] = [];
-  for (const f of files) for (const doc of parseAllDocuments(await readFile(join(dir, f), 'utf8'))) if (doc.contents) out.push(doc.toJS() as KubeObject);
+  for (const f of files)
+    for (const doc of parseAllDocuments(await readFile(join(dir, f), 'utf8'))) if (doc.contents) out.push(doc.toJS() as KubeObject);
   return out;
 }
 
 export async function installSnapshotCrds(client: KubeClient): Promise<void> {
   for (const crd of await crds()) await client.apply(CUSTOM_RESOURCE_DEFINITIONS, crd, { fieldManager: 'stowage-tests' });
   for (const crd of await crds()) {
-    await waitFor(`CRD ${crd.metadata.name} established`, async () => {
-      const live = await client.get<KubeObject & { status?: { conditions?: { type: string; status: string }[] } }>(CUSTOM_RESOURCE_DEFINITIONS, crd.metadata.name!);
-      return live.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') || undefined;
-    }, 30_000);
+    await waitFor(
+      `CRD ${crd.metadata.name} established`,
+      async () => {
+        const live = await client.get<KubeObject & { status?: { conditions?: { type: string; status: string }[] } }>(
+          CUSTOM_RESOURCE_DEFINITIONS,
+          crd.metadata.name!,
+        );
+        return live.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') || undefined;
+      },
+      30_000,
+    );
   }
 }
 
 export async function removeSnapshotCrds(client: KubeClient): Promise<void> {
   for (const crd of await crds()) await client.delete(CUSTOM_RESOURCE_DEFINITIONS, crd.metadata.name!);
-  for (const crd of await crds()) await waitFor(`CRD ${crd.metadata.name} gone`, async () => !(await client.getIfExists(CUSTOM_RESOURCE_DEFINITIONS, crd.metadata.name!)) || undefined, 60_000);
+  for (const crd of await crds())
+    await waitFor(
+      `CRD ${crd.metadata.name} gone`,
+      async () => !(await client.getIfExists(CUSTOM_RESOURCE_DEFINITIONS, crd.metadata.name!)) || undefined,
+      60_000,
+    );
 }

@@ -15,6 +15,8 @@ describe('matchesSelector', () => {
     expect(matchesSelector({ matchExpressions: [{ key: 'rack', operator: 'NotIn', values: ['1'] }] }, labels)).to.equal(true);
     expect(matchesSelector({ matchExpressions: [{ key: 'rack', operator: 'Exists' }] }, labels)).to.equal(false);
     expect(matchesSelector({ matchExpressions: [{ key: 'rack', operator: 'DoesNotExist' }] }, labels)).to.equal(true);
-    expect(matchesSelector({ matchLabels: { zone: 'a' }, matchExpressions: [{ key: 'zone', operator: 'In', values: ['b'] }] }, labels)).to.equal(false);
+    expect(
+      matchesSelector({ matchLabels: { zone: 'a' }, matchExpressions: [{ key: 'zone', operator: 'In', values: ['b'] }] }, labels),
+    ).to.equal(false);
   });
 });

@@ -41,7 +41,12 @@ function warn(io: Io, snap: Snapshot): void {
   for (const w of snap.warnings) io.stderr.write(`warning: ${w}\n`);
 }
 
-async function view(flags: ViewFlags, io: Io, kind: string, render: (snap: Snapshot, style: Style) => { text: string; items: unknown[] }): Promise<number> {
+async function view(
+  flags: ViewFlags,
+  io: Io,
+  kind: string,
+  render: (snap: Snapshot, style: Style) => { text: string; items: unknown[] },
+): Promise<number> {
   return withSession(flags, async (s) => {
     const style = styleFor(io.stdout, io.env);
     const once = async (): Promise<string> => {
@@ -58,8 +63,12 @@ async function view(flags: ViewFlags, io: Io, kind: string, render: (snap: Snaps
       return 0;
     }
     await watchView({
-      client: s.client, render: once, write: (t) => io.stdout.write(t), tty: io.stdout.isTTY === true,
-      title: `kubectl stowage ${kind === 'DiskList' ? 'disks' : 'pools'} --watch`, signal: io.signal,
+      client: s.client,
+      render: once,
+      write: (t) => io.stdout.write(t),
+      tty: io.stdout.isTTY === true,
+      title: `kubectl stowage ${kind === 'DiskList' ? 'disks' : 'pools'} --watch`,
+      signal: io.signal,
     });
     return 0;
   });
@@ -82,8 +91,12 @@ export function poolsCommand(flags: ViewFlags, io: Io): Promise<number> {
 /** `TYPE/NAME` or a bare name, looked up as a disk, then a pool, then a claim in the namespace. */
 export async function whyCommand(target: string, flags: GlobalFlags & { output: OutputFormat }, io: Io): Promise<number> {
   return withSession(flags, async (s) => {
-    const [type, rawName] = target.includes('/') && !target.includes('/', target.indexOf('/') + 1) && /^(nodedisks?|nd|disks?|storagepools?|sp|pools?|pvc|persistentvolumeclaims?)\//.test(target)
-      ? [target.slice(0, target.indexOf('/')), target.slice(target.indexOf('/') + 1)] : [undefined, target];
+    const [type, rawName] =
+      target.includes('/') &&
+      !target.includes('/', target.indexOf('/') + 1) &&
+      /^(nodedisks?|nd|disks?|storagepools?|sp|pools?|pvc|persistentvolumeclaims?)\//.test(target)
+        ? [target.slice(0, target.indexOf('/')), target.slice(target.indexOf('/') + 1)]
+        : [undefined, target];
     const name = rawName;
     const kindOf = (t: string | undefined): 'disk' | 'pool' | 'pvc' | undefined =>
       t === undefined ? undefined : /^(nodedisks?|nd|disks?)$/.test(t) ? 'disk' : /^(storagepools?|sp|pools?)$/.test(t) ? 'pool' : 'pvc';
@@ -98,14 +111,28 @@ export async function whyCommand(target: string, flags: GlobalFlags & { output: 
     else if (kind === undefined || kind === 'pvc') {
       const pvc = await s.client.getIfExists<Claim>(PERSISTENT_VOLUME_CLAIMS, name, s.namespace);
       if (!pvc) {
-        throw new UserError(`nothing named ${name}: no NodeDisk, no StoragePool, and no PersistentVolumeClaim in namespace ${s.namespace} (use -n NAMESPACE for a claim elsewhere; \`kubectl stowage disks\` and \`kubectl stowage pools\` list the others)`);
+        throw new UserError(
+          `nothing named ${name}: no NodeDisk, no StoragePool, and no PersistentVolumeClaim in namespace ${s.namespace} (use -n NAMESPACE for a claim elsewhere; \`kubectl stowage disks\` and \`kubectl stowage pools\` list the others)`,
+        );
       }
-      const podEvents = (await Promise.all(snap.pods
-        .filter((p) => p.metadata.namespace === s.namespace && p.spec.volumes?.some((v) => v.persistentVolumeClaim?.claimName === name))
-        .map((p) => eventsAbout(s.client, 'Pod', p.metadata.name!, s.namespace)))).flat();
-      explanation = explainClaim(pvc, snap, await eventsAbout(s.client, 'PersistentVolumeClaim', name, s.namespace), podEvents, await loadDriverState(s.client));
+      const podEvents = (
+        await Promise.all(
+          snap.pods
+            .filter((p) => p.metadata.namespace === s.namespace && p.spec.volumes?.some((v) => v.persistentVolumeClaim?.claimName === name))
+            .map((p) => eventsAbout(s.client, 'Pod', p.metadata.name!, s.namespace)),
+        )
+      ).flat();
+      explanation = explainClaim(
+        pvc,
+        snap,
+        await eventsAbout(s.client, 'PersistentVolumeClaim', name, s.namespace),
+        podEvents,
+        await loadDriverState(s.client),
+      );
     } else {
-      throw new UserError(`${kind === 'disk' ? 'nodedisk' : 'storagepool'} ${name} not found; \`kubectl stowage ${kind === 'disk' ? 'disks' : 'pools'}\` lists them`);
+      throw new UserError(
+        `${kind === 'disk' ? 'nodedisk' : 'storagepool'} ${name} not found; \`kubectl stowage ${kind === 'disk' ? 'disks' : 'pools'}\` lists them`,
+      );
     }
     if (flags.output === 'json' || flags.output === 'yaml') io.stdout.write(renderStructured('Explanation', [explanation], flags.output));
     else io.stdout.write(renderExplanation(explanation));
@@ -142,20 +169,30 @@ export function drainCommand(name: string, flags: DrainFlags, io: Io): Promise<n
       io.stdout.write(describeChange(change, true));
       const pv = await s.client.getIfExists<PersistentVolume>(PERSISTENT_VOLUMES, persistentVolumeName(name));
       const state = drainState(disk, pv, await loadPods());
-      io.stdout.write(state.free ? `nodedisk/${name}: nothing holds the disk; drain would return at once (dry run)\n` : `then drain would wait: ${state.step} (dry run)\n`);
+      io.stdout.write(
+        state.free
+          ? `nodedisk/${name}: nothing holds the disk; drain would return at once (dry run)\n`
+          : `then drain would wait: ${state.step} (dry run)\n`,
+      );
       return 0;
     }
     if (change.changes) await applySchedulable(s.client, name, false, flags.forceConflicts === true);
     io.stdout.write(describeChange(change, false));
     const free = await waitUntilFree(s.client, name, {
-      timeoutMs: flags.timeoutSeconds * 1000, signal: io.signal, loadPods,
+      timeoutMs: flags.timeoutSeconds * 1000,
+      signal: io.signal,
+      loadPods,
       progress: (line) => io.stdout.write(`${line}\n`),
     });
     if (free) {
-      io.stdout.write(`nodedisk/${name} drained: it is in no pool and holds no volume; it stays cordoned until \`kubectl stowage uncordon ${name}\`\n`);
+      io.stdout.write(
+        `nodedisk/${name} drained: it is in no pool and holds no volume; it stays cordoned until \`kubectl stowage uncordon ${name}\`\n`,
+      );
       return 0;
     }
-    io.stderr.write(`kubectl-stowage: nodedisk/${name} is not drained yet${io.signal.aborted ? ' (interrupted)' : ` after ${flags.timeoutSeconds}s`}; it stays cordoned. Run drain again to keep waiting\n`);
+    io.stderr.write(
+      `kubectl-stowage: nodedisk/${name} is not drained yet${io.signal.aborted ? ' (interrupted)' : ` after ${flags.timeoutSeconds}s`}; it stays cordoned. Run drain again to keep waiting\n`,
+    );
     return 1;
   });
 }

@@ -48,12 +48,21 @@ export async function getDisk(client: KubeClient, name: string): Promise<Disk> {
 /** Applies spec.schedulable under the plugin's field manager; a conflict with another manager is not forced unless asked. */
 export async function applySchedulable(client: KubeClient, name: string, schedulable: boolean, forceConflicts: boolean): Promise<void> {
   try {
-    await client.apply(NODE_DISKS, {
-      apiVersion: API_VERSION, kind: NODE_DISK_KIND, metadata: { name }, spec: { schedulable },
-    }, { fieldManager: PLUGIN_FIELD_MANAGER, force: forceConflicts });
+    await client.apply(
+      NODE_DISKS,
+      {
+        apiVersion: API_VERSION,
+        kind: NODE_DISK_KIND,
+        metadata: { name },
+        spec: { schedulable },
+      },
+      { fieldManager: PLUGIN_FIELD_MANAGER, force: forceConflicts },
+    );
   } catch (err) {
     if (ApiError.isConflict(err) && !forceConflicts) {
-      throw new UserError(`spec.schedulable of nodedisk ${name} is owned by another field manager (${err.status?.message ?? err.message}); run again with --force-conflicts to take it over, or change it where that manager keeps it (e.g. the GitOps repository)`);
+      throw new UserError(
+        `spec.schedulable of nodedisk ${name} is owned by another field manager (${err.status?.message ?? err.message}); run again with --force-conflicts to take it over, or change it where that manager keeps it (e.g. the GitOps repository)`,
+      );
     }
     throw err;
   }
@@ -65,14 +74,24 @@ export interface DrainState {
   readonly step: string;
 }
 
-export function drainState(disk: Disk | undefined, pv: PersistentVolume | undefined, snap: Pick<Snapshot, 'pods' | 'poolVolumes'>): DrainState {
+export function drainState(
+  disk: Disk | undefined,
+  pv: PersistentVolume | undefined,
+  snap: Pick<Snapshot, 'pods' | 'poolVolumes'>,
+): DrainState {
   if (!disk) return { free: true, step: 'the NodeDisk is gone' };
   const claim = disk.spec.claim;
   const prepared = findCondition(disk.status?.conditions, 'Prepared');
   if (claim?.mode === 'Dynamic') {
     const vols = snap.poolVolumes.filter((v) => v.spec.pool === claim.pool && v.spec.node === disk.spec.nodeName);
     if (vols.length > 0) {
-      return { free: false, step: `waiting for the ${vols.length} volume(s) of pool ${claim.pool} on ${disk.spec.nodeName} to be deleted (${vols.slice(0, 3).map((v) => v.metadata.name).join(', ')}${vols.length > 3 ? ', …' : ''}); delete or move the workloads using them` };
+      return {
+        free: false,
+        step: `waiting for the ${vols.length} volume(s) of pool ${claim.pool} on ${disk.spec.nodeName} to be deleted (${vols
+          .slice(0, 3)
+          .map((v) => v.metadata.name)
+          .join(', ')}${vols.length > 3 ? ', …' : ''}); delete or move the workloads using them`,
+      };
     }
     return { free: false, step: `waiting for pool ${claim.pool} to release the disk` };
   }
@@ -80,13 +99,24 @@ export function drainState(disk: Disk | undefined, pv: PersistentVolume | undefi
     const ref = pv.spec.claimRef;
     const phase = pv.status?.phase ?? 'Pending';
     if (phase === 'Bound' && ref?.name) {
-      const pods = (podsByClaim(snap.pods).get(`${ref.namespace}/${ref.name}`) ?? []).map((p) => `${p.metadata.namespace}/${p.metadata.name}`);
-      return { free: false, step: `waiting for volume ${pv.metadata.name} to be released: it is bound to ${ref.namespace}/${ref.name}${pods.length ? `, used by pod(s) ${pods.join(', ')}` : ''}; delete the claim once its data is safe elsewhere (nothing is deleted for you)` };
+      const pods = (podsByClaim(snap.pods).get(`${ref.namespace}/${ref.name}`) ?? []).map(
+        (p) => `${p.metadata.namespace}/${p.metadata.name}`,
+      );
+      return {
+        free: false,
+        step: `waiting for volume ${pv.metadata.name} to be released: it is bound to ${ref.namespace}/${ref.name}${pods.length ? `, used by pod(s) ${pods.join(', ')}` : ''}; delete the claim once its data is safe elsewhere (nothing is deleted for you)`,
+      };
     }
     if (phase === 'Released') {
       return pv.spec.persistentVolumeReclaimPolicy === 'Retain'
-        ? { free: false, step: `volume ${pv.metadata.name} is Released and retained (reclaimPolicy Retain): delete the PV once its data is safe` }
-        : { free: false, step: `volume ${pv.metadata.name} is released; waiting for the node agent to wipe the disk and the operator to remove the volume` };
+        ? {
+            free: false,
+            step: `volume ${pv.metadata.name} is Released and retained (reclaimPolicy Retain): delete the PV once its data is safe`,
+          }
+        : {
+            free: false,
+            step: `volume ${pv.metadata.name} is released; waiting for the node agent to wipe the disk and the operator to remove the volume`,
+          };
     }
     if (claim) return { free: false, step: `waiting for the operator to withdraw the unbound volume ${pv.metadata.name}` };
   }

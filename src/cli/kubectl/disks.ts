@@ -61,7 +61,12 @@ export function diskRows(snap: Snapshot, filter: DiskFilter = {}): DiskRow[] {
     .sort((a, b) => a.node.localeCompare(b.node) || a.devicePath.localeCompare(b.devicePath) || a.name.localeCompare(b.name));
 }
 
-function diskRow(d: Disk, snap: Snapshot, pvByName: Map<string, PersistentVolume>, pods: Map<string, { metadata: { namespace?: string; name?: string } }[]>): DiskRow {
+function diskRow(
+  d: Disk,
+  snap: Snapshot,
+  pvByName: Map<string, PersistentVolume>,
+  pods: Map<string, { metadata: { namespace?: string; name?: string } }[]>,
+): DiskRow {
   const st = d.status ?? {};
   const conditions = st.conditions;
   const present = findCondition(conditions, 'Present');
@@ -86,7 +91,8 @@ function diskRow(d: Disk, snap: Snapshot, pvByName: Map<string, PersistentVolume
       const words = reasonText(PREPARED_REASONS, prepared?.reason)?.short ?? 'waiting for the node agent';
       status = `${words}${prepared?.message ? `: ${prepared.message}` : ''}`;
     }
-    if (d.spec.schedulable === false) status = `cordoned, ${status}${inUse ? ' (held until the volume is released)' : ' (the pool releases it)'}`;
+    if (d.spec.schedulable === false)
+      status = `cordoned, ${status}${inUse ? ' (held until the volume is released)' : ' (the pool releases it)'}`;
   } else if (prepared && prepared.status === 'False' && ['ReleaseRefused', 'ReleaseFailed'].includes(prepared.reason)) {
     state = 'preparing';
     status = `${reasonText(PREPARED_REASONS, prepared.reason)!.short}: ${prepared.message}`;
@@ -122,15 +128,23 @@ function diskRow(d: Disk, snap: Snapshot, pvByName: Map<string, PersistentVolume
 }
 
 function volumeOf(
-  d: Disk, snap: Snapshot, pvByName: Map<string, PersistentVolume>, pods: Map<string, { metadata: { namespace?: string; name?: string } }[]>,
+  d: Disk,
+  snap: Snapshot,
+  pvByName: Map<string, PersistentVolume>,
+  pods: Map<string, { metadata: { namespace?: string; name?: string } }[]>,
 ): DiskVolume | undefined {
   const claim = d.spec.claim;
   if (claim?.mode === 'Dynamic') {
     const count = snap.poolVolumes.filter((v) => v.spec.pool === claim.pool && v.spec.node === d.spec.nodeName).length;
     return { pods: [], poolVolumes: count };
   }
-  const pv = pvByName.get(persistentVolumeName(d.metadata.name))
-    ?? snap.pvs.find((p) => p.metadata.labels?.[DISK_LABEL] === d.metadata.name && (p.metadata.labels as Partial<Record<string, string>>)[POOL_LABEL] !== undefined);
+  const pv =
+    pvByName.get(persistentVolumeName(d.metadata.name)) ??
+    snap.pvs.find(
+      (p) =>
+        p.metadata.labels?.[DISK_LABEL] === d.metadata.name &&
+        (p.metadata.labels as Partial<Record<string, string>>)[POOL_LABEL] !== undefined,
+    );
   if (!pv) return undefined;
   const ref = pv.spec.claimRef;
   const bound = pv.status?.phase === 'Bound' && ref?.name;
@@ -155,7 +169,12 @@ export function volumeWords(v: DiskVolume | undefined): string {
 }
 
 const STATE_TONES: Record<DiskRow['state'], Tone> = {
-  'in-use': 'ok', ready: 'ok', preparing: 'warn', free: 'plain', unusable: 'dim', missing: 'bad',
+  'in-use': 'ok',
+  ready: 'ok',
+  preparing: 'warn',
+  free: 'plain',
+  unusable: 'dim',
+  missing: 'bad',
 };
 
 const healthTone = (r: DiskRow): Tone => (r.health.status === 'False' ? 'bad' : r.health.status === 'True' ? 'ok' : 'dim');
@@ -166,11 +185,37 @@ export function renderDisks(rows: readonly DiskRow[], style: Style, wide: boolea
   const statusCell = (r: DiskRow): Cell => ({ text: wide ? r.status : truncate(r.status, MAX_STATUS), tone: STATE_TONES[r.state] });
   if (wide) {
     return renderTable(
-      ['NODE', 'DISK', 'DEVICE', 'SIZE', 'MEDIA', 'MODEL', 'SERIAL', 'HEALTH', 'SCHEDULABLE', 'POOL', 'VOLUME', 'ELIGIBLE', 'PREPARED', 'STATUS'],
+      [
+        'NODE',
+        'DISK',
+        'DEVICE',
+        'SIZE',
+        'MEDIA',
+        'MODEL',
+        'SERIAL',
+        'HEALTH',
+        'SCHEDULABLE',
+        'POOL',
+        'VOLUME',
+        'ELIGIBLE',
+        'PREPARED',
+        'STATUS',
+      ],
       rows.map((r) => [
-        r.node, r.name, r.devicePath, size(r), r.media, r.model ?? '-', r.serial ?? '-', { text: r.health.words, tone: healthTone(r) },
-        r.schedulable ? 'yes' : { text: 'no', tone: 'warn' }, r.pool ?? '-', volumeWords(r.volume),
-        r.eligible?.reason ?? '-', r.prepared?.reason ?? '-', statusCell(r),
+        r.node,
+        r.name,
+        r.devicePath,
+        size(r),
+        r.media,
+        r.model ?? '-',
+        r.serial ?? '-',
+        { text: r.health.words, tone: healthTone(r) },
+        r.schedulable ? 'yes' : { text: 'no', tone: 'warn' },
+        r.pool ?? '-',
+        volumeWords(r.volume),
+        r.eligible?.reason ?? '-',
+        r.prepared?.reason ?? '-',
+        statusCell(r),
       ]),
       style,
     );
@@ -178,8 +223,15 @@ export function renderDisks(rows: readonly DiskRow[], style: Style, wide: boolea
   return renderTable(
     ['NODE', 'DISK', 'SIZE', 'MEDIA', 'MODEL', 'HEALTH', 'POOL', 'VOLUME', 'STATUS'],
     rows.map((r) => [
-      r.node, r.name, size(r), r.media, truncate(r.model ?? '-', MAX_MODEL), { text: r.health.words, tone: healthTone(r) },
-      r.pool ?? '-', volumeWords(r.volume), statusCell(r),
+      r.node,
+      r.name,
+      size(r),
+      r.media,
+      truncate(r.model ?? '-', MAX_MODEL),
+      { text: r.health.words, tone: healthTone(r) },
+      r.pool ?? '-',
+      volumeWords(r.volume),
+      statusCell(r),
     ]),
     style,
   );

@@ -93,7 +93,12 @@ export function humanBytes(bytes: bigint | undefined): string {
  * `[███▒▒░░░░░]`: used, allocated but not (yet) written, and available, scaled to `width` cells
  * inside the brackets. A non-zero part always shows at least one cell, so a little use is visible.
  */
-export function capacityBar(used: bigint, allocated: bigint, total: bigint, width: number): { text: string; usedCells: number; allocatedCells: number } {
+export function capacityBar(
+  used: bigint,
+  allocated: bigint,
+  total: bigint,
+  width: number,
+): { text: string; usedCells: number; allocatedCells: number } {
   const inner = Math.max(1, width - 2);
   if (total <= 0n) return { text: `[${' '.repeat(inner)}]`, usedCells: 0, allocatedCells: 0 };
   const clamp = (v: bigint): bigint => (v < 0n ? 0n : v > total ? total : v);

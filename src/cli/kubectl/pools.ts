@@ -24,7 +24,13 @@ export interface PoolRow {
   readonly disks: { readonly ready: number; readonly total: number; readonly unhealthy: number; readonly missing: number };
   readonly volumes: { readonly bound: number; readonly total: number };
   /** Bytes as decimal strings (JSON has no bigint). */
-  readonly capacity: { readonly used: string; readonly allocated: string; readonly available: string; readonly usable: string; readonly raw: string };
+  readonly capacity: {
+    readonly used: string;
+    readonly allocated: string;
+    readonly available: string;
+    readonly usable: string;
+    readonly raw: string;
+  };
   readonly ready: string;
   readonly reason?: string;
   /** The first condition that is not as it should be (Ready first), or Ready's own message. */
@@ -50,8 +56,11 @@ function poolRow(pool: Pool, snap: Snapshot): PoolRow {
   if (pool.spec.mode === 'Dynamic') {
     used = sumBytes(snap.poolVolumes.filter((v) => v.spec.pool === name).map((v) => bytes(v.status?.used)));
   } else {
-    const boundDisks = new Set(snap.pvs.filter((pv) => pv.metadata.labels?.['stowage.dev/pool'] === name && pv.status?.phase === 'Bound')
-      .map((pv) => pv.metadata.labels?.['stowage.dev/disk']));
+    const boundDisks = new Set(
+      snap.pvs
+        .filter((pv) => pv.metadata.labels?.['stowage.dev/pool'] === name && pv.status?.phase === 'Bound')
+        .map((pv) => pv.metadata.labels?.['stowage.dev/disk']),
+    );
     used = sumBytes(disks.filter((d) => boundDisks.has(d.metadata.name)).map((d) => bytes(d.status?.usage?.used)));
   }
   const ready = findCondition(st.conditions, 'Ready');
@@ -64,16 +73,27 @@ function poolRow(pool: Pool, snap: Snapshot): PoolRow {
     replicas: pool.spec.replicated?.size ?? 1,
     ...(st.storageClassName ? { storageClass: st.storageClassName } : {}),
     nodes: { ready: nodesReady.size, total: nodesAll.size },
-    disks: { ready: st.counts?.disks?.ready ?? 0, total: st.counts?.disks?.total ?? 0, unhealthy: st.counts?.disks?.unhealthy ?? 0, missing: st.counts?.disks?.missing ?? 0 },
+    disks: {
+      ready: st.counts?.disks?.ready ?? 0,
+      total: st.counts?.disks?.total ?? 0,
+      unhealthy: st.counts?.disks?.unhealthy ?? 0,
+      missing: st.counts?.disks?.missing ?? 0,
+    },
     volumes: { bound: v.bound ?? 0, total: (v.available ?? 0) + (v.bound ?? 0) + (v.released ?? 0) },
     capacity: {
-      used: used.toString(), allocated: bytes(st.capacity?.allocated).toString(), available: bytes(st.capacity?.available).toString(),
-      usable: bytes(st.capacity?.usable).toString(), raw: bytes(st.capacity?.raw).toString(),
+      used: used.toString(),
+      allocated: bytes(st.capacity?.allocated).toString(),
+      available: bytes(st.capacity?.available).toString(),
+      usable: bytes(st.capacity?.usable).toString(),
+      raw: bytes(st.capacity?.raw).toString(),
     },
     ready: ready?.status ?? 'Unknown',
     ...(failing ? { reason: failing.reason } : ready ? { reason: ready.reason } : {}),
-    message: !st.conditions ? 'the operator has not reported on this pool yet (is it running?)'
-      : failing ? `${failing.type}: ${failing.message}` : (ready?.message ?? ''),
+    message: !st.conditions
+      ? 'the operator has not reported on this pool yet (is it running?)'
+      : failing
+        ? `${failing.type}: ${failing.message}`
+        : (ready?.message ?? ''),
     observed,
   };
 }
@@ -86,8 +106,13 @@ export function renderPools(rows: readonly PoolRow[], style: Style, wide: boolea
   const capacity = (r: PoolRow): string =>
     `${humanBytes(b(r.capacity.used))}/${humanBytes(b(r.capacity.allocated))}/${humanBytes(b(r.capacity.available))}`;
   const base = rows.map((r) => [
-    r.name, r.mode, String(r.replicas), `${r.nodes.ready}/${r.nodes.total}`, `${r.disks.ready}/${r.disks.total}`,
-    `${r.volumes.bound}/${r.volumes.total}`, capacity(r),
+    r.name,
+    r.mode,
+    String(r.replicas),
+    `${r.nodes.ready}/${r.nodes.total}`,
+    `${r.disks.ready}/${r.disks.total}`,
+    `${r.volumes.bound}/${r.volumes.total}`,
+    capacity(r),
   ]);
   const headers = ['NAME', 'MODE', 'REPLICAS', 'NODES', 'DISKS', 'VOLUMES', 'USED/ALLOC/AVAIL'];
   // The bar gets what the other columns leave of the terminal, within bounds.
@@ -99,15 +124,16 @@ export function renderPools(rows: readonly PoolRow[], style: Style, wide: boolea
     const bar = capacityBar(b(r.capacity.used), b(r.capacity.allocated), total, barWidth);
     const fill = total > 0n ? Number((b(r.capacity.allocated) * 100n) / total) : 0;
     const barTone: Tone = r.reason === 'LowCapacity' || fill >= 90 ? 'bad' : fill >= 75 ? 'warn' : 'ok';
-    const cells = [
-      ...base[i],
-      { text: bar.text, tone: barTone },
-      { text: r.ready, tone: readyTone(r) },
-    ];
+    const cells = [...base[i], { text: bar.text, tone: barTone }, { text: r.ready, tone: readyTone(r) }];
     if (wide) {
       return [
-        ...cells, r.storageClass ?? '-', humanBytes(b(r.capacity.raw)), humanBytes(total), `${r.disks.unhealthy}/${r.disks.missing}`,
-        r.reason ?? '-', r.message,
+        ...cells,
+        r.storageClass ?? '-',
+        humanBytes(b(r.capacity.raw)),
+        humanBytes(total),
+        `${r.disks.unhealthy}/${r.disks.missing}`,
+        r.reason ?? '-',
+        r.message,
       ];
     }
     return [...cells, truncate(r.message, messageWidth)];

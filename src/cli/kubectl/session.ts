@@ -41,7 +41,9 @@ export async function openSession(flags: GlobalFlags): Promise<Session> {
     // kubectl's order: every file $KUBECONFIG names (missing ones skipped), else ~/.kube/config.
     const named = (process.env.KUBECONFIG ?? '').split(path.delimiter).filter((f) => f !== '');
     if (named.length > 0 && !named.some((f) => existsSync(f))) {
-      throw new UserError(`no cluster configured: KUBECONFIG names ${named.join(', ')}, and none of it exists; set KUBECONFIG to your kubeconfig file or pass --kubeconfig FILE (and --context NAME), as for kubectl`);
+      throw new UserError(
+        `no cluster configured: KUBECONFIG names ${named.join(', ')}, and none of it exists; set KUBECONFIG to your kubeconfig file or pass --kubeconfig FILE (and --context NAME), as for kubectl`,
+      );
     }
     const existing = named.filter((f) => existsSync(f));
     if (existing.length > 0) process.env.KUBECONFIG = existing.join(path.delimiter);
@@ -49,14 +51,18 @@ export async function openSession(flags: GlobalFlags): Promise<Session> {
     // which it then refuses ("HTTP protocol is not allowed"); kubectl says nothing is configured.
     const home = path.join(homedir(), '.kube', 'config');
     if (existing.length === 0 && !existsSync(home) && !process.env.KUBERNETES_SERVICE_HOST) {
-      throw new UserError(`no cluster configured: KUBECONFIG is not set and ${home} does not exist; set KUBECONFIG to your kubeconfig file or pass --kubeconfig FILE (and --context NAME), as for kubectl`);
+      throw new UserError(
+        `no cluster configured: KUBECONFIG is not set and ${home} does not exist; set KUBECONFIG to your kubeconfig file or pass --kubeconfig FILE (and --context NAME), as for kubectl`,
+      );
     }
     kc.loadFromDefault();
   }
   if (flags.context) {
     if (!kc.getContextObject(flags.context)) {
       const known = kc.getContexts().map((c) => c.name);
-      throw new UserError(`--context ${flags.context}: no such context in the kubeconfig${known.length ? ` (it has: ${known.join(', ')})` : ''}`);
+      throw new UserError(
+        `--context ${flags.context}: no such context in the kubeconfig${known.length ? ` (it has: ${known.join(', ')})` : ''}`,
+      );
     }
     kc.setCurrentContext(flags.context);
   }

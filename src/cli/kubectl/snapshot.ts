@@ -6,7 +6,15 @@
 import type { KubeClient } from '../../kube/client.js';
 import { ApiError } from '../../kube/api-error.js';
 import {
-  CSI_DRIVERS, DAEMON_SETS, DEPLOYMENTS, EVENTS, NODES, PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, PODS, STORAGE_CLASSES,
+  CSI_DRIVERS,
+  DAEMON_SETS,
+  DEPLOYMENTS,
+  EVENTS,
+  NODES,
+  PERSISTENT_VOLUMES,
+  PERSISTENT_VOLUME_CLAIMS,
+  PODS,
+  STORAGE_CLASSES,
   type ResourceType,
 } from '../../kube/resources.js';
 import type { KubeObject, Node, PersistentVolume, StorageClass } from '../../kube/types.js';
@@ -96,14 +104,25 @@ export async function loadSnapshot(client: KubeClient): Promise<Snapshot> {
     optional<StorageClass>(STORAGE_CLASSES, 'storage classes'),
   ]);
   return {
-    disks: disks.items, pools: pools.items, poolVolumes: poolVolumes.items, pvs, claims, pods, nodes, storageClasses, warnings,
+    disks: disks.items,
+    pools: pools.items,
+    poolVolumes: poolVolumes.items,
+    pvs,
+    claims,
+    pods,
+    nodes,
+    storageClasses,
+    warnings,
   };
 }
 
 /** Recent events about one object, newest last (events of cluster-scoped objects live in `default`). */
 export async function eventsAbout(client: KubeClient, kind: string, name: string, namespace = 'default'): Promise<KubeEvent[]> {
   try {
-    const list = await client.list<KubeEvent>(EVENTS, { namespace, fieldSelector: `involvedObject.kind=${kind},involvedObject.name=${name}` });
+    const list = await client.list<KubeEvent>(EVENTS, {
+      namespace,
+      fieldSelector: `involvedObject.kind=${kind},involvedObject.name=${name}`,
+    });
     return [...list.items].sort((a, b) => eventTime(a).localeCompare(eventTime(b)));
   } catch (err) {
     if (ApiError.is(err, 403)) return [];

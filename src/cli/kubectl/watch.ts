@@ -34,18 +34,21 @@ export async function watchView(opts: WatchOptions): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   let drawing = Promise.resolve();
   const draw = (): void => {
-    drawing = drawing.then(async () => {
-      if (opts.signal.aborted) return;
-      const text = await opts.render();
-      if (text === last) return;
-      const first = last === undefined;
-      last = text;
-      const stamp = new Date().toISOString().slice(11, 19);
-      if (opts.tty) opts.write(`${CLEAR_SCREEN}${opts.title}  (updated ${stamp} UTC; Ctrl-C stops)\n\n${text}`);
-      else opts.write(`${first ? '' : '\n'}${text}`);
-    }).catch((err: unknown) => {
-      if (!opts.signal.aborted) opts.write(`\nkubectl-stowage: refreshing failed, retrying: ${err instanceof Error ? err.message : String(err)}\n`);
-    });
+    drawing = drawing
+      .then(async () => {
+        if (opts.signal.aborted) return;
+        const text = await opts.render();
+        if (text === last) return;
+        const first = last === undefined;
+        last = text;
+        const stamp = new Date().toISOString().slice(11, 19);
+        if (opts.tty) opts.write(`${CLEAR_SCREEN}${opts.title}  (updated ${stamp} UTC; Ctrl-C stops)\n\n${text}`);
+        else opts.write(`${first ? '' : '\n'}${text}`);
+      })
+      .catch((err: unknown) => {
+        if (!opts.signal.aborted)
+          opts.write(`\nkubectl-stowage: refreshing failed, retrying: ${err instanceof Error ? err.message : String(err)}\n`);
+      });
   };
   const schedule = (): void => {
     if (timer) return;

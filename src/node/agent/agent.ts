@@ -154,9 +154,20 @@ class Agent implements StartableNodeAgent {
       labelSelector: `${NODE_DISK_LABELS.node}=${labelValue(opts.nodeName)}`,
       resyncMs: 0,
     });
-    this.claims = new LocalClaims(this.memory, new Wiper(this.memory, opts.metrics), this.root, opts.metrics, new HandoutRecords(this.root));
+    this.claims = new LocalClaims(
+      this.memory,
+      new Wiper(this.memory, opts.metrics),
+      this.root,
+      opts.metrics,
+      new HandoutRecords(this.root),
+    );
     this.writer = new NodeDiskWriter({
-      client: opts.client, fieldManager: manager, informer: this.informer, memory: this.memory, heartbeatMs: this.heartbeatMs, log: this.log,
+      client: opts.client,
+      fieldManager: manager,
+      informer: this.informer,
+      memory: this.memory,
+      heartbeatMs: this.heartbeatMs,
+      log: this.log,
       onDevicePathReverted: (name, message) => this.emitter(name)('Warning', 'DevicePathReverted', message),
     });
     this.informer.addHandler({
@@ -228,10 +239,12 @@ class Agent implements StartableNodeAgent {
     }
     if (!this.queued) {
       // The follow-up pass runs however the current one ends; its failure reaches the current pass's callers.
-      this.queued = this.running.catch(() => undefined).then(() => {
-        this.queued = undefined;
-        return this.pass();
-      });
+      this.queued = this.running
+        .catch(() => undefined)
+        .then(() => {
+          this.queued = undefined;
+          return this.pass();
+        });
     }
     return this.queued;
   }
@@ -245,10 +258,14 @@ class Agent implements StartableNodeAgent {
     let observations = await this.observe();
     await this.readIo(observations);
 
-    const acted = await Promise.all(observations.map((o) => this.act(o).catch((err) => {
-      this.log.error({ disk: o.name, err: errorMessage(err) }, 'unexpected error acting on a disk');
-      return false;
-    })));
+    const acted = await Promise.all(
+      observations.map((o) =>
+        this.act(o).catch((err) => {
+          this.log.error({ disk: o.name, err: errorMessage(err) }, 'unexpected error acting on a disk');
+          return false;
+        }),
+      ),
+    );
     this.noteAbsentDisks(observations);
     if (acted.some(Boolean)) observations = await this.observe();
     await this.readHealth(observations);
@@ -257,7 +274,9 @@ class Agent implements StartableNodeAgent {
     const engine = this.opts.dynamicPools;
     const heldByEngine = engine?.released ? (devicePath: string) => engine.released!(devicePath) : undefined;
     const present = new Set(observations.map((o) => o.name));
-    const views = observations.map((o) => presentView(o, this.informer.get(o.name), this.memory, this.nodeName, dynamic.get(o.name), heldByEngine));
+    const views = observations.map((o) =>
+      presentView(o, this.informer.get(o.name), this.memory, this.nodeName, dynamic.get(o.name), heldByEngine),
+    );
     for (const live of this.informer.list()) {
       const name = live.metadata.name;
       if (present.has(name) || live.spec.nodeName !== this.nodeName) continue;
@@ -270,7 +289,11 @@ class Agent implements StartableNodeAgent {
 
   /** Discovers this node's disks and mounts and names them. */
   private async observe(): Promise<Observation[]> {
-    const discovery = await discover({ allowDevices: this.allowDevices, discoveryDirs: this.opts.discoveryDirs ?? [], cache: this.probeCache });
+    const discovery = await discover({
+      allowDevices: this.allowDevices,
+      discoveryDirs: this.opts.discoveryDirs ?? [],
+      cache: this.probeCache,
+    });
     const config = {
       allowDevices: this.allowDevices,
       ...(this.opts.include ? { include: this.opts.include } : {}),
@@ -303,9 +326,12 @@ class Agent implements StartableNodeAgent {
         this.memory.prepared.set(name, notDiscovered(live, this.allowDevices));
         continue;
       }
-      this.memory.prepared.set(name, live.spec.claim
-        ? { status: 'False', reason: 'NotPresent', message: 'the disk is not attached to the node; it is prepared again when it returns' }
-        : { status: 'False', reason: 'NotClaimed', message: 'no pool claims this disk' });
+      this.memory.prepared.set(
+        name,
+        live.spec.claim
+          ? { status: 'False', reason: 'NotPresent', message: 'the disk is not attached to the node; it is prepared again when it returns' }
+          : { status: 'False', reason: 'NotClaimed', message: 'no pool claims this disk' },
+      );
     }
   }
 
@@ -314,19 +340,26 @@ class Agent implements StartableNodeAgent {
    * its filesystem. A change is an event on the disk; the Healthy condition says it until it clears.
    */
   private async readIo(observations: readonly Observation[]): Promise<void> {
-    await Promise.all(observations.filter((o) => o.kind === 'Disk').map(async (o) => {
-      const f = o.facts!;
-      const mountPoint = f.mountPoints.find((m) => m !== '[SWAP]');
-      const problem = ioProblem({
-        device: o.currentPath, sizeBytes: f.raw.sizeBytes, mountPoint,
-        fsErrors: mountPoint ? await readFsErrors(f.raw.kname) : undefined,
-      });
-      const before = this.memory.io.get(o.name);
-      if (problem) this.memory.io.set(o.name, problem);
-      else this.memory.io.delete(o.name);
-      if (problem && (before?.reason !== problem.reason)) this.emitter(o.name)('Warning', problem.reason, problem.message);
-      else if (!problem && before) this.emitter(o.name)('Normal', 'IOHealthy', `${o.currentPath} answers I/O again and its filesystem reports no errors`);
-    }));
+    await Promise.all(
+      observations
+        .filter((o) => o.kind === 'Disk')
+        .map(async (o) => {
+          const f = o.facts!;
+          const mountPoint = f.mountPoints.find((m) => m !== '[SWAP]');
+          const problem = ioProblem({
+            device: o.currentPath,
+            sizeBytes: f.raw.sizeBytes,
+            mountPoint,
+            fsErrors: mountPoint ? await readFsErrors(f.raw.kname) : undefined,
+          });
+          const before = this.memory.io.get(o.name);
+          if (problem) this.memory.io.set(o.name, problem);
+          else this.memory.io.delete(o.name);
+          if (problem && before?.reason !== problem.reason) this.emitter(o.name)('Warning', problem.reason, problem.message);
+          else if (!problem && before)
+            this.emitter(o.name)('Normal', 'IOHealthy', `${o.currentPath} answers I/O again and its filesystem reports no errors`);
+        }),
+    );
   }
 
   /** SMART health of every disk whose last reading is older than the health interval. */
@@ -357,12 +390,15 @@ class Agent implements StartableNodeAgent {
  */
 export function notDiscovered(live: NodeDisk, allowDevices: readonly string[]): { status: 'False'; reason: string; message: string } {
   const path = live.spec.devicePath;
-  const why = allowDevices.length > 0 && !allowDevices.includes(path)
-    ? `${path} is not on the agent's allow-list (--allow-device ${allowDevices.join(', ')})`
-    : `the agent found no disk at ${path} on this node`;
+  const why =
+    allowDevices.length > 0 && !allowDevices.includes(path)
+      ? `${path} is not on the agent's allow-list (--allow-device ${allowDevices.join(', ')})`
+      : `the agent found no disk at ${path} on this node`;
   return {
-    status: 'False', reason: 'NotDiscovered',
-    message: `nothing is done for this NodeDisk, it was not made by the node agent: ${why}. The agent makes one NodeDisk per disk it discovers; ` +
+    status: 'False',
+    reason: 'NotDiscovered',
+    message:
+      `nothing is done for this NodeDisk, it was not made by the node agent: ${why}. The agent makes one NodeDisk per disk it discovers; ` +
       `delete this one (kubectl delete nodedisk ${live.metadata.name}) and, to use the device, put it on the agent's allow-list or attach it to the node`,
   };
 }

@@ -6,7 +6,16 @@
 import { readFile, readdir, readlink, realpath, statfs } from 'node:fs/promises';
 import * as path from 'node:path';
 import { exec, execOk } from '../../host/exec.js';
-import { LSBLK_COLUMNS, parseBlkidExport, parseLsblk, parseMountinfo, parseWipefs, type MountEntry, type RawDisk, type Signatures } from './host-facts.js';
+import {
+  LSBLK_COLUMNS,
+  parseBlkidExport,
+  parseLsblk,
+  parseMountinfo,
+  parseWipefs,
+  type MountEntry,
+  type RawDisk,
+  type Signatures,
+} from './host-facts.js';
 import { isCandidate, type DiskFacts } from './inventory.js';
 
 /** Mount points whose device is a system disk. */
@@ -91,7 +100,11 @@ export async function discover(opts: DiscoveryOptions): Promise<Discovery> {
   const mountTable = parseMountinfo(mountinfo);
   const all = parseLsblk(lsblkOut);
   const backing = new Map<string, string | undefined>();
-  await Promise.all(all.map(async (d) => backing.set(d.kname, d.type === 'loop' || d.kname.startsWith('loop') ? await loopBackingFile(d.kname) : undefined)));
+  await Promise.all(
+    all.map(async (d) =>
+      backing.set(d.kname, d.type === 'loop' || d.kname.startsWith('loop') ? await loopBackingFile(d.kname) : undefined),
+    ),
+  );
   const candidates = all.filter((d) => isCandidate(d, backing.get(d.kname), opts.allowDevices));
 
   const [signatures, links, systemMajMins] = await Promise.all([
@@ -99,7 +112,13 @@ export async function discover(opts: DiscoveryOptions): Promise<Discovery> {
     diskLinks(),
     systemDevices(mountTable),
   ]);
-  const swapDevices = new Set(swaps.split('\n').slice(1).map((l) => l.split(/\s+/)[0]).filter((s): s is string => !!s));
+  const swapDevices = new Set(
+    swaps
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(/\s+/)[0])
+      .filter((s): s is string => !!s),
+  );
 
   const disks: DiskFacts[] = [];
   for (const raw of candidates) {
@@ -171,7 +190,10 @@ export async function probeSignatures(disks: readonly RawDisk[]): Promise<Map<st
  * LVM metadata, several filesystems). Used right before formatting, wiping or mounting.
  */
 export async function probeOne(devicePath: string): Promise<Signatures> {
-  const [blkid, wipefs] = await Promise.all([exec('blkid', ['-p', '-o', 'export', devicePath]), exec('wipefs', ['-n', '--json', devicePath])]);
+  const [blkid, wipefs] = await Promise.all([
+    exec('blkid', ['-p', '-o', 'export', devicePath]),
+    exec('wipefs', ['-n', '--json', devicePath]),
+  ]);
   if (wipefs.code !== 0) throw new Error(`wipefs -n ${devicePath} failed (exit ${wipefs.code}): ${wipefs.stderr.trim()}`);
   // blkid -p exits 8 when a device carries several signatures it cannot choose between.
   const ambivalent = blkid.code === 8 || /ambivalent/i.test(blkid.stderr);

@@ -59,7 +59,8 @@ export class DiskMemory {
     const st = live?.status;
     if (!live || !st) return;
     const prepared = st.conditions?.find((c) => c.type === 'Prepared');
-    if (st.preparation?.path && prepared?.status === 'True' && live.spec.claim?.mode === 'Local') this.preparations.set(name, st.preparation as Preparation);
+    if (st.preparation?.path && prepared?.status === 'True' && live.spec.claim?.mode === 'Local')
+      this.preparations.set(name, st.preparation as Preparation);
     if (st.lastWipe) this.lastWipes.set(name, st.lastWipe);
     const reverted = st.conditions?.find((c) => c.type === DEVICE_PATH_REVERTED);
     if (reverted?.status === 'True') this.devicePathReverted.set(name, reverted.message);

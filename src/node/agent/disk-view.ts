@@ -16,13 +16,18 @@ export type HeldByEngine = (devicePath: string) => PreparationOutcome | undefine
 
 /** The view of a disk this pass observed. */
 export function presentView(
-  o: Observation, live: NodeDisk | undefined, memory: DiskMemory, nodeName: string,
-  dynamic: PreparationOutcome | undefined, heldByEngine: HeldByEngine | undefined,
+  o: Observation,
+  live: NodeDisk | undefined,
+  memory: DiskMemory,
+  nodeName: string,
+  dynamic: PreparationOutcome | undefined,
+  heldByEngine: HeldByEngine | undefined,
 ): DiskView {
   const claim = live?.spec.claim;
   const h = memory.health.get(o.name);
   let prepared = memory.prepared.get(o.name) ?? { status: 'False', reason: 'NotClaimed', message: 'no pool claims this disk' };
-  let preparation: DiskView['preparation'] = claim?.mode === 'Local' && prepared.status === 'True' ? memory.preparations.get(o.name) : undefined;
+  let preparation: DiskView['preparation'] =
+    claim?.mode === 'Local' && prepared.status === 'True' ? memory.preparations.get(o.name) : undefined;
   // Released from a Dynamic pool whose filesystem still holds volumes: say why the disk is not free.
   const held = !claim ? heldByEngine?.(o.currentPath) : undefined;
   if (held) prepared = { status: 'False', reason: held.reason, message: held.message };
@@ -71,10 +76,26 @@ export function presentView(
 export function absentView(live: NodeDisk, memory: DiskMemory, nodeName: string, dynamic: PreparationOutcome | undefined): DiskView {
   const name = live.metadata.name;
   const st = live.status ?? {};
-  const { kernelName, links, capacity, model, vendor, serial, wwn, media, rotational, transport, readOnly, filesystem, partitionTable, partitions } = st;
+  const {
+    kernelName,
+    links,
+    capacity,
+    model,
+    vendor,
+    serial,
+    wwn,
+    media,
+    rotational,
+    transport,
+    readOnly,
+    filesystem,
+    partitionTable,
+    partitions,
+  } = st;
   const claim = live.spec.claim;
   let prepared = memory.prepared.get(name) ?? { status: 'False', reason: 'NotPresent', message: 'the disk is not attached to the node' };
-  if (claim?.mode === 'Dynamic' && dynamic) prepared = { status: dynamic.prepared ? 'True' : 'False', reason: dynamic.reason, message: dynamic.message };
+  if (claim?.mode === 'Dynamic' && dynamic)
+    prepared = { status: dynamic.prepared ? 'True' : 'False', reason: dynamic.reason, message: dynamic.message };
   const h = memory.health.get(name);
   return {
     name,
@@ -84,7 +105,22 @@ export function absentView(live: NodeDisk, memory: DiskMemory, nodeName: string,
     devicePath: live.spec.devicePath,
     media: (live.metadata.labels?.[NODE_DISK_LABELS.media] as DiskView['media'] | undefined) ?? media ?? 'unknown',
     present: false,
-    inventory: { kernelName, links, capacity, model, vendor, serial, wwn, media, rotational, transport, readOnly, filesystem, partitionTable, partitions },
+    inventory: {
+      kernelName,
+      links,
+      capacity,
+      model,
+      vendor,
+      serial,
+      wwn,
+      media,
+      rotational,
+      transport,
+      readOnly,
+      filesystem,
+      partitionTable,
+      partitions,
+    },
     eligibility: { eligible: false, reason: 'NotPresent', message: 'the disk is not attached to the node' },
     health: h?.health,
     healthCheckedAt: h?.checkedAt,

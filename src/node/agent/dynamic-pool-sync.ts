@@ -13,7 +13,11 @@ const MAX_MESSAGE = 1000;
 /** Eligibility reasons that keep a disk from the engine even though a Dynamic pool claims it. */
 const NEVER_HANDED_OVER = ['SystemDisk', 'ExcludedByFilter', 'ReadOnly'];
 
-export const ENGINE_PENDING: PreparationOutcome = { prepared: false, reason: 'EnginePending', message: 'the pool engine has not reported on this disk yet' };
+export const ENGINE_PENDING: PreparationOutcome = {
+  prepared: false,
+  reason: 'EnginePending',
+  message: 'the pool engine has not reported on this disk yet',
+};
 
 export interface DynamicHandoff {
   /** Disks for the engine, present or not (the engine decides what a missing member means). */
@@ -36,7 +40,11 @@ export function dynamicHandoff(live: readonly NodeDisk[], observations: readonly
       continue;
     }
     if (o && !o.eligibility.eligible && NEVER_HANDED_OVER.includes(o.eligibility.reason)) {
-      refused.set(o.name, { prepared: false, reason: o.eligibility.reason, message: `not handing the disk to the pool engine: ${o.eligibility.message}` });
+      refused.set(o.name, {
+        prepared: false,
+        reason: o.eligibility.reason,
+        message: `not handing the disk to the pool engine: ${o.eligibility.message}`,
+      });
       continue;
     }
     // A device that reports a size of 0 has lost its medium (pulled, dead, its backing gone): for
@@ -63,18 +71,23 @@ export function dynamicHandoff(live: readonly NodeDisk[], observations: readonly
  * one outcome per claimed disk. Without an engine, or when it throws, every disk says so.
  */
 export async function syncDynamicPools(
-  engine: DynamicPoolSync | undefined, nodeName: string, live: readonly NodeDisk[], observations: readonly Observation[],
+  engine: DynamicPoolSync | undefined,
+  nodeName: string,
+  live: readonly NodeDisk[],
+  observations: readonly Observation[],
 ): Promise<Map<string, PreparationOutcome>> {
   const { claimed, refused: result } = dynamicHandoff(live, observations);
   if (!engine) {
-    for (const d of claimed) result.set(d.name, { prepared: false, reason: 'EngineUnavailable', message: 'this agent runs without the Dynamic-pool engine' });
+    for (const d of claimed)
+      result.set(d.name, { prepared: false, reason: 'EngineUnavailable', message: 'this agent runs without the Dynamic-pool engine' });
     return result;
   }
   try {
     const outcomes = await engine.sync(nodeName, claimed);
     for (const d of claimed) result.set(d.name, outcomes.get(d.name) ?? ENGINE_PENDING);
   } catch (err) {
-    for (const d of claimed) result.set(d.name, { prepared: false, reason: 'EngineError', message: errorMessage(err).slice(0, MAX_MESSAGE) });
+    for (const d of claimed)
+      result.set(d.name, { prepared: false, reason: 'EngineError', message: errorMessage(err).slice(0, MAX_MESSAGE) });
   }
   return result;
 }

@@ -75,7 +75,8 @@ export class HandoutRecords {
         // The empty directory is only tidiness (an uninstall leaves nothing behind); the record itself
         // is gone, so the release goes on. Already gone is fine; anything else (a stray file left in
         // it, an I/O error) is worth a line in the log.
-        if (!isNotFound(err)) log.warn({ dir: this.dir, err: errorMessage(err) }, 'could not remove the empty hand-out records directory; it stays');
+        if (!isNotFound(err))
+          log.warn({ dir: this.dir, err: errorMessage(err) }, 'could not remove the empty hand-out records directory; it stays');
       });
     }
   }
@@ -94,7 +95,10 @@ export class HandoutRecords {
         record = JSON.parse(text) as HandoutRecord;
       } catch (err) {
         // A record the agent cannot read must not be taken as "never handed out": that is the unsafe answer.
-        throw new Error(`cannot read the hand-out record ${path.join(this.dir, name)} (${(err as Error).message}); fix or remove it by hand after checking which disk it names`, { cause: err });
+        throw new Error(
+          `cannot read the hand-out record ${path.join(this.dir, name)} (${(err as Error).message}); fix or remove it by hand after checking which disk it names`,
+          { cause: err },
+        );
       }
       if (typeof record.identity === 'string') records.set(record.identity, record);
     }

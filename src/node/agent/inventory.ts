@@ -105,8 +105,14 @@ export function mediaOf(raw: RawDisk): DiskMedia {
 
 /** Blank: no signature of any kind, no partitions, not mounted or used as swap. */
 export function isBlank(f: Pick<DiskFacts, 'raw' | 'signatures' | 'mountPoints'>): boolean {
-  return f.signatures.types.length === 0 && !f.signatures.ambivalent && !f.signatures.fsType && !f.signatures.ptType
-    && f.raw.partitions.length === 0 && f.mountPoints.length === 0;
+  return (
+    f.signatures.types.length === 0 &&
+    !f.signatures.ambivalent &&
+    !f.signatures.fsType &&
+    !f.signatures.ptType &&
+    f.raw.partitions.length === 0 &&
+    f.mountPoints.length === 0
+  );
 }
 
 /**
@@ -122,20 +128,36 @@ export function eligibility(f: DiskFacts, config: InventoryConfig): Eligibility 
   if (filtered) return no('ExcludedByFilter', filtered);
   if (raw.readOnly) return no('ReadOnly', `the kernel reports ${raw.path} read-only`);
   if (f.mountPoints.length > 0) {
-    return no('Mounted', `${raw.path} is in use at ${f.mountPoints.join(', ')}; unmount it (and remove it from /etc/fstab) to make it eligible`);
+    return no(
+      'Mounted',
+      `${raw.path} is in use at ${f.mountPoints.join(', ')}; unmount it (and remove it from /etc/fstab) to make it eligible`,
+    );
   }
   if (raw.partitions.length > 0 || signatures.ptType || signatures.types.some((t) => t === 'gpt' || t === 'dos' || t === 'PMBR')) {
     const table = signatures.ptType ?? signatures.types.find((t) => t === 'gpt' || t === 'dos' || t === 'PMBR') ?? 'a partition table';
-    return no('HasPartitions', `${raw.path} carries ${table}${raw.partitions.length ? ` with ${raw.partitions.length} partition(s)` : ''}; Stowage only takes blank disks unless the pool allows adoption`);
+    return no(
+      'HasPartitions',
+      `${raw.path} carries ${table}${raw.partitions.length ? ` with ${raw.partitions.length} partition(s)` : ''}; Stowage only takes blank disks unless the pool allows adoption`,
+    );
   }
   if (signatures.fsType || signatures.types.length > 0 || signatures.ambivalent) {
     const what = signatures.fsType ?? (signatures.types.join(', ') || 'ambiguous');
-    return no('HasFilesystem', `${raw.path} carries a ${what} signature${signatures.label ? ` labelled "${signatures.label}"` : ''}; Stowage only takes blank disks unless the pool allows adoption (wipefs -a erases it)`);
+    return no(
+      'HasFilesystem',
+      `${raw.path} carries a ${what} signature${signatures.label ? ` labelled "${signatures.label}"` : ''}; Stowage only takes blank disks unless the pool allows adoption (wipefs -a erases it)`,
+    );
   }
   if (raw.sizeBytes < config.minSizeBytes) {
-    return no('TooSmall', `${raw.path} has ${formatBytes(raw.sizeBytes)}, less than the agent's minimum of ${formatBytes(config.minSizeBytes)}`);
+    return no(
+      'TooSmall',
+      `${raw.path} has ${formatBytes(raw.sizeBytes)}, less than the agent's minimum of ${formatBytes(config.minSizeBytes)}`,
+    );
   }
-  return { eligible: true, reason: 'Blank', message: `${raw.path} is blank (no filesystem, partition table or mount) and may be claimed by a pool` };
+  return {
+    eligible: true,
+    reason: 'Blank',
+    message: `${raw.path} is blank (no filesystem, partition table or mount) and may be claimed by a pool`,
+  };
 }
 
 const no = (reason: string, message: string): Eligibility => ({ eligible: false, reason, message });
@@ -155,14 +177,19 @@ function filterVerdict(f: DiskFacts, config: InventoryConfig): string | undefine
   const excluded = matches(config.exclude);
   if (excluded) return `${f.raw.path} matches the agent's exclude ${excluded}`;
   const inc = config.include;
-  if (inc && ((inc.paths?.length ?? 0) + (inc.vendors?.length ?? 0) + (inc.models?.length ?? 0)) > 0 && !matches(inc)) {
+  if (inc && (inc.paths?.length ?? 0) + (inc.vendors?.length ?? 0) + (inc.models?.length ?? 0) > 0 && !matches(inc)) {
     return `${f.raw.path} matches none of the agent's include filters`;
   }
   return undefined;
 }
 
 function glob(pattern: string): RegExp {
-  return new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  return new RegExp(
+    `^${pattern
+      .split('*')
+      .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
 }
 
 /** status.partitions from lsblk's children. */

@@ -17,8 +17,17 @@ import type { HandoutRecord, HandoutRecords } from './handout-records.js';
 import { HELD_REASON, heldMessage, heldRecord } from './returning-disks.js';
 import type { Observation } from './observation.js';
 import {
-  PreparationRefused, eraseDisk, mountTarget, prepareBlock, removeContents, prepareFilesystem, releaseDisk, stowageLabel,
-  type DiskTarget, type Emit, type Preparation,
+  PreparationRefused,
+  eraseDisk,
+  mountTarget,
+  prepareBlock,
+  removeContents,
+  prepareFilesystem,
+  releaseDisk,
+  stowageLabel,
+  type DiskTarget,
+  type Emit,
+  type Preparation,
 } from './preparation.js';
 import { stamp, type PreparedState } from './status.js';
 import type { Wiper } from './wiping.js';
@@ -28,9 +37,15 @@ const MAX_MESSAGE = 1000;
 const NOT_CLAIMED: PreparedState = { status: 'False', reason: 'NotClaimed', message: 'no pool claims this disk' };
 
 /** Why a Local claim must not be prepared on this disk, or undefined when it may. */
-export function localBlocker(o: Pick<Observation, 'eligibility'>, claim: DiskClaim, ours: boolean, prepared: boolean): PreparedState | undefined {
+export function localBlocker(
+  o: Pick<Observation, 'eligibility'>,
+  claim: DiskClaim,
+  ours: boolean,
+  prepared: boolean,
+): PreparedState | undefined {
   const e = o.eligibility;
-  if (e.reason === 'SystemDisk' || e.reason === 'ExcludedByFilter' || e.reason === 'ReadOnly') return { status: 'False', reason: e.reason, message: `not preparing: ${e.message}` };
+  if (e.reason === 'SystemDisk' || e.reason === 'ExcludedByFilter' || e.reason === 'ReadOnly')
+    return { status: 'False', reason: e.reason, message: `not preparing: ${e.message}` };
   if (ours || prepared || e.eligible) return undefined;
   if ((e.reason === 'HasFilesystem' || e.reason === 'HasPartitions') && claim.allowAdoption) return undefined;
   return { status: 'False', reason: e.reason, message: `not preparing, nothing was changed: ${e.message}` };
@@ -47,7 +62,11 @@ export function invalidClaim(disk: Pick<NodeDisk, 'spec'>): PreparedState | unde
   const problems = ruleProblems(schema, { spec: disk.spec }).filter((p) => p.path.startsWith('spec.claim'));
   if (problems.length === 0) return undefined;
   const what = problems.map((p) => `${p.path}: ${p.message}`).join('; ');
-  return { status: 'False', reason: 'InvalidClaim', message: `not preparing, nothing was changed: ${what}; correct or remove the claim`.slice(0, MAX_MESSAGE) };
+  return {
+    status: 'False',
+    reason: 'InvalidClaim',
+    message: `not preparing, nothing was changed: ${what}; correct or remove the claim`.slice(0, MAX_MESSAGE),
+  };
 }
 
 /** The Prepared state after a failed step: a refusal keeps its reason, anything else is retried. */
@@ -77,7 +96,11 @@ export class LocalClaims {
     // would fail, and a blank-looking dead device must never be mistaken for a disk to format.
     const dead = m.io.get(o.name);
     if (dead?.reason === 'NoMedium') {
-      m.prepared.set(o.name, { status: 'False', reason: 'NoMedium', message: `nothing is done on the disk until it works again: ${dead.message}` });
+      m.prepared.set(o.name, {
+        status: 'False',
+        reason: 'NoMedium',
+        message: `nothing is done on the disk until it works again: ${dead.message}`,
+      });
       return false;
     }
     const target: DiskTarget = { name: o.name, devicePath: o.currentPath, root: this.root };
@@ -115,7 +138,14 @@ export class LocalClaims {
    * Holds a disk that came back without its NodeDisk (returning-disks.ts): nothing on it is changed,
    * it is never prepared; `spec.erasePreviousData` on its new NodeDisk zeroes it, and then it is blank.
    */
-  private async hold(o: Observation, held: HandoutRecord, record: HandoutRecord | undefined, live: NodeDisk | undefined, emit: Emit, erase: (why: string) => Promise<void>): Promise<boolean> {
+  private async hold(
+    o: Observation,
+    held: HandoutRecord,
+    record: HandoutRecord | undefined,
+    live: NodeDisk | undefined,
+    emit: Emit,
+    erase: (why: string) => Promise<void>,
+  ): Promise<boolean> {
     const m = this.memory;
     const message = heldMessage(held, o.devicePath, o.kind).slice(0, MAX_MESSAGE);
     if (held !== record) {
@@ -136,7 +166,8 @@ export class LocalClaims {
       m.preparations.delete(o.name);
       m.held.delete(o.name);
       m.prepared.set(o.name, {
-        status: 'False', reason: 'NotClaimed',
+        status: 'False',
+        reason: 'NotClaimed',
         message: `erased on request (${o.kind === 'Mount' ? 'its contents removed' : 'every byte zeroed'}); no pool claims this ${o.kind === 'Mount' ? 'mount' : 'disk'} yet`,
       });
     } catch (err) {
@@ -156,7 +187,11 @@ export class LocalClaims {
       await releaseDisk(target, emit);
       if (recorded) await this.records.remove(o.identity);
       m.preparations.delete(o.name);
-      m.prepared.set(o.name, { status: 'False', reason: 'NotClaimed', message: 'released: the claim was cleared, Stowage\'s filesystem was removed' });
+      m.prepared.set(o.name, {
+        status: 'False',
+        reason: 'NotClaimed',
+        message: "released: the claim was cleared, Stowage's filesystem was removed",
+      });
       emit('Normal', 'Released', `${o.currentPath} was released from its pool and is blank again`);
     } catch (err) {
       m.prepared.set(o.name, refusal(err, 'ReleaseFailed'));
@@ -173,28 +208,45 @@ export class LocalClaims {
       const kind = claim.volumeMode === 'Block' ? 'Block' : 'Filesystem';
       await this.recordHandout(o, live, claim, kind);
       // Only a disk not prepared yet is an attempt worth counting; re-checking a prepared one is not.
-      const timed = <T>(step: () => Promise<T>): Promise<T> => (before || !this.metrics ? step() : this.metrics.timePreparation(kind, step));
+      const timed = <T>(step: () => Promise<T>): Promise<T> =>
+        before || !this.metrics ? step() : this.metrics.timePreparation(kind, step);
       let prep: Preparation;
       if (claim.volumeMode === 'Block') {
-        prep = await timed(() => prepareBlock(target, { stablePath: o.devicePath, allowAdoption: claim.allowAdoption === true, alreadyPrepared: before !== undefined, emit }));
+        prep = await timed(() =>
+          prepareBlock(target, {
+            stablePath: o.devicePath,
+            allowAdoption: claim.allowAdoption === true,
+            alreadyPrepared: before !== undefined,
+            emit,
+          }),
+        );
       } else {
         const lastWipe = m.lastWipes.get(o.name);
-        prep = await timed(() => prepareFilesystem(target, {
-          fsType: claim.fsType ?? 'ext4',
-          allowAdoption: claim.allowAdoption === true,
-          recordedUuid: before?.uuid,
-          epoch: lastWipe?.result === 'Succeeded' ? lastWipe.volumeUID : '',
-          emit,
-        }));
+        prep = await timed(() =>
+          prepareFilesystem(target, {
+            fsType: claim.fsType ?? 'ext4',
+            allowAdoption: claim.allowAdoption === true,
+            recordedUuid: before?.uuid,
+            epoch: lastWipe?.result === 'Succeeded' ? lastWipe.volumeUID : '',
+            emit,
+          }),
+        );
       }
       if (!before || before.uuid !== prep.uuid || before.path !== prep.path) {
         changed = true;
-        emit('Normal', 'Prepared', `prepared for pool ${claim.pool}: ${prep.filesystem ? `${prep.filesystem} mounted at ${prep.path}` : `raw device ${prep.path}`}`);
+        emit(
+          'Normal',
+          'Prepared',
+          `prepared for pool ${claim.pool}: ${prep.filesystem ? `${prep.filesystem} mounted at ${prep.path}` : `raw device ${prep.path}`}`,
+        );
       }
       m.preparations.set(o.name, prep);
       m.prepared.set(o.name, {
-        status: 'True', reason: 'Prepared',
-        message: prep.filesystem ? `${prep.filesystem} filesystem ${prep.uuid} mounted at ${prep.path} for pool ${claim.pool}` : `raw device ${prep.path} verified for pool ${claim.pool}`,
+        status: 'True',
+        reason: 'Prepared',
+        message: prep.filesystem
+          ? `${prep.filesystem} filesystem ${prep.uuid} mounted at ${prep.path} for pool ${claim.pool}`
+          : `raw device ${prep.path} verified for pool ${claim.pool}`,
       });
     } catch (err) {
       const state = refusal(err, 'PreparationFailed');
@@ -210,7 +262,14 @@ export class LocalClaims {
     const uid = live.metadata.uid ?? '';
     const now = await this.records.get(o.identity);
     if (now && now.nodeDiskUID === uid && now.pool === claim.pool && now.volumeMode === volumeMode) return;
-    await this.records.put({ identity: o.identity, nodeDisk: o.name, nodeDiskUID: uid, pool: claim.pool, volumeMode, since: stamp(new Date()) });
+    await this.records.put({
+      identity: o.identity,
+      nodeDisk: o.name,
+      nodeDiskUID: uid,
+      pool: claim.pool,
+      volumeMode,
+      since: stamp(new Date()),
+    });
   }
 
   /** Discovery-directory mounts: used as they are; a wipe removes the volume's contents only. */
@@ -234,7 +293,11 @@ export class LocalClaims {
       return false;
     }
     if (claim.mode !== 'Local' || claim.volumeMode === 'Block') {
-      m.prepared.set(o.name, { status: 'False', reason: 'NotABlockDevice', message: `${o.devicePath} is a mounted filesystem; only Local Filesystem pools can use it` });
+      m.prepared.set(o.name, {
+        status: 'False',
+        reason: 'NotABlockDevice',
+        message: `${o.devicePath} is a mounted filesystem; only Local Filesystem pools can use it`,
+      });
       return false;
     }
     try {

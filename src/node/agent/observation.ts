@@ -7,8 +7,16 @@ import type { NodeDisk } from '../../crds/nodedisk.js';
 import { formatBytes } from '../../util/quantity.js';
 import type { Discovery, MountFacts } from './discovery.js';
 import {
-  diskIdentity, eligibility, isBlank, mediaOf, nodeDiskName, partitionsOf, stableDevicePath,
-  type DiskFacts, type Eligibility, type InventoryConfig,
+  diskIdentity,
+  eligibility,
+  isBlank,
+  mediaOf,
+  nodeDiskName,
+  partitionsOf,
+  stableDevicePath,
+  type DiskFacts,
+  type Eligibility,
+  type InventoryConfig,
 } from './inventory.js';
 import { IDENTITY_ANNOTATION, type DiskView, type Inventory } from './status.js';
 
@@ -54,7 +62,9 @@ export function observe(d: Discovery, live: readonly NodeDisk[], nodeName: strin
     }
     taken.add(name);
     out.push({
-      name, identity, kind: 'Disk',
+      name,
+      identity,
+      kind: 'Disk',
       devicePath: stableDevicePath(f.raw, f.links),
       currentPath: f.raw.path,
       facts: f,
@@ -70,14 +80,17 @@ export function observe(d: Discovery, live: readonly NodeDisk[], nodeName: strin
     if (taken.has(name)) continue;
     taken.add(name);
     out.push({
-      name, identity, kind: 'Mount',
+      name,
+      identity,
+      kind: 'Mount',
       devicePath: m.target,
       currentPath: m.target,
       mount: m,
       inventory: { capacity: formatBytes(m.sizeBytes), filesystem: { type: m.fsType }, mountPoints: [m.target], media: 'unknown' },
       media: 'unknown',
       eligibility: {
-        eligible: true, reason: 'DiscoveredMount',
+        eligible: true,
+        reason: 'DiscoveredMount',
         message: `${m.target} is a filesystem an administrator mounted under a discovery directory; a Local Filesystem pool may use it as is (Stowage never formats or unmounts it)`,
       },
       blank: false,
@@ -114,7 +127,13 @@ function diskInventory(f: DiskFacts): Inventory {
   };
 }
 
-function resolveName(identity: string, f: DiskFacts, live: readonly NodeDisk[], taken: ReadonlySet<string>, nodeName: string): string | undefined {
+function resolveName(
+  identity: string,
+  f: DiskFacts,
+  live: readonly NodeDisk[],
+  taken: ReadonlySet<string>,
+  nodeName: string,
+): string | undefined {
   const byAnnotation = live.find((nd) => nd.metadata.annotations?.[IDENTITY_ANNOTATION] === identity)?.metadata.name;
   if (byAnnotation) return taken.has(byAnnotation) ? undefined : byAnnotation;
   // A weak identity (UUIDs, kernel name) changes when the disk is formatted: match the disk we prepared.

@@ -30,7 +30,10 @@ export interface Preparation {
 /** A step that did not (and must not) happen; `reason` becomes the Prepared condition's reason. */
 export class PreparationRefused extends Error {
   override readonly name = 'PreparationRefused';
-  constructor(readonly reason: string, message: string) {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -88,7 +91,10 @@ export async function prepareFilesystem(
   const ours = sig.label === label;
   const elsewhere = mounts.filter((m) => m !== target);
   if (elsewhere.length > 0) {
-    throw new PreparationRefused('MountedElsewhere', `${t.devicePath} is mounted at ${elsewhere.join(', ')}, not by Stowage; unmount it first`);
+    throw new PreparationRefused(
+      'MountedElsewhere',
+      `${t.devicePath} is mounted at ${elsewhere.join(', ')}, not by Stowage; unmount it first`,
+    );
   }
   if (opts.recordedUuid && sig.uuid !== opts.recordedUuid) {
     throw new PreparationRefused(
@@ -103,7 +109,8 @@ export async function prepareFilesystem(
     );
   }
   if (mounts.includes(target)) {
-    if (!ours) throw new PreparationRefused('UUIDMismatch', `${target} is mounted from ${t.devicePath} but the filesystem there is not Stowage's`);
+    if (!ours)
+      throw new PreparationRefused('UUIDMismatch', `${target} is mounted from ${t.devicePath} but the filesystem there is not Stowage's`);
     return { path: target, filesystem: sig.fsType ?? opts.fsType, uuid: sig.uuid! };
   }
   if (ours && sig.fsType === opts.fsType && sig.uuid) {
@@ -113,7 +120,8 @@ export async function prepareFilesystem(
     } catch (err) {
       // Our label but not mountable: an mkfs of ours that a crash cut short is redone; a disk we
       // had finished preparing (recorded) is never formatted again.
-      if (opts.recordedUuid) throw new PreparationRefused('MountFailed', `could not mount ${t.devicePath} at ${target}: ${(err as Error).message}`);
+      if (opts.recordedUuid)
+        throw new PreparationRefused('MountFailed', `could not mount ${t.devicePath} at ${target}: ${(err as Error).message}`);
     }
   } else if (!isBlankSig(sig) && !ours) {
     if (!opts.allowAdoption) {
@@ -123,7 +131,11 @@ export async function prepareFilesystem(
         `${t.devicePath} carries ${what}; Stowage formats only blank disks unless the pool allows adoption. Nothing was changed`,
       );
     }
-    opts.emit('Warning', 'AdoptingDisk', `erasing every signature on ${t.devicePath} (${sig.fsType ?? sig.ptType ?? sig.types.join(', ')}) because the pool allows adoption`);
+    opts.emit(
+      'Warning',
+      'AdoptingDisk',
+      `erasing every signature on ${t.devicePath} (${sig.fsType ?? sig.ptType ?? sig.types.join(', ')}) because the pool allows adoption`,
+    );
     await execOk('wipefs', ['--all', '--force', t.devicePath]);
   }
   const uuid = filesystemUuid(t.name, opts.epoch);
@@ -138,7 +150,10 @@ async function makeFilesystem(t: DiskTarget, fsType: FsType, uuid: string, emit:
   // Re-probe right before formatting: only blank or Stowage's own filesystem for this disk may be overwritten.
   const now = await probeOne(t.devicePath);
   if (!isBlankSig(now) && now.label !== label) {
-    throw new PreparationRefused('HasFilesystem', `${t.devicePath} changed since it was checked (now ${now.fsType ?? now.ptType ?? now.types.join(', ')}); nothing was formatted`);
+    throw new PreparationRefused(
+      'HasFilesystem',
+      `${t.devicePath} changed since it was checked (now ${now.fsType ?? now.ptType ?? now.types.join(', ')}); nothing was formatted`,
+    );
   }
   emit('Normal', 'Formatting', `making an ${fsType} filesystem (label ${label}, UUID ${uuid}) on ${t.devicePath}`);
   const args =
@@ -152,7 +167,8 @@ async function makeFilesystem(t: DiskTarget, fsType: FsType, uuid: string, emit:
 /** Mounts `device` at `target` after checking (again, right now) that it carries filesystem `uuid`. */
 async function mountVerified(device: string, target: string, fsType: string, uuid: string): Promise<void> {
   const sig = await probeOne(device);
-  if (sig.uuid !== uuid) throw new PreparationRefused('UUIDMismatch', `${device} carries UUID ${sig.uuid ?? '(none)'}, expected ${uuid}; not mounting it`);
+  if (sig.uuid !== uuid)
+    throw new PreparationRefused('UUIDMismatch', `${device} carries UUID ${sig.uuid ?? '(none)'}, expected ${uuid}; not mounting it`);
   await mkdir(target, { recursive: true, mode: 0o755 });
   await execOk('mount', ['-t', fsType, device, target]);
 }
@@ -163,12 +179,19 @@ export async function prepareBlock(
   opts: { stablePath: string; allowAdoption: boolean; alreadyPrepared: boolean; emit: Emit },
 ): Promise<Preparation> {
   const mounts = await mountsOf(t.devicePath);
-  if (mounts.length > 0) throw new PreparationRefused('MountedElsewhere', `${t.devicePath} is mounted at ${mounts.join(', ')}; a Block volume needs the raw device`);
+  if (mounts.length > 0)
+    throw new PreparationRefused(
+      'MountedElsewhere',
+      `${t.devicePath} is mounted at ${mounts.join(', ')}; a Block volume needs the raw device`,
+    );
   if (opts.alreadyPrepared) return { path: opts.stablePath };
   const sig = await probeOne(t.devicePath);
   if (!isBlankSig(sig)) {
     if (!opts.allowAdoption) {
-      throw new PreparationRefused(sig.ptType ? 'HasPartitions' : 'HasFilesystem', `${t.devicePath} is not blank (${sig.fsType ?? sig.ptType ?? sig.types.join(', ')}); nothing was changed`);
+      throw new PreparationRefused(
+        sig.ptType ? 'HasPartitions' : 'HasFilesystem',
+        `${t.devicePath} is not blank (${sig.fsType ?? sig.ptType ?? sig.types.join(', ')}); nothing was changed`,
+      );
     }
     opts.emit('Warning', 'AdoptingDisk', `erasing every signature on ${t.devicePath} because the pool allows adoption`);
     await execOk('wipefs', ['--all', '--force', t.devicePath]);
@@ -188,7 +211,11 @@ export async function releaseDisk(t: DiskTarget, emit: Emit): Promise<void> {
     if ((await mountsOf(t.devicePath)).length > 0) {
       throw new PreparationRefused('MountedElsewhere', `${t.devicePath} is still mounted elsewhere; not erasing its filesystem`);
     }
-    emit('Normal', 'Releasing', `erasing Stowage's ${sig.fsType} filesystem (UUID ${sig.uuid}) from ${t.devicePath}: the disk left its pool`);
+    emit(
+      'Normal',
+      'Releasing',
+      `erasing Stowage's ${sig.fsType} filesystem (UUID ${sig.uuid}) from ${t.devicePath}: the disk left its pool`,
+    );
     await execOk('wipefs', ['--all', '--force', t.devicePath]);
   }
 }
@@ -202,7 +229,10 @@ export async function eraseDisk(t: DiskTarget, why: string, emit: Emit): Promise
   const mounts = await mountsOf(t.devicePath);
   const foreign = mounts.filter((m) => m !== target);
   if (foreign.length > 0) {
-    throw new PreparationRefused('MountedElsewhere', `${t.devicePath} is mounted at ${foreign.join(', ')}; stop what uses it and unmount it, then the erase runs`);
+    throw new PreparationRefused(
+      'MountedElsewhere',
+      `${t.devicePath} is mounted at ${foreign.join(', ')}; stop what uses it and unmount it, then the erase runs`,
+    );
   }
   if (mounts.includes(target)) await execOk('umount', [target]);
   await removeMountPoint(target, 'erase', emit);
@@ -219,7 +249,12 @@ export async function eraseDisk(t: DiskTarget, why: string, emit: Emit): Promise
  */
 async function removeMountPoint(target: string, step: string, emit: Emit): Promise<void> {
   await rmdir(target).catch((err: unknown) => {
-    if (!isNotFound(err)) emit('Warning', 'MountPointLeft', `could not remove the mount point ${target} (${errorMessage(err)}); the ${step} goes on and the directory stays`);
+    if (!isNotFound(err))
+      emit(
+        'Warning',
+        'MountPointLeft',
+        `could not remove the mount point ${target} (${errorMessage(err)}); the ${step} goes on and the directory stays`,
+      );
   });
 }
 
@@ -239,7 +274,8 @@ export async function wipeDisk(
   const target = mountTarget(t);
   const mounts = await mountsOf(t.devicePath);
   const foreign = mounts.filter((m) => m !== target);
-  if (foreign.length > 0) throw new PreparationRefused('MountedElsewhere', `${t.devicePath} is mounted at ${foreign.join(', ')}; not wiping it`);
+  if (foreign.length > 0)
+    throw new PreparationRefused('MountedElsewhere', `${t.devicePath} is mounted at ${foreign.join(', ')}; not wiping it`);
   if (mounts.includes(target)) {
     await removeContents(target);
     await execOk('umount', [target]);
@@ -270,14 +306,25 @@ async function zeroDevice(device: string): Promise<void> {
   const res = await exec('blkdiscard', ['--zeroout', '--force', device], { timeoutMs: DESTRUCTIVE_TIMEOUT_MS });
   if (res.code === 0) return;
   // No write-zeroes support: overwrite it.
-  await execOk('dd', ['if=/dev/zero', `of=${device}`, 'bs=4M', 'oflag=direct', 'conv=fsync', 'status=none'], { timeoutMs: DESTRUCTIVE_TIMEOUT_MS }).catch((err: Error) => {
+  await execOk('dd', ['if=/dev/zero', `of=${device}`, 'bs=4M', 'oflag=direct', 'conv=fsync', 'status=none'], {
+    timeoutMs: DESTRUCTIVE_TIMEOUT_MS,
+  }).catch((err: Error) => {
     // dd ends with "No space left on device" when it reaches the end: that is success.
     if (!/No space left/.test(err.message)) throw err;
   });
 }
 
 async function zeroRange(device: string, offset: number, length: number): Promise<void> {
-  await execOk('dd', ['if=/dev/zero', `of=${device}`, 'bs=64K', `seek=${offset / 65536}`, `count=${Math.ceil(length / 65536)}`, 'oflag=direct', 'conv=fsync,notrunc', 'status=none']);
+  await execOk('dd', [
+    'if=/dev/zero',
+    `of=${device}`,
+    'bs=64K',
+    `seek=${offset / 65536}`,
+    `count=${Math.ceil(length / 65536)}`,
+    'oflag=direct',
+    'conv=fsync,notrunc',
+    'status=none',
+  ]);
 }
 
 /** Filesystem statistics of a mounted directory, for status.usage. */

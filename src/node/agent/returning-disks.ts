@@ -35,11 +35,24 @@ export interface DiskSeen {
  * - with no record (the host's state was lost) and no NodeDisk, Stowage's own filesystem label on
  *   the disk is evidence enough.
  */
-export function heldRecord(disk: DiskSeen, live: Pick<NodeDisk, 'metadata'> | undefined, record: HandoutRecord | undefined, now: string): HandoutRecord | undefined {
+export function heldRecord(
+  disk: DiskSeen,
+  live: Pick<NodeDisk, 'metadata'> | undefined,
+  record: HandoutRecord | undefined,
+  now: string,
+): HandoutRecord | undefined {
   if (record?.heldSince) return record;
   if (record) return live?.metadata.uid === record.nodeDiskUID ? undefined : { ...record, heldSince: now };
   if (!live && disk.label && STOWAGE_LABEL.test(disk.label)) {
-    return { identity: disk.identity, nodeDisk: disk.name, nodeDiskUID: '', pool: '', volumeMode: 'Filesystem', since: now, heldSince: now };
+    return {
+      identity: disk.identity,
+      nodeDisk: disk.name,
+      nodeDiskUID: '',
+      pool: '',
+      volumeMode: 'Filesystem',
+      since: now,
+      heldSince: now,
+    };
   }
   return undefined;
 }
@@ -49,7 +62,9 @@ export function heldMessage(r: HandoutRecord, devicePath: string, kind: 'Disk' |
   const what = r.pool
     ? `Stowage handed it to pool ${r.pool} (${r.volumeMode}) on ${r.since} under a NodeDisk that was deleted since`
     : 'it carries a filesystem Stowage made, and no NodeDisk records it';
-  return `${devicePath} may hold a previous tenant's data: ${what}. It is not offered to any pool and nothing on it is changed. ` +
+  return (
+    `${devicePath} may hold a previous tenant's data: ${what}. It is not offered to any pool and nothing on it is changed. ` +
     `To reuse it, erase it: kubectl patch nodedisk <name> --type merge -p '{"spec":{"erasePreviousData":true}}' (${kind === 'Mount' ? 'everything in it is removed' : 'every byte is zeroed'}); ` +
-    'to recover its data instead, take it off the agent\'s allow-list first';
+    "to recover its data instead, take it off the agent's allow-list first"
+  );
 }

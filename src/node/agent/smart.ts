@@ -21,7 +21,8 @@ export function parseSmartctl(json: string): Omit<DiskHealth, 'checkedTime'> {
   const exitStatus: number = doc?.smartctl?.exit_status ?? 0;
   const messages: string[] = (doc?.smartctl?.messages ?? []).map((m: { string?: string }) => m.string).filter(Boolean);
   if (doc?.smart_status?.passed === undefined) {
-    const why = messages[0] ?? (exitStatus & EXIT_COMMAND_FAILED ? 'smartctl could not open the device' : 'the device reports no SMART status');
+    const why =
+      messages[0] ?? (exitStatus & EXIT_COMMAND_FAILED ? 'smartctl could not open the device' : 'the device reports no SMART status');
     return { verdict: 'Unknown', message: `no SMART data: ${why}` };
   }
   const health: { -readonly [K in keyof DiskHealth]: DiskHealth[K] } = { verdict: doc.smart_status.passed ? 'Passed' : 'Failed' };
@@ -43,7 +44,8 @@ export function parseSmartctl(json: string): Omit<DiskHealth, 'checkedTime'> {
     if (Number.isInteger(nvme.media_errors)) health.mediaErrors = nvme.media_errors;
     if (Number.isInteger(nvme.percentage_used)) health.percentageUsed = Math.min(255, nvme.percentage_used);
   }
-  if (health.verdict === 'Failed') health.message = 'the device predicts its own failure (SMART overall-health FAILED): move data off it and replace it';
+  if (health.verdict === 'Failed')
+    health.message = 'the device predicts its own failure (SMART overall-health FAILED): move data off it and replace it';
   return health;
 }
 
@@ -61,10 +63,16 @@ export async function readSmart(devicePath: string): Promise<Omit<DiskHealth, 'c
 /** The Healthy condition for a health reading. */
 export function healthCondition(health: DiskHealth | undefined): { status: 'True' | 'False' | 'Unknown'; reason: string; message: string } {
   if (!health) return { status: 'Unknown', reason: 'NotChecked', message: 'SMART health has not been read yet' };
-  if (health.verdict === 'Failed') return { status: 'False', reason: 'SmartFailed', message: health.message ?? 'SMART overall-health FAILED' };
-  if (health.verdict === 'Unknown') return { status: 'Unknown', reason: 'SmartUnavailable', message: health.message ?? 'no SMART data for this device' };
+  if (health.verdict === 'Failed')
+    return { status: 'False', reason: 'SmartFailed', message: health.message ?? 'SMART overall-health FAILED' };
+  if (health.verdict === 'Unknown')
+    return { status: 'Unknown', reason: 'SmartUnavailable', message: health.message ?? 'no SMART data for this device' };
   if ((health.pendingSectors ?? 0) > 0) {
-    return { status: 'False', reason: 'PendingSectors', message: `${health.pendingSectors} sector(s) are unreadable and waiting to be remapped: data on them is at risk` };
+    return {
+      status: 'False',
+      reason: 'PendingSectors',
+      message: `${health.pendingSectors} sector(s) are unreadable and waiting to be remapped: data on them is at risk`,
+    };
   }
   if ((health.mediaErrors ?? 0) > 0) {
     return { status: 'False', reason: 'MediaErrors', message: `the device reports ${health.mediaErrors} unrecovered media error(s)` };

@@ -94,7 +94,12 @@ export class NodeDiskWriter {
       if (removed) {
         // A v1.20 API server turns an object field dropped from an apply into `null` and then
         // rejects it; removing it with a merge patch first keeps the apply a plain update.
-        live = await this.opts.client.mergePatch<NodeDisk>(NODE_DISKS, v.name, { status: removed }, { subresource: 'status', fieldManager: this.applier.fieldManager });
+        live = await this.opts.client.mergePatch<NodeDisk>(
+          NODE_DISKS,
+          v.name,
+          { status: removed },
+          { subresource: 'status', fieldManager: this.applier.fieldManager },
+        );
         this.writes += 1;
         this.written.set(v.name, live);
       }
@@ -119,9 +124,10 @@ export class NodeDiskWriter {
       return e.manager !== this.applier.fieldManager && spec !== undefined && 'f:devicePath' in spec;
     })?.manager;
     if (!editor || fresh.spec.devicePath === v.devicePath) return v;
-    const message = `spec.devicePath was set to ${live.spec.devicePath} by ${editor}; the node agent set it back to ${v.devicePath}, where it finds this disk ` +
+    const message =
+      `spec.devicePath was set to ${live.spec.devicePath} by ${editor}; the node agent set it back to ${v.devicePath}, where it finds this disk ` +
       `(identity ${v.identity}). The agent writes spec.devicePath and acts only on the disk it discovered; to keep pools off this disk cordon it ` +
-      '(spec.schedulable: false), to use another device put that device on the agent\'s allow-list';
+      "(spec.schedulable: false), to use another device put that device on the agent's allow-list";
     this.opts.memory.devicePathReverted.set(v.name, message);
     this.opts.onDevicePathReverted?.(v.name, message);
     return { ...v, devicePathReverted: message };

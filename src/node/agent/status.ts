@@ -6,7 +6,15 @@
  * health.checkedTime) are refreshed only with a real change or after `heartbeatMs`, so a converged
  * pass sends no writes.
  */
-import { NODE_DISK_KIND, NODE_DISK_LABELS, type DiskHealth, type DiskKind, type DiskMedia, type NodeDisk, type NodeDiskStatus } from '../../crds/nodedisk.js';
+import {
+  NODE_DISK_KIND,
+  NODE_DISK_LABELS,
+  type DiskHealth,
+  type DiskKind,
+  type DiskMedia,
+  type NodeDisk,
+  type NodeDiskStatus,
+} from '../../crds/nodedisk.js';
 import { API_VERSION } from '../../crds/meta.js';
 import { setConditions, type ConditionInput } from '../../runtime/conditions.js';
 import { jsonEqual } from '../../runtime/apply.js';
@@ -26,7 +34,21 @@ export const DEVICE_PATH_REVERTED = 'DevicePathReverted';
 
 export type Inventory = Pick<
   NodeDiskStatus,
-  'kernelName' | 'links' | 'capacity' | 'model' | 'vendor' | 'serial' | 'wwn' | 'media' | 'rotational' | 'transport' | 'readOnly' | 'filesystem' | 'partitionTable' | 'partitions' | 'mountPoints'
+  | 'kernelName'
+  | 'links'
+  | 'capacity'
+  | 'model'
+  | 'vendor'
+  | 'serial'
+  | 'wwn'
+  | 'media'
+  | 'rotational'
+  | 'transport'
+  | 'readOnly'
+  | 'filesystem'
+  | 'partitionTable'
+  | 'partitions'
+  | 'mountPoints'
 >;
 
 export interface PreparedState {
@@ -108,22 +130,40 @@ export function desiredStatus(v: DiskView, live: NodeDisk | undefined, now: Date
   const hc = v.ioProblem ? { status: 'False' as const, ...v.ioProblem } : healthCondition(health);
   const conditions: ConditionInput[] = [
     v.present
-      ? { type: 'Present', status: 'True', reason: 'Detected', message: `the node agent on ${v.nodeName} sees this ${v.kind === 'Mount' ? 'mount' : 'disk'}`, ...gen }
-      : v.discovered === false
       ? {
-          type: 'Present', status: 'False', reason: 'NotDiscovered',
-          message: `the node agent on ${v.nodeName} has never discovered a disk for this NodeDisk (it was not made by the agent): ${v.devicePath} is not a disk it was allowed to use or found on this node`,
+          type: 'Present',
+          status: 'True',
+          reason: 'Detected',
+          message: `the node agent on ${v.nodeName} sees this ${v.kind === 'Mount' ? 'mount' : 'disk'}`,
           ...gen,
         }
-      : {
-          type: 'Present', status: 'False', reason: 'NotDetected',
-          message: `the node agent on ${v.nodeName} no longer sees this ${v.kind === 'Mount' ? 'mount' : 'disk'}${prev?.lastSeenTime ? ` (last seen ${prev.lastSeenTime})` : ''}; the object is kept so that its pool notices`,
-          ...gen,
-        },
-    { type: 'Eligible', status: v.eligibility.eligible ? 'True' : 'False', reason: v.eligibility.reason, message: v.eligibility.message, ...gen },
+      : v.discovered === false
+        ? {
+            type: 'Present',
+            status: 'False',
+            reason: 'NotDiscovered',
+            message: `the node agent on ${v.nodeName} has never discovered a disk for this NodeDisk (it was not made by the agent): ${v.devicePath} is not a disk it was allowed to use or found on this node`,
+            ...gen,
+          }
+        : {
+            type: 'Present',
+            status: 'False',
+            reason: 'NotDetected',
+            message: `the node agent on ${v.nodeName} no longer sees this ${v.kind === 'Mount' ? 'mount' : 'disk'}${prev?.lastSeenTime ? ` (last seen ${prev.lastSeenTime})` : ''}; the object is kept so that its pool notices`,
+            ...gen,
+          },
+    {
+      type: 'Eligible',
+      status: v.eligibility.eligible ? 'True' : 'False',
+      reason: v.eligibility.reason,
+      message: v.eligibility.message,
+      ...gen,
+    },
     { type: 'Healthy', status: hc.status, reason: hc.reason, message: hc.message, ...gen },
     { type: 'Prepared', status: v.prepared.status, reason: v.prepared.reason, message: v.prepared.message, ...gen },
-    ...(v.devicePathReverted ? [{ type: DEVICE_PATH_REVERTED, status: 'True' as const, reason: 'HandEdited', message: v.devicePathReverted, ...gen }] : []),
+    ...(v.devicePathReverted
+      ? [{ type: DEVICE_PATH_REVERTED, status: 'True' as const, reason: 'HandEdited', message: v.devicePathReverted, ...gen }]
+      : []),
   ];
 
   const body: NodeDiskStatus = {

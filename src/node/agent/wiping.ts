@@ -32,7 +32,10 @@ function wipeResult(wipe: DiskWipe, result: LastWipe['result'], message: string)
 }
 
 export class Wiper {
-  constructor(private readonly memory: DiskMemory, private readonly metrics: AgentMetrics | undefined) {}
+  constructor(
+    private readonly memory: DiskMemory,
+    private readonly metrics: AgentMetrics | undefined,
+  ) {}
 
   /**
    * Wipes a prepared Local disk for `wipe` unless that was done or is stale; a failure is retried
@@ -52,7 +55,11 @@ export class Wiper {
       const key = `${o.name}/${wipe.volumeUID}`;
       if (!m.staleReported.has(key)) {
         m.staleReported.add(key);
-        emit('Warning', 'StaleWipeIgnored', `ignoring a wipe request for volume ${wipe.volumeUID}: that volume was already wiped, a newer volume may be on the disk now`);
+        emit(
+          'Warning',
+          'StaleWipeIgnored',
+          `ignoring a wipe request for volume ${wipe.volumeUID}: that volume was already wiped, a newer volume may be on the disk now`,
+        );
       }
       return false;
     }
@@ -63,7 +70,8 @@ export class Wiper {
     emit('Normal', 'Wiping', `wiping ${o.currentPath} (${wipe.method}) for released volume ${wipe.volumeUID}`);
     try {
       if (!prep) throw new Error('the disk was never prepared, so there is no volume of it to wipe');
-      const run = (): Promise<Preparation | undefined> => wipeDisk(target, { method: wipe.method, volumeMode: mode, fsType: claim.fsType, volumeUID: wipe.volumeUID, emit });
+      const run = (): Promise<Preparation | undefined> =>
+        wipeDisk(target, { method: wipe.method, volumeMode: mode, fsType: claim.fsType, volumeUID: wipe.volumeUID, emit });
       const next = await (this.metrics ? this.metrics.timeWipe(wipe.method, run) : run());
       if (next) m.preparations.set(o.name, next);
       m.lastWipes.set(o.name, wipeResult(wipe, 'Succeeded', `wiped with ${wipe.method}`));
@@ -90,13 +98,13 @@ export class Wiper {
     const last = m.lastWipes.get(o.name);
     const history = m.wiped.get(o.name) ?? [];
     if (history[0] === wipe.volumeUID && last?.volumeUID !== wipe.volumeUID) {
-      m.lastWipes.set(o.name, wipeResult(wipe, 'Succeeded', 'removed the volume\'s contents (reported after an agent restart)'));
+      m.lastWipes.set(o.name, wipeResult(wipe, 'Succeeded', "removed the volume's contents (reported after an agent restart)"));
     } else if (!(last?.volumeUID === wipe.volumeUID && last.result === 'Succeeded') && !history.includes(wipe.volumeUID)) {
       try {
         emit('Normal', 'Wiping', `removing the contents of ${o.devicePath} for released volume ${wipe.volumeUID}`);
         const run = (): Promise<void> => removeContents(o.devicePath);
         await (this.metrics ? this.metrics.timeWipe(wipe.method, run) : run());
-        m.lastWipes.set(o.name, wipeResult(wipe, 'Succeeded', 'removed the volume\'s contents (a discovered mount is never reformatted)'));
+        m.lastWipes.set(o.name, wipeResult(wipe, 'Succeeded', "removed the volume's contents (a discovered mount is never reformatted)"));
         m.wiped.set(o.name, [wipe.volumeUID, ...history].slice(0, MAX_REMEMBERED_WIPES));
         emit('Normal', 'Wiped', `removed the contents of ${o.devicePath} for volume ${wipe.volumeUID}`);
       } catch (err) {

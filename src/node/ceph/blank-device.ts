@@ -39,11 +39,15 @@ export async function deviceProblems(device: string): Promise<string[]> {
   if (holders.length > 0) out.push(`${device} is held by ${holders.join(', ')} (device-mapper, RAID or bcache)`);
   const mounts = (await mountTable()).filter((m) => m.source === device || m.source === real);
   if (mounts.length > 0) out.push(`${device} is mounted at ${mounts.map((m) => m.target).join(', ')}`);
-  const swaps = (await readFile('/proc/swaps', 'utf8').catch(ifNotFound(''))).split('\n').slice(1).map((l) => l.split(/\s+/)[0]);
+  const swaps = (await readFile('/proc/swaps', 'utf8').catch(ifNotFound('')))
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split(/\s+/)[0]);
   if (swaps.includes(real) || swaps.includes(device)) out.push(`${device} is in use as swap`);
   const sig = await probeOne(real);
   const found = [...new Set([...sig.types, ...(sig.fsType ? [sig.fsType] : []), ...(sig.ptType ? [sig.ptType] : [])])];
-  if (found.length > 0 || sig.ambivalent) out.push(`${device} carries ${found.length ? found.join(', ') : 'several'} signature${found.length === 1 ? '' : 's'}`);
+  if (found.length > 0 || sig.ambivalent)
+    out.push(`${device} carries ${found.length ? found.join(', ') : 'several'} signature${found.length === 1 ? '' : 's'}`);
   return out;
 }
 
@@ -52,8 +56,8 @@ export async function assertBlankDevice(device: string): Promise<void> {
   const problems = await deviceProblems(device);
   if (problems.length > 0) {
     throw new DeviceNotBlankError(
-      `refusing to turn ${device} into a Ceph OSD: ${problems.join('; ')}. Stowage only uses blank disks; `
-      + 'if its contents are unwanted, wipe it yourself (wipefs --all) or release it through its NodeDisk, then try again',
+      `refusing to turn ${device} into a Ceph OSD: ${problems.join('; ')}. Stowage only uses blank disks; ` +
+        'if its contents are unwanted, wipe it yourself (wipefs --all) or release it through its NodeDisk, then try again',
     );
   }
 }

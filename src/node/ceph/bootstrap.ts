@@ -42,16 +42,31 @@ export async function writeClusterFiles(config: CephClusterConfig, keys: Pick<Cl
 export async function mkfsMonitor(config: CephClusterConfig, keys: ClusterKeys, id: string): Promise<void> {
   const problems = clusterConfigProblems(config);
   if (problems.length > 0) throw new Error(`invalid Ceph cluster configuration: ${problems.join('; ')}`);
-  if (!config.monitors.some((m) => m.name === id)) throw new Error(`monitor ${id} is not among the cluster's monitors (${config.monitors.map((m) => m.name).join(', ')})`);
+  if (!config.monitors.some((m) => m.name === id))
+    throw new Error(`monitor ${id} is not among the cluster's monitors (${config.monitors.map((m) => m.name).join(', ')})`);
   const p = cephPaths(config.dataRoot);
   const data = p.monData(id);
-  if (await exists(path.join(data, 'store.db'))) throw new Error(`monitor ${id} already has a store at ${data}; start it instead of creating it again`);
+  if (await exists(path.join(data, 'store.db')))
+    throw new Error(`monitor ${id} already has a store at ${data}; start it instead of creating it again`);
   const scratch = await mkdtemp(path.join(config.dataRoot, '.mon-mkfs-'));
   try {
     const keyring = path.join(scratch, 'keyring');
-    await writeFile(keyring, renderKeyring([{ entity: 'mon.', key: keys.mon, caps: MON_CAPS }, { entity: 'client.admin', key: keys.admin, caps: ADMIN_CAPS }]), { mode: 0o600 });
+    await writeFile(
+      keyring,
+      renderKeyring([
+        { entity: 'mon.', key: keys.mon, caps: MON_CAPS },
+        { entity: 'client.admin', key: keys.admin, caps: ADMIN_CAPS },
+      ]),
+      { mode: 0o600 },
+    );
     const monmap = path.join(scratch, 'monmap');
-    await run('monmaptool', ['--create', '--fsid', config.fsid, ...config.monitors.flatMap((m) => ['--addv', m.name, monAddrVec(m)]), monmap]);
+    await run('monmaptool', [
+      '--create',
+      '--fsid',
+      config.fsid,
+      ...config.monitors.flatMap((m) => ['--addv', m.name, monAddrVec(m)]),
+      monmap,
+    ]);
     await mkdir(data, { recursive: true, mode: 0o750 });
     await run('ceph-mon', ['-c', p.conf, '--mkfs', '-i', id, '--monmap', monmap, '--keyring', keyring]);
     log.info({ id, data }, 'monitor store created');

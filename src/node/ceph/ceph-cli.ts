@@ -15,7 +15,10 @@ const COMMAND_TIMEOUT_MS = 90_000;
 
 export class CephCommandError extends Error {
   override readonly name = 'CephCommandError';
-  constructor(message: string, readonly exitCode: number) {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
     super(message);
   }
 }
@@ -46,8 +49,12 @@ export class CephCli {
   /** One observation of the cluster for `pool`: six read-only commands at once, then the pool's PGs. */
   async observe(pool: string): Promise<CephObservation> {
     const [status, healthDetail, osdTree, osdDump, df, poolStats] = await Promise.all([
-      this.json(['status']), this.json(['health', 'detail']), this.json(['osd', 'tree']), this.json(['osd', 'dump']),
-      this.json(['df']), this.json(['osd', 'pool', 'stats']),
+      this.json(['status']),
+      this.json(['health', 'detail']),
+      this.json(['osd', 'tree']),
+      this.json(['osd', 'dump']),
+      this.json(['df']),
+      this.json(['osd', 'pool', 'stats']),
     ]);
     const exists = ((osdDump as { pools?: { pool_name?: string }[] }).pools ?? []).some((p) => p.pool_name === pool);
     const poolPgs = exists ? await this.json(['pg', 'ls-by-pool', pool]) : undefined;

@@ -27,7 +27,8 @@ const BUCKET_NAME = /^[A-Za-z0-9_.-]{1,253}$/;
  * map by itself (osd_crush_update_on_start puts it where this says).
  */
 export function crushLocation(place: CrushPlace): string {
-  if (!BUCKET_NAME.test(place.node)) throw new Error(`node name ${JSON.stringify(place.node)} cannot be a CRUSH host name (letters, digits, - _ . only)`);
+  if (!BUCKET_NAME.test(place.node))
+    throw new Error(`node name ${JSON.stringify(place.node)} cannot be a CRUSH host name (letters, digits, - _ . only)`);
   if (place.zone !== undefined && !BUCKET_NAME.test(place.zone)) {
     throw new Error(`zone ${JSON.stringify(place.zone)} cannot be a CRUSH zone name (letters, digits, - _ . only)`);
   }
@@ -53,13 +54,16 @@ const POOL_NAME = /^[A-Za-z0-9_.-]{1,200}$/;
 /** What is wrong with a pool's spec, one sentence each (empty: nothing). */
 export function poolSpecProblems(p: ReplicatedPoolSpec): string[] {
   const out: string[] = [];
-  if (!POOL_NAME.test(p.name) || p.name.startsWith('.')) out.push(`pool name ${JSON.stringify(p.name)}: use letters, digits, - _ . and do not start with '.'`);
-  if (!FAILURE_DOMAINS.includes(p.failureDomain)) out.push(`failure domain ${JSON.stringify(p.failureDomain)}: use one of ${FAILURE_DOMAINS.join(', ')}`);
+  if (!POOL_NAME.test(p.name) || p.name.startsWith('.'))
+    out.push(`pool name ${JSON.stringify(p.name)}: use letters, digits, - _ . and do not start with '.'`);
+  if (!FAILURE_DOMAINS.includes(p.failureDomain))
+    out.push(`failure domain ${JSON.stringify(p.failureDomain)}: use one of ${FAILURE_DOMAINS.join(', ')}`);
   if (!Number.isInteger(p.size) || p.size < 1 || p.size > 10) out.push(`size ${p.size}: a whole number of copies from 1 to 10`);
   const minSize = minSizeOf(p);
   if (!Number.isInteger(minSize) || minSize < 1 || minSize > p.size) out.push(`minSize ${minSize}: from 1 to size (${p.size})`);
   if (!Number.isInteger(p.pgNum) || p.pgNum < 1 || (p.pgNum & (p.pgNum - 1)) !== 0) out.push(`pgNum ${p.pgNum}: a power of two`);
-  if (!/^[a-z]{1,32}$/.test(p.application)) out.push(`application ${JSON.stringify(p.application)}: lower-case letters, e.g. rados, cephfs, rbd`);
+  if (!/^[a-z]{1,32}$/.test(p.application))
+    out.push(`application ${JSON.stringify(p.application)}: lower-case letters, e.g. rados, cephfs, rbd`);
   return out;
 }
 

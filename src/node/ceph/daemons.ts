@@ -35,7 +35,12 @@ export class CephDaemon {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private running = true;
 
-  private constructor(readonly kind: CephDaemonKind, readonly id: string, readonly argv: readonly string[], private readonly child: ChildProcess) {
+  private constructor(
+    readonly kind: CephDaemonKind,
+    readonly id: string,
+    readonly argv: readonly string[],
+    private readonly child: ChildProcess,
+  ) {
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.running = false;

@@ -30,10 +30,15 @@ const ENTITY = /^(mon\.|client\.[A-Za-z0-9_.-]+|(mgr|mds)\.[A-Za-z0-9_.-]+|osd\.
 export function renderKeyring(entries: readonly KeyringEntry[]): string {
   return entries
     .map((e) => {
-      if (!ENTITY.test(e.entity)) throw new Error(`${JSON.stringify(e.entity)} is not a Ceph entity name (mon., client.NAME, mgr.ID, mds.ID, osd.N)`);
-      if (!CEPHX_KEY.test(e.key)) throw new Error(`the key for ${e.entity} is not a CephX key; make one with ceph-authtool --gen-print-key`);
+      if (!ENTITY.test(e.entity))
+        throw new Error(`${JSON.stringify(e.entity)} is not a Ceph entity name (mon., client.NAME, mgr.ID, mds.ID, osd.N)`);
+      if (!CEPHX_KEY.test(e.key))
+        throw new Error(`the key for ${e.entity} is not a CephX key; make one with ceph-authtool --gen-print-key`);
       const caps = Object.entries(e.caps ?? {}).sort(([a], [b]) => a.localeCompare(b));
-      return [`[${e.entity}]`, `\tkey = ${e.key}`, ...caps.map(([svc, cap]) => `\tcaps ${svc} = "${cap.replace(/"/g, '\\"')}"`)].join('\n') + '\n';
+      return (
+        [`[${e.entity}]`, `\tkey = ${e.key}`, ...caps.map(([svc, cap]) => `\tcaps ${svc} = "${cap.replace(/"/g, '\\"')}"`)].join('\n') +
+        '\n'
+      );
     })
     .join('');
 }

@@ -45,13 +45,25 @@ export async function createOsd(cli: CephCli, dataRoot: string, device: string):
     await mkdir(data, { recursive: true, mode: 0o750 });
     await writeFile(path.join(data, 'keyring'), renderKeyring([{ entity: `osd.${id}`, key }]), { mode: 0o600 });
     await run('ceph-osd', [
-      '-c', cephPaths(dataRoot).conf, '-i', String(id), '--mkfs', '--osd-uuid', uuid,
-      '--osd-objectstore', 'bluestore', '--bluestore-block-path', device,
+      '-c',
+      cephPaths(dataRoot).conf,
+      '-i',
+      String(id),
+      '--mkfs',
+      '--osd-uuid',
+      uuid,
+      '--osd-objectstore',
+      'bluestore',
+      '--bluestore-block-path',
+      device,
     ]);
   } catch (e) {
     await cli.run(['osd', 'purge', String(id), '--yes-i-really-mean-it']).catch((err: unknown) => {
       // The mkfs error below is what the caller must see; a registration left behind is for the log.
-      log.warn({ id, err: errorMessage(err) }, `could not purge the half-made osd.${id}; remove it with "ceph osd purge ${id} --yes-i-really-mean-it"`);
+      log.warn(
+        { id, err: errorMessage(err) },
+        `could not purge the half-made osd.${id}; remove it with "ceph osd purge ${id} --yes-i-really-mean-it"`,
+      );
     });
     await rm(data, { recursive: true, force: true });
     throw new Error(`could not make osd.${id} on ${device}: ${(e as Error).message}`, { cause: e });
@@ -101,13 +113,21 @@ export async function removeOsd(cli: CephCli, dataRoot: string, opts: RemoveOsdO
   log.info({ id }, 'OSD marked out; waiting until it is safe to destroy');
   const start = Date.now();
   try {
-    await waitUntil(`osd.${id} to be safe to destroy (its data copied elsewhere)`, opts.timeoutMs, async () => {
-      opts.onWait?.(Date.now() - start);
-      return readSafeToDestroy(await cli.json(['osd', 'safe-to-destroy', String(id)]), id);
-    }, 1000);
+    await waitUntil(
+      `osd.${id} to be safe to destroy (its data copied elsewhere)`,
+      opts.timeoutMs,
+      async () => {
+        opts.onWait?.(Date.now() - start);
+        return readSafeToDestroy(await cli.json(['osd', 'safe-to-destroy', String(id)]), id);
+      },
+      1000,
+    );
   } catch (e) {
-    throw new Error(`${(e as Error).message}; osd.${id} stays out and intact, its device ${device} untouched. `
-      + 'Ceph needs room for its copies elsewhere: add a disk in another failure domain, or lower the pool\'s size', { cause: e });
+    throw new Error(
+      `${(e as Error).message}; osd.${id} stays out and intact, its device ${device} untouched. ` +
+        "Ceph needs room for its copies elsewhere: add a disk in another failure domain, or lower the pool's size",
+      { cause: e },
+    );
   }
   const drainMs = Date.now() - start;
   await opts.stopDaemon();

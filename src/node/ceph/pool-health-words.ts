@@ -30,8 +30,10 @@ export function describePoolHealth(h: CephPoolHealth): string[] {
   const out: string[] = [];
   const m = h.monitors;
   if (!m.quorum) {
-    out.push(`monitors have no quorum (${m.inQuorum.length} of ${m.total} in): the cluster accepts no change and clients block until a majority is back`
-      + (m.outOfQuorum.length ? `; missing: ${m.outOfQuorum.join(', ')}` : ''));
+    out.push(
+      `monitors have no quorum (${m.inQuorum.length} of ${m.total} in): the cluster accepts no change and clients block until a majority is back` +
+        (m.outOfQuorum.length ? `; missing: ${m.outOfQuorum.join(', ')}` : ''),
+    );
   } else if (m.inQuorum.length < m.total) {
     out.push(`${m.inQuorum.length} of ${m.total} monitors in quorum` + (m.outOfQuorum.length ? `; ${m.outOfQuorum.join(', ')} out` : ''));
   }
@@ -44,21 +46,29 @@ export function describePoolHealth(h: CephPoolHealth): string[] {
   out.push(domains);
 
   const o = h.objects;
-  if (o.unfound > 0) out.push(`${plural(o.unfound, 'object')} unfound: no up OSD holds a current copy; they read back when a lost OSD returns`);
+  if (o.unfound > 0)
+    out.push(`${plural(o.unfound, 'object')} unfound: no up OSD holds a current copy; they read back when a lost OSD returns`);
   if (o.degraded > 0) out.push(`${percent(o.degradedRatio)} of object copies degraded (${o.degraded} of ${o.copies})`);
   if (o.misplaced > 0) out.push(`${plural(o.misplaced, 'object copy', 'object copies')} misplaced (moving to where CRUSH wants them)`);
   if (o.degraded + o.misplaced > 0) {
     if (h.recovery.objectsPerSecond > 0) {
-      out.push(`recovering at ${bytesInWords(h.recovery.bytesPerSecond)}/s (${h.recovery.objectsPerSecond} objects/s)`
-        + (h.recovery.etaSeconds !== undefined ? `, about ${durationInWords(h.recovery.etaSeconds)} left` : ''));
+      out.push(
+        `recovering at ${bytesInWords(h.recovery.bytesPerSecond)}/s (${h.recovery.objectsPerSecond} objects/s)` +
+          (h.recovery.etaSeconds !== undefined ? `, about ${durationInWords(h.recovery.etaSeconds)} left` : ''),
+      );
     } else {
-      out.push(h.domainsDown.length > 0 && holding < h.size
-        ? `no recovery possible now: there is no other ${kind} for the missing copies; it starts when ${h.domainsDown.join(', ')} returns or another ${kind} joins`
-        : 'no recovery running yet');
+      out.push(
+        h.domainsDown.length > 0 && holding < h.size
+          ? `no recovery possible now: there is no other ${kind} for the missing copies; it starts when ${h.domainsDown.join(', ')} returns or another ${kind} joins`
+          : 'no recovery running yet',
+      );
     }
   }
 
-  if (h.pgs.inactive > 0) out.push(`${plural(h.pgs.inactive, 'placement group')} inactive: writes to ${h.pgs.inactive === 1 ? 'it' : 'them'} block (fewer than ${h.minSize} copies up)`);
+  if (h.pgs.inactive > 0)
+    out.push(
+      `${plural(h.pgs.inactive, 'placement group')} inactive: writes to ${h.pgs.inactive === 1 ? 'it' : 'them'} block (fewer than ${h.minSize} copies up)`,
+    );
   else if (h.writable && !h.redundant) out.push(`reads and writes go on (${h.minSize} of ${h.size} copies are enough)`);
 
   if (h.capacity.full) out.push('the cluster is full: writes fail with ENOSPC until data is deleted or disks are added');

@@ -5,8 +5,15 @@
  */
 import type { FailureDomain } from './crush.js';
 import {
-  readHealthDetail, readOsdDump, readOsdTree, readPoolPgs, readPoolRecovery, readPoolUsage, readStatus,
-  type CephHealthCheck, type HealthStatus,
+  readHealthDetail,
+  readOsdDump,
+  readOsdTree,
+  readPoolPgs,
+  readPoolRecovery,
+  readPoolUsage,
+  readStatus,
+  type CephHealthCheck,
+  type HealthStatus,
 } from './status-json.js';
 
 /** The raw answers of one observation (`ceph … -f json`, parsed), gathered by CephCli.observe(). */
@@ -32,7 +39,16 @@ export interface FailureDomainFacts {
 }
 
 /** Why the pool is or is not redundant, as a condition reason. */
-export type RedundancyReason = 'Redundant' | 'PoolMissing' | 'QuorumLost' | 'Inactive' | 'Unfound' | 'Degraded' | 'Undersized' | 'Misplaced' | 'Settling';
+export type RedundancyReason =
+  | 'Redundant'
+  | 'PoolMissing'
+  | 'QuorumLost'
+  | 'Inactive'
+  | 'Unfound'
+  | 'Degraded'
+  | 'Undersized'
+  | 'Misplaced'
+  | 'Settling';
 
 export interface CephPoolHealth {
   readonly pool: string;
@@ -187,7 +203,11 @@ export function poolHealth(obs: CephObservation, input: PoolHealthInput): CephPo
     domainsDown: domains.filter((d) => !d.holdsCopies).map((d) => d.name),
     pgs: { total: pgs.length, activeClean, inactive, onDownOsds, byState },
     objects: { count, copies, degraded, misplaced, unfound, degradedRatio: copies > 0 ? degraded / copies : 0 },
-    recovery: { bytesPerSecond: rec?.bytesPerSecond ?? 0, objectsPerSecond: rec?.objectsPerSecond ?? 0, ...(etaSeconds !== undefined ? { etaSeconds } : {}) },
+    recovery: {
+      bytesPerSecond: rec?.bytesPerSecond ?? 0,
+      objectsPerSecond: rec?.objectsPerSecond ?? 0,
+      ...(etaSeconds !== undefined ? { etaSeconds } : {}),
+    },
     capacity: {
       storedBytes: usage?.storedBytes ?? 0,
       usedBytes: usage?.usedBytes ?? 0,

@@ -15,7 +15,9 @@ function at(value: Json, where: string, pathParts: readonly (string | number)[])
   let v: Json = value;
   for (const p of pathParts) {
     if (v === null || typeof v !== 'object' || !(p in (v as Record<string | number, Json>))) {
-      throw new CephJsonError(`${where}: no field ${pathParts.join('.')} in Ceph's JSON (is this a Ceph release Stowage knows? it reads 16.2)`);
+      throw new CephJsonError(
+        `${where}: no field ${pathParts.join('.')} in Ceph's JSON (is this a Ceph release Stowage knows? it reads 16.2)`,
+      );
     }
     v = (v as Record<string | number, Json>)[p];
   }
@@ -24,7 +26,8 @@ function at(value: Json, where: string, pathParts: readonly (string | number)[])
 
 const num = (value: Json, where: string, ...p: (string | number)[]): number => {
   const v = at(value, where, p);
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new CephJsonError(`${where}: ${p.join('.')} is ${JSON.stringify(v)}, not a number`);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new CephJsonError(`${where}: ${p.join('.')} is ${JSON.stringify(v)}, not a number`);
   return v;
 };
 const optNum = (value: Json, ...p: (string | number)[]): number => {

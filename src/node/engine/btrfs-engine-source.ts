@@ -29,7 +29,10 @@ export function btrfsEngineSource(engine: Pick<BtrfsEngine, 'mountedPool'>, pool
         const mountPoint = await engine.mountedPool(pool);
         if (!mountPoint) continue;
         const [usage, devices, volumes, scrub] = await Promise.all([
-          btrfs.usage(mountPoint), btrfs.deviceStats(mountPoint), countVolumes(mountPoint), btrfs.scrubStatus(mountPoint).catch(() => undefined), // no scrub status (older btrfs-progs): the scrub series are left out, the rest stays
+          btrfs.usage(mountPoint),
+          btrfs.deviceStats(mountPoint),
+          countVolumes(mountPoint),
+          btrfs.scrubStatus(mountPoint).catch(() => undefined), // no scrub status (older btrfs-progs): the scrub series are left out, the rest stays
         ]);
         const started = scrub?.started ? Date.parse(scrub.started) : NaN;
         // usage counts raw bytes on all devices; a raid1 pool holds half of that.
@@ -42,14 +45,29 @@ export function btrfsEngineSource(engine: Pick<BtrfsEngine, 'mountedPool'>, pool
           volumes,
           devices: devices.map((d) => ({
             device: d.device,
-            errors: { write_io: d.writeErrors, read_io: d.readErrors, flush_io: d.flushErrors, corruption: d.corruptionErrors, generation: d.generationErrors },
-          })),
-          ...(scrub && scrub.state !== 'never' ? {
-            scrub: {
-              errors: { read: scrub.readErrors, csum: scrub.csumErrors, verify: scrub.verifyErrors, super: scrub.superErrors, corrected: scrub.correctedErrors, uncorrectable: scrub.uncorrectableErrors },
-              ...(Number.isFinite(started) ? { lastStartSeconds: Math.floor(started / 1000) } : {}),
+            errors: {
+              write_io: d.writeErrors,
+              read_io: d.readErrors,
+              flush_io: d.flushErrors,
+              corruption: d.corruptionErrors,
+              generation: d.generationErrors,
             },
-          } : {}),
+          })),
+          ...(scrub && scrub.state !== 'never'
+            ? {
+                scrub: {
+                  errors: {
+                    read: scrub.readErrors,
+                    csum: scrub.csumErrors,
+                    verify: scrub.verifyErrors,
+                    super: scrub.superErrors,
+                    corrected: scrub.correctedErrors,
+                    uncorrectable: scrub.uncorrectableErrors,
+                  },
+                  ...(Number.isFinite(started) ? { lastStartSeconds: Math.floor(started / 1000) } : {}),
+                },
+              }
+            : {}),
         });
       } catch (err) {
         log.warn({ pool, err: errorMessage(err) }, 'cannot read the pool filesystem for metrics; leaving it out of this scrape');

@@ -171,18 +171,28 @@ export class BtrfsEngine implements DynamicPoolSync {
       log.warn({ pool, members }, message);
       const previous = this.states.get(pool);
       this.states.set(pool, {
-        pool, mountPoint: mnt, uuid: fs.uuid, copies: previous?.copies ?? 1, degraded: previous?.degraded ?? false,
-        deviceStats: previous?.deviceStats ?? [], quotas: previous?.quotas ?? (await btrfs.quotaMode(fs.uuid) === 'squota' ? 'squota' : 'qgroup'),
-        message, removalRefused: message,
+        pool,
+        mountPoint: mnt,
+        uuid: fs.uuid,
+        copies: previous?.copies ?? 1,
+        degraded: previous?.degraded ?? false,
+        deviceStats: previous?.deviceStats ?? [],
+        quotas: previous?.quotas ?? ((await btrfs.quotaMode(fs.uuid)) === 'squota' ? 'squota' : 'qgroup'),
+        message,
+        removalRefused: message,
       });
       return new Map(members.map((m) => [m, { prepared: false, reason: 'ReleaseRefused', message }]));
     }
     const label = labelFor(pool);
-    log.warn({ pool, members }, 'the last disk left the pool on this node: unmounting its filesystem and removing its signature from the disks');
+    log.warn(
+      { pool, members },
+      'the last disk left the pool on this node: unmounting its filesystem and removing its signature from the disks',
+    );
     await run('umount', [mnt]);
     await rmdir(mnt).catch((err: unknown) => {
       // An empty mount point left behind harms nothing; the signatures below are what frees the disks.
-      if (!isNotFound(err)) log.warn({ pool, mountPoint: mnt, err: errorMessage(err) }, 'could not remove the unmounted pool directory; going on');
+      if (!isNotFound(err))
+        log.warn({ pool, mountPoint: mnt, err: errorMessage(err) }, 'could not remove the unmounted pool directory; going on');
     });
     for (const device of members) {
       // Only a device that still carries this pool's filesystem: never one the kernel gave another role meanwhile.
@@ -222,11 +232,20 @@ export class BtrfsEngine implements DynamicPoolSync {
       let members = ours;
       if (members.length === 0) {
         if (blank.length < copies) {
-          return all(false, 'NotEnoughDisks', `replicated.size ${copies} needs at least ${copies} blank disks of pool ${pool} on this node; ${blank.length} available`);
+          return all(
+            false,
+            'NotEnoughDisks',
+            `replicated.size ${copies} needs at least ${copies} blank disks of pool ${pool} on this node; ${blank.length} available`,
+          );
         }
         const devices = blank.map((d) => d.devicePath);
         log.warn({ pool, devices, copies }, 'creating the pool filesystem (mkfs.btrfs)');
-        await btrfs.mkfs(devices, label, copies, blank.some((d) => foreign.includes(d)));
+        await btrfs.mkfs(
+          devices,
+          label,
+          copies,
+          blank.some((d) => foreign.includes(d)),
+        );
         members = blank;
         blank = [];
       }
@@ -236,7 +255,11 @@ export class BtrfsEngine implements DynamicPoolSync {
         await btrfs.mount(members[0].devicePath, mnt, false);
       } catch (err) {
         // A missing member: mount degraded where the profile keeps a copy elsewhere, never otherwise.
-        if (copies < 2) throw new Error(`cannot mount pool ${pool} (${errorMessage(err)}); with replicated.size 1 a missing disk means lost data, so it is not mounted degraded`, { cause: err });
+        if (copies < 2)
+          throw new Error(
+            `cannot mount pool ${pool} (${errorMessage(err)}); with replicated.size 1 a missing disk means lost data, so it is not mounted degraded`,
+            { cause: err },
+          );
         log.warn({ pool, err: errorMessage(err) }, 'mounting the pool filesystem degraded');
         await btrfs.mount(members[0].devicePath, mnt, true);
       }
@@ -267,7 +290,11 @@ export class BtrfsEngine implements DynamicPoolSync {
     }
     if (blank.length > 0) {
       log.warn({ pool, devices: blank.map((d) => d.devicePath) }, 'adding disks to the pool filesystem');
-      await btrfs.deviceAdd(blank.map((d) => d.devicePath), mnt, blank.some((d) => foreign.includes(d)));
+      await btrfs.deviceAdd(
+        blank.map((d) => d.devicePath),
+        mnt,
+        blank.some((d) => foreign.includes(d)),
+      );
       changed = true;
     }
     if (changed) {
@@ -296,10 +323,26 @@ export class BtrfsEngine implements DynamicPoolSync {
 
     const stats = await btrfs.deviceStats(mnt);
     const scrub = await this.lastScrub(pool, mnt);
-    const observed: ObservedPool = { pool, mountPoint: mnt, uuid: fs.uuid, copies, devices: fs.devices, stats, scrub, removalRefused, failed: [...failed] };
+    const observed: ObservedPool = {
+      pool,
+      mountPoint: mnt,
+      uuid: fs.uuid,
+      copies,
+      devices: fs.devices,
+      stats,
+      scrub,
+      removalRefused,
+      failed: [...failed],
+    };
     const { notes, degraded } = poolNotes(observed);
     this.states.set(pool, {
-      pool, mountPoint: mnt, uuid: fs.uuid, copies, degraded, deviceStats: stats, quotas,
+      pool,
+      mountPoint: mnt,
+      uuid: fs.uuid,
+      copies,
+      degraded,
+      deviceStats: stats,
+      quotas,
       message: notes.join('; ') || 'healthy',
       ...(removalRefused ? { removalRefused } : {}),
       ...(scrub ? { scrub } : {}),
@@ -333,7 +376,9 @@ export class BtrfsEngine implements DynamicPoolSync {
   private async ensureQuotas(pool: string, mnt: string, uuid: string): Promise<'squota' | 'qgroup'> {
     const mode = await btrfs.quotaMode(uuid);
     if (mode !== 'disabled') return mode;
-    const holdsVolumes = (await readdir(`${mnt}/volumes`).catch(ifNotFound([]))).length > 0 || (await readdir(`${mnt}/blocks`).catch(ifNotFound([]))).length > 0;
+    const holdsVolumes =
+      (await readdir(`${mnt}/volumes`).catch(ifNotFound([]))).length > 0 ||
+      (await readdir(`${mnt}/blocks`).catch(ifNotFound([]))).length > 0;
     if ((this.options.simpleQuotas ?? true) && !holdsVolumes && (await btrfs.kernelHasSimpleQuotas())) {
       try {
         await btrfs.quotaEnableSimple(mnt);
@@ -375,7 +420,10 @@ export class BtrfsEngine implements DynamicPoolSync {
   async volumeUsage(pool: string, name: string, mode: VolumeMode, maxAgeMs = 0): Promise<{ path: string; usedBytes: bigint }> {
     const mnt = await this.requireMounted(pool);
     const path = volumes.volumePath(mnt, name, mode);
-    return { path, usedBytes: await volumes.usedBytes(mnt, path, mode, mode === 'Filesystem' ? await this.qgroupListing(mnt, maxAgeMs) : undefined) };
+    return {
+      path,
+      usedBytes: await volumes.usedBytes(mnt, path, mode, mode === 'Filesystem' ? await this.qgroupListing(mnt, maxAgeMs) : undefined),
+    };
   }
 
   /**
@@ -403,11 +451,13 @@ export class BtrfsEngine implements DynamicPoolSync {
     if (!mnt) return { degraded: true, message: `pool ${pool}'s filesystem is not mounted on this node` };
     const known = this.states.get(pool);
     // Data without a good copy is worse than a missing disk: say so first.
-    if (known?.scrub && known.scrub.uncorrectableErrors > 0) return { degraded: true, reason: 'UncorrectableErrors', message: known.message };
+    if (known?.scrub && known.scrub.uncorrectableErrors > 0)
+      return { degraded: true, reason: 'UncorrectableErrors', message: known.message };
     if (known) return { degraded: known.degraded, message: known.message };
     const fs = await btrfs.show(mnt);
     const missing = fs.devices.filter((d) => d.path === undefined).length;
-    if (missing > 0) return { degraded: true, message: `${missing} disk(s) of pool ${pool} are missing on this node; the pool runs degraded` };
+    if (missing > 0)
+      return { degraded: true, message: `${missing} disk(s) of pool ${pool} are missing on this node; the pool runs degraded` };
     return { degraded: false, message: this.states.get(pool)?.message ?? 'healthy' };
   }
 }

@@ -215,23 +215,36 @@ export async function quotaEnable(mountPoint: string): Promise<void> {
 export async function quotaMode(uuid: string): Promise<'squota' | 'qgroup' | 'disabled'> {
   const dir = `/sys/fs/btrfs/${uuid}/qgroups`;
   // No qgroups directory: quotas were never enabled on this filesystem.
-  if (!(await stat(dir).then(() => true, () => false))) return 'disabled';
+  if (
+    !(await stat(dir).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return 'disabled';
   // Kernels before 6.7 have no mode file: quotas there are always full qgroups.
-  const mode = await readFile(`${dir}/mode`, 'utf8').then((m) => m.trim(), () => 'qgroup');
+  const mode = await readFile(`${dir}/mode`, 'utf8').then(
+    (m) => m.trim(),
+    () => 'qgroup',
+  );
   return mode === 'squota' ? 'squota' : 'qgroup';
 }
 
 /** Whether the running kernel can keep simple quotas (Linux 6.7 and later list the feature). */
 export async function kernelHasSimpleQuotas(): Promise<boolean> {
   // Not listed: a kernel before 6.7, which keeps full qgroups only.
-  return stat('/sys/fs/btrfs/features/simple_quota').then(() => true, () => false);
+  return stat('/sys/fs/btrfs/features/simple_quota').then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
  * BTRFS_IOC_QUOTA_CTL (_IOWR(0x94, 40, 16 bytes)) with BTRFS_QUOTA_CTL_ENABLE_SIMPLE_QUOTA (4): what
  * `btrfs quota enable --simple` sends. perl is in perl-base, which every Debian system has.
  */
-const SIMPLE_QUOTA_IOCTL = 'open(my $f, "<", $ARGV[0]) or die "open $ARGV[0]: $!\n"; my $a = pack("QQ", 4, 0); ioctl($f, 0xC0109428, $a) or die "BTRFS_IOC_QUOTA_CTL(ENABLE_SIMPLE_QUOTA) on $ARGV[0]: $!\n";';
+const SIMPLE_QUOTA_IOCTL =
+  'open(my $f, "<", $ARGV[0]) or die "open $ARGV[0]: $!\n"; my $a = pack("QQ", 4, 0); ioctl($f, 0xC0109428, $a) or die "BTRFS_IOC_QUOTA_CTL(ENABLE_SIMPLE_QUOTA) on $ARGV[0]: $!\n";';
 
 /**
  * Simple quotas (Linux ≥ 6.7): each extent is charged to the subvolume that wrote it, so nothing is
@@ -241,7 +254,8 @@ const SIMPLE_QUOTA_IOCTL = 'open(my $f, "<", $ARGV[0]) or die "open $ARGV[0]: $!
 export async function quotaEnableSimple(mountPoint: string): Promise<void> {
   const res = await runStatus('btrfs', ['quota', 'enable', '--simple', mountPoint]);
   if (res.code === 0) return;
-  if (!/usage:|unrecognized option|invalid option/i.test(res.stderr)) throw new Error(`btrfs quota enable --simple ${mountPoint} failed: ${res.stderr.trim()}`);
+  if (!/usage:|unrecognized option|invalid option/i.test(res.stderr))
+    throw new Error(`btrfs quota enable --simple ${mountPoint} failed: ${res.stderr.trim()}`);
   await run('perl', ['-e', SIMPLE_QUOTA_IOCTL, mountPoint]);
 }
 
@@ -304,7 +318,11 @@ export interface SubvolumeInfo {
 /** Parses `btrfs subvolume show`: the first line is the path, then `Key: value` lines. */
 export function parseSubvolumeShow(text: string): SubvolumeInfo | undefined {
   const lines = text.split('\n');
-  const field = (key: string): string | undefined => lines.map((l) => /^\s*([^:]+):\s*(.*)$/.exec(l)).find((m) => m?.[1]?.trim() === key)?.[2]?.trim();
+  const field = (key: string): string | undefined =>
+    lines
+      .map((l) => /^\s*([^:]+):\s*(.*)$/.exec(l))
+      .find((m) => m?.[1]?.trim() === key)?.[2]
+      ?.trim();
   const path = lines[0]?.trim();
   const id = Number(field('Subvolume ID'));
   const uuid = field('UUID');
@@ -324,7 +342,12 @@ export async function subvolumeShow(path: string): Promise<SubvolumeInfo> {
 export async function probe(device: string): Promise<{ type?: string; label?: string; uuid?: string }> {
   const res = await runStatus('blkid', ['-p', '-o', 'export', device]);
   if (res.code !== 0) return {};
-  const fields = Object.fromEntries(res.stdout.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  const fields = Object.fromEntries(
+    res.stdout
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
   return {
     ...(fields.TYPE ? { type: fields.TYPE } : {}),
     ...(fields.LABEL ? { label: fields.LABEL } : {}),

@@ -52,40 +52,72 @@ export function registerEngineMetrics(registry: Registry, node: string, source: 
     return pending;
   };
 
-  derivedGauge(registry, {
-    name: 'stowage_engine_pool_bytes',
-    help: 'Space of the pool filesystem on this node in bytes by kind: size (usable after the data profile), used, available',
-    labelNames: ['node', 'pool', 'kind'],
-  }, async () => (await read()).flatMap((p) => [
-    [{ node, pool: p.pool, kind: 'size' }, p.sizeBytes],
-    [{ node, pool: p.pool, kind: 'used' }, p.usedBytes],
-    [{ node, pool: p.pool, kind: 'available' }, p.availableBytes],
-  ] as const));
+  derivedGauge(
+    registry,
+    {
+      name: 'stowage_engine_pool_bytes',
+      help: 'Space of the pool filesystem on this node in bytes by kind: size (usable after the data profile), used, available',
+      labelNames: ['node', 'pool', 'kind'],
+    },
+    async () =>
+      (await read()).flatMap(
+        (p) =>
+          [
+            [{ node, pool: p.pool, kind: 'size' }, p.sizeBytes],
+            [{ node, pool: p.pool, kind: 'used' }, p.usedBytes],
+            [{ node, pool: p.pool, kind: 'available' }, p.availableBytes],
+          ] as const,
+      ),
+  );
 
-  derivedGauge(registry, {
-    name: 'stowage_engine_volumes',
-    help: 'Volumes (subvolumes and block files) in the pool filesystem on this node',
-    labelNames: ['node', 'pool'],
-  }, async () => (await read()).map((p) => [{ node, pool: p.pool }, p.volumes] as const));
+  derivedGauge(
+    registry,
+    {
+      name: 'stowage_engine_volumes',
+      help: 'Volumes (subvolumes and block files) in the pool filesystem on this node',
+      labelNames: ['node', 'pool'],
+    },
+    async () => (await read()).map((p) => [{ node, pool: p.pool }, p.volumes] as const),
+  );
 
-  derivedCounter(registry, {
-    name: 'stowage_engine_device_errors_total',
-    help: 'I/O and integrity errors the filesystem counted per device and type (btrfs device stats: write_io, read_io, flush_io, corruption, generation)',
-    labelNames: ['node', 'pool', 'device', 'type'],
-  }, async () => (await read()).flatMap((p) =>
-    p.devices.flatMap((d) => DEVICE_ERROR_TYPES.map((type) => [{ node, pool: p.pool, device: d.device, type }, d.errors[type] ?? 0] as const))));
+  derivedCounter(
+    registry,
+    {
+      name: 'stowage_engine_device_errors_total',
+      help: 'I/O and integrity errors the filesystem counted per device and type (btrfs device stats: write_io, read_io, flush_io, corruption, generation)',
+      labelNames: ['node', 'pool', 'device', 'type'],
+    },
+    async () =>
+      (await read()).flatMap((p) =>
+        p.devices.flatMap((d) =>
+          DEVICE_ERROR_TYPES.map((type) => [{ node, pool: p.pool, device: d.device, type }, d.errors[type] ?? 0] as const),
+        ),
+      ),
+  );
 
-  derivedGauge(registry, {
-    name: 'stowage_engine_scrub_errors',
-    help: 'Errors the last scrub of the pool filesystem found, by type (read, csum, verify, super; corrected: repaired from a good copy; uncorrectable: no good copy left)',
-    labelNames: ['node', 'pool', 'type'],
-  }, async () => (await read()).flatMap((p) =>
-    p.scrub ? SCRUB_ERROR_TYPES.map((type) => [{ node, pool: p.pool, type }, p.scrub!.errors[type] ?? 0] as const) : []));
+  derivedGauge(
+    registry,
+    {
+      name: 'stowage_engine_scrub_errors',
+      help: 'Errors the last scrub of the pool filesystem found, by type (read, csum, verify, super; corrected: repaired from a good copy; uncorrectable: no good copy left)',
+      labelNames: ['node', 'pool', 'type'],
+    },
+    async () =>
+      (await read()).flatMap((p) =>
+        p.scrub ? SCRUB_ERROR_TYPES.map((type) => [{ node, pool: p.pool, type }, p.scrub!.errors[type] ?? 0] as const) : [],
+      ),
+  );
 
-  derivedGauge(registry, {
-    name: 'stowage_engine_scrub_last_start_timestamp_seconds',
-    help: 'Unix time the last scrub of the pool filesystem started',
-    labelNames: ['node', 'pool'],
-  }, async () => (await read()).flatMap((p) =>
-    p.scrub?.lastStartSeconds !== undefined ? [[{ node, pool: p.pool }, p.scrub.lastStartSeconds] as const] : []));
+  derivedGauge(
+    registry,
+    {
+      name: 'stowage_engine_scrub_last_start_timestamp_seconds',
+      help: 'Unix time the last scrub of the pool filesystem started',
+      labelNames: ['node', 'pool'],
+    },
+    async () =>
+      (await read()).flatMap((p) =>
+        p.scrub?.lastStartSeconds !== undefined ? [[{ node, pool: p.pool }, p.scrub.lastStartSeconds] as const] : [],
+      ),
+  );
 }

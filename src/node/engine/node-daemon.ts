@@ -65,7 +65,7 @@ export async function startDynamicPools(opts: DynamicPoolsOptions): Promise<Runn
     root: opts.poolRoot || DEFAULT_POOL_ROOT,
     copiesOf: (pool) => {
       const sp = pools.get(pool);
-      return sp && sp.spec.mode === 'Dynamic' ? sp.spec.replicated?.size ?? 1 : undefined;
+      return sp && sp.spec.mode === 'Dynamic' ? (sp.spec.replicated?.size ?? 1) : undefined;
     },
   });
   let realizer: RunningRealizer | undefined;
@@ -96,7 +96,10 @@ export async function startDynamicPools(opts: DynamicPoolsOptions): Promise<Runn
     await pools.stop();
     throw err;
   }
-  log.info({ node: opts.nodeName, csiEndpoint: opts.csiEndpoint, registrationDir: opts.registrationDir }, 'Dynamic pools: engine, PoolVolume realizer and CSI Node service running');
+  log.info(
+    { node: opts.nodeName, csiEndpoint: opts.csiEndpoint, registrationDir: opts.registrationDir },
+    'Dynamic pools: engine, PoolVolume realizer and CSI Node service running',
+  );
   const sockets = [
     ...(opts.csiEndpoint ? [socketPathOf(opts.csiEndpoint)] : []),
     ...(opts.csiEndpoint && opts.registrationDir ? [join(opts.registrationDir, `${DRIVER_NAME}-reg.sock`)] : []),

@@ -14,7 +14,8 @@ export function scrubNote(pool: string, scrub: ScrubStatus | undefined): string 
   if (scrub.uncorrectableErrors > 0) {
     return `the last scrub${when} found ${scrub.uncorrectableErrors} uncorrectable error(s) in pool ${pool}'s filesystem: some data has no good copy left (the kernel log names the files); restore them from backup and check the disks`;
   }
-  if (scrub.correctedErrors > 0) return `the last scrub${when} repaired ${scrub.correctedErrors} bad block(s) from good copies; watch the disks' error counters`;
+  if (scrub.correctedErrors > 0)
+    return `the last scrub${when} repaired ${scrub.correctedErrors} bad block(s) from good copies; watch the disks' error counters`;
   return '';
 }
 
@@ -45,8 +46,12 @@ export function poolNotes(p: ObservedPool): { notes: string[]; degraded: boolean
   const failed = p.devices.filter((d) => d.path !== undefined && (p.failed ?? []).includes(d.path)).map((d) => d.path!);
   const degraded = missingCount > 0 || failed.length > 0;
   const notes = [
-    missingCount > 0 ? `${missingCount} disk(s) of the pool filesystem are missing; running degraded without full redundancy — add a new disk to the pool on this node to heal it` : '',
-    failed.length > 0 ? `${failed.join(', ')} lost its medium (every I/O fails); running degraded without full redundancy — add a new disk to the pool on this node to rebuild onto it` : '',
+    missingCount > 0
+      ? `${missingCount} disk(s) of the pool filesystem are missing; running degraded without full redundancy — add a new disk to the pool on this node to heal it`
+      : '',
+    failed.length > 0
+      ? `${failed.join(', ')} lost its medium (every I/O fails); running degraded without full redundancy — add a new disk to the pool on this node to rebuild onto it`
+      : '',
     p.removalRefused ?? '',
     errored.length > 0 ? `I/O errors on ${errored.map((s) => s.device).join(', ')} (btrfs device stats)` : '',
     scrubNote(p.pool, p.scrub),
@@ -72,24 +77,33 @@ export function diskOutcomes(p: ObservedPool, disks: readonly ClaimedDisk[], pro
   for (const d of disks) {
     if (!d.present) {
       outcomes.set(d.name, {
-        prepared: false, reason: 'DiskMissing',
+        prepared: false,
+        reason: 'DiskMissing',
         message: `${d.failed ? 'the disk fails every I/O (no medium)' : 'the disk is gone'}; pool ${p.pool} ${degraded ? 'runs degraded' : 'is mounted without it'}`,
       });
       continue;
     }
     const path = probed.real.get(d.name)!;
     if (!inFs.has(path)) {
-      outcomes.set(d.name, probed.foreign.includes(d)
-        ? { prepared: false, reason: 'HasFilesystem', message: `the disk carries a ${probed.probes.get(d.name)?.type} filesystem that is not pool ${p.pool}'s; set disks.allowAdoption on the pool to let Stowage reuse it (destroys its data)` }
-        : { prepared: false, reason: 'Pending', message: `not yet part of pool ${p.pool}'s filesystem` });
+      outcomes.set(
+        d.name,
+        probed.foreign.includes(d)
+          ? {
+              prepared: false,
+              reason: 'HasFilesystem',
+              message: `the disk carries a ${probed.probes.get(d.name)?.type} filesystem that is not pool ${p.pool}'s; set disks.allowAdoption on the pool to let Stowage reuse it (destroys its data)`,
+            }
+          : { prepared: false, reason: 'Pending', message: `not yet part of pool ${p.pool}'s filesystem` },
+      );
       continue;
     }
     const stat = p.stats.find((s) => s.device === path);
     const errors = stat ? errorCount(stat) : 0;
     const reason = errors > 0 ? 'IOErrors' : degraded ? 'PoolDegraded' : 'Prepared';
-    const message = errors > 0
-      ? `member of pool ${p.pool}'s btrfs, with I/O errors: write ${stat!.writeErrors}, read ${stat!.readErrors}, flush ${stat!.flushErrors}, corruption ${stat!.corruptionErrors}, generation ${stat!.generationErrors}`
-      : `member of pool ${p.pool}'s btrfs (${profileFor(p.copies).data}) at ${p.mountPoint}${notes.length ? `; ${notes.join('; ')}` : ''}`;
+    const message =
+      errors > 0
+        ? `member of pool ${p.pool}'s btrfs, with I/O errors: write ${stat!.writeErrors}, read ${stat!.readErrors}, flush ${stat!.flushErrors}, corruption ${stat!.corruptionErrors}, generation ${stat!.generationErrors}`
+        : `member of pool ${p.pool}'s btrfs (${profileFor(p.copies).data}) at ${p.mountPoint}${notes.length ? `; ${notes.join('; ')}` : ''}`;
     outcomes.set(d.name, { prepared: true, reason, message, preparation });
   }
   return outcomes;

@@ -98,7 +98,10 @@ export class PoolSnapshotRealizer implements Reconciler {
       return;
     }
     if (!mnt) {
-      await this.writeStatus(ps, { phase: 'Pending', ready: ['False', 'PoolNotReady', `pool ${pool}'s filesystem is not mounted on node ${this.nodeName} yet`] });
+      await this.writeStatus(ps, {
+        phase: 'Pending',
+        ready: ['False', 'PoolNotReady', `pool ${pool}'s filesystem is not mounted on node ${this.nodeName} yet`],
+      });
       return { requeueAfterMs: POOL_WAIT_MS };
     }
     const uid = ps.metadata.uid ?? '';
@@ -133,7 +136,10 @@ export class PoolSnapshotRealizer implements Reconciler {
       const message = errorMessage(err);
       // A source without data on this node will not get any: report it and stop; anything else is retried.
       const final = /has no data at/.test(message);
-      await this.writeStatus(ps, { phase: final ? 'Failed' : 'Pending', ready: ['False', final ? 'SourceGone' : 'SnapshotFailed', message] });
+      await this.writeStatus(ps, {
+        phase: final ? 'Failed' : 'Pending',
+        ready: ['False', final ? 'SourceGone' : 'SnapshotFailed', message],
+      });
       if (final) return;
       throw err;
     }
@@ -141,7 +147,15 @@ export class PoolSnapshotRealizer implements Reconciler {
 
   private async writeStatus(
     ps: PoolSnapshot,
-    s: { phase: PoolSnapshotStatus['phase']; location?: PoolSnapshotStatus['location']; path?: string; creationTime?: string; exclusive?: string; method?: string; ready: [string, string, string] },
+    s: {
+      phase: PoolSnapshotStatus['phase'];
+      location?: PoolSnapshotStatus['location'];
+      path?: string;
+      creationTime?: string;
+      exclusive?: string;
+      method?: string;
+      ready: [string, string, string];
+    },
   ): Promise<void> {
     const generation = ps.metadata.generation;
     const old = ps.status;
@@ -153,18 +167,39 @@ export class PoolSnapshotRealizer implements Reconciler {
       ...((s.creationTime ?? old?.creationTime) ? { creationTime: s.creationTime ?? old?.creationTime } : {}),
       ...((s.exclusive ?? old?.exclusive) ? { exclusive: s.exclusive ?? old?.exclusive } : {}),
       ...((s.method ?? old?.method) ? { method: s.method ?? old?.method } : {}),
-      conditions: setConditions(old?.conditions, [
-        { type: 'Ready', status: s.ready[0] as 'True' | 'False', reason: s.ready[1], message: s.ready[2], ...(generation !== undefined ? { observedGeneration: generation } : {}) },
-      ], nowTimestamp()),
+      conditions: setConditions(
+        old?.conditions,
+        [
+          {
+            type: 'Ready',
+            status: s.ready[0] as 'True' | 'False',
+            reason: s.ready[1],
+            message: s.ready[2],
+            ...(generation !== undefined ? { observedGeneration: generation } : {}),
+          },
+        ],
+        nowTimestamp(),
+      ),
     };
-    await this.applier.applyStatus(POOL_SNAPSHOTS, { apiVersion: API_VERSION, kind: 'PoolSnapshot', metadata: { name: ps.metadata.name }, status }, ps);
+    await this.applier.applyStatus(
+      POOL_SNAPSHOTS,
+      { apiVersion: API_VERSION, kind: 'PoolSnapshot', metadata: { name: ps.metadata.name }, status },
+      ps,
+    );
   }
 }
 
 export type RunningSnapshotRealizer = RunningRealizerOf<PoolSnapshot>;
 
 /** Watches this node's PoolSnapshots (by label) and realizes them. */
-export function startPoolSnapshotRealizer(opts: { client: KubeClient; engine: BtrfsEngine; nodeName: string; workers?: number; refreshMs?: number; waitForSync?: boolean }): Promise<RunningSnapshotRealizer> {
+export function startPoolSnapshotRealizer(opts: {
+  client: KubeClient;
+  engine: BtrfsEngine;
+  nodeName: string;
+  workers?: number;
+  refreshMs?: number;
+  waitForSync?: boolean;
+}): Promise<RunningSnapshotRealizer> {
   return runRealizer<PoolSnapshot>({
     client: opts.client,
     resource: POOL_SNAPSHOTS,

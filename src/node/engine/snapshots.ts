@@ -39,7 +39,11 @@ export function snapshotPath(mountPoint: string, name: string, mode: VolumeMode)
 }
 
 // Any failure to stat reads as "not there": the callers then create the path, and that step reports a real error.
-const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
+const exists = (path: string): Promise<boolean> =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
 
 async function ensureDir(dir: string, noCow: boolean): Promise<void> {
   if (await exists(dir)) return;
@@ -97,7 +101,8 @@ export async function ensureSnapshot(mountPoint: string, name: string, source: s
   const path = snapshotPath(mountPoint, name, mode);
   if (await exists(path)) return { path };
   const from = volumePath(mountPoint, source, mode);
-  if (!(await exists(from))) throw new Error(`source volume ${source} has no data at ${from} on this node; it was deleted before the snapshot was taken`);
+  if (!(await exists(from)))
+    throw new Error(`source volume ${source} has no data at ${from} on this node; it was deleted before the snapshot was taken`);
   await ensureDir(`${mountPoint}/${SNAPSHOTS_DIR}`, mode === 'Block');
   if (mode === 'Filesystem') {
     await run('btrfs', ['subvolume', 'snapshot', '-r', from, path]);
@@ -151,7 +156,13 @@ export interface RealizedRestore {
  * subvolume, the file grown for Block (it never shrinks below the source; the controller asks for
  * at least the source's size). Idempotent: a volume that exists is only resized.
  */
-export async function ensureRestoredVolume(mountPoint: string, name: string, mode: VolumeMode, source: ContentSource, sizeBytes: bigint): Promise<RealizedRestore> {
+export async function ensureRestoredVolume(
+  mountPoint: string,
+  name: string,
+  mode: VolumeMode,
+  source: ContentSource,
+  sizeBytes: bigint,
+): Promise<RealizedRestore> {
   const path = volumePath(mountPoint, name, mode);
   let method: CopyMethod | undefined;
   if (!(await exists(path))) {

@@ -21,19 +21,29 @@ export interface LocationChange {
 }
 
 /** The change between where the object was realized and where its spec says it is, or undefined. */
-export function locationChange(kind: 'PoolVolume' | 'PoolSnapshot', name: string, recorded: Location | undefined, requested: Location): LocationChange | undefined {
+export function locationChange(
+  kind: 'PoolVolume' | 'PoolSnapshot',
+  name: string,
+  recorded: Location | undefined,
+  requested: Location,
+): LocationChange | undefined {
   if (!recorded) return undefined;
-  const fields = [
-    ...(recorded.pool !== requested.pool ? ['spec.pool'] : []),
-    ...(recorded.node !== requested.node ? ['spec.node'] : []),
-  ];
+  const fields = [...(recorded.pool !== requested.pool ? ['spec.pool'] : []), ...(recorded.node !== requested.node ? ['spec.node'] : [])];
   if (fields.length === 0) return undefined;
   const plural = kind === 'PoolVolume' ? 'poolvolume' : 'poolsnapshot';
-  const what = fields.map((f) => `${f} was changed from ${f === 'spec.pool' ? recorded.pool : recorded.node} to ${f === 'spec.pool' ? requested.pool : requested.node}`).join(' and ');
+  const what = fields
+    .map(
+      (f) =>
+        `${f} was changed from ${f === 'spec.pool' ? recorded.pool : recorded.node} to ${f === 'spec.pool' ? requested.pool : requested.node}`,
+    )
+    .join(' and ');
   const back = JSON.stringify({ spec: { pool: recorded.pool, node: recorded.node } });
   return {
-    fields, recorded, requested,
-    message: `${what}, but ${fields.join(' and ')} ${fields.length > 1 ? 'are' : 'is'} immutable: the data is in pool ${recorded.pool} on node ${recorded.node}. ` +
+    fields,
+    recorded,
+    requested,
+    message:
+      `${what}, but ${fields.join(' and ')} ${fields.length > 1 ? 'are' : 'is'} immutable: the data is in pool ${recorded.pool} on node ${recorded.node}. ` +
       `Nothing was made in the place now named and the data was not moved; set it back: kubectl patch ${plural} ${name} --type merge -p '${back}'. ` +
       'To have the data in another pool, clone or restore it into a new volume of that pool',
   };

@@ -99,7 +99,8 @@ export class PoolVolumeRealizer implements Reconciler {
       }
       const removed = await this.engine.removeVolume(pool, pv.metadata.name, volumeMode);
       // A restore or clone killed mid-copy and deleted before it was retried leaves a partial file.
-      if (pv.spec.source && volumeMode === 'Block') await removePartial(volumePath((await this.engine.mountedPool(pool))!, pv.metadata.name, volumeMode));
+      if (pv.spec.source && volumeMode === 'Block')
+        await removePartial(volumePath((await this.engine.mountedPool(pool))!, pv.metadata.name, volumeMode));
       this.realized.delete(key);
       if (removed) log.warn({ volume: key, pool }, 'removed the volume data');
       await faultPoint('dynamic/remove'); // data removed, finalizer still on
@@ -107,7 +108,10 @@ export class PoolVolumeRealizer implements Reconciler {
       return;
     }
     if (!(await this.engine.mountedPool(pool))) {
-      await this.writeStatus(pv, { phase: 'Pending', ready: ['False', 'PoolNotReady', `pool ${pool}'s filesystem is not mounted on node ${this.nodeName} yet`] });
+      await this.writeStatus(pv, {
+        phase: 'Pending',
+        ready: ['False', 'PoolNotReady', `pool ${pool}'s filesystem is not mounted on node ${this.nodeName} yet`],
+      });
       return { requeueAfterMs: POOL_WAIT_MS };
     }
     try {
@@ -122,17 +126,33 @@ export class PoolVolumeRealizer implements Reconciler {
       // and a listing of every qgroup per event kept new volumes queued behind old ones): the periodic
       // refresh checks the disk and reads used bytes.
       let current: Realized;
-      if (last && last.uid === uid && last.poolUuid === poolUuid && last.size === size && last.noDataCow === noDataCow && now - last.checkedAt < this.refreshMs) {
+      if (
+        last &&
+        last.uid === uid &&
+        last.poolUuid === poolUuid &&
+        last.size === size &&
+        last.noDataCow === noDataCow &&
+        now - last.checkedAt < this.refreshMs
+      ) {
         current = last;
       } else {
         if (pv.spec.source) await this.refuseSourceOfAnotherPool(pv);
         const realized = pv.spec.source
-          ? await ensureRestoredVolume((await this.engine.mountedPool(pool))!, pv.metadata.name, volumeMode, contentSource(pv.spec.source), size)
+          ? await ensureRestoredVolume(
+              (await this.engine.mountedPool(pool))!,
+              pv.metadata.name,
+              volumeMode,
+              contentSource(pv.spec.source),
+              size,
+            )
           : await this.engine.ensureVolume(pool, pv.metadata.name, volumeMode, size, noDataCow);
         await faultPoint('dynamic/realize'); // made on disk, not reported yet
         // Reading used bytes lists every qgroup: skipped for a volume this reconcile just created (it
         // holds nothing), so CreateVolume is not slowed by the number of volumes.
-        const used = pv.status?.phase === 'Ready' || last ? (await this.engine.volumeUsage(pool, pv.metadata.name, volumeMode, USAGE_LISTING_MAX_AGE_MS)).usedBytes : 0n;
+        const used =
+          pv.status?.phase === 'Ready' || last
+            ? (await this.engine.volumeUsage(pool, pv.metadata.name, volumeMode, USAGE_LISTING_MAX_AGE_MS)).usedBytes
+            : 0n;
         current = { uid, poolUuid, size, noDataCow, path: realized.path, capacity: realized.capacityBytes, used, checkedAt: now };
       }
       const health = await this.engine.health(pool);
@@ -142,8 +162,14 @@ export class PoolVolumeRealizer implements Reconciler {
         path: current.path,
         capacity: current.capacity.toString(),
         used: current.used.toString(),
-        ready: ['True', 'Realized', `${volumeMode === 'Block' ? 'NOCOW file' : 'subvolume'} of ${size} bytes in pool ${pool}${sourceNote(pv.spec.source)}`],
-        degraded: health.degraded ? ['True', health.reason ?? 'PoolDegraded', health.message] : ['False', 'PoolHealthy', 'the pool filesystem has all its disks'],
+        ready: [
+          'True',
+          'Realized',
+          `${volumeMode === 'Block' ? 'NOCOW file' : 'subvolume'} of ${size} bytes in pool ${pool}${sourceNote(pv.spec.source)}`,
+        ],
+        degraded: health.degraded
+          ? ['True', health.reason ?? 'PoolDegraded', health.message]
+          : ['False', 'PoolHealthy', 'the pool filesystem has all its disks'],
       });
       this.realized.set(key, current);
       return { requeueAfterMs: Math.max(1, this.refreshMs - (Date.now() - current.checkedAt)) };
@@ -163,25 +189,60 @@ export class PoolVolumeRealizer implements Reconciler {
   private async refuseSourceOfAnotherPool(pv: PoolVolume): Promise<void> {
     const mnt = await this.engine.mountedPool(pv.spec.pool);
     // The stat only saves a lookup: if it fails for any reason, the source is looked up, which is harmless.
-    if (!mnt || (await stat(volumePath(mnt, pv.metadata.name, pv.spec.volumeMode)).then(() => true, () => false))) return;
+    if (
+      !mnt ||
+      (await stat(volumePath(mnt, pv.metadata.name, pv.spec.volumeMode)).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return;
     const { snapshot, volume } = pv.spec.source!;
     const source = snapshot
       ? await this.client.getIfExists<PoolSnapshot>(POOL_SNAPSHOTS, snapshot)
-      : volume ? await this.client.getIfExists<PoolVolume>(POOL_VOLUMES, volume) : undefined;
+      : volume
+        ? await this.client.getIfExists<PoolVolume>(POOL_VOLUMES, volume)
+        : undefined;
     if (source && source.spec.pool !== pv.spec.pool) {
       const what = snapshot ? `snapshot ${snapshot}` : `volume ${volume}`;
-      throw new Error(`its source ${what} is in pool ${source.spec.pool}, not in pool ${pv.spec.pool}: a restore or clone stays in its source's pool (make it with a StorageClass of pool ${source.spec.pool})`);
+      throw new Error(
+        `its source ${what} is in pool ${source.spec.pool}, not in pool ${pv.spec.pool}: a restore or clone stays in its source's pool (make it with a StorageClass of pool ${source.spec.pool})`,
+      );
     }
   }
 
   private async writeStatus(
     pv: PoolVolume,
-    s: { phase: PoolVolumeStatus['phase']; location?: PoolVolumeStatus['location']; path?: string; capacity?: string; used?: string; ready: [string, string, string]; degraded?: [string, string, string] },
+    s: {
+      phase: PoolVolumeStatus['phase'];
+      location?: PoolVolumeStatus['location'];
+      path?: string;
+      capacity?: string;
+      used?: string;
+      ready: [string, string, string];
+      degraded?: [string, string, string];
+    },
   ): Promise<void> {
     const generation = pv.metadata.generation;
     const conds = [
-      { type: 'Ready', status: s.ready[0] as 'True' | 'False', reason: s.ready[1], message: s.ready[2], ...(generation !== undefined ? { observedGeneration: generation } : {}) },
-      ...(s.degraded ? [{ type: 'Degraded', status: s.degraded[0] as 'True' | 'False', reason: s.degraded[1], message: s.degraded[2], ...(generation !== undefined ? { observedGeneration: generation } : {}) }] : []),
+      {
+        type: 'Ready',
+        status: s.ready[0] as 'True' | 'False',
+        reason: s.ready[1],
+        message: s.ready[2],
+        ...(generation !== undefined ? { observedGeneration: generation } : {}),
+      },
+      ...(s.degraded
+        ? [
+            {
+              type: 'Degraded',
+              status: s.degraded[0] as 'True' | 'False',
+              reason: s.degraded[1],
+              message: s.degraded[2],
+              ...(generation !== undefined ? { observedGeneration: generation } : {}),
+            },
+          ]
+        : []),
     ];
     const status: PoolVolumeStatus = {
       ...(generation !== undefined ? { observedGeneration: generation } : {}),
@@ -192,14 +253,25 @@ export class PoolVolumeRealizer implements Reconciler {
       ...(s.used ? { used: s.used } : pv.status?.used ? { used: pv.status.used } : {}),
       conditions: setConditions(pv.status?.conditions, conds, nowTimestamp()),
     };
-    await this.applier.applyStatus(POOL_VOLUMES, { apiVersion: API_VERSION, kind: 'PoolVolume', metadata: { name: pv.metadata.name }, status }, pv);
+    await this.applier.applyStatus(
+      POOL_VOLUMES,
+      { apiVersion: API_VERSION, kind: 'PoolVolume', metadata: { name: pv.metadata.name }, status },
+      pv,
+    );
   }
 }
 
 export type RunningRealizer = RunningRealizerOf<PoolVolume>;
 
 /** Watches this node's PoolVolumes (by label) and realizes them; resolves once the cache is synced. */
-export function startPoolVolumeRealizer(opts: { client: KubeClient; engine: BtrfsEngine; nodeName: string; workers?: number; refreshMs?: number; waitForSync?: boolean }): Promise<RunningRealizer> {
+export function startPoolVolumeRealizer(opts: {
+  client: KubeClient;
+  engine: BtrfsEngine;
+  nodeName: string;
+  workers?: number;
+  refreshMs?: number;
+  waitForSync?: boolean;
+}): Promise<RunningRealizer> {
   return runRealizer<PoolVolume>({
     client: opts.client,
     resource: POOL_VOLUMES,

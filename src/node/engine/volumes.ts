@@ -23,10 +23,20 @@ export interface RealizedVolume {
 }
 
 // Any failure to stat reads as "not there": the callers then create the path, and that step reports a real error.
-const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
+const exists = (path: string): Promise<boolean> =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
 
 /** Creates the volume if missing and sets its size (raising it expands; it never shrinks). Idempotent. */
-export async function ensureVolume(mountPoint: string, name: string, mode: VolumeMode, sizeBytes: bigint, noDataCow = false): Promise<RealizedVolume> {
+export async function ensureVolume(
+  mountPoint: string,
+  name: string,
+  mode: VolumeMode,
+  sizeBytes: bigint,
+  noDataCow = false,
+): Promise<RealizedVolume> {
   const path = volumePath(mountPoint, name, mode);
   if (mode === 'Filesystem') {
     await mkdir(`${mountPoint}/volumes`, { recursive: true });

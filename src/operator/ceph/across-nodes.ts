@@ -24,8 +24,14 @@ export function observeAcrossNodes(pool: StoragePool, caches: PoolCaches, nodes:
     ...(pool.metadata.generation !== undefined ? { generation: pool.metadata.generation } : {}),
     placement: placementOf(pool, selectable, nodes),
     leftovers: {
-      disks: disksOf(caches, name).map((d) => d.metadata.name).sort(),
-      storageClasses: caches.classes.list().filter((c) => isOwnedBy(c, pool)).map((c) => c.metadata.name!).sort(),
+      disks: disksOf(caches, name)
+        .map((d) => d.metadata.name)
+        .sort(),
+      storageClasses: caches.classes
+        .list()
+        .filter((c) => isOwnedBy(c, pool))
+        .map((c) => c.metadata.name!)
+        .sort(),
     },
   };
 }

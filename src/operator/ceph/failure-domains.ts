@@ -74,22 +74,25 @@ export function describePlacement(placement: Placement): string {
   const { failureDomain, size, domains } = placement;
   const plural = (n: number): string => `${failureDomain === 'host' ? 'host' : 'zone'}${n === 1 ? '' : 's'}`;
   const names = list(domains.map((d) => (failureDomain === 'zone' ? `${d.name} (${list(d.nodes)})` : d.name)));
-  const found = domains.length === 0
-    ? `no ${plural(0)} hold eligible disks the pool selects; size ${size} needs ${size} ${plural(size)}`
-    : isSatisfiable(placement)
-      ? `${domains.length} ${plural(domains.length)} hold eligible disks the pool selects, size ${size} needs ${size}: ${names}`
-      : `${domains.length} of the ${size} ${plural(size)} size ${size} needs hold${domains.length === 1 ? 's' : ''} eligible disks: ${names}`;
-  const unzoned = placement.unzonedNodes.length > 0
-    ? `; eligible disks on ${list(placement.unzonedNodes)} count for no zone: ${placement.unzonedNodes.length === 1 ? 'that node has' : 'those nodes have'} no ${ZONE_LABEL} label`
-    : '';
+  const found =
+    domains.length === 0
+      ? `no ${plural(0)} hold eligible disks the pool selects; size ${size} needs ${size} ${plural(size)}`
+      : isSatisfiable(placement)
+        ? `${domains.length} ${plural(domains.length)} hold eligible disks the pool selects, size ${size} needs ${size}: ${names}`
+        : `${domains.length} of the ${size} ${plural(size)} size ${size} needs hold${domains.length === 1 ? 's' : ''} eligible disks: ${names}`;
+  const unzoned =
+    placement.unzonedNodes.length > 0
+      ? `; eligible disks on ${list(placement.unzonedNodes)} count for no zone: ${placement.unzonedNodes.length === 1 ? 'that node has' : 'those nodes have'} no ${ZONE_LABEL} label`
+      : '';
   return `${found}${unzoned}`;
 }
 
 /** What to do when too few domains hold disks. */
 export function placementFix(placement: Placement): string {
-  const what = placement.failureDomain === 'host'
-    ? 'add eligible disks on other nodes (and make them match spec.disks)'
-    : `add eligible disks in other zones, or label their nodes with ${ZONE_LABEL}`;
+  const what =
+    placement.failureDomain === 'host'
+      ? 'add eligible disks on other nodes (and make them match spec.disks)'
+      : `add eligible disks in other zones, or label their nodes with ${ZONE_LABEL}`;
   return `${what}, or lower replicated.size; nothing is created for the pool until then`;
 }
 

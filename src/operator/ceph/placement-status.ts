@@ -40,7 +40,9 @@ function replicationCondition(placement: Placement): Omit<ConditionInput, 'obser
     return { type: 'ReplicationSatisfiable', status: 'True', reason: 'EnoughFailureDomains', message: describePlacement(placement) };
   }
   return {
-    type: 'ReplicationSatisfiable', status: 'False', reason: 'TooFewFailureDomains',
+    type: 'ReplicationSatisfiable',
+    status: 'False',
+    reason: 'TooFewFailureDomains',
     message: `${describePlacement(placement)}; ${placementFix(placement)}`,
   };
 }
@@ -53,25 +55,32 @@ function readyCondition(obs: AcrossNodesObservation): Omit<ConditionInput, 'obse
       ...storageClasses.map((c) => `StorageClass ${c}`),
     ].join(' and ');
     return {
-      type: 'Ready', status: 'False', reason: 'FailureDomainChanged',
+      type: 'Ready',
+      status: 'False',
+      reason: 'FailureDomainChanged',
       message: `the pool still holds ${held} from when its failureDomain was disk; data does not move between engines, so nothing is changed: set replicated.failureDomain back to disk, or move the data to a new pool and delete this one`,
     };
   }
   if (!isSatisfiable(obs.placement)) {
     return {
-      type: 'Ready', status: 'False', reason: 'ReplicationNotSatisfiable',
+      type: 'Ready',
+      status: 'False',
+      reason: 'ReplicationNotSatisfiable',
       message: `nothing is created for the pool (no StorageClass, no disk claims) while fewer than ${obs.placement.size} ${obs.placement.failureDomain === 'host' ? 'nodes' : 'zones'} hold eligible disks; ReplicationSatisfiable says which do`,
     };
   }
   return {
-    type: 'Ready', status: 'False', reason: 'CephEngineNotDeployed',
+    type: 'Ready',
+    status: 'False',
+    reason: 'CephEngineNotDeployed',
     message: `the placement is satisfiable (${describePlacement(obs.placement)}), but this version of Stowage checks placement for failureDomain ${obs.placement.failureDomain} and does not yet deploy the Ceph cluster that keeps the copies; no StorageClass is published and no disk is claimed, so no claim waits for volumes nobody can serve`,
   };
 }
 
 /** Warning events for a pool that turned unsatisfiable (once per change), and a Normal one when it recovers. */
 export function placementEvents(
-  before: readonly Condition[] | undefined, after: readonly Condition[] | undefined,
+  before: readonly Condition[] | undefined,
+  after: readonly Condition[] | undefined,
 ): { type: 'Normal' | 'Warning'; reason: string; message: string }[] {
   const was = findCondition(before, 'ReplicationSatisfiable');
   const now = findCondition(after, 'ReplicationSatisfiable');

@@ -11,7 +11,15 @@ import { DEFAULT_RESYNC_MS, type Informer } from '../../runtime/informer.js';
 import type { Manager } from '../../runtime/manager.js';
 import { imageTable, type ImageTable } from './images.js';
 import { driverHealth, type CsiNodeLike, type DaemonSetLike, type DriverHealth, type PodLike } from './health.js';
-import { CSI_CONTROLLER_DEPLOYMENT, DRIVER_NAME, NODE_DAEMONSET, NODE_POD_SELECTOR, desiredDriverStack, needsCsiController, type NodeRegistration } from './render.js';
+import {
+  CSI_CONTROLLER_DEPLOYMENT,
+  DRIVER_NAME,
+  NODE_DAEMONSET,
+  NODE_POD_SELECTOR,
+  desiredDriverStack,
+  needsCsiController,
+  type NodeRegistration,
+} from './render.js';
 import { SIDECAR_PROFILES, sidecarProfile, type SidecarProfile } from './sidecars.js';
 import type { ServerVersion } from './server-version.js';
 
@@ -83,7 +91,11 @@ export class DriverStackReconciler implements Reconciler {
     const sidecars = await this.sidecars();
     const images = this.options.images ?? imageTable(this.options.imageOverrides, sidecars.images);
     const input = {
-      dynamicPools: pools.list(), volumes: volumeCount, images, namespace: this.options.namespace, sidecars,
+      dynamicPools: pools.list(),
+      volumes: volumeCount,
+      images,
+      namespace: this.options.namespace,
+      sidecars,
       ...(this.options.registration ? { registration: this.options.registration } : {}),
       ...(this.options.nodeAgentArgs ? { nodeAgentArgs: this.options.nodeAgentArgs } : {}),
       ...(this.options.kubeletDir ? { kubeletDir: this.options.kubeletDir } : {}),
@@ -132,7 +144,10 @@ export class DriverStackReconciler implements Reconciler {
       result = await this.client.apply(rt, desired, { fieldManager: this.options.fieldManager, force: true });
     }
     this.applied.set(key, { desired: text, resourceVersion: result.metadata.resourceVersion });
-    log.info({ kind: desired.kind, name, created: !live }, live ? 'driver stack object drifted; re-applied' : 'driver stack object created');
+    log.info(
+      { kind: desired.kind, name, created: !live },
+      live ? 'driver stack object drifted; re-applied' : 'driver stack object created',
+    );
   }
 
   private async removeCsiParts(): Promise<void> {
@@ -140,7 +155,11 @@ export class DriverStackReconciler implements Reconciler {
     const deployment = this.informers.deployments.get(`${namespace}/${CSI_CONTROLLER_DEPLOYMENT}`);
     if (deployment) {
       log.info({ name: CSI_CONTROLLER_DEPLOYMENT }, 'no Dynamic pool and no CSI volume left; deleting the CSI controller');
-      await this.client.delete(DEPLOYMENTS, CSI_CONTROLLER_DEPLOYMENT, { namespace, uid: deployment.metadata.uid, propagationPolicy: 'Background' });
+      await this.client.delete(DEPLOYMENTS, CSI_CONTROLLER_DEPLOYMENT, {
+        namespace,
+        uid: deployment.metadata.uid,
+        propagationPolicy: 'Background',
+      });
     }
     const driver = this.informers.csiDrivers.get(DRIVER_NAME);
     if (driver) {
@@ -208,7 +227,12 @@ export function setupDriverStack(manager: Manager, options: DriverStackOptions):
     watchHealth: (target, keys) => {
       target.watch(informers.daemonSets, keys).watch(nodePods, keys).watch(csiNodes, keys);
     },
-    health: () => driverHealth({ daemonSet: informers.daemonSets.get(`${namespace}/${NODE_DAEMONSET}`), pods: nodePods.list(), csiNodes: csiNodes.list() }),
+    health: () =>
+      driverHealth({
+        daemonSet: informers.daemonSets.get(`${namespace}/${NODE_DAEMONSET}`),
+        pods: nodePods.list(),
+        csiNodes: csiNodes.list(),
+      }),
   };
 }
 

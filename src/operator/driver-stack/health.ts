@@ -81,8 +81,12 @@ export function driverHealth(input: {
   };
   if (!daemonSet) return { deployed: false, rollout, problems: [] };
   const uid = daemonSet.metadata.uid;
-  const pods = input.pods.filter((p) => !p.metadata.deletionTimestamp && (uid === undefined || p.metadata.ownerReferences?.some((o) => o.uid === uid)));
-  const registered = new Set(input.csiNodes.filter((c) => (c.spec?.drivers ?? []).some((d) => d.name === DRIVER_NAME)).map((c) => c.metadata.name!));
+  const pods = input.pods.filter(
+    (p) => !p.metadata.deletionTimestamp && (uid === undefined || p.metadata.ownerReferences?.some((o) => o.uid === uid)),
+  );
+  const registered = new Set(
+    input.csiNodes.filter((c) => (c.spec?.drivers ?? []).some((d) => d.name === DRIVER_NAME)).map((c) => c.metadata.name!),
+  );
   // A node may have two pods during a rolling update; it is served when either serves.
   const byNode = new Map<string, (NodeProblem | undefined)[]>();
   for (const pod of pods) {
@@ -98,7 +102,8 @@ export function driverHealth(input: {
   }
   for (const csiNode of input.csiNodes) {
     const node = csiNode.metadata.name!;
-    if (!byNode.has(node)) problems.set(node, { node, reason: 'NoPluginPod', detail: `no ${daemonSet.metadata.name} pod runs on the node` });
+    if (!byNode.has(node))
+      problems.set(node, { node, reason: 'NoPluginPod', detail: `no ${daemonSet.metadata.name} pod runs on the node` });
   }
   return { deployed: true, rollout, problems: [...problems.values()].sort((a, b) => a.node.localeCompare(b.node)) };
 }
@@ -116,7 +121,12 @@ function podProblem(pod: PodLike, node: string): NodeProblem | undefined {
       return { node, reason: waiting.reason, detail: `container ${c.name}: ${waiting.message ?? waiting.reason}` };
     }
     const terminated = c.state?.terminated;
-    if (terminated) return { node, reason: terminated.reason ?? 'Terminated', detail: `container ${c.name} exited with code ${terminated.exitCode ?? '?'}` };
+    if (terminated)
+      return {
+        node,
+        reason: terminated.reason ?? 'Terminated',
+        detail: `container ${c.name} exited with code ${terminated.exitCode ?? '?'}`,
+      };
   }
   if (status.phase === 'Failed') return { node, reason: status.reason ?? 'Failed', detail: status.message ?? 'the pod failed' };
   if (status.phase !== 'Running') {
@@ -126,33 +136,61 @@ function podProblem(pod: PodLike, node: string): NodeProblem | undefined {
   const ready = status.conditions?.find((c) => c.type === 'Ready');
   if (ready?.status !== 'True') {
     const notReady = (status.containerStatuses ?? []).filter((c) => !c.ready).map((c) => c.name);
-    return { node, reason: 'NotReady', detail: notReady.length > 0 ? `container(s) not ready: ${notReady.join(', ')}` : ready?.message ?? 'the pod is not ready' };
+    return {
+      node,
+      reason: 'NotReady',
+      detail: notReady.length > 0 ? `container(s) not ready: ${notReady.join(', ')}` : (ready?.message ?? 'the pod is not ready'),
+    };
   }
   return undefined;
 }
 
 /** The `DriverReady` condition of a pool over `nodes` (the nodes of its disks), and whether none of them is served. */
-export function driverCondition(health: DriverHealth | undefined, nodes: ReadonlySet<string>): {
+export function driverCondition(
+  health: DriverHealth | undefined,
+  nodes: ReadonlySet<string>,
+): {
   status: 'True' | 'False' | 'Unknown';
   reason: string;
   message: string;
   /** Every node of the pool lacks a serving plugin (or the DaemonSet is missing): nothing can be served. */
   noneServing: boolean;
 } {
-  if (!health) return { status: 'Unknown', reason: 'NotObserved', message: 'the operator does not watch the driver stack (started without it)', noneServing: false };
+  if (!health)
+    return {
+      status: 'Unknown',
+      reason: 'NotObserved',
+      message: 'the operator does not watch the driver stack (started without it)',
+      noneServing: false,
+    };
   const { desired, ready, updated } = health.rollout;
   const figures = `DaemonSet rollout: ${desired} desired, ${ready} ready, ${updated} updated`;
   if (!health.deployed) {
-    return { status: 'False', reason: 'DaemonSetMissing', message: 'the node DaemonSet does not exist yet; the operator creates it (see its log if this lasts)', noneServing: true };
+    return {
+      status: 'False',
+      reason: 'DaemonSetMissing',
+      message: 'the node DaemonSet does not exist yet; the operator creates it (see its log if this lasts)',
+      noneServing: true,
+    };
   }
   const mine = health.problems.filter((p) => nodes.has(p.node));
   const others = health.problems.length - mine.length;
   const elsewhere = others > 0 ? `; ${others} node(s) outside the pool also lack a working plugin` : '';
   if (nodes.size === 0) {
-    return { status: 'True', reason: 'NoNodesYet', message: `the pool holds no disk yet, so no node needs the plugin; ${figures}${elsewhere}`, noneServing: false };
+    return {
+      status: 'True',
+      reason: 'NoNodesYet',
+      message: `the pool holds no disk yet, so no node needs the plugin; ${figures}${elsewhere}`,
+      noneServing: false,
+    };
   }
   if (mine.length === 0) {
-    return { status: 'True', reason: 'PluginsRunning', message: `the node plugin runs and is registered on all ${nodes.size} node(s) of the pool; ${figures}${elsewhere}`, noneServing: false };
+    return {
+      status: 'True',
+      reason: 'PluginsRunning',
+      message: `the node plugin runs and is registered on all ${nodes.size} node(s) of the pool; ${figures}${elsewhere}`,
+      noneServing: false,
+    };
   }
   const shown = mine.slice(0, MAX_LISTED).map((p) => `${p.node}: ${p.reason}${p.detail ? ` (${p.detail})` : ''}`);
   const more = mine.length > MAX_LISTED ? `, and ${mine.length - MAX_LISTED} more` : '';

@@ -38,7 +38,9 @@ export function kubeletRootDir(value: string = DEFAULT_KUBELET_ROOT_DIR): string
             ? `overlaps ${OTHER_MOUNTS.find((m) => inside(dir, m) || inside(m, dir))}, which the node DaemonSet mounts separately`
             : undefined;
   if (problem) {
-    throw new Error(`--kubelet-root-dir ${JSON.stringify(value)} ${problem}; pass kubelet's --root-dir on your nodes, e.g. ${DEFAULT_KUBELET_ROOT_DIR} or /var/lib/k0s/kubelet`);
+    throw new Error(
+      `--kubelet-root-dir ${JSON.stringify(value)} ${problem}; pass kubelet's --root-dir on your nodes, e.g. ${DEFAULT_KUBELET_ROOT_DIR} or /var/lib/k0s/kubelet`,
+    );
   }
   return dir;
 }

@@ -46,7 +46,9 @@ export function imageTable(overrides: readonly string[] = [], sidecars: SidecarI
       throw new Error(`--image ${entry}: unknown image "${name}"; use one of ${IMAGE_NAMES.join(', ')}`);
     }
     if (!IMAGE_REF.test(ref)) {
-      throw new Error(`--image ${entry}: "${ref}" is not an image reference; write NAME=REGISTRY/PATH:TAG, e.g. ${name}=${DEFAULT_IMAGES[name as ImageName]}`);
+      throw new Error(
+        `--image ${entry}: "${ref}" is not an image reference; write NAME=REGISTRY/PATH:TAG, e.g. ${name}=${DEFAULT_IMAGES[name as ImageName]}`,
+      );
     }
     table[name] = ref;
   }

@@ -13,8 +13,17 @@
 
 /** `stowage node` flags (src/cli/main.ts) an administrator may pass through. */
 export const NODE_AGENT_ARG_FLAGS = [
-  'allow-device', 'discovery-dir', 'include-path', 'exclude-path', 'include-vendor', 'exclude-vendor',
-  'include-model', 'exclude-model', 'min-size', 'discovery-interval', 'health-interval',
+  'allow-device',
+  'discovery-dir',
+  'include-path',
+  'exclude-path',
+  'include-vendor',
+  'exclude-vendor',
+  'include-model',
+  'exclude-model',
+  'min-size',
+  'discovery-interval',
+  'health-interval',
 ] as const;
 
 const ARG = /^--([a-z-]+)=(.+)$/;
@@ -28,7 +37,8 @@ export function nodeAgentArgs(args: readonly string[] = []): string[] {
   for (const arg of args) {
     const m = ARG.exec(arg);
     if (!m) problems.push(`"${arg}" is not of the form --FLAG=VALUE`);
-    else if (!(NODE_AGENT_ARG_FLAGS as readonly string[]).includes(m[1])) problems.push(`--${m[1]} is not a discovery flag of stowage node`);
+    else if (!(NODE_AGENT_ARG_FLAGS as readonly string[]).includes(m[1]))
+      problems.push(`--${m[1]} is not a discovery flag of stowage node`);
   }
   if (problems.length > 0) {
     throw new Error(

@@ -58,7 +58,6 @@ const SNAPSHOTTER_HEALTH_PORT = 9812;
 /** The non-root user of the image (Dockerfile); sidecars run as the same user so they can use the socket. */
 const NON_ROOT_UID = 65532;
 
-
 export interface DriverStackInput {
   /** The number of Dynamic pools, or the pools themselves (the Dynamic ones are counted). */
   readonly dynamicPools: number | readonly Pick<StoragePool, 'spec'>[];
@@ -83,9 +82,10 @@ export interface DriverStackInput {
 /** Whether the CSIDriver and the CSI controller belong to the desired stack. */
 export function needsCsiController(input: Pick<DriverStackInput, 'dynamicPools' | 'volumes'>): boolean {
   // Pools whose copies go to other nodes are Ceph's, not the CSI driver's: they need none of it yet.
-  const pools = typeof input.dynamicPools === 'number'
-    ? input.dynamicPools
-    : input.dynamicPools.filter((p) => p.spec.mode === 'Dynamic' && !spansNodes(p.spec.replicated)).length;
+  const pools =
+    typeof input.dynamicPools === 'number'
+      ? input.dynamicPools
+      : input.dynamicPools.filter((p) => p.spec.mode === 'Dynamic' && !spansNodes(p.spec.replicated)).length;
   return pools > 0 || (input.volumes ?? 0) > 0;
 }
 
@@ -133,7 +133,13 @@ const restricted = {
  * The disk agent and CSI node service on every node; kubelet registration and liveness either by
  * `stowage node` itself or by the upstream sidecars (see {@link NodeRegistration}).
  */
-function nodeDaemonSet({ images, namespace, registration = DEFAULT_NODE_REGISTRATION, nodeAgentArgs = [], kubeletDir = KUBELET_DIR }: DriverStackInput): KubeObject {
+function nodeDaemonSet({
+  images,
+  namespace,
+  registration = DEFAULT_NODE_REGISTRATION,
+  nodeAgentArgs = [],
+  kubeletDir = KUBELET_DIR,
+}: DriverStackInput): KubeObject {
   const component = 'node';
   const self = registration === 'self';
   // Every path kubelet knows (the plugin's socket, the registration directory, pods' volumes) is
@@ -149,7 +155,10 @@ function nodeDaemonSet({ images, namespace, registration = DEFAULT_NODE_REGISTRA
     // Local disks under <root>/disks, Dynamic pools' btrfs under <root>/pools, the CSI Node
     // service on the socket kubelet is told about, /metrics (and /healthz) for the PodMonitor.
     args: [
-      'node', `--root=${AGENT_ROOT}/disks`, `--pool-root=${AGENT_ROOT}`, `--csi-endpoint=${csiEndpoint}`,
+      'node',
+      `--root=${AGENT_ROOT}/disks`,
+      `--pool-root=${AGENT_ROOT}`,
+      `--csi-endpoint=${csiEndpoint}`,
       // Said, not defaulted: the CSI Node service refuses staging and target paths outside it, and
       // it must be the directory the kubelet-dir volume mounts.
       `--kubelet-dir=${kubeletDir}`,
@@ -169,7 +178,10 @@ function nodeDaemonSet({ images, namespace, registration = DEFAULT_NODE_REGISTRA
     livenessProbe: httpProbe(self ? 'metrics' : 'healthz'),
     // Ready once its caches synced (the API answered) and its CSI sockets are served: a rolling
     // update waits for it, and an agent that cannot reach the API shows as not ready, not dead.
-    readinessProbe: { ...httpProbe('metrics', { initialDelaySeconds: 2, failureThreshold: 3 }), httpGet: { path: '/readyz', port: 'metrics' } },
+    readinessProbe: {
+      ...httpProbe('metrics', { initialDelaySeconds: 2, failureThreshold: 3 }),
+      httpGet: { path: '/readyz', port: 'metrics' },
+    },
     resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '512Mi' } },
     volumeMounts: [
       ...(self ? [] : [{ name: 'plugin-dir', mountPath: SOCKET_DIR }]),
@@ -181,33 +193,35 @@ function nodeDaemonSet({ images, namespace, registration = DEFAULT_NODE_REGISTRA
       { name: 'udev', mountPath: '/run/udev', readOnly: true },
     ],
   };
-  const sidecars = self ? [] : [
-    {
-      name: 'node-driver-registrar',
-      image: images['csi-node-driver-registrar'],
-      args: [
-        `--csi-address=${CSI_ADDRESS}`,
-        `--kubelet-registration-path=${plugin}/csi.sock`,
-        `--http-endpoint=:${REGISTRAR_HEALTH_PORT}`,
-      ],
-      ports: [{ name: 'registrar', containerPort: REGISTRAR_HEALTH_PORT, protocol: 'TCP' }],
-      livenessProbe: httpProbe('registrar'),
-      securityContext: restricted,
-      resources: sidecarResources,
-      volumeMounts: [
-        { name: 'plugin-dir', mountPath: SOCKET_DIR },
-        { name: 'registration-dir', mountPath: '/registration' },
-      ],
-    },
-    {
-      name: 'liveness-probe',
-      image: images.livenessprobe,
-      args: [`--csi-address=${CSI_ADDRESS}`, `--health-port=${NODE_LIVENESS_PORT}`],
-      securityContext: restricted,
-      resources: sidecarResources,
-      volumeMounts: [{ name: 'plugin-dir', mountPath: SOCKET_DIR }],
-    },
-  ];
+  const sidecars = self
+    ? []
+    : [
+        {
+          name: 'node-driver-registrar',
+          image: images['csi-node-driver-registrar'],
+          args: [
+            `--csi-address=${CSI_ADDRESS}`,
+            `--kubelet-registration-path=${plugin}/csi.sock`,
+            `--http-endpoint=:${REGISTRAR_HEALTH_PORT}`,
+          ],
+          ports: [{ name: 'registrar', containerPort: REGISTRAR_HEALTH_PORT, protocol: 'TCP' }],
+          livenessProbe: httpProbe('registrar'),
+          securityContext: restricted,
+          resources: sidecarResources,
+          volumeMounts: [
+            { name: 'plugin-dir', mountPath: SOCKET_DIR },
+            { name: 'registration-dir', mountPath: '/registration' },
+          ],
+        },
+        {
+          name: 'liveness-probe',
+          image: images.livenessprobe,
+          args: [`--csi-address=${CSI_ADDRESS}`, `--health-port=${NODE_LIVENESS_PORT}`],
+          securityContext: restricted,
+          resources: sidecarResources,
+          volumeMounts: [{ name: 'plugin-dir', mountPath: SOCKET_DIR }],
+        },
+      ];
   return {
     apiVersion: 'apps/v1',
     kind: 'DaemonSet',
@@ -265,9 +279,20 @@ function csiControllerDeployment({ images, namespace, sidecars: profile = NEWEST
   const sidecar = (name: string, image: string, port: number, args: string[]) => ({
     name,
     image,
-    args: [`--csi-address=$(ADDRESS)`, '--leader-election', `--leader-election-namespace=$(POD_NAMESPACE)`, `--http-endpoint=:${port}`, ...args],
+    args: [
+      `--csi-address=$(ADDRESS)`,
+      '--leader-election',
+      `--leader-election-namespace=$(POD_NAMESPACE)`,
+      `--http-endpoint=:${port}`,
+      ...args,
+    ],
     // NAMESPACE and POD_NAME: csi-provisioner finds the owner of its CSIStorageCapacity objects by them.
-    env: [{ name: 'ADDRESS', value: CSI_ADDRESS }, fieldEnv('POD_NAMESPACE', 'metadata.namespace'), fieldEnv('NAMESPACE', 'metadata.namespace'), fieldEnv('POD_NAME', 'metadata.name')],
+    env: [
+      { name: 'ADDRESS', value: CSI_ADDRESS },
+      fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
+      fieldEnv('NAMESPACE', 'metadata.namespace'),
+      fieldEnv('POD_NAME', 'metadata.name'),
+    ],
     ports: [{ name: name.replace(/^csi-/, ''), containerPort: port, protocol: 'TCP' }],
     livenessProbe: httpProbe(name.replace(/^csi-/, ''), { initialDelaySeconds: 10 }),
     securityContext: restricted,

@@ -85,8 +85,22 @@ export const SIDECAR_PROFILES: readonly SidecarProfile[] = Object.freeze([
     provisionerArgs: [...COMMON_PROVISIONER_ARGS, ...CAPACITY_ARGS],
     capacityTracking: true,
   },
-  { name: 'legacy', minMinor: 21, maxMinor: 24, images: LEGACY_IMAGES, provisionerArgs: [...LEGACY_PROVISIONER_ARGS, ...CAPACITY_ARGS], capacityTracking: true },
-  { name: 'legacy-without-capacity', minMinor: 20, maxMinor: 21, images: LEGACY_IMAGES, provisionerArgs: LEGACY_PROVISIONER_ARGS, capacityTracking: false },
+  {
+    name: 'legacy',
+    minMinor: 21,
+    maxMinor: 24,
+    images: LEGACY_IMAGES,
+    provisionerArgs: [...LEGACY_PROVISIONER_ARGS, ...CAPACITY_ARGS],
+    capacityTracking: true,
+  },
+  {
+    name: 'legacy-without-capacity',
+    minMinor: 20,
+    maxMinor: 21,
+    images: LEGACY_IMAGES,
+    provisionerArgs: LEGACY_PROVISIONER_ARGS,
+    capacityTracking: false,
+  },
 ]);
 
 export const NEWEST_PROFILE: SidecarProfile = SIDECAR_PROFILES[0];

@@ -81,7 +81,9 @@ export function selectionProblem(pool: StoragePool, disk: NodeDisk, node: Node |
   const eligible = findCondition(disk.status?.conditions, 'Eligible');
   if (eligible?.status === 'True') return undefined;
   if (eligible?.status === 'False' && pool.spec.disks.allowAdoption && ADOPTABLE_REASONS.has(eligible.reason)) return undefined;
-  return eligible ? `it is not eligible (${eligible.reason}: ${eligible.message})` : 'the node agent has not reported whether it is eligible';
+  return eligible
+    ? `it is not eligible (${eligible.reason}: ${eligible.message})`
+    : 'the node agent has not reported whether it is eligible';
 }
 
 /**
@@ -112,7 +114,11 @@ export function planDisks(world: PoolWorld): DiskPlan {
     const pv = world.volumes.get(persistentVolumeName(disk.metadata.name));
     const why = problem ?? 'the pool now asks for a different preparation (mode, volumeMode or fsType)';
     if (pv && isInUse(pv)) plan.held.push({ disk, reason: `${why}, but its volume ${pv.metadata.name} is bound to ${claimRefName(pv)}` });
-    else if (pv && isRetained(pv)) plan.held.push({ disk, reason: `${why}, but its volume ${pv.metadata.name} is Released and retained (reclaimPolicy Retain); delete the PV to free the disk` });
+    else if (pv && isRetained(pv))
+      plan.held.push({
+        disk,
+        reason: `${why}, but its volume ${pv.metadata.name} is Released and retained (reclaimPolicy Retain); delete the PV to free the disk`,
+      });
     else plan.release.push(disk);
   }
   return plan;

@@ -27,12 +27,14 @@ export function releaseProgress(pool: string, disks: readonly NodeDisk[], nodeEx
     if (d.spec.claim) {
       // Still claimed (the write budget may clear claims over several rounds): not released yet,
       // and the pool must not go before it is.
-      if (d.spec.claim.pool === pool) waiting.push({ disk: d, why: `${d.metadata.name} on node ${d.spec.nodeName} (its claim is being cleared)` });
+      if (d.spec.claim.pool === pool)
+        waiting.push({ disk: d, why: `${d.metadata.name} on node ${d.spec.nodeName} (its claim is being cleared)` });
       continue;
     }
     const prepared = findCondition(d.status?.conditions, 'Prepared');
     // An agent that states the generation it acted on must have acted on the cleared claim.
-    const current = prepared !== undefined && (prepared.observedGeneration === undefined || prepared.observedGeneration >= (d.metadata.generation ?? 0));
+    const current =
+      prepared !== undefined && (prepared.observedGeneration === undefined || prepared.observedGeneration >= (d.metadata.generation ?? 0));
     // No Prepared condition at all: no agent ever reported on this disk, so none will release it.
     if (!nodeExists(d.spec.nodeName) || !prepared || (current && prepared.reason === 'NotClaimed')) {
       done.push(d);

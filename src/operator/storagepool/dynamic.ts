@@ -12,14 +12,25 @@ import type { DynamicObservation } from './status.js';
  * reserve; the bytes snapshots hold alone are allocated), so the pool's status and `GetCapacity`
  * can never disagree.
  */
-export function observeDynamicPool(pool: StoragePool, claimed: readonly NodeDisk[], volumes: readonly PoolVolume[], snapshots: readonly PoolSnapshot[] = []): DynamicObservation {
+export function observeDynamicPool(
+  pool: StoragePool,
+  claimed: readonly NodeDisk[],
+  volumes: readonly PoolVolume[],
+  snapshots: readonly PoolSnapshot[] = [],
+): DynamicObservation {
   const copies = pool.spec.replicated?.size ?? 1;
   const name = pool.metadata.name;
   const mine = volumes.filter((v) => v.spec.pool === name);
   const mySnapshots = snapshots.filter((s) => s.spec.pool === name);
   let usableBytes = 0n;
   for (const [node, disks] of preparedDisksByNode(name, claimed)) {
-    usableBytes += nodeCapacity({ node, disks, volumes: mine.filter((v) => v.spec.node === node), copies, reservePercent: DEFAULT_METADATA_RESERVE_PERCENT }).usable;
+    usableBytes += nodeCapacity({
+      node,
+      disks,
+      volumes: mine.filter((v) => v.spec.node === node),
+      copies,
+      reservePercent: DEFAULT_METADATA_RESERVE_PERCENT,
+    }).usable;
   }
   const perNode = new Map<string, number>();
   for (const d of claimed) perNode.set(d.spec.nodeName, (perNode.get(d.spec.nodeName) ?? 0) + 1);

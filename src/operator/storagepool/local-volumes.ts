@@ -58,8 +58,12 @@ export class LocalVolumes {
    * volume needs; then sends at most the budget's worth of those writes.
    */
   async reconcile(
-    pool: Pool, disks: readonly NodeDisk[], volumes: ReadonlyMap<string, PersistentVolume>, nodes: ReadonlyMap<string, Node>,
-    budget: WriteBudget, events: EventBatch,
+    pool: Pool,
+    disks: readonly NodeDisk[],
+    volumes: ReadonlyMap<string, PersistentVolume>,
+    nodes: ReadonlyMap<string, Node>,
+    budget: WriteBudget,
+    events: EventBatch,
   ): Promise<void> {
     const creates: VolumeWork[] = [];
     const others: VolumeWork[] = [];
@@ -76,14 +80,19 @@ export class LocalVolumes {
           // A plain create under the operator's field manager: the API server does less work for
           // it than for an apply of a new object, which counts when thousands of disks come up at
           // once. Later changes are applied (and take these fields over) as for any other PV.
-          await this.applier.client.create(PERSISTENT_VOLUMES, work.desired, { fieldManager: this.applier.fieldManager }).catch(async (err: unknown) => {
-            // Created meanwhile (our cache had not seen it yet): make sure it says what it should.
-            if (!ApiError.isAlreadyExists(err)) throw err;
-            await this.applier.client.apply(PERSISTENT_VOLUMES, work.desired, { fieldManager: this.applier.fieldManager, force: true });
-          });
+          await this.applier.client
+            .create(PERSISTENT_VOLUMES, work.desired, { fieldManager: this.applier.fieldManager })
+            .catch(async (err: unknown) => {
+              // Created meanwhile (our cache had not seen it yet): make sure it says what it should.
+              if (!ApiError.isAlreadyExists(err)) throw err;
+              await this.applier.client.apply(PERSISTENT_VOLUMES, work.desired, { fieldManager: this.applier.fieldManager, force: true });
+            });
           await faultPoint('local/publish');
-          events.add('Normal', 'PersistentVolumeCreated',
-            `created PersistentVolume ${work.desired.metadata.name} (${work.desired.spec.capacity?.storage}) on node ${disk.spec.nodeName} from disk ${disk.metadata.name}`);
+          events.add(
+            'Normal',
+            'PersistentVolumeCreated',
+            `created PersistentVolume ${work.desired.metadata.name} (${work.desired.spec.capacity?.storage}) on node ${disk.spec.nodeName} from disk ${disk.metadata.name}`,
+          );
           return;
         case 'forget-wipe':
           await this.writeIntent(disk, { claim: disk.spec.claim! }, false); // the recycled volume is gone
@@ -92,7 +101,12 @@ export class LocalVolumes {
           await this.retire(pool, disk, work.pv, 'its claim was deleted', events);
           return;
         case 'withdraw':
-          await this.delete(work.pv, `disk ${disk.metadata.name} is not ready (missing, unhealthy or unprepared); the volume comes back when it is`, 'VolumeWithdrawn', events);
+          await this.delete(
+            work.pv,
+            `disk ${disk.metadata.name} is not ready (missing, unhealthy or unprepared); the volume comes back when it is`,
+            'VolumeWithdrawn',
+            events,
+          );
           return;
         case 'update':
           await this.applier.apply(PERSISTENT_VOLUMES, work.desired, work.pv, LOCAL_PV_OPTIONAL_FIELDS);
@@ -101,7 +115,12 @@ export class LocalVolumes {
   }
 
   /** What the PV of one kept disk needs, or undefined when nothing (remembering PVs found up to date). */
-  private volumeWork(pool: Pool, disk: NodeDisk, pv: PersistentVolume | undefined, nodes: ReadonlyMap<string, Node>): VolumeWork | undefined {
+  private volumeWork(
+    pool: Pool,
+    disk: NodeDisk,
+    pv: PersistentVolume | undefined,
+    nodes: ReadonlyMap<string, Node>,
+  ): VolumeWork | undefined {
     const hostname = nodes.get(disk.spec.nodeName)?.metadata.labels?.[HOSTNAME_LABEL] ?? disk.spec.nodeName;
     const against: VerifiedAgainst = { disk, poolUid: pool.metadata.uid, poolGeneration: pool.metadata.generation, hostname };
     if (pv && isSameVerification(this.verified.get(pv), against)) return undefined;
@@ -136,12 +155,18 @@ export class LocalVolumes {
           const method = pool.spec.local?.cleanup ?? 'quick';
           await this.writeIntent(disk, { claim: disk.spec.claim!, wipe: { volumeUID: uid, method } }, false);
           await faultPoint('local/wipe-requested');
-          events.add('Normal', 'WipeRequested',
-            `requested a ${method} wipe of disk ${disk.metadata.name} for PersistentVolume ${pv.metadata.name} (uid ${uid}): ${why}`);
+          events.add(
+            'Normal',
+            'WipeRequested',
+            `requested a ${method} wipe of disk ${disk.metadata.name} for PersistentVolume ${pv.metadata.name} (uid ${uid}): ${why}`,
+          );
         } else if (last?.volumeUID === uid && last.result === 'Failed' && !this.warned.has(`wipe/${uid}/${last.time}`)) {
           this.warned.add(`wipe/${uid}/${last.time}`);
-          events.add('Warning', 'WipeFailed',
-            `the wipe of disk ${disk.metadata.name} for PersistentVolume ${pv.metadata.name} failed: ${last.message ?? 'no details'}; the agent retries and the volume is not reused until it succeeds`);
+          events.add(
+            'Warning',
+            'WipeFailed',
+            `the wipe of disk ${disk.metadata.name} for PersistentVolume ${pv.metadata.name} failed: ${last.message ?? 'no details'}; the agent retries and the volume is not reused until it succeeds`,
+          );
         }
         return false;
       }
@@ -155,11 +180,16 @@ export class LocalVolumes {
     // Already on its way out (held by the pv-protection finalizer for a moment): nothing to do.
     if (pv.metadata.deletionTimestamp) return;
     // uid + resourceVersion: if the PV was bound (or recreated) since our cache saw it, the API server refuses.
-    const deleted = await this.applier.client.delete(PERSISTENT_VOLUMES, pv.metadata.name!, { uid: pv.metadata.uid!, resourceVersion: pv.metadata.resourceVersion! });
+    const deleted = await this.applier.client.delete(PERSISTENT_VOLUMES, pv.metadata.name!, {
+      uid: pv.metadata.uid!,
+      resourceVersion: pv.metadata.resourceVersion!,
+    });
     if (deleted) events.add('Normal', reason, `deleted PersistentVolume ${pv.metadata.name}: ${why}`);
   }
 }
 
 function isSameVerification(a: VerifiedAgainst | undefined, b: VerifiedAgainst): boolean {
-  return a !== undefined && a.disk === b.disk && a.poolUid === b.poolUid && a.poolGeneration === b.poolGeneration && a.hostname === b.hostname;
+  return (
+    a !== undefined && a.disk === b.disk && a.poolUid === b.poolUid && a.poolGeneration === b.poolGeneration && a.hostname === b.hostname
+  );
 }

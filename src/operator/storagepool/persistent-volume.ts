@@ -3,7 +3,13 @@ import type { StoragePool } from '../../crds/storagepool.js';
 import type { PersistentVolume } from '../../kube/types.js';
 import { formatBytes, tryParseBytes } from '../../util/quantity.js';
 import {
-  DISK_LABEL, HOSTNAME_LABEL, LOCAL_PROVISIONER_IDENTITY, MANAGED_BY, NODE_LABEL, POOL_LABEL, PROVISIONED_BY_ANNOTATION,
+  DISK_LABEL,
+  HOSTNAME_LABEL,
+  LOCAL_PROVISIONER_IDENTITY,
+  MANAGED_BY,
+  NODE_LABEL,
+  POOL_LABEL,
+  PROVISIONED_BY_ANNOTATION,
 } from '../../crds/labels.js';
 import { storageClassName } from './storage-class.js';
 

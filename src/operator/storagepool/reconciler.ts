@@ -24,7 +24,13 @@ import { poolStatus, type PoolObservation } from './status.js';
 import { immutableDifferences, isOwnedBy, renderStorageClass, STORAGE_CLASS_OPTIONAL_FIELDS, storageClassName } from './storage-class.js';
 import { driverCondition, type DriverHealth } from '../driver-stack/health.js';
 import { unsupportedReason, type KubernetesVersion } from '../driver-stack/sidecars.js';
-import { isSnapshotClassOf, renderSnapshotClass, VOLUME_SNAPSHOT_CLASSES, type SnapshotClassObservation, type VolumeSnapshotClass } from './snapshot-class.js';
+import {
+  isSnapshotClassOf,
+  renderSnapshotClass,
+  VOLUME_SNAPSHOT_CLASSES,
+  type SnapshotClassObservation,
+  type VolumeSnapshotClass,
+} from './snapshot-class.js';
 import { faultPoint } from '../../util/fault-point.js';
 import { spansNodes } from '../../crds/replication.js';
 import { observeAcrossNodes } from '../ceph/across-nodes.js';
@@ -84,7 +90,12 @@ export class StoragePoolReconciler implements Reconciler {
     private readonly driver?: DriverSource,
   ) {
     indexPoolCaches(caches);
-    this.localVolumes = new LocalVolumes(applier, (disk, intent, conditional) => this.applyIntent(disk, intent, conditional), this.warned, turns.firstTurnWrites);
+    this.localVolumes = new LocalVolumes(
+      applier,
+      (disk, intent, conditional) => this.applyIntent(disk, intent, conditional),
+      this.warned,
+      turns.firstTurnWrites,
+    );
   }
 
   private get client(): KubeClient {
@@ -143,14 +154,24 @@ export class StoragePoolReconciler implements Reconciler {
     const claimed = [...plan.keep, ...plan.held.map((h) => h.disk)];
     const dynamic = pool.spec.mode === 'Dynamic';
     const driver = this.driverObservation(pool, [...claimed, ...claimedNow]);
-    await this.writeStatus(live, {
-      // Status counts the claims made, not those left for the pool's next turn.
-      pool, problems, plan: { ...plan, claim: claimedNow }, volumes: [...volumesOf(this.caches, name).values()], storageClassName: storageClassName(pool),
-      ...(classConflict ? { storageClassConflict: classConflict } : {}),
-      ...(dynamic ? { dynamic: observeDynamicPool(pool, claimed, this.caches.poolVolumes.list(), this.caches.poolSnapshots.list()) } : {}),
-      ...(driver ? { driver } : {}),
-      ...(snapshotClass ? { snapshotClass } : {}),
-    }, events);
+    await this.writeStatus(
+      live,
+      {
+        // Status counts the claims made, not those left for the pool's next turn.
+        pool,
+        problems,
+        plan: { ...plan, claim: claimedNow },
+        volumes: [...volumesOf(this.caches, name).values()],
+        storageClassName: storageClassName(pool),
+        ...(classConflict ? { storageClassConflict: classConflict } : {}),
+        ...(dynamic
+          ? { dynamic: observeDynamicPool(pool, claimed, this.caches.poolVolumes.list(), this.caches.poolSnapshots.list()) }
+          : {}),
+        ...(driver ? { driver } : {}),
+        ...(snapshotClass ? { snapshotClass } : {}),
+      },
+      events,
+    );
     // Work left over: this pool's turn is up; it continues after the pools already waiting.
     return budget.deferred ? { requeue: true } : {};
   }
@@ -200,8 +221,11 @@ export class StoragePoolReconciler implements Reconciler {
       if (changed.length > 0) {
         await this.client.delete(STORAGE_CLASSES, name, { uid: live.metadata.uid! });
         await this.applier.client.apply(STORAGE_CLASSES, desired, { fieldManager: this.applier.fieldManager });
-        events.add('Normal', 'StorageClassRecreated',
-          `recreated StorageClass ${name} because ${changed.join(', ')} cannot be changed in place; volumes already bound are unaffected`);
+        events.add(
+          'Normal',
+          'StorageClassRecreated',
+          `recreated StorageClass ${name} because ${changed.join(', ')} cannot be changed in place; volumes already bound are unaffected`,
+        );
         return undefined;
       }
     }
@@ -226,7 +250,9 @@ export class StoragePoolReconciler implements Reconciler {
       events.add('Normal', 'DiskClaimed', `claimed disk ${disk.metadata.name} on node ${disk.spec.nodeName} (${describeClaim(claim)})`);
     });
     // Keep the intent on disks we hold up to date (e.g. allowAdoption changed).
-    const outdated = plan.keep.filter((disk) => !sameClaim(disk.spec.claim, claim) || Boolean(disk.spec.claim?.allowAdoption) !== Boolean(claim.allowAdoption));
+    const outdated = plan.keep.filter(
+      (disk) => !sameClaim(disk.spec.claim, claim) || Boolean(disk.spec.claim?.allowAdoption) !== Boolean(claim.allowAdoption),
+    );
     await forEachLimit(budget.take(outdated), WRITE_CONCURRENCY, async (disk) => {
       await this.applyIntent(disk, { claim, ...(disk.spec.wipe ? { wipe: disk.spec.wipe } : {}) }, false);
     });
@@ -239,12 +265,22 @@ export class StoragePoolReconciler implements Reconciler {
    * the filesystem it made.
    */
   /** `keepPoolLabel`: the pool is being deleted and waits for the agents' confirmation (disk-release.ts). */
-  private async releaseDisks(pool: Pool, disks: readonly NodeDisk[], volumes: ReadonlyMap<string, PersistentVolume>, events: EventBatch, keepPoolLabel = false): Promise<void> {
+  private async releaseDisks(
+    pool: Pool,
+    disks: readonly NodeDisk[],
+    volumes: ReadonlyMap<string, PersistentVolume>,
+    events: EventBatch,
+    keepPoolLabel = false,
+  ): Promise<void> {
     await forEachLimit(disks, WRITE_CONCURRENCY, async (disk) => {
       const pv = volumes.get(persistentVolumeName(disk.metadata.name));
       if (pv && !(await this.localVolumes.retire(pool, disk, pv, 'the disk leaves the pool', events))) return;
       await this.applyIntent(disk, {}, false, keepPoolLabel);
-      events.add('Normal', 'DiskReleased', `released disk ${disk.metadata.name} on node ${disk.spec.nodeName}; the agent removes Stowage's filesystem from it`);
+      events.add(
+        'Normal',
+        'DiskReleased',
+        `released disk ${disk.metadata.name} on node ${disk.spec.nodeName}; the agent removes Stowage's filesystem from it`,
+      );
     });
   }
 
@@ -256,24 +292,38 @@ export class StoragePoolReconciler implements Reconciler {
    * the schema-defaulted `claim.allowAdoption` belongs to no manager at all.
    * `conditional` adds the cached resourceVersion as a precondition (409 if the disk changed).
    */
-  private async applyIntent(disk: NodeDisk, intent: { claim?: DiskClaim; wipe?: DiskWipe }, conditional: boolean, keepPoolLabel = false): Promise<void> {
+  private async applyIntent(
+    disk: NodeDisk,
+    intent: { claim?: DiskClaim; wipe?: DiskWipe },
+    conditional: boolean,
+    keepPoolLabel = false,
+  ): Promise<void> {
     const name = disk.metadata.name;
     const precondition = conditional && disk.metadata.resourceVersion ? { resourceVersion: disk.metadata.resourceVersion } : {};
     const dropClaim = !intent.claim && disk.spec.claim !== undefined;
     const dropWipe = !intent.wipe && disk.spec.wipe !== undefined;
     if (dropClaim || dropWipe) {
-      await this.client.mergePatch(NODE_DISKS, name, {
-        metadata: { ...precondition, ...(dropClaim && !keepPoolLabel ? { labels: { [POOL_LABEL]: null } } : {}) },
-        spec: { ...(dropClaim ? { claim: null } : {}), ...(dropWipe ? { wipe: null } : {}) },
-      }, { fieldManager: this.applier.fieldManager });
+      await this.client.mergePatch(
+        NODE_DISKS,
+        name,
+        {
+          metadata: { ...precondition, ...(dropClaim && !keepPoolLabel ? { labels: { [POOL_LABEL]: null } } : {}) },
+          spec: { ...(dropClaim ? { claim: null } : {}), ...(dropWipe ? { wipe: null } : {}) },
+        },
+        { fieldManager: this.applier.fieldManager },
+      );
       if (!intent.claim) return;
     }
-    await this.client.apply(NODE_DISKS, {
-      apiVersion: API_VERSION,
-      kind: 'NodeDisk',
-      metadata: { name, labels: { [POOL_LABEL]: intent.claim!.pool }, ...(dropClaim || dropWipe ? {} : precondition) },
-      spec: { claim: intent.claim, ...(intent.wipe ? { wipe: intent.wipe } : {}) },
-    }, { fieldManager: this.applier.fieldManager, force: true });
+    await this.client.apply(
+      NODE_DISKS,
+      {
+        apiVersion: API_VERSION,
+        kind: 'NodeDisk',
+        metadata: { name, labels: { [POOL_LABEL]: intent.claim!.pool }, ...(dropClaim || dropWipe ? {} : precondition) },
+        spec: { claim: intent.claim, ...(intent.wipe ? { wipe: intent.wipe } : {}) },
+      },
+      { fieldManager: this.applier.fieldManager, force: true },
+    );
   }
 
   // ---- local volumes ------------------------------------------------------------------------
@@ -306,8 +356,12 @@ export class StoragePoolReconciler implements Reconciler {
       // The driver still matters while volumes in use wait: they are mounted through it.
       const driver = this.driverObservation(pool, keep);
       await this.writeStatus(live, {
-        pool, problems: [], plan: { claim: [], keep, release: [], held: [], conflicts: [] },
-        volumes: [...volumes.values()], storageClassName: storageClassName(pool), deletionBlockedBy: by,
+        pool,
+        problems: [],
+        plan: { claim: [], keep, release: [], held: [], conflicts: [] },
+        volumes: [...volumes.values()],
+        storageClassName: storageClassName(pool),
+        deletionBlockedBy: by,
         ...(driver ? { driver } : {}),
       });
       return {};
@@ -322,7 +376,13 @@ export class StoragePoolReconciler implements Reconciler {
     });
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by the callbacks of forEachLimit
     if (pending) return {}; // waiting for wipes; the agent's report wakes us
-    await this.releaseDisks(pool, disks.filter((d) => !volumes.has(persistentVolumeName(d.metadata.name))), new Map(), events, true);
+    await this.releaseDisks(
+      pool,
+      disks.filter((d) => !volumes.has(persistentVolumeName(d.metadata.name))),
+      new Map(),
+      events,
+      true,
+    );
     if (pool.spec.mode === 'Dynamic' && this.caches.snapshotCrds.list().length > 0) {
       const vsc = await this.client.getIfExists<VolumeSnapshotClass>(VOLUME_SNAPSHOT_CLASSES, renderSnapshotClass(pool).metadata.name!);
       if (vsc && isSnapshotClassOf(vsc, pool)) {
@@ -339,12 +399,24 @@ export class StoragePoolReconciler implements Reconciler {
     const nodes = this.nodeMap();
     const progress = releaseProgress(pool.metadata.name, this.caches.disks.list(), (n) => nodes.has(n));
     await forEachLimit(progress.done, WRITE_CONCURRENCY, (d) =>
-      this.client.mergePatch(NODE_DISKS, d.metadata.name, { metadata: { labels: { [POOL_LABEL]: null } } }, { fieldManager: this.applier.fieldManager }).then(() => undefined));
+      this.client
+        .mergePatch(
+          NODE_DISKS,
+          d.metadata.name,
+          { metadata: { labels: { [POOL_LABEL]: null } } },
+          { fieldManager: this.applier.fieldManager },
+        )
+        .then(() => undefined),
+    );
     if (progress.waiting.length > 0) {
       const waiting = progress.waiting.map((w) => w.why).sort();
       await this.writeStatus(live, {
-        pool, problems: [], plan: { claim: [], keep: [], release: [], held: [], conflicts: [] },
-        volumes: [], storageClassName: storageClassName(pool), releasingDisks: waiting,
+        pool,
+        problems: [],
+        plan: { claim: [], keep: [], release: [], held: [], conflicts: [] },
+        volumes: [],
+        storageClassName: storageClassName(pool),
+        releasingDisks: waiting,
       });
       return { requeueAfterMs: RELEASE_POLL_MS };
     }
@@ -362,7 +434,11 @@ export class StoragePoolReconciler implements Reconciler {
   private async putStatus(live: Pool, status: StoragePoolStatus, events?: EventBatch): Promise<void> {
     if (live.status && jsonEqual(status, live.status)) return;
     if (events) announceTransitions(live.status?.conditions, status.conditions, events);
-    await this.applier.applyStatus(STORAGE_POOLS, { apiVersion: API_VERSION, kind: 'StoragePool', metadata: { name: live.metadata.name }, status }, live);
+    await this.applier.applyStatus(
+      STORAGE_POOLS,
+      { apiVersion: API_VERSION, kind: 'StoragePool', metadata: { name: live.metadata.name }, status },
+      live,
+    );
   }
 
   /** DriverReady of a pool that needs the driver (Dynamic), over the nodes of `disks`; undefined otherwise. */
@@ -376,8 +452,11 @@ export class StoragePoolReconciler implements Reconciler {
       const key = `conflict/${pool.metadata.uid}/${disk.metadata.uid}`;
       if (this.warned.has(key)) continue;
       this.warned.add(key);
-      events.add('Warning', 'DiskClaimedByOtherPool',
-        `disk ${disk.metadata.name} matches this pool but belongs to pool ${owner}, which claimed it first; narrow one of the selectors`);
+      events.add(
+        'Warning',
+        'DiskClaimedByOtherPool',
+        `disk ${disk.metadata.name} matches this pool but belongs to pool ${owner}, which claimed it first; narrow one of the selectors`,
+      );
     }
   }
 
@@ -400,11 +479,13 @@ function announceTransitions(before: readonly Condition[] | undefined, after: re
   // A disk of the pool failing or vanishing is news worth an event, once per change (and its end).
   const disks = after?.find((c) => c.type === 'DisksHealthy');
   const wereDisks = before?.find((c) => c.type === 'DisksHealthy');
-  if (disks?.status === 'False' && (wereDisks?.status !== 'False' || wereDisks.reason !== disks.reason)) events.add('Warning', disks.reason, disks.message);
+  if (disks?.status === 'False' && (wereDisks?.status !== 'False' || wereDisks.reason !== disks.reason))
+    events.add('Warning', disks.reason, disks.message);
   else if (disks?.status === 'True' && wereDisks?.status === 'False') events.add('Normal', 'DisksHealthy', disks.message);
   const ready = after?.find((c) => c.type === 'Ready');
   const wasReady = before?.find((c) => c.type === 'Ready');
-  if (ready?.reason === 'UnsupportedKubernetes' && wasReady?.reason !== 'UnsupportedKubernetes') events.add('Warning', 'UnsupportedKubernetes', ready.message);
+  if (ready?.reason === 'UnsupportedKubernetes' && wasReady?.reason !== 'UnsupportedKubernetes')
+    events.add('Warning', 'UnsupportedKubernetes', ready.message);
 }
 
 function describeClaim(claim: NonNullable<NodeDisk['spec']['claim']>): string {

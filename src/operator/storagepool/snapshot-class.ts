@@ -12,7 +12,11 @@ import type { KubeObject } from '../../kube/types.js';
 import { storageClassName } from './storage-class.js';
 
 export const VOLUME_SNAPSHOT_CLASSES: ResourceType = {
-  group: 'snapshot.storage.k8s.io', version: 'v1', plural: 'volumesnapshotclasses', kind: 'VolumeSnapshotClass', namespaced: false,
+  group: 'snapshot.storage.k8s.io',
+  version: 'v1',
+  plural: 'volumesnapshotclasses',
+  kind: 'VolumeSnapshotClass',
+  namespaced: false,
 };
 /** The CRD whose presence means the cluster takes snapshots (the external-snapshotter's). */
 export const SNAPSHOT_CLASS_CRD = 'volumesnapshotclasses.snapshot.storage.k8s.io';
@@ -39,7 +43,16 @@ export function renderSnapshotClass(pool: StoragePool): VolumeSnapshotClass {
     metadata: {
       name: snapshotClassName(pool),
       labels: { ...MANAGED_BY, [POOL_LABEL]: pool.metadata.name },
-      ownerReferences: [{ apiVersion: API_VERSION, kind: 'StoragePool', name: pool.metadata.name, uid: pool.metadata.uid!, controller: true, blockOwnerDeletion: true }],
+      ownerReferences: [
+        {
+          apiVersion: API_VERSION,
+          kind: 'StoragePool',
+          name: pool.metadata.name,
+          uid: pool.metadata.uid!,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
     },
     driver: CSI_DRIVER_NAME,
     deletionPolicy: pool.spec.snapshots?.deletionPolicy ?? 'Delete',
@@ -48,19 +61,39 @@ export function renderSnapshotClass(pool: StoragePool): VolumeSnapshotClass {
 
 /** Whether a live class was made by Stowage for this pool (and may be changed or deleted by it). */
 export function isSnapshotClassOf(live: KubeObject, pool: StoragePool): boolean {
-  return live.metadata.labels?.[POOL_LABEL] === pool.metadata.name && (live.metadata.ownerReferences ?? []).some((r) => r.uid === pool.metadata.uid);
+  return (
+    live.metadata.labels?.[POOL_LABEL] === pool.metadata.name &&
+    (live.metadata.ownerReferences ?? []).some((r) => r.uid === pool.metadata.uid)
+  );
 }
 
 /** The condition a Dynamic pool reports about snapshots. */
-export function snapshotsCondition(obs: SnapshotClassObservation): { type: string; status: 'True' | 'False'; reason: string; message: string } {
+export function snapshotsCondition(obs: SnapshotClassObservation): {
+  type: string;
+  status: 'True' | 'False';
+  reason: string;
+  message: string;
+} {
   switch (obs.state) {
     case 'Ready':
-      return { type: 'SnapshotsAvailable', status: 'True', reason: 'ClassReady', message: `VolumeSnapshotClass ${obs.name} (driver ${CSI_DRIVER_NAME}, deletionPolicy ${obs.deletionPolicy}) takes snapshots of this pool's volumes` };
+      return {
+        type: 'SnapshotsAvailable',
+        status: 'True',
+        reason: 'ClassReady',
+        message: `VolumeSnapshotClass ${obs.name} (driver ${CSI_DRIVER_NAME}, deletionPolicy ${obs.deletionPolicy}) takes snapshots of this pool's volumes`,
+      };
     case 'Conflict':
-      return { type: 'SnapshotsAvailable', status: 'False', reason: 'ClassConflict', message: `VolumeSnapshotClass ${obs.name} already exists and is not this pool's; delete it or rename the pool's StorageClass (spec.storageClass.name)` };
+      return {
+        type: 'SnapshotsAvailable',
+        status: 'False',
+        reason: 'ClassConflict',
+        message: `VolumeSnapshotClass ${obs.name} already exists and is not this pool's; delete it or rename the pool's StorageClass (spec.storageClass.name)`,
+      };
     default:
       return {
-        type: 'SnapshotsAvailable', status: 'False', reason: 'SnapshotCRDsMissing',
+        type: 'SnapshotsAvailable',
+        status: 'False',
+        reason: 'SnapshotCRDsMissing',
         message: `the cluster has no snapshot.storage.k8s.io/v1 CRDs, so no VolumeSnapshotClass was created; install the external-snapshotter's CRDs and snapshot-controller (v6.x for Kubernetes 1.20-1.24, v8.x from 1.25), then the class appears`,
       };
   }

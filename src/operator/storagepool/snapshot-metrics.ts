@@ -14,7 +14,7 @@ export function registerSnapshotMetrics(registry: Registry, source: SnapshotSour
   const byPoolAndNode = (): Map<string, { pool: string; node: string; count: number; bytes: number }> => {
     const out = new Map<string, { pool: string; node: string; count: number; bytes: number }>();
     for (const s of source()) {
-// eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a scrape reads whatever the API server stored (old servers skip the CRD rules): a half-formed object must not fail it
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a scrape reads whatever the API server stored (old servers skip the CRD rules): a half-formed object must not fail it
       if (!s?.spec?.pool || !s.spec.node) continue;
       const key = `${s.spec.pool}\u0000${s.spec.node}`;
       const entry = out.get(key) ?? { pool: s.spec.pool, node: s.spec.node, count: 0, bytes: 0 };
@@ -25,19 +25,27 @@ export function registerSnapshotMetrics(registry: Registry, source: SnapshotSour
     return out;
   };
 
-  derivedGauge(registry, {
-    name: 'stowage_pool_snapshots',
-    help: 'PoolSnapshots of a Dynamic pool on a node (deleting ones included until their data is gone)',
-    labelNames: ['pool', 'node'],
-  }, function* () {
-    for (const e of byPoolAndNode().values()) yield [{ pool: e.pool, node: e.node }, e.count];
-  });
+  derivedGauge(
+    registry,
+    {
+      name: 'stowage_pool_snapshots',
+      help: 'PoolSnapshots of a Dynamic pool on a node (deleting ones included until their data is gone)',
+      labelNames: ['pool', 'node'],
+    },
+    function* () {
+      for (const e of byPoolAndNode().values()) yield [{ pool: e.pool, node: e.node }, e.count];
+    },
+  );
 
-  derivedGauge(registry, {
-    name: 'stowage_pool_snapshot_bytes',
-    help: 'Bytes the snapshots of a Dynamic pool on a node hold alone (what deleting them frees); counted as allocated in the pool capacity',
-    labelNames: ['pool', 'node'],
-  }, function* () {
-    for (const e of byPoolAndNode().values()) yield [{ pool: e.pool, node: e.node }, e.bytes];
-  });
+  derivedGauge(
+    registry,
+    {
+      name: 'stowage_pool_snapshot_bytes',
+      help: 'Bytes the snapshots of a Dynamic pool on a node hold alone (what deleting them frees); counted as allocated in the pool capacity',
+      labelNames: ['pool', 'node'],
+    },
+    function* () {
+      for (const e of byPoolAndNode().values()) yield [{ pool: e.pool, node: e.node }, e.bytes];
+    },
+  );
 }

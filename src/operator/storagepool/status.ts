@@ -72,17 +72,29 @@ export function poolStatus(obs: PoolObservation, now: string): StoragePoolStatus
     return {
       ...previous,
       ...(generation !== undefined ? { observedGeneration: generation } : {}),
-      conditions: setConditions(previous.conditions, [withGeneration({ type: 'Ready', status: 'False', reason: 'UnsupportedKubernetes', message: obs.unsupported })], now),
+      conditions: setConditions(
+        previous.conditions,
+        [withGeneration({ type: 'Ready', status: 'False', reason: 'UnsupportedKubernetes', message: obs.unsupported })],
+        now,
+      ),
     };
   }
   if (obs.problems.length > 0 || !obs.plan) {
     return {
       ...previous,
       ...(generation !== undefined ? { observedGeneration: generation } : {}),
-      conditions: setConditions(previous.conditions, [withGeneration({
-        type: 'Ready', status: 'False', reason: 'InvalidSpec',
-        message: `the spec is invalid; fix it and apply again: ${describeProblems(obs.problems)}`,
-      })], now),
+      conditions: setConditions(
+        previous.conditions,
+        [
+          withGeneration({
+            type: 'Ready',
+            status: 'False',
+            reason: 'InvalidSpec',
+            message: `the spec is invalid; fix it and apply again: ${describeProblems(obs.problems)}`,
+          }),
+        ],
+        now,
+      ),
     };
   }
 
@@ -117,7 +129,9 @@ export function poolStatus(obs: PoolObservation, now: string): StoragePoolStatus
     withGeneration(disksHealthyCondition(claimed.length, missing, unhealthy)),
     withGeneration(replicationCondition(obs)),
     withGeneration(capacityCondition(pool, usable, free)),
-    ...(obs.driver ? [withGeneration({ type: 'DriverReady', status: obs.driver.status, reason: obs.driver.reason, message: obs.driver.message })] : []),
+    ...(obs.driver
+      ? [withGeneration({ type: 'DriverReady', status: obs.driver.status, reason: obs.driver.reason, message: obs.driver.message })]
+      : []),
     ...(obs.snapshotClass ? [withGeneration(snapshotsCondition(obs.snapshotClass))] : []),
   ];
   // Only pools that need the driver report DriverReady; a pool that stopped needing it drops it.
@@ -147,27 +161,39 @@ export function isReadyDisk(disk: NodeDisk): boolean {
 }
 
 function readyCondition(
-  obs: PoolObservation, claimed: number, readyDisks: number, volumes: { available?: number; bound?: number; released?: number },
+  obs: PoolObservation,
+  claimed: number,
+  readyDisks: number,
+  volumes: { available?: number; bound?: number; released?: number },
 ): Omit<ConditionInput, 'observedGeneration'> {
   const plan = obs.plan!;
   const notes = [
     ...(plan.conflicts.length > 0
-      ? [`${plan.conflicts.length} selected disk(s) belong to other pools (the older claim wins): ${list(plan.conflicts.map((c) => `${c.disk.metadata.name} (pool ${c.pool})`))}`]
+      ? [
+          `${plan.conflicts.length} selected disk(s) belong to other pools (the older claim wins): ${list(plan.conflicts.map((c) => `${c.disk.metadata.name} (pool ${c.pool})`))}`,
+        ]
       : []),
-    ...(plan.held.length > 0 ? [`${plan.held.length} disk(s) cannot be released yet: ${list(plan.held.map((h) => `${h.disk.metadata.name}: ${h.reason}`))}`] : []),
+    ...(plan.held.length > 0
+      ? [`${plan.held.length} disk(s) cannot be released yet: ${list(plan.held.map((h) => `${h.disk.metadata.name}: ${h.reason}`))}`]
+      : []),
   ];
   const suffix = notes.length > 0 ? `; ${notes.join('; ')}` : '';
   if (obs.deletionBlockedBy && obs.deletionBlockedBy.length > 0) {
     return {
-      type: 'Ready', status: 'False', reason: 'DeletionBlocked',
+      type: 'Ready',
+      status: 'False',
+      reason: 'DeletionBlocked',
       message: `the pool is being deleted but volumes are still in use by ${list(obs.deletionBlockedBy)}; delete those claims (or their PVs, for retained volumes, or the VolumeSnapshots of snapshots) to let it go`,
     };
   }
   if (obs.releasingDisks && obs.releasingDisks.length > 0) {
     return {
-      type: 'Ready', status: 'False', reason: 'DisksReleasing',
-      message: `the pool is being deleted and waits for the node agents to release its disks (unmount, remove Stowage's filesystem): ${list(obs.releasingDisks)}. ` +
-        'If a node\'s agent is gone for good, take the disk off the wait with kubectl label nodedisk DISK stowage.dev/pool- (what is on it stays there)',
+      type: 'Ready',
+      status: 'False',
+      reason: 'DisksReleasing',
+      message:
+        `the pool is being deleted and waits for the node agents to release its disks (unmount, remove Stowage's filesystem): ${list(obs.releasingDisks)}. ` +
+        "If a node's agent is gone for good, take the disk off the wait with kubectl label nodedisk DISK stowage.dev/pool- (what is on it stays there)",
     };
   }
   if (obs.storageClassConflict) {
@@ -175,18 +201,35 @@ function readyCondition(
   }
   if (claimed === 0) {
     return plan.conflicts.length > 0
-      ? { type: 'Ready', status: 'False', reason: 'DisksClaimedByOtherPools', message: `every disk this pool selects already belongs to another pool${suffix}` }
-      : { type: 'Ready', status: 'False', reason: 'NoDisks', message: 'no eligible disk matches spec.disks; see `kubectl get nodedisks -o wide` for why each disk is or is not eligible' };
+      ? {
+          type: 'Ready',
+          status: 'False',
+          reason: 'DisksClaimedByOtherPools',
+          message: `every disk this pool selects already belongs to another pool${suffix}`,
+        }
+      : {
+          type: 'Ready',
+          status: 'False',
+          reason: 'NoDisks',
+          message: 'no eligible disk matches spec.disks; see `kubectl get nodedisks -o wide` for why each disk is or is not eligible',
+        };
   }
   const dynamic = obs.dynamic !== undefined;
   if (obs.driver?.noneServing && obs.driver.status === 'False') {
-    return { type: 'Ready', status: 'False', reason: 'DriverNotReady', message: `the CSI node plugin serves none of the pool's nodes, so its volumes cannot be mounted: ${obs.driver.message}` };
+    return {
+      type: 'Ready',
+      status: 'False',
+      reason: 'DriverNotReady',
+      message: `the CSI node plugin serves none of the pool's nodes, so its volumes cannot be mounted: ${obs.driver.message}`,
+    };
   }
   const driverNote = obs.driver?.status === 'False' ? `; the node plugin is not serving some of its nodes (see DriverReady)` : '';
   const serving = dynamic ? readyDisks : (volumes.available ?? 0) + (volumes.bound ?? 0) + (volumes.released ?? 0);
   if (serving === 0) {
     return {
-      type: 'Ready', status: 'False', reason: 'Preparing',
+      type: 'Ready',
+      status: 'False',
+      reason: 'Preparing',
       message: `${claimed} disk(s) claimed; waiting for the node agents to prepare them${suffix}`,
     };
   }
@@ -196,7 +239,11 @@ function readyCondition(
   return { type: 'Ready', status: 'True', reason: 'Ready', message: `${summary}${suffix}${driverNote}` };
 }
 
-function disksHealthyCondition(claimed: number, missing: readonly NodeDisk[], unhealthy: readonly NodeDisk[]): Omit<ConditionInput, 'observedGeneration'> {
+function disksHealthyCondition(
+  claimed: number,
+  missing: readonly NodeDisk[],
+  unhealthy: readonly NodeDisk[],
+): Omit<ConditionInput, 'observedGeneration'> {
   if (claimed === 0) return { type: 'DisksHealthy', status: 'Unknown', reason: 'NoDisks', message: 'the pool holds no disks yet' };
   if (missing.length === 0 && unhealthy.length === 0) {
     return { type: 'DisksHealthy', status: 'True', reason: 'AllHealthy', message: `all ${claimed} disk(s) present and healthy` };
@@ -206,7 +253,9 @@ function disksHealthyCondition(claimed: number, missing: readonly NodeDisk[], un
     ...(unhealthy.length > 0 ? [`unhealthy: ${list(unhealthy.map((d) => d.metadata.name))}`] : []),
   ];
   return {
-    type: 'DisksHealthy', status: 'False', reason: missing.length > 0 ? 'DisksMissing' : 'DisksUnhealthy',
+    type: 'DisksHealthy',
+    status: 'False',
+    reason: missing.length > 0 ? 'DisksMissing' : 'DisksUnhealthy',
     message: `${parts.join('; ')}; their unbound volumes are withdrawn, bound ones stay. See \`kubectl describe nodedisk NAME\``,
   };
 }
@@ -214,25 +263,43 @@ function disksHealthyCondition(claimed: number, missing: readonly NodeDisk[], un
 function replicationCondition(obs: PoolObservation): Omit<ConditionInput, 'observedGeneration'> {
   const size = obs.pool.spec.replicated?.size ?? 1;
   if (obs.pool.spec.mode === 'Local') {
-    return { type: 'ReplicationSatisfiable', status: 'True', reason: 'SingleCopy', message: 'Local pools keep one copy of each volume on one disk' };
+    return {
+      type: 'ReplicationSatisfiable',
+      status: 'True',
+      reason: 'SingleCopy',
+      message: 'Local pools keep one copy of each volume on one disk',
+    };
   }
   const below = obs.dynamic?.nodesBelowReplication ?? [];
   if (below.length === 0) {
-    return { type: 'ReplicationSatisfiable', status: 'True', reason: 'EnoughDisks', message: `every node of the pool has at least ${size} disk(s) for ${size} copies` };
+    return {
+      type: 'ReplicationSatisfiable',
+      status: 'True',
+      reason: 'EnoughDisks',
+      message: `every node of the pool has at least ${size} disk(s) for ${size} copies`,
+    };
   }
   return {
-    type: 'ReplicationSatisfiable', status: 'False', reason: 'TooFewDisks',
+    type: 'ReplicationSatisfiable',
+    status: 'False',
+    reason: 'TooFewDisks',
     message: `replicated.size ${size} needs ${size} disks on a node; these nodes have fewer: ${list(below.map((b) => `${b.node} (${b.disks})`))}`,
   };
 }
 
 function capacityCondition(pool: StoragePool, usable: bigint, free: bigint): Omit<ConditionInput, 'observedGeneration'> {
   const watermark = pool.spec.capacity?.lowWatermarkPercent ?? DEFAULT_LOW_WATERMARK_PERCENT;
-  if (usable === 0n) return { type: 'CapacityAvailable', status: 'False', reason: 'NoCapacity', message: 'the pool has no usable capacity yet' };
+  if (usable === 0n)
+    return { type: 'CapacityAvailable', status: 'False', reason: 'NoCapacity', message: 'the pool has no usable capacity yet' };
   const percent = Number((free * 10000n) / usable) / 100;
   const figures = `${formatBytes(free)} of ${formatBytes(usable)} available (${percent}%)`;
   if (free * 100n < BigInt(watermark) * usable) {
-    return { type: 'CapacityAvailable', status: 'False', reason: 'LowCapacity', message: `${figures}, below the ${watermark}% watermark; add disks to the pool` };
+    return {
+      type: 'CapacityAvailable',
+      status: 'False',
+      reason: 'LowCapacity',
+      message: `${figures}, below the ${watermark}% watermark; add disks to the pool`,
+    };
   }
   return { type: 'CapacityAvailable', status: 'True', reason: 'Sufficient', message: figures };
 }
@@ -245,7 +312,10 @@ function orderConditions(conditions: Condition[]): Condition[] {
 }
 
 export function describeProblems(problems: readonly Problem[]): string {
-  return list(problems.map((p) => `${p.path}: ${p.message}`), '; ');
+  return list(
+    problems.map((p) => `${p.path}: ${p.message}`),
+    '; ',
+  );
 }
 
 function list(items: readonly string[], separator = ', '): string {

@@ -25,7 +25,14 @@ export function renderStorageClass(pool: StoragePool): StorageClass {
       labels: { ...MANAGED_BY, [POOL_LABEL]: pool.metadata.name },
       ...(sc.isDefault ? { annotations: { [DEFAULT_CLASS_ANNOTATION]: 'true' } } : {}),
       ownerReferences: [
-        { apiVersion: API_VERSION, kind: 'StoragePool', name: pool.metadata.name, uid: pool.metadata.uid!, controller: true, blockOwnerDeletion: true },
+        {
+          apiVersion: API_VERSION,
+          kind: 'StoragePool',
+          name: pool.metadata.name,
+          uid: pool.metadata.uid!,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
       ],
     },
     provisioner: dynamic ? CSI_DRIVER_NAME : LOCAL_PROVISIONER,
@@ -60,5 +67,8 @@ function defaultOf(field: (typeof IMMUTABLE_FIELDS)[number]): unknown {
 
 /** Whether a live StorageClass was made by Stowage for this pool (and may be changed or deleted by it). */
 export function isOwnedBy(live: StorageClass, pool: StoragePool): boolean {
-  return live.metadata.labels?.[POOL_LABEL] === pool.metadata.name && (live.metadata.ownerReferences ?? []).some((r) => r.uid === pool.metadata.uid);
+  return (
+    live.metadata.labels?.[POOL_LABEL] === pool.metadata.name &&
+    (live.metadata.ownerReferences ?? []).some((r) => r.uid === pool.metadata.uid)
+  );
 }
