@@ -5,6 +5,7 @@
 // `--version` ("Kubernetes v1.30.2").
 
 import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
 
 export type ControlPlaneComponent = 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler';
 
@@ -50,7 +51,19 @@ export function parseComponentVersion(text: string): ComponentVersion {
 
 /** Runs `<binary> --version` and parses what it prints. */
 export function binaryVersion(binary: string): ComponentVersion {
-  const out = execFileSync(binary, ['--version'], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out: string;
+  try {
+    out = execFileSync(binary, ['--version'], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    // A binary that cannot even say its version is broken: name it, its exit code and what it printed.
+    const err = e as { status?: number | null; signal?: string | null; stderr?: string; stdout?: string; message: string };
+    const how =
+      err.status != null ? `exited (${err.status})` : err.signal ? `was killed (${err.signal})` : `could not run (${err.message})`;
+    const output = `${err.stdout ?? ''}${err.stderr ?? ''}`.trim();
+    throw new Error(`control-plane: ${path.basename(binary)} ${how} on \`${binary} --version\`${output ? `:\n${output}` : ''}`, {
+      cause: e,
+    });
+  }
   return parseComponentVersion(out);
 }
 
